@@ -1,0 +1,1 @@
+"""fnn: functional neural networks built on the `transforms` library."""

@@ -1,0 +1,30 @@
+"""Crash-safe pytree checkpoints in the safetensors format.
+
+* `save(path, tree, metadata=None)` writes a pytree atomically (temp file, fsync, rename,
+  directory fsync), streaming array bytes without copying whole leaves.
+* `restore(path, target=None, *, partial=False, subtree=None)` validates the file and rebuilds
+  the tree exactly, or loads it into the structure of `target` (optionally partially, or only a
+  subtree).
+* `load_metadata(path)` returns the user metadata without reading tensor data.
+* `CheckpointManager(directory, max_to_keep=None, best_metric=None, best_mode='min')` keeps one
+  file per step, with retention of the newest checkpoints plus the best one.
+
+Files are plain safetensors files (readable by `safetensors.numpy.load_file`); each array leaf
+is a tensor named by its tree path joined with ``/``.  See `fnn.checkpoint.format` for the
+layout of the structure metadata and the exact guarantees.
+"""
+from fnn.checkpoint.format import (
+    CheckpointError,
+    CheckpointWarning,
+    load_metadata,
+    read_header,
+    remove_stale_temp_files,
+    restore,
+    save,
+)
+from fnn.checkpoint.manager import CheckpointManager
+
+__all__ = [
+    "save", "restore", "load_metadata", "read_header", "remove_stale_temp_files",
+    "CheckpointManager", "CheckpointError", "CheckpointWarning",
+]

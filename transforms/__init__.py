@@ -1,0 +1,19 @@
+"""transforms: JAX-style composable function transformations over NumPy, compiled with Numba.
+
+    import transforms as T
+    import transforms.numpy as tnp
+    from transforms import lax, random, tree
+"""
+from . import tree  # noqa: F401
+from . import lax  # noqa: F401
+from . import numpy  # noqa: F401  (installs tracer operators)
+from .api import (ShapeDtypeStruct, block_until_ready, device_get, device_put,  # noqa: F401
+                  eval_shape, grad, hessian, jacfwd, jacrev, jvp, linearize, make_jaxpr,
+                  value_and_grad, vjp)
+from .interpreters.batching import vmap  # noqa: F401
+from .lax.misc import stop_gradient  # noqa: F401
+from .errors import (ConcretizationTypeError, NonDifferentiableError, ShapeError,  # noqa: F401
+                     TracerArrayConversionError, TracerBoolConversionError,
+                     TracerIntegerConversionError, UnexpectedTracerError)
+
+__version__ = "0.1.0"

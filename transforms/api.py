@@ -1,0 +1,442 @@
+"""The user-facing transforms: grad, value_and_grad, vjp, jvp, linearize, jacfwd, jacrev,
+hessian, make_jaxpr, device_get. (vmap lives in interpreters/batching, jit in jit.py.)"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from . import tree as tree_util
+from .core import Tracer, current_trace, get_aval, is_float_dtype
+from .errors import NonDifferentiableError
+from .interpreters.jvp import jvp_flat
+from .interpreters.partial_eval import linearize_flat, trace_to_jaxpr
+from .interpreters.transpose import UndefinedPrimal, backward_pass
+from .ir import ClosedJaxpr
+from .source_info import where
+
+
+def _as_leaf(x):
+    if isinstance(x, (Tracer, np.ndarray)):
+        return x
+    if isinstance(x, np.generic):
+        return np.asarray(x)
+    if isinstance(x, (bool, int, float, complex)):
+        return np.asarray(x)
+    try:
+        a = np.asarray(x)
+    except Exception:  # noqa: BLE001
+        a = None
+    if a is None or a.dtype == object:
+        raise TypeError(f"argument of type {type(x).__name__} is not a valid array: {x!r:.80}")
+    return a
+
+
+def _normalize_argnums(argnums, nargs, fname):
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+    for a in nums:
+        if not -nargs <= a < nargs:
+            raise ValueError(f"{fname}: argnums {argnums} out of range for {nargs} positional "
+                             "arguments")
+    return single, tuple(a % nargs for a in nums)
+
+
+def _zeros_like(x):
+    from .lax import zeros_like_aval
+    return zeros_like_aval(get_aval(x))
+
+
+def _unwrap_aux(aux, trace):
+    """Aux outputs are returned as values, without derivative information (as JAX)."""
+    def one(x):
+        while isinstance(x, Tracer) and x._trace.level >= trace.level:
+            from .interpreters.jvp import JVPTracer
+            if isinstance(x, JVPTracer):
+                x = x.primal
+            else:
+                break
+        return x
+    return tree_util.map(one, aux)
+
+
+# ---------------------------------------------------------------------------------------------
+# vjp / grad
+# ---------------------------------------------------------------------------------------------
+
+def _vjp(fun, primals, has_aux, kwargs=None, check_scalar=None):
+    kwargs = kwargs or {}
+    flat, in_tree = tree_util.flatten(tuple(primals))
+    flat = [_as_leaf(x) for x in flat]
+    diff = [is_float_dtype(get_aval(x).dtype) for x in flat]
+    store = {}
+
+    def flat_fun(*args):
+        out = fun(*tree_util.unflatten(in_tree, list(args)), **kwargs)
+        if has_aux:
+            if not (isinstance(out, (tuple, list)) and len(out) == 2):
+                raise TypeError("a function with has_aux=True must return a pair (out, aux), "
+                                f"got {type(out).__name__}")
+            out, aux = out
+            store["aux"] = _unwrap_aux(aux, current_trace())
+        if check_scalar is not None:
+            check_scalar(out)
+        out_flat, out_tree = tree_util.flatten(out)
+        store["out_tree"] = out_tree
+        return [_as_leaf(o) for o in out_flat]
+
+    out_p, linear, out_nz = linearize_flat(flat_fun, flat, diff)
+    out_tree = store["out_tree"]
+    out_avals = [get_aval(o) for o in out_p]
+    in_avals = [get_aval(x) for x in flat]
+
+    def vjp_fn(ct):
+        ct_flat, ct_tree = tree_util.flatten(ct)
+        if ct_tree != out_tree:
+            raise ValueError(f"vjp: cotangent structure {ct_tree} does not match the output "
+                             f"structure {out_tree}")
+        for c, a in zip(ct_flat, out_avals):
+            if get_aval(c).shape != a.shape:
+                raise ValueError(f"vjp: cotangent of shape {get_aval(c).shape} for an output of "
+                                 f"shape {a.shape}")
+        cts = [_as_leaf(c) for c, nz in zip(ct_flat, out_nz) if nz]
+        args = [UndefinedPrimal(a) for a, d in zip(in_avals, diff) if d]
+        res = backward_pass(linear.jaxpr, linear.consts, args, cts)
+        it = iter(res)
+        full = []
+        for a, d in zip(in_avals, diff):
+            c = next(it) if d else None
+            if c is None:
+                from .lax import zeros_like_aval
+                c = zeros_like_aval(a)
+            elif get_aval(c).dtype != a.dtype:
+                from .lax import convert_element_type
+                c = convert_element_type(c, a.dtype)
+            full.append(c)
+        return tuple(tree_util.unflatten(in_tree, full))
+
+    out = tree_util.unflatten(out_tree, out_p)
+    if has_aux:
+        return out, vjp_fn, store["aux"]
+    return out, vjp_fn
+
+
+def vjp(fun, *primals, has_aux=False):
+    """`(out, vjp_fn)`; `vjp_fn(cotangent)` returns a tuple with one entry per primal."""
+    return _vjp(fun, primals, has_aux)
+
+
+def _check_scalar_output(fname):
+    def check(out):
+        if isinstance(out, (tuple, list, dict)):
+            raise NonDifferentiableError(
+                f"{fname} requires a function returning a scalar, got a {type(out).__name__}; "
+                "use jacrev/vjp for non-scalar outputs, or has_aux=True to return extras")
+        a = get_aval(out) if isinstance(out, (Tracer, np.ndarray, np.generic, float, int)) else None
+        if a is None:
+            raise NonDifferentiableError(f"{fname}: output of type {type(out).__name__} is not "
+                                         "an array")
+        if a.shape != ():
+            raise NonDifferentiableError(
+                f"Gradient only defined for scalar-output functions. Output had shape "
+                f"{a.shape}{where()}. Reduce it (e.g. .sum()) or use jacrev/vjp.")
+        if not is_float_dtype(a.dtype):
+            raise NonDifferentiableError(
+                f"{fname} requires real-valued (floating point) outputs, got {a.dtype}{where()}")
+    return check
+
+
+def value_and_grad(fun, argnums=0, has_aux=False):
+    """`(value, grad)`; with `has_aux`, `((value, aux), grad)`."""
+    @functools.wraps(fun)
+    def value_and_grad_fun(*args, **kwargs):
+        single, nums = _normalize_argnums(argnums, len(args), "grad")
+        for i in nums:
+            for path, leaf in tree_util.leaves_with_path(args[i]):
+                dt = get_aval(_as_leaf(leaf)).dtype
+                if not is_float_dtype(dt):
+                    raise NonDifferentiableError(
+                        f"grad requires real-valued (floating point) inputs, but argument {i}"
+                        f"{tree_util.keystr(path)} has dtype {dt}. Convert it with "
+                        ".astype(float) or exclude it from argnums.")
+
+        def partial_fun(*diff_args):
+            full = list(args)
+            for i, a in zip(nums, diff_args):
+                full[i] = a
+            return fun(*full, **kwargs)
+
+        res = _vjp(partial_fun, [args[i] for i in nums], has_aux,
+                   check_scalar=_check_scalar_output("grad"))
+        out, vjp_fn = res[0], res[1]
+        ct = np.ones((), dtype=get_aval(out).dtype)
+        grads = vjp_fn(ct)
+        g = grads[0] if single else tuple(grads)
+        if has_aux:
+            return (out, res[2]), g
+        return out, g
+
+    return value_and_grad_fun
+
+
+def grad(fun, argnums=0, has_aux=False):
+    """Reverse-mode gradient of a scalar-output function (with respect to `argnums`)."""
+    vg = value_and_grad(fun, argnums, has_aux)
+
+    @functools.wraps(fun)
+    def grad_fun(*args, **kwargs):
+        (val, g) = vg(*args, **kwargs)
+        if has_aux:
+            return g, val[1]
+        return g
+
+    return grad_fun
+
+
+# ---------------------------------------------------------------------------------------------
+# jvp / linearize
+# ---------------------------------------------------------------------------------------------
+
+def jvp(fun, primals, tangents, has_aux=False):
+    """Forward mode: `(fun(*primals), tangent_out)`."""
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("jvp: primals and tangents must be tuples or lists, e.g. jvp(f, (x,), (t,))")
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    flat_p, tree_p = tree_util.flatten(tuple(primals))
+    flat_t, tree_t = tree_util.flatten(tuple(tangents))
+    if tree_p != tree_t:
+        raise ValueError(f"jvp: primal structure {tree_p} and tangent structure {tree_t} differ")
+    flat_p = [_as_leaf(x) for x in flat_p]
+    flat_t = [_as_leaf(x) for x in flat_t]
+    for p, t in zip(flat_p, flat_t):
+        if get_aval(p).shape != get_aval(t).shape:
+            raise ValueError(f"jvp: primal shape {get_aval(p).shape} and tangent shape "
+                             f"{get_aval(t).shape} differ")
+    store = {}
+
+    def flat_fun(*args):
+        out = fun(*tree_util.unflatten(tree_p, list(args)))
+        if has_aux:
+            out, aux = out
+            store["aux"] = _unwrap_aux(aux, current_trace())
+        out_flat, store["tree"] = tree_util.flatten(out)
+        return [_as_leaf(o) for o in out_flat]
+
+    diff = [is_float_dtype(get_aval(p).dtype) for p in flat_p]
+    out_p, out_t = jvp_flat(flat_fun, flat_p, [t if d else None for t, d in zip(flat_t, diff)])
+    out_t = [_zeros_like(p) if t is None else t for p, t in zip(out_p, out_t)]
+    res = (tree_util.unflatten(store["tree"], out_p), tree_util.unflatten(store["tree"], out_t))
+    return res + (store["aux"],) if has_aux else res
+
+
+def linearize(fun, *primals):
+    """`(out, f_jvp)` where `f_jvp(*tangents)` evaluates the JVP at `primals` (staged once)."""
+    flat, in_tree = tree_util.flatten(tuple(primals))
+    flat = [_as_leaf(x) for x in flat]
+    store = {}
+    diff = [is_float_dtype(get_aval(x).dtype) for x in flat]
+
+    def flat_fun(*args):
+        out_flat, store["tree"] = tree_util.flatten(fun(*tree_util.unflatten(in_tree, list(args))))
+        return [_as_leaf(o) for o in out_flat]
+
+    out_p, linear, out_nz = linearize_flat(flat_fun, flat, diff)
+
+    def f_jvp(*tangents):
+        t_flat, t_tree = tree_util.flatten(tuple(tangents))
+        if t_tree != in_tree:
+            raise ValueError(f"linearize: tangent structure {t_tree} != primal structure {in_tree}")
+        from .ir import eval_jaxpr
+        outs = iter(eval_jaxpr(linear.jaxpr, linear.consts,
+                               *[_as_leaf(t) for t, d in zip(t_flat, diff) if d]))
+        res = [next(outs) if nz else _zeros_like(p) for p, nz in zip(out_p, out_nz)]
+        return tree_util.unflatten(store["tree"], res)
+
+    return tree_util.unflatten(store["tree"], out_p), f_jvp
+
+
+# ---------------------------------------------------------------------------------------------
+# Jacobians
+# ---------------------------------------------------------------------------------------------
+
+def _std_basis(flat_avals):
+    """Identity matrix split per leaf: a (total, *shape) array for each leaf."""
+    total = sum(a.size for a in flat_avals)
+    dtype = np.result_type(*[a.dtype for a in flat_avals]) if flat_avals else np.float64
+    eye = np.eye(total, dtype=dtype)
+    out, start = [], 0
+    for a in flat_avals:
+        out.append(eye[:, start:start + a.size].reshape((total,) + a.shape).astype(a.dtype))
+        start += a.size
+    return out, total
+
+
+def jacfwd(fun, argnums=0, has_aux=False):
+    """Jacobian by forward mode: one batched JVP over the standard basis (vmap)."""
+    from .interpreters.batching import vmap
+
+    def jac_fun(*args, **kwargs):
+        single, nums = _normalize_argnums(argnums, len(args), "jacfwd")
+        dyn = tuple(args[i] for i in nums)
+        flat, in_tree = tree_util.flatten(dyn)
+        flat = [_as_leaf(x) for x in flat]
+        avals = [get_aval(x) for x in flat]
+        basis, total = _std_basis(avals)
+
+        def f_dyn(*d):
+            full = list(args)
+            for i, a in zip(nums, d):
+                full[i] = a
+            return fun(*full, **kwargs)
+
+        def push(*tan_flat):
+            tans = tree_util.unflatten(in_tree, list(tan_flat))
+            res = jvp(f_dyn, dyn, tans, has_aux=has_aux)
+            return (res[1], res[2]) if has_aux else res[1]
+
+        out = vmap(push, in_axes=0, out_axes=-1)(*basis)
+        if has_aux:
+            out, aux = out
+            aux = tree_util.map(lambda a: a[..., 0], aux)
+        # out leaves: (*out_shape, total) -> split the last axis per input leaf
+        def split(o):
+            pieces, start = [], 0
+            for a in avals:
+                piece = o[..., start:start + a.size]
+                pieces.append(piece.reshape(o.shape[:-1] + a.shape))
+                start += a.size
+            per_arg = tree_util.unflatten(in_tree, pieces)
+            return per_arg[0] if single else per_arg
+        jac = tree_util.map(split, out)
+        return (jac, aux) if has_aux else jac
+
+    return jac_fun
+
+
+def jacrev(fun, argnums=0, has_aux=False):
+    """Jacobian by reverse mode: one batched VJP over the output basis (vmap)."""
+    from .interpreters.batching import vmap
+
+    def jac_fun(*args, **kwargs):
+        single, nums = _normalize_argnums(argnums, len(args), "jacrev")
+
+        def f_dyn(*d):
+            full = list(args)
+            for i, a in zip(nums, d):
+                full[i] = a
+            return fun(*full, **kwargs)
+
+        res = _vjp(f_dyn, [args[i] for i in nums], has_aux)
+        out, vjp_fn = res[0], res[1]
+        out_flat, out_tree = tree_util.flatten(out)
+        out_avals = [get_aval(_as_leaf(o)) for o in out_flat]
+        basis, total = _std_basis(out_avals)
+        in_flat, in_tree = tree_util.flatten(tuple(args[i] for i in nums))
+        in_avals = [get_aval(_as_leaf(x)) for x in in_flat]
+
+        def pull(*ct_flat):
+            return vjp_fn(tree_util.unflatten(out_tree, list(ct_flat)))
+
+        cts = vmap(pull)(*basis)                       # per input: (total, *in_shape)
+        cts_flat = tree_util.leaves(cts)
+        # build out-tree of in-tree: for each output leaf, slice its rows
+        per_out, start = [], 0
+        for oa in out_avals:
+            rows = [c[start:start + oa.size].reshape(oa.shape + ia.shape)
+                    for c, ia in zip(cts_flat, in_avals)]
+            per_arg = tree_util.unflatten(in_tree, rows)
+            per_out.append(per_arg[0] if single else per_arg)
+            start += oa.size
+        jac = tree_util.unflatten(out_tree, per_out)
+        return (jac, res[2]) if has_aux else jac
+
+    return jac_fun
+
+
+def hessian(fun, argnums=0, has_aux=False):
+    """Hessian: jacfwd(jacrev(fun))."""
+    return jacfwd(jacrev(fun, argnums, has_aux), argnums, has_aux)
+
+
+# ---------------------------------------------------------------------------------------------
+# make_jaxpr, device_get
+# ---------------------------------------------------------------------------------------------
+
+def make_jaxpr(fun, static_argnums=(), return_shape=False):
+    """`make_jaxpr(f)(*args)` is the IR of `f` at those arguments (a `ClosedJaxpr`)."""
+    static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+
+    @functools.wraps(fun)
+    def make(*args, **kwargs):
+        dyn_idx = [i for i in range(len(args)) if i not in static]
+        flat, in_tree = tree_util.flatten(tuple(args[i] for i in dyn_idx))
+        flat = [_as_leaf(x) for x in flat]
+        store = {}
+
+        def flat_fun(*leaves):
+            dyn = tree_util.unflatten(in_tree, list(leaves))
+            full = list(args)
+            for i, a in zip(dyn_idx, dyn):
+                full[i] = a
+            out = fun(*full, **kwargs)
+            out_flat, store["tree"] = tree_util.flatten(out)
+            store["out"] = out
+            return [_as_leaf(o) for o in out_flat]
+
+        closed = trace_to_jaxpr(flat_fun, [get_aval(x) for x in flat])
+        if return_shape:
+            from .core import ShapedArray
+            shapes = tree_util.unflatten(store["tree"], [ShapeDtypeStruct(a.shape, a.dtype)
+                                                         for a in closed.out_avals])
+            del ShapedArray
+            return closed, shapes
+        return closed
+
+    return make
+
+
+class ShapeDtypeStruct:
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+
+    def __repr__(self):
+        return f"ShapeDtypeStruct(shape={self.shape}, dtype={self.dtype.name})"
+
+    def __eq__(self, o):
+        return isinstance(o, ShapeDtypeStruct) and (self.shape, self.dtype) == (o.shape, o.dtype)
+
+    def __hash__(self):
+        return hash((self.shape, self.dtype))
+
+
+def eval_shape(fun, *args, **kwargs):
+    _, shapes = make_jaxpr(lambda *a: fun(*a, **kwargs), return_shape=True)(*args)
+    return shapes
+
+
+def device_get(x):
+    """A pytree of NumPy arrays (identity on NumPy input)."""
+    def one(v):
+        if isinstance(v, Tracer):
+            c = v.concrete_value()
+            if c is None:
+                return np.asarray(v)        # raises the tracer conversion error
+            return np.asarray(c)
+        return v if isinstance(v, (np.ndarray, np.generic)) else np.asarray(v)
+    return tree_util.map(one, x)
+
+
+def device_put(x, device=None):
+    return device_get(x)
+
+
+def block_until_ready(x):
+    return x
+
+
+__all__ = ["grad", "value_and_grad", "vjp", "jvp", "linearize", "jacfwd", "jacrev", "hessian",
+           "make_jaxpr", "eval_shape", "device_get", "device_put", "ClosedJaxpr",
+           "ShapeDtypeStruct", "block_until_ready"]

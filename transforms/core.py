@@ -1,0 +1,353 @@
+"""The tracing core: abstract values, primitives, traces and tracers, the current-trace context.
+
+Dispatch is "stackless", as in today's JAX: there is one *current trace*. `Primitive.bind`
+hands the primitive to it; a trace's rules run with the trace's *parent* as the current trace,
+so transforms nest to any depth. Every trace has a `level` (its depth) and an `alive` flag that
+is cleared when its transform returns; a tracer whose trace is dead, or deeper than the current
+trace, has leaked and is reported as an `UnexpectedTracerError`.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+from .errors import (ConcretizationTypeError, TracerArrayConversionError,
+                     TracerBoolConversionError, TracerIntegerConversionError,
+                     UnexpectedTracerError)
+
+# ---------------------------------------------------------------------------------------------
+# Abstract values
+# ---------------------------------------------------------------------------------------------
+
+_SHORT_DTYPE = {
+    "float16": "f16", "float32": "f32", "float64": "f64", "int8": "i8", "int16": "i16",
+    "int32": "i32", "int64": "i64", "uint8": "u8", "uint16": "u16", "uint32": "u32",
+    "uint64": "u64", "bool": "bool", "complex64": "c64", "complex128": "c128",
+}
+
+
+class ShapedArray:
+    """The abstract value of an array: its shape and dtype."""
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __eq__(self, other):
+        return (isinstance(other, ShapedArray) and self.shape == other.shape
+                and self.dtype == other.dtype)
+
+    def __hash__(self):
+        return hash((self.shape, self.dtype))
+
+    def str_short(self):
+        return f"{_SHORT_DTYPE.get(self.dtype.name, self.dtype.name)}[{','.join(map(str, self.shape))}]"
+
+    __str__ = str_short
+
+    def __repr__(self):
+        return f"ShapedArray({self.str_short()})"
+
+    def update(self, shape=None, dtype=None):
+        return ShapedArray(self.shape if shape is None else shape,
+                           self.dtype if dtype is None else dtype)
+
+
+def dtype_of_python_scalar(x):
+    if isinstance(x, (bool, np.bool_)):
+        return np.dtype(np.bool_)
+    if isinstance(x, int):
+        return np.dtype(np.int64)
+    if isinstance(x, float):
+        return np.dtype(np.float64)
+    if isinstance(x, complex):
+        return np.dtype(np.complex128)
+    raise TypeError(f"{type(x).__name__} is not a valid array value")
+
+
+def get_aval(x) -> ShapedArray:
+    if isinstance(x, Tracer):
+        return x.aval
+    if isinstance(x, (np.ndarray, np.generic)):
+        return ShapedArray(x.shape, x.dtype)
+    if isinstance(x, (bool, int, float, complex)):
+        return ShapedArray((), dtype_of_python_scalar(x))
+    if hasattr(x, "__array__") or isinstance(x, (list, tuple)):
+        a = np.asarray(x)
+        if a.dtype == object:
+            raise TypeError(f"cannot interpret {type(x).__name__} as an array")
+        return ShapedArray(a.shape, a.dtype)
+    raise TypeError(f"value of type {type(x).__name__} is not a valid array: {x!r:.80}")
+
+
+def is_float_dtype(dtype) -> bool:
+    return np.issubdtype(dtype, np.inexact)
+
+
+# ---------------------------------------------------------------------------------------------
+# Primitives
+# ---------------------------------------------------------------------------------------------
+
+class Primitive:
+    """A named operation. Its rules are attributes, registered next to its definition:
+
+    impl(*arrays, **params)                   NumPy implementation (eager mode)
+    abstract_eval(*avals, **params)           output aval(s)
+    jvp(primals, tangents, **params)          -> (primal_out, tangent_out); tangent None = zero
+    transpose(ct, *args, **params)            for linear primitives; linear args are
+                                              `UndefinedPrimal`s; returns one ct per arg
+    batch(args, dims, **params)               -> (out, out_dim); dims are int or None
+    partial_eval / other per-transform hooks  only for higher-order primitives
+
+    Numba lowerings live in `transforms.backend.numba`, keyed by primitive name.
+    """
+
+    def __init__(self, name, multiple_results=False):
+        self.name = name
+        self.multiple_results = multiple_results
+        self.impl = None
+        self.abstract_eval = None
+        self.jvp = None
+        self.transpose = None
+        self.batch = None
+
+    def __repr__(self):
+        return self.name
+
+    def bind(self, *args, **params):
+        return _state.trace.process_primitive(self, args, params)
+
+    # decorators, so that a rule is written as `@prim.def_jvp` right after the primitive
+    def def_impl(self, f):
+        self.impl = f
+        return f
+
+    def def_abstract_eval(self, f):
+        self.abstract_eval = f
+        return f
+
+    def def_jvp(self, f):
+        self.jvp = f
+        return f
+
+    def def_transpose(self, f):
+        self.transpose = f
+        return f
+
+    def def_batch(self, f):
+        self.batch = f
+        return f
+
+
+# ---------------------------------------------------------------------------------------------
+# Traces and the current-trace context
+# ---------------------------------------------------------------------------------------------
+
+class Trace:
+    """Base of every interpreter. Subclasses implement `process_primitive`."""
+
+    def __init__(self, parent):
+        self.parent = parent
+        self.level = 0 if parent is None else parent.level + 1
+        self.alive = True
+
+    def process_primitive(self, prim, args, params):
+        raise NotImplementedError
+
+    def is_own(self, x):
+        """True if `x` is one of this trace's tracers; raises on a leaked tracer."""
+        if isinstance(x, Tracer):
+            t = x._trace
+            if t is self:
+                return True
+            if not t.alive or t.level >= self.level:
+                raise leaked_tracer_error(x)
+        return False
+
+    def __repr__(self):
+        return f"{type(self).__name__}(level={self.level})"
+
+
+def leaked_tracer_error(x):
+    from .source_info import where
+    t = x._trace
+    state = "has already returned" if not t.alive else "is not active here"
+    return UnexpectedTracerError(
+        f"Encountered an unexpected tracer {x.aval.str_short()} created by "
+        f"{type(t).__name__}: the transformation that created it {state}{where()}. "
+        "This usually means a traced value was stored outside the function being transformed "
+        "(a global, a closure, an attribute) and used after the transform returned. "
+        "Return it from the function instead.")
+
+
+class EvalTrace(Trace):
+    """The bottom of the stack: run each primitive's NumPy implementation."""
+
+    def process_primitive(self, prim, args, params):
+        for a in args:
+            if isinstance(a, Tracer):
+                raise leaked_tracer_error(a)
+        return prim.impl(*args, **params)
+
+
+class _State(threading.local):
+    def __init__(self):
+        self.trace = EVAL_TRACE
+
+
+EVAL_TRACE = EvalTrace(None)
+_state = _State()
+
+
+def current_trace() -> Trace:
+    return _state.trace
+
+
+@contextlib.contextmanager
+def set_current_trace(trace):
+    prev = _state.trace
+    _state.trace = trace
+    try:
+        yield trace
+    finally:
+        _state.trace = prev
+
+
+@contextlib.contextmanager
+def new_trace(trace_type, *args, **kwargs):
+    """Create a child of the current trace, make it current, and kill it on exit."""
+    prev = _state.trace
+    trace = trace_type(prev, *args, **kwargs)
+    _state.trace = trace
+    try:
+        yield trace
+    finally:
+        _state.trace = prev
+        trace.alive = False
+
+
+def bind_in(trace, prim, *args, **params):
+    """Bind `prim` with `trace` as the current trace (how a rule defers to its parent)."""
+    prev = _state.trace
+    _state.trace = trace
+    try:
+        return trace.process_primitive(prim, args, params)
+    finally:
+        _state.trace = prev
+
+
+# ---------------------------------------------------------------------------------------------
+# Tracers
+# ---------------------------------------------------------------------------------------------
+
+_CONCRETE_HINT = (
+    "Use transforms.lax.cond / lax.switch / lax.select / tnp.where for data-dependent "
+    "branches, lax.while_loop / lax.fori_loop / lax.scan for loops, or mark the argument "
+    "static with jit(..., static_argnums=...).")
+
+
+class Tracer:
+    """A value standing in for an array inside a transform. Operators and methods are
+    installed by `transforms.numpy` (so they mean exactly what `tnp` functions mean)."""
+    __slots__ = ("_trace",)
+    __array_priority__ = 1000
+
+    @property
+    def aval(self) -> ShapedArray:
+        raise NotImplementedError
+
+    def concrete_value(self):
+        """A concrete NumPy value if this tracer has one (e.g. under grad), else None."""
+        return None
+
+    shape = property(lambda self: self.aval.shape)
+    dtype = property(lambda self: self.aval.dtype)
+    ndim = property(lambda self: len(self.aval.shape))
+    size = property(lambda self: self.aval.size)
+
+    def __len__(self):
+        if not self.aval.shape:
+            raise TypeError("len() of unsized object (a 0-d traced array)")
+        return self.aval.shape[0]
+
+    def __iter__(self):
+        if not self.aval.shape:
+            raise TypeError("iteration over a 0-d traced array")
+        return (self[i] for i in range(self.aval.shape[0]))
+
+    def _concrete_or_raise(self, what, error_type):
+        v = self.concrete_value()
+        if v is None:
+            from .source_info import where
+            raise error_type(
+                f"{what} was called on a traced value {self.aval.str_short()} whose value is not "
+                f"known while tracing{where()}. {_CONCRETE_HINT}")
+        return v
+
+    def __bool__(self):
+        return bool(self._concrete_or_raise("bool() (a Python `if`, `while`, `and`/`or`)",
+                                            TracerBoolConversionError))
+
+    def __int__(self):
+        return int(self._concrete_or_raise("int()", TracerIntegerConversionError))
+
+    def __index__(self):
+        return int(self._concrete_or_raise("an integer conversion (__index__)",
+                                           TracerIntegerConversionError))
+
+    def __float__(self):
+        return float(self._concrete_or_raise("float()", ConcretizationTypeError))
+
+    def __complex__(self):
+        return complex(self._concrete_or_raise("complex()", ConcretizationTypeError))
+
+    def __array__(self, dtype=None, copy=None):
+        v = self.concrete_value()
+        if v is None:
+            from .source_info import where
+            raise TracerArrayConversionError(
+                f"A traced value {self.aval.str_short()} was converted to a NumPy array{where()}. "
+                "Inside transformed functions use transforms.numpy (tnp) instead of numpy, "
+                "or move the NumPy code outside the transformed function.")
+        return np.asarray(v, dtype=dtype)
+
+    def __hash__(self):
+        raise TypeError("traced values are not hashable (a static argument must be a Python "
+                        "value: see jit(static_argnums=...))")
+
+    def __repr__(self):
+        return f"Traced<{self.aval.str_short()}>with<{type(self._trace).__name__}>"
+
+    __str__ = __repr__
+
+
+def full_lower(x):
+    """Concrete value of `x` when it has one, else `x`."""
+    if isinstance(x, Tracer):
+        v = x.concrete_value()
+        return x if v is None else v
+    return x
+
+
+def concrete_or_error(x, what="this value"):
+    """A concrete Python/NumPy value for `x`, or a ConcretizationTypeError naming `what`."""
+    if isinstance(x, Tracer):
+        v = x.concrete_value()
+        if v is None:
+            from .source_info import where
+            raise ConcretizationTypeError(
+                f"{what} must be concrete, but got a traced value {x.aval.str_short()}{where()}. "
+                f"{_CONCRETE_HINT}")
+        return v
+    return x

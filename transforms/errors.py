@@ -1,0 +1,29 @@
+"""Exception types raised to users. Each is a TypeError/ValueError subclass (API contract)."""
+
+
+class UnexpectedTracerError(TypeError):
+    """A traced value was used after the transform that created it had returned (a leak)."""
+
+
+class ConcretizationTypeError(TypeError):
+    """Python control flow or a conversion (`bool`, `int`, `float`) needed a concrete value."""
+
+
+class TracerBoolConversionError(ConcretizationTypeError):
+    pass
+
+
+class TracerIntegerConversionError(ConcretizationTypeError):
+    pass
+
+
+class TracerArrayConversionError(TypeError):
+    """A traced value was handed to code that needs a real NumPy array."""
+
+
+class ShapeError(ValueError):
+    """Operand shapes are incompatible for an operation."""
+
+
+class NonDifferentiableError(TypeError):
+    """grad of a non-scalar or non-float output, or w.r.t. an integer input."""

@@ -1,0 +1,62 @@
+"""Forward mode: a JVPTracer carries (primal, tangent); `None` is a symbolic zero tangent."""
+from __future__ import annotations
+
+from ..core import Trace, Tracer, bind_in, get_aval, new_trace, set_current_trace
+
+
+class JVPTracer(Tracer):
+    __slots__ = ("primal", "tangent")
+
+    def __init__(self, trace, primal, tangent):
+        self._trace, self.primal, self.tangent = trace, primal, tangent
+
+    @property
+    def aval(self):
+        return get_aval(self.primal)
+
+    def concrete_value(self):
+        p = self.primal
+        return p.concrete_value() if isinstance(p, Tracer) else p
+
+
+class JVPTrace(Trace):
+    def process_primitive(self, prim, args, params):
+        primals, tangents, any_tangent = [], [], False
+        for a in args:
+            if self.is_own(a):
+                primals.append(a.primal)
+                tangents.append(a.tangent)
+                any_tangent = any_tangent or a.tangent is not None
+            else:
+                primals.append(a)
+                tangents.append(None)
+        if not any_tangent:
+            return bind_in(self.parent, prim, *primals, **params)
+        custom = getattr(prim, "jvp_trace_rule", None)   # higher-order primitives
+        if custom is not None:
+            with set_current_trace(self.parent):
+                out, tout = custom(self, primals, tangents, **params)
+        else:
+            if prim.jvp is None:
+                raise NotImplementedError(f"differentiation rule for '{prim.name}' not implemented")
+            with set_current_trace(self.parent):
+                out, tout = prim.jvp(primals, tangents, **params)
+        if prim.multiple_results:
+            return [JVPTracer(self, p, t) for p, t in zip(out, tout)]
+        return JVPTracer(self, out, tout)
+
+
+def jvp_flat(fun, primals, tangents):
+    """Run `fun` (flat list -> flat list) in forward mode. Zero tangents come back as None."""
+    with new_trace(JVPTrace) as trace:
+        ins = [JVPTracer(trace, p, t) for p, t in zip(primals, tangents)]
+        outs = fun(*ins)
+        out_p, out_t = [], []
+        for o in outs:
+            if trace.is_own(o):
+                out_p.append(o.primal)
+                out_t.append(o.tangent)
+            else:
+                out_p.append(o)
+                out_t.append(None)
+    return out_p, out_t

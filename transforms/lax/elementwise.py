@@ -1,0 +1,525 @@
+"""Elementwise primitives: arithmetic, math, comparisons, select, dtype conversion.
+
+Operands of a primitive have equal shapes and dtypes (the `lax` wrappers broadcast and
+promote). Every primitive's rules sit right below it. JVP rules receive `None` for a zero
+tangent; batching rules live in `transforms.interpreters.batching` (they are generic here).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..core import Primitive, ShapedArray, Tracer, get_aval
+from ._util import as_array, check_same_dtypes, check_same_shapes, is_undefined
+
+try:  # scipy is a hard dependency (Numba needs it for BLAS), but keep import failure clear
+    from scipy import special as _special
+except ImportError:  # pragma: no cover
+    _special = None
+
+ELEMENTWISE = set()     # names of elementwise primitives (fusable, trivially batchable)
+
+
+def _same_aval(*avals, **_):
+    check_same_shapes("elementwise", avals)
+    return avals[0]
+
+
+def _unary(name, impl, out_dtype=None):
+    p = Primitive(name)
+    p.def_impl(impl)
+    if out_dtype is None:
+        p.def_abstract_eval(lambda x, **_: x)
+    else:
+        p.def_abstract_eval(lambda x, **_: ShapedArray(x.shape, out_dtype))
+    ELEMENTWISE.add(name)
+    return p
+
+
+def _binary(name, impl, out_dtype=None):
+    p = Primitive(name)
+    p.def_impl(impl)
+
+    def abstract_eval(x, y, **_):
+        check_same_shapes(name, (x, y))
+        check_same_dtypes(name, (x, y))
+        return x if out_dtype is None else ShapedArray(x.shape, out_dtype)
+
+    p.def_abstract_eval(abstract_eval)
+    ELEMENTWISE.add(name)
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# lax-level wrappers: numpy-style broadcasting and scalar handling for rule code
+# ---------------------------------------------------------------------------------------------
+
+def _prep(x, y):
+    """Make two operands bindable: scalars take the other's dtype; shapes broadcast."""
+    xt, yt = isinstance(x, (Tracer, np.ndarray, np.generic)), isinstance(y, (Tracer, np.ndarray,
+                                                                            np.generic))
+    if not xt:
+        x = np.asarray(x, dtype=get_aval(y).dtype if yt else None)
+    if not yt:
+        y = np.asarray(y, dtype=get_aval(x).dtype)
+    ax, ay = get_aval(x), get_aval(y)
+    if ax.dtype != ay.dtype:
+        dt = np.result_type(ax.dtype, ay.dtype)
+        x, y = convert_element_type(x, dt), convert_element_type(y, dt)
+    if ax.shape != ay.shape:
+        from .shape import broadcast_to
+        shape = np.broadcast_shapes(ax.shape, ay.shape)
+        x, y = broadcast_to(x, shape), broadcast_to(y, shape)
+    return x, y
+
+
+def _bin_fn(p):
+    def fn(x, y):
+        return p.bind(*_prep(x, y))
+    fn.__name__ = p.name
+    return fn
+
+
+def _un_fn(p):
+    def fn(x):
+        return p.bind(as_array(x))
+    fn.__name__ = p.name
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# Arithmetic
+# ---------------------------------------------------------------------------------------------
+
+add_p = _binary("add", np.add)
+sub_p = _binary("sub", np.subtract)
+mul_p = _binary("mul", np.multiply)
+div_p = _binary("div", lambda x, y: _div_impl(x, y))
+rem_p = _binary("rem", lambda x, y: np.fmod(x, y))
+pow_p = _binary("pow", np.power)
+max_p = _binary("max", np.maximum)
+min_p = _binary("min", np.minimum)
+atan2_p = _binary("atan2", np.arctan2)
+neg_p = _unary("neg", np.negative)
+
+
+def _div_impl(x, y):
+    # lax.div on integers rounds toward zero (C semantics); tnp builds floor_divide on top.
+    if np.issubdtype(np.result_type(x), np.integer):
+        q = np.floor_divide(x, y)
+        return np.where((np.remainder(x, y) != 0) & ((x < 0) != (y < 0)), q + 1, q).astype(
+            np.result_type(x))
+    return np.true_divide(x, y)
+
+
+add, sub, mul, div, rem, pow, max, min, atan2 = map(   # noqa: A001
+    _bin_fn, (add_p, sub_p, mul_p, div_p, rem_p, pow_p, max_p, min_p, atan2_p))
+neg = _un_fn(neg_p)
+
+
+def _add_tangents(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return add(a, b)
+
+
+def zeros_like_aval(a):
+    from .shape import full
+    return full(a.shape, 0, a.dtype)
+
+
+def instantiate(t, like):
+    """A zero tangent (None) made concrete with the shape/dtype of `like` (a value or aval)."""
+    if t is not None:
+        return t
+    a = like if isinstance(like, ShapedArray) else get_aval(like)
+    return zeros_like_aval(a)
+
+
+def _linear_binary_transpose(sign_y):
+    def rule(ct, x, y):
+        return [ct if is_undefined(x) else None,
+                (ct if sign_y > 0 else neg(ct)) if is_undefined(y) else None]
+    return rule
+
+
+add_p.def_jvp(lambda p, t: (add(*p), _add_tangents(*t)))
+add_p.def_transpose(_linear_binary_transpose(+1))
+sub_p.def_jvp(lambda p, t: (sub(*p), t[0] if t[1] is None else
+                            neg(t[1]) if t[0] is None else sub(t[0], t[1])))
+sub_p.def_transpose(_linear_binary_transpose(-1))
+neg_p.def_jvp(lambda p, t: (neg(p[0]), neg(t[0])))
+neg_p.def_transpose(lambda ct, x: [neg(ct)])
+
+
+@mul_p.def_jvp
+def _mul_jvp(primals, tangents):
+    x, y = primals
+    tx, ty = tangents
+    return mul(x, y), _add_tangents(None if tx is None else mul(tx, y),
+                                    None if ty is None else mul(x, ty))
+
+
+@mul_p.def_transpose
+def _mul_transpose(ct, x, y):
+    if is_undefined(x) and is_undefined(y):
+        raise TypeError("mul is not linear in both operands")
+    if is_undefined(x):
+        return [mul(ct, y), None]
+    return [None, mul(x, ct)]
+
+
+@div_p.def_jvp
+def _div_jvp(primals, tangents):
+    x, y = primals
+    tx, ty = tangents
+    out = div(x, y)
+    t = None if tx is None else div(tx, y)
+    if ty is not None:
+        t = _add_tangents(t, neg(mul(ty, div(out, y))))
+    return out, t
+
+
+@div_p.def_transpose
+def _div_transpose(ct, x, y):
+    if is_undefined(y):
+        raise TypeError("div is not linear in its denominator")
+    return [div(ct, y), None]
+
+
+@rem_p.def_jvp
+def _rem_jvp(primals, tangents):
+    x, y = primals
+    tx, ty = tangents
+    out = rem(x, y)
+    t = tx
+    if ty is not None:
+        t = _add_tangents(t, neg(mul(ty, trunc(div(x, y)))))
+    return out, t
+
+
+def trunc(x):
+    return select(lt(x, 0), ceil(x), floor(x))
+
+
+@pow_p.def_jvp
+def _pow_jvp(primals, tangents):
+    x, y = primals
+    tx, ty = tangents
+    out = pow(x, y)
+    t = None
+    if tx is not None:
+        # y * x**(y-1), written to stay finite at x == 0 for y >= 1
+        t = mul(tx, mul(y, pow(x, sub(y, 1))))
+    if ty is not None:
+        safe_x = select(eq(x, 0), full_like(x, 1), x)
+        t = _add_tangents(t, mul(ty, select(eq(x, 0), full_like(x, 0), mul(out, log(safe_x)))))
+    return out, t
+
+
+def full_like(x, v):
+    from .shape import full
+    a = get_aval(x)
+    return full(a.shape, v, a.dtype)
+
+
+def _minmax_jvp(fn, pick_x):
+    def rule(primals, tangents):
+        x, y = primals
+        tx, ty = tangents
+        out = fn(x, y)
+        # ties split the tangent equally, as JAX does
+        wx = select(pick_x(x, y), full_like(x, 1), select(eq(x, y), full_like(x, 0.5),
+                                                          full_like(x, 0)))
+        t = None
+        if tx is not None:
+            t = mul(tx, wx)
+        if ty is not None:
+            t = _add_tangents(t, mul(ty, sub(1, wx)))
+        return out, t
+    return rule
+
+
+max_p.def_jvp(_minmax_jvp(max, lambda x, y: gt(x, y)))
+min_p.def_jvp(_minmax_jvp(min, lambda x, y: lt(x, y)))
+
+
+@atan2_p.def_jvp
+def _atan2_jvp(primals, tangents):
+    y, x = primals
+    ty, tx = tangents
+    denom = add(mul(x, x), mul(y, y))
+    t = None if ty is None else mul(ty, div(x, denom))
+    if tx is not None:
+        t = _add_tangents(t, neg(mul(tx, div(y, denom))))
+    return atan2(y, x), t
+
+
+# ---------------------------------------------------------------------------------------------
+# Unary math
+# ---------------------------------------------------------------------------------------------
+
+def _np_logistic(x):
+    x = np.asarray(x)
+    with np.errstate(over="ignore"):
+        return (1 / (1 + np.exp(-x))).astype(x.dtype, copy=False)
+
+
+def _np_rsqrt(x):
+    x = np.asarray(x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (1 / np.sqrt(x)).astype(x.dtype, copy=False)
+
+
+def _np_erf(x):
+    x = np.asarray(x)
+    return _special.erf(x).astype(x.dtype, copy=False)
+
+
+def _np_round(x):
+    # lax.round rounds half away from zero; tnp.round uses half-to-even (NumPy's rule)
+    return np.copysign(np.floor(np.abs(x) + 0.5), x).astype(np.asarray(x).dtype, copy=False)
+
+
+exp_p = _unary("exp", np.exp)
+exp2_p = _unary("exp2", np.exp2)
+log_p = _unary("log", np.log)
+log1p_p = _unary("log1p", np.log1p)
+expm1_p = _unary("expm1", np.expm1)
+tanh_p = _unary("tanh", np.tanh)
+logistic_p = _unary("logistic", _np_logistic)
+sin_p = _unary("sin", np.sin)
+cos_p = _unary("cos", np.cos)
+tan_p = _unary("tan", np.tan)
+asin_p = _unary("asin", np.arcsin)
+acos_p = _unary("acos", np.arccos)
+atan_p = _unary("atan", np.arctan)
+sinh_p = _unary("sinh", np.sinh)
+cosh_p = _unary("cosh", np.cosh)
+asinh_p = _unary("asinh", np.arcsinh)
+atanh_p = _unary("atanh", np.arctanh)
+sqrt_p = _unary("sqrt", np.sqrt)
+rsqrt_p = _unary("rsqrt", _np_rsqrt)
+erf_p = _unary("erf", _np_erf)
+abs_p = _unary("abs", np.abs)
+sign_p = _unary("sign", np.sign)
+floor_p = _unary("floor", np.floor)
+ceil_p = _unary("ceil", np.ceil)
+round_p = _unary("round", _np_round)
+round_even_p = _unary("round_even", np.rint)
+
+(exp, exp2, log, log1p, expm1, tanh, logistic, sin, cos, tan, asin, acos, atan, sinh, cosh, asinh,
+ atanh, sqrt, rsqrt, erf, abs, sign, floor, ceil, round, round_even) = map(  # noqa: A001
+    _un_fn, (exp_p, exp2_p, log_p, log1p_p, expm1_p, tanh_p, logistic_p, sin_p, cos_p, tan_p,
+             asin_p, acos_p, atan_p, sinh_p, cosh_p, asinh_p, atanh_p, sqrt_p, rsqrt_p, erf_p,
+             abs_p, sign_p, floor_p, ceil_p, round_p, round_even_p))
+
+
+def _unary_jvp(p, fn, deriv):
+    """JVP of y = fn(x): t * deriv(x, y)."""
+    def rule(primals, tangents):
+        x, = primals
+        y = fn(x)
+        return y, mul(tangents[0], deriv(x, y))
+    p.def_jvp(rule)
+
+
+_LN2 = math.log(2.0)
+_unary_jvp(exp_p, exp, lambda x, y: y)
+_unary_jvp(exp2_p, exp2, lambda x, y: mul(y, _LN2))
+_unary_jvp(log_p, log, lambda x, y: div(1, x))
+_unary_jvp(log1p_p, log1p, lambda x, y: div(1, add(x, 1)))
+_unary_jvp(expm1_p, expm1, lambda x, y: add(y, 1))
+_unary_jvp(tanh_p, tanh, lambda x, y: sub(1, mul(y, y)))
+_unary_jvp(logistic_p, logistic, lambda x, y: mul(y, sub(1, y)))
+_unary_jvp(sin_p, sin, lambda x, y: cos(x))
+_unary_jvp(cos_p, cos, lambda x, y: neg(sin(x)))
+_unary_jvp(tan_p, tan, lambda x, y: add(1, mul(y, y)))
+_unary_jvp(asin_p, asin, lambda x, y: rsqrt(sub(1, mul(x, x))))
+_unary_jvp(acos_p, acos, lambda x, y: neg(rsqrt(sub(1, mul(x, x)))))
+_unary_jvp(atan_p, atan, lambda x, y: div(1, add(1, mul(x, x))))
+_unary_jvp(sinh_p, sinh, lambda x, y: cosh(x))
+_unary_jvp(cosh_p, cosh, lambda x, y: sinh(x))
+_unary_jvp(asinh_p, asinh, lambda x, y: rsqrt(add(mul(x, x), 1)))
+_unary_jvp(atanh_p, atanh, lambda x, y: div(1, sub(1, mul(x, x))))
+_unary_jvp(sqrt_p, sqrt, lambda x, y: div(0.5, y))
+_unary_jvp(rsqrt_p, rsqrt, lambda x, y: mul(div(y, x), -0.5))
+_unary_jvp(erf_p, erf, lambda x, y: mul(exp(neg(mul(x, x))), 2.0 / math.sqrt(math.pi)))
+_unary_jvp(abs_p, abs, lambda x, y: sign(x))
+
+for _p, _f in ((sign_p, sign), (floor_p, floor), (ceil_p, ceil), (round_p, round),
+               (round_even_p, round_even)):
+    # piecewise constant: zero derivative almost everywhere
+    _p.def_jvp(lambda primals, tangents, _f=_f: (_f(primals[0]), None))
+
+
+integer_pow_p = Primitive("integer_pow")
+ELEMENTWISE.add("integer_pow")
+
+
+@integer_pow_p.def_impl
+def _integer_pow_impl(x, *, y):
+    x = np.asarray(x)
+    if y == 2:
+        return np.multiply(x, x)
+    return np.power(x, y).astype(x.dtype, copy=False) if y >= 0 or x.dtype.kind == "f" \
+        else np.power(x.astype(np.float64), y).astype(x.dtype)
+
+
+integer_pow_p.def_abstract_eval(lambda x, *, y: x)
+
+
+def integer_pow(x, y: int):
+    return integer_pow_p.bind(as_array(x), y=int(y))
+
+
+@integer_pow_p.def_jvp
+def _integer_pow_jvp(primals, tangents, *, y):
+    x, = primals
+    out = integer_pow(x, y)
+    if y == 0:
+        return out, None
+    if y == 1:
+        return out, tangents[0]
+    d = mul(x, float(y)) if y == 2 else mul(integer_pow(x, y - 1), float(y))
+    return out, mul(tangents[0], d)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparisons, logic, bit operations (no derivatives: outputs are not differentiable)
+# ---------------------------------------------------------------------------------------------
+
+_BOOL = np.dtype(np.bool_)
+eq_p = _binary("eq", np.equal, _BOOL)
+ne_p = _binary("ne", np.not_equal, _BOOL)
+lt_p = _binary("lt", np.less, _BOOL)
+le_p = _binary("le", np.less_equal, _BOOL)
+gt_p = _binary("gt", np.greater, _BOOL)
+ge_p = _binary("ge", np.greater_equal, _BOOL)
+and_p = _binary("and", np.bitwise_and)
+or_p = _binary("or", np.bitwise_or)
+xor_p = _binary("xor", np.bitwise_xor)
+shift_left_p = _binary("shift_left", np.left_shift)
+shift_right_logical_p = _binary("shift_right_logical", np.right_shift)
+not_p = _unary("not", lambda x: np.invert(x))
+is_finite_p = _unary("is_finite", np.isfinite, _BOOL)
+
+eq, ne, lt, le, gt, ge, bitwise_and, bitwise_or, bitwise_xor, shift_left, shift_right_logical = map(
+    _bin_fn, (eq_p, ne_p, lt_p, le_p, gt_p, ge_p, and_p, or_p, xor_p, shift_left_p,
+              shift_right_logical_p))
+bitwise_not = _un_fn(not_p)
+is_finite = _un_fn(is_finite_p)
+
+for _p in (eq_p, ne_p, lt_p, le_p, gt_p, ge_p, and_p, or_p, xor_p, shift_left_p,
+           shift_right_logical_p, not_p, is_finite_p):
+    _p.def_jvp(lambda primals, tangents, _p=_p, **params: (_p.bind(*primals, **params), None))
+
+
+# ---------------------------------------------------------------------------------------------
+# select_n and convert_element_type
+# ---------------------------------------------------------------------------------------------
+
+select_n_p = Primitive("select_n")
+ELEMENTWISE.add("select_n")
+
+
+@select_n_p.def_impl
+def _select_n_impl(which, *cases):
+    if len(cases) == 2 and np.asarray(which).dtype == np.bool_:
+        return np.where(which, cases[1], cases[0])
+    return np.choose(np.asarray(which, dtype=np.int64), cases)
+
+
+@select_n_p.def_abstract_eval
+def _select_n_abstract(which, *cases):
+    check_same_shapes("select_n", (which,) + cases)
+    check_same_dtypes("select_n", cases)
+    if which.dtype != _BOOL and not np.issubdtype(which.dtype, np.integer):
+        raise TypeError(f"select_n: predicate must be bool or int, got {which.dtype}")
+    return cases[0]
+
+
+def select_n(which, *cases):
+    return select_n_p.bind(which, *cases)
+
+
+def select(pred, on_true, on_false):
+    """`on_true` where `pred` else `on_false` (lax.select); operands broadcast."""
+    on_true, on_false = _prep(on_true, on_false)
+    pred = as_array(pred)
+    a = get_aval(on_true)
+    if get_aval(pred).shape != a.shape:
+        from .shape import broadcast_to
+        pred = broadcast_to(pred, a.shape)
+    return select_n_p.bind(pred, on_false, on_true)
+
+
+@select_n_p.def_jvp
+def _select_n_jvp(primals, tangents):
+    which, *cases = primals
+    out = select_n(which, *cases)
+    if all(t is None for t in tangents[1:]):
+        return out, None
+    ts = [instantiate(t, c) for t, c in zip(tangents[1:], cases)]
+    return out, select_n(which, *ts)
+
+
+@select_n_p.def_transpose
+def _select_n_transpose(ct, which, *cases):
+    if is_undefined(which):
+        raise TypeError("select_n is not linear in its predicate")
+    zeros = None
+    out = [None]
+    for i, c in enumerate(cases):
+        if is_undefined(c):
+            if zeros is None:
+                zeros = zeros_like_aval(c.aval)
+            branches = [zeros] * len(cases)
+            branches[i] = ct
+            out.append(select_n(which, *branches))
+        else:
+            out.append(None)
+    return out
+
+
+convert_element_type_p = Primitive("convert_element_type")
+ELEMENTWISE.add("convert_element_type")
+
+
+@convert_element_type_p.def_impl
+def _convert_impl(x, *, new_dtype):
+    x = np.asarray(x)
+    if x.dtype == np.bool_ or new_dtype.kind not in "iu" or x.dtype.kind in "iub":
+        return x.astype(new_dtype)
+    # float -> int truncates toward zero (C); NaN/inf give 0/extremes without warnings
+    with np.errstate(invalid="ignore"):
+        return np.trunc(x).astype(new_dtype)
+
+
+convert_element_type_p.def_abstract_eval(
+    lambda x, *, new_dtype: ShapedArray(x.shape, new_dtype))
+
+
+def convert_element_type(x, dtype):
+    dtype = np.dtype(dtype)
+    x = as_array(x)
+    if get_aval(x).dtype == dtype:
+        return x
+    return convert_element_type_p.bind(x, new_dtype=dtype)
+
+
+@convert_element_type_p.def_jvp
+def _convert_jvp(primals, tangents, *, new_dtype):
+    out = convert_element_type(primals[0], new_dtype)
+    t = tangents[0]
+    if new_dtype.kind not in "fc" or t is None:
+        return out, None
+    return out, convert_element_type(t, new_dtype)
+
+
+@convert_element_type_p.def_transpose
+def _convert_transpose(ct, x, *, new_dtype):
+    return [convert_element_type(ct, x.aval.dtype)]

@@ -1,0 +1,128 @@
+"""dot_general: contractions with batch dimensions (matmul, einsum, tensordot build on it).
+
+Output dimension order, as in JAX: batch dims, then lhs free dims, then rhs free dims.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import Primitive, ShapedArray, get_aval
+from ..errors import ShapeError
+from ..source_info import where
+from . import shape as S
+from ._util import as_array, is_undefined
+
+dot_general_p = Primitive("dot_general")
+
+
+def _free_dims(ndim, contract, batch):
+    return [d for d in range(ndim) if d not in contract and d not in batch]
+
+
+@dot_general_p.def_impl
+def _dot_general_impl(lhs, rhs, *, dimension_numbers, preferred_element_type=None):
+    (lc, rc), (lb, rb) = dimension_numbers
+    lhs, rhs = np.asarray(lhs), np.asarray(rhs)
+    lf, rf = _free_dims(lhs.ndim, lc, lb), _free_dims(rhs.ndim, rc, rb)
+    bshape = [lhs.shape[d] for d in lb]
+    lfs, rfs = [lhs.shape[d] for d in lf], [rhs.shape[d] for d in rf]
+    k = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
+    # (batch, free, contract) @ (batch, contract, free) -> one BLAS-backed matmul
+    a = np.transpose(lhs, list(lb) + lf + list(lc)).reshape(
+        [int(np.prod(bshape, dtype=np.int64))] + [int(np.prod(lfs, dtype=np.int64)), k])
+    b = np.transpose(rhs, list(rb) + list(rc) + rf).reshape(
+        [a.shape[0], k, int(np.prod(rfs, dtype=np.int64))])
+    out = np.matmul(a, b) if a.shape[0] != 1 else np.dot(a[0], b[0])[None]
+    out = out.reshape(bshape + lfs + rfs)
+    dt = preferred_element_type or np.result_type(lhs.dtype, rhs.dtype)
+    return out.astype(dt, copy=False)
+
+
+@dot_general_p.def_abstract_eval
+def _dot_general_abstract(lhs, rhs, *, dimension_numbers, preferred_element_type=None):
+    (lc, rc), (lb, rb) = dimension_numbers
+    for a, b in list(zip(lc, rc)) + list(zip(lb, rb)):
+        if lhs.shape[a] != rhs.shape[b]:
+            raise ShapeError(f"dot_general: contracting/batch dimensions don't match: lhs "
+                             f"{lhs.shape} axis {a} vs rhs {rhs.shape} axis {b}{where()}")
+    if lhs.dtype != rhs.dtype:
+        raise TypeError(f"dot_general: dtypes differ ({lhs.dtype}, {rhs.dtype})")
+    shape = [lhs.shape[d] for d in lb] + [lhs.shape[d] for d in _free_dims(lhs.ndim, lc, lb)] + \
+        [rhs.shape[d] for d in _free_dims(rhs.ndim, rc, rb)]
+    return ShapedArray(shape, preferred_element_type or lhs.dtype)
+
+
+def dot_general(lhs, rhs, dimension_numbers, preferred_element_type=None):
+    (lc, rc), (lb, rb) = dimension_numbers
+    dn = ((tuple(int(d) for d in lc), tuple(int(d) for d in rc)),
+          (tuple(int(d) for d in lb), tuple(int(d) for d in rb)))
+    pet = None if preferred_element_type is None else np.dtype(preferred_element_type)
+    return dot_general_p.bind(as_array(lhs), as_array(rhs), dimension_numbers=dn,
+                              preferred_element_type=pet)
+
+
+def dot(a, b):
+    """Matrix/vector product for rank <= 2 operands (lax.dot)."""
+    a, b = as_array(a), as_array(b)
+    na = get_aval(a).ndim
+    return dot_general(a, b, (((na - 1,), (0,)), ((), ())))
+
+
+@dot_general_p.def_jvp
+def _dot_general_jvp(primals, tangents, **params):
+    lhs, rhs = primals
+    tl, tr = tangents
+    out = dot_general_p.bind(lhs, rhs, **params)
+    t = None if tl is None else dot_general_p.bind(tl, rhs, **params)
+    if tr is not None:
+        t2 = dot_general_p.bind(lhs, tr, **params)
+        t = t2 if t is None else _add(t, t2)
+    return out, t
+
+
+def _add(a, b):
+    from .elementwise import add
+    return add(a, b)
+
+
+def _ranges_like(*xs):
+    start = 0
+    for x in xs:
+        yield tuple(range(start, start + len(x)))
+        start += len(x)
+
+
+def _transpose_lhs(ct, x_aval, y, dimension_numbers, preferred_element_type, swap_ans=False):
+    # The cotangent of lhs contracts ct with rhs over rhs's free dims (and its batch dims stay
+    # batch dims); the result is then permuted back into lhs's dimension order.
+    (x_contract, y_contract), (x_batch, y_batch) = dimension_numbers
+    x_ndim = x_aval.ndim
+    y_aval = get_aval(y)
+    x_kept = _free_dims(x_ndim, x_contract, x_batch)
+    y_kept = _free_dims(y_aval.ndim, y_contract, y_batch)
+    if swap_ans:
+        ans_batch, ans_y, _ = _ranges_like(x_batch, y_kept, x_kept)
+    else:
+        ans_batch, _, ans_y = _ranges_like(x_batch, x_kept, y_kept)
+    dims = ((ans_y, y_kept), (ans_batch, y_batch))
+    x_contract_sorted_by_y = [c for _, c in sorted(zip(y_contract, x_contract))]
+    out_axes = np.argsort(list(x_batch) + x_kept + x_contract_sorted_by_y)
+    res = dot_general(ct, y, dims, preferred_element_type)
+    res = S.transpose(res, tuple(int(a) for a in out_axes))
+    from .elementwise import convert_element_type
+    return convert_element_type(res, x_aval.dtype)
+
+
+def _transpose_rhs(ct, x, y_aval, dimension_numbers, preferred_element_type):
+    (x_contract, y_contract), (x_batch, y_batch) = dimension_numbers
+    swapped = ((y_contract, x_contract), (y_batch, x_batch))
+    return _transpose_lhs(ct, y_aval, x, swapped, preferred_element_type, swap_ans=True)
+
+
+@dot_general_p.def_transpose
+def _dot_general_transpose(ct, lhs, rhs, *, dimension_numbers, preferred_element_type=None):
+    if is_undefined(lhs) and is_undefined(rhs):
+        raise TypeError("dot_general is not linear in both operands")
+    if is_undefined(lhs):
+        return [_transpose_lhs(ct, lhs.aval, rhs, dimension_numbers, None), None]
+    return [None, _transpose_rhs(ct, lhs, rhs.aval, dimension_numbers, None)]

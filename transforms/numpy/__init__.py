@@ -1,0 +1,31 @@
+"""`transforms.numpy` (tnp): NumPy's API over the primitives.
+
+Same signatures and dtype rules as NumPy 2 (NEP 50: Python scalars are weak). On NumPy inputs
+outside any transform the functions run eagerly and return NumPy arrays; inside a transform
+they act on tracers.
+"""
+import types as _types
+
+from . import _ops, _shape_ops
+from . import linalg  # noqa: F401
+from ._methods import install as _install
+
+
+_INTERNAL = {"EVAL_TRACE", "ShapeError", "Tracer", "asarray_of", "concrete_or_error",
+             "current_trace", "dtype_of", "get_aval", "promote", "promote_dtypes", "result_type_",
+             "to_float", "ufunc_dtype"}
+
+
+def _export(module):
+    for _name, _val in vars(module).items():
+        if _name.startswith("_") or _name in _INTERNAL or isinstance(_val, _types.ModuleType):
+            continue
+        if getattr(_val, "__module__", module.__name__) in ("builtins", "typing", "__future__"):
+            continue
+        globals()[_name] = _val
+
+
+_export(_ops)
+_export(_shape_ops)
+_install()
+del _install, _export

@@ -1,0 +1,74 @@
+"""Operators and ndarray-style methods on tracers, defined by the `tnp` functions."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import Tracer
+from . import _indexing, _ops, _shape_ops
+
+
+def _swap(f):
+    return lambda self, other: f(other, self)
+
+
+def _reshape_method(self, *shape, order="C"):
+    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+        shape = shape[0]
+    return _shape_ops.reshape(self, shape, order)
+
+
+def _transpose_method(self, *axes):
+    if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
+        axes = axes[0]
+    return _shape_ops.transpose(self, axes or None)
+
+
+def _item(self):
+    v = self.concrete_value()
+    if v is None:
+        return float(self)          # raises the concretisation error with its hint
+    return np.asarray(v).item()
+
+
+def _tolist(self):
+    return np.asarray(self).tolist()
+
+
+_METHODS = {
+    "__add__": _ops.add, "__radd__": _swap(_ops.add),
+    "__sub__": _ops.subtract, "__rsub__": _swap(_ops.subtract),
+    "__mul__": _ops.multiply, "__rmul__": _swap(_ops.multiply),
+    "__truediv__": _ops.true_divide, "__rtruediv__": _swap(_ops.true_divide),
+    "__floordiv__": _ops.floor_divide, "__rfloordiv__": _swap(_ops.floor_divide),
+    "__mod__": _ops.remainder, "__rmod__": _swap(_ops.remainder),
+    "__pow__": _ops.power, "__rpow__": _swap(_ops.power),
+    "__matmul__": _shape_ops.matmul, "__rmatmul__": _swap(_shape_ops.matmul),
+    "__neg__": _ops.negative, "__pos__": _ops.positive, "__abs__": _ops.abs,
+    "__invert__": _ops.invert,
+    "__and__": _ops.bitwise_and, "__rand__": _swap(_ops.bitwise_and),
+    "__or__": _ops.bitwise_or, "__ror__": _swap(_ops.bitwise_or),
+    "__xor__": _ops.bitwise_xor, "__rxor__": _swap(_ops.bitwise_xor),
+    "__eq__": _ops.equal, "__ne__": _ops.not_equal,
+    "__lt__": _ops.less, "__le__": _ops.less_equal,
+    "__gt__": _ops.greater, "__ge__": _ops.greater_equal,
+    "__getitem__": _indexing.getitem,
+    "reshape": _reshape_method, "transpose": _transpose_method,
+    "sum": _ops.sum, "mean": _ops.mean, "max": _ops.max, "min": _ops.min, "prod": _ops.prod,
+    "var": _ops.var, "std": _ops.std, "argmax": _ops.argmax, "argmin": _ops.argmin,
+    "cumsum": _ops.cumsum, "all": _ops.all, "any": _ops.any, "clip": _ops.clip,
+    "astype": _ops.astype, "ravel": _shape_ops.ravel, "flatten": _shape_ops.ravel,
+    "squeeze": _shape_ops.squeeze, "swapaxes": _shape_ops.swapaxes, "dot": _shape_ops.dot,
+    "round": _ops.round, "copy": _ops.copy, "item": _item, "tolist": _tolist,
+    "take": _shape_ops.take, "repeat": _shape_ops.repeat,
+}
+
+
+def install():
+    for name, fn in _METHODS.items():
+        setattr(Tracer, name, fn)
+    Tracer.T = property(lambda self: _shape_ops.transpose(self))
+    Tracer.mT = property(lambda self: _shape_ops.swapaxes(self, -1, -2))
+    Tracer.at = property(lambda self: _indexing._IndexUpdateHelper(self))
+    Tracer.real = property(lambda self: self)
+    # NumPy must defer to the tracer's reflected operators (ndarray + tracer -> __radd__)
+    Tracer.__array_ufunc__ = None

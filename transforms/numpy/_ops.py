@@ -1,0 +1,598 @@
+"""Array creation, elementwise math and reductions with NumPy 2 signatures and dtype rules."""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from .. import lax
+from ..core import EVAL_TRACE, Tracer, current_trace, get_aval
+from ._promote import asarray_of, dtype_of, promote, result_type, to_float, ufunc_dtype
+
+float16, float32, float64 = np.float16, np.float32, np.float64
+int8, int16, int32, int64 = np.int8, np.int16, np.int32, np.int64
+uint8, uint32 = np.uint8, np.uint32
+bool_ = np.bool_
+pi, e, inf, nan, newaxis = np.pi, np.e, np.inf, np.nan, None
+ndarray = np.ndarray
+dtype = np.dtype
+finfo, iinfo, issubdtype = np.finfo, np.iinfo, np.issubdtype
+floating, integer, inexact, number = np.floating, np.integer, np.inexact, np.number
+
+
+def _eager():
+    return current_trace() is EVAL_TRACE
+
+
+# ---------------------------------------------------------------------------------------------
+# Creation
+# ---------------------------------------------------------------------------------------------
+
+def asarray(a, dtype=None, copy=None):
+    if isinstance(a, Tracer):
+        return a if dtype is None else lax.convert_element_type(a, dtype)
+    if isinstance(a, (list, tuple)) and _contains_tracer(a):
+        return stack([asarray(x) for x in a]).astype(dtype) if dtype else stack(
+            [asarray(x) for x in a])
+    return np.array(a, dtype=dtype, copy=copy) if copy else np.asarray(a, dtype=dtype)
+
+
+def array(object, dtype=None, copy=True, ndmin=0):  # noqa: A002 - numpy's name
+    out = asarray(object, dtype=dtype)
+    if isinstance(out, np.ndarray) and copy:
+        out = out.copy()
+    while out.ndim < ndmin:
+        out = expand_dims(out, 0)
+    return out
+
+
+def _contains_tracer(seq):
+    for x in seq:
+        if isinstance(x, Tracer):
+            return True
+        if isinstance(x, (list, tuple)) and _contains_tracer(x):
+            return True
+    return False
+
+
+def _shape_tuple(shape):
+    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+
+
+def full(shape, fill_value, dtype=None):
+    shape = _shape_tuple(shape)
+    if isinstance(fill_value, Tracer):
+        v = fill_value if dtype is None else lax.convert_element_type(fill_value, dtype)
+        return lax.broadcast_to(v, shape)
+    dt = np.dtype(dtype) if dtype is not None else np.asarray(fill_value).dtype
+    if _eager():
+        return np.full(shape, fill_value, dtype=dt)
+    return lax.full(shape, fill_value, dt)
+
+
+def zeros(shape, dtype=float):
+    return full(shape, 0, np.dtype(dtype))
+
+
+def ones(shape, dtype=float):
+    return full(shape, 1, np.dtype(dtype))
+
+
+def empty(shape, dtype=float):
+    return zeros(shape, dtype)
+
+
+def full_like(a, fill_value, dtype=None, shape=None):
+    av = get_aval(a)
+    return full(av.shape if shape is None else shape, fill_value, dtype or av.dtype)
+
+
+def zeros_like(a, dtype=None, shape=None):
+    return full_like(a, 0, dtype, shape)
+
+
+def ones_like(a, dtype=None, shape=None):
+    return full_like(a, 1, dtype, shape)
+
+
+def empty_like(a, dtype=None, shape=None):
+    return zeros_like(a, dtype, shape)
+
+
+def arange(start, stop=None, step=None, dtype=None):
+    for v in (start, stop, step):
+        if isinstance(v, Tracer):
+            from ..core import concrete_or_error
+            concrete_or_error(v, "arange's start/stop/step")
+    return np.arange(start, stop, step, dtype=dtype) if stop is not None else \
+        np.arange(start, dtype=dtype) if step is None else np.arange(0, start, step, dtype=dtype)
+
+
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    if isinstance(start, Tracer) or isinstance(stop, Tracer):
+        dt = dtype or result_type(start, stop, 1.0)
+        div = (num - 1) if endpoint else num
+        t = np.arange(num, dtype=dt) / builtins.max(div, 1)
+        s, e_ = asarray(start, dt), asarray(stop, dt)
+        out = s + (e_ - s) * t.reshape((num,) + (1,) * get_aval(s).ndim)
+        out = moveaxis(out, 0, axis)
+        return (out, (e_ - s) / div) if retstep else out
+    return np.linspace(start, stop, num, endpoint=endpoint, retstep=retstep, dtype=dtype,
+                       axis=axis)
+
+
+def eye(N, M=None, k=0, dtype=float):
+    return np.eye(N, M, k, dtype=dtype)
+
+
+def identity(n, dtype=float):
+    return np.eye(n, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Elementwise
+# ---------------------------------------------------------------------------------------------
+
+def _binary(lax_fn, np_ufunc):
+    def fn(x1, x2):
+        a, b = promote(x1, x2)
+        return lax_fn(a, b)
+    fn.__name__ = np_ufunc.__name__
+    return fn
+
+
+add = _binary(lax.add, np.add)
+subtract = _binary(lax.sub, np.subtract)
+multiply = _binary(lax.mul, np.multiply)
+maximum = _binary(lax.max, np.maximum)
+minimum = _binary(lax.min, np.minimum)
+equal = _binary(lax.eq, np.equal)
+not_equal = _binary(lax.ne, np.not_equal)
+less = _binary(lax.lt, np.less)
+less_equal = _binary(lax.le, np.less_equal)
+greater = _binary(lax.gt, np.greater)
+greater_equal = _binary(lax.ge, np.greater_equal)
+bitwise_and = _binary(lax.bitwise_and, np.bitwise_and)
+bitwise_or = _binary(lax.bitwise_or, np.bitwise_or)
+bitwise_xor = _binary(lax.bitwise_xor, np.bitwise_xor)
+arctan2 = _binary(lambda a, b: lax.atan2(a, b), np.arctan2)
+
+
+def true_divide(x1, x2):
+    dt = result_type(x1, x2)
+    if not np.issubdtype(dt, np.inexact):
+        dt = ufunc_dtype(np.true_divide, dt, dt)
+    a, b = promote(x1, x2, dtype=dt)
+    return lax.div(a, b)
+
+
+divide = true_divide
+
+
+def floor_divide(x1, x2):
+    a, b = promote(x1, x2)
+    if np.issubdtype(a.dtype, np.inexact):
+        return lax.floor(lax.div(a, b))
+    q = lax.div(a, b)            # truncates toward zero
+    fix = lax.bitwise_and(lax.ne(lax.rem(a, b), 0), lax.ne(lax.lt(a, 0), lax.lt(b, 0)))
+    return lax.select(fix, lax.sub(q, 1), q)
+
+
+def remainder(x1, x2):
+    a, b = promote(x1, x2)
+    r = lax.rem(a, b)
+    fix = lax.bitwise_and(lax.ne(r, 0), lax.ne(lax.lt(r, 0), lax.lt(b, 0)))
+    return lax.select(fix, lax.add(r, b), r)
+
+
+mod = remainder
+
+
+def fmod(x1, x2):
+    a, b = promote(x1, x2)
+    return lax.rem(a, b)
+
+
+def power(x1, x2):
+    if isinstance(x2, (int, np.integer)) and not isinstance(x2, bool) and not isinstance(
+            x1, (int, float)):
+        x = asarray(x1)
+        if np.issubdtype(x.dtype, np.inexact) or x2 >= 0:
+            return lax.integer_pow(x, int(x2))
+    a, b = promote(x1, x2)
+    return lax.pow(a, b)
+
+
+def _unary(lax_fn, np_ufunc, floating=True):
+    def fn(x):
+        x = to_float(x, np_ufunc) if floating else asarray(x)
+        return lax_fn(x)
+    fn.__name__ = np_ufunc.__name__
+    return fn
+
+
+exp = _unary(lax.exp, np.exp)
+exp2 = _unary(lax.exp2, np.exp2)
+log = _unary(lax.log, np.log)
+log1p = _unary(lax.log1p, np.log1p)
+expm1 = _unary(lax.expm1, np.expm1)
+sqrt = _unary(lax.sqrt, np.sqrt)
+sin = _unary(lax.sin, np.sin)
+cos = _unary(lax.cos, np.cos)
+tan = _unary(lax.tan, np.tan)
+tanh = _unary(lax.tanh, np.tanh)
+sinh = _unary(lax.sinh, np.sinh)
+cosh = _unary(lax.cosh, np.cosh)
+arcsin = _unary(lax.asin, np.arcsin)
+arccos = _unary(lax.acos, np.arccos)
+arctan = _unary(lax.atan, np.arctan)
+arcsinh = _unary(lax.asinh, np.arcsinh)
+arctanh = _unary(lax.atanh, np.arctanh)
+negative = _unary(lax.neg, np.negative, floating=False)
+floor = _unary(lax.floor, np.floor)
+ceil = _unary(lax.ceil, np.ceil)
+rint = _unary(lax.round_even, np.rint)
+isfinite = _unary(lax.is_finite, np.isfinite, floating=False)
+
+
+def log2(x):
+    x = to_float(x, np.log2)
+    return lax.div(lax.log(x), np.asarray(np.log(2.0), x.dtype))
+
+
+def log10(x):
+    x = to_float(x, np.log10)
+    return lax.div(lax.log(x), np.asarray(np.log(10.0), x.dtype))
+
+
+def abs(x):  # noqa: A001
+    x = asarray(x)
+    if x.dtype == np.bool_ or np.issubdtype(x.dtype, np.unsignedinteger):
+        return x
+    return lax.abs(x)
+
+
+absolute = abs
+
+
+def sign(x):
+    x = asarray(x)
+    return lax.sign(x)
+
+
+def square(x):
+    x = asarray(x)
+    return lax.integer_pow(x, 2)
+
+
+def reciprocal(x):
+    x = asarray(x)
+    return lax.div(np.ones((), x.dtype), x)
+
+
+def positive(x):
+    return asarray(x)
+
+
+def round(a, decimals=0):  # noqa: A001
+    a = asarray(a)
+    if not np.issubdtype(a.dtype, np.inexact):
+        return a
+    if decimals == 0:
+        return lax.round_even(a)
+    f = np.asarray(10.0 ** decimals, a.dtype)
+    return lax.div(lax.round_even(lax.mul(a, f)), f)
+
+
+around = round
+
+
+def trunc(x):
+    x = to_float(x, np.trunc)
+    return lax.select(lax.lt(x, 0), lax.ceil(x), lax.floor(x))
+
+
+def isnan(x):
+    x = asarray(x)
+    if not np.issubdtype(x.dtype, np.inexact):
+        return zeros_like(x, bool)
+    return lax.ne(x, x)
+
+
+def isinf(x):
+    x = asarray(x)
+    if not np.issubdtype(x.dtype, np.inexact):
+        return zeros_like(x, bool)
+    return lax.eq(lax.abs(x), np.asarray(np.inf, x.dtype))
+
+
+def logical_and(x1, x2):
+    a, b = promote(x1, x2, dtype=np.bool_)
+    return lax.bitwise_and(a, b)
+
+
+def logical_or(x1, x2):
+    a, b = promote(x1, x2, dtype=np.bool_)
+    return lax.bitwise_or(a, b)
+
+
+def logical_xor(x1, x2):
+    a, b = promote(x1, x2, dtype=np.bool_)
+    return lax.bitwise_xor(a, b)
+
+
+def logical_not(x):
+    return lax.bitwise_not(asarray_of(x, np.bool_))
+
+
+def invert(x):
+    return lax.bitwise_not(asarray(x))
+
+
+bitwise_not = invert
+
+
+def where(condition, x=None, y=None):
+    if x is None and y is None:
+        return nonzero(condition)
+    if x is None or y is None:
+        raise ValueError("where: either both or neither of x and y should be given")
+    c = asarray_of(condition, np.bool_)
+    a, b = promote(x, y)
+    shape = np.broadcast_shapes(get_aval(c).shape, get_aval(a).shape)
+    c, a, b = lax.broadcast_to(c, shape), lax.broadcast_to(a, shape), lax.broadcast_to(b, shape)
+    return lax.select(c, a, b)
+
+
+def nonzero(a):
+    if isinstance(a, Tracer) and a.concrete_value() is None:
+        from ..errors import ConcretizationTypeError
+        raise ConcretizationTypeError(
+            "nonzero / one-argument where / boolean-mask indexing produce an array whose shape "
+            "depends on the data, which is not allowed under jit/vmap (as in JAX). Use "
+            "tnp.where(mask, x, 0) instead.")
+    return np.nonzero(np.asarray(a))
+
+
+def clip(a, a_min=None, a_max=None, *, min=None, max=None):  # noqa: A002
+    lo = a_min if a_min is not None else min
+    hi = a_max if a_max is not None else max
+    out = asarray(a)
+    if lo is not None:
+        out = maximum(out, lo)
+    if hi is not None:
+        out = minimum(out, hi)
+    return out
+
+
+def logaddexp(x1, x2):
+    a, b = promote(to_float(x1, np.logaddexp), to_float(x2, np.logaddexp))
+    amax = lax.max(a, b)
+    # stop_gradient on the shift keeps the derivative finite; the result is exact either way
+    # the shift is a constant for differentiation: logaddexp is shift-invariant
+    shift = lax.select(lax.is_finite(amax), lax.stop_gradient(amax), zeros_like(amax))
+    return lax.add(shift, lax.log(lax.add(lax.exp(lax.sub(a, shift)), lax.exp(lax.sub(b, shift)))))
+
+
+def sinc(x):
+    x = to_float(x)
+    px = lax.mul(x, np.asarray(np.pi, x.dtype))
+    safe = where(equal(x, 0), ones_like(x), px)
+    return where(equal(x, 0), ones_like(x), lax.div(lax.sin(safe), safe))
+
+
+def heaviside(x1, x2):
+    a, b = promote(x1, x2)
+    return where(less(a, 0), zeros_like(a), where(greater(a, 0), ones_like(a), b))
+
+
+def deg2rad(x):
+    return multiply(to_float(x), np.pi / 180)
+
+
+def hypot(x1, x2):
+    return sqrt(add(square(x1), square(x2)))
+
+
+def copy(a):
+    return asarray(a) if isinstance(a, Tracer) else np.array(a, copy=True)
+
+
+def astype(x, dtype):
+    return asarray_of(x, np.dtype(dtype))
+
+
+def result_type_(*args):
+    return result_type(*args)
+
+
+def can_cast(from_, to, casting="safe"):
+    return np.can_cast(from_, to, casting)
+
+
+def shape(a):
+    return get_aval(a).shape
+
+
+def ndim(a):
+    return get_aval(a).ndim
+
+
+def size(a, axis=None):
+    av = get_aval(a)
+    return av.size if axis is None else av.shape[axis]
+
+
+def isscalar(x):
+    return np.isscalar(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reductions
+# ---------------------------------------------------------------------------------------------
+
+def _axes(a, axis):
+    nd = get_aval(a).ndim
+    if axis is None:
+        return tuple(range(nd))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    out = []
+    for ax in axis:
+        ax = int(ax)
+        if not -nd <= ax < nd:
+            from numpy.exceptions import AxisError
+            raise AxisError(f"axis {ax} is out of bounds for array of dimension {nd}")
+        out.append(ax % nd)
+    return tuple(out)
+
+
+def _keepdims(out, a, axes, keepdims):
+    if not keepdims:
+        return out
+    shape = tuple(1 if i in axes else s for i, s in enumerate(get_aval(a).shape))
+    return lax.reshape(out, shape)
+
+
+def _sum_dtype(dt):
+    # NumPy sums small integers and bools in the default integer type
+    if dt == np.bool_ or (np.issubdtype(dt, np.signedinteger) and dt.itemsize < 8):
+        return np.dtype(np.int64)
+    if np.issubdtype(dt, np.unsignedinteger) and dt.itemsize < 8:
+        return np.dtype(np.uint64)
+    return dt
+
+
+def sum(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):  # noqa: A001
+    a = asarray(a)
+    dt = np.dtype(dtype) if dtype is not None else _sum_dtype(a.dtype)
+    a = asarray_of(a, dt)
+    if where is not None:
+        a = globals()["where"](where, a, zeros_like(a))
+    axes = _axes(a, axis)
+    out = _keepdims(lax.reduce_sum(a, axes), a, axes, keepdims)
+    return out if initial is None else add(out, initial)
+
+
+def prod(a, axis=None, dtype=None, keepdims=False):
+    a = asarray(a)
+    dt = np.dtype(dtype) if dtype is not None else _sum_dtype(a.dtype)
+    a = asarray_of(a, dt)
+    axes = _axes(a, axis)
+    return _keepdims(lax.reduce_prod(a, axes), a, axes, keepdims)
+
+
+def _count(a, axes):
+    shape = get_aval(a).shape
+    return int(np.prod([shape[i] for i in axes], dtype=np.int64))
+
+
+def mean(a, axis=None, dtype=None, keepdims=False, where=None):
+    a = asarray(a)
+    dt = np.dtype(dtype) if dtype is not None else (
+        a.dtype if np.issubdtype(a.dtype, np.inexact) else np.dtype(np.float64))
+    a = asarray_of(a, dt)
+    axes = _axes(a, axis)
+    if where is not None:
+        w = asarray_of(lax.broadcast_to(asarray(where), get_aval(a).shape), dt)
+        return true_divide(sum(a * w, axis, keepdims=keepdims), sum(w, axis, keepdims=keepdims))
+    n = _count(a, axes)
+    s = lax.reduce_sum(a, axes)
+    return _keepdims(lax.div(s, np.asarray(n, dt)), a, axes, keepdims)
+
+
+def var(a, axis=None, dtype=None, ddof=0, keepdims=False):
+    a = asarray(a)
+    dt = np.dtype(dtype) if dtype is not None else (
+        a.dtype if np.issubdtype(a.dtype, np.inexact) else np.dtype(np.float64))
+    a = asarray_of(a, dt)
+    axes = _axes(a, axis)
+    centered = subtract(a, mean(a, axis, keepdims=True))
+    n = _count(a, axes) - ddof
+    s = lax.reduce_sum(lax.integer_pow(centered, 2), axes)
+    return _keepdims(lax.div(s, np.asarray(builtins.max(n, 0), dt)), a, axes, keepdims)
+
+
+def std(a, axis=None, dtype=None, ddof=0, keepdims=False):
+    return sqrt(var(a, axis, dtype, ddof, keepdims))
+
+
+def _minmax(lax_fn, name):
+    def fn(a, axis=None, keepdims=False, initial=None, where=None):
+        a = asarray(a)
+        axes = _axes(a, axis)
+        if any(get_aval(a).shape[i] == 0 for i in axes) and initial is None:
+            raise ValueError(f"zero-size array to reduction operation {name} which has no identity")
+        out = _keepdims(lax_fn(a, axes), a, axes, keepdims)
+        if initial is not None:
+            out = (maximum if name == "maximum" else minimum)(out, initial)
+        return out
+    return fn
+
+
+max = _minmax(lax.reduce_max, "maximum")  # noqa: A001
+min = _minmax(lax.reduce_min, "minimum")  # noqa: A001
+amax, amin = max, min
+
+
+def _argminmax(lax_fn):
+    def fn(a, axis=None, keepdims=False):
+        a = asarray(a)
+        if axis is None:
+            out = lax_fn(lax.reshape(a, (-1,)), 0)
+            return lax.reshape(out, (1,) * get_aval(a).ndim) if keepdims else out
+        ax = _axes(a, axis)[0]
+        out = lax_fn(a, ax)
+        return _keepdims(out, a, (ax,), keepdims)
+    return fn
+
+
+argmax = _argminmax(lax.argmax)
+argmin = _argminmax(lax.argmin)
+
+
+def _cumulative(lax_fn):
+    def fn(a, axis=None, dtype=None):
+        a = asarray(a)
+        dt = np.dtype(dtype) if dtype is not None else _sum_dtype(a.dtype)
+        a = asarray_of(a, dt)
+        if axis is None:
+            a, axis = lax.reshape(a, (-1,)), 0
+        return lax_fn(a, _axes(a, axis)[0])
+    return fn
+
+
+cumsum = _cumulative(lax.cumsum)
+cumprod = _cumulative(lax.cumprod)
+
+
+def all(a, axis=None, keepdims=False):  # noqa: A001
+    a = asarray_of(a, np.bool_)
+    axes = _axes(a, axis)
+    return _keepdims(lax.reduce_and(a, axes), a, axes, keepdims)
+
+
+def any(a, axis=None, keepdims=False):  # noqa: A001
+    a = asarray_of(a, np.bool_)
+    axes = _axes(a, axis)
+    return _keepdims(lax.reduce_or(a, axes), a, axes, keepdims)
+
+
+def count_nonzero(a, axis=None, keepdims=False):
+    return sum(not_equal(a, 0), axis=axis, keepdims=keepdims)
+
+
+def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return np.allclose(np.asarray(a), np.asarray(b), rtol, atol, equal_nan)
+
+
+def isclose(a, b, rtol=1e-05, atol=1e-08):
+    a, b = promote(a, b)
+    return less_equal(abs(subtract(a, b)), add(atol, multiply(rtol, abs(b))))
+
+
+def array_equal(a1, a2):
+    return bool(np.array_equal(np.asarray(a1), np.asarray(a2)))
+
+
+from ._shape_ops import expand_dims, moveaxis, stack  # noqa: E402,F401

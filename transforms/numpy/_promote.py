@@ -1,0 +1,82 @@
+"""NumPy 2 dtype promotion (NEP 50: Python scalars are weak) and operand preparation."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import Tracer, get_aval
+from .. import lax
+
+_ARRAYLIKE = (Tracer, np.ndarray, np.generic)
+
+
+def dtype_of(x):
+    return x.dtype if isinstance(x, _ARRAYLIKE) else get_aval(np.asarray(x)).dtype
+
+
+def result_type(*args):
+    """NumPy's result type, with Python scalars as weak values (NEP 50)."""
+    parts = []
+    for a in args:
+        if isinstance(a, _ARRAYLIKE):
+            parts.append(a.dtype)
+        elif isinstance(a, (bool, int, float, complex)):
+            parts.append(a)
+        elif isinstance(a, (np.dtype, type)):
+            parts.append(a)
+        else:
+            parts.append(np.asarray(a).dtype)
+    return np.result_type(*parts)
+
+
+def asarray_of(x, dtype):
+    """`x` as an array (or tracer) of `dtype`."""
+    if isinstance(x, Tracer):
+        return lax.convert_element_type(x, dtype)
+    if isinstance(x, (np.ndarray, np.generic)) and x.dtype == dtype:
+        return x
+    return np.asarray(x, dtype=dtype)
+
+
+def promote(*args, dtype=None):
+    """Cast operands to their common dtype and broadcast them to a common shape."""
+    dt = result_type(*args) if dtype is None else np.dtype(dtype)
+    arrs = [asarray_of(a, dt) for a in args]
+    shapes = [a.shape for a in arrs]
+    if any(s != shapes[0] for s in shapes[1:]):
+        try:
+            shape = np.broadcast_shapes(*shapes)
+        except ValueError:
+            from ..errors import ShapeError
+            from ..source_info import where
+            raise ShapeError("operands could not be broadcast together with shapes "
+                             f"{' '.join(str(s) for s in shapes)}{where()}") from None
+        arrs = [lax.broadcast_to(a, shape) for a in arrs]
+    return arrs
+
+
+_UFUNC_DTYPES = {}
+
+
+def ufunc_dtype(ufunc, *dtypes):
+    """The dtype NumPy's `ufunc` returns for inputs of `dtypes` (cached)."""
+    key = (ufunc, dtypes)
+    dt = _UFUNC_DTYPES.get(key)
+    if dt is None:
+        with np.errstate(all="ignore"):
+            dt = ufunc(*[np.ones((), d) for d in dtypes]).dtype
+        _UFUNC_DTYPES[key] = dt
+    return dt
+
+
+def to_float(x, ufunc=np.sqrt):
+    """Integer and bool inputs cast the way NumPy's `ufunc` casts them (int8 -> float16...)."""
+    dt = dtype_of(x)
+    if np.issubdtype(dt, np.inexact):
+        return x if isinstance(x, _ARRAYLIKE) else np.asarray(x)
+    return asarray_of(x, ufunc_dtype(ufunc, dt))
+
+
+def promote_dtypes(*args):
+    """Cast operands to their common dtype without broadcasting."""
+    dt = result_type(*args)
+    return [asarray_of(a, dt) for a in args]
