@@ -224,7 +224,8 @@ def main(argv=None):
         def rate(key, agg):
             return file_mb / agg(res[key])
 
-        print(f"reads: {'cold (page cache dropped)' if cold else 'page cache could not be dropped'}")
+        print("reads: " + ("cold (page cache dropped)" if cold
+                           else "page cache could not be dropped"))
         print(f"{'':12s} {'best MB/s':>10s} {'median MB/s':>12s}")
         for key in res:
             print(f"{key:12s} {rate(key, min):10.0f} {rate(key, statistics.median):12.0f}")

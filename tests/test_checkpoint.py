@@ -66,8 +66,10 @@ def assert_same(a, b, path="root"):
             assert_same(va, b[kb], f"{path}/{ka}")
         if isinstance(a, collections.defaultdict):
             assert a.default_factory is b.default_factory
-    elif isinstance(a, (list, tuple)):
+    elif isinstance(a, (list, tuple, collections.deque)):
         assert len(a) == len(b), path
+        if isinstance(a, collections.deque):
+            assert a.maxlen == b.maxlen, path
         for i, (x, y) in enumerate(zip(a, b)):
             assert_same(x, y, f"{path}/{i}")
     elif isinstance(a, float) and math.isnan(a):
@@ -118,6 +120,8 @@ def full_tree():
         "ddict": collections.defaultdict(list, {"k": np.ones(2, np.int8)}),
         "dense": Dense(w=np.ones((2, 3), np.float32), b=np.zeros(3, np.float32)),
         "unsorted": {"b": 1, "a": 2, "c": 3},
+        "deque": collections.deque([np.ones(1), 2], maxlen=3),
+        "stat": os.stat_result(tuple(range(10))),
     }
 
 
@@ -318,6 +322,17 @@ def test_namedtuple_name_that_is_not_a_namedtuple(tmp_path):
     assert out == {"p": (1, 2)}
 
 
+def test_defaultdict_factories(tmp_path):
+    tree = {"safe": collections.defaultdict(int, {"a": 1}),
+            "none": collections.defaultdict(None, {"b": 2})}
+    out = roundtrip(tmp_path, tree)
+    assert out["safe"].default_factory is int and out["none"].default_factory is None
+    with pytest.warns(ckpt.CheckpointWarning, match="without a default factory"):
+        out = roundtrip(tmp_path, {"f": collections.defaultdict(lambda: 0, {"c": 3})})
+    assert type(out["f"]) is collections.defaultdict and out["f"] == {"c": 3}
+    assert out["f"].default_factory is None
+
+
 def test_custom_node_fallback_and_target(tmp_path):
     tree = {"m": WithCallable(w=np.ones(2), act=np.tanh)}
     path = tmp_path / "x.safetensors"
@@ -415,7 +430,8 @@ def test_target_shape_mismatch_names_path(model_file):
 def test_target_dtype_mismatch_names_path(model_file):
     target = model_tree()
     target["params"]["body"][1]["w"] = Spec((2, 2), np.float32)
-    with pytest.raises(ValueError, match=r"params/body/1/w: dtype float64 in file, float32 in target"):
+    with pytest.raises(ValueError,
+                       match=r"params/body/1/w: dtype float64 in file, float32 in target"):
         ckpt.restore(model_file, target)
     # byte order is not a mismatch
     target = model_tree()
@@ -450,17 +466,26 @@ def test_target_structure_mismatch_names_path(model_file):
         ckpt.restore(model_file, target)
 
 
+def test_root_leaf_target(tmp_path):
+    path = tmp_path / "r.safetensors"
+    ckpt.save(path, np.arange(3.0))
+    np.testing.assert_array_equal(ckpt.restore(path, np.zeros(3)), np.arange(3.0))
+    with pytest.raises(ValueError, match=r"<root>: shape \(3,\) in file, \(4,\) in target"):
+        ckpt.restore(path, np.zeros(4))
+    with pytest.raises(ValueError, match="in target but not in file: a"):
+        ckpt.restore(path, {"a": np.zeros(3)})
+
+
 def test_partial_restore(model_file):
+    # fine-tuning: a new head replaces the old one; the optimizer state is not wanted
     target = model_tree()
-    new_head = np.full((4, 5), 9, np.float32)
-    target["params"]["head"] = {"w": new_head, "b": np.zeros(5)}  # new head, different names
     target["params"]["dense_0"]["w"] = np.zeros((3, 4), np.float32)
-    del target["opt"]  # not wanted: ignored in the file
-    target["params"]["head"]["w"] = new_head
-    del target["params"]["head"]["w"]
-    target["params"]["new_head"] = {"w": new_head}
+    del target["params"]["head"], target["opt"]  # in the file only: ignored
+    new_head = np.full((4, 5), 9, np.float32)
+    target["params"]["new_head"] = {"w": new_head}  # in the target only: kept as is
     out = ckpt.restore(model_file, target, partial=True)
-    assert out["params"]["new_head"]["w"] is new_head  # kept from the target
+    assert out["params"]["new_head"]["w"] is new_head
+    assert set(out["params"]) == {"dense_0", "body", "new_head"}
     np.testing.assert_array_equal(out["params"]["dense_0"]["w"],
                                   np.arange(12, dtype=np.float32).reshape(3, 4))
     assert "opt" not in out
@@ -479,9 +504,8 @@ def test_subtree_restore(model_file):
     assert ckpt.restore(model_file, subtree=("params", "body", 1, "w")).shape == (2, 2)
     assert ckpt.restore(model_file, subtree="step") == 100
     # subtree with a target: names relative to the subtree
-    out = ckpt.restore(model_file, {"w": np.zeros((4, 3), np.float32), "b": np.zeros(4, np.float32)},
-                       subtree="params/dense_0", partial=False) if False else None
-    out = ckpt.restore(model_file, {"w": np.zeros((3, 4), np.float32), "b": np.zeros(4, np.float32)},
+    out = ckpt.restore(model_file,
+                       {"w": np.zeros((3, 4), np.float32), "b": np.zeros(4, np.float32)},
                        subtree="params/dense_0")
     np.testing.assert_array_equal(out["w"], np.arange(12, dtype=np.float32).reshape(3, 4))
     with pytest.raises(ValueError, match=r"w: shape \(3, 4\) in file, \(4, 3\) in target"):
@@ -558,7 +582,7 @@ GOOD_ENTRY = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
 BODY8 = b"\x00" * 8
 
 
-@pytest.mark.parametrize("name,header,body,n,match", [
+HOSTILE_HEADERS = [
     ("huge_len", {"a": GOOD_ENTRY}, BODY8, 2**63, "exceeds the 104857600-byte limit"),
     ("len_beyond_file", {"a": GOOD_ENTRY}, BODY8, 5000, "exceeds the file size"),
     ("offsets_beyond", {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, BODY8,
@@ -606,7 +630,11 @@ BODY8 = b"\x00" * 8
     ("deep_json", b"[" * 200000 + b"]" * 200000, b"", None, "nested too deeply|not valid JSON"),
     ("tiny_len", b"{}", b"", 1, "too small"),
     ("empty_header", b"", b"", 0, "too small"),
-])
+]
+
+
+@pytest.mark.parametrize("name,header,body,n,match", HOSTILE_HEADERS,
+                         ids=[case[0] for case in HOSTILE_HEADERS])
 def test_hostile_headers(tmp_path, name, header, body, n, match):
     path = write_raw(tmp_path / f"{name}.safetensors", header, body, n=n)
     with pytest.raises(ValueError, match=match) as e:
@@ -631,7 +659,7 @@ def _with_structure(tree_json, header=None, body=b""):
     return header, body
 
 
-@pytest.mark.parametrize("name,tree_json,match", [
+HOSTILE_STRUCTURES = [
     ("bad_json", "{oops", "not valid JSON"),
     ("no_tree", {"version": 1}, "'tree' entry"),
     ("future_version", {"version": 99, "tree": {"t": "none"}}, "unsupported format version"),
@@ -656,11 +684,13 @@ def _with_structure(tree_json, header=None, body=b""):
      "nested too deeply"),
     ("namedtuple_fields", {"version": 1, "tree": {"t": "namedtuple", "type": "a:B", "f": [1],
                                                   "c": [{"t": "none"}]}}, "malformed namedtuple"),
-])
+]
+
+
+@pytest.mark.parametrize("name,tree_json,match", HOSTILE_STRUCTURES,
+                         ids=[case[0] for case in HOSTILE_STRUCTURES])
 def test_hostile_structure_metadata(tmp_path, name, tree_json, match):
-    if name in ("tensor_without_leaf",):
-        header, body = _with_structure(tree_json, {"a": GOOD_ENTRY}, BODY8)
-    elif name == "leaf_without_tensor":
+    if name in ("tensor_without_leaf", "leaf_without_tensor"):
         header, body = _with_structure(tree_json, {"a": GOOD_ENTRY}, BODY8)
     else:
         header, body = _with_structure(tree_json)
@@ -794,6 +824,9 @@ def test_manager_argument_validation(tmp_path):
             m.save(bad, {})
     with pytest.raises(TypeError, match="metrics must be a dict"):
         m.save(1, {}, metrics=[1])
+    with pytest.raises(TypeError, match="metric names must be str"):
+        m.save(1, {}, metrics={1: 2.0})
+    assert m.all_steps() == []
     assert m.best_step() is None and m.latest_step() is None and m.all_steps() == []
     with pytest.raises(FileNotFoundError, match="no checkpoints in"):
         m.restore()

@@ -106,6 +106,8 @@ def test_sigkill_during_save_leaves_old_or_new(tmp_path):
             removed = ckpt.remove_stale_temp_files(work)
             assert len(removed) == len(leftovers)
             assert os.listdir(work) == ["model.safetensors"]
+        print(f"{KILLS} kills: {killed_mid_save} during a save, version advanced {changed} "
+              f"times, final version {current}")
         assert changed >= 3, "the writer never completed a save: delays too short?"
         assert killed_mid_save >= 2, "no kill landed in the middle of a save"
     finally:

@@ -12,6 +12,8 @@ from .api import (ShapeDtypeStruct, block_until_ready, device_get, device_put,  
                   value_and_grad, vjp)
 from .interpreters.batching import vmap  # noqa: F401
 from .lax.misc import stop_gradient  # noqa: F401
+from .custom_derivatives import custom_jvp, custom_vjp  # noqa: F401
+from .checkpoint import checkpoint, remat  # noqa: F401
 from .errors import (ConcretizationTypeError, NonDifferentiableError, ShapeError,  # noqa: F401
                      TracerArrayConversionError, TracerBoolConversionError,
                      TracerIntegerConversionError, UnexpectedTracerError)

@@ -167,7 +167,7 @@ class _Namer:
                 val = val.item()
             if isinstance(val, (bool, np.bool_)):
                 return str(bool(val))
-            return f"{val!r}" if not isinstance(val, float) else f"{val:g}" if val == val else "nan"
+            return repr(val)
         if v not in self.names:
             self.names[v] = next(self.gen)
         return self.names[v]

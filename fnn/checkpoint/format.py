@@ -17,13 +17,29 @@ Arrays are stored C-contiguous and little-endian.
 
 Two ``__metadata__`` entries belong to this module:
 
-* ``"fnn.checkpoint"``: JSON ``{"version": 1, "tree": NODE}``, where NODE
-  describes the tree structure (see `_encode_node`): container kinds (dict,
-  OrderedDict, defaultdict, list, tuple, named tuple, struct sequence,
-  registered custom node), dict keys with their types (``int`` keys stay
-  ``int``), ``None``, Python scalars (``int``/``float``/``bool``/``str``, kept in
-  the JSON rather than as tensors) and array leaves (whose dtype and shape live
-  in the safetensors header).
+* ``"fnn.checkpoint"``: JSON ``{"version": 1, "tree": NODE}`` describing the
+  tree structure.  NODE is one of::
+
+      {"t": "array"}                       an array leaf (dtype/shape in the header)
+      {"t": "none"}
+      {"t": "int", "v": 3}                 Python scalars, kept in the JSON; ints beyond
+      {"t": "float", "v": "0.1"}           +-2**63 as "0x..." strings, floats as repr()
+      {"t": "bool", "v": true}             (exact, including nan/inf/-0.0)
+      {"t": "str", "v": "text"}
+      {"t": "dict" | "odict", "k": [KEY, ...], "c": [NODE, ...]}   keys in insertion order
+      {"t": "ddict", "f": "builtins:list" | null, "k": [...], "c": [...]}
+      {"t": "list" | "tuple", "c": [...]}
+      {"t": "namedtuple", "type": "module:QualName", "f": [field, ...], "c": [...]}
+      {"t": "structseq", "type": "module:QualName", "c": [...]}
+      {"t": "custom", "type": "module:QualName", "k": [KEY, ...], "c": [...], "aux": ...}
+
+  where KEY is ``["s", str]``, ``["i", int]``, ``["b", bool]``, ``["f", repr]`` or
+  ``["n", null]``, so dict key types survive (``int`` keys stay ``int``).
+  ``custom`` is a node registered with `transforms.tree`; its ``aux`` (the
+  static data of the node) is stored only when it is plain data (None, numbers,
+  strings, tuples, lists, str-keyed dicts).  Tensor names are not stored in the
+  structure: they are recomputed from the keys and must match the header's
+  tensor names exactly.
 * ``"fnn.checkpoint.metadata"``: the user's metadata dict as JSON.
 
 Any other safetensors file can be restored too: it comes back as a flat
@@ -69,7 +85,6 @@ import re
 import secrets
 import sys
 import warnings
-from typing import Any
 
 import numpy as np
 import optree
@@ -87,7 +102,7 @@ METADATA_KEY = "fnn.checkpoint.metadata"
 FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 100 * 2**20
 MAX_NDIM = 64
-_CHUNK_BYTES = 16 * 2**20        # conversion chunk for arrays that are not C-contiguous little-endian
+_CHUNK_BYTES = 16 * 2**20        # conversion piece for non-contiguous / big-endian arrays
 _IO_BYTES = 64 * 2**20           # largest single read()/write() call
 
 # safetensors dtype name <-> little-endian numpy dtype
@@ -238,7 +253,8 @@ class _Encoder:
                     "c": [self.node(x[k], path + (k,)) for k in keys]}
             if t is collections.defaultdict:
                 f = x.default_factory
-                node["f"] = _type_name(f) if isinstance(f, type) else None
+                node["f"] = None if f is None else _type_name(f) if isinstance(f, type) else \
+                    f"{getattr(f, '__module__', '?')}:{getattr(f, '__qualname__', '?')}"
             return node
         if t is list or t is tuple:
             return {"t": "list" if t is list else "tuple",
@@ -462,7 +478,8 @@ def save(path, tree, metadata=None) -> str:
             for arr, le, nbytes in plan:
                 written = _write_array(fd, arr, le)
                 if written != nbytes:  # the array changed under us
-                    raise RuntimeError(f"array changed size while being saved ({written} != {nbytes})")
+                    raise RuntimeError(f"array changed size while being saved "
+                                       f"({written} != {nbytes} bytes)")
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -739,7 +756,7 @@ def _decode_node(obj, path, bad, leaves):
                 v = _dec_int(v, bad)
             elif kind == "float":
                 v = _dec_float(v, bad)
-            elif (kind == "bool" and not isinstance(v, bool)) or (kind == "str" and not isinstance(v, str)):
+            elif not isinstance(v, bool if kind == "bool" else str):
                 raise bad(f"malformed {kind} leaf at {_shown(name)!r}")
             node = _Node(kind, name, value=v)
         leaves[name] = node
@@ -865,6 +882,12 @@ def _resolve(type_name: str):
     return obj if isinstance(obj, type) else None
 
 
+# defaultdict factories that restore will recreate (calling them has no side effects)
+_SAFE_FACTORIES = {_type_name(t): t for t in (
+    list, dict, set, frozenset, tuple, int, float, complex, bool, str, bytes,
+    collections.OrderedDict, collections.Counter, collections.deque, collections.defaultdict)}
+
+
 def _warn(msg):
     warnings.warn(msg, CheckpointWarning, stacklevel=4)
 
@@ -888,10 +911,10 @@ def _build(node: _Node, arrays: dict):
         return collections.OrderedDict(zip(node.keys, kids))
     if kind == "ddict":
         factory = node.extra["factory"]
-        cls = _resolve(factory) if factory else None
+        cls = _SAFE_FACTORIES.get(factory) if factory else None
         if factory and cls is None:
-            _warn(f"{_shown(node.name)}: defaultdict factory {factory!r} is not available; "
-                  "using no factory")
+            _warn(f"{_shown(node.name)}: defaultdict factory {factory!r} is not a plain "
+                  "container or number type; restoring it without a default factory")
         return collections.defaultdict(cls, zip(node.keys, kids))
     tname = node.extra["type"]
     cls = _resolve(tname)

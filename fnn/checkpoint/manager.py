@@ -155,6 +155,9 @@ class CheckpointManager:
             metrics = {}
         if not isinstance(metrics, dict):
             raise TypeError(f"metrics must be a dict or None, got {type(metrics).__name__}")
+        bad = [k for k in metrics if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"metric names must be str, got {bad[0]!r}")
         path = self.path(step)
         fmt.save(path, tree, metadata={"step": step, "metrics": metrics})
         self._cleanup()

@@ -70,6 +70,10 @@ class StagingTrace(Trace):
         custom = getattr(prim, "staging_rule", None)
         if custom is not None:
             return custom(self, args, params)
+        return self.stage(prim, args, params)
+
+    def stage(self, prim, args, params):
+        """Record `prim(*args)` as an equation (the default for every primitive)."""
         invars = [self.var_of(a) for a in args]
         out_aval = prim.abstract_eval(*[v.aval for v in invars], **params)
         if prim.multiple_results:
@@ -136,9 +140,19 @@ def partial_eval_jaxpr(closed: ClosedJaxpr, in_unknown):
     unknown_vars = {v for v, u in zip(jaxpr.invars, in_unknown) if u}
     known_eqns, unknown_eqns = [], []
     for eqn in jaxpr.eqns:
-        if any(isinstance(v, Var) and v in unknown_vars for v in eqn.invars):
-            unknown_eqns.append(eqn)
-            unknown_vars.update(eqn.outvars)
+        unk = [isinstance(v, Var) and v in unknown_vars for v in eqn.invars]
+        if any(unk):
+            rule = getattr(eqn.prim, "partial_eval_jaxpr_rule", None)
+            if rule is not None and not all(unk):
+                # a higher-order equation splits into a known and an unknown equation
+                eqn_known, eqn_unknown, eqn_out_unk = rule(eqn, unk)
+                if eqn_known is not None:
+                    known_eqns.append(eqn_known)
+                unknown_eqns.append(eqn_unknown)
+                unknown_vars.update(v for v, u in zip(eqn.outvars, eqn_out_unk) if u)
+            else:
+                unknown_eqns.append(eqn)
+                unknown_vars.update(eqn.outvars)
         else:
             known_eqns.append(eqn)
     out_unknown = [isinstance(v, Var) and v in unknown_vars for v in jaxpr.outvars]

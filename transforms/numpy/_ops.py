@@ -521,7 +521,7 @@ def _minmax(lax_fn, name):
     def fn(a, axis=None, keepdims=False, initial=None, where=None):
         a = asarray(a)
         axes = _axes(a, axis)
-        if any(get_aval(a).shape[i] == 0 for i in axes) and initial is None:
+        if builtins.any(get_aval(a).shape[i] == 0 for i in axes) and initial is None:
             raise ValueError(f"zero-size array to reduction operation {name} which has no identity")
         out = _keepdims(lax_fn(a, axes), a, axes, keepdims)
         if initial is not None:

@@ -1,0 +1,82 @@
+"""`checkpoint` / `remat`: recompute a function's forward pass during the backward pass.
+
+`remat` is a call primitive like `pjit` (same jvp/transpose/batching rules) with one
+difference under reverse mode: instead of saving the known intermediates of the inner function
+as residuals, it saves only its *inputs* and stages the whole function (primal + tangent) into
+the backward pass, where the transposer recomputes the primal equations before transposing.
+"""
+from __future__ import annotations
+
+import functools
+
+from . import tree as tree_util
+from .core import Primitive, bind_in, get_aval
+from .interpreters.partial_eval import trace_to_jaxpr
+from .ir import eval_jaxpr
+from .pjit import _split, call_rules
+
+remat_p = Primitive("remat", multiple_results=True)
+remat_p.def_impl(lambda *args, jaxpr, prevent_cse=True: eval_jaxpr(jaxpr.jaxpr, jaxpr.consts,
+                                                                   *args))
+call_rules(remat_p)
+
+
+def _remat_staging_rule(trace, args, params):
+    own = [trace.is_own(a) for a in args]
+    if not trace.partial or all(own):
+        return trace.stage(remat_p, args, params)
+    jaxpr = params["jaxpr"]
+    known, _, out_unk, num_res = _split(jaxpr, own)
+    known_args = [a for a, o in zip(args, own) if not o]
+    # known outputs now (residuals discarded: they will be recomputed) ...
+    from .ir import ClosedJaxpr, Jaxpr, dce_jaxpr
+    n_known_out = len(known.out_avals) - num_res
+    kj = Jaxpr(known.jaxpr.constvars, known.jaxpr.invars, known.jaxpr.outvars[:n_known_out],
+               known.jaxpr.eqns)
+    kj, _, used = dce_jaxpr(kj)
+    known_prims = ClosedJaxpr(kj, [c for c, u in zip(known.consts, used) if u])
+    known_outs = bind_in(trace.parent, remat_p, *known_args, jaxpr=known_prims,
+                         prevent_cse=params["prevent_cse"])
+    # ... and the whole function staged for the backward pass, keeping only unknown outputs
+    from .ir import Jaxpr as J
+    full = jaxpr.jaxpr
+    unk_j = J(full.constvars, full.invars, [v for v, u in zip(full.outvars, out_unk) if u],
+              full.eqns)
+    unk_j, _, used = dce_jaxpr(unk_j)
+    unk_closed = ClosedJaxpr(unk_j, [c for c, u in zip(jaxpr.consts, used) if u])
+    staged = trace.stage(remat_p, list(args), dict(params, jaxpr=unk_closed))
+    k_it, u_it = iter(known_outs), iter(staged)
+    return [next(u_it) if u else next(k_it) for u in out_unk]
+
+
+remat_p.staging_rule = _remat_staging_rule
+
+
+def checkpoint(fun, prevent_cse=True, policy=None, static_argnums=()):
+    """Wrap `fun` so reverse mode recomputes its intermediates instead of storing them."""
+    static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+
+    @functools.wraps(fun)
+    def wrapped(*args, **kwargs):
+        from .api import _as_leaf
+        dyn_idx = [i for i in range(len(args)) if i not in static]
+        flat, in_tree = tree_util.flatten(tuple(args[i] for i in dyn_idx))
+        flat = [_as_leaf(x) for x in flat]
+        store = {}
+
+        def flat_fun(*leaves):
+            dyn = tree_util.unflatten(in_tree, list(leaves))
+            full = list(args)
+            for i, a in zip(dyn_idx, dyn):
+                full[i] = a
+            out_flat, store["tree"] = tree_util.flatten(fun(*full, **kwargs))
+            return [_as_leaf(o) for o in out_flat]
+
+        closed = trace_to_jaxpr(flat_fun, [get_aval(x) for x in flat])
+        outs = remat_p.bind(*flat, jaxpr=closed, prevent_cse=prevent_cse)
+        return tree_util.unflatten(store["tree"], list(outs))
+
+    return wrapped
+
+
+remat = checkpoint

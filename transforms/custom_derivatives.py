@@ -1,0 +1,332 @@
+"""`custom_jvp` and `custom_vjp`: user-defined derivative rules, as in JAX.
+
+Each is a primitive whose parameters carry the user's Python functions (flattened):
+  custom_jvp_call(*args, fun, jvp, call_jaxpr?)   the JVPTrace calls `jvp`; others call `fun`
+  custom_vjp_call(*args, fun, fwd, bwd, ...)      under differentiation `fwd` runs and the
+                                                  tangent map is `custom_lin`, whose transpose
+                                                  calls `bwd`
+When staged (make_jaxpr / jit), `fun` is traced into `call_jaxpr` so backends can inline it.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+
+from . import tree as tree_util
+from .core import Primitive, get_aval, set_current_trace
+from .interpreters.partial_eval import trace_to_jaxpr
+from .ir import eval_jaxpr
+from .lax._util import is_undefined
+
+
+def _resolve_args(fun, args, kwargs):
+    if not kwargs:
+        return args
+    sig = inspect.signature(fun)
+    bound = sig.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bound.args
+
+
+def _split_nondiff(args, nondiff_argnums):
+    static = {i: args[i] for i in nondiff_argnums}
+    dyn = [a for i, a in enumerate(args) if i not in static]
+    return static, dyn
+
+
+def _merge(static, dyn, n):
+    it = iter(dyn)
+    return [static[i] if i in static else next(it) for i in range(n)]
+
+
+def _as_leaves(xs):
+    from .api import _as_leaf
+    return [_as_leaf(x) for x in xs]
+
+
+# ---------------------------------------------------------------------------------------------
+# custom_jvp
+# ---------------------------------------------------------------------------------------------
+
+custom_jvp_call_p = Primitive("custom_jvp_call", multiple_results=True)
+custom_jvp_call_p.def_impl(lambda *args, fun, jvp, **_: fun(*args))
+
+
+def _custom_jvp_abstract(*avals, fun, jvp, call_jaxpr=None, **_):
+    if call_jaxpr is not None:
+        return call_jaxpr.out_avals
+    return trace_to_jaxpr(fun, list(avals)).out_avals
+
+
+custom_jvp_call_p.def_abstract_eval(_custom_jvp_abstract)
+
+
+def _custom_jvp_jvp_rule(trace, primals, tangents, *, fun, jvp, **_):
+    from .lax import zeros_like_aval
+    tangents = [zeros_like_aval(get_aval(p)) if t is None else t for p, t in zip(primals, tangents)]
+    out, tout = jvp(list(primals), tangents)
+    return out, tout
+
+
+custom_jvp_call_p.jvp_trace_rule = _custom_jvp_jvp_rule
+
+
+def _custom_jvp_staging(trace, args, params):
+    if "call_jaxpr" not in params:
+        params = dict(params, call_jaxpr=trace_to_jaxpr(params["fun"],
+                                                        [get_aval(a) for a in args]))
+    return trace.stage(custom_jvp_call_p, args, params)
+
+
+custom_jvp_call_p.staging_rule = _custom_jvp_staging
+
+
+def _custom_jvp_batch(args, dims, *, fun, jvp, call_jaxpr=None, **params):
+    from .interpreters.batching import vmap
+    n = len(args)
+    bfun = vmap(lambda *a: list(fun(*a)), in_axes=tuple(dims), out_axes=0)
+
+    def bjvp(primals, tangents):
+        out = vmap(lambda p, t: tuple(map(list, jvp(list(p), list(t)))),
+                   in_axes=(list(dims), list(dims)), out_axes=0)(list(primals), list(tangents))
+        return out[0], out[1]
+
+    outs = custom_jvp_call_p.bind(*args, fun=bfun, jvp=bjvp)
+    del n
+    return outs, [0] * len(outs)
+
+
+custom_jvp_call_p.def_batch(_custom_jvp_batch)
+
+
+class custom_jvp:
+    """Decorate a function to give it a custom JVP rule (`@f.defjvp`), as `jax.custom_jvp`."""
+
+    def __init__(self, fun, nondiff_argnums=()):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.nondiff_argnums = tuple(nondiff_argnums)
+        self.jvp = None
+
+    def defjvp(self, jvp, symbolic_zeros=False):
+        self.jvp = jvp
+        return jvp
+
+    def defjvps(self, *jvps):
+        """One function per argument: `jvp_i(tangent_i, primal_out, *primals) -> tangent`."""
+        def jvp(primals, tangents):
+            out = self.fun(*primals)
+            acc = None
+            from . import numpy as tnp
+            for f, t in zip(jvps, tangents):
+                if f is None:
+                    continue
+                c = f(t, out, *primals)
+                acc = c if acc is None else tree_util.map(tnp.add, acc, c)
+            if acc is None:
+                acc = tree_util.map(tnp.zeros_like, out)
+            return out, acc
+        self.jvp = jvp
+        return jvp
+
+    def __call__(self, *args, **kwargs):
+        if self.jvp is None:
+            raise AttributeError(f"No JVP defined for custom_jvp function {self.__name__} "
+                                 "using defjvp.")
+        args = _resolve_args(self.fun, args, kwargs)
+        n = len(args)
+        static, dyn = _split_nondiff(args, self.nondiff_argnums)
+        flat, in_tree = tree_util.flatten(tuple(dyn))
+        store = {}
+
+        def fun_flat(*leaves):
+            full = _merge(static, tree_util.unflatten(in_tree, list(leaves)), n)
+            out_flat, store["out_tree"] = tree_util.flatten(self.fun(*full))
+            return _as_leaves(out_flat)
+
+        def jvp_flat(primals, tangents):
+            p = _merge(static, tree_util.unflatten(in_tree, list(primals)), n)
+            t_dyn = tree_util.unflatten(in_tree, list(tangents))
+            t = [t_dyn[i] for i in range(len(t_dyn))]
+            pdyn = [p[i] for i in range(n) if i not in static]
+            if self.nondiff_argnums:
+                out, tout = self.jvp(*[static[i] for i in self.nondiff_argnums], pdyn, t)
+            else:
+                out, tout = self.jvp(tuple(pdyn), tuple(t))
+            out_flat, tree_o = tree_util.flatten(out)
+            tout_flat, tree_t = tree_util.flatten(tout)
+            if tree_o != tree_t:
+                raise TypeError(f"custom_jvp rule of {self.__name__} returned primal and tangent "
+                                f"outputs of different structures: {tree_o} vs {tree_t}")
+            store["out_tree"] = tree_o
+            out_flat, tout_flat = _as_leaves(out_flat), _as_leaves(tout_flat)
+            for o, t_ in zip(out_flat, tout_flat):
+                if get_aval(o).shape != get_aval(t_).shape:
+                    raise TypeError(f"custom_jvp rule of {self.__name__}: tangent shape "
+                                    f"{get_aval(t_).shape} != primal shape {get_aval(o).shape}")
+            return out_flat, tout_flat
+
+        outs = custom_jvp_call_p.bind(*_as_leaves(flat), fun=fun_flat, jvp=jvp_flat)
+        if "out_tree" not in store:          # staged from a cached jaxpr: recover the structure
+            fun_flat(*flat)
+        return tree_util.unflatten(store["out_tree"], list(outs))
+
+
+# ---------------------------------------------------------------------------------------------
+# custom_vjp
+# ---------------------------------------------------------------------------------------------
+
+custom_vjp_call_p = Primitive("custom_vjp_call", multiple_results=True)
+custom_vjp_call_p.def_impl(lambda *args, fun, fwd, bwd, **_: fun(*args))
+
+
+def _custom_vjp_abstract(*avals, fun, call_jaxpr=None, **_):
+    if call_jaxpr is not None:
+        return call_jaxpr.out_avals
+    return trace_to_jaxpr(fun, list(avals)).out_avals
+
+
+custom_vjp_call_p.def_abstract_eval(_custom_vjp_abstract)
+
+custom_lin_p = Primitive("custom_lin", multiple_results=True)
+
+
+@custom_lin_p.def_impl
+def _custom_lin_impl(*args, num_res, bwd, out_avals):
+    raise TypeError("can't apply forward-mode autodiff (jvp) to a custom_vjp function; use "
+                    "custom_jvp, or reverse mode (grad/vjp)")
+
+
+custom_lin_p.def_abstract_eval(lambda *avals, num_res, bwd, out_avals: list(out_avals))
+
+
+@custom_lin_p.def_transpose
+def _custom_lin_transpose(cts, *args, num_res, bwd, out_avals):
+    from .lax import zeros_like_aval
+    res = args[:num_res]
+    cts = [zeros_like_aval(a) if c is None else c for c, a in zip(cts, out_avals)]
+    cts_in = bwd(list(res), cts)
+    return [None] * num_res + list(cts_in)
+
+
+def _custom_vjp_jvp_rule(trace, primals, tangents, *, fun, fwd, bwd, **_):
+    from .lax import zeros_like_aval
+    out, res = fwd(*primals)
+    tangents = [zeros_like_aval(get_aval(p)) if t is None else t for p, t in zip(primals, tangents)]
+    tout = custom_lin_p.bind(*res, *tangents, num_res=len(res), bwd=bwd,
+                             out_avals=tuple(get_aval(o) for o in out))
+    return out, tout
+
+
+custom_vjp_call_p.jvp_trace_rule = _custom_vjp_jvp_rule
+
+
+def _custom_vjp_staging(trace, args, params):
+    if "call_jaxpr" not in params:
+        params = dict(params, call_jaxpr=trace_to_jaxpr(params["fun"],
+                                                        [get_aval(a) for a in args]))
+    return trace.stage(custom_vjp_call_p, args, params)
+
+
+custom_vjp_call_p.staging_rule = _custom_vjp_staging
+
+
+def _custom_vjp_batch(args, dims, *, fun, fwd, bwd, **params):
+    from .interpreters.batching import vmap
+    bfun = vmap(lambda *a: list(fun(*a)), in_axes=tuple(dims), out_axes=0)
+
+    def bfwd(*a):
+        out, res = vmap(lambda *b: tuple(map(list, fwd(*b))), in_axes=tuple(dims), out_axes=0)(*a)
+        return out, res
+
+    def bbwd(res, cts):
+        out = vmap(lambda r, c: list(bwd(list(r), list(c))), in_axes=(0, 0), out_axes=0)(
+            list(res), list(cts))
+        # cotangents for unbatched inputs must be summed over the batch
+        from .lax import reduce_sum
+        return [o if d is not None else reduce_sum(o, (0,)) for o, d in zip(out, dims)]
+
+    outs = custom_vjp_call_p.bind(*args, fun=bfun, fwd=bfwd, bwd=bbwd)
+    return outs, [0] * len(outs)
+
+
+custom_vjp_call_p.def_batch(_custom_vjp_batch)
+
+
+class custom_vjp:
+    """Decorate a function to give it a custom VJP (`f.defvjp(fwd, bwd)`), as `jax.custom_vjp`.
+
+    `fwd(*args) -> (out, residuals)`; `bwd(residuals, cotangent_out) -> tuple of cotangents`,
+    one per (differentiable) argument.
+    """
+
+    def __init__(self, fun, nondiff_argnums=()):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.nondiff_argnums = tuple(nondiff_argnums)
+        self.fwd = self.bwd = None
+
+    def defvjp(self, fwd, bwd, symbolic_zeros=False):
+        self.fwd, self.bwd = fwd, bwd
+
+    def __call__(self, *args, **kwargs):
+        if self.fwd is None:
+            raise AttributeError(f"No VJP defined for custom_vjp function {self.__name__} "
+                                 "using defvjp.")
+        args = _resolve_args(self.fun, args, kwargs)
+        n = len(args)
+        static, dyn = _split_nondiff(args, self.nondiff_argnums)
+        statics = [static[i] for i in self.nondiff_argnums]
+        flat, in_tree = tree_util.flatten(tuple(dyn))
+        in_avals = [get_aval(x) for x in _as_leaves(flat)]
+        store = {}
+
+        def fun_flat(*leaves):
+            full = _merge(static, tree_util.unflatten(in_tree, list(leaves)), n)
+            out_flat, store["out_tree"] = tree_util.flatten(self.fun(*full))
+            return _as_leaves(out_flat)
+
+        def fwd_flat(*leaves):
+            full = _merge(static, tree_util.unflatten(in_tree, list(leaves)), n)
+            res = self.fwd(*full)
+            if not (isinstance(res, (tuple, list)) and len(res) == 2):
+                raise TypeError(f"custom_vjp fwd of {self.__name__} must return (out, residuals)")
+            out, r = res
+            out_flat, store["out_tree"] = tree_util.flatten(out)
+            r_flat, store["res_tree"] = tree_util.flatten(r)
+            return _as_leaves(out_flat), _as_leaves(r_flat)
+
+        def bwd_flat(res, cts):
+            r = tree_util.unflatten(store["res_tree"], list(res))
+            ct = tree_util.unflatten(store["out_tree"], list(cts))
+            out = self.bwd(*statics, r, ct)
+            if not isinstance(out, (tuple, list)):
+                raise TypeError(f"custom_vjp bwd of {self.__name__} must return a tuple of "
+                                f"cotangents (one per argument), got {type(out).__name__}")
+            dyn_cts = list(out)
+            if len(dyn_cts) != len(dyn):
+                raise TypeError(f"custom_vjp bwd of {self.__name__} returned {len(dyn_cts)} "
+                                f"cotangents for {len(dyn)} arguments")
+            ct_flat, ct_tree = tree_util.flatten(tuple(dyn_cts), is_leaf=lambda x: x is None)
+            if ct_tree != in_tree and ct_tree.num_leaves == in_tree.num_leaves:
+                pass
+            leaves = []
+            for c, a in zip(ct_flat, in_avals):
+                if c is None:
+                    from .lax import zeros_like_aval
+                    c = zeros_like_aval(a)
+                leaves.append(c)
+            return leaves
+
+        outs = custom_vjp_call_p.bind(*_as_leaves(flat), fun=fun_flat, fwd=fwd_flat, bwd=bwd_flat)
+        if "out_tree" not in store:
+            fun_flat(*flat)
+        return tree_util.unflatten(store["out_tree"], list(outs))
+
+
+def _call_jaxpr_of(params, args):
+    return params.get("call_jaxpr") or trace_to_jaxpr(params["fun"], [get_aval(a) for a in args])
+
+
+__all__ = ["custom_jvp", "custom_vjp", "custom_jvp_call_p", "custom_vjp_call_p", "custom_lin_p"]
+_unused = (eval_jaxpr, set_current_trace, is_undefined)

@@ -1,0 +1,211 @@
+"""`pjit`: the primitive behind `jit`. It carries a closed jaxpr and is compiled as a unit.
+
+Its rules transform the inner jaxpr and bind `pjit` again, which is what makes every
+composition work: `grad(jit(f))` differentiates *inside* the compiled function, `vmap(jit(f))`
+batches inside it, and the derivative of a jitted function is itself compiled.
+
+The same machinery serves `remat` (`transforms/checkpoint.py`): `call_rules(prim)` registers the
+generic rules of a "call" primitive (one with a `jaxpr` parameter) on any primitive.
+"""
+from __future__ import annotations
+
+from .core import Primitive, bind_in, get_aval
+from .interpreters.jvp import jvp_flat
+from .interpreters.partial_eval import partial_eval_jaxpr, trace_to_jaxpr
+from .interpreters.transpose import backward_pass
+from .ir import ClosedJaxpr, Eqn, Var, dce_jaxpr, eval_jaxpr
+from .lax._util import UndefinedPrimal, is_undefined
+
+pjit_p = Primitive("pjit", multiple_results=True)
+
+
+class _JaxprCache:
+    """Derived jaxprs (jvp, transpose, batched) keyed by the source jaxpr's identity."""
+
+    def __init__(self):
+        self._d = {}
+
+    def get(self, jaxpr, key, make):
+        k = (id(jaxpr), key)
+        hit = self._d.get(k)
+        if hit is None or hit[0] is not jaxpr:
+            hit = (jaxpr, make())
+            self._d[k] = hit
+        return hit[1]
+
+
+_cache = _JaxprCache()
+
+
+def _eval_closed(closed):
+    return lambda *args: eval_jaxpr(closed.jaxpr, closed.consts, *args)
+
+
+# ---------------------------------------------------------------------------------------------
+# impl: compile through the backend
+# ---------------------------------------------------------------------------------------------
+
+def _pjit_impl(*args, jaxpr, name):
+    try:
+        from .backend.numba import execute
+    except ImportError:            # backend not built in this checkout: interpret
+        return eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, *args)
+    return execute(jaxpr, args)
+
+
+pjit_p.def_impl(_pjit_impl)
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic rules of call primitives
+# ---------------------------------------------------------------------------------------------
+
+def jvp_jaxpr(closed: ClosedJaxpr, nonzero):
+    """Jaxpr computing (primal outs, nonzero tangent outs) from (primals, nonzero tangents)."""
+    def make():
+        store = {}
+        n = len(closed.in_avals)
+
+        def fun(*args):
+            primals = list(args[:n])
+            it = iter(args[n:])
+            tangents = [next(it) if nz else None for nz in nonzero]
+            out_p, out_t = jvp_flat(_eval_closed(closed), primals, tangents)
+            store["out_nz"] = [t is not None for t in out_t]
+            return out_p + [t for t in out_t if t is not None]
+
+        avals = closed.in_avals + [a for a, nz in zip(closed.in_avals, nonzero) if nz]
+        return trace_to_jaxpr(fun, avals), store["out_nz"]
+    return _cache.get(closed, ("jvp", tuple(nonzero)), make)
+
+
+def transpose_jaxpr(closed: ClosedJaxpr, undefined, ct_nonzero):
+    """Jaxpr mapping (known inputs, nonzero cotangents) to cotangents of the linear inputs."""
+    def make():
+        in_avals = closed.in_avals
+        res_avals = [a for a, u in zip(in_avals, undefined) if not u]
+        ct_avals = [a for a, nz in zip(closed.out_avals, ct_nonzero) if nz]
+
+        def fun(*args):
+            res = iter(args[:len(res_avals)])
+            cts_it = iter(args[len(res_avals):])
+            full_args = [UndefinedPrimal(a) if u else next(res) for a, u in zip(in_avals, undefined)]
+            cts = [next(cts_it) if nz else None for nz in ct_nonzero]
+            outs = backward_pass(closed.jaxpr, closed.consts, full_args, cts)
+            from .lax import zeros_like_aval
+            return [zeros_like_aval(a) if o is None else o
+                    for o, a, u in zip(outs, in_avals, undefined) if u]
+
+        return trace_to_jaxpr(fun, res_avals + ct_avals)
+    return _cache.get(closed, ("transpose", tuple(undefined), tuple(ct_nonzero)), make)
+
+
+def batch_jaxpr_via_vmap(closed: ClosedJaxpr, in_avals, dims):
+    """Jaxpr of `vmap(closed, in_axes=dims, out_axes=0)` at batched input avals."""
+    def make():
+        from .interpreters.batching import vmap
+        f = _eval_closed(closed)
+        return trace_to_jaxpr(lambda *a: vmap(lambda *b: list(f(*b)), in_axes=tuple(dims),
+                                              out_axes=0)(*a), in_avals)
+    key = ("batch", tuple(dims), tuple(in_avals))
+    return _cache.get(closed, key, make)
+
+
+def call_rules(prim, name_param="name"):
+    """Register impl-independent rules of a call primitive `prim(*args, jaxpr=..., ...)`."""
+
+    def abstract_eval(*avals, jaxpr, **params):
+        return jaxpr.out_avals
+
+    def jvp(primals, tangents, *, jaxpr, **params):
+        nonzero = tuple(t is not None for t in tangents)
+        new, out_nz = jvp_jaxpr(jaxpr, nonzero)
+        outs = prim.bind(*primals, *[t for t in tangents if t is not None], jaxpr=new,
+                         **_renamed(params, name_param, "jvp"))
+        n = len(jaxpr.out_avals)
+        it = iter(outs[n:])
+        return outs[:n], [next(it) if nz else None for nz in out_nz]
+
+    def transpose(cts, *args, jaxpr, **params):
+        undefined = tuple(is_undefined(a) for a in args)
+        ct_nonzero = tuple(c is not None for c in cts)
+        new = transpose_jaxpr(jaxpr, undefined, ct_nonzero)
+        res = [a for a in args if not is_undefined(a)]
+        outs = iter(prim.bind(*res, *[c for c in cts if c is not None], jaxpr=new,
+                              **_renamed(params, name_param, "transpose")))
+        return [next(outs) if u else None for u in undefined]
+
+    def batch(args, dims, *, jaxpr, **params):
+        avals = [get_aval(a) for a in args]
+        new = batch_jaxpr_via_vmap(jaxpr, avals, dims)
+        outs = prim.bind(*args, jaxpr=new, **_renamed(params, name_param, "vmap"))
+        return outs, [0] * len(outs)
+
+    prim.def_abstract_eval(abstract_eval)
+    prim.def_jvp(jvp)
+    prim.def_transpose(transpose)
+    prim.def_batch(batch)
+
+
+def _renamed(params, name_param, what):
+    if name_param in params:
+        params = dict(params)
+        params[name_param] = f"{what}({params[name_param]})"
+    return params
+
+
+# ---------------------------------------------------------------------------------------------
+# Partial evaluation of pjit (reverse mode through a jitted function)
+# ---------------------------------------------------------------------------------------------
+
+def _split(closed, unknown):
+    """Known and unknown halves of `closed`, with unused equations removed."""
+    known, unk, out_unk, num_res = partial_eval_jaxpr(closed, unknown)
+    kj, _, kc_used = dce_jaxpr(known.jaxpr)
+    known = ClosedJaxpr(kj, [c for c, u in zip(known.consts, kc_used) if u])
+    return known, unk, out_unk, num_res
+
+
+def _pjit_staging_rule(trace, args, params):
+    own = [trace.is_own(a) for a in args]
+    if not trace.partial or all(own):
+        return trace.stage(pjit_p, args, params)
+    jaxpr, name = params["jaxpr"], params["name"]
+    known, unknown, out_unk, num_res = _split(jaxpr, own)
+    known_args = [a for a, o in zip(args, own) if not o]
+    if known.jaxpr.eqns:
+        known_outs = bind_in(trace.parent, pjit_p, *known_args, jaxpr=known, name=name)
+    else:
+        known_outs = _eval_in(trace.parent, known, known_args)   # nothing worth compiling
+    n_known = len(known_outs) - num_res
+    res = known_outs[n_known:]
+    staged = trace.stage(pjit_p, list(res) + [a for a, o in zip(args, own) if o],
+                         dict(jaxpr=unknown, name=name))
+    k_it, u_it = iter(known_outs[:n_known]), iter(staged)
+    return [next(u_it) if u else next(k_it) for u in out_unk]
+
+
+def _eval_in(trace, closed, args):
+    from .core import set_current_trace
+    with set_current_trace(trace):
+        return eval_jaxpr(closed.jaxpr, closed.consts, *args)
+
+
+def _pjit_partial_eval_jaxpr_rule(eqn, unknown):
+    """Split a pjit equation inside a jaxpr being partially evaluated."""
+    jaxpr = eqn.params["jaxpr"]
+    known, unk, out_unk, num_res = _split(jaxpr, unknown)
+    res_vars = [Var(a) for a in known.out_avals[len(known.out_avals) - num_res:]]
+    known_outvars = [v for v, u in zip(eqn.outvars, out_unk) if not u]
+    known_in = [v for v, u in zip(eqn.invars, unknown) if not u]
+    unk_in = [v for v, u in zip(eqn.invars, unknown) if u]
+    eqn_known = Eqn(pjit_p, known_in, known_outvars + res_vars,
+                    dict(eqn.params, jaxpr=known), eqn.source_info)
+    eqn_unknown = Eqn(pjit_p, res_vars + unk_in, [v for v, u in zip(eqn.outvars, out_unk) if u],
+                      dict(eqn.params, jaxpr=unk), eqn.source_info)
+    return eqn_known, eqn_unknown, out_unk
+
+
+call_rules(pjit_p)
+pjit_p.staging_rule = _pjit_staging_rule
+pjit_p.partial_eval_jaxpr_rule = _pjit_partial_eval_jaxpr_rule
