@@ -2,25 +2,27 @@
 
 Usage::
 
-    python benchmarks/checkpoint.py [--mb 500] [--leaves 8] [--repeats 3] [--dir DIR]
+    python benchmarks/checkpoint.py [--mb 500] [--leaves 8] [--repeats 5] [--dir DIR]
 
 For a float32 tree of about ``--mb`` megabytes it measures, in one run and on the same
 directory:
 
 * raw disk write: the same number of bytes written from one numpy buffer, then fsync
   (``dd``-style), and raw disk read: reading them back into a preallocated, reused buffer
-  ("raw read") and into a freshly allocated one ("raw read*"; like a restore, this pays for
-  the first touch of new memory, which is slow and noisy on some virtual machines);
+  ("raw read") and into a freshly allocated one ("raw read*", which, like a restore, also
+  pays for faulting in new memory);
 * ``fnn.checkpoint.save`` (including fsync, rename and directory fsync) and
   ``fnn.checkpoint.restore``;
 
 and prints MB/s for each and the checkpoint/raw ratios (target: >= 70%).  Before every read
 the file is evicted from the page cache with ``posix_fadvise(DONTNEED)`` where available, so
-reads come from the disk for both.  Runs alternate and the best of ``--repeats`` is reported
-(the median too).  Finally, the peak extra memory allocated during `save` is measured with
-tracemalloc (numpy reports its buffers to it) and by sampling the resident set size, in a fresh
-process, for the contiguous tree and for a tree of non-contiguous big-endian leaves of the same
-size, and printed next to the largest leaf size.
+reads come from the disk for both.  Raw and checkpoint rounds alternate (in alternating order)
+and the best and the median of ``--repeats`` rounds are reported; on shared or virtual disks
+the best is the fairer comparison (reads right after a large write vary a lot there, for raw
+reads and restores alike).  Finally, the peak extra memory allocated during `save` is measured
+with tracemalloc (numpy reports its buffers to it) and by sampling the resident set size, in a
+fresh process, for the contiguous tree and for a tree of non-contiguous big-endian leaves of
+the same size, and printed next to the largest leaf size.
 """
 from __future__ import annotations
 
@@ -177,7 +179,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=500, help="tree size in MB (default 500)")
     ap.add_argument("--leaves", type=int, default=8, help="number of large leaves (default 8)")
-    ap.add_argument("--repeats", type=int, default=3, help="runs per measurement (default 3)")
+    ap.add_argument("--repeats", type=int, default=5, help="rounds per measurement (default 5)")
     ap.add_argument("--dir", default=None, help="directory to write in (default: a temp dir)")
     ap.add_argument("--probe", choices=["contiguous", "odd"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -199,7 +201,8 @@ def main(argv=None):
         rbuf = np.empty(nbytes, np.uint8)
         res = {"raw write": [], "raw read": [], "raw read*": [], "save": [], "restore": []}
         cold = True
-        for _ in range(args.repeats):
+        def raw_round():
+            nonlocal cold
             res["raw write"].append(raw_write(raw_path, buf))
             cold &= drop_cache(raw_path)
             res["raw read"].append(raw_read(raw_path, rbuf))
@@ -211,6 +214,8 @@ def main(argv=None):
             del fresh
             os.remove(raw_path)
 
+        def checkpoint_round():
+            nonlocal cold
             dt, _ = timed(ckpt.save, ck_path, tree)
             res["save"].append(dt)
             cold &= drop_cache(ck_path)
@@ -218,6 +223,11 @@ def main(argv=None):
             res["restore"].append(dt)
             del out
             os.remove(ck_path)
+
+        for i in range(args.repeats):  # alternate the order to cancel position effects
+            for fn in ((raw_round, checkpoint_round) if i % 2 == 0
+                       else (checkpoint_round, raw_round)):
+                fn()
         del buf, rbuf
         file_mb = size_mb  # header is negligible
 
@@ -229,8 +239,7 @@ def main(argv=None):
         print(f"{'':12s} {'best MB/s':>10s} {'median MB/s':>12s}")
         for key in res:
             print(f"{key:12s} {rate(key, min):10.0f} {rate(key, statistics.median):12.0f}")
-        print("(raw read*: into a freshly allocated buffer, which includes the cost of the "
-              "first touch of new memory that any restore pays)")
+        print("(raw read*: into a freshly allocated buffer, like a restore)")
         for a, b in (("save", "raw write"), ("restore", "raw read"), ("restore", "raw read*")):
             best = rate(a, min) / rate(b, min)
             med = rate(a, statistics.median) / rate(b, statistics.median)

@@ -1,1 +1,47 @@
-"""fnn: functional neural networks built on the `transforms` library."""
+"""fnn: functional neural networks built on the `transforms` library.
+
+    import fnn
+    from fnn import optim, checkpoint
+
+    model = fnn.Sequential([fnn.Dense(128), fnn.relu, fnn.Dense(10)])
+    params, state = model.init(key, x)
+    y, state = model.apply(params, state, x, key=key, train=True)
+
+Modules: `activations` (re-exported here), `initializers`, `layers` (re-exported here),
+`losses`, `data`, `optim`, `checkpoint`.
+"""
+import os as _os
+
+from transforms import source_info as _source_info
+
+# frames inside this package are library frames: errors point at the user's own code
+_source_info.register_library_dir(_os.path.dirname(_os.path.abspath(__file__)))
+
+from . import activations, data, initializers, losses  # noqa: E402,F401
+from .activations import (elu, gelu, leaky_relu, log_sigmoid, log_softmax,  # noqa: E402,F401
+                          logsumexp, one_hot, relu, relu6, sigmoid, silu, softmax, softplus,
+                          swish, tanh)
+from .layers import (AvgPool, BatchNorm, Conv2D, Dense, Dropout, Embedding,  # noqa: E402,F401
+                     Flatten, Lambda, LayerNorm, MaxPool, Module, Sequential)
+
+
+def _optional(name):
+    """Import a subpackage; importing fnn must never fail because one of them does."""
+    import importlib
+    import warnings
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except Exception as e:  # noqa: BLE001  pragma: no cover
+        warnings.warn(f"fnn.{name} could not be imported: {type(e).__name__}: {e}",
+                      ImportWarning, stacklevel=2)
+        return None
+
+
+optim = _optional("optim")
+checkpoint = _optional("checkpoint")
+
+__all__ = ["activations", "initializers", "layers", "losses", "data", "optim", "checkpoint",
+           "relu", "relu6", "sigmoid", "log_sigmoid", "tanh", "softplus", "gelu", "silu",
+           "swish", "leaky_relu", "elu", "softmax", "log_softmax", "logsumexp", "one_hot",
+           "Module", "Dense", "Conv2D", "MaxPool", "AvgPool", "Flatten", "Dropout", "BatchNorm",
+           "LayerNorm", "Embedding", "Sequential", "Lambda"]

@@ -1,8 +1,10 @@
 """Crash safety of fnn.checkpoint.save: SIGKILL a writer at random moments.
 
-A child process keeps overwriting one checkpoint (256 MB of float32 arrays, every value equal to
+A child process keeps overwriting one checkpoint (200 MB of float32 arrays, every value equal to
 the version number) and reports each completed save on stdout.  The parent kills it after a
-seeded random delay, then restores the file: it must hold exactly one complete version - the
+seeded random delay - counted from the start of the child in even rounds, and from its first
+completed save in odd rounds (so that the checkpoint surely moves on, whatever the disk speed) -
+then restores the file: it must hold exactly one complete version - the
 last one reported, or the one being saved when the kill landed after the rename - with every
 value intact.  Leftover temp files of the killed writer must be recognised and removed.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import shutil
 import signal
 import subprocess
@@ -23,9 +26,9 @@ from fnn import checkpoint as ckpt
 from fnn.checkpoint import format as fmt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LEAF_MB = 64
-N_LEAVES = 4          # 4 x 64 MB = 256 MB per checkpoint
-KILLS = 12
+LEAF_MB = 50
+N_LEAVES = 4          # 4 x 50 MB = 200 MB per checkpoint
+KILLS = 10
 
 CHILD = r"""
 import sys, time
@@ -79,18 +82,25 @@ def test_sigkill_during_save_leaves_old_or_new(tmp_path):
                   metadata={"version": 0})
         current = _verify(path)
         killed_mid_save = changed = 0
-        for _ in range(KILLS):
+        for round_ in range(KILLS):
             child = subprocess.Popen([sys.executable, "-c", CHILD, path, str(current + 1)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                      cwd=ROOT)
-            time.sleep(rng.uniform(0.1, 2.0))
+            first = b""
+            if round_ % 2:
+                ready, _, _ = select.select([child.stdout], [], [], 60)
+                if ready:  # raw read: nothing may stay in a buffer that communicate() skips
+                    first = os.read(child.stdout.fileno(), 4096)
+                time.sleep(rng.uniform(0.0, 1.0))
+            else:
+                time.sleep(rng.uniform(0.1, 2.0))
             if child.poll() is not None:
                 out, err = child.communicate()
                 pytest.fail(f"writer exited early ({child.returncode}): {err.decode()[-2000:]}")
             os.kill(child.pid, signal.SIGKILL)
             out, _ = child.communicate()
             assert child.returncode == -signal.SIGKILL
-            reported = [int(x) for x in out.split()]
+            reported = [int(x) for x in (first + out).split()]
             last = reported[-1] if reported else current
             leftovers = [f for f in os.listdir(work) if fmt.temp_file_info(f)]
             assert all(fmt.temp_file_info(f)[1] == child.pid for f in leftovers)
@@ -108,7 +118,7 @@ def test_sigkill_during_save_leaves_old_or_new(tmp_path):
             assert os.listdir(work) == ["model.safetensors"]
         print(f"{KILLS} kills: {killed_mid_save} during a save, version advanced {changed} "
               f"times, final version {current}")
-        assert changed >= 3, "the writer never completed a save: delays too short?"
+        assert changed >= KILLS // 2, "the checkpoint did not move on after completed saves"
         assert killed_mid_save >= 2, "no kill landed in the middle of a save"
     finally:
         if child is not None and child.poll() is None:

@@ -414,11 +414,26 @@ def test_cumsum(axis, reverse):
 @pytest.mark.parametrize("axis", [0, 1])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_cumprod(axis, reverse):
-    # the cumprod JVP divides by x: documented to need non-zero inputs
     x = away_from_zero(3, 4)
     ref = np.flip(np.cumprod(np.flip(x, axis), axis), axis) if reverse else np.cumprod(x, axis)
     np.testing.assert_allclose(lax.cumprod(x, axis, reverse), ref)
     check_grads(lambda x: lax.cumprod(x, axis, reverse), (x,), order=2)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cumprod_with_zeros_is_exact(reverse):
+    # the JVP is a prefix scan of the product rule: no division by x, so zeros are fine
+    x = np.array([[2.0, 0.0, 3.0, 4.0, 0.5], [1.5, -2.0, 0.0, 0.0, 1.1]])
+    check_grads(lambda x: lax.cumprod(x, 1, reverse), (x,), order=2)
+    g = T.grad(lambda x: lax.cumprod(x, 0, reverse).sum())(np.array([2.0, 0.0, 3.0]))
+    np.testing.assert_allclose(g, [1.0, 8.0, 0.0] if not reverse else [0.0, 9.0, 1.0])
+
+
+def test_reduce_prod_second_order_with_zero():
+    x = np.array([[2.0, 0.0, 3.0], [1.0, 2.0, 0.5]])
+    check_grads(lambda x: lax.reduce_prod(x, (1,)), (x,), order=2)
+    h = T.hessian(lambda x: lax.reduce_prod(x, (0,)))(np.array([2.0, 0.0, 3.0]))
+    np.testing.assert_allclose(h, [[0, 3, 0], [3, 0, 2], [0, 2, 0]])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -475,8 +490,10 @@ def test_gather():
     g = lambda x: lax.gather(x, idx2)  # noqa: E731
     np.testing.assert_array_equal(g(x), x[idx2[..., 0], idx2[..., 1]])
     check_grads(g, (x,), order=2)
-    # out-of-bounds indices clamp
-    np.testing.assert_array_equal(lax.gather(x, np.array([[7], [-2]])), x[[3, 0]])
+    # out-of-bounds indices clamp, and the gradient goes to the clamped positions
+    oob = np.array([[7], [-2], [1]])
+    np.testing.assert_array_equal(lax.gather(x, oob), x[[3, 0, 1]])
+    check_grads(lambda x: lax.gather(x, oob), (x,), order=2)
 
 
 def test_scatter_add():
@@ -487,17 +504,25 @@ def test_scatter_add():
     np.add.at(ref, [1, 3, 1], u)
     np.testing.assert_allclose(f(x, u), ref)
     check_grads(f, (x, u), order=2)
-    # out-of-bounds updates are dropped
-    np.testing.assert_allclose(lax.scatter_add(x, np.array([[9], [0], [-5]]), u),
+    # out-of-bounds updates are dropped, and get a zero cotangent
+    oob = np.array([[9], [0], [-5]])
+    np.testing.assert_allclose(lax.scatter_add(x, oob, u),
                                x + np.array([u[1], 0 * u[1], 0 * u[1], 0 * u[1]]))
+    gu = T.grad(lambda u: (lax.scatter_add(x, oob, u) ** 2).sum())(u)
+    np.testing.assert_allclose(gu, [0 * u[0], 2 * (x[0] + u[1]), 0 * u[0]])
+    check_grads(lambda x, u: lax.scatter_add(x, oob, u), (x, u), order=2)
 
 
-def test_scatter_set():
-    x, u = rnd(4, 3), rnd(2, 3)
-    idx = np.array([[2], [0]])
+@pytest.mark.parametrize("rows", [[2, 0], [2, 0, 2, 2], [1, 7, -3, 1]])
+def test_scatter_set(rows):
+    # duplicates: the last write wins (and only it gets a cotangent); out of bounds: dropped
+    x, u = rnd(4, 3), rnd(len(rows), 3)
+    idx = np.array(rows)[:, None]
     f = lambda x, u: lax.scatter(x, idx, u)  # noqa: E731
     ref = x.copy()
-    ref[[2, 0]] = u
+    for r, row in zip(rows, u):
+        if 0 <= r < 4:
+            ref[r] = row
     np.testing.assert_array_equal(f(x, u), ref)
     check_grads(f, (x, u), order=2)
 
@@ -571,3 +596,21 @@ def test_abstract_eval_matches_impl(i):
     # evaluating the jaxpr gives the eager value
     (out,) = jaxpr(*args)
     np.testing.assert_array_equal(out, eager)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.int8, np.int32,
+                                   np.uint8, np.bool_, np.complex64])
+def test_select_large_arrays_bit_exact(dtype):
+    # large selects take a branch-free bitwise path: it must match np.where bit for bit
+    # (NaNs, -0.0, infinities) on contiguous, transposed and broadcast operands
+    g = np.random.default_rng(5)
+    a = (g.standard_normal((64, 40)) * 10).astype(dtype)
+    b = (g.standard_normal((64, 40)) * 10).astype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        a.flat[:4] = [np.nan, -0.0, np.inf, -np.inf]
+    m = g.random((64, 40)) < 0.5
+    c = np.broadcast_to(np.ones((), dtype), (40, 64))
+    for args in ((m, a, b), (m.T, a.T, c), (m, np.ascontiguousarray(a[:, ::-1]), b)):
+        out, ref = lax.select(*args), np.where(*args)
+        assert out.dtype == ref.dtype and out.shape == ref.shape
+        assert np.ascontiguousarray(out).tobytes() == np.ascontiguousarray(ref).tobytes()

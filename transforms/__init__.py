@@ -7,10 +7,12 @@
 from . import tree  # noqa: F401
 from . import lax  # noqa: F401
 from . import numpy  # noqa: F401  (installs tracer operators)
+from . import random  # noqa: F401
 from .api import (ShapeDtypeStruct, block_until_ready, device_get, device_put,  # noqa: F401
                   eval_shape, grad, hessian, jacfwd, jacrev, jvp, linearize, make_jaxpr,
                   value_and_grad, vjp)
 from .interpreters.batching import vmap  # noqa: F401
+from .jit import jit  # noqa: F401
 from .lax.misc import stop_gradient  # noqa: F401
 from .custom_derivatives import custom_jvp, custom_vjp  # noqa: F401
 from .checkpoint import checkpoint, remat  # noqa: F401

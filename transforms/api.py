@@ -7,7 +7,7 @@ import functools
 import numpy as np
 
 from . import tree as tree_util
-from .core import Tracer, current_trace, get_aval, is_float_dtype
+from .core import ShapedArray, Tracer, current_trace, get_aval, is_float_dtype
 from .errors import NonDifferentiableError
 from .interpreters.jvp import jvp_flat
 from .interpreters.partial_eval import linearize_flat, trace_to_jaxpr
@@ -30,6 +30,14 @@ def _as_leaf(x):
     if a is None or a.dtype == object:
         raise TypeError(f"argument of type {type(x).__name__} is not a valid array: {x!r:.80}")
     return a
+
+
+def _writeable(x):
+    """Derivatives are often broadcasts (read-only views with zero strides) in eager mode;
+    hand users ordinary arrays, as `numpy` would."""
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        return np.array(x)
+    return x
 
 
 def _normalize_argnums(argnums, nargs, fname):
@@ -112,7 +120,7 @@ def _vjp(fun, primals, has_aux, kwargs=None, check_scalar=None):
             elif get_aval(c).dtype != a.dtype:
                 from .lax import convert_element_type
                 c = convert_element_type(c, a.dtype)
-            full.append(c)
+            full.append(_writeable(c))
         return tuple(tree_util.unflatten(in_tree, full))
 
     out = tree_util.unflatten(out_tree, out_p)
@@ -225,7 +233,8 @@ def jvp(fun, primals, tangents, has_aux=False):
 
     diff = [is_float_dtype(get_aval(p).dtype) for p in flat_p]
     out_p, out_t = jvp_flat(flat_fun, flat_p, [t if d else None for t, d in zip(flat_t, diff)])
-    out_t = [_zeros_like(p) if t is None else t for p, t in zip(out_p, out_t)]
+    out_t = [_writeable(_zeros_like(p)) if t is None else _writeable(t)
+             for p, t in zip(out_p, out_t)]
     res = (tree_util.unflatten(store["tree"], out_p), tree_util.unflatten(store["tree"], out_t))
     return res + (store["aux"],) if has_aux else res
 
@@ -371,7 +380,7 @@ def make_jaxpr(fun, static_argnums=(), return_shape=False):
     def make(*args, **kwargs):
         dyn_idx = [i for i in range(len(args)) if i not in static]
         flat, in_tree = tree_util.flatten(tuple(args[i] for i in dyn_idx))
-        flat = [_as_leaf(x) for x in flat]
+        flat = [_spec_or_leaf(x) for x in flat]
         store = {}
 
         def flat_fun(*leaves):
@@ -384,16 +393,25 @@ def make_jaxpr(fun, static_argnums=(), return_shape=False):
             store["out"] = out
             return [_as_leaf(o) for o in out_flat]
 
-        closed = trace_to_jaxpr(flat_fun, [get_aval(x) for x in flat])
+        closed = trace_to_jaxpr(flat_fun, [x if isinstance(x, ShapedArray) else get_aval(x)
+                                           for x in flat])
         if return_shape:
-            from .core import ShapedArray
             shapes = tree_util.unflatten(store["tree"], [ShapeDtypeStruct(a.shape, a.dtype)
                                                          for a in closed.out_avals])
-            del ShapedArray
             return closed, shapes
         return closed
 
     return make
+
+
+def _spec_or_leaf(x):
+    """Shape specs (ShapeDtypeStruct, or anything with .shape and .dtype) stand for arrays."""
+    if isinstance(x, ShapeDtypeStruct) or (
+            not isinstance(x, (Tracer, np.ndarray, np.generic)) and hasattr(x, "shape")
+            and hasattr(x, "dtype")):
+        from .core import ShapedArray
+        return ShapedArray(x.shape, x.dtype)
+    return _as_leaf(x)
 
 
 class ShapeDtypeStruct:

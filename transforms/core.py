@@ -76,11 +76,18 @@ def dtype_of_python_scalar(x):
     raise TypeError(f"{type(x).__name__} is not a valid array value")
 
 
+def _aval_of_array(shape, dtype):
+    """ShapedArray without re-validating: `shape`/`dtype` come from an ndarray (hot path)."""
+    a = object.__new__(ShapedArray)
+    a.shape, a.dtype = shape, dtype
+    return a
+
+
 def get_aval(x) -> ShapedArray:
     if isinstance(x, Tracer):
         return x.aval
     if isinstance(x, (np.ndarray, np.generic)):
-        return ShapedArray(x.shape, x.dtype)
+        return _aval_of_array(x.shape, x.dtype)
     if isinstance(x, (bool, int, float, complex)):
         return ShapedArray((), dtype_of_python_scalar(x))
     if hasattr(x, "__array__") or isinstance(x, (list, tuple)):
@@ -198,7 +205,13 @@ class EvalTrace(Trace):
         for a in args:
             if isinstance(a, Tracer):
                 raise leaked_tracer_error(a)
-        return prim.impl(*args, **params)
+        try:
+            return prim.impl(*args, **params)
+        except Exception:
+            # NumPy's own message lacks the user's line: let the shape rule explain instead
+            if prim.abstract_eval is not None:
+                prim.abstract_eval(*[get_aval(a) for a in args], **params)
+            raise
 
 
 class _State(threading.local):

@@ -148,11 +148,14 @@ def dce_closed(closed: ClosedJaxpr) -> ClosedJaxpr:
 # ---------------------------------------------------------------------------------------------
 
 def _var_names():
+    """a, b, ..., z, ba, bb, ... (base 26 with a = 0, as JAX names variables)."""
     import itertools
-    import string
-    for n in itertools.count(1):
-        for t in itertools.product(string.ascii_lowercase, repeat=n):
-            yield "".join(t)
+    for n in itertools.count():
+        s = ""
+        while not s or n:
+            n, i = divmod(n, 26)
+            s = chr(97 + i) + s
+        yield s
 
 
 class _Namer:
@@ -194,7 +197,7 @@ def _pp(jaxpr: Jaxpr, namer, indent=0):
     def typed(v):
         return f"{namer(v)}:{v.aval.str_short()}"
 
-    pad = " " * (indent + 2)
+    pad = " " * (indent + 4)        # JAX indents equations by 4 and `in` by 2
     consts = " ".join(typed(v) for v in jaxpr.constvars)
     ins = " ".join(typed(v) for v in jaxpr.invars)
     lines = []

@@ -100,15 +100,29 @@ def transpose_jaxpr(closed: ClosedJaxpr, undefined, ct_nonzero):
     return _cache.get(closed, ("transpose", tuple(undefined), tuple(ct_nonzero)), make)
 
 
-def batch_jaxpr_via_vmap(closed: ClosedJaxpr, in_avals, dims):
-    """Jaxpr of `vmap(closed, in_axes=dims, out_axes=0)` at batched input avals."""
+def batched_jaxpr(closed: ClosedJaxpr, axis_size, dims, axis_name):
+    """`closed` batched along `dims` (see `interpreters.batching.batch_jaxpr`), cached."""
     def make():
-        from .interpreters.batching import vmap
-        f = _eval_closed(closed)
-        return trace_to_jaxpr(lambda *a: vmap(lambda *b: list(f(*b)), in_axes=tuple(dims),
-                                              out_axes=0)(*a), in_avals)
-    key = ("batch", tuple(dims), tuple(in_avals))
-    return _cache.get(closed, key, make)
+        from .interpreters.batching import batch_jaxpr
+        return batch_jaxpr(closed, axis_size, list(dims), None, axis_name)
+    return _cache.get(closed, ("batch", dims, axis_size, axis_name), make)
+
+
+def _uses_axis(closed, axis_name):
+    """Whether a collective over `axis_name` appears anywhere inside `closed`."""
+    if axis_name is None:
+        return False
+    for eqn in closed.jaxpr.eqns:
+        names = eqn.params.get("axis_name")
+        if names is not None:
+            names = names if isinstance(names, tuple) else (names,)
+            if axis_name in names:
+                return True
+        for v in eqn.params.values():
+            for sub in (v if isinstance(v, (tuple, list)) else (v,)):
+                if isinstance(sub, ClosedJaxpr) and _uses_axis(sub, axis_name):
+                    return True
+    return False
 
 
 def call_rules(prim, name_param="name"):
@@ -135,16 +149,18 @@ def call_rules(prim, name_param="name"):
                               **_renamed(params, name_param, "transpose")))
         return [next(outs) if u else None for u in undefined]
 
-    def batch(args, dims, *, jaxpr, **params):
-        avals = [get_aval(a) for a in args]
-        new = batch_jaxpr_via_vmap(jaxpr, avals, dims)
+    def batch_trace_rule(trace, args, dims, *, jaxpr, **params):
+        # needs the trace: a collective over this vmap's axis name may sit inside the body
+        if all(d is None for d in dims) and not _uses_axis(jaxpr, trace.axis_name):
+            return prim.bind(*args, jaxpr=jaxpr, **params), [None] * len(jaxpr.out_avals)
+        new, out_dims = batched_jaxpr(jaxpr, trace.axis_size, tuple(dims), trace.axis_name)
         outs = prim.bind(*args, jaxpr=new, **_renamed(params, name_param, "vmap"))
-        return outs, [0] * len(outs)
+        return outs, out_dims
 
     prim.def_abstract_eval(abstract_eval)
     prim.def_jvp(jvp)
     prim.def_transpose(transpose)
-    prim.def_batch(batch)
+    prim.batch_trace_rule = batch_trace_rule
 
 
 def _renamed(params, name_param, what):

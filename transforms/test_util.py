@@ -91,10 +91,17 @@ def _assert_close(actual, expected, atol, rtol, msg):
                                    rtol=rtol, err_msg=f"{msg} (leaf {i})")
 
 
+def _call(f, args):
+    """`f(*args)` with the arguments wrapped as (concrete) tracers, so that functions written
+    for transforms (`x.at[...]`, tracer methods) run; the arithmetic is the eager NumPy one."""
+    zeros = tree_util.map(lambda x: np.zeros(np.shape(x), np.asarray(x).dtype), args)
+    return jvp(f, tuple(args), tuple(zeros))[0]
+
+
 def numerical_jvp(f, primals, tangents, eps):
     """Central finite difference of `f` at `primals` along `tangents`."""
-    f_pos = f(*_axpy(eps, tangents, primals))
-    f_neg = f(*_axpy(-eps, tangents, primals))
+    f_pos = _call(f, _axpy(eps, tangents, primals))
+    f_neg = _call(f, _axpy(-eps, tangents, primals))
 
     def diff(p, n):
         p, n = _to_np(p), _to_np(n)
@@ -118,7 +125,7 @@ def check_jvp(f, f_jvp, args, atol=None, rtol=None, eps=None, err_msg="", rng=No
     rng = np.random.default_rng(0) if rng is None else rng
     tangent = _rand_like(rng, args)
     v_out, t_out = f_jvp(args, tangent)
-    v_expected = f(*args)
+    v_expected = _call(f, args)
     _assert_close(v_out, v_expected, atol, rtol, f"{err_msg or 'JVP'} primal output")
     t_expected = numerical_jvp(f, args, tangent, eps)
     _assert_close(t_out, t_expected, atol, rtol, f"{err_msg or 'JVP'} tangent vs finite "
@@ -132,7 +139,7 @@ def check_vjp(f, f_vjp, args, atol=None, rtol=None, eps=None, err_msg="", rng=No
     atol, rtol, eps = _defaults(args, atol, rtol, eps)
     rng = np.random.default_rng(1) if rng is None else rng
     v_out, vjp_fn = f_vjp(*args)
-    _assert_close(v_out, f(*args), atol, rtol, f"{err_msg or 'VJP'} primal output")
+    _assert_close(v_out, _call(f, args), atol, rtol, f"{err_msg or 'VJP'} primal output")
     tangent = _rand_like(rng, args)
     ct = _rand_like(rng, tree_util.map(_to_np, v_out))
     ct_in = vjp_fn(ct)

@@ -5,14 +5,18 @@ from ..core import Trace, Tracer, bind_in, get_aval, new_trace, set_current_trac
 
 
 class JVPTracer(Tracer):
-    __slots__ = ("primal", "tangent")
+    __slots__ = ("primal", "tangent", "_aval")
 
     def __init__(self, trace, primal, tangent):
         self._trace, self.primal, self.tangent = trace, primal, tangent
+        self._aval = None
 
     @property
     def aval(self):
-        return get_aval(self.primal)
+        a = self._aval          # cached: shape/dtype are asked for many times per operation
+        if a is None:
+            a = self._aval = get_aval(self.primal)
+        return a
 
     def concrete_value(self):
         p = self.primal

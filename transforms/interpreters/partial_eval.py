@@ -18,14 +18,15 @@ from ..source_info import user_frame
 
 
 class StagingTracer(Tracer):
-    __slots__ = ("var",)
+    # the IR variable is `_var`, not `var`: `x.var()` is the ndarray method on every tracer
+    __slots__ = ("_var",)
 
     def __init__(self, trace, var):
-        self._trace, self.var = trace, var
+        self._trace, self._var = trace, var
 
     @property
     def aval(self):
-        return self.var.aval
+        return self._var.aval
 
 
 class StagingTrace(Trace):
@@ -46,7 +47,7 @@ class StagingTrace(Trace):
         """The IR atom for `x`: its Var if ours, a Literal for scalars, else a constvar."""
         if isinstance(x, Tracer):
             if self.is_own(x):
-                return x.var
+                return x._var
         elif isinstance(x, (bool, int, float)):
             return Literal(np.asarray(x))
         elif isinstance(x, (np.ndarray, np.generic)) and np.ndim(x) == 0:
@@ -60,7 +61,9 @@ class StagingTrace(Trace):
 
     def add_eqn(self, prim, invars, out_avals, params):
         outvars = [Var(a) for a in out_avals]
-        self.eqns.append(Eqn(prim, invars, outvars, params, user_frame(3)))
+        # the linear jaxprs of linearize are transient: skip the (costly) stack walk there
+        info = None if self.partial else user_frame(3)
+        self.eqns.append(Eqn(prim, invars, outvars, params, info))
         return [StagingTracer(self, v) for v in outvars]
 
     # -- dispatch -------------------------------------------------------------------------------
@@ -148,7 +151,8 @@ def partial_eval_jaxpr(closed: ClosedJaxpr, in_unknown):
                 eqn_known, eqn_unknown, eqn_out_unk = rule(eqn, unk)
                 if eqn_known is not None:
                     known_eqns.append(eqn_known)
-                unknown_eqns.append(eqn_unknown)
+                if eqn_unknown is not None:          # None: no output depends on unknowns
+                    unknown_eqns.append(eqn_unknown)
                 unknown_vars.update(v for v, u in zip(eqn.outvars, eqn_out_unk) if u)
             else:
                 unknown_eqns.append(eqn)

@@ -18,5 +18,9 @@ from .reductions import (  # noqa: F401
 from .linalg import dot, dot_general  # noqa: F401
 from .indexing import gather, scatter, scatter_add, scatter_mul  # noqa: F401
 from .misc import stop_gradient  # noqa: F401
+from .collectives import all_gather, axis_index, pmax, pmean, pmin, psum  # noqa: F401
 
 bitwise_and = bitwise_and
+from .control_flow import cond, fori_loop, map, scan, switch, while_loop  # noqa: F401,E402
+from .conv import (ConvDimensionNumbers, avg_pool, conv, conv_general_dilated,  # noqa: F401,E402
+                   conv_transpose, max_pool, padtype_to_pads, reduce_window, sum_pool)

@@ -12,8 +12,10 @@ import numpy as np
 
 from ..core import Primitive, ShapedArray, get_aval
 from ..errors import ShapeError
+from ..interpreters import batching as B
 from ..source_info import where
 from . import elementwise as E
+from . import shape as S
 from ._util import as_array, is_undefined
 
 
@@ -67,7 +69,69 @@ gather_p.def_jvp(lambda p, t: (gather(*p), gather(t[0], p[1])))
 
 @gather_p.def_transpose
 def _gather_transpose(ct, x, idx):
-    return [scatter_add(E.zeros_like_aval(x.aval), idx, ct), None]
+    # gather clamps out-of-bounds indices, so its transpose adds at the clamped positions
+    return [scatter_add(E.zeros_like_aval(x.aval), _clamp_indices(idx, x.aval.shape), ct), None]
+
+
+def _clamp_indices(idx, shape):
+    ia = get_aval(idx)
+    hi = np.asarray([max(n - 1, 0) for n in shape[:ia.shape[-1]]], ia.dtype)
+    return E.min(E.max(idx, 0), hi)
+
+
+def _mask_updates(ct_u, keep):
+    """Zero the update cotangents whose index-batch position is not kept (`keep`: shape B)."""
+    ua = get_aval(ct_u)
+    keep = S.broadcast_in_dim(keep, ua.shape, tuple(range(get_aval(keep).ndim)))
+    return E.select(keep, ct_u, E.zeros_like_aval(ua))
+
+
+def _in_bounds(idx, shape):
+    """Which index-batch positions address an element inside `shape` (scatter keeps those)."""
+    from .reductions import reduce_and
+    ia = get_aval(idx)
+    hi = np.asarray(shape[:ia.shape[-1]], ia.dtype)
+    ok = E.bitwise_and(E.ge(idx, 0), E.lt(idx, hi))
+    return reduce_and(ok, (ia.ndim - 1,))
+
+
+def _scatter_winners(idx, shape):
+    """Which index-batch positions' updates survive a `scatter` (the last write wins; writes
+    out of bounds are dropped)."""
+    ia = get_aval(idx)
+    k, bshape = ia.shape[-1], ia.shape[:-1]
+    ids = S.reshape(S.iota(np.int64, (int(np.prod(bshape, dtype=np.int64)),), 0), bshape)
+    board = scatter(S.full(shape[:k], -1, np.int64), idx, ids)
+    return E.eq(gather(board, idx), ids)
+
+
+def _with_batch_component(idx):
+    """Batched indices (batch axis 0, components last) with the example number prepended as
+    a new first component, so they index an operand whose batch axis is 0."""
+    from .shape import concatenate, iota
+    shape = get_aval(idx).shape
+    return concatenate([iota(get_aval(idx).dtype, shape[:-1] + (1,), 0), idx], len(shape) - 1)
+
+
+@gather_p.def_batch
+def _gather_batch(args, dims):
+    (x, idx), (dx, di) = args, dims
+    ia = get_aval(idx)
+    if di is None:
+        # a batched operand, shared indices: the batch axis becomes a window (trailing) axis
+        k = ia.shape[-1]
+        if dx < k:
+            x = B.moveaxis(x, dx, k)
+            dx = k
+        return gather(x, idx), ia.ndim - 1 + dx - k
+    if dx is None:
+        # shared operand, batched indices: the batch axis is one more index-batch axis
+        if di == ia.ndim - 1:
+            idx = B.moveaxis(idx, di, 0)
+            di = 0
+        return gather(x, idx), di
+    x, idx = B.moveaxis(x, dx, 0), B.moveaxis(idx, di, 0)
+    return gather(x, _with_batch_component(idx)), 0
 
 
 def _scatter(name, combine):
@@ -93,6 +157,20 @@ def _scatter(name, combine):
         if updates.dtype != x.dtype:
             raise TypeError(f"{name}: dtypes differ ({x.dtype}, {updates.dtype})")
         return x
+
+    @p.def_batch
+    def batch(args, dims):
+        (x, idx, upd), (dx, di, du) = args, dims
+        size = B.batch_size(args, dims)
+        if di is None:
+            # shared indices: the batch axis is the first window axis of operand and updates
+            ia = get_aval(idx)
+            k = ia.shape[-1]
+            x, upd = B.move_dim(x, dx, k, size), B.move_dim(upd, du, ia.ndim - 1, size)
+            return p.bind(x, idx, upd), k
+        x, upd = B.bdim_at_front(x, dx, size), B.bdim_at_front(upd, du, size)
+        idx = _with_batch_component(B.moveaxis(idx, di, 0))
+        return p.bind(x, idx, upd), 0
 
     def fn(x, idx, updates):
         return p.bind(as_array(x), as_array(idx), as_array(updates))
@@ -121,8 +199,10 @@ def _scatter_add_jvp(primals, tangents):
 
 @scatter_add_p.def_transpose
 def _scatter_add_transpose(ct, x, idx, u):
-    return [ct if is_undefined(x) else None, None,
-            gather(ct, idx) if is_undefined(u) else None]
+    ct_u = None
+    if is_undefined(u):     # out-of-bounds updates were dropped: zero cotangent
+        ct_u = _mask_updates(gather(ct, idx), _in_bounds(idx, get_aval(ct).shape))
+    return [ct if is_undefined(x) else None, None, ct_u]
 
 
 @scatter_p.def_jvp
@@ -139,7 +219,9 @@ def _scatter_jvp(primals, tangents):
 def _scatter_transpose(ct, x, idx, u):
     ua = u.aval if is_undefined(u) else get_aval(u)
     ct_x = scatter(ct, idx, E.zeros_like_aval(ua)) if is_undefined(x) else None
-    ct_u = gather(ct, idx) if is_undefined(u) else None
+    ct_u = None
+    if is_undefined(u):     # only updates that were not overwritten (or dropped) count
+        ct_u = _mask_updates(gather(ct, idx), _scatter_winners(idx, get_aval(ct).shape))
     return [ct_x, None, ct_u]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import Primitive, ShapedArray, get_aval
+from ..interpreters.batching import shift_axis
 from . import elementwise as E
 from . import shape as S
 from ._util import as_array
@@ -20,6 +21,11 @@ def _reduction(name, np_fn, dtype=None):
         p.def_abstract_eval(lambda x, *, axes: _reduced_aval(x, axes))
     else:
         p.def_abstract_eval(lambda x, *, axes: _reduced_aval(x, axes).update(dtype=dtype))
+
+    @p.def_batch
+    def batch(args, dims, *, axes):
+        (x,), (d,) = args, dims
+        return p.bind(x, axes=tuple(shift_axis(a, d) for a in axes)), d - sum(a < d for a in axes)
 
     def fn(x, axes):
         x = as_array(x)
@@ -116,6 +122,11 @@ def _arg(name, np_fn):
         tuple(s for i, s in enumerate(x.shape) if i != axis), index_dtype))
     p.def_jvp(lambda primals, tangents, **kw: (p.bind(primals[0], **kw), None))
 
+    @p.def_batch
+    def batch(args, dims, *, axis, index_dtype):
+        (x,), (d,) = args, dims
+        return p.bind(x, axis=shift_axis(axis, d), index_dtype=index_dtype), d - (axis < d)
+
     def fn(x, axis, index_dtype=np.int64):
         x = as_array(x)
         return p.bind(x, axis=int(axis) % get_aval(x).ndim, index_dtype=np.dtype(index_dtype))
@@ -142,6 +153,11 @@ def _cumulative(name, np_fn):
 
     p.def_abstract_eval(lambda x, *, axis, reverse: x)
 
+    @p.def_batch
+    def batch(args, dims, *, axis, reverse):
+        (x,), (d,) = args, dims
+        return p.bind(x, axis=shift_axis(axis, d), reverse=reverse), d
+
     def fn(x, axis, reverse=False):
         x = as_array(x)
         return p.bind(x, axis=int(axis) % get_aval(x).ndim, reverse=bool(reverse))
@@ -157,7 +173,31 @@ cumsum_p.def_transpose(lambda ct, x, *, axis, reverse: [cumsum(ct, axis, not rev
 
 @cumprod_p.def_jvp
 def _cumprod_jvp(primals, tangents, *, axis, reverse):
-    # d cumprod_k = cumprod_k * cumsum(t / x)_k, valid where x != 0 (documented limitation)
+    # Exact at zeros (no division by x): an inclusive prefix scan over (value, tangent) pairs
+    # with the product rule (a1, d1) . (a2, d2) = (a1 a2, d1 a2 + a1 d2), in log2(n) doubling
+    # steps of shifts (slice + pad with the identity (1, 0)). Linear in the tangent.
     x, = primals
     out = cumprod(x, axis, reverse)
-    return out, E.mul(out, cumsum(E.div(tangents[0], x), axis, reverse))
+    a, d = x, tangents[0]
+    shape = get_aval(x).shape
+    n = shape[axis]
+    if reverse:
+        a, d = S.rev(a, (axis,)), S.rev(d, (axis,))
+
+    def shift(v, s, fill):
+        limit = list(shape)
+        limit[axis] = n - s
+        cfg = [(0, 0, 0)] * len(shape)
+        cfg[axis] = (s, 0, 0)
+        return S.pad(S.slice(v, [0] * len(shape), limit), np.asarray(fill, get_aval(v).dtype),
+                     cfg)
+
+    s = 1
+    while s < n:
+        a_sh, d_sh = shift(a, s, 1), shift(d, s, 0)
+        d = E.add(E.mul(d_sh, a), E.mul(a_sh, d))
+        a = E.mul(a_sh, a)
+        s *= 2
+    if reverse:
+        d = S.rev(d, (axis,))
+    return out, d

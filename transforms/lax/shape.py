@@ -6,6 +6,7 @@ import numpy as np
 
 from ..core import Primitive, ShapedArray, get_aval
 from ..errors import ShapeError
+from ..interpreters import batching as B
 from ..source_info import where
 from ._util import as_array, is_undefined
 
@@ -73,6 +74,18 @@ def _broadcast_in_dim_transpose(ct, x, *, shape, broadcast_dimensions):
     return [reshape(summed, in_shape)]
 
 
+@broadcast_in_dim_p.def_batch
+def _broadcast_in_dim_batch(args, dims, *, shape, broadcast_dimensions):
+    # the batch axis goes right after the output position of the operand axis before it, so
+    # broadcast_dimensions stays increasing and nothing moves
+    (x,), (d,) = args, dims
+    bdims = broadcast_dimensions
+    o = bdims[d - 1] + 1 if d > 0 else 0
+    new_bdims = tuple(bdims[:d]) + (o,) + tuple(b + 1 for b in bdims[d:])
+    new_shape = tuple(shape[:o]) + (get_aval(x).shape[d],) + tuple(shape[o:])
+    return broadcast_in_dim_p.bind(x, shape=new_shape, broadcast_dimensions=new_bdims), o
+
+
 def full(shape, fill_value, dtype=None):
     fill = np.asarray(fill_value, dtype=dtype) if not hasattr(fill_value, "aval") else fill_value
     if dtype is not None and get_aval(fill).dtype != np.dtype(dtype):
@@ -115,6 +128,14 @@ def reshape(x, new_sizes):
 reshape_p.def_jvp(lambda p, t, *, new_sizes: (reshape(p[0], new_sizes), reshape(t[0], new_sizes)))
 reshape_p.def_transpose(lambda ct, x, *, new_sizes: [reshape(ct, x.aval.shape)])
 
+
+@reshape_p.def_batch
+def _reshape_batch(args, dims, *, new_sizes):
+    (x,), (d,) = args, dims
+    x = B.moveaxis(x, d, 0)
+    return reshape_p.bind(x, new_sizes=(get_aval(x).shape[0],) + tuple(new_sizes)), 0
+
+
 transpose_p = Primitive("transpose")
 transpose_p.def_impl(lambda x, *, permutation: np.transpose(x, permutation))
 
@@ -138,6 +159,14 @@ transpose_p.def_jvp(lambda p, t, *, permutation: (transpose(p[0], permutation),
                                                   transpose(t[0], permutation)))
 transpose_p.def_transpose(
     lambda ct, x, *, permutation: [transpose(ct, tuple(np.argsort(permutation)))])
+
+
+@transpose_p.def_batch
+def _transpose_batch(args, dims, *, permutation):
+    (x,), (d,) = args, dims
+    perm = [p + (p >= d) for p in permutation]
+    perm.insert(d, d)                      # the batch axis stays where it is
+    return transpose_p.bind(x, permutation=tuple(perm)), d
 
 
 squeeze_p = Primitive("squeeze")
@@ -164,6 +193,13 @@ def squeeze(x, dimensions):
 squeeze_p.def_jvp(lambda p, t, *, dimensions: (squeeze(p[0], dimensions),
                                                squeeze(t[0], dimensions)))
 squeeze_p.def_transpose(lambda ct, x, *, dimensions: [reshape(ct, x.aval.shape)])
+
+
+@squeeze_p.def_batch
+def _squeeze_batch(args, dims, *, dimensions):
+    (x,), (d,) = args, dims
+    new = tuple(k + (k >= d) for k in dimensions)
+    return squeeze_p.bind(x, dimensions=new), d - sum(k < d for k in dimensions)
 
 
 def expand_dims(x, dimensions):
@@ -230,6 +266,14 @@ def _concatenate_transpose(ct, *xs, dimension):
             out.append(None)
         start += size
     return out
+
+
+@concatenate_p.def_batch
+def _concatenate_batch(args, dims, *, dimension):
+    bd = next(d for d in dims if d is not None)
+    size = B.batch_size(args, dims)
+    xs = [x if d == bd else B.move_dim(x, d, bd, size) for x, d in zip(args, dims)]
+    return concatenate_p.bind(*xs, dimension=dimension + (dimension >= bd)), bd
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,6 +350,27 @@ def _pad_transpose(ct, x, v, *, padding_config):
     return [ct_x, ct_v]
 
 
+@pad_p.def_batch
+def _pad_batch(args, dims, *, padding_config):
+    (x, v), (dx, dv) = args, dims
+    if dv is None:
+        cfg = list(padding_config)
+        cfg.insert(dx, (0, 0, 0))
+        return pad_p.bind(x, v, padding_config=tuple(cfg)), dx
+    # a per-example padding value: pad with zeros, then select the padding positions
+    from .elementwise import select_n
+    size = B.batch_size(args, dims)
+    xa = get_aval(x)
+    x_shape = xa.shape if dx is None else xa.shape[:dx] + xa.shape[dx + 1:]
+    x = B.bdim_at_front(x, dx, size)
+    padded = pad_p.bind(x, np.zeros((), xa.dtype), padding_config=((0, 0, 0),) + padding_config)
+    out_shape = get_aval(padded).shape
+    mask = pad(full(x_shape, True, np.bool_), np.asarray(False), padding_config)
+    mask = broadcast_in_dim(mask, out_shape, tuple(range(1, len(out_shape))))
+    v = broadcast_in_dim(B.moveaxis(v, dv, 0), out_shape, (0,))
+    return select_n(mask, v, padded), 0
+
+
 # ---------------------------------------------------------------------------------------------
 # slice, dynamic_slice, dynamic_update_slice, rev
 # ---------------------------------------------------------------------------------------------
@@ -360,6 +425,21 @@ def _slice_transpose(ct, x, *, start_indices, limit_indices, strides):
     return [pad(ct, zero, cfg)]
 
 
+@slice_p.def_batch
+def _slice_batch(args, dims, *, start_indices, limit_indices, strides):
+    (x,), (d,) = args, dims
+    n = get_aval(x).shape[d]
+    start, limit = list(start_indices), list(limit_indices)
+    start.insert(d, 0)
+    limit.insert(d, n)
+    if strides is not None:
+        strides = list(strides)
+        strides.insert(d, 1)
+        strides = tuple(strides)
+    return slice_p.bind(x, start_indices=tuple(start), limit_indices=tuple(limit),
+                        strides=strides), d
+
+
 def _clamp_starts(starts, shape, sizes):
     return [int(min(max(int(s), 0), n - k)) for s, n, k in zip(starts, shape, sizes)]
 
@@ -398,6 +478,62 @@ dynamic_slice_p.def_jvp(lambda p, t, *, slice_sizes: (
 def _dynamic_slice_transpose(ct, x, *idx, slice_sizes):
     from .elementwise import zeros_like_aval
     return [dynamic_update_slice(zeros_like_aval(x.aval), ct, idx)] + [None] * len(idx)
+
+
+def _batched_starts(idx, didx, shape, sizes, size):
+    """Start indices clamped as dynamic_slice clamps them, each as an int64 (B,) array."""
+    from .elementwise import convert_element_type, max as lmax, min as lmin
+    out = []
+    for s, d, n, k in zip(idx, didx, shape, sizes):
+        s = convert_element_type(s, np.int64)
+        s = lmax(lmin(s, np.int64(n - k)), np.int64(0))
+        out.append(B.move_dim(s, d, 0, size))
+    return out
+
+
+def _index_grid(starts, sizes, size, batch_component):
+    """int64 indices of shape (B, *sizes, k): start + offset for each window position, with the
+    example number as the first component when `batch_component`."""
+    full_shape = (size,) + tuple(sizes)
+    comps = [iota(np.int64, full_shape, 0)] if batch_component else []
+    from .elementwise import add
+    for i, s in enumerate(starts):
+        c = broadcast_in_dim(s, full_shape, (0,))
+        comps.append(c if sizes[i] == 1 else add(c, iota(np.int64, full_shape, i + 1)))
+    comps = [reshape(c, full_shape + (1,)) for c in comps]
+    return concatenate(comps, len(full_shape))
+
+
+@dynamic_slice_p.def_batch
+def _dynamic_slice_batch(args, dims, *, slice_sizes):
+    x, *idx = args
+    dx, *didx = dims
+    size = B.batch_size(args, dims)
+    if all(d is None for d in didx):
+        # only the operand is batched: take the whole batch axis
+        zero = np.zeros((), get_aval(idx[0]).dtype if idx else np.int64)
+        idx = list(idx)
+        idx.insert(dx, zero)
+        sizes = list(slice_sizes)
+        sizes.insert(dx, size)
+        return dynamic_slice_p.bind(x, *idx, slice_sizes=tuple(sizes)), dx
+    # per-example starts: one gather. Axes after the last batched start are sliced first with
+    # an ordinary dynamic_slice (their starts are shared), so the gather indexes only axes < m.
+    from .indexing import gather
+    xa = get_aval(x)
+    shape = xa.shape if dx is None else xa.shape[:dx] + xa.shape[dx + 1:]
+    m = 1 + max(i for i, d in enumerate(didx) if d is not None)
+    lead = 0 if dx is None else 1
+    if dx is not None:
+        x = B.moveaxis(x, dx, 0)
+    if tuple(slice_sizes[m:]) != tuple(shape[m:]):
+        zero = np.zeros((), np.int64)
+        pre_idx = [zero] * (lead + m) + list(idx[m:])
+        pre_sizes = ((size,) if lead else ()) + tuple(shape[:m]) + tuple(slice_sizes[m:])
+        x = dynamic_slice_p.bind(x, *pre_idx, slice_sizes=pre_sizes)
+    starts = _batched_starts(idx[:m], didx[:m], shape[:m], slice_sizes[:m], size)
+    grid = _index_grid(starts, slice_sizes[:m], size, batch_component=dx is not None)
+    return gather(x, grid), 0
 
 
 dynamic_update_slice_p = Primitive("dynamic_update_slice")
@@ -446,6 +582,27 @@ def _dus_transpose(ct, x, u, *idx):
     return [ct_x, ct_u] + [None] * len(idx)
 
 
+@dynamic_update_slice_p.def_batch
+def _dus_batch(args, dims):
+    x, u, *idx = args
+    dx, du, *didx = dims
+    size = B.batch_size(args, dims)
+    if all(d is None for d in didx):
+        bd = dx if dx is not None else du
+        x, u = B.move_dim(x, dx, bd, size), B.move_dim(u, du, bd, size)
+        zero = np.zeros((), get_aval(idx[0]).dtype if idx else np.int64)
+        idx = list(idx)
+        idx.insert(bd, zero)
+        return dynamic_update_slice_p.bind(x, u, *idx), bd
+    # per-example starts: one scatter over an index grid covering the update window
+    from .indexing import scatter
+    x, u = B.bdim_at_front(x, dx, size), B.bdim_at_front(u, du, size)
+    shape, ushape = get_aval(x).shape[1:], get_aval(u).shape[1:]
+    starts = _batched_starts(idx, didx, shape, ushape, size)
+    grid = _index_grid(starts, ushape, size, batch_component=True)
+    return scatter(x, grid, u), 0
+
+
 rev_p = Primitive("rev")
 rev_p.def_impl(lambda x, *, dimensions: np.flip(x, dimensions) if dimensions else np.asarray(x))
 rev_p.def_abstract_eval(lambda x, *, dimensions: x)
@@ -460,6 +617,12 @@ def rev(x, dimensions):
 
 rev_p.def_jvp(lambda p, t, *, dimensions: (rev(p[0], dimensions), rev(t[0], dimensions)))
 rev_p.def_transpose(lambda ct, x, *, dimensions: [rev(ct, dimensions)])
+
+
+@rev_p.def_batch
+def _rev_batch(args, dims, *, dimensions):
+    (x,), (d,) = args, dims
+    return rev_p.bind(x, dimensions=tuple(k + (k >= d) for k in dimensions)), d
 
 
 iota_p = Primitive("iota")

@@ -13,7 +13,7 @@ from ._methods import install as _install
 
 _INTERNAL = {"EVAL_TRACE", "ShapeError", "Tracer", "asarray_of", "concrete_or_error",
              "current_trace", "dtype_of", "get_aval", "promote", "promote_dtypes", "result_type_",
-             "to_float", "ufunc_dtype"}
+             "to_float", "ufunc_dtype", "ufunc_result_dtype"}
 
 
 def _export(module):

@@ -7,7 +7,8 @@ import numpy as np
 
 from .. import lax
 from ..core import EVAL_TRACE, Tracer, current_trace, get_aval
-from ._promote import asarray_of, dtype_of, promote, result_type, to_float, ufunc_dtype
+from ._promote import (asarray_of, dtype_of, promote, result_type, to_float, ufunc_dtype,
+                       ufunc_result_dtype)
 
 float16, float32, float64 = np.float16, np.float32, np.float64
 int8, int16, int32, int64 = np.int8, np.int16, np.int32, np.int64
@@ -56,7 +57,11 @@ def _contains_tracer(seq):
 
 
 def _shape_tuple(shape):
-    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+    from ..core import concrete_or_error
+    shape = concrete_or_error(shape, "an array shape")
+    if isinstance(shape, (int, np.integer)) or np.ndim(shape) == 0:
+        return (int(shape),)
+    return tuple(int(concrete_or_error(s, "an array shape")) for s in shape)
 
 
 def full(shape, fill_value, dtype=None):
@@ -155,7 +160,9 @@ greater_equal = _binary(lax.ge, np.greater_equal)
 bitwise_and = _binary(lax.bitwise_and, np.bitwise_and)
 bitwise_or = _binary(lax.bitwise_or, np.bitwise_or)
 bitwise_xor = _binary(lax.bitwise_xor, np.bitwise_xor)
-arctan2 = _binary(lambda a, b: lax.atan2(a, b), np.arctan2)
+def arctan2(x1, x2):
+    a, b = promote(x1, x2, dtype=ufunc_result_dtype(np.arctan2, x1, x2))
+    return lax.atan2(a, b)
 
 
 def true_divide(x1, x2):
@@ -169,8 +176,14 @@ def true_divide(x1, x2):
 divide = true_divide
 
 
+def _promote_no_bool(x1, x2):
+    """Promote; booleans become int8 (NumPy's loops for //, %, ** on booleans)."""
+    dt = result_type(x1, x2)
+    return promote(x1, x2, dtype=np.int8 if dt == np.bool_ else dt)
+
+
 def floor_divide(x1, x2):
-    a, b = promote(x1, x2)
+    a, b = _promote_no_bool(x1, x2)
     if np.issubdtype(a.dtype, np.inexact):
         return lax.floor(lax.div(a, b))
     q = lax.div(a, b)            # truncates toward zero
@@ -179,7 +192,7 @@ def floor_divide(x1, x2):
 
 
 def remainder(x1, x2):
-    a, b = promote(x1, x2)
+    a, b = _promote_no_bool(x1, x2)
     r = lax.rem(a, b)
     fix = lax.bitwise_and(lax.ne(r, 0), lax.ne(lax.lt(r, 0), lax.lt(b, 0)))
     return lax.select(fix, lax.add(r, b), r)
@@ -189,7 +202,7 @@ mod = remainder
 
 
 def fmod(x1, x2):
-    a, b = promote(x1, x2)
+    a, b = _promote_no_bool(x1, x2)
     return lax.rem(a, b)
 
 
@@ -197,9 +210,12 @@ def power(x1, x2):
     if isinstance(x2, (int, np.integer)) and not isinstance(x2, bool) and not isinstance(
             x1, (int, float)):
         x = asarray(x1)
-        if np.issubdtype(x.dtype, np.inexact) or x2 >= 0:
+        # a constant integer exponent: integer_pow, when it keeps x's dtype (NEP 50: a Python
+        # int is weak, a NumPy integer scalar is not)
+        if x.dtype != np.bool_ and result_type(x, x2) == x.dtype and (
+                np.issubdtype(x.dtype, np.inexact) or x2 >= 0):
             return lax.integer_pow(x, int(x2))
-    a, b = promote(x1, x2)
+    a, b = _promote_no_bool(x1, x2)
     return lax.pow(a, b)
 
 
@@ -262,11 +278,15 @@ def sign(x):
 
 def square(x):
     x = asarray(x)
+    if x.dtype == np.bool_:
+        x = asarray_of(x, np.int8)           # NumPy squares booleans in int8
     return lax.integer_pow(x, 2)
 
 
 def reciprocal(x):
     x = asarray(x)
+    if x.dtype == np.bool_:
+        x = asarray_of(x, np.int8)           # NumPy's loop for booleans
     return lax.div(np.ones((), x.dtype), x)
 
 
@@ -276,6 +296,8 @@ def positive(x):
 
 def round(a, decimals=0):  # noqa: A001
     a = asarray(a)
+    if a.dtype == np.bool_:
+        a = asarray_of(a, np.float16)        # NumPy rounds booleans in float16
     if not np.issubdtype(a.dtype, np.inexact):
         return a
     if decimals == 0:
@@ -366,7 +388,7 @@ def clip(a, a_min=None, a_max=None, *, min=None, max=None):  # noqa: A002
 
 
 def logaddexp(x1, x2):
-    a, b = promote(to_float(x1, np.logaddexp), to_float(x2, np.logaddexp))
+    a, b = promote(x1, x2, dtype=ufunc_result_dtype(np.logaddexp, x1, x2))
     amax = lax.max(a, b)
     # stop_gradient on the shift keeps the derivative finite; the result is exact either way
     # the shift is a constant for differentiation: logaddexp is shift-invariant
@@ -596,3 +618,13 @@ def array_equal(a1, a2):
 
 
 from ._shape_ops import expand_dims, moveaxis, stack  # noqa: E402,F401
+
+
+def at(x):
+    """Functional updates for any array, NumPy input included: `tnp.at(x)[idx].set(v)`.
+
+    Traced values also have `x.at[idx]` (as in JAX); plain `numpy.ndarray`s cannot carry that
+    attribute, so eager code that starts from NumPy arrays uses this form. Never mutates `x`.
+    """
+    from ._indexing import _IndexUpdateHelper
+    return _IndexUpdateHelper(asarray(x))

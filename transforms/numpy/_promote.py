@@ -39,6 +39,11 @@ def asarray_of(x, dtype):
 
 def promote(*args, dtype=None):
     """Cast operands to their common dtype and broadcast them to a common shape."""
+    if dtype is None and len(args) == 2:
+        a, b = args
+        if isinstance(a, _ARRAYLIKE) and isinstance(b, _ARRAYLIKE) and a.dtype == b.dtype \
+                and a.shape == b.shape:
+            return [a, b]                      # nothing to do: the common case, kept cheap
     dt = result_type(*args) if dtype is None else np.dtype(dtype)
     arrs = [asarray_of(a, dt) for a in args]
     shapes = [a.shape for a in arrs]
@@ -68,12 +73,27 @@ def ufunc_dtype(ufunc, *dtypes):
     return dt
 
 
+def ufunc_result_dtype(ufunc, *args):
+    """The dtype NumPy's `ufunc` returns for these operands, Python scalars weak (NEP 50).
+
+    Unlike promoting first, this follows NumPy's own loop selection (e.g. arctan2 of int8 and
+    uint8 is float16, logaddexp of a float32 array and 2 is float32)."""
+    key = tuple(type(a) if isinstance(a, (bool, int, float, complex)) else dtype_of(a)
+                for a in args)
+    dt = _UFUNC_DTYPES.get((ufunc, key))
+    if dt is None:
+        with np.errstate(all="ignore"):
+            dt = ufunc(*[k(1) if isinstance(k, type) else np.ones((), k) for k in key]).dtype
+        _UFUNC_DTYPES[(ufunc, key)] = dt
+    return dt
+
+
 def to_float(x, ufunc=np.sqrt):
     """Integer and bool inputs cast the way NumPy's `ufunc` casts them (int8 -> float16...)."""
     dt = dtype_of(x)
     if np.issubdtype(dt, np.inexact):
         return x if isinstance(x, _ARRAYLIKE) else np.asarray(x)
-    return asarray_of(x, ufunc_dtype(ufunc, dt))
+    return asarray_of(x, ufunc_dtype(ufunc, *([dt] * ufunc.nin)))
 
 
 def promote_dtypes(*args):

@@ -141,7 +141,8 @@ def stack(arrays, axis=0, dtype=None):
         raise ValueError("need at least one array to stack")
     shapes = {a.shape for a in arrs}
     if len(shapes) != 1:
-        raise ValueError(f"all input arrays must have the same shape, got {sorted(shapes)}")
+        raise ShapeError(f"all input arrays must have the same shape, got {sorted(shapes)}"
+                         f"{_where()}")
     ax = _ax(axis, arrs[0].ndim + 1)
     return concatenate([lax.expand_dims(a, (ax,)) for a in arrs], ax, dtype)
 
@@ -315,8 +316,17 @@ def take(a, indices, axis=None, mode=None):
     moved = moveaxis(a, ax, 0)
     n = a.shape[ax]
     from ._ops import where, less
-    idx = where(less(idx, 0), idx + n, idx) if not (isinstance(idx, np.ndarray) and
-                                                  (idx >= 0).all()) else idx
+    if mode == "wrap":
+        from ._ops import remainder
+        idx = remainder(idx, n)
+    elif isinstance(idx, (np.ndarray, np.generic)) and mode in (None, "raise") and idx.size and \
+            ((idx < -n) | (idx >= n)).any():
+        # NumPy's default mode for concrete indices; traced indices clamp (as JAX's gather)
+        bad = np.asarray(idx)[(idx < -n) | (idx >= n)].flat[0]
+        raise IndexError(f"index {bad} is out of bounds for axis {ax} with size {n}")
+    if mode != "clip":
+        idx = where(less(idx, 0), idx + n, idx) if not (isinstance(idx, np.ndarray) and
+                                                      (idx >= 0).all()) else idx
     out = lax.gather(moved, lax.expand_dims(idx, (idx.ndim,)))
     # result: a.shape[:ax] + idx.shape + a.shape[ax+1:]
     k = idx.ndim

@@ -11,8 +11,7 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
     if not np.issubdtype(x.dtype, np.inexact):
         x = _ops.astype(x, np.float64)
     if axis is None:
-        if ord is None or (ord in ("fro", 2) and x.ndim == 1 and ord != "fro") or \
-                (ord == "fro"):
+        if ord is None:
             r = _ops.sqrt(_ops.sum(_ops.square(x), keepdims=keepdims))
             return r
         if x.ndim == 1:
@@ -43,6 +42,10 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
         out = _ops.max(_ops.sum(a, axis=r, keepdims=True), axis=c, keepdims=True)
     elif ord == np.inf:
         out = _ops.max(_ops.sum(a, axis=c, keepdims=True), axis=r, keepdims=True)
+    elif ord == -1:
+        out = _ops.min(_ops.sum(a, axis=r, keepdims=True), axis=c, keepdims=True)
+    elif ord == -np.inf:
+        out = _ops.min(_ops.sum(a, axis=c, keepdims=True), axis=r, keepdims=True)
     else:
         raise NotImplementedError(f"matrix norm ord={ord!r}")
     return out if keepdims else _ops.squeeze(out, axis) if hasattr(_ops, "squeeze") else out.squeeze(axis)

@@ -1,0 +1,51 @@
+"""fnn.optim: stateless optimisers and schedules with optax's API and formulas.
+
+    from fnn import optim
+    opt = optim.adam(1e-3)                     # a GradientTransformation(init, update)
+    opt_state = opt.init(params)
+    updates, opt_state = opt.update(grads, opt_state, params)
+    params = optim.apply_updates(params, updates)
+
+Layout (as optax): `base` holds the contract, `transforms` the building blocks, `combine` the
+combinators (chain, masked, multi_transform, freeze, MultiSteps, inject_hyperparams), `alias`
+the named optimisers, `schedules` the learning-rate schedules, `updates` apply_updates and
+tree helpers. Every state is a pytree of arrays and every `update` is pure and jittable.
+"""
+from . import base, schedules, updates  # noqa: F401
+from . import transforms  # noqa: F401  (fnn.optim.transforms: the building blocks)
+from . import combine, alias  # noqa: F401
+
+from .base import (EmptyState, GradientTransformation,  # noqa: F401
+                   GradientTransformationExtraArgs, NO_PARAMS_MSG, OptState, Params,
+                   ScalarOrSchedule, Schedule, TransformInitFn, TransformUpdateFn, Updates,
+                   identity, init_empty_state, set_to_zero, stateless, stateless_with_tree_map,
+                   with_extra_args_support)
+from .updates import (apply_updates, global_norm, incremental_update,  # noqa: F401
+                      periodic_update, safe_int32_increment, safe_norm)
+from .transforms import (AddDecayedWeightsState, ClipByGlobalNormState,  # noqa: F401
+                         ClipState, EmaState, ScaleByAdamState, ScaleByAmsgradState,
+                         ScaleByBeliefState, ScaleByLionState, ScaleByRmsState,
+                         ScaleByRmsWithCountState, ScaleByRssState, ScaleByRStdDevState,
+                         ScaleByRStdDevWithCountState, ScaleByScheduleState,
+                         ScaleByTrustRatioState, ScaleState, TraceState, ZeroNansState,
+                         add_decayed_weights, clip, clip_by_block_rms, clip_by_global_norm,
+                         ema, keep_params_nonnegative, scale, scale_by_adam, scale_by_adamax,
+                         scale_by_amsgrad, scale_by_belief, scale_by_learning_rate,
+                         scale_by_lion, scale_by_radam, scale_by_rms, scale_by_rss,
+                         scale_by_schedule, scale_by_sign, scale_by_stddev,
+                         scale_by_trust_ratio, scale_by_yogi, trace, zero_nans)
+from .combine import (ApplyIfFiniteState, InjectHyperparamsState,  # noqa: F401
+                      InjectStatefulHyperparamsState, MaskedNode,
+                      MaskedState, MultiSteps, MultiStepsState, MultiTransformState,
+                      PartitionState, apply_if_finite, chain, freeze, inject_hyperparams,
+                      masked, multi_transform, named_chain, partition, selective_transform,
+                      skip_large_updates, skip_not_finite)
+from .alias import (adabelief, adagrad, adam, adamax, adamaxw, adamw, amsgrad,  # noqa: F401
+                    lamb, lars, lion, nadam, nadamw, radam, rmsprop, sgd, yogi)
+from .schedules import (constant_schedule, cosine_decay_schedule,  # noqa: F401
+                        cosine_onecycle_schedule, exponential_decay, join_schedules,
+                        linear_onecycle_schedule, linear_schedule,
+                        piecewise_constant_schedule, piecewise_interpolate_schedule,
+                        polynomial_schedule, sgdr_schedule, warmup_constant_schedule,
+                        warmup_cosine_decay_schedule, warmup_exponential_decay_schedule)
+

@@ -1,0 +1,224 @@
+"""fnn.activations and fnn.losses: values against NumPy formulas, stability at extreme inputs,
+derivatives (finite differences and known closed forms), reductions and errors."""
+import numpy as np
+import pytest
+from scipy import special
+
+import fnn
+import transforms as T
+from fnn import losses
+from transforms.test_util import check_grads
+
+RNG = np.random.RandomState(0)
+X = np.concatenate([np.linspace(-6, 6, 25), [-30.0, -0.7, 0.3, 30.0]])  # float64 grid
+
+
+def np_sigmoid(x):
+    return special.expit(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Activations
+# ---------------------------------------------------------------------------------------------
+
+REFERENCE = {
+    "relu": lambda x: np.maximum(x, 0),
+    "relu6": lambda x: np.clip(x, 0, 6),
+    "sigmoid": np_sigmoid,
+    "log_sigmoid": lambda x: -np.logaddexp(0, -x),
+    "tanh": np.tanh,
+    "softplus": lambda x: np.logaddexp(x, 0),
+    "gelu": lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))),
+    "silu": lambda x: x * np_sigmoid(x),
+    "leaky_relu": lambda x: np.where(x >= 0, x, 0.01 * x),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_activation_values(name):
+    fn = getattr(fnn, name)
+    np.testing.assert_allclose(fn(X), REFERENCE[name](X), rtol=1e-12, atol=1e-12)
+    x32 = X.astype(np.float32)
+    out = fn(x32)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, REFERENCE[name](X), rtol=2e-6, atol=2e-6)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_activation_grads(name):
+    fn = getattr(fnn, name)
+    x = np.array([-2.3, -0.6, 0.4, 1.7, 7.5])          # away from kinks
+    check_grads(fn, (x,), order=1 if name in ("relu", "relu6", "leaky_relu", "elu") else 2)
+
+
+def test_activation_derivatives_at_special_points():
+    g = T.grad(lambda x: fnn.relu(x))
+    assert g(0.0) == 0.0 and g(1.0) == 1.0 and g(-1.0) == 0.0
+    assert T.grad(fnn.leaky_relu)(0.0) == 1.0
+    assert T.grad(fnn.leaky_relu)(-1.0) == pytest.approx(0.01)
+    gs = T.vmap(T.grad(fnn.softplus))(np.array([-1e4, -30.0, 0.0, 30.0, 1e4]))
+    np.testing.assert_allclose(gs, np_sigmoid(np.array([-1e4, -30.0, 0.0, 30.0, 1e4])))
+    ge = T.vmap(T.grad(fnn.elu))(np.array([-1e4, -1.0, 0.5, 1e4]))
+    np.testing.assert_allclose(ge, [0.0, np.exp(-1.0), 1.0, 1.0])
+    np.testing.assert_allclose(fnn.softplus(np.array([-1e4, 1e4])), [0.0, 1e4])
+    assert np.all(np.isfinite(fnn.elu(np.array([1e4, -1e4]))))
+
+
+def test_gelu_exact():
+    np.testing.assert_allclose(fnn.gelu(X, approximate=False),
+                               0.5 * X * (1 + special.erf(X / np.sqrt(2))), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(fnn.gelu(X), fnn.gelu(X, approximate=True))
+    check_grads(lambda x: fnn.gelu(x, approximate=False), (np.array([-1.5, 0.2, 2.0]),), order=2)
+
+
+def test_softmax_family():
+    x = RNG.randn(4, 5)
+    e = np.exp(x - x.max(-1, keepdims=True))
+    ref = e / e.sum(-1, keepdims=True)
+    np.testing.assert_allclose(fnn.softmax(x), ref, rtol=1e-12)
+    np.testing.assert_allclose(fnn.log_softmax(x), np.log(ref), rtol=1e-12)
+    np.testing.assert_allclose(fnn.softmax(x, axis=0), np.exp(x) / np.exp(x).sum(0), rtol=1e-12)
+    np.testing.assert_allclose(fnn.logsumexp(x), special.logsumexp(x), rtol=1e-12)
+    np.testing.assert_allclose(fnn.logsumexp(x, axis=1), special.logsumexp(x, axis=1),
+                               rtol=1e-12)
+    np.testing.assert_allclose(fnn.logsumexp(x, axis=0, keepdims=True),
+                               special.logsumexp(x, axis=0, keepdims=True), rtol=1e-12)
+    check_grads(lambda x: fnn.softmax(x), (x,), order=2)
+    check_grads(lambda x: fnn.log_softmax(x, axis=0), (x,), order=2)
+    check_grads(lambda x: fnn.logsumexp(x, axis=1), (x,), order=2)
+
+
+def test_softmax_extremes():
+    big = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]], np.float32)
+    for f in (fnn.softmax, fnn.log_softmax):
+        assert np.all(~np.isnan(f(big)))
+    np.testing.assert_allclose(fnn.softmax(big)[0], [1, 0, 0])
+    np.testing.assert_allclose(fnn.softmax(big)[1], [1 / 3] * 3, rtol=1e-6)
+    np.testing.assert_allclose(fnn.logsumexp(big, axis=1), [1e4, -1e4 + np.log(3)], rtol=1e-6)
+    # -inf entries: zero probability, finite gradients
+    x = np.array([0.0, -np.inf, 1.0])
+    np.testing.assert_allclose(fnn.softmax(x), [1 / (1 + np.e), 0, np.e / (1 + np.e)])
+    g = T.grad(lambda x: fnn.logsumexp(x))(x)
+    np.testing.assert_allclose(g, fnn.softmax(x))
+    assert fnn.logsumexp(np.array([-np.inf, -np.inf])) == -np.inf
+    g = T.grad(lambda x: fnn.log_softmax(x)[2])(x)
+    assert np.all(np.isfinite(g))
+
+
+def test_one_hot():
+    oh = fnn.one_hot(np.array([0, 2, 1, 5]), 3)
+    np.testing.assert_array_equal(oh, [[1, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 0]])
+    assert oh.dtype == np.float32
+    assert fnn.one_hot(np.array([[1]]), 4, dtype=np.int32).shape == (1, 1, 4)
+    assert fnn.one_hot(np.array([1, 2]), 4, axis=0).shape == (4, 2)
+
+
+def test_activations_traced():
+    x = RNG.randn(3, 4).astype(np.float32)
+    for name in sorted(REFERENCE) + ["softmax", "log_softmax"]:
+        fn = getattr(fnn, name)
+        closed = T.make_jaxpr(fn)(x)
+        from transforms.ir import eval_jaxpr
+        np.testing.assert_allclose(eval_jaxpr(closed.jaxpr, closed.consts, x)[0], fn(x),
+                                   rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------------
+
+def np_log_softmax(x):
+    return x - special.logsumexp(x, axis=-1, keepdims=True)
+
+
+def test_mse_and_huber():
+    p, t = RNG.randn(5, 3), RNG.randn(5, 3)
+    np.testing.assert_allclose(losses.mse(p, t), np.mean((p - t) ** 2))
+    np.testing.assert_allclose(losses.mse(p, t, reduction="sum"), np.sum((p - t) ** 2))
+    np.testing.assert_allclose(losses.mse(p, t, reduction="none"), (p - t) ** 2)
+    d = 3 * (p - t)
+    for delta in (0.5, 1.0, 2.0):
+        a = np.abs(d)
+        ref = np.where(a <= delta, 0.5 * d ** 2, delta * (a - 0.5 * delta))
+        np.testing.assert_allclose(losses.huber(d, 0.0, delta=delta, reduction="none"), ref)
+        np.testing.assert_allclose(losses.huber(d, np.zeros_like(d), delta=delta), ref.mean())
+    check_grads(lambda p: losses.mse(p, t), (p,), order=2)
+    check_grads(lambda p: losses.huber(p, t, delta=0.7), (3 * p,), order=1)
+    assert T.grad(lambda p: losses.huber(p, 0.0))(0.0) == 0.0
+
+
+def test_cross_entropy_integer_and_one_hot():
+    logits = RNG.randn(6, 4)
+    labels = np.array([0, 3, 1, 1, 2, 0])
+    ref = -np_log_softmax(logits)[np.arange(6), labels]
+    np.testing.assert_allclose(losses.cross_entropy(logits, labels), ref.mean(), rtol=1e-12)
+    np.testing.assert_allclose(losses.cross_entropy(logits, labels, reduction="sum"), ref.sum(),
+                               rtol=1e-12)
+    np.testing.assert_allclose(losses.cross_entropy(logits, labels, reduction="none"), ref,
+                               rtol=1e-12)
+    onehot = np.eye(4)[labels]
+    np.testing.assert_allclose(losses.cross_entropy(logits, onehot), ref.mean(), rtol=1e-12)
+    probs = special.softmax(RNG.randn(6, 4), axis=-1)
+    np.testing.assert_allclose(losses.cross_entropy(logits, probs),
+                               np.mean(-np.sum(probs * np_log_softmax(logits), -1)), rtol=1e-12)
+    # gradient: (softmax - onehot) / batch
+    g = T.grad(lambda l: losses.cross_entropy(l, labels))(logits)
+    np.testing.assert_allclose(g, (special.softmax(logits, -1) - onehot) / 6, rtol=1e-10,
+                               atol=1e-14)
+    check_grads(lambda l: losses.cross_entropy(l, probs), (logits,), order=2)
+    # nll on log-probabilities agrees
+    np.testing.assert_allclose(losses.nll(np_log_softmax(logits), labels), ref.mean(),
+                               rtol=1e-12)
+    np.testing.assert_allclose(losses.nll(np_log_softmax(logits), onehot, reduction="none"), ref,
+                               rtol=1e-12)
+    # unbatched: one example
+    np.testing.assert_allclose(losses.cross_entropy(logits[0], np.array(labels[0])), ref[0],
+                               rtol=1e-12)
+
+
+def test_cross_entropy_extreme_logits():
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, -1e4], [0.0, 0.0, 0.0]], np.float32)
+    labels = np.array([1, 1, 2])
+    v = losses.cross_entropy(logits, labels, reduction="none")
+    assert np.all(np.isfinite(v))
+    np.testing.assert_allclose(v, [2e4, 0.0, np.log(3)], rtol=1e-6)
+    g = T.grad(lambda l: losses.cross_entropy(l, labels))(logits)
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g[0], np.array([1, -1, 0]) / 3, atol=1e-6)
+    # -inf logits with zero-probability labels give no NaN
+    l2 = np.array([[0.0, -np.inf]])
+    assert losses.cross_entropy(l2, np.array([[1.0, 0.0]])) == 0.0
+    assert losses.cross_entropy(l2, np.array([0])) == 0.0
+    assert np.all(np.isfinite(T.grad(lambda l: losses.cross_entropy(l, np.array([0])))(l2)))
+
+
+def test_binary_cross_entropy():
+    x = np.array([-1e4, -20.0, -1.0, 0.0, 0.5, 20.0, 1e4])
+    z = np.array([1.0, 0.0, 1.0, 0.5, 0.0, 1.0, 0.0])
+    ref = np.maximum(x, 0) - x * z + np.log1p(np.exp(-np.abs(x)))
+    np.testing.assert_allclose(losses.binary_cross_entropy(x, z, reduction="none"), ref,
+                               rtol=1e-12)
+    np.testing.assert_allclose(losses.binary_cross_entropy(x, z), ref.mean(), rtol=1e-12)
+    g = T.grad(lambda x: losses.binary_cross_entropy(x, z, reduction="sum"))(x)
+    np.testing.assert_allclose(g, np_sigmoid(x) - z, atol=1e-12)
+    v32 = losses.binary_cross_entropy(x.astype(np.float32), z.astype(np.float32),
+                                      reduction="none")
+    assert v32.dtype == np.float32 and np.all(np.isfinite(v32))
+    check_grads(lambda x: losses.binary_cross_entropy(x, z[:4]),
+                (np.array([-2.0, -0.25, 0.3, 1.2]),), order=2)
+
+
+def test_loss_errors():
+    with pytest.raises(ValueError, match="reduction"):
+        losses.mse(np.ones(2), np.ones(2), reduction="avg")
+    with pytest.raises(ValueError, match="labels"):
+        losses.cross_entropy(np.ones((3, 4)), np.array([0, 1]))
+    with pytest.raises(ValueError, match="labels"):
+        losses.cross_entropy(np.ones((3, 4)), np.ones((3, 5)))
+
+
+def test_accuracy():
+    logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
+    assert losses.accuracy(logits, np.array([1, 0, 0])) == pytest.approx(2 / 3)
+    assert losses.accuracy(logits, np.eye(2)[[1, 0, 1]]) == 1.0

@@ -1,0 +1,273 @@
+"""lax.conv_general_dilated and reduce_window pooling: values against Python-loop references,
+derivatives (first and second order) against finite differences, vmap, jit."""
+import itertools
+
+import numpy as np
+import pytest
+
+import transforms as T
+import transforms.numpy as tnp
+from transforms import lax
+from transforms.lax.conv import (_conv_gather, _conv_out_size, _conv_scatter,  # noqa: E402
+                                 conv_dimension_numbers)
+from transforms.test_util import check_grads
+
+rng = np.random.default_rng(0)
+HAS_JIT = hasattr(T, "jit")
+
+
+def ref_conv(lhs, rhs, strides, pads, ld, rd, groups=1, batch_groups=1):
+    """Direct N-d convolution, NC... x OI..., looping over output positions."""
+    n, c = lhs.shape[:2]
+    o, i = rhs.shape[:2]
+    sp, k = lhs.shape[2:], rhs.shape[2:]
+    nd = len(sp)
+    dil = tuple((s - 1) * d + 1 for s, d in zip(sp, ld))
+    xd = np.zeros((n, c) + dil, lhs.dtype)
+    xd[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in ld)] = lhs
+    big = np.zeros((n, c) + tuple(s + max(lo, 0) + max(hi, 0) for s, (lo, hi) in zip(dil, pads)))
+    big[(slice(None), slice(None)) + tuple(slice(max(lo, 0), max(lo, 0) + s)
+                                           for s, (lo, hi) in zip(dil, pads))] = xd
+    xp = big[(slice(None), slice(None)) + tuple(slice(-min(lo, 0), b - max(-hi, 0))
+                                               for b, (lo, hi) in zip(big.shape[2:], pads))]
+    eff = tuple((kk - 1) * r + 1 for kk, r in zip(k, rd))
+    osp = tuple(max(0, (p - e) // s + 1) if p >= e else 0
+                for p, e, s in zip(xp.shape[2:], eff, strides))
+    nb = n // batch_groups
+    out = np.zeros((nb, o) + osp)
+    og, ob = o // groups, o // batch_groups
+    for pos in itertools.product(*[range(q) for q in osp]):
+        win = xp[(slice(None), slice(None)) + tuple(
+            slice(p * s, p * s + e, r) for p, s, e, r in zip(pos, strides, eff, rd))]
+        for oc in range(o):
+            g, b = oc // og, oc // ob
+            w = win[b * nb:(b + 1) * nb, g * i:(g + 1) * i]
+            out[(slice(None), oc) + pos] = np.tensordot(w, rhs[oc], axes=nd + 1)
+    return out
+
+
+CASES = [
+    # spatial, kernel, strides, padding, lhs_dilation, rhs_dilation, groups, batch_groups
+    ((6, 5), (3, 2), (1, 1), ((1, 1), (0, 1)), (1, 1), (1, 1), 1, 1),
+    ((7, 7), (3, 3), (2, 2), "SAME", (1, 1), (1, 1), 1, 1),
+    ((6, 6), (2, 2), (1, 2), ((0, 0), (2, 1)), (1, 1), (2, 2), 1, 1),
+    ((4, 5), (3, 3), (1, 1), ((2, 2), (1, 2)), (2, 1), (1, 1), 1, 1),
+    ((5, 5), (3, 3), (2, 1), ((1, 0), (-1, 1)), (1, 1), (1, 1), 2, 1),
+    ((5, 5), (2, 3), (1, 1), ((1, 0), (0, 1)), (1, 1), (1, 1), 1, 2),
+    ((9, 8), (3, 3), (3, 2), "VALID", (1, 1), (1, 1), 1, 1),
+    ((7,), (3,), (2,), "SAME", (1,), (2,), 1, 1),
+    ((4, 3, 4), (2, 2, 3), (1, 2, 1), ((1, 0), (0, 1), (1, 1)), (1, 1, 1), (1, 1, 1), 1, 1),
+]
+
+
+def make_case(spatial, kernel, groups, batch_groups):
+    n, c, o = 2 * batch_groups, 2 * groups, 3 * groups * batch_groups
+    x = rng.normal(size=(n, c) + spatial)
+    w = rng.normal(size=(o, c // groups) + kernel)
+    return x, w
+
+
+def explicit_pads(spatial, kernel, strides, padding, rd):
+    if isinstance(padding, str):
+        return lax.padtype_to_pads(spatial, [(k - 1) * r + 1 for k, r in zip(kernel, rd)],
+                                   strides, padding)
+    return padding
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_conv_values_layouts_grads_vmap(case):
+    spatial, kernel, strides, padding, ld, rd, g, bg = case
+    x, w = make_case(spatial, kernel, g, bg)
+
+    def f(x, w):
+        return lax.conv_general_dilated(x, w, strides, padding, ld, rd, feature_group_count=g,
+                                        batch_group_count=bg)
+    ref = ref_conv(x, w, strides, explicit_pads(spatial, kernel, strides, padding, rd), ld, rd,
+                   g, bg)
+    y = f(x, w)
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-10)
+    # channels-last layouts (as fnn uses): same numbers
+    nd = len(spatial)
+    sp = "HWD"[:nd]
+    dn = ("N" + sp + "C", sp + "IO", "N" + sp + "C")
+    last = (0,) + tuple(range(2, nd + 2)) + (1,)
+    y2 = lax.conv_general_dilated(x.transpose(last), w.transpose(tuple(range(2, nd + 2)) + (1, 0)),
+                                  strides, padding, ld, rd, dn, feature_group_count=g,
+                                  batch_group_count=bg)
+    np.testing.assert_allclose(y2, ref.transpose(last), rtol=1e-10, atol=1e-10)
+    check_grads(f, (x, w), order=2)
+    # vmap over both operands, over the input only, over the kernel only
+    xs, ws = np.stack([x, 2 * x]), np.stack([w, -w])
+    np.testing.assert_allclose(T.vmap(f)(xs, ws), np.stack([ref, -2 * ref]), atol=1e-10)
+    np.testing.assert_allclose(T.vmap(f, in_axes=(0, None))(xs, w), np.stack([ref, 2 * ref]),
+                               atol=1e-10)
+    np.testing.assert_allclose(T.vmap(f, in_axes=(None, 1))(x, np.moveaxis(ws, 0, 1)),
+                               np.stack([ref, -ref]), atol=1e-10)
+
+
+def test_conv_gather_and_scatter_paths_agree():
+    for st_case in range(6):
+        n, c, o = 2, 4, 6
+        g = 2 if st_case % 2 else 1
+        x = rng.normal(size=(n, 5, 6, c))
+        w = rng.normal(size=(3, 2, c // g, o))
+        pads = [((0, 0), (0, 0)), ((2, 2), (1, 1)), ((1, -1), (3, 0))][st_case // 2]
+        ld, rd = ((1, 1), (1, 1)) if st_case < 2 else ((2, 1), (1, 2))
+        out_sp = tuple(_conv_out_size(x.shape[1 + d], w.shape[d], 1, pads[d][0], pads[d][1],
+                                        ld[d], rd[d]) for d in range(2))
+        a = _conv_gather(x, w, (1, 1), pads, ld, rd, out_sp, g, 1)
+        b = _conv_scatter(x, w, pads, ld, rd, out_sp, g)
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_conv_nhwc_training_shapes_and_grads():
+    x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
+    w = (rng.normal(size=(3, 3, 3, 4)) * 0.3).astype(np.float32)
+    dn = ("NHWC", "HWIO", "NHWC")
+
+    def loss(w, x):
+        y = lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=dn)
+        return tnp.sum(tnp.tanh(y) ** 2)
+    y = lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=dn)
+    assert y.shape == (2, 4, 4, 4) and y.dtype == np.float32
+    gw, gx = T.grad(loss, argnums=(0, 1))(w, x)
+    assert gw.dtype == np.float32 and gw.shape == w.shape and gx.shape == x.shape
+    check_grads(loss, (w.astype(np.float64), x.astype(np.float64)), order=1)
+
+
+def test_conv_errors_and_dimension_numbers():
+    x, w = np.ones((1, 4, 5, 5)), np.ones((2, 3, 3, 3))
+    with pytest.raises(ValueError, match="feature"):
+        lax.conv_general_dilated(x, w, (1, 1), "VALID")
+    with pytest.raises(ValueError, match="padding"):
+        lax.conv_general_dilated(np.ones((1, 3, 5, 5)), w, (1, 1), "FULL")
+    with pytest.raises(TypeError, match="spec"):
+        lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=("NCHW", "OIHW", "NCH"))
+    dn = conv_dimension_numbers((1, 5, 5, 3), (3, 3, 3, 2), ("NHWC", "HWIO", "NHWC"))
+    assert dn == ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
+    # mixed dtypes promote
+    y = lax.conv_general_dilated(np.ones((1, 1, 3, 3), np.float32), np.ones((1, 1, 2, 2)),
+                                 (1, 1), "VALID")
+    assert y.dtype == np.float64
+
+
+def test_conv_transpose_is_gradient_of_conv():
+    # conv_transpose(y, w) with transpose_kernel=True is the input-gradient of a strided conv
+    x = rng.normal(size=(1, 7, 7, 2))
+    w = rng.normal(size=(3, 3, 2, 4))
+    dn = ("NHWC", "HWIO", "NHWC")
+    f = lambda x: lax.conv_general_dilated(x, w, (2, 2), "VALID", dimension_numbers=dn)
+    ct = rng.normal(size=f(x).shape)
+    _, vjp = T.vjp(f, x)
+    want = vjp(ct)[0]
+    got = lax.conv_transpose(ct, w, (2, 2), "VALID", dimension_numbers=dn, transpose_kernel=True)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    assert lax.conv_transpose(np.ones((1, 4, 4, 2)), np.ones((3, 3, 2, 5)), (2, 2),
+                              "SAME").shape == (1, 8, 8, 5)
+
+
+# ---------------------------------------------------------------------------------------------
+# pooling
+# ---------------------------------------------------------------------------------------------
+
+def ref_pool(x, win, strides, pads, kind):
+    init = -np.inf if kind == "max" else 0.0
+    xp = np.pad(x, pads, constant_values=init)
+    shape = [(n - k) // s + 1 for n, k, s in zip(xp.shape, win, strides)]
+    out = np.zeros(shape)
+    for idx in np.ndindex(*shape):
+        sl = tuple(slice(i * s, i * s + k) for i, s, k in zip(idx, strides, win))
+        out[idx] = xp[sl].max() if kind == "max" else xp[sl].sum()
+    return out
+
+
+POOLS = [((1, 2, 2, 1), (1, 2, 2, 1), "VALID"), ((1, 3, 3, 1), (1, 1, 1, 1), "SAME"),
+         ((1, 3, 2, 1), (1, 2, 1, 1), "SAME"),
+         ((2, 2, 3, 1), (1, 2, 2, 1), ((0, 0), (1, 0), (1, 2), (0, 0)))]
+
+
+@pytest.mark.parametrize("pool", POOLS)
+@pytest.mark.parametrize("kind", ["max", "sum"])
+def test_reduce_window(pool, kind):
+    win, st, pad = pool
+    x = rng.normal(size=(2, 5, 6, 3))
+    pads = lax.padtype_to_pads(x.shape, win, st, pad) if isinstance(pad, str) else pad
+    comp, init = (lax.max, -np.inf) if kind == "max" else (lax.add, 0.0)
+    f = lambda x: lax.reduce_window(x, init, comp, win, st, pad)
+    ref = ref_pool(x, win, st, pads, kind)
+    np.testing.assert_allclose(f(x), ref, rtol=1e-12, atol=1e-12)
+    check_grads(f, (x,), order=2)
+    np.testing.assert_allclose(T.vmap(f)(np.stack([x, -x])),
+                               np.stack([ref, ref_pool(-x, win, st, pads, kind)]), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(T.vmap(f, in_axes=2, out_axes=2)(np.stack([x, -x], 2)),
+                               np.stack([ref, ref_pool(-x, win, st, pads, kind)], 2),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_pool_helpers_and_dilation():
+    x = rng.normal(size=(2, 6, 6, 3))
+    np.testing.assert_allclose(lax.max_pool(x, (2, 2)), x.reshape(2, 3, 2, 3, 2, 3).max((2, 4)))
+    np.testing.assert_allclose(lax.avg_pool(x, (2, 2)), x.reshape(2, 3, 2, 3, 2, 3).mean((2, 4)))
+    np.testing.assert_allclose(lax.sum_pool(x, (3, 3), (3, 3)),
+                               x.reshape(2, 2, 3, 2, 3, 3).sum((2, 4)))
+    cnt = lax.avg_pool(np.ones((1, 3, 3, 1)), (3, 3), (1, 1), "SAME", count_include_pad=False)
+    np.testing.assert_allclose(cnt, np.ones((1, 3, 3, 1)))
+    assert float(lax.avg_pool(np.ones((1, 3, 3, 1)), (3, 3), (1, 1), "SAME")[0, 0, 0, 0]) == 4 / 9
+    # min pooling; init other than the identity; window dilation
+    np.testing.assert_allclose(lax.reduce_window(x, np.inf, lax.min, (1, 2, 2, 1), (1, 2, 2, 1)),
+                               x.reshape(2, 3, 2, 3, 2, 3).min((2, 4)))
+    np.testing.assert_allclose(lax.reduce_window(x, 0.5, lax.max, (1, 6, 6, 1), (1, 1, 1, 1)),
+                               np.maximum(x.max((1, 2), keepdims=True), 0.5))
+    d = lax.reduce_window(x, 0.0, lax.add, (1, 2, 2, 1), (1, 1, 1, 1), "VALID",
+                          window_dilation=(1, 2, 3, 1))
+    np.testing.assert_allclose(d, x[:, :4, :3] + x[:, 2:, :3] + x[:, :4, 3:] + x[:, 2:, 3:])
+    check_grads(lambda x: lax.reduce_window(x, -np.inf, lax.max, (1, 2, 2, 1), (1, 1, 1, 1),
+                                            "VALID", window_dilation=(1, 2, 1, 1)),
+                (x,), order=2)
+    check_grads(lambda x: lax.reduce_window(x, 0.0, lax.add, (1, 2, 2, 1), (1, 2, 1, 1),
+                                            ((0, 0), (1, 1), (0, 1), (0, 0)),
+                                            base_dilation=(1, 2, 1, 1)), (x,), order=1)
+    with pytest.raises(NotImplementedError, match="lax.add, lax.max or lax.min"):
+        lax.reduce_window(x, 1.0, lax.mul, (1, 2, 2, 1), (1, 1, 1, 1))
+
+
+def test_max_pool_gradient_routes_to_argmax():
+    x = np.array([[1.0, 5.0, 2.0, 0.0], [3.0, 4.0, 9.0, 8.0]]).reshape(1, 2, 4, 1)
+    g = T.grad(lambda x: tnp.sum(lax.max_pool(x, (2, 2)) * np.array([1.0, 10.0]).reshape(1, 1, 2, 1)))(x)
+    want = np.zeros((2, 4))
+    want[0, 1], want[1, 2] = 1.0, 10.0
+    np.testing.assert_allclose(g[0, :, :, 0], want)
+
+
+def test_small_cnn_grad_composition():
+    x = rng.normal(size=(2, 6, 6, 1))
+    params = {"w1": rng.normal(size=(3, 3, 1, 2)) * 0.5, "w2": rng.normal(size=(18, 3)) * 0.3}
+    dn = ("NHWC", "HWIO", "NHWC")
+
+    def loss(p, x):
+        h = lax.conv_general_dilated(x, p["w1"], (1, 1), "SAME", dimension_numbers=dn)
+        h = lax.max_pool(tnp.tanh(h), (2, 2))
+        return tnp.sum(tnp.sin(h.reshape(h.shape[0], -1) @ p["w2"]))
+    check_grads(loss, (params, x), order=2, rtol=1e-4, atol=1e-4)
+    per_ex = T.vmap(T.grad(loss), in_axes=(None, 0))(params, x[:, None])
+    for k in range(2):
+        one = T.grad(loss)(params, x[k:k + 1])
+        np.testing.assert_allclose(per_ex["w1"][k], one["w1"], rtol=1e-10)
+
+
+@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
+def test_conv_pool_jit():
+    x = rng.normal(size=(2, 6, 6, 2)).astype(np.float32)
+    w = rng.normal(size=(3, 3, 2, 3)).astype(np.float32)
+    dn = ("NHWC", "HWIO", "NHWC")
+
+    def f(w, x):
+        y = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)
+        return tnp.sum(lax.max_pool(y, (2, 2)) ** 2) + tnp.sum(lax.avg_pool(y, (3, 3), (1, 1)))
+    np.testing.assert_allclose(T.jit(f)(w, x), f(w, x), rtol=1e-5)
+    for a, b in zip(T.jit(T.grad(f, argnums=(0, 1)))(w, x), T.grad(f, argnums=(0, 1))(w, x)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    xs = np.stack([x, -x])
+    np.testing.assert_allclose(T.jit(T.vmap(f, in_axes=(None, 0)))(w, xs),
+                               T.vmap(f, in_axes=(None, 0))(w, xs), rtol=1e-5)

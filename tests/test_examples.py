@@ -1,0 +1,70 @@
+"""The examples run (in --fast mode) and learn: each one's loss drops. Most run in-process
+(imported from examples/ and called with an argv list); one runs as a script to exercise the
+command line and the --plot option."""
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+
+
+def load(name):
+    path = os.path.join(EXAMPLES, f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def dropped(losses, k=3):
+    return np.mean(losses[-k:]) < 0.8 * np.mean(losses[:k])
+
+
+def test_linear_regression():
+    out = load("linear_regression").main(["--fast"])
+    assert len(out["losses"]) == 20 and dropped(out["losses"])
+    assert out["losses"][-1] < out["losses"][0] / 3
+    full = load("linear_regression").main(["--steps", "200"])
+    assert abs(full["w"] - 3.0) < 0.2 and abs(full["b"] + 2.0) < 0.2
+
+
+@pytest.mark.parametrize("argv", [["--fast"], ["--fast", "--optimizer", "momentum",
+                                               "--activation", "tanh"]])
+def test_digits_mlp(argv):
+    out = load("digits_mlp").main(argv)
+    assert len(out["losses"]) == 12 and dropped(out["losses"])
+    assert 0.0 <= out["test_accuracy"] <= 1.0
+
+
+def test_digits_cnn():
+    out = load("digits_cnn").main(["--fast"])
+    assert len(out["losses"]) == 30 and dropped(out["losses"], k=4)
+
+
+def test_per_example_grads():
+    out = load("per_example_grads").main(["--fast"])
+    assert out["max_diff"] < 1e-5                      # vmap(grad) == a loop of grad
+    assert len(out["losses"]) == 11 and dropped(out["losses"], k=3)
+
+
+def test_finetune(tmp_path):
+    out = load("finetune").main(["--fast", "--checkpoint-dir", str(tmp_path)])
+    assert out["restored_identical"] and out["frozen"] and out["head_moved"]
+    assert dropped(out["losses_a"]) and dropped(out["losses_b"])
+    assert os.path.exists(tmp_path / "digits_0_4.safetensors")
+
+
+def test_script_with_plot(tmp_path):
+    png = tmp_path / "curves.png"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, "digits_mlp.py"), "--fast", "--plot", str(png)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "test accuracy" in proc.stdout
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

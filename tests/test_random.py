@@ -1,0 +1,334 @@
+"""transforms.random: known Threefry values, JAX's partitionable key derivation, distribution
+statistics, determinism, and behaviour under make_jaxpr / jit / vmap / grad."""
+import numpy as np
+import pytest
+from scipy import special
+
+import transforms as T
+from transforms import random
+from transforms.ir import eval_jaxpr
+
+N = 100_000
+
+
+# ---------------------------------------------------------------------------------------------
+# Known values
+# ---------------------------------------------------------------------------------------------
+
+def test_threefry_known_answer():
+    # Random123's known-answer vector for threefry2x32 with 20 rounds
+    y0, y1 = random.threefry2x32(0x13198a2e, 0x03707344, 0x243f6a88, 0x85a308d3)
+    assert (int(y0), int(y1)) == (0xc4923a9c, 0x483df7a0)
+    y0, y1 = random.threefry2x32(0, 0, 0, 0)
+    assert (int(y0), int(y1)) == (0x6b200159, 0x99ba4efe)
+    m = 0xFFFFFFFF
+    y0, y1 = random.threefry2x32(m, m, m, m)
+    assert (int(y0), int(y1)) == (0x1cb996fc, 0xbb002be7)
+
+
+def test_key_and_split_known_values():
+    k = random.key(0)
+    assert k.dtype == np.uint32 and k.shape == (2,) and k.tolist() == [0, 0]
+    assert random.PRNGKey(0).tolist() == [0, 0]
+    assert random.split(k, 4).tolist() == [
+        [1797259609, 2579123966], [928981903, 3453687069],
+        [4146024105, 2718843009], [2467461003, 3840466878]]
+    assert random.split(k).shape == (2, 2)
+    assert random.split(k, (2, 3)).shape == (2, 3, 2)
+    np.testing.assert_array_equal(random.split(k, (2, 2)).reshape(4, 2), random.split(k, 4))
+
+
+def test_seed_conventions():
+    assert random.key(1).tolist() == [0, 1]
+    # small negative Python ints behave as int32 seeds, as in JAX's default (32-bit) mode
+    assert random.key(-1).tolist() == [0, 0xFFFFFFFF]
+    assert random.key(-3).tolist() == [0, 0xFFFFFFFD]
+    assert random.key(-2 ** 40).tolist() == [0xFFFFFF00, 0]               # 64-bit two's complement
+    assert random.key(2 ** 32 + 5).tolist() == [1, 5]
+    assert random.key(np.int32(-2)).tolist() == [0, 0xFFFFFFFE]        # 32-bit dtype: hi = 0
+    assert random.key(np.uint32(7)).tolist() == [0, 7]
+    assert random.key(np.int64(-3)).tolist() == [0xFFFFFFFF, 0xFFFFFFFD]
+    assert random.key(np.uint64(2 ** 63 + 101)).tolist() == [2 ** 31, 101]
+    with pytest.raises(TypeError):
+        random.key(1.5)
+    with pytest.raises(TypeError):
+        random.key(np.array([1, 2]))
+
+
+def test_fold_in_matches_split_counters():
+    # partitionable scheme: split(key, n)[i] == threefry(key, (0, i)) == fold_in(key, i)
+    k = random.key(42)
+    ks = random.split(k, 5)
+    for i in range(5):
+        np.testing.assert_array_equal(random.fold_in(k, i), ks[i])
+    assert random.fold_in(k, 2 ** 32 + 3).tolist() == random.fold_in(k, 3).tolist()
+    assert random.fold_in(k, np.int32(-1)).tolist() == random.fold_in(k, 2 ** 32 - 1).tolist()
+
+
+def test_bits_and_uniform_relation():
+    k = random.key(0)
+    b = random.bits(k, (7,))
+    assert b.dtype == np.uint32 and b.shape == (7,)
+    u = random.uniform(k, (7,))
+    expected = ((b >> 9) | np.uint32(0x3F800000)).view(np.float32) - np.float32(1)
+    np.testing.assert_array_equal(u, expected)
+    assert random.bits(k, (3,), np.uint8).dtype == np.uint8
+    b64 = random.bits(k, (3,), np.uint64)
+    assert b64.dtype == np.uint64
+    # regression values (the stream must never change between versions)
+    assert b[:3].tolist() == [4070199207, 4202968722, 1427181096]
+
+
+def test_regression_values():
+    k = random.key(0)
+    np.testing.assert_allclose(random.uniform(k, (3,)), [0.947667, 0.9785799, 0.33229148],
+                               rtol=1e-6)
+    np.testing.assert_allclose(random.normal(k, (3,)), [1.6226422, 2.0252647, -0.43359444],
+                               rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Distributions
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_uniform_statistics(dtype):
+    u = random.uniform(random.key(1), (N,), dtype)
+    assert u.dtype == dtype and u.shape == (N,)
+    assert u.min() >= 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 0.005
+    assert abs(u.var() - 1 / 12) < 0.002
+    v = random.uniform(random.key(2), (N,), dtype, minval=-3.0, maxval=5.0)
+    assert v.min() >= -3 and v.max() < 5 and abs(v.mean() - 1.0) < 0.05
+    # array-valued bounds broadcast
+    w = random.uniform(random.key(3), (1000, 2), minval=np.array([0.0, 10.0]),
+                       maxval=np.array([1.0, 20.0]))
+    assert w[:, 0].max() < 1 and w[:, 1].min() >= 10
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normal_statistics(dtype):
+    z = random.normal(random.key(3), (N,), dtype)
+    assert z.dtype == dtype and np.all(np.isfinite(z))
+    assert abs(z.mean()) < 0.015
+    assert abs(z.var() - 1) < 0.02
+    # tails roughly right: P(|z| > 2) = 0.0455
+    assert abs(np.mean(np.abs(z) > 2) - 0.0455) < 0.004
+
+
+def test_erfinv_accuracy():
+    x64 = np.concatenate([np.linspace(-0.999999, 0.999999, 20001),
+                          1 - np.logspace(-15, -1, 50), -(1 - np.logspace(-15, -1, 50))])
+    np.testing.assert_allclose(random.erfinv(x64), special.erfinv(x64), rtol=1e-13, atol=1e-14)
+    x32 = np.linspace(-0.9999999, 0.9999999, 20001).astype(np.float32)
+    ref = special.erfinv(x32.astype(np.float64))
+    np.testing.assert_allclose(random.erfinv(x32), ref, rtol=5e-6, atol=1e-7)
+    assert random.erfinv(np.float32(1.0)) == np.inf
+    assert random.erfinv(np.float64(-1.0)) == -np.inf
+    # traced and differentiable: d/dx erfinv = sqrt(pi)/2 * exp(erfinv(x)^2)
+    g = T.grad(lambda x: random.erfinv(x))(0.3)
+    np.testing.assert_allclose(g, np.sqrt(np.pi) / 2 * np.exp(special.erfinv(0.3) ** 2),
+                               rtol=1e-10)
+
+
+def test_truncated_normal():
+    z = random.truncated_normal(random.key(4), -1.0, 2.0, (N,))
+    assert z.dtype == np.float32 and z.min() > -1 and z.max() < 2
+    # mean of the standard normal truncated to (a, b)
+    a, b = -1.0, 2.0
+    phi = lambda t: np.exp(-t * t / 2) / np.sqrt(2 * np.pi)  # noqa: E731
+    Phi = lambda t: 0.5 * (1 + special.erf(t / np.sqrt(2)))  # noqa: E731
+    mean = (phi(a) - phi(b)) / (Phi(b) - Phi(a))
+    assert abs(z.mean() - mean) < 0.01
+    # shape from the bounds; infinite bounds are finite results
+    z2 = random.truncated_normal(random.key(5), np.array([-np.inf, 0.0]), np.array([0.0, np.inf]))
+    assert z2.shape == (2,) and z2[0] < 0 < z2[1] and np.all(np.isfinite(z2))
+    # the traced path (bitcast-based nextafter) agrees with the eager one
+    f = lambda lo, hi: random.truncated_normal(random.key(6), lo, hi, (1000,))  # noqa: E731
+    lo, hi = np.float32(-0.5), np.float32(0.5)
+    np.testing.assert_array_equal(_via_jaxpr(f, lo, hi), f(lo, hi))
+
+
+def test_bernoulli():
+    m = random.bernoulli(random.key(5), 0.3, (N,))
+    assert m.dtype == np.bool_ and abs(m.mean() - 0.3) < 0.006
+    p = np.array([0.0, 1.0, 0.5], np.float32)
+    m2 = random.bernoulli(random.key(6), p, (1000, 3))
+    assert m2[:, 0].sum() == 0 and m2[:, 1].all() and abs(m2[:, 2].mean() - 0.5) < 0.06
+    assert random.bernoulli(random.key(7), p).shape == (3,)
+    with pytest.raises(TypeError):
+        random.bernoulli(random.key(0), np.array([1, 0]))
+
+
+def test_randint():
+    r = random.randint(random.key(7), (N,), 3, 13)
+    assert r.dtype == np.int32 and r.min() == 3 and r.max() == 12
+    counts = np.bincount(r - 3, minlength=10)
+    assert counts.min() > N / 10 * 0.9 and counts.max() < N / 10 * 1.1
+    r8 = random.randint(random.key(8), (2000,), 0, 256, dtype=np.uint8)
+    assert r8.dtype == np.uint8 and r8.max() == 255 and r8.min() == 0
+    big = random.randint(random.key(9), (1000,), -2 ** 40, 2 ** 40)      # clipped into int32
+    assert big.min() < -2 ** 30 and big.max() > 2 ** 30
+    assert np.all(random.randint(random.key(1), (5,), 4, 4) == 4)       # empty range -> minval
+    r64 = random.randint(random.key(2), (1000,), 0, 2 ** 40, dtype=np.int64)
+    assert r64.dtype == np.int64 and r64.max() > 2 ** 35
+    lo = np.array([0, 100])
+    r2 = random.randint(random.key(3), (500, 2), lo, lo + 10)
+    assert r2[:, 0].max() < 10 and r2[:, 1].min() >= 100
+
+
+def test_permutation_and_choice():
+    k = random.key(11)
+    p = random.permutation(k, 50)
+    assert sorted(p.tolist()) == list(range(50)) and p.tolist() != list(range(50))
+    x = np.arange(20.0).reshape(10, 2)
+    px = random.permutation(k, x)
+    assert sorted(px[:, 0].tolist()) == x[:, 0].tolist()
+    np.testing.assert_array_equal(px[:, 1], px[:, 0] + 1)                 # rows kept whole
+    pi = random.permutation(k, np.arange(12).reshape(3, 4), axis=1, independent=True)
+    assert all(sorted(row) == list(range(4 * i, 4 * i + 4)) for i, row in enumerate(pi.tolist()))
+    # 2000 elements need two sorting rounds
+    assert sorted(random.permutation(k, 2000).tolist()) == list(range(2000))
+
+    c = random.choice(k, 10, (6,), replace=False)
+    assert len(set(c.tolist())) == 6 and c.max() < 10
+    c = random.choice(k, np.array([5.0, 6.0, 7.0]), (100,))
+    assert set(c.tolist()) == {5.0, 6.0, 7.0}
+    probs = np.array([0.1, 0.0, 0.6, 0.3])
+    c = random.choice(k, 4, (20000,), p=probs)
+    freq = np.bincount(c, minlength=4) / 20000
+    np.testing.assert_allclose(freq, probs, atol=0.015)
+    c = random.choice(k, 4, (3,), replace=False, p=probs)
+    assert len(set(c.tolist())) == 3 and 1 not in c.tolist()
+    c = random.choice(k, np.arange(12).reshape(3, 4), (2,), replace=False, axis=1)
+    assert c.shape == (3, 2)
+    with pytest.raises(ValueError):
+        random.choice(k, 3, (5,), replace=False)
+
+
+def test_categorical():
+    logits = np.log(np.array([0.2, 0.5, 0.3], np.float32))
+    s = random.categorical(random.key(12), logits, shape=(30000,))
+    assert s.dtype == np.int32 and s.shape == (30000,)
+    np.testing.assert_allclose(np.bincount(s, minlength=3) / 30000, [0.2, 0.5, 0.3], atol=0.015)
+    batch = np.log(np.array([[0.99, 0.01], [0.01, 0.99]]))
+    s2 = random.categorical(random.key(13), batch)
+    assert s2.tolist() in ([0, 1], [1, 0], [0, 0], [1, 1]) and s2.shape == (2,)
+    s3 = random.categorical(random.key(14), batch, shape=(500, 2))
+    assert s3.shape == (500, 2) and s3[:, 0].mean() < 0.05 and s3[:, 1].mean() > 0.95
+    s4 = random.categorical(random.key(15), batch.T, axis=0, shape=(500, 2))
+    assert s4[:, 0].mean() < 0.05 and s4[:, 1].mean() > 0.95
+    # extreme logits: still a valid category
+    assert random.categorical(random.key(1), np.array([-1e30, 0.0, -np.inf])) == 1
+
+
+def test_gumbel_exponential():
+    g = random.gumbel(random.key(16), (N,))
+    assert abs(g.mean() - np.euler_gamma) < 0.02
+    e = random.exponential(random.key(17), (N,))
+    assert e.min() >= 0 and abs(e.mean() - 1) < 0.02
+
+
+# ---------------------------------------------------------------------------------------------
+# Determinism and independence
+# ---------------------------------------------------------------------------------------------
+
+def test_determinism_and_distinct_streams():
+    k = random.key(123)
+    np.testing.assert_array_equal(random.normal(k, (100,)), random.normal(k, (100,)))
+    k1, k2 = random.split(k)
+    a, b = random.normal(k1, (1000,)), random.normal(k2, (1000,))
+    assert not np.any(a == b)
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.1
+    ks = random.split(k, 100)
+    assert len({tuple(x) for x in ks.tolist()}) == 100
+    firsts = np.array([random.uniform(kk) for kk in ks])
+    assert len(set(firsts.tolist())) == 100
+    assert not np.array_equal(random.fold_in(k, 1), random.fold_in(k, 2))
+    # a prefix of a longer draw is *not* required to match, but the same shape always is
+    assert random.uniform(k, (2, 3)).shape == (2, 3)
+
+
+def test_key_validation():
+    with pytest.raises(ValueError, match="vmap"):
+        random.normal(random.split(random.key(0), 3), (2,))
+    with pytest.raises(TypeError):
+        random.uniform(np.array([0.0, 1.0]))
+    with pytest.raises(TypeError):
+        random.uniform(random.key(0), (2,), dtype=np.int32)
+    with pytest.raises(ValueError):
+        random.uniform(random.key(0), (3,), minval=np.zeros(4))
+
+
+# ---------------------------------------------------------------------------------------------
+# Under transforms
+# ---------------------------------------------------------------------------------------------
+
+def _via_jaxpr(f, *args):
+    closed = T.make_jaxpr(f)(*args)
+    out = eval_jaxpr(closed.jaxpr, closed.consts, *args)
+    return out[0]
+
+
+def test_traced_equals_eager():
+    k = random.key(5)
+    fs = [lambda k: random.uniform(k, (5,)),
+          lambda k: random.normal(k, (2, 3), np.float64),
+          lambda k: random.split(k, 3),
+          lambda k: random.fold_in(k, 7),
+          lambda k: random.randint(k, (6,), -5, 5),
+          lambda k: random.bernoulli(k, 0.5, (4,)),
+          lambda k: random.permutation(k, 8),
+          lambda k: random.categorical(k, np.zeros((2, 4), np.float32)),
+          lambda k: random.choice(k, 6, (3,), p=np.full(6, 1 / 6)),
+          lambda k: random.bits(k, (3,), np.uint64)]
+    for f in fs:
+        np.testing.assert_array_equal(_via_jaxpr(f, k), f(k))
+    # a traced seed and traced fold-in data
+    np.testing.assert_array_equal(_via_jaxpr(random.key, np.int64(-7)), random.key(np.int64(-7)))
+    np.testing.assert_array_equal(_via_jaxpr(random.key, np.int32(-7)), random.key(np.int32(-7)))
+    np.testing.assert_array_equal(_via_jaxpr(lambda d: random.fold_in(k, d), np.int32(9)),
+                                  random.fold_in(k, 9))
+
+
+def test_jaxpr_uses_primitives():
+    text = str(T.make_jaxpr(lambda k: random.normal(k, (3,)))(random.key(0)))
+    assert "threefry2x32" in text and "bitcast_convert_type" in text
+
+
+def test_vmap_over_keys_equals_loop():
+    ks = random.split(random.key(9), 4)
+    for f in [lambda k: random.normal(k, (3,)),
+              lambda k: random.randint(k, (2,), 0, 10),
+              lambda k: random.split(k, 2),
+              lambda k: random.permutation(k, 5),
+              lambda k: random.truncated_normal(k, -1.0, 1.0, (2,))]:
+        np.testing.assert_array_equal(T.vmap(f)(ks), np.stack([f(k) for k in ks]))
+    data = np.arange(5, dtype=np.int32)
+    np.testing.assert_array_equal(T.vmap(lambda d: random.fold_in(random.key(1), d))(data),
+                                  np.stack([random.fold_in(random.key(1), d) for d in data]))
+    # keys batched along axis 1
+    np.testing.assert_array_equal(
+        T.vmap(lambda k: random.uniform(k, (2,)), in_axes=1)(ks.T),
+        np.stack([random.uniform(k, (2,)) for k in ks]))
+
+
+def test_grad_through_random():
+    k = random.key(3)
+    noise = random.normal(k, (4,), np.float64)
+    g = T.grad(lambda x: (x * random.normal(k, (4,), np.float64)).sum())(np.ones(4))
+    np.testing.assert_allclose(g, noise)
+    # reparameterisation: d/dmu E[mu + sigma * eps] per sample
+    g2 = T.grad(lambda s: (s * random.normal(k, (4,), np.float64)).sum())(2.0)
+    np.testing.assert_allclose(g2, noise.sum())
+
+
+@pytest.mark.skipif(not hasattr(T, "jit"), reason="transforms.jit not available yet")
+def test_jit_random():
+    k = random.key(21)
+    f = T.jit(lambda k: (random.normal(k, (5,)), random.split(k, 3),
+                         random.randint(k, (4,), 0, 9)))
+    out = f(k)
+    np.testing.assert_allclose(out[0], random.normal(k, (5,)), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(out[1], random.split(k, 3))
+    np.testing.assert_array_equal(out[2], random.randint(k, (4,), 0, 9))

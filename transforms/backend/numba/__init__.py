@@ -1,0 +1,117 @@
+"""The Numba backend: a closed jaxpr becomes ONE generated, cached, fused Numba function.
+
+    execute(closed_jaxpr, args) -> list of outputs      (compile-or-fetch, then call)
+    compile(closed_jaxpr) -> Executable                  (callable: Executable(*args) -> list)
+    lower(closed_jaxpr) -> Lowered                      (.source, .as_text())
+
+Pipeline: `fusion.prepare` (inline calls, simplify) -> `fusion.plan` (loop nests, views,
+opaque steps) -> `lowering.lower` (Python/Numba source, buffer plan) -> `cache.load_module`
+(write to the cache directory, import; Numba's `cache=True` reuses machine code across
+processes) -> `Executable` (binds constants, the workspace and the output pool).
+
+Lowering rules for new primitives: see `lowering.register_lowering` (opaque operations) and
+`rules_elementwise.register_pointwise` (elementwise, fused).
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from . import cache
+from .cache import STATS, cache_dir
+from .lowering import Lowered, register_lowering
+from .rules_elementwise import register_pointwise
+
+__all__ = ["execute", "compile", "lower", "Executable", "register_lowering",
+           "register_pointwise", "cache_dir", "STATS", "clear_memory_cache"]
+
+
+def lower(closed) -> Lowered:
+    from .lowering import lower as _lower
+    STATS["lowered"] += 1
+    return _lower(closed)
+
+
+class Executable:
+    """A compiled jaxpr. `exe(*arrays)` returns the list of outputs (NumPy arrays)."""
+
+    def __init__(self, lowered: Lowered):
+        self.lowered = lowered
+        self.module = cache.load_module(lowered)
+        ws = cache.WorkspacePool(lowered.ws_nbytes) if lowered.ws_nbytes else None  # spec
+        self.run = self.module.make_runner(list(lowered.consts), cache.POOL.get,
+                                           (ws.take, ws.give) if ws else None)
+        self.in_avals = lowered.in_avals
+        self.out_avals = lowered.out_avals
+        self.loaded_from_disk = getattr(self.module, "loaded_from_disk", False)
+
+    @property
+    def source(self):
+        return self.lowered.source
+
+    def __call__(self, *args):
+        try:
+            return self.run(*args)
+        except TypeError:
+            fixed = [_fix_arg(x, a) for x, a in zip(args, self.in_avals)]
+            if len(args) != len(self.in_avals):
+                raise TypeError(f"compiled function takes {len(self.in_avals)} arrays, got "
+                                f"{len(args)}") from None
+            return self.run(*fixed)
+
+
+def _fix_arg(x, aval):
+    """Arguments the compiled signature accepts: C-contiguous, writeable, exact dtype."""
+    x = np.asarray(x)
+    if x.dtype != aval.dtype:
+        x = x.astype(aval.dtype)
+    if x.shape != aval.shape:
+        raise TypeError(f"compiled function expected an array of shape {aval.shape}, got "
+                        f"{x.shape}")
+    if not x.flags.c_contiguous or not x.flags.writeable or not x.flags.aligned:
+        x = np.array(x, order="C", copy=True)
+    return x
+
+
+_lock = threading.Lock()
+_by_identity = OrderedDict()      # id(closed) -> (closed, Executable)
+_by_key = {}                      # source hash -> Executable
+_MAX_IDENTITY = 512
+
+
+def compile(closed) -> Executable:   # noqa: A001 - the natural name
+    """Compile `closed` (or fetch it from the in-memory caches)."""
+    hit = _by_identity.get(id(closed))
+    if hit is not None and hit[0] is closed:
+        return hit[1]
+    lowered = lower(closed)
+    exe = _by_key.get(lowered.key)
+    if exe is None or not _same_consts(exe.lowered.consts, lowered.consts):
+        exe = Executable(lowered)
+        _by_key[lowered.key] = exe
+    with _lock:
+        _by_identity[id(closed)] = (closed, exe)
+        while len(_by_identity) > _MAX_IDENTITY:
+            _by_identity.popitem(last=False)
+    return exe
+
+
+def _same_consts(a, b):
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
+def execute(closed, args):
+    """Run `closed` on NumPy `args` through its compiled function (the `pjit` impl)."""
+    exe = compile(closed)
+    args = [a if type(a) is np.ndarray else np.asarray(a) for a in args]
+    return exe(*args)
+
+
+def clear_memory_cache():
+    """Forget compiled functions held in memory (the disk cache is untouched)."""
+    with _lock:
+        _by_identity.clear()
+        _by_key.clear()
+        cache._modules.clear()

@@ -1,0 +1,481 @@
+"""Jaxpr preparation and fusion planning for the Numba backend.
+
+`prepare` rewrites a closed jaxpr into the form the code generator wants: nested call
+primitives (`pjit`, `remat`, custom derivative calls) are inlined, identities are dropped,
+a transpose of a matmul result is folded into the matmul (operands swapped), dead code removed.
+
+`plan` then walks the equations once, in order, and groups them into *steps*:
+
+* **views** (`broadcast_in_dim`, `transpose`, `squeeze`, `rev`, static `slice`, `reshape` that
+  only adds or drops unit axes, `iota`) are not steps at all: each is an affine index map onto
+  its operand, composed through chains of views and applied where the value is read.
+* **loop nests** (`Nest`): elementwise equations with the same output shape, and reductions
+  whose operand has that shape, share one loop nest over that shape. Inside a nest a value is a
+  scalar local; it is written to memory ("materialized") only if something outside the nest
+  needs it (an output, another nest, an opaque operation, or a read through a non-identity view
+  such as a transpose or an expanding broadcast). Reduction results are complete only after
+  their nest, so their readers come later. Shape-() elementwise work is plain scalar code.
+* **opaque steps**: everything else (dot_general, gather/scatter, concatenate, cumsum, ...) is
+  emitted by a lowering rule from the registry in `lowering.py`.
+
+A nest stays *pending* while later equations can still join it; it is emitted ("flushed") when
+something needs one of its results in memory, or at the end. The emitted order is always a
+valid topological order (a consumer flushes its producer nests first).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, dce_jaxpr
+
+# Primitives that call a closed jaxpr with their operands and are simply inlined.
+# (name -> name of the parameter holding the ClosedJaxpr)
+INLINE_CALLS = {"pjit": "jaxpr", "remat": "jaxpr", "custom_jvp_call": "call_jaxpr",
+                "custom_vjp_call": "call_jaxpr", "checkpoint": "jaxpr", "core_call": "jaxpr"}
+
+VIEW_PRIMS = {"broadcast_in_dim", "transpose", "squeeze", "rev", "slice", "iota", "reshape",
+              "stop_gradient"}
+
+REDUCE_PRIMS = {"reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "reduce_and",
+                "reduce_or"}
+
+
+def register_inline_call(name, param="jaxpr"):
+    """Make the backend inline primitive `name` (a call of the ClosedJaxpr in `param`)."""
+    INLINE_CALLS[name] = param
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparation
+# ---------------------------------------------------------------------------------------------
+
+def _closed_of(p):
+    if isinstance(p, ClosedJaxpr):
+        return p.jaxpr, p.consts
+    if isinstance(p, Jaxpr):
+        return p, []
+    raise TypeError(f"expected a jaxpr, got {type(p).__name__}")
+
+
+def prepare(closed: ClosedJaxpr, has_rule=lambda name: False):
+    """Inline calls, drop identities, fold transposes of dots, DCE. Returns (jaxpr, consts)."""
+    jaxpr = closed.jaxpr
+    constvars = list(jaxpr.constvars)
+    consts = list(closed.consts)
+    eqns = []
+    sub = {}
+
+    def read(a):
+        if isinstance(a, Var):
+            return sub.get(a, a)
+        return a
+
+    def inline(j, j_consts, args, outvars):
+        env = {}
+        for v, c in zip(j.constvars, j_consts):
+            nv = Var(v.aval)
+            constvars.append(nv)
+            consts.append(c)
+            env[v] = nv
+        for v, a in zip(j.invars, args):
+            env[v] = a
+
+        def r(a):
+            return env.get(a, a) if isinstance(a, Var) else a
+        for e in j.eqns:
+            new_out = [Var(v.aval) for v in e.outvars]
+            env.update(zip(e.outvars, new_out))
+            emit(Eqn(e.prim, [r(a) for a in e.invars], new_out, e.params, e.source_info))
+        for v, o in zip(outvars, j.outvars):
+            sub[v] = r(o)
+
+    def emit(e):
+        name = e.prim.name
+        ins = [read(a) for a in e.invars]
+        if name in INLINE_CALLS and not has_rule(name) and INLINE_CALLS[name] in e.params:
+            j, jc = _closed_of(e.params[INLINE_CALLS[name]])
+            inline(j, jc, ins, e.outvars)
+            return
+        if _is_identity(e, ins):
+            sub[e.outvars[0]] = ins[0]
+            return
+        eqns.append(Eqn(e.prim, ins, e.outvars, e.params, e.source_info))
+
+    for e in jaxpr.eqns:
+        emit(e)
+    outvars = [read(a) for a in jaxpr.outvars]
+    new = Jaxpr(constvars, jaxpr.invars, outvars, eqns)
+    new = _fold_dot_transposes(new)
+    new, _, used_consts = dce_jaxpr(new)
+    consts = [c for c, u in zip(consts, used_consts) if u]
+    return new, consts
+
+
+def _is_identity(e, ins):
+    name, p = e.prim.name, e.params
+    if len(e.outvars) != 1 or not ins or not isinstance(ins[0], (Var, Literal)):
+        return False
+    a, o = ins[0].aval, e.outvars[0].aval
+    if a != o:
+        return False
+    if name == "stop_gradient":
+        return True
+    if name == "convert_element_type":
+        return True
+    if name == "reshape":
+        return True
+    if name == "transpose":
+        return tuple(p["permutation"]) == tuple(range(a.ndim))
+    if name == "broadcast_in_dim":
+        return tuple(p["broadcast_dimensions"]) == tuple(range(a.ndim))
+    if name in ("squeeze", "rev"):
+        return not p.get("dimensions")
+    if name == "slice":
+        return (all(s == 0 for s in p["start_indices"]) and tuple(p["limit_indices"]) == a.shape
+                and all(s == 1 for s in (p["strides"] or ())))
+    return False
+
+
+def _free(nd, contract, batch):
+    return [d for d in range(nd) if d not in contract and d not in batch]
+
+
+def _fold_dot_transposes(jaxpr):
+    """`transpose(dot_general(a, b))` whose permutation only swaps the two free blocks becomes
+    `dot_general(b, a)` when the dot's result has no other use: the transpose disappears."""
+    uses = {}
+    for e in jaxpr.eqns:
+        for a in e.invars:
+            if isinstance(a, Var):
+                uses[a] = uses.get(a, 0) + 1
+    for a in jaxpr.outvars:
+        if isinstance(a, Var):
+            uses[a] = uses.get(a, 0) + 1
+    dots = {e.outvars[0]: e for e in jaxpr.eqns if e.prim.name == "dot_general"}
+    replaced, dropped = {}, set()
+    for e in jaxpr.eqns:
+        if e.prim.name != "transpose" or not isinstance(e.invars[0], Var):
+            continue
+        d = dots.get(e.invars[0])
+        if d is None or uses.get(e.invars[0]) != 1:
+            continue
+        (lc, rc), (lb, rb) = d.params["dimension_numbers"]
+        la, ra = d.invars[0].aval, d.invars[1].aval
+        nb = len(lb)
+        nlf, nrf = la.ndim - len(lc) - nb, ra.ndim - len(rc) - nb
+        want = tuple(range(nb)) + tuple(range(nb + nlf, nb + nlf + nrf)) + \
+            tuple(range(nb, nb + nlf))
+        if tuple(e.params["permutation"]) != want:
+            continue
+        params = dict(d.params, dimension_numbers=((tuple(rc), tuple(lc)), (tuple(rb), tuple(lb))))
+        # the swapped dot writes the transpose's result where the transpose was
+        replaced[id(e)] = Eqn(d.prim, [d.invars[1], d.invars[0]], e.outvars, params,
+                              d.source_info)
+        dropped.add(id(d))
+    if not replaced:
+        return jaxpr
+    eqns = [replaced.get(id(e), e) for e in jaxpr.eqns if id(e) not in dropped]
+    return Jaxpr(jaxpr.constvars, jaxpr.invars, jaxpr.outvars, eqns)
+
+
+# ---------------------------------------------------------------------------------------------
+# Views: affine index maps
+# ---------------------------------------------------------------------------------------------
+
+class View:
+    """How to read a value at an index of its own shape.
+
+    kind 'var': base Var read at base index [c + a * idx[d] for (c, d, a) in terms] (d None:
+    constant c); kind 'lit': a scalar literal; kind 'iota': the integer c + a * idx[d] cast to
+    dtype (a single term)."""
+    __slots__ = ("kind", "var", "value", "dtype", "terms", "shape")
+
+    def __init__(self, kind, shape, var=None, value=None, dtype=None, terms=()):
+        self.kind, self.shape, self.var, self.value = kind, tuple(shape), var, value
+        self.dtype, self.terms = dtype, tuple(terms)
+
+    def is_identity(self):
+        if self.kind != "var" or self.var.aval.shape != self.shape:
+            return False
+        return all((c == 0 and d == k and a == 1) or (n == 1 and d is None and c == 0)
+                   for k, ((c, d, a), n) in enumerate(zip(self.terms, self.shape)))
+
+    def compose(self, inner_terms, shape):
+        """This view read through a view whose map onto *this* view's index is inner_terms."""
+        def sub(t):
+            c, d, a = t
+            if d is None:
+                return t
+            c2, d2, a2 = inner_terms[d]
+            if d2 is None:
+                return (c + a * c2, None, 0)
+            return (c + a * c2, d2, a * a2)
+        if self.kind == "lit":
+            return View("lit", shape, value=self.value, dtype=self.dtype)
+        if self.kind == "iota":
+            return View("iota", shape, dtype=self.dtype, terms=(sub(self.terms[0]),))
+        return View("var", shape, var=self.var, terms=tuple(sub(t) for t in self.terms))
+
+
+def identity_view(v: Var):
+    return View("var", v.aval.shape, var=v,
+                terms=tuple((0, d, 1) for d in range(v.aval.ndim)))
+
+
+def view_terms(eqn):
+    """The index map of a view equation onto its operand (terms per operand dim), or None."""
+    name, p = eqn.prim.name, eqn.params
+    out = eqn.outvars[0].aval
+    if name == "stop_gradient":
+        return tuple((0, d, 1) for d in range(out.ndim))
+    src = eqn.invars[0].aval if eqn.invars else None
+    if name == "broadcast_in_dim":
+        return tuple((0, d, 1) if src.shape[i] == out.shape[d] and src.shape[i] != 1
+                     else (0, None, 0) for i, d in enumerate(p["broadcast_dimensions"]))
+    if name == "transpose":
+        perm = p["permutation"]
+        terms = [None] * src.ndim
+        for j, pj in enumerate(perm):
+            terms[pj] = (0, j, 1)
+        return tuple(terms)
+    if name == "squeeze":
+        dims = set(p["dimensions"])
+        terms, j = [], 0
+        for i in range(src.ndim):
+            if i in dims:
+                terms.append((0, None, 0))
+            else:
+                terms.append((0, j, 1))
+                j += 1
+        return tuple(terms)
+    if name == "rev":
+        dims = set(p["dimensions"])
+        return tuple((src.shape[d] - 1, d, -1) if d in dims else (0, d, 1)
+                     for d in range(src.ndim))
+    if name == "slice":
+        strides = p["strides"] or (1,) * src.ndim
+        return tuple((s, d, st) for d, (s, st) in enumerate(zip(p["start_indices"], strides)))
+    if name == "reshape":
+        # only reshapes that add/drop unit axes are views
+        a = [(i, n) for i, n in enumerate(src.shape) if n != 1]
+        b = [(j, n) for j, n in enumerate(out.shape) if n != 1]
+        if [n for _, n in a] != [n for _, n in b]:
+            return None
+        terms = [(0, None, 0)] * src.ndim
+        for (i, _), (j, _) in zip(a, b):
+            terms[i] = (0, j, 1)
+        return tuple(terms)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning
+# ---------------------------------------------------------------------------------------------
+
+class Src:
+    """How a nest member reads one operand: kind in lit / scalar / buf / local / iota."""
+    __slots__ = ("kind", "var", "value", "dtype", "terms")
+
+    def __init__(self, kind, var=None, value=None, dtype=None, terms=()):
+        self.kind, self.var, self.value, self.dtype, self.terms = kind, var, value, dtype, terms
+
+    def __repr__(self):
+        return f"Src({self.kind}, {self.var})"
+
+
+class Member:
+    __slots__ = ("eqn", "srcs", "reduce_axes")
+
+    def __init__(self, eqn, srcs, reduce_axes=None):
+        self.eqn, self.srcs, self.reduce_axes = eqn, srcs, reduce_axes
+
+
+class Nest:
+    """One loop nest over `shape`: elementwise members (outputs of that shape) and reductions
+    (operands of that shape). `store` lists the members' outputs written to memory."""
+
+    def __init__(self, shape, index):
+        self.shape = tuple(shape)
+        self.index = index
+        self.members = []
+        self.locals = {}          # Var -> Member
+        self.reductions = []      # Members
+        self.store = []           # Vars materialized by this nest
+        self.member_eqns = set()
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+class ScalarStep:
+    """Shape-() elementwise equation: one line of scalar code at function level."""
+
+    def __init__(self, member):
+        self.member = member
+
+
+class OpaqueStep:
+    def __init__(self, eqn):
+        self.eqn = eqn
+
+
+class Plan:
+    def __init__(self, jaxpr, steps, views, state, outputs_needed):
+        self.jaxpr, self.steps, self.views, self.state = jaxpr, steps, views, state
+        self.outputs_needed = outputs_needed
+
+
+def plan(jaxpr: Jaxpr, is_pointwise, is_opaque):
+    """Group the equations of `jaxpr` into steps (see module docstring)."""
+    views = {}        # Var -> View (vars produced by view equations)
+    state = {}        # Var -> 'buf' | 'scalar' | ('local', nest) | ('red', nest)
+    for v in jaxpr.constvars + jaxpr.invars:
+        state[v] = "buf"
+
+    def view_of(a):
+        if isinstance(a, Literal):
+            return View("lit", (), value=a.val, dtype=a.aval.dtype)
+        vw = views.get(a)
+        return vw if vw is not None else identity_view(a)
+
+    # -- classify, build views, effective consumers ---------------------------------------------
+    kinds = []
+    for e in jaxpr.eqns:
+        name = e.prim.name
+        k = None
+        if name in VIEW_PRIMS and len(e.outvars) == 1:
+            if name == "iota":
+                k = "view"
+            else:
+                terms = view_terms(e)
+                if terms is not None and isinstance(e.invars[0], (Var, Literal)):
+                    k = "view"
+        if k is None:
+            if name in REDUCE_PRIMS:
+                k = "reduce"
+            elif is_pointwise(e):
+                k = "pointwise"
+            else:
+                k = "opaque"
+        kinds.append(k)
+        if k == "view":
+            out = e.outvars[0].aval
+            if name == "iota":
+                views[e.outvars[0]] = View("iota", out.shape, dtype=e.params["dtype"],
+                                           terms=((0, e.params["dimension"], 1),))
+            else:
+                views[e.outvars[0]] = view_of(e.invars[0]).compose(view_terms(e), out.shape)
+
+    consumers = {}
+    for e, k in zip(jaxpr.eqns, kinds):
+        if k == "view":
+            continue
+        for a in e.invars:
+            vw = view_of(a)
+            if vw.kind == "var":
+                consumers.setdefault(vw.var, set()).add(id(e))
+    outputs_needed = set()
+    for a in jaxpr.outvars:
+        vw = view_of(a)
+        if vw.kind == "var":
+            outputs_needed.add(vw.var)
+
+    steps = []
+    pending = {}      # shape -> Nest
+    counter = [0]
+
+    def flush(nest):
+        if pending.get(nest.shape) is not nest:
+            return
+        del pending[nest.shape]
+        for v, m in nest.locals.items():
+            if v in outputs_needed or any(c not in nest.member_eqns
+                                          for c in consumers.get(v, ())):
+                nest.store.append(v)
+                state[v] = "buf"
+            else:
+                state[v] = "dead"
+        for m in nest.reductions:
+            v = m.eqn.outvars[0]
+            state[v] = "scalar" if v.aval.shape == () else "buf"
+        steps.append(nest)
+
+    def needs_flush(a, shape):
+        """The pending nest that must be flushed before reading `a` in a nest of `shape`."""
+        vw = view_of(a)
+        if vw.kind != "var":
+            return None
+        st = state.get(vw.var)
+        if isinstance(st, tuple):
+            kind, nest = st
+            if kind == "red":
+                return nest
+            if shape is None or nest.shape != tuple(shape) or not vw.is_identity() or \
+                    pending.get(nest.shape) is not nest:
+                return nest
+        return None
+
+    def src_of(a, nest):
+        vw = view_of(a)
+        if vw.kind == "lit":
+            return Src("lit", value=vw.value, dtype=vw.dtype)
+        if vw.kind == "iota":
+            return Src("iota", dtype=vw.dtype, terms=vw.terms)
+        st = state[vw.var]
+        if isinstance(st, tuple):
+            return Src("local", var=vw.var)
+        if st == "scalar":
+            return Src("scalar", var=vw.var)
+        assert st == "buf", (vw.var, st)
+        return Src("buf", var=vw.var, terms=vw.terms)
+
+    def resolve(e, shape):
+        while True:
+            todo = [n for n in (needs_flush(a, shape) for a in e.invars) if n is not None]
+            if not todo:
+                return
+            for n in todo:
+                flush(n)
+
+    for e, k in zip(jaxpr.eqns, kinds):
+        if k == "view":
+            continue
+        if k == "opaque":
+            resolve(e, None)
+            steps.append(OpaqueStep(e))
+            for v in e.outvars:
+                state[v] = "buf"
+            continue
+        if k == "reduce":
+            shape = e.invars[0].aval.shape
+        else:
+            shape = e.outvars[0].aval.shape
+        resolve(e, shape)
+        if k == "pointwise" and shape == ():
+            m = Member(e, [src_of(a, None) for a in e.invars])
+            steps.append(ScalarStep(m))
+            for v in e.outvars:
+                state[v] = "scalar"
+            continue
+        nest = pending.get(shape)
+        if nest is None:
+            nest = Nest(shape, counter[0])
+            counter[0] += 1
+            pending[shape] = nest
+        srcs = [src_of(a, nest) for a in e.invars]
+        if k == "reduce":
+            m = Member(e, srcs, reduce_axes=tuple(e.params["axes"]))
+            nest.reductions.append(m)
+            state[e.outvars[0]] = ("red", nest)
+        else:
+            m = Member(e, srcs)
+            for v in e.outvars:
+                nest.locals[v] = m
+                state[v] = ("local", nest)
+        nest.members.append(m)
+        nest.member_eqns.add(id(e))
+
+    for nest in sorted(pending.values(), key=lambda n: n.index):
+        flush(nest)
+    return Plan(jaxpr, steps, views, state, outputs_needed)

@@ -1,0 +1,582 @@
+"""Scalar kernels called from generated code: vectorisable float32/float64 transcendentals,
+NaN-aware min/max, C-style integer division, and a BLAS ``gemm`` intrinsic.
+
+Why our own transcendentals: the LLVM shipped with llvmlite has no vector math library, so
+``math.exp`` in a Numba loop is a scalar libm call and the loop cannot be vectorised. The
+kernels below are written with only arithmetic, comparisons/selects and bit casts, so LLVM
+inlines them into the generated loops and vectorises those loops.
+
+Method (Cody & Waite / Cephes / fdlibm style): reduce the argument exactly (``x = k*ln2 + r``,
+``x = m * 2**e``, ``x = k*pi/2 + r``), approximate on the small interval with a polynomial, and
+rebuild the result (``2**k`` is made by writing the exponent bits and bit casting; the scale is
+applied in two halves so that overflow gives inf and underflow gives correctly rounded
+subnormals). Special values (nan, +-inf, +-0, subnormals) are handled by selects at the end.
+Accuracy is tested against float64 NumPy in ``tests/test_jit.py`` (float32 kernels within a few
+ulp; float64 kernels within a few ulp of the double result).
+
+``sin_f32``/``cos_f32`` reduce in double precision and are exact for ``|x| < SINCOS_LIMIT_F32``;
+a generated loop that uses them also counts the elements beyond that limit
+(``sincos_big_f32``) and, only if there are any, runs again with the exact libm version.
+
+Every function here is compiled on first use by the calling generated function and is part of
+that function's cached machine code; a version string derived from this file's source is
+written into every generated module, so editing this file invalidates old cache entries.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+_jit = njit(cache=True, nogil=True, error_model="numpy")
+
+# ---------------------------------------------------------------------------------------------
+# Bit casts and BLAS
+# ---------------------------------------------------------------------------------------------
+
+
+@intrinsic
+def i32_as_f32(typingctx, x):
+    """The float32 whose bits are the low 32 bits of the integer x."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        v = args[0]
+        if v.type.width > 32:
+            v = builder.trunc(v, ir.IntType(32))
+        elif v.type.width < 32:
+            v = builder.sext(v, ir.IntType(32))
+        return builder.bitcast(v, ir.FloatType())
+    return types.float32(x), codegen
+
+
+@intrinsic
+def f32_as_i32(typingctx, x):
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def i64_as_f64(typingctx, x):
+    """The float64 whose bits are those of the (64-bit) integer x."""
+    if not isinstance(x, types.Integer) or x.bitwidth != 64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(x), codegen
+
+
+@intrinsic
+def f64_as_i64(typingctx, x):
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+_ll_char = ir.IntType(8)
+_ll_voidp = ir.IntType(8).as_pointer()
+
+
+@intrinsic
+def _xxgemm(typingctx, transa, transb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
+            c_off, ldc):
+    """Column-major BLAS gemm: c = alpha * op(a) @ op(b) + beta * c (Fortran conventions).
+
+    transa/transb are 0/1; a, b, c are float32 or float64 arrays whose data, from element
+    offset *_off on, hold the matrices described by the leading dimensions."""
+    if not all(isinstance(t, types.Array) for t in (a, b, c)):
+        return None
+    dt = c.dtype
+    if dt not in (types.float32, types.float64) or a.dtype != dt or b.dtype != dt:
+        return None
+    ip = types.intp
+    sig = types.int32(ip, ip, ip, ip, ip, dt, a, ip, ip, b, ip, ip, dt, c, ip, ip)
+    kind = "s" if dt == types.float32 else "d"
+
+    def codegen(context, builder, signature, args):
+        (ta, tb, m_, n_, k_, alpha_, a_, ao, lda_, b_, bo, ldb_, beta_, c_, co, ldc_) = args
+        intp_t = context.get_value_type(types.intp)
+        fnty = ir.FunctionType(ir.IntType(32), [
+            _ll_char, _ll_char, _ll_char, intp_t, intp_t, intp_t, _ll_voidp, _ll_voidp, intp_t,
+            _ll_voidp, intp_t, _ll_voidp, _ll_voidp, intp_t])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        alpha_slot = cgutils.alloca_once_value(builder, alpha_)
+        beta_slot = cgutils.alloca_once_value(builder, beta_)
+
+        def data(aryty, val, off):
+            ptr = context.make_array(aryty)(context, builder, val).data
+            return builder.bitcast(builder.gep(ptr, [off]), _ll_voidp)
+
+        def tchar(flag):
+            is_t = builder.icmp_signed("!=", flag, ir.Constant(flag.type, 0))
+            return builder.select(is_t, ir.Constant(_ll_char, ord("t")),
+                                  ir.Constant(_ll_char, ord("n")))
+
+        return builder.call(fn, (
+            ir.Constant(_ll_char, ord(kind)), tchar(ta), tchar(tb), m_, n_, k_,
+            builder.bitcast(alpha_slot, _ll_voidp), data(signature.args[6], a_, ao), lda_,
+            data(signature.args[9], b_, bo), ldb_, builder.bitcast(beta_slot, _ll_voidp),
+            data(signature.args[13], c_, co), ldc_))
+    return sig, codegen
+
+
+@_jit
+def gemm(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
+    """Row-major gemm on flat storage: ``C[m, n] = alpha * op(A) @ op(B) + beta * C``.
+
+    ``A`` starts at element ``a_off`` of array ``a``: it is stored m x k (row stride lda) or,
+    with ta=1, k x m and transposed; likewise ``B`` (k x n, or n x k with tb=1, stride ldb);
+    ``C`` is stored m x n with row stride ldc from ``c_off``. A row-major matrix is its
+    transpose in column order, so this is the column-major product C^T = op(B)^T @ op(A)^T."""
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        if beta == 0:
+            for i in range(m):
+                for j in range(n):
+                    c[c_off + i * ldc + j] = 0
+        return
+    _xxgemm(tb, ta, n, m, k, alpha, b, b_off, max(ldb, 1), a, a_off, max(lda, 1), beta, c,
+            c_off, max(ldc, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Small scalar helpers (generated code calls these to stay short and readable)
+# ---------------------------------------------------------------------------------------------
+
+
+@_jit
+def maxf(a, b):
+    """NumPy's maximum: NaN-propagating."""
+    return a if (a > b or a != a) else b
+
+
+@_jit
+def minf(a, b):
+    """NumPy's minimum: NaN-propagating."""
+    return a if (a < b or a != a) else b
+
+
+@_jit
+def idiv(a, b):
+    """Integer division rounding toward zero (C semantics); x / 0 gives 0 as NumPy does."""
+    if b == 0:
+        return a - a
+    q = a // b
+    if q * b != a and ((a < 0) != (b < 0)):
+        q += 1
+    return q
+
+
+@_jit
+def irem(a, b):
+    """Integer remainder with the sign of the dividend (C fmod); x % 0 gives 0."""
+    if b == 0:
+        return a - a
+    return a - b * idiv(a, b)
+
+
+@_jit
+def fsign(x):
+    if x > 0:
+        return x - x + 1
+    if x < 0:
+        return x - x - 1
+    return x            # +-0 and NaN
+
+
+@_jit
+def round_away(x):
+    """Round half away from zero (lax.round's default), computed as the NumPy reference."""
+    return np.copysign(np.floor(np.abs(x) + 0.5), x)
+
+
+@_jit
+def ipow(x, n):
+    """Integer power by squaring (n >= 0); negative n gives 0 unless |x| == 1 (as floats do
+    after truncation)."""
+    if n < 0:
+        if x == 1:
+            return x
+        if x == -1:
+            return x if (n & 1) else -x
+        return x - x
+    acc = x - x + 1
+    b = x
+    while n:
+        if n & 1:
+            acc = acc * b
+        b = b * b
+        n >>= 1
+    return acc
+
+
+_U32_MASK = np.uint64(0xFFFFFFFF)
+
+
+@_jit
+def _rotl32(v, r):
+    return ((v << np.uint64(r)) | (v >> np.uint64(32 - r))) & _U32_MASK
+
+
+@_jit
+def threefry2x32(k0, k1, x0, x1):
+    """Threefry-2x32 (20 rounds) on uint32 scalars: the same function as
+    transforms.random.threefry2x32_numpy (computed in uint64 with 32-bit masking)."""
+    m = _U32_MASK
+    a0, a1 = np.uint64(k0), np.uint64(k1)
+    a2 = a0 ^ a1 ^ np.uint64(0x1BD11BDA)
+    v0 = (np.uint64(x0) + a0) & m
+    v1 = (np.uint64(x1) + a1) & m
+    for g in range(5):
+        if g % 2 == 0:
+            v0 = (v0 + v1) & m
+            v1 = _rotl32(v1, 13) ^ v0
+            v0 = (v0 + v1) & m
+            v1 = _rotl32(v1, 15) ^ v0
+            v0 = (v0 + v1) & m
+            v1 = _rotl32(v1, 26) ^ v0
+            v0 = (v0 + v1) & m
+            v1 = _rotl32(v1, 6) ^ v0
+        else:
+            v0 = (v0 + v1) & m
+            v1 = _rotl32(v1, 17) ^ v0
+            v0 = (v0 + v1) & m
+            v1 = _rotl32(v1, 29) ^ v0
+            v0 = (v0 + v1) & m
+            v1 = _rotl32(v1, 16) ^ v0
+            v0 = (v0 + v1) & m
+            v1 = _rotl32(v1, 24) ^ v0
+        j = (g + 1) % 3
+        i = (g + 2) % 3
+        kj = a0 if j == 0 else (a1 if j == 1 else a2)
+        ki = a0 if i == 0 else (a1 if i == 1 else a2)
+        v0 = (v0 + kj) & m
+        v1 = (v1 + ki + np.uint64(g + 1)) & m
+    return np.uint32(v0), np.uint32(v1)
+
+
+# ---------------------------------------------------------------------------------------------
+# float32 kernels
+# ---------------------------------------------------------------------------------------------
+
+_F = np.float32
+_LOG2E_F = _F(1.4426950408889634)
+_LN2_HI_F = _F(0.693359375)
+_LN2_LO_F = _F(-2.12194440e-4)
+
+
+@_jit
+def _scale_f32(y, k):
+    """y * 2**k for an integer-valued float32 k in [-152, 130], in two exact halves."""
+    ki = np.int32(k)
+    k1 = ki >> np.int32(1)
+    k2 = ki - k1
+    s1 = i32_as_f32((k1 + np.int32(127)) << np.int32(23))
+    s2 = i32_as_f32((k2 + np.int32(127)) << np.int32(23))
+    return y * s1 * s2
+
+
+@_jit
+def exp_f32(x):
+    xc = x if x > _F(-104.0) else _F(-104.0)      # NaN -> -104 here (fixed at the end)
+    xc = xc if xc < _F(89.0) else _F(89.0)
+    k = np.floor(xc * _LOG2E_F + _F(0.5))
+    r = xc - k * _LN2_HI_F
+    r = r - k * _LN2_LO_F
+    p = _F(1.9875691500e-4)
+    p = p * r + _F(1.3981999507e-3)
+    p = p * r + _F(8.3334519073e-3)
+    p = p * r + _F(4.1665795894e-2)
+    p = p * r + _F(1.6666665459e-1)
+    p = p * r + _F(5.0000001201e-1)
+    y = p * r * r + r + _F(1.0)
+    y = _scale_f32(y, k)
+    return y if x == x else x
+
+
+@_jit
+def log_f32(x):
+    tiny = x < _F(1.1754943508222875e-38)        # subnormal (or <= 0, handled below)
+    xs = x * _F(8388608.0) if tiny else x
+    bits = f32_as_i32(xs)
+    e = (bits >> np.int32(23)) - np.int32(126)
+    e = e - np.int32(23) if tiny else e
+    m = i32_as_f32((bits & np.int32(0x007FFFFF)) | np.int32(0x3F000000))   # [0.5, 1)
+    small = m < _F(0.70710678118654752440)
+    e = e - np.int32(1) if small else e
+    f = (m + m - _F(1.0)) if small else (m - _F(1.0))
+    z = f * f
+    y = _F(7.0376836292e-2)
+    y = y * f - _F(1.1514610310e-1)
+    y = y * f + _F(1.1676998740e-1)
+    y = y * f - _F(1.2420140846e-1)
+    y = y * f + _F(1.4249322787e-1)
+    y = y * f - _F(1.6668057665e-1)
+    y = y * f + _F(2.0000714765e-1)
+    y = y * f - _F(2.4999993993e-1)
+    y = y * f + _F(3.3333331174e-1)
+    y = y * f * z
+    fe = _F(e)
+    y = y + _LN2_LO_F * fe
+    y = y - _F(0.5) * z
+    r = f + y
+    r = r + _LN2_HI_F * fe
+    r = r if x < _F(np.inf) else x                # +inf
+    r = r if x != _F(0.0) else _F(-np.inf)
+    return r if x >= _F(0.0) else _F(np.nan)      # negative or NaN -> NaN
+
+
+@_jit
+def tanh_f32(x):
+    z = np.abs(x)
+    s = exp_f32(z + z)
+    big = _F(1.0) - _F(2.0) / (s + _F(1.0))
+    big = big if x >= _F(0.0) else -big
+    z2 = x * x
+    p = _F(-5.70498872745e-3)
+    p = p * z2 + _F(2.06390887954e-2)
+    p = p * z2 - _F(5.37397155531e-2)
+    p = p * z2 + _F(1.33314422036e-1)
+    p = p * z2 - _F(3.33332819422e-1)
+    small = p * z2 * x + x
+    return big if z > _F(0.625) else small        # NaN takes the polynomial path -> NaN
+
+
+@_jit
+def logistic_f32(x):
+    e = exp_f32(-np.abs(x))
+    r = _F(1.0) / (_F(1.0) + e)
+    return r if x >= _F(0.0) else e * r
+
+
+# float32 sin/cos, reduced in double: x = k*pi/2 + r with pi/2 split into C1 + C2 + C3, C1 and
+# C2 having 28 significant bits so that k*C1 and k*C2 are exact for |k| < 2**25.
+
+def _pi_bits(nbits=240):
+    """floor(pi * 2**nbits) with Machin's formula in integer arithmetic."""
+    one = 1 << (nbits + 20)
+
+    def arctan_inv(n):
+        total, term, k, sign = 0, one // n, 1, 1
+        n2 = n * n
+        while term:
+            total += sign * (term // k)
+            term //= n2
+            k += 2
+            sign = -sign
+        return total
+    return (16 * arctan_inv(5) - 4 * arctan_inv(239)) >> 20
+
+
+def _split_pio2():
+    nb = 240
+    p = _pi_bits(nb)                       # pi * 2**nb
+    half = p                               # pi/2 * 2**(nb+1)
+    # pi/2 = half / 2**(nb+1); take the top bits in chunks
+    total_bits = half.bit_length()
+    chunks = []
+    rest = half
+    for nbits in (28, 28, 53):
+        shift = rest.bit_length() - nbits
+        top = rest >> shift
+        chunks.append(math.ldexp(top, shift - (nb + 1)))
+        rest -= top << shift
+    del total_bits
+    return chunks
+
+
+SINCOS_C1, SINCOS_C2, SINCOS_C3 = _split_pio2()
+SINCOS_LIMIT_F32 = 2.0 ** 24                 # |x| beyond this: exact (libm) fallback
+_TWO_OVER_PI = 0.63661977236758134308
+_SINCOS_LIMIT_F32_F = _F(SINCOS_LIMIT_F32)
+
+
+@_jit
+def _reduce_pio2(x):
+    xd = np.float64(x)
+    k = np.rint(xd * _TWO_OVER_PI)
+    k = k if np.abs(k) < 3.0e7 else 0.0           # keeps the int conversion defined (nan/inf)
+    r = xd - k * SINCOS_C1
+    r = r - k * SINCOS_C2
+    r = r - k * SINCOS_C3
+    return r, np.int64(k) & 3
+
+
+@_jit
+def _sin_poly(r):
+    z = r * r
+    p = -2.5052108385441720e-08
+    p = p * z + 2.7557319223985893e-06
+    p = p * z - 1.9841269841269841e-04
+    p = p * z + 8.3333333333333332e-03
+    p = p * z - 1.6666666666666666e-01
+    return r + r * z * p
+
+
+@_jit
+def _cos_poly(r):
+    z = r * r
+    p = 2.0876756987868100e-09
+    p = p * z - 2.7557319223985888e-07
+    p = p * z + 2.4801587301587302e-05
+    p = p * z - 1.3888888888888889e-03
+    p = p * z + 4.1666666666666664e-02
+    return 1.0 - 0.5 * z + z * z * p
+
+
+@_jit
+def sin_f32(x):
+    r, q = _reduce_pio2(x)
+    s = _sin_poly(r)
+    c = _cos_poly(r)
+    v = s if (q & 1) == 0 else c
+    v = v if q < 2 else -v
+    return np.float32(v)
+
+
+@_jit
+def cos_f32(x):
+    r, q = _reduce_pio2(x)
+    s = _sin_poly(r)
+    c = _cos_poly(r)
+    v = c if (q & 1) == 0 else s
+    v = v if (q == 0 or q == 3) else -v
+    return np.float32(v)
+
+
+@_jit
+def sincos_big_f32(x):
+    """1 if sin_f32/cos_f32 are not exact at x (|x| >= SINCOS_LIMIT_F32 or inf), else 0."""
+    return np.int64(1) if np.abs(x) >= _SINCOS_LIMIT_F32_F else np.int64(0)
+
+
+@_jit
+def sin_f32_exact(x):
+    return np.float32(math.sin(np.float64(x)))
+
+
+@_jit
+def cos_f32_exact(x):
+    return np.float32(math.cos(np.float64(x)))
+
+
+# ---------------------------------------------------------------------------------------------
+# float64 kernels
+# ---------------------------------------------------------------------------------------------
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01      # 32 significant bits: k * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+
+
+@_jit
+def _scale_f64(y, k):
+    ki = np.int64(k)
+    k1 = ki >> np.int64(1)
+    k2 = ki - k1
+    s1 = i64_as_f64((k1 + np.int64(1023)) << np.int64(52))
+    s2 = i64_as_f64((k2 + np.int64(1023)) << np.int64(52))
+    return y * s1 * s2
+
+
+@_jit
+def exp_f64(x):
+    xc = x if x > -746.0 else -746.0
+    xc = xc if xc < 710.0 else 710.0
+    k = np.rint(xc * _LOG2E)
+    r = (xc - k * _LN2_HI) - k * _LN2_LO
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    y = 1.0 + (r + r * r * p)
+    y = _scale_f64(y, k)
+    return y if x == x else x
+
+
+_LG1 = 6.666666666666735130e-01
+_LG2 = 3.999999999940941908e-01
+_LG3 = 2.857142874366239149e-01
+_LG4 = 2.222219843214978396e-01
+_LG5 = 1.818357216161805012e-01
+_LG6 = 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
+
+
+@_jit
+def log_f64(x):
+    tiny = x < 2.2250738585072014e-308
+    xs = x * 18014398509481984.0 if tiny else x       # 2**54
+    bits = f64_as_i64(xs)
+    e = ((bits >> np.int64(52)) & np.int64(0x7FF)) - np.int64(1023)
+    e = e - np.int64(54) if tiny else e
+    m = i64_as_f64((bits & np.int64(0x000FFFFFFFFFFFFF)) | np.int64(0x3FF0000000000000))
+    big = m > 1.4142135623730951
+    m = m * 0.5 if big else m
+    e = e + np.int64(1) if big else e
+    f = m - 1.0
+    hfsq = 0.5 * f * f
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    rr = t2 + t1
+    dk = np.float64(e)
+    r = dk * _LN2_HI - ((hfsq - (s * (hfsq + rr) + dk * _LN2_LO)) - f)
+    r = r if x < np.inf else x
+    r = r if x != 0.0 else -np.inf
+    return r if x >= 0.0 else np.nan
+
+
+@_jit
+def logistic_f64(x):
+    e = exp_f64(-np.abs(x))
+    r = 1.0 / (1.0 + e)
+    return r if x >= 0.0 else e * r
+
+
+@_jit
+def pow_f32(x, y):
+    """C powf semantics, computed as exp(y * log|x|) in double precision."""
+    xd = np.float64(x)
+    yd = np.float64(y)
+    r = exp_f64(yd * log_f64(np.abs(xd)))
+    y_int = yd == np.rint(yd)
+    half = yd * 0.5
+    y_odd = y_int and np.abs(yd) < 9007199254740992.0 and np.rint(half) != half
+    x_neg = np.copysign(1.0, xd) < 0.0
+    r = -r if (x_neg and y_odd) else r
+    r = np.nan if (xd < 0.0 and xd > -np.inf and not y_int) else r
+    r = 1.0 if (np.abs(xd) == 1.0 and np.abs(yd) == np.inf) else r
+    r = 1.0 if (xd == 1.0 or yd == 0.0) else r
+    return np.float32(r)
+
+
+def source_version():
+    """A short hash of this file: generated modules embed it (cache invalidation)."""
+    import hashlib
+    with open(__file__, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()[:12]

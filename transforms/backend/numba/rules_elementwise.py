@@ -1,0 +1,404 @@
+"""Scalar lowering rules of elementwise primitives (they run inside fused loops).
+
+A rule is ``rule(ctx, *args, **params) -> expression`` (or a list of expressions for a
+primitive with several results), where ``args`` are scalar expressions of the operands and the
+returned expression must have exactly the Numba type of the output dtype (``ctx.cast`` wraps
+one). ``ctx.let(expr)`` binds a temporary, ``ctx.kernel(name)`` refers to a function of
+``kernels.py``, ``ctx.in_dtypes``/``ctx.out_dtype`` give the dtypes.
+
+Numba's scalar typing differs from NumPy's for small integers (int32 + int32 is int64), so
+results of those are cast back, which gives NumPy's wrap-around semantics.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+POINTWISE = {}
+
+
+def register_pointwise(name):
+    def deco(fn):
+        POINTWISE[name] = fn
+        return fn
+    return deco
+
+
+_BOOL = np.dtype(np.bool_)
+
+
+def _wide(dt):
+    """Dtypes whose Numba arithmetic stays in the same type (no cast needed)."""
+    return dt in (np.float32, np.float64, np.int64, np.uint64)
+
+
+def _fix(ctx, expr, dt=None):
+    dt = np.dtype(ctx.out_dtype if dt is None else dt)
+    return expr if _wide(dt) else ctx.cast(expr, dt)
+
+
+def _is_float(dt):
+    return np.dtype(dt).kind == "f"
+
+
+def _no_complex(ctx):
+    if any(np.dtype(d).kind == "c" for d in ctx.in_dtypes + [ctx.out_dtype]):
+        raise NotImplementedError(f"jit: complex dtypes are not supported by the Numba backend "
+                                  f"(primitive '{ctx.eqn.prim.name}')")
+
+
+# ---------------------------------------------------------------------------------------------
+# Arithmetic
+# ---------------------------------------------------------------------------------------------
+
+def _binop(name, op, bool_op=None):
+    @register_pointwise(name)
+    def rule(ctx, x, y):
+        _no_complex(ctx)
+        if ctx.in_dtypes[0] == _BOOL:
+            if bool_op is None:
+                raise NotImplementedError(f"jit: '{name}' on booleans")
+            return f"({x} {bool_op} {y})"
+        return _fix(ctx, f"{x} {op} {y}")
+    return rule
+
+
+_binop("add", "+", "or")
+_binop("sub", "-")
+_binop("mul", "*", "and")
+
+
+@register_pointwise("div")
+def _div(ctx, x, y):
+    _no_complex(ctx)
+    dt = ctx.out_dtype
+    if _is_float(dt):
+        return f"{x} / {y}"
+    if dt == _BOOL:
+        raise NotImplementedError("jit: 'div' on booleans")
+    return _fix(ctx, f"{ctx.kernel('idiv')}({x}, {y})")
+
+
+@register_pointwise("rem")
+def _rem(ctx, x, y):
+    _no_complex(ctx)
+    dt = ctx.out_dtype
+    if _is_float(dt):
+        return f"_np.fmod({x}, {y})"
+    return _fix(ctx, f"{ctx.kernel('irem')}({x}, {y})")
+
+
+@register_pointwise("pow")
+def _pow(ctx, x, y):
+    _no_complex(ctx)
+    dt = ctx.out_dtype
+    if dt == np.float32:
+        return f"{ctx.kernel('pow_f32')}({x}, {y})"
+    if dt == np.float64:
+        return f"_math.pow({x}, {y})"
+    if dt.kind in "iu":
+        return _fix(ctx, f"{ctx.kernel('ipow')}({x}, {y})")
+    raise NotImplementedError(f"jit: pow on {dt}")
+
+
+@register_pointwise("max")
+def _max(ctx, x, y):
+    _no_complex(ctx)
+    dt = ctx.out_dtype
+    if _is_float(dt):
+        return f"{ctx.kernel('maxf')}({x}, {y})"
+    if dt == _BOOL:
+        return f"({x} or {y})"
+    return f"({x} if {x} >= {y} else {y})"
+
+
+@register_pointwise("min")
+def _min(ctx, x, y):
+    _no_complex(ctx)
+    dt = ctx.out_dtype
+    if _is_float(dt):
+        return f"{ctx.kernel('minf')}({x}, {y})"
+    if dt == _BOOL:
+        return f"({x} and {y})"
+    return f"({x} if {x} <= {y} else {y})"
+
+
+@register_pointwise("atan2")
+def _atan2(ctx, x, y):
+    _no_complex(ctx)
+    return ctx.cast(f"_math.atan2({x}, {y})", ctx.out_dtype)
+
+
+@register_pointwise("neg")
+def _neg(ctx, x):
+    _no_complex(ctx)
+    if ctx.out_dtype == _BOOL:
+        raise NotImplementedError("jit: 'neg' on booleans")
+    return _fix(ctx, f"-{x}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Unary math
+# ---------------------------------------------------------------------------------------------
+
+def _float_only(ctx, name):
+    _no_complex(ctx)
+    dt = ctx.out_dtype
+    if not _is_float(dt):
+        raise NotImplementedError(f"jit: '{name}' on {dt}")
+    return dt
+
+
+def _unary_kernel(name, f32, f64):
+    """f32/f64: kernel name (own vectorisable kernel) or a template over `{x}`."""
+    @register_pointwise(name)
+    def rule(ctx, x):
+        dt = _float_only(ctx, name)
+        if dt == np.float32:
+            impl = f32
+        elif dt == np.float64:
+            impl = f64
+        else:
+            impl = "_math.%s({x})" % name
+        if "{" in impl:
+            return ctx.cast(impl.format(x=x), dt)
+        return f"{ctx.kernel(impl)}({x})"
+    return rule
+
+
+_unary_kernel("exp", "exp_f32", "exp_f64")
+_unary_kernel("log", "log_f32", "log_f64")
+_unary_kernel("tanh", "tanh_f32", "_math.tanh({x})")
+_unary_kernel("logistic", "logistic_f32", "logistic_f64")
+_unary_kernel("log1p", "_math.log1p({x})", "_math.log1p({x})")
+_unary_kernel("expm1", "_math.expm1({x})", "_math.expm1({x})")
+_unary_kernel("tan", "_math.tan(_np.float64({x}))", "_math.tan({x})")
+for _n, _f in (("asin", "asin"), ("acos", "acos"), ("atan", "atan"), ("sinh", "sinh"),
+               ("cosh", "cosh"), ("asinh", "asinh"), ("atanh", "atanh"), ("erf", "erf")):
+    _unary_kernel(_n, f"_math.{_f}({{x}})", f"_math.{_f}({{x}})")
+
+
+@register_pointwise("exp2")
+def _exp2(ctx, x):
+    dt = _float_only(ctx, "exp2")
+    k = ctx.kernel("exp_f64")
+    if dt == np.float32:
+        return ctx.cast(f"{k}(_np.float64({x}) * 0.6931471805599453)", dt)
+    # exp(x ln2) loses |x| ulps in float64: use libm's exact exp2 there
+    return f"_np.exp2({x})"
+
+
+def _sincos(name):
+    @register_pointwise(name)
+    def rule(ctx, x):
+        dt = _float_only(ctx, name)
+        if dt == np.float32:
+            if ctx.exact:
+                return f"{ctx.kernel(name + '_f32_exact')}({x})"
+            ctx.count_big(f"{ctx.kernel('sincos_big_f32')}({x})")
+            return f"{ctx.kernel(name + '_f32')}({x})"
+        return ctx.cast(f"_math.{name}({x})", dt)
+    return rule
+
+
+_sincos("sin")
+_sincos("cos")
+
+
+@register_pointwise("sqrt")
+def _sqrt(ctx, x):
+    _float_only(ctx, "sqrt")
+    return f"_np.sqrt({x})"
+
+
+@register_pointwise("rsqrt")
+def _rsqrt(ctx, x):
+    dt = _float_only(ctx, "rsqrt")
+    return f"{ctx.lit(1, dt)} / _np.sqrt({x})"
+
+
+@register_pointwise("abs")
+def _abs(ctx, x):
+    _no_complex(ctx)
+    dt = ctx.out_dtype
+    if _is_float(dt):
+        return f"_np.abs({x})"
+    if dt.kind == "u" or dt == _BOOL:
+        return x
+    return _fix(ctx, f"abs({x})")
+
+
+@register_pointwise("sign")
+def _sign(ctx, x):
+    _no_complex(ctx)
+    dt = ctx.out_dtype
+    if _is_float(dt):
+        return f"{ctx.kernel('fsign')}({x})"
+    if dt == _BOOL:
+        return x
+    if dt.kind == "u":
+        return ctx.cast(f"{x} > 0", dt)
+    return ctx.cast(f"({x} > 0) - ({x} < 0)", dt)
+
+
+def _rounding(name, template, kernel=None):
+    @register_pointwise(name)
+    def rule(ctx, x):
+        _no_complex(ctx)
+        if not _is_float(ctx.out_dtype):
+            return x
+        if kernel is not None:
+            return f"{ctx.kernel(kernel)}({x})"
+        return template.format(x=x)
+    return rule
+
+
+_rounding("floor", "_np.floor({x})")
+_rounding("ceil", "_np.ceil({x})")
+_rounding("round_even", "_np.rint({x})")
+_rounding("round", None, kernel="round_away")
+
+
+@register_pointwise("integer_pow")
+def _integer_pow(ctx, x, *, y):
+    _no_complex(ctx)
+    dt = ctx.out_dtype
+    if y == 0:
+        return ctx.lit(1, dt)
+    if dt.kind in "iu" and y < 0:
+        return ctx.cast(f"_np.float64({x}) ** {y}", dt)
+    if dt == _BOOL:
+        return x
+    n = abs(y)
+    if n > 64:
+        e = f"{x} ** {ctx.lit(n, dt)}" if _is_float(dt) else f"{ctx.kernel('ipow')}({x}, {n})"
+    else:
+        # exponentiation by squaring, unrolled
+        acc, base = None, x
+        while n:
+            if n & 1:
+                acc = base if acc is None else ctx.let(_fix(ctx, f"{acc} * {base}"))
+            n >>= 1
+            if n:
+                base = ctx.let(_fix(ctx, f"{base} * {base}"))
+        e = acc
+    if y < 0:
+        return f"{ctx.lit(1, dt)} / {e}"
+    return e
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparisons, logic, bits
+# ---------------------------------------------------------------------------------------------
+
+for _n, _op in (("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">=")):
+    def _cmp(ctx, x, y, _op=_op):
+        _no_complex(ctx)
+        return f"({x} {_op} {y})"
+    register_pointwise(_n)(_cmp)
+
+
+def _bitop(name, op, bool_op):
+    @register_pointwise(name)
+    def rule(ctx, x, y):
+        if ctx.out_dtype == _BOOL:
+            return f"({x} {bool_op} {y})"
+        return _fix(ctx, f"{x} {op} {y}")
+    return rule
+
+
+_bitop("and", "&", "and")
+_bitop("or", "|", "or")
+_bitop("xor", "^", "!=")
+
+
+@register_pointwise("not")
+def _not(ctx, x):
+    if ctx.out_dtype == _BOOL:
+        return f"(not {x})"
+    return ctx.cast(f"~{x}", ctx.out_dtype)
+
+
+@register_pointwise("shift_left")
+def _shl(ctx, x, y):
+    dt = ctx.out_dtype
+    bits = dt.itemsize * 8
+    c = ctx.cast
+    return c(f"({c(x, dt)} << {c(y, dt)}) if 0 <= {y} < {bits} else 0", dt)
+
+
+@register_pointwise("shift_right_logical")
+def _shr(ctx, x, y):
+    # the eager reference is np.right_shift: arithmetic for signed, logical for unsigned
+    dt = ctx.out_dtype
+    bits = dt.itemsize * 8
+    c = ctx.cast
+    fill = "0" if dt.kind == "u" else f"(-1 if {x} < 0 else 0)"
+    return c(f"({c(x, dt)} >> {c(y, dt)}) if 0 <= {y} < {bits} else {fill}", dt)
+
+
+@register_pointwise("is_finite")
+def _is_finite(ctx, x):
+    if not _is_float(ctx.in_dtypes[0]):
+        return "True"
+    return f"_np.isfinite({x})"
+
+
+# ---------------------------------------------------------------------------------------------
+# select_n, conversions
+# ---------------------------------------------------------------------------------------------
+
+@register_pointwise("select_n")
+def _select_n(ctx, which, *cases):
+    if ctx.in_dtypes[0] == _BOOL:
+        if len(cases) == 1:
+            return cases[0]
+        return f"({cases[1]} if {which} else {cases[0]})"
+    e = cases[-1]
+    for i in range(len(cases) - 2, -1, -1):
+        e = f"({cases[i]} if {which} == {i} else {e})"
+    return e
+
+
+@register_pointwise("convert_element_type")
+def _convert(ctx, x, *, new_dtype, **_):
+    src = np.dtype(ctx.in_dtypes[0])
+    dst = np.dtype(new_dtype)
+    if src.kind == "c" or dst.kind == "c":
+        raise NotImplementedError("jit: complex dtypes are not supported by the Numba backend")
+    if dst == src:
+        return x
+    if dst == _BOOL:
+        return f"({x} != 0)"
+    return ctx.cast(x, dst)
+
+
+@register_pointwise("copy")
+def _copy(ctx, x):
+    return x
+
+
+@register_pointwise("bitcast_convert_type")
+def _bitcast(ctx, x, *, new_dtype):
+    src = np.dtype(ctx.in_dtypes[0])
+    dst = np.dtype(new_dtype)
+    if src == dst:
+        return x
+    pairs = {("int32", "float32"): "i32_as_f32", ("uint32", "float32"): "i32_as_f32",
+             ("float32", "int32"): "f32_as_i32", ("int64", "float64"): "i64_as_f64",
+             ("float64", "int64"): "f64_as_i64", ("uint64", "float64"): "i64_as_f64"}
+    k = pairs.get((src.name, dst.name))
+    if k is not None:
+        return f"{ctx.kernel(k)}({x})"
+    if src.kind in "iu" and dst.kind in "iu" and src.itemsize == dst.itemsize:
+        return ctx.cast(x, dst)          # same width integers: two's complement wrap
+    if (src.name, dst.name) == ("float32", "uint32"):
+        return ctx.cast(f"{ctx.kernel('f32_as_i32')}({x})", dst)
+    if (src.name, dst.name) == ("float64", "uint64"):
+        return ctx.cast(f"{ctx.kernel('f64_as_i64')}({x})", dst)
+    raise NotImplementedError(f"jit: bitcast_convert_type {src} -> {dst}")
+
+
+@register_pointwise("threefry2x32")
+def _threefry(ctx, k0, k1, x0, x1):
+    t = ctx.let(f"{ctx.kernel('threefry2x32')}({k0}, {k1}, {x0}, {x1})")
+    return [f"{t}[0]", f"{t}[1]"]

@@ -1,0 +1,152 @@
+"""dot_general: BLAS gemm for float32/float64 (transposes folded into the call: operands are
+read in place through their flat storage with transpose flags and leading dimensions),
+generated loops for integers, booleans, mixed precision and tiny products."""
+from __future__ import annotations
+
+import numpy as np
+
+from .fusion import View
+from .lowering import register_lowering
+
+# Products with fewer multiply-adds than this are generated loops (cheaper than a BLAS call).
+SMALL_DOT = 4096
+
+
+def _perm_of(vw: View):
+    """If `vw` is a pure axis permutation of a stored buffer: the logical dim of each buffer
+    dim (buffer dims in memory order)."""
+    if vw.kind != "var" or vw.var.aval.ndim != len(vw.shape):
+        return None
+    phys = []
+    for (c, d, a) in vw.terms:
+        if c != 0 or a != 1 or d is None:
+            return None
+        phys.append(d)
+    if sorted(phys) != list(range(len(vw.shape))):
+        return None
+    return phys
+
+
+def _permuted_view(vw: View, order, shape):
+    """A view whose dim t is dim order[t] of `vw`."""
+    inner = [None] * len(order)
+    for t, i in enumerate(order):
+        inner[i] = (0, t, 1)
+    return vw.compose(tuple(inner), shape)
+
+
+@register_lowering("dot_general")
+def _dot_general(ctx, eqn):
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    lc, rc, lb, rb = map(tuple, (lc, rc, lb, rb))
+    la, ra = eqn.invars[0].aval, eqn.invars[1].aval
+    oa = eqn.outvars[0].aval
+    lf = [d for d in range(la.ndim) if d not in lc and d not in lb]
+    rf = [d for d in range(ra.ndim) if d not in rc and d not in rb]
+    nb = int(np.prod([la.shape[d] for d in lb], dtype=np.int64))
+    M = int(np.prod([la.shape[d] for d in lf], dtype=np.int64))
+    N = int(np.prod([ra.shape[d] for d in rf], dtype=np.int64))
+    K = int(np.prod([la.shape[d] for d in lc], dtype=np.int64))
+    blas = (la.dtype == ra.dtype == oa.dtype and oa.dtype in (np.float32, np.float64)
+            and nb * M * N * K >= SMALL_DOT)
+    if not blas:
+        return _dot_loops(ctx, eqn, lc, rc, lb, rb, lf, rf)
+
+    def operand(i, batch, free, contract, other_contract):
+        """(flat array, offset, 'FC' or 'CF' block order, contraction order, partner order)."""
+        vw = ctx.view(i)
+        aval = eqn.invars[i].aval
+        phys = _perm_of(vw)
+        if phys is not None and phys[:len(batch)] == list(batch) and \
+                ctx.fl.env[vw.var].kind == "arr":
+            rest = phys[len(batch):]
+            nf = len(free)
+            blocks = None
+            if rest[:nf] == list(free):
+                blocks = ("FC", rest[nf:])
+            elif rest[len(rest) - nf:] == list(free):
+                blocks = ("CF", rest[:len(rest) - nf])
+            if blocks is not None:
+                flat, off = ctx.fl.flat_of(vw.var)
+                partner = [other_contract[contract.index(c)] for c in blocks[1]]
+                return flat, off, blocks[0], list(blocks[1]), partner
+        # copy into canonical (batch, free, contract) order
+        order = list(batch) + list(free) + list(contract)
+        shape = tuple(aval.shape[d] for d in order)
+        flat, off = ctx.fl.flat_of_view(_permuted_view(vw, order, shape), aval.dtype)
+        return flat, off, "FC", list(contract), [other_contract[contract.index(c)]
+                                                  for c in contract]
+
+    la_, lo, lform, lcseq, lpartner = operand(0, lb, lf, lc, rc)
+    ra_, ro, rform, rcseq, _ = operand(1, rb, rf, rc, lc)
+    if rcseq != lpartner:
+        # rhs enumerates the contraction differently: copy it in the order lhs needs
+        order = list(rb) + list(lpartner) + rf
+        shape = tuple(ra.shape[d] for d in order)
+        ra_, ro = ctx.fl.flat_of_view(_permuted_view(ctx.view(1), order, shape), ra.dtype)
+        rform = "CF"
+    ta = 0 if lform == "FC" else 1
+    tb = 0 if rform == "CF" else 1
+    lda = K if ta == 0 else M
+    ldb = N if tb == 0 else K
+    out, oo = ctx.out_flat(0)
+    g = ctx.kernel("gemm")
+    one, zero = ctx.literal(1, oa.dtype), ctx.literal(0, oa.dtype)
+    if nb == 1:
+        ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {lo}, {lda}, {ra_}, {ro}, {ldb}, "
+                 f"{zero}, {out}, {oo}, {N})", "BLAS gemm")
+        return
+    with ctx.block(f"for _b in range({nb}):", "batched BLAS gemm"):
+        ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {lo} + {M * K} * _b, {lda}, "
+                 f"{ra_}, {ro} + {K * N} * _b, {ldb}, {zero}, {out}, {oo} + {M * N} * _b, {N})")
+
+
+def _dot_loops(ctx, eqn, lc, rc, lb, rb, lf, rf):
+    la, ra = eqn.invars[0].aval, eqn.invars[1].aval
+    oa = eqn.outvars[0].aval
+    dt = oa.dtype
+    nbd, nlf = len(lb), len(lf)
+    li = ["0"] * la.ndim
+    ri = ["0"] * ra.ndim
+    for t, (a, b) in enumerate(zip(lb, rb)):
+        li[a] = ri[b] = f"_i{t}"
+    for t, a in enumerate(lf):
+        li[a] = f"_i{nbd + t}"
+    for t, b in enumerate(rf):
+        ri[b] = f"_i{nbd + nlf + t}"
+    for t, (a, b) in enumerate(zip(lc, rc)):
+        li[a] = ri[b] = f"_k{t}"
+    oidx = [f"_i{d}" for d in range(oa.ndim)]
+    opened = 0
+    for d in range(oa.ndim):
+        if oa.shape[d] > 1:
+            ctx.emit(f"for _i{d} in range({oa.shape[d]}):")
+            ctx.em.level += 1
+            opened += 1
+        else:
+            oidx[d] = "0"
+            li = [("0" if x == f"_i{d}" else x) for x in li]
+            ri = [("0" if x == f"_i{d}" else x) for x in ri]
+    acc = ctx.fresh("_acc")
+    ctx.emit(f"{acc} = {ctx.literal(0, dt)}")
+    inner = 0
+    for t, a in enumerate(lc):
+        if la.shape[a] == 1:
+            li = [("0" if x == f"_k{t}" else x) for x in li]
+            ri = [("0" if x == f"_k{t}" else x) for x in ri]
+            continue
+        ctx.emit(f"for _k{t} in range({la.shape[a]}):")
+        ctx.em.level += 1
+        inner += 1
+    x = ctx.read(0, li)
+    y = ctx.read(1, ri)
+    if dt == np.bool_:
+        ctx.emit(f"{acc} = {acc} or ({x} and {y})")
+    else:
+        c = ctx.dtype(dt)
+        same = la.dtype == dt and ra.dtype == dt
+        e = f"{acc} + {x} * {y}" if same else f"{acc} + {c}({x}) * {c}({y})"
+        ctx.emit(f"{acc} = {e if dt in (np.float32, np.float64, np.int64) else f'{c}({e})'}")
+    ctx.em.level -= inner
+    ctx.emit(f"{ctx.out_elem(0, oidx)} = {acc}")
+    ctx.em.level -= opened

@@ -1,0 +1,36 @@
+"""Numba lowering of `argsort` (defined in `transforms.random`; used by `random.permutation`,
+`random.choice(replace=False)` and anything that shuffles).
+
+`threefry2x32` and `bitcast_convert_type` are pointwise and live in `rules_elementwise`.
+The operand is viewed as (outer, n, inner) around the sorted axis; each line of n values is
+copied out, sorted with NumPy's stable merge sort (as the eager implementation:
+`np.argsort(kind="stable")`) and the int32 indices written back.
+"""
+from __future__ import annotations
+
+import math
+
+from .lowering import dtype_ctor, register_lowering
+
+
+@register_lowering("argsort")
+def _lower_argsort(ctx, eqn):
+    axis = eqn.params["axis"]
+    shape = eqn.invars[0].aval.shape
+    dt = eqn.invars[0].aval.dtype
+    n = shape[axis]
+    outer, inner = math.prod(shape[:axis]), math.prod(shape[axis + 1:])
+    x = ctx.array(0)
+    out = ctx.out(0)
+    x3, o3, line = ctx.fresh("_as_x"), ctx.fresh("_as_o"), ctx.fresh("_as_line")
+    a, b, j, idx = ctx.fresh("_as_a"), ctx.fresh("_as_b"), ctx.fresh("_as_j"), ctx.fresh("_as_i")
+    ctx.emit(f"{x3} = {x}.reshape(({outer}, {n}, {inner}))")
+    ctx.emit(f"{o3} = {out}.reshape(({outer}, {n}, {inner}))")
+    ctx.emit(f"{line} = _np.empty({n}, {dtype_ctor(dt)})")
+    with ctx.block(f"for {a} in range({outer}):"):
+        with ctx.block(f"for {b} in range({inner}):"):
+            with ctx.block(f"for {j} in range({n}):"):
+                ctx.emit(f"{line}[{j}] = {x3}[{a}, {j}, {b}]")
+            ctx.emit(f"{idx} = _np.argsort({line}, kind='mergesort')")
+            with ctx.block(f"for {j} in range({n}):"):
+                ctx.emit(f"{o3}[{a}, {j}, {b}] = _np.int32({idx}[{j}])")

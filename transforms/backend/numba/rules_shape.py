@@ -1,0 +1,113 @@
+"""Shape primitives that are not index views: general reshape (free: storage is flat),
+concatenate, pad, dynamic_slice, dynamic_update_slice. (broadcast_in_dim, transpose, squeeze,
+rev, slice, unit-axis reshape and iota are views, read in place by the fused loops.)"""
+from __future__ import annotations
+
+from .lowering import register_lowering
+
+
+def loops(ctx, shape, prefix="_i", ranges=None):
+    """Open nested loops over the non-unit dims of `shape` (or over `ranges`, a list of
+    (start, stop) per dim); returns (index expressions per dim, number of loops opened)."""
+    idx, opened = [], 0
+    for d, n in enumerate(shape):
+        lo, hi = ranges[d] if ranges is not None else (0, n)
+        if hi - lo == 1:
+            idx.append(str(lo))
+            continue
+        ctx.emit(f"for {prefix}{d} in range({lo}, {hi}):" if lo else
+                 f"for {prefix}{d} in range({hi}):")
+        ctx.em.level += 1
+        opened += 1
+        idx.append(f"{prefix}{d}")
+    return idx, opened
+
+
+def close(ctx, opened):
+    ctx.em.level -= opened
+
+
+@register_lowering("reshape")
+def _reshape(ctx, eqn):
+    # storage is flat and C-ordered: a reshape is the same storage (a copy only for views)
+    ctx.alias_out(0, 0)
+
+
+@register_lowering("concatenate")
+def _concatenate(ctx, eqn):
+    dim = eqn.params["dimension"]
+    off = 0
+    for i, a in enumerate(eqn.invars):
+        shape = a.aval.shape
+        if shape[dim] == 0:
+            continue
+        idx, opened = loops(ctx, shape)
+        oix = [f"{ix} + {off}" if d == dim and off else ix for d, ix in enumerate(idx)]
+        ctx.emit(f"{ctx.out_elem(0, oix)} = {ctx.read(i, idx)}")
+        close(ctx, opened)
+        off += shape[dim]
+
+
+@register_lowering("pad")
+def _pad(ctx, eqn):
+    cfg = eqn.params["padding_config"]
+    x_aval = eqn.invars[0].aval
+    oshape = eqn.outvars[0].aval.shape
+    out, oo = ctx.out_flat(0)
+    n = 1
+    for m in oshape:
+        n *= m
+    if n == 0:
+        return
+    ctx.emit(f"{out}[{oo}:{oo + n}] = {ctx.scalar(1)}")
+    # operand element i lands at lo + i * (interior + 1); keep those inside the output
+    ranges, place = [], []
+    for (lo, hi, it), k, m in zip(cfg, x_aval.shape, oshape):
+        step = it + 1
+        i0 = 0 if lo >= 0 else (-lo + step - 1) // step
+        i1 = k
+        while i1 > i0 and lo + (i1 - 1) * step >= m:
+            i1 -= 1
+        if i1 <= i0:
+            return
+        ranges.append((i0, i1))
+        place.append((lo, step))
+    idx, opened = loops(ctx, x_aval.shape, ranges=ranges)
+    oix = []
+    for ix, (lo, step) in zip(idx, place):
+        e = ix if step == 1 else f"{step} * {ix}"
+        oix.append(f"{e} + {lo}" if lo > 0 else (f"{e} - {-lo}" if lo < 0 else e))
+    ctx.emit(f"{ctx.out_elem(0, oix)} = {ctx.read(0, idx)}")
+    close(ctx, opened)
+
+
+def _clamped_starts(ctx, first, shape, sizes):
+    starts = []
+    for d, (n, k) in enumerate(zip(shape, sizes)):
+        s = ctx.fresh("_s")
+        ctx.emit(f"{s} = min(max(int({ctx.scalar(first + d)}), 0), {n - k})")
+        starts.append(s)
+    return starts
+
+
+@register_lowering("dynamic_slice")
+def _dynamic_slice(ctx, eqn):
+    sizes = eqn.params["slice_sizes"]
+    shape = eqn.invars[0].aval.shape
+    starts = _clamped_starts(ctx, 1, shape, sizes)
+    idx, opened = loops(ctx, sizes)
+    src = [f"{s} + {i}" if i != "0" else s for s, i in zip(starts, idx)]
+    ctx.emit(f"{ctx.out_elem(0, idx)} = {ctx.read(0, src)}")
+    close(ctx, opened)
+
+
+@register_lowering("dynamic_update_slice")
+def _dynamic_update_slice(ctx, eqn):
+    shape = eqn.invars[0].aval.shape
+    ushape = eqn.invars[1].aval.shape
+    ctx.copy_into(0, 0)
+    starts = _clamped_starts(ctx, 2, shape, ushape)
+    idx, opened = loops(ctx, ushape)
+    dst = [f"{s} + {i}" if i != "0" else s for s, i in zip(starts, idx)]
+    ctx.emit(f"{ctx.out_elem(0, dst)} = {ctx.read(1, idx)}")
+    close(ctx, opened)

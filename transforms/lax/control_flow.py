@@ -1,0 +1,1143 @@
+"""Structured control flow: cond / switch, scan, while_loop, and fori_loop / map on top.
+
+Three primitives, each carrying its body as a `ClosedJaxpr` traced once from the user's
+function (closed-over values become explicit operands, so every transform sees them):
+
+    cond[branches]                        (index, *operands) -> outs
+    scan[jaxpr, num_consts, num_carry, length, reverse, unroll]
+                                          (*consts, *init, *xs) -> (*final_carry, *stacked_ys)
+    while[cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts]
+                                          (*cond_consts, *body_consts, *init) -> final_carry
+
+Every rule sits beside its primitive: NumPy implementation (only the taken branch runs; loops
+run in Python over `eval_jaxpr`), abstract eval, JVP (the body's JVP traced into a new body;
+loop carries iterate to a fixed point of which tangents are non-zero), a staging rule that
+splits the primitive into a known and an unknown part under `linearize` (partial evaluation),
+transpose (cond: a cond of transposed branches; scan: a *reversed* scan of the transposed body;
+while: an error naming scan/fori_loop), and batching (`batch_trace_rule`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import tree as tree_util
+from ..core import Primitive, ShapedArray, Tracer, bind_in, get_aval, new_trace
+from ..interpreters import batching as B
+from ..interpreters.jvp import jvp_flat
+from ..interpreters.partial_eval import StagingTrace, trace_to_jaxpr
+from ..interpreters.transpose import backward_pass
+from ..ir import ClosedJaxpr, Jaxpr, Var, dce_closed, dce_jaxpr, eval_jaxpr
+from ._util import UndefinedPrimal, is_undefined
+
+__all__ = ["cond", "switch", "scan", "while_loop", "fori_loop", "map", "cond_p", "scan_p",
+           "while_p"]
+
+
+# =============================================================================================
+# Helpers: tracing user functions, jaxpr surgery (JVP, partial evaluation, batching)
+# =============================================================================================
+
+def _is_weak(x):
+    return type(x) in (bool, int, float, complex)
+
+
+def _leaf(x):
+    if isinstance(x, (Tracer, np.ndarray)):
+        return x
+    a = np.asarray(x)
+    if a.dtype == object:
+        raise TypeError(f"value of type {type(x).__name__} is not a valid array: {x!r:.80}")
+    return a
+
+
+def _lax():
+    from .. import lax
+    return lax
+
+
+def _zeros(aval):
+    from .elementwise import zeros_like_aval
+    return zeros_like_aval(aval)
+
+
+def _stacked(aval, n):
+    return ShapedArray((n,) + aval.shape, aval.dtype)
+
+
+def _unstacked(aval):
+    return ShapedArray(aval.shape[1:], aval.dtype)
+
+
+def _trace(flat_fun, in_avals):
+    """Trace `flat_fun` into a const-free ClosedJaxpr whose leading inputs are the values the
+    function closed over. Returns `(closed, consts)`: bind with `*consts, *args`."""
+    closed = trace_to_jaxpr(flat_fun, in_avals)
+    j = closed.jaxpr
+    hoisted = ClosedJaxpr(Jaxpr([], list(j.constvars) + list(j.invars), j.outvars, j.eqns), [])
+    return hoisted, list(closed.consts)
+
+
+def _trace_jaxpr(fun, in_avals):
+    """Trace `fun` (flat -> flat) from inside a rule: returns a ClosedJaxpr (numeric consts
+    captured by the rule stay its consts)."""
+    return trace_to_jaxpr(fun, list(in_avals))
+
+
+def _permute(closed, in_order, out_order):
+    j = closed.jaxpr
+    return ClosedJaxpr(Jaxpr(j.constvars, [j.invars[i] for i in in_order],
+                             [j.outvars[i] for i in out_order], j.eqns), closed.consts)
+
+
+def _stage_normally(trace, prim, args, params):
+    invars = [trace.var_of(a) for a in args]
+    out_avals = prim.abstract_eval(*[v.aval for v in invars], **params)
+    return trace.add_eqn(prim, invars, out_avals, params)
+
+
+def _jvp_jaxpr(closed, nonzeros, instantiate):
+    """The JVP of `closed` as a jaxpr: `(*primals, *nonzero_tangents) -> (*primal_outs,
+    *nonzero_tangent_outs)`. Returns `(jaxpr, out_nonzero)`; outputs flagged in `instantiate`
+    always get a (possibly zero) tangent."""
+    n_out = len(closed.out_avals)
+    if isinstance(instantiate, bool):
+        instantiate = [instantiate] * n_out
+    in_avals = list(closed.in_avals)
+    t_avals = [a for a, nz in zip(in_avals, nonzeros) if nz]
+    store = {}
+
+    def fun(*args):
+        primals = list(args[:len(in_avals)])
+        it = iter(args[len(in_avals):])
+        tangents = [next(it) if nz else None for nz in nonzeros]
+        out_p, out_t = jvp_flat(lambda *a: eval_jaxpr(closed.jaxpr, closed.consts, *a),
+                                primals, tangents)
+        out_t = [_zeros(get_aval(p)) if t is None and inst else t
+                 for p, t, inst in zip(out_p, out_t, instantiate)]
+        store["nz"] = [t is not None for t in out_t]
+        return list(out_p) + [t for t in out_t if t is not None]
+
+    new = _trace_jaxpr(fun, in_avals + t_avals)
+    return new, store["nz"]
+
+
+def _partial_eval(closed, in_unknown, instantiate):
+    """Split `closed` by which inputs are unknown.
+
+    Returns `(known, unknown, out_unknown, res_src)`:
+      known(*known_inputs)                   -> (*known_outputs, *residuals)
+      unknown(*residuals, *unknown_inputs)   -> unknown_outputs
+    `res_src[r]` is the index (among all inputs of `closed`) of the known input that residual
+    `r` simply is, or None when it is computed. Outputs flagged in `instantiate` are unknown
+    outputs even when computable from knowns (their value becomes a residual).
+
+    The split is traced: the jaxpr is evaluated on a partial staging trace over a staging
+    trace of the known part, so nested cond / scan / while / pjit equations with mixed inputs
+    are split by their own staging rules (not wholesale into the unknown side).
+    Numeric constants stay constants of the part that uses them.
+    """
+    n_out = len(closed.out_avals)
+    if isinstance(instantiate, bool):
+        instantiate = [instantiate] * n_out
+    in_avals = closed.in_avals
+    with new_trace(StagingTrace) as kt:
+        k_in = [kt.new_arg(a) for a, u in zip(in_avals, in_unknown) if not u]
+        with new_trace(StagingTrace, True) as ut:
+            u_in = [ut.new_arg(a) for a, u in zip(in_avals, in_unknown) if u]
+            ki, ui = iter(k_in), iter(u_in)
+            args = [next(ui) if u else next(ki) for u in in_unknown]
+            outs = eval_jaxpr(closed.jaxpr, closed.consts, *args)
+            out_unknown = [ut.is_own(o) or bool(inst) for o, inst in zip(outs, instantiate)]
+            uk = ut.build([o for o, u in zip(outs, out_unknown) if u])
+        uj = uk.jaxpr
+        res_vars, res_vals, c_vars, c_vals = [], [], [], []
+        for v, c in zip(uj.constvars, uk.consts):
+            if isinstance(c, Tracer) and kt.is_own(c):
+                res_vars.append(v)
+                res_vals.append(c)
+            else:
+                c_vars.append(v)
+                c_vals.append(c)
+        full = Jaxpr(c_vars, res_vars + list(uj.invars), uj.outvars, uj.eqns)
+        pruned, used_in, used_c = dce_jaxpr(full)
+        used_res = used_in[:len(res_vars)]
+        res_vars = [v for v, u in zip(res_vars, used_res) if u]
+        res_vals = [c for c, u in zip(res_vals, used_res) if u]
+        unknown = ClosedJaxpr(Jaxpr(pruned.constvars, res_vars + list(uj.invars), pruned.outvars,
+                                    pruned.eqns), [c for c, u in zip(c_vals, used_c) if u])
+        known = kt.build([o for o, u in zip(outs, out_unknown) if not u] + res_vals)
+    known = dce_closed(known)
+    pos = {id(t): i for i, t in zip([i for i, u in enumerate(in_unknown) if not u], k_in)}
+    res_src = [pos.get(id(r)) for r in res_vals]
+    return known, unknown, out_unknown, res_src
+
+
+def _batch_jaxpr(closed, size, in_batched, force, axis_name):
+    """Batch a body with batch axis 0 on the flagged inputs. Returns `(jaxpr, out_batched)`;
+    outputs flagged in `force` are batched (axis 0) even if they don't depend on the batch."""
+    in_dims = [0 if b else None for b in in_batched]
+    if isinstance(force, bool):
+        force = [force] * len(closed.out_avals)
+    _, dims = B.batch_jaxpr(closed, size, in_dims, None, axis_name)
+    out_b = [d is not None or bool(f) for d, f in zip(dims, force)]
+    new, _ = B.batch_jaxpr(closed, size, in_dims, [0 if b else None for b in out_b], axis_name)
+    return new, out_b
+
+
+def _instantiate(t, aval):
+    return _zeros(aval) if t is None else t
+
+
+def _fmt_path(path):
+    return tree_util.keystr(path) if path else ""
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting a higher-order equation into a known and an unknown equation (partial evaluation)
+# ---------------------------------------------------------------------------------------------
+
+class _Split:
+    """How one equation with some unknown inputs splits in two (see `_run_split`).
+
+    known: (params, arg indices) of the known equation; its outputs are the original outputs
+           listed in `known_out`, then `n_res` residuals.
+    unknown: (params, operands) of the unknown equation, operands ('arg', i) or ('res', j),
+           or None when no output is unknown; its outputs are the original outputs listed in
+           `unknown_out` (None: an output not needed, e.g. a carry the known part computes).
+    """
+    __slots__ = ("known", "known_out", "n_res", "unknown", "unknown_out", "out_unknown")
+
+    def __init__(self, known, known_out, n_res, unknown, unknown_out, out_unknown):
+        self.known, self.known_out, self.n_res = known, known_out, n_res
+        self.unknown, self.unknown_out, self.out_unknown = unknown, unknown_out, out_unknown
+
+
+def _run_split(trace, prim, args, plan):
+    """Staging rule body: evaluate the known equation in the parent trace now, stage the
+    unknown one."""
+    kparams, kidx = plan.known
+    kouts = bind_in(trace.parent, prim, *[args[i] for i in kidx], **kparams)
+    nko = len(plan.known_out)
+    res = kouts[nko:]
+    outs = [None] * len(plan.out_unknown)
+    for o, i in zip(kouts[:nko], plan.known_out):
+        outs[i] = o
+    if plan.unknown is not None:
+        uparams, uops = plan.unknown
+        vals = [args[i] if kind == "arg" else res[i] for kind, i in uops]
+        invars = [trace.var_of(v) for v in vals]
+        out_avals = prim.abstract_eval(*[v.aval for v in invars], **uparams)
+        uouts = trace.add_eqn(prim, invars, out_avals, uparams)
+        for o, i in zip(uouts, plan.unknown_out):
+            if i is not None:
+                outs[i] = o
+    return outs
+
+
+def _staging_rule(prim, split):
+    def rule(trace, args, params):
+        own = [trace.is_own(a) for a in args]
+        if not trace.partial or all(own):
+            return _stage_normally(trace, prim, args, params)
+        plan = split(params, own)
+        if plan is None:
+            return _stage_normally(trace, prim, args, params)
+        return _run_split(trace, prim, args, plan)
+    return rule
+
+
+def _jaxpr_split_rule(prim, split):
+    """The same split on an equation of a jaxpr (`partial_eval_jaxpr_rule`, used when an
+    enclosing call primitive such as pjit is partially evaluated)."""
+    from ..ir import Eqn
+
+    def rule(eqn, unknown):
+        plan = split(eqn.params, list(unknown))
+        if plan is None:
+            return None, eqn, [True] * len(eqn.outvars)
+        kparams, kidx = plan.known
+        k_in = [eqn.invars[i] for i in kidx]
+        k_avals = prim.abstract_eval(*[v.aval for v in k_in], **kparams)
+        nko = len(plan.known_out)
+        res_vars = [Var(a) for a in k_avals[nko:]]
+        eqn_k = Eqn(prim, k_in, [eqn.outvars[i] for i in plan.known_out] + res_vars, kparams,
+                    eqn.source_info)
+        eqn_u = None
+        if plan.unknown is not None:
+            uparams, uops = plan.unknown
+            u_in = [eqn.invars[i] if kind == "arg" else res_vars[i] for kind, i in uops]
+            u_avals = prim.abstract_eval(*[v.aval for v in u_in], **uparams)
+            u_out = [Var(a) if i is None else eqn.outvars[i]
+                     for a, i in zip(u_avals, plan.unknown_out)]
+            eqn_u = Eqn(prim, u_in, u_out, uparams, eqn.source_info)
+        return eqn_k, eqn_u, list(plan.out_unknown)
+    return rule
+
+
+def _register_split(prim, split):
+    prim.staging_rule = _staging_rule(prim, split)
+    prim.partial_eval_jaxpr_rule = _jaxpr_split_rule(prim, split)
+
+
+# =============================================================================================
+# cond / switch
+# =============================================================================================
+
+cond_p = Primitive("cond", multiple_results=True)
+
+
+@cond_p.def_impl
+def _cond_impl(index, *args, branches):
+    i = int(np.clip(np.asarray(index), 0, len(branches) - 1))
+    br = branches[i]
+    return eval_jaxpr(br.jaxpr, br.consts, *args)
+
+
+@cond_p.def_abstract_eval
+def _cond_abstract(index, *avals, branches):
+    if index.shape != () or not np.issubdtype(index.dtype, np.integer):
+        raise TypeError(f"cond: the branch index must be an integer scalar, got "
+                        f"{index.str_short()}")
+    return list(branches[0].out_avals)
+
+
+@cond_p.def_jvp
+def _cond_jvp(primals, tangents, *, branches):
+    index, ops = primals[0], primals[1:]
+    nz = [t is not None for t in tangents[1:]]
+    first = [_jvp_jaxpr(b, nz, False) for b in branches]
+    out_nz = [any(z) for z in zip(*[f[1] for f in first])]
+    new = tuple(f[0] if f[1] == out_nz else _jvp_jaxpr(b, nz, out_nz)[0]
+                for b, f in zip(branches, first))
+    ts = [t for t in tangents[1:] if t is not None]
+    outs = cond_p.bind(index, *ops, *ts, branches=new)
+    n = len(out_nz)
+    it = iter(outs[n:])
+    return outs[:n], [next(it) if z else None for z in out_nz]
+
+
+def _cond_split(params, unknown):
+    """Under linearize: the known part of the taken branch runs now (known outputs plus
+    residuals; each branch fills the other branches' residual slots with zeros), the unknown
+    part is a cond over the residuals and the unknown operands."""
+    if unknown[0]:
+        return None                       # an unknown predicate: nothing to split
+    branches = params["branches"]
+    uk = list(unknown[1:])
+    n_out = len(branches[0].out_avals)
+    out_uk = [False] * n_out
+    for b in branches:
+        out_uk = [a or c for a, c in zip(out_uk, _partial_eval(b, uk, False)[2])]
+    splits = [_partial_eval(b, uk, out_uk) for b in branches]
+    res_avals = [s[1].in_avals[:len(s[3])] for s in splits]
+    n_known_out = n_out - sum(out_uk)
+    known_in_avals = [a for a, u in zip(branches[0].in_avals, uk) if not u]
+
+    def known_branch(i):
+        known = splits[i][0]
+
+        def fun(*a):
+            outs = eval_jaxpr(known.jaxpr, known.consts, *a)
+            full = list(outs[:n_known_out])
+            for j, avals in enumerate(res_avals):
+                full += list(outs[n_known_out:]) if j == i else [_zeros(r) for r in avals]
+            return full
+        return _trace_jaxpr(fun, known_in_avals)
+
+    def unknown_branch(i):
+        u = splits[i][1].jaxpr
+        n_res = len(res_avals[i])
+        invars = []
+        for j, avals in enumerate(res_avals):
+            invars += list(u.invars[:n_res]) if j == i else [Var(r) for r in avals]
+        invars += list(u.invars[n_res:])
+        return ClosedJaxpr(Jaxpr(u.constvars, invars, u.outvars, u.eqns), splits[i][1].consts)
+
+    nb = len(branches)
+    n_res = sum(len(r) for r in res_avals)
+    known = (dict(branches=tuple(known_branch(i) for i in range(nb))),
+             [0] + [1 + i for i, u in enumerate(uk) if not u])
+    unknown_eqn = None
+    if any(out_uk):
+        unknown_eqn = (dict(branches=tuple(unknown_branch(i) for i in range(nb))),
+                       [("arg", 0)] + [("res", j) for j in range(n_res)]
+                       + [("arg", 1 + i) for i, u in enumerate(uk) if u])
+    return _Split(known, [i for i, u in enumerate(out_uk) if not u], n_res, unknown_eqn,
+                  [i for i, u in enumerate(out_uk) if u], out_uk)
+
+
+_register_split(cond_p, _cond_split)
+
+
+@cond_p.def_transpose
+def _cond_transpose(cts, index, *ops, branches):
+    lin = [is_undefined(o) for o in ops]
+    in_avals = branches[0].in_avals
+    out_avals = branches[0].out_avals
+    known = [o for o in ops if not is_undefined(o)]
+    known_avals = [a for a, l in zip(in_avals, lin) if not l]
+    cts = [_instantiate(c, a) for c, a in zip(cts, out_avals)]
+
+    def transposed(br):
+        def fun(*a):
+            kit = iter(a[:len(known)])
+            args = [UndefinedPrimal(av) if l else next(kit) for av, l in zip(in_avals, lin)]
+            res = backward_pass(br.jaxpr, br.consts, args, list(a[len(known):]))
+            return [_instantiate(r, av) for r, av, l in zip(res, in_avals, lin) if l]
+        return _trace_jaxpr(fun, known_avals + list(out_avals))
+
+    outs = cond_p.bind(index, *known, *cts, branches=tuple(transposed(b) for b in branches))
+    it = iter(outs)
+    return [None] + [next(it) if l else None for l in lin]
+
+
+def _cond_batch(trace, args, dims, *, branches):
+    size, name = trace.axis_size, trace.axis_name
+    index, ops = args[0], list(args[1:])
+    if all(d is None for d in dims) and name is None:
+        return cond_p.bind(*args, branches=branches), [None] * len(branches[0].out_avals)
+    ops = [x if d is None else B.moveaxis(x, d, 0) for x, d in zip(ops, dims[1:])]
+    in_b = [d is not None for d in dims[1:]]
+    n_out = len(branches[0].out_avals)
+    if dims[0] is None:
+        out_b = [False] * n_out
+        for b in branches:
+            out_b = [x or y for x, y in zip(out_b, _batch_jaxpr(b, size, in_b, False, name)[1])]
+        new = tuple(_batch_jaxpr(b, size, in_b, out_b, name)[0] for b in branches)
+        outs = cond_p.bind(index, *ops, branches=new)
+        return outs, [0 if b else None for b in out_b]
+    # a batched predicate: every branch runs on the whole batch, then a select picks per example
+    lax = _lax()
+    index = B.moveaxis(index, dims[0], 0)
+    results = []
+    for b in branches:
+        bj, _ = _batch_jaxpr(b, size, in_b, True, name)
+        results.append(eval_jaxpr(bj.jaxpr, bj.consts, *ops))
+    outs = []
+    for cases in zip(*results):
+        shape = get_aval(cases[0]).shape
+        which = lax.broadcast_in_dim(index, shape, (0,))
+        outs.append(lax.select_n(which, *cases))
+    return outs, [0] * n_out
+
+
+cond_p.batch_trace_rule = _cond_batch
+
+
+def _trace_branches(funs, names, ops_flat, in_tree):
+    """Trace each branch on the operands; check that their outputs agree. Returns
+    (branch jaxprs taking (*all_consts, *ops), all_consts, out_tree)."""
+    in_avals = [get_aval(x) for x in ops_flat]
+
+    def trace_one(f, cast=None):
+        store = {}
+
+        def flat_fun(*leaves):
+            out = f(*tree_util.unflatten(in_tree, list(leaves)))
+            flat, store["tree"] = tree_util.flatten(out)
+            store["weak"] = [_is_weak(o) for o in flat]
+            flat = [_leaf(o) for o in flat]
+            if cast is not None:
+                lax = _lax()
+                flat = [o if dt is None else lax.convert_element_type(o, dt)
+                        for o, dt in zip(flat, cast)]
+            return flat
+        closed, consts = _trace(flat_fun, in_avals)
+        return closed, consts, store["tree"], store["weak"]
+
+    traced = [trace_one(f) for f in funs]
+    tree0 = traced[0][2]
+    for (_, _, t, _), nm in zip(traced[1:], names[1:]):
+        if t != tree0:
+            raise TypeError(f"{names[0]} and {nm} output must have identical types and tree "
+                            f"structures, got {tree0} and {t}")
+    # weakly-typed Python scalar outputs take the dtype of the other branches
+    n_out = len(traced[0][0].out_avals)
+    casts = [[None] * n_out for _ in funs]
+    for k in range(n_out):
+        avals = [t[0].out_avals[k] for t in traced]
+        strong = {a.dtype for a, t in zip(avals, traced) if not t[3][k]}
+        if len({a.dtype for a in avals}) > 1 and len(strong) == 1:
+            dt = strong.pop()
+            for i, t in enumerate(traced):
+                if t[3][k] and avals[i].dtype != dt:
+                    casts[i][k] = dt
+    for i, f in enumerate(funs):
+        if any(c is not None for c in casts[i]):
+            traced[i] = trace_one(f, casts[i])
+    paths = [p for p, _ in tree_util.leaves_with_path(
+        tree_util.unflatten(tree0, list(range(n_out))))]
+    for (closed, _, _, _), nm in zip(traced[1:], names[1:]):
+        for k, (a, b) in enumerate(zip(traced[0][0].out_avals, closed.out_avals)):
+            if a != b:
+                where = f" at output{_fmt_path(paths[k])}" if n_out > 1 else ""
+                raise TypeError(f"{names[0]} output {a.str_short()} != {nm} output "
+                                f"{b.str_short()}{where}: the branches of a cond/switch must "
+                                "return the same shapes and dtypes")
+    # join the branches' constants: every branch takes all of them, using its own
+    all_consts, jaxprs = [], []
+    offsets = []
+    for closed, consts, _, _ in traced:
+        offsets.append(len(all_consts))
+        all_consts += consts
+    for (closed, consts, _, _), off in zip(traced, offsets):
+        j = closed.jaxpr
+        nc = len(consts)
+        invars = [Var(get_aval(c)) for c in all_consts[:off]] + list(j.invars[:nc]) + \
+            [Var(get_aval(c)) for c in all_consts[off + nc:]] + list(j.invars[nc:])
+        jaxprs.append(ClosedJaxpr(Jaxpr([], invars, j.outvars, j.eqns), []))
+    return tuple(jaxprs), all_consts, tree0
+
+
+def _check_scalar(x, what):
+    a = get_aval(x)
+    if a.shape != ():
+        raise TypeError(f"{what} must be a scalar, got {a.str_short()}")
+    return a
+
+
+def switch(index, branches, *operands):
+    """Apply `branches[index](*operands)`; `index` is clamped into range (as jax.lax.switch)."""
+    branches = list(branches)
+    if not branches:
+        raise ValueError("switch: branches must be a non-empty sequence of callables")
+    for b in branches:
+        if not callable(b):
+            raise TypeError(f"switch: branches must be callables, got {type(b).__name__}")
+    lax = _lax()
+    index = _leaf(index)
+    a = _check_scalar(index, "switch index")
+    if not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"switch index must be an integer scalar, got {a.str_short()}")
+    index = lax.convert_element_type(index, np.int32)
+    if len(branches) == 1:
+        return branches[0](*operands)
+    index = lax.max(lax.min(index, np.int32(len(branches) - 1)), np.int32(0))
+    ops_flat, in_tree = tree_util.flatten(operands)
+    ops_flat = [_leaf(x) for x in ops_flat]
+    names = [f"branch {i}" for i in range(len(branches))]
+    jaxprs, consts, out_tree = _trace_branches(branches, names, ops_flat, in_tree)
+    outs = cond_p.bind(index, *consts, *ops_flat, branches=jaxprs)
+    return tree_util.unflatten(out_tree, outs)
+
+
+def cond(pred, true_fun, false_fun, *operands):
+    """`true_fun(*operands)` if `pred` else `false_fun(*operands)`, as a single primitive.
+
+    Both branches are traced (their outputs must match in structure, shape and dtype); only
+    the taken branch runs. Differentiable in both modes; under `vmap` with a batched `pred`
+    both branches run and a select picks per example.
+    """
+    if not (callable(true_fun) and callable(false_fun)):
+        raise TypeError("cond: true_fun and false_fun must be callable")
+    lax = _lax()
+    pred = _leaf(pred)
+    a = _check_scalar(pred, "cond predicate")
+    if a.dtype == np.bool_:
+        index = lax.convert_element_type(pred, np.int32)
+    elif np.issubdtype(a.dtype, np.number):
+        index = lax.convert_element_type(lax.ne(pred, np.zeros((), a.dtype)), np.int32)
+    else:
+        raise TypeError(f"cond predicate must be a boolean or numeric scalar, got {a.str_short()}")
+    ops_flat, in_tree = tree_util.flatten(operands)
+    ops_flat = [_leaf(x) for x in ops_flat]
+    # traced (and named in errors) in the user's order; index 0 is the false branch
+    (t_jaxpr, f_jaxpr), consts, out_tree = _trace_branches(
+        [true_fun, false_fun], ["true_fun", "false_fun"], ops_flat, in_tree)
+    outs = cond_p.bind(index, *consts, *ops_flat, branches=(f_jaxpr, t_jaxpr))
+    return tree_util.unflatten(out_tree, outs)
+
+
+# =============================================================================================
+# scan
+# =============================================================================================
+
+scan_p = Primitive("scan", multiple_results=True)
+
+
+def _split3(seq, a, b):
+    seq = list(seq)
+    return seq[:a], seq[a:a + b], seq[a + b:]
+
+
+@scan_p.def_impl
+def _scan_impl(*args, jaxpr, num_consts, num_carry, length, reverse, unroll):
+    consts, carry, xs = _split3(args, num_consts, num_carry)
+    xs = [np.asarray(x) for x in xs]
+    y_avals = jaxpr.out_avals[num_carry:]
+    ys = [np.empty((length,) + a.shape, a.dtype) for a in y_avals]
+    j, c = jaxpr.jaxpr, jaxpr.consts
+    for step in range(length):
+        i = length - 1 - step if reverse else step
+        outs = eval_jaxpr(j, c, *consts, *carry, *[x[i] for x in xs])
+        carry = outs[:num_carry]
+        for y, o in zip(ys, outs[num_carry:]):
+            y[i] = o
+    return [np.asarray(c) for c in carry] + ys
+
+
+@scan_p.def_abstract_eval
+def _scan_abstract(*avals, jaxpr, num_consts, num_carry, length, reverse, unroll):
+    outs = jaxpr.out_avals
+    return list(outs[:num_carry]) + [_stacked(a, length) for a in outs[num_carry:]]
+
+
+@scan_p.def_jvp
+def _scan_jvp(primals, tangents, *, jaxpr, num_consts, num_carry, length, reverse, unroll):
+    nc, nk = num_consts, num_carry
+    ny = len(jaxpr.out_avals) - nk
+    nz = [t is not None for t in tangents]
+    const_nz, init_nz, xs_nz = _split3(nz, nc, nk)
+    carry_nz = list(init_nz)
+    for _ in range(nk + 1):
+        jj, out_nz = _jvp_jaxpr(jaxpr, const_nz + carry_nz + xs_nz, carry_nz + [False] * ny)
+        new = [a or b for a, b in zip(carry_nz, out_nz[:nk])]
+        if new == carry_nz:
+            break
+        carry_nz = new
+    ys_nz = out_nz[nk:]
+    n_in = len(nz)
+    n_ct, n_cct, n_xt = sum(const_nz), sum(carry_nz), sum(xs_nz)
+    # jj inputs: consts, carry, xs, const tangents, carry tangents, xs tangents
+    t0 = n_in
+    in_order = (list(range(nc)) + list(range(t0, t0 + n_ct)) + list(range(nc, nc + nk))
+                + list(range(t0 + n_ct, t0 + n_ct + n_cct)) + list(range(nc + nk, n_in))
+                + list(range(t0 + n_ct + n_cct, t0 + n_ct + n_cct + n_xt)))
+    # jj outputs: carry, ys, carry tangents, ys tangents
+    n_yt = sum(ys_nz)
+    o0 = nk + ny
+    out_order = (list(range(nk)) + list(range(o0, o0 + n_cct)) + list(range(nk, nk + ny))
+                 + list(range(o0 + n_cct, o0 + n_cct + n_yt)))
+    body = _permute(jj, in_order, out_order)
+    consts, init, xs = _split3(primals, nc, nk)
+    c_t, i_t, x_t = _split3(tangents, nc, nk)
+    init_avals = jaxpr.in_avals[nc:nc + nk]
+    args = (consts + [t for t in c_t if t is not None] + init
+            + [_instantiate(t, a) for t, a, z in zip(i_t, init_avals, carry_nz) if z]
+            + xs + [t for t in x_t if t is not None])
+    outs = scan_p.bind(*args, jaxpr=body, num_consts=nc + n_ct, num_carry=nk + n_cct,
+                       length=length, reverse=reverse, unroll=unroll)
+    carry, carry_t, rest = _split3(outs, nk, n_cct)
+    ys, ys_t = rest[:ny], rest[ny:]
+    cit, yit = iter(carry_t), iter(ys_t)
+    return (carry + ys,
+            [next(cit) if z else None for z in carry_nz] + [next(yit) if z else None
+                                                            for z in ys_nz])
+
+
+def _scan_split(params, unknown):
+    """Under linearize: the known part of the loop runs now, as a scan that also emits the
+    per-iteration residuals as extra stacked outputs; the unknown part is a scan over those
+    residuals and the unknown inputs. Residuals that are simply a known const or xs of the
+    loop are passed as they are (a weight matrix is not stacked once per step)."""
+    jaxpr = params["jaxpr"]
+    nc, nk, length = params["num_consts"], params["num_carry"], params["length"]
+    ny = len(jaxpr.out_avals) - nk
+    const_uk, init_uk, xs_uk = _split3(unknown, nc, nk)
+    carry_uk = list(init_uk)
+    for _ in range(nk + 1):
+        out_uk = _partial_eval(jaxpr, const_uk + carry_uk + xs_uk, carry_uk + [False] * ny)[2]
+        new = [a or b for a, b in zip(carry_uk, out_uk[:nk])]
+        if new == carry_uk:
+            break
+        carry_uk = new
+    known, unk, out_uk, res_src = _partial_eval(jaxpr, const_uk + carry_uk + xs_uk,
+                                                carry_uk + [False] * ny)
+    ys_uk = out_uk[nk:]
+    kinds = ["const" if r is not None and r < nc else
+             "xs" if r is not None and r >= nc + nk else "stacked" for r in res_src]
+    kj = known.jaxpr
+    n_kout = len(kj.outvars) - len(res_src)
+    stacked_out = [v for v, k in zip(kj.outvars[n_kout:], kinds) if k == "stacked"]
+    known_body = ClosedJaxpr(Jaxpr(kj.constvars, kj.invars, kj.outvars[:n_kout] + stacked_out,
+                                   kj.eqns), known.consts)
+    flags = const_uk + carry_uk + xs_uk
+    kparams = dict(jaxpr=known_body, num_consts=nc - sum(const_uk),
+                   num_carry=nk - sum(carry_uk), length=length, reverse=params["reverse"],
+                   unroll=params["unroll"])
+    known_eqn = (kparams, [i for i, u in enumerate(flags) if not u])
+    known_out = ([j for j in range(nk) if not carry_uk[j]]
+                 + [nk + j for j in range(ny) if not ys_uk[j]])
+    n_stacked = len(stacked_out)
+    if not any(out_uk):
+        return _Split(known_eqn, known_out, n_stacked, None, [], out_uk)
+    # the unknown scan: consts = (const residuals, unknown consts); carry = unknown carries;
+    # xs = (xs / stacked residuals, unknown xs)
+    uj = unk.jaxpr
+    nres = len(res_src)
+    res_vars, uk_in = uj.invars[:nres], uj.invars[nres:]
+    n_ukc, n_ukk = sum(const_uk), sum(carry_uk)
+    c_res = [v for v, k in zip(res_vars, kinds) if k == "const"]
+    x_res = [v for v, k in zip(res_vars, kinds) if k != "const"]
+    body = ClosedJaxpr(Jaxpr(uj.constvars, c_res + uk_in[:n_ukc] + uk_in[n_ukc:n_ukc + n_ukk]
+                             + x_res + uk_in[n_ukc + n_ukk:], uj.outvars, uj.eqns),
+                       unk.consts)
+    c_ops, x_ops, j = [], [], 0
+    for r, k in zip(res_src, kinds):
+        if k == "const":
+            c_ops.append(("arg", r))
+        elif k == "xs":
+            x_ops.append(("arg", r))
+        else:
+            x_ops.append(("res", j))
+            j += 1
+    ops = (c_ops + [("arg", i) for i in range(nc) if const_uk[i]]
+           + [("arg", nc + i) for i in range(nk) if carry_uk[i]] + x_ops
+           + [("arg", nc + nk + i) for i in range(len(xs_uk)) if xs_uk[i]])
+    uparams = dict(jaxpr=body, num_consts=len(c_ops) + n_ukc, num_carry=n_ukk, length=length,
+                   reverse=params["reverse"], unroll=params["unroll"])
+    unknown_out = ([j for j in range(nk) if carry_uk[j]]
+                   + [nk + j for j in range(ny) if ys_uk[j]])
+    return _Split(known_eqn, known_out, n_stacked, (uparams, ops), unknown_out, out_uk)
+
+
+_register_split(scan_p, _scan_split)
+
+
+@scan_p.def_transpose
+def _scan_transpose(cts, *args, jaxpr, num_consts, num_carry, length, reverse, unroll):
+    """The backward pass of a linear scan is a scan running the other way: its carry holds
+    the carry cotangents and the accumulated cotangents of linear consts; its xs are the
+    residuals and the ys cotangents; its ys are the cotangents of linear xs."""
+    nc, nk = num_consts, num_carry
+    consts, init, xs = _split3(args, nc, nk)
+    c_lin = [is_undefined(c) for c in consts]
+    x_lin = [is_undefined(x) for x in xs]
+    in_avals = jaxpr.in_avals
+    c_avals, k_avals, x_avals = _split3(in_avals, nc, nk)
+    out_avals = jaxpr.out_avals
+    y_avals = out_avals[nk:]
+    kc = [c for c in consts if not is_undefined(c)]
+    kx = [x for x in xs if not is_undefined(x)]
+    lc_avals = [a for a, l in zip(c_avals, c_lin) if l]
+    ct_carry = [_instantiate(c, a) for c, a in zip(cts[:nk], out_avals[:nk])]
+    ct_ys = [_instantiate(c, _stacked(a, length)) for c, a in zip(cts[nk:], y_avals)]
+    n_kc, n_lc, n_kx = len(kc), len(lc_avals), len(kx)
+    kx_avals = [a for a, l in zip(x_avals, x_lin) if not l]
+
+    def body_t(*a):
+        k_c = a[:n_kc]
+        acc = a[n_kc:n_kc + n_lc]
+        ctc = a[n_kc + n_lc:n_kc + n_lc + nk]
+        rest = a[n_kc + n_lc + nk:]
+        k_x, cty = rest[:n_kx], rest[n_kx:]
+        kci, kxi = iter(k_c), iter(k_x)
+        bargs = ([UndefinedPrimal(av) if l else next(kci) for av, l in zip(c_avals, c_lin)]
+                 + [UndefinedPrimal(av) for av in k_avals]
+                 + [UndefinedPrimal(av) if l else next(kxi) for av, l in zip(x_avals, x_lin)])
+        res = backward_pass(jaxpr.jaxpr, jaxpr.consts, bargs, list(ctc) + list(cty))
+        r_c, r_k, r_x = _split3(res, nc, nk)
+        lax = _lax()
+        new_acc = [s if r is None else lax.add(s, r)
+                   for s, r in zip(acc, [r for r, l in zip(r_c, c_lin) if l])]
+        ct_in = [_instantiate(r, av) for r, av in zip(r_k, k_avals)]
+        ct_x = [_instantiate(r, av) for r, av, l in zip(r_x, x_avals, x_lin) if l]
+        return new_acc + ct_in + ct_x
+
+    body = _trace_jaxpr(body_t, [get_aval(c) for c in kc] + lc_avals + list(out_avals[:nk])
+                        + kx_avals + list(y_avals))
+    acc0 = [_zeros(a) for a in lc_avals]
+    outs = scan_p.bind(*kc, *acc0, *ct_carry, *kx, *ct_ys, jaxpr=body, num_consts=n_kc,
+                       num_carry=n_lc + nk, length=length, reverse=not reverse, unroll=unroll)
+    ct_c, ct_init, ct_x = _split3(outs, n_lc, nk)
+    cit, xit = iter(ct_c), iter(ct_x)
+    return ([next(cit) if l else None for l in c_lin]
+            + [c if is_undefined(i) else None for c, i in zip(ct_init, init)]
+            + [next(xit) if l else None for l in x_lin])
+
+
+def _scan_batch(trace, args, dims, *, jaxpr, num_consts, num_carry, length, reverse, unroll):
+    size, name = trace.axis_size, trace.axis_name
+    nc, nk = num_consts, num_carry
+    ny = len(jaxpr.out_avals) - nk
+    params = dict(jaxpr=jaxpr, num_consts=nc, num_carry=nk, length=length, reverse=reverse,
+                  unroll=unroll)
+    if all(d is None for d in dims) and name is None:
+        return scan_p.bind(*args, **params), [None] * (nk + ny)
+    consts, init, xs = _split3(args, nc, nk)
+    c_d, i_d, x_d = _split3(dims, nc, nk)
+    consts = [c if d is None else B.moveaxis(c, d, 0) for c, d in zip(consts, c_d)]
+    init = [c if d is None else B.moveaxis(c, d, 0) for c, d in zip(init, i_d)]
+    xs = [x if d is None else B.moveaxis(x, d, 1) for x, d in zip(xs, x_d)]
+    const_b = [d is not None for d in c_d]
+    xs_b = [d is not None for d in x_d]
+    carry_b = [d is not None for d in i_d]
+    for _ in range(nk + 1):
+        body, out_b = _batch_jaxpr(jaxpr, size, const_b + carry_b + xs_b,
+                                   carry_b + [False] * ny, name)
+        new = [a or b for a, b in zip(carry_b, out_b[:nk])]
+        if new == carry_b:
+            break
+        carry_b = new
+    init = [B.broadcast_batched(c, size, 0) if b and d is None else c
+            for c, b, d in zip(init, carry_b, i_d)]
+    outs = scan_p.bind(*consts, *init, *xs, jaxpr=body, num_consts=nc, num_carry=nk,
+                       length=length, reverse=reverse, unroll=unroll)
+    return outs, [0 if b else None for b in carry_b] + [1 if b else None for b in out_b[nk:]]
+
+
+scan_p.batch_trace_rule = _scan_batch
+
+
+def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
+    """Loop `carry, y = f(carry, x)` over the leading axis of `xs` (jax.lax.scan).
+
+    Returns `(final_carry, ys)` with the `y`s stacked along a new leading axis (in the order of
+    `xs`, also when `reverse=True`). `f` is traced once: a 10,000-step scan is one equation.
+    """
+    if not callable(f):
+        raise TypeError(f"scan: f must be callable, got {type(f).__name__}")
+    init_flat, init_tree = tree_util.flatten(init)
+    init_weak = [_is_weak(x) for x in init_flat]
+    init_flat = [_leaf(x) for x in init_flat]
+    xs_flat, xs_tree = tree_util.flatten(xs)
+    xs_flat = [_leaf(x) for x in xs_flat]
+    lengths = set()
+    for x in xs_flat:
+        a = get_aval(x)
+        if a.ndim == 0:
+            raise ValueError(f"scan got an xs leaf of shape () (a scalar): every leaf of xs "
+                             f"must have a leading axis to scan over")
+        lengths.add(a.shape[0])
+    if length is not None:
+        length = int(length)
+        if lengths and lengths != {length}:
+            raise ValueError(f"scan got length argument {length} which disagrees with the "
+                             f"leading axis sizes {sorted(lengths)} of xs")
+    else:
+        if len(lengths) > 1:
+            raise ValueError(f"scan got values with different leading axis sizes: "
+                             f"{sorted(lengths)}")
+        if not lengths:
+            raise ValueError("scan got no values to scan over and `length` not provided")
+        length = lengths.pop()
+    x_avals = [_unstacked(get_aval(x)) for x in xs_flat]
+    unroll = int(unroll) if not isinstance(unroll, bool) else (length if unroll else 1)
+
+    def trace_body(carry_avals):
+        store = {}
+        nk = len(carry_avals)
+
+        def flat_fun(*leaves):
+            carry = tree_util.unflatten(init_tree, list(leaves[:nk]))
+            x = tree_util.unflatten(xs_tree, list(leaves[nk:]))
+            out = f(carry, x)
+            if not (isinstance(out, (tuple, list)) and len(out) == 2):
+                raise TypeError("scan body function must return a pair (carry, y), got "
+                                f"{type(out).__name__}")
+            c_flat, store["c_tree"] = tree_util.flatten(out[0])
+            y_flat, store["y_tree"] = tree_util.flatten(out[1])
+            return [_leaf(o) for o in c_flat] + [_leaf(o) for o in y_flat]
+        closed, consts = _trace(flat_fun, list(carry_avals) + x_avals)
+        return closed, consts, store["c_tree"], store["y_tree"]
+
+    carry_avals = [get_aval(x) for x in init_flat]
+    closed, consts, c_tree, y_tree = trace_body(carry_avals)
+    if c_tree != init_tree:
+        raise TypeError("scan body function carry input and carry output must have the same "
+                        f"pytree structure, but they differ: input {init_tree}, output {c_tree}")
+    nk = len(init_flat)
+    out_c = closed.out_avals[:nk]
+    if any(a.shape == b.shape and a.dtype != b.dtype and w
+           for a, b, w in zip(carry_avals, out_c, init_weak)):
+        # a Python scalar in `init` takes the dtype the body gives that carry
+        init_flat = [np.asarray(x, dtype=b.dtype) if w and a.shape == b.shape else x
+                     for x, a, b, w in zip(init_flat, carry_avals, out_c, init_weak)]
+        carry_avals = [get_aval(x) for x in init_flat]
+        closed, consts, c_tree, y_tree = trace_body(carry_avals)
+        out_c = closed.out_avals[:nk]
+    _check_carry("scan", init_tree, carry_avals, out_c)
+    outs = scan_p.bind(*consts, *init_flat, *xs_flat, jaxpr=closed, num_consts=len(consts),
+                       num_carry=nk, length=length, reverse=bool(reverse), unroll=unroll)
+    return (tree_util.unflatten(init_tree, outs[:nk]),
+            tree_util.unflatten(y_tree, outs[nk:]))
+
+
+def _check_carry(what, tree, in_avals, out_avals):
+    paths = [p for p, _ in tree_util.leaves_with_path(
+        tree_util.unflatten(tree, list(range(len(in_avals)))))]
+    for p, a, b in zip(paths, in_avals, out_avals):
+        if a != b:
+            hint = ""
+            if a.shape == b.shape:
+                hint = (" (the body changed the dtype, e.g. by NumPy type promotion; cast it "
+                        "back with .astype)")
+            raise TypeError(f"{what} carry input {a.str_short()} != carry output "
+                            f"{b.str_short()} for carry{_fmt_path(p)}: the body function must "
+                            f"return a carry with the same shapes and dtypes as it receives"
+                            f"{hint}")
+
+
+# =============================================================================================
+# while_loop
+# =============================================================================================
+
+while_p = Primitive("while", multiple_results=True)
+
+
+@while_p.def_impl
+def _while_impl(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
+    cc, bc, carry = _split3(args, cond_nconsts, body_nconsts)
+    cj, bj = cond_jaxpr, body_jaxpr
+    while bool(eval_jaxpr(cj.jaxpr, cj.consts, *cc, *carry)[0]):
+        carry = eval_jaxpr(bj.jaxpr, bj.consts, *bc, *carry)
+    return [np.asarray(c) for c in carry]
+
+
+@while_p.def_abstract_eval
+def _while_abstract(*avals, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
+    return list(body_jaxpr.out_avals)
+
+
+def _ignore_extra_inputs(closed, positions_avals):
+    """`closed` with unused inputs inserted: `positions_avals` is a list of (index, aval)
+    giving where, in the new input list, the dummy inputs go."""
+    j = closed.jaxpr
+    invars = list(j.invars)
+    for i, a in sorted(positions_avals):
+        invars.insert(i, Var(a))
+    return ClosedJaxpr(Jaxpr(j.constvars, invars, j.outvars, j.eqns), closed.consts)
+
+
+@while_p.def_jvp
+def _while_jvp(primals, tangents, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
+    cn, bn = cond_nconsts, body_nconsts
+    nz = [t is not None for t in tangents]
+    _, bc_nz, init_nz = _split3(nz, cn, bn)
+    nk = len(init_nz)
+    carry_nz = list(init_nz)
+    for _ in range(nk + 1):
+        jj, out_nz = _jvp_jaxpr(body_jaxpr, bc_nz + carry_nz, carry_nz)
+        new = [a or b for a, b in zip(carry_nz, out_nz)]
+        if new == carry_nz:
+            break
+        carry_nz = new
+    n_bt, n_kt = sum(bc_nz), sum(carry_nz)
+    n_in = bn + nk
+    in_order = (list(range(bn)) + list(range(n_in, n_in + n_bt)) + list(range(bn, n_in))
+                + list(range(n_in + n_bt, n_in + n_bt + n_kt)))
+    body = _permute(jj, in_order, list(range(nk + n_kt)))
+    cond_new = _ignore_extra_inputs(
+        cond_jaxpr, [(cn + nk + i, a) for i, a in
+                     enumerate([a for a, z in zip(body_jaxpr.out_avals, carry_nz) if z])])
+    cc, bc, init = _split3(primals, cn, bn)
+    _, bc_t, init_t = _split3(tangents, cn, bn)
+    args = (cc + bc + [t for t in bc_t if t is not None] + init
+            + [_instantiate(t, a) for t, a, z in zip(init_t, body_jaxpr.out_avals, carry_nz)
+               if z])
+    outs = while_p.bind(*args, cond_jaxpr=cond_new, body_jaxpr=body, cond_nconsts=cn,
+                        body_nconsts=bn + n_bt)
+    it = iter(outs[nk:])
+    return outs[:nk], [next(it) if z else None for z in carry_nz]
+
+
+def _while_split(params, unknown):
+    """Under linearize: the known carries come from a while over the known part, run now;
+    the unknown carries from the whole loop, staged (it can be evaluated, JVP'd and batched,
+    but not transposed: reverse mode through while_loop is an error)."""
+    cj, bj = params["cond_jaxpr"], params["body_jaxpr"]
+    cn, bn = params["cond_nconsts"], params["body_nconsts"]
+    cc_uk, bc_uk, init_uk = _split3(unknown, cn, bn)
+    nk = len(init_uk)
+    carry_uk = list(init_uk)
+    for _ in range(nk + 1):
+        out_uk = _partial_eval(bj, bc_uk + carry_uk, False)[2]
+        new = [a or b for a, b in zip(carry_uk, out_uk)]
+        if new == carry_uk:
+            break
+        carry_uk = new
+    pred_uk = _partial_eval(cj, cc_uk + carry_uk, False)[2][0]
+    if pred_uk or all(carry_uk):
+        return None
+    kb = _partial_eval(bj, bc_uk + carry_uk, carry_uk)[0]
+    n_k = nk - sum(carry_uk)
+    kbj = kb.jaxpr
+    kbody, _, used = dce_jaxpr(Jaxpr(kbj.constvars, kbj.invars, kbj.outvars[:n_k], kbj.eqns))
+    kbody = ClosedJaxpr(kbody, [c for c, u in zip(kb.consts, used) if u])
+    kcond = _partial_eval(cj, cc_uk + carry_uk, False)[0]
+    kparams = dict(cond_jaxpr=kcond, body_jaxpr=kbody, cond_nconsts=cn - sum(cc_uk),
+                   body_nconsts=bn - sum(bc_uk))
+    flags = cc_uk + bc_uk + carry_uk
+    known_eqn = (kparams, [i for i, u in enumerate(flags) if not u])
+    unknown_eqn = (dict(params), [("arg", i) for i in range(len(flags))])
+    return _Split(known_eqn, [j for j in range(nk) if not carry_uk[j]], 0, unknown_eqn,
+                  [j if carry_uk[j] else None for j in range(nk)], carry_uk)
+
+
+_register_split(while_p, _while_split)
+
+
+@while_p.def_transpose
+def _while_transpose(cts, *args, **params):
+    raise TypeError(
+        "Reverse-mode differentiation does not work for lax.while_loop (its trip count is "
+        "only known at run time, so the loop cannot be run backwards). Use lax.scan, or "
+        "lax.fori_loop with static (Python int) bounds, which lowers to a scan; forward mode "
+        "(jvp, jacfwd) works with while_loop.")
+
+
+def _while_batch(trace, args, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
+    size, name = trace.axis_size, trace.axis_name
+    cn, bn = cond_nconsts, body_nconsts
+    params = dict(cond_jaxpr=cond_jaxpr, body_jaxpr=body_jaxpr, cond_nconsts=cn,
+                  body_nconsts=bn)
+    nk = len(body_jaxpr.out_avals)
+    if all(d is None for d in dims) and name is None:
+        return while_p.bind(*args, **params), [None] * nk
+    args = [a if d is None else B.moveaxis(a, d, 0) for a, d in zip(args, dims)]
+    cc, bc, init = _split3(args, cn, bn)
+    cc_b, bc_b, init_b = _split3([d is not None for d in dims], cn, bn)
+    carry_b = list(init_b)
+    pred_b = False
+    for _ in range(nk + 2):
+        _, out_b = _batch_jaxpr(body_jaxpr, size, bc_b + carry_b, carry_b, name)
+        pred_b = _batch_jaxpr(cond_jaxpr, size, cc_b + carry_b, False, name)[1][0]
+        new = [True] * nk if pred_b else [a or b for a, b in zip(carry_b, out_b)]
+        if new == carry_b:
+            break
+        carry_b = new
+    body_b, _ = _batch_jaxpr(body_jaxpr, size, bc_b + carry_b, carry_b, name)
+    cond_b, _ = _batch_jaxpr(cond_jaxpr, size, cc_b + carry_b, pred_b, name)
+    init = [B.broadcast_batched(c, size, 0) if b and d is None else c
+            for c, b, d in zip(init, carry_b, init_b)]
+    if not pred_b:
+        outs = while_p.bind(*cc, *bc, *init, cond_jaxpr=cond_b, body_jaxpr=body_b,
+                            cond_nconsts=cn, body_nconsts=bn)
+        return outs, [0 if b else None for b in carry_b]
+    # batched predicate: loop while any example is running; finished examples keep their carry
+    lax = _lax()
+    c_avals = cond_b.in_avals
+    k_avals = body_b.in_avals[bn:]
+
+    def new_cond(*a):
+        pred = eval_jaxpr(cond_b.jaxpr, cond_b.consts, *a)[0]
+        return [lax.reduce_or(pred, (0,))]
+
+    def new_body(*a):
+        c_c, b_c, carry = _split3(a, cn, bn)
+        pred = eval_jaxpr(cond_b.jaxpr, cond_b.consts, *c_c, *carry)[0]
+        new = eval_jaxpr(body_b.jaxpr, body_b.consts, *b_c, *carry)
+        outs = []
+        for old, nw in zip(carry, new):
+            which = lax.broadcast_in_dim(pred, get_aval(old).shape, (0,))
+            outs.append(lax.select_n(which, old, nw))
+        return outs
+
+    ncond = _trace_jaxpr(new_cond, c_avals)
+    nbody = _trace_jaxpr(new_body, list(c_avals[:cn]) + list(body_b.in_avals[:bn]) + k_avals)
+    outs = while_p.bind(*cc, *cc, *bc, *init, cond_jaxpr=ncond, body_jaxpr=nbody,
+                        cond_nconsts=cn, body_nconsts=cn + bn)
+    return outs, [0] * nk
+
+
+while_p.batch_trace_rule = _while_batch
+
+
+def while_loop(cond_fun, body_fun, init_val):
+    """`while cond_fun(val): val = body_fun(val)`, as one primitive (jax.lax.while_loop).
+
+    Forward-mode differentiable; reverse mode raises (use scan / fori_loop with static bounds).
+    """
+    if not (callable(cond_fun) and callable(body_fun)):
+        raise TypeError("while_loop: cond_fun and body_fun must be callable")
+    init_flat, init_tree = tree_util.flatten(init_val)
+    init_weak = [_is_weak(x) for x in init_flat]
+    init_flat = [_leaf(x) for x in init_flat]
+
+    def trace_both(avals):
+        store = {}
+
+        def cond_flat(*leaves):
+            p = cond_fun(tree_util.unflatten(init_tree, list(leaves)))
+            p_flat, p_tree = tree_util.flatten(p)
+            if len(p_flat) != 1:
+                raise TypeError(f"while_loop cond_fun must return a boolean scalar, got {p_tree}")
+            p = _leaf(p_flat[0])
+            a = get_aval(p)
+            if a.shape != () or a.dtype != np.bool_:
+                raise TypeError("while_loop cond_fun must return a boolean scalar, but got "
+                                f"output type {a.str_short()}")
+            return [p]
+
+        def body_flat(*leaves):
+            out = body_fun(tree_util.unflatten(init_tree, list(leaves)))
+            flat, store["tree"] = tree_util.flatten(out)
+            return [_leaf(o) for o in flat]
+
+        cj, cc = _trace(cond_flat, avals)
+        bj, bc = _trace(body_flat, avals)
+        return cj, cc, bj, bc, store["tree"]
+
+    avals = [get_aval(x) for x in init_flat]
+    cj, cc, bj, bc, out_tree = trace_both(avals)
+    if out_tree != init_tree:
+        raise TypeError("while_loop body function carry input and carry output must have the "
+                        f"same pytree structure, but they differ: input {init_tree}, output "
+                        f"{out_tree}")
+    outs_a = bj.out_avals
+    if any(a.shape == b.shape and a.dtype != b.dtype and w
+           for a, b, w in zip(avals, outs_a, init_weak)):
+        init_flat = [np.asarray(x, dtype=b.dtype) if w and a.shape == b.shape else x
+                     for x, a, b, w in zip(init_flat, avals, outs_a, init_weak)]
+        avals = [get_aval(x) for x in init_flat]
+        cj, cc, bj, bc, out_tree = trace_both(avals)
+    _check_carry("while_loop", init_tree, avals, bj.out_avals)
+    outs = while_p.bind(*cc, *bc, *init_flat, cond_jaxpr=cj, body_jaxpr=bj,
+                        cond_nconsts=len(cc), body_nconsts=len(bc))
+    return tree_util.unflatten(init_tree, outs)
+
+
+# =============================================================================================
+# fori_loop, map
+# =============================================================================================
+
+def _static_int(x):
+    if isinstance(x, Tracer):
+        v = x.concrete_value()
+        if v is None:
+            return None
+        x = v
+    a = np.asarray(x)
+    if a.shape != () or not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"fori_loop bounds must be integer scalars, got {get_aval(a).str_short()}")
+    return int(a)
+
+
+def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
+    """`for i in range(lower, upper): val = body_fun(i, val)` (jax.lax.fori_loop).
+
+    With concrete (Python int) bounds this is a `scan` of known length, so it is
+    reverse-differentiable; with traced bounds it is a `while_loop` (forward mode only).
+    """
+    if not callable(body_fun):
+        raise TypeError("fori_loop: body_fun must be callable")
+    lo, hi = _static_int(lower), _static_int(upper)
+    if type(lower) is int and type(upper) is int:
+        dtype = np.dtype(np.int32)          # as JAX: Python bounds give an int32 index
+    else:
+        dtype = np.result_type(get_aval(_leaf(lower)).dtype, get_aval(_leaf(upper)).dtype)
+    if lo is not None and hi is not None:
+        def step(carry, _):
+            i, x = carry
+            return (i + np.asarray(1, dtype), body_fun(i, x)), None
+
+        (_, out), _ = scan(step, (np.asarray(lo, dtype), init_val), None,
+                           length=max(hi - lo, 0), unroll=1 if unroll is None else unroll)
+        return out
+    lax = _lax()
+    lower = lax.convert_element_type(_leaf(lower), dtype)
+    upper = lax.convert_element_type(_leaf(upper), dtype)
+
+    def body(c):
+        i, x = c
+        return (lax.add(i, np.asarray(1, dtype)), body_fun(i, x))
+
+    _, out = while_loop(lambda c: lax.lt(c[0], upper), body, (lower, init_val))
+    return out
+
+
+def map(f, xs):  # noqa: A001 - the jax.lax name
+    """`stack([f(x) for x in xs])` over the leading axis, as a scan (jax.lax.map)."""
+    _, ys = scan(lambda _, x: (None, f(x)), None, xs)
+    return ys
