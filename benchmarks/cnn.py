@@ -198,6 +198,14 @@ def main():
         print(f"pytorch (eager): median {med * 1e3:.1f} ms, best {best * 1e3:.1f} ms")
     except ImportError:
         print("pytorch: not installed")
+    # the floor this machine gives: the step's three big convolution products (forward,
+    # input gradient, kernel gradient of conv2) are each about one of these matmuls
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((args.batch * 24 * 24, 288)).astype(np.float32)
+    b = rng.standard_normal((288, 64)).astype(np.float32)
+    med, best = timeit(lambda: a @ b, (), args.repeats)
+    print(f"numpy matmul {a.shape[0]}x288 @ 288x64 (BLAS reference): median {med * 1e3:.1f} ms, "
+          f"best {best * 1e3:.1f} ms")
     for k in ("jax", "torch"):
         if k in results:
             print(f"transforms / {k}: {results['transforms'] / results[k]:.2f}x")

@@ -408,3 +408,30 @@ def test_jit_compositions():
     s = lambda i, x: lax.switch(i, [lambda y: y, lambda y: -y, lambda y: 3 * y], x)
     for i in (-1, 1, 5):
         np.testing.assert_allclose(T.jit(s)(i, X3), s(i, X3))
+
+
+@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
+def test_jit_scan_compiles_one_step():
+    def f(x, xs):
+        return lax.scan(lambda c, xi: (tnp.tanh(W33 @ c + xi), tnp.sum(c)), x, xs)
+    small = T.jit(f).lower(X3, np.ones((10, 3))).source
+    big = T.jit(f).lower(X3, np.ones((10000, 3))).source
+    # the same code either way (the runner may differ by a line or two: pooled outputs)
+    assert abs(len(small.splitlines()) - len(big.splitlines())) <= 4
+    assert len(big.splitlines()) < 200
+    xs = rng.normal(size=(50, 3))
+    for a, b in zip(T.jit(f)(X3, xs), f(X3, xs)):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+    loss = lambda x: tnp.sum(f(x, xs)[1]) + tnp.sum(f(x, xs)[0])
+    np.testing.assert_allclose(T.jit(T.grad(loss))(X3), T.grad(loss)(X3), rtol=1e-10)
+
+
+def test_map_batch_size():
+    xs = rng.normal(size=(7, 3))
+    f = lambda x: {"a": tnp.sin(x) * 2, "b": tnp.sum(x)}
+    for bs in (1, 3, 7, 10):
+        got = lax.map(f, xs, batch_size=bs)
+        np.testing.assert_allclose(got["a"], np.sin(xs) * 2)
+        np.testing.assert_allclose(got["b"], xs.sum(1))
+    g = T.grad(lambda xs: tnp.sum(lax.map(lambda x: tnp.sin(x) * x, xs, batch_size=3)))(xs)
+    np.testing.assert_allclose(g, np.cos(xs) * xs + np.sin(xs))

@@ -271,3 +271,27 @@ def test_conv_pool_jit():
     xs = np.stack([x, -x])
     np.testing.assert_allclose(T.jit(T.vmap(f, in_axes=(None, 0)))(w, xs),
                                T.vmap(f, in_axes=(None, 0))(w, xs), rtol=1e-5)
+
+
+def test_blocked_paths_match(monkeypatch):
+    """Force small blocks so the NumPy and compiled convolutions split images and channels
+    into several (partial) blocks."""
+    import sys
+    conv_mod = sys.modules["transforms.lax.conv"]
+    x = rng.normal(size=(5, 6, 7, 4))
+    w = rng.normal(size=(3, 2, 4, 3))
+    dn = ("NHWC", "HWIO", "NHWC")
+
+    def f(x, w):
+        return lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (0, 1)), dimension_numbers=dn)
+    want = f(x, w)
+    gw = T.grad(lambda w: tnp.sum(f(x, w) ** 2))(w)
+    monkeypatch.setattr(conv_mod, "_NP_BLOCK", 300)
+    np.testing.assert_allclose(f(x, w), want, rtol=1e-12)
+    if HAS_JIT:
+        rules = pytest.importorskip("transforms.backend.numba.rules_conv")
+        monkeypatch.setattr(rules, "BLOCK", 40)
+        monkeypatch.setattr(rules, "TARGET_M", 8)
+        np.testing.assert_allclose(T.jit(f)(x, w), want, rtol=1e-12)
+        np.testing.assert_allclose(T.jit(T.grad(lambda w: tnp.sum(f(x, w) ** 2)))(w), gw,
+                                   rtol=1e-10)

@@ -16,9 +16,11 @@ Outside any transformation a call goes straight to the compiled function. Inside
 `vmap`, another `jit`, ... it binds the `pjit` primitive carrying the traced jaxpr, so the
 transformation applies to the jaxpr (and the transformed jaxpr is compiled in turn).
 
-`donate_argnums` is accepted for compatibility and currently does nothing: large outputs come
-from a pool of buffers recycled once their previous arrays are dropped, which already removes
-the allocation cost donation saves in JAX.
+`donate_argnums` (as JAX): the buffers of those arguments may be reused for outputs of the same
+shape and dtype -- the compiled code then writes its results into the argument arrays (which
+the caller must not use afterwards). A training step `params, state = step(params, state, x)`
+so updates its parameters in place, saving memory traffic. Without donation, large outputs come
+from a pool of buffers recycled once their previous arrays are dropped.
 """
 from __future__ import annotations
 
@@ -48,10 +50,12 @@ def _explain_level():
 
 
 class _Entry:
-    __slots__ = ("closed", "out_tree", "exe", "hoisted")
+    __slots__ = ("closed", "out_tree", "exe", "hoisted", "single", "donate")
 
-    def __init__(self, closed, out_tree, hoisted=0):
+    def __init__(self, closed, out_tree, hoisted=0, donate=()):
         self.closed, self.out_tree, self.exe, self.hoisted = closed, out_tree, None, hoisted
+        self.donate = donate
+        self.single = out_tree.num_nodes == 1 and out_tree.num_leaves == 1
 
 
 def _leaf_sig(x):
@@ -125,6 +129,8 @@ class JitFunction:
         self._static_names = frozenset(names)
         self._donate = donate
         self._cache = {}
+        self._fast = {}           # signature of plain positional arrays -> compiled entry
+        self._fast_tree = {}      # (tree structure, signature) of array pytrees -> entry
         self._last_key = None
         self.cache_misses = []
         self._name = getattr(fun, "__name__", type(fun).__name__)
@@ -190,8 +196,33 @@ class JitFunction:
             f"array ({x!r:.60}); pass arrays or Python numbers, or mark the argument static "
             "with static_argnums / static_argnames")
 
-    # -- call ---------------------------------------------------------------------------------------
+    # -- call -----------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
+        if not kwargs and not self._static_nums and core._state.trace is core.EVAL_TRACE:
+            # fast path: positional plain arrays, already compiled
+            key = []
+            for a in args:
+                if type(a) is not np.ndarray:
+                    break
+                key.append((a.shape, a.dtype))
+            else:
+                entry = self._fast.get(tuple(key))
+                if entry is not None:
+                    outs = entry.exe(*args)
+                    return outs[0] if entry.single else \
+                        optree.tree_unflatten(entry.out_tree, outs)
+            # pytrees of arrays, already compiled
+            leaves, treedef = optree.tree_flatten(args, namespace=_NS)
+            try:
+                sig = tuple([(x.shape, x.dtype) for x in leaves])
+            except AttributeError:
+                sig = None
+            entry = self._fast_tree.get((treedef, sig))
+            if entry is not None:
+                return optree.tree_unflatten(entry.out_tree, entry.exe(*leaves))
+        return self._call(args, kwargs)
+
+    def _call(self, args, kwargs):
         if kwargs or self._static_nums:
             dyn_args, dyn_kw, statics = self._split(args, kwargs)
             leaves, treedef = optree.tree_flatten((dyn_args, dyn_kw), namespace=_NS)
@@ -216,6 +247,11 @@ class JitFunction:
             exe = entry.exe
             if exe is None:
                 exe = self._compile(entry)
+                if not kwargs and not statics and all(type(x) is np.ndarray for x in leaves):
+                    if len(leaves) == len(args) and all(type(a) is np.ndarray for a in args):
+                        self._fast[tuple(sig)] = entry
+                    self._fast_tree[(optree.tree_structure(args, namespace=_NS),
+                                     tuple(sig))] = entry
             outs = exe(*[x if type(x) is np.ndarray else _as_array(x) for x in leaves])
         else:
             from .pjit import pjit_p
@@ -229,7 +265,7 @@ class JitFunction:
 
     def _compile(self, entry):
         from .backend.numba import compile as backend_compile
-        entry.exe = backend_compile(entry.closed)
+        entry.exe = backend_compile(entry.closed, entry.donate)
         return entry.exe
 
     def _miss(self, key, leaves, treedef, statics, args, kwargs):
@@ -262,6 +298,21 @@ class JitFunction:
             return [_as_leaf(o) for o in out_flat]
 
         closed = trace_to_jaxpr(flat_fun, in_avals)
+        donate = ()
+        if self._donate:
+            # leaves of the donated positional arguments (their buffers may be overwritten)
+            n = len(args)
+            want = {(i if i >= 0 else i + n) for i in self._donate}
+            spos = {(i if i >= 0 else i + n) for i in self._static_nums}
+            start, idx = 0, []
+            for i, a in enumerate(args):
+                if i in spos:
+                    continue
+                k = len(optree.tree_leaves(a, namespace=_NS))
+                if i in want:
+                    idx += range(start, start + k)
+                start += k
+            donate = tuple(idx)
         hoisted = 0
         tracer_consts = [isinstance(c, Tracer) for c in closed.consts]
         if any(tracer_consts):
@@ -272,7 +323,7 @@ class JitFunction:
             closed = ClosedJaxpr(Jaxpr([j.constvars[i] for i in order], j.invars, j.outvars,
                                        j.eqns), [closed.consts[i] for i in order])
             hoisted = sum(tracer_consts)
-        return _Entry(closed, store["tree"], hoisted)
+        return _Entry(closed, store["tree"], hoisted, donate)
 
     def _explain(self, key, args, kwargs):
         old = self._last_key
@@ -310,7 +361,7 @@ class JitFunction:
         if entry is None:
             entry = self._trace(leaves, treedef, statics, args, kwargs)
         from .backend.numba import lower as backend_lower
-        return Lowered(backend_lower(entry.closed), entry.closed)
+        return Lowered(backend_lower(entry.closed, entry.donate), entry.closed)
 
     def trace(self, *args, **kwargs):
         """The ClosedJaxpr traced for these arguments."""
@@ -320,6 +371,8 @@ class JitFunction:
 
     def clear_cache(self):
         self._cache.clear()
+        self._fast.clear()
+        self._fast_tree.clear()
         self._last_key = None
 
 

@@ -22,5 +22,6 @@ from .collectives import all_gather, axis_index, pmax, pmean, pmin, psum  # noqa
 
 bitwise_and = bitwise_and
 from .control_flow import cond, fori_loop, map, scan, switch, while_loop  # noqa: F401,E402
-from .conv import (ConvDimensionNumbers, avg_pool, conv, conv_general_dilated,  # noqa: F401,E402
-                   conv_transpose, max_pool, padtype_to_pads, reduce_window, sum_pool)
+from .conv import (ConvDimensionNumbers, avg_pool, conv, conv_dimension_numbers,  # noqa: F401,E402
+                   conv_general_dilated, conv_transpose, max_pool, padtype_to_pads,
+                   reduce_window, sum_pool)

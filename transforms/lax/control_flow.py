@@ -11,10 +11,18 @@ function (closed-over values become explicit operands, so every transform sees t
 
 Every rule sits beside its primitive: NumPy implementation (only the taken branch runs; loops
 run in Python over `eval_jaxpr`), abstract eval, JVP (the body's JVP traced into a new body;
-loop carries iterate to a fixed point of which tangents are non-zero), a staging rule that
-splits the primitive into a known and an unknown part under `linearize` (partial evaluation),
+loop carries iterate to a fixed point of which tangents are non-zero), partial evaluation
+(under `linearize` an equation with known and unknown inputs is split into a known equation,
+evaluated now, and an unknown one, staged: `staging_rule` on a partial StagingTrace and the
+same split as `partial_eval_jaxpr_rule` for jaxpr-level partial evaluation, e.g. of pjit),
 transpose (cond: a cond of transposed branches; scan: a *reversed* scan of the transposed body;
-while: an error naming scan/fori_loop), and batching (`batch_trace_rule`).
+while: an error naming scan/fori_loop), and batching (`batch_trace_rule`). Numba lowerings
+are in `transforms/backend/numba/rules_control_flow.py`.
+
+Bodies are split by *tracing* (`_partial_eval`): the body is evaluated on a partial staging
+trace over a staging trace of its known part, so a cond / scan / while / pjit nested inside a
+body is split by its own rule rather than moved wholesale to the unknown side (which would
+make the backward pass try to transpose non-linear primal work).
 """
 from __future__ import annotations
 
@@ -299,6 +307,8 @@ def _cond_abstract(index, *avals, branches):
     if index.shape != () or not np.issubdtype(index.dtype, np.integer):
         raise TypeError(f"cond: the branch index must be an integer scalar, got "
                         f"{index.str_short()}")
+    for b in branches:
+        _check_operands("cond", list(avals), b.in_avals)
     return list(branches[0].out_avals)
 
 
@@ -326,10 +336,10 @@ def _cond_split(params, unknown):
     branches = params["branches"]
     uk = list(unknown[1:])
     n_out = len(branches[0].out_avals)
-    out_uk = [False] * n_out
-    for b in branches:
-        out_uk = [a or c for a, c in zip(out_uk, _partial_eval(b, uk, False)[2])]
-    splits = [_partial_eval(b, uk, out_uk) for b in branches]
+    first = [_partial_eval(b, uk, False) for b in branches]
+    out_uk = [any(z) for z in zip(*[f[2] for f in first])]
+    splits = [f if f[2] == out_uk else _partial_eval(b, uk, out_uk)
+              for b, f in zip(branches, first)]
     res_avals = [s[1].in_avals[:len(s[3])] for s in splits]
     n_known_out = n_out - sum(out_uk)
     known_in_avals = [a for a, u in zip(branches[0].in_avals, uk) if not u]
@@ -577,8 +587,17 @@ def _scan_impl(*args, jaxpr, num_consts, num_carry, length, reverse, unroll):
     return [np.asarray(c) for c in carry] + ys
 
 
+def _check_operands(name, avals, expected):
+    if len(avals) != len(expected) or any(a != b for a, b in zip(avals, expected)):
+        raise TypeError(f"{name}: operand types ({', '.join(a.str_short() for a in avals)}) do "
+                        f"not match the body's ({', '.join(a.str_short() for a in expected)})")
+
+
 @scan_p.def_abstract_eval
 def _scan_abstract(*avals, jaxpr, num_consts, num_carry, length, reverse, unroll):
+    ins = jaxpr.in_avals
+    _check_operands("scan", avals, list(ins[:num_consts + num_carry])
+                    + [_stacked(a, length) for a in ins[num_consts + num_carry:]])
     outs = jaxpr.out_avals
     return list(outs[:num_carry]) + [_stacked(a, length) for a in outs[num_carry:]]
 
@@ -636,14 +655,13 @@ def _scan_split(params, unknown):
     ny = len(jaxpr.out_avals) - nk
     const_uk, init_uk, xs_uk = _split3(unknown, nc, nk)
     carry_uk = list(init_uk)
-    for _ in range(nk + 1):
-        out_uk = _partial_eval(jaxpr, const_uk + carry_uk + xs_uk, carry_uk + [False] * ny)[2]
+    for _ in range(nk + 1):        # which carries are unknown: a fixed point
+        known, unk, out_uk, res_src = _partial_eval(jaxpr, const_uk + carry_uk + xs_uk,
+                                                    carry_uk + [False] * ny)
         new = [a or b for a, b in zip(carry_uk, out_uk[:nk])]
         if new == carry_uk:
             break
         carry_uk = new
-    known, unk, out_uk, res_src = _partial_eval(jaxpr, const_uk + carry_uk + xs_uk,
-                                                carry_uk + [False] * ny)
     ys_uk = out_uk[nk:]
     kinds = ["const" if r is not None and r < nc else
              "xs" if r is not None and r >= nc + nk else "stacked" for r in res_src]
@@ -887,6 +905,9 @@ def _while_impl(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
 
 @while_p.def_abstract_eval
 def _while_abstract(*avals, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
+    _check_operands("while", avals[:cond_nconsts] + avals[cond_nconsts + body_nconsts:],
+                    cond_jaxpr.in_avals)
+    _check_operands("while", avals[cond_nconsts:], body_jaxpr.in_avals)
     return list(body_jaxpr.out_avals)
 
 
@@ -999,7 +1020,7 @@ def _while_batch(trace, args, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts, bod
         carry_b = new
     body_b, _ = _batch_jaxpr(body_jaxpr, size, bc_b + carry_b, carry_b, name)
     cond_b, _ = _batch_jaxpr(cond_jaxpr, size, cc_b + carry_b, pred_b, name)
-    init = [B.broadcast_batched(c, size, 0) if b and d is None else c
+    init = [B.broadcast_batched(c, size, 0) if b and not d else c
             for c, b, d in zip(init, carry_b, init_b)]
     if not pred_b:
         outs = while_p.bind(*cc, *bc, *init, cond_jaxpr=cond_b, body_jaxpr=body_b,
@@ -1137,7 +1158,33 @@ def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
     return out
 
 
-def map(f, xs):  # noqa: A001 - the jax.lax name
-    """`stack([f(x) for x in xs])` over the leading axis, as a scan (jax.lax.map)."""
-    _, ys = scan(lambda _, x: (None, f(x)), None, xs)
-    return ys
+def map(f, xs, *, batch_size=None):  # noqa: A001 - the jax.lax name
+    """`stack([f(x) for x in xs])` over the leading axis, as a scan (jax.lax.map).
+
+    With `batch_size`, each scan step applies `vmap(f)` to `batch_size` elements (the
+    remainder is one more vmapped call)."""
+    if batch_size is None:
+        _, ys = scan(lambda _, x: (None, f(x)), None, xs)
+        return ys
+    from .. import numpy as tnp
+    leaves, tree = tree_util.flatten(xs)
+    if not leaves:
+        raise ValueError("lax.map with batch_size needs at least one array to map over")
+    n = get_aval(_leaf(leaves[0])).shape[0]
+    bs = int(batch_size)
+    if bs < 1:
+        raise ValueError(f"lax.map: batch_size must be positive, got {batch_size}")
+    nb, rem = divmod(n, bs)
+    vf = B.vmap(f)
+    parts = []
+    if nb:
+        main = tree_util.unflatten(tree, [tnp.reshape(_leaf(x)[:nb * bs], (nb, bs) + tuple(
+            get_aval(_leaf(x)).shape[1:])) for x in leaves])
+        _, ys = scan(lambda _, x: (None, vf(x)), None, main)
+        parts.append(tree_util.map(lambda y: tnp.reshape(y, (nb * bs,) + tuple(y.shape[2:])),
+                                   ys))
+    if rem:
+        parts.append(vf(tree_util.unflatten(tree, [_leaf(x)[nb * bs:] for x in leaves])))
+    if len(parts) == 1:
+        return parts[0]
+    return tree_util.map(lambda a, b: tnp.concatenate([a, b], axis=0), parts[0], parts[1])

@@ -17,7 +17,12 @@ The NumPy implementation works in a canonical channels-last layout (N, *spatial,
 (*window, I, O). It either gathers patches (im2col) and makes one BLAS matmul, or, for a
 stride-1 convolution whose kernel-side work is smaller that way (the input gradient of a
 convolution: a padded, dilated cotangent), multiplies first and scatters the products into the
-output (col2im). Never a Python loop over pixels; only over the few kernel offsets.
+output (col2im). Never a Python loop over pixels; only over the few kernel offsets (and over
+blocks of images when the patch matrix would be large). Numba lowerings are in
+`transforms/backend/numba/rules_conv.py`.
+
+Note: `transforms.lax.conv` is the function `lax.conv` (as in JAX); import this module's
+internals as `from transforms.lax.conv import ...`.
 """
 from __future__ import annotations
 
@@ -210,6 +215,9 @@ def _pad_dilate_np(x, axes, lo_hi, dil, value=0):
     return out[tuple(crop)]
 
 
+_NP_BLOCK = 1 << 20         # elements of one patch-matrix block in the NumPy implementation
+
+
 def _conv_gather(x, w, strides, pads, ld, rd, out_sp, g, bg):
     """im2col: patches (groups, rows, window*in) @ kernel (groups, window*in, out)."""
     n, c = x.shape[0], x.shape[-1]
@@ -226,7 +234,17 @@ def _conv_gather(x, w, strides, pads, ld, rd, out_sp, g, bg):
     if g == 1 and bg == 1:
         view = as_strided(xp, (n,) + tuple(out_sp) + tuple(k_sp) + (c,),
                           (sn,) + sp_strides + k_strides + (sc,), writeable=False)
-        y = view.reshape(n * op, kp * c) @ w.reshape(kp * i, o)
+        per_image = op * kp * c
+        if n * per_image <= _NP_BLOCK or per_image > _NP_BLOCK // 2:
+            y = view.reshape(n * op, kp * c) @ w.reshape(kp * i, o)
+            return y.reshape((n,) + tuple(out_sp) + (o,))
+        # blocks of images: the patch matrix of a block stays in cache (no huge temporary)
+        nbb = _NP_BLOCK // per_image
+        y = np.empty((n * op, o), np.result_type(x, w))
+        wm = w.reshape(kp * c, o)
+        for b0 in range(0, n, nbb):
+            blk = y[b0 * op:min(n, b0 + nbb) * op]
+            np.matmul(view[b0:b0 + nbb].reshape(blk.shape[0], kp * c), wm, out=blk)
         return y.reshape((n,) + tuple(out_sp) + (o,))
     if g > 1:
         view = as_strided(xp, (g, n) + tuple(out_sp) + tuple(k_sp) + (i,),

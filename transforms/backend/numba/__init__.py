@@ -28,10 +28,11 @@ __all__ = ["execute", "compile", "lower", "Executable", "register_lowering",
            "register_pointwise", "cache_dir", "STATS", "clear_memory_cache"]
 
 
-def lower(closed) -> Lowered:
+def lower(closed, donate=()) -> Lowered:
+    """Generate the module for `closed`; outputs may overwrite the inputs listed in `donate`."""
     from .lowering import lower as _lower
     STATS["lowered"] += 1
-    return _lower(closed)
+    return _lower(closed, donate=tuple(sorted(donate)))
 
 
 class Executable:
@@ -40,7 +41,7 @@ class Executable:
     def __init__(self, lowered: Lowered):
         self.lowered = lowered
         self.module = cache.load_module(lowered)
-        ws = cache.WorkspacePool(lowered.ws_nbytes) if lowered.ws_nbytes else None  # spec
+        ws = cache.WorkspacePool(lowered.workspace) if lowered.workspace else None
         self.run = self.module.make_runner(list(lowered.consts), cache.POOL.get,
                                            (ws.take, ws.give) if ws else None)
         self.in_avals = lowered.in_avals
@@ -50,6 +51,16 @@ class Executable:
     @property
     def source(self):
         return self.lowered.source
+
+    def profile(self, top=25):
+        """With NUMBAX_PROFILE=1 at lowering time: CPU cycles spent per step, largest first."""
+        prof = getattr(self.run, "profile", None)
+        if prof is None:
+            raise RuntimeError("compile with NUMBAX_PROFILE=1 in the environment to profile")
+        counts, labels = prof
+        total = int(counts.sum()) or 1
+        rows = sorted(zip(counts.tolist(), labels), reverse=True)[:top]
+        return "\n".join(f"{c / total:6.1%} {c:>14,d}  {lab}" for c, lab in rows)
 
     def __call__(self, *args):
         try:
@@ -81,18 +92,20 @@ _by_key = {}                      # source hash -> Executable
 _MAX_IDENTITY = 512
 
 
-def compile(closed) -> Executable:   # noqa: A001 - the natural name
-    """Compile `closed` (or fetch it from the in-memory caches)."""
-    hit = _by_identity.get(id(closed))
+def compile(closed, donate=()) -> Executable:   # noqa: A001 - the natural name
+    """Compile `closed` (or fetch it from the in-memory caches). `donate`: indices of inputs
+    whose buffers outputs may be written into (their arrays are then overwritten)."""
+    donate = tuple(sorted(donate))
+    hit = _by_identity.get((id(closed), donate))
     if hit is not None and hit[0] is closed:
         return hit[1]
-    lowered = lower(closed)
+    lowered = lower(closed, donate)
     exe = _by_key.get(lowered.key)
     if exe is None or not _same_consts(exe.lowered.consts, lowered.consts):
         exe = Executable(lowered)
         _by_key[lowered.key] = exe
     with _lock:
-        _by_identity[id(closed)] = (closed, exe)
+        _by_identity[(id(closed), donate)] = (closed, exe)
         while len(_by_identity) > _MAX_IDENTITY:
             _by_identity.popitem(last=False)
     return exe

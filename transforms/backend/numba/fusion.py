@@ -40,6 +40,12 @@ REDUCE_PRIMS = {"reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "reduce
                 "reduce_or"}
 
 
+# A loop nest takes at most this many equations: the machine-code generation of LLVM (instruction
+# selection, scheduling) is superlinear in the size of a loop body, so one enormous nest
+# compiles far slower than a few smaller ones (which only add a store/load at the seams).
+MAX_NEST_MEMBERS = 32
+
+
 def register_inline_call(name, param="jaxpr"):
     """Make the backend inline primitive `name` (a call of the ClosedJaxpr in `param`)."""
     INLINE_CALLS[name] = param
@@ -89,6 +95,8 @@ def prepare(closed: ClosedJaxpr, has_rule=lambda name: False):
         for v, o in zip(outvars, j.outvars):
             sub[v] = r(o)
 
+    seen = {}
+
     def emit(e):
         name = e.prim.name
         ins = [read(a) for a in e.invars]
@@ -99,7 +107,17 @@ def prepare(closed: ClosedJaxpr, has_rule=lambda name: False):
         if _is_identity(e, ins):
             sub[e.outvars[0]] = ins[0]
             return
-        eqns.append(Eqn(e.prim, ins, e.outvars, e.params, e.source_info))
+        key = _cse_key(e, ins)          # common subexpressions: compute once
+        if key is not None:
+            prev = seen.get(key)
+            if prev is not None:
+                for v, p in zip(e.outvars, prev.outvars):
+                    sub[v] = p
+                return
+        new = Eqn(e.prim, ins, e.outvars, e.params, e.source_info)
+        if key is not None:
+            seen[key] = new
+        eqns.append(new)
 
     for e in jaxpr.eqns:
         emit(e)
@@ -109,6 +127,31 @@ def prepare(closed: ClosedJaxpr, has_rule=lambda name: False):
     new, _, used_consts = dce_jaxpr(new)
     consts = [c for c, u in zip(consts, used_consts) if u]
     return new, consts
+
+
+def _freeze(x):
+    if isinstance(x, (ClosedJaxpr, Jaxpr)):
+        return ("jaxpr", id(x))
+    if isinstance(x, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in x.items()))
+    if isinstance(x, (list, tuple)):
+        return tuple(_freeze(v) for v in x)
+    if isinstance(x, np.ndarray):
+        raise TypeError
+    hash(x)
+    return x
+
+
+def _cse_key(e, ins):
+    from ...ir import EFFECTFUL
+    if e.prim.name in EFFECTFUL or e.prim.name in INLINE_CALLS:
+        return None
+    try:
+        k_in = tuple(("v", id(a)) if isinstance(a, Var) else
+                     ("l", a.aval.dtype.str, np.asarray(a.val).tobytes()) for a in ins)
+        return (e.prim.name, k_in, _freeze(e.params))
+    except TypeError:
+        return None
 
 
 def _is_identity(e, ins):
@@ -302,6 +345,7 @@ class Nest:
         self.reductions = []      # Members
         self.store = []           # Vars materialized by this nest
         self.member_eqns = set()
+        self.reads = set()        # buffer Vars read by members
 
     @property
     def size(self):
@@ -318,6 +362,70 @@ class ScalarStep:
 class OpaqueStep:
     def __init__(self, eqn):
         self.eqn = eqn
+
+
+class RowGroup:
+    """Consecutive loop nests over the same rows (their first dimension), run row by row:
+    one outer loop over the rows, each nest an inner phase for the current row. A phase may
+    read what earlier phases stored for the same row -- e.g. softmax: the row max, then the
+    sum of exponentials, then the normalised row -- so rows are finished while in cache and
+    the nests share one loop."""
+
+    def __init__(self, nests):
+        self.nests = list(nests)
+
+    @property
+    def rows(self):
+        return self.nests[0].shape[0]
+
+
+# Row fusion is for modest sizes (bigger nests are split over threads, not rows).
+ROW_GROUP_MAX = 1 << 20
+
+
+def _rowable(st):
+    if not isinstance(st, Nest) or len(st.shape) < 1 or st.shape[0] < 2 or \
+            st.size >= ROW_GROUP_MAX:
+        return False
+    nd = len(st.shape)
+    for m in st.reductions:
+        ax = sorted(m.reduce_axes)
+        if 0 in ax or ax != list(range(nd - len(ax), nd)):
+            return False            # only reductions over trailing dims finish within a row
+    return not any(m.eqn.prim.name in ("sin", "cos") for m in st.members)
+
+
+def _row_local(st, produced, rows):
+    """Whether nest `st` reads values produced in the group, and only in its own row."""
+    if not any(s.kind == "buf" and s.var in produced for m in st.members for s in m.srcs):
+        return False                # unrelated work: better its own (maybe shared) loop
+    for m in st.members:
+        for s in m.srcs:
+            if s.kind == "buf" and s.var in produced:
+                if s.var.aval.shape[:1] != (rows,) or s.terms[0] != (0, 0, 1):
+                    return False
+                if any(d == 0 for (_, d, _) in s.terms[1:]):
+                    return False
+    return True
+
+
+def row_fuse(steps):
+    """Merge runs of consecutive nests over the same rows into RowGroups."""
+    out = []
+    for st in steps:
+        if _rowable(st):
+            prev = out[-1] if out else None
+            group = prev if isinstance(prev, RowGroup) else (
+                RowGroup([prev]) if _rowable(prev) else None)
+            if group is not None and st.shape[0] == group.rows:
+                produced = {v for n in group.nests for v in n.store} | \
+                    {m.eqn.outvars[0] for n in group.nests for m in n.reductions}
+                if _row_local(st, produced, group.rows):
+                    group.nests.append(st)
+                    out[-1] = group
+                    continue
+        out.append(st)
+    return out
 
 
 class Plan:
@@ -382,13 +490,13 @@ def plan(jaxpr: Jaxpr, is_pointwise, is_opaque):
             outputs_needed.add(vw.var)
 
     steps = []
-    pending = {}      # shape -> Nest
+    pending = {}      # nest index -> Nest (nests that later equations may still join)
     counter = [0]
 
     def flush(nest):
-        if pending.get(nest.shape) is not nest:
+        if pending.get(nest.index) is not nest:
             return
-        del pending[nest.shape]
+        del pending[nest.index]
         for v, m in nest.locals.items():
             if v in outputs_needed or any(c not in nest.member_eqns
                                           for c in consumers.get(v, ())):
@@ -412,11 +520,11 @@ def plan(jaxpr: Jaxpr, is_pointwise, is_opaque):
             if kind == "red":
                 return nest
             if shape is None or nest.shape != tuple(shape) or not vw.is_identity() or \
-                    pending.get(nest.shape) is not nest:
+                    pending.get(nest.index) is not nest:
                 return nest
         return None
 
-    def src_of(a, nest):
+    def src_of(a):
         vw = view_of(a)
         if vw.kind == "lit":
             return Src("lit", value=vw.value, dtype=vw.dtype)
@@ -438,6 +546,44 @@ def plan(jaxpr: Jaxpr, is_pointwise, is_opaque):
             for n in todo:
                 flush(n)
 
+    def nest_for(e, shape):
+        """The pending nest `e` joins: one whose values it reads, or one that reads the same
+        memory (siblings share the pass over it); several such nests are merged. Unrelated
+        work of the same shape gets its own nest (identical nests are compiled once)."""
+        cands = []
+        for a in e.invars:
+            vw = view_of(a)
+            if vw.kind != "var":
+                continue
+            st = state[vw.var]
+            if isinstance(st, tuple) and st[0] == "local":
+                cands.append(st[1])
+            elif st == "buf" and vw.var.aval.size > 1:
+                cands += [n for n in pending.values() if n.shape == shape and vw.var in n.reads]
+        cands = list({n.index: n for n in cands}.values())
+        for n in [c for c in cands if len(c.members) >= MAX_NEST_MEMBERS]:
+            flush(n)          # full: LLVM's code generation is superlinear in a loop body
+            cands.remove(n)
+        if not cands:
+            nest = Nest(shape, counter[0])
+            counter[0] += 1
+            pending[nest.index] = nest
+            return nest
+        cands.sort(key=lambda n: n.index)
+        nest = cands[0]
+        for other in cands[1:]:
+            nest.members += other.members
+            nest.reductions += other.reductions
+            nest.member_eqns |= other.member_eqns
+            nest.reads |= other.reads
+            for v in other.locals:
+                nest.locals[v] = other.locals[v]
+                state[v] = ("local", nest)
+            for m in other.reductions:
+                state[m.eqn.outvars[0]] = ("red", nest)
+            del pending[other.index]
+        return nest
+
     for e, k in zip(jaxpr.eqns, kinds):
         if k == "view":
             continue
@@ -453,17 +599,14 @@ def plan(jaxpr: Jaxpr, is_pointwise, is_opaque):
             shape = e.outvars[0].aval.shape
         resolve(e, shape)
         if k == "pointwise" and shape == ():
-            m = Member(e, [src_of(a, None) for a in e.invars])
+            m = Member(e, [src_of(a) for a in e.invars])
             steps.append(ScalarStep(m))
             for v in e.outvars:
                 state[v] = "scalar"
             continue
-        nest = pending.get(shape)
-        if nest is None:
-            nest = Nest(shape, counter[0])
-            counter[0] += 1
-            pending[shape] = nest
-        srcs = [src_of(a, nest) for a in e.invars]
+        nest = nest_for(e, tuple(shape))
+        srcs = [src_of(a) for a in e.invars]
+        nest.reads.update(s.var for s in srcs if s.kind == "buf")
         if k == "reduce":
             m = Member(e, srcs, reduce_axes=tuple(e.params["axes"]))
             nest.reductions.append(m)
@@ -478,4 +621,5 @@ def plan(jaxpr: Jaxpr, is_pointwise, is_opaque):
 
     for nest in sorted(pending.values(), key=lambda n: n.index):
         flush(nest)
+    steps = row_fuse(steps)
     return Plan(jaxpr, steps, views, state, outputs_needed)

@@ -86,6 +86,16 @@ def f64_as_i64(typingctx, x):
     return types.int64(types.float64), codegen
 
 
+@intrinsic
+def cycles(typingctx):
+    """The CPU's cycle counter (for NUMBAX_PROFILE=1 step timings)."""
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(64), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.readcyclecounter")
+        return builder.call(fn, [])
+    return types.int64(), codegen
+
+
 _ll_char = ir.IntType(8)
 _ll_voidp = ir.IntType(8).as_pointer()
 
@@ -133,14 +143,98 @@ def _xxgemm(typingctx, transa, transb, m, n, k, alpha, a, a_off, lda, b, b_off, 
     return sig, codegen
 
 
-@_jit
-def gemm(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
-    """Row-major gemm on flat storage: ``C[m, n] = alpha * op(A) @ op(B) + beta * C``.
+def _find_numpy_cblas():
+    """Addresses of NumPy's own CBLAS sgemm/dgemm, or None.
 
-    ``A`` starts at element ``a_off`` of array ``a``: it is stored m x k (row stride lda) or,
-    with ta=1, k x m and transposed; likewise ``B`` (k x n, or n x k with tb=1, stride ldb);
-    ``C`` is stored m x n with row stride ldc from ``c_off``. A row-major matrix is its
-    transpose in column order, so this is the column-major product C^T = op(B)^T @ op(A)^T."""
+    Using the BLAS NumPy uses (rather than SciPy's copy, which Numba's np.dot calls) means
+    compiled and eager code share one BLAS thread pool: two OpenBLAS pools on the same cores
+    spin against each other and can make both many times slower."""
+    import ctypes
+    import glob
+    import os
+    base = os.path.dirname(os.path.dirname(np.__file__))
+    cands = glob.glob(os.path.join(base, "numpy.libs", "*openblas*"))
+    cands += glob.glob(os.path.join(os.path.dirname(np.__file__), ".dylibs", "*openblas*"))
+    names = [("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", 64),
+             ("cblas_sgemm64_", "cblas_dgemm64_", 64),
+             ("scipy_cblas_sgemm", "scipy_cblas_dgemm", 32)]
+    for path in cands:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for sname, dname, bits in names:
+            try:
+                sf, df = getattr(lib, sname), getattr(lib, dname)
+            except AttributeError:
+                continue
+            return (ctypes.cast(sf, ctypes.c_void_p).value,
+                    ctypes.cast(df, ctypes.c_void_p).value, bits, os.path.basename(path))
+    return None
+
+
+def _register_blas():
+    if os.environ.get("NUMBAX_BLAS", "numpy") == "scipy":
+        return None
+    found = _find_numpy_cblas()
+    if found is None:
+        return None
+    import llvmlite.binding as llb
+    s_addr, d_addr, bits, name = found
+    llb.add_symbol("numbax_cblas_sgemm", s_addr)
+    llb.add_symbol("numbax_cblas_dgemm", d_addr)
+    return bits, name
+
+
+import os  # noqa: E402
+
+BLAS = _register_blas()           # (int bits, library name) of NumPy's CBLAS, or None
+
+
+@intrinsic
+def _cblas_gemm(typingctx, transa, transb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta,
+                c, c_off, ldc):
+    """Row-major CBLAS gemm of NumPy's BLAS (registered as numbax_cblas_[sd]gemm)."""
+    if BLAS is None or not all(isinstance(t, types.Array) for t in (a, b, c)):
+        return None
+    dt = c.dtype
+    if dt not in (types.float32, types.float64) or a.dtype != dt or b.dtype != dt:
+        return None
+    ip = types.intp
+    sig = types.none(ip, ip, ip, ip, ip, dt, a, ip, ip, b, ip, ip, dt, c, ip, ip)
+    fname = "numbax_cblas_sgemm" if dt == types.float32 else "numbax_cblas_dgemm"
+    bits = BLAS[0]
+
+    def codegen(context, builder, signature, args):
+        (ta, tb, m_, n_, k_, alpha_, a_, ao, lda_, b_, bo, ldb_, beta_, c_, co, ldc_) = args
+        i32, iN = ir.IntType(32), ir.IntType(bits)
+        fty = context.get_value_type(dt)
+        ptr = fty.as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, iN, iN, iN, fty, ptr, iN, ptr, iN,
+                                               fty, ptr, iN])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, fname)
+
+        def data(aryty, val, off):
+            p = context.make_array(aryty)(context, builder, val).data
+            return builder.gep(p, [off])
+
+        def tr(flag):
+            is_t = builder.icmp_signed("!=", flag, ir.Constant(flag.type, 0))
+            return builder.select(is_t, ir.Constant(i32, 112), ir.Constant(i32, 111))
+
+        def ix(v):
+            return builder.trunc(v, iN) if bits < 64 else v
+        builder.call(fn, (ir.Constant(i32, 101), tr(ta), tr(tb), ix(m_), ix(n_), ix(k_), alpha_,
+                          data(signature.args[6], a_, ao), ix(lda_),
+                          data(signature.args[9], b_, bo), ix(ldb_), beta_,
+                          data(signature.args[13], c_, co), ix(ldc_)))
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@_jit
+def gemm_cblas(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
+    """Row-major gemm on flat storage through NumPy's CBLAS (see `gemm`)."""
     if m == 0 or n == 0:
         return
     if k == 0:
@@ -149,8 +243,33 @@ def gemm(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, l
                 for j in range(n):
                     c[c_off + i * ldc + j] = 0
         return
-    _xxgemm(tb, ta, n, m, k, alpha, b, b_off, max(ldb, 1), a, a_off, max(lda, 1), beta, c,
-            c_off, max(ldc, 1))
+    _cblas_gemm(ta, tb, m, n, k, alpha, a, a_off, max(lda, 1), b, b_off, max(ldb, 1), beta,
+                c, c_off, max(ldc, 1))
+
+
+@_jit
+def gemm_scipy(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
+    """Row-major gemm on flat storage through the BLAS SciPy provides to Numba (see `gemm`)."""
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        if beta == 0:
+            for i in range(m):
+                for j in range(n):
+                    c[c_off + i * ldc + j] = 0
+        return
+    # column-major BLAS: C^T = op(B)^T @ op(A)^T
+    _xxgemm(tb, ta, n, m, k, alpha, b, b_off, max(ldb, 1), a, a_off, max(lda, 1), beta,
+            c, c_off, max(ldc, 1))
+
+
+# The gemm generated code calls: row-major ``C[m, n] = alpha * op(A) @ op(B) + beta * C`` on
+# flat storage. ``A`` starts at element ``a_off`` of array ``a``: it is stored m x k (row
+# stride lda) or, with ta=1, k x m and transposed; likewise ``B`` (k x n, or n x k with tb=1,
+# stride ldb); ``C`` is stored m x n with row stride ldc from ``c_off``. NumPy's CBLAS when
+# found (so compiled and eager code share one BLAS thread pool), else SciPy's BLAS.
+GEMM = "gemm_cblas" if BLAS is not None else "gemm_scipy"
+gemm = gemm_cblas if BLAS is not None else gemm_scipy
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,8 +482,10 @@ def logistic_f32(x):
     return r if x >= _F(0.0) else e * r
 
 
-# float32 sin/cos, reduced in double: x = k*pi/2 + r with pi/2 split into C1 + C2 + C3, C1 and
-# C2 having 28 significant bits so that k*C1 and k*C2 are exact for |k| < 2**25.
+# float32 sin/cos: x = j*pi/2 + r (Cody-Waite: pi/2 split in four float32 parts, the first
+# three of 11 significant bits so that j * part is exact for |j| < 2**13), then Cephes'
+# polynomials on |r| <= pi/4. Exact to ~2 ulp for |x| < SINCOS_LIMIT_F32; beyond, the generated
+# loop runs again with the libm version (see sincos_big_f32).
 
 def _pi_bits(nbits=240):
     """floor(pi * 2**nbits) with Machin's formula in integer arithmetic."""
@@ -382,85 +503,72 @@ def _pi_bits(nbits=240):
     return (16 * arctan_inv(5) - 4 * arctan_inv(239)) >> 20
 
 
-def _split_pio2():
+def _split_pio2(bits):
+    """pi/2 as a sum of floats whose significands have the given numbers of bits."""
     nb = 240
-    p = _pi_bits(nb)                       # pi * 2**nb
-    half = p                               # pi/2 * 2**(nb+1)
-    # pi/2 = half / 2**(nb+1); take the top bits in chunks
-    total_bits = half.bit_length()
+    rest = _pi_bits(nb)                     # pi * 2**nb = pi/2 * 2**(nb + 1)
     chunks = []
-    rest = half
-    for nbits in (28, 28, 53):
+    for nbits in bits:
         shift = rest.bit_length() - nbits
         top = rest >> shift
         chunks.append(math.ldexp(top, shift - (nb + 1)))
         rest -= top << shift
-    del total_bits
     return chunks
 
 
-SINCOS_C1, SINCOS_C2, SINCOS_C3 = _split_pio2()
-SINCOS_LIMIT_F32 = 2.0 ** 24                 # |x| beyond this: exact (libm) fallback
-_TWO_OVER_PI = 0.63661977236758134308
+_PIO2_F = [_F(c) for c in _split_pio2((11, 11, 11, 24))]
+_P1, _P2, _P3, _P4 = _PIO2_F
+SINCOS_LIMIT_F32 = 8192.0                  # |x| beyond this: exact (libm) fallback
+_TWO_OVER_PI_F = _F(0.63661977236758134308)
 _SINCOS_LIMIT_F32_F = _F(SINCOS_LIMIT_F32)
 
 
 @_jit
-def _reduce_pio2(x):
-    xd = np.float64(x)
-    k = np.rint(xd * _TWO_OVER_PI)
-    k = k if np.abs(k) < 3.0e7 else 0.0           # keeps the int conversion defined (nan/inf)
-    r = xd - k * SINCOS_C1
-    r = r - k * SINCOS_C2
-    r = r - k * SINCOS_C3
-    return r, np.int64(k) & 3
+def _reduce_pio2_f32(x):
+    j = np.rint(x * _TWO_OVER_PI_F)
+    r = x - j * _P1
+    r = r - j * _P2
+    r = r - j * _P3
+    r = r - j * _P4
+    j = j if np.abs(j) < _F(1e6) else _F(0.0)       # keeps the int conversion defined
+    return r, np.int32(j) & np.int32(3)
 
 
 @_jit
-def _sin_poly(r):
-    z = r * r
-    p = -2.5052108385441720e-08
-    p = p * z + 2.7557319223985893e-06
-    p = p * z - 1.9841269841269841e-04
-    p = p * z + 8.3333333333333332e-03
-    p = p * z - 1.6666666666666666e-01
-    return r + r * z * p
+def _sin_poly_f32(r, z):
+    return r + r * z * (_F(-1.6666654611e-1) + z * (_F(8.3321608736e-3)
+                                                     + z * _F(-1.9515295891e-4)))
 
 
 @_jit
-def _cos_poly(r):
-    z = r * r
-    p = 2.0876756987868100e-09
-    p = p * z - 2.7557319223985888e-07
-    p = p * z + 2.4801587301587302e-05
-    p = p * z - 1.3888888888888889e-03
-    p = p * z + 4.1666666666666664e-02
-    return 1.0 - 0.5 * z + z * z * p
+def _cos_poly_f32(z):
+    return _F(1.0) - _F(0.5) * z + z * z * (_F(4.166664568298827e-2) + z * (
+        _F(-1.388731625493765e-3) + z * _F(2.443315711809948e-5)))
 
 
 @_jit
 def sin_f32(x):
-    r, q = _reduce_pio2(x)
-    s = _sin_poly(r)
-    c = _cos_poly(r)
+    r, q = _reduce_pio2_f32(x)
+    z = r * r
+    s = _sin_poly_f32(r, z)
+    c = _cos_poly_f32(z)
     v = s if (q & 1) == 0 else c
-    v = v if q < 2 else -v
-    return np.float32(v)
+    return v if q < 2 else -v
 
 
 @_jit
 def cos_f32(x):
-    r, q = _reduce_pio2(x)
-    s = _sin_poly(r)
-    c = _cos_poly(r)
+    r, q = _reduce_pio2_f32(x)
+    z = r * r
+    s = _sin_poly_f32(r, z)
+    c = _cos_poly_f32(z)
     v = c if (q & 1) == 0 else s
-    v = v if (q == 0 or q == 3) else -v
-    return np.float32(v)
+    return v if (q == 0 or q == 3) else -v
 
 
 @_jit
 def sincos_big_f32(x):
-    """1 if sin_f32/cos_f32 are not exact at x (|x| >= SINCOS_LIMIT_F32 or inf), else 0."""
+    """1 if sin_f32/cos_f32 are not exact at x (|x| >= SINCOS_LIMIT_F32, inf), else 0."""
     return np.int64(1) if np.abs(x) >= _SINCOS_LIMIT_F32_F else np.int64(0)
 
 
@@ -576,7 +684,10 @@ def pow_f32(x, y):
 
 
 def source_version():
-    """A short hash of this file: generated modules embed it (cache invalidation)."""
+    """A short hash of this file and of the BLAS in use: generated modules embed it, so
+    editing the kernels or switching BLAS invalidates cached machine code."""
     import hashlib
     with open(__file__, "rb") as f:
-        return hashlib.sha1(f.read()).hexdigest()[:12]
+        h = hashlib.sha1(f.read())
+    h.update(repr(BLAS).encode())
+    return h.hexdigest()[:12]

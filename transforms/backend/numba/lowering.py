@@ -10,26 +10,35 @@ are lowered by a rule registered by primitive name::
 
     @register_lowering("cumsum")
     def _lower_cumsum(ctx, eqn):
-        x = ctx.array(0)                  # name of a C-contiguous array holding operand 0
-        out = ctx.out(0)                  # name of the (already allocated) result buffer
         n = eqn.invars[0].aval.shape[0]
-        with ctx.block(f"for _j in range({n}):"):   # emits the header, indents the body
-            ctx.emit(f"{out}[_j] = {x}[_j]")
+        with ctx.block(f"for _j in {ctx.range(n)}:"):          # header + indented body
+            ctx.emit(f"{ctx.out_elem(0, ['_j'])} = {ctx.read(0, ['_j'])}")
 
 A rule emits Python/Numba statements at the current indentation with `ctx.emit(line)`;
-`ctx.block(header)` opens a nested block (`for`, `while`, `if`, `else`). It reads its operands
-with `ctx.array(i)` (materialising views, literals and scalars into arrays), `ctx.scalar(i)`
-(a scalar expression for a shape-() operand), or `ctx.view(i)` (the raw `fusion.View`, for rules
-that fold index maps themselves, like dot_general folding transposes into BLAS flags). It
-writes its results into `ctx.out(j)` -- or, instead, binds an existing array/scalar with
-`ctx.set_out(j, name)` / `ctx.set_out_scalar(j, expr)`. Other helpers: `ctx.fresh(prefix)` (a
-new unique name), `ctx.literal(value, dtype)`, `ctx.dtype(dtype)` (e.g. `_np.float32`),
-`ctx.numba_type(dtype)`, `ctx.empty(shape, dtype)` (allocate a temporary),
-`ctx.add_helper(key, source)` (a module-level helper, e.g. an ``@_njit`` function, added once),
-`ctx.const(array)` (an extra constant argument), and, for control flow,
-`ctx.lower_jaxpr(closed_jaxpr, arg_names) -> out_names`, which lowers a nested jaxpr inline at
-the current position (with its own fusion) taking and returning array names. Each rule's
-output is preceded by a comment with its IR equation, so the generated code reads like the IR.
+`ctx.block(header)` opens a nested block (`for`, `while`, `if`, `else`). All storage in the
+generated function is flat (1-D, C order), so there are two ways to read and write:
+
+* element access: `ctx.read(i, idx)` is the value of operand i at index expressions `idx`
+  (one per dim; views such as transposes and broadcasts are folded into the index),
+  `ctx.out_elem(j, idx)` is an assignable element of output j, `ctx.scalar(i)` reads a shape-()
+  operand, `ctx.flat(i)` / `ctx.out_flat(j)` give (1-D array name, element offset);
+* whole arrays: `ctx.array(i)` is an N-d C-contiguous array holding operand i (a view of its
+  storage, or a copy when the operand is a non-trivial view), `ctx.out(j)` an N-d array to
+  write output j into; or bind an output to an existing array with `ctx.set_out(j, name)`,
+  to flat storage with `ctx.set_out_flat(j, name, off)`, to a scalar with
+  `ctx.set_out_scalar(j, expr)`, or to operand i reshaped with `ctx.alias_out(j, i)`.
+
+`ctx.view(i)` is the raw `fusion.View` of operand i (for rules that fold index maps
+themselves, like dot_general folding transposes into BLAS flags). Other helpers:
+`ctx.range(n)` (the `range(...)` to use for a loop of static length: small loops get a
+run-time bound so that LLVM does not unroll them), `ctx.fresh(prefix)`, `ctx.literal(v, dtype)`,
+`ctx.dtype(dtype)` (e.g. `_np.float32`), `ctx.numba_type(dtype)`, `ctx.kernel(name)` (a function
+of kernels.py), `ctx.empty(shape, dtype)` (an N-d temporary), `ctx.add_helper(key, source)`
+(module-level source added once, e.g. an ``@_njit`` helper), `ctx.const(array)` (an extra
+constant argument, flattened), and, for control flow, `ctx.lower_jaxpr(closed_jaxpr,
+arg_names) -> out_names`, which lowers a nested jaxpr inline at the current position (with its
+own fusion) taking and returning N-d array names. Each rule's code is preceded by a comment
+with its IR equation, so the generated code reads like the IR.
 
 Rules for elementwise primitives are scalar expressions registered with
 `rules_elementwise.register_pointwise(name)`; they join fused loops automatically.
@@ -48,7 +57,7 @@ import numpy as np
 
 from ...ir import ClosedJaxpr, Jaxpr, Literal, _Namer, _pp
 from . import fusion
-from .fusion import Nest, ScalarStep, View
+from .fusion import Nest, RowGroup, ScalarStep, View
 
 LOWERINGS = {}
 
@@ -67,15 +76,37 @@ def _pointwise_rules():
 
 
 def _parallel_min():
-    """Fused loops over at least this many elements use prange (NUMBAX_PARALLEL_MIN; 0 = never)."""
+    """Fused loops over at least this many elements use prange (NUMBAX_PARALLEL_MIN; 0 = never).
+
+    The default is high: a parallel region's threads compete with BLAS's own threads (and
+    with anything else running) for the same cores, which on a small or busy machine costs far
+    more than it gains; only very large elementwise work is split."""
     try:
-        v = int(os.environ.get("NUMBAX_PARALLEL_MIN", 1 << 18))
+        v = int(os.environ.get("NUMBAX_PARALLEL_MIN", 1 << 20))
     except ValueError:
-        v = 1 << 18
+        v = 1 << 20
     return v if v > 0 else 1 << 62
 
 
 POOL_MIN_BYTES = 1 << 16       # outputs at least this big come from the recycling pool
+
+# Loops shorter than this run to `n + _z` (_z: a run-time zero argument). LLVM fully unrolls
+# loops of small known length; with many of them that makes compile time explode (the unrolled
+# straight-line code is scheduled superlinearly) while saving next to nothing at run time.
+SMALL_LOOP = 1024
+
+PARALLEL_CHUNK = 1 << 14       # iterations per work item of a parallel loop
+
+
+def _profiling():
+    """NUMBAX_PROFILE=1: generated functions count CPU cycles per step (see Executable.profile)."""
+    return os.environ.get("NUMBAX_PROFILE", "") not in ("", "0")
+
+
+def loop_range(n, start=0):
+    """Source of a range over [start, n) for a generated loop (see SMALL_LOOP)."""
+    stop = f"{n} + _z" if n - start < SMALL_LOOP else str(n)
+    return f"range({start}, {stop})" if start else f"range({stop})"
 
 _NB_TYPES = {"bool": "boolean"}
 _SHORT = {"float32": "f32", "float64": "f64", "int8": "i8", "int16": "i16", "int32": "i32",
@@ -85,7 +116,15 @@ _SHORT = {"float32": "f32", "float64": "f64", "int8": "i8", "int16": "i16", "int
 
 def numba_type_name(dtype):
     dtype = np.dtype(dtype)
+    _check_dtype(dtype)
     return "_t." + _NB_TYPES.get(dtype.name, dtype.name)
+
+
+def _check_dtype(dtype):
+    if dtype.kind not in "biuf" or dtype == np.float16:
+        raise NotImplementedError(
+            f"jit: arrays of dtype {dtype} are not supported by the Numba backend (use "
+            f"{'float32' if dtype.kind == 'f' else 'a real numeric dtype'})")
 
 
 def dtype_ctor(dtype):
@@ -190,6 +229,10 @@ class ModuleBuilder:
         self.parallel = False
         self.consts = {}                  # (dtype, text) -> global name
         self.const_lines = []
+        self.vtypes = {}                  # name in generated code -> ('arr'|'scalar', dtype)
+        # set when the function calls a threaded library (BLAS): then no prange anywhere,
+        # since two thread pools on the same cores spin against each other
+        self.threaded_calls = False
 
     def fresh(self, prefix="_t"):
         self.counter += 1
@@ -240,12 +283,27 @@ class Binding:
         self.flat, self.off, self.nd, self.shape = flat, off, nd, shape
 
 
+class _Env(dict):
+    """Var -> Binding; records the type of every name bound (helper signatures need them)."""
+
+    def __init__(self, mod):
+        super().__init__()
+        self.mod = mod
+
+    def __setitem__(self, v, b):
+        super().__setitem__(v, b)
+        if b.kind == "arr":
+            self.mod.vtypes[b.flat] = ("arr", np.dtype(v.aval.dtype))
+        elif b.kind == "scalar":
+            self.mod.vtypes[b.name] = ("scalar", np.dtype(v.aval.dtype))
+
+
 class FunctionLowerer:
     """Lowers one jaxpr (the top-level one, or a nested one for control flow) into `em`."""
 
     def __init__(self, mod: ModuleBuilder, em: Emitter, jaxpr: Jaxpr, top=False):
         self.mod, self.em, self.jaxpr, self.top = mod, em, jaxpr, top
-        self.env = {}                     # Var -> Binding
+        self.env = _Env(mod)              # Var -> Binding
         self.alloc = None                 # Var -> (workspace name, element offset) or None
         self.out_alloc = {}               # Var -> pooled output argument name (flat)
         pw = _pointwise_rules()
@@ -288,7 +346,8 @@ class FunctionLowerer:
         aval = v.aval
         n = max(_size(aval.shape), 1) if aval.ndim == 0 else _size(aval.shape)
         if v in self.out_alloc:
-            b = Binding("arr", flat=self.out_alloc[v], off=0, shape=aval.shape, dtype=aval.dtype)
+            name, off = self.out_alloc[v]
+            b = Binding("arr", flat=name, off=off, shape=aval.shape, dtype=aval.dtype)
         elif self.alloc is not None and self.alloc(v) is not None:
             ws, off = self.alloc(v)
             b = Binding("arr", flat=ws, off=off, shape=aval.shape, dtype=aval.dtype)
@@ -332,7 +391,7 @@ class FunctionLowerer:
         flat, off = self.flat_of(v)
         n = _size(v.aval.shape)
         name = self.mod.fresh("_v")
-        whole = b.kind == "arr" and off == 0 and not flat.startswith(("_w", "_o"))
+        whole = b.kind == "arr" and off == 0 and not flat.startswith(("_w", "_o", "_r"))
         src = flat if whole else f"{flat}[{off}:{off + max(n, 1)}]"
         if b.kind == "arr":
             self.emit_at_mark(f"{name} = {src}.reshape({tuple(v.aval.shape)!r})")
@@ -416,7 +475,7 @@ class FunctionLowerer:
         idx = [f"_i{d}" if shape[d] > 1 else "0" for d in range(nd)]
         val = self.read_view(vw, idx, dtype)
         for d in dims:
-            self.em.emit(f"for _i{d} in range({shape[d]}):")
+            self.em.emit(f"for _i{d} in {loop_range(shape[d])}:")
             self.em.level += 1
         cs = _c_strides(shape)
         self.em.emit(f"{out}[{_lin([(cs[d], idx[d]) for d in dims], out_off)}] = {val}")
@@ -437,15 +496,21 @@ class FunctionLowerer:
             self.bind_flat(v, n)
 
     def run(self):
+        prof = self.top and _profiling()
         for i, step in enumerate(self.plan.steps):
-            self.step_index = i
             self.set_mark()
+            if prof:
+                self.em.emit(f"_pt = {self.mod.kernel('cycles')}()")
             if isinstance(step, Nest):
                 self.emit_nest(step)
+            elif isinstance(step, RowGroup):
+                self.emit_row_group(step)
             elif isinstance(step, ScalarStep):
                 self.emit_scalar_step(step)
             else:
                 self.emit_opaque(step.eqn)
+            if prof:
+                self.em.emit(f"_prof[{i}] += {self.mod.kernel('cycles')}() - _pt")
 
     def outputs(self):
         return [self.view_of(a) for a in self.jaxpr.outvars]
@@ -500,6 +565,20 @@ class FunctionLowerer:
                 ctx.out(j)
 
     # -- nests ----------------------------------------------------------------------------------
+    def emit_row_group(self, group: RowGroup):
+        for nest in group.nests:
+            for v in nest.store:
+                self.declare(v)
+            for m in nest.reductions:
+                self.declare(m.eqn.outvars[0])
+        shapes = " then ".join(_shape_str(n.shape) for n in group.nests)
+        self.em.emit(f"# fused rows: {len(group.nests)} loop nests run row by row over {shapes}")
+        with self.em.block(f"for _r0 in {loop_range(group.rows)}:"):
+            for nest in group.nests:
+                names = ", ".join(dict.fromkeys(m.eqn.prim.name for m in nest.members))
+                self.em.emit(f"# row of {_shape_str(nest.shape)}: {names}"[:100])
+                NestWriter(self, nest, exact=False, count=None, row=True).write()
+
     def emit_nest(self, nest: Nest):
         sin_members = [m for m in nest.members
                        if m.eqn.prim.name in ("sin", "cos") and
@@ -516,17 +595,181 @@ class FunctionLowerer:
             title = title[:93] + "..."
         self.em.emit(f"# {title}")
         if sin_members:
+            # a quick pass counts the arguments beyond the fast kernels' range (a reduction
+            # inside the main loop would slow it down far more); then one of two versions
             cnt = self.mod.fresh("_nbig")
             self.em.emit(f"{cnt} = 0")
-            NestWriter(self, nest, exact=False, count=cnt).write()
+            NestWriter(self, nest, exact=False, count=cnt, check=True).write()
             with self.em.block(f"if {cnt} > 0:", "arguments beyond the fast sin/cos range"):
                 NestWriter(self, nest, exact=True, count=None).write()
+            with self.em.block("else:"):
+                NestWriter(self, nest, exact=False, count=None).write()
         else:
-            NestWriter(self, nest, exact=False, count=None).write()
+            # written aside: identical nests become one shared helper function (outline())
+            tmp = Emitter(self.em.level)
+            nw = NestWriter(self, nest, exact=False, count=None)
+            nw.em = tmp
+            nw.write()
+            scalars = [(self.name(m.eqn.outvars[0]) + "_", m.eqn.outvars[0].aval.dtype)
+                       for m in nest.reductions if m.eqn.outvars[0].aval.shape == ()]
+            self.em.lines.append(NestBlock(tmp.lines, self.em.level, scalars,
+                                           [_eqn_text(m.eqn, self.mod) for m in nest.members],
+                                           len(nw.slice_lines)))
         for m in nest.reductions:
             v = m.eqn.outvars[0]
             if v.aval.shape == ():
                 self.env[v] = Binding("scalar", self.name(v) + "_")
+
+
+class NestBlock:
+    """The code of one fused loop nest, kept aside until all nests are known: nests with the
+    same code up to names and integer constants are emitted once, as a helper function."""
+
+    def __init__(self, lines, level, scalar_outs, eqn_texts, n_slices=0):
+        self.lines, self.level, self.scalar_outs = lines, level, scalar_outs
+        self.eqn_texts = eqn_texts
+        self.n_slices = n_slices      # leading `name = array[a:b]` lines: arguments if outlined
+
+
+_KEEP_NAMES = set(keyword.kwlist) | {"range", "int", "min", "max", "abs", "float", "bool",
+                                      "_np", "_math", "_prange", "len", "_numba"}
+
+
+def _templatize(block: NestBlock):
+    """(key, body lines, free names, int constants): the block's code with its free names
+    (arrays, scalars from outside) and integer constants replaced by parameters."""
+    import io
+    import tokenize
+    pad = "    " * block.level
+    args = {}                     # slice name -> its expression (passed by the caller)
+    for line in block.lines[:block.n_slices]:
+        name, expr = line.strip().split(" = ", 1)
+        args[name] = expr
+    text = "\n".join(line[len(pad):] if line.startswith(pad) else line.lstrip()
+                     for line in block.lines[block.n_slices:]) + "\n"
+    text = text.replace(" + _z)", ")")          # a helper's loop bounds are run-time values
+    toks = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    local = set()
+    for i, t in enumerate(toks):
+        if t.type == tokenize.NAME and i + 1 < len(toks) and toks[i + 1].string in ("=", "+=") \
+                and (i == 0 or toks[i - 1].type in (tokenize.INDENT, tokenize.DEDENT,
+                                                     tokenize.NEWLINE, tokenize.NL)):
+            local.add(t.string)
+        if t.type == tokenize.NAME and t.string == "for" and i + 1 < len(toks):
+            local.add(toks[i + 1].string)
+    # integers that become parameters: loop bounds (inside range(...)) and slice bounds
+    # (inside [a:b]); strides and offsets within index expressions stay literal
+    param_ctx = set()
+    flags = []          # one bool per open bracket: integers inside it are parameters
+    for i, t in enumerate(toks):
+        if t.type != tokenize.OP:
+            if flags and flags[-1]:
+                param_ctx.add(i)
+            continue
+        if t.string in ("(", "["):
+            if t.string == "(":
+                flag = (i > 0 and toks[i - 1].string in ("range", "_prange")) or \
+                    bool(flags and flags[-1])
+            else:
+                flag, depth = False, 0
+                for t2 in toks[i + 1:]:
+                    if t2.type != tokenize.OP:
+                        continue
+                    if t2.string in ("(", "["):
+                        depth += 1
+                    elif t2.string in (")", "]"):
+                        if depth == 0:
+                            break
+                        depth -= 1
+                    elif t2.string == ":" and depth == 0:
+                        flag = True
+                        break
+            flags.append(flag)
+        elif t.string in (")", "]") and flags:
+            flags.pop()
+    free, ints, ren = [], [], {}
+    repl = []           # (row, col_start, col_end, new)
+    for i, t in enumerate(toks):
+        if t.type == tokenize.NAME:
+            n = t.string
+            if n in _KEEP_NAMES or n.startswith(("_k_", "_C")) or n.startswith("_i") or \
+                    (i and toks[i - 1].string == "."):
+                continue
+            if n in local:
+                new = ren.setdefault(n, f"v{len(ren)}_")
+            else:
+                if n not in free:
+                    free.append(n)
+                new = f"p{free.index(n)}"
+            repl.append((t.start[0], t.start[1], t.end[1], new))
+        elif t.type == tokenize.NUMBER and t.string.isdigit() and i in param_ctx:
+            repl.append((t.start[0], t.start[1], t.end[1], f"n{len(ints)}"))
+            ints.append(int(t.string))
+    lines = text.split("\n")
+    for row, c0, c1, new in sorted(repl, key=lambda r: (r[0], -r[1])):
+        ln = lines[row - 1]
+        lines[row - 1] = ln[:c0] + new + ln[c1:]
+    body = [ln for ln in lines if ln.strip()]
+    key = "\n".join(ln.split("  #")[0].rstrip() for ln in body)
+    outs = [ren.get(n, n) for n, _ in block.scalar_outs]
+    return key, body, free, ints, outs, args
+
+
+def outline(em: Emitter, mod: ModuleBuilder):
+    """Resolve the NestBlocks of `em`: nests whose code repeats become one helper each."""
+    blocks = [b for b in em.lines if isinstance(b, NestBlock)]
+    info = {}
+    for b in blocks:
+        key, body, free, ints, outs, args = _templatize(b)
+        types = tuple(mod.vtypes[args[n].split("[")[0]] if n in args else mod.vtypes[n]
+                      for n in free)                     # same code, other dtypes: another
+        info[id(b)] = (key + repr(types), body, free, ints, outs, args, types)
+    counts = {}
+    for b in blocks:
+        counts[info[id(b)][0]] = counts.get(info[id(b)][0], 0) + 1
+    names = {}
+    out = []
+    for item in em.lines:
+        if not isinstance(item, NestBlock):
+            out.append(item)
+            continue
+        key, body, free, ints, outs, args, types_ = info[id(item)]
+        # repeated nests are compiled once (compile time grows faster than the size of a
+        # function, so even a twice-used nest is cheaper as a helper)
+        if counts[key] < 2:
+            out += item.lines
+            continue
+        h = names.get(key)
+        if h is None:
+            h = names[key] = f"_h{len(names)}"
+            params = [f"p{i}" for i in range(len(free))] + [f"n{i}" for i in range(len(ints))]
+            flags = "cache=True, nogil=True, error_model='numpy'"
+            if "_prange" in key:
+                flags += ", parallel=True"
+            types = []
+            for kind, dt in types_:
+                types.append(f"_t.Array({numba_type_name(dt)}, 1, 'C')" if kind == "arr"
+                             else numba_type_name(dt))
+            types += ["_t.int64"] * len(ints)
+            rt = [numba_type_name(dt) for _, dt in item.scalar_outs]
+            ret = f"_t.Tuple(({', '.join(rt)},))" if rt else "_t.none"
+            sig = f"{ret}({', '.join(types)})"
+            src = [f"@_njit({sig}, {flags})", f"def {h}({', '.join(params)}):",
+                   f'    """A fused loop nest used {counts[key]} times '
+                   '(comments: its first use)."""']
+            src += ["    " + ln for ln in body]
+            if outs:
+                src.append(f"    return ({', '.join(outs)},)")
+            mod.helpers[key] = "\n".join(src)
+        pad = "    " * item.level
+        for t in item.eqn_texts:
+            out.append(f"{pad}# {t}")
+        call = f"{h}({', '.join([args.get(n, n) for n in free] + [str(i) for i in ints])})"
+        if item.scalar_outs:
+            call = f"{', '.join(n for n, _ in item.scalar_outs)}, = {call}"
+        out.append(pad + call)
+    em.lines = out
+    return any("_prange" in ln for ln in out)
 
 
 def _shape_str(shape):
@@ -603,15 +846,21 @@ class NestWriter:
     depth their operands allow (hoisting loop invariants such as broadcast rows). Reductions
     over trailing dims accumulate in a scalar ("row form"); otherwise into the output buffer."""
 
-    def __init__(self, fl: FunctionLowerer, nest: Nest, exact, count):
+    def __init__(self, fl: FunctionLowerer, nest: Nest, exact, count, check=False, row=False):
         self.fl, self.nest, self.exact, self.count = fl, nest, exact, count
         self.mod, self.em = fl.mod, fl.em
+        self.check = check      # only count the float32 sin/cos arguments beyond the fast range
+        self.row = row          # inside a RowGroup: dim 0 is the enclosing loop's `_r0`
 
     def write(self):
         fl, nest = self.fl, self.nest
         S = nest.shape
         nd = len(S)
-        loop_dims = [d for d in range(nd) if S[d] > 1]
+        self.slice_lines = []
+        if nest.size == 0:
+            self._write_empty()
+            return
+        loop_dims = [d for d in range(1 if self.row else 0, nd) if S[d] > 1]
         accesses = []
         iota_dims = set()
         for m in nest.members:
@@ -658,35 +907,50 @@ class NestWriter:
                 self.row_form = False
         self.pre = [[] for _ in range(ng + 1)]
         self.post = [[] for _ in range(ng + 1)]
+        self.slices, self.slice_lines = {}, []
         self.local_expr, self.local_depth, self.loaded = {}, {}, {}
-        par = (nest.size >= _parallel_min() and ng > 0 and
+        par = (nest.size >= _parallel_min() and ng > 0 and not self.mod.threaded_calls and
+               not self.row and
                (not nest.reductions or (self.row_form and self.K > 0) or
                 (not self.row_form and all(groups[0][0] not in ax for ax in red_axes))))
         if par:
             self.mod.parallel = True
-        for m in nest.members:
+        members = nest.members
+        if self.check:
+            members = self._check_members()
+        for m in members:
             if m.reduce_axes is not None:
                 self._reduction(m)
+            elif self.check and m.eqn.prim.name in ("sin", "cos"):
+                e, d = self._src(m.srcs[0])
+                self.pre[d].append(f"{self.count} += {self.mod.kernel('sincos_big_f32')}({e})")
             else:
                 self._pointwise(m)
         ident = tuple((0, d, 1) for d in range(nd))
-        for v in nest.store:
+        for v in (nest.store if not self.check else ()):
             self.pre[ng].append(f"{self._index(v, ident)} = {self.local_expr[v]}")
-        if not self.row_form:
+        inits = []
+        if not self.row_form and not self.check:
             for m in nest.reductions:
                 v = m.eqn.outvars[0]
                 if v.aval.shape == ():
                     continue
-                b = fl.env[v]
-                n = _size(v.aval.shape)
                 init = _reduce_init(self.mod, m.eqn.prim.name, v.aval.dtype)
-                self.em.emit(f"{b.flat}[{b.off}:{b.off + n}] = {init}")
+                buf = self._buffer(v)
+                if buf is None:
+                    b = fl.env[v]
+                    buf = f"{b.flat}[{b.off}:{b.off + _size(v.aval.shape)}]"
+                    inits.append(f"{buf} = {init}")
+                else:
+                    inits.append(f"{buf}[:] = {init}")
         base = self.em.level
-        for line in self.pre[0]:
+        for line in self.slice_lines + inits + self.pre[0]:
             self.em.emit(line)
+
         for gi in range(ng):
-            rng = "_prange" if (par and gi == 0) else "range"
-            self.em.emit(f"for _i{gi} in {rng}({self.sizes[gi]}):")
+            rng = f"_prange({self.sizes[gi]})" if (par and gi == 0) else \
+                loop_range(self.sizes[gi])
+            self.em.emit(f"for _i{gi} in {rng}:")
             self.em.level += 1
             for line in self.pre[gi + 1]:
                 self.em.emit(line)
@@ -698,7 +962,37 @@ class NestWriter:
             self.em.emit(line)
         assert self.em.level == base
 
+    def _write_empty(self):
+        """A nest over zero elements: no iterations; reductions are their initial values."""
+        if self.check:
+            return
+        for m in self.nest.reductions:
+            v = m.eqn.outvars[0]
+            init = _reduce_init(self.mod, m.eqn.prim.name, v.aval.dtype)
+            if v.aval.shape == ():
+                self.em.emit(f"{self.fl.name(v)}_ = {init}")
+            else:
+                b = self.fl.env[v]
+                n = _size(v.aval.shape)
+                if n:
+                    self.em.emit(f"{b.flat}[{b.off}:{b.off + n}] = {init}")
+
     # -- helpers ------------------------------------------------------------------------------
+    def _check_members(self):
+        """The float32 sin/cos members and the members their arguments depend on."""
+        need = set()
+        todo = [m for m in self.nest.members if m.eqn.prim.name in ("sin", "cos")
+                and m.eqn.outvars[0].aval.dtype == np.float32]
+        while todo:
+            m = todo.pop()
+            if id(m) in need:
+                continue
+            need.add(id(m))
+            for s in m.srcs[:1] if m.eqn.prim.name in ("sin", "cos") else m.srcs:
+                if s.kind == "local":
+                    todo.append(self.nest.locals[s.var])
+        return [m for m in self.nest.members if id(m) in need]
+
     def _strides(self, shape, terms):
         """(flat offset, flat stride per nest dim) of a buffer of `shape` read through `terms`."""
         cs = _c_strides(shape)
@@ -711,11 +1005,41 @@ class NestWriter:
         return off, tuple(st)
 
     def _parts(self, st):
-        return [(st[g[-1]], f"_i{gi}") for gi, g in enumerate(self.groups)]
+        parts = [(st[g[-1]], f"_i{gi}") for gi, g in enumerate(self.groups)]
+        if self.row and st:
+            parts.insert(0, (st[0], "_r0"))
+        return parts
 
     def _index(self, v, terms):
         off, st = self._strides(v.aval.shape, terms)
-        return self.fl.elem(v, self._parts(st), off)
+        return self._elem(v, self._parts(st), off)
+
+    def _buffer(self, v):
+        """The array holding Var `v` from element 0: its own array, or a slice of a shared one
+        (a workspace or output arena) taken once before the loops. Loops then index every
+        buffer from 0, which keeps index arithmetic simple and lets LLVM tell buffers apart
+        (so the loops vectorize), and makes nests that only differ in where their buffers
+        live share one helper function."""
+        b = self.fl.env[v]
+        if b.off == 0 and not b.flat.startswith(("_w", "_r", "_o")):
+            return b.flat
+        if self.row:
+            return None           # inside a row loop: offsets (no slices per row)
+        name = self.slices.get(v)
+        if name is None:
+            name = self.slices[v] = self.mod.fresh("_s")
+            n = max(_size(v.aval.shape), 1)
+            self.slice_lines.append(f"{name} = {b.flat}[{b.off}:{b.off + n}]")
+        return name
+
+    def _elem(self, v, parts, off):
+        b = self.fl.env[v]
+        if b.kind != "arr":
+            return self.fl.scalar_expr(v)
+        buf = self._buffer(v)
+        if buf is None:
+            return f"{b.flat}[{_lin(parts, b.off + off)}]"
+        return f"{buf}[{_lin(parts, off)}]"
 
     def _depth(self, st):
         dep = 0
@@ -737,6 +1061,8 @@ class NestWriter:
             c, d, a = s.terms[0]
             if d is None or self.nest.shape[d] == 1:
                 return f"{dtype_ctor(s.dtype)}({c})", 0
+            if self.row and d == 0:
+                return f"{dtype_ctor(s.dtype)}({_lin([(a, '_r0')], c)})", 0
             gi = self.group_of[d]
             return f"{dtype_ctor(s.dtype)}({_lin([(a, f'_i{gi}')], c)})", gi + 1
         b = fl.env[s.var]
@@ -746,7 +1072,7 @@ class NestWriter:
         hit = self.loaded.get(key)
         if hit is None:
             off, st = self._strides(s.var.aval.shape, s.terms)
-            hit = (fl.elem(s.var, self._parts(st), off), self._depth(st))
+            hit = (self._elem(s.var, self._parts(st), off), self._depth(st))
             self.loaded[key] = hit
         return hit
 
@@ -785,7 +1111,8 @@ class NestWriter:
             acc = self.fl.name(v) + "_"
             k = self.K if self.row_form else 0
             self.pre[k].insert(0, f"{acc} = {_reduce_init(self.mod, name, dt)}")
-            self.pre[ng].append(f"{acc} = {_reduce_combine(self.mod, name, acc, e, dt)}  # {comment}")
+            comb = _reduce_combine(self.mod, name, acc, e, dt)
+            self.pre[ng].append(f"{acc} = {comb}  # {comment}")
             if v.aval.shape != ():
                 self.post[k].append(f"{self._index(v, terms)} = {acc}")
         else:
@@ -844,6 +1171,12 @@ class RuleContext:
 
     def fresh(self, prefix="_t"):
         return self.mod.fresh(prefix)
+
+    @staticmethod
+    def range(n, start=0):
+        """`range(...)` source for a loop of static bounds (small ones get a run-time bound so
+        that LLVM does not unroll them: see SMALL_LOOP)."""
+        return loop_range(n, start)
 
     def view(self, i):
         return self.fl.view_of(self.eqn.invars[i])
@@ -989,11 +1322,12 @@ class RuleContext:
 class Lowered:
     """The generated module source and what the runtime needs to call it."""
 
-    def __init__(self, source, text, key, consts, in_avals, out_avals, ws_nbytes, parallel):
+    def __init__(self, source, text, key, consts, in_avals, out_avals, workspace, parallel):
         self.source, self.text, self.key = source, text, key
         self.consts = consts
         self.in_avals, self.out_avals = in_avals, out_avals
-        self.ws_nbytes, self.parallel = ws_nbytes, parallel
+        self.workspace = workspace          # ((dtype name, elements), ...) of the scratch arrays
+        self.parallel = parallel
 
     def as_text(self):
         return self.text
@@ -1015,17 +1349,19 @@ def _plan_arena(fl: FunctionLowerer, outputs_set):
         last[r] = max(last.get(r, -1), i)
 
     for i, st in enumerate(steps):
-        if isinstance(st, Nest):
-            for m in st.members:
+        for n in (st.nests if isinstance(st, RowGroup) else [st] if isinstance(st, Nest) else []):
+            for m in n.members:
                 for s in m.srcs:
                     if s.kind == "buf":
                         use(s.var, i)
-            for v in st.store:
+            for v in n.store:
                 defs[v] = i
-            for m in st.reductions:
+            for m in n.reductions:
                 v = m.eqn.outvars[0]
                 if v.aval.shape != ():
                     defs[v] = i
+        if isinstance(st, (Nest, RowGroup)):
+            continue
         elif isinstance(st, ScalarStep):
             for s in st.member.srcs:
                 if s.kind == "buf":
@@ -1042,8 +1378,10 @@ def _plan_arena(fl: FunctionLowerer, outputs_set):
                     continue
             for v in st.eqn.outvars:
                 defs[v] = i
-    for v in outputs_set:
-        last[root(v)] = len(steps) + 1
+    for a in fl.jaxpr.outvars:        # outputs (and what output views read) live to the end
+        vw = fl.view_of(a)
+        if vw.kind == "var":
+            last[root(vw.var)] = len(steps) + 1
     out_roots = {root(v) for v in outputs_set}
     offsets = {}
     active = {}
@@ -1078,12 +1416,82 @@ def _ws_name(dtype):
     return "_w" + _SHORT.get(np.dtype(dtype).name, np.dtype(dtype).name)
 
 
-def lower(closed: ClosedJaxpr, fn_name="_fn"):
-    """Generate the module source for `closed`. Returns a `Lowered`."""
+def _donations(fl, jaxpr, out_roots, donate):
+    """Outputs that may be written in place into donated inputs: {output Var: input index}.
+
+    Allowed when the output is stored by a loop nest that reads the input only at the same
+    index (every element is read before it is overwritten, in the same iteration), no later
+    step reads the input, and no output is the input or a view of it."""
+    if not donate:
+        return {}
+    steps = fl.plan.steps
+    producer = {}
+    for i, st in enumerate(steps):
+        if isinstance(st, Nest):
+            for v in st.store:
+                producer[v] = i
+    last_read, bad = {}, set()
+    for i, st in enumerate(steps):
+        reads = []
+        if isinstance(st, Nest):
+            for m in st.members:
+                for src in m.srcs:
+                    if src.kind == "buf":
+                        reads.append(src.var)
+                        ident = all((c == 0 and d == k and a == 1) for k, (c, d, a)
+                                    in enumerate(src.terms)) and \
+                            src.var.aval.shape == st.shape
+                        if not ident:
+                            bad.add((src.var, i))
+        elif isinstance(st, ScalarStep):
+            reads = [src.var for src in st.member.srcs if src.kind == "buf"]
+        elif isinstance(st, RowGroup):
+            reads = [src.var for n in st.nests for m in n.members for src in m.srcs
+                     if src.kind == "buf"]
+            bad.update((v, i) for v in reads)
+        else:
+            reads = [fl.view_of(a).var for a in st.eqn.invars if fl.view_of(a).kind == "var"]
+            bad.update((v, i) for v in reads)
+        for v in reads:
+            last_read[v] = max(last_read.get(v, -1), i)
+    for a in jaxpr.outvars:
+        vw = fl.view_of(a)
+        if vw.kind == "var" and vw.var in jaxpr.invars:
+            bad.add((vw.var, -1))
+    blocked = {v for v, _ in bad if _ == -1}
+    out = {}
+    used = set()
+    for v in sorted(out_roots, key=lambda v: jaxpr.outvars.index(v) if v in jaxpr.outvars
+                    else 1 << 30):
+        d = producer.get(v)
+        if d is None or v.aval.ndim == 0:
+            continue
+        for k in sorted(donate):
+            if k in used or k >= len(jaxpr.invars):
+                continue
+            inp = jaxpr.invars[k]
+            if inp.aval != v.aval or inp in blocked or (inp, d) in bad or \
+                    last_read.get(inp, -1) > d:
+                continue
+            out[v] = k
+            used.add(k)
+            break
+    return out
+
+
+def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
+    """Generate the module source for `closed`. Returns a `Lowered`.
+
+    `donate`: indices of inputs whose buffers outputs may be written into (jit's
+    donate_argnums): the input arrays are then overwritten."""
     from . import kernels
-    from . import rules_elementwise, rules_indexing, rules_linalg, rules_reductions, rules_shape  # noqa: F401
+    from . import (rules_elementwise, rules_indexing, rules_linalg,  # noqa: F401
+                   rules_reductions, rules_shape)
     from . import rules_control_flow, rules_conv  # noqa: F401  (cond/scan/while, conv/pooling)
+    from . import rules_random  # noqa: F401  (argsort)
     jaxpr, consts = fusion.prepare(closed, has_rule=lambda n: n in LOWERINGS)
+    for v in jaxpr.invars + jaxpr.constvars + [o for e in jaxpr.eqns for o in e.outvars]:
+        _check_dtype(v.aval.dtype)
     consts = [_const_array(c) for c in consts]
     mod = ModuleBuilder()
     text = _pp(jaxpr, mod.namer)          # names the variables as the IR text does
@@ -1092,23 +1500,36 @@ def lower(closed: ClosedJaxpr, fn_name="_fn"):
     const_names = [mod.name(v) for v in jaxpr.constvars]
 
     fl = FunctionLowerer(mod, em, jaxpr, top=True)
+    mod.threaded_calls = _calls_blas(jaxpr)
     out_views = [fl.view_of(a) for a in jaxpr.outvars]
     outputs_set = set()
     for vw in out_views:
         if vw.kind == "var" and vw.is_identity() and vw.var not in jaxpr.invars and \
                 vw.var not in jaxpr.constvars:
             outputs_set.add(vw.var)
-    offsets, ws_bytes, out_roots = _plan_arena(fl, outputs_set)
-    pooled = []                     # (arg name, var)
-    out_alloc = {}
+    offsets, _, out_roots = _plan_arena(fl, outputs_set)
     order = {v: i for i, v in reversed(list(enumerate(jaxpr.outvars)))}
-    for v in sorted(out_roots, key=lambda v: order.get(v, 1 << 30)):
-        if v.aval.ndim == 0 or fl.plan.state.get(v) == "scalar":
-            continue
-        if _nbytes(v.aval) >= POOL_MIN_BYTES and v in order:
+    pooled = []                     # (arg name, var): big outputs, from the recycling pool
+    arena = {}                      # dtype name -> elements of the small-output arena
+    out_alloc = {}                  # var -> (flat array name, element offset)
+
+    def out_slot(aval):
+        if _nbytes(aval) >= POOL_MIN_BYTES:
             arg = f"_o{len(pooled)}"
-            pooled.append((arg, v))
-            out_alloc[v] = arg
+            pooled.append((arg, aval))
+            return arg, 0
+        dn = aval.dtype.name
+        off = arena.get(dn, 0)
+        arena[dn] = off + (max(_size(aval.shape), 1) + 15) // 16 * 16
+        return _arena_name(dn), off
+    in_place = _donations(fl, jaxpr, out_roots, set(donate))
+    for v in sorted(out_roots, key=lambda v: order.get(v, 1 << 30)):
+        if fl.plan.state.get(v) == "scalar":
+            continue
+        if v in in_place:
+            out_alloc[v] = (in_names[in_place[v]], 0)       # written into the donated input
+            continue
+        out_alloc[v] = out_slot(v.aval)
     fl.out_alloc = out_alloc
     ws = {}                          # dtype name -> elements
     for v, off in offsets.items():
@@ -1121,14 +1542,14 @@ def lower(closed: ClosedJaxpr, fn_name="_fn"):
             return None
         return _ws_name(v.aval.dtype), off
     fl.alloc = alloc
+    mod.vtypes["_z"] = ("scalar", np.dtype(np.int64))
     fl.bind_inputs(in_names)
     fl.bind_consts(const_names)
     fl.run()
 
     # -- outputs ------------------------------------------------------------------------------
-    ret, ret_avals = [], []
-    out_plan = []
-    done = {}
+    out_plan = []       # per output: ('slot', name, off, shape) | ('view', ...) | ('in', i) | ...
+    pool_args = {n for n, _ in pooled}
     for a, vw in zip(jaxpr.outvars, out_views):
         aval = a.aval
         ident = vw.kind == "var" and vw.is_identity()
@@ -1141,54 +1562,60 @@ def lower(closed: ClosedJaxpr, fn_name="_fn"):
         if ident and vw.var in jaxpr.constvars:
             out_plan.append(("const", jaxpr.constvars.index(vw.var)))
             continue
-        if ident and vw.var in done:
-            out_plan.append(done[vw.var])
-            continue
-        if ident and vw.var in out_alloc:
-            out_plan.append(("pool", [n for n, _ in pooled].index(out_alloc[vw.var])))
-            done[vw.var] = out_plan[-1]
-            continue
         b = fl.env.get(vw.var) if vw.kind == "var" else None
-        if ident and b is not None and b.kind == "arr" and b.off == 0 and \
-                not b.flat.startswith(("_w", "_o")) and b.flat not in in_names and \
-                b.flat not in const_names:
-            ret.append(b.flat)
-            ret_avals.append(aval)
-            out_plan.append(("ret", (len(ret) - 1, aval.shape)))
-            done[vw.var] = out_plan[-1]
+        slot = out_alloc.get(vw.var) if ident else None
+        if slot is not None and b is not None and b.kind == "arr" and (b.flat, b.off) == slot:
+            out_plan.append(("slot", slot[0], slot[1], aval.shape))
             continue
-        # a view, a scalar, or a value in scratch memory: copy into a fresh array
-        name = mod.fresh("_out")
-        em.emit(f"{name} = _np.empty({max(_size(aval.shape), 1)}, {dtype_ctor(aval.dtype)})")
-        fl.emit_copy(vw, name, 0, aval.shape, aval.dtype)
-        ret.append(name)
-        ret_avals.append(aval)
-        out_plan.append(("ret", (len(ret) - 1, aval.shape)))
-    em.emit(f"return ({', '.join(ret)}{',' if len(ret) == 1 else ''})" if ret else "return None")
+        if b is not None and b.kind == "arr" and (
+                b.flat in in_names or b.flat in const_names or b.flat in pool_args or
+                b.flat.startswith(("_w", "_r"))):
+            # a view of stored data: the runner copies it out with NumPy (no loops to compile)
+            cs = _c_strides(vw.var.aval.shape)
+            off, strides = b.off, [0] * aval.ndim
+            for (c, d, k), st in zip(vw.terms, cs):
+                off += c * st
+                if d is not None:
+                    strides[d] += k * st
+            out_plan.append(("view", b.flat, off, aval.shape, tuple(strides)))
+            continue
+        # a scalar, or a value stored elsewhere: copy it into an output slot
+        name, off = out_slot(aval)
+        em.emit(f"# output {len(out_plan)}")
+        fl.emit_copy(vw, name, off, aval.shape, aval.dtype)
+        out_plan.append(("slot", name, off, aval.shape))
+    em.emit("return None")
+    main_parallel = outline(em, mod)
 
     # -- header ---------------------------------------------------------------------------------
     extra_names = [n for n, _ in mod.extra_consts]
     extra_consts = [c for _, c in mod.extra_consts]
     ws_names = [_ws_name(dn) for dn in sorted(ws)]
-    params = in_names + const_names + extra_names + ws_names + [n for n, _ in pooled]
+    arena_names = [_arena_name(dn) for dn in sorted(arena)]
+    prof = _profiling()
+    params = in_names + const_names + extra_names + ws_names + arena_names + \
+        [n for n, _ in pooled] + ["_z"] + (["_prof"] if prof else [])
 
     def flat_t(dtype):
         return f"_t.Array({numba_type_name(dtype)}, 1, 'C')"
     arg_types = [flat_t(v.aval.dtype) for v in jaxpr.invars + jaxpr.constvars]
     arg_types += [flat_t(c.dtype) for c in extra_consts]
     arg_types += [flat_t(dn) for dn in sorted(ws)]
-    arg_types += [flat_t(v.aval.dtype) for _, v in pooled]
-    ret_types = [flat_t(a.dtype) for a in ret_avals]
-    ret_t = f"_t.Tuple(({', '.join(ret_types)}{',' if len(ret_types) == 1 else ''}))" \
-        if ret else "_t.none"
+    arg_types += [flat_t(dn) for dn in sorted(arena)]
+    arg_types += [flat_t(a.dtype) for _, a in pooled]
+    arg_types += ["_t.int64"] + (["_t.Array(_t.int64, 1, 'C')"] if prof else [])
     flags = "cache=True, nogil=True, error_model='numpy'"
-    if mod.parallel:
+    if main_parallel:
         flags += ", parallel=True"
     head = ["# Generated by transforms.backend.numba from the IR below. Each statement is",
-            "# annotated with the IR equation it implements. Every array is flat (1-D, C order).",
+            "# annotated with the IR equation it implements. Every array is flat (1-D, C order);",
+            "# intermediates live at fixed offsets of per-dtype workspaces (_w*), small outputs in",
+            "# per-dtype output arenas (_r*), large ones in recycled buffers (_o*). _z is a",
+            "# run-time 0: loops of small static size run to `n + _z`, so that LLVM does not",
+            "# unroll them completely (which costs compile time, not run time).",
             f"# kernels version {kernels.source_version()}", "#"]
     head += ["# " + line for line in text.splitlines()]
-    head += ["import math as _math", "import numpy as _np",
+    head += ["import math as _math", "import numpy as _np", "import numba as _numba",
              "from numba import njit as _njit, prange as _prange, types as _t"]
     head += [f"from transforms.backend.numba.kernels import {k} as _k_{k}"
              for k in sorted(mod.imports)]
@@ -1197,7 +1624,7 @@ def lower(closed: ClosedJaxpr, fn_name="_fn"):
     head.append("")
     for src in mod.helpers.values():
         head += [src, ""]
-    head.append("_SIG = " + ret_t + "(")
+    head.append("_SIG = _t.none(")
     head += [f"    {t}," for t in arg_types]
     head += [")", "", "", f"@_njit(_SIG, {flags})", f"def {fn_name}({', '.join(params)}):"]
     body = em.lines if em.lines else ["    pass"]
@@ -1211,36 +1638,86 @@ def lower(closed: ClosedJaxpr, fn_name="_fn"):
         run.append(f"    {', '.join(cn)}{',' if len(cn) == 1 else ''} = "
                    f"[c.reshape(-1) for c in consts]")
     run.append(f"    fn = {fn_name}")
+    if prof:
+        run.append(f"    prof = _np.zeros({len(fl.plan.steps)}, _np.int64)")
     if ws:
         run.append("    ws_take, ws_give = ws_pool")
     args = [f"a{i}" for i in range(len(in_names))]
     run.append(f"    def run({', '.join(args)}):")
-    for k, (_, v) in enumerate(pooled):
-        run.append(f"        o{k} = pool_get({tuple(v.aval.shape)!r}, _np.{v.aval.dtype.name})")
-    call_args = [f"{x}.reshape(-1)" for x in args] + cn
+    for k, (_, a) in enumerate(pooled):
+        run.append(f"        o{k} = pool_get({tuple(a.shape)!r}, _np.{a.dtype.name})")
+    for dn in sorted(arena):
+        run.append(f"        {_arena_name(dn)} = _np.empty({arena[dn]}, _np.{dn})")
+    for x, v in zip(args, jaxpr.invars):
+        run.append(f"        f{x[1:]} = {x}" + ("" if v.aval.ndim == 1 else ".ravel()"))
+    call_args = ["f" + x[1:] for x in args] + cn
     call_args += [f"ws[{i}]" for i in range(len(ws))]
-    call_args += [f"o{k}.reshape(-1)" for k in range(len(pooled))]
+    call_args += [_arena_name(dn) for dn in sorted(arena)]
+    call_args += [f"o{k}.ravel()" for k in range(len(pooled))]
+    call_args.append("0")
+    if prof:
+        call_args.append("prof")
     if ws:
         run.append("        ws = ws_take()")
-    run.append(f"        r = fn({', '.join(call_args)})")
+    if main_parallel or any("parallel=True" in h for h in mod.helpers.values()):
+        # dynamic scheduling of parallel loops in chunks: a core busy with other work simply
+        # takes fewer chunks (the default static split waits for the slowest core)
+        run.append(f"        chunk = _numba.set_parallel_chunksize({PARALLEL_CHUNK})")
+        run.append(f"        fn({', '.join(call_args)})")
+        run.append("        _numba.set_parallel_chunksize(chunk)")
+    else:
+        run.append(f"        fn({', '.join(call_args)})")
+    outs = []
+    pool_names = [n for n, _ in pooled]
+    ws_order = [_ws_name(dn) for dn in sorted(ws)]
+
+    def py_storage(name):
+        if name in in_names:
+            return f"f{in_names.index(name)}"
+        if name in const_names:
+            return f"_c{const_names.index(name)}"
+        if name in ws_order:
+            return f"ws[{ws_order.index(name)}]"
+        if name in pool_names:
+            return f"o{pool_names.index(name)}.reshape(-1)"
+        return name
+    for item in out_plan:
+        kind = item[0]
+        if kind == "view":
+            _, name, off, shape, strides = item
+            outs.append(f"_view({py_storage(name)}, {off}, {tuple(shape)!r}, {strides!r})")
+        elif kind == "slot" and item[1] in in_names:          # written in place (donated)
+            _, name, off, shape = item
+            outs.append(f"f{in_names.index(name)}.reshape({tuple(shape)!r})")
+        elif kind == "slot":
+            _, name, off, shape = item
+            if name in pool_names:
+                outs.append(f"o{pool_names.index(name)}")
+            else:
+                sl = f"{name}[{off}:{off + _size(shape)}]"
+                outs.append(sl if len(shape) == 1 else f"{sl}.reshape({tuple(shape)!r})")
+        elif kind == "in":
+            outs.append(f"a{item[1]}")
+        elif kind == "const":
+            outs.append(f"consts[{item[1]}].copy()")
+        else:
+            val, shape = item[1]
+            outs.append(f"_np.full({tuple(shape)!r}, {val.item()!r}, _np.{val.dtype.name})")
+    run.append(f"        outs = [{', '.join(outs)}]")
     if ws:
         run.append("        ws_give(ws)")
-    outs = []
-    for kind, k in out_plan:
-        if kind == "ret":
-            i, shape = k
-            outs.append(f"r[{i}].reshape({tuple(shape)!r})")
-        elif kind == "pool":
-            outs.append(f"o{k}")
-        elif kind == "in":
-            outs.append(f"a{k}")
-        elif kind == "const":
-            outs.append(f"consts[{k}].copy()")
-        else:
-            val, shape = k
-            outs.append(f"_np.full({tuple(shape)!r}, {val.item()!r}, _np.{val.dtype.name})")
-    run.append(f"        return [{', '.join(outs)}]")
+    run.append("        return outs")
+    if prof:
+        run.append("    run.profile = (prof, PROFILE_STEPS)")
     run.append("    return run")
+    if prof:
+        run += ["", "", "PROFILE_STEPS = " + repr(_step_labels(fl, mod))]
+    run += ["", "", "def _view(flat, off, shape, strides):",
+            '    """A copy of the strided view of the flat array `flat` (element units)."""',
+            "    it = flat.itemsize",
+            "    v = _np.lib.stride_tricks.as_strided(flat[off:], shape,",
+            "                                         [s * it for s in strides])",
+            "    return _np.array(v, order='C')"]
     source = "\n".join(head + body + run) + "\n"
     key = hashlib.sha1(source.encode()).hexdigest()[:20]
     ws_spec = tuple((dn, n) for dn, n in sorted(ws.items()))
@@ -1249,11 +1726,57 @@ def lower(closed: ClosedJaxpr, fn_name="_fn"):
                    ws_spec, mod.parallel)
 
 
+def _calls_blas(jaxpr):
+    """Whether lowering `jaxpr` may call BLAS (matmuls, convolutions), nested jaxprs included."""
+    for e in jaxpr.eqns:
+        if e.prim.name in ("dot_general", "conv_general_dilated"):
+            return True
+        for p in e.params.values():
+            subs = p if isinstance(p, (tuple, list)) else (p,)
+            for sub in subs:
+                j = sub.jaxpr if isinstance(sub, ClosedJaxpr) else sub
+                if isinstance(j, Jaxpr) and _calls_blas(j):
+                    return True
+    return False
+
+
+def _arena_name(dtype):
+    return "_r" + _SHORT.get(np.dtype(dtype).name, np.dtype(dtype).name)
+
+
+def _step_labels(fl, mod):
+    out = []
+    for st in fl.plan.steps:
+        if isinstance(st, RowGroup):
+            out.append(f"rows [{st.rows}]: " + " | ".join(
+                ",".join(dict.fromkeys(m.eqn.prim.name for m in n.members)) for n in st.nests
+            )[:60])
+        elif isinstance(st, Nest):
+            ops = ",".join(dict.fromkeys(m.eqn.prim.name for m in st.members))
+            out.append(f"nest {_shape_str(st.shape)} {ops}"[:70])
+        elif isinstance(st, ScalarStep):
+            out.append(f"scalar {st.member.eqn.prim.name}")
+        else:
+            e = st.eqn
+            out.append(f"{e.prim.name} -> {','.join(v.aval.str_short() for v in e.outvars)}")
+    return out
+
+
 def _plan_text(fl, mod):
     """The fusion plan in words (part of `Lowered.as_text()`)."""
     lines = ["", "fusion plan:"]
     for i, st in enumerate(fl.plan.steps):
-        if isinstance(st, Nest):
+        if isinstance(st, RowGroup):
+            lines.append(f"  {i}: rows fused: one loop over {st.rows} rows running "
+                         f"{len(st.nests)} nests per row:")
+            for n in st.nests:
+                outs = [mod.namer(v) for v in n.store] + \
+                    [mod.namer(m.eqn.outvars[0]) for m in n.reductions]
+                ops = " ".join(f"{mod.namer(m.eqn.outvars[0])}={m.eqn.prim.name}"
+                               for m in n.members)
+                lines.append(f"       nest over {_shape_str(n.shape)} -> "
+                             f"{', '.join(outs) or '-'}  [{ops}]")
+        elif isinstance(st, Nest):
             outs = [mod.namer(v) for v in st.store] + \
                 [mod.namer(m.eqn.outvars[0]) for m in st.reductions]
             ops = " ".join(f"{mod.namer(m.eqn.outvars[0])}={m.eqn.prim.name}" for m in st.members)

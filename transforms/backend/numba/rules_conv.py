@@ -3,15 +3,20 @@ window reductions used for pooling (reduce_window_*, select_and_gather_add,
 select_and_scatter_add) as generated loops.
 
 Convolution, float32/float64: the same two strategies as the NumPy implementation
-(`transforms.lax.conv`), chosen by the same cost model:
+(`transforms.lax.conv`), chosen by the same cost model, both BLOCKED over images (and, for a
+kernel-gradient convolution whose "kernel" is a whole feature map, over channels), so the
+temporary matrices stay around BLOCK elements (in cache, reused, no page faults) instead of
+the full im2col matrix (tens of MB, 2-3x slower measured):
 
-* gather (im2col): a (groups, rows, window*in) patch matrix is filled by generated loops that
-  fold layout, padding, strides and both dilations into the index arithmetic (zeros where the
-  window hangs over the border), then one gemm per group against the (window*in, out) kernel
-  matrix; the product is written straight into a channels-last output or copied into any
-  other layout.
-* scatter (col2im, stride 1): one gemm per group of the input rows against the
-  (in, window*out) kernel matrix, then each kernel offset's product is added at its output
+* gather (im2col): the patch matrix of a block (rows: images x output positions; columns:
+  window x channels) is filled by generated loops that fold layout, padding, strides and
+  both dilations into the index arithmetic (zeros where the window hangs over the border),
+  then one gemm against the (window * channels, out) kernel matrix, accumulating over
+  channel blocks; the product goes straight into a channels-last output (else it is
+  copied into the output layout). An input whose feature axis is not innermost is first
+  copied channels-last.
+* scatter (col2im, stride 1): one gemm of a block of input rows against the
+  (in, window * out) kernel matrix, then each kernel offset's product is added at its output
   position. This is the cheap way to compute the input gradient of a convolution.
 
 Other dtypes, mixed precision and tiny convolutions are direct generated loops.
@@ -91,33 +96,30 @@ def _input_pos(ctx, o, k, stride, rd, lo, ld, size, tag):
     return q, ok
 
 
-def _gemm(ctx, m, n, k, a, b, c, g="0", comment=None):
-    """Emit `c[g] = a[g] @ b[g]` for C-contiguous 3-D float arrays `a` (G, m, k), `b`
-    (G, k, n) and `c` (G, m, n) through the backend's BLAS gemm kernel (whichever calling
-    convention it has: flat storage with offsets, or 2-D arrays)."""
-    import inspect
-    from . import kernels
-    gemm = ctx.kernel("gemm")
+def _gemm(ctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, beta=0, comment=None):
+    """Emit C = A @ B (+ C if beta) on flat 1-D arrays (row-major, with element offsets and
+    row strides) through the backend's BLAS gemm kernel."""
     dt = ctx.eqn.outvars[0].aval.dtype
-    one, zero = ctx.literal(1, dt), ctx.literal(0, dt)
-    nparams = len(inspect.signature(getattr(kernels.gemm, "py_func", kernels.gemm)).parameters)
-    if nparams >= 16:
-        flat = []
-        for name, size in ((a, m * k), (b, k * n), (c, m * n)):
-            f = ctx.fresh("_cvflat")
-            ctx.emit(f"{f} = {name}.reshape({name}.size)")
-            flat.append((f, f"{g} * {size}" if g != "0" else "0"))
-        (fa, oa), (fb, ob), (fc, oc) = flat
-        ctx.emit(f"{gemm}(0, 0, {m}, {n}, {k}, {one}, {fa}, {oa}, {k}, {fb}, {ob}, {n}, {zero}, "
-                 f"{fc}, {oc}, {n})", comment)
-    else:
-        ctx.emit(f"{gemm}(0, 0, {m}, {n}, {k}, {one}, {a}[{g}], {k}, {b}[{g}], {n}, {zero}, "
-                 f"{c}[{g}], {n})", comment)
+    one, b_lit = ctx.literal(1, dt), ctx.literal(beta, dt)
+    ctx.emit(f"{ctx.kernel('gemm')}(0, 0, {m}, {n}, {k}, {one}, {a}, {a_off}, {lda}, {b}, "
+             f"{b_off}, {ldb}, {b_lit}, {c}, {c_off}, {ldc})", comment)
+
+
+# Elements in one block buffer (patches / products): big enough for efficient gemm calls,
+# small enough to stay in cache and be reused across calls without page faults.
+BLOCK = 1 << 19
+TARGET_M = 512             # gemm rows per block, at least (when there are that many)
+
+
+def _flat_name(ctx, nd_name):
+    f = ctx.fresh("_cvf")
+    ctx.emit(f"{f} = {nd_name}.reshape({nd_name}.size)")
+    return f
 
 
 @register_lowering("conv_general_dilated")
 def _lower_conv(ctx, eqn):
-    out_size, dilate = _conv_geometry()
+    _, dilate = _conv_geometry()
     p = eqn.params
     lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
     strides, pads = p["window_strides"], p["padding"]
@@ -148,119 +150,185 @@ def _lower_conv(ctx, eqn):
                                  for d in range(nsp)) * n * c
     scatter_cost = n * pp * kp * o
     zero = ctx.literal(0, oa.dtype)
-    par = n * op * kp * c >= (1 << 16)
     ks = [f"_cvk{d}" for d in range(nsp)]
     kflat = _flat(ks, ksz)
-    channels_last_out = (out_spec[0] == 0 and out_spec[1] == nsp + 1 and
-                         tuple(out_spec[2:]) == tuple(range(1, nsp + 1)))
+    channels_last = tuple(range(1, nsp + 1))
+    last_in = lhs_spec[1] == nsp + 1 and lhs_spec[0] == 0 and tuple(lhs_spec[2:]) == channels_last
+    last_out = out_spec[1] == nsp + 1 and out_spec[0] == 0 and tuple(out_spec[2:]) == channels_last
     if bg == 1 and all(s == 1 for s in strides) and scatter_cost < gather_cost:
-        # -------- col2im: Y = X @ W2 per group, then add each kernel offset's slab --------
-        channels_last_in = (lhs_spec[0] == 0 and lhs_spec[1] == nsp + 1 and
-                            tuple(lhs_spec[2:]) == tuple(range(1, nsp + 1)))
-        rows = n * pp
+        return _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat)
+    # -------- im2col, blocked: patches (image block rows, window * channel block) @ kernel --
+    if lhs_spec[1] != la.ndim - 1:
+        # the feature axis is not innermost: one transposing copy to (batch, *spatial, feature)
+        xc = ctx.empty((n,) + tuple(psz) + (c,), oa.dtype)
         ps = [f"_cvp{d}" for d in range(nsp)]
-        if g == 1 and channels_last_in:
-            xmat = ctx.fresh("_xm")
-            ctx.emit(f"{xmat} = {lhs}.reshape((1, {rows}, {ic}))")
-        else:
-            xmat = ctx.empty((g, rows, ic), oa.dtype)
-            lp = _Loops(ctx)
-            lp.open("_cvg", g)
-            lp.open("_cvn", n, par)
-            for d in range(nsp):
-                lp.open(ps[d], psz[d])
-            row = _flat(["_cvn"] + ps, [n] + psz)
-            lp.open("_cvi", ic)
-            ctx.emit(f"{xmat}[_cvg, {row}, _cvi] = {lhs}[{_index(lhs_spec, '_cvn', f'_cvg * {ic} + _cvi', ps)}]")
-            lp.close()
-        w2 = ctx.empty((g, ic, kp * og), oa.dtype)
         lp = _Loops(ctx)
-        lp.open("_cvg", g)
-        for d in range(nsp):
-            lp.open(ks[d], ksz[d])
-        lp.open("_cvi", ic)
-        lp.open("_cvoo", og)
-        ctx.emit(f"{w2}[_cvg, _cvi, ({kflat}) * {og} + _cvoo] = "
-                 f"{rhs}[{_index(rhs_spec, f'_cvg * {og} + _cvoo', '_cvi', ks)}]")
-        lp.close()
-        y = ctx.empty((g, rows, kp * og), oa.dtype)
-        with ctx.block(f"for _cvg in range({g}):", "BLAS gemm per group"):
-            _gemm(ctx, rows, kp * og, ic, xmat, w2, y, "_cvg")
-        ctx.emit(f"{out}.fill({zero})")
-        lp = _Loops(ctx)
-        lp.open("_cvn", n, par)
-        lp.open("_cvg", g)
+        lp.open("_cvn", n)
         for d in range(nsp):
             lp.open(ps[d], psz[d])
-        row = _flat(["_cvn"] + ps, [n] + psz)
-        ctx.emit(f"_cvrow = {row}")
-        oks, os_ = [], []
-        for d in range(nsp):
-            lp.open(ks[d], ksz[d])
-            ov, ok = ctx.fresh("_o"), ctx.fresh("_ok")
-            ctx.emit(f"{ov} = {ps[d]} * {ld[d]} + {pads[d][0]} - {ks[d]} * {rd[d]}")
-            ctx.emit(f"{ok} = {ov} >= 0 and {ov} < {osz[d]}")
-            oks.append(ok)
-            os_.append(ov)
-        with ctx.block(f"if {' and '.join(oks)}:"):
-            with ctx.block(f"for _cvoo in range({og}):"):
-                ctx.emit(f"{out}[{_index(out_spec, '_cvn', f'_cvg * {og} + _cvoo', os_)}] += "
-                         f"{y}[_cvg, _cvrow, ({kflat}) * {og} + _cvoo]")
+        lp.open("_cvc", c)
+        ctx.emit(f"{xc}[_cvn, {', '.join(ps)}, _cvc] = {lhs}[{_index(lhs_spec, '_cvn', '_cvc', ps)}]")
         lp.close()
-        return
-    # -------- im2col: patches (groups, rows, window*in) @ kernel (groups, window*in, out) ----
-    rows, kic = nb * op, kp * ic
-    wm = ctx.empty((groups, kic, og), oa.dtype)
+        lhs, lhs_spec = xc, (0, nsp + 1) + channels_last
+    # blocks: enough images for >= TARGET_M gemm rows, channels blocked to fit BLOCK
+    nbb = max(1, min(nb, -(-TARGET_M // op)))
+    if nbb * op * kp * ic <= BLOCK:
+        nbb, ib = max(nbb, min(nb, BLOCK // (op * kp * ic))), ic
+    else:
+        nbb = max(1, min(nbb, BLOCK // (op * kp)))
+        ib = max(1, min(ic, BLOCK // (nbb * op * kp)))
+    pm = ctx.empty((nbb * op * kp * ib,), oa.dtype)
+    # the kernel matrix (groups, window * in, out): whole when the channels are not blocked
+    wm = ctx.empty((groups * kp * ic * og,), oa.dtype)
     lp = _Loops(ctx)
     lp.open("_cvg", groups)
     for d in range(nsp):
         lp.open(ks[d], ksz[d])
     lp.open("_cvi", ic)
     lp.open("_cvoo", og)
-    ctx.emit(f"{wm}[_cvg, ({kflat}) * {ic} + _cvi, _cvoo] = "
+    if ib == ic:      # rows ordered (window, channel) within a group
+        row = f"(_cvg * {kp} + {kflat}) * {ic} + _cvi"
+    else:             # rows ordered (channel block, window, channel in block)
+        row = (f"_cvg * {kp * ic} + (_cvi // {ib}) * {kp * ib} + ({kflat}) * "
+               f"min({ib}, {ic} - (_cvi // {ib}) * {ib}) + _cvi % {ib}")
+    ctx.emit(f"{wm}[({row}) * {og} + _cvoo] = "
              f"{rhs}[{_index(rhs_spec, f'_cvg * {og} + _cvoo', '_cvi', ks)}]")
     lp.close()
-    pm = ctx.empty((groups, rows, kic), oa.dtype)
+    direct_out = groups == 1 and last_out
+    if direct_out:
+        of = _flat_name(ctx, out)
+    else:
+        res = ctx.empty((nbb * op * og,), oa.dtype)
     os_ = [f"_cvo{d}" for d in range(nsp)]
+    bexpr = "_cvn" if bg == 1 else f"_cvg * {nb} + _cvn"
+    fexpr = f"_cvg * {ic} + _cvi0 + _cvi" if g > 1 else "_cvi0 + _cvi"
+    with ctx.block(f"for _cvg in range({groups}):"):
+        with ctx.block(f"for _cvb in range(0, {nb}, {nbb}):", "a block of images"):
+            ctx.emit(f"_cvnb = min({nbb}, {nb} - _cvb)")
+            with ctx.block(f"for _cvi0 in range(0, {ic}, {ib}):", "a block of channels"):
+                ctx.emit(f"_cvib = min({ib}, {ic} - _cvi0)")
+                ctx.emit(f"_cvcols = {kp} * _cvib")
+                lp = _Loops(ctx)
+                lp.open("_cvnn", "_cvnb")
+                ctx.emit("_cvn = _cvb + _cvnn")
+                for d in range(nsp):
+                    lp.open(os_[d], osz[d])
+                ctx.emit(f"_cvrow = {_flat(['_cvnn'] + os_, ['_cvnb'] + osz)}")
+                qs, oks = [], []
+                for d in range(nsp):
+                    lp.open(ks[d], ksz[d])
+                    q, ok = _input_pos(ctx, os_[d], ks[d], strides[d], rd[d], pads[d][0], ld[d],
+                                       psz[d], d)
+                    qs.append(q)
+                    oks.append(ok)
+                ctx.emit(f"_cvbase = _cvrow * _cvcols + ({kflat}) * _cvib")
+                with ctx.block(f"if {' and '.join(oks)}:"):
+                    with ctx.block("for _cvi in range(_cvib):"):
+                        ctx.emit(f"{pm}[_cvbase + _cvi] = "
+                                 f"{lhs}[{_index(lhs_spec, bexpr, fexpr, qs)}]")
+                with ctx.block("else:"):
+                    with ctx.block("for _cvi in range(_cvib):"):
+                        ctx.emit(f"{pm}[_cvbase + _cvi] = {zero}")
+                lp.close()
+                w_off = f"_cvg * {kp * ic * og} + _cvi0 * {kp * og}"
+                beta = "0" if ib == ic else None
+                if direct_out:
+                    c_name, c_off = of, f"_cvb * {op * o}"
+                else:
+                    c_name, c_off = res, "0"
+                if beta is None:
+                    with ctx.block("if _cvi0 == 0:"):
+                        _gemm(ctx, f"_cvnb * {op}", og, "_cvcols", pm, 0, "_cvcols", wm, w_off,
+                              og, c_name, c_off, og, 0)
+                    with ctx.block("else:"):
+                        _gemm(ctx, f"_cvnb * {op}", og, "_cvcols", pm, 0, "_cvcols", wm, w_off,
+                              og, c_name, c_off, og, 1)
+                else:
+                    _gemm(ctx, f"_cvnb * {op}", og, "_cvcols", pm, 0, "_cvcols", wm, w_off, og,
+                          c_name, c_off, og, 0, "BLAS gemm")
+            if not direct_out:
+                lp = _Loops(ctx)
+                lp.open("_cvnn", "_cvnb")
+                for d in range(nsp):
+                    lp.open(os_[d], osz[d])
+                ctx.emit(f"_cvrow = {_flat(['_cvnn'] + os_, ['_cvnb'] + osz)}")
+                lp.open("_cvoo", og)
+                ctx.emit(f"{out}[{_index(out_spec, '_cvb + _cvnn', f'_cvg * {og} + _cvoo', os_)}]"
+                         f" = {res}[_cvrow * {og} + _cvoo]")
+                lp.close()
+
+
+def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
+    """col2im, blocked over images: products (rows, window * out) = X @ W2 per group, then
+    each kernel offset's slab is added at its output position."""
+    p = eqn.params
+    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
+    pads, ld, rd = p["padding"], p["lhs_dilation"], p["rhs_dilation"]
+    g = p["feature_group_count"]
+    la, ra, oa = eqn.invars[0].aval, eqn.invars[1].aval, eqn.outvars[0].aval
+    nsp = la.ndim - 2
+    n, c = la.shape[lhs_spec[0]], la.shape[lhs_spec[1]]
+    o, ic = ra.shape[rhs_spec[0]], ra.shape[rhs_spec[1]]
+    psz = [la.shape[d] for d in lhs_spec[2:]]
+    ksz = [ra.shape[d] for d in rhs_spec[2:]]
+    osz = [oa.shape[d] for d in out_spec[2:]]
+    kp, pp = math.prod(ksz), math.prod(psz)
+    og = o // g
+    w2 = ctx.empty((g * ic * kp * og,), oa.dtype)
     lp = _Loops(ctx)
-    lp.open("_cvg", groups)
-    lp.open("_cvn", nb, par)
-    for d in range(nsp):
-        lp.open(os_[d], osz[d])
-    ctx.emit(f"_cvrow = {_flat(['_cvn'] + os_, [nb] + osz)}")
-    qs, oks = [], []
+    lp.open("_cvg", g)
     for d in range(nsp):
         lp.open(ks[d], ksz[d])
-        q, ok = _input_pos(ctx, os_[d], ks[d], strides[d], rd[d], pads[d][0], ld[d], psz[d], d)
-        qs.append(q)
-        oks.append(ok)
-    ctx.emit(f"_cvcol = ({kflat}) * {ic}")
-    bexpr = "_cvn" if bg == 1 else f"_cvg * {nb} + _cvn"
-    fexpr = f"_cvg * {ic} + _cvi" if g > 1 else "_cvi"
-    with ctx.block(f"if {' and '.join(oks)}:"):
-        with ctx.block(f"for _cvi in range({ic}):"):
-            ctx.emit(f"{pm}[_cvg, _cvrow, _cvcol + _cvi] = {lhs}[{_index(lhs_spec, bexpr, fexpr, qs)}]")
-    with ctx.block("else:"):
-        with ctx.block(f"for _cvi in range({ic}):"):
-            ctx.emit(f"{pm}[_cvg, _cvrow, _cvcol + _cvi] = {zero}")
-    lp.close()
-    if groups == 1 and channels_last_out:
-        om = ctx.fresh("_om")
-        ctx.emit(f"{om} = {out}.reshape((1, {rows}, {o}))")
-        _gemm(ctx, rows, o, kic, pm, wm, om, "0", "BLAS gemm")
-        return
-    res = ctx.empty((groups, rows, og), oa.dtype)
-    with ctx.block(f"for _cvg in range({groups}):", "BLAS gemm per group"):
-        _gemm(ctx, rows, og, kic, pm, wm, res, "_cvg")
-    lp = _Loops(ctx)
-    lp.open("_cvg", groups)
-    lp.open("_cvn", nb)
-    for d in range(nsp):
-        lp.open(os_[d], osz[d])
-    ctx.emit(f"_cvrow = {_flat(['_cvn'] + os_, [nb] + osz)}")
+    lp.open("_cvi", ic)
     lp.open("_cvoo", og)
-    ctx.emit(f"{out}[{_index(out_spec, '_cvn', f'_cvg * {og} + _cvoo', os_)}] = {res}[_cvg, _cvrow, _cvoo]")
+    ctx.emit(f"{w2}[(_cvg * {ic} + _cvi) * {kp * og} + ({kflat}) * {og} + _cvoo] = "
+             f"{rhs}[{_index(rhs_spec, f'_cvg * {og} + _cvoo', '_cvi', ks)}]")
     lp.close()
+    nbb = max(1, min(n, BLOCK // max(1, pp * kp * og)))
+    y = ctx.empty((nbb * pp * kp * og,), oa.dtype)
+    ps = [f"_cvp{d}" for d in range(nsp)]
+    if last_in:
+        xf = _flat_name(ctx, lhs)
+    else:
+        xb = ctx.empty((nbb * pp * ic,), oa.dtype)
+    ctx.emit(f"{out}.fill({zero})")
+    with ctx.block(f"for _cvg in range({g}):"):
+        with ctx.block(f"for _cvb in range(0, {n}, {nbb}):", "a block of images"):
+            ctx.emit(f"_cvnb = min({nbb}, {n} - _cvb)")
+            if last_in:      # rows of the channels-last input are the matrix rows
+                a, a_off, lda = xf, f"_cvb * {pp * c} + _cvg * {ic}", c
+            else:
+                lp = _Loops(ctx)
+                lp.open("_cvnn", "_cvnb")
+                for d in range(nsp):
+                    lp.open(ps[d], psz[d])
+                row = _flat(["_cvnn"] + ps, ["_cvnb"] + psz)
+                lp.open("_cvi", ic)
+                ctx.emit(f"{xb}[({row}) * {ic} + _cvi] = "
+                         f"{lhs}[{_index(lhs_spec, '_cvb + _cvnn', f'_cvg * {ic} + _cvi', ps)}]")
+                lp.close()
+                a, a_off, lda = xb, "0", ic
+            _gemm(ctx, f"_cvnb * {pp}", kp * og, ic, a, a_off, lda, w2, f"_cvg * {ic * kp * og}",
+                  kp * og, y, 0, kp * og, 0, "BLAS gemm")
+            lp = _Loops(ctx)
+            lp.open("_cvnn", "_cvnb")
+            for d in range(nsp):
+                lp.open(ps[d], psz[d])
+            ctx.emit(f"_cvrow = {_flat(['_cvnn'] + ps, ['_cvnb'] + psz)}")
+            oks, os_ = [], []
+            for d in range(nsp):
+                lp.open(ks[d], ksz[d])
+                ov, ok = ctx.fresh("_cvo"), ctx.fresh("_cvok")
+                ctx.emit(f"{ov} = {ps[d]} * {ld[d]} + {pads[d][0]} - {ks[d]} * {rd[d]}")
+                ctx.emit(f"{ok} = {ov} >= 0 and {ov} < {osz[d]}")
+                oks.append(ok)
+                os_.append(ov)
+            with ctx.block(f"if {' and '.join(oks)}:"):
+                ctx.emit(f"_cvbase = (_cvrow * {kp} + {kflat}) * {og}")
+                with ctx.block(f"for _cvoo in range({og}):"):
+                    ctx.emit(f"{out}[{_index(out_spec, '_cvb + _cvnn', f'_cvg * {og} + _cvoo', os_)}]"
+                             f" += {y}[_cvbase + _cvoo]")
+            lp.close()
 
 
 def _conv_direct(ctx, eqn, lhs, rhs, out):

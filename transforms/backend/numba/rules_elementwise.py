@@ -265,7 +265,8 @@ def _integer_pow(ctx, x, *, y):
     if y == 0:
         return ctx.lit(1, dt)
     if dt.kind in "iu" and y < 0:
-        return ctx.cast(f"_np.float64({x}) ** {y}", dt)
+        # as the eager reference: a float64 power truncated back (0 ** -n is inf there)
+        return ctx.cast(f"_math.pow(_np.float64({x}), {float(y)!r})", dt)
     if dt == _BOOL:
         return x
     n = abs(y)

@@ -1,6 +1,5 @@
 """gather (clamped) and scatter / scatter_add / scatter_mul (out-of-bounds updates dropped),
-as generated loops over the index batch on flat storage; argsort (stable) for
-transforms.random."""
+as generated loops over the index batch on flat storage."""
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +37,7 @@ def _gather(ctx, eqn):
     x, xo = ctx.flat(0)
     ix, io = ctx.flat(1)
     out, oo = ctx.out_flat(0)
-    with ctx.block(f"for _b in range({nb}):"):
+    with ctx.block(f"for _b in {ctx.range(nb)}:"):
         for d, n in enumerate(lead):
             if n > 1:
                 ctx.emit(f"_j{d} = min(max(int({ix}[{io} + {k} * _b + {d}]), 0), {n - 1})")
@@ -46,7 +45,7 @@ def _gather(ctx, eqn):
         if w == 1:
             ctx.emit(f"{out}[{oo} + _b] = {x}[_r]")
         else:
-            with ctx.block(f"for _w in range({w}):"):
+            with ctx.block(f"for _w in {ctx.range(w)}:"):
                 ctx.emit(f"{out}[{oo} + {w} * _b + _w] = {x}[_r + _w]")
 
 
@@ -62,7 +61,7 @@ def _scatter(name, combine):
         ix, io = ctx.flat(1)
         upd, uo = ctx.flat(2)
         dt = x_aval.dtype
-        with ctx.block(f"for _b in range({nb}):"):
+        with ctx.block(f"for _b in {ctx.range(nb)}:"):
             conds = []
             for d, n in enumerate(lead):
                 ctx.emit(f"_j{d} = int({ix}[{io} + {k} * _b + {d}])")
@@ -74,7 +73,7 @@ def _scatter(name, combine):
                     cur, new = f"{out}[_r]", f"{upd}[{uo} + _b]"
                     ctx.emit(f"{cur} = {combine(ctx, cur, new, dt)}")
                 else:
-                    with ctx.block(f"for _w in range({w}):"):
+                    with ctx.block(f"for _w in {ctx.range(w)}:"):
                         cur, new = f"{out}[_r + _w]", f"{upd}[{uo} + {w} * _b + _w]"
                         ctx.emit(f"{cur} = {combine(ctx, cur, new, dt)}")
     return rule
@@ -95,30 +94,3 @@ def _mul(ctx, cur, new, dt):
 _scatter("scatter", lambda ctx, cur, new, dt: new)
 _scatter("scatter_add", _add)
 _scatter("scatter_mul", _mul)
-
-
-@register_lowering("argsort")
-def _argsort(ctx, eqn):
-    axis = eqn.params["axis"]
-    x_aval = eqn.invars[0].aval
-    n = x_aval.shape[axis]
-    odt = eqn.outvars[0].aval.dtype
-    lane, order = ctx.fresh("_lane"), ctx.fresh("_ord")
-    ctx.emit(f"{lane} = _np.empty({n}, {ctx.dtype(x_aval.dtype)})")
-    idx, opened = [], 0
-    for d, m in enumerate(x_aval.shape):
-        if d == axis:
-            idx.append("_j")
-        elif m == 1:
-            idx.append("0")
-        else:
-            ctx.emit(f"for _i{d} in range({m}):")
-            ctx.em.level += 1
-            opened += 1
-            idx.append(f"_i{d}")
-    with ctx.block(f"for _j in range({n}):"):
-        ctx.emit(f"{lane}[_j] = {ctx.read(0, idx)}")
-    ctx.emit(f"{order} = _np.argsort({lane}, kind='mergesort')")
-    with ctx.block(f"for _j in range({n}):"):
-        ctx.emit(f"{ctx.out_elem(0, idx)} = {ctx.dtype(odt)}({order}[_j])")
-    ctx.em.level -= opened

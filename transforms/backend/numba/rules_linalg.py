@@ -90,13 +90,14 @@ def _dot_general(ctx, eqn):
     lda = K if ta == 0 else M
     ldb = N if tb == 0 else K
     out, oo = ctx.out_flat(0)
-    g = ctx.kernel("gemm")
+    from .kernels import GEMM
+    g = ctx.kernel(GEMM)
     one, zero = ctx.literal(1, oa.dtype), ctx.literal(0, oa.dtype)
     if nb == 1:
         ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {lo}, {lda}, {ra_}, {ro}, {ldb}, "
                  f"{zero}, {out}, {oo}, {N})", "BLAS gemm")
         return
-    with ctx.block(f"for _b in range({nb}):", "batched BLAS gemm"):
+    with ctx.block(f"for _b in {ctx.range(nb)}:", "batched BLAS gemm"):
         ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {lo} + {M * K} * _b, {lda}, "
                  f"{ra_}, {ro} + {K * N} * _b, {ldb}, {zero}, {out}, {oo} + {M * N} * _b, {N})")
 
@@ -120,7 +121,7 @@ def _dot_loops(ctx, eqn, lc, rc, lb, rb, lf, rf):
     opened = 0
     for d in range(oa.ndim):
         if oa.shape[d] > 1:
-            ctx.emit(f"for _i{d} in range({oa.shape[d]}):")
+            ctx.emit(f"for _i{d} in {ctx.range(oa.shape[d])}:")
             ctx.em.level += 1
             opened += 1
         else:
@@ -135,7 +136,7 @@ def _dot_loops(ctx, eqn, lc, rc, lb, rb, lf, rf):
             li = [("0" if x == f"_k{t}" else x) for x in li]
             ri = [("0" if x == f"_k{t}" else x) for x in ri]
             continue
-        ctx.emit(f"for _k{t} in range({la.shape[a]}):")
+        ctx.emit(f"for _k{t} in {ctx.range(la.shape[a])}:")
         ctx.em.level += 1
         inner += 1
     x = ctx.read(0, li)

@@ -16,7 +16,7 @@ def _outer_loops(ctx, shape, axis):
         elif n == 1:
             idx.append("0")
         else:
-            ctx.emit(f"for _i{d} in range({n}):")
+            ctx.emit(f"for _i{d} in {ctx.range(n)}:")
             ctx.em.level += 1
             opened += 1
             idx.append(f"_i{d}")
@@ -34,7 +34,7 @@ def _arg(name):
         best, pos, v = ctx.fresh("_best"), ctx.fresh("_pos"), ctx.fresh("_v")
         ctx.emit(f"{best} = {ctx.read(0, [('0' if i == '_j' else i) for i in idx])}")
         ctx.emit(f"{pos} = 0")
-        with ctx.block(f"for _j in range(1, {n}):"):
+        with ctx.block(f"for _j in {ctx.range(n, 1)}:"):
             ctx.emit(f"{v} = {ctx.read(0, idx)}")
             cmp = ">" if name == "argmax" else "<"
             if x_aval.dtype.kind == "f":
@@ -65,7 +65,7 @@ def _cumulative(name, op):
         idx, opened = _outer_loops(ctx, x_aval.shape, axis)
         acc = ctx.fresh("_acc")
         ctx.emit(f"{acc} = {ctx.literal(0 if name == 'cumsum' else 1, dt)}")
-        rng = f"range({n} - 1, -1, -1)" if reverse else f"range({n})"
+        rng = f"range({n} - 1, -1, -1)" if reverse else ctx.range(n)
         with ctx.block(f"for _j in {rng}:"):
             x = ctx.read(0, idx)
             if dt == np.bool_:

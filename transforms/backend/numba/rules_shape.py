@@ -15,8 +15,7 @@ def loops(ctx, shape, prefix="_i", ranges=None):
         if hi - lo == 1:
             idx.append(str(lo))
             continue
-        ctx.emit(f"for {prefix}{d} in range({lo}, {hi}):" if lo else
-                 f"for {prefix}{d} in range({hi}):")
+        ctx.emit(f"for {prefix}{d} in {ctx.range(hi, lo)}:")
         ctx.em.level += 1
         opened += 1
         idx.append(f"{prefix}{d}")

@@ -1,0 +1,440 @@
+"""jit through the Numba backend: every primitive's lowering against the eager (NumPy)
+implementation, the math kernels against float64, the fusion plan, and the jit API.
+
+Compiles are the cost here (~0.2-2 s each), so each test jits ONE function covering many
+operations, on small shapes."""
+import functools
+import logging
+import re
+
+import numpy as np
+import pytest
+
+import transforms as T
+import transforms.numpy as tnp
+from transforms import lax
+from transforms.core import Primitive, ShapedArray
+
+RNG = np.random.default_rng(0)
+
+
+def eager(f, *args):
+    """Reference: the jaxpr of f evaluated with the primitives' NumPy implementations."""
+    closed, shapes = T.make_jaxpr(f, return_shape=True)(*args)
+    flat = [np.asarray(a) for a in T.tree.leaves(args)]
+    return T.tree.unflatten(T.tree.structure(shapes), closed(*flat))
+
+
+def assert_same(got, ref, rtol=1e-5, atol=1e-6, what=""):
+    gl, rl = T.tree.leaves(got), T.tree.leaves(ref)
+    assert len(gl) == len(rl)
+    for i, (g, r) in enumerate(zip(gl, rl)):
+        g, r = np.asarray(g), np.asarray(r)
+        assert isinstance(g, np.ndarray)
+        assert g.shape == r.shape and g.dtype == r.dtype, (what, i, g.shape, r.shape, g.dtype,
+                                                          r.dtype)
+        if r.dtype.kind == "f":
+            np.testing.assert_allclose(g, r, rtol=rtol, atol=atol, equal_nan=True,
+                                       err_msg=f"{what} output {i}")
+        else:
+            np.testing.assert_array_equal(g, r, err_msg=f"{what} output {i}")
+
+
+def check(f, *args, **tol):
+    assert_same(T.jit(f)(*args), eager(f, *args), what=getattr(f, "__name__", ""), **tol)
+
+
+# ---------------------------------------------------------------------------------------------
+# Math kernels: accuracy against float64 NumPy
+# ---------------------------------------------------------------------------------------------
+
+SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 1e-45, -1e-45, 1.2e-38, 3.4e38,
+           -3.4e38, 88.7, 88.73, -87.3, -103.9, -104.0, 0.625, -0.625, 1e-8, 0.5]
+
+
+def ulps(got, ref, dtype):
+    """Max error in units in the last place of `dtype` over the finite reference values;
+    non-finite references must be matched exactly (same inf, or NaN)."""
+    ref_d = ref.astype(dtype)
+    fin = np.isfinite(ref_d) & (np.abs(ref) < np.finfo(dtype).max)
+    assert np.array_equal(np.isnan(got[~fin]), np.isnan(ref_d[~fin]))
+    bad = ~fin & ~np.isnan(ref_d)
+    np.testing.assert_array_equal(got[bad], ref_d[bad])
+    spacing = np.spacing(np.abs(ref_d[fin]).astype(dtype)).astype(np.float64)
+    spacing = np.maximum(spacing, np.finfo(dtype).smallest_subnormal)
+    return float(np.max(np.abs(got[fin].astype(np.float64) - ref[fin]) / spacing))
+
+
+def test_float32_kernels_accuracy():
+    n = 60000
+    wide = np.concatenate([RNG.uniform(-110, 95, n), np.sinh(RNG.uniform(-12, 12, n)), SPECIAL])
+    pos = np.concatenate([np.exp(RNG.uniform(-103, 88, n)), RNG.uniform(0, 10, n), SPECIAL])
+    trig = np.concatenate([RNG.uniform(-10, 10, n), RNG.uniform(-1e6, 1e6, n),
+                           RNG.uniform(-1e9, 1e9, 100), [1e20, -3e38, 1e5 * np.pi], SPECIAL])
+    px = np.concatenate([RNG.uniform(0, 10, n), RNG.integers(-8, 8, 1000), [0, -0.0, -2, 2, 1,
+                         -1, np.inf, -np.inf, np.nan, 0, 1]])
+    py = np.concatenate([RNG.uniform(-20, 20, n), RNG.integers(-8, 8, 1000), [-3, 3, 3, 0.5,
+                         np.nan, np.inf, 2, 3, 0, 0.0, -np.inf]])
+    wide, pos, trig, px, py = (a.astype(np.float32) for a in (wide, pos, trig, px, py))
+
+    def kernels(w, p, t, x, y):
+        return (tnp.exp(w), tnp.log(p), tnp.log(w), tnp.tanh(w), lax.logistic(w), tnp.sin(t),
+                tnp.cos(t), tnp.power(x, y))
+
+    out = T.jit(kernels)(wide, pos, trig, px, py)
+    w64, p64, t64 = wide.astype(np.float64), pos.astype(np.float64), trig.astype(np.float64)
+    with np.errstate(all="ignore"):
+        refs = (np.exp(w64), np.log(p64), np.log(w64), np.tanh(w64),
+                np.where(w64 >= 0, 1 / (1 + np.exp(-w64)), np.exp(w64) / (1 + np.exp(w64))),
+                np.sin(t64), np.cos(t64), np.power(px.astype(np.float64), py.astype(np.float64)))
+    names = ["exp", "log", "log(negative)", "tanh", "logistic", "sin", "cos", "pow"]
+    for name, o, r in zip(names, out, refs):
+        assert o.dtype == np.float32
+        assert ulps(o, r, np.float32) <= 3.0, name
+
+
+def test_float64_kernels_accuracy():
+    n = 40000
+    w = np.concatenate([RNG.uniform(-750, 712, n), SPECIAL, [709.78, -745.1, 1e-310]])
+    p = np.concatenate([np.exp(RNG.uniform(-740, 709, n)), RNG.uniform(0, 3, n), SPECIAL,
+                        [5e-324]])
+    out = T.jit(lambda w, p: (tnp.exp(w), tnp.log(p), lax.logistic(w), tnp.sin(w[:100])))(w, p)
+    with np.errstate(all="ignore"):
+        refs = (np.exp(w), np.log(p),
+                np.where(w >= 0, 1 / (1 + np.exp(-w)), np.exp(w) / (1 + np.exp(w))),
+                np.sin(w[:100]))
+    for name, o, r in zip(["exp", "log", "logistic", "sin"], out, refs):
+        assert o.dtype == np.float64
+        assert ulps(o, r, np.float64) <= 4.0, name
+
+
+# ---------------------------------------------------------------------------------------------
+# Every primitive: jit equals eager
+# ---------------------------------------------------------------------------------------------
+
+def _elementwise(x, xp, y):
+    return [tnp.exp(x), tnp.log(xp), tnp.tanh(x), lax.logistic(x), tnp.sin(x), tnp.cos(x),
+            tnp.tan(x), tnp.arcsin(x / 4), tnp.arccos(x / 4), tnp.arctan(x), tnp.sinh(x),
+            tnp.cosh(x), tnp.arcsinh(x), tnp.arctanh(x / 4), tnp.sqrt(xp), lax.rsqrt(xp),
+            lax.erf(x), tnp.abs(x), tnp.sign(x), tnp.floor(x), tnp.ceil(x), lax.round(x * 3),
+            tnp.round(x * 3), lax.round_even(x * 2), tnp.log1p(xp), tnp.expm1(x), tnp.exp2(x),
+            tnp.log2(xp), lax.integer_pow(x, 3), lax.integer_pow(x, -2), lax.integer_pow(x, 0),
+            lax.integer_pow(x, 7), tnp.square(x), tnp.reciprocal(xp), tnp.isfinite(x / (x * 0)),
+            -x, x + y, x - y, x * y, x / y, lax.rem(x, y), tnp.power(xp, y),
+            tnp.maximum(x, y), tnp.minimum(x, y), tnp.arctan2(x, y), x < y, x <= y, x > y,
+            x >= y, x == y, x != y, tnp.where(x > 0, x, y), tnp.clip(x, -0.5, 0.5),
+            tnp.logaddexp(x, y), x // y, x % y, lax.stop_gradient(x),
+            x.astype(np.float64).astype(np.float32), (x * 100).astype(np.int32),
+            x.astype(bool), lax.select_n(x > 0, x, y)]
+
+
+def test_elementwise_float32_and_float64():
+    x = RNG.standard_normal((5, 6)).astype(np.float32)
+    y = RNG.standard_normal((5, 6)).astype(np.float32)
+    xp = np.abs(x) + 0.1
+    x[0, 0], y[0, 1] = np.nan, np.inf
+
+    def both(x, xp, y):
+        return (_elementwise(x, xp, y),
+                _elementwise(x.astype(np.float64), xp.astype(np.float64),
+                             y.astype(np.float64)))
+    got, ref = T.jit(both)(x, xp, y), eager(both, x, xp, y)
+    assert_same(got[0], ref[0], rtol=2e-6, atol=1e-6, what="f32")
+    assert_same(got[1], ref[1], rtol=1e-13, atol=1e-14, what="f64")
+
+
+def test_integer_and_bool_ops():
+    i = RNG.integers(-20, 20, (4, 5)).astype(np.int32)
+    j = (RNG.integers(1, 5, (4, 5)) * RNG.choice([-1, 1], (4, 5))).astype(np.int32)
+    j[0, 0] = 0
+    u = np.abs(i).astype(np.uint32)
+    b1, b2 = i > 0, j > 0
+
+    def ints(i, j):
+        return [i + j, i - j, i * j, lax.div(i, j), lax.rem(i, j), i // j, i % j,
+                tnp.maximum(i, j), tnp.minimum(i, j), tnp.abs(i), tnp.sign(i), -i,
+                lax.shift_left(i, tnp.abs(j)), lax.shift_right_logical(i, tnp.abs(j) * 9),
+                i & j, i | j, i ^ j, ~i, i < j, i == j, i.astype(np.float32),
+                (i.astype(np.float32) / 3).astype(np.int32), i.astype(np.int8),
+                i.astype(bool), lax.integer_pow(i, 3), lax.integer_pow(j + (j == 0), -1), i ** 2,
+                tnp.sum(i, axis=0), tnp.max(i, axis=1), tnp.prod(i[:, :3], axis=1)]
+
+    def all_ints(i, j, u, b1, b2):
+        return (ints(i, j), ints(i.astype(np.int64), j.astype(np.int64)),
+                [u + u, u * u, u - u, u // (u + 1), tnp.maximum(u, u * 2), u.astype(np.float64)],
+                [b1 & b2, b1 | b2, b1 ^ b2, ~b1, tnp.logical_not(b1), b1.astype(np.float32),
+                 tnp.where(b1, 1, 2), tnp.any(b1), tnp.all(b1, axis=1), tnp.sum(b1),
+                 tnp.max(b1, axis=0), tnp.cumsum(b1, axis=1)])
+    check(all_ints, i, j, u, b1, b2)
+
+
+def test_shape_ops():
+    x = RNG.standard_normal((4, 5, 6)).astype(np.float32)
+
+    def shapes(x):
+        return [x.T, tnp.transpose(x, (1, 0, 2)), x.reshape(20, 6), x.reshape(-1), x[1],
+                x[:, 2], x[..., ::2], x[::-1, 1:4], tnp.flip(x, 1), tnp.expand_dims(x, 1),
+                x[None, :, None], tnp.squeeze(x[:, :1]), tnp.concatenate([x, x * 2], axis=1),
+                tnp.stack([x[0], x[1]]), tnp.pad(x, ((1, 2), (0, 1), (2, 0))),
+                lax.pad(x, np.float32(-1), [(1, -1, 1), (-2, 0, 0), (0, 0, 2)]),
+                tnp.broadcast_to(x[:, :1], (4, 5, 6)), tnp.tile(x[0], (2, 1)),
+                tnp.repeat(x[0], 2, axis=0), tnp.triu(x[0]), tnp.tril(x[0], -1),
+                tnp.arange(12).reshape(3, 4) * 2, lax.iota(np.int32, (3, 4), 1),
+                tnp.swapaxes(x, 0, 2), tnp.moveaxis(x, 0, -1), tnp.split(x, 2, axis=2)[1],
+                tnp.ravel(x.T), (x.T * 2).reshape(6, 20), tnp.eye(3) + x[0, :3, :3],
+                lax.rev(x, (0, 2)) + x, x.reshape(4, 30)[:, 7:19].reshape(4, 3, 4)]
+    check(shapes, x)
+
+
+def test_reductions_and_scans():
+    x = RNG.standard_normal((4, 5, 6)).astype(np.float32)
+    xn = x.copy()
+    xn[1, 2, 3] = xn[2, 0, 0] = np.nan
+
+    def reds(x, xn):
+        return [x.sum(), x.sum(axis=0), x.sum(axis=1), x.sum(axis=(0, 2)), x.max(axis=2),
+                x.min(axis=0), tnp.prod(x[:, :2, :3], axis=1), x.mean(axis=1),
+                tnp.var(x, axis=0), tnp.std(x), tnp.argmax(x, axis=1), tnp.argmin(x, axis=2),
+                tnp.argmax(x), tnp.cumsum(x, axis=1), tnp.cumprod(x[:, :3], axis=2),
+                lax.cumsum(x, axis=0, reverse=True), lax.cumprod(x, 2, reverse=True),
+                tnp.any(x > 1, axis=0), tnp.all(x > -3, axis=(1, 2)), tnp.linalg.norm(x[0]),
+                tnp.max(x, axis=(0, 1)), tnp.sum(x.astype(np.int32), axis=1),
+                tnp.exp(x) / tnp.sum(tnp.exp(x), axis=-1, keepdims=True),
+                xn.max(axis=2), xn.min(axis=0), tnp.argmax(xn, axis=2), tnp.argmin(xn, axis=1),
+                xn.sum(axis=1), (x * 2).sum(axis=0) + x.max(axis=0)]
+    check(reds, x, xn, rtol=1e-5, atol=1e-5)
+
+
+def test_dot_general():
+    a = RNG.standard_normal((6, 7)).astype(np.float32)
+    b = RNG.standard_normal((7, 5)).astype(np.float32)
+    A = RNG.standard_normal((30, 70)).astype(np.float32)
+    B = RNG.standard_normal((70, 50)).astype(np.float32)
+    ia = RNG.integers(-5, 5, (6, 7)).astype(np.int32)
+    ib = RNG.integers(-5, 5, (7, 5)).astype(np.int32)
+
+    def dots(a, b, A, B, ia, ib):
+        AB = tnp.stack([A, A * 2])
+        return [a @ b, b.T @ a.T, tnp.dot(a[0], b), a @ b[:, 0], tnp.dot(a[0], a[1]),
+                A @ B, B.T @ A.T, A @ A.T, A.T @ A, (A @ B).T,
+                tnp.einsum("bij,bjk->bik", AB, tnp.stack([B, B])),
+                tnp.einsum("bij,bkj->bik", AB, AB), tnp.einsum("bji,bjk->bik", AB, AB),
+                tnp.tensordot(A.reshape(30, 7, 10), B.reshape(7, 10, 50), axes=2),
+                tnp.outer(a[0], b[0]), ia @ ib, a.astype(np.float64) @ b.astype(np.float64),
+                (a > 0) @ (b > 0),
+                lax.dot_general(a, b, (((1,), (0,)), ((), ())), preferred_element_type=np.float64)]
+    check(dots, a, b, A, B, ia, ib, rtol=1e-4, atol=1e-4)
+
+
+def test_indexing_gather_scatter_dynamic():
+    x = RNG.standard_normal((6, 7)).astype(np.float32)
+    idx = np.array([3, 0, 5, 5, 1])
+    idx2 = np.array([[0, 1], [3, 4], [5, 6], [0, 1]])
+
+    def indexing(x, idx, idx2, i):
+        z = tnp.zeros((6, 7), np.float32)
+        return [x[idx], x[idx, 2], x[:, idx], x[idx2[:, 0], idx2[:, 1]],
+                tnp.take(x, idx, axis=1), tnp.take_along_axis(x, np.array([[0, 2, 1, 0, 5, 4, 3]]),
+                                                               axis=0),
+                z.at[idx, 1].add(1.0), z.at[idx].set(x[idx]), z.at[idx2[:, 0], idx2[:, 1]].add(5.),
+                x.at[idx].multiply(2.0), x.at[2:4, 1].set(0.0), x[-1],
+                lax.scatter_add(z, np.array([[7], [-9], [2], [2]]), tnp.ones((4, 7), np.float32)),
+                lax.gather(x, np.array([[7, 1], [-3, 9]])),
+                lax.scatter(z, np.array([[1], [1]]), tnp.stack([x[0], x[1]])),
+                lax.scatter_mul(x, np.array([[0], [0]]), tnp.full((2, 7), 2.0, np.float32)),
+                lax.dynamic_slice(x, (i, i + 1), (2, 3)),
+                lax.dynamic_update_slice(x, tnp.ones((2, 2), np.float32), (i, 5)),
+                lax.dynamic_slice(x, (i * 10, 0), (3, 7)), x[i]]
+    check(indexing, x, idx, idx2, np.int32(2))
+
+
+def test_scalars_python_scalars_and_random():
+    def scal(s, t, n):
+        return [s * t + 1, tnp.exp(s), s > t, tnp.sqrt(tnp.abs(s)) * tnp.ones(3) + t,
+                tnp.asarray(s * 2).astype(np.int32), n * 2, tnp.asarray(s).astype(np.float32) + n]
+    check(scal, np.float32(1.5), np.float32(-0.5), np.int64(3))
+    check(scal, 1.5, -0.5, 3)
+
+    def rnd(key):
+        k1, k2 = T.random.split(key)
+        return [T.random.normal(k1, (3, 4)), T.random.uniform(k2, (5,)),
+                T.random.randint(k1, (4,), 0, 10), T.random.bernoulli(k2, 0.3, (6,)),
+                T.random.permutation(k1, 8)]
+    check(rnd, T.random.key(0))
+
+
+def test_unsupported_primitive_is_a_clear_error():
+    p = Primitive("my_mystery_op")
+    p.def_impl(lambda x: x * 2)
+    p.def_abstract_eval(lambda x: ShapedArray(x.shape, x.dtype))
+    with pytest.raises(NotImplementedError, match="my_mystery_op"):
+        T.jit(lambda x: p.bind(x) + 1)(np.ones(3, np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# Fusion, BLAS, buffers: the plan and the generated source
+# ---------------------------------------------------------------------------------------------
+
+def test_fusion_plan_adam_and_softmax_and_source():
+    p = RNG.standard_normal((30, 20)).astype(np.float32)
+    m, v, g = np.zeros_like(p), np.zeros_like(p), RNG.standard_normal((30, 20)).astype(np.float32)
+
+    def adam(p, m, v, g, t):
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        mh = m / (1 - 0.9 ** t)
+        vh = v / (1 - 0.999 ** t)
+        return p - 1e-3 * mh / (tnp.sqrt(vh) + 1e-8), m, v
+
+    lowered = T.jit(adam).lower(p, m, v, g, np.float32(1))
+    plan = lowered.as_text().split("fusion plan:")[1]
+    assert plan.count("loop nest over [30,20]") == 1, plan       # the update is ONE loop
+    assert "def _fn(" in lowered.source and "# " in lowered.source
+    assert "= add" in lowered.source                                # IR beside each line
+
+    def xent(x, w, y):
+        logits = x @ w
+        m = tnp.max(logits, axis=1, keepdims=True)
+        lse = tnp.log(tnp.sum(tnp.exp(logits - m), axis=1, keepdims=True)) + m
+        return -tnp.mean(tnp.sum(y * (logits - lse), axis=1))
+    x = RNG.standard_normal((32, 40)).astype(np.float32)
+    w = RNG.standard_normal((40, 30)).astype(np.float32)
+    y = np.eye(30, dtype=np.float32)[RNG.integers(0, 30, 32)]
+    low = T.jit(T.value_and_grad(xent, argnums=1)).lower(x, w, y)
+    src = low.source
+    assert len(re.findall(r"_k_gemm\w*\(", src)) == 2               # forward and dw
+    plan = low.as_text().split("fusion plan:")[1]
+    assert "transpose" not in plan
+    # softmax cross-entropy: the forward rows (max, exp-sum, log) run in one row loop, and so
+    # do the backward rows
+    assert plan.count("rows fused") == 2 and plan.count("loop nest over [32,30]") == 0
+    got = T.jit(T.value_and_grad(xent, argnums=1))(x, w, y)
+    assert_same(got, eager(T.value_and_grad(xent, argnums=1), x, w, y), rtol=1e-4, atol=1e-5)
+    # transposed operands go to BLAS as flags, not copies
+    low = T.jit(lambda a, b: (a.T @ b.T).T).lower(x.T.copy(), w.T.copy())
+    body = low.source.split("def _fn")[1].split("return")[0]
+    assert len(re.findall(r"_k_gemm\w*\(", body)) == 1 and "for " not in body   # no copies
+    np.testing.assert_allclose(T.jit(lambda a, b: (a.T @ b.T).T)(x.T.copy(), w.T.copy()),
+                               (x @ w).T, rtol=1e-4, atol=1e-4)
+
+
+def test_outputs_inputs_literals_and_layouts():
+    x = RNG.standard_normal((3, 4)).astype(np.float32)
+    c = np.arange(4.0, dtype=np.float32)
+
+    def f(x, y):
+        return {"x": x, "two": 2.0, "t": x.T, "c": c, "s": tnp.sum(x), "r": x.reshape(12) + c[0],
+                "y": y}
+    out = T.jit(f)(x, 1)
+    assert out["x"] is x and out["y"] == 1 and out["two"] == 2.0
+    np.testing.assert_array_equal(out["t"], x.T)
+    np.testing.assert_array_equal(out["c"], c)
+    assert out["c"] is not c                                         # constants are copied
+    np.testing.assert_allclose(out["s"], x.sum(), rtol=1e-6)
+    assert out["s"].shape == () and isinstance(out["s"], np.ndarray)
+    # non-contiguous and read-only inputs are accepted
+    g = T.jit(lambda a: a * 2 + 1)
+    xt = np.asfortranarray(RNG.standard_normal((4, 3)).astype(np.float32))
+    np.testing.assert_allclose(g(xt), xt * 2 + 1)
+    ro = np.broadcast_to(np.float32(3), (4, 3))
+    np.testing.assert_allclose(g(ro), np.full((4, 3), 7.0))
+    np.testing.assert_allclose(g(xt.T[::1]), xt.T * 2 + 1)
+    # zero-size arrays: empty loops, reductions give their identities
+    e = np.zeros((0, 4), np.float32)
+    out = T.jit(lambda e: (e.sum(), tnp.sum(e, axis=0), e * 2, e.max(initial=-1.0)))(e)
+    assert_same(out, (np.float32(0), np.zeros(4, np.float32), e, np.float32(-1)))
+    with pytest.raises(NotImplementedError, match="float16"):
+        T.jit(lambda a: a.astype(np.float16))(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# The jit API: keys, statics, recompiles, errors, decorators
+# ---------------------------------------------------------------------------------------------
+
+def test_recompiles_on_new_shapes_dtypes_statics_never_stale(caplog):
+    calls = []
+
+    def f(x, n, scale=1.0):
+        calls.append(1)
+        return x * n + scale
+
+    jf = T.jit(f, static_argnums=1, static_argnames="scale")
+    a = np.ones(3, np.float32)
+    np.testing.assert_allclose(jf(a, 2), 3.0)
+    np.testing.assert_allclose(jf(a, 2), 3.0)
+    assert len(calls) == 1                                           # cached
+    with caplog.at_level(logging.INFO, logger="transforms.jit"):
+        np.testing.assert_allclose(jf(a, 3), 4.0)                     # new static value
+        np.testing.assert_allclose(jf(np.ones(4, np.float32), 3), np.full(4, 4.0))   # shape
+        r = jf(np.ones(4, np.float64), 3)                             # dtype
+        assert r.dtype == np.float64
+        np.testing.assert_allclose(jf(a, 3, scale=5.0), 8.0)          # static kwarg
+        np.testing.assert_allclose(jf(a, n=3, scale=5.0), 8.0)        # static by name
+    assert len(calls) == 6
+    msgs = " | ".join(jf.cache_misses)
+    assert "static argument position 1: 2 -> 3" in msgs
+    assert "f32[3] -> f32[4]" in msgs and "f32[4] -> f64[4]" in msgs
+    assert "'scale'" in msgs
+    assert any("recompiling" in r.getMessage() for r in caplog.records)
+
+
+def test_tree_structure_change_recompiles_with_reason():
+    jf = T.jit(lambda d: tnp.sum(d["a"]) + tnp.sum(d["b"]) if "b" in d else tnp.sum(d["a"]))
+    a = np.ones(2, np.float32)
+    assert float(jf({"a": a})) == 2.0
+    assert float(jf({"a": a, "b": a * 3})) == 8.0
+    assert "tree structure" in jf.cache_misses[-1]
+    assert float(jf({"a": a})) == 2.0                                 # the first one is kept
+
+
+def test_kwargs_pytrees_and_errors():
+    @T.jit
+    def f(params, x, *, bias):
+        return {"y": params["w"] @ x + bias, "n": tnp.sum(x)}, [x * 2]
+
+    w = RNG.standard_normal((2, 3)).astype(np.float32)
+    x = np.ones(3, np.float32)
+    out = f({"w": w}, x, bias=np.float32(1))
+    np.testing.assert_allclose(out[0]["y"], w @ x + 1, rtol=1e-6)
+    np.testing.assert_allclose(out[1][0], 2 * x)
+    with pytest.raises(TypeError, match="static"):
+        T.jit(lambda x, s: x, static_argnums=1)(x, [1, 2])            # unhashable static
+    with pytest.raises(TypeError, match="not an array"):
+        T.jit(lambda x, s: x)(x, "hello")
+
+    class Model:
+        def __init__(self, k):
+            self.k = k
+
+        @functools.partial(T.jit, static_argnums=0)
+        def apply(self, x):
+            return x * self.k
+
+        def __hash__(self):
+            return hash(self.k)
+
+        def __eq__(self, other):
+            return isinstance(other, Model) and other.k == self.k
+    np.testing.assert_allclose(Model(3.0).apply(x), 3 * x)
+
+    low = T.jit(lambda x: tnp.sin(x) * 2).lower(x)
+    assert "sin" in low.as_text() and "_k_sin_f32" in low.source
+    assert low.compile()(x)[0].shape == (3,)
+
+
+def test_donated_arguments_are_updated_in_place():
+    def step(p, m, g):
+        m2 = 0.9 * m + 0.1 * g
+        return p - 0.01 * m2, m2, tnp.sum(p), p.T * 1.0
+
+    p = RNG.standard_normal((3, 4)).astype(np.float32)
+    m, g = np.ones((3, 4), np.float32), np.full((3, 4), 2.0, np.float32)
+    ref = eager(step, p, m, g)
+    pp, mm = p.copy(), m.copy()
+    out = T.jit(step, donate_argnums=(0, 1))(pp, mm, g)
+    assert_same(out, ref)
+    # a donated buffer holds an output of its shape; p's cannot (p is read again, transposed,
+    # after the update)
+    assert np.shares_memory(out[0], mm) or np.shares_memory(out[1], mm)
+    assert not any(np.shares_memory(o, pp) for o in out)
+    np.testing.assert_array_equal(g, np.full((3, 4), 2.0, np.float32))   # not donated: intact
