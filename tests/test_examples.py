@@ -49,7 +49,7 @@ def test_digits_cnn():
 def test_per_example_grads():
     out = load("per_example_grads").main(["--fast"])
     assert out["max_diff"] < 1e-5                      # vmap(grad) == a loop of grad
-    assert len(out["losses"]) == 11 and dropped(out["losses"], k=3)
+    assert len(out["losses"]) == 11 and dropped(out["losses"], k=3), out["losses"]
 
 
 def test_finetune(tmp_path):

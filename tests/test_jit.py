@@ -438,3 +438,37 @@ def test_donated_arguments_are_updated_in_place():
     assert np.shares_memory(out[0], mm) or np.shares_memory(out[1], mm)
     assert not any(np.shares_memory(o, pp) for o in out)
     np.testing.assert_array_equal(g, np.full((3, 4), 2.0, np.float32))   # not donated: intact
+
+
+def _poison_empty(monkeypatch):
+    """Make every np.empty buffer NaN-filled (fresh processes get zero pages, hiding
+    code that reads memory it never wrote)."""
+    real = np.empty
+
+    def poisoned(shape, dtype=float, *args, **kwargs):
+        out = real(shape, dtype, *args, **kwargs)
+        if np.dtype(dtype).kind == "f":
+            out.fill(np.nan)
+        elif np.dtype(dtype).kind in "iu":
+            out.fill(77)
+        return out
+    monkeypatch.setattr(np, "empty", poisoned)
+
+
+def test_reductions_over_size_one_axes_write_their_results(monkeypatch):
+    # regression: a reduction whose reduced axes all had size 1 never stored its result, so
+    # the output was whatever the (uninitialised) buffer held
+    _poison_empty(monkeypatch)
+    rng = np.random.default_rng(3)
+    for shape, axes in [((4, 1, 3), (1,)), ((1, 1), (0, 1)), ((3, 1), (1,)),
+                        ((2, 1, 1, 4), (1, 2)), ((6, 1), (0, 1))]:
+        x = rng.random(shape).astype(np.float32)
+        for name in ("reduce_sum", "reduce_max", "reduce_prod"):
+            f = T.jit(lambda x, name=name, axes=axes: getattr(lax, name)(x * 2 + 1, axes))
+            np.testing.assert_allclose(f(x), getattr(lax, name)(x * 2 + 1, axes), rtol=1e-6)
+
+
+def test_non_finite_constant_outputs():
+    f = T.jit(lambda x: (x + 1, tnp.full((3,), np.inf, np.float32), tnp.full((2,), -np.inf)))
+    a, b, c = f(np.ones(2, np.float32))
+    assert np.all(np.isposinf(b)) and np.all(np.isneginf(c)) and b.dtype == np.float32

@@ -317,8 +317,16 @@ def test_traced_dtype_matches_eager(name, fn, args):
 
 
 def test_dtype_names():
-    assert tnp.float32 is np.float32 and tnp.float64 is np.float64
-    assert tnp.int32 is np.int32 and tnp.int64 is np.int64 and tnp.bool_ is np.bool_
+    # as jnp.float32: a type usable as a dtype, equal to NumPy's, callable on traced values
+    for t, n in [(tnp.float32, np.float32), (tnp.float64, np.float64), (tnp.int32, np.int32),
+                 (tnp.int64, np.int64), (tnp.bool_, np.bool_)]:
+        assert t == n and np.dtype(t) == np.dtype(n) and np.zeros(2, t).dtype == np.dtype(n)
+        assert np.ones(2).astype(t).dtype == np.dtype(n) and isinstance(t, type)
+        assert isinstance(n(1), t) and not isinstance(np.ones(2), t)
+        assert type(t(1)) is n
+    out = T.jit(lambda x: tnp.float32(x) * 2)(np.arange(3))
+    assert out.dtype == np.float32 and out.tolist() == [0.0, 2.0, 4.0]
+    assert T.grad(lambda x: tnp.sum(tnp.float32(x) ** 2))(np.ones(2, np.float32)).tolist() == [2, 2]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ _METHODS = {
     "__and__": _ops.bitwise_and, "__rand__": _swap(_ops.bitwise_and),
     "__or__": _ops.bitwise_or, "__ror__": _swap(_ops.bitwise_or),
     "__xor__": _ops.bitwise_xor, "__rxor__": _swap(_ops.bitwise_xor),
+    "__lshift__": _ops.left_shift, "__rlshift__": _swap(_ops.left_shift),
+    "__rshift__": _ops.right_shift, "__rrshift__": _swap(_ops.right_shift),
     "__eq__": _ops.equal, "__ne__": _ops.not_equal,
     "__lt__": _ops.less, "__le__": _ops.less_equal,
     "__gt__": _ops.greater, "__ge__": _ops.greater_equal,

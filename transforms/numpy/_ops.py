@@ -10,10 +10,45 @@ from ..core import EVAL_TRACE, Tracer, current_trace, get_aval
 from ._promote import (asarray_of, dtype_of, promote, result_type, to_float, ufunc_dtype,
                        ufunc_result_dtype)
 
-float16, float32, float64 = np.float16, np.float32, np.float64
-int8, int16, int32, int64 = np.int8, np.int16, np.int32, np.int64
-uint8, uint32 = np.uint8, np.uint32
-bool_ = np.bool_
+
+
+class _ScalarMeta(type):
+    """Metaclass of `tnp.float32` and friends (as `jnp.float32`): the class is a dtype wherever
+    NumPy takes one (its `dtype` attribute), calling it converts a traced or concrete value,
+    and it compares equal to NumPy's scalar type."""
+
+    def __call__(cls, x=0):
+        if isinstance(x, Tracer) or (isinstance(x, (list, tuple)) and _contains_tracer(x)):
+            return lax.convert_element_type(asarray(x), cls.dtype)
+        return cls.type(x)
+
+    def __eq__(cls, other):
+        if isinstance(other, _ScalarMeta):
+            return cls.dtype == other.dtype
+        try:
+            return cls.dtype == np.dtype(other)
+        except TypeError:
+            return NotImplemented
+
+    def __hash__(cls):
+        return hash(cls.dtype)
+
+    def __instancecheck__(cls, inst):
+        return isinstance(inst, cls.type)
+
+    def __repr__(cls):
+        return f"tnp.{cls.__name__}"
+
+
+def _ScalarType(np_type):
+    return _ScalarMeta(np_type.__name__, (), {"dtype": np.dtype(np_type), "type": np_type,
+                                              "__module__": "transforms.numpy"})
+
+
+float16, float32, float64 = map(_ScalarType, (np.float16, np.float32, np.float64))
+int8, int16, int32, int64 = map(_ScalarType, (np.int8, np.int16, np.int32, np.int64))
+uint8, uint16, uint32, uint64 = map(_ScalarType, (np.uint8, np.uint16, np.uint32, np.uint64))
+bool_ = _ScalarType(np.bool_)
 pi, e, inf, nan, newaxis = np.pi, np.e, np.inf, np.nan, None
 ndarray = np.ndarray
 dtype = np.dtype
@@ -628,3 +663,16 @@ def at(x):
     """
     from ._indexing import _IndexUpdateHelper
     return _IndexUpdateHelper(asarray(x))
+
+
+def left_shift(x1, x2):
+    a, b = promote(x1, x2)
+    return lax.shift_left(a, b)
+
+
+def right_shift(x1, x2):
+    """Arithmetic shift for signed integers (floor division by 2**n), logical for unsigned."""
+    a, b = promote(x1, x2)
+    if np.issubdtype(a.dtype, np.signedinteger):
+        return floor_divide(a, lax.shift_left(np.ones((), a.dtype), b))
+    return lax.shift_right_logical(a, b)

@@ -954,6 +954,10 @@ class NestWriter:
             self.em.level += 1
             for line in self.pre[gi + 1]:
                 self.em.emit(line)
+        # stores after the innermost level: reductions whose reduced axes all have size 1
+        # (K == ng) finish there; without this their results were never written
+        for line in self.post[ng]:
+            self.em.emit(line)
         for gi in range(ng, 0, -1):
             self.em.level -= 1
             for line in self.post[gi - 1]:
@@ -1702,7 +1706,8 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
             outs.append(f"consts[{item[1]}].copy()")
         else:
             val, shape = item[1]
-            outs.append(f"_np.full({tuple(shape)!r}, {val.item()!r}, _np.{val.dtype.name})")
+            outs.append(f"_np.full({tuple(shape)!r}, {_py_literal(val.item())}, "
+                        f"_np.{val.dtype.name})")
     run.append(f"        outs = [{', '.join(outs)}]")
     if ws:
         run.append("        ws_give(ws)")
@@ -1724,6 +1729,13 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     return Lowered(source, text + "\n" + _plan_text(fl, mod), key, consts + extra_consts,
                    [v.aval for v in jaxpr.invars], [a.aval for a in jaxpr.outvars],
                    ws_spec, mod.parallel)
+
+
+def _py_literal(v):
+    """Python source for a scalar, including the non-finite floats (`inf` is not a name)."""
+    if isinstance(v, float) and not np.isfinite(v):
+        return f"float({str(v)!r})"
+    return repr(v)
 
 
 def _calls_blas(jaxpr):
