@@ -407,7 +407,11 @@ def _window_loops(ctx, eqn, x_aval, out_aval, body_open, body_elem, body_close,
     nd = x_aval.ndim
     os_ = [f"_cvo{d}" for d in range(nd)]
     ks = [f"_cvk{d}" for d in range(nd)]
-    par = parallel and out_aval.size * math.prod(wdims) >= (1 << 16)
+    # as everywhere in the backend: no parallel loop in a function that also calls BLAS
+    # (Numba's worker threads and OpenBLAS's then fight for the cores: a 60x slowdown of
+    # the digits CNN step on 2 cores)
+    par = (parallel and not ctx.mod.threaded_calls and
+           out_aval.size * math.prod(wdims) >= (1 << 16))
     lp = _Loops(ctx)
     for d in range(nd):
         lp.open(os_[d], out_aval.shape[d], par and d == 0 and out_aval.shape[0] > 1)
