@@ -911,3 +911,39 @@ def test_manager_restore_with_target_and_subtree(tmp_path):
     out = m.restore(target={"params": {"head": {"w": np.zeros((4, 10), np.float32)}}},
                     partial=True)
     assert out["params"]["head"]["w"].sum() == 40
+
+
+def test_full_fnn_model_and_optimiser_state_round_trip(tmp_path):
+    """A whole training state (params, batch-norm state, Adam state with its named tuples and
+    int32 step count) comes back exactly, with the same container types, without a target."""
+    import fnn
+    import transforms as T
+    from fnn import optim
+    from transforms import random
+
+    model = fnn.Sequential([fnn.Conv2D(4, (3, 3)), fnn.BatchNorm(), fnn.relu, fnn.MaxPool((2, 2)),
+                            fnn.Flatten(), fnn.Dense(3)])
+    x = np.asarray(random.normal(random.key(0), (2, 6, 6, 1)))
+    params, state = model.init(random.key(1), x)
+    opt = optim.chain(optim.clip_by_global_norm(1.0), optim.adam(1e-2))
+    opt_state = opt.init(params)
+
+    def loss(p, s):
+        y, s = model.apply(p, s, x, train=True)
+        return (y ** 2).mean(), s
+
+    (_, state), grads = T.value_and_grad(loss, has_aux=True)(params, state)
+    updates, opt_state = opt.update(grads, opt_state, params)
+    params = optim.apply_updates(params, updates)
+    tree = {"params": params, "state": state, "opt_state": opt_state, "step": 1}
+    path = str(tmp_path / "train_state.safetensors")
+    ckpt.save(path, tree)
+    back = ckpt.restore(path)
+    assert T.tree.structure(back) == T.tree.structure(tree)
+    for a, b in zip(T.tree.leaves(back), T.tree.leaves(tree)):
+        assert type(a) is type(b) or isinstance(a, np.ndarray)
+        np.testing.assert_array_equal(a, b)
+        if isinstance(b, np.ndarray):
+            assert a.dtype == b.dtype and a.shape == b.shape
+    assert type(back["opt_state"]) is type(opt_state)
+    assert type(back["opt_state"][1][0]) is type(opt_state[1][0])      # ScaleByAdamState
