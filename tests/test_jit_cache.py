@@ -108,3 +108,14 @@ def test_output_pool_recycles_dropped_buffers():
     assert c.__array_interface__["data"][0] == addr
     c[...] = 1
     assert not np.shares_memory(c, b)
+
+
+def test_generated_source_carries_the_backend_fingerprint():
+    # a changed backend must never reuse machine code cached for the old one: the fingerprint
+    # of the backend's sources is part of every generated module (and so of its cache key)
+    import numpy as np
+    import transforms as T
+    from transforms.backend.numba.lowering import BACKEND_FINGERPRINT
+    src = T.jit(lambda x: x * 3).lower(np.ones(2)).source
+    assert src.splitlines()[0] == f"# backend {BACKEND_FINGERPRINT}"
+    assert len(BACKEND_FINGERPRINT) == 16
