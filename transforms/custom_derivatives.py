@@ -13,10 +13,8 @@ import functools
 import inspect
 
 from . import tree as tree_util
-from .core import Primitive, get_aval, set_current_trace
+from .core import Primitive, get_aval
 from .interpreters.partial_eval import trace_to_jaxpr
-from .ir import eval_jaxpr
-from .lax._util import is_undefined
 
 
 def _resolve_args(fun, args, kwargs):
@@ -52,13 +50,24 @@ custom_jvp_call_p = Primitive("custom_jvp_call", multiple_results=True)
 custom_jvp_call_p.def_impl(lambda *args, fun, jvp, **_: fun(*args))
 
 
-def _custom_jvp_abstract(*avals, fun, jvp, call_jaxpr=None, **_):
+def _call_abstract(*avals, fun, call_jaxpr=None, **_):
+    """Output avals of a custom-derivative call: those of `fun` (traced if not yet staged)."""
     if call_jaxpr is not None:
         return call_jaxpr.out_avals
     return trace_to_jaxpr(fun, list(avals)).out_avals
 
 
-custom_jvp_call_p.def_abstract_eval(_custom_jvp_abstract)
+def _staging_rule(prim):
+    """Stage `prim` with `fun` traced into `call_jaxpr`, so backends can inline it."""
+    def rule(trace, args, params):
+        if "call_jaxpr" not in params:
+            params = dict(params, call_jaxpr=trace_to_jaxpr(params["fun"],
+                                                            [get_aval(a) for a in args]))
+        return trace.stage(prim, args, params)
+    return rule
+
+
+custom_jvp_call_p.def_abstract_eval(_call_abstract)
 
 
 def _custom_jvp_jvp_rule(trace, primals, tangents, *, fun, jvp, **_):
@@ -71,19 +80,11 @@ def _custom_jvp_jvp_rule(trace, primals, tangents, *, fun, jvp, **_):
 custom_jvp_call_p.jvp_trace_rule = _custom_jvp_jvp_rule
 
 
-def _custom_jvp_staging(trace, args, params):
-    if "call_jaxpr" not in params:
-        params = dict(params, call_jaxpr=trace_to_jaxpr(params["fun"],
-                                                        [get_aval(a) for a in args]))
-    return trace.stage(custom_jvp_call_p, args, params)
-
-
-custom_jvp_call_p.staging_rule = _custom_jvp_staging
+custom_jvp_call_p.staging_rule = _staging_rule(custom_jvp_call_p)
 
 
 def _custom_jvp_batch(args, dims, *, fun, jvp, call_jaxpr=None, **params):
     from .interpreters.batching import vmap
-    n = len(args)
     bfun = vmap(lambda *a: list(fun(*a)), in_axes=tuple(dims), out_axes=0)
 
     def bjvp(primals, tangents):
@@ -92,7 +93,6 @@ def _custom_jvp_batch(args, dims, *, fun, jvp, call_jaxpr=None, **params):
         return out[0], out[1]
 
     outs = custom_jvp_call_p.bind(*args, fun=bfun, jvp=bjvp)
-    del n
     return outs, [0] * len(outs)
 
 
@@ -180,13 +180,7 @@ custom_vjp_call_p = Primitive("custom_vjp_call", multiple_results=True)
 custom_vjp_call_p.def_impl(lambda *args, fun, fwd, bwd, **_: fun(*args))
 
 
-def _custom_vjp_abstract(*avals, fun, call_jaxpr=None, **_):
-    if call_jaxpr is not None:
-        return call_jaxpr.out_avals
-    return trace_to_jaxpr(fun, list(avals)).out_avals
-
-
-custom_vjp_call_p.def_abstract_eval(_custom_vjp_abstract)
+custom_vjp_call_p.def_abstract_eval(_call_abstract)
 
 custom_lin_p = Primitive("custom_lin", multiple_results=True)
 
@@ -221,14 +215,7 @@ def _custom_vjp_jvp_rule(trace, primals, tangents, *, fun, fwd, bwd, **_):
 custom_vjp_call_p.jvp_trace_rule = _custom_vjp_jvp_rule
 
 
-def _custom_vjp_staging(trace, args, params):
-    if "call_jaxpr" not in params:
-        params = dict(params, call_jaxpr=trace_to_jaxpr(params["fun"],
-                                                        [get_aval(a) for a in args]))
-    return trace.stage(custom_vjp_call_p, args, params)
-
-
-custom_vjp_call_p.staging_rule = _custom_vjp_staging
+custom_vjp_call_p.staging_rule = _staging_rule(custom_vjp_call_p)
 
 
 def _custom_vjp_batch(args, dims, *, fun, fwd, bwd, **params):
@@ -307,9 +294,7 @@ class custom_vjp:
             if len(dyn_cts) != len(dyn):
                 raise TypeError(f"custom_vjp bwd of {self.__name__} returned {len(dyn_cts)} "
                                 f"cotangents for {len(dyn)} arguments")
-            ct_flat, ct_tree = tree_util.flatten(tuple(dyn_cts), is_leaf=lambda x: x is None)
-            if ct_tree != in_tree and ct_tree.num_leaves == in_tree.num_leaves:
-                pass
+            ct_flat, _ = tree_util.flatten(tuple(dyn_cts), is_leaf=lambda x: x is None)
             leaves = []
             for c, a in zip(ct_flat, in_avals):
                 if c is None:
@@ -324,9 +309,4 @@ class custom_vjp:
         return tree_util.unflatten(store["out_tree"], list(outs))
 
 
-def _call_jaxpr_of(params, args):
-    return params.get("call_jaxpr") or trace_to_jaxpr(params["fun"], [get_aval(a) for a in args])
-
-
 __all__ = ["custom_jvp", "custom_vjp", "custom_jvp_call_p", "custom_vjp_call_p", "custom_lin_p"]
-_unused = (eval_jaxpr, set_current_trace, is_undefined)

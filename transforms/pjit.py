@@ -9,7 +9,7 @@ generic rules of a "call" primitive (one with a `jaxpr` parameter) on any primit
 """
 from __future__ import annotations
 
-from .core import Primitive, bind_in, get_aval
+from .core import Primitive, bind_in
 from .interpreters.jvp import jvp_flat
 from .interpreters.partial_eval import partial_eval_jaxpr, trace_to_jaxpr
 from .interpreters.transpose import backward_pass
