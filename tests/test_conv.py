@@ -295,3 +295,65 @@ def test_blocked_paths_match(monkeypatch):
         np.testing.assert_allclose(T.jit(f)(x, w), want, rtol=1e-12)
         np.testing.assert_allclose(T.jit(T.grad(lambda w: tnp.sum(f(x, w) ** 2)))(w), gw,
                                    rtol=1e-10)
+
+
+@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
+@pytest.mark.parametrize("case,block", [(c, 64) for c in CASES] +
+                         [(CASES[i], 4096) for i in (0, 3, 8)])
+def test_conv_jit_value_and_vjp_match_eager(case, block, monkeypatch):
+    """Every compiled convolution strategy (im2col with whole-run or per-channel-block
+    patch copies, col2im, window rows) against the eager implementation, for the value and
+    both cotangents, in NC-first and channels-last layouts. SMALL_CONV=0 sends even these
+    small cases to the BLAS paths; BLOCK=64 splits them into several (partial) image,
+    channel and row blocks, BLOCK=4096 keeps the channels whole."""
+    rules = pytest.importorskip("transforms.backend.numba.rules_conv")
+    monkeypatch.setattr(rules, "SMALL_CONV", 0)
+    monkeypatch.setattr(rules, "BLOCK", block)
+    monkeypatch.setattr(rules, "TARGET_M", 8)
+    spatial, kernel, strides, padding, ld, rd, g, bg = case
+    x, w = make_case(spatial, kernel, g, bg)
+    nd = len(spatial)
+    sp = "HWD"[:nd]
+    last = (0,) + tuple(range(2, nd + 2)) + (1,)
+    x2, w2 = x.transpose(last), w.transpose(tuple(range(2, nd + 2)) + (1, 0))
+
+    def conv(x, w, dn):
+        return lax.conv_general_dilated(x, w, strides, padding, ld, rd, dn,
+                                        feature_group_count=g, batch_group_count=bg)
+
+    def both(x, w, ct, x2, w2, ct2):
+        y, vjp = T.vjp(lambda x, w: conv(x, w, None), x, w)
+        y2, vjp2 = T.vjp(lambda x, w: conv(x, w, ("N" + sp + "C", sp + "IO", "N" + sp + "C")),
+                         x2, w2)
+        return (y,) + vjp(ct) + (y2,) + vjp2(ct2)
+    y = conv(x, w, None)
+    ct = rng.normal(size=y.shape)
+    args = (x, w, ct, x2, w2, ct.transpose(last))
+    for got, want in zip(T.jit(both)(*args), both(*args)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
+@pytest.mark.parametrize("shape,window,channels_last", [
+    ((2, 6, 6, 5), (2, 2), True),      # windows tile the image
+    ((2, 7, 5, 3), (2, 2), True),      # a border row/column outside every window
+    ((3, 2, 6, 6), (3, 2), False),     # windows over the trailing axes: one lane
+])
+def test_max_pool_gradient_compiled_matches_eager(shape, window, channels_last):
+    """The compiled non-overlapping max-pool gradient routes each cotangent to the first
+    maximum of its window (ties included) and writes zeros everywhere else."""
+    x = np.round(rng.normal(size=shape), 1).astype(np.float32)   # rounding makes ties
+    x[0, :2, :2] = 1.0                                            # a whole tied window
+    if channels_last:
+        pool = lambda x: lax.max_pool(x, window)
+    else:
+        pool = lambda x: lax.reduce_window(x, -np.inf, lax.max, (1, 1) + window,
+                                           (1, 1) + window)
+    y = pool(x)
+    ct = rng.normal(size=y.shape).astype(np.float32)
+    grad = lambda x, ct: T.vjp(pool, x)[1](ct)[0]
+    want = grad(x, ct)
+    np.testing.assert_array_equal(T.jit(grad)(x, ct), want)
+    # each window's cotangent lands on exactly one element: its first maximum
+    assert np.count_nonzero(want) == np.count_nonzero(ct)
+    np.testing.assert_allclose(want.sum(), ct.sum(), rtol=1e-5)

@@ -15,9 +15,19 @@ the full im2col matrix (tens of MB, 2-3x slower measured):
   channel blocks; the product goes straight into a channels-last output (else it is
   copied into the output layout). An input whose feature axis is not innermost is first
   copied channels-last.
+  With one group and no dilation along the last spatial axis, each patch row is filled
+  with whole contiguous runs (last window axis x channels) of a channels-last input.
 * scatter (col2im, stride 1): one gemm of a block of input rows against the
   (in, window * out) kernel matrix, then each kernel offset's product is added at its output
   position. This is the cheap way to compute the input gradient of a convolution.
+* window rows: when the window is larger than the output (the kernel gradient of a
+  convolution), the gemm reduces over (in-channel, window position): the rhs (an NHWC
+  gradient) is used in place as the B matrix and only A^T is built, a block of rows at a
+  time (see `_conv_window_rows`).
+
+Max-pool gradients whose windows do not overlap (`select_and_scatter_add` with stride >=
+window, the usual 2x2 pooling) get a vectorised loop that writes every element once; other
+window configurations use the general loops.
 
 Other dtypes, mixed precision and tiny convolutions are direct generated loops.
 """
@@ -157,6 +167,8 @@ def _lower_conv(ctx, eqn):
     last_out = out_spec[1] == nsp + 1 and out_spec[0] == 0 and tuple(out_spec[2:]) == channels_last
     if bg == 1 and all(s == 1 for s in strides) and scatter_cost < gather_cost:
         return _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat)
+    if groups == 1 and kp > op:
+        return _conv_window_rows(ctx, eqn, zero)
     # -------- im2col, blocked: patches (image block rows, window * channel block) @ kernel --
     if lhs_spec[1] != la.ndim - 1:
         # the feature axis is not innermost: one transposing copy to (batch, *spatial, feature)
@@ -200,6 +212,12 @@ def _lower_conv(ctx, eqn):
     else:
         res = ctx.empty((nbb * op * og,), oa.dtype)
     os_ = [f"_cvo{d}" for d in range(nsp)]
+    # the common case (one group, channels not blocked, no dilation along the last spatial
+    # axis) copies whole contiguous runs of (last window axis x channels) per patch row
+    runs = (groups == 1 and ib == ic and rd[-1] == 1 and ld[-1] == 1
+            and tuple(lhs_spec) == (0, nsp + 1) + channels_last)
+    if runs:
+        lhs = _flat_name(ctx, lhs)
     bexpr = "_cvn" if bg == 1 else f"_cvg * {nb} + _cvn"
     fexpr = f"_cvg * {ic} + _cvi0 + _cvi" if g > 1 else "_cvi0 + _cvi"
     with ctx.block(f"for _cvg in range({groups}):"):
@@ -214,21 +232,24 @@ def _lower_conv(ctx, eqn):
                 for d in range(nsp):
                     lp.open(os_[d], osz[d])
                 ctx.emit(f"_cvrow = {_flat(['_cvnn'] + os_, ['_cvnb'] + osz)}")
-                qs, oks = [], []
-                for d in range(nsp):
-                    lp.open(ks[d], ksz[d])
-                    q, ok = _input_pos(ctx, os_[d], ks[d], strides[d], rd[d], pads[d][0], ld[d],
-                                       psz[d], d)
-                    qs.append(q)
-                    oks.append(ok)
-                ctx.emit(f"_cvbase = _cvrow * _cvcols + ({kflat}) * _cvib")
-                with ctx.block(f"if {' and '.join(oks)}:"):
-                    with ctx.block("for _cvi in range(_cvib):"):
-                        ctx.emit(f"{pm}[_cvbase + _cvi] = "
-                                 f"{lhs}[{_index(lhs_spec, bexpr, fexpr, qs)}]")
-                with ctx.block("else:"):
-                    with ctx.block("for _cvi in range(_cvib):"):
-                        ctx.emit(f"{pm}[_cvbase + _cvi] = {zero}")
+                if runs:
+                    _gather_runs(ctx, eqn, pm, lhs, ks, os_, psz, ksz, c)
+                else:
+                    qs, oks = [], []
+                    for d in range(nsp):
+                        lp.open(ks[d], ksz[d])
+                        q, ok = _input_pos(ctx, os_[d], ks[d], strides[d], rd[d], pads[d][0],
+                                           ld[d], psz[d], d)
+                        qs.append(q)
+                        oks.append(ok)
+                    ctx.emit(f"_cvbase = _cvrow * _cvcols + ({kflat}) * _cvib")
+                    with ctx.block(f"if {' and '.join(oks)}:"):
+                        with ctx.block("for _cvi in range(_cvib):"):
+                            ctx.emit(f"{pm}[_cvbase + _cvi] = "
+                                     f"{lhs}[{_index(lhs_spec, bexpr, fexpr, qs)}]")
+                    with ctx.block("else:"):
+                        with ctx.block("for _cvi in range(_cvib):"):
+                            ctx.emit(f"{pm}[_cvbase + _cvi] = {zero}")
                 lp.close()
                 w_off = f"_cvg * {kp * ic * og} + _cvi0 * {kp * og}"
                 beta = "0" if ib == ic else None
@@ -256,6 +277,150 @@ def _lower_conv(ctx, eqn):
                 ctx.emit(f"{out}[{_index(out_spec, '_cvb + _cvnn', f'_cvg * {og} + _cvoo', os_)}]"
                          f" = {res}[_cvrow * {og} + _cvoo]")
                 lp.close()
+
+
+def _gather_runs(ctx, eqn, pm, xf, ks, os_, psz, ksz, c):
+    """Fill one patch row (inside the loops over image `_cvn` and output position `os_`) of
+    a channels-last input `xf` (flat): for each offset of the leading window axes, the last
+    window axis and the channels form ONE contiguous run in both the input and the patch
+    row; a run that hangs over the border is copied offset by offset (zeros outside)."""
+    p = eqn.params
+    strides, pads, ld, rd = (p["window_strides"], p["padding"], p["lhs_dilation"],
+                             p["rhs_dilation"])
+    nsp = len(psz)
+    zero = ctx.literal(0, eqn.outvars[0].aval.dtype)
+    run = ksz[-1] * c
+    lp = _Loops(ctx)
+    qs, oks = [], []
+    for d in range(nsp - 1):
+        lp.open(ks[d], ksz[d])
+        q, ok = _input_pos(ctx, os_[d], ks[d], strides[d], rd[d], pads[d][0], ld[d], psz[d], d)
+        qs.append(q)
+        oks.append(ok)
+    last = nsp - 1
+    ctx.emit(f"_cvbase = _cvrow * {math.prod(ksz) * c} + ({_flat(ks[:-1], ksz[:-1])}) * {run}")
+    start = f"{os_[last]} * {strides[last]}" + (f" - {pads[last][0]}" if pads[last][0] else "")
+    ctx.emit(f"_cvp = {start}")
+    row = _flat(["_cvn"] + qs, [None] + psz[:-1]) if qs else "_cvn"
+    with ctx.block(f"if {' and '.join(oks) or 'True'}:"):
+        ctx.emit(f"_cvsrc = (({row}) * {psz[last]} + _cvp) * {c}")
+        with ctx.block(f"if _cvp >= 0 and _cvp + {ksz[last]} <= {psz[last]}:"):
+            with ctx.block(f"for _cvi in range({run}):"):
+                ctx.emit(f"{pm}[_cvbase + _cvi] = {xf}[_cvsrc + _cvi]")
+        with ctx.block("else:"):
+            with ctx.block(f"for _cvkl in range({ksz[last]}):"):
+                with ctx.block(f"if _cvp + _cvkl >= 0 and _cvp + _cvkl < {psz[last]}:"):
+                    with ctx.block(f"for _cvi in range({c}):"):
+                        ctx.emit(f"{pm}[_cvbase + _cvkl * {c} + _cvi] = "
+                                 f"{xf}[_cvsrc + _cvkl * {c} + _cvi]")
+                with ctx.block("else:"):
+                    with ctx.block(f"for _cvi in range({c}):"):
+                        ctx.emit(f"{pm}[_cvbase + _cvkl * {c} + _cvi] = {zero}")
+    with ctx.block("else:"):
+        with ctx.block(f"for _cvi in range({run}):"):
+            ctx.emit(f"{pm}[_cvbase + _cvi] = {zero}")
+    lp.close()
+
+
+def _conv_window_rows(ctx, eqn, zero):
+    """A convolution whose window is larger than its output (the kernel gradient of a
+    convolution, where the "kernel" is a whole feature map): the reduction runs over
+    (in-channel, window position) pairs, so the rhs is already the gemm's B matrix when its
+    layout is (in, *window, out) -- NHWC activations and gradients are -- and only the
+    transposed patch matrix A^T (rows: in-channel x window position; columns: output
+    position x batch) is built, a block of rows at a time, each block one accumulating
+    gemm with the tiny output matrix. (The image-block im2col would instead reorder the
+    whole rhs and feed BLAS a huge reduction dimension.)"""
+    p = eqn.params
+    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
+    strides, pads = p["window_strides"], p["padding"]
+    ld, rd = p["lhs_dilation"], p["rhs_dilation"]
+    la, ra, oa = eqn.invars[0].aval, eqn.invars[1].aval, eqn.outvars[0].aval
+    nsp = la.ndim - 2
+    nb, c = la.shape[lhs_spec[0]], la.shape[lhs_spec[1]]
+    o = ra.shape[rhs_spec[0]]
+    psz = [la.shape[d] for d in lhs_spec[2:]]
+    ksz = [ra.shape[d] for d in rhs_spec[2:]]
+    osz = [oa.shape[d] for d in out_spec[2:]]
+    kp, op = math.prod(ksz), math.prod(osz)
+    x, x_off = ctx.flat(0)
+    lstr = [math.prod(la.shape[d + 1:]) for d in range(la.ndim)]
+    ks = [f"_cvk{d}" for d in range(nsp)]
+    os_ = [f"_cvo{d}" for d in range(nsp)]
+    spatial = tuple(range(1, nsp + 1))
+    if tuple(rhs_spec) == (nsp + 1, 0) + spatial:
+        bm, b_off = ctx.flat(1)
+    else:                     # one reordering copy of the rhs to (in, *window, out)
+        rhs = ctx.array(1)
+        bm, b_off = ctx.empty((c * kp * o,), oa.dtype), 0
+        lp = _Loops(ctx)
+        lp.open("_cvc", c)
+        for d in range(nsp):
+            lp.open(ks[d], ksz[d])
+        lp.open("_cvoo", o)
+        ctx.emit(f"{bm}[(_cvc * {kp} + {_flat(ks, ksz)}) * {o} + _cvoo] = "
+                 f"{rhs}[{_index(rhs_spec, '_cvoo', '_cvc', ks)}]")
+        lp.close()
+    cols = op * nb            # A^T columns: (output position, batch)
+    rows = c * kp             # gemm reduction: (in-channel, window position)
+    rblk = max(1, min(rows, BLOCK // cols))
+    at = ctx.empty((rblk * cols,), oa.dtype)
+    direct = tuple(out_spec) == (nsp, nsp + 1) + tuple(range(nsp))
+    if direct:                # the product (output position, batch, out) IS the output layout
+        cm, c_off = ctx.out_flat(0)
+    else:
+        cm, c_off = ctx.empty((cols * o,), oa.dtype), 0
+    bstride = lstr[lhs_spec[0]]
+    with ctx.block(f"for _cvr0 in range(0, {rows}, {rblk}):", "a block of A^T rows"):
+        ctx.emit(f"_cvrn = min({rblk}, {rows} - _cvr0)")
+        with ctx.block("for _cvrr in range(_cvrn):"):
+            ctx.emit("_cvr = _cvr0 + _cvrr")
+            ctx.emit(f"_cvc = _cvr // {kp}")
+            for d in range(nsp):
+                ctx.emit(f"{ks[d]} = (_cvr // {math.prod(ksz[d + 1:])}) % {ksz[d]}")
+            lp = _Loops(ctx)
+            for d in range(nsp):
+                lp.open(os_[d], osz[d])
+            qs, oks = [], []
+            for d in range(nsp):
+                q, ok = _input_pos(ctx, os_[d], ks[d], strides[d], rd[d], pads[d][0], ld[d],
+                                   psz[d], d)
+                qs.append(q)
+                oks.append(ok)
+            ctx.emit(f"_cvbase = _cvrr * {cols} + ({_flat(os_, osz)}) * {nb}")
+            src = " + ".join([f"{x_off}", f"_cvc * {lstr[lhs_spec[1]]}"] +
+                             [f"{q} * {lstr[lhs_spec[2 + d]]}" for d, q in enumerate(qs)])
+            with ctx.block(f"if {' and '.join(oks) or 'True'}:"):
+                ctx.emit(f"_cvsrc = {src}")
+                with ctx.block(f"for _cvb in range({nb}):"):
+                    b_ix = "_cvsrc + _cvb" if bstride == 1 else f"_cvsrc + _cvb * {bstride}"
+                    ctx.emit(f"{at}[_cvbase + _cvb] = {x}[{b_ix}]")
+            with ctx.block("else:"):
+                with ctx.block(f"for _cvb in range({nb}):"):
+                    ctx.emit(f"{at}[_cvbase + _cvb] = {zero}")
+            lp.close()
+        for first in (True, False):
+            with ctx.block("if _cvr0 == 0:" if first else "else:"):
+                _gemm_t(ctx, cols, o, "_cvrn", at, 0, cols, bm, f"{b_off} + _cvr0 * {o}", o,
+                        cm, c_off, o, 0 if first else 1)
+    if not direct:
+        lp = _Loops(ctx)
+        for d in range(nsp):
+            lp.open(os_[d], osz[d])
+        lp.open("_cvb", nb)
+        lp.open("_cvoo", o)
+        out = ctx.out(0)
+        ctx.emit(f"{out}[{_index(out_spec, '_cvb', '_cvoo', os_)}] = "
+                 f"{cm}[(({_flat(os_, osz)}) * {nb} + _cvb) * {o} + _cvoo]")
+        lp.close()
+
+
+def _gemm_t(ctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, beta):
+    """Emit C = A^T @ B (+ C if beta), A stored k x m (see `_gemm`)."""
+    dt = ctx.eqn.outvars[0].aval.dtype
+    one, b_lit = ctx.literal(1, dt), ctx.literal(beta, dt)
+    ctx.emit(f"{ctx.kernel('gemm')}(1, 0, {m}, {n}, {k}, {one}, {a}, {a_off}, {lda}, {b}, "
+             f"{b_off}, {ldb}, {b_lit}, {c}, {c_off}, {ldc})", "BLAS gemm")
 
 
 def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
@@ -286,6 +451,8 @@ def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
     lp.close()
     nbb = max(1, min(n, BLOCK // max(1, pp * kp * og)))
     y = ctx.empty((nbb * pp * kp * og,), oa.dtype)
+    of, of_off = ctx.out_flat(0)
+    ostr = [math.prod(oa.shape[d + 1:]) for d in range(oa.ndim)]
     ps = [f"_cvp{d}" for d in range(nsp)]
     if last_in:
         xf = _flat_name(ctx, lhs)
@@ -325,9 +492,14 @@ def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
                 os_.append(ov)
             with ctx.block(f"if {' and '.join(oks)}:"):
                 ctx.emit(f"_cvbase = (_cvrow * {kp} + {kflat}) * {og}")
+                # flat output index, so that the run over output channels vectorises
+                terms = [str(of_off), f"(_cvb + _cvnn) * {ostr[out_spec[0]]}",
+                         f"_cvg * {og * ostr[out_spec[1]]}"]
+                terms += [f"{ov} * {ostr[out_spec[2 + d]]}" for d, ov in enumerate(os_)]
+                ctx.emit(f"_cvdst = {' + '.join(terms)}")
+                step = "" if ostr[out_spec[1]] == 1 else f" * {ostr[out_spec[1]]}"
                 with ctx.block(f"for _cvoo in range({og}):"):
-                    ctx.emit(f"{out}[{_index(out_spec, '_cvb + _cvnn', f'_cvg * {og} + _cvoo', os_)}]"
-                             f" += {y}[_cvbase + _cvoo]")
+                    ctx.emit(f"{of}[_cvdst + _cvoo{step}] += {y}[_cvbase + _cvoo]")
             lp.close()
 
 
@@ -503,9 +675,75 @@ def _lower_sga(ctx, eqn):
     _window_loops(ctx, eqn, xa, oa, open_, elem, close)
 
 
+MAX_TILE_WINDOW = 16        # window elements unrolled in the tiled max-pool gradient
+
+
+def _pool_tiling(eqn, shape):
+    """For windows that tile the operand (no padding, no dilation, stride >= window): the
+    number of leading dims that carry windows and the contiguous length of the trailing
+    untouched dims (window 1, stride 1); else None."""
+    p = eqn.params
+    wdims, ws, pads = p["window_dimensions"], p["window_strides"], p["padding"]
+    if any(b != 1 for b in p["base_dilation"]) or any(w != 1 for w in p["window_dilation"]):
+        return None
+    if any(lo or hi for lo, hi in pads) or any(s < w for s, w in zip(ws, wdims)):
+        return None
+    lead = len(shape)
+    while lead and wdims[lead - 1] == 1 and ws[lead - 1] == 1:
+        lead -= 1
+    if lead == 0 or math.prod(wdims) > MAX_TILE_WINDOW:
+        return None
+    return lead, math.prod(shape[lead:])
+
+
+def _lower_ssa_tiled(ctx, eqn, lead, lanes):
+    """Max-pool gradient when windows do not overlap: each window's argmax is found for all
+    `lanes` trailing elements at once (the window offsets unrolled, the lane loop innermost,
+    so it vectorises); every operand element is written exactly once (the routed cotangent
+    or zero), so no zero-fill pass and no read-modify-write."""
+    p = eqn.params
+    wdims, ws = p["window_dimensions"], p["window_strides"]
+    sa, xa = eqn.invars[0].aval, eqn.invars[1].aval
+    s, s_off = ctx.flat(0)
+    x, x_off = ctx.flat(1)
+    out, o_off = ctx.out_flat(0)
+    xs = xa.shape
+    xstr = [math.prod(xs[d + 1:]) for d in range(len(xs))]
+    sstr = [math.prod(sa.shape[d + 1:]) for d in range(len(xs))]
+    covered = all(sa.shape[d] * ws[d] == xs[d] for d in range(lead))
+    if not covered:           # elements outside every window get zero
+        ctx.emit(f"{out}[{o_off}:{o_off} + {xa.size}] = {ctx.literal(0, xa.dtype)}")
+    os_ = [f"_mpo{d}" for d in range(lead)]
+    lp = _Loops(ctx)
+    for d in range(lead):
+        lp.open(os_[d], sa.shape[d])
+    xb = " + ".join(f"{o} * {ws[d] * xstr[d]}" for d, o in enumerate(os_) if ws[d] * xstr[d])
+    sb = " + ".join(f"{o} * {sstr[d]}" for d, o in enumerate(os_) if sstr[d])
+    ctx.emit(f"_mpx = {xb or '0'}")
+    ctx.emit(f"_mps = {sb or '0'}")
+    offsets = [sum(k * xstr[d] for d, k in enumerate(ks))
+               for ks in np.ndindex(*wdims[:lead])]
+    with ctx.block(f"for _mpl in range({lanes}):"):
+        ctx.emit(f"_mpb = {x}[{x_off} + _mpx + _mpl]")
+        ctx.emit("_mpa = 0")
+        for j, off in enumerate(offsets[1:], 1):
+            ctx.emit(f"_mpv = {x}[{x_off} + _mpx + {off} + _mpl]")
+            ctx.emit(f"_mpa = {j} if _mpv > _mpb else _mpa")
+            ctx.emit("_mpb = _mpv if _mpv > _mpb else _mpb")
+        ctx.emit(f"_mpg = {s}[{s_off} + _mps + _mpl]")
+        zero = ctx.literal(0, xa.dtype)
+        for j, off in enumerate(offsets):
+            ctx.emit(f"{out}[{o_off} + _mpx + {off} + _mpl] = _mpg if _mpa == {j} else {zero}")
+    lp.close()
+
+
 @register_lowering("select_and_scatter_add")
 def _lower_ssa(ctx, eqn):
     sa, xa, oa = eqn.invars[0].aval, eqn.invars[1].aval, eqn.outvars[0].aval
+    if oa.size and sa.size:
+        tiling = _pool_tiling(eqn, xa.shape)
+        if tiling is not None:
+            return _lower_ssa_tiled(ctx, eqn, *tiling)
     out = ctx.out(0)
     if oa.size == 0:
         return
