@@ -425,7 +425,7 @@ def _gemm_t(ctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, beta):
 
 def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
     """col2im, blocked over images: products (rows, window * out) = X @ W2 per group, then
-    each kernel offset's slab is added at its output position."""
+    each output position sums the kernel offsets' slabs that land on it."""
     p = eqn.params
     lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
     pads, ld, rd = p["padding"], p["lhs_dilation"], p["rhs_dilation"]
@@ -458,7 +458,6 @@ def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
         xf = _flat_name(ctx, lhs)
     else:
         xb = ctx.empty((nbb * pp * ic,), oa.dtype)
-    ctx.emit(f"{out}.fill({zero})")
     with ctx.block(f"for _cvg in range({g}):"):
         with ctx.block(f"for _cvb in range(0, {n}, {nbb}):", "a block of images"):
             ctx.emit(f"_cvnb = min({nbb}, {n} - _cvb)")
@@ -477,27 +476,36 @@ def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
                 a, a_off, lda = xb, "0", ic
             _gemm(ctx, f"_cvnb * {pp}", kp * og, ic, a, a_off, lda, w2, f"_cvg * {ic * kp * og}",
                   kp * og, y, 0, kp * og, 0, "BLAS gemm")
+            # col2im as a gather: each output element of the block sums the products that
+            # land on it (kernel offset by kernel offset), so it is written once, its
+            # cache line stays hot, and no zero-fill pass over the output is needed
+            os_ = [f"_cvo{d}" for d in range(nsp)]
             lp = _Loops(ctx)
             lp.open("_cvnn", "_cvnb")
             for d in range(nsp):
-                lp.open(ps[d], psz[d])
-            ctx.emit(f"_cvrow = {_flat(['_cvnn'] + ps, ['_cvnb'] + psz)}")
-            oks, os_ = [], []
+                lp.open(os_[d], osz[d])
+            terms = [str(of_off), f"(_cvb + _cvnn) * {ostr[out_spec[0]]}",
+                     f"_cvg * {og * ostr[out_spec[1]]}"]
+            terms += [f"{ov} * {ostr[out_spec[2 + d]]}" for d, ov in enumerate(os_)]
+            ctx.emit(f"_cvdst = {' + '.join(terms)}")
+            step = "" if ostr[out_spec[1]] == 1 else f" * {ostr[out_spec[1]]}"
+            with ctx.block(f"for _cvoo in range({og}):"):
+                ctx.emit(f"{of}[_cvdst + _cvoo{step}] = {zero}")
+            oks = []
             for d in range(nsp):
                 lp.open(ks[d], ksz[d])
-                ov, ok = ctx.fresh("_cvo"), ctx.fresh("_cvok")
-                ctx.emit(f"{ov} = {ps[d]} * {ld[d]} + {pads[d][0]} - {ks[d]} * {rd[d]}")
-                ctx.emit(f"{ok} = {ov} >= 0 and {ov} < {osz[d]}")
+                t, ok = ctx.fresh("_cvt"), ctx.fresh("_cvok")
+                ctx.emit(f"{t} = {os_[d]} - {pads[d][0]} + {ks[d]} * {rd[d]}")
+                if ld[d] == 1:
+                    ctx.emit(f"{ps[d]} = {t}")
+                    ctx.emit(f"{ok} = {t} >= 0 and {t} < {psz[d]}")
+                else:
+                    ctx.emit(f"{ps[d]} = {t} // {ld[d]}")
+                    ctx.emit(f"{ok} = {t} >= 0 and {t} % {ld[d]} == 0 and {ps[d]} < {psz[d]}")
                 oks.append(ok)
-                os_.append(ov)
             with ctx.block(f"if {' and '.join(oks)}:"):
-                ctx.emit(f"_cvbase = (_cvrow * {kp} + {kflat}) * {og}")
-                # flat output index, so that the run over output channels vectorises
-                terms = [str(of_off), f"(_cvb + _cvnn) * {ostr[out_spec[0]]}",
-                         f"_cvg * {og * ostr[out_spec[1]]}"]
-                terms += [f"{ov} * {ostr[out_spec[2 + d]]}" for d, ov in enumerate(os_)]
-                ctx.emit(f"_cvdst = {' + '.join(terms)}")
-                step = "" if ostr[out_spec[1]] == 1 else f" * {ostr[out_spec[1]]}"
+                ctx.emit(f"_cvbase = (({_flat(['_cvnn'] + ps, ['_cvnb'] + psz)}) * {kp} + "
+                         f"{kflat}) * {og}")
                 with ctx.block(f"for _cvoo in range({og}):"):
                     ctx.emit(f"{of}[_cvdst + _cvoo{step}] += {y}[_cvbase + _cvoo]")
             lp.close()
