@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/cnn.py [--batch 64] [--repeats 20] [--no-jit] [--threads N]
+    python benchmarks/cnn.py [--batch 64] [--repeats 20] [--no-jit]
 
 Model (NHWC, float32): input 64x28x28x1 -> conv 3x3x32 (VALID) -> relu -> conv 3x3x64 (VALID)
 -> relu -> max-pool 2x2 -> flatten (12*12*64) -> dense 128 -> relu -> dense 10 ->
@@ -10,14 +10,14 @@ softmax cross-entropy; the step computes the loss gradient and applies SGD.
 
 For `transforms` the step runs under `T.jit` when it exists (else eagerly on the NumPy
 implementations). JAX runs the same step under `jax.jit`, PyTorch in eager mode. Each is
-warmed up, then timed over `--repeats` calls; the median and best are printed with the
-ratios. The BLAS environment is printed too (the step is dominated by matmuls).
+warmed up, then timed in alternating bursts (see _timing.py; about `--repeats` calls each),
+side by side with one BLAS matmul of the size of each big convolution product; the medians
+and ratios are printed, and the BLAS environment (the step is dominated by matmuls).
 """
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import transforms as T  # noqa: E402
 import transforms.numpy as tnp  # noqa: E402
 from transforms import lax  # noqa: E402
+from _timing import interleaved  # noqa: E402
 
 DN = ("NHWC", "HWIO", "NHWC")
 
@@ -141,17 +142,6 @@ def torch_step_fn(params_np):
     return run
 
 
-def timeit(fn, args, repeats, warmup=2):
-    for _ in range(warmup):
-        fn(*args)
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(*args)
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts), min(ts)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=64)
@@ -177,35 +167,30 @@ def main():
         t0 = time.perf_counter()
         step(params, x, y)
         print(f"transforms jit: first call (trace + compile) {time.perf_counter() - t0:.2f} s")
-    results = {}
-    med, best = timeit(step, (params, x, y), args.repeats)
-    results["transforms"] = med
-    print(f"transforms ({mode}): median {med * 1e3:.1f} ms, best {best * 1e3:.1f} ms")
-    # check the step computes the same loss as a float64 eager reference
-    _, loss = make_step()(params, x, y)
-    print(f"  loss {float(np.asarray(loss)):.5f}")
-    try:
-        run = jax_step_fn()
-        med, best = timeit(run, (params, x, y), args.repeats)
-        results["jax"] = med
-        print(f"jax (jit): median {med * 1e3:.1f} ms, best {best * 1e3:.1f} ms")
-    except ImportError:
-        print("jax: not installed")
-    try:
-        run = torch_step_fn(params)
-        med, best = timeit(run, (params, x, y), args.repeats)
-        results["torch"] = med
-        print(f"pytorch (eager): median {med * 1e3:.1f} ms, best {best * 1e3:.1f} ms")
-    except ImportError:
-        print("pytorch: not installed")
     # the floor this machine gives: the step's three big convolution products (forward,
     # input gradient, kernel gradient of conv2) are each about one of these matmuls
     rng = np.random.default_rng(2)
     a = rng.standard_normal((args.batch * 24 * 24, 288)).astype(np.float32)
     b = rng.standard_normal((288, 64)).astype(np.float32)
-    med, best = timeit(lambda: a @ b, (), args.repeats)
-    print(f"numpy matmul {a.shape[0]}x288 @ 288x64 (BLAS reference): median {med * 1e3:.1f} ms, "
-          f"best {best * 1e3:.1f} ms")
+    cands = {"transforms": lambda: step(params, x, y), "blas": lambda: a @ b}
+    for name, make in (("jax", jax_step_fn), ("torch", lambda: torch_step_fn(params))):
+        try:
+            run = make()
+            cands[name] = (lambda run=run: run(params, x, y))
+        except ImportError:
+            print(f"{name}: not installed")
+    # alternating rounds (see _timing.py): every candidate sees the same machine drift
+    results = interleaved(cands, args.repeats)
+    print(f"transforms ({mode}): median {results['transforms'] * 1e3:.1f} ms")
+    # check the step computes the same loss as a float64 eager reference
+    _, loss = make_step()(params, x, y)
+    print(f"  loss {float(np.asarray(loss)):.5f}")
+    for k, label in (("jax", "jax (jit)"), ("torch", "pytorch (eager)")):
+        if k in results:
+            print(f"{label}: median {results[k] * 1e3:.1f} ms")
+    print(f"numpy matmul {a.shape[0]}x288 @ 288x64 (BLAS reference): median "
+          f"{results['blas'] * 1e3:.1f} ms; step / reference = "
+          f"{results['transforms'] / results['blas']:.2f}")
     for k in ("jax", "torch"):
         if k in results:
             print(f"transforms / {k}: {results['transforms'] / results[k]:.2f}x")

@@ -2,9 +2,10 @@
 
 Usage::
 
-    python benchmarks/train_step.py [--repeats 30] [--no-fnn]
+    python benchmarks/train_step.py [--repeats 60] [--no-fnn]
 
-Times, in one run on the same data (median of ``--repeats`` steps after warm-up):
+Times, in one run on the same data (median of ``--repeats`` alternating rounds after warm-up,
+see _timing.py):
 
 * ``T.jit(step)``: the whole step (forward, backward, Adam) compiled as ONE Numba function.
   Adam comes from ``fnn.optim.adam`` when importable (``--no-fnn``: written here with tnp);
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import transforms as T  # noqa: E402
 import transforms.numpy as tnp  # noqa: E402
+from _timing import interleaved  # noqa: E402
 
 SIZES = (784, 512, 512, 10)
 BATCH = 128
@@ -133,19 +134,8 @@ def numpy_step(params, state, x, labels):
 
 # ---------------------------------------------------------------------------------------------
 
-def timeit(fn, repeats, warmup=3):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
-def blas_floor(params, x, repeats):
-    """Median time of the step's matrix products alone, each through np.dot."""
+def blas_floor(params, x):
+    """(callable running the step's matrix products alone, each through np.dot; their FLOPs)"""
     rng = np.random.default_rng(1)
     hs = [x] + [rng.standard_normal((BATCH, p["w"].shape[1])).astype(np.float32)
                 for p in params[:-1]]
@@ -160,12 +150,12 @@ def blas_floor(params, x, repeats):
                 outs[("d", i)] = np.dot(ds[i], p["w"].T)           # input gradient
     flops = sum(2 * BATCH * p["w"].shape[0] * p["w"].shape[1] * (3 if i else 2)
                 for i, p in enumerate(params))
-    return timeit(run, repeats), flops
+    return run, flops
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=60)
     ap.add_argument("--no-fnn", action="store_true")
     args = ap.parse_args(argv)
     env = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP", "MKL",
@@ -199,28 +189,28 @@ def main(argv=None):
     def ours():
         p, s, _ = jstep(carry[0], carry[1], x, labels)
         carry[0], carry[1] = p, s
-    t_ours = timeit(ours, args.repeats)
     dstep = T.jit(step, donate_argnums=(0, 1))
     dcarry = [T.tree.map(np.copy, params), T.tree.map(np.copy, state)]
 
     def donated():
         p, s, _ = dstep(dcarry[0], dcarry[1], x, labels)
         dcarry[0], dcarry[1] = p, s
-    t_don = timeit(donated, args.repeats)
     ncarry = [params, np_state]
 
     def by_hand():
         p, s, _ = numpy_step(ncarry[0], ncarry[1], x, labels)
         ncarry[0], ncarry[1] = p, s
-    t_np = timeit(by_hand, max(5, args.repeats // 3))
-    t_floor, flops = blas_floor(params, x, args.repeats)
-
+    floor_run, flops = blas_floor(params, x)
+    # all candidates timed in alternating rounds (see _timing.py), so ratios are same-moment
+    t = interleaved({"ours": ours, "donated": donated, "numpy": by_hand, "floor": floor_run,
+                     "jax": _jax_step(params, x, labels),
+                     "torch": _torch_step(params, x, labels)}, args.repeats)
+    t_ours, t_don, t_np, t_floor = t["ours"], t["donated"], t["numpy"], t["floor"]
+    t_jax, t_torch = t.get("jax"), t.get("torch")
     rows = [("T.jit (ours)", t_ours), ("T.jit, donated", t_don), ("NumPy by hand", t_np),
             ("BLAS floor (np.dot)", t_floor)]
-    t_jax = _jax_time(params, x, labels, args.repeats)
     if t_jax:
         rows.append(("jax.jit", t_jax))
-    t_torch = _torch_time(params, x, labels, args.repeats)
     if t_torch:
         rows.append(("PyTorch eager", t_torch))
     print(f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, float32, {opt_name}; "
@@ -239,7 +229,8 @@ def main(argv=None):
                 torch=t_torch, first=first)
 
 
-def _jax_time(params, x, labels, repeats):
+def _jax_step(params, x, labels):
+    """A callable running one jax.jit + optax step (None without JAX and optax)."""
     try:
         import jax
         import jax.numpy as jnp
@@ -274,10 +265,11 @@ def _jax_time(params, x, labels, repeats):
         p, s, v = step(carry[0], carry[1], xj, lj)
         v.block_until_ready()
         carry[0], carry[1] = p, s
-    return timeit(run, repeats)
+    return run
 
 
-def _torch_time(params, x, labels, repeats):
+def _torch_step(params, x, labels):
+    """A callable running one PyTorch eager step (None without PyTorch)."""
     try:
         import torch
     except ImportError:
@@ -297,7 +289,7 @@ def _torch_time(params, x, labels, repeats):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return timeit(run, repeats)
+    return run
 
 
 if __name__ == "__main__":

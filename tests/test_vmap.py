@@ -397,6 +397,23 @@ def test_negative_in_axes_and_scalar_leaves():
     np.testing.assert_allclose(got, xs * 2)
 
 
+def test_unmapped_arguments_pass_through_unchanged():
+    """As in JAX, an unmapped leaf reaches the function as given: a Python scalar stays a
+    (weakly typed, hashable) Python scalar, so it keeps float32 math float32 and can feed a
+    static argument of a jitted function."""
+    x32 = np.arange(6, dtype=np.float32).reshape(2, 3)
+    seen = []
+
+    def f(x, n):
+        seen.append(type(n))
+        return x * n
+    out = T.vmap(f, in_axes=(0, None))(x32, 3)
+    assert seen == [int] and out.dtype == np.float32
+    np.testing.assert_array_equal(out, x32 * 3)
+    jf = T.jit(lambda x, n: x * n, static_argnums=1)
+    np.testing.assert_array_equal(T.vmap(jf, in_axes=(0, None))(x32, 3), x32 * 3)
+
+
 def test_wraps():
     def my_function(x):
         """doc"""

@@ -281,7 +281,10 @@ def vmap(fun, in_axes=0, out_axes=0, axis_name=None, axis_size=None):
         axes = _flatten_axes("in_axes", in_axes, args) + [0] * len(kw_paths)
         names = ([f"args{tree_util.keystr(p)}" for p, _ in pos_paths]
                  + [f"kwargs{tree_util.keystr(p)}" for p, _ in kw_paths])
-        leaves = [_leaf_value(x) for _, x in pos_paths + kw_paths]
+        # unmapped leaves pass through untouched, as in JAX: a Python scalar stays weakly
+        # typed (and hashable, so it can feed a static argument of a jitted function)
+        leaves = [x if ax is None else _leaf_value(x)
+                  for (_, x), ax in zip(pos_paths + kw_paths, axes)]
         size = _mapped_size(leaves, axes, names, axis_size)
         for i, (x, ax) in enumerate(zip(leaves, axes)):
             if ax is not None:
