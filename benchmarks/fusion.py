@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -24,20 +23,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import transforms as T  # noqa: E402
 import transforms.numpy as tnp  # noqa: E402
+from _timing import interleaved  # noqa: E402
 
 
 def expr(m, x):
     return m.tanh(x) * 2 + m.exp(-x * x) * m.sin(x) - 0.5 * x
-
-
-def timeit(fn, repeats):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def main(argv=None):
@@ -55,22 +45,22 @@ def main(argv=None):
     scale = np.max(np.abs(ref))
     err = np.max(np.abs(y - ref)) / scale                   # normwise relative error
     err_np = np.max(np.abs(expr(np, x) - ref)) / scale      # NumPy float32, for comparison
-    rows = [("T.jit (ours)", timeit(lambda: f(x), args.repeats)),
-            ("NumPy", timeit(lambda: expr(np, x), args.repeats))]
+    cands = {"T.jit (ours)": lambda: f(x), "NumPy": lambda: expr(np, x)}
     try:
         import jax
         import jax.numpy as jnp
         jf = jax.jit(lambda x: expr(jnp, x))
         xj = jnp.asarray(x)
-        rows.append(("jax.jit", timeit(lambda: jf(xj).block_until_ready(), args.repeats)))
+        cands["jax.jit"] = lambda: jf(xj).block_until_ready()
     except ImportError:
         pass
     try:
         import torch
         xt = torch.from_numpy(x)
-        rows.append(("PyTorch", timeit(lambda: expr(torch, xt), args.repeats)))
+        cands["PyTorch"] = lambda: expr(torch, xt)
     except ImportError:
         pass
+    rows = list(interleaved(cands, args.repeats).items())   # alternating rounds: _timing.py
     print(f"tanh(x)*2 + exp(-x*x)*sin(x) - 0.5*x on {args.n:,} float32 "
           f"(first call {first:.2f} s)")
     print(f"  error vs float64, max|y - y64| / max|y64|: ours {err:.1e}, NumPy float32 "
