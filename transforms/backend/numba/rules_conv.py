@@ -47,6 +47,29 @@ def _conv_geometry():
     return _conv_out_size, _dilate_dim
 
 
+class _Geometry:
+    """Everything the strategies read from one conv_general_dilated equation."""
+
+    def __init__(self, eqn):
+        p = eqn.params
+        self.lhs_spec, self.rhs_spec, self.out_spec = p["dimension_numbers"]
+        self.strides, self.pads = p["window_strides"], p["padding"]
+        self.ld, self.rd = p["lhs_dilation"], p["rhs_dilation"]
+        self.g, self.bg = p["feature_group_count"], p["batch_group_count"]
+        la, ra, oa = eqn.invars[0].aval, eqn.invars[1].aval, eqn.outvars[0].aval
+        self.la, self.ra, self.oa = la, ra, oa
+        self.nsp = la.ndim - 2
+        self.n, self.c = la.shape[self.lhs_spec[0]], la.shape[self.lhs_spec[1]]
+        self.o, self.ic = ra.shape[self.rhs_spec[0]], ra.shape[self.rhs_spec[1]]   # ic: per group
+        self.psz = [la.shape[d] for d in self.lhs_spec[2:]]
+        self.ksz = [ra.shape[d] for d in self.rhs_spec[2:]]
+        self.osz = [oa.shape[d] for d in self.out_spec[2:]]
+        self.groups = self.g if self.g > 1 else self.bg
+        self.nb, self.og = self.n // self.bg, self.o // self.groups
+        self.kp, self.op, self.pp = (math.prod(self.ksz), math.prod(self.osz),
+                                     math.prod(self.psz))
+
+
 def _index(spec, b, f, sp):
     """Index expressions for an operand with `spec` = (batch-like, feature-like, *spatial)."""
     idx = [None] * len(spec)
@@ -130,22 +153,12 @@ def _flat_name(ctx, nd_name):
 @register_lowering("conv_general_dilated")
 def _lower_conv(ctx, eqn):
     _, dilate = _conv_geometry()
-    p = eqn.params
-    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
-    strides, pads = p["window_strides"], p["padding"]
-    ld, rd = p["lhs_dilation"], p["rhs_dilation"]
-    g, bg = p["feature_group_count"], p["batch_group_count"]
-    la, ra, oa = eqn.invars[0].aval, eqn.invars[1].aval, eqn.outvars[0].aval
-    nsp = la.ndim - 2
-    n, c = la.shape[lhs_spec[0]], la.shape[lhs_spec[1]]
-    o, i = ra.shape[rhs_spec[0]], ra.shape[rhs_spec[1]]
-    psz = [la.shape[d] for d in lhs_spec[2:]]
-    ksz = [ra.shape[d] for d in rhs_spec[2:]]
-    osz = [oa.shape[d] for d in out_spec[2:]]
-    groups = g if g > 1 else bg
-    nb, og = n // bg, o // groups
-    ic = i                                    # input channels per group
-    kp, op, pp = math.prod(ksz), math.prod(osz), math.prod(psz)
+    G = _Geometry(eqn)
+    lhs_spec, rhs_spec, out_spec = G.lhs_spec, G.rhs_spec, G.out_spec
+    strides, pads, ld, rd, g, bg = G.strides, G.pads, G.ld, G.rd, G.g, G.bg
+    la, ra, oa, nsp = G.la, G.ra, G.oa, G.nsp
+    n, c, o, ic, psz, ksz, osz = G.n, G.c, G.o, G.ic, G.psz, G.ksz, G.osz
+    groups, nb, og, kp, op, pp = G.groups, G.nb, G.og, G.kp, G.op, G.pp
     out = ctx.out(0)
     if oa.size == 0:
         return
@@ -331,18 +344,10 @@ def _conv_window_rows(ctx, eqn, zero):
     position x batch) is built, a block of rows at a time, each block one accumulating
     gemm with the tiny output matrix. (The image-block im2col would instead reorder the
     whole rhs and feed BLAS a huge reduction dimension.)"""
-    p = eqn.params
-    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
-    strides, pads = p["window_strides"], p["padding"]
-    ld, rd = p["lhs_dilation"], p["rhs_dilation"]
-    la, ra, oa = eqn.invars[0].aval, eqn.invars[1].aval, eqn.outvars[0].aval
-    nsp = la.ndim - 2
-    nb, c = la.shape[lhs_spec[0]], la.shape[lhs_spec[1]]
-    o = ra.shape[rhs_spec[0]]
-    psz = [la.shape[d] for d in lhs_spec[2:]]
-    ksz = [ra.shape[d] for d in rhs_spec[2:]]
-    osz = [oa.shape[d] for d in out_spec[2:]]
-    kp, op = math.prod(ksz), math.prod(osz)
+    G = _Geometry(eqn)
+    lhs_spec, rhs_spec, out_spec = G.lhs_spec, G.rhs_spec, G.out_spec
+    strides, pads, ld, rd, la, oa, nsp = G.strides, G.pads, G.ld, G.rd, G.la, G.oa, G.nsp
+    nb, c, o, psz, ksz, osz, kp, op = G.n, G.c, G.o, G.psz, G.ksz, G.osz, G.kp, G.op
     x, x_off = ctx.flat(0)
     lstr = [math.prod(la.shape[d + 1:]) for d in range(la.ndim)]
     ks = [f"_cvk{d}" for d in range(nsp)]
@@ -426,19 +431,11 @@ def _gemm_t(ctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, beta):
 def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
     """col2im, blocked over images: products (rows, window * out) = X @ W2 per group, then
     each output position sums the kernel offsets' slabs that land on it."""
-    p = eqn.params
-    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
-    pads, ld, rd = p["padding"], p["lhs_dilation"], p["rhs_dilation"]
-    g = p["feature_group_count"]
-    la, ra, oa = eqn.invars[0].aval, eqn.invars[1].aval, eqn.outvars[0].aval
-    nsp = la.ndim - 2
-    n, c = la.shape[lhs_spec[0]], la.shape[lhs_spec[1]]
-    o, ic = ra.shape[rhs_spec[0]], ra.shape[rhs_spec[1]]
-    psz = [la.shape[d] for d in lhs_spec[2:]]
-    ksz = [ra.shape[d] for d in rhs_spec[2:]]
-    osz = [oa.shape[d] for d in out_spec[2:]]
-    kp, pp = math.prod(ksz), math.prod(psz)
-    og = o // g
+    G = _Geometry(eqn)
+    lhs_spec, rhs_spec, out_spec = G.lhs_spec, G.rhs_spec, G.out_spec
+    pads, ld, rd, g, oa, nsp = G.pads, G.ld, G.rd, G.g, G.oa, G.nsp
+    n, c, ic, psz, ksz, osz = G.n, G.c, G.ic, G.psz, G.ksz, G.osz
+    kp, pp, og = G.kp, G.pp, G.og
     w2 = ctx.empty((g * ic * kp * og,), oa.dtype)
     lp = _Loops(ctx)
     lp.open("_cvg", g)
@@ -513,20 +510,11 @@ def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
 
 def _conv_direct(ctx, eqn, lhs, rhs, out):
     """Direct loops: one accumulator per output element (any dtype)."""
-    p = eqn.params
-    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
-    strides, pads = p["window_strides"], p["padding"]
-    ld, rd = p["lhs_dilation"], p["rhs_dilation"]
-    g, bg = p["feature_group_count"], p["batch_group_count"]
-    la, ra, oa = eqn.invars[0].aval, eqn.invars[1].aval, eqn.outvars[0].aval
-    nsp = la.ndim - 2
-    n = la.shape[lhs_spec[0]]
-    o, ic = ra.shape[rhs_spec[0]], ra.shape[rhs_spec[1]]
-    psz = [la.shape[d] for d in lhs_spec[2:]]
-    ksz = [ra.shape[d] for d in rhs_spec[2:]]
-    osz = [oa.shape[d] for d in out_spec[2:]]
-    groups = g if g > 1 else bg
-    nb, og = n // bg, o // groups
+    G = _Geometry(eqn)
+    lhs_spec, rhs_spec, out_spec = G.lhs_spec, G.rhs_spec, G.out_spec
+    strides, pads, ld, rd, g, bg = G.strides, G.pads, G.ld, G.rd, G.g, G.bg
+    la, oa, nsp, ic, psz, ksz, osz = G.la, G.oa, G.nsp, G.ic, G.psz, G.ksz, G.osz
+    groups, nb, og = G.groups, G.nb, G.og
     odt = oa.dtype
     cast = (lambda e: e) if la.dtype == odt else (lambda e: f"{ctx.dtype(odt)}({e})")
     os_ = [f"_cvo{d}" for d in range(nsp)]
