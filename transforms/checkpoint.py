@@ -12,7 +12,7 @@ import functools
 from . import tree as tree_util
 from .core import Primitive, bind_in, get_aval
 from .interpreters.partial_eval import trace_to_jaxpr
-from .ir import eval_jaxpr
+from .ir import ClosedJaxpr, Jaxpr, eval_jaxpr
 from .pjit import _split, call_rules
 
 remat_p = Primitive("remat", multiple_results=True)
@@ -29,7 +29,7 @@ def _remat_staging_rule(trace, args, params):
     known, _, out_unk, num_res = _split(jaxpr, own)
     known_args = [a for a, o in zip(args, own) if not o]
     # known outputs now (residuals discarded: they will be recomputed) ...
-    from .ir import ClosedJaxpr, Jaxpr, dce_jaxpr
+    from .ir import dce_jaxpr
     n_known_out = len(known.out_avals) - num_res
     kj = Jaxpr(known.jaxpr.constvars, known.jaxpr.invars, known.jaxpr.outvars[:n_known_out],
                known.jaxpr.eqns)
@@ -38,9 +38,8 @@ def _remat_staging_rule(trace, args, params):
     known_outs = bind_in(trace.parent, remat_p, *known_args, jaxpr=known_prims,
                          prevent_cse=params["prevent_cse"])
     # ... and the whole function staged for the backward pass, keeping only unknown outputs
-    from .ir import Jaxpr as J
     full = jaxpr.jaxpr
-    unk_j = J(full.constvars, full.invars, [v for v, u in zip(full.outvars, out_unk) if u],
+    unk_j = Jaxpr(full.constvars, full.invars, [v for v, u in zip(full.outvars, out_unk) if u],
               full.eqns)
     unk_j, _, used = dce_jaxpr(unk_j)
     unk_closed = ClosedJaxpr(unk_j, [c for c, u in zip(jaxpr.consts, used) if u])
@@ -61,7 +60,12 @@ def checkpoint(fun, prevent_cse=True, policy=None, static_argnums=()):
         from .api import flatten_fun
         flat, flat_fun, store = flatten_fun(fun, args, kwargs, static)
         closed = trace_to_jaxpr(flat_fun, [get_aval(x) for x in flat])
-        outs = remat_p.bind(*flat, jaxpr=closed, prevent_cse=prevent_cse)
+        # values `fun` closed over (possibly tracers of an enclosing grad/vmap/scan) become
+        # leading operands, so every transform of the remat equation sees them
+        j = closed.jaxpr
+        hoisted = ClosedJaxpr(Jaxpr([], list(j.constvars) + list(j.invars), j.outvars, j.eqns),
+                              [])
+        outs = remat_p.bind(*closed.consts, *flat, jaxpr=hoisted, prevent_cse=prevent_cse)
         return tree_util.unflatten(store["tree"], list(outs))
 
     return wrapped

@@ -86,15 +86,25 @@ def transpose_jaxpr(closed: ClosedJaxpr, undefined, ct_nonzero):
         res_avals = [a for a, u in zip(in_avals, undefined) if not u]
         ct_avals = [a for a, nz in zip(closed.out_avals, ct_nonzero) if nz]
 
+        # Split first: the non-linear part (e.g. the primal recomputation that `remat`
+        # stages into the backward pass) is evaluated, and only the linear part is
+        # transposed. A scan that carries both primal and tangent values is thereby split
+        # into a primal scan (run forward, giving residuals) and a linear one (transposed).
+        known, unknown, out_unk, num_res = _split(closed, list(undefined))
+
         def fun(*args):
-            res = iter(args[:len(res_avals)])
+            known_in = list(args[:len(res_avals)])
             cts_it = iter(args[len(res_avals):])
-            full_args = [UndefinedPrimal(a) if u else next(res) for a, u in zip(in_avals, undefined)]
             cts = [next(cts_it) if nz else None for nz in ct_nonzero]
-            outs = backward_pass(closed.jaxpr, closed.consts, full_args, cts)
+            k_outs = eval_jaxpr(known.jaxpr, known.consts, *known_in)
+            residuals = list(k_outs[len(k_outs) - num_res:]) if num_res else []
+            lin_args = residuals + [UndefinedPrimal(a) for a, u in zip(in_avals, undefined) if u]
+            # cotangents of outputs that do not depend on the linear inputs contribute nothing
+            unk_cts = [c for c, u in zip(cts, out_unk) if u]
+            outs = backward_pass(unknown.jaxpr, unknown.consts, lin_args, unk_cts)[num_res:]
             from .lax import zeros_like_aval
-            return [zeros_like_aval(a) if o is None else o
-                    for o, a, u in zip(outs, in_avals, undefined) if u]
+            lin_avals = [a for a, u in zip(in_avals, undefined) if u]
+            return [zeros_like_aval(a) if o is None else o for o, a in zip(outs, lin_avals)]
 
         return trace_to_jaxpr(fun, res_avals + ct_avals)
     return _cache.get(closed, ("transpose", tuple(undefined), tuple(ct_nonzero)), make)
