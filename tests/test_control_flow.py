@@ -376,6 +376,26 @@ def test_fori_loop_static_is_scan_and_reverse_differentiable():
     assert int(lax.fori_loop(0, 5, lambda i, c: c + i, 0)) == 10
 
 
+def test_fori_loop_keeps_a_float32_carry_float32():
+    """The loop index is int32 (as in JAX); NumPy's promotion would turn `c * i` on a float32
+    carry into float64, JAX keeps float32, and so does fori_loop here (static and traced
+    bounds, eager and jitted). A body that really changes the carry type is still an error."""
+    x = np.arange(3, dtype=np.float32)
+    body = lambda i, c: c * i + 1
+    want = x.copy()
+    for i in range(4):
+        want = want * np.float32(i) + np.float32(1)
+    for f in (lambda x: lax.fori_loop(0, 4, body, x),
+              lambda x: lax.fori_loop(0, tnp.asarray(4, np.int32), body, x)):
+        out = f(x)
+        assert out.dtype == np.float32
+        np.testing.assert_allclose(out, want, rtol=1e-6)
+        if HAS_JIT:
+            assert T.jit(f)(x).dtype == np.float32
+    with pytest.raises(TypeError, match="carry"):
+        lax.fori_loop(0, 2, lambda i, c: c.astype(np.int32), x)
+
+
 def test_fori_loop_traced_bounds_is_while():
     f = lambda n, x: lax.fori_loop(0, n, lambda i, c: c * 2.0 + i, x)
     jaxpr = T.make_jaxpr(f)(5, 1.0)

@@ -1141,7 +1141,7 @@ def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
     if lo is not None and hi is not None:
         def step(carry, _):
             i, x = carry
-            return (i + np.asarray(1, dtype), body_fun(i, x)), None
+            return (i + np.asarray(1, dtype), _keep_carry_dtypes(body_fun(i, x), x)), None
 
         (_, out), _ = scan(step, (np.asarray(lo, dtype), init_val), None,
                            length=max(hi - lo, 0), unroll=1 if unroll is None else unroll)
@@ -1152,10 +1152,27 @@ def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
 
     def body(c):
         i, x = c
-        return (lax.add(i, np.asarray(1, dtype)), body_fun(i, x))
+        return (lax.add(i, np.asarray(1, dtype)), _keep_carry_dtypes(body_fun(i, x), x))
 
     _, out = while_loop(lambda c: lax.lt(c[0], upper), body, (lower, init_val))
     return out
+
+
+def _keep_carry_dtypes(new, old):
+    """`new` with each inexact leaf that NumPy promotion widened (float32 -> float64, e.g. by
+    multiplying with the int32 loop index: JAX keeps float32 there) cast back to the dtype
+    of the matching leaf of `old`. Anything else is left for the carry check to report."""
+    new_leaves, new_tree = tree_util.flatten(new)
+    old_leaves, old_tree = tree_util.flatten(old)
+    if new_tree != old_tree:
+        return new
+    out = []
+    for n, o in zip(new_leaves, old_leaves):
+        nd, od = np.dtype(get_aval(n).dtype), np.dtype(get_aval(o).dtype)
+        if nd != od and od.kind in "fc" and nd.kind == od.kind and np.promote_types(od, nd) == nd:
+            n = _lax().convert_element_type(n, od)
+        out.append(n)
+    return tree_util.unflatten(new_tree, out)
 
 
 def map(f, xs, *, batch_size=None):  # noqa: A001 - the jax.lax name
