@@ -156,3 +156,45 @@ def test_errors():
     bad.defjvp(lambda p, t: (p[0], tnp.ones(3)))
     with pytest.raises(TypeError, match="shape"):
         T.jvp(bad, (1.0,), (1.0,))
+
+
+def make_closures(a):
+    """custom_jvp / custom_vjp functions of x closing over `a` (rules deliberately 3x / 5x)."""
+    @T.custom_jvp
+    def hj(x):
+        return tnp.sin(x * a)
+
+    hj.defjvp(lambda p, t: (hj(p[0]), 3.0 * tnp.cos(p[0] * a) * a * t[0]))
+
+    @T.custom_vjp
+    def hv(x):
+        return tnp.sin(x * a)
+
+    hv.defvjp(lambda x: (hv(x), x), lambda x, ct: (5.0 * tnp.cos(x * a) * a * ct,))
+    return hj, hv
+
+
+def test_closures_over_traced_values_as_jax():
+    """As in JAX: custom functions and rules may close over tracers of enclosing vmap/jit
+    (and over values not being differentiated); differentiating with respect to a
+    closed-over value is a clear error."""
+    as_ = np.array([0.5, 2.0])
+    for k, scale in ((0, 3.0), (1, 5.0)):
+        def value(a, x):
+            return tnp.sum(make_closures(a)[k](x))
+
+        def dx(a, x):
+            return T.grad(lambda x: value(a, x))(x)
+        want_v = np.array([np.sin(X * a).sum() for a in as_])
+        want_d = np.stack([scale * np.cos(X * a) * a for a in as_])
+        np.testing.assert_allclose(T.vmap(value, in_axes=(0, None))(as_, X), want_v, rtol=1e-12)
+        np.testing.assert_allclose(T.vmap(dx, in_axes=(0, None))(as_, X), want_d, rtol=1e-12)
+        if HAS_JIT:
+            np.testing.assert_allclose(T.jit(value)(2.0, X), want_v[1], rtol=1e-12)
+            np.testing.assert_allclose(T.jit(dx)(2.0, X), want_d[1], rtol=1e-12)
+            np.testing.assert_allclose(T.grad(T.jit(value), argnums=1)(2.0, X), want_d[1],
+                                       rtol=1e-12)
+            np.testing.assert_allclose(T.jit(T.vmap(dx, in_axes=(0, None)))(as_, X), want_d,
+                                       rtol=1e-12)
+        with pytest.raises(TypeError, match="closed-over value"):
+            T.grad(value)(2.0, X)

@@ -6,6 +6,11 @@ Each is a primitive whose parameters carry the user's Python functions (flattene
                                                   tangent map is `custom_lin`, whose transpose
                                                   calls `bwd`
 When staged (make_jaxpr / jit), `fun` is traced into `call_jaxpr` so backends can inline it.
+
+Functions and rules may close over tracers of enclosing transformations (as in JAX): such
+values are found by tracing, become leading operands (`num_consts`), and the functions the
+primitive carries are replaced by pure replays of the traced jaxprs. Differentiating with
+respect to a closed-over value is an error, as in JAX (the rule does not cover it).
 """
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ import functools
 import inspect
 
 from . import tree as tree_util
-from .core import Primitive, get_aval
+from .core import EVAL_TRACE, Primitive, Tracer, current_trace, get_aval
 from .interpreters.partial_eval import trace_to_jaxpr
+from .ir import ClosedJaxpr, Jaxpr, eval_jaxpr
 
 
 def _resolve_args(fun, args, kwargs):
@@ -40,6 +46,39 @@ def _merge(static, dyn, n):
 def _as_leaves(xs):
     from .api import _as_leaf
     return [_as_leaf(x) for x in xs]
+
+
+def _closure_convert(flat_fun, in_avals):
+    """If `flat_fun` reads traced values of an enclosing transformation that it does not
+    receive as arguments (a Python closure over a tracer), return `(jaxpr, consts)`: a
+    const-free ClosedJaxpr taking those values as leading inputs, and the values. Else None.
+
+    This is what lets custom-derivative functions close over tracers, as in JAX: the
+    closed-over values become explicit operands of the primitive, so every transformation
+    sees them, and the functions the primitive carries are pure."""
+    if current_trace() is EVAL_TRACE:          # no transformation active: no tracers exist
+        return None
+    closed = trace_to_jaxpr(flat_fun, list(in_avals))
+    if not any(isinstance(c, Tracer) for c in closed.consts):
+        return None
+    j = closed.jaxpr
+    return (ClosedJaxpr(Jaxpr([], list(j.constvars) + list(j.invars), j.outvars, j.eqns), []),
+            list(closed.consts))
+
+
+_RULES_BEING_TRACED = set()     # ids of custom functions whose rule is being closure-converted
+
+
+def _run(jaxpr, *args):
+    return eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, *args)
+
+
+def _closed_over_error(kind, name):
+    return TypeError(
+        f"Detected differentiation of a {kind} function ({name}) with respect to a "
+        "closed-over value. That isn't supported because the custom rule only says how to "
+        f"differentiate with respect to the function's explicit arguments. Pass the value "
+        f"into the {kind} function as an argument and adapt the rule.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,8 +109,10 @@ def _staging_rule(prim):
 custom_jvp_call_p.def_abstract_eval(_call_abstract)
 
 
-def _custom_jvp_jvp_rule(trace, primals, tangents, *, fun, jvp, **_):
+def _custom_jvp_jvp_rule(trace, primals, tangents, *, fun, jvp, num_consts=0, name="", **_):
     from .lax import zeros_like_aval
+    if any(t is not None for t in tangents[:num_consts]):
+        raise _closed_over_error("custom_jvp", name)
     tangents = [zeros_like_aval(get_aval(p)) if t is None else t for p, t in zip(primals, tangents)]
     out, tout = jvp(list(primals), tangents)
     return out, tout
@@ -92,7 +133,7 @@ def _custom_jvp_batch(args, dims, *, fun, jvp, call_jaxpr=None, **params):
                    in_axes=(list(dims), list(dims)), out_axes=0)(list(primals), list(tangents))
         return out[0], out[1]
 
-    outs = custom_jvp_call_p.bind(*args, fun=bfun, jvp=bjvp)
+    outs = custom_jvp_call_p.bind(*args, fun=bfun, jvp=bjvp, **params)
     return outs, [0] * len(outs)
 
 
@@ -166,7 +207,42 @@ class custom_jvp:
                                     f"{get_aval(t_).shape} != primal shape {get_aval(o).shape}")
             return out_flat, tout_flat
 
-        outs = custom_jvp_call_p.bind(*_as_leaves(flat), fun=fun_flat, jvp=jvp_flat)
+        leaves = _as_leaves(flat)
+        avals = [get_aval(x) for x in leaves]
+        conv = _closure_convert(fun_flat, avals)
+        if conv is None:
+            outs = custom_jvp_call_p.bind(*leaves, fun=fun_flat, jvp=jvp_flat)
+        else:
+            # closed-over tracers become leading operands (of `fun`, then of the rule)
+            fun_j, fun_c = conv
+            n_out = len(fun_j.out_avals)
+
+            def jvp_all(*pt):
+                out, tout = jvp_flat(pt[:len(pt) // 2], pt[len(pt) // 2:])
+                return list(out) + list(tout)
+            if id(self) in _RULES_BEING_TRACED:
+                # the rule calls this function (as rules do: `return f(x), ...`): that inner
+                # call keeps the rule as Python; only the outer call converts it
+                jvp_j, jvp_c = None, []
+            else:
+                _RULES_BEING_TRACED.add(id(self))
+                try:
+                    jvp_j, jvp_c = _closure_convert(jvp_all, avals + avals) or (
+                        trace_to_jaxpr(jvp_all, avals + avals), [])
+                finally:
+                    _RULES_BEING_TRACED.discard(id(self))
+            nf, nc = len(fun_c), len(fun_c) + len(jvp_c)
+
+            def fun_pure(*a):
+                return _run(fun_j, *a[:nf], *a[nc:])
+
+            def jvp_pure(primals, tangents):
+                if jvp_j is None:
+                    return jvp_flat(primals[nc:], tangents[nc:])
+                outs = _run(jvp_j, *primals[nf:nc], *primals[nc:], *tangents[nc:])
+                return outs[:n_out], outs[n_out:]
+            outs = custom_jvp_call_p.bind(*fun_c, *jvp_c, *leaves, fun=fun_pure, jvp=jvp_pure,
+                                          num_consts=nc, name=self.__name__)
         if "out_tree" not in store:          # staged from a cached jaxpr: recover the structure
             fun_flat(*flat)
         return tree_util.unflatten(store["out_tree"], list(outs))
@@ -203,8 +279,11 @@ def _custom_lin_transpose(cts, *args, num_res, bwd, out_avals):
     return [None] * num_res + list(cts_in)
 
 
-def _custom_vjp_jvp_rule(trace, primals, tangents, *, fun, fwd, bwd, **_):
+def _custom_vjp_jvp_rule(trace, primals, tangents, *, fun, fwd, bwd, num_consts=0, name="",
+                         **_):
     from .lax import zeros_like_aval
+    if any(t is not None for t in tangents[:num_consts]):
+        raise _closed_over_error("custom_vjp", name)
     out, res = fwd(*primals)
     tangents = [zeros_like_aval(get_aval(p)) if t is None else t for p, t in zip(primals, tangents)]
     tout = custom_lin_p.bind(*res, *tangents, num_res=len(res), bwd=bwd,
@@ -218,7 +297,7 @@ custom_vjp_call_p.jvp_trace_rule = _custom_vjp_jvp_rule
 custom_vjp_call_p.staging_rule = _staging_rule(custom_vjp_call_p)
 
 
-def _custom_vjp_batch(args, dims, *, fun, fwd, bwd, **params):
+def _custom_vjp_batch(args, dims, *, fun, fwd, bwd, call_jaxpr=None, **params):
     from .interpreters.batching import vmap
     bfun = vmap(lambda *a: list(fun(*a)), in_axes=tuple(dims), out_axes=0)
 
@@ -231,9 +310,10 @@ def _custom_vjp_batch(args, dims, *, fun, fwd, bwd, **params):
             list(res), list(cts))
         # cotangents for unbatched inputs must be summed over the batch
         from .lax import reduce_sum
-        return [o if d is not None else reduce_sum(o, (0,)) for o, d in zip(out, dims)]
+        return [o if o is None or d is not None else reduce_sum(o, (0,))
+                for o, d in zip(out, dims)]
 
-    outs = custom_vjp_call_p.bind(*args, fun=bfun, fwd=bfwd, bwd=bbwd)
+    outs = custom_vjp_call_p.bind(*args, fun=bfun, fwd=bfwd, bwd=bbwd, **params)
     return outs, [0] * len(outs)
 
 
@@ -303,10 +383,60 @@ class custom_vjp:
                 leaves.append(c)
             return leaves
 
-        outs = custom_vjp_call_p.bind(*_as_leaves(flat), fun=fun_flat, fwd=fwd_flat, bwd=bwd_flat)
+        leaves = _as_leaves(flat)
+        conv = _closure_convert(fun_flat, in_avals)
+        if conv is None:
+            outs = custom_vjp_call_p.bind(*leaves, fun=fun_flat, fwd=fwd_flat, bwd=bwd_flat)
+        else:
+            outs = self._bind_closed_over(conv, leaves, in_avals, fun_flat, fwd_flat, bwd_flat)
         if "out_tree" not in store:
             fun_flat(*flat)
         return tree_util.unflatten(store["out_tree"], list(outs))
+
+    def _bind_closed_over(self, conv, leaves, in_avals, fun_flat, fwd_flat, bwd_flat):
+        """Bind with the tracers that `fun`, `fwd` and `bwd` close over as leading operands
+        (see `_closure_convert`); `bwd`'s travel to it as extra residuals."""
+        fun_j, fun_c = conv
+
+        def fwd_all(*a):
+            out, res = fwd_flat(*a)
+            n_fwd[0] = len(out)
+            return list(out) + list(res)
+        n_fwd = [0]
+
+        def bwd_all(*a):
+            return bwd_flat(a[:len(res_avals)], a[len(res_avals):])
+        if id(self) in _RULES_BEING_TRACED:       # fwd calls this function: see custom_jvp
+            return custom_vjp_call_p.bind(*fun_c, *leaves, fun=lambda *a: _run(
+                fun_j, *a), fwd=lambda *a: fwd_flat(*a[len(fun_c):]),
+                bwd=lambda res, cts: [None] * len(fun_c) + list(bwd_flat(res, cts)),
+                num_consts=len(fun_c), name=self.__name__)
+        _RULES_BEING_TRACED.add(id(self))
+        try:
+            fwd_j, fwd_c = _closure_convert(fwd_all, in_avals) or (
+                trace_to_jaxpr(fwd_all, list(in_avals)), [])
+            n_out = n_fwd[0]
+            res_avals = fwd_j.out_avals[n_out:]
+            out_avals = fwd_j.out_avals[:n_out]
+            bwd_j, bwd_c = _closure_convert(bwd_all, res_avals + out_avals) or (
+                trace_to_jaxpr(bwd_all, res_avals + out_avals), [])
+        finally:
+            _RULES_BEING_TRACED.discard(id(self))
+        nf, nw, nb = len(fun_c), len(fun_c) + len(fwd_c), len(fun_c) + len(fwd_c) + len(bwd_c)
+
+        def fun_pure(*a):
+            return _run(fun_j, *a[:nf], *a[nb:])
+
+        def fwd_pure(*a):
+            outs = _run(fwd_j, *a[nf:nw], *a[nb:])
+            return outs[:n_out], list(a[nw:nb]) + list(outs[n_out:])
+
+        def bwd_pure(res, cts):
+            cts_in = _run(bwd_j, *res[:nb - nw], *res[nb - nw:], *cts)
+            return [None] * nb + list(cts_in)
+        return custom_vjp_call_p.bind(*fun_c, *fwd_c, *bwd_c, *leaves, fun=fun_pure,
+                                      fwd=fwd_pure, bwd=bwd_pure, num_consts=nb,
+                                      name=self.__name__)
 
 
 __all__ = ["custom_jvp", "custom_vjp", "custom_jvp_call_p", "custom_vjp_call_p", "custom_lin_p"]
