@@ -291,6 +291,7 @@ def test_blocked_paths_match(monkeypatch):
     if HAS_JIT:
         rules = pytest.importorskip("transforms.backend.numba.rules_conv")
         monkeypatch.setattr(rules, "BLOCK", 40)
+        monkeypatch.setattr(rules, "SCATTER_BLOCK", 40)
         monkeypatch.setattr(rules, "TARGET_M", 8)
         np.testing.assert_allclose(T.jit(f)(x, w), want, rtol=1e-12)
         np.testing.assert_allclose(T.jit(T.grad(lambda w: tnp.sum(f(x, w) ** 2)))(w), gw,
@@ -309,6 +310,7 @@ def test_conv_jit_value_and_vjp_match_eager(case, block, monkeypatch):
     rules = pytest.importorskip("transforms.backend.numba.rules_conv")
     monkeypatch.setattr(rules, "SMALL_CONV", 0)
     monkeypatch.setattr(rules, "BLOCK", block)
+    monkeypatch.setattr(rules, "SCATTER_BLOCK", block)
     monkeypatch.setattr(rules, "TARGET_M", 8)
     spatial, kernel, strides, padding, ld, rd, g, bg = case
     x, w = make_case(spatial, kernel, g, bg)

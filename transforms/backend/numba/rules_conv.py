@@ -17,9 +17,11 @@ the full im2col matrix (tens of MB, 2-3x slower measured):
   copied channels-last.
   With one group and no dilation along the last spatial axis, each patch row is filled
   with whole contiguous runs (last window axis x channels) of a channels-last input.
-* scatter (col2im, stride 1): one gemm of a block of input rows against the
-  (in, window * out) kernel matrix, then each kernel offset's product is added at its output
-  position. This is the cheap way to compute the input gradient of a convolution.
+* scatter (col2im, stride 1): gemms of a block of input rows against the (in, window * out)
+  kernel matrix, then each output position sums the kernel offsets' products that land on
+  it. This is the cheap way to compute the input gradient of a convolution. Channels-last,
+  one group, no dilation: one gemm per kernel offset, so col2im adds whole contiguous rows;
+  the block is sized to stay in L2 (SCATTER_BLOCK).
 * window rows: when the window is larger than the output (the kernel gradient of a
   convolution), the gemm reduces over (in-channel, window position): the rhs (an NHWC
   gradient) is used in place as the B matrix and only A^T is built, a block of rows at a
@@ -142,6 +144,10 @@ def _gemm(ctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, beta=0, com
 # small enough to stay in cache and be reused across calls without page faults.
 BLOCK = 1 << 19
 TARGET_M = 512             # gemm rows per block, at least (when there are that many)
+# col2im reads its block of products right after the gemms wrote them: a block that stays in
+# the L2 cache is 25% faster for the CNN benchmark's input gradient (the im2col paths measured
+# best with the larger BLOCK)
+SCATTER_BLOCK = 1 << 17
 
 
 def _flat_name(ctx, nd_name):
@@ -446,9 +452,14 @@ def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
     ctx.emit(f"{w2}[(_cvg * {ic} + _cvi) * {kp * og} + ({kflat}) * {og} + _cvoo] = "
              f"{rhs}[{_index(rhs_spec, f'_cvg * {og} + _cvoo', '_cvi', ks)}]")
     lp.close()
-    nbb = max(1, min(n, BLOCK // max(1, pp * kp * og)))
+    nbb = max(1, min(n, SCATTER_BLOCK // max(1, pp * kp * og)))
     y = ctx.empty((nbb * pp * kp * og,), oa.dtype)
     of, of_off = ctx.out_flat(0)
+    # one group, no input dilation and channels-last operands: one gemm per kernel offset,
+    # so that each offset's products are contiguous and col2im adds whole rows at a time
+    channels_last = (0, nsp + 1) + tuple(range(1, nsp + 1))
+    runs = (g == 1 and all(x == 1 for x in ld) and last_in
+            and tuple(out_spec) == channels_last)
     ostr = [math.prod(oa.shape[d + 1:]) for d in range(oa.ndim)]
     ps = [f"_cvp{d}" for d in range(nsp)]
     if last_in:
@@ -471,41 +482,88 @@ def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
                          f"{lhs}[{_index(lhs_spec, '_cvb + _cvnn', f'_cvg * {ic} + _cvi', ps)}]")
                 lp.close()
                 a, a_off, lda = xb, "0", ic
-            _gemm(ctx, f"_cvnb * {pp}", kp * og, ic, a, a_off, lda, w2, f"_cvg * {ic * kp * og}",
-                  kp * og, y, 0, kp * og, 0, "BLAS gemm")
-            # col2im as a gather: each output element of the block sums the products that
-            # land on it (kernel offset by kernel offset), so it is written once, its
-            # cache line stays hot, and no zero-fill pass over the output is needed
-            os_ = [f"_cvo{d}" for d in range(nsp)]
-            lp = _Loops(ctx)
-            lp.open("_cvnn", "_cvnb")
-            for d in range(nsp):
-                lp.open(os_[d], osz[d])
-            terms = [str(of_off), f"(_cvb + _cvnn) * {ostr[out_spec[0]]}",
-                     f"_cvg * {og * ostr[out_spec[1]]}"]
-            terms += [f"{ov} * {ostr[out_spec[2 + d]]}" for d, ov in enumerate(os_)]
-            ctx.emit(f"_cvdst = {' + '.join(terms)}")
-            step = "" if ostr[out_spec[1]] == 1 else f" * {ostr[out_spec[1]]}"
-            with ctx.block(f"for _cvoo in range({og}):"):
-                ctx.emit(f"{of}[_cvdst + _cvoo{step}] = {zero}")
-            oks = []
-            for d in range(nsp):
-                lp.open(ks[d], ksz[d])
-                t, ok = ctx.fresh("_cvt"), ctx.fresh("_cvok")
-                ctx.emit(f"{t} = {os_[d]} - {pads[d][0]} + {ks[d]} * {rd[d]}")
-                if ld[d] == 1:
-                    ctx.emit(f"{ps[d]} = {t}")
-                    ctx.emit(f"{ok} = {t} >= 0 and {t} < {psz[d]}")
-                else:
-                    ctx.emit(f"{ps[d]} = {t} // {ld[d]}")
-                    ctx.emit(f"{ok} = {t} >= 0 and {t} % {ld[d]} == 0 and {ps[d]} < {psz[d]}")
-                oks.append(ok)
-            with ctx.block(f"if {' and '.join(oks)}:"):
-                ctx.emit(f"_cvbase = (({_flat(['_cvnn'] + ps, ['_cvnb'] + psz)}) * {kp} + "
-                         f"{kflat}) * {og}")
+            if runs:
+                _col2im_runs(ctx, G, a, a_off, lda, w2, y, nbb, of, of_off, ostr, zero)
+            else:
+                _gemm(ctx, f"_cvnb * {pp}", kp * og, ic, a, a_off, lda, w2, f"_cvg * {ic * kp * og}",
+                      kp * og, y, 0, kp * og, 0, "BLAS gemm")
+                # col2im as a gather: each output element of the block sums the products that
+                # land on it (kernel offset by kernel offset), so it is written once, its
+                # cache line stays hot, and no zero-fill pass over the output is needed
+                os_ = [f"_cvo{d}" for d in range(nsp)]
+                lp = _Loops(ctx)
+                lp.open("_cvnn", "_cvnb")
+                for d in range(nsp):
+                    lp.open(os_[d], osz[d])
+                terms = [str(of_off), f"(_cvb + _cvnn) * {ostr[out_spec[0]]}",
+                         f"_cvg * {og * ostr[out_spec[1]]}"]
+                terms += [f"{ov} * {ostr[out_spec[2 + d]]}" for d, ov in enumerate(os_)]
+                ctx.emit(f"_cvdst = {' + '.join(terms)}")
+                step = "" if ostr[out_spec[1]] == 1 else f" * {ostr[out_spec[1]]}"
                 with ctx.block(f"for _cvoo in range({og}):"):
-                    ctx.emit(f"{of}[_cvdst + _cvoo{step}] += {y}[_cvbase + _cvoo]")
-            lp.close()
+                    ctx.emit(f"{of}[_cvdst + _cvoo{step}] = {zero}")
+                oks = []
+                for d in range(nsp):
+                    lp.open(ks[d], ksz[d])
+                    t, ok = ctx.fresh("_cvt"), ctx.fresh("_cvok")
+                    ctx.emit(f"{t} = {os_[d]} - {pads[d][0]} + {ks[d]} * {rd[d]}")
+                    if ld[d] == 1:
+                        ctx.emit(f"{ps[d]} = {t}")
+                        ctx.emit(f"{ok} = {t} >= 0 and {t} < {psz[d]}")
+                    else:
+                        ctx.emit(f"{ps[d]} = {t} // {ld[d]}")
+                        ctx.emit(f"{ok} = {t} >= 0 and {t} % {ld[d]} == 0 and {ps[d]} < {psz[d]}")
+                    oks.append(ok)
+                with ctx.block(f"if {' and '.join(oks)}:"):
+                    ctx.emit(f"_cvbase = (({_flat(['_cvnn'] + ps, ['_cvnb'] + psz)}) * {kp} + "
+                             f"{kflat}) * {og}")
+                    with ctx.block(f"for _cvoo in range({og}):"):
+                        ctx.emit(f"{of}[_cvdst + _cvoo{step}] += {y}[_cvbase + _cvoo]")
+                lp.close()
+
+
+def _col2im_runs(ctx, G, a, a_off, lda, w2, y, nbb, of, of_off, ostr, zero):
+    """col2im for one block of images, channels-last: products of kernel offset k are
+    y[k] = X @ W2[:, k] (one gemm each, contiguous rows), and each output row (leading
+    output position) is zeroed then receives, per kernel offset, ONE contiguous run of
+    (last-axis positions x channels) -- long vectorised loops on a row that stays in L1."""
+    nsp, psz, ksz, osz, kp, pp, og, ic = G.nsp, G.psz, G.ksz, G.osz, G.kp, G.pp, G.og, G.ic
+    pads, rd = G.pads, G.rd
+    ks = [f"_cvk{d}" for d in range(nsp)]
+    os_ = [f"_cvo{d}" for d in range(nsp - 1)]
+    ps = [f"_cvp{d}" for d in range(nsp - 1)]
+    kstride = nbb * pp * og                     # elements between two offsets' products
+    with ctx.block(f"for _cvk in range({kp}):", "one gemm per kernel offset"):
+        _gemm(ctx, f"_cvnb * {pp}", og, ic, a, a_off, lda, w2, f"_cvk * {og}", kp * og,
+              y, f"_cvk * {kstride}", og, 0, "BLAS gemm")
+    lp = _Loops(ctx)
+    lp.open("_cvnn", "_cvnb")
+    for d in range(nsp - 1):
+        lp.open(os_[d], osz[d])
+    terms = [str(of_off), f"(_cvb + _cvnn) * {ostr[0]}"]
+    terms += [f"{o} * {ostr[1 + d]}" for d, o in enumerate(os_)]
+    ctx.emit(f"_cvdst = {' + '.join(terms)}")
+    row = osz[-1] * og
+    with ctx.block(f"for _cvt in range({row}):"):
+        ctx.emit(f"{of}[_cvdst + _cvt] = {zero}")
+    oks = []
+    for d in range(nsp):
+        lp.open(ks[d], ksz[d])
+        if d < nsp - 1:
+            ctx.emit(f"{ps[d]} = {os_[d]} - {pads[d][0]} + {ks[d]} * {rd[d]}")
+            oks.append(f"{ps[d]} >= 0 and {ps[d]} < {psz[d]}")
+    last = nsp - 1
+    # input position of output position o along the last axis: o + shift
+    ctx.emit(f"_cvsh = {ks[last]} * {rd[last]} - {pads[last][0]}")
+    ctx.emit("_cva = max(0, -_cvsh)")
+    ctx.emit(f"_cvz = min({osz[last]}, {psz[last]} - _cvsh)")
+    with ctx.block(f"if {' and '.join(oks + ['_cva < _cvz'])}:"):
+        prow = _flat(["_cvnn"] + ps + ["(_cva + _cvsh)"], [None] + psz)
+        ctx.emit(f"_cvsrc = ({_flat(ks, ksz)}) * {kstride} + ({prow}) * {og}")
+        ctx.emit(f"_cvd2 = _cvdst + _cva * {og}")
+        with ctx.block(f"for _cvt in range((_cvz - _cva) * {og}):"):
+            ctx.emit(f"{of}[_cvd2 + _cvt] += {y}[_cvsrc + _cvt]")
+    lp.close()
 
 
 def _conv_direct(ctx, eqn, lhs, rhs, out):
