@@ -263,6 +263,31 @@ def test_scalars_python_scalars_and_random():
     check(rnd, T.random.key(0))
 
 
+def test_python_scalar_arguments_are_weakly_typed():
+    """As in JAX (and as in the eager call): a Python scalar argument adapts to the arrays it
+    meets, so a learning rate passed as a float keeps float32 parameters float32."""
+    x = np.linspace(-1, 1, 6, dtype=np.float32)
+    cases = [
+        (lambda p, lr: p - lr * p, (x, 0.1)),
+        (lambda p, lr: p * (-lr / 2) ** 2 + (lr + 1) * p, (x, 0.1)),
+        (lambda p, n: p * n, (x, 3)),
+        (lambda p, n: p * n + n, (np.arange(4, dtype=np.int8), 3)),
+        (lambda p, b: p * b, (x, True)),
+        (lambda a, b: a * b, (2.0, 3)),                 # scalars only: float64, as eagerly
+    ]
+    for f, args in cases:
+        got, want = T.jit(f)(*args), f(*args)
+        assert got.dtype == np.asarray(want).dtype, (got.dtype, np.asarray(want).dtype)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        assert T.make_jaxpr(f)(*args).out_avals[0].dtype == np.asarray(want).dtype
+    # a training loop passing the rate as a float neither widens nor recompiles
+    step = T.jit(lambda p, g, lr: p - lr * g)
+    p = x
+    for lr in (0.1, 0.05, 0.01):
+        p = step(p, x, lr)
+    assert p.dtype == np.float32 and step.cache_misses == []
+
+
 def test_unsupported_primitive_is_a_clear_error():
     p = Primitive("my_mystery_op")
     p.def_impl(lambda x: x * 2)

@@ -400,9 +400,17 @@ def make_jaxpr(fun, static_argnums=(), return_shape=False):
     @functools.wraps(fun)
     def make(*args, **kwargs):
         flat, flat_fun, store = flatten_fun(fun, args, kwargs, static, leaf=_spec_or_leaf)
+        # Python scalars are weakly typed, as under jit (see Tracer.weak_type)
+        orig, _ = tree_util.flatten(tuple(a for i, a in enumerate(args) if i not in static))
+        weak = [type(x) in (bool, int, float, complex) for x in orig]
 
-        closed = trace_to_jaxpr(flat_fun, [x if isinstance(x, ShapedArray) else get_aval(x)
-                                           for x in flat])
+        def traced(*tracers):
+            from .interpreters.partial_eval import WeakStagingTracer
+            return flat_fun(*[WeakStagingTracer(t._trace, t._var) if w else t
+                              for t, w in zip(tracers, weak)])
+
+        closed = trace_to_jaxpr(traced if any(weak) else flat_fun,
+                                [x if isinstance(x, ShapedArray) else get_aval(x) for x in flat])
         if return_shape:
             shapes = tree_util.unflatten(store["tree"], [ShapeDtypeStruct(a.shape, a.dtype)
                                                          for a in closed.out_avals])

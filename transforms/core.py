@@ -275,6 +275,10 @@ class Tracer:
     installed by `transforms.numpy` (so they mean exactly what `tnp` functions mean)."""
     __slots__ = ("_trace",)
     __array_priority__ = 1000
+    # A weakly typed value (a Python scalar passed to jit, or arithmetic on such values only):
+    # in dtype promotion it behaves like the Python scalar it stands for (NEP 50), as JAX's
+    # weak types do, so `jit(f)(x_f32, 0.1)` stays float32 like `f(x_f32, 0.1)`.
+    weak_type = False
 
     @property
     def aval(self) -> ShapedArray:

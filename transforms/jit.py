@@ -35,7 +35,7 @@ import optree
 from . import core
 from . import tree as tree_util
 from .core import Tracer, get_aval
-from .interpreters.partial_eval import trace_to_jaxpr
+from .interpreters.partial_eval import WeakStagingTracer, trace_to_jaxpr
 from .ir import ClosedJaxpr, Jaxpr
 
 logger = logging.getLogger("transforms.jit")
@@ -288,7 +288,13 @@ class JitFunction:
         static_kw = {k: v for k, v in statics if isinstance(k, str)}
         n_args = len(args)
 
+        # Python scalars stay weakly typed inside, as in JAX and as in the eager call
+        weak = [type(x) in _PY_SCALARS for x in leaves]
+
         def flat_fun(*flat):
+            if any(weak):
+                flat = [WeakStagingTracer(t._trace, t._var) if w else t
+                        for t, w in zip(flat, weak)]
             dyn_args, dyn_kw = optree.tree_unflatten(treedef, list(flat))
             it = iter(dyn_args)
             full = [static_pos[i] if i in static_pos else next(it) for i in range(n_args)]

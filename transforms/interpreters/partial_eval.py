@@ -29,6 +29,12 @@ class StagingTracer(Tracer):
         return self._var.aval
 
 
+class WeakStagingTracer(StagingTracer):
+    """A StagingTracer standing for a Python scalar (see `Tracer.weak_type`)."""
+    __slots__ = ()
+    weak_type = True
+
+
 class StagingTrace(Trace):
     def __init__(self, parent, partial=False):
         super().__init__(parent)

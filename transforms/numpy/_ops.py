@@ -7,8 +7,8 @@ import numpy as np
 
 from .. import lax
 from ..core import EVAL_TRACE, Tracer, current_trace, get_aval
-from ._promote import (asarray_of, dtype_of, promote, result_type, to_float, ufunc_dtype,
-                       ufunc_result_dtype)
+from ._promote import (all_weak, asarray_of, promote, result_type, to_float,
+                       ufunc_dtype, ufunc_result_dtype, weakened)
 
 
 
@@ -176,7 +176,8 @@ def identity(n, dtype=float):
 def _binary(lax_fn, np_ufunc):
     def fn(x1, x2):
         a, b = promote(x1, x2)
-        return lax_fn(a, b)
+        out = lax_fn(a, b)
+        return weakened(out) if all_weak(x1, x2) else out
     fn.__name__ = np_ufunc.__name__
     return fn
 
@@ -205,7 +206,8 @@ def true_divide(x1, x2):
     if not np.issubdtype(dt, np.inexact):
         dt = ufunc_dtype(np.true_divide, dt, dt)
     a, b = promote(x1, x2, dtype=dt)
-    return lax.div(a, b)
+    out = lax.div(a, b)
+    return weakened(out) if all_weak(x1, x2) else out
 
 
 divide = true_divide
@@ -242,6 +244,11 @@ def fmod(x1, x2):
 
 
 def power(x1, x2):
+    out = _power(x1, x2)
+    return weakened(out) if all_weak(x1, x2) else out
+
+
+def _power(x1, x2):
     if isinstance(x2, (int, np.integer)) and not isinstance(x2, bool) and not isinstance(
             x1, (int, float)):
         x = asarray(x1)
@@ -256,8 +263,10 @@ def power(x1, x2):
 
 def _unary(lax_fn, np_ufunc, floating=True):
     def fn(x):
+        weak = isinstance(x, Tracer) and x.weak_type
         x = to_float(x, np_ufunc) if floating else asarray(x)
-        return lax_fn(x)
+        out = lax_fn(x)
+        return weakened(out) if weak else out
     fn.__name__ = np_ufunc.__name__
     return fn
 

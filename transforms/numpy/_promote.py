@@ -13,12 +13,24 @@ def dtype_of(x):
     return x.dtype if isinstance(x, _ARRAYLIKE) else get_aval(np.asarray(x)).dtype
 
 
+_WEAK_STANDINS = {"b": False, "i": 0, "u": 0, "f": 0.0, "c": 0j}
+
+
+def _weak_standin(x):
+    """The Python scalar a weakly typed tracer stands for in promotion, else None."""
+    if isinstance(x, Tracer) and x.weak_type:
+        return _WEAK_STANDINS.get(x.dtype.kind)
+    return None
+
+
 def result_type(*args):
-    """NumPy's result type, with Python scalars as weak values (NEP 50)."""
+    """NumPy's result type, with Python scalars (and tracers standing for them) as weak
+    values (NEP 50)."""
     parts = []
     for a in args:
         if isinstance(a, _ARRAYLIKE):
-            parts.append(a.dtype)
+            w = _weak_standin(a)
+            parts.append(a.dtype if w is None else w)
         elif isinstance(a, (bool, int, float, complex)):
             parts.append(a)
         elif isinstance(a, (np.dtype, type)):
@@ -35,6 +47,28 @@ def asarray_of(x, dtype):
     if isinstance(x, (np.ndarray, np.generic)) and x.dtype == dtype:
         return x
     return np.asarray(x, dtype=dtype)
+
+
+def all_weak(*args):
+    """Every operand is a Python scalar or a weakly typed tracer, and one is a tracer: the
+    result of combining them is weak too (as in JAX)."""
+    tracer = False
+    for a in args:
+        if isinstance(a, Tracer):
+            if not a.weak_type:
+                return False
+            tracer = True
+        elif not isinstance(a, (bool, int, float, complex)):
+            return False
+    return tracer
+
+
+def weakened(out):
+    """`out` (a staging tracer) marked weakly typed."""
+    from ..interpreters.partial_eval import StagingTracer, WeakStagingTracer
+    if type(out) is StagingTracer:
+        return WeakStagingTracer(out._trace, out._var)
+    return out
 
 
 def promote(*args, dtype=None):
@@ -78,7 +112,8 @@ def ufunc_result_dtype(ufunc, *args):
 
     Unlike promoting first, this follows NumPy's own loop selection (e.g. arctan2 of int8 and
     uint8 is float16, logaddexp of a float32 array and 2 is float32)."""
-    key = tuple(type(a) if isinstance(a, (bool, int, float, complex)) else dtype_of(a)
+    key = tuple(type(a) if isinstance(a, (bool, int, float, complex)) else
+                type(_weak_standin(a)) if _weak_standin(a) is not None else dtype_of(a)
                 for a in args)
     dt = _UFUNC_DTYPES.get((ufunc, key))
     if dt is None:
