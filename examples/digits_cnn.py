@@ -26,7 +26,7 @@ from fnn import optim
 from transforms import random
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from digits_mlp import load_digits, maybe_jit, plot_curves  # noqa: E402
+from digits_mlp import add_common_args, load_digits, maybe_jit, plot_curves  # noqa: E402
 
 
 def make_model(dropout=0.25, channels=(32, 64), hidden=128):
@@ -57,9 +57,7 @@ def parse_args(argv):
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--augment", action="store_true",
                    help="shift training images by up to one pixel")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", metavar="FILE", help="write training curves to this PNG file")
-    p.add_argument("--fast", action="store_true", help="a few steps only (for tests)")
+    add_common_args(p)
     return p.parse_args(argv)
 
 

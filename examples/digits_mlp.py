@@ -70,6 +70,13 @@ def maybe_jit(fun):
     return fun
 
 
+def add_common_args(p):
+    """The options every digits example takes: --seed, --plot FILE, --fast."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", metavar="FILE", help="write training curves to this PNG file")
+    p.add_argument("--fast", action="store_true", help="a few steps only (for tests)")
+
+
 def plot_curves(path, title, losses, accuracies, acc_label="test accuracy"):
     import matplotlib
     matplotlib.use("Agg")
@@ -97,9 +104,7 @@ def parse_args(argv):
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", metavar="FILE", help="write training curves to this PNG file")
-    p.add_argument("--fast", action="store_true", help="a few steps only (for tests)")
+    add_common_args(p)
     return p.parse_args(argv)
 
 

@@ -31,7 +31,7 @@ from fnn import checkpoint, optim
 from transforms import random, tree
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from digits_mlp import load_digits, maybe_jit, plot_curves  # noqa: E402
+from digits_mlp import add_common_args, load_digits, maybe_jit, plot_curves  # noqa: E402
 
 
 def make_model():
@@ -84,11 +84,9 @@ def parse_args(argv):
     p.add_argument("--finetune-epochs", type=int, default=30)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--finetune-lr", type=float, default=1e-2)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-dir", default=None,
                    help="where to write the checkpoint (default: a temporary directory)")
-    p.add_argument("--plot", metavar="FILE", help="write training curves to this PNG file")
-    p.add_argument("--fast", action="store_true", help="a few steps only (for tests)")
+    add_common_args(p)
     return p.parse_args(argv)
 
 

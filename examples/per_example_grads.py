@@ -28,7 +28,7 @@ from fnn import optim
 from transforms import random, tree
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from digits_mlp import load_digits, maybe_jit, plot_curves  # noqa: E402
+from digits_mlp import add_common_args, load_digits, maybe_jit, plot_curves  # noqa: E402
 
 
 def parse_args(argv):
@@ -38,9 +38,7 @@ def parse_args(argv):
     p.add_argument("--lr", type=float, default=0.2)
     p.add_argument("--clip", type=float, default=1.0, help="per-example gradient norm bound C")
     p.add_argument("--noise", type=float, default=1.0, help="noise multiplier sigma")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", metavar="FILE", help="write training curves to this PNG file")
-    p.add_argument("--fast", action="store_true", help="a few steps only (for tests)")
+    add_common_args(p)
     return p.parse_args(argv)
 
 

@@ -7,29 +7,13 @@ import functools
 import numpy as np
 
 from . import tree as tree_util
-from .core import ShapedArray, Tracer, current_trace, get_aval, is_float_dtype
+from .core import ShapedArray, Tracer, as_leaf, current_trace, get_aval, is_float_dtype
 from .errors import NonDifferentiableError
 from .interpreters.jvp import jvp_flat
-from .interpreters.partial_eval import linearize_flat, trace_to_jaxpr
+from .interpreters.partial_eval import linearize_flat, trace_to_jaxpr, weakened
 from .interpreters.transpose import UndefinedPrimal, backward_pass
 from .ir import ClosedJaxpr
 from .source_info import where
-
-
-def _as_leaf(x):
-    if isinstance(x, (Tracer, np.ndarray)):
-        return x
-    if isinstance(x, np.generic):
-        return np.asarray(x)
-    if isinstance(x, (bool, int, float, complex)):
-        return np.asarray(x)
-    try:
-        a = np.asarray(x)
-    except Exception:  # noqa: BLE001
-        a = None
-    if a is None or a.dtype == object:
-        raise TypeError(f"argument of type {type(x).__name__} is not a valid array: {x!r:.80}")
-    return a
 
 
 def _writeable(x):
@@ -75,7 +59,7 @@ def _unwrap_aux(aux, trace):
 def _vjp(fun, primals, has_aux, kwargs=None, check_scalar=None):
     kwargs = kwargs or {}
     flat, in_tree = tree_util.flatten(tuple(primals))
-    flat = [_as_leaf(x) for x in flat]
+    flat = [as_leaf(x) for x in flat]
     diff = [is_float_dtype(get_aval(x).dtype) for x in flat]
     store = {}
 
@@ -91,7 +75,7 @@ def _vjp(fun, primals, has_aux, kwargs=None, check_scalar=None):
             check_scalar(out)
         out_flat, out_tree = tree_util.flatten(out)
         store["out_tree"] = out_tree
-        return [_as_leaf(o) for o in out_flat]
+        return [as_leaf(o) for o in out_flat]
 
     out_p, linear, out_nz = linearize_flat(flat_fun, flat, diff)
     out_tree = store["out_tree"]
@@ -107,7 +91,7 @@ def _vjp(fun, primals, has_aux, kwargs=None, check_scalar=None):
             if get_aval(c).shape != a.shape:
                 raise ValueError(f"vjp: cotangent of shape {get_aval(c).shape} for an output of "
                                  f"shape {a.shape}")
-        cts = [_as_leaf(c) for c, nz in zip(ct_flat, out_nz) if nz]
+        cts = [as_leaf(c) for c, nz in zip(ct_flat, out_nz) if nz]
         args = [UndefinedPrimal(a) for a, d in zip(in_avals, diff) if d]
         res = backward_pass(linear.jaxpr, linear.consts, args, cts)
         it = iter(res)
@@ -161,7 +145,7 @@ def value_and_grad(fun, argnums=0, has_aux=False):
         single, nums = _normalize_argnums(argnums, len(args), "grad")
         for i in nums:
             for path, leaf in tree_util.leaves_with_path(args[i]):
-                dt = get_aval(_as_leaf(leaf)).dtype
+                dt = get_aval(as_leaf(leaf)).dtype
                 if not is_float_dtype(dt):
                     raise NonDifferentiableError(
                         f"grad requires real-valued (floating point) inputs, but argument {i}"
@@ -215,8 +199,8 @@ def jvp(fun, primals, tangents, has_aux=False):
     flat_t, tree_t = tree_util.flatten(tuple(tangents))
     if tree_p != tree_t:
         raise ValueError(f"jvp: primal structure {tree_p} and tangent structure {tree_t} differ")
-    flat_p = [_as_leaf(x) for x in flat_p]
-    flat_t = [_as_leaf(x) for x in flat_t]
+    flat_p = [as_leaf(x) for x in flat_p]
+    flat_t = [as_leaf(x) for x in flat_t]
     for p, t in zip(flat_p, flat_t):
         if get_aval(p).shape != get_aval(t).shape:
             raise ValueError(f"jvp: primal shape {get_aval(p).shape} and tangent shape "
@@ -229,7 +213,7 @@ def jvp(fun, primals, tangents, has_aux=False):
             out, aux = out
             store["aux"] = _unwrap_aux(aux, current_trace())
         out_flat, store["tree"] = tree_util.flatten(out)
-        return [_as_leaf(o) for o in out_flat]
+        return [as_leaf(o) for o in out_flat]
 
     diff = [is_float_dtype(get_aval(p).dtype) for p in flat_p]
     out_p, out_t = jvp_flat(flat_fun, flat_p, [t if d else None for t, d in zip(flat_t, diff)])
@@ -242,13 +226,13 @@ def jvp(fun, primals, tangents, has_aux=False):
 def linearize(fun, *primals):
     """`(out, f_jvp)` where `f_jvp(*tangents)` evaluates the JVP at `primals` (staged once)."""
     flat, in_tree = tree_util.flatten(tuple(primals))
-    flat = [_as_leaf(x) for x in flat]
+    flat = [as_leaf(x) for x in flat]
     store = {}
     diff = [is_float_dtype(get_aval(x).dtype) for x in flat]
 
     def flat_fun(*args):
         out_flat, store["tree"] = tree_util.flatten(fun(*tree_util.unflatten(in_tree, list(args))))
-        return [_as_leaf(o) for o in out_flat]
+        return [as_leaf(o) for o in out_flat]
 
     out_p, linear, out_nz = linearize_flat(flat_fun, flat, diff)
 
@@ -258,7 +242,7 @@ def linearize(fun, *primals):
             raise ValueError(f"linearize: tangent structure {t_tree} != primal structure {in_tree}")
         from .ir import eval_jaxpr
         outs = iter(eval_jaxpr(linear.jaxpr, linear.consts,
-                               *[_as_leaf(t) for t, d in zip(t_flat, diff) if d]))
+                               *[as_leaf(t) for t, d in zip(t_flat, diff) if d]))
         res = [next(outs) if nz else _zeros_like(p) for p, nz in zip(out_p, out_nz)]
         return tree_util.unflatten(store["tree"], res)
 
@@ -289,7 +273,7 @@ def jacfwd(fun, argnums=0, has_aux=False):
         single, nums = _normalize_argnums(argnums, len(args), "jacfwd")
         dyn = tuple(args[i] for i in nums)
         flat, in_tree = tree_util.flatten(dyn)
-        flat = [_as_leaf(x) for x in flat]
+        flat = [as_leaf(x) for x in flat]
         avals = [get_aval(x) for x in flat]
         basis, total = _std_basis(avals)
 
@@ -339,10 +323,10 @@ def jacrev(fun, argnums=0, has_aux=False):
         res = _vjp(f_dyn, [args[i] for i in nums], has_aux)
         out, vjp_fn = res[0], res[1]
         out_flat, out_tree = tree_util.flatten(out)
-        out_avals = [get_aval(_as_leaf(o)) for o in out_flat]
+        out_avals = [get_aval(as_leaf(o)) for o in out_flat]
         basis, total = _std_basis(out_avals)
         in_flat, in_tree = tree_util.flatten(tuple(args[i] for i in nums))
-        in_avals = [get_aval(_as_leaf(x)) for x in in_flat]
+        in_avals = [get_aval(as_leaf(x)) for x in in_flat]
 
         def pull(*ct_flat):
             return vjp_fn(tree_util.unflatten(out_tree, list(ct_flat)))
@@ -372,7 +356,7 @@ def hessian(fun, argnums=0, has_aux=False):
 # make_jaxpr, device_get
 # ---------------------------------------------------------------------------------------------
 
-def flatten_fun(fun, args, kwargs, static, leaf=_as_leaf):
+def flatten_fun(fun, args, kwargs, static, leaf=as_leaf):
     """Flatten `fun`'s non-static positional arguments.
 
     Returns `(flat_leaves, flat_fun, store)`: `flat_fun(*leaves)` rebuilds the arguments
@@ -388,7 +372,7 @@ def flatten_fun(fun, args, kwargs, static, leaf=_as_leaf):
         for i, a in zip(dyn_idx, tree_util.unflatten(in_tree, list(leaves))):
             full[i] = a
         out_flat, store["tree"] = tree_util.flatten(fun(*full, **kwargs))
-        return [_as_leaf(o) for o in out_flat]
+        return [as_leaf(o) for o in out_flat]
 
     return [leaf(x) for x in flat], flat_fun, store
 
@@ -405,9 +389,7 @@ def make_jaxpr(fun, static_argnums=(), return_shape=False):
         weak = [type(x) in (bool, int, float, complex) for x in orig]
 
         def traced(*tracers):
-            from .interpreters.partial_eval import WeakStagingTracer
-            return flat_fun(*[WeakStagingTracer(t._trace, t._var) if w else t
-                              for t, w in zip(tracers, weak)])
+            return flat_fun(*[weakened(t) if w else t for t, w in zip(tracers, weak)])
 
         closed = trace_to_jaxpr(traced if any(weak) else flat_fun,
                                 [x if isinstance(x, ShapedArray) else get_aval(x) for x in flat])
@@ -427,7 +409,7 @@ def _spec_or_leaf(x):
             and hasattr(x, "dtype")):
         from .core import ShapedArray
         return ShapedArray(x.shape, x.dtype)
-    return _as_leaf(x)
+    return as_leaf(x)
 
 
 class ShapeDtypeStruct:

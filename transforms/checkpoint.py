@@ -11,7 +11,7 @@ import functools
 
 from . import tree as tree_util
 from .core import Primitive, bind_in, get_aval
-from .interpreters.partial_eval import trace_to_jaxpr
+from .interpreters.partial_eval import hoist_consts, trace_to_jaxpr
 from .ir import ClosedJaxpr, Jaxpr, eval_jaxpr
 from .pjit import _split, call_rules
 
@@ -62,10 +62,8 @@ def checkpoint(fun, prevent_cse=True, policy=None, static_argnums=()):
         closed = trace_to_jaxpr(flat_fun, [get_aval(x) for x in flat])
         # values `fun` closed over (possibly tracers of an enclosing grad/vmap/scan) become
         # leading operands, so every transform of the remat equation sees them
-        j = closed.jaxpr
-        hoisted = ClosedJaxpr(Jaxpr([], list(j.constvars) + list(j.invars), j.outvars, j.eqns),
-                              [])
-        outs = remat_p.bind(*closed.consts, *flat, jaxpr=hoisted, prevent_cse=prevent_cse)
+        hoisted, consts = hoist_consts(closed)
+        outs = remat_p.bind(*consts, *flat, jaxpr=hoisted, prevent_cse=prevent_cse)
         return tree_util.unflatten(store["tree"], list(outs))
 
     return wrapped

@@ -98,6 +98,22 @@ def get_aval(x) -> ShapedArray:
     raise TypeError(f"value of type {type(x).__name__} is not a valid array: {x!r:.80}")
 
 
+def as_leaf(x, what="argument"):
+    """`x` as a leaf a transformation can take: tracers and arrays as they are, NumPy and
+    Python scalars and array-likes as arrays; anything else is a TypeError naming `what`."""
+    if isinstance(x, (Tracer, np.ndarray)):
+        return x
+    if isinstance(x, (np.generic, bool, int, float, complex)):
+        return np.asarray(x)
+    try:
+        a = np.asarray(x)
+    except Exception:  # noqa: BLE001 - reported below as not an array
+        a = None
+    if a is None or a.dtype == object:
+        raise TypeError(f"{what} of type {type(x).__name__} is not a valid array: {x!r:.80}")
+    return a
+
+
 def is_float_dtype(dtype) -> bool:
     return np.issubdtype(dtype, np.inexact)
 

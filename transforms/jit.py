@@ -34,8 +34,8 @@ import optree
 
 from . import core
 from . import tree as tree_util
-from .core import Tracer, get_aval
-from .interpreters.partial_eval import WeakStagingTracer, trace_to_jaxpr
+from .core import Tracer, as_leaf, get_aval
+from .interpreters.partial_eval import trace_to_jaxpr, weakened
 from .ir import ClosedJaxpr, Jaxpr
 
 logger = logging.getLogger("transforms.jit")
@@ -293,15 +293,13 @@ class JitFunction:
 
         def flat_fun(*flat):
             if any(weak):
-                flat = [WeakStagingTracer(t._trace, t._var) if w else t
-                        for t, w in zip(flat, weak)]
+                flat = [weakened(t) if w else t for t, w in zip(flat, weak)]
             dyn_args, dyn_kw = optree.tree_unflatten(treedef, list(flat))
             it = iter(dyn_args)
             full = [static_pos[i] if i in static_pos else next(it) for i in range(n_args)]
             out = self._fun(*full, **dyn_kw, **static_kw)
             out_flat, store["tree"] = optree.tree_flatten(out, namespace=_NS)
-            from .api import _as_leaf
-            return [_as_leaf(o) for o in out_flat]
+            return [as_leaf(o) for o in out_flat]
 
         closed = trace_to_jaxpr(flat_fun, in_avals)
         donate = ()

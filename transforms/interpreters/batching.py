@@ -44,7 +44,7 @@ import functools
 import numpy as np
 
 from .. import tree as tree_util
-from ..core import (ShapedArray, Trace, Tracer, bind_in, get_aval, new_trace,
+from ..core import (ShapedArray, Trace, Tracer, as_leaf, bind_in, get_aval, new_trace,
                     set_current_trace)
 
 not_mapped = None
@@ -241,17 +241,7 @@ def _check_axes_spec(what, axes):
 
 
 def _leaf_value(x):
-    if isinstance(x, (Tracer, np.ndarray)):
-        return x
-    if isinstance(x, np.generic):
-        return np.asarray(x)
-    if isinstance(x, (bool, int, float, complex)):
-        return np.asarray(x)
-    a = np.asarray(x)
-    if a.dtype == object:
-        raise TypeError(f"vmap: argument of type {type(x).__name__} is not a valid array: "
-                        f"{x!r:.80}")
-    return a
+    return as_leaf(x, "vmap: argument")
 
 
 def vmap(fun, in_axes=0, out_axes=0, axis_name=None, axis_size=None):

@@ -35,6 +35,11 @@ class WeakStagingTracer(StagingTracer):
     weak_type = True
 
 
+def weakened(t):
+    """`t` marked weakly typed when it is a staging tracer (others are returned as they are)."""
+    return WeakStagingTracer(t._trace, t._var) if type(t) is StagingTracer else t
+
+
 class StagingTrace(Trace):
     def __init__(self, parent, partial=False):
         super().__init__(parent)
@@ -102,6 +107,15 @@ def trace_to_jaxpr(fun, in_avals, partial=False):
         ins = [trace.new_arg(a) for a in in_avals]
         outs = fun(*ins)
         return trace.build(list(outs))
+
+
+def hoist_consts(closed: ClosedJaxpr):
+    """`(jaxpr, consts)`: `closed` as a const-free ClosedJaxpr whose leading inputs are its
+    former constants (closure conversion: values a traced function closed over, possibly
+    tracers of an enclosing transformation, become explicit operands)."""
+    j = closed.jaxpr
+    return (ClosedJaxpr(Jaxpr([], list(j.constvars) + list(j.invars), j.outvars, j.eqns), []),
+            list(closed.consts))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,10 +29,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import tree as tree_util
-from ..core import Primitive, ShapedArray, Tracer, bind_in, get_aval, new_trace
+from ..core import Primitive, ShapedArray, Tracer, as_leaf, bind_in, get_aval, new_trace
 from ..interpreters import batching as B
 from ..interpreters.jvp import jvp_flat
-from ..interpreters.partial_eval import StagingTrace, trace_to_jaxpr
+from ..interpreters.partial_eval import StagingTrace, hoist_consts, trace_to_jaxpr, weakened
 from ..interpreters.transpose import backward_pass
 from ..ir import ClosedJaxpr, Jaxpr, Var, dce_closed, dce_jaxpr, eval_jaxpr
 from ._util import UndefinedPrimal, is_undefined
@@ -50,12 +50,7 @@ def _is_weak(x):
 
 
 def _leaf(x):
-    if isinstance(x, (Tracer, np.ndarray)):
-        return x
-    a = np.asarray(x)
-    if a.dtype == object:
-        raise TypeError(f"value of type {type(x).__name__} is not a valid array: {x!r:.80}")
-    return a
+    return as_leaf(x, "value")
 
 
 def _lax():
@@ -79,10 +74,7 @@ def _unstacked(aval):
 def _trace(flat_fun, in_avals):
     """Trace `flat_fun` into a const-free ClosedJaxpr whose leading inputs are the values the
     function closed over. Returns `(closed, consts)`: bind with `*consts, *args`."""
-    closed = trace_to_jaxpr(flat_fun, in_avals)
-    j = closed.jaxpr
-    hoisted = ClosedJaxpr(Jaxpr([], list(j.constvars) + list(j.invars), j.outvars, j.eqns), [])
-    return hoisted, list(closed.consts)
+    return hoist_consts(trace_to_jaxpr(flat_fun, in_avals))
 
 
 def _trace_jaxpr(fun, in_avals):
@@ -815,8 +807,8 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     for x in xs_flat:
         a = get_aval(x)
         if a.ndim == 0:
-            raise ValueError(f"scan got an xs leaf of shape () (a scalar): every leaf of xs "
-                             f"must have a leading axis to scan over")
+            raise ValueError("scan got an xs leaf of shape () (a scalar): every leaf of xs "
+                             "must have a leading axis to scan over")
         lengths.add(a.shape[0])
     if length is not None:
         length = int(length)
@@ -1135,13 +1127,15 @@ def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
         raise TypeError("fori_loop: body_fun must be callable")
     lo, hi = _static_int(lower), _static_int(upper)
     if type(lower) is int and type(upper) is int:
-        dtype = np.dtype(np.int32)          # as JAX: Python bounds give an int32 index
+        # as JAX: Python bounds give an int32 index, weakly typed (so `carry * i` keeps a
+        # float32 carry float32, where NumPy's rule for an int32 array would give float64)
+        dtype = np.dtype(np.int32)
     else:
         dtype = np.result_type(get_aval(_leaf(lower)).dtype, get_aval(_leaf(upper)).dtype)
     if lo is not None and hi is not None:
         def step(carry, _):
             i, x = carry
-            return (i + np.asarray(1, dtype), _keep_carry_dtypes(body_fun(i, x), x)), None
+            return (i + np.asarray(1, dtype), body_fun(weakened(i), x)), None
 
         (_, out), _ = scan(step, (np.asarray(lo, dtype), init_val), None,
                            length=max(hi - lo, 0), unroll=1 if unroll is None else unroll)
@@ -1152,27 +1146,10 @@ def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
 
     def body(c):
         i, x = c
-        return (lax.add(i, np.asarray(1, dtype)), _keep_carry_dtypes(body_fun(i, x), x))
+        return (lax.add(i, np.asarray(1, dtype)), body_fun(weakened(i), x))
 
     _, out = while_loop(lambda c: lax.lt(c[0], upper), body, (lower, init_val))
     return out
-
-
-def _keep_carry_dtypes(new, old):
-    """`new` with each inexact leaf that NumPy promotion widened (float32 -> float64, e.g. by
-    multiplying with the int32 loop index: JAX keeps float32 there) cast back to the dtype
-    of the matching leaf of `old`. Anything else is left for the carry check to report."""
-    new_leaves, new_tree = tree_util.flatten(new)
-    old_leaves, old_tree = tree_util.flatten(old)
-    if new_tree != old_tree:
-        return new
-    out = []
-    for n, o in zip(new_leaves, old_leaves):
-        nd, od = np.dtype(get_aval(n).dtype), np.dtype(get_aval(o).dtype)
-        if nd != od and od.kind in "fc" and nd.kind == od.kind and np.promote_types(od, nd) == nd:
-            n = _lax().convert_element_type(n, od)
-        out.append(n)
-    return tree_util.unflatten(new_tree, out)
 
 
 def map(f, xs, *, batch_size=None):  # noqa: A001 - the jax.lax name

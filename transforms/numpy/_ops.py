@@ -7,8 +7,8 @@ import numpy as np
 
 from .. import lax
 from ..core import EVAL_TRACE, Tracer, current_trace, get_aval
-from ._promote import (all_weak, asarray_of, promote, result_type, to_float,
-                       ufunc_dtype, ufunc_result_dtype, weakened)
+from ._promote import (asarray_of, keep_weak, promote, result_type, to_float, ufunc_dtype,
+                       ufunc_result_dtype)
 
 
 
@@ -176,8 +176,7 @@ def identity(n, dtype=float):
 def _binary(lax_fn, np_ufunc):
     def fn(x1, x2):
         a, b = promote(x1, x2)
-        out = lax_fn(a, b)
-        return weakened(out) if all_weak(x1, x2) else out
+        return keep_weak(lax_fn(a, b), x1, x2)
     fn.__name__ = np_ufunc.__name__
     return fn
 
@@ -206,8 +205,7 @@ def true_divide(x1, x2):
     if not np.issubdtype(dt, np.inexact):
         dt = ufunc_dtype(np.true_divide, dt, dt)
     a, b = promote(x1, x2, dtype=dt)
-    out = lax.div(a, b)
-    return weakened(out) if all_weak(x1, x2) else out
+    return keep_weak(lax.div(a, b), x1, x2)
 
 
 divide = true_divide
@@ -244,8 +242,7 @@ def fmod(x1, x2):
 
 
 def power(x1, x2):
-    out = _power(x1, x2)
-    return weakened(out) if all_weak(x1, x2) else out
+    return keep_weak(_power(x1, x2), x1, x2)
 
 
 def _power(x1, x2):
@@ -263,10 +260,8 @@ def _power(x1, x2):
 
 def _unary(lax_fn, np_ufunc, floating=True):
     def fn(x):
-        weak = isinstance(x, Tracer) and x.weak_type
-        x = to_float(x, np_ufunc) if floating else asarray(x)
-        out = lax_fn(x)
-        return weakened(out) if weak else out
+        xa = to_float(x, np_ufunc) if floating else asarray(x)
+        return keep_weak(lax_fn(xa), x)
     fn.__name__ = np_ufunc.__name__
     return fn
 

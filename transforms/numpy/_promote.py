@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import Tracer, get_aval
+from ..interpreters.partial_eval import StagingTracer, weakened
 from .. import lax
 
 _ARRAYLIKE = (Tracer, np.ndarray, np.generic)
@@ -14,24 +15,34 @@ def dtype_of(x):
 
 
 _WEAK_STANDINS = {"b": False, "i": 0, "u": 0, "f": 0.0, "c": 0j}
+_PY_SCALARS = (bool, int, float, complex)
 
 
-def _weak_standin(x):
-    """The Python scalar a weakly typed tracer stands for in promotion, else None."""
-    if isinstance(x, Tracer) and x.weak_type:
-        return _WEAK_STANDINS.get(x.dtype.kind)
-    return None
+def _with_weak_standins(args):
+    """`args` with each weakly typed tracer replaced by the Python scalar of its kind, when
+    some operand is strongly typed (an array, a strong tracer, a dtype): then the weak value
+    adapts to it, as a Python scalar does. Among weak values only, their own dtypes promote
+    (JAX: a weak int32 index times 2 stays int32)."""
+    for a in args:             # a plain loop: this runs for every mixed-type eager op
+        if isinstance(a, Tracer) and a.weak_type:
+            break
+    else:
+        return args
+    if not any(not isinstance(a, _PY_SCALARS) and not (isinstance(a, Tracer) and a.weak_type)
+               for a in args):
+        return args
+    return [_WEAK_STANDINS.get(a.dtype.kind, a) if isinstance(a, Tracer) and a.weak_type
+            else a for a in args]
 
 
 def result_type(*args):
     """NumPy's result type, with Python scalars (and tracers standing for them) as weak
     values (NEP 50)."""
     parts = []
-    for a in args:
+    for a in _with_weak_standins(args):
         if isinstance(a, _ARRAYLIKE):
-            w = _weak_standin(a)
-            parts.append(a.dtype if w is None else w)
-        elif isinstance(a, (bool, int, float, complex)):
+            parts.append(a.dtype)
+        elif isinstance(a, _PY_SCALARS):
             parts.append(a)
         elif isinstance(a, (np.dtype, type)):
             parts.append(a)
@@ -58,17 +69,17 @@ def all_weak(*args):
             if not a.weak_type:
                 return False
             tracer = True
-        elif not isinstance(a, (bool, int, float, complex)):
+        elif not isinstance(a, _PY_SCALARS):
             return False
     return tracer
 
 
-def weakened(out):
-    """`out` (a staging tracer) marked weakly typed."""
-    from ..interpreters.partial_eval import StagingTracer, WeakStagingTracer
-    if type(out) is StagingTracer:
-        return WeakStagingTracer(out._trace, out._var)
-    return out
+def keep_weak(out, *args):
+    """`out`, marked weakly typed when it is a staging tracer computed from weak values only
+    (eager results and other tracers are returned at the cost of one type check)."""
+    if type(out) is not StagingTracer:
+        return out
+    return weakened(out) if all_weak(*args) else out
 
 
 def promote(*args, dtype=None):
@@ -112,9 +123,8 @@ def ufunc_result_dtype(ufunc, *args):
 
     Unlike promoting first, this follows NumPy's own loop selection (e.g. arctan2 of int8 and
     uint8 is float16, logaddexp of a float32 array and 2 is float32)."""
-    key = tuple(type(a) if isinstance(a, (bool, int, float, complex)) else
-                type(_weak_standin(a)) if _weak_standin(a) is not None else dtype_of(a)
-                for a in args)
+    key = tuple(type(a) if isinstance(a, _PY_SCALARS) else dtype_of(a)
+                for a in _with_weak_standins(args))
     dt = _UFUNC_DTYPES.get((ufunc, key))
     if dt is None:
         with np.errstate(all="ignore"):
