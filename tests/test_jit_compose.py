@@ -127,3 +127,16 @@ def test_control_flow_under_jit():
         return carry, ys, w, z
     xs = np.arange(6, dtype=np.float32)
     close(T.jit(g)(xs, np.float32(1)), g(xs, np.float32(1)))
+
+
+@pytest.mark.parametrize("fun, want", [
+    (tnp.sin, -0.5403023058681398),                # -cos(1)
+    (lambda x: x ** 3, 6.0),
+    (tnp.tanh, 0.6216266807712961),                 # JAX's value
+    (lax.logistic, -0.03532558051623565),           # JAX's value
+])
+def test_third_derivative_through_nested_jits(fun, want):
+    # the inner jit's outputs are duplicates (cos h computed twice): inlining the call in the
+    # backend must resolve an output that common-subexpression elimination replaced
+    g = T.grad(T.jit(T.grad(T.jit(T.grad(fun)))))(1.0)
+    np.testing.assert_allclose(g, want, rtol=1e-13)

@@ -93,7 +93,9 @@ def prepare(closed: ClosedJaxpr, has_rule=lambda name: False):
             env.update(zip(e.outvars, new_out))
             emit(Eqn(e.prim, [r(a) for a in e.invars], new_out, e.params, e.source_info))
         for v, o in zip(outvars, j.outvars):
-            sub[v] = r(o)
+            # an inner result may itself have been replaced (a common subexpression or an
+            # identity dropped by `emit`): resolve it now, since `read` looks up only once
+            sub[v] = read(r(o))
 
     seen = {}
 
