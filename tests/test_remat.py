@@ -116,3 +116,17 @@ def test_checkpoint_under_jvp_and_jit(policy):
     np.testing.assert_allclose(T.jvp(f, (x,), (t,))[1], T.jvp(ref, (x,), (t,))[1], rtol=1e-12)
     np.testing.assert_allclose(T.jit(T.grad(f))(x), T.grad(ref)(x), rtol=1e-12)
     np.testing.assert_allclose(T.hessian(f)(x), T.hessian(ref)(x), rtol=1e-10)
+
+
+def test_checkpoint_nested_in_checkpoint():
+    # the inner remat equation is split inside the outer one's jaxpr (its primal outputs
+    # known); before, it stayed whole and `cos(sin y) * t` looked non-linear to transpose
+    f = T.checkpoint(lambda y: tnp.sin(T.checkpoint(tnp.sin)(y)))
+    want = np.cos(np.sin(3.0)) * np.cos(3.0)                  # -0.9801510660933636
+    np.testing.assert_allclose(T.grad(f)(3.0), want, rtol=1e-14)
+    np.testing.assert_allclose(T.jit(T.grad(f))(3.0), want, rtol=1e-14)
+    np.testing.assert_allclose(T.grad(T.grad(f))(3.0), -0.2775681569984029, rtol=1e-13)
+    g = T.checkpoint(lambda y: tnp.sin(T.checkpoint(
+        lambda z: tnp.sin(T.checkpoint(tnp.cos)(z) * z))(y)) * y)
+    np.testing.assert_allclose(T.grad(g)(3.0), 3.947055053453655, rtol=1e-13)     # JAX
+    np.testing.assert_allclose(T.grad(T.grad(g))(3.0), -3.0872921938222615, rtol=1e-12)

@@ -12,7 +12,7 @@ import functools
 from . import tree as tree_util
 from .core import Primitive, bind_in, get_aval
 from .interpreters.partial_eval import hoist_consts, trace_to_jaxpr
-from .ir import ClosedJaxpr, Jaxpr, eval_jaxpr
+from .ir import ClosedJaxpr, Eqn, Jaxpr, eval_jaxpr
 from .pjit import _split, call_rules
 
 remat_p = Primitive("remat", multiple_results=True)
@@ -21,34 +21,62 @@ remat_p.def_impl(lambda *args, jaxpr, prevent_cse=True: eval_jaxpr(jaxpr.jaxpr, 
 call_rules(remat_p)
 
 
-def _remat_staging_rule(trace, args, params):
-    own = [trace.is_own(a) for a in args]
-    if not trace.partial or all(own):
-        return trace.stage(remat_p, args, params)
-    jaxpr = params["jaxpr"]
-    known, _, out_unk, num_res = _split(jaxpr, own)
-    known_args = [a for a, o in zip(args, own) if not o]
-    # known outputs now (residuals discarded: they will be recomputed) ...
+def _remat_halves(jaxpr, unknown):
+    """Split a remat's jaxpr for unknown inputs `unknown` into `(known, out_unk, unk)`:
+    `known` maps the known inputs to the known outputs only (its residuals are discarded:
+    they will be recomputed) and `unk` is the whole function (all inputs) restricted to the
+    unknown outputs, so the primal work is recomputed where the unknown outputs are needed."""
     from .ir import dce_jaxpr
+    known, _, out_unk, num_res = _split(jaxpr, unknown)
     n_known_out = len(known.out_avals) - num_res
     kj = Jaxpr(known.jaxpr.constvars, known.jaxpr.invars, known.jaxpr.outvars[:n_known_out],
                known.jaxpr.eqns)
     kj, _, used = dce_jaxpr(kj)
     known_prims = ClosedJaxpr(kj, [c for c, u in zip(known.consts, used) if u])
+    full = jaxpr.jaxpr
+    unk_j = Jaxpr(full.constvars, full.invars, [v for v, u in zip(full.outvars, out_unk) if u],
+                  full.eqns)
+    unk_j, _, used = dce_jaxpr(unk_j)
+    unk_closed = ClosedJaxpr(unk_j, [c for c, u in zip(jaxpr.consts, used) if u])
+    return known_prims, out_unk, unk_closed
+
+
+def _remat_staging_rule(trace, args, params):
+    own = [trace.is_own(a) for a in args]
+    if not trace.partial or all(own):
+        return trace.stage(remat_p, args, params)
+    known_prims, out_unk, unk_closed = _remat_halves(params["jaxpr"], own)
+    known_args = [a for a, o in zip(args, own) if not o]
+    # known outputs now ...
     known_outs = bind_in(trace.parent, remat_p, *known_args, jaxpr=known_prims,
                          prevent_cse=params["prevent_cse"])
     # ... and the whole function staged for the backward pass, keeping only unknown outputs
-    full = jaxpr.jaxpr
-    unk_j = Jaxpr(full.constvars, full.invars, [v for v, u in zip(full.outvars, out_unk) if u],
-              full.eqns)
-    unk_j, _, used = dce_jaxpr(unk_j)
-    unk_closed = ClosedJaxpr(unk_j, [c for c, u in zip(jaxpr.consts, used) if u])
     staged = trace.stage(remat_p, list(args), dict(params, jaxpr=unk_closed))
     k_it, u_it = iter(known_outs), iter(staged)
     return [next(u_it) if u else next(k_it) for u in out_unk]
 
 
+def _remat_partial_eval_jaxpr_rule(eqn, unknown):
+    """Split a remat equation nested in a jaxpr being split (a checkpoint inside a checkpoint,
+    or inside jit, under reverse mode): the same halves as `_remat_staging_rule`. Without
+    this, the whole nested equation would be unknown, its primal outputs included, and the
+    enclosing function's primal work on them would look non-linear to the transposer."""
+    known_prims, out_unk, unk_closed = _remat_halves(eqn.params["jaxpr"], list(unknown))
+    known_out = [v for v, u in zip(eqn.outvars, out_unk) if not u]
+    unk_out = [v for v, u in zip(eqn.outvars, out_unk) if u]
+    eqn_known = eqn_unknown = None
+    if known_out:
+        eqn_known = Eqn(remat_p, [v for v, u in zip(eqn.invars, unknown) if not u], known_out,
+                        dict(eqn.params, jaxpr=known_prims), eqn.source_info)
+    if unk_out:
+        # reads the known inputs too: they become residuals of the enclosing split
+        eqn_unknown = Eqn(remat_p, list(eqn.invars), unk_out,
+                          dict(eqn.params, jaxpr=unk_closed), eqn.source_info)
+    return eqn_known, eqn_unknown, out_unk
+
+
 remat_p.staging_rule = _remat_staging_rule
+remat_p.partial_eval_jaxpr_rule = _remat_partial_eval_jaxpr_rule
 
 
 def checkpoint(fun, prevent_cse=True, policy=None, static_argnums=()):
