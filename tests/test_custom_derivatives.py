@@ -198,3 +198,47 @@ def test_closures_over_traced_values_as_jax():
                                        rtol=1e-12)
         with pytest.raises(TypeError, match="closed-over value"):
             T.grad(value)(2.0, X)
+
+
+def test_python_branches_on_concrete_inputs_and_trace_counts_as_jax():
+    """Outside jit, custom functions and their rules see concrete values (a Python `if` on
+    the input works, as in JAX), and run as often as in JAX (no extra abstract tracing)."""
+    calls = []
+
+    @T.custom_jvp
+    def f(x):
+        calls.append("f")
+        return tnp.sin(x) if x > 0 else tnp.cos(x)
+
+    @f.defjvp
+    def f_jvp(primals, tangents):
+        x, = primals
+        calls.append("jvp")
+        return f(x), (2.0 if x > 0 else 3.0) * tangents[0]
+
+    @T.custom_vjp
+    def g(x):
+        calls.append("g")
+        return tnp.sin(x) if x > 0 else tnp.cos(x)
+
+    def g_fwd(x):
+        calls.append("fwd")
+        return g(x), x
+
+    def g_bwd(x, ct):
+        calls.append("bwd")
+        return ((2.0 if x > 0 else 3.0) * ct,)
+    g.defvjp(g_fwd, g_bwd)
+
+    def run(thunk):
+        calls.clear()
+        return thunk(), list(calls)
+    # values and call sequences recorded from JAX
+    out, seq = run(lambda: T.jvp(f, (1.0,), (1.0,)))
+    np.testing.assert_allclose(out, (np.sin(1.0), 2.0))
+    assert seq == ["jvp", "f"]
+    assert run(lambda: T.grad(f)(-1.0)) == (3.0, ["jvp", "f"])
+    assert run(lambda: T.grad(T.grad(f))(-1.0)) == (0.0, ["jvp", "jvp", "f"])
+    assert run(lambda: T.grad(g)(-1.0)) == (3.0, ["fwd", "g", "bwd"])
+    assert run(lambda: T.vjp(g, 1.0)[1](1.0)) == ((2.0,), ["fwd", "g", "bwd"])
+    assert run(lambda: g(-1.0)) == (np.cos(-1.0), ["g"])

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
+
+import numpy as np
 
 from . import tree as tree_util
 from .core import EVAL_TRACE, Primitive, Tracer, as_leaf, current_trace, get_aval
@@ -66,11 +69,67 @@ def _closure_convert(flat_fun, in_avals):
 _RULES_BEING_TRACED = set()     # ids of custom functions whose rule is being closure-converted
 
 
+_SCAN_LIMIT = 20000             # objects `_may_close_over` visits before assuming "maybe"
+_ATOMS = (str, bytes, int, float, complex, bool, type(None), np.ndarray, np.generic, type,
+          types.ModuleType, types.BuiltinFunctionType, np.dtype)
+
+
 def _may_close_over(*fns):
-    """Whether any of the user's functions can read values it is not given: a Python closure
-    (or a callable that is not a plain function). Module-level functions and rules -- the
-    usual case -- skip the tracing `_closure_convert` needs (~30 us per call under grad)."""
-    return any(getattr(f, "__closure__", True) for f in fns)
+    """Whether any of the user's functions can read a traced value it is not given as an
+    argument: a tracer reachable from its closure cells, defaults, the globals its code names,
+    a bound method's object, a partial's arguments, or containers and objects found there.
+
+    Only then is `_closure_convert` needed. It traces the function abstractly, which JAX never
+    does: skipping it keeps Python `if x > 0` on a concrete input working under grad/jvp (as
+    JAX evaluates custom functions on concrete values outside jit) and runs the user's
+    functions no more often than JAX does. When the reachable objects are too many to look
+    through, the answer is a conservative "maybe"."""
+    stack, seen = list(fns), set()
+    while stack:
+        o = stack.pop()
+        if isinstance(o, Tracer):
+            return True
+        if isinstance(o, _ATOMS) or id(o) in seen:
+            continue
+        seen.add(id(o))
+        if len(seen) > _SCAN_LIMIT:
+            return True
+        if isinstance(o, types.FunctionType):
+            for c in o.__closure__ or ():
+                try:
+                    stack.append(c.cell_contents)
+                except ValueError:          # a cell not yet filled
+                    pass
+            stack.extend(o.__defaults__ or ())
+            stack.extend((o.__kwdefaults__ or {}).values())
+            g = o.__globals__
+            stack.extend(g[n] for n in _code_names(o.__code__) if n in g)
+        elif isinstance(o, types.MethodType):
+            stack += [o.__func__, o.__self__]
+        elif isinstance(o, functools.partial):
+            stack += [o.func, *o.args, *o.keywords.values()]
+        elif isinstance(o, (list, tuple, set, frozenset)):
+            stack.extend(o)
+        elif isinstance(o, dict):
+            stack.extend(o.values())
+        else:
+            d = getattr(o, "__dict__", None)
+            if isinstance(d, dict):
+                stack.extend(d.values())
+            for n in getattr(type(o), "__slots__", ()):
+                if isinstance(n, str) and hasattr(o, n):
+                    stack.append(getattr(o, n))
+    return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_names(code):
+    """Global names `code` and the code objects nested in it (lambdas, comprehensions) read."""
+    names = set(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            names |= _code_names(c)
+    return frozenset(names)
 
 
 def _run(jaxpr, *args):
