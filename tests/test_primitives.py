@@ -161,6 +161,21 @@ def test_binary_wrappers_broadcast_scalars():
     assert out.dtype == np.float32
 
 
+@pytest.mark.parametrize("call", [
+    lambda: lax.add(1, 1.5), lambda: lax.add(1.5, 1), lambda: lax.mul(np.arange(3), 0.5),
+    lambda: lax.max(0.5, np.arange(3)), lambda: lax.lt(np.arange(3), 0.5),
+    lambda: lax.add(np.ones(2, np.float32), 1j), lambda: lax.sub(np.arange(2), 2.0),
+    lambda: T.jit(lambda i: lax.mul(i, 0.5))(np.arange(3)),
+])
+def test_python_float_never_truncated_to_an_integer_operand(call):
+    # lax.add(1, 1.5) gave 2 and lax.mul(arange(3), 0.5) gave [0 0 0]; JAX raises TypeError
+    with pytest.raises(TypeError, match="same dtype"):
+        call()
+    # within their kind (or widening), Python scalars still adapt
+    assert lax.add(np.int8(3), 4).dtype == np.int8
+    assert lax.mul(np.arange(3.0, dtype=np.float32), 0.5).dtype == np.float32
+
+
 def test_comparisons_and_logic():
     x, y = np.array([1, 2, 3]), np.array([3, 2, 1])
     for fn, ref in ((lax.eq, np.equal), (lax.ne, np.not_equal), (lax.lt, np.less),

@@ -68,10 +68,12 @@ def _prep(x, y):
         return x, y                                  # the common case, kept cheap
     xt, yt = isinstance(x, (Tracer, np.ndarray, np.generic)), isinstance(y, (Tracer, np.ndarray,
                                                                             np.generic))
+    if not xt and not yt and np.asarray(x).dtype.kind != np.asarray(y).dtype.kind:
+        raise _scalar_kind_error(x, np.asarray(y).dtype)   # two Python scalars, as in JAX
     if not xt:
-        x = np.asarray(x, dtype=get_aval(y).dtype if yt else None)
+        x = _scalar_as(x, get_aval(y).dtype if yt else None)
     if not yt:
-        y = np.asarray(y, dtype=get_aval(x).dtype)
+        y = _scalar_as(y, get_aval(x).dtype)
     ax, ay = get_aval(x), get_aval(y)
     if ax.dtype != ay.dtype:
         dt = np.result_type(ax.dtype, ay.dtype)
@@ -87,6 +89,32 @@ def _prep(x, y):
                              f"{where()}") from None
         x, y = broadcast_to(x, shape), broadcast_to(y, shape)
     return x, y
+
+
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+def _scalar_as(v, dtype):
+    """Python scalar (or sequence) `v` as an array of `dtype`, the other operand's. It is weakly
+    typed: it adapts to `dtype` when that is of its kind or a wider one (an int to a float
+    array, as the rules need), never to a narrower kind, which would change its value silently
+    (`lax.add(1, 1.5)` giving 2, `lax.mul(int_array, 0.5)` giving zeros): that is JAX's
+    TypeError (lax operands must have equal dtypes)."""
+    a = np.asarray(v)
+    if dtype is None or a.dtype == dtype:
+        return a
+    if _KIND_RANK.get(a.dtype.kind, 9) > _KIND_RANK.get(np.dtype(dtype).kind, -1):
+        raise _scalar_kind_error(v, dtype)
+    return np.asarray(v, dtype=dtype)
+
+
+def _scalar_kind_error(v, dtype):
+    from ..source_info import where
+    return TypeError(
+        f"lax operations require arguments of the same dtype, got {np.asarray(v).dtype.name} "
+        f"(the Python {type(v).__name__} {v!r}) and {np.dtype(dtype).name}: a Python scalar "
+        f"adapts only to a dtype of its own kind. Convert explicitly "
+        f"(lax.convert_element_type), or use transforms.numpy, which promotes{where()}")
 
 
 def _bin_fn(p):
