@@ -524,23 +524,43 @@ def _sum_dtype(dt):
     return dt
 
 
+def _mask(where, a):
+    """NumPy's `where=` of a reduction: a boolean mask broadcast to `a`'s shape."""
+    return lax.broadcast_to(asarray_of(where, np.bool_), get_aval(a).shape)
+
+
+def _masked(a, where, fill):
+    """`a` with the elements `where` excludes replaced by `fill` (the reduction's identity)."""
+    if where is None:
+        return a
+    return lax.select(_mask(where, a), a, lax.broadcast_to(asarray_of(fill, a.dtype),
+                                                            get_aval(a).shape))
+
+
+def _reduced_shape(a, axes, keepdims):
+    shape = get_aval(a).shape
+    if keepdims:
+        return tuple(1 if i in axes else s for i, s in enumerate(shape))
+    return tuple(s for i, s in enumerate(shape) if i not in axes)
+
+
 def sum(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):  # noqa: A001
     a = asarray(a)
     dt = np.dtype(dtype) if dtype is not None else _sum_dtype(a.dtype)
-    a = asarray_of(a, dt)
-    if where is not None:
-        a = globals()["where"](where, a, zeros_like(a))
+    a = _masked(asarray_of(a, dt), where, 0)
     axes = _axes(a, axis)
     out = _keepdims(lax.reduce_sum(a, axes), a, axes, keepdims)
-    return out if initial is None else add(out, initial)
+    # NumPy casts `initial` to the result's dtype (np.sum(ints, initial=0.5) adds 0)
+    return out if initial is None else lax.add(out, asarray_of(initial, dt))
 
 
-def prod(a, axis=None, dtype=None, keepdims=False):
+def prod(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
     a = asarray(a)
     dt = np.dtype(dtype) if dtype is not None else _sum_dtype(a.dtype)
-    a = asarray_of(a, dt)
+    a = _masked(asarray_of(a, dt), where, 1)
     axes = _axes(a, axis)
-    return _keepdims(lax.reduce_prod(a, axes), a, axes, keepdims)
+    out = _keepdims(lax.reduce_prod(a, axes), a, axes, keepdims)
+    return out if initial is None else lax.mul(out, asarray_of(initial, dt))
 
 
 def _count(a, axes):
@@ -548,51 +568,85 @@ def _count(a, axes):
     return int(np.prod([shape[i] for i in axes], dtype=np.int64))
 
 
+def _mean_dtype(a, dtype):
+    if dtype is not None:
+        return np.dtype(dtype)
+    return a.dtype if np.issubdtype(a.dtype, np.inexact) else np.dtype(np.float64)
+
+
 def mean(a, axis=None, dtype=None, keepdims=False, where=None):
     a = asarray(a)
-    dt = np.dtype(dtype) if dtype is not None else (
-        a.dtype if np.issubdtype(a.dtype, np.inexact) else np.dtype(np.float64))
+    dt = _mean_dtype(a, dtype)
     a = asarray_of(a, dt)
     axes = _axes(a, axis)
     if where is not None:
-        w = asarray_of(lax.broadcast_to(asarray(where), get_aval(a).shape), dt)
-        return true_divide(sum(a * w, axis, keepdims=keepdims), sum(w, axis, keepdims=keepdims))
+        # masked elements are replaced, not multiplied by 0 (a masked nan or inf stays out)
+        s = lax.reduce_sum(_masked(a, where, 0), axes)
+        n = lax.reduce_sum(asarray_of(_mask(where, a), _real_dtype(dt)), axes)
+        return _keepdims(lax.div(s, asarray_of(n, dt)), a, axes, keepdims)
     n = _count(a, axes)
     s = lax.reduce_sum(a, axes)
     return _keepdims(lax.div(s, np.asarray(n, dt)), a, axes, keepdims)
 
 
-def var(a, axis=None, dtype=None, ddof=0, keepdims=False):
+def _real_dtype(dt):
+    dt = np.dtype(dt)
+    return np.empty((), dt).real.dtype if dt.kind == "c" else dt
+
+
+def var(a, axis=None, dtype=None, ddof=0, keepdims=False, *, where=None, mean=None,
+        correction=None):
+    if correction is not None:
+        ddof = correction
     a = asarray(a)
-    dt = np.dtype(dtype) if dtype is not None else (
-        a.dtype if np.issubdtype(a.dtype, np.inexact) else np.dtype(np.float64))
+    dt = _mean_dtype(a, dtype)
+    if dt.kind == "c":
+        raise TypeError(
+            "var/std of complex values are not supported yet (NumPy gives the real mean of "
+            "|x - mean|**2); transforms has no complex primitives")
     a = asarray_of(a, dt)
     axes = _axes(a, axis)
-    centered = subtract(a, mean(a, axis, keepdims=True))
-    n = _count(a, axes) - ddof
-    s = lax.reduce_sum(lax.integer_pow(centered, 2), axes)
-    return _keepdims(lax.div(s, np.asarray(builtins.max(n, 0), dt)), a, axes, keepdims)
+    mu = globals()["mean"](a, axis, keepdims=True, where=where) if mean is None else \
+        asarray_of(mean, dt)
+    centered = subtract(a, mu)
+    s = lax.reduce_sum(_masked(lax.integer_pow(centered, 2), where, 0), axes)
+    if where is None:
+        n = np.asarray(builtins.max(_count(a, axes) - ddof, 0), dt)
+    else:
+        n = lax.reduce_sum(asarray_of(_mask(where, a), dt), axes)
+        n = lax.max(lax.sub(n, np.asarray(ddof, dt)), np.zeros((), dt))
+    return _keepdims(lax.div(s, n), a, axes, keepdims)
 
 
-def std(a, axis=None, dtype=None, ddof=0, keepdims=False):
-    return sqrt(var(a, axis, dtype, ddof, keepdims))
+def std(a, axis=None, dtype=None, ddof=0, keepdims=False, *, where=None, mean=None,
+        correction=None):
+    return sqrt(var(a, axis, dtype, ddof, keepdims, where=where, mean=mean,
+                    correction=correction))
 
 
-def _minmax(lax_fn, name):
+def _minmax(lax_fn, name, combine):
     def fn(a, axis=None, keepdims=False, initial=None, where=None):
         a = asarray(a)
         axes = _axes(a, axis)
-        if builtins.any(get_aval(a).shape[i] == 0 for i in axes) and initial is None:
-            raise ValueError(f"zero-size array to reduction operation {name} which has no identity")
-        out = _keepdims(lax_fn(a, axes), a, axes, keepdims)
-        if initial is not None:
-            out = (maximum if name == "maximum" else minimum)(out, initial)
-        return out
+        if where is not None and initial is None:
+            raise ValueError(f"reduction operation '{name}' does not have an identity, so to "
+                             "use a where mask one has to specify 'initial'")
+        empty = builtins.any(get_aval(a).shape[i] == 0 for i in axes)
+        if empty and initial is None:
+            raise ValueError(f"zero-size array to reduction operation {name} which has no "
+                             "identity")
+        if initial is None:
+            return _keepdims(lax_fn(a, axes), a, axes, keepdims)
+        init = asarray_of(initial, a.dtype)          # NumPy casts `initial` to a's dtype
+        if empty:
+            return lax.broadcast_to(init, _reduced_shape(a, axes, keepdims))
+        out = _keepdims(lax_fn(_masked(a, where, init), axes), a, axes, keepdims)
+        return combine(out, lax.broadcast_to(init, get_aval(out).shape))
     return fn
 
 
-max = _minmax(lax.reduce_max, "maximum")  # noqa: A001
-min = _minmax(lax.reduce_min, "minimum")  # noqa: A001
+max = _minmax(lax.reduce_max, "maximum", lambda x, y: maximum(x, y))  # noqa: A001
+min = _minmax(lax.reduce_min, "minimum", lambda x, y: minimum(x, y))  # noqa: A001
 amax, amin = max, min
 
 
@@ -627,14 +681,14 @@ cumsum = _cumulative(lax.cumsum)
 cumprod = _cumulative(lax.cumprod)
 
 
-def all(a, axis=None, keepdims=False):  # noqa: A001
-    a = asarray_of(a, np.bool_)
+def all(a, axis=None, keepdims=False, *, where=None):  # noqa: A001
+    a = _masked(asarray_of(a, np.bool_), where, True)
     axes = _axes(a, axis)
     return _keepdims(lax.reduce_and(a, axes), a, axes, keepdims)
 
 
-def any(a, axis=None, keepdims=False):  # noqa: A001
-    a = asarray_of(a, np.bool_)
+def any(a, axis=None, keepdims=False, *, where=None):  # noqa: A001
+    a = _masked(asarray_of(a, np.bool_), where, False)
     axes = _axes(a, axis)
     return _keepdims(lax.reduce_or(a, axes), a, axes, keepdims)
 
