@@ -132,9 +132,11 @@ def _check_scalar_output(fname):
             raise NonDifferentiableError(
                 f"Gradient only defined for scalar-output functions. Output had shape "
                 f"{a.shape}{where()}. Reduce it (e.g. .sum()) or use jacrev/vjp.")
-        if not is_float_dtype(a.dtype):
+        if not np.issubdtype(a.dtype, np.floating):
             raise NonDifferentiableError(
-                f"{fname} requires real-valued (floating point) outputs, got {a.dtype}{where()}")
+                f"{fname} requires real-valued outputs (output dtype that is a sub-dtype of "
+                f"np.floating), but got {a.dtype.name}{where()}. For the gradient of a complex "
+                "output, take its real part or use vjp directly.")
     return check
 
 

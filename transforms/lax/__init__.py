@@ -18,6 +18,7 @@ from .reductions import (  # noqa: F401
 from .linalg import dot, dot_general  # noqa: F401
 from .indexing import gather, scatter, scatter_add, scatter_mul  # noqa: F401
 from .misc import stop_gradient  # noqa: F401
+from .complex import complex, conj, imag, real  # noqa: F401
 from .collectives import all_gather, axis_index, pmax, pmean, pmin, psum  # noqa: F401
 
 bitwise_and = bitwise_and

@@ -348,6 +348,8 @@ sqrt_p = _unary("sqrt", np.sqrt)
 rsqrt_p = _unary("rsqrt", _np_rsqrt)
 erf_p = _unary("erf", _np_erf)
 abs_p = _unary("abs", np.abs)
+abs_p.def_abstract_eval(lambda x: ShapedArray(
+    x.shape, np.finfo(x.dtype).dtype if x.dtype.kind == "c" else x.dtype))   # |complex| is real
 sign_p = _unary("sign", np.sign)
 floor_p = _unary("floor", np.floor)
 ceil_p = _unary("ceil", np.ceil)
@@ -391,7 +393,24 @@ _unary_jvp(atanh_p, atanh, lambda x, y: div(1, sub(1, mul(x, x))))
 _unary_jvp(sqrt_p, sqrt, lambda x, y: div(0.5, y))
 _unary_jvp(rsqrt_p, rsqrt, lambda x, y: mul(div(y, x), -0.5))
 _unary_jvp(erf_p, erf, lambda x, y: mul(exp(neg(mul(x, x))), 2.0 / math.sqrt(math.pi)))
-_unary_jvp(abs_p, abs, lambda x, y: sign(x))
+
+
+@abs_p.def_jvp
+def _abs_jvp(primals, tangents):
+    x, = primals
+    t, = tangents
+    y = abs(x)
+    if get_aval(x).dtype.kind != "c":
+        return y, mul(t, sign(x))
+    # |z| is not holomorphic: d|z| = Re(conj(z) dz) / |z| (0 at z = 0), a real tangent
+    from .complex import conj, real
+    safe = select(eq(y, 0), full_like_aval(get_aval(y), 1), y)
+    return y, div(real(mul(conj(x), t)), safe)
+
+
+def full_like_aval(a, v):
+    from .shape import full
+    return full(a.shape, v, a.dtype)
 
 for _p, _f in ((sign_p, sign), (floor_p, floor), (ceil_p, ceil), (round_p, round),
                (round_even_p, round_even)):
@@ -556,6 +575,8 @@ ELEMENTWISE.add("convert_element_type")
 @convert_element_type_p.def_impl
 def _convert_impl(x, *, new_dtype):
     x = np.asarray(x)
+    if x.dtype.kind == "c" and new_dtype.kind != "c":
+        x = x.real                  # complex -> real keeps the real part (as JAX), no warning
     if x.dtype == np.bool_ or new_dtype.kind not in "iu" or x.dtype.kind in "iub":
         return x.astype(new_dtype)
     # float -> int truncates toward zero (C); NaN/inf give 0/extremes without warnings

@@ -71,6 +71,8 @@ def install():
     Tracer.T = property(lambda self: _shape_ops.transpose(self))
     Tracer.mT = property(lambda self: _shape_ops.swapaxes(self, -1, -2))
     Tracer.at = property(lambda self: _indexing._IndexUpdateHelper(self))
-    Tracer.real = property(lambda self: self)
+    Tracer.real = property(_ops.real)
+    Tracer.imag = property(_ops.imag)
+    Tracer.conj = Tracer.conjugate = _ops.conjugate
     # NumPy must defer to the tracer's reflected operators (ndarray + tracer -> __radd__)
     Tracer.__array_ufunc__ = None

@@ -315,6 +315,37 @@ def sign(x):
     return lax.sign(x)
 
 
+def _abs_square(x):
+    """|x|**2: `x * x` for real values, `real(x * conj(x))` (real) for complex ones -- what
+    norms and variances need (`square` of a complex number is not |x|**2)."""
+    x = asarray(x)
+    if x.dtype.kind == "c":
+        return lax.real(lax.mul(x, lax.conj(x)))
+    return square(x)
+
+
+def real(val):
+    val = asarray(val)
+    return lax.real(val) if val.dtype.kind == "c" else val
+
+
+def imag(val):
+    val = asarray(val)
+    return lax.imag(val) if val.dtype.kind == "c" else zeros_like(val)
+
+
+def conjugate(x):
+    x = asarray(x)
+    return lax.conj(x) if x.dtype.kind == "c" else x
+
+
+conj = conjugate
+
+
+def iscomplexobj(x):
+    return get_aval(asarray(x)).dtype.kind == "c"
+
+
 def square(x):
     x = asarray(x)
     if x.dtype == np.bool_:
@@ -600,21 +631,19 @@ def var(a, axis=None, dtype=None, ddof=0, keepdims=False, *, where=None, mean=No
         ddof = correction
     a = asarray(a)
     dt = _mean_dtype(a, dtype)
-    if dt.kind == "c":
-        raise TypeError(
-            "var/std of complex values are not supported yet (NumPy gives the real mean of "
-            "|x - mean|**2); transforms has no complex primitives")
     a = asarray_of(a, dt)
     axes = _axes(a, axis)
     mu = globals()["mean"](a, axis, keepdims=True, where=where) if mean is None else \
         asarray_of(mean, dt)
     centered = subtract(a, mu)
-    s = lax.reduce_sum(_masked(lax.integer_pow(centered, 2), where, 0), axes)
+    # |x - mean|**2: real for complex input, as NumPy's (and JAX's) variance
+    s = lax.reduce_sum(_masked(_abs_square(centered), where, 0), axes)
+    rt = _real_dtype(dt)
     if where is None:
-        n = np.asarray(builtins.max(_count(a, axes) - ddof, 0), dt)
+        n = np.asarray(builtins.max(_count(a, axes) - ddof, 0), rt)
     else:
-        n = lax.reduce_sum(asarray_of(_mask(where, a), dt), axes)
-        n = lax.max(lax.sub(n, np.asarray(ddof, dt)), np.zeros((), dt))
+        n = lax.reduce_sum(asarray_of(_mask(where, a), rt), axes)
+        n = lax.max(lax.sub(n, np.asarray(ddof, rt)), np.zeros((), rt))
     return _keepdims(lax.div(s, n), a, axes, keepdims)
 
 

@@ -378,7 +378,10 @@ def dot(a, b):
     return lax.dot_general(a, b, (((a.ndim - 1,), (b.ndim - 2,)), ((), ())))
 
 
-vdot = lambda a, b: dot(ravel(a), ravel(b))  # noqa: E731
+def vdot(a, b):
+    """Dot product of the flattened arrays, the first one complex-conjugated (as NumPy)."""
+    from ._ops import conjugate
+    return dot(conjugate(ravel(a)), ravel(b))
 
 
 def matmul(a, b):

@@ -12,7 +12,7 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
         x = _ops.astype(x, np.float64)
     if axis is None:
         if ord is None:
-            r = _ops.sqrt(_ops.sum(_ops.square(x), keepdims=keepdims))
+            r = _ops.sqrt(_ops.sum(_ops._abs_square(x), keepdims=keepdims))
             return r
         if x.ndim == 1:
             axis = 0
@@ -23,7 +23,7 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
     if isinstance(axis, (int, np.integer)):
         a = _ops.abs(x)
         if ord is None or ord == 2:
-            return _ops.sqrt(_ops.sum(_ops.square(x), axis=axis, keepdims=keepdims))
+            return _ops.sqrt(_ops.sum(_ops._abs_square(x), axis=axis, keepdims=keepdims))
         if ord == np.inf:
             return _ops.max(a, axis=axis, keepdims=keepdims)
         if ord == -np.inf:
@@ -35,7 +35,7 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
         return _ops.power(_ops.sum(_ops.power(a, ord), axis=axis, keepdims=keepdims), 1.0 / ord)
     axis = tuple(axis)
     if ord in (None, "fro"):
-        return _ops.sqrt(_ops.sum(_ops.square(x), axis=axis, keepdims=keepdims))
+        return _ops.sqrt(_ops.sum(_ops._abs_square(x), axis=axis, keepdims=keepdims))
     a = _ops.abs(x)
     r, c = axis
     if ord == 1:
