@@ -16,7 +16,8 @@ from .reductions import (  # noqa: F401
     argmax, argmin, cumprod, cumsum, reduce_and, reduce_max, reduce_min, reduce_or, reduce_prod,
     reduce_sum)
 from .linalg import dot, dot_general  # noqa: F401
-from .indexing import gather, scatter, scatter_add, scatter_mul  # noqa: F401
+from .indexing import (gather, scatter, scatter_add, scatter_max, scatter_min,  # noqa: F401
+                       scatter_mul)
 from .misc import stop_gradient  # noqa: F401
 from .complex import complex, conj, imag, real  # noqa: F401
 from .collectives import all_gather, axis_index, pmax, pmean, pmin, psum  # noqa: F401

@@ -45,32 +45,71 @@ def _index_tuple(x_shape, idx, mode):
 
 gather_p = Primitive("gather")
 
+# Out-of-bounds modes of `gather` (JAX's GatherScatterMode):
+#   "clip"               indices are clamped, and so are the transpose's (scatter-add) ones
+#   "promise_in_bounds"  clamped here; the transpose drops out-of-bounds cotangents (what
+#                        JAX's x[idx] does: XLA's gather clamps, its scatter drops)
+#   "fill"               out-of-bounds index tuples give `fill_value`; transpose drops them
+GATHER_MODES = ("clip", "promise_in_bounds", "fill")
+
+
+def default_fill_value(dtype):
+    """JAX's fill for out-of-bounds gathers: NaN for inexact dtypes, the most negative value
+    for signed integers, the largest for unsigned ones, True for booleans."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "fc":
+        return np.nan
+    if dtype.kind == "i":
+        return np.iinfo(dtype).min
+    if dtype.kind == "u":
+        return np.iinfo(dtype).max
+    return True
+
 
 @gather_p.def_impl
-def _gather_impl(x, idx):
+def _gather_impl(x, idx, *, mode="clip", fill_value=None):
     x = np.asarray(x)
     comps, _ = _index_tuple(x.shape, idx, "clip")
-    return x[comps]
+    out = x[comps]
+    if mode == "fill":
+        _, valid = _index_tuple(x.shape, idx, "drop")
+        if valid is not None and not valid.all():
+            fill = default_fill_value(x.dtype) if fill_value is None else fill_value
+            out = np.array(out, copy=True)
+            out[~valid] = np.asarray(fill).astype(x.dtype)
+    return out
 
 
 @gather_p.def_abstract_eval
-def _gather_abstract(x, idx):
+def _gather_abstract(x, idx, *, mode="clip", fill_value=None):
     if not np.issubdtype(idx.dtype, np.integer):
         raise TypeError(f"gather indices must be integers, got {idx.dtype}")
     return ShapedArray(_gather_shape(x, idx), x.dtype)
 
 
-def gather(x, idx):
-    return gather_p.bind(as_array(x), as_array(idx))
+def gather(x, idx, mode="clip", fill_value=None):
+    """`x[idx[..., 0], ..., idx[..., k-1]]` with out-of-bounds `mode` (see GATHER_MODES)."""
+    if mode not in GATHER_MODES:
+        raise ValueError(f"gather: mode must be one of {GATHER_MODES}, got {mode!r}")
+    if mode != "fill":
+        fill_value = None
+    elif isinstance(fill_value, np.generic):
+        fill_value = fill_value.item()
+    return gather_p.bind(as_array(x), as_array(idx), mode=mode, fill_value=fill_value)
 
 
-gather_p.def_jvp(lambda p, t: (gather(*p), gather(t[0], p[1])))
+gather_p.def_jvp(lambda p, t, *, mode="clip", fill_value=None: (
+    gather(*p, mode=mode, fill_value=fill_value),
+    gather(t[0], p[1], mode=mode, fill_value=0)))
 
 
 @gather_p.def_transpose
-def _gather_transpose(ct, x, idx):
-    # gather clamps out-of-bounds indices, so its transpose adds at the clamped positions
-    return [scatter_add(E.zeros_like_aval(x.aval), _clamp_indices(idx, x.aval.shape), ct), None]
+def _gather_transpose(ct, x, idx, *, mode="clip", fill_value=None):
+    # the cotangent goes where the value came from: the clamped position in "clip" mode;
+    # out-of-bounds index tuples contributed nothing otherwise (scatter_add drops them)
+    if mode == "clip":
+        idx = _clamp_indices(idx, x.aval.shape)
+    return [scatter_add(E.zeros_like_aval(x.aval), idx, ct), None]
 
 
 def _clamp_indices(idx, shape):
@@ -114,7 +153,7 @@ def _with_batch_component(idx):
 
 
 @gather_p.def_batch
-def _gather_batch(args, dims):
+def _gather_batch(args, dims, **params):
     (x, idx), (dx, di) = args, dims
     ia = get_aval(idx)
     if di is None:
@@ -123,22 +162,22 @@ def _gather_batch(args, dims):
         if dx < k:
             x = B.moveaxis(x, dx, k)
             dx = k
-        return gather(x, idx), ia.ndim - 1 + dx - k
+        return gather(x, idx, **params), ia.ndim - 1 + dx - k
     if dx is None:
         # shared operand, batched indices: the batch axis is one more index-batch axis
         if di == ia.ndim - 1:
             idx = B.moveaxis(idx, di, 0)
             di = 0
-        return gather(x, idx), di
+        return gather(x, idx, **params), di
     x, idx = B.moveaxis(x, dx, 0), B.moveaxis(idx, di, 0)
-    return gather(x, _with_batch_component(idx)), 0
+    return gather(x, _with_batch_component(idx), **params), 0
 
 
 def _scatter(name, combine):
     p = Primitive(name)
 
     @p.def_impl
-    def impl(x, idx, updates):
+    def impl(x, idx, updates, **_):
         out = np.array(x, copy=True)
         comps, valid = _index_tuple(out.shape, idx, "drop")
         upd = np.asarray(updates)
@@ -149,7 +188,7 @@ def _scatter(name, combine):
         return out
 
     @p.def_abstract_eval
-    def abstract(x, idx, updates):
+    def abstract(x, idx, updates, **_):
         want = _gather_shape(x, idx)
         if updates.shape != want:
             raise ShapeError(f"{name}: updates of shape {updates.shape} do not match indexed "
@@ -159,7 +198,7 @@ def _scatter(name, combine):
         return x
 
     @p.def_batch
-    def batch(args, dims):
+    def batch(args, dims, **params):
         (x, idx, upd), (dx, di, du) = args, dims
         size = B.batch_size(args, dims)
         if di is None:
@@ -167,13 +206,13 @@ def _scatter(name, combine):
             ia = get_aval(idx)
             k = ia.shape[-1]
             x, upd = B.move_dim(x, dx, k, size), B.move_dim(upd, du, ia.ndim - 1, size)
-            return p.bind(x, idx, upd), k
+            return p.bind(x, idx, upd, **params), k
         x, upd = B.bdim_at_front(x, dx, size), B.bdim_at_front(upd, du, size)
         idx = _with_batch_component(B.moveaxis(idx, di, 0))
-        return p.bind(x, idx, upd), 0
+        return p.bind(x, idx, upd, **params), 0
 
-    def fn(x, idx, updates):
-        return p.bind(as_array(x), as_array(idx), as_array(updates))
+    def fn(x, idx, updates, **params):
+        return p.bind(as_array(x), as_array(idx), as_array(updates), **params)
     fn.__name__ = name
     return p, fn
 
@@ -185,6 +224,8 @@ def _set(out, comps, upd):
 scatter_add_p, scatter_add = _scatter("scatter_add", lambda o, c, u: np.add.at(o, c, u))
 scatter_p, scatter = _scatter("scatter", _set)
 scatter_mul_p, scatter_mul = _scatter("scatter_mul", lambda o, c, u: np.multiply.at(o, c, u))
+scatter_min_p, scatter_min = _scatter("scatter_min", lambda o, c, u: np.minimum.at(o, c, u))
+scatter_max_p, scatter_max = _scatter("scatter_max", lambda o, c, u: np.maximum.at(o, c, u))
 
 
 @scatter_add_p.def_jvp
@@ -226,16 +267,62 @@ def _scatter_transpose(ct, x, idx, u):
 
 
 @scatter_mul_p.def_jvp
-def _scatter_mul_jvp(primals, tangents):
+def _scatter_mul_jvp(primals, tangents, *, unique_indices=False):
     x, idx, u = primals
     tx, _, tu = tangents
-    out = scatter_mul(x, idx, u)
+    out = scatter_mul(x, idx, u, unique_indices=unique_indices)
+    t = None if tx is None else scatter_mul(tx, idx, u, unique_indices=unique_indices)
     if tu is not None:
-        raise NotImplementedError("differentiation of .at[].multiply with respect to the "
-                                  "multiplier; write x * factor instead")
-    return out, None if tx is None else scatter_mul(tx, idx, u)
+        if not unique_indices:
+            # d(prod of the updates at one position) needs the products of the others (as JAX)
+            raise NotImplementedError(
+                "differentiating x.at[idx].multiply(v) (or .divide/.power) with respect to v "
+                "is implemented only when idx addresses each element at most once (as JAX)")
+        # one update per position: d(x * u) = x * du there
+        tu_x = E.mul(x, scatter_add(E.zeros_like_aval(get_aval(x)), idx, tu))
+        t = tu_x if t is None else E.add(t, tu_x)
+    return out, t
 
 
 @scatter_mul_p.def_transpose
-def _scatter_mul_transpose(ct, x, idx, u):
-    return [scatter_mul(ct, idx, u), None, None]
+def _scatter_mul_transpose(ct, x, idx, u, *, unique_indices=False):
+    if is_undefined(u):
+        raise TypeError("scatter_mul is not linear in its updates")
+    return [scatter_mul(ct, idx, u, unique_indices=unique_indices), None, None]
+
+
+def _scatter_extremal_jvp(prim, fn):
+    """JVP of scatter_min/max: each result takes the tangent of the operand or update(s) equal
+    to it; ties share it equally (as JAX)."""
+    def rule(primals, tangents):
+        x, idx, u = primals
+        tx, _, tu = tangents
+        out = fn(x, idx, u)
+        if tx is None and tu is None:
+            return out, None
+        xa, ua = get_aval(x), get_aval(u)
+        rt = xa.dtype if xa.dtype.kind == "f" else np.dtype(np.float64)
+        from_x = E.eq(x, out)
+        from_u = E.bitwise_and(E.eq(u, gather(out, idx)), _in_bounds_b(idx, xa.shape, ua))
+        count = E.add(E.convert_element_type(from_x, rt),
+                      scatter_add(E.zeros_like_aval(ShapedArray(xa.shape, rt)), idx,
+                                  E.convert_element_type(from_u, rt)))
+        t = None
+        if tx is not None:
+            t = E.select(from_x, tx, E.zeros_like_aval(xa))
+        if tu is not None:
+            tu_sum = scatter_add(E.zeros_like_aval(xa), idx,
+                                 E.select(from_u, tu, E.zeros_like_aval(ua)))
+            t = tu_sum if t is None else E.add(t, tu_sum)
+        return out, E.div(t, E.convert_element_type(count, xa.dtype))
+    prim.def_jvp(rule)
+
+
+def _in_bounds_b(idx, shape, ua):
+    """`_in_bounds` broadcast over the window (trailing) axes of updates of aval `ua`."""
+    ok = _in_bounds(idx, shape)
+    return S.broadcast_in_dim(ok, ua.shape, tuple(range(get_aval(ok).ndim)))
+
+
+_scatter_extremal_jvp(scatter_min_p, scatter_min)
+_scatter_extremal_jvp(scatter_max_p, scatter_max)

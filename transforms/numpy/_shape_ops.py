@@ -305,7 +305,34 @@ def trace(a, offset=0, axis1=0, axis2=1):
 # Indexing helpers as functions
 # ---------------------------------------------------------------------------------------------
 
-def take(a, indices, axis=None, mode=None):
+def _oob_mode(name, a, idx, n, mode, axis):
+    """The gather mode for `take`/`take_along_axis` with NumPy's `mode` argument. Eagerly on
+    NumPy input (and for mode='raise' with concrete indices) out-of-bounds indices are
+    NumPy's IndexError; inside transforms the default is JAX's 'fill'."""
+    if mode not in (None, "raise", "fill", "clip", "wrap"):
+        raise ValueError(f"{name}: invalid mode {mode!r}")
+    traced = isinstance(a, Tracer) or isinstance(idx, Tracer)
+    if mode == "raise" or (mode is None and not traced):
+        if isinstance(idx, Tracer):
+            concrete = idx.concrete_value()
+            if concrete is None:
+                raise ValueError(f"{name}: mode='raise' needs concrete indices (a traced index "
+                                 "cannot raise); use mode='fill' or 'clip'")
+            idx_c = np.asarray(concrete)
+        else:
+            idx_c = np.asarray(idx)
+        bad = (idx_c < -n) | (idx_c >= n)
+        if idx_c.size and bad.any():
+            raise IndexError(f"index {idx_c[bad].flat[0]} is out of bounds for axis {axis} "
+                             f"with size {n}")
+        return "promise_in_bounds"
+    return "fill" if mode is None else mode
+
+
+def take(a, indices, axis=None, out=None, mode=None, unique_indices=False,
+         indices_are_sorted=False, fill_value=None):
+    if out is not None:
+        raise TypeError("take: the 'out' argument is not supported (arrays are immutable)")
     a = _arr(a)
     if axis is None:
         a, axis = ravel(a), 0
@@ -316,25 +343,22 @@ def take(a, indices, axis=None, mode=None):
     moved = moveaxis(a, ax, 0)
     n = a.shape[ax]
     from ._ops import where, less
-    if mode == "wrap":
+    gmode = _oob_mode("take", a, idx, n, mode, ax)
+    if gmode == "wrap":
         from ._ops import remainder
-        idx = remainder(idx, n)
-    elif isinstance(idx, (np.ndarray, np.generic)) and mode in (None, "raise") and idx.size and \
-            ((idx < -n) | (idx >= n)).any():
-        # NumPy's default mode for concrete indices; traced indices clamp (as JAX's gather)
-        bad = np.asarray(idx)[(idx < -n) | (idx >= n)].flat[0]
-        raise IndexError(f"index {bad} is out of bounds for axis {ax} with size {n}")
-    if mode != "clip":
+        idx, gmode = remainder(idx, n), "promise_in_bounds"
+    if gmode != "clip":          # NumPy's clip mode clamps negative indices to 0
         idx = where(less(idx, 0), idx + n, idx) if not (isinstance(idx, np.ndarray) and
                                                       (idx >= 0).all()) else idx
-    out = lax.gather(moved, lax.expand_dims(idx, (idx.ndim,)))
+    out = lax.gather(moved, lax.expand_dims(idx, (idx.ndim,)), mode=gmode,
+                     fill_value=fill_value)
     # result: a.shape[:ax] + idx.shape + a.shape[ax+1:]
     k = idx.ndim
     perm = list(range(k, k + ax)) + list(range(k)) + list(range(k + ax, out.ndim))
     return lax.transpose(out, perm)
 
 
-def take_along_axis(arr, indices, axis):
+def take_along_axis(arr, indices, axis, mode=None, fill_value=None):
     a = _arr(arr)
     idx = _arr(indices)
     if axis is None:
@@ -345,6 +369,10 @@ def take_along_axis(arr, indices, axis):
         raise ValueError("take_along_axis: indices and arr must have the same number of dimensions")
     n = a.shape[ax]
     from ._ops import where, less
+    gmode = _oob_mode("take_along_axis", a, idx, n, mode, ax)
+    if gmode == "wrap":
+        from ._ops import remainder
+        idx, gmode = remainder(idx, n), "promise_in_bounds"
     idx = where(less(idx, 0), idx + n, idx)
     shape = np.broadcast_shapes(tuple(s if i != ax else 1 for i, s in enumerate(a.shape)),
                                 tuple(s if i != ax else 1 for i, s in enumerate(idx.shape)))
@@ -358,7 +386,7 @@ def take_along_axis(arr, indices, axis):
                          np.zeros(out_shape, np.int64))
     a_b = lax.broadcast_to(a, tuple(builtins.max(s, o) if i != ax else s for i, (s, o) in
                                     enumerate(zip(a.shape, out_shape))))
-    return lax.gather(a_b, stack(comps, axis=-1))
+    return lax.gather(a_b, stack(comps, axis=-1), mode=gmode, fill_value=fill_value)
 
 
 # ---------------------------------------------------------------------------------------------

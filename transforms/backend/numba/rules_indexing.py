@@ -37,6 +37,9 @@ def _gather(ctx, eqn):
     x, xo = ctx.flat(0)
     ix, io = ctx.flat(1)
     out, oo = ctx.out_flat(0)
+    if eqn.params.get("mode") == "fill":
+        _gather_fill(ctx, eqn, x, xo, ix, io, out, oo, k, nb, lead, strides, w)
+        return
     with ctx.block(f"for _b in {ctx.range(nb)}:"):
         for d, n in enumerate(lead):
             if n > 1:
@@ -47,6 +50,28 @@ def _gather(ctx, eqn):
         else:
             with ctx.block(f"for _w in {ctx.range(w)}:"):
                 ctx.emit(f"{out}[{oo} + {w} * _b + _w] = {x}[_r + _w]")
+
+
+def _gather_fill(ctx, eqn, x, xo, ix, io, out, oo, k, nb, lead, strides, w):
+    """mode='fill': an out-of-bounds index tuple gives the fill value for its whole row."""
+    from ...lax.indexing import default_fill_value
+    from .lowering import format_literal
+    dt = eqn.invars[0].aval.dtype
+    fv = eqn.params.get("fill_value")
+    fill = format_literal(np.asarray(default_fill_value(dt) if fv is None else fv).astype(dt),
+                          dt)
+    with ctx.block(f"for _b in {ctx.range(nb)}:"):
+        conds = []
+        for d, n in enumerate(lead):
+            ctx.emit(f"_j{d} = int({ix}[{io} + {k} * _b + {d}])")
+            conds.append(f"0 <= _j{d} < {n}")
+        ctx.emit(f"_ok = {' and '.join(conds) if conds else 'True'}")
+        ctx.emit(f"_r = {xo} + ({_row_expr(lead, strides, w)} if _ok else 0)")
+        if w == 1:
+            ctx.emit(f"{out}[{oo} + _b] = {x}[_r] if _ok else {fill}")
+        else:
+            with ctx.block(f"for _w in {ctx.range(w)}:"):
+                ctx.emit(f"{out}[{oo} + {w} * _b + _w] = {x}[_r + _w] if _ok else {fill}")
 
 
 def _scatter(name, combine):
@@ -94,3 +119,8 @@ def _mul(ctx, cur, new, dt):
 _scatter("scatter", lambda ctx, cur, new, dt: new)
 _scatter("scatter_add", _add)
 _scatter("scatter_mul", _mul)
+# np.minimum/np.maximum: a NaN on either side wins
+_scatter("scatter_min", lambda ctx, cur, new, dt:
+         f"({new} if ({new} < {cur} or {new} != {new}) else {cur})")
+_scatter("scatter_max", lambda ctx, cur, new, dt:
+         f"({new} if ({new} > {cur} or {new} != {new}) else {cur})")
