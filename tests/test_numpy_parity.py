@@ -7,6 +7,7 @@ import pytest
 
 import transforms as T
 import transforms.numpy as tnp
+from transforms.errors import TracerBoolConversionError
 
 A = np.arange(6.0).reshape(2, 3)
 A[0, 1] = np.nan                      # masked out below: must not reach the result
@@ -104,3 +105,73 @@ def test_real_imag_conj_on_tracers_and_complex_grad_error():
     assert T.grad(lambda x: lax.real(lax.complex(x, 2 * x) * lax.conj(lax.complex(x, x))))(
         1.5) == 9.0
     np.testing.assert_allclose(T.grad(lambda z: lax.imag(z * z))(Z), 0.6 - 0.8j, rtol=1e-14)
+
+
+def test_einsum_interleaved_operands_as_numpy():
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
+    for args in [(a, [0, 1], b, [1, 2], [0, 2]), (a, [0, 1], b, [1, 2]),
+                 (a, [Ellipsis, 1], [Ellipsis])]:
+        want = np.einsum(*args)
+        np.testing.assert_allclose(tnp.einsum(*args), want)
+        arrays = [x for x in args if isinstance(x, np.ndarray)]
+
+        def rebuilt(*xs):
+            it = iter(xs)
+            return tnp.einsum(*[next(it) if isinstance(x, np.ndarray) else x for x in args])
+        np.testing.assert_allclose(T.jit(rebuilt)(*arrays), want)
+    np.testing.assert_allclose(T.grad(lambda a: tnp.einsum(a, [0, 1], b, [1, 2]).sum())(a),
+                               np.broadcast_to(b.sum(1), (2, 3)))
+
+
+def test_diag_of_traced_vector():
+    v = np.array([1.0, 2.0, 3.0])
+    for k in (0, 1, -2):
+        np.testing.assert_array_equal(T.jit(lambda v: tnp.diag(v, k))(v), np.diag(v, k))
+        np.testing.assert_array_equal(T.vmap(lambda v: tnp.diag(v, k))(np.stack([v, 2 * v]))[1],
+                                      np.diag(2 * v, k))
+    np.testing.assert_array_equal(T.grad(lambda v: (tnp.diag(v, -1) ** 2).sum())(v), 2 * v)
+    jac = T.jacfwd(lambda v: tnp.diag(v, 1))(v)
+    assert jac.shape == (4, 4, 3) and jac[0, 1, 0] == 1 and jac.sum() == 3
+
+
+@pytest.mark.parametrize("pad_width", [3, (3,), (1, 2), ((1, 2),), ((1,), (2,)),
+                                       ((1, 0), (0, 2))])
+def test_pad_width_forms_as_numpy(pad_width):
+    a = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(tnp.pad(a, pad_width), np.pad(a, pad_width))
+    np.testing.assert_array_equal(T.jit(lambda a: tnp.pad(a, pad_width))(a), np.pad(a, pad_width))
+
+
+@pytest.mark.parametrize("fn", [np.sum, np.prod, np.max, np.min, np.mean, np.std, np.var,
+                                np.argmax, np.argmin, np.cumsum, np.cumprod, np.all, np.any,
+                                np.round, np.amax, lambda t: np.clip(t, 0, 1),
+                                lambda t: np.sum(t, axis=0, keepdims=True),
+                                lambda t: np.std(t, ddof=1)])
+def test_numpy_functions_on_traced_values(fn):
+    # NumPy's functions call the method with out=None
+    x = np.array([0.2, 1.7, 0.9])
+    np.testing.assert_allclose(T.jit(fn)(x), fn(x), rtol=1e-14)
+    np.testing.assert_allclose(T.vmap(fn)(np.stack([x, x]))[0], fn(x), rtol=1e-14)
+
+
+def test_numpy_sum_of_tracer_differentiates():
+    x = np.array([0.2, 1.7, 0.9])
+    np.testing.assert_allclose(T.grad(lambda t: np.sum(t ** 2))(x), 2 * x)
+
+
+def test_allclose_array_equal_traced_booleans():
+    a = np.array([1.0, np.nan, np.inf, 2.0])
+    b = np.array([1.0 + 1e-9, np.nan, np.inf, 2.1])
+    assert tnp.allclose(a, b) is False and tnp.allclose(a[:3], b[:3], equal_nan=True) is True
+    np.testing.assert_array_equal(tnp.isclose(a, b, equal_nan=True), np.isclose(a, b,
+                                                                                 equal_nan=True))
+    out = T.jit(lambda x, y: tnp.allclose(x[:3], y[:3], equal_nan=True))(a, b)
+    assert np.asarray(out).dtype == np.bool_ and out
+    assert not T.jit(lambda x, y: tnp.allclose(x, y))(a, b)
+    np.testing.assert_array_equal(T.vmap(lambda x: tnp.allclose(x, 1.0))(
+        np.array([[1.0, 1.0], [1.0, 2.0]])), [True, False])
+    assert T.jit(lambda x: tnp.array_equal(x, x, equal_nan=True))(a)
+    assert not T.jit(lambda x: tnp.array_equal(x, x))(a)                     # nan != nan
+    assert not T.jit(lambda x: tnp.array_equal(x, x[:2]))(a)                 # shapes differ
+    with pytest.raises(TracerBoolConversionError):        # a traced boolean, as in JAX
+        T.jit(lambda x: bool(tnp.allclose(x, 1.0)))(a)

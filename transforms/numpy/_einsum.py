@@ -62,9 +62,42 @@ def _diagonal_reduce(x, labels):
     return x, labels
 
 
-def einsum(subscripts, *operands):
+def _interleaved(args):
+    """NumPy's other calling form, `einsum(op0, sublist0, op1, sublist1, ..., [sublistout])`
+    (sublists of integer axis labels, `...` allowed), as `(subscripts, operands)`."""
+    args = list(args)
+    out = args.pop() if len(args) % 2 else None
+    operands, sublists = args[0::2], args[1::2]
+
+    def letters(sub):
+        out = []
+        for s in sub:
+            if s is Ellipsis:
+                out.append("...")
+                continue
+            s = int(s)
+            if not 0 <= s < 52:
+                raise ValueError(f"einsum: subscript {s} is not in range [0, 52)")
+            out.append("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[s])
+        return "".join(out)
+    subscripts = ",".join(letters(s) for s in sublists)
+    if out is not None:
+        subscripts += "->" + letters(out)
+    return subscripts, operands
+
+
+def einsum(subscripts, *operands, out=None, optimize=None, precision=None, dtype=None):
+    """NumPy's einsum (both calling forms). `optimize` and `precision` are accepted and
+    ignored (contractions run left to right); `dtype` casts the operands first."""
     from ._ops import asarray
+    from ._promote import asarray_of
+    if out is not None:
+        raise TypeError("einsum: the 'out' argument is not supported (arrays are immutable)")
+    if not isinstance(subscripts, str):
+        subscripts, operands = _interleaved((subscripts,) + operands)
     operands = [asarray(o) for o in operands]
+    if dtype is not None:
+        operands = [asarray_of(o, np.dtype(dtype)) for o in operands]
     if len(operands) > 1:
         operands = promote_dtypes(*operands)
     terms, out = _parse(subscripts, operands)

@@ -34,6 +34,18 @@ def _tolist(self):
     return np.asarray(self).tolist()
 
 
+def _accepts_out(f):
+    """The method form of a NumPy function: NumPy's own functions (`np.sum(tracer)`, np.max,
+    np.mean, ...) call it with `out=None`; an actual `out` array cannot be written."""
+    def method(self, *args, out=None, **kwargs):
+        if out is not None:
+            raise TypeError(f"{f.__name__}: the 'out' argument is not supported (arrays are "
+                            "immutable)")
+        return f(self, *args, **kwargs)
+    method.__name__ = f.__name__
+    return method
+
+
 _METHODS = {
     "__add__": _ops.add, "__radd__": _swap(_ops.add),
     "__sub__": _ops.subtract, "__rsub__": _swap(_ops.subtract),
@@ -55,12 +67,12 @@ _METHODS = {
     "__gt__": _ops.greater, "__ge__": _ops.greater_equal,
     "__getitem__": _indexing.getitem,
     "reshape": _reshape_method, "transpose": _transpose_method,
-    "sum": _ops.sum, "mean": _ops.mean, "max": _ops.max, "min": _ops.min, "prod": _ops.prod,
-    "var": _ops.var, "std": _ops.std, "argmax": _ops.argmax, "argmin": _ops.argmin,
-    "cumsum": _ops.cumsum, "all": _ops.all, "any": _ops.any, "clip": _ops.clip,
+    **{name: _accepts_out(getattr(_ops, name)) for name in (
+        "sum", "mean", "max", "min", "prod", "var", "std", "argmax", "argmin", "cumsum",
+        "cumprod", "all", "any", "clip", "round")},
     "astype": _ops.astype, "ravel": _shape_ops.ravel, "flatten": _shape_ops.ravel,
     "squeeze": _shape_ops.squeeze, "swapaxes": _shape_ops.swapaxes, "dot": _shape_ops.dot,
-    "round": _ops.round, "copy": _ops.copy, "item": _item, "tolist": _tolist,
+    "copy": _ops.copy, "item": _item, "tolist": _tolist,
     "take": _shape_ops.take, "repeat": _shape_ops.repeat,
 }
 

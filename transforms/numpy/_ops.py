@@ -726,17 +726,54 @@ def count_nonzero(a, axis=None, keepdims=False):
     return sum(not_equal(a, 0), axis=axis, keepdims=keepdims)
 
 
-def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
-    return np.allclose(np.asarray(a), np.asarray(b), rtol, atol, equal_nan)
+def _traced(*xs):
+    return builtins.any(isinstance(x, Tracer) for x in xs)
 
 
-def isclose(a, b, rtol=1e-05, atol=1e-08):
+def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """NumPy's isclose: |a - b| <= atol + rtol * |b| for finite values; infinities are close
+    only to themselves; NaNs only when `equal_nan`."""
+    a, b = asarray(a), asarray(b)
+    if not np.issubdtype(result_type(a, b), np.inexact):
+        a, b = asarray_of(a, np.float64), asarray_of(b, np.float64)
     a, b = promote(a, b)
-    return less_equal(abs(subtract(a, b)), add(atol, multiply(rtol, abs(b))))
+    both_finite = logical_and(isfinite(a), isfinite(b))
+    fa, fb = where(both_finite, a, zeros_like(a)), where(both_finite, b, zeros_like(b))
+    near = less_equal(abs(subtract(fa, fb)), add(atol, multiply(rtol, abs(fb))))
+    out = where(both_finite, near, equal(a, b))
+    if equal_nan:
+        out = logical_or(out, logical_and(isnan(a), isnan(b)))
+    return out
 
 
-def array_equal(a1, a2):
-    return bool(np.array_equal(np.asarray(a1), np.asarray(a2)))
+def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """NumPy's allclose; a traced boolean inside transforms, a Python bool eagerly."""
+    out = all(isclose(a, b, rtol, atol, equal_nan))
+    return out if _traced(a, b) else bool(out)
+
+
+def array_equal(a1, a2, equal_nan=False):
+    """NumPy's array_equal; a traced boolean inside transforms (False when the shapes
+    differ, which is known while tracing), a Python bool eagerly."""
+    a1, a2 = asarray(a1), asarray(a2)
+    if get_aval(a1).shape != get_aval(a2).shape:
+        return False
+    eq = equal(a1, a2)
+    if equal_nan and np.issubdtype(result_type(a1, a2), np.inexact):
+        eq = logical_or(eq, logical_and(isnan(a1), isnan(a2)))
+    out = all(eq)
+    return out if _traced(a1, a2) else bool(out)
+
+
+def array_equiv(a1, a2):
+    """NumPy's array_equiv: equal after broadcasting (False when they do not broadcast)."""
+    a1, a2 = asarray(a1), asarray(a2)
+    try:
+        np.broadcast_shapes(get_aval(a1).shape, get_aval(a2).shape)
+    except ValueError:
+        return False
+    out = all(equal(a1, a2))
+    return out if _traced(a1, a2) else bool(out)
 
 
 from ._shape_ops import expand_dims, moveaxis, stack  # noqa: E402,F401

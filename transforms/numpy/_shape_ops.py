@@ -205,9 +205,13 @@ def pad(array, pad_width, mode="constant", constant_values=0):
     a = _arr(array)
     if mode != "constant":
         raise NotImplementedError(f"pad mode {mode!r} (only 'constant')")
-    pw = np.broadcast_to(np.asarray(pad_width, dtype=np.int64).reshape(-1, 2)
-                         if np.ndim(pad_width) else np.asarray([[pad_width, pad_width]]),
-                         (a.ndim, 2))
+    # NumPy's forms: n, (n,), (before, after), ((before, after),), or one pair per axis
+    try:
+        pw = np.broadcast_to(np.asarray(concrete_or_error(pad_width, "pad widths"),
+                                        dtype=np.int64), (a.ndim, 2))
+    except ValueError:
+        raise ValueError(f"pad: pad_width {pad_width!r} does not fit an array of rank "
+                         f"{a.ndim}") from None
     if (pw < 0).any():
         raise ValueError("index can't contain negative values")
     if isinstance(constant_values, Tracer):
@@ -291,8 +295,10 @@ def diag(v, k=0):
         out = zeros((n, n), v.dtype)
         i = np.arange(v.shape[0])
         rows, cols = (i, i + k) if k >= 0 else (i - k, i)
-        return out.at[rows, cols].set(v) if isinstance(out, Tracer) or isinstance(v, Tracer) \
-            else np.diag(v, k)
+        if isinstance(out, Tracer) or isinstance(v, Tracer):
+            from ._ops import at
+            return at(out)[rows, cols].set(v)
+        return np.diag(v, k)
     return diagonal(v, k)
 
 
