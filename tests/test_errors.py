@@ -19,6 +19,17 @@ def test_error_hierarchy():
                 TracerArrayConversionError, UnexpectedTracerError, NonDifferentiableError):
         assert issubclass(cls, TypeError)
     assert issubclass(ShapeError, ValueError)
+    assert issubclass(ShapeError, TypeError)         # JAX raises TypeError for these
+
+
+@pytest.mark.parametrize("bad", [
+    lambda x: x + tnp.ones(4), lambda x: tnp.matmul(tnp.ones((2, 4)), x),
+    lambda x: tnp.dot(x, tnp.ones((4, 2))),
+])
+def test_shape_errors_are_caught_as_type_errors_as_in_jax(bad):
+    for run in (T.jit(bad), lambda x: T.grad(lambda y: tnp.sum(bad(y)))(x)):
+        with pytest.raises(TypeError):
+            run(np.ones(3))
     assert issubclass(TracerBoolConversionError, ConcretizationTypeError)
     assert T.ConcretizationTypeError is ConcretizationTypeError
     assert T.UnexpectedTracerError is UnexpectedTracerError

@@ -21,8 +21,9 @@ class TracerArrayConversionError(TypeError):
     """A traced value was handed to code that needs a real NumPy array."""
 
 
-class ShapeError(ValueError):
-    """Operand shapes are incompatible for an operation."""
+class ShapeError(ValueError, TypeError):
+    """Operand shapes are incompatible for an operation. A TypeError too, as JAX raises
+    TypeError for these (ported code catches it), and a ValueError, as NumPy does."""
 
 
 class NonDifferentiableError(TypeError):
