@@ -228,5 +228,5 @@ def test_axis_and_index_errors():
         T.make_jaxpr(lambda x: tnp.sum(x, axis=2))(x3)
     with pytest.raises(IndexError):
         T.make_jaxpr(lambda x: x[:, 0])(x3)
-    with pytest.raises(IndexError):
-        T.make_jaxpr(lambda x: x.at[5].set(1.0))(x3)
+    # an out-of-bounds update of a traced array is dropped (as JAX), see test_indexing_parity
+    np.testing.assert_array_equal(T.jit(lambda x: x.at[5].set(1.0))(x3), x3)
