@@ -130,3 +130,8 @@ def test_out_of_bounds_static_index_on_numpy_input_is_numpy_error():
         tnp.at(R)[11].set(1.0)
     with pytest.raises(IndexError):
         tnp.take_along_axis(R, np.array([11]), 0)
+    # an explicit mode asks for JAX's semantics, eagerly too
+    assert tnp.at(R)[11].get(mode="clip") == 9.0
+    assert np.isnan(tnp.at(R)[11].get(mode="fill"))
+    np.testing.assert_array_equal(tnp.at(R)[np.array([11])].get(mode="clip"), [9.0])
+    np.testing.assert_array_equal(tnp.at(R)[11].set(0.0, mode="drop"), R)

@@ -1,9 +1,10 @@
 """Integer-array indexing: `gather` and its scatter partners.
 
 `gather(x, idx)`: `idx` is an integer array of shape `B + (k,)` indexing the first `k` axes of
-`x`; the result has shape `B + x.shape[k:]`. Out-of-bounds indices are clamped (as JAX's
-gather). `scatter_add` / `scatter` / `scatter_mul` write `updates` of shape `B + x.shape[k:]`
-at those positions; out-of-bounds updates are dropped (as JAX's scatter). NumPy advanced
+`x`; the result has shape `B + x.shape[k:]`. Out-of-bounds indices are clamped, or filled
+with mode='fill' (see GATHER_MODES). `scatter_add` / `scatter` / `scatter_mul` /
+`scatter_min` / `scatter_max` write `updates` of shape `B + x.shape[k:]` at those positions;
+out-of-bounds updates are dropped (as JAX's scatter). NumPy advanced
 indexing (`x[i, :, j]`, `.at[...]`) is rewritten onto this pair by `transforms.numpy`.
 """
 from __future__ import annotations

@@ -92,8 +92,11 @@ def getitem(x, idx, mode=None, fill_value=None):
     advanced = any(_is_array_index(i) and (not isinstance(i, Tracer) or i.ndim > 0 or
                                            mode in ("fill", "drop"))
                    for i in items)
+    # NumPy's IndexError for a static out-of-bounds index only eagerly on NumPy input and
+    # without an explicit mode; inside transforms, JAX's semantics
+    numpy_errors = not isinstance(x, Tracer) and mode is None
     if advanced:
-        return _advanced_getitem(x, items, _GET_MODES[mode], fill_value)
+        return _advanced_getitem(x, items, _GET_MODES[mode], fill_value, numpy_errors)
     # basic indexing: walk the dimensions
     out = x
     dim = 0            # current dimension in `out`
@@ -107,7 +110,7 @@ def getitem(x, idx, mode=None, fill_value=None):
             dyn.append((dim, i))
             starts.append(0); limits.append(n); strides.append(1)
         elif isinstance(i, _SCALAR_INT):
-            k = _normalize_int(i, n, dim, clamp=isinstance(x, Tracer))
+            k = _normalize_int(i, n, dim, clamp=not numpy_errors)
             starts.append(k); limits.append(k + 1); strides.append(1)
         elif isinstance(i, slice):
             s, e, st = i.indices(n)
@@ -169,7 +172,8 @@ def _as_index_array(i, n, check=True):
     return where(less(a, 0), a + n, a)
 
 
-def _advanced_getitem(x, items, mode="promise_in_bounds", fill_value=None):
+def _advanced_getitem(x, items, mode="promise_in_bounds", fill_value=None,
+                      numpy_errors=False):
     # 1. basic part: apply slices / None, keep advanced dims in place (ints count as advanced)
     basic, adv_positions, adv_arrays = [], [], []
     out_dim = 0
@@ -185,11 +189,11 @@ def _advanced_getitem(x, items, mode="promise_in_bounds", fill_value=None):
             adv_positions.append(out_dim)
             adv_arrays.append(i)
             out_dim += 1
-    y = getitem(x, tuple(basic)) if any(b is not slice(None) for b in basic if b is not None) \
+    y = getitem(x, tuple(basic), None if numpy_errors else "promise_in_bounds") if any(b is not slice(None) for b in basic if b is not None) \
         or None in basic else x
     # 2. advanced dims to the front, one gather
-    eager = not isinstance(x, Tracer) and mode == "promise_in_bounds"
-    idx = [_as_index_array(a, y.shape[p], check=eager) for a, p in zip(adv_arrays, adv_positions)]
+    idx = [_as_index_array(a, y.shape[p], check=numpy_errors)
+           for a, p in zip(adv_arrays, adv_positions)]
     from ._shape_ops import broadcast_arrays, stack
     idx = broadcast_arrays(*idx)
     bshape = idx[0].shape

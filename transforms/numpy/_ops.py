@@ -6,6 +6,7 @@ import builtins
 import numpy as np
 
 from .. import lax
+from ..lax.complex import real_dtype as _real_dtype
 from ..core import EVAL_TRACE, Tracer, current_trace, get_aval
 from ._promote import (asarray_of, keep_weak, promote, result_type, to_float, ufunc_dtype,
                        ufunc_result_dtype)
@@ -618,11 +619,6 @@ def mean(a, axis=None, dtype=None, keepdims=False, where=None):
     n = _count(a, axes)
     s = lax.reduce_sum(a, axes)
     return _keepdims(lax.div(s, np.asarray(n, dt)), a, axes, keepdims)
-
-
-def _real_dtype(dt):
-    dt = np.dtype(dt)
-    return np.empty((), dt).real.dtype if dt.kind == "c" else dt
 
 
 def var(a, axis=None, dtype=None, ddof=0, keepdims=False, *, where=None, mean=None,
