@@ -24,7 +24,7 @@ from ._mesh import Mesh, active_meshes
 from ._runtime import initialize, process_count, process_index
 
 __all__ = ["initialize", "process_index", "process_count", "Mesh", "broadcast", "send", "recv",
-           "barrier", "active_meshes", "is_launched"]
+           "barrier", "active_meshes", "is_launched", "run_on_root"]
 
 
 def is_launched() -> bool:
@@ -185,3 +185,27 @@ def recv(target, source, tag=0):
     if problem is not None:
         raise ValueError(problem)
     return treedef.unflatten(_unpack(buf, sig))
+
+
+def run_on_root(fn, root=0):
+    """Run `fn()` on process `root` only; every process returns its (picklable) result once it
+    has finished. If `fn` raises on the root, every process raises (the others a RuntimeError
+    quoting it), so no process is left waiting. One process: just `fn()`."""
+    root = _check_rank(root, "run_on_root", "root")
+    if process_count() == 1:
+        return fn()
+    comm = _R.world()
+    result, error = None, None
+    if process_index() == root:
+        try:
+            result = fn()
+        except BaseException as e:          # shared with the others, then re-raised
+            error = e
+    status = comm.bcast(None if process_index() != root else
+                        (("error", f"{type(error).__name__}: {error}") if error is not None
+                         else ("ok", result)), root=root)
+    if error is not None:
+        raise error
+    if status[0] == "error":
+        raise RuntimeError(f"failed on process {root}: {status[1]}")
+    return status[1]
