@@ -230,3 +230,25 @@ def test_a_failing_process_ends_the_job(mode):
     if mode == "raise":
         assert "[process 1 of 2] uncaught exception" in r.stderr, r.stderr
         assert "RuntimeError: deliberate failure" in r.stderr
+
+
+def test_data_parallel_example_matches_one_process(tmp_path):
+    import importlib.util
+    import json
+    r = launch(2, os.path.join(ROOT, "examples", "data_parallel.py"), "--fast", "--json",
+               "--checkpoint-dir", tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+    two = json.loads(line[0][len("RESULT "):])
+    assert two["processes"] == 2 and "identical on every process" in r.stdout
+    spec = importlib.util.spec_from_file_location(
+        "_example_data_parallel", os.path.join(ROOT, "examples", "data_parallel.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    one = mod.main(["--fast"])                      # this process: a 1-process world
+    assert one["processes"] == 1
+    # the same global batches: the same trajectory (to float rounding) and the same accuracy
+    np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-4)
+    assert abs(two["test_accuracy"] - one["test_accuracy"]) <= 2 / 359
+    assert np.mean(one["losses"][-3:]) < 0.8 * np.mean(one["losses"][:3])
+    assert os.listdir(tmp_path)                      # the checkpoint, written once
