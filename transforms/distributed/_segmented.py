@@ -6,13 +6,15 @@ split at its collectives:
 
     segment 0 (compiled) -> collectives of stage 0 -> segment 1 (compiled) -> ... -> segment S
 
-An equation's *stage* is the number of collectives on its longest dependency chain; every
-collective whose operands are ready after segment k runs in stage k. In a stage, all `psum`
-(`pmax`, `pmin`) operands with the same axis and dtype are packed by segment k itself (a
-`concatenate` of their flattened values, written once by compiled code into one fresh buffer)
-and reduced by ONE in-place `Allreduce` on that contiguous buffer; their results are views of
-it, read by later segments or returned without another copy. A pytree of gradients therefore
-costs one MPI call per dtype, not one per leaf. Axis names resolve against the mesh active at
+A collective's *stage* is the number of collectives on its longest dependency chain (as soon as
+possible, so independent collectives share a stage); every other equation runs in the first
+segment that needs its value (as late as possible, so cheap broadcasts are not computed early
+and handed across). In a stage, all `psum` (`pmax`, `pmin`) operands with the same axis and
+dtype are packed - one copy - into a persistent contiguous buffer owned by the program and
+reduced by ONE in-place `Allreduce`; their results are views of it, read by later segments
+(results returned to the caller are copied out, since the next call reuses the buffer). A
+pytree of gradients therefore costs one MPI call per dtype, not one per leaf, and MPI always
+sees the same memory (fresh memory each call measured 2-3x slower on 2 processes). Axis names resolve against the mesh active at
 call time; the first call checks that every member agrees on the collectives' shapes and dtypes.
 Equations that nest collectives inside control flow run through their NumPy impl.
 """
@@ -59,7 +61,7 @@ def needs_split(closed) -> bool:
 
 
 class _Segment:
-    __slots__ = ("invars", "outvars", "exe", "packs")
+    __slots__ = ("invars", "outvars", "exe")
 
 
 class _Host:
@@ -82,23 +84,41 @@ class SegmentedExecutable:
         self.outvars = list(jaxpr.outvars)
         self.checked = False
 
+        # stage of each collective = collectives on its longest dependency chain (ASAP, so
+        # independent collectives share a stage and a buffer)
         depth = {}
 
         def dep(a):
             return depth.get(a, 0) if isinstance(a, Var) else 0
 
-        seg_eqns, host_eqns = {}, {}
+        is_host = {}
+        host_eqns = {}
         for e in jaxpr.eqns:
             d = max([dep(a) for a in e.invars], default=0)
             host = e.prim.name in COLLECTIVES or any(_contains(j) for j in _sub_jaxprs(e.params))
+            is_host[id(e)] = host
             if host:
                 host_eqns.setdefault(d, []).append(e)
-                for v in e.outvars:
-                    depth[v] = d + 1
+            for v in e.outvars:
+                depth[v] = d + 1 if host else d
+        n_last = max(host_eqns, default=-1) + 1
+        # every other equation runs in the first segment that needs its value (ALAP: a
+        # broadcast constant feeding the last segment is not computed early and passed on)
+        where = {v: n_last for v in jaxpr.outvars if isinstance(v, Var)}
+        seg_eqns = {}
+        for e in reversed(jaxpr.eqns):
+            if is_host[id(e)]:
+                k = depth[e.outvars[0]] - 1
             else:
-                seg_eqns.setdefault(d, []).append(e)
-                for v in e.outvars:
-                    depth[v] = d
+                k = min([where[v] for v in e.outvars if v in where], default=None)
+                if k is None:
+                    continue                                     # dead
+                seg_eqns.setdefault(k, []).append(e)
+            for a in e.invars:
+                if isinstance(a, Var):
+                    where[a] = min(where.get(a, k), k)
+        for eqns in seg_eqns.values():
+            eqns.reverse()
         n_stages = max(host_eqns, default=-1) + 1
 
         # what each segment must hand on: values read by later segments, hosts, or the caller
@@ -118,57 +138,48 @@ class SegmentedExecutable:
                     groups.setdefault(key, []).append(e)
                 else:
                     others.append(e)
-            packs, loose = [], []     # packed by segment k / reduced from a Python copy
-            for key, es in groups.items():
-                if len(es) > 1 and all(isinstance(e.invars[0], Var) for e in es):
-                    packs.append((key, es))
-                else:
-                    loose.append((key, es))
-            stage_plan.append((packs, loose, others))
+            stage_plan.append((list(groups.items()), others))
         host_reads = [set() for _ in range(n_stages)]
-        for k, (packs, loose, others) in enumerate(stage_plan):
-            needed_after[k].update(e.invars[0] for _, es in packs for e in es)
-            for e in [e for _, es in loose for e in es] + others:
+        for k, (groups, others) in enumerate(stage_plan):
+            for e in [e for _, es in groups for e in es] + others:
                 host_reads[k].update(a for a in e.invars if isinstance(a, Var))
         final = {a for a in jaxpr.outvars if isinstance(a, Var)}
 
         self.steps = []
+        self.buffers = {}         # (stage, group) -> the persistent buffer MPI reduces in
         for k in range(n_stages + 1):
             eqns = seg_eqns.get(k, [])
             defined = {v for e in eqns for v in e.outvars}
-            packs, loose, others = stage_plan[k] if k < n_stages else ([], [], [])
             later = set(final)
             for j in range(k + 1, n_stages + 1):
                 later |= needed_after[j]
             for j in range(k, n_stages):
                 later |= host_reads[j]
             outs = [v for e in eqns for v in e.outvars if v in later]
-            ins = []
-            seen = set()
+            ins, seen = [], set()
             for e in eqns:
                 for a in e.invars:
                     if isinstance(a, Var) and a not in defined and a not in seen:
                         seen.add(a)
                         ins.append(a)
-            for _, es in packs:
-                for e in es:
-                    a = e.invars[0]
-                    if a not in defined and a not in seen:
-                        seen.add(a)
-                        ins.append(a)
             seg = None
-            if eqns or packs:
+            if eqns:
                 seg = _Segment()
-                seg.invars, seg.outvars, seg.packs = ins, outs, packs
-                closed_seg = trace_to_jaxpr(_segment_fun(eqns, ins, outs, packs),
-                                            [v.aval for v in ins])
+                seg.invars, seg.outvars = ins, outs
+                closed_seg = trace_to_jaxpr(_segment_fun(eqns, ins, outs), [v.aval for v in ins])
                 seg.exe = backend_compile(closed_seg)
             host = None
             if k < n_stages:
                 host = _Host()
-                host.groups = [(key, es, True) for key, es in packs] + \
-                              [(key, es, False) for key, es in loose]
-                host.others = others
+                groups, host.others = stage_plan[k]
+                host.groups = []
+                for gi, ((name, axis, dt), es) in enumerate(groups):
+                    shapes = [e.outvars[0].aval.shape for e in es]
+                    sizes = [int(np.prod(sh, dtype=np.int64)) for sh in shapes]
+                    desc = f"{name} {dt.str} " + " ".join(str(list(sh)) for sh in shapes)
+                    self.buffers[(k, gi)] = np.zeros(sum(sizes), dt)
+                    host.groups.append((name, axis, self.buffers[(k, gi)], es, shapes, sizes,
+                                        desc))
             self.steps.append((seg, host))
 
     def __call__(self, *args):
@@ -182,41 +193,33 @@ class SegmentedExecutable:
         else:
             self._run(env)
             self.checked = True
-        return [a.val if isinstance(a, Literal) else env[a] for a in self.outvars]
+        outs = [a.val if isinstance(a, Literal) else env[a] for a in self.outvars]
+        # results must not be views of the persistent buffers (the next call reuses them)
+        bufs = list(self.buffers.values())
+        return [np.array(o) if isinstance(o, np.ndarray) and
+                any(np.may_share_memory(o, b) for b in bufs) else o for o in outs]
 
     def _run(self, env):
         def read(a):
             return np.asarray(a.val) if isinstance(a, Literal) else env[a]
 
         for seg, host in self.steps:
-            packed = []
             if seg is not None:
-                outs = seg.exe(*[env[v] for v in seg.invars])
-                n = len(seg.outvars)
-                env.update(zip(seg.outvars, outs[:n]))
-                packed = outs[n:]
+                env.update(zip(seg.outvars, seg.exe(*[env[v] for v in seg.invars])))
             if host is None:
                 continue
-            it = iter(packed)
-            for (name, axis, dt), es, is_packed in host.groups:
+            for name, axis, buf, es, shapes, sizes, desc in host.groups:
                 comm = _comm(axis)
-                op = _REDUCE_OP[name]
-                if is_packed:
-                    buf = next(it)
-                    comm.check_same(f"{name} {np.dtype(dt).str} " + " ".join(
-                        str(list(e.outvars[0].aval.shape)) for e in es), f"lax.{name}")
-                    comm.allreduce_(buf, op)
-                    off = 0
-                    for e in es:
-                        shape = e.outvars[0].aval.shape
-                        size = int(np.prod(shape, dtype=np.int64))
-                        env[e.outvars[0]] = buf[off:off + size].reshape(shape)
-                        off += size
-                else:
-                    for e in es:
-                        x = np.array(read(e.invars[0]), dtype=dt, order="C", copy=True)
-                        comm.check_same(f"{name} {x.dtype.str}{list(x.shape)}", f"lax.{name}")
-                        env[e.outvars[0]] = comm.allreduce_(x, op)
+                comm.check_same(desc, f"lax.{name}")
+                off = 0                          # pack: one copy into the persistent buffer
+                for e, size in zip(es, sizes):
+                    buf[off:off + size] = read(e.invars[0]).reshape(-1)
+                    off += size
+                comm.allreduce_(buf, _REDUCE_OP[name])
+                off = 0
+                for e, shape, size in zip(es, shapes, sizes):
+                    env[e.outvars[0]] = buf[off:off + size].reshape(shape)
+                    off += size
             for e in host.others:
                 out = e.prim.bind(*[read(a) for a in e.invars], **e.params)
                 if e.prim.multiple_results:
@@ -233,9 +236,7 @@ def _comm(axis):
     return m.comm(axis)
 
 
-def _segment_fun(eqns, ins, outs, packs):
-    from ..lax import shape as S
-
+def _segment_fun(eqns, ins, outs):
     def fun(*vals):
         env = dict(zip(ins, vals))
 
@@ -247,11 +248,5 @@ def _segment_fun(eqns, ins, outs, packs):
                 env.update(zip(e.outvars, out))
             else:
                 env[e.outvars[0]] = out
-        res = [env[v] for v in outs]
-        for (_, _, dt), es in packs:
-            flat = [S.reshape(read(e.invars[0]), (int(np.prod(e.invars[0].aval.shape,
-                                                               dtype=np.int64)),))
-                    for e in es]
-            res.append(S.concatenate(flat, 0))
-        return res
+        return [env[v] for v in outs]
     return fun

@@ -188,18 +188,17 @@ def _packed_reduce(name, leaves, comms, op, mean=False):
         c.check_same(desc, f"lax.{'pmean' if mean else name}")
     count = int(np.prod([c.size for c in comms]))
     for dt, idx in groups.items():
-        buf = np.empty(sum(arrs[i].size for i in idx), dt)
-        off = 0
-        for i in idx:
-            buf[off:off + arrs[i].size] = arrs[i].reshape(-1)
-            off += arrs[i].size
+        buf = comms[0].scratch(dt, sum(arrs[i].size for i in idx))
+        if len(idx) == 1:
+            buf[...] = arrs[idx[0]].reshape(-1)
+        else:
+            np.concatenate([arrs[i].reshape(-1) for i in idx], out=buf)
         for c in comms:
             c.allreduce_(buf, op)
-        if mean:
-            buf /= np.asarray(count, dt)
         off = 0
         for i in idx:
-            out[i] = buf[off:off + arrs[i].size].reshape(arrs[i].shape)
+            piece = buf[off:off + arrs[i].size].reshape(arrs[i].shape)
+            out[i] = piece / np.asarray(count, dt) if mean else piece.copy()
             off += arrs[i].size
     return out
 
