@@ -168,6 +168,11 @@ if n == 4:
         assert int(lax.axis_index(("data", "model"))) == rank
         assert np.array_equal(T.jit(lambda v: lax.all_gather(v, ("data", "model")))(v).ravel(),
                               np.arange(4.0))
+        # one jitted pmean, traced under one mesh, counts the members of the mesh it runs in
+        jm = T.jit(lambda v: lax.pmean(v, "data"))
+        assert jm(v)[0] == (mo + mo + 2) / 2
+    with mesh:
+        assert jm(v)[0] == 1.5
     ok("2-D mesh")
 
 # --- errors ---------------------------------------------------------------------------------

@@ -246,7 +246,9 @@ def pmean(x, axis_name):
     if comms is not None:
         leaves, treedef = tree.flatten(x)
         return tree.unflatten(treedef, _packed_reduce("psum", leaves, comms, "sum", mean=True))
-    found = [_known_size(n) for n in names]
+    # a vmap's size is fixed while tracing; a mesh axis is counted when the program runs
+    # (psum of ones, packed with the values), so a jitted pmean is right under any mesh
+    found = [None if B.find_axis(n) is None else B.find_axis(n).axis_size for n in names]
 
     def one(leaf):
         leaf = as_array(leaf)
