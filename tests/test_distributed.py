@@ -252,3 +252,12 @@ def test_data_parallel_example_matches_one_process(tmp_path):
     assert abs(two["test_accuracy"] - one["test_accuracy"]) <= 2 / 359
     assert np.mean(one["losses"][-3:]) < 0.8 * np.mean(one["losses"][:3])
     assert os.listdir(tmp_path)                      # the checkpoint, written once
+
+
+def test_model_parallel_and_parameter_server_examples():
+    # tensor-parallel (one psum) and GPipe (send/recv) equal the dense model after every step;
+    # the synchronous parameter server equals data-parallel SGD after every step
+    r = launch(2, os.path.join(WORKERS, "worker_examples.py"), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ALL OK" in r.stdout and "tensor parallel on 2" in r.stdout
+    assert "every step equal to data-parallel SGD" in r.stdout
