@@ -106,6 +106,8 @@ def test_collectives_on_a_one_process_mesh_eager_and_jit():
 
 
 def test_unbound_axis_name():
+    assert T.UnboundAxisNameError is lax.UnboundAxisNameError is dist.UnboundAxisNameError
+    assert issubclass(lax.UnboundAxisNameError, (NameError, ValueError))
     with pytest.raises(lax.UnboundAxisNameError, match="unbound axis name: 'data'"):
         lax.psum(np.ones(2), "data")
     with dist.Mesh({"data": 1}):

@@ -209,3 +209,10 @@ def run_on_root(fn, root=0):
     if status[0] == "error":
         raise RuntimeError(f"failed on process {root}: {status[1]}")
     return status[1]
+
+
+def __getattr__(name):            # lax imports this package, so the error class comes lazily
+    if name == "UnboundAxisNameError":
+        from ..lax.collectives import UnboundAxisNameError
+        return UnboundAxisNameError
+    raise AttributeError(f"module 'transforms.distributed' has no attribute {name!r}")
