@@ -102,7 +102,9 @@ def loss(p, x):
     y = x @ p["w"] + p["b"]
     tot = lax.psum((y ** 2).sum(), "data")
     z = lax.ppermute(y, "data", [(j, (j + 1) % n) for j in range(n)])
-    return tot + (z * y).sum() + lax.pmax(y, "data").sum()
+    gathered = lax.all_gather(y * (1.0 + lax.axis_index("data")), "data")
+    return tot + (z * y).sum() + lax.pmax(y, "data").sum() + 0.1 * (gathered ** 2).sum() \
+        + lax.pmean(y, "data").sum() * lax.pmin(y, "data").mean()
 
 
 gsim = T.vmap(T.grad(loss), in_axes=(None, 0), axis_name="data")(P, X)
