@@ -12,6 +12,10 @@ from transforms import lax
 
 mode = sys.argv[1]
 rank = dist.process_index()
+if mode == "early" and rank == 1:           # before any communication: data loading, say
+    raise ValueError("deliberate failure before the first collective")
+if mode == "early":
+    time.sleep(60)
 mesh = dist.Mesh({"data": dist.process_count()})
 with mesh:
     lax.psum(np.ones(2), "data")               # everyone is up

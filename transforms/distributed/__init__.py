@@ -8,7 +8,8 @@
 
 Started without a launcher (plain `python train.py`) the world is one process and nothing
 needs `mpi4py`. Under `mpiexec -n N` every process runs the same script; an uncaught exception
-on any of them prints its traceback (prefixed with the process index) and aborts the whole job.
+on any of them prints its traceback (prefixed with the process index) and aborts the whole job
+(under a launcher the world is joined when this package is imported, i.e. by `import transforms`).
 
 Collectives (`lax.psum pmean pmax pmin all_gather axis_index ppermute`) on a name that an
 active mesh binds run over that axis's process group; on a name a `vmap(axis_name=...)` binds
@@ -216,3 +217,13 @@ def __getattr__(name):            # lax imports this package, so the error class
         from ..lax.collectives import UnboundAxisNameError
         return UnboundAxisNameError
     raise AttributeError(f"module 'transforms.distributed' has no attribute {name!r}")
+
+
+# Under a launcher, join the world (and install the failure policy) as soon as the package is
+# imported, so that an exception raised before the first collective - while loading data, say -
+# still ends the whole job instead of leaving the other processes waiting.
+if _R.launched():
+    try:
+        initialize()
+    except ImportError:           # mpi4py missing: raised again, with advice, on first use
+        pass
