@@ -16,6 +16,7 @@ class _Bound(threading.local):
 
 
 _bound = _Bound()
+_COMMS = {}             # (axis names, sizes) -> {name: Comm}
 
 
 class Mesh:
@@ -56,7 +57,16 @@ class Mesh:
         self.axis_names = tuple(names)
         self._sizes = tuple(sizes)
         self.coords = tuple(int(c) for c in np.unravel_index(R.process_index(), sizes))
-        self._comms = {}
+        key = (self.axis_names, self._sizes)
+        comms = _COMMS.get(key)
+        if comms is None:
+            # the same axes give the same groups: communicators are made once per layout
+            # (every process creates its meshes in the same order, so all agree on the cache)
+            comms = _COMMS[key] = self._split(names, sizes, n)
+        self._comms = comms
+
+    def _split(self, names, sizes, n):
+        comms = {}
         world = R.world()
         for i, name in enumerate(names):
             rest = [c for j, c in enumerate(self.coords) if j != i]
@@ -64,10 +74,11 @@ class Mesh:
             color = int(np.ravel_multi_index(rest, rest_sizes)) if rest else 0
             label = f"mesh axis {name!r} (size {sizes[i]})"
             if world is None or n == 1:
-                self._comms[name] = R.Comm(None, 0, 1, label)
+                comms[name] = R.Comm(None, 0, 1, label)
             else:
                 sub = world.Split(color, self.coords[i])
-                self._comms[name] = R.Comm(sub, sub.Get_rank(), sub.Get_size(), label)
+                comms[name] = R.Comm(sub, sub.Get_rank(), sub.Get_size(), label)
+        return comms
 
     @property
     def shape(self):
