@@ -177,6 +177,26 @@ if n == 4:
         assert jm(v)[0] == 1.5
     ok("2-D mesh")
 
+# --- dtypes: float16, bool, int, complex, 0-d ---------------------------------------------
+with mesh:
+    h = np.array(rank + 0.5, np.float16)
+    assert lax.ppermute(h, "data", [(0, n - 1)]).dtype == np.float16
+    assert float(lax.ppermute(h, "data", [(0, n - 1)])) == (0.5 if rank == n - 1 else 0.0)
+    assert lax.all_gather(h, "data").tolist() == [r + 0.5 for r in range(n)]
+    assert float(lax.psum(h, "data")) == sum(r + 0.5 for r in range(n))
+    b = np.array([rank == 0, True])
+    assert lax.pmax(b, "data").tolist() == [True, True]
+    assert lax.pmin(b, "data").tolist() == [n == 1, True]
+    assert lax.psum(b, "data").tolist() == [1, n]
+    assert int(lax.psum(np.int32(rank), "data")) == n * (n - 1) // 2
+    assert complex(lax.psum(np.complex128(1j * rank), "data")) == 1j * n * (n - 1) / 2
+    jb = T.jit(lambda b, h, r: (lax.pmax(b, "data"), lax.all_gather(h, "data"),
+                                lax.pmean(r, "data")))
+    rb, rh, rm = jb(b, h, np.float32(rank))
+    assert rb.tolist() == [True, True] and rh.tolist() == [r + 0.5 for r in range(n)]
+    assert float(rm) == (n - 1) / 2
+ok("dtypes")
+
 # --- errors ---------------------------------------------------------------------------------
 try:
     lax.psum(np.ones(2), "data")                    # no mesh active

@@ -75,7 +75,7 @@ def _signature(paths, leaves):
 
 
 def _pack(leaves):
-    arrs = [np.ascontiguousarray(np.asarray(x)) for x in leaves]
+    arrs = [np.asarray(x, order="C") for x in leaves]
     total = sum(a.nbytes for a in arrs)
     buf = np.empty(total, np.uint8)
     off = 0

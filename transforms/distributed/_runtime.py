@@ -238,21 +238,17 @@ class Comm:
 
     def allgather(self, x: np.ndarray) -> np.ndarray:
         """(size,) + x.shape: every member's `x` in coordinate order."""
-        x = np.ascontiguousarray(x)
+        x = np.asarray(x, order="C")
         out = np.empty((self.size,) + x.shape, x.dtype)
         if self.size == 1:
             out[0] = x
             return out
-        if x.dtype == np.float16 or x.dtype == np.bool_:
-            self.comm.Allgather(x.view(np.uint16 if x.dtype == np.float16 else np.uint8),
-                                out.view(np.uint16 if x.dtype == np.float16 else np.uint8))
-        else:
-            self.comm.Allgather(x, out)
+        self.comm.Allgather(x.reshape(-1).view(np.uint8), out.reshape(-1).view(np.uint8))
         return out
 
     def ppermute(self, x: np.ndarray, perm) -> np.ndarray:
         """Member `s` sends `x` to `d` for each `(s, d)` of `perm`; zeros where nothing arrives."""
-        x = np.ascontiguousarray(x)
+        x = np.asarray(x, order="C")
         out = np.zeros_like(x)
         src = [s for s, d in perm if d == self.rank]
         dst = [d for s, d in perm if s == self.rank]
@@ -260,8 +256,7 @@ class Comm:
             if src:
                 out[...] = x
             return out
-        raw = x.view(np.uint8) if x.dtype in (np.float16, np.bool_) else x
-        rout = out.view(np.uint8) if x.dtype in (np.float16, np.bool_) else out
+        raw, rout = x.reshape(-1).view(np.uint8), out.reshape(-1).view(np.uint8)   # any dtype
         MPI = _state["MPI"]
         reqs = [self.comm.Irecv(rout, source=src[0], tag=7)] if src else []
         reqs += [self.comm.Isend(raw, dest=d, tag=7) for d in dst]

@@ -287,7 +287,7 @@ def _all_gather_impl(x, *, axis_name, axis, tiled, axis_size):
     out = np.moveaxis(comm.allgather(x), 0, axis)
     if tiled:
         out = out.reshape(out.shape[:axis] + (-1,) + out.shape[axis + 2:])
-    return np.ascontiguousarray(out)
+    return np.asarray(out, order="C")
 
 
 @all_gather_p.def_abstract_eval
