@@ -221,7 +221,7 @@ def test_multiprocess_fnn_batches_and_checkpoints(tmp_path):
     assert "ALL OK" in r.stdout
 
 
-@pytest.mark.parametrize("mode", ["raise", "kill", "early"])
+@pytest.mark.parametrize("mode", ["raise", "kill", "early", "exit"])
 def test_a_failing_process_ends_the_job(mode):
     import time
     t0 = time.monotonic()
@@ -229,7 +229,9 @@ def test_a_failing_process_ends_the_job(mode):
     elapsed = time.monotonic() - t0
     assert r.returncode != 0
     assert elapsed < 30, elapsed                     # process 0 was waiting in a psum
-    if mode != "kill":
+    if mode == "exit":
+        assert "[process 1 of 2] exiting with status 3" in r.stderr, r.stderr
+    elif mode != "kill":
         assert "[process 1 of 2] uncaught exception" in r.stderr, r.stderr
         assert "[process 1] " + ("RuntimeError" if mode == "raise" else "ValueError") + \
             ": deliberate failure" in r.stderr, r.stderr

@@ -24,5 +24,7 @@ with mesh:
             raise RuntimeError("deliberate failure on this process")
         if mode == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if mode == "exit":
+            sys.exit(3)
     lax.psum(np.ones(2), "data")               # process 0 waits here forever unless aborted
     time.sleep(60)

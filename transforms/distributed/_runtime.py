@@ -144,6 +144,32 @@ def _install_failure_policy():
 
     threading.excepthook = thread_hook
 
+    # sys.exit(status) with a failure status skips sys.excepthook, and MPI_Finalize at exit
+    # would then wait for processes that wait for this one: record the status, abort at exit
+    real_exit = sys.exit
+
+    def exit_recording_status(status=None):
+        if status is not None and status != 0:
+            _state["exit_status"] = status
+        real_exit(status)
+
+    sys.exit = exit_recording_status
+    import atexit
+
+    def abort_on_failure_status():
+        status = _state.get("exit_status")
+        if status is None:
+            return
+        code = status if isinstance(status, int) else 1
+        rank, size = _state["rank"], _state["size"]
+        sys.stderr.write(f"[process {rank} of {size}] exiting with status {status!r}; aborting "
+                         "the MPI job so that no other process waits for this one\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        _state["world"].Abort(code)
+
+    atexit.register(abort_on_failure_status)
+
 
 # ---------------------------------------------------------------------------------------------
 # Communicator wrapper: the operations collectives need, with a local fast path for size 1
