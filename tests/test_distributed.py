@@ -105,6 +105,16 @@ def test_collectives_on_a_one_process_mesh_eager_and_jit():
             assert np.array_equal(pp, x["w"]) and not none.any()
 
 
+def test_lower_shows_segments_and_mpi_calls():
+    def f(x):
+        return lax.pmean({"a": x, "b": 2 * x}, "data"), lax.axis_index("data")
+
+    lo = T.jit(f).lower(np.ones(3, np.float32))
+    text = lo.as_text()
+    assert "compiled segment" in text and "MPI Allreduce(sum) over 'data': 3 value(s)" in text
+    assert "host: axis_index" in text and "def " in lo.source
+
+
 def test_unbound_axis_name():
     assert T.UnboundAxisNameError is lax.UnboundAxisNameError is dist.UnboundAxisNameError
     assert issubclass(lax.UnboundAxisNameError, (NameError, ValueError))

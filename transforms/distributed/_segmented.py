@@ -61,7 +61,7 @@ def needs_split(closed) -> bool:
 
 
 class _Segment:
-    __slots__ = ("invars", "outvars", "exe")
+    __slots__ = ("invars", "outvars", "exe", "closed")
 
 
 class _Host:
@@ -72,7 +72,7 @@ class _Host:
 class SegmentedExecutable:
     """Callable like `backend.numba.Executable`: `exe(*arrays) -> list of outputs`."""
 
-    def __init__(self, closed):
+    def __init__(self, closed, compile=True):     # noqa: A002 - compile=False: plan only
         from ..backend.numba import compile as backend_compile
         from ..backend.numba.fusion import prepare
         from ..interpreters.partial_eval import trace_to_jaxpr
@@ -166,8 +166,8 @@ class SegmentedExecutable:
             if eqns:
                 seg = _Segment()
                 seg.invars, seg.outvars = ins, outs
-                closed_seg = trace_to_jaxpr(_segment_fun(eqns, ins, outs), [v.aval for v in ins])
-                seg.exe = backend_compile(closed_seg)
+                seg.closed = trace_to_jaxpr(_segment_fun(eqns, ins, outs), [v.aval for v in ins])
+                seg.exe = backend_compile(seg.closed) if compile else None
             host = None
             if k < n_stages:
                 host = _Host()
@@ -226,6 +226,35 @@ class SegmentedExecutable:
                     env.update(zip(e.outvars, out))
                 else:
                     env[e.outvars[0]] = np.asarray(out)
+
+
+class SegmentedLowered:
+    """`jit(f).lower(...)` of a program with collectives: each compiled segment's IR and source,
+    with the MPI calls between them as comments."""
+
+    def __init__(self, closed):
+        from ..backend.numba import lower as backend_lower
+        plan = SegmentedExecutable(closed, compile=False)
+        texts, sources = [], []
+        for k, (seg, host) in enumerate(plan.steps):
+            if seg is not None:
+                low = backend_lower(seg.closed)
+                texts.append(f"# ---- compiled segment {k} ----\n{low.as_text()}")
+                sources.append(f"# ---- compiled segment {k} ----\n{low.source}")
+            if host is not None:
+                lines = []
+                for name, axis, buf, es, shapes, sizes, desc in host.groups:
+                    lines.append(f"# MPI Allreduce({_REDUCE_OP[name]}) over {axis!r}: {len(es)} "
+                                 f"value(s) packed in one {buf.dtype.name}[{buf.size}] buffer")
+                for e in host.others:
+                    lines.append(f"# host: {e.prim.name} {e.params.get('axis_name', '')}")
+                texts.append("\n".join(lines))
+                sources.append("\n".join(lines))
+        self.text = "\n".join(texts)
+        self.source = "\n".join(sources)
+
+    def as_text(self):
+        return self.text
 
 
 def _comm(axis):

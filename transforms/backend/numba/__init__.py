@@ -31,6 +31,9 @@ __all__ = ["execute", "compile", "lower", "Executable", "register_lowering",
 def lower(closed, donate=()) -> Lowered:
     """Generate the module for `closed`; outputs may overwrite the inputs listed in `donate`."""
     from .lowering import lower as _lower
+    from ...distributed import _segmented
+    if _segmented.needs_split(closed):      # collectives across processes: split at them
+        return _segmented.SegmentedLowered(closed)
     STATS["lowered"] += 1
     return _lower(closed, donate=tuple(sorted(donate)))
 
