@@ -5,12 +5,12 @@
 
 Process 0 is the server: it owns the parameters and the optimiser state. Every step, each worker
 receives the current parameters (`dist.recv`), computes the gradient on its share of the global
-batch (the same contiguous share `fnn.data.batches(..., shard=(worker, workers))` gives) and sends it back (`dist.send`); the
-server averages the workers' gradients, applies the optimiser update and sends the new
-parameters out. In this synchronous mode the server follows exactly data-parallel SGD: the
-server checks after every step that its parameters equal those of the one-process simulation
-`T.vmap(grad, axis_name="data")` over the stacked shards with `lax.pmean` of the gradients.
-With one process the server is its own single worker.
+batch (the same contiguous share `fnn.data.batches(..., shard=(worker, workers))` gives) and
+sends it back (`dist.send`); the server averages the workers' gradients, applies the optimiser
+update and sends the new parameters out. In this synchronous mode the server follows exactly
+data-parallel SGD: the server checks after every step that its parameters equal those of the
+one-process simulation `T.vmap(grad, axis_name="data")` over the stacked shards with `lax.pmean`
+of the gradients. With one process the server is its own single worker.
 """
 from __future__ import annotations
 

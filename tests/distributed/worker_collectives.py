@@ -119,7 +119,8 @@ XB = rng.normal(size=(n, 4, 3)).astype(np.float32)
 
 
 def per_example(p, x):            # x: one example (3,)
-    return lax.psum(x @ p["w"], "data"), lax.all_gather(x, "data"), lax.ppermute(x, "data", [(0, n - 1)])
+    return (lax.psum(x @ p["w"], "data"), lax.all_gather(x, "data"),
+            lax.ppermute(x, "data", [(0, n - 1)]))
 
 
 simb = T.vmap(T.vmap(per_example, in_axes=(None, 0)), in_axes=(None, 0), axis_name="data")(P, XB)

@@ -12,10 +12,11 @@ segment that needs its value (as late as possible, so cheap broadcasts are not c
 and handed across). In a stage, all `psum` (`pmax`, `pmin`) operands with the same axis and
 dtype are packed - one copy - into a persistent contiguous buffer owned by the program and
 reduced by ONE in-place `Allreduce`; their results are views of it, read by later segments
-(results returned to the caller are copied out, since the next call reuses the buffer). A
-pytree of gradients therefore costs one MPI call per dtype, not one per leaf, and MPI always
-sees the same memory (fresh memory each call measured 2-3x slower on 2 processes). Axis names resolve against the mesh active at
-call time; the first call checks that every member agrees on the collectives' shapes and dtypes.
+(results returned to the caller are copied out, since the next call reuses the buffer). A pytree
+of gradients therefore costs one MPI call per dtype, not one per leaf, and MPI always sees the
+same memory (fresh memory each call measured 2-3x slower on 2 processes). Axis names resolve
+against the mesh active at call time; the first call checks that every member agrees on the
+collectives' shapes and dtypes.
 Equations that nest collectives inside control flow run through their NumPy impl.
 """
 from __future__ import annotations

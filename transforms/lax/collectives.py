@@ -5,11 +5,12 @@ values of all examples along axis 'i' (as under `jax.vmap` / `pmap`). The primit
 axis name each (a tuple of names is applied one name at a time by the wrappers). They are
 batched by the `BatchTrace` whose `axis_name` matches (`batch_trace_rule`): a psum becomes a
 `reduce_sum` over the batch axis, `axis_index` an `iota`. A BatchTrace with a different name
-maps them like any other primitive. Bound with no matching vmap, a name that an active `transforms.distributed.Mesh` binds
-(`with mesh:`) runs over that mesh axis's process group (the primitives' NumPy impls call MPI;
-under `jit` the compiled program is split at its collectives, see
-`transforms/distributed/_segmented.py`); a name neither binds raises `UnboundAxisNameError`
-("unbound axis name: i"). `ppermute` sends each member's value to another (JAX semantics).
+maps them like any other primitive. Bound with no matching vmap, a name that an active
+`transforms.distributed.Mesh` binds (`with mesh:`) runs over that mesh axis's process group
+(the primitives' NumPy impls call MPI; under `jit` the compiled program is split at its
+collectives, see `transforms/distributed/_segmented.py`); a name neither binds raises
+`UnboundAxisNameError` ("unbound axis name: i"). `ppermute` sends each member's value to
+another (JAX semantics).
 
 Differentiation follows JAX: psum is linear and its transpose is psum (the cotangents of all
 examples are summed), so `vmap(grad(f), axis_name='i')` of a function using `psum` gives the
