@@ -53,6 +53,9 @@ ok("mesh")
 tree = {"a": np.full(3, rank, np.float32), "b": [np.arange(4) * (rank + 1)]}
 got = dist.broadcast(tree, root=n - 1)
 assert np.all(got["a"] == n - 1) and np.all(got["b"][0] == np.arange(4) * n)
+got = dist.broadcast(tree if rank == 0 else None)             # non-roots may pass None
+assert np.all(got["a"] == 0) and np.all(got["b"][0] == np.arange(4)) and len(got["b"]) == 1
+assert dist.broadcast(np.float32(rank) if rank == 0 else None).dtype == np.float32
 try:
     dist.broadcast({"a": np.zeros(3 + (rank == 1), np.float32)})
     raise AssertionError("no error")

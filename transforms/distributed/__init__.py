@@ -122,30 +122,58 @@ def _check_rank(r, what, name):
 # broadcast, send, recv
 # ---------------------------------------------------------------------------------------------
 
+def _skeleton(treedef, n):
+    """The tree's structure with leaf i replaced by i, pickled (None if it cannot be)."""
+    import pickle
+    try:
+        return pickle.dumps(treedef.unflatten(list(range(n))))
+    except Exception:             # e.g. a custom pytree node that cannot be pickled
+        return None
+
+
 def broadcast(tree, root=0):
-    """Every process gets process `root`'s `tree` (e.g. the initial parameters). Every process
-    passes a tree of the same structure, shapes and dtypes; its values are replaced by root's."""
+    """Every process gets process `root`'s `tree` (e.g. the initial parameters). The other
+    processes pass a tree of the same structure, shapes and dtypes (its values are replaced by
+    root's) or `None` (they get root's structure). A mismatch raises ValueError everywhere."""
     root = _check_rank(root, "broadcast", "root")
-    paths, leaves, treedef = _flatten(tree, "broadcast")
-    sig = _signature(paths, leaves)
+    me = process_index()
     if process_count() == 1:
+        if tree is None and me == root:
+            return None
+        paths, leaves, treedef = _flatten(tree, "broadcast")
         return treedef.unflatten([np.array(x) for x in leaves])
     comm = _R.world()
-    root_sig = comm.bcast(sig if process_index() == root else None, root=root)
-    problem = _describe_mismatch(sig, root_sig, "broadcast")
+    if me != root and tree is None:
+        paths, leaves, treedef, sig = None, None, None, None
+    else:
+        paths, leaves, treedef = _flatten(tree, "broadcast")
+        sig = _signature(paths, leaves)
+    header = comm.bcast((sig, _skeleton(treedef, len(leaves))) if me == root else None,
+                        root=root)
+    root_sig, skeleton = header
+    if sig is None:
+        problem = None if skeleton is not None else (
+            "broadcast: the root's tree structure cannot be sent (a custom pytree node that "
+            "does not pickle); pass a tree of the same structure instead of None")
+    else:
+        problem = _describe_mismatch(sig, root_sig, "broadcast")
     problems = comm.allgather(problem)
     bad = [(r, p) for r, p in enumerate(problems) if p is not None]
     if bad:
         r, p = bad[0]
         raise ValueError(f"{p} (process {r} vs root {root}; every process must pass a tree "
-                         f"shaped like the root's)")
-    buf = _pack(leaves) if process_index() == root else \
-        np.empty(sum(np.dtype(d).itemsize * int(np.prod(s, dtype=np.int64)) for _, s, d in sig),
-                 np.uint8)
+                         f"shaped like the root's, or None)")
+    nbytes = sum(np.dtype(d).itemsize * int(np.prod(s, dtype=np.int64)) for _, s, d in root_sig)
+    buf = _pack(leaves) if me == root else np.empty(nbytes, np.uint8)
     comm.Bcast(buf, root=root)
-    if process_index() == root:
+    if me == root:
         return treedef.unflatten([np.array(x) for x in leaves])
-    return treedef.unflatten(_unpack(buf, sig))
+    values = _unpack(buf, root_sig)
+    if treedef is None:
+        import pickle
+        from .. import tree as tree_util
+        return tree_util.map(lambda i: values[i], pickle.loads(skeleton))
+    return treedef.unflatten(values)
 
 
 def _check_tag(tag, what):
