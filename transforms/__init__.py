@@ -16,6 +16,9 @@ from .jit import jit  # noqa: F401
 from .lax.misc import stop_gradient  # noqa: F401
 from .custom_derivatives import custom_jvp, custom_vjp  # noqa: F401
 from .checkpoint import checkpoint, remat  # noqa: F401
+from . import distributed  # noqa: F401
+from .distributed import process_count, process_index  # noqa: F401
+from .lax.collectives import UnboundAxisNameError  # noqa: F401
 from .errors import (ConcretizationTypeError, NonDifferentiableError, ShapeError,  # noqa: F401
                      TracerArrayConversionError, TracerBoolConversionError,
                      TracerIntegerConversionError, UnexpectedTracerError)

@@ -443,6 +443,10 @@ def remove_stale_temp_files(directory, name: str | None = None) -> list[str]:
 def save(path, tree, metadata=None) -> str:
     """Save pytree `tree` to the safetensors file `path`, atomically; return the path.
 
+    With several processes (`transforms.distributed`), `tree` is taken to be the same on every
+    process: process 0 writes it and every process returns only once the file is committed (an
+    error on process 0 is raised on every process).
+
     Args:
       path: destination file; its directory must exist.  An existing file is replaced
         atomically: after a crash at any moment, `path` holds either the complete old or the
@@ -459,6 +463,14 @@ def save(path, tree, metadata=None) -> str:
     are written straight from their buffers (no copy); other arrays (strided, big-endian) are
     converted in pieces of at most 16 MB, so extra memory stays below that.
     """
+    from transforms import distributed as dist
+    if dist.process_count() > 1:
+        return dist.run_on_root(lambda: _save_file(path, tree, metadata))
+    return _save_file(path, tree, metadata)
+
+
+def _save_file(path, tree, metadata=None) -> str:
+    """`save` on this process alone."""
     path = os.fspath(path)
     enc = _Encoder()
     try:

@@ -159,10 +159,14 @@ class CheckpointManager:
         if bad:
             raise TypeError(f"metric names must be str, got {bad[0]!r}")
         path = self.path(step)
-        fmt.save(path, tree, metadata={"step": step, "metrics": metrics})
-        self._cleanup()
-        self._apply_retention()
-        return path
+
+        def write():              # on process 0 only when there are several processes
+            fmt._save_file(path, tree, metadata={"step": step, "metrics": metrics})
+            self._cleanup()
+            self._apply_retention()
+            return path
+        from transforms import distributed as dist
+        return dist.run_on_root(write) if dist.process_count() > 1 else write()
 
     def restore(self, step=None, target=None, **kwargs):
         """Restore checkpoint `step` (default: the latest).
@@ -184,6 +188,9 @@ class CheckpointManager:
     # ---------------------------------------------------------------------------- housekeeping
 
     def _cleanup(self):
+        from transforms import distributed as dist
+        if dist.process_count() > 1 and dist.process_index() != 0:
+            return        # process 0 writes; another host cannot tell whether its pid lives
         fmt.remove_stale_temp_files(self.directory)
 
     def _apply_retention(self):

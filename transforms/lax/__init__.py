@@ -20,7 +20,8 @@ from .indexing import (gather, scatter, scatter_add, scatter_max, scatter_min,  
                        scatter_mul)
 from .misc import stop_gradient  # noqa: F401
 from .complex import complex, conj, imag, real  # noqa: F401
-from .collectives import all_gather, axis_index, pmax, pmean, pmin, psum  # noqa: F401
+from .collectives import (UnboundAxisNameError, all_gather, axis_index, pmax, pmean,  # noqa: F401
+                          pmin, ppermute, psum)
 
 bitwise_and = bitwise_and
 from .control_flow import cond, fori_loop, map, scan, switch, while_loop  # noqa: F401,E402

@@ -5,8 +5,12 @@ values of all examples along axis 'i' (as under `jax.vmap` / `pmap`). The primit
 axis name each (a tuple of names is applied one name at a time by the wrappers). They are
 batched by the `BatchTrace` whose `axis_name` matches (`batch_trace_rule`): a psum becomes a
 `reduce_sum` over the batch axis, `axis_index` an `iota`. A BatchTrace with a different name
-maps them like any other primitive. Bound with no matching vmap, they raise
-`UnboundAxisNameError` ("unbound axis name: i").
+maps them like any other primitive. Bound with no matching vmap, a name that an active
+`transforms.distributed.Mesh` binds (`with mesh:`) runs over that mesh axis's process group
+(the primitives' NumPy impls call MPI; under `jit` the compiled program is split at its
+collectives, see `transforms/distributed/_segmented.py`); a name neither binds raises
+`UnboundAxisNameError` ("unbound axis name: i"). `ppermute` sends each member's value to
+another (JAX semantics).
 
 Differentiation follows JAX: psum is linear and its transpose is psum (the cotangents of all
 examples are summed), so `vmap(grad(f), axis_name='i')` of a function using `psum` gives the
@@ -17,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import Primitive, ShapedArray, current_trace, get_aval
+from ..core import EVAL_TRACE, Primitive, ShapedArray, current_trace, get_aval
+from ..distributed import _mesh as M
 from ..interpreters import batching as B
 from . import elementwise as E
 from . import reductions as R
@@ -26,13 +31,24 @@ from ._util import as_array
 
 
 class UnboundAxisNameError(NameError, ValueError):
-    """A collective named an axis that no enclosing `vmap(..., axis_name=...)` defines."""
+    """A collective named an axis that no enclosing `vmap(..., axis_name=...)` and no active
+    `transforms.distributed.Mesh` defines."""
 
 
 def _unbound(name):
+    active = [m.axis_names for m in M.active_meshes()]
+    where = f" (active mesh axes: {active})" if active else " (no mesh is active)"
     return UnboundAxisNameError(
         f"unbound axis name: {name!r}. Collectives (psum, pmean, pmax, pmin, all_gather, "
-        "axis_index) must run inside vmap(..., axis_name=...) with that name.")
+        "axis_index, ppermute) must run inside vmap(..., axis_name=...) with that name, or "
+        f"inside `with transforms.distributed.Mesh({{{name!r}: n}}):`{where}.")
+
+
+def _mesh_comm(name):
+    m = M.find(name)
+    if m is None:
+        raise _unbound(name)
+    return m.comm(name)
 
 
 def _names(axis_name):
@@ -58,15 +74,27 @@ def _deferred():
 
 def _check_bound(names):
     for n in names:
-        if B.find_axis(n) is None and not _deferred():
+        if B.find_axis(n) is None and M.find(n) is None and not _deferred():
             raise _unbound(n)
 
 
 def _axis_size(name):
     t = B.find_axis(name)
-    if t is None:
+    if t is not None:
+        return t.axis_size
+    m = M.find(name)
+    if m is None:
         raise _unbound(name)
-    return t.axis_size
+    return m.axis_size(name)
+
+
+def _known_size(name):
+    """The size of axis `name` if a vmap or an active mesh binds it, else None."""
+    t = B.find_axis(name)
+    if t is not None:
+        return t.axis_size
+    m = M.find(name)
+    return None if m is None else m.axis_size(name)
 
 
 def _matches(trace, axis_name):
@@ -83,7 +111,15 @@ def _raise_unbound(*args, axis_name, **params):
 
 def _reducer(name, reduce_all, unbatched):
     p = Primitive(name)
-    p.def_impl(_raise_unbound)
+    op = name[1:]
+
+    def impl(x, *, axis_name):            # across processes (no vmap binds the name)
+        comm = _mesh_comm(axis_name)
+        buf = np.array(x, order="C", copy=True)
+        comm.check_same(f"{name} {buf.dtype.str}{list(buf.shape)}", f"lax.{name}")
+        return comm.allreduce_(buf, op)
+
+    p.def_impl(impl)
     p.def_abstract_eval(lambda x, *, axis_name: x)
 
     def batch_trace_rule(trace, args, dims, *, axis_name):
@@ -128,10 +164,54 @@ pmax_p.def_jvp(_pminmax_jvp(pmax_p))
 pmin_p.def_jvp(_pminmax_jvp(pmin_p))
 
 
+def _eager_mesh(names):
+    """The mesh communicators of `names` if this is an eager call that only processes bind."""
+    if current_trace() is not EVAL_TRACE:
+        return None
+    if any(B.find_axis(n) is not None or M.find(n) is None for n in names):
+        return None
+    return [_mesh_comm(n) for n in names]
+
+
+def _packed_reduce(name, leaves, comms, op, mean=False):
+    """Eager collective of many leaves: one contiguous buffer (and one MPI call) per dtype."""
+    arrs = [np.asarray(x) for x in leaves]
+    if name == "psum":
+        arrs = [a.astype(np.int64) if a.dtype == np.bool_ else a for a in arrs]
+    if mean:
+        arrs = [a if np.issubdtype(a.dtype, np.inexact) else a.astype(np.float64) for a in arrs]
+    groups = {}
+    for i, a in enumerate(arrs):
+        groups.setdefault(a.dtype, []).append(i)
+    out = [None] * len(arrs)
+    desc = f"{name} " + " ".join(f"{a.dtype.str}{list(a.shape)}" for a in arrs)
+    for c in comms:
+        c.check_same(desc, f"lax.{'pmean' if mean else name}")
+    count = int(np.prod([c.size for c in comms]))
+    for dt, idx in groups.items():
+        buf = comms[0].scratch(dt, sum(arrs[i].size for i in idx))
+        if len(idx) == 1:
+            buf[...] = arrs[idx[0]].reshape(-1)
+        else:
+            np.concatenate([arrs[i].reshape(-1) for i in idx], out=buf)
+        for c in comms:
+            c.allreduce_(buf, op)
+        off = 0
+        for i in idx:
+            piece = buf[off:off + arrs[i].size].reshape(arrs[i].shape)
+            out[i] = piece / np.asarray(count, dt) if mean else piece.copy()
+            off += arrs[i].size
+    return out
+
+
 def _tree_collective(p, x, axis_name):
     from .. import tree
     names = _names(axis_name)
     _check_bound(names)
+    comms = _eager_mesh(names)
+    if comms is not None:
+        leaves, treedef = tree.flatten(x)
+        return tree.unflatten(treedef, _packed_reduce(p.name, leaves, comms, p.name[1:]))
 
     def one(leaf):
         leaf = as_array(leaf)
@@ -163,7 +243,13 @@ def pmean(x, axis_name):
     from .. import tree
     names = _names(axis_name)
     _check_bound(names)
-    found = [B.find_axis(n) for n in names]
+    comms = _eager_mesh(names)
+    if comms is not None:
+        leaves, treedef = tree.flatten(x)
+        return tree.unflatten(treedef, _packed_reduce("psum", leaves, comms, "sum", mean=True))
+    # a vmap's size is fixed while tracing; a mesh axis is counted when the program runs
+    # (psum of ones, packed with the values), so a jitted pmean is right under any mesh
+    found = [None if B.find_axis(n) is None else B.find_axis(n).axis_size for n in names]
 
     def one(leaf):
         leaf = as_array(leaf)
@@ -175,7 +261,7 @@ def pmean(x, axis_name):
         for n in names:
             s = psum_p.bind(s, axis_name=n)
         if all(t is not None for t in found):
-            count = np.asarray(np.prod([t.axis_size for t in found]), dt)
+            count = np.asarray(np.prod(found), dt)
         else:                                   # staged for later: count the examples
             count = np.ones((), dt)
             for n in names:
@@ -189,7 +275,20 @@ def pmean(x, axis_name):
 # ---------------------------------------------------------------------------------------------
 
 all_gather_p = Primitive("all_gather")
-all_gather_p.def_impl(_raise_unbound)
+
+
+@all_gather_p.def_impl
+def _all_gather_impl(x, *, axis_name, axis, tiled, axis_size):
+    comm = _mesh_comm(axis_name)
+    if comm.size != axis_size:
+        raise ValueError(f"all_gather over {axis_name!r}: traced for {axis_size} members but "
+                         f"the active mesh axis has {comm.size}")
+    x = np.asarray(x)
+    comm.check_same(f"all_gather {x.dtype.str}{list(x.shape)} axis={axis}", "lax.all_gather")
+    out = np.moveaxis(comm.allgather(x), 0, axis)
+    if tiled:
+        out = out.reshape(out.shape[:axis] + (-1,) + out.shape[axis + 2:])
+    return np.asarray(out, order="C")
 
 
 @all_gather_p.def_abstract_eval
@@ -273,7 +372,15 @@ def all_gather(x, axis_name, *, axis=0, tiled=False):
 # ---------------------------------------------------------------------------------------------
 
 axis_index_p = Primitive("axis_index")
-axis_index_p.def_impl(_raise_unbound)
+
+
+@axis_index_p.def_impl
+def _axis_index_impl(*, axis_name):
+    m = M.find(axis_name)
+    if m is None:
+        raise _unbound(axis_name)
+    return np.asarray(m.axis_index(axis_name), np.int32)
+
 axis_index_p.def_abstract_eval(lambda *, axis_name: ShapedArray((), np.int32))
 
 
@@ -298,4 +405,100 @@ def axis_index(axis_name):
     return out
 
 
-__all__ = ["psum", "pmean", "pmax", "pmin", "all_gather", "axis_index", "UnboundAxisNameError"]
+# ---------------------------------------------------------------------------------------------
+# ppermute
+# ---------------------------------------------------------------------------------------------
+
+ppermute_p = Primitive("ppermute")
+ppermute_p.def_abstract_eval(lambda x, *, axis_name, perm: x)
+
+
+@ppermute_p.def_impl
+def _ppermute_impl(x, *, axis_name, perm):
+    comm = _mesh_comm(axis_name)
+    x = np.asarray(x)
+    comm.check_same(f"ppermute {x.dtype.str}{list(x.shape)} perm={list(perm)}", "lax.ppermute")
+    _check_perm(perm, comm.size, axis_name)
+    return comm.ppermute(x, perm)
+
+
+def _ppermute_batch_trace_rule(trace, args, dims, *, axis_name, perm):
+    (x,), (d,) = args, dims
+    if not _matches(trace, axis_name):
+        return ppermute_p.bind(x, axis_name=axis_name, perm=perm), d
+    n = trace.axis_size
+    _check_perm(perm, n, axis_name)
+    x0 = B.move_dim(x, d, 0, n)
+    shape = get_aval(x0).shape
+    src_of = {dst: src for src, dst in perm}
+    if sorted(src_of) == list(range(n)) and [src_of[i] for i in range(n)] == list(range(n)):
+        return x0, 0                                      # the identity permutation
+    zero = None
+    pieces = []
+    for dst in range(n):
+        src = src_of.get(dst)
+        if src is None:
+            if zero is None:
+                zero = S.full((1,) + shape[1:], 0, get_aval(x0).dtype)
+            pieces.append(zero)
+        else:
+            pieces.append(S.slice(x0, (src,) + (0,) * (len(shape) - 1),
+                                  (src + 1,) + shape[1:]))
+    return S.concatenate(pieces, 0), 0
+
+
+ppermute_p.batch_trace_rule = _ppermute_batch_trace_rule
+ppermute_p.def_jvp(lambda p, t, *, axis_name, perm: (
+    ppermute_p.bind(p[0], axis_name=axis_name, perm=perm),
+    ppermute_p.bind(t[0], axis_name=axis_name, perm=perm)))
+# a permutation matrix (with zero rows where nothing arrives): its transpose sends back
+ppermute_p.def_transpose(lambda ct, x, *, axis_name, perm: [
+    ppermute_p.bind(ct, axis_name=axis_name, perm=tuple((d, s) for s, d in perm))])
+
+
+def _check_perm(perm, size, axis_name):
+    srcs = [s for s, _ in perm]
+    dsts = [d for _, d in perm]
+    for s, d in perm:
+        if not (0 <= s < size and 0 <= d < size):
+            raise ValueError(f"ppermute over {axis_name!r} (size {size}): pair {(s, d)} is out "
+                             f"of range [0, {size})")
+    if len(set(srcs)) != len(srcs):
+        raise ValueError(f"ppermute: perm {list(perm)} sends from a source more than once")
+    if len(set(dsts)) != len(dsts):
+        raise ValueError(f"ppermute: perm {list(perm)} sends to a destination more than once")
+
+
+def _normalize_perm(perm):
+    try:
+        pairs = tuple((int(s), int(d)) for s, d in perm)
+    except (TypeError, ValueError):
+        raise TypeError(f"ppermute: perm must be a list of (source, destination) int pairs, "
+                        f"got {perm!r}") from None
+    for (s, d), orig in zip(pairs, perm):
+        if any(isinstance(v, bool) for v in orig):
+            raise TypeError(f"ppermute: perm entries must be ints, got {orig!r}")
+    return pairs
+
+
+def ppermute(x, axis_name, perm):
+    """Member `s` of axis `axis_name` sends its `x` (a pytree) to member `d` for every `(s, d)`
+    in `perm`; a member that receives nothing gets zeros (as `jax.lax.ppermute`)."""
+    from .. import tree
+    names = _names(axis_name)
+    if len(names) != 1:
+        raise NotImplementedError("ppermute over a tuple of axis names is not supported; "
+                                  "permute along one axis name")
+    name = names[0]
+    _check_bound(names)
+    pairs = _normalize_perm(perm)
+    size = _known_size(name)
+    if size is not None:
+        _check_perm(pairs, size, name)
+    return tree.map(lambda leaf: ppermute_p.bind(as_array(leaf), axis_name=name, perm=pairs), x)
+
+
+COLLECTIVE_PRIMITIVES = ("psum", "pmax", "pmin", "all_gather", "axis_index", "ppermute")
+
+__all__ = ["psum", "pmean", "pmax", "pmin", "all_gather", "axis_index", "ppermute",
+           "UnboundAxisNameError"]

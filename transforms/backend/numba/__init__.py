@@ -31,6 +31,9 @@ __all__ = ["execute", "compile", "lower", "Executable", "register_lowering",
 def lower(closed, donate=()) -> Lowered:
     """Generate the module for `closed`; outputs may overwrite the inputs listed in `donate`."""
     from .lowering import lower as _lower
+    from ...distributed import _segmented
+    if _segmented.needs_split(closed):      # collectives across processes: split at them
+        return _segmented.SegmentedLowered(closed)
     STATS["lowered"] += 1
     return _lower(closed, donate=tuple(sorted(donate)))
 
@@ -99,6 +102,12 @@ def compile(closed, donate=()) -> Executable:   # noqa: A001 - the natural name
     hit = _by_identity.get((id(closed), donate))
     if hit is not None and hit[0] is closed:
         return hit[1]
+    from ...distributed import _segmented
+    if _segmented.needs_split(closed):      # collectives across processes: split at them
+        exe = _segmented.SegmentedExecutable(closed)
+        with _lock:
+            _by_identity[(id(closed), donate)] = (closed, exe)
+        return exe
     lowered = lower(closed, donate)
     exe = _by_key.get(lowered.key)
     if exe is None or not _same_consts(exe.lowered.consts, lowered.consts):

@@ -1,0 +1,229 @@
+"""Run under `mpiexec -n 2` (or 4) by tests/test_distributed.py: every check of the
+multi-process contract in one launch (interpreter and Numba start-up dominate). Each check
+compares the processes' result with the one-process vmap simulation over the stacked shards.
+Prints "OK <name>" per check and "ALL OK" at the end (on process 0)."""
+import os
+import sys
+
+import numpy as np
+
+import transforms as T
+from transforms import distributed as dist
+from transforms import lax
+
+dist.initialize()
+rank, n = dist.process_index(), dist.process_count()
+assert T.process_index() == rank and T.process_count() == n
+
+
+def ok(name):
+    dist.barrier()
+    if rank == 0:
+        print("OK", name, flush=True)
+
+
+def close(a, b, what, tol=1e-5):
+    for x, y in zip(T.tree.leaves(a), T.tree.leaves(b)):
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.shape == y.shape, (what, x.shape, y.shape)
+        assert np.allclose(x, y, rtol=tol, atol=tol), (what, rank, x, y)
+
+
+def shard(stacked):
+    return T.tree.map(lambda a: a[rank], stacked)
+
+
+rng = np.random.default_rng(0)                 # the same on every process
+X = rng.normal(size=(n, 5, 3)).astype(np.float32)   # one shard per process
+P = {"w": rng.normal(size=(3, 2)).astype(np.float32), "b": np.zeros(2, np.float32)}
+
+# --- world and mesh -------------------------------------------------------------------------
+dist.initialize()                                # idempotent
+mesh = dist.Mesh({"data": n})
+assert mesh.axis_names == ("data",) and mesh.shape == {"data": n}
+assert mesh.axis_index("data") == rank
+try:
+    dist.Mesh({"data": n + 1})
+    raise AssertionError("no error")
+except ValueError as e:
+    assert str(n + 1) in str(e) and str(n) in str(e)
+ok("mesh")
+
+# --- broadcast / send / recv / barrier ------------------------------------------------------
+tree = {"a": np.full(3, rank, np.float32), "b": [np.arange(4) * (rank + 1)]}
+got = dist.broadcast(tree, root=n - 1)
+assert np.all(got["a"] == n - 1) and np.all(got["b"][0] == np.arange(4) * n)
+got = dist.broadcast(tree if rank == 0 else None)             # non-roots may pass None
+assert np.all(got["a"] == 0) and np.all(got["b"][0] == np.arange(4)) and len(got["b"]) == 1
+assert dist.broadcast(np.float32(rank) if rank == 0 else None).dtype == np.float32
+try:
+    dist.broadcast({"a": np.zeros(3 + (rank == 1), np.float32)})
+    raise AssertionError("no error")
+except ValueError as e:
+    assert "['a']" in str(e), e
+if rank == 0:
+    dist.send({"x": np.arange(6.0).reshape(2, 3), "y": (np.int32(7),)}, dest=1, tag=3)
+    dist.send({"x": np.zeros(2)}, dest=1)
+elif rank == 1:
+    r = dist.recv({"x": np.empty((2, 3)), "y": (np.int32(0),)}, source=0, tag=3)
+    assert np.array_equal(r["x"], np.arange(6.0).reshape(2, 3)) and int(r["y"][0]) == 7
+    try:
+        dist.recv({"x": np.empty(3)}, source=0)
+        raise AssertionError("no error")
+    except ValueError as e:
+        assert "['x']" in str(e), e
+dist.barrier()
+ok("p2p")
+
+
+# --- collectives: eager, grad, vmap over another axis, jit; vs the vmap simulation -----------
+def f(p, x):
+    y = x @ p["w"] + p["b"]
+    s = lax.psum(y.sum(0), "data")
+    m = lax.pmean({"y": y, "s": s}, "data")
+    hi, lo = lax.pmax(y, "data"), lax.pmin(y, "data")
+    g = lax.all_gather(y[0], "data")
+    gt = lax.all_gather(y, "data", axis=1, tiled=True)
+    i = lax.axis_index("data")
+    r = lax.ppermute(y, "data", [(j, (j + 1) % n) for j in range(n)])
+    half = lax.ppermute(y, "data", [(0, n - 1)])           # only the last member receives
+    return {"s": s, "m": m, "hi": hi, "lo": lo, "g": g, "gt": gt, "i": i, "r": r, "half": half}
+
+
+sim = T.vmap(f, in_axes=(None, 0), axis_name="data")(P, X)
+with mesh:
+    eager = f(P, X[rank])
+    close(eager, shard(sim), "eager")
+    jf = T.jit(f)
+    close(jf(P, X[rank]), shard(sim), "jit")
+    close(jf(P, X[rank]), shard(sim), "jit again")
+    assert not jf.cache_misses
+ok("collectives eager+jit")
+
+
+def loss(p, x):
+    y = x @ p["w"] + p["b"]
+    tot = lax.psum((y ** 2).sum(), "data")
+    z = lax.ppermute(y, "data", [(j, (j + 1) % n) for j in range(n)])
+    gathered = lax.all_gather(y * (1.0 + lax.axis_index("data")), "data")
+    return tot + (z * y).sum() + lax.pmax(y, "data").sum() + 0.1 * (gathered ** 2).sum() \
+        + lax.pmean(y, "data").sum() * lax.pmin(y, "data").mean()
+
+
+gsim = T.vmap(T.grad(loss), in_axes=(None, 0), axis_name="data")(P, X)
+with mesh:
+    close(T.grad(loss)(P, X[rank]), shard(gsim), "grad eager")
+    close(T.jit(T.grad(loss))(P, X[rank]), shard(gsim), "jit(grad)")
+    close(T.grad(T.jit(loss))(P, X[rank]), shard(gsim), "grad(jit)")
+ok("grad")
+
+# vmap over another axis: each example combined across processes
+XB = rng.normal(size=(n, 4, 3)).astype(np.float32)
+
+
+def per_example(p, x):            # x: one example (3,)
+    return (lax.psum(x @ p["w"], "data"), lax.all_gather(x, "data"),
+            lax.ppermute(x, "data", [(0, n - 1)]))
+
+
+simb = T.vmap(T.vmap(per_example, in_axes=(None, 0)), in_axes=(None, 0), axis_name="data")(P, XB)
+with mesh:
+    close(T.vmap(per_example, in_axes=(None, 0))(P, XB[rank]), shard(simb), "vmap other axis")
+    close(T.jit(T.vmap(per_example, in_axes=(None, 0)))(P, XB[rank]), shard(simb), "jit vmap")
+    # a vmap axis of the same name wins over the mesh
+    close(T.vmap(lambda x: lax.psum(x, "data"), axis_name="data")(np.arange(3.0)),
+          np.full(3, 3.0), "vmap shadows mesh")
+ok("vmap")
+
+# --- a training step: 1-process vmap simulation == N processes ------------------------------
+Y = rng.normal(size=(n, 5, 2)).astype(np.float32)
+
+
+def step(p, x, y):
+    g = T.grad(lambda p: ((x @ p["w"] + p["b"] - y) ** 2).mean())(p)
+    g = lax.pmean(g, "data")
+    return T.tree.map(lambda a, b: a - 0.1 * b, p, g)
+
+
+psim = P
+for _ in range(3):
+    stacked = T.vmap(step, in_axes=(None, 0, 0), axis_name="data")(psim, X, Y)
+    for a in T.tree.leaves(stacked):          # replicated: every simulated process agrees
+        assert np.allclose(a, a[:1], rtol=1e-6, atol=1e-7)
+    psim = T.tree.map(lambda a: a[0], stacked)
+with mesh:
+    js = T.jit(step)
+    p = P
+    for _ in range(3):
+        p = js(p, X[rank], Y[rank])
+close(p, psim, "train step")
+everyone = dist.broadcast(p, root=0)
+assert all(np.array_equal(a, b) for a, b in zip(T.tree.leaves(p), T.tree.leaves(everyone)))
+ok("train step")
+
+# --- 2-D mesh (4 processes) -----------------------------------------------------------------
+if n == 4:
+    m2 = dist.Mesh({"data": 2, "model": 2})
+    d, mo = m2.axis_index("data"), m2.axis_index("model")
+    assert (d, mo) == (rank // 2, rank % 2)
+    v = np.array([float(rank)])
+    with m2:
+        assert lax.psum(v, "model")[0] == 2 * d * 2 + 1
+        assert lax.psum(v, "data")[0] == mo * 2 + 2
+        assert lax.psum(v, ("data", "model"))[0] == 6
+        assert int(lax.axis_index(("data", "model"))) == rank
+        assert np.array_equal(T.jit(lambda v: lax.all_gather(v, ("data", "model")))(v).ravel(),
+                              np.arange(4.0))
+        # one jitted pmean, traced under one mesh, counts the members of the mesh it runs in
+        jm = T.jit(lambda v: lax.pmean(v, "data"))
+        assert jm(v)[0] == (mo + mo + 2) / 2
+    with mesh:
+        assert jm(v)[0] == 1.5
+    ok("2-D mesh")
+
+# --- dtypes: float16, bool, int, complex, 0-d ---------------------------------------------
+with mesh:
+    h = np.array(rank + 0.5, np.float16)
+    assert lax.ppermute(h, "data", [(0, n - 1)]).dtype == np.float16
+    assert float(lax.ppermute(h, "data", [(0, n - 1)])) == (0.5 if rank == n - 1 else 0.0)
+    assert lax.all_gather(h, "data").tolist() == [r + 0.5 for r in range(n)]
+    assert float(lax.psum(h, "data")) == sum(r + 0.5 for r in range(n))
+    b = np.array([rank == 0, True])
+    assert lax.pmax(b, "data").tolist() == [True, True]
+    assert lax.pmin(b, "data").tolist() == [n == 1, True]
+    assert lax.psum(b, "data").tolist() == [1, n]
+    assert int(lax.psum(np.int32(rank), "data")) == n * (n - 1) // 2
+    assert complex(lax.psum(np.complex128(1j * rank), "data")) == 1j * n * (n - 1) / 2
+    jb = T.jit(lambda b, h, r: (lax.pmax(b, "data"), lax.all_gather(h, "data"),
+                                lax.pmean(r, "data")))
+    rb, rh, rm = jb(b, h, np.float32(rank))
+    assert rb.tolist() == [True, True] and rh.tolist() == [r + 0.5 for r in range(n)]
+    assert float(rm) == (n - 1) / 2
+ok("dtypes")
+
+# --- errors ---------------------------------------------------------------------------------
+try:
+    lax.psum(np.ones(2), "data")                    # no mesh active
+    raise AssertionError("no error")
+except lax.UnboundAxisNameError:
+    pass
+with mesh:
+    try:
+        lax.psum(np.ones(2 + rank), "data")         # shapes differ across processes
+        raise AssertionError("no error")
+    except ValueError as e:
+        assert "disagree" in str(e) and "process" in str(e), e
+    try:
+        lax.psum(np.ones(2, np.float32 if rank == 0 else np.float64), "data")
+        raise AssertionError("no error")
+    except ValueError as e:
+        assert "disagree" in str(e), e
+    try:
+        T.jit(lambda x: lax.psum(x, "data"))(np.ones(3 + rank))
+        raise AssertionError("no error")
+    except ValueError as e:
+        assert "disagree" in str(e), e
+ok("errors")
+
+if rank == 0:
+    print("ALL OK", flush=True)
