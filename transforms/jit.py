@@ -50,12 +50,44 @@ def _explain_level():
 
 
 class _Entry:
-    __slots__ = ("closed", "out_tree", "exe", "hoisted", "single", "donate")
+    __slots__ = ("closed", "out_tree", "exe", "hoisted", "single", "donate", "dict_keys")
 
     def __init__(self, closed, out_tree, hoisted=0, donate=()):
         self.closed, self.out_tree, self.exe, self.hoisted = closed, out_tree, None, hoisted
         self.donate = donate
         self.single = out_tree.num_nodes == 1 and out_tree.num_leaves == 1
+        self.dict_keys = None     # see _dict_key_types: set when the key needs it
+
+
+_DICT_KINDS = (optree.PyTreeKind.DICT, optree.PyTreeKind.ORDEREDDICT,
+               optree.PyTreeKind.DEFAULTDICT)
+
+
+def _dict_key_types(treedef):
+    """The types of the non-string dict keys in `treedef`, or None if it has none.
+
+    Tree structures compare dict keys with `==`, so `{1: x}` and `{1.0: x}` (or `{True: x}`)
+    are equal treedefs, yet the function sees (and returns) different keys. Walking a treedef
+    costs microseconds, so only keys whose treedef has such keys pay for this check (a string
+    never equals a non-string: an all-string treedef cannot be confused)."""
+    found = []
+    stack = [treedef]
+    while stack:
+        t = stack.pop()
+        if t.kind in _DICT_KINDS:
+            keys = t.entries()
+            if any(type(k) is not str for k in keys):
+                found.append(tuple(type(k) for k in keys))
+        stack.extend(t.children())
+    return tuple(found) if found else None
+
+
+def _typed(v):
+    """A static argument as a cache key: its type and value, recursively through tuples, so
+    `2` and `2.0` (equal and hash-equal) do not share a compiled function."""
+    if isinstance(v, tuple):
+        return (type(v), tuple([_typed(e) for e in v]))
+    return (type(v), v)
 
 
 def _leaf_sig(x):
@@ -238,8 +270,8 @@ class JitFunction:
                 if s is None:
                     self._bad_leaf(x, dyn_args, dyn_kw)
                 sig.append(s)
-        key = (treedef, tuple(sig), statics)
-        entry = self._cache.get(key)
+        key = (treedef, tuple(sig), _statics_key(statics))
+        entry = self._lookup(key, treedef)
         if entry is None:
             entry = self._miss(key, leaves, treedef, statics, args, kwargs)
         trace = core._state.trace
@@ -247,7 +279,8 @@ class JitFunction:
             exe = entry.exe
             if exe is None:
                 exe = self._compile(entry)
-                if not kwargs and not statics and all(type(x) is np.ndarray for x in leaves):
+                if not kwargs and not statics and entry.dict_keys is None and \
+                        all(type(x) is np.ndarray for x in leaves):
                     if len(leaves) == len(args) and all(type(a) is np.ndarray for a in args):
                         self._fast[tuple(sig)] = entry
                     self._fast_tree[(optree.tree_structure(args, namespace=_NS),
@@ -276,9 +309,21 @@ class JitFunction:
         else:
             logger.debug("jit(%s): compiling for %s", self._name, _describe_sig(key[1]))
         entry = self._trace(leaves, treedef, statics, args, kwargs)
+        entry.dict_keys = _dict_key_types(treedef)
         if not entry.hoisted:
-            self._cache[key] = entry
+            # an equal key already cached differs in its dict keys' types (see _lookup)
+            self._cache[(key, entry.dict_keys) if key in self._cache else key] = entry
         self._last_key = key
+        return entry
+
+    def _lookup(self, key, treedef):
+        """The cached entry for `key`; when its tree has non-string dict keys, their types
+        must match too (equal treedefs may hold `1` where the cached one held `1.0`)."""
+        entry = self._cache.get(key)
+        if entry is not None and entry.dict_keys is not None:
+            dk = _dict_key_types(treedef)
+            if dk != entry.dict_keys:
+                entry = self._cache.get((key, dk))
         return entry
 
     def _trace(self, leaves, treedef, statics, args, kwargs):
@@ -346,10 +391,12 @@ class JitFunction:
         if st_o != st_n:
             do, dn = dict(st_o), dict(st_n)
             for k in dict.fromkeys(list(do) + list(dn)):
-                if do.get(k, "<absent>") != dn.get(k, "<absent>"):
+                if do.get(k) != dn.get(k):
                     what = f"position {k}" if isinstance(k, int) else f"'{k}'"
-                    parts.append(f"static argument {what}: {do.get(k, '<absent>')!r} -> "
-                                 f"{dn.get(k, '<absent>')!r}")
+                    parts.append(f"static argument {what}: {_show_static(do.get(k))} -> "
+                                 f"{_show_static(dn.get(k))}")
+        if not parts and _dict_key_types(tree_o) != _dict_key_types(tree_n):
+            parts.append("the types of the dictionary keys changed (as 1 -> 1.0)")
         if not parts:
             parts.append("new argument signature")
         return "; ".join(parts)
@@ -360,8 +407,8 @@ class JitFunction:
         dyn_args, dyn_kw, statics = self._split(args, kwargs)
         leaves, treedef = optree.tree_flatten((dyn_args, dyn_kw), namespace=_NS)
         sig = self._signature(leaves, treedef, dyn_args, dyn_kw)
-        key = (treedef, sig, statics)
-        entry = self._cache.get(key)
+        key = (treedef, sig, _statics_key(statics))
+        entry = self._lookup(key, treedef)
         if entry is None:
             entry = self._trace(leaves, treedef, statics, args, kwargs)
         from .backend.numba import lower as backend_lower
@@ -378,6 +425,21 @@ class JitFunction:
         self._fast.clear()
         self._fast_tree.clear()
         self._last_key = None
+
+
+def _statics_key(statics):
+    return tuple([(k, _typed(v)) for k, v in statics]) if statics else ()
+
+
+def _show_static(t):
+    """repr of a static argument from its `_typed` form (None: absent)."""
+    if t is None:
+        return "<absent>"
+
+    def value(t):
+        typ, v = t
+        return tuple([value(e) for e in v]) if issubclass(typ, tuple) else v
+    return repr(value(t))
 
 
 def _hoisted_jaxpr(closed, n):

@@ -1,0 +1,53 @@
+"""jit's cache keys and what a compiled call may reuse: static arguments and dict keys keyed
+by type as well as value, donated buffers that alias other arguments, closed-over constants
+captured by value, the trace cache shared by every `jit(f)` of one function, and the bounded
+in-memory caches."""
+import numpy as np
+import pytest
+
+import transforms as T
+import transforms.numpy as tnp
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys: type and value
+# ---------------------------------------------------------------------------------------------
+
+def test_equal_static_arguments_of_different_types_do_not_share_an_entry():
+    def f(x, n):
+        # the type of the static argument decides what is computed
+        return x * n if isinstance(n, int) else x - n
+    jf = T.jit(f, static_argnums=1)
+    x = np.ones(3, np.float32)
+    np.testing.assert_array_equal(jf(x, 2), np.full(3, 2.0, np.float32))
+    np.testing.assert_array_equal(jf(x, 2.0), np.full(3, -1.0, np.float32))
+    np.testing.assert_array_equal(jf(x, 2), np.full(3, 2.0, np.float32))
+    assert "2 -> 2.0" in jf.cache_misses[0]
+    # recursively inside tuples of static values, and True is not 1
+    g = T.jit(lambda x, t: x + sum(10 if type(v) is float else 1 for v in t), static_argnums=1)
+    np.testing.assert_array_equal(g(x, (1, (2,))), x + 2)
+    np.testing.assert_array_equal(g(x, (1.0, (2,))), x + 11)
+    np.testing.assert_array_equal(g(x, (True, (2,))), x + 2)
+    assert len(g.cache_misses) == 2
+    # by name as well
+    h = T.jit(lambda x, n: x * n if isinstance(n, int) else x - n, static_argnames="n")
+    np.testing.assert_array_equal(h(x, n=2), np.full(3, 2.0, np.float32))
+    np.testing.assert_array_equal(h(x, n=2.0), np.full(3, -1.0, np.float32))
+
+
+def test_dict_keys_of_different_types_do_not_share_an_entry():
+    jf = T.jit(lambda d: {k: v * (2 if isinstance(k, int) else 3) for k, v in d.items()})
+    x = np.ones(2, np.float32)
+    r1 = jf({1: x})
+    r2 = jf({1.0: x})
+    assert type(next(iter(r1))) is int and type(next(iter(r2))) is float
+    np.testing.assert_array_equal(r1[1], 2 * x)
+    np.testing.assert_array_equal(r2[1.0], 3 * x)
+    r3 = jf({True: x})                       # bool keys: neither the int nor the float entry
+    assert type(next(iter(r3))) is bool
+    np.testing.assert_array_equal(jf({1: x})[1], 2 * x)         # the first entry is kept
+    assert "dictionary keys" in jf.cache_misses[0]
+    # nested, and with other arguments
+    g = T.jit(lambda a, d: a + d["p"][1] * (5 if isinstance(next(iter(d["p"])), float) else 1))
+    np.testing.assert_array_equal(g(x, {"p": {1: x}}), 2 * x)
+    np.testing.assert_array_equal(g(x, {"p": {1.0: x}}), 6 * x)
