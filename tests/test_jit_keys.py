@@ -51,3 +51,42 @@ def test_dict_keys_of_different_types_do_not_share_an_entry():
     g = T.jit(lambda a, d: a + d["p"][1] * (5 if isinstance(next(iter(d["p"])), float) else 1))
     np.testing.assert_array_equal(g(x, {"p": {1: x}}), 2 * x)
     np.testing.assert_array_equal(g(x, {"p": {1.0: x}}), 6 * x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Closed-over constants: captured by value at trace time
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "0-d"])
+def test_closed_over_arrays_are_captured_when_traced(layout):
+    base = np.arange(12, dtype=np.float32)
+    c = {"contiguous": base[:6], "strided": base[::2], "0-d": np.array(2.0, np.float32)}[layout]
+    want = c.copy()
+    jf = T.jit(lambda x: x * c)
+    x = np.ones(6, np.float32)
+    np.testing.assert_array_equal(jf(x), x * want)
+    c[...] = -1                                  # mutated after compiling: not seen (as JAX)
+    np.testing.assert_array_equal(jf(x), x * want)
+    # neither through the pjit path (inside another transformation)
+    np.testing.assert_array_equal(T.grad(lambda x: tnp.sum(jf(x)))(x),
+                                  np.broadcast_to(want, (6,)))
+
+
+def test_constants_are_copied_once_per_trace():
+    big = np.arange(1000.0).reshape(10, 100)
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return x + big
+
+    jf = T.jit(f)
+    x = np.ones((10, 100))
+    for _ in range(3):
+        np.testing.assert_array_equal(jf(x), x + big)
+    assert len(calls) == 1
+    entry = next(iter(jf._cache.values()))
+    (const,) = entry.closed.consts
+    assert const is not big and not np.shares_memory(const, big)
+    # the compiled function holds that very copy (not a second one)
+    assert any(c is const for c in entry.exe.lowered.consts)

@@ -346,7 +346,7 @@ class JitFunction:
             out_flat, store["tree"] = optree.tree_flatten(out, namespace=_NS)
             return [as_leaf(o) for o in out_flat]
 
-        closed = trace_to_jaxpr(flat_fun, in_avals)
+        closed = _capture_consts(trace_to_jaxpr(flat_fun, in_avals))
         donate = ()
         if self._donate:
             # leaves of the donated positional arguments (their buffers may be overwritten)
@@ -425,6 +425,19 @@ class JitFunction:
         self._fast.clear()
         self._fast_tree.clear()
         self._last_key = None
+
+
+def _capture_consts(closed):
+    """`closed` with its closed-over NumPy arrays copied: constants are captured by value when
+    the function is traced (as JAX), so mutating such an array afterwards changes no compiled
+    result -- whatever its layout (the backend passes a C-contiguous array as it stands, and
+    would copy any other). One copy per trace, made C-contiguous, writeable and aligned so the
+    backend takes it as it is instead of copying it again."""
+    consts = closed.consts
+    if not any(isinstance(c, np.ndarray) for c in consts):
+        return closed
+    return ClosedJaxpr(closed.jaxpr, [np.array(c, order="C", copy=True)
+                                      if isinstance(c, np.ndarray) else c for c in consts])
 
 
 def _statics_key(statics):
