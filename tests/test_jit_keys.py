@@ -90,3 +90,77 @@ def test_constants_are_copied_once_per_trace():
     assert const is not big and not np.shares_memory(const, big)
     # the compiled function holds that very copy (not a second one)
     assert any(c is const for c in entry.exe.lowered.consts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Donation: never into a buffer another argument shares
+# ---------------------------------------------------------------------------------------------
+
+def _copies(tree):
+    return T.tree.map(np.copy, tree)
+
+
+def _ema_step(params, ema, g):
+    new = T.tree.map(lambda p, gg: p - 0.5 * gg, params, g)
+    return new, T.tree.map(lambda e, p: 0.9 * e + 0.1 * p, ema, new)
+
+
+def _tied(t, x):
+    return {"w1": t["w1"] + x, "w2": t["w2"] * 2 + t["w1"][::-1]}
+
+
+def _two(a, b):
+    return a + 1, b[::-1] * 2
+
+
+def test_donated_buffers_shared_with_other_arguments_are_not_donated():
+    # EMA step with `ema = params`, both donated
+    p = {"w": np.arange(4.0), "b": np.ones(2)}
+    g = {"w": np.ones(4), "b": np.ones(2)}
+    ref = _ema_step(_copies(p), _copies(p), g)
+    jf = T.jit(_ema_step, donate_argnums=(0, 1))
+    with pytest.warns(UserWarning, match=r"not donating args\[0\]\['b'\] \(shares memory with "
+                                         r"args\[1\]\['b'\]\)"):
+        out = jf(p, p, g)
+    T.tree.map(np.testing.assert_array_equal, out, ref)
+    T.tree.map(np.testing.assert_array_equal, p, {"w": np.arange(4.0), "b": np.ones(2)})
+    # unshared arguments are donated as before
+    p2, e2 = _copies(p), _copies(p)
+    out = jf(p2, e2, g)
+    T.tree.map(np.testing.assert_array_equal, out, ref)
+    assert any(np.shares_memory(o, x) for o in T.tree.leaves(out)
+               for x in T.tree.leaves((p2, e2)))
+    # tied weights: one array twice in a donated tree
+    w = np.arange(4.0)
+    with pytest.warns(UserWarning, match=r"args\[0\]\['w1'\] \(shares memory with "
+                                         r"args\[0\]\['w2'\]\)"):
+        out = T.jit(_tied, donate_argnums=0)({"w1": w, "w2": w}, np.ones(4))
+    T.tree.map(np.testing.assert_array_equal, out,
+               _tied({"w1": w.copy(), "w2": w.copy()}, np.ones(4)))
+    np.testing.assert_array_equal(w, np.arange(4.0))
+    # the same array as a donated and a plain argument
+    x = np.arange(5.0)
+    with pytest.warns(UserWarning, match=r"args\[0\] \(shares memory with args\[1\]\)"):
+        out = T.jit(_two, donate_argnums=0)(x, x)
+    T.tree.map(np.testing.assert_array_equal, out, _two(np.arange(5.0), np.arange(5.0)))
+
+
+def test_donation_with_overlapping_views_and_static_arguments():
+    buf = np.arange(8.0)
+    a, b = buf[0:6], buf[2:8]
+    ref = _two(a.copy(), b.copy())
+    jf = T.jit(lambda s, a, b: _two(a * s, b), static_argnums=0, donate_argnums=1)
+    with pytest.warns(UserWarning, match=r"args\[1\] \(shares memory with args\[2\]\)"):
+        out = jf(1.0, a, b)
+    T.tree.map(np.testing.assert_array_equal, out, ref)
+    np.testing.assert_array_equal(buf, np.arange(8.0))
+    # disjoint slices of one buffer stay donated (no warning)
+    a, b = buf[0:4].copy(), buf[4:8]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        base = np.arange(8.0)
+        out = jf(1.0, base[0:4], base[4:8])
+    np.testing.assert_array_equal(out[0], np.arange(4.0) + 1)
+    np.testing.assert_array_equal(out[1], np.arange(4.0, 8.0)[::-1] * 2)
+    assert np.shares_memory(out[0], base)

@@ -28,6 +28,7 @@ import functools
 import inspect
 import logging
 import os
+import warnings
 
 import numpy as np
 import optree
@@ -50,11 +51,15 @@ def _explain_level():
 
 
 class _Entry:
-    __slots__ = ("closed", "out_tree", "exe", "hoisted", "single", "donate", "dict_keys")
+    __slots__ = ("closed", "out_tree", "exe", "call", "hoisted", "single", "donate",
+                 "dict_keys", "leaf_paths")
 
-    def __init__(self, closed, out_tree, hoisted=0, donate=()):
+    def __init__(self, closed, out_tree, hoisted=0, donate=(), leaf_paths=None):
         self.closed, self.out_tree, self.exe, self.hoisted = closed, out_tree, None, hoisted
+        # exe: the Executable; call: what a call runs (exe, or its donation guard)
+        self.call = None
         self.donate = donate
+        self.leaf_paths = leaf_paths      # () -> the leaves' tree paths, for messages
         self.single = out_tree.num_nodes == 1 and out_tree.num_leaves == 1
         self.dict_keys = None     # see _dict_key_types: set when the key needs it
 
@@ -240,7 +245,7 @@ class JitFunction:
             else:
                 entry = self._fast.get(tuple(key))
                 if entry is not None:
-                    outs = entry.exe(*args)
+                    outs = entry.call(*args)
                     return outs[0] if entry.single else \
                         optree.tree_unflatten(entry.out_tree, outs)
             # pytrees of arrays, already compiled
@@ -251,7 +256,7 @@ class JitFunction:
                 sig = None
             entry = self._fast_tree.get((treedef, sig))
             if entry is not None:
-                return optree.tree_unflatten(entry.out_tree, entry.exe(*leaves))
+                return optree.tree_unflatten(entry.out_tree, entry.call(*leaves))
         return self._call(args, kwargs)
 
     def _call(self, args, kwargs):
@@ -276,7 +281,7 @@ class JitFunction:
             entry = self._miss(key, leaves, treedef, statics, args, kwargs)
         trace = core._state.trace
         if trace is core.EVAL_TRACE:
-            exe = entry.exe
+            exe = entry.call
             if exe is None:
                 exe = self._compile(entry)
                 if not kwargs and not statics and entry.dict_keys is None and \
@@ -299,7 +304,8 @@ class JitFunction:
     def _compile(self, entry):
         from .backend.numba import compile as backend_compile
         entry.exe = backend_compile(entry.closed, entry.donate)
-        return entry.exe
+        entry.call = _DonationGuard(self._name, entry) if entry.donate else entry.exe
+        return entry.call
 
     def _miss(self, key, leaves, treedef, statics, args, kwargs):
         reason = self._explain(key, args, kwargs) if self._cache else None
@@ -362,6 +368,13 @@ class JitFunction:
                     idx += range(start, start + k)
                 start += k
             donate = tuple(idx)
+        leaf_paths = None
+        if donate:
+            def leaf_paths():
+                # tree paths of the flat leaves, with the positions the caller wrote
+                dyn_pos = [i for i in range(n_args) if i not in spos]
+                return [_path_str((p[0], dyn_pos[p[1]]) + p[2:] if p[0] == 0 else p)
+                        for p in treedef.paths()]
         hoisted = 0
         tracer_consts = [isinstance(c, Tracer) for c in closed.consts]
         if any(tracer_consts):
@@ -372,7 +385,7 @@ class JitFunction:
             closed = ClosedJaxpr(Jaxpr([j.constvars[i] for i in order], j.invars, j.outvars,
                                        j.eqns), [closed.consts[i] for i in order])
             hoisted = sum(tracer_consts)
-        return _Entry(closed, store["tree"], hoisted, donate)
+        return _Entry(closed, store["tree"], hoisted, donate, leaf_paths)
 
     def _explain(self, key, args, kwargs):
         old = self._last_key
@@ -425,6 +438,81 @@ class JitFunction:
         self._fast.clear()
         self._fast_tree.clear()
         self._last_key = None
+
+
+class _DonationGuard:
+    """Runs an entry's executable compiled with donation -- unless a donated array shares
+    memory with another argument (the same array passed twice, tied weights inside a donated
+    tree, `step(params, ema)` with `ema = params`, overlapping views of one buffer): writing
+    an output into it would change an input the computation still reads. Such leaves are
+    then not donated, through an executable compiled without them (one warning per set)."""
+    __slots__ = ("name", "entry", "exe", "donate", "without")
+
+    def __init__(self, name, entry):
+        self.name, self.entry, self.exe, self.donate = name, entry, entry.exe, entry.donate
+        self.without = {}             # frozenset of undonated leaves -> Executable
+
+    def __call__(self, *leaves):
+        shared = _shared_donations(leaves, self.donate)
+        if shared is None:
+            return self.exe(*leaves)
+        exe = self.without.get(shared)
+        if exe is None:
+            exe = self._undonated(shared, leaves)
+        return exe(*leaves)
+
+    def _undonated(self, shared, leaves):
+        from .backend.numba import compile as backend_compile
+        paths = self.entry.leaf_paths()
+        what = []
+        for i in sorted(shared):
+            other = [paths[j] for j, x in enumerate(leaves) if j != i and
+                     isinstance(x, np.ndarray) and np.may_share_memory(leaves[i], x)]
+            what.append(f"{paths[i]} (shares memory with {', '.join(other)})")
+        warnings.warn(
+            f"jit({self.name}): not donating {'; '.join(what)}: a donated buffer must not "
+            "alias another argument, or writing an output into it would change an input "
+            "still being read", UserWarning, stacklevel=4)
+        exe = backend_compile(self.entry.closed, [i for i in self.donate if i not in shared])
+        self.without[shared] = exe
+        return exe
+
+
+def _owner(x):
+    """The object owning the memory of array `x`. NumPy collapses chains of views to the
+    owning array, except through other buffer objects (np.frombuffer, memoryview, mmap)."""
+    while True:
+        b = x.base if isinstance(x, np.ndarray) else getattr(x, "obj", None)
+        if b is None:
+            return x
+        x = b
+
+
+def _shared_donations(leaves, donate):
+    """frozenset of the donated leaves whose memory overlaps another leaf's, or None.
+
+    Cheap (a few attribute reads per leaf): leaves are grouped by the object owning their
+    memory, and only leaves with a donated leaf's owner are compared, by byte extents
+    (`np.may_share_memory`: disjoint slices of one buffer, such as the outputs of one call,
+    stay donated; interleaved strided views count as overlapping, which only costs the
+    donation)."""
+    owners = {}
+    for i in donate:
+        x = leaves[i]
+        if isinstance(x, np.ndarray):        # Python scalars become fresh arrays
+            owners.setdefault(id(_owner(x)), []).append(i)
+    shared = None
+    for j, x in enumerate(leaves):
+        if not isinstance(x, np.ndarray):
+            continue
+        cands = owners.get(id(_owner(x)))
+        if cands is None:
+            continue
+        for i in cands:
+            if i != j and np.may_share_memory(leaves[i], x):
+                shared = (shared or set())
+                shared.add(i)
+    return frozenset(shared) if shared else None
 
 
 def _capture_consts(closed):
