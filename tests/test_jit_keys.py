@@ -164,3 +164,105 @@ def test_donation_with_overlapping_views_and_static_arguments():
     np.testing.assert_array_equal(out[0], np.arange(4.0) + 1)
     np.testing.assert_array_equal(out[1], np.arange(4.0, 8.0)[::-1] * 2)
     assert np.shares_memory(out[0], base)
+
+
+# ---------------------------------------------------------------------------------------------
+# The trace cache lives on the function
+# ---------------------------------------------------------------------------------------------
+
+def test_inline_jit_of_one_function_traces_once():
+    calls = []
+
+    def f(x, n):
+        calls.append(1)
+        return x * n
+
+    x = np.ones(3, np.float32)
+    for _ in range(4):
+        np.testing.assert_array_equal(T.jit(f, static_argnums=1)(x, 3), 3 * x)
+    assert len(calls) == 1
+    assert len(T.jit(f, static_argnums=1)._cache) == 1
+    # other jit options are another cache; a new shape a new entry in the shared one
+    np.testing.assert_array_equal(T.jit(f, static_argnames="n")(x, n=3), 3 * x)
+    np.testing.assert_array_equal(T.jit(f, static_argnums=1)(np.ones(2, np.float32), 3),
+                                  np.full(2, 3.0, np.float32))
+    assert len(calls) == 3
+    np.testing.assert_array_equal(T.jit(f, static_argnums=(1,))(x, 3), 3 * x)   # same options
+    assert len(calls) == 3
+    # the decorator form shares it too, and clear_cache clears it for all of them
+    g = T.jit(f, static_argnums=1)
+    g.clear_cache()
+    np.testing.assert_array_equal(T.jit(f, static_argnums=1)(x, 3), 3 * x)
+    assert len(calls) == 4
+
+
+def test_a_new_closure_is_a_new_function_and_functions_are_collected():
+    import gc
+    import weakref
+    x = np.ones(3, np.float32)
+    refs = []
+    for k in range(3):
+        def f(x, k=k):
+            return x + k
+        refs.append(weakref.ref(f))
+        np.testing.assert_array_equal(T.jit(f)(x), x + k)     # each closure: its own result
+    del f
+    gc.collect()
+    assert all(r() is None for r in refs)                       # the cache keeps no function
+
+    calls = []
+
+    def h(x):
+        calls.append(1)
+        return x * 2
+    # bound methods, partials and other callables are cached on their object as well
+    import functools
+    p = functools.partial(h)
+    for _ in range(3):
+        T.jit(p)(x)
+    assert len(calls) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounded in-memory caches, and clearing them frees the compiled code's objects
+# ---------------------------------------------------------------------------------------------
+
+def test_memory_caches_are_bounded_and_clear_releases_them(monkeypatch):
+    import gc
+    import sys
+    import weakref
+    from transforms.backend import numba as B
+    from transforms.backend.numba import cache
+    monkeypatch.setenv("NUMBAX_MEMORY_CACHE_SIZE", "3")
+    T.clear_caches()
+
+    def f(x):
+        return tnp.sin(x) * 2 + 1
+
+    jf = T.jit(f)
+    exes = []
+    for n in range(1, 9):
+        x = np.linspace(0, 1, n)
+        np.testing.assert_allclose(jf(x), np.sin(x) * 2 + 1)
+        exes.append(weakref.ref(next(reversed(jf._cache.values())).exe))
+    gc.collect()
+    generated = [m for m in sys.modules if m.startswith("_numbax_generated.")]
+    assert len(jf._cache) == 3 and len(jf._fast) <= 3 and len(jf._fast_tree) <= 3
+    assert len(B._by_key) <= 3 and len(B._by_identity) <= 3 and len(cache._modules) <= 3
+    assert len(generated) <= 3
+    assert sum(r() is not None for r in exes) <= 3
+    # the newest entries are the ones kept, and still right
+    np.testing.assert_allclose(jf(np.linspace(0, 1, 8)), np.sin(np.linspace(0, 1, 8)) * 2 + 1)
+    T.clear_caches()
+    gc.collect()
+    assert not jf._cache and not B._by_key and not B._by_identity and not cache._modules
+    assert not [m for m in sys.modules if m.startswith("_numbax_generated.")]
+    assert all(r() is None for r in exes)
+    # and everything recompiles (from the disk cache) afterwards
+    np.testing.assert_allclose(jf(np.linspace(0, 1, 3)), np.sin(np.linspace(0, 1, 3)) * 2 + 1)
+
+
+def test_memory_cache_size_must_be_a_positive_integer(monkeypatch):
+    monkeypatch.setenv("NUMBAX_MEMORY_CACHE_SIZE", "lots")
+    with pytest.raises(ValueError, match="NUMBAX_MEMORY_CACHE_SIZE"):
+        T.jit(lambda x: x + 1)(np.ones(2))

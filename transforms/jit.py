@@ -28,7 +28,9 @@ import functools
 import inspect
 import logging
 import os
+import threading
 import warnings
+import weakref
 
 import numpy as np
 import optree
@@ -165,11 +167,15 @@ class JitFunction:
         self._static_nums = nums
         self._static_names = frozenset(names)
         self._donate = donate
-        self._cache = {}
-        self._fast = {}           # signature of plain positional arrays -> compiled entry
-        self._fast_tree = {}      # (tree structure, signature) of array pytrees -> entry
-        self._last_key = None
-        self.cache_misses = []
+        # the caches live on the function (shared by every jit of it with these options), so
+        # `jit(f)(x)` written inline traces once, as in JAX; the dicts are bound as attributes
+        # so dispatch reads them as fast as before
+        self._caches = caches = _caches_for(fun, (frozenset(nums), self._static_names,
+                                                  frozenset(donate)))
+        self._cache = caches.entries
+        self._fast = caches.fast            # signature of plain positional arrays -> entry
+        self._fast_tree = caches.fast_tree  # (tree structure, signature) of pytrees -> entry
+        self.cache_misses = caches.misses
         self._name = getattr(fun, "__name__", type(fun).__name__)
 
     # -- descriptor: @jit on methods ------------------------------------------------------------
@@ -286,10 +292,10 @@ class JitFunction:
                 exe = self._compile(entry)
                 if not kwargs and not statics and entry.dict_keys is None and \
                         all(type(x) is np.ndarray for x in leaves):
-                    if len(leaves) == len(args) and all(type(a) is np.ndarray for a in args):
-                        self._fast[tuple(sig)] = entry
-                    self._fast_tree[(optree.tree_structure(args, namespace=_NS),
-                                     tuple(sig))] = entry
+                    self._caches.add_fast(
+                        tuple(sig) if len(leaves) == len(args) and
+                        all(type(a) is np.ndarray for a in args) else None,
+                        (optree.tree_structure(args, namespace=_NS), tuple(sig)), entry)
             outs = exe(*[x if type(x) is np.ndarray else _as_array(x) for x in leaves])
         else:
             from .pjit import pjit_p
@@ -318,8 +324,8 @@ class JitFunction:
         entry.dict_keys = _dict_key_types(treedef)
         if not entry.hoisted:
             # an equal key already cached differs in its dict keys' types (see _lookup)
-            self._cache[(key, entry.dict_keys) if key in self._cache else key] = entry
-        self._last_key = key
+            self._caches.insert((key, entry.dict_keys) if key in self._cache else key, entry)
+        self._caches.last_key = key
         return entry
 
     def _lookup(self, key, treedef):
@@ -388,7 +394,7 @@ class JitFunction:
         return _Entry(closed, store["tree"], hoisted, donate, leaf_paths)
 
     def _explain(self, key, args, kwargs):
-        old = self._last_key
+        old = self._caches.last_key
         if old is None:
             return None
         (tree_o, sig_o, st_o), (tree_n, sig_n, st_n) = old, key
@@ -434,10 +440,7 @@ class JitFunction:
         return self._trace(leaves, treedef, statics, args, kwargs).closed
 
     def clear_cache(self):
-        self._cache.clear()
-        self._fast.clear()
-        self._fast_tree.clear()
-        self._last_key = None
+        self._caches.clear()
 
 
 class _DonationGuard:
@@ -526,6 +529,79 @@ def _capture_consts(closed):
         return closed
     return ClosedJaxpr(closed.jaxpr, [np.array(c, order="C", copy=True)
                                       if isinstance(c, np.ndarray) else c for c in consts])
+
+
+class _Caches:
+    """The traced and compiled entries of one function under one set of jit options.
+
+    `entries`: cache key -> _Entry; `fast` / `fast_tree`: the same entries under the cheaper
+    keys of the dispatch fast paths. At most `memory_cache_size()` entries are kept: a new one
+    evicts the oldest (first in, first out -- recency is not tracked because that would cost
+    every call; an evicted signature in use again is traced once more)."""
+    __slots__ = ("entries", "fast", "fast_tree", "last_key", "misses", "lock", "__weakref__")
+
+    def __init__(self):
+        self.entries, self.fast, self.fast_tree = {}, {}, {}
+        self.last_key = None
+        self.misses = []
+        self.lock = threading.Lock()
+        _ALL_CACHES.add(self)
+
+    def insert(self, key, entry):
+        from .backend.numba.cache import memory_cache_size
+        with self.lock:
+            self.entries[key] = entry
+            n = memory_cache_size()
+            while len(self.entries) > n:
+                old = self.entries.pop(next(iter(self.entries)))
+                for d in (self.fast, self.fast_tree):
+                    for k in [k for k, e in d.items() if e is old]:
+                        del d[k]
+
+    def add_fast(self, key, tree_key, entry):
+        with self.lock:
+            if not any(e is entry for e in self.entries.values()):
+                return                      # evicted meanwhile (another thread)
+            if key is not None:
+                self.fast[key] = entry
+            self.fast_tree[tree_key] = entry
+
+    def clear(self):
+        with self.lock:
+            self.entries.clear()
+            self.fast.clear()
+            self.fast_tree.clear()
+            self.last_key = None
+
+
+# function -> {jit options: _Caches}; weak, so a function (and its compiled entries) can be
+# collected; a new closure object is a new function, hence a legitimate miss
+_BY_FUNCTION = weakref.WeakKeyDictionary()
+_BY_FUNCTION_LOCK = threading.Lock()
+_ALL_CACHES = weakref.WeakSet()       # every _Caches alive, for clear_caches()
+
+
+def _caches_for(fun, options):
+    with _BY_FUNCTION_LOCK:
+        try:
+            per_fun = _BY_FUNCTION.get(fun)
+            if per_fun is None:
+                per_fun = _BY_FUNCTION[fun] = {}
+        except TypeError:             # not weakly referenceable or unhashable: own caches
+            return _Caches()
+        caches = per_fun.get(options)
+        if caches is None:
+            caches = per_fun[options] = _Caches()
+        return caches
+
+
+def clear_caches():
+    """Drop every jitted function's traced and compiled entries and the backend's in-memory
+    caches (as `jax.clear_caches`); the disk cache is untouched."""
+    for c in list(_ALL_CACHES):
+        c.clear()
+    from .backend.numba import clear_memory_cache
+    clear_memory_cache()
 
 
 def _statics_key(statics):
