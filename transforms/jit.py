@@ -323,8 +323,11 @@ class JitFunction:
         entry = self._trace(leaves, treedef, statics, args, kwargs)
         entry.dict_keys = _dict_key_types(treedef)
         if not entry.hoisted:
-            # an equal key already cached differs in its dict keys' types (see _lookup)
-            self._caches.insert((key, entry.dict_keys) if key in self._cache else key, entry)
+            # an equal key already cached may differ in its dict keys' types (see _lookup);
+            # if not, it is another thread's trace of this very key, replaced
+            old = self._cache.get(key)
+            self._caches.insert((key, entry.dict_keys) if old is not None and
+                                old.dict_keys != entry.dict_keys else key, entry)
         self._caches.last_key = key
         return entry
 
