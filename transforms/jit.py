@@ -5,12 +5,18 @@
     f_fast.lower(*args).source       # the generated Python/Numba source
     f_fast.lower(*args).as_text()    # the IR after preparation, with the fusion plan
 
-Cache key: the argument tree structure, each leaf's shape and dtype (Python scalars count by
-type only, like JAX's weak types), and the values of the static arguments. A miss traces the
-function to a jaxpr and compiles it (in-memory and on-disk caches make repeated compiles cheap);
-every miss after the first is logged on the ``transforms.jit`` logger with the part of the key
-that changed (set ``NUMBAX_EXPLAIN_CACHE_MISSES=1`` to log them as warnings) and recorded in
-``f_fast.cache_misses``. A result is never reused for a different key.
+Cache key: the argument tree structure (and the types of non-string dict keys: `{1: x}` is
+not `{1.0: x}`), each leaf's shape and dtype (Python scalars count by type only, like JAX's weak
+types), and the types and values of the static arguments (`2` is not `2.0`). The cache belongs
+to the function object (weakly) and the jit options, so `jit(f)(x)` written inline traces once,
+as in JAX; a new closure object is a new function. A miss traces the function to a jaxpr and
+compiles it (in-memory and on-disk caches make repeated compiles cheap); every miss after the
+first is logged on the ``transforms.jit`` logger with the part of the key that changed (set
+``NUMBAX_EXPLAIN_CACHE_MISSES=1`` to log them as warnings) and recorded in
+``f_fast.cache_misses``. A result is never reused for a different key. Each function keeps at
+most ``$NUMBAX_MEMORY_CACHE_SIZE`` (default 256) signatures, the oldest evicted first;
+`f_fast.clear_cache()` forgets them, `T.clear_caches()` those of every function and the
+backend's. Arrays the function closes over are captured by value when it is traced.
 
 Outside any transformation a call goes straight to the compiled function. Inside `grad`,
 `vmap`, another `jit`, ... it binds the `pjit` primitive carrying the traced jaxpr, so the
@@ -18,8 +24,10 @@ transformation applies to the jaxpr (and the transformed jaxpr is compiled in tu
 
 `donate_argnums` (as JAX): the buffers of those arguments may be reused for outputs of the same
 shape and dtype -- the compiled code then writes its results into the argument arrays (which
-the caller must not use afterwards). A training step `params, state = step(params, state, x)`
-so updates its parameters in place, saving memory traffic. Without donation, large outputs come
+the caller must not use afterwards). A donated array that shares memory with another argument
+(passed twice, tied weights, `ema = params`) is not donated, with a warning naming it. A
+training step `params, state = step(params, state, x)` so updates its parameters in place,
+saving memory traffic. Without donation, large outputs come
 from a pool of buffers recycled once their previous arrays are dropped.
 """
 from __future__ import annotations

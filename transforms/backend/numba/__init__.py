@@ -56,7 +56,8 @@ class Executable:
         """With NUMBAX_PROFILE=1 at lowering time: CPU cycles spent per step, largest first."""
         prof = getattr(self.run, "profile", None)
         if prof is None:
-            raise RuntimeError("compile with NUMBAX_PROFILE=1 in the environment to profile")
+            raise RuntimeError("compile with NUMBAX_PROFILE=1 in the environment to profile "
+                               "(T.clear_caches() first if it was compiled without)")
         counts, labels = prof
         total = int(counts.sum()) or 1
         rows = sorted(zip(counts.tolist(), labels), reverse=True)[:top]
