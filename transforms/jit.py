@@ -522,10 +522,16 @@ def _shared_donations(leaves, donate):
         cands = owners.get(id(_owner(x)))
         if cands is None:
             continue
+        j_donated = j in cands
         for i in cands:
-            if i != j and np.may_share_memory(leaves[i], x):
+            # a pair of donated leaves is compared once (from its later leaf)
+            if i == j or (j_donated and i > j):
+                continue
+            if np.may_share_memory(leaves[i], x):
                 shared = (shared or set())
                 shared.add(i)
+                if j_donated:
+                    shared.add(j)
     return frozenset(shared) if shared else None
 
 
