@@ -505,33 +505,40 @@ def _owner(x):
 def _shared_donations(leaves, donate):
     """frozenset of the donated leaves whose memory overlaps another leaf's, or None.
 
-    Cheap (a few attribute reads per leaf): leaves are grouped by the object owning their
-    memory, and only leaves with a donated leaf's owner are compared, by byte extents
-    (`np.may_share_memory`: disjoint slices of one buffer, such as the outputs of one call,
-    stay donated; interleaved strided views count as overlapping, which only costs the
-    donation)."""
-    owners = {}
-    for i in donate:
-        x = leaves[i]
-        if isinstance(x, np.ndarray):        # Python scalars become fresh arrays
-            owners.setdefault(id(_owner(x)), []).append(i)
-    shared = None
+    Cheap (a few attribute reads per leaf, on every call of a donating jit): leaves are
+    grouped by the object owning their memory; only when a donated leaf's owner also owns
+    another leaf are the two compared, by byte extents (`np.may_share_memory`: disjoint slices
+    of one buffer stay donated; interleaved strided views count as overlapping, which only
+    costs the donation)."""
+    ndarray = np.ndarray
+    owner_ids = []
     for j, x in enumerate(leaves):
-        if not isinstance(x, np.ndarray):
+        if type(x) is not ndarray and not isinstance(x, ndarray):
+            owner_ids.append(-1 - j)           # Python scalars become fresh arrays: unique
             continue
-        cands = owners.get(id(_owner(x)))
-        if cands is None:
+        # _owner(x), inlined for its common cases
+        b = x.base
+        if b is None:
+            owner_ids.append(id(x))
+        elif type(b) is ndarray and b.base is None:
+            owner_ids.append(id(b))
+        else:
+            owner_ids.append(id(_owner(b)))
+    if len(set(owner_ids)) == len(owner_ids):
+        return None                            # the common case: every leaf owns its memory
+    donated = set(donate)
+    by_owner = {}
+    for j, o in enumerate(owner_ids):
+        by_owner.setdefault(o, []).append(j)
+    shared = set()
+    for group in by_owner.values():
+        if len(group) < 2:
             continue
-        j_donated = j in cands
-        for i in cands:
-            # a pair of donated leaves is compared once (from its later leaf)
-            if i == j or (j_donated and i > j):
-                continue
-            if np.may_share_memory(leaves[i], x):
-                shared = (shared or set())
-                shared.add(i)
-                if j_donated:
-                    shared.add(j)
+        for a, i in enumerate(group):
+            for j in group[a + 1:]:
+                if (i in donated or j in donated) and \
+                        np.may_share_memory(leaves[i], leaves[j]):
+                    shared.update(k for k in (i, j) if k in donated)
     return frozenset(shared) if shared else None
 
 
