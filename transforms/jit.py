@@ -453,6 +453,10 @@ class JitFunction:
     def clear_cache(self):
         self._caches.clear()
 
+    def _cache_size(self):
+        """Number of traced signatures cached (as JAX's `jitted._cache_size()`)."""
+        return len(self._cache)
+
 
 class _DonationGuard:
     """Runs an entry's executable compiled with donation -- unless a donated array shares
@@ -460,10 +464,13 @@ class _DonationGuard:
     tree, `step(params, ema)` with `ema = params`, overlapping views of one buffer): writing
     an output into it would change an input the computation still reads. Such leaves are
     then not donated, through an executable compiled without them (one warning per set)."""
-    __slots__ = ("name", "entry", "exe", "donate", "without")
+    __slots__ = ("name", "closed", "leaf_paths", "exe", "donate", "without")
 
     def __init__(self, name, entry):
-        self.name, self.entry, self.exe, self.donate = name, entry, entry.exe, entry.donate
+        # not the entry itself: entry.call is this guard, and a cycle would keep executables
+        # alive until the next garbage collection
+        self.name, self.closed, self.leaf_paths = name, entry.closed, entry.leaf_paths
+        self.exe, self.donate = entry.exe, entry.donate
         self.without = {}             # frozenset of undonated leaves -> Executable
 
     def __call__(self, *leaves):
@@ -477,7 +484,7 @@ class _DonationGuard:
 
     def _undonated(self, shared, leaves):
         from .backend.numba import compile as backend_compile
-        paths = self.entry.leaf_paths()
+        paths = self.leaf_paths()
         what = []
         for i in sorted(shared):
             other = [paths[j] for j, x in enumerate(leaves) if j != i and
@@ -487,7 +494,7 @@ class _DonationGuard:
             f"jit({self.name}): not donating {'; '.join(what)}: a donated buffer must not "
             "alias another argument, or writing an output into it would change an input "
             "still being read", UserWarning, stacklevel=4)
-        exe = backend_compile(self.entry.closed, [i for i in self.donate if i not in shared])
+        exe = backend_compile(self.closed, [i for i in self.donate if i not in shared])
         self.without[shared] = exe
         return exe
 
