@@ -12,7 +12,7 @@ from .api import (ShapeDtypeStruct, block_until_ready, device_get, device_put,  
                   eval_shape, grad, hessian, jacfwd, jacrev, jvp, linearize, make_jaxpr,
                   value_and_grad, vjp)
 from .interpreters.batching import vmap  # noqa: F401
-from .jit import jit  # noqa: F401
+from .jit import clear_caches, jit  # noqa: F401
 from .lax.misc import stop_gradient  # noqa: F401
 from .custom_derivatives import custom_jvp, custom_vjp  # noqa: F401
 from .checkpoint import checkpoint, remat  # noqa: F401

@@ -5,12 +5,18 @@
     f_fast.lower(*args).source       # the generated Python/Numba source
     f_fast.lower(*args).as_text()    # the IR after preparation, with the fusion plan
 
-Cache key: the argument tree structure, each leaf's shape and dtype (Python scalars count by
-type only, like JAX's weak types), and the values of the static arguments. A miss traces the
-function to a jaxpr and compiles it (in-memory and on-disk caches make repeated compiles cheap);
-every miss after the first is logged on the ``transforms.jit`` logger with the part of the key
-that changed (set ``NUMBAX_EXPLAIN_CACHE_MISSES=1`` to log them as warnings) and recorded in
-``f_fast.cache_misses``. A result is never reused for a different key.
+Cache key: the argument tree structure (and the types of non-string dict keys: `{1: x}` is
+not `{1.0: x}`), each leaf's shape and dtype (Python scalars count by type only, like JAX's weak
+types), and the types and values of the static arguments (`2` is not `2.0`). The cache belongs
+to the function object (weakly) and the jit options, so `jit(f)(x)` written inline traces once,
+as in JAX; a new closure object is a new function. A miss traces the function to a jaxpr and
+compiles it (in-memory and on-disk caches make repeated compiles cheap); every miss after the
+first is logged on the ``transforms.jit`` logger with the part of the key that changed (set
+``NUMBAX_EXPLAIN_CACHE_MISSES=1`` to log them as warnings) and recorded in
+``f_fast.cache_misses``. A result is never reused for a different key. Each function keeps at
+most ``$NUMBAX_MEMORY_CACHE_SIZE`` (default 256) signatures, the oldest evicted first;
+`f_fast.clear_cache()` forgets them, `T.clear_caches()` those of every function and the
+backend's. Arrays the function closes over are captured by value when it is traced.
 
 Outside any transformation a call goes straight to the compiled function. Inside `grad`,
 `vmap`, another `jit`, ... it binds the `pjit` primitive carrying the traced jaxpr, so the
@@ -18,8 +24,10 @@ transformation applies to the jaxpr (and the transformed jaxpr is compiled in tu
 
 `donate_argnums` (as JAX): the buffers of those arguments may be reused for outputs of the same
 shape and dtype -- the compiled code then writes its results into the argument arrays (which
-the caller must not use afterwards). A training step `params, state = step(params, state, x)`
-so updates its parameters in place, saving memory traffic. Without donation, large outputs come
+the caller must not use afterwards). A donated array that shares memory with another argument
+(passed twice, tied weights, `ema = params`) is not donated, with a warning naming it. A
+training step `params, state = step(params, state, x)` so updates its parameters in place,
+saving memory traffic. Without donation, large outputs come
 from a pool of buffers recycled once their previous arrays are dropped.
 """
 from __future__ import annotations
@@ -28,6 +36,9 @@ import functools
 import inspect
 import logging
 import os
+import threading
+import warnings
+import weakref
 
 import numpy as np
 import optree
@@ -50,12 +61,48 @@ def _explain_level():
 
 
 class _Entry:
-    __slots__ = ("closed", "out_tree", "exe", "hoisted", "single", "donate")
+    __slots__ = ("closed", "out_tree", "exe", "call", "hoisted", "single", "donate",
+                 "dict_keys", "leaf_paths")
 
-    def __init__(self, closed, out_tree, hoisted=0, donate=()):
+    def __init__(self, closed, out_tree, hoisted=0, donate=(), leaf_paths=None):
         self.closed, self.out_tree, self.exe, self.hoisted = closed, out_tree, None, hoisted
+        # exe: the Executable; call: what a call runs (exe, or its donation guard)
+        self.call = None
         self.donate = donate
+        self.leaf_paths = leaf_paths      # () -> the leaves' tree paths, for messages
         self.single = out_tree.num_nodes == 1 and out_tree.num_leaves == 1
+        self.dict_keys = None     # see _dict_key_types: set when the key needs it
+
+
+_DICT_KINDS = (optree.PyTreeKind.DICT, optree.PyTreeKind.ORDEREDDICT,
+               optree.PyTreeKind.DEFAULTDICT)
+
+
+def _dict_key_types(treedef):
+    """The types of the non-string dict keys in `treedef`, or None if it has none.
+
+    Tree structures compare dict keys with `==`, so `{1: x}` and `{1.0: x}` (or `{True: x}`)
+    are equal treedefs, yet the function sees (and returns) different keys. Walking a treedef
+    costs microseconds, so only keys whose treedef has such keys pay for this check (a string
+    never equals a non-string: an all-string treedef cannot be confused)."""
+    found = []
+    stack = [treedef]
+    while stack:
+        t = stack.pop()
+        if t.kind in _DICT_KINDS:
+            keys = t.entries()
+            if any(type(k) is not str for k in keys):
+                found.append(tuple(type(k) for k in keys))
+        stack.extend(t.children())
+    return tuple(found) if found else None
+
+
+def _typed(v):
+    """A static argument as a cache key: its type and value, recursively through tuples, so
+    `2` and `2.0` (equal and hash-equal) do not share a compiled function."""
+    if isinstance(v, tuple):
+        return (type(v), tuple([_typed(e) for e in v]))
+    return (type(v), v)
 
 
 def _leaf_sig(x):
@@ -128,11 +175,15 @@ class JitFunction:
         self._static_nums = nums
         self._static_names = frozenset(names)
         self._donate = donate
-        self._cache = {}
-        self._fast = {}           # signature of plain positional arrays -> compiled entry
-        self._fast_tree = {}      # (tree structure, signature) of array pytrees -> entry
-        self._last_key = None
-        self.cache_misses = []
+        # the caches live on the function (shared by every jit of it with these options), so
+        # `jit(f)(x)` written inline traces once, as in JAX; the dicts are bound as attributes
+        # so dispatch reads them as fast as before
+        self._caches = caches = _caches_for(fun, (frozenset(nums), self._static_names,
+                                                  frozenset(donate)))
+        self._cache = caches.entries
+        self._fast = caches.fast            # signature of plain positional arrays -> entry
+        self._fast_tree = caches.fast_tree  # (tree structure, signature) of pytrees -> entry
+        self.cache_misses = caches.misses
         self._name = getattr(fun, "__name__", type(fun).__name__)
 
     # -- descriptor: @jit on methods ------------------------------------------------------------
@@ -208,7 +259,7 @@ class JitFunction:
             else:
                 entry = self._fast.get(tuple(key))
                 if entry is not None:
-                    outs = entry.exe(*args)
+                    outs = entry.call(*args)
                     return outs[0] if entry.single else \
                         optree.tree_unflatten(entry.out_tree, outs)
             # pytrees of arrays, already compiled
@@ -219,7 +270,7 @@ class JitFunction:
                 sig = None
             entry = self._fast_tree.get((treedef, sig))
             if entry is not None:
-                return optree.tree_unflatten(entry.out_tree, entry.exe(*leaves))
+                return optree.tree_unflatten(entry.out_tree, entry.call(*leaves))
         return self._call(args, kwargs)
 
     def _call(self, args, kwargs):
@@ -238,20 +289,21 @@ class JitFunction:
                 if s is None:
                     self._bad_leaf(x, dyn_args, dyn_kw)
                 sig.append(s)
-        key = (treedef, tuple(sig), statics)
-        entry = self._cache.get(key)
+        key = (treedef, tuple(sig), _statics_key(statics))
+        entry = self._lookup(key, treedef)
         if entry is None:
             entry = self._miss(key, leaves, treedef, statics, args, kwargs)
         trace = core._state.trace
         if trace is core.EVAL_TRACE:
-            exe = entry.exe
+            exe = entry.call
             if exe is None:
                 exe = self._compile(entry)
-                if not kwargs and not statics and all(type(x) is np.ndarray for x in leaves):
-                    if len(leaves) == len(args) and all(type(a) is np.ndarray for a in args):
-                        self._fast[tuple(sig)] = entry
-                    self._fast_tree[(optree.tree_structure(args, namespace=_NS),
-                                     tuple(sig))] = entry
+                if not kwargs and not statics and entry.dict_keys is None and \
+                        all(type(x) is np.ndarray for x in leaves):
+                    self._caches.add_fast(
+                        tuple(sig) if len(leaves) == len(args) and
+                        all(type(a) is np.ndarray for a in args) else None,
+                        (optree.tree_structure(args, namespace=_NS), tuple(sig)), entry)
             outs = exe(*[x if type(x) is np.ndarray else _as_array(x) for x in leaves])
         else:
             from .pjit import pjit_p
@@ -266,7 +318,8 @@ class JitFunction:
     def _compile(self, entry):
         from .backend.numba import compile as backend_compile
         entry.exe = backend_compile(entry.closed, entry.donate)
-        return entry.exe
+        entry.call = _DonationGuard(self._name, entry) if entry.donate else entry.exe
+        return entry.call
 
     def _miss(self, key, leaves, treedef, statics, args, kwargs):
         reason = self._explain(key, args, kwargs) if self._cache else None
@@ -276,9 +329,24 @@ class JitFunction:
         else:
             logger.debug("jit(%s): compiling for %s", self._name, _describe_sig(key[1]))
         entry = self._trace(leaves, treedef, statics, args, kwargs)
+        entry.dict_keys = _dict_key_types(treedef)
         if not entry.hoisted:
-            self._cache[key] = entry
-        self._last_key = key
+            # an equal key already cached may differ in its dict keys' types (see _lookup);
+            # if not, it is another thread's trace of this very key, replaced
+            old = self._cache.get(key)
+            self._caches.insert((key, entry.dict_keys) if old is not None and
+                                old.dict_keys != entry.dict_keys else key, entry)
+        self._caches.last_key = key
+        return entry
+
+    def _lookup(self, key, treedef):
+        """The cached entry for `key`; when its tree has non-string dict keys, their types
+        must match too (equal treedefs may hold `1` where the cached one held `1.0`)."""
+        entry = self._cache.get(key)
+        if entry is not None and entry.dict_keys is not None:
+            dk = _dict_key_types(treedef)
+            if dk != entry.dict_keys:
+                entry = self._cache.get((key, dk))
         return entry
 
     def _trace(self, leaves, treedef, statics, args, kwargs):
@@ -301,7 +369,7 @@ class JitFunction:
             out_flat, store["tree"] = optree.tree_flatten(out, namespace=_NS)
             return [as_leaf(o) for o in out_flat]
 
-        closed = trace_to_jaxpr(flat_fun, in_avals)
+        closed = _capture_consts(trace_to_jaxpr(flat_fun, in_avals))
         donate = ()
         if self._donate:
             # leaves of the donated positional arguments (their buffers may be overwritten)
@@ -317,6 +385,13 @@ class JitFunction:
                     idx += range(start, start + k)
                 start += k
             donate = tuple(idx)
+        leaf_paths = None
+        if donate:
+            def leaf_paths():
+                # tree paths of the flat leaves, with the positions the caller wrote
+                dyn_pos = [i for i in range(n_args) if i not in spos]
+                return [_path_str((p[0], dyn_pos[p[1]]) + p[2:] if p[0] == 0 else p)
+                        for p in treedef.paths()]
         hoisted = 0
         tracer_consts = [isinstance(c, Tracer) for c in closed.consts]
         if any(tracer_consts):
@@ -327,10 +402,10 @@ class JitFunction:
             closed = ClosedJaxpr(Jaxpr([j.constvars[i] for i in order], j.invars, j.outvars,
                                        j.eqns), [closed.consts[i] for i in order])
             hoisted = sum(tracer_consts)
-        return _Entry(closed, store["tree"], hoisted, donate)
+        return _Entry(closed, store["tree"], hoisted, donate, leaf_paths)
 
     def _explain(self, key, args, kwargs):
-        old = self._last_key
+        old = self._caches.last_key
         if old is None:
             return None
         (tree_o, sig_o, st_o), (tree_n, sig_n, st_n) = old, key
@@ -346,10 +421,12 @@ class JitFunction:
         if st_o != st_n:
             do, dn = dict(st_o), dict(st_n)
             for k in dict.fromkeys(list(do) + list(dn)):
-                if do.get(k, "<absent>") != dn.get(k, "<absent>"):
+                if do.get(k) != dn.get(k):
                     what = f"position {k}" if isinstance(k, int) else f"'{k}'"
-                    parts.append(f"static argument {what}: {do.get(k, '<absent>')!r} -> "
-                                 f"{dn.get(k, '<absent>')!r}")
+                    parts.append(f"static argument {what}: {_show_static(do.get(k))} -> "
+                                 f"{_show_static(dn.get(k))}")
+        if not parts and _dict_key_types(tree_o) != _dict_key_types(tree_n):
+            parts.append("the types of the dictionary keys changed (as 1 -> 1.0)")
         if not parts:
             parts.append("new argument signature")
         return "; ".join(parts)
@@ -360,8 +437,8 @@ class JitFunction:
         dyn_args, dyn_kw, statics = self._split(args, kwargs)
         leaves, treedef = optree.tree_flatten((dyn_args, dyn_kw), namespace=_NS)
         sig = self._signature(leaves, treedef, dyn_args, dyn_kw)
-        key = (treedef, sig, statics)
-        entry = self._cache.get(key)
+        key = (treedef, sig, _statics_key(statics))
+        entry = self._lookup(key, treedef)
         if entry is None:
             entry = self._trace(leaves, treedef, statics, args, kwargs)
         from .backend.numba import lower as backend_lower
@@ -374,10 +451,203 @@ class JitFunction:
         return self._trace(leaves, treedef, statics, args, kwargs).closed
 
     def clear_cache(self):
-        self._cache.clear()
-        self._fast.clear()
-        self._fast_tree.clear()
-        self._last_key = None
+        self._caches.clear()
+
+    def _cache_size(self):
+        """Number of traced signatures cached (as JAX's `jitted._cache_size()`)."""
+        return len(self._cache)
+
+
+class _DonationGuard:
+    """Runs an entry's executable compiled with donation -- unless a donated array shares
+    memory with another argument (the same array passed twice, tied weights inside a donated
+    tree, `step(params, ema)` with `ema = params`, overlapping views of one buffer): writing
+    an output into it would change an input the computation still reads. Such leaves are
+    then not donated, through an executable compiled without them (one warning per set)."""
+    __slots__ = ("name", "closed", "leaf_paths", "exe", "donate", "without")
+
+    def __init__(self, name, entry):
+        # not the entry itself: entry.call is this guard, and a cycle would keep executables
+        # alive until the next garbage collection
+        self.name, self.closed, self.leaf_paths = name, entry.closed, entry.leaf_paths
+        self.exe, self.donate = entry.exe, entry.donate
+        self.without = {}             # frozenset of undonated leaves -> Executable
+
+    def __call__(self, *leaves):
+        shared = _shared_donations(leaves, self.donate)
+        if shared is None:
+            return self.exe(*leaves)
+        exe = self.without.get(shared)
+        if exe is None:
+            exe = self._undonated(shared, leaves)
+        return exe(*leaves)
+
+    def _undonated(self, shared, leaves):
+        from .backend.numba import compile as backend_compile
+        paths = self.leaf_paths()
+        what = []
+        for i in sorted(shared):
+            other = [paths[j] for j, x in enumerate(leaves) if j != i and
+                     isinstance(x, np.ndarray) and np.may_share_memory(leaves[i], x)]
+            what.append(f"{paths[i]} (shares memory with {', '.join(other)})")
+        warnings.warn(
+            f"jit({self.name}): not donating {'; '.join(what)}: a donated buffer must not "
+            "alias another argument, or writing an output into it would change an input "
+            "still being read", UserWarning, stacklevel=4)
+        exe = backend_compile(self.closed, [i for i in self.donate if i not in shared])
+        self.without[shared] = exe
+        return exe
+
+
+def _owner(x):
+    """The object owning the memory of array `x`. NumPy collapses chains of views to the
+    owning array, except through other buffer objects (np.frombuffer, memoryview, mmap)."""
+    while True:
+        b = x.base if isinstance(x, np.ndarray) else getattr(x, "obj", None)
+        if b is None:
+            return x
+        x = b
+
+
+def _shared_donations(leaves, donate):
+    """frozenset of the donated leaves whose memory overlaps another leaf's, or None.
+
+    Cheap (a few attribute reads per leaf, on every call of a donating jit): leaves are
+    grouped by the object owning their memory; only when a donated leaf's owner also owns
+    another leaf are the two compared, by byte extents (`np.may_share_memory`: disjoint slices
+    of one buffer stay donated; interleaved strided views count as overlapping, which only
+    costs the donation)."""
+    ndarray = np.ndarray
+    owner_ids = []
+    for j, x in enumerate(leaves):
+        if type(x) is not ndarray and not isinstance(x, ndarray):
+            owner_ids.append(-1 - j)           # Python scalars become fresh arrays: unique
+            continue
+        # _owner(x), inlined for its common cases
+        b = x.base
+        if b is None:
+            owner_ids.append(id(x))
+        elif type(b) is ndarray and b.base is None:
+            owner_ids.append(id(b))
+        else:
+            owner_ids.append(id(_owner(b)))
+    if len(set(owner_ids)) == len(owner_ids):
+        return None                            # the common case: every leaf owns its memory
+    donated = set(donate)
+    by_owner = {}
+    for j, o in enumerate(owner_ids):
+        by_owner.setdefault(o, []).append(j)
+    shared = set()
+    for group in by_owner.values():
+        if len(group) < 2:
+            continue
+        for a, i in enumerate(group):
+            for j in group[a + 1:]:
+                if (i in donated or j in donated) and \
+                        np.may_share_memory(leaves[i], leaves[j]):
+                    shared.update(k for k in (i, j) if k in donated)
+    return frozenset(shared) if shared else None
+
+
+def _capture_consts(closed):
+    """`closed` with its closed-over NumPy arrays copied: constants are captured by value when
+    the function is traced (as JAX), so mutating such an array afterwards changes no compiled
+    result -- whatever its layout (the backend passes a C-contiguous array as it stands, and
+    would copy any other). One copy per trace, made C-contiguous, writeable and aligned so the
+    backend takes it as it is instead of copying it again."""
+    consts = closed.consts
+    if not any(isinstance(c, np.ndarray) for c in consts):
+        return closed
+    return ClosedJaxpr(closed.jaxpr, [np.array(c, order="C", copy=True)
+                                      if isinstance(c, np.ndarray) else c for c in consts])
+
+
+class _Caches:
+    """The traced and compiled entries of one function under one set of jit options.
+
+    `entries`: cache key -> _Entry; `fast` / `fast_tree`: the same entries under the cheaper
+    keys of the dispatch fast paths. At most `memory_cache_size()` entries are kept: a new one
+    evicts the oldest (first in, first out -- recency is not tracked because that would cost
+    every call; an evicted signature in use again is traced once more)."""
+    __slots__ = ("entries", "fast", "fast_tree", "last_key", "misses", "lock", "__weakref__")
+
+    def __init__(self):
+        self.entries, self.fast, self.fast_tree = {}, {}, {}
+        self.last_key = None
+        self.misses = []
+        self.lock = threading.Lock()
+        _ALL_CACHES.add(self)
+
+    def insert(self, key, entry):
+        from .backend.numba.cache import memory_cache_size
+        with self.lock:
+            self.entries[key] = entry
+            n = memory_cache_size()
+            while len(self.entries) > n:
+                old = self.entries.pop(next(iter(self.entries)))
+                for d in (self.fast, self.fast_tree):
+                    for k in [k for k, e in d.items() if e is old]:
+                        del d[k]
+
+    def add_fast(self, key, tree_key, entry):
+        with self.lock:
+            if not any(e is entry for e in self.entries.values()):
+                return                      # evicted meanwhile (another thread)
+            if key is not None:
+                self.fast[key] = entry
+            self.fast_tree[tree_key] = entry
+
+    def clear(self):
+        with self.lock:
+            self.entries.clear()
+            self.fast.clear()
+            self.fast_tree.clear()
+            self.last_key = None
+
+
+# function -> {jit options: _Caches}; weak, so a function (and its compiled entries) can be
+# collected; a new closure object is a new function, hence a legitimate miss
+_BY_FUNCTION = weakref.WeakKeyDictionary()
+_BY_FUNCTION_LOCK = threading.Lock()
+_ALL_CACHES = weakref.WeakSet()       # every _Caches alive, for clear_caches()
+
+
+def _caches_for(fun, options):
+    with _BY_FUNCTION_LOCK:
+        try:
+            per_fun = _BY_FUNCTION.get(fun)
+            if per_fun is None:
+                per_fun = _BY_FUNCTION[fun] = {}
+        except TypeError:             # not weakly referenceable or unhashable: own caches
+            return _Caches()
+        caches = per_fun.get(options)
+        if caches is None:
+            caches = per_fun[options] = _Caches()
+        return caches
+
+
+def clear_caches():
+    """Drop every jitted function's traced and compiled entries and the backend's in-memory
+    caches (as `jax.clear_caches`); the disk cache is untouched."""
+    for c in list(_ALL_CACHES):
+        c.clear()
+    from .backend.numba import clear_memory_cache
+    clear_memory_cache()
+
+
+def _statics_key(statics):
+    return tuple([(k, _typed(v)) for k, v in statics]) if statics else ()
+
+
+def _show_static(t):
+    """repr of a static argument from its `_typed` form (None: absent)."""
+    if t is None:
+        return "<absent>"
+
+    def value(t):
+        typ, v = t
+        return tuple([value(e) for e in v]) if issubclass(typ, tuple) else v
+    return repr(value(t))
 
 
 def _hoisted_jaxpr(closed, n):

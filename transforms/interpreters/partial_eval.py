@@ -62,7 +62,8 @@ class StagingTrace(Trace):
         elif isinstance(x, (bool, int, float)):
             return Literal(np.asarray(x))
         elif isinstance(x, (np.ndarray, np.generic)) and np.ndim(x) == 0:
-            return Literal(np.asarray(x))
+            # a copy: a 0-d array closed over is captured by value, like any other constant
+            return Literal(np.array(x))
         key = id(x)
         hit = self.const_vars.get(key)
         if hit is None:

@@ -59,7 +59,8 @@ class Executable:
         """With NUMBAX_PROFILE=1 at lowering time: CPU cycles spent per step, largest first."""
         prof = getattr(self.run, "profile", None)
         if prof is None:
-            raise RuntimeError("compile with NUMBAX_PROFILE=1 in the environment to profile")
+            raise RuntimeError("compile with NUMBAX_PROFILE=1 in the environment to profile "
+                               "(T.clear_caches() first if it was compiled without)")
         counts, labels = prof
         total = int(counts.sum()) or 1
         rows = sorted(zip(counts.tolist(), labels), reverse=True)[:top]
@@ -89,18 +90,22 @@ def _fix_arg(x, aval):
     return x
 
 
+# Both least recently used first, each at most cache.memory_cache_size() long.
 _lock = threading.Lock()
-_by_identity = OrderedDict()      # id(closed) -> (closed, Executable)
-_by_key = {}                      # source hash -> Executable
-_MAX_IDENTITY = 512
+_by_identity = OrderedDict()      # (id(closed), donate) -> (closed, Executable)
+_by_key = OrderedDict()           # source hash -> Executable
 
 
 def compile(closed, donate=()) -> Executable:   # noqa: A001 - the natural name
     """Compile `closed` (or fetch it from the in-memory caches). `donate`: indices of inputs
     whose buffers outputs may be written into (their arrays are then overwritten)."""
     donate = tuple(sorted(donate))
-    hit = _by_identity.get((id(closed), donate))
+    ikey = (id(closed), donate)
+    hit = _by_identity.get(ikey)
     if hit is not None and hit[0] is closed:
+        with _lock:
+            if ikey in _by_identity:
+                _by_identity.move_to_end(ikey)
         return hit[1]
     from ...distributed import _segmented
     if _segmented.needs_split(closed):      # collectives across processes: split at them
@@ -109,14 +114,19 @@ def compile(closed, donate=()) -> Executable:   # noqa: A001 - the natural name
             _by_identity[(id(closed), donate)] = (closed, exe)
         return exe
     lowered = lower(closed, donate)
-    exe = _by_key.get(lowered.key)
+    with _lock:
+        exe = _by_key.get(lowered.key)
     if exe is None or not _same_consts(exe.lowered.consts, lowered.consts):
         exe = Executable(lowered)
-        _by_key[lowered.key] = exe
+    n = cache.memory_cache_size()
     with _lock:
-        _by_identity[(id(closed), donate)] = (closed, exe)
-        while len(_by_identity) > _MAX_IDENTITY:
-            _by_identity.popitem(last=False)
+        _by_key[lowered.key] = exe
+        _by_key.move_to_end(lowered.key)
+        _by_identity[ikey] = (closed, exe)
+        _by_identity.move_to_end(ikey)
+        for d in (_by_key, _by_identity):
+            while len(d) > n:
+                d.popitem(last=False)
     return exe
 
 
@@ -132,8 +142,14 @@ def execute(closed, args):
 
 
 def clear_memory_cache():
-    """Forget compiled functions held in memory (the disk cache is untouched)."""
+    """Forget the compiled functions, generated modules (also from ``sys.modules``) and
+    recycled output buffers held in memory; the disk cache is untouched. Executables stay
+    alive only where something still holds them: `T.clear_caches()` also drops those of every
+    jitted function."""
     with _lock:
         _by_identity.clear()
         _by_key.clear()
-        cache._modules.clear()
+        with cache._lock:
+            for key in list(cache._modules):
+                cache.forget_module(key)
+    cache.POOL.clear()

@@ -24,7 +24,32 @@ STATS = {"lowered": 0, "imported": 0, "compiled": 0, "disk_hits": 0, "memory_hit
 _dir = None
 _dir_for = None
 _lock = threading.Lock()
-_modules = {}          # key -> module
+_modules = {}          # key -> module (at most memory_cache_size(), oldest dropped first)
+
+
+def memory_cache_size():
+    """How many compiled functions the in-memory caches keep (per jitted function, and in
+    the backend's caches of modules and executables): ``$NUMBAX_MEMORY_CACHE_SIZE``, default
+    256. Generated modules evicted or cleared leave ``sys.modules``; Numba itself never frees
+    machine code, so a long-lived process compiling without end still grows, slowly."""
+    v = os.environ.get("NUMBAX_MEMORY_CACHE_SIZE")
+    if not v:
+        return 256
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"NUMBAX_MEMORY_CACHE_SIZE must be a positive integer, got {v!r}")
+    return n
+
+
+def forget_module(key):
+    """Drop the generated module `key` from this cache and from ``sys.modules`` (objects
+    still using it keep it alive; a later load imports it again)."""
+    mod = _modules.pop(key, None)
+    if mod is not None:
+        sys.modules.pop(mod.__name__, None)
 
 
 def _writable_dir(path):
@@ -100,6 +125,9 @@ def load_module(lowered):
         else:
             STATS["compiled"] += 1
         _modules[key] = mod
+        n = memory_cache_size()
+        while len(_modules) > n:
+            forget_module(next(iter(_modules)))
         return mod
 
 
