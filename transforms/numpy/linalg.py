@@ -1,4 +1,4 @@
-"""`tnp.linalg`: norms (more decompositions can follow as primitives)."""
+"""`tnp.linalg`: norms, products, and (from `_linalg_decomp`) decompositions and solvers."""
 from __future__ import annotations
 
 import numpy as np
@@ -46,8 +46,11 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
         out = _ops.min(_ops.sum(a, axis=r, keepdims=True), axis=c, keepdims=True)
     elif ord == -np.inf:
         out = _ops.min(_ops.sum(a, axis=c, keepdims=True), axis=r, keepdims=True)
+    elif ord in (2, -2, "nuc"):
+        from ._linalg_decomp import matrix_norm_svd
+        return matrix_norm_svd(x, ord, axis, keepdims)
     else:
-        raise NotImplementedError(f"matrix norm ord={ord!r}")
+        raise ValueError(f"Invalid norm order {ord!r} for matrices")
     return out if keepdims else _ops.squeeze(out, axis) if hasattr(_ops, "squeeze") else out.squeeze(axis)
 
 
@@ -147,3 +150,9 @@ def multi_dot(arrays, *, out=None):
     if last_vec:
         res = res[..., 0]
     return res
+
+
+from ._linalg_decomp import (  # noqa: E402,F401
+    EighResult, QRResult, SlogdetResult, SVDResult, cholesky, cond, det, eig, eigh, eigvals,
+    eigvalsh, inv, lstsq, matrix_power, matrix_rank, pinv, qr, slogdet, solve, svd, svdvals)
+LinAlgError = np.linalg.LinAlgError

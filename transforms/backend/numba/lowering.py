@@ -60,12 +60,17 @@ from . import fusion, tabulate
 from .fusion import Nest, RowGroup, ScalarStep, View
 
 LOWERINGS = {}
+CALLS_BLAS = set()      # primitives whose lowering calls a threaded library (BLAS, LAPACK)
 
 
-def register_lowering(name):
-    """Decorator: `rule(ctx, eqn)` lowers equations of primitive `name` (see module doc)."""
+def register_lowering(name, calls_blas=False):
+    """Decorator: `rule(ctx, eqn)` lowers equations of primitive `name` (see module doc).
+    `calls_blas`: the rule calls BLAS/LAPACK, whose own threads rule out `prange` loops in
+    the same function."""
     def deco(fn):
         LOWERINGS[name] = fn
+        if calls_blas:
+            CALLS_BLAS.add(name)
         return fn
     return deco
 
@@ -1496,6 +1501,7 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
                    rules_reductions, rules_shape)
     from . import rules_control_flow, rules_conv  # noqa: F401  (cond/scan/while, conv/pooling)
     from . import rules_random  # noqa: F401  (argsort)
+    from . import rules_decompositions  # noqa: F401  (cholesky, solve, eigh, qr, svd, ...)
     jaxpr, consts = fusion.prepare(closed, has_rule=lambda n: n in LOWERINGS)
     for v in jaxpr.invars + jaxpr.constvars + [o for e in jaxpr.eqns for o in e.outvars]:
         _check_dtype(v.aval.dtype)
@@ -1784,7 +1790,7 @@ def _py_literal(v):
 def _calls_blas(jaxpr):
     """Whether lowering `jaxpr` may call BLAS (matmuls, convolutions), nested jaxprs included."""
     for e in jaxpr.eqns:
-        if e.prim.name in ("dot_general", "conv_general_dilated"):
+        if e.prim.name in CALLS_BLAS:
             return True
         for p in e.params.values():
             subs = p if isinstance(p, (tuple, list)) else (p,)
