@@ -19,6 +19,8 @@ from .linalg import dot, dot_general  # noqa: F401
 from .indexing import gather, scatter, scatter_add, scatter_mul  # noqa: F401
 from .misc import stop_gradient  # noqa: F401
 from .sorting import sort, sort_key_val  # noqa: F401
+from .special import (  # noqa: F401
+    bessel_i0e, bessel_i1e, digamma, erf_inv, erfc, lgamma, polygamma)
 from .collectives import all_gather, axis_index, pmax, pmean, pmin, psum  # noqa: F401
 
 bitwise_and = bitwise_and

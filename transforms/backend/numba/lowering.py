@@ -1502,6 +1502,7 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     from . import rules_control_flow, rules_conv  # noqa: F401  (cond/scan/while, conv/pooling)
     from . import rules_random  # noqa: F401  (argsort)
     from . import rules_decompositions  # noqa: F401  (cholesky, solve, eigh, qr, svd, ...)
+    from . import rules_special  # noqa: F401  (lgamma, digamma, erf_inv, ...)
     jaxpr, consts = fusion.prepare(closed, has_rule=lambda n: n in LOWERINGS)
     for v in jaxpr.invars + jaxpr.constvars + [o for e in jaxpr.eqns for o in e.outvars]:
         _check_dtype(v.aval.dtype)
