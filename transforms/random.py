@@ -177,43 +177,8 @@ def bitcast_convert_type(x, new_dtype):
     return bitcast_convert_type_p.bind(x, new_dtype=new_dtype)
 
 
-# ---------------------------------------------------------------------------------------------
-# The argsort primitive (stable; used to shuffle)
-# ---------------------------------------------------------------------------------------------
-
-argsort_p = Primitive("argsort")
-
-
-@argsort_p.def_impl
-def _argsort_impl(x, *, axis):
-    return np.argsort(x, axis=axis, kind="stable").astype(np.int32)
-
-
-@argsort_p.def_abstract_eval
-def _argsort_abstract(x, *, axis):
-    return ShapedArray(x.shape, np.int32)
-
-
-@argsort_p.def_jvp
-def _argsort_jvp(primals, tangents, *, axis):
-    return argsort_p.bind(primals[0], axis=axis), None
-
-
-@argsort_p.def_batch
-def _argsort_batch(args, dims, *, axis):
-    (x,), (d,) = args, dims
-    # `axis` counts dimensions of the unbatched operand; skip over the batch dimension
-    new_axis = axis + 1 if axis >= d else axis
-    return argsort_p.bind(x, axis=new_axis), d
-
-
-def argsort(x, axis=-1):
-    """Indices (int32) that sort `x` along `axis`, stable: ties keep their order."""
-    x = _as_array(x)
-    ndim = get_aval(x).ndim
-    if ndim == 0:
-        raise ValueError("argsort of a 0-d array")
-    return argsort_p.bind(x, axis=operator.index(axis) % ndim)
+# The argsort primitive (stable) lives with the sorting primitives; shuffles use it.
+from .lax.sorting import argsort, argsort_p  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------------------------

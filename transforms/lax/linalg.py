@@ -167,3 +167,8 @@ def _dot_general_transpose(ct, lhs, rhs, *, dimension_numbers, preferred_element
     if is_undefined(lhs):
         return [_transpose_lhs(ct, lhs.aval, rhs, dimension_numbers, None), None]
     return [None, _transpose_rhs(ct, lhs, rhs.aval, dimension_numbers, None)]
+
+
+# `jax.lax.linalg`'s decompositions live in their own module; this namespace has them too
+from .decompositions import (  # noqa: E402,F401
+    cholesky, eigh, lu_factor, qr, svd, triangular_solve)

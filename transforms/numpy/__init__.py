@@ -6,7 +6,7 @@ they act on tracers.
 """
 import types as _types
 
-from . import _ops, _shape_ops
+from . import _construct, _math_extra, _ops, _shape_ops, _sorting
 from . import linalg  # noqa: F401
 from ._methods import install as _install
 
@@ -27,5 +27,8 @@ def _export(module):
 
 _export(_ops)
 _export(_shape_ops)
+_export(_math_extra)
+_export(_sorting)
+_export(_construct)
 _install()
 del _install, _export

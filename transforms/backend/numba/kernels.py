@@ -691,3 +691,8 @@ def source_version():
         h = hashlib.sha1(f.read())
     h.update(repr(BLAS).encode())
     return h.hexdigest()[:12]
+
+
+# special functions Numba's math lacks (own module; generated code imports them from here)
+from .kernels_special import (  # noqa: E402,F401
+    bessel_i0e_f64, bessel_i1e_f64, digamma_f64, erf_inv_f64, polygamma_f64)

@@ -56,16 +56,21 @@ import os
 import numpy as np
 
 from ...ir import ClosedJaxpr, Jaxpr, Literal, _Namer, _pp
-from . import fusion
+from . import fusion, tabulate
 from .fusion import Nest, RowGroup, ScalarStep, View
 
 LOWERINGS = {}
+CALLS_BLAS = set()      # primitives whose lowering calls a threaded library (BLAS, LAPACK)
 
 
-def register_lowering(name):
-    """Decorator: `rule(ctx, eqn)` lowers equations of primitive `name` (see module doc)."""
+def register_lowering(name, calls_blas=False):
+    """Decorator: `rule(ctx, eqn)` lowers equations of primitive `name` (see module doc).
+    `calls_blas`: the rule calls BLAS/LAPACK, whose own threads rule out `prange` loops in
+    the same function."""
     def deco(fn):
         LOWERINGS[name] = fn
+        if calls_blas:
+            CALLS_BLAS.add(name)
         return fn
     return deco
 
@@ -1496,6 +1501,8 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
                    rules_reductions, rules_shape)
     from . import rules_control_flow, rules_conv  # noqa: F401  (cond/scan/while, conv/pooling)
     from . import rules_random  # noqa: F401  (argsort)
+    from . import rules_decompositions  # noqa: F401  (cholesky, solve, eigh, qr, svd, ...)
+    from . import rules_special  # noqa: F401  (lgamma, digamma, erf_inv, ...)
     jaxpr, consts = fusion.prepare(closed, has_rule=lambda n: n in LOWERINGS)
     for v in jaxpr.invars + jaxpr.constvars + [o for e in jaxpr.eqns for o in e.outvars]:
         _check_dtype(v.aval.dtype)
@@ -1557,17 +1564,22 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     # -- outputs ------------------------------------------------------------------------------
     out_plan = []       # per output: ('slot', name, off, shape) | ('view', ...) | ('in', i) | ...
     pool_args = {n for n, _ in pooled}
+    # positions by name / Var: dictionaries, since programs can have thousands of leaves
+    in_index = {n: i for i, n in enumerate(in_names)}
+    const_index = {n: i for i, n in enumerate(const_names)}
+    invar_index = {v: i for i, v in reversed(list(enumerate(jaxpr.invars)))}
+    constvar_index = {v: i for i, v in reversed(list(enumerate(jaxpr.constvars)))}
     for a, vw in zip(jaxpr.outvars, out_views):
         aval = a.aval
         ident = vw.kind == "var" and vw.is_identity()
         if vw.kind == "lit":
             out_plan.append(("lit", (np.asarray(vw.value, dtype=aval.dtype), aval.shape)))
             continue
-        if ident and vw.var in jaxpr.invars:
-            out_plan.append(("in", jaxpr.invars.index(vw.var)))
+        if ident and vw.var in invar_index:
+            out_plan.append(("in", invar_index[vw.var]))
             continue
-        if ident and vw.var in jaxpr.constvars:
-            out_plan.append(("const", jaxpr.constvars.index(vw.var)))
+        if ident and vw.var in constvar_index:
+            out_plan.append(("const", constvar_index[vw.var]))
             continue
         b = fl.env.get(vw.var) if vw.kind == "var" else None
         slot = out_alloc.get(vw.var) if ident else None
@@ -1575,7 +1587,7 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
             out_plan.append(("slot", slot[0], slot[1], aval.shape))
             continue
         if b is not None and b.kind == "arr" and (
-                b.flat in in_names or b.flat in const_names or b.flat in pool_args or
+                b.flat in in_index or b.flat in const_index or b.flat in pool_args or
                 b.flat.startswith(("_w", "_r"))):
             # a view of stored data: the runner copies it out with NumPy (no loops to compile)
             cs = _c_strides(vw.var.aval.shape)
@@ -1593,6 +1605,12 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
         out_plan.append(("slot", name, off, aval.shape))
     em.emit("return None")
     main_parallel = outline(em, mod)
+    # long runs of one helper over many leaves: a loop over tables (see tabulate.py)
+    leaf_arrays = {n: (v.aval.dtype, _size(v.aval.shape)) for n, v in zip(in_names, jaxpr.invars)}
+    leaf_arrays.update({n: (a.dtype, _size(a.shape)) for n, a in pooled})
+    em.lines, tables = tabulate.tabulate(em.lines, leaf_arrays)
+    addressed = tables.addressed
+    moved = set(addressed) - tabulate.remaining_uses(em.lines, addressed)
 
     # -- header ---------------------------------------------------------------------------------
     extra_names = [n for n, _ in mod.extra_consts]
@@ -1600,17 +1618,20 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     ws_names = [_ws_name(dn) for dn in sorted(ws)]
     arena_names = [_arena_name(dn) for dn in sorted(arena)]
     prof = _profiling()
-    params = in_names + const_names + extra_names + ws_names + arena_names + \
-        [n for n, _ in pooled] + ["_z"] + (["_prof"] if prof else [])
+    params = [n for n in in_names if n not in moved] + const_names + extra_names + \
+        ws_names + arena_names + [n for n, _ in pooled if n not in moved] + \
+        (["_addr"] if addressed else []) + ["_z"] + (["_prof"] if prof else [])
 
     def flat_t(dtype):
         return f"_t.Array({numba_type_name(dtype)}, 1, 'C')"
-    arg_types = [flat_t(v.aval.dtype) for v in jaxpr.invars + jaxpr.constvars]
+    arg_types = [flat_t(v.aval.dtype) for n, v in zip(in_names, jaxpr.invars) if n not in moved]
+    arg_types += [flat_t(v.aval.dtype) for v in jaxpr.constvars]
     arg_types += [flat_t(c.dtype) for c in extra_consts]
     arg_types += [flat_t(dn) for dn in sorted(ws)]
     arg_types += [flat_t(dn) for dn in sorted(arena)]
-    arg_types += [flat_t(a.dtype) for _, a in pooled]
-    arg_types += ["_t.int64"] + (["_t.Array(_t.int64, 1, 'C')"] if prof else [])
+    arg_types += [flat_t(a.dtype) for n, a in pooled if n not in moved]
+    arg_types += (["_t.Array(_t.int64, 1, 'C')"] if addressed else []) + ["_t.int64"]
+    arg_types += ["_t.Array(_t.int64, 1, 'C')"] if prof else []
     flags = "cache=True, nogil=True, error_model='numpy', no_cfunc_wrapper=True"  # (no C caller)
     if main_parallel:
         flags += ", parallel=True"
@@ -1627,8 +1648,10 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
              "from numba import njit as _njit, prange as _prange, types as _t"]
     head += [f"from transforms.backend.numba.kernels import {k} as _k_{k}"
              for k in sorted(mod.imports)]
+    if addressed:
+        head += tabulate.LEAF_SOURCE.splitlines()
     head.append("")
-    head += mod.const_lines
+    head += mod.const_lines + tables.lines
     head.append("")
     for src in mod.helpers.values():
         head += [src, ""]
@@ -1658,10 +1681,18 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
         run.append(f"        {_arena_name(dn)} = _np.empty({arena[dn]}, _np.{dn})")
     for x, v in zip(args, jaxpr.invars):
         run.append(f"        f{x[1:]} = {x}" + ("" if v.aval.ndim == 1 else ".ravel()"))
-    call_args = ["f" + x[1:] for x in args] + cn
+    call_args = ["f" + x[1:] for x, n in zip(args, in_names) if n not in moved] + cn
     call_args += [f"ws[{i}]" for i in range(len(ws))]
     call_args += [_arena_name(dn) for dn in sorted(arena)]
-    call_args += [f"o{k}.ravel()" for k in range(len(pooled))]
+    call_args += [f"o{k}.ravel()" for k, (n, _) in enumerate(pooled) if n not in moved]
+    if addressed:
+        # data addresses of the leaves the tables index (all alive during the call)
+        pool_index = {n: k for k, (n, _) in enumerate(pooled)}
+        refs = [f"f{in_index[n]}" if n in in_index else f"o{pool_index[n]}"
+                for n in addressed]
+        run.append(f"        _addr = _np.array([{', '.join(r + '.ctypes.data' for r in refs)}], "
+                   "_np.int64)")
+        call_args.append("_addr")
     call_args.append("0")
     if prof:
         call_args.append("prof")
@@ -1676,31 +1707,31 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     else:
         run.append(f"        fn({', '.join(call_args)})")
     outs = []
-    pool_names = [n for n, _ in pooled]
-    ws_order = [_ws_name(dn) for dn in sorted(ws)]
+    pool_index = {n: k for k, (n, _) in enumerate(pooled)}
+    ws_index = {_ws_name(dn): i for i, dn in enumerate(sorted(ws))}
 
     def py_storage(name):
-        if name in in_names:
-            return f"f{in_names.index(name)}"
-        if name in const_names:
-            return f"_c{const_names.index(name)}"
-        if name in ws_order:
-            return f"ws[{ws_order.index(name)}]"
-        if name in pool_names:
-            return f"o{pool_names.index(name)}.reshape(-1)"
+        if name in in_index:
+            return f"f{in_index[name]}"
+        if name in const_index:
+            return f"_c{const_index[name]}"
+        if name in ws_index:
+            return f"ws[{ws_index[name]}]"
+        if name in pool_index:
+            return f"o{pool_index[name]}.reshape(-1)"
         return name
     for item in out_plan:
         kind = item[0]
         if kind == "view":
             _, name, off, shape, strides = item
             outs.append(f"_view({py_storage(name)}, {off}, {tuple(shape)!r}, {strides!r})")
-        elif kind == "slot" and item[1] in in_names:          # written in place (donated)
+        elif kind == "slot" and item[1] in in_index:          # written in place (donated)
             _, name, off, shape = item
-            outs.append(f"f{in_names.index(name)}.reshape({tuple(shape)!r})")
+            outs.append(f"f{in_index[name]}.reshape({tuple(shape)!r})")
         elif kind == "slot":
             _, name, off, shape = item
-            if name in pool_names:
-                outs.append(f"o{pool_names.index(name)}")
+            if name in pool_index:
+                outs.append(f"o{pool_index[name]}")
             else:
                 sl = f"{name}[{off}:{off + _size(shape)}]"
                 outs.append(sl if len(shape) == 1 else f"{sl}.reshape({tuple(shape)!r})")
@@ -1760,7 +1791,7 @@ def _py_literal(v):
 def _calls_blas(jaxpr):
     """Whether lowering `jaxpr` may call BLAS (matmuls, convolutions), nested jaxprs included."""
     for e in jaxpr.eqns:
-        if e.prim.name in ("dot_general", "conv_general_dilated"):
+        if e.prim.name in CALLS_BLAS:
             return True
         for p in e.params.values():
             subs = p if isinstance(p, (tuple, list)) else (p,)

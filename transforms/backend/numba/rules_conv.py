@@ -156,7 +156,7 @@ def _flat_name(ctx, nd_name):
     return f
 
 
-@register_lowering("conv_general_dilated")
+@register_lowering("conv_general_dilated", calls_blas=True)
 def _lower_conv(ctx, eqn):
     _, dilate = _conv_geometry()
     G = _Geometry(eqn)

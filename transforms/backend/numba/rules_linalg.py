@@ -35,7 +35,7 @@ def _permuted_view(vw: View, order, shape):
     return vw.compose(tuple(inner), shape)
 
 
-@register_lowering("dot_general")
+@register_lowering("dot_general", calls_blas=True)
 def _dot_general(ctx, eqn):
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
     lc, rc, lb, rb = map(tuple, (lc, rc, lb, rb))
