@@ -298,7 +298,7 @@ class JitFunction:
             it = iter(dyn_args)
             full = [static_pos[i] if i in static_pos else next(it) for i in range(n_args)]
             out = self._fun(*full, **dyn_kw, **static_kw)
-            out_flat, store["tree"] = optree.tree_flatten(out, namespace=_NS)
+            out_flat, store["tree"] = tree_util.flatten(out)  # dicts sorted, as JAX
             return [as_leaf(o) for o in out_flat]
 
         closed = trace_to_jaxpr(flat_fun, in_avals)
@@ -387,6 +387,7 @@ def _hoisted_jaxpr(closed, n):
 
 
 def _path_str(path):
+    path = tuple(tree_util.raw_key(k) for k in path)
     (which, *rest) = path if path else (None,)
     s = "args" if which == 0 else ("kwargs" if which == 1 else "")
     if which == 0 and rest:
