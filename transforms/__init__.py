@@ -5,9 +5,12 @@
     from transforms import lax, random, tree
 """
 from . import tree  # noqa: F401
+from . import tree_util  # noqa: F401
 from . import lax  # noqa: F401
 from . import numpy  # noqa: F401  (installs tracer operators)
 from . import random  # noqa: F401
+from . import nn  # noqa: F401
+from .config import config  # noqa: F401
 from .api import (ShapeDtypeStruct, block_until_ready, device_get, device_put,  # noqa: F401
                   eval_shape, grad, hessian, jacfwd, jacrev, jvp, linearize, make_jaxpr,
                   value_and_grad, vjp)
