@@ -1496,6 +1496,7 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
                    rules_reductions, rules_shape)
     from . import rules_control_flow, rules_conv  # noqa: F401  (cond/scan/while, conv/pooling)
     from . import rules_random  # noqa: F401  (argsort)
+    from . import rules_debug  # noqa: F401  (checkpoint_name, debug callbacks)
     jaxpr, consts = fusion.prepare(closed, has_rule=lambda n: n in LOWERINGS)
     for v in jaxpr.invars + jaxpr.constvars + [o for e in jaxpr.eqns for o in e.outvars]:
         _check_dtype(v.aval.dtype)
