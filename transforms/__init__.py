@@ -15,11 +15,14 @@ from .api import (ShapeDtypeStruct, block_until_ready, device_get, device_put,  
                   eval_shape, grad, hessian, jacfwd, jacrev, jvp, linearize, make_jaxpr,
                   value_and_grad, vjp)
 from .interpreters.batching import vmap  # noqa: F401
+from .api_extras import (Array, custom_gradient, disable_jit, jacobian,  # noqa: F401
+                         linear_transpose, named_scope, typeof)
 from .jit import jit  # noqa: F401
 from .lax.misc import stop_gradient  # noqa: F401
 from .custom_derivatives import custom_jvp, custom_vjp  # noqa: F401
 from .checkpoint import checkpoint, remat  # noqa: F401
 from . import ad_checkpoint  # noqa: F401
+
 from .ad_checkpoint import checkpoint_policies  # noqa: F401
 from .errors import (ConcretizationTypeError, NonDifferentiableError, ShapeError,  # noqa: F401
                      TracerArrayConversionError, TracerBoolConversionError,

@@ -41,6 +41,7 @@ from .ir import ClosedJaxpr, Jaxpr
 logger = logging.getLogger("transforms.jit")
 
 _NS = tree_util.NAMESPACE
+from .config import config as _config  # noqa: E402
 _PY_SCALARS = (bool, int, float, complex)
 
 
@@ -198,6 +199,8 @@ class JitFunction:
 
     # -- call -----------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
+        if _config._values["jax_disable_jit"]:      # T.disable_jit(): run eagerly
+            return self._fun(*args, **kwargs)
         if not kwargs and not self._static_nums and core._state.trace is core.EVAL_TRACE:
             # fast path: positional plain arrays, already compiled
             key = []
