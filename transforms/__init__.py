@@ -22,6 +22,7 @@ from .lax.misc import stop_gradient  # noqa: F401
 from .custom_derivatives import custom_jvp, custom_vjp  # noqa: F401
 from .checkpoint import checkpoint, remat  # noqa: F401
 from . import ad_checkpoint  # noqa: F401
+from . import debug  # noqa: F401
 
 from .ad_checkpoint import checkpoint_policies  # noqa: F401
 from .errors import (ConcretizationTypeError, NonDifferentiableError, ShapeError,  # noqa: F401

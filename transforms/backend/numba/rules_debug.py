@@ -1,9 +1,23 @@
-"""Lowerings of the debugging/annotation primitives: `name` (`checkpoint_name`, an identity)."""
+"""Lowerings of the debugging/annotation primitives: `name` (`checkpoint_name`, an identity)
+and `debug_callback` (`transforms.debug`)."""
 from __future__ import annotations
 
+from .lowering import register_lowering
 from .rules_elementwise import register_pointwise
 
 
 @register_pointwise("name")
 def _name(ctx, x, *, name):
     return x
+
+
+@register_lowering("debug_callback")
+def _lower_debug_callback(ctx, eqn):
+    """Call back into Python (`transforms.debug.dispatch`) through `numba.objmode`, with the
+    operands as N-d arrays; the callback's registry key is a literal of the source."""
+    from transforms.debug import register
+    ctx.add_helper("debug_dispatch", "from transforms.debug import dispatch as _dbg_dispatch")
+    key = register(eqn.params["callback"])
+    names = [ctx.array(i) for i in range(len(eqn.invars))]
+    with ctx.block("with _numba.objmode():"):
+        ctx.emit(f"_dbg_dispatch({key}{''.join(', ' + n for n in names)})")
