@@ -80,6 +80,21 @@ def test_callback_in_scan(capsys):
         assert capsys.readouterr().out == "c=0.0 x=1.0\nc=1.0 x=2.0\n"
 
 
+def test_callbacks_in_loops_and_branches(capsys):
+    def g(x):
+        def body(i, c):
+            debug.print("i={} c={}", i, c)
+            return c * 2
+        y = lax.fori_loop(0, 2, body, x)
+        return lax.cond(y > 3, lambda v: (debug.print("big {}", v), v)[1],
+                        lambda v: (debug.print("small {}", v), -v)[1], y)
+    for r in (g, T.jit(g)):
+        assert r(1.0) == 4.0
+        assert capsys.readouterr().out == "i=0 c=1.0\ni=1 c=2.0\nbig 4.0\n"
+        assert r(0.5) == -2.0
+        assert capsys.readouterr().out == "i=0 c=0.5\ni=1 c=1.0\nsmall 2.0\n"
+
+
 def test_fresh_process_uses_its_own_callbacks(tmp_path):
     code = ("import numpy as np, transforms as T\nfrom transforms import debug\n"
             "f = T.jit(lambda x: (debug.print('v={}', x), x + 1)[1])\nf(np.ones(2))\n")
