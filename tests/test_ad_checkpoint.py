@@ -108,13 +108,34 @@ def test_policy_under_jit_scan_and_static_argnums(monkeypatch, tmp_path):
     for p in (cp.dots_saveable, cp.save_only_these_names("h"), cp.everything_saveable):
         got = T.grad(T.checkpoint(rnn, policy=p, static_argnums=(2,)))(W, xs, 2)
         np.testing.assert_allclose(got, want, rtol=1e-10)
-    # a policy inside a scan body (per-step checkpointing)
-    def rnn2(w, xs):
-        body = T.checkpoint(lambda h, x: (tnp.tanh(h @ w + x), tnp.sum(tnp.tanh(h @ w + x) ** 2)),
-                            policy=cp.dots_saveable)
-        h, ys = lax.scan(body, tnp.zeros(3), xs)
-        return tnp.sum(h) + tnp.sum(ys)
-    np.testing.assert_allclose(T.grad(rnn2)(W, xs), T.grad(rnn)(W, xs, 2), rtol=1e-10)
+
+
+def test_policy_inside_a_scan_body():
+    """Per-step checkpointing: the remat equation inside the scan body is split by the policy
+    when the scan is partially evaluated (the saved values become per-step residuals)."""
+    xs = rng.normal(size=(5, 3))
+
+    def rnn(policy):
+        def f(w, xs):
+            step = lambda h, x: (tnp.tanh(checkpoint_name(h @ w, "hw") + x),
+                                 tnp.sum(tnp.sin(h @ w + x) ** 2))
+            body = step if policy == "plain" else T.checkpoint(step, policy=policy)
+            h, ys = lax.scan(body, tnp.zeros(3), xs)
+            return tnp.sum(h) + tnp.sum(ys)
+        return f
+
+    want = T.grad(rnn("plain"))(W, xs)
+    kinds = {}
+    for p in (None, cp.nothing_saveable, cp.everything_saveable, cp.dots_saveable,
+              cp.save_only_these_names("hw")):
+        np.testing.assert_allclose(T.grad(rnn(p))(W, xs), want, rtol=1e-10)
+        kinds[p] = sorted(d.split(" from")[0] for d in residuals(rnn(p), W, xs)
+                          if "argument" not in d)
+    assert kinds[cp.nothing_saveable] == kinds[None]
+    assert kinds[cp.dots_saveable] == sorted(kinds[None] + ["output of dot_general"] * 2)
+    assert kinds[cp.save_only_these_names("hw")] == sorted(kinds[None] + ["named 'hw'"])
+    assert len(kinds[cp.everything_saveable]) > len(kinds[cp.dots_saveable])
+    check_grads(rnn(cp.save_only_these_names("hw")), (W, xs), order=1)
 
 
 def test_print_saved_residuals(capsys):

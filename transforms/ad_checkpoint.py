@@ -158,18 +158,15 @@ def _subst(atoms, sub):
     return [sub.get(v, v) if isinstance(v, Var) else v for v in atoms]
 
 
-def policy_staging_rule(trace, args, params):
-    """Split `remat(*args)` whose `args` are partly unknown (tangents) under `policy`.
+def _policy_split(closed, unknown, policy):
+    """Split a remat body under `policy` for the inputs flagged `unknown`.
 
-    Known outputs and the saveable intermediates are computed now; the staged equation takes
-    the known inputs and the saved values and recomputes every other known intermediate (in
-    the backward pass, where the transposer evaluates the non-linear part) before its linear
-    part.
+    Returns `(known, staged, out_unk, n_known_out, staged_used)`:
+      known(*known_inputs)                      -> known_outputs + saved values
+      staged(*[known_inputs, saved, unknown_inputs][staged_used]) -> unknown_outputs
+    The staged part recomputes every known intermediate that is not saved.
     """
-    policy = params["policy"]
-    own = [trace.is_own(a) for a in args]
-    closed = params["jaxpr"]
-    known, unknown, out_unk, num_res = partial_eval_jaxpr(closed, own)
+    known, unknown_j, out_unk, num_res = partial_eval_jaxpr(closed, unknown)
     kj = known.jaxpr
     n_kout = len(kj.outvars) - num_res
     known_out, res = kj.outvars[:n_kout], kj.outvars[n_kout:]
@@ -180,27 +177,64 @@ def policy_staging_rule(trace, args, params):
                 [e for e, s in zip(kj.eqns, save) if not s])
     rec, used_in, _ = dce_jaxpr(rec)
     saved = [v for v, u in zip(candidates, used_in[len(kj.invars):]) if u]
-    # the known part: its outputs and the saved values, evaluated now
+    # the known part: its outputs and the saved values
     kj2, _, used_c = dce_jaxpr(Jaxpr(kj.constvars, kj.invars, list(known_out) + saved, kj.eqns))
     known2 = ClosedJaxpr(kj2, [c for c, u in zip(known.consts, used_c) if u])
-    known_args = [a for a, o in zip(args, own) if not o]
-    unk_args = [a for a, o in zip(args, own) if o]
-    k_outs = bind_in(trace.parent, remat_p, *known_args, jaxpr=known2, **{
-        k: v for k, v in params.items() if k != "jaxpr"})
-    k_vals, saved_vals = list(k_outs[:n_kout]), list(k_outs[n_kout:])
     # the staged part: recomputation + the linear (unknown) equations
-    uj = unknown.jaxpr
+    uj = unknown_j.jaxpr
     sub = dict(zip(uj.invars[:num_res], res))
     eqns = list(rec.eqns) + [Eqn(e.prim, _subst(e.invars, sub), e.outvars, e.params,
                                  e.source_info) for e in uj.eqns]
     sj = Jaxpr(kj.constvars, list(kj.invars) + saved + list(uj.invars[num_res:]),
                _subst(uj.outvars, sub), eqns)
-    sj, used_in, used_c = dce_jaxpr(sj, prune_invars=True)   # residuals: only what is read
-    staged_closed = ClosedJaxpr(sj, [c for c, u in zip(known.consts, used_c) if u])
-    staged_args = [a for a, u in zip(known_args + saved_vals + unk_args, used_in) if u]
-    staged = trace.stage(remat_p, staged_args, dict(params, jaxpr=staged_closed))
-    k_it, u_it = iter(k_vals), iter(staged)
+    sj, staged_used, used_c = dce_jaxpr(sj, prune_invars=True)   # residuals: only what is read
+    staged = ClosedJaxpr(sj, [c for c, u in zip(known.consts, used_c) if u])
+    return known2, staged, out_unk, n_kout, staged_used
+
+
+def policy_staging_rule(trace, args, params):
+    """Split `remat(*args)` whose `args` are partly unknown (tangents) under `policy`.
+
+    Known outputs and the saveable intermediates are computed now; the staged equation takes
+    the known inputs and the saved values and recomputes every other known intermediate (in
+    the backward pass, where the transposer evaluates the non-linear part) before its linear
+    part.
+    """
+    own = [trace.is_own(a) for a in args]
+    known, staged, out_unk, n_kout, used = _policy_split(params["jaxpr"], own, params["policy"])
+    known_args = [a for a, o in zip(args, own) if not o]
+    unk_args = [a for a, o in zip(args, own) if o]
+    k_outs = bind_in(trace.parent, remat_p, *known_args, jaxpr=known, **{
+        k: v for k, v in params.items() if k != "jaxpr"})
+    k_vals, saved_vals = list(k_outs[:n_kout]), list(k_outs[n_kout:])
+    staged_args = [a for a, u in zip(known_args + saved_vals + unk_args, used) if u]
+    outs = trace.stage(remat_p, staged_args, dict(params, jaxpr=staged))
+    k_it, u_it = iter(k_vals), iter(outs)
     return [next(u_it) if u else next(k_it) for u in out_unk]
+
+
+def policy_partial_eval_jaxpr_rule(eqn, unknown):
+    """The same split for a remat equation inside a jaxpr being partially evaluated (a
+    checkpointed function in a scan body or a jitted function under `grad`). Without a policy
+    the whole equation is unknown, as before (everything recomputed)."""
+    policy = eqn.params.get("policy")
+    if policy is None:
+        return None, eqn, [True] * len(eqn.outvars)
+    known, staged, out_unk, n_kout, used = _policy_split(eqn.params["jaxpr"], unknown, policy)
+    known_in = [v for v, u in zip(eqn.invars, unknown) if not u]
+    unk_in = [v for v, u in zip(eqn.invars, unknown) if u]
+    saved = [Var(a) for a in known.out_avals[n_kout:]]
+    eqn_known = Eqn(remat_p, known_in, [v for v, u in zip(eqn.outvars, out_unk) if not u] + saved,
+                    dict(eqn.params, jaxpr=known), eqn.source_info)
+    unk_out = [v for v, u in zip(eqn.outvars, out_unk) if u]
+    eqn_unknown = None
+    if unk_out:
+        eqn_unknown = Eqn(remat_p, [v for v, u in zip(known_in + saved + unk_in, used) if u],
+                          unk_out, dict(eqn.params, jaxpr=staged), eqn.source_info)
+    return eqn_known, eqn_unknown, out_unk
+
+
+remat_p.partial_eval_jaxpr_rule = policy_partial_eval_jaxpr_rule
 
 
 # --------------------------------------------------------------------------------------------
