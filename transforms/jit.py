@@ -390,18 +390,16 @@ def _hoisted_jaxpr(closed, n):
 
 
 def _path_str(path):
-    path = tuple(tree_util.raw_key(k) for k in path)
     (which, *rest) = path if path else (None,)
+    which = tree_util.raw_key(which)
     s = "args" if which == 0 else ("kwargs" if which == 1 else "")
     if which == 0 and rest:
-        s = f"args[{rest[0]!r}]"
+        s = f"args[{tree_util.raw_key(rest[0])!r}]"
         rest = rest[1:]
     elif which == 1 and rest:
-        s = f"{rest[0]}"
+        s = f"{tree_util.raw_key(rest[0])}"
         rest = rest[1:]
-    for k in rest:
-        s += f"[{k!r}]"
-    return s
+    return s + tree_util.keystr(rest)    # JAX's key syntax: ['w'][0].field
 
 
 def _describe_leaf(s):
