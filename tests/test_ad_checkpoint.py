@@ -103,6 +103,9 @@ def test_policy_under_jit_scan_and_static_argnums(monkeypatch, tmp_path):
         h, ys = lax.scan(body, tnp.zeros(3), xs)
         return tnp.sum(h) + tnp.sum(ys)
 
+    f_kw = T.checkpoint(lambda x, *, p: tnp.sum(x ** p), policy=cp.dots_saveable,
+                        static_argnames=("p",))
+    np.testing.assert_allclose(T.grad(f_kw)(np.full(2, 2.0), p=3), [12.0, 12.0])
     xs = rng.normal(size=(5, 3))
     want = T.grad(rnn)(W, xs, 2)
     for p in (cp.dots_saveable, cp.save_only_these_names("h"), cp.everything_saveable):

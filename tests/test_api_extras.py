@@ -43,6 +43,9 @@ def test_linear_transpose():
     np.testing.assert_allclose(g, 2 * a @ (a.T @ ct[0]), rtol=1e-12)
     with pytest.raises(TypeError):
         ft((np.ones(3), np.ones(3)))
+    for nonlinear in (tnp.sin, lambda x: x * x):
+        with pytest.raises(TypeError, match="linear"):
+            T.linear_transpose(nonlinear, np.ones(2))(np.ones(2))
     # JAX's example values: f(x, y) = (2x + sum(y), x), cotangent of ones
     ft2 = T.linear_transpose(lambda x, y: (2 * x + y.sum(), x), np.ones(3, np.float32),
                              np.ones(2, np.float32))

@@ -54,8 +54,12 @@ def linear_transpose(fun, *primals, reduce_axes=()):
                 raise TypeError(f"linear_transpose: cotangent {ca.str_short()} for an output "
                                 f"{a.str_short()}")
             cts.append(c)
-        res = backward_pass(closed.jaxpr, closed.consts, [UndefinedPrimal(a) for a in in_avals],
-                            cts)
+        try:
+            res = backward_pass(closed.jaxpr, closed.consts,
+                                [UndefinedPrimal(a) for a in in_avals], cts)
+        except NotImplementedError as e:      # a primitive without a transpose rule
+            raise TypeError(f"linear_transpose: the function is not linear in its inputs: "
+                            f"{e}") from None
         from .lax import zeros_like_aval
         full = [zeros_like_aval(a) if r is None else r for r, a in zip(res, in_avals)]
         return tuple(tree_util.unflatten(in_tree, full))

@@ -54,11 +54,12 @@ def _remat_staging_rule(trace, args, params):
 remat_p.staging_rule = _remat_staging_rule
 
 
-def checkpoint(fun, prevent_cse=True, policy=None, static_argnums=()):
+def checkpoint(fun, prevent_cse=True, policy=None, static_argnums=(), static_argnames=()):
     """Wrap `fun` so reverse mode recomputes its intermediates instead of storing them.
 
     `policy(prim, *avals, **params) -> bool` (see `transforms.ad_checkpoint.checkpoint_policies`)
-    marks intermediates worth saving anyway; `None` saves only the inputs.
+    marks intermediates worth saving anyway; `None` saves only the inputs. Keyword arguments
+    are always passed through as given (so `static_argnames` is accepted for JAX programs).
     """
     static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
     extra = {} if policy is None else {"policy": policy}
