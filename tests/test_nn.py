@@ -218,3 +218,68 @@ def test_initializers_jit_and_vmap_over_keys(monkeypatch, tmp_path):
     batched = T.vmap(lambda k: init.glorot_uniform()(k, (4, 3)))(keys)
     for i in range(3):
         np.testing.assert_allclose(batched[i], init.glorot_uniform()(keys[i], (4, 3)), rtol=1e-6)
+
+
+def _np_attention(q, k, v, bias=None, keep=None, scale=None):
+    """First-principles reference: per batch b, query head n (kv head n // G), position t."""
+    B, T, N, H = q.shape
+    S, K = k.shape[1], k.shape[2]
+    G = N // K
+    scale = 1 / np.sqrt(H) if scale is None else scale
+    out = np.zeros((B, T, N, H))
+    for b in range(B):
+        for n in range(N):
+            lg = q[b, :, n] @ k[b, :, n // G].T * scale
+            if bias is not None:
+                lg = lg + np.broadcast_to(bias, (B, N, T, S))[b, n]
+            if keep is not None:
+                lg = np.where(np.broadcast_to(keep, (B, N, T, S))[b, n], lg,
+                              -0.7 * np.finfo(lg.dtype).max)
+            p = np.exp(lg - lg.max(-1, keepdims=True))
+            out[b, :, n] = (p / p.sum(-1, keepdims=True)) @ v[b, :, n // G]
+    return out
+
+
+def test_dot_product_attention(monkeypatch, tmp_path):
+    monkeypatch.setenv("NUMBAX_CACHE_DIR", str(tmp_path))
+    r = np.random.default_rng(3)
+    q, k, v = r.normal(size=(2, 4, 6, 8)), r.normal(size=(2, 5, 3, 8)), r.normal(size=(2, 5, 3, 8))
+    bias = r.normal(size=(2, 6, 4, 5))
+    mask = r.uniform(size=(2, 1, 4, 5)) > 0.3
+    causal = np.arange(5)[None, :] <= np.arange(4)[:, None]
+    att = nn.dot_product_attention
+    np.testing.assert_allclose(att(q, k, v), _np_attention(q, k, v), rtol=1e-10)
+    np.testing.assert_allclose(att(q, k, v, bias, mask), _np_attention(q, k, v, bias, mask),
+                               rtol=1e-10)
+    np.testing.assert_allclose(att(q, k, v, is_causal=True, scale=0.5),
+                               _np_attention(q, k, v, keep=causal, scale=0.5), rtol=1e-10)
+    win = (np.arange(5)[None, :] >= np.arange(4)[:, None] - 1) & \
+        (np.arange(5)[None, :] <= np.arange(4)[:, None])
+    np.testing.assert_allclose(att(q, k, v, local_window_size=(1, 0)),
+                               _np_attention(q, k, v, keep=win), rtol=1e-10)
+    qs, ks = np.array([2, 4]), np.array([5, 3])
+    keep = (np.arange(4)[None, None, :, None] < qs[:, None, None, None]) & \
+        (np.arange(5)[None, None, None, :] < ks[:, None, None, None])
+    want = _np_attention(q, k, v, keep=keep) * (np.arange(4)[None, :, None, None]
+                                                 < qs[:, None, None, None])
+    np.testing.assert_allclose(att(q, k, v, query_seq_lengths=qs, key_value_seq_lengths=ks),
+                               want, rtol=1e-10)
+    np.testing.assert_allclose(att(q[0], k[0], v[0]), _np_attention(q[:1], k[:1], v[:1])[0],
+                               rtol=1e-10)
+    out, lse = att(q, k, v, return_residual=True)
+    assert lse.shape == (2, 4, 6)
+    # float32 stays float32 (causal, one kv head shared by two query heads)
+    qf, kf, vf = (np.asarray(a, np.float32) for a in (q, k, v))
+    got = att(qf[:1, :2, :2, :2], kf[:1, :3, :1, :2], vf[:1, :3, :1, :2], is_causal=True)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, _np_attention(q[:1, :2, :2, :2], k[:1, :3, :1, :2],
+                                                  v[:1, :3, :1, :2], keep=causal[:2, :3]),
+                               rtol=2e-5, atol=2e-6)
+    f = lambda q, k, v: att(q, k, v, bias, is_causal=True)
+    check_grads(lambda q, k, v: att(q, k, v, is_causal=True), (q[:1, :3, :3, :4],
+                k[:1, :5, :3, :4], v[:1, :5, :3, :4]), order=1)
+    np.testing.assert_allclose(T.jit(f)(q, k, v), f(q, k, v), rtol=1e-10)
+    batched = T.vmap(lambda q, k, v: att(q, k, v, is_causal=True))(q, k, v)
+    for i in range(2):
+        np.testing.assert_allclose(batched[i], att(q[i], k[i], v[i], is_causal=True),
+                                   rtol=1e-12)

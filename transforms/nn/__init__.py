@@ -25,12 +25,13 @@ import transforms.numpy as tnp
 from transforms import lax
 
 from . import initializers  # noqa: F401
+from ._attention import dot_product_attention  # noqa: F401
 
 __all__ = ["relu", "relu6", "sigmoid", "log_sigmoid", "softplus", "soft_sign", "silu", "swish",
            "gelu", "elu", "celu", "selu", "leaky_relu", "hard_tanh", "hard_sigmoid", "hard_silu",
            "hard_swish", "glu", "softmax", "log_softmax", "logsumexp", "logmeanexp",
            "standardize", "one_hot", "tanh", "mish", "squareplus", "sparse_plus",
-           "sparse_sigmoid", "log1mexp", "identity", "initializers"]
+           "sparse_sigmoid", "log1mexp", "identity", "initializers", "dot_product_attention"]
 
 
 def _float(x):
