@@ -96,6 +96,13 @@ def test_softmax_family():
     sm = nn.softmax(z, where=m)
     em = np.where(m, np.exp(z), 0)
     np.testing.assert_allclose(sm, em / em.sum(1, keepdims=True), rtol=1e-12)
+    m2 = np.array([[True, False], [False, False]])          # a fully masked row (JAX: zeros)
+    np.testing.assert_array_equal(nn.softmax(np.ones((2, 2)), where=m2), [[1, 0], [0, 0]])
+    np.testing.assert_array_equal(nn.log_softmax(np.ones((2, 2)), where=m2),
+                                  [[0, -np.inf], [-np.inf, -np.inf]])
+    np.testing.assert_array_equal(
+        T.grad(lambda x: nn.softmax(x, where=m2)[0, 0] + nn.softmax(x, where=m2)[1, 0])(
+            np.ones((2, 2))), np.zeros((2, 2)))
     lsm = nn.log_softmax(z, where=m)
     assert np.all(np.isneginf(lsm[~m]))
     np.testing.assert_allclose(lsm[m], (z - np.log(em.sum(1, keepdims=True)))[m], rtol=1e-12)

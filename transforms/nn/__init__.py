@@ -232,7 +232,9 @@ def softmax(x, axis=-1, where=None):
     if where is None:
         return e / tnp.sum(e, axis=axis, keepdims=True)
     e = tnp.where(where, e, tnp.zeros_like(e))
-    return e / tnp.sum(e, axis=axis, keepdims=True)
+    total = tnp.sum(e, axis=axis, keepdims=True)
+    total = tnp.where(total > 0, total, tnp.ones_like(total))   # an all-masked row: no 0 / 0
+    return tnp.where(where, e / total, tnp.zeros_like(e))
 
 
 def log_softmax(x, axis=-1, where=None):
@@ -241,13 +243,13 @@ def log_softmax(x, axis=-1, where=None):
     x = _float(x)
     shifted = x - _shift(x, axis, where)
     e = tnp.exp(shifted)
-    if where is not None:
-        e = tnp.where(where, e, tnp.zeros_like(e))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = shifted - tnp.log(tnp.sum(e, axis=axis, keepdims=True))
-    if where is not None:
-        out = tnp.where(where, out, tnp.full_like(out, -np.inf))
-    return out
+    if where is None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return shifted - tnp.log(tnp.sum(e, axis=axis, keepdims=True))
+    e = tnp.where(where, e, tnp.zeros_like(e))
+    total = tnp.sum(e, axis=axis, keepdims=True)
+    total = tnp.where(total > 0, total, tnp.ones_like(total))   # an all-masked row: no log 0
+    return tnp.where(where, shifted - tnp.log(total), tnp.full_like(shifted, -np.inf))
 
 
 def _norm_axes(axis, ndim):
