@@ -119,3 +119,18 @@ def test_partial_is_a_pytree_through_jit(monkeypatch, tmp_path):
     g = T.grad(lambda q: tnp.sum(q(2.0)))(p)
     assert isinstance(g, tu.Partial)
     np.testing.assert_allclose(g.args[0], [2.0, 2.0])
+
+
+def test_checkpoint_keeps_its_own_key_handling(tmp_path):
+    """fnn.checkpoint names leaves by raw keys and accepts keys of mixed types, which
+    transforms.tree (as JAX) cannot sort: saving and restoring such a tree still works."""
+    from fnn import checkpoint as ckpt
+    P2 = collections.namedtuple("P2", ["x", "y"])
+    t = {1: np.ones(1), "a": P2(np.ones(2), np.zeros(1)), None: np.zeros(1)}
+    path = tmp_path / "t.safetensors"
+    ckpt.save(path, t)
+    from safetensors.numpy import load_file
+    assert sorted(load_file(path)) == ["1", "None", "a/0", "a/1"]      # names unchanged
+    back = ckpt.restore(path, target=t)
+    assert list(back) == [1, "a", None] and isinstance(back["a"], P2)
+    np.testing.assert_array_equal(back["a"].x, [1.0, 1.0])

@@ -1112,4 +1112,4 @@ def _restore_into(f, header, leaves, target, partial):
             out.append(arrays[node.name])
         else:
             out.append(node.value)
-    return tree_util.unflatten(treedef, out)
+    return optree.tree_unflatten(treedef, out)   # the target's own key order (any key types)
