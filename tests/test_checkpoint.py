@@ -734,8 +734,11 @@ def _check_mutant(path, data):
     except ValueError:
         return False
     header = fmt.read_header(path)
-    pairs, _ = tree_util.flatten_with_path(out)
-    for p, leaf in pairs:
+    # raw optree paths: the file names leaves by raw keys, and a mutant may hold a dict whose
+    # keys cannot be sorted (which transforms.tree, as JAX, rejects)
+    import optree
+    paths, lvs, _ = optree.tree_flatten_with_path(out, namespace=tree_util.NAMESPACE)
+    for p, leaf in zip(paths, lvs):
         if isinstance(leaf, np.ndarray):
             name = fmt.path_name(p)
             assert leaf.shape == header.tensors[name][1]

@@ -54,10 +54,14 @@ def test_map_and_multiple_trees():
 
 def test_map_with_path_and_leaves_with_path():
     paths = [p for p, _ in tree.leaves_with_path(TREE)]
-    assert paths == [("a",), ("b", 0), ("b", 1, 0), ("b", 1, 1), ("d", "x")]
-    out = tree.map_with_path(lambda p, x: "/".join(map(str, p)) + f"={x}", TREE)
+    D, S = tree.DictKey, tree.SequenceKey
+    assert paths == [(D("a"),), (D("b"), S(0)), (D("b"), S(1), S(0)), (D("b"), S(1), S(1)),
+                     (D("d"), D("x"))]
+    out = tree.map_with_path(lambda p, x: tree.keystr(p, simple=True, separator="/") + f"={x}",
+                             TREE)
     assert out["b"][1] == ("b/1/0=2", "b/1/1=3") and out["d"]["x"] == "d/x=5"
-    assert tree.keystr(("params", 0)) == "['params'][0]"
+    assert tree.keystr(paths[2]) == "['b'][1][0]"
+    assert tree.keystr(("params", 0)) == "['params'][0]"   # raw keys still format
 
 
 def test_reduce_all_any():

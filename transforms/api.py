@@ -56,6 +56,42 @@ def _unwrap_aux(aux, trace):
 # vjp / grad
 # ---------------------------------------------------------------------------------------------
 
+class _VJPPullback:
+    """The body of the function `vjp` returns, with the residuals as leading arguments."""
+
+    def __init__(self, jaxpr, out_tree, out_avals, out_nz, in_avals, diff, in_tree):
+        self.jaxpr, self.out_tree, self.out_avals, self.out_nz = jaxpr, out_tree, out_avals, out_nz
+        self.in_avals, self.diff, self.in_tree = in_avals, diff, in_tree
+
+    def __call__(self, *args):
+        *consts, ct = args
+        out_tree, out_avals, out_nz = self.out_tree, self.out_avals, self.out_nz
+        in_avals, diff, in_tree = self.in_avals, self.diff, self.in_tree
+        ct_flat, ct_tree = tree_util.flatten(ct)
+        if ct_tree != out_tree:
+            raise ValueError(f"vjp: cotangent structure {ct_tree} does not match the output "
+                             f"structure {out_tree}")
+        for c, a in zip(ct_flat, out_avals):
+            if get_aval(c).shape != a.shape:
+                raise ValueError(f"vjp: cotangent of shape {get_aval(c).shape} for an output of "
+                                 f"shape {a.shape}")
+        cts = [as_leaf(c) for c, nz in zip(ct_flat, out_nz) if nz]
+        args = [UndefinedPrimal(a) for a, d in zip(in_avals, diff) if d]
+        res = backward_pass(self.jaxpr, consts, args, cts)
+        it = iter(res)
+        full = []
+        for a, d in zip(in_avals, diff):
+            c = next(it) if d else None
+            if c is None:
+                from .lax import zeros_like_aval
+                c = zeros_like_aval(a)
+            elif get_aval(c).dtype != a.dtype:
+                from .lax import convert_element_type
+                c = convert_element_type(c, a.dtype)
+            full.append(_writeable(c))
+        return tuple(tree_util.unflatten(in_tree, full))
+
+
 def _vjp(fun, primals, has_aux, kwargs=None, check_scalar=None):
     kwargs = kwargs or {}
     flat, in_tree = tree_util.flatten(tuple(primals))
@@ -82,30 +118,10 @@ def _vjp(fun, primals, has_aux, kwargs=None, check_scalar=None):
     out_avals = [get_aval(o) for o in out_p]
     in_avals = [get_aval(x) for x in flat]
 
-    def vjp_fn(ct):
-        ct_flat, ct_tree = tree_util.flatten(ct)
-        if ct_tree != out_tree:
-            raise ValueError(f"vjp: cotangent structure {ct_tree} does not match the output "
-                             f"structure {out_tree}")
-        for c, a in zip(ct_flat, out_avals):
-            if get_aval(c).shape != a.shape:
-                raise ValueError(f"vjp: cotangent of shape {get_aval(c).shape} for an output of "
-                                 f"shape {a.shape}")
-        cts = [as_leaf(c) for c, nz in zip(ct_flat, out_nz) if nz]
-        args = [UndefinedPrimal(a) for a, d in zip(in_avals, diff) if d]
-        res = backward_pass(linear.jaxpr, linear.consts, args, cts)
-        it = iter(res)
-        full = []
-        for a, d in zip(in_avals, diff):
-            c = next(it) if d else None
-            if c is None:
-                from .lax import zeros_like_aval
-                c = zeros_like_aval(a)
-            elif get_aval(c).dtype != a.dtype:
-                from .lax import convert_element_type
-                c = convert_element_type(c, a.dtype)
-            full.append(_writeable(c))
-        return tuple(tree_util.unflatten(in_tree, full))
+    # a pytree (as JAX's): its leaves are the residuals, so it can be passed through jit
+    vjp_fn = tree_util.Partial(
+        _VJPPullback(linear.jaxpr, out_tree, out_avals, out_nz, in_avals, diff, in_tree),
+        *linear.consts)
 
     out = tree_util.unflatten(out_tree, out_p)
     if has_aux:
@@ -420,6 +436,14 @@ class ShapeDtypeStruct:
     def __init__(self, shape, dtype):
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
 
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
     def __repr__(self):
         return f"ShapeDtypeStruct(shape={self.shape}, dtype={self.dtype.name})"
 
@@ -431,6 +455,8 @@ class ShapeDtypeStruct:
 
 
 def eval_shape(fun, *args, **kwargs):
+    """The output's shapes and dtypes as a pytree of `ShapeDtypeStruct`, without computing it;
+    arguments may be arrays or anything with `.shape` and `.dtype` (e.g. `ShapeDtypeStruct`)."""
     _, shapes = make_jaxpr(lambda *a: fun(*a, **kwargs), return_shape=True)(*args)
     return shapes
 
@@ -452,6 +478,7 @@ def device_put(x, device=None):
 
 
 def block_until_ready(x):
+    """`x` itself: computations here finish before they return (kept for JAX programs)."""
     return x
 
 

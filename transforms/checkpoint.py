@@ -16,8 +16,8 @@ from .ir import ClosedJaxpr, Eqn, Jaxpr, eval_jaxpr
 from .pjit import _split, call_rules
 
 remat_p = Primitive("remat", multiple_results=True)
-remat_p.def_impl(lambda *args, jaxpr, prevent_cse=True: eval_jaxpr(jaxpr.jaxpr, jaxpr.consts,
-                                                                   *args))
+remat_p.def_impl(lambda *args, jaxpr, prevent_cse=True, **_: eval_jaxpr(jaxpr.jaxpr, jaxpr.consts,
+                                                                       *args))
 call_rules(remat_p)
 
 
@@ -45,6 +45,9 @@ def _remat_staging_rule(trace, args, params):
     own = [trace.is_own(a) for a in args]
     if not trace.partial or all(own):
         return trace.stage(remat_p, args, params)
+    if params.get("policy") is not None:      # save what the policy marks saveable
+        from .ad_checkpoint import policy_staging_rule
+        return policy_staging_rule(trace, args, params)
     known_prims, out_unk, unk_closed = _remat_halves(params["jaxpr"], own)
     known_args = [a for a, o in zip(args, own) if not o]
     # known outputs now ...
@@ -79,9 +82,15 @@ remat_p.staging_rule = _remat_staging_rule
 remat_p.partial_eval_jaxpr_rule = _remat_partial_eval_jaxpr_rule
 
 
-def checkpoint(fun, prevent_cse=True, policy=None, static_argnums=()):
-    """Wrap `fun` so reverse mode recomputes its intermediates instead of storing them."""
+def checkpoint(fun, prevent_cse=True, policy=None, static_argnums=(), static_argnames=()):
+    """Wrap `fun` so reverse mode recomputes its intermediates instead of storing them.
+
+    `policy(prim, *avals, **params) -> bool` (see `transforms.ad_checkpoint.checkpoint_policies`)
+    marks intermediates worth saving anyway; `None` saves only the inputs. Keyword arguments
+    are always passed through as given (so `static_argnames` is accepted for JAX programs).
+    """
     static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    extra = {} if policy is None else {"policy": policy}
 
     @functools.wraps(fun)
     def wrapped(*args, **kwargs):
@@ -91,7 +100,7 @@ def checkpoint(fun, prevent_cse=True, policy=None, static_argnums=()):
         # values `fun` closed over (possibly tracers of an enclosing grad/vmap/scan) become
         # leading operands, so every transform of the remat equation sees them
         hoisted, consts = hoist_consts(closed)
-        outs = remat_p.bind(*consts, *flat, jaxpr=hoisted, prevent_cse=prevent_cse)
+        outs = remat_p.bind(*consts, *flat, jaxpr=hoisted, prevent_cse=prevent_cse, **extra)
         return tree_util.unflatten(store["tree"], list(outs))
 
     return wrapped

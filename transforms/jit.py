@@ -52,6 +52,7 @@ from .ir import ClosedJaxpr, Jaxpr
 logger = logging.getLogger("transforms.jit")
 
 _NS = tree_util.NAMESPACE
+from .config import config as _config  # noqa: E402
 _PY_SCALARS = (bool, int, float, complex)
 
 
@@ -249,6 +250,8 @@ class JitFunction:
 
     # -- call -----------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
+        if _config._values["jax_disable_jit"]:      # T.disable_jit(): run eagerly
+            return self._fun(*args, **kwargs)
         if not kwargs and not self._static_nums and core._state.trace is core.EVAL_TRACE:
             # fast path: positional plain arrays, already compiled
             key = []
@@ -366,7 +369,7 @@ class JitFunction:
             it = iter(dyn_args)
             full = [static_pos[i] if i in static_pos else next(it) for i in range(n_args)]
             out = self._fun(*full, **dyn_kw, **static_kw)
-            out_flat, store["tree"] = optree.tree_flatten(out, namespace=_NS)
+            out_flat, store["tree"] = tree_util.flatten(out)  # dicts sorted, as JAX
             return [as_leaf(o) for o in out_flat]
 
         closed = _capture_consts(trace_to_jaxpr(flat_fun, in_avals))
@@ -658,16 +661,15 @@ def _hoisted_jaxpr(closed, n):
 
 def _path_str(path):
     (which, *rest) = path if path else (None,)
+    which = tree_util.raw_key(which)
     s = "args" if which == 0 else ("kwargs" if which == 1 else "")
     if which == 0 and rest:
-        s = f"args[{rest[0]!r}]"
+        s = f"args[{tree_util.raw_key(rest[0])!r}]"
         rest = rest[1:]
     elif which == 1 and rest:
-        s = f"{rest[0]}"
+        s = f"{tree_util.raw_key(rest[0])}"
         rest = rest[1:]
-    for k in rest:
-        s += f"[{k!r}]"
-    return s
+    return s + tree_util.keystr(rest)    # JAX's key syntax: ['w'][0].field
 
 
 def _describe_leaf(s):

@@ -135,6 +135,7 @@ def _err(path, problem) -> CheckpointError:
 # Names
 
 def _component(key) -> str:
+    key = tree_util.raw_key(key)  # DictKey('a') -> 'a', SequenceKey(0) -> 0, ...
     return key if isinstance(key, str) else str(key)
 
 
@@ -1063,7 +1064,10 @@ def _collect(node: _Node, base: str, out: dict):
 
 def _restore_into(f, header, leaves, target, partial):
     path = header.path
-    pairs, treedef = tree_util.flatten_with_path(target)
+    # raw optree paths (a namedtuple field is its index), as the save side names leaves
+    raw_paths, raw_leaves, treedef = optree.tree_flatten_with_path(
+        target, namespace=tree_util.NAMESPACE)
+    pairs = list(zip(raw_paths, raw_leaves))
     names = [path_name(p) for p, _ in pairs]
     seen = {}
     for n, (p, _) in zip(names, pairs):
@@ -1120,4 +1124,4 @@ def _restore_into(f, header, leaves, target, partial):
             out.append(arrays[node.name])
         else:
             out.append(node.value)
-    return tree_util.unflatten(treedef, out)
+    return optree.tree_unflatten(treedef, out)   # the target's own key order (any key types)

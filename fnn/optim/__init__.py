@@ -14,6 +14,7 @@ tree helpers. Every state is a pytree of arrays and every `update` is pure and j
 from . import base, schedules, updates  # noqa: F401
 from . import transforms  # noqa: F401  (fnn.optim.transforms: the building blocks)
 from . import combine, alias  # noqa: F401
+from ._flatten import flatten  # noqa: F401  (optax.flatten)
 
 from .base import (EmptyState, GradientTransformation,  # noqa: F401
                    GradientTransformationExtraArgs, NO_PARAMS_MSG, OptState, Params,

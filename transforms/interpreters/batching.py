@@ -244,7 +244,7 @@ def _leaf_value(x):
     return as_leaf(x, "vmap: argument")
 
 
-def vmap(fun, in_axes=0, out_axes=0, axis_name=None, axis_size=None):
+def vmap(fun, in_axes=0, out_axes=0, axis_name=None, axis_size=None, spmd_axis_name=None):
     """Vectorise `fun` over an axis of its inputs (JAX's `vmap`).
 
     `in_axes`: an int, None, or a tuple with one entry (an int, None or a pytree prefix of
@@ -252,7 +252,8 @@ def vmap(fun, in_axes=0, out_axes=0, axis_name=None, axis_size=None):
     arguments are always mapped over axis 0. `out_axes`: the same for the outputs; an output
     that does not depend on the mapped axis is broadcast, and `None` is allowed only for such
     outputs. `axis_name` names the axis for collectives (`lax.psum`, `lax.axis_index`, ...);
-    `axis_size` gives the size when no input is mapped.
+    `axis_size` gives the size when no input is mapped. `spmd_axis_name` (a sharding hint
+    in JAX) is accepted and ignored: there is one device.
     """
     if not callable(fun):
         raise TypeError(f"vmap: expected a callable, got {type(fun).__name__}")

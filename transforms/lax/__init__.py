@@ -31,3 +31,7 @@ from .control_flow import cond, fori_loop, map, scan, switch, while_loop  # noqa
 from .conv import (ConvDimensionNumbers, avg_pool, conv, conv_dimension_numbers,  # noqa: F401,E402
                    conv_general_dilated, conv_transpose, max_pool, padtype_to_pads,
                    reduce_window, sum_pool)
+from .extras import (associative_scan, conv_general_shape_tuple,  # noqa: F401,E402
+                     conv_with_general_padding, dynamic_index_in_dim, dynamic_slice_in_dim,
+                     dynamic_update_index_in_dim, dynamic_update_slice_in_dim, index_in_dim,
+                     reduce_window_shape_tuple, slice_in_dim)

@@ -1503,6 +1503,7 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     from . import rules_random  # noqa: F401  (argsort)
     from . import rules_decompositions  # noqa: F401  (cholesky, solve, eigh, qr, svd, ...)
     from . import rules_special  # noqa: F401  (lgamma, digamma, erf_inv, ...)
+    from . import rules_debug  # noqa: F401  (checkpoint_name, debug callbacks)
     jaxpr, consts = fusion.prepare(closed, has_rule=lambda n: n in LOWERINGS)
     for v in jaxpr.invars + jaxpr.constvars + [o for e in jaxpr.eqns for o in e.outvars]:
         _check_dtype(v.aval.dtype)
