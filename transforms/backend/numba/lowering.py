@@ -1624,7 +1624,8 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
             f"# kernels version {kernels.source_version()}", "#"]
     head += ["# " + line for line in text.splitlines()]
     head += ["import math as _math", "import numpy as _np", "import numba as _numba",
-             "from numba import njit as _njit, prange as _prange, types as _t"]
+             "from numba import prange as _prange, types as _t",
+             "from transforms.backend.numba.cache import njit as _njit"]
     head += [f"from transforms.backend.numba.kernels import {k} as _k_{k}"
              for k in sorted(mod.imports)]
     head.append("")
