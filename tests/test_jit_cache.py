@@ -379,3 +379,75 @@ def test_two_processes_compiling_the_same_program_leave_one_valid_entry(tmp_path
     assert not [p for p in _numba_files(tmp_path) if ".tmp" in p]
     res = _scenario(tmp_path)
     assert res["disk"] is True and res["warnings"] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Size limit: least recently used entries go, with their Numba files
+# ---------------------------------------------------------------------------------------------
+
+def _fake_entry(d, key, used):
+    """An entry of ~2.1 kB last used at time `used`."""
+    os.makedirs(d / "__pycache__", exist_ok=True)
+    files = [d / f"nbx_{key}.py", d / "__pycache__" / f"nbx_{key}._fn-9.py311.nbi",
+             d / "__pycache__" / f"nbx_{key}._fn-9.py311.1.nbc"]
+    for p, n in zip(files, (1000, 100, 1000)):
+        p.write_bytes(b"x" * n)
+        os.utime(p, (used, used))
+    return files
+
+
+def test_evict_removes_least_recently_used_entries_and_their_numba_files(tmp_path):
+    from transforms.backend.numba import cache
+    old = _fake_entry(tmp_path, "aaaa", 1000)
+    mid = _fake_entry(tmp_path, "bbbb", 2000)
+    new = _fake_entry(tmp_path, "cccc", 3000)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "kernels.x.nbi").write_bytes(b"k" * 5000)   # not an entry: stays
+    assert cache.evict(str(tmp_path), max_bytes=2 * 2100 + 10) == 1
+    assert not any(p.exists() for p in old)
+    assert all(p.exists() for p in mid + new)
+    assert (tmp_path / "src" / "kernels.x.nbi").exists()
+    # reading an entry's module makes it recently used (its access time; mtime is kept)
+    os.utime(mid[0], (4000, 2000))
+    assert cache.evict(str(tmp_path), max_bytes=2100 + 10) == 1
+    assert all(p.exists() for p in mid) and not any(p.exists() for p in new)
+
+
+def test_evict_never_removes_an_entry_being_written(tmp_path):
+    from transforms.backend.numba import cache
+    if cache.fcntl is None:
+        import pytest
+        pytest.skip("no file locks on this platform")
+    busy = _fake_entry(tmp_path, "aaaa", 1000)
+    idle = _fake_entry(tmp_path, "bbbb", 2000)
+    with cache._EntryLock(str(tmp_path), "aaaa"):          # another writer holds it
+        assert cache.evict(str(tmp_path), max_bytes=10) == 1
+        assert all(p.exists() for p in busy) and not any(p.exists() for p in idle)
+    assert cache.evict(str(tmp_path), max_bytes=10) == 1
+    assert not any(p.exists() for p in busy)
+
+
+def _entry_keys(d):
+    return sorted(n[4:-3] for n in os.listdir(d) if n.startswith("nbx_") and n.endswith(".py"))
+
+
+def _entry_bytes(d):
+    return sum(e[0] for e in __import__("transforms.backend.numba.cache",
+                                        fromlist=["_scan"])._scan(str(d)).values())
+
+
+def test_disk_cache_size_limit_evicts_least_recently_used(tmp_path):
+    a = _scenario(tmp_path, rows=5)["key"]
+    b = _scenario(tmp_path, rows=6)["key"]
+    assert _entry_keys(tmp_path) == sorted([a, b])
+    limit = int(_entry_bytes(tmp_path) * 1.2)
+    assert _scenario(tmp_path, rows=5)["disk"] is True        # a is now the more recent one
+    env = {"NUMBAX_CACHE_MAX_BYTES": str(limit)}
+    c = _scenario(tmp_path, rows=7, env=env)["key"]
+    assert _entry_keys(tmp_path) == sorted([a, c])
+    assert not [p for p in _numba_files(tmp_path) if b in p]  # b's machine code went too
+    assert _entry_bytes(tmp_path) <= limit
+    # a tiny limit keeps only the entry just written
+    d = _scenario(tmp_path, rows=8, env={"NUMBAX_CACHE_MAX_BYTES": "1"})["key"]
+    assert _entry_keys(tmp_path) == [d]
+    assert _scenario(tmp_path, rows=8)["disk"] is True
