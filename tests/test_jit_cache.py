@@ -451,3 +451,73 @@ def test_disk_cache_size_limit_evicts_least_recently_used(tmp_path):
     d = _scenario(tmp_path, rows=8, env={"NUMBAX_CACHE_MAX_BYTES": "1"})["key"]
     assert _entry_keys(tmp_path) == [d]
     assert _scenario(tmp_path, rows=8)["disk"] is True
+
+
+# ---------------------------------------------------------------------------------------------
+# Parallel loops: fork() and concurrent callers (lowering.parallel_allowed / parallel_guard)
+# ---------------------------------------------------------------------------------------------
+
+PARALLEL = textwrap.dedent("""
+    import json, os, threading, numpy as np
+    import transforms as T, transforms.numpy as tnp
+    f = T.jit(lambda x: tnp.tanh(x) * 2 + 1)
+    x = np.linspace(-2, 2, 1 << 21, dtype=np.float32)          # above NUMBAX_PARALLEL_MIN
+    ref = np.tanh(x) * 2 + 1
+    y = f(x)
+    par = "_prange(" in f.lower(x).source
+    ok = bool(np.allclose(y, ref, atol=1e-6))
+    if {mode!r} == "fork":
+        pid = os.fork()
+        if pid == 0:                       # a worker process: uses compiled code again
+            g = T.jit(lambda x: tnp.exp(x) * 3)
+            good = np.allclose(f(x), ref, atol=1e-6) and np.allclose(g(x), np.exp(x) * 3,
+                                                                     rtol=1e-6)
+            os._exit(0 if good else 3)
+        _, status = os.waitpid(pid, 0)
+        ok = ok and os.waitstatus_to_exitcode(status) == 0
+    else:
+        res = []
+        def work():
+            for _ in range(10):
+                res.append(bool(np.allclose(f(x), ref, atol=1e-6)))
+        ts = [threading.Thread(target=work) for _ in range(4)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        ok = ok and len(res) == 40 and all(res)
+    print(json.dumps({{"ok": ok, "parallel": par}}))
+""")
+
+
+def _parallel_run(tmp_path, mode, **env):
+    import json
+    e = dict(os.environ, NUMBAX_CACHE_DIR=str(tmp_path),
+             PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for k in ("NUMBAX_PARALLEL", "NUMBA_THREADING_LAYER", "NUMBAX_PARALLEL_MIN"):
+        e.pop(k, None)
+    e.update(env)
+    out = subprocess.run([sys.executable, "-c", PARALLEL.format(mode=mode)], env=e,
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_fork_after_a_large_jitted_call_works(tmp_path):
+    # by default loops are parallel only on a fork-safe layer (TBB); GNU OpenMP killed the
+    # child ("fork() called from a process already using GNU OpenMP")
+    assert _parallel_run(tmp_path, "fork")["ok"]
+
+
+def test_fork_after_an_opt_in_parallel_call_on_workqueue_works(tmp_path):
+    res = _parallel_run(tmp_path, "fork", NUMBAX_PARALLEL="1", NUMBA_THREADING_LAYER="workqueue")
+    assert res["parallel"] and res["ok"]
+
+
+def test_threads_calling_a_parallel_function_concurrently_do_not_abort(tmp_path):
+    # workqueue aborts the process when two threads enter parallel code at once: our calls of
+    # parallel code are serialised on that layer
+    res = _parallel_run(tmp_path, "threads", NUMBAX_PARALLEL="1",
+                        NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="4")
+    assert res["parallel"] and res["ok"]
+    res = _parallel_run(tmp_path, "threads", NUMBA_THREADING_LAYER="workqueue",
+                        NUMBA_NUM_THREADS="4")
+    assert res["ok"] and not res["parallel"]        # auto: no parallel loops on workqueue
