@@ -521,3 +521,21 @@ def test_threads_calling_a_parallel_function_concurrently_do_not_abort(tmp_path)
     res = _parallel_run(tmp_path, "threads", NUMBA_THREADING_LAYER="workqueue",
                         NUMBA_NUM_THREADS="4")
     assert res["ok"] and not res["parallel"]        # auto: no parallel loops on workqueue
+
+
+def test_numba_cache_files_writable_or_owned_by_others_are_refused(tmp_path):
+    first = _scenario(tmp_path)
+    os.chmod(tmp_path / "__pycache__", 0o777)
+    res = _scenario(tmp_path)
+    assert res["disk"] is False
+    assert len(res["warnings"]) == 1 and "writable by other users" in res["warnings"][0]
+    os.chmod(tmp_path / "__pycache__", 0o700)
+    if hasattr(os, "getuid") and os.getuid() == 0:        # a pickle planted by another user
+        for p in _numba_files(tmp_path):
+            if first["key"] in p and p.endswith(".nbi"):
+                os.chown(p, 65534, 65534)
+        res = _scenario(tmp_path)
+        assert res["disk"] is False
+        assert len(res["warnings"]) == 1 and "owned by uid 65534" in res["warnings"][0]
+        res = _scenario(tmp_path)                           # replaced by a trusted entry
+        assert res["disk"] is True and res["warnings"] == []

@@ -626,12 +626,18 @@ class _DiskCache(_nc.Cache):
             loc = _Locator(self._py_func, self._file, path)
             b.impl = _Impl(self._py_func, loc)
             b.file = _IndexFile(path, b.impl.filename_base, loc.get_source_stamp())
-            if os.path.lexists(path):
-                res = _open_dir(path)
-                if res[0] != "ok":
-                    _warn(("unsafe", path), f"refusing Numba cache directory {path!r}: it "
-                          f"{res[1]}; compiling without it")
-                    b = False
+            try:                          # (an existing directory: trust, no probe write)
+                st = os.stat(path)
+            except FileNotFoundError:
+                why = None                    # created (0700) when first written
+            except OSError as e:
+                why = f"cannot be read ({_why(e)})"
+            else:
+                why = _unsafe(st) if stat.S_ISDIR(st.st_mode) else "is not a directory"
+            if why:
+                _warn(("unsafe", path), f"refusing Numba cache directory {path!r}: it "
+                      f"{why}; compiling without it")
+                b = False
             self._bindings[path] = b
         return b or None
 
@@ -656,8 +662,11 @@ class _DiskCache(_nc.Cache):
         try:
             data = b.file.load(self._index_key(sig, target_context.codegen()))
             return None if data is None else b.impl.rebuild(target_context, data)
-        except _UntrustedFile as e:
-            _warn(("untrusted", str(e)), f"refusing Numba cache file {e}; recompiling")
+        except _UntrustedFile as e:          # (in our own directory: we may replace it)
+            _warn(("untrusted", str(e)), f"refusing Numba cache file {e}; " +
+                  ("discarded and recompiled" if b.writable else "recompiling"))
+            if b.writable:
+                self._discard(b)
             return None
         except Exception as e:               # truncated / unpicklable / stale entry
             _warn(("damaged", b.path, b.impl.filename_base),
