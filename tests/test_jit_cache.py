@@ -316,6 +316,14 @@ def test_full_disk_compiles_without_writing(tmp_path):
     assert not any(".tmp" in n for n in os.listdir(tmp_path))
 
 
+def test_stale_probe_files_are_removed(tmp_path):
+    stale = tmp_path / ".probe-123-456"
+    stale.write_text("ok")                        # left by a process that hit a full disk
+    os.utime(stale, (1000, 1000))
+    _scenario(tmp_path)
+    assert not stale.exists()
+
+
 def test_disk_filling_up_after_start_compiles_without_writing(tmp_path):
     # the directory was fine at start (probe passed), then writes fail
     prelude = "from transforms.backend.numba import cache; cache.cache_dir()\n" + \

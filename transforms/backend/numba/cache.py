@@ -107,6 +107,23 @@ def _probe_writable(path):
             pass
 
 
+def _remove_stale_probes(path):
+    """Remove probe files left behind by processes that died (or by older versions, which
+    left one whenever the write failed, e.g. on a full disk)."""
+    now = time.time()
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                if e.name.startswith(".probe-"):
+                    try:
+                        if now - e.stat(follow_symlinks=False).st_mtime > 60:
+                            os.unlink(e.path)
+                    except OSError:
+                        pass
+    except OSError:
+        pass
+
+
 def _why(e):
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         return "the disk is full"
@@ -207,6 +224,8 @@ def _resolve():
                       "NUMBAX_CACHE_DIR to a directory only you can write)")
         if path is not None:
             _roots[path] = writable
+            if writable:
+                _remove_stale_probes(path)
         _state = _State(env, path, writable)
         return _state
 
