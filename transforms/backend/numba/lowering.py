@@ -52,6 +52,7 @@ import contextlib
 import hashlib
 import keyword
 import os
+import threading
 
 import numpy as np
 
@@ -122,15 +123,13 @@ def _tbb_layer():
     return _TBB
 
 
-_PARALLEL_LOCK = None
+_PARALLEL_LOCK = threading.Lock()
 
 
 def parallel_guard():
     """For the runner of a function with parallel loops: a lock to hold around each call
     when the threading layer cannot take concurrent callers (`workqueue`), else a no-op
     context; warns once if the layer makes fork() after a call unsafe (GNU OpenMP)."""
-    global _PARALLEL_LOCK
-    import threading
     import warnings
 
     from numba.np.ufunc import parallel as npar
@@ -140,8 +139,6 @@ def parallel_guard():
     except Exception:
         layer = None
     if layer == "workqueue":
-        if _PARALLEL_LOCK is None:
-            _PARALLEL_LOCK = threading.Lock()
         return _PARALLEL_LOCK
     if layer == "omp" and getattr(npar, "_IS_LINUX", False) and not _ParallelWarned.done:
         _ParallelWarned.done = True
