@@ -6,9 +6,10 @@ Usage::
 
 Under ``T.jit`` the whole expression is ONE loop (no temporaries), whose tanh/exp/sin are our
 vectorisable float32 kernels, split over the cores with prange (loops of at least
-``NUMBAX_PARALLEL_MIN`` elements, default 2^20). Compared with NumPy (one ufunc pass and one
-temporary per operation), and JAX / PyTorch when installed. Accuracy is measured against
-float64 NumPy (target 1e-6; the kernels are within a few ulp).
+``NUMBAX_PARALLEL_MIN`` elements, default 2^20) when Numba's threading layer is TBB or
+``NUMBAX_PARALLEL=1`` (see ``lowering.parallel_allowed``). Compared with NumPy (one ufunc
+pass and one temporary per operation), and JAX / PyTorch when installed. Accuracy is measured
+against float64 NumPy (target 1e-6; the kernels are within a few ulp).
 """
 from __future__ import annotations
 

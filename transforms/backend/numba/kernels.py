@@ -28,11 +28,15 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-_jit = njit(cache=True, nogil=True, error_model="numpy")
+from .cache import njit as _cached_njit
+
+# cache=True through the numbax cache directory (never Numba's default locations, which may
+# be unwritable: a read-only install and an unwritable HOME made every jit fail)
+_jit = _cached_njit(cache=True, nogil=True, error_model="numpy")
 
 # ---------------------------------------------------------------------------------------------
 # Bit casts and BLAS

@@ -52,6 +52,7 @@ import contextlib
 import hashlib
 import keyword
 import os
+import threading
 
 import numpy as np
 
@@ -80,12 +81,93 @@ def _pointwise_rules():
     return POINTWISE
 
 
+def parallel_allowed():
+    """Whether generated loops may use prange (NUMBAX_PARALLEL: "auto" (default), 1, 0).
+
+    Numba runs parallel loops on a threading layer, and two of the three are not safe for
+    every program: GNU OpenMP (`omp`, Numba's choice when TBB is missing) kills a child
+    process that uses it after fork() (multiprocessing / DataLoader-style workers), and
+    `workqueue` aborts when two threads enter parallel code at once. Only TBB survives both.
+    So by default ("auto") loops are parallel only when Numba's layer will be TBB (the `tbb`
+    pip package installed, and NUMBA_THREADING_LAYER unset or tbb/safe/threadsafe);
+    NUMBAX_PARALLEL=1 makes them parallel on any layer (our calls of parallel code are then
+    serialised under `workqueue`, and fork() after a parallel call is unsafe under GNU
+    OpenMP: one warning says so); NUMBAX_PARALLEL=0 never."""
+    v = os.environ.get("NUMBAX_PARALLEL", "auto").strip().lower()
+    if v in ("0", "off", "false", "no"):
+        return False
+    if v in ("1", "on", "true", "yes"):
+        return True
+    return _tbb_layer()
+
+
+_TBB = None
+
+
+def _tbb_layer():
+    """Whether Numba's threading layer is (or will be) TBB."""
+    global _TBB
+    if _TBB is None:
+        import numba
+        from numba.np.ufunc import parallel as npar
+        layer = str(numba.config.THREADING_LAYER).lower()
+        prio = [str(x).lower() for x in getattr(numba.config, "THREADING_LAYER_PRIORITY",
+                                                 ["tbb", "omp", "workqueue"])]
+        if getattr(npar, "_is_initialized", False):
+            _TBB = npar.threading_layer() == "tbb"
+        elif layer in ("tbb", "safe") or (layer in ("default", "threadsafe") and prio and
+                                          prio[0] == "tbb"):
+            try:
+                npar._check_tbb_version_compatible()
+                import numba.np.ufunc.tbbpool  # noqa: F401
+                _TBB = True
+            except Exception:                   # not installed / too old: serial loops
+                _TBB = False
+        else:
+            _TBB = False
+    return _TBB
+
+
+_PARALLEL_LOCK = threading.Lock()
+
+
+def parallel_guard():
+    """For the runner of a function with parallel loops: a lock to hold around each call
+    when the threading layer cannot take concurrent callers (`workqueue`), else a no-op
+    context; warns once if the layer makes fork() after a call unsafe (GNU OpenMP)."""
+    import warnings
+
+    from numba.np.ufunc import parallel as npar
+    try:
+        npar._launch_threads()
+        layer = npar.threading_layer()
+    except Exception:
+        layer = None
+    if layer == "workqueue":
+        return _PARALLEL_LOCK
+    if layer == "omp" and getattr(npar, "_IS_LINUX", False) and not _ParallelWarned.done:
+        _ParallelWarned.done = True
+        warnings.warn("transforms.jit: parallel loops (NUMBAX_PARALLEL=1) run on Numba's "
+                      "OpenMP threading layer: on Linux (GNU OpenMP) a child process made "
+                      "by fork() after such a call is killed when it uses them. Install the "
+                      "`tbb` package, set NUMBA_THREADING_LAYER=workqueue, or leave "
+                      "NUMBAX_PARALLEL unset.", RuntimeWarning, stacklevel=3)
+    return contextlib.nullcontext()
+
+
+class _ParallelWarned:
+    done = False
+
+
 def _parallel_min():
-    """Fused loops over at least this many elements use prange (NUMBAX_PARALLEL_MIN; 0 = never).
+    """Fused loops over at least this many elements use prange (NUMBAX_PARALLEL_MIN; 0 = never;
+    and only if `parallel_allowed()`).
 
     The default is high: a parallel region's threads compete with BLAS's own threads (and
     with anything else running) for the same cores, which on a small or busy machine costs far
     more than it gains; only very large elementwise work is split."""
+    if not parallel_allowed():
+        return 1 << 62
     try:
         v = int(os.environ.get("NUMBAX_PARALLEL_MIN", 1 << 20))
     except ValueError:
@@ -1646,7 +1728,9 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
             f"# kernels version {kernels.source_version()}", "#"]
     head += ["# " + line for line in text.splitlines()]
     head += ["import math as _math", "import numpy as _np", "import numba as _numba",
-             "from numba import njit as _njit, prange as _prange, types as _t"]
+             "from numba import prange as _prange, types as _t",
+             "from transforms.backend.numba.cache import njit as _njit",
+             "from transforms.backend.numba.lowering import parallel_guard as _parallel_guard"]
     head += [f"from transforms.backend.numba.kernels import {k} as _k_{k}"
              for k in sorted(mod.imports)]
     if addressed:
@@ -1701,10 +1785,13 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
         run.append("        ws = ws_take()")
     if main_parallel or any("parallel=True" in h for h in mod.helpers.values()):
         # dynamic scheduling of parallel loops in chunks: a core busy with other work simply
-        # takes fewer chunks (the default static split waits for the slowest core)
-        run.append(f"        chunk = _numba.set_parallel_chunksize({PARALLEL_CHUNK})")
-        run.append(f"        fn({', '.join(call_args)})")
-        run.append("        _numba.set_parallel_chunksize(chunk)")
+        # takes fewer chunks (the default static split waits for the slowest core); `guard`:
+        # see lowering.parallel_guard (a lock only on a layer that cannot take concurrency)
+        run.insert(run.index(f"    fn = {fn_name}") + 1, "    guard = _parallel_guard()")
+        run.append("        with guard:")
+        run.append(f"            chunk = _numba.set_parallel_chunksize({PARALLEL_CHUNK})")
+        run.append(f"            fn({', '.join(call_args)})")
+        run.append("            _numba.set_parallel_chunksize(chunk)")
     else:
         run.append(f"        fn({', '.join(call_args)})")
     outs = []

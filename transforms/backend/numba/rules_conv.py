@@ -39,7 +39,7 @@ import math
 
 import numpy as np
 
-from .lowering import register_lowering
+from .lowering import parallel_allowed, register_lowering
 
 SMALL_CONV = 4096          # fewer multiply-adds than this: direct loops
 
@@ -636,7 +636,7 @@ def _window_loops(ctx, eqn, x_aval, out_aval, body_open, body_elem, body_close,
     # as everywhere in the backend: no parallel loop in a function that also calls BLAS
     # (Numba's worker threads and OpenBLAS's then fight for the cores: a 60x slowdown of
     # the digits CNN step on 2 cores)
-    par = (parallel and not ctx.mod.threaded_calls and
+    par = (parallel and not ctx.mod.threaded_calls and parallel_allowed() and
            out_aval.size * math.prod(wdims) >= (1 << 16))
     lp = _Loops(ctx)
     for d in range(nd):
