@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
+from .cache import njit as _cached_njit
 
 # Bernoulli numbers B2, B4, ..., B20
 _B2K = (1.0 / 6, -1.0 / 30, 1.0 / 42, -1.0 / 30, 5.0 / 66, -691.0 / 2730, 7.0 / 6,
         -3617.0 / 510, 43867.0 / 798, -174611.0 / 330)
 
-_OPTS = dict(cache=True, nogil=True, error_model="numpy")
+# cached through the backend's own cache directory and fallbacks, as kernels.py's
+_jit = _cached_njit(cache=True, nogil=True, error_model="numpy")
 
 
-@njit(**_OPTS)
+@_jit
 def digamma_f64(x):
     if x != x:
         return x
@@ -46,7 +47,7 @@ def digamma_f64(x):
     return acc + math.log(x) - 0.5 / x - series
 
 
-@njit(**_OPTS)
+@_jit
 def polygamma_f64(n, x):
     if x != x:
         return x
@@ -76,7 +77,7 @@ def polygamma_f64(n, x):
     return sgn * nfact * (total + tail)
 
 
-@njit(**_OPTS)
+@_jit
 def erf_inv_f64(x):
     if x != x or x < -1.0 or x > 1.0:
         return math.nan
@@ -99,7 +100,7 @@ def erf_inv_f64(x):
     return y
 
 
-@njit(**_OPTS)
+@_jit
 def _bessel_ie(order, x):
     ax = abs(x)
     if ax != ax:
@@ -132,11 +133,11 @@ def _bessel_ie(order, x):
     return -out if (order == 1 and x < 0) else out
 
 
-@njit(**_OPTS)
+@_jit
 def bessel_i0e_f64(x):
     return _bessel_ie(0, x)
 
 
-@njit(**_OPTS)
+@_jit
 def bessel_i1e_f64(x):
     return _bessel_ie(1, x)
