@@ -217,10 +217,44 @@ def _promote_no_bool(x1, x2):
     return promote(x1, x2, dtype=np.int8 if dt == np.bool_ else dt)
 
 
+def _signbit(x):
+    """True where the sign bit of float `x` is set (-0.0 and negative NaNs included)."""
+    from ..random import bitcast_convert_type
+    it = {2: np.int16, 4: np.int32, 8: np.int64}[get_aval(x).dtype.itemsize]
+    return lax.lt(bitcast_convert_type(x, it), np.zeros((), it))
+
+
+def _zero_with_sign(neg, like):
+    """-0.0 where `neg`, else +0.0, of `like`'s dtype and shape."""
+    z = zeros_like(like)
+    return lax.select(neg, lax.neg(z), z)
+
+
+def _float_divmod(a, b):
+    """NumPy's float floor division and remainder (npy_divmod), branch-free: the quotient
+    comes from fmod so that it is exact, and zeros get NumPy's signs (remainder takes the
+    divisor's sign, a zero quotient that of a / b). x // 0 is x / 0 and x % 0 is NaN."""
+    mod = lax.rem(a, b)                                   # C fmod: exact
+    div = lax.div(lax.sub(a, mod), b)
+    adj = lax.bitwise_and(lax.ne(mod, 0), lax.ne(lax.lt(b, 0), lax.lt(mod, 0)))
+    mod = lax.select(adj, lax.add(mod, b), mod)
+    # a zero remainder takes the divisor's sign; `- (sg(mod) - mod)` (exactly +0.0) keeps the
+    # tangent of mod (d/da = 1) on that branch
+    zmod = lax.sub(_zero_with_sign(lax.lt(b, 0), mod), lax.sub(lax.stop_gradient(mod), mod))
+    mod = lax.select(lax.eq(mod, 0), zmod, mod)
+    div = lax.select(adj, lax.sub(div, 1), div)
+    fl = lax.floor(div)
+    fl = lax.select(lax.gt(lax.sub(div, fl), 0.5), lax.add(fl, 1), fl)
+    zsign = lax.ne(_signbit(a), lax.lt(b, 0))
+    fl = lax.select(lax.eq(div, 0), _zero_with_sign(zsign, div), fl)
+    bzero = lax.eq(b, 0)
+    return lax.select(bzero, lax.div(a, b), fl), mod
+
+
 def floor_divide(x1, x2):
     a, b = _promote_no_bool(x1, x2)
     if np.issubdtype(a.dtype, np.inexact):
-        return lax.floor(lax.div(a, b))
+        return _float_divmod(a, b)[0]
     q = lax.div(a, b)            # truncates toward zero
     fix = lax.bitwise_and(lax.ne(lax.rem(a, b), 0), lax.ne(lax.lt(a, 0), lax.lt(b, 0)))
     return lax.select(fix, lax.sub(q, 1), q)
@@ -228,6 +262,8 @@ def floor_divide(x1, x2):
 
 def remainder(x1, x2):
     a, b = _promote_no_bool(x1, x2)
+    if np.issubdtype(a.dtype, np.inexact):
+        return _float_divmod(a, b)[1]
     r = lax.rem(a, b)
     fix = lax.bitwise_and(lax.ne(r, 0), lax.ne(lax.lt(r, 0), lax.lt(b, 0)))
     return lax.select(fix, lax.add(r, b), r)

@@ -291,9 +291,12 @@ def minf(a, b):
 
 @_jit
 def idiv(a, b):
-    """Integer division rounding toward zero (C semantics); x / 0 gives 0 as NumPy does."""
+    """Integer division rounding toward zero (C semantics); x / 0 gives 0 as NumPy does, and
+    MIN / -1 wraps to MIN as in NumPy (Numba's `//` gives 0 there)."""
     if b == 0:
         return a - a
+    if b == -1:
+        return -a
     q = a // b
     if q * b != a and ((a < 0) != (b < 0)):
         q += 1
@@ -302,19 +305,10 @@ def idiv(a, b):
 
 @_jit
 def irem(a, b):
-    """Integer remainder with the sign of the dividend (C fmod); x % 0 gives 0."""
-    if b == 0:
+    """Integer remainder with the sign of the dividend (C fmod); x % 0 and x % -1 give 0."""
+    if b == 0 or b == -1:
         return a - a
     return a - b * idiv(a, b)
-
-
-@_jit
-def fsign(x):
-    if x > 0:
-        return x - x + 1
-    if x < 0:
-        return x - x - 1
-    return x            # +-0 and NaN
 
 
 @_jit
@@ -472,6 +466,7 @@ def tanh_f32(x):
     p = p * z2 + _F(1.33314422036e-1)
     p = p * z2 - _F(3.33332819422e-1)
     small = p * z2 * x + x
+    small = small if z != _F(0.0) else x          # keeps the sign of -0.0
     return big if z > _F(0.625) else small        # NaN takes the polynomial path -> NaN
 
 

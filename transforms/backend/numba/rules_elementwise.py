@@ -232,7 +232,9 @@ def _sign(ctx, x):
     _no_complex(ctx)
     dt = ctx.out_dtype
     if _is_float(dt):
-        return f"{ctx.kernel('fsign')}({x})"
+        # NumPy: +-1 for +-inf too, +0 for both zeros, NaN stays NaN (selects: vectorises)
+        one, mone, zero = ctx.lit(1, dt), ctx.lit(-1, dt), ctx.lit(0, dt)
+        return f"({one} if {x} > 0 else ({mone} if {x} < 0 else ({zero} if {x} == 0 else {x})))"
     if dt == _BOOL:
         return x
     if dt.kind == "u":

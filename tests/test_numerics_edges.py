@@ -1,0 +1,115 @@
+"""Elementwise numerics at the edges: special values (inf, NaN, signed zeros, integer extremes)
+give the same results under jit as eagerly, and those results are NumPy's (tnp on NumPy input)
+or JAX's (lax, and where NumPy defines nothing). Expected values are NumPy's or JAX's recorded
+as literals; JAX is not a test dependency."""
+import numpy as np
+import pytest
+
+import transforms as T
+import transforms.numpy as tnp
+from transforms import lax
+
+INF, NAN = np.inf, np.nan
+I64_MIN = np.iinfo(np.int64).min
+
+
+def same(got, want):
+    """Equal values and dtypes, NaNs at the same places, signs of zeros equal."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    np.testing.assert_array_equal(got, want)
+    if got.dtype.kind == "f":
+        assert (np.signbit(got) == np.signbit(want))[~np.isnan(want)].all(), (got, want)
+
+
+def both(f, *args):
+    """f eagerly and under jit."""
+    return f(*args), T.jit(f)(*args)
+
+
+def check_both(f, args, want):
+    e, j = both(f, *args)
+    same(e, want)
+    same(j, want)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. jit == eager == NumPy at the edges
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_sign_special_values(dt):
+    x = np.array([INF, -INF, -0.0, 0.0, NAN, 3.0, -2.5], dt)
+    # NumPy: sign(+-inf) = +-1, sign(-0.0) = +0.0 (JAX gives -0.0 there)
+    check_both(tnp.sign, (x,), np.array([1, -1, 0.0, 0.0, NAN, 1, -1], dt))
+
+
+def test_grad_abs_at_inf_and_lion_with_infinite_gradient():
+    x = np.array([INF, -INF, 2.0, -2.0])
+    g = T.vmap(T.grad(tnp.abs))
+    same(g(x), np.array([1.0, -1.0, 1.0, -1.0]))
+    same(T.jit(g)(x), np.array([1.0, -1.0, 1.0, -1.0]))
+    from fnn import optim
+    opt = optim.lion(0.1)
+    p = {"w": np.array([1.0, 1.0], np.float32)}
+    grads = {"w": np.array([INF, -INF], np.float32)}
+    st = opt.init(p)
+    upd, _ = T.jit(opt.update)(grads, st, p)
+    eager, _ = opt.update(grads, st, p)
+    assert np.isfinite(upd["w"]).all()
+    np.testing.assert_allclose(upd["w"], eager["w"], rtol=1e-6)
+    assert upd["w"][0] < 0 < upd["w"][1]
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_float_floor_divide_and_remainder_match_numpy(dt):
+    a = np.array([1, -1, INF, -INF, 0, -0.0, 5, -0.0, 0.0, -4, 4, 3, -3, 7, -7, 1, 0, NAN, 1], dt)
+    b = np.array([INF, INF, 2, 2, INF, INF, -INF, 3, -3, 2, -2, INF, INF, 0, 0, -0.0, 0, 1, NAN],
+                 dt)
+    with np.errstate(all="ignore"):
+        fd, rm = np.floor_divide(a, b), np.remainder(a, b)
+    # the NumPy values, recorded (x // inf, inf // x, signed zeros of the remainder)
+    same(fd[:13], np.array([0, -1, NAN, NAN, 0, -0.0, -1, -0.0, -0.0, -2, -2, 0, -1], dt))
+    same(rm[:13], np.array([1, INF, NAN, NAN, 0, 0, -INF, 0, -0.0, 0, -0.0, 3, INF], dt))
+    check_both(tnp.floor_divide, (a, b), fd)
+    check_both(tnp.remainder, (a, b), rm)
+
+
+def test_remainder_gradient_at_exact_multiples():
+    # the signed-zero fix of remainder keeps d/da = 1 and d/db = -floor(a / b)
+    same(T.grad(lambda a: tnp.remainder(a, -2.0))(4.0), np.float64(1.0))
+    same(T.jit(T.grad(lambda a: tnp.remainder(a, 2.0)))(4.0), np.array(1.0))
+    same(T.grad(lambda b: tnp.remainder(5.0, b))(2.0), np.float64(-2.0))
+
+
+def test_int64_min_divided_by_minus_one_wraps_as_numpy():
+    a = np.array([I64_MIN, I64_MIN, 7, -7], np.int64)
+    b = np.array([-1, 1, -1, -1], np.int64)
+    check_both(tnp.floor_divide, (a, b), np.array([I64_MIN, I64_MIN, -7, 7], np.int64))
+    check_both(tnp.remainder, (a, b), np.array([0, 0, 0, 0], np.int64))
+    check_both(tnp.fmod, (a, b), np.array([0, 0, 0, 0], np.int64))
+    a32 = np.array([np.iinfo(np.int32).min], np.int32)
+    check_both(tnp.floor_divide, (a32, np.array([-1], np.int32)), a32)
+
+
+def test_python_int_beyond_int64_is_an_overflow_error_under_jit():
+    f = T.jit(lambda x, y: x + y)
+    with pytest.raises(OverflowError):
+        (lambda x, y: x + y)(np.array([1], np.int64), 2 ** 63)       # eager: NumPy's error
+    for big in (2 ** 63, 2 ** 64 - 1, -2 ** 63 - 1):
+        with pytest.raises(OverflowError, match="int64"):
+            f(np.array([1], np.int64), big)
+    same(f(np.array([1], np.int64), 2 ** 63 - 2), np.array([2 ** 63 - 1], np.int64))
+    same(f(np.array([0], np.int64), -2 ** 63), np.array([I64_MIN], np.int64))
+
+
+def test_signed_zeros_tanh_cumsum():
+    check_both(tnp.tanh, (np.array([-0.0, 0.0], np.float32),), np.array([-0.0, 0.0], np.float32))
+    check_both(tnp.tanh, (np.array([-0.0, 0.0]),), np.array([-0.0, 0.0]))
+    for dt in (np.float32, np.float64):
+        x = np.array([[-0.0, -0.0, 0.0], [-0.0, 1.0, -1.0]], dt)
+        check_both(lambda v: tnp.cumsum(v, axis=1), (x,),
+                   np.array([[-0.0, -0.0, 0.0], [-0.0, 1.0, 0.0]], dt))
+        check_both(lambda v: lax.cumsum(v, 1, reverse=True), (x,),
+                   np.array([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0]], dt))
