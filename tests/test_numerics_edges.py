@@ -113,3 +113,76 @@ def test_signed_zeros_tanh_cumsum():
                    np.array([[-0.0, -0.0, 0.0], [-0.0, 1.0, 0.0]], dt))
         check_both(lambda v: lax.cumsum(v, 1, reverse=True), (x,),
                    np.array([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0]], dt))
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. abs's derivative at zero follows JAX: select(x >= 0, t, -t)
+# ---------------------------------------------------------------------------------------------
+
+def test_grad_abs_at_zero_is_one_as_jax():
+    g = T.grad(tnp.abs)
+    # JAX: grad(abs) at 0., -0. is 1.; at NaN -1. (x >= 0 is False); grad(sign) is 0
+    assert float(g(0.0)) == 1.0 and float(g(-0.0)) == 1.0 and float(g(NAN)) == -1.0
+    assert float(T.jit(g)(0.0)) == 1.0
+    same(T.vmap(g)(np.array([0.0, -0.0, -3.0], np.float32)), np.array([1, 1, -1], np.float32))
+    _, t = T.jvp(lax.abs, (np.array([0.0, -1.0]),), (np.array([2.0, 2.0]),))
+    same(t, np.array([2.0, -2.0]))
+    assert float(T.grad(tnp.sign)(0.0)) == 0.0
+    assert float(T.grad(T.grad(tnp.abs))(1.5)) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. logaddexp / logaddexp2 in the log1p form
+# ---------------------------------------------------------------------------------------------
+
+def test_logaddexp_keeps_tiny_terms():
+    # NumPy's values (max + log1p(exp(-|x - y|)))
+    for f in (tnp.logaddexp, T.jit(tnp.logaddexp)):
+        assert f(np.float32(-20), np.float32(0)) == np.float32(2.0611537e-09)
+        assert f(-40.0, 0.0) == 4.248354255291589e-18
+        np.testing.assert_allclose(f(-7.0, 0.0), 0.0009114664537742447, rtol=1e-15)
+        np.testing.assert_allclose(T.jit(tnp.logaddexp2)(-60.0, 0.0), 1.2513384780527022e-18,
+                                   rtol=1e-15)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["logaddexp", "logaddexp2"])
+def test_logaddexp_special_values_and_accuracy(dt, name):
+    f, nf = getattr(tnp, name), getattr(np, name)
+    x = np.array([INF, -INF, NAN, 0, -0.0, INF, -INF, 3, 1, 2, NAN, -INF], dt)
+    y = np.array([INF, -INF, 1, 0, -0.0, -INF, 5, NAN, INF, -INF, NAN, INF], dt)
+    want = nf(x, y)
+    check_both(f, (x, y), want)
+    rng = np.random.default_rng(1)
+    # no cancellation: y = 0, x <= 0 gives results in (0, ln 2] (or (0, 1]): relative error
+    xs = -np.abs(rng.uniform(0, 120 if dt == np.float64 else 60, 4000)).astype(dt)
+    ref = nf(xs.astype(np.float64), 0.0)
+    ulp = np.spacing(ref.astype(dt)).astype(np.float64)
+    for got in (f(xs, dt(0)), T.jit(f)(xs, dt(0))):
+        assert got.dtype == dt
+        assert np.max(np.abs(got - ref) / ulp) <= 4
+
+
+def test_logaddexp_derivatives():
+    g = T.grad(tnp.logaddexp, (0, 1))
+    for x, y, w in ((1.0, 1.0, (0.5, 0.5)), (INF, INF, (0.5, 0.5)), (-INF, -INF, (0.5, 0.5)),
+                    (-INF, 2.0, (0.0, 1.0)), (INF, 2.0, (1.0, 0.0)), (-40.0, 0.0,
+                                                                     (4.248354255291589e-18, 1.0))):
+        for gf in (g, T.jit(g)):
+            gx, gy = gf(x, y)
+            np.testing.assert_allclose([float(gx), float(gy)], w, rtol=1e-12)
+    # logaddexp2: d/dx = 2**x / (2**x + 2**y)
+    gx, gy = T.grad(tnp.logaddexp2, (0, 1))(3.0, 1.0)
+    np.testing.assert_allclose([gx, gy], [0.8, 0.2], rtol=1e-14)
+    from transforms.test_util import check_grads
+    check_grads(lambda a, b: tnp.logaddexp(a, b), (np.array([0.3, -2.0]), np.array([1.5, -2.5])),
+                order=2)
+    check_grads(lambda a, b: tnp.logaddexp2(a, b), (np.array([0.3, -2.0]), np.array([1.5, 4.0])),
+                order=2)
+
+
+def test_binary_cross_entropy_gradient_at_zero_logit():
+    from fnn import losses
+    g = T.grad(lambda x: losses.binary_cross_entropy(x, np.array([0.0, 1.0, 0.3]),
+                                                     reduction="sum"))
+    same(g(np.zeros(3)), np.array([0.5, -0.5, 0.2]))

@@ -274,6 +274,48 @@ def _atan2_jvp(primals, tangents):
 
 
 # ---------------------------------------------------------------------------------------------
+# logaddexp, logaddexp2: log(e**x + e**y) and log2(2**x + 2**y) as NumPy computes them
+# (max + log1p(exp(-|x - y|)): exact to the last bits when one term is far below the other).
+# Not lax primitives in JAX (jnp.logaddexp is a custom_jvp there); here one primitive each so
+# that eager mode is NumPy's own ufunc and the Numba backend has one fused kernel.
+# ---------------------------------------------------------------------------------------------
+
+def _np_logaddexp(ufunc):
+    def impl(x, y):
+        x, y = np.asarray(x), np.asarray(y)
+        with np.errstate(invalid="ignore"):
+            return ufunc(x, y).astype(x.dtype, copy=False)
+    return impl
+
+
+logaddexp_p = _binary("logaddexp", _np_logaddexp(np.logaddexp))
+logaddexp2_p = _binary("logaddexp2", _np_logaddexp(np.logaddexp2))
+logaddexp, logaddexp2 = _bin_fn(logaddexp_p), _bin_fn(logaddexp2_p)
+
+
+def _logaddexp_jvp(fn, scale):
+    def rule(primals, tangents):
+        # d/dx = e**x / (e**x + e**y) = logistic(x - y): finite for infinite operands; ties
+        # (equal infinities included) split evenly, as the max in the formula does
+        x, y = primals
+        tx, ty = tangents
+        half = full_like(x, 0.5)
+        tie = eq(x, y)
+        d = sub(x, y) if scale == 1 else mul(sub(x, y), scale)
+        wx = select(tie, half, logistic(d))
+        wy = select(tie, half, logistic(neg(d)))
+        t = None if tx is None else mul(tx, wx)
+        if ty is not None:
+            t = _add_tangents(t, mul(ty, wy))
+        return fn(x, y), t
+    return rule
+
+
+logaddexp_p.def_jvp(_logaddexp_jvp(logaddexp, 1))
+logaddexp2_p.def_jvp(_logaddexp_jvp(logaddexp2, math.log(2.0)))
+
+
+# ---------------------------------------------------------------------------------------------
 # Unary math
 # ---------------------------------------------------------------------------------------------
 
@@ -363,7 +405,15 @@ _unary_jvp(atanh_p, atanh, lambda x, y: div(1, sub(1, mul(x, x))))
 _unary_jvp(sqrt_p, sqrt, lambda x, y: div(0.5, y))
 _unary_jvp(rsqrt_p, rsqrt, lambda x, y: mul(div(y, x), -0.5))
 _unary_jvp(erf_p, erf, lambda x, y: mul(exp(neg(mul(x, x))), 2.0 / math.sqrt(math.pi)))
-_unary_jvp(abs_p, abs, lambda x, y: sign(x))
+
+
+@abs_p.def_jvp
+def _abs_jvp(primals, tangents):
+    # JAX's convention: t where x >= 0 (so d|x|/dx = 1 at 0 and -0), -t elsewhere (NaN too)
+    x, = primals
+    t = tangents[0]
+    return abs(x), select(ge(x, full_like(x, 0)), t, neg(t))
+
 
 for _p, _f in ((sign_p, sign), (floor_p, floor), (ceil_p, ceil), (round_p, round),
                (round_even_p, round_even)):

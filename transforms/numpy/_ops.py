@@ -464,11 +464,12 @@ def clip(a, a_min=None, a_max=None, *, min=None, max=None):  # noqa: A002
 
 def logaddexp(x1, x2):
     a, b = promote(x1, x2, dtype=ufunc_result_dtype(np.logaddexp, x1, x2))
-    amax = lax.max(a, b)
-    # stop_gradient on the shift keeps the derivative finite; the result is exact either way
-    # the shift is a constant for differentiation: logaddexp is shift-invariant
-    shift = lax.select(lax.is_finite(amax), lax.stop_gradient(amax), zeros_like(amax))
-    return lax.add(shift, lax.log(lax.add(lax.exp(lax.sub(a, shift)), lax.exp(lax.sub(b, shift)))))
+    return keep_weak(lax.logaddexp(a, b), x1, x2)
+
+
+def logaddexp2(x1, x2):
+    a, b = promote(x1, x2, dtype=ufunc_result_dtype(np.logaddexp2, x1, x2))
+    return keep_weak(lax.logaddexp2(a, b), x1, x2)
 
 
 def sinc(x):

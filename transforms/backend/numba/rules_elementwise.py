@@ -122,6 +122,22 @@ def _min(ctx, x, y):
     return f"({x} if {x} <= {y} else {y})"
 
 
+def _logaddexp_rule(name):
+    @register_pointwise(name)
+    def rule(ctx, x, y):
+        dt = _float_only(ctx, name)
+        if dt == np.float32:
+            return f"{ctx.kernel(name + '_f32')}({x}, {y})"
+        if dt == np.float64:
+            return f"{ctx.kernel(name + '_f64')}({x}, {y})"
+        raise NotImplementedError(f"jit: '{name}' on {dt}")
+    return rule
+
+
+_logaddexp_rule("logaddexp")
+_logaddexp_rule("logaddexp2")
+
+
 @register_pointwise("atan2")
 def _atan2(ctx, x, y):
     _no_complex(ctx)
