@@ -186,3 +186,46 @@ def test_binary_cross_entropy_gradient_at_zero_logit():
     g = T.grad(lambda x: losses.binary_cross_entropy(x, np.array([0.0, 1.0, 0.3]),
                                                      reduction="sum"))
     same(g(np.zeros(3)), np.array([0.5, -0.5, 0.2]))
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. dot_general accumulates in preferred_element_type; precision= is accepted
+# ---------------------------------------------------------------------------------------------
+
+def test_dot_general_int8_accumulates_in_preferred_type():
+    a = np.full((2, 100), 100, np.int8)
+    b = np.full((100, 3), 4, np.int8)
+    dn = (((1,), (0,)), ((), ()))
+    f = lambda a, b: lax.dot_general(a, b, dn, preferred_element_type=np.int32)  # noqa: E731
+    check_both(f, (a, b), np.full((2, 3), 40000, np.int32))             # JAX: 40000
+    # batched, and through vmap
+    ab, bb = np.stack([a, a]), np.stack([b, b])
+    g = lambda a, b: lax.dot_general(a, b, (((2,), (1,)), ((0,), (0,))),  # noqa: E731
+                                     preferred_element_type=np.int32)
+    check_both(g, (ab, bb), np.full((2, 2, 3), 40000, np.int32))
+    same(T.vmap(f)(ab, bb), np.full((2, 2, 3), 40000, np.int32))
+    for h in (lambda a, b: tnp.matmul(a, b, preferred_element_type=np.int32),
+              lambda a, b: tnp.dot(a, b, preferred_element_type=np.int32),
+              lambda a, b: tnp.tensordot(a, b, 1, preferred_element_type=np.int32),
+              lambda a, b: tnp.einsum("ij,jk->ik", a, b, preferred_element_type=np.int32),
+              lambda a, b: lax.dot(a, b, preferred_element_type=np.int32)):
+        check_both(h, (a, b), np.full((2, 3), 40000, np.int32))
+
+
+def test_dot_general_preferred_type_gradient_and_precision():
+    a = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    b = np.ones((3, 2), np.float32)
+    f = lambda a, b: lax.dot_general(a, b, (((1,), (0,)), ((), ())),  # noqa: E731
+                                     preferred_element_type=np.float64).sum()
+    ga, gb = T.grad(f, (0, 1))(a, b)
+    same(ga, np.full((2, 3), 2.0, np.float32))
+    same(gb, np.repeat(a.sum(0)[:, None], 2, 1))
+    for p in (None, "highest", lax.Precision.HIGHEST, ("default", "high"), lax.Precision.DEFAULT):
+        for h in (lambda a, b: lax.dot_general(a, b, (((1,), (0,)), ((), ())), precision=p),
+                  lambda a, b: tnp.matmul(a, b, precision=p),
+                  lambda a, b: tnp.dot(a, b, precision=p),
+                  lambda a, b: tnp.einsum("ij,jk->ik", a, b, precision=p),
+                  lambda a, b: lax.dot(a, b, precision=p)):
+            check_both(h, (a, b), a @ b)
+    with pytest.raises(ValueError, match="precision"):
+        tnp.matmul(a, b, precision="ultra")

@@ -16,7 +16,7 @@ from .shape import (  # noqa: F401
 from .reductions import (  # noqa: F401
     argmax, argmin, cumprod, cumsum, reduce_and, reduce_max, reduce_min, reduce_or, reduce_prod,
     reduce_sum)
-from .linalg import dot, dot_general  # noqa: F401
+from .linalg import Precision, check_precision, dot, dot_general  # noqa: F401
 from .indexing import gather, scatter, scatter_add, scatter_mul  # noqa: F401
 from .misc import stop_gradient  # noqa: F401
 from .collectives import all_gather, axis_index, pmax, pmean, pmin, psum  # noqa: F401
