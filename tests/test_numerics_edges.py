@@ -229,3 +229,51 @@ def test_dot_general_preferred_type_gradient_and_precision():
             check_both(h, (a, b), a @ b)
     with pytest.raises(ValueError, match="precision"):
         tnp.matmul(a, b, precision="ultra")
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. shifts: NumPy's right_shift is arithmetic on signed types; lax's logical shift is logical
+# ---------------------------------------------------------------------------------------------
+
+def test_right_shift_is_arithmetic_on_signed_types():
+    x = np.array([-1, -1, -8, 5, -1, 7, np.iinfo(np.int32).min], np.int32)
+    y = np.array([31, 40, 1, 40, -1, 32, 31], np.int32)
+    # NumPy (and JAX's right_shift): -1 >> 31 is -1; shifts >= 32 or negative saturate
+    check_both(tnp.right_shift, (x, y), np.array([-1, -1, -4, 0, -1, 0, -1], np.int32))
+    check_both(lambda a, b: a >> b, (x, y), np.array([-1, -1, -4, 0, -1, 0, -1], np.int32))
+    x8, y8 = np.array([-1, -128, 127, -128], np.int8), np.array([7, 9, 7, 7], np.int8)
+    check_both(tnp.right_shift, (x8, y8), np.array([-1, -1, 0, -1], np.int8))
+    xu, yu = np.array([255, 128, 8], np.uint8), np.array([1, 9, 3], np.uint8)
+    check_both(tnp.right_shift, (xu, yu), np.array([127, 0, 1], np.uint8))
+    check_both(tnp.left_shift, (np.array([1, 1, -1, 3], np.int32), np.array([31, 32, 40, -1],
+                                                                             np.int32)),
+               np.array([np.iinfo(np.int32).min, 0, 0, 0], np.int32))
+
+
+def test_lax_shifts_as_jax():
+    x = np.array([-8, -1, -1, 8, -1], np.int32)
+    y = np.array([1, 31, 32, 1, -1], np.int32)
+    # JAX's values
+    check_both(lax.shift_right_logical, (x, y), np.array([2147483644, 1, 0, 4, 0], np.int32))
+    check_both(lax.shift_right_arithmetic, (x, y), np.array([-4, -1, -1, 4, -1], np.int32))
+    check_both(lax.shift_left, (x, y), np.array([-16, np.iinfo(np.int32).min, 0, 16, 0], np.int32))
+    check_both(lax.shift_right_logical, (np.array([-8], np.int64), np.array([1], np.int64)),
+               np.array([9223372036854775804], np.int64))
+    check_both(lax.shift_right_arithmetic, (np.array([255, 128, 8], np.uint8),
+                                            np.array([1, 9, 1], np.uint8)),
+               np.array([255, 255, 4], np.uint8))
+    check_both(lax.shift_left, (np.array([1, 3], np.uint64), np.array([63, 64], np.uint64)),
+               np.array([2 ** 63, 0], np.uint64))
+
+
+@pytest.mark.parametrize("dt", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
+                                np.uint32, np.uint64])
+def test_shifts_match_numpy_for_every_amount(dt):
+    info = np.iinfo(dt)
+    xs = np.array([info.min, info.max, 1, 5, 0, info.max // 3], dt)
+    ys = np.arange(-2 if info.min < 0 else 0, info.bits + 3).astype(dt)
+    X, Y = (a.ravel() for a in np.meshgrid(xs, ys))
+    check_both(tnp.left_shift, (X, Y), np.left_shift(X, Y))
+    check_both(tnp.right_shift, (X, Y), np.right_shift(X, Y))
+    for f in (lax.shift_left, lax.shift_right_logical, lax.shift_right_arithmetic):
+        same(T.jit(f)(X, Y), f(X, Y))

@@ -8,7 +8,8 @@ from .elementwise import (  # noqa: F401
     bitwise_or, bitwise_xor, ceil, convert_element_type, cos, cosh, div, eq, erf, exp, exp2,
     expm1, floor, ge, gt, integer_pow, is_finite, le, log, log1p, logaddexp, logaddexp2,
     logistic, lt, max, min, mul,
-    ne, neg, pow, rem, round, round_even, rsqrt, select, select_n, shift_left, shift_right_logical,
+    ne, neg, pow, rem, round, round_even, rsqrt, select, select_n, shift_left, shift_right_arithmetic,
+    shift_right_logical,
     sign, sin, sinh, sqrt, sub, tan, tanh, zeros_like_aval)
 from .shape import (  # noqa: F401
     broadcast_in_dim, broadcast_to, concatenate, dynamic_slice, dynamic_update_slice,

@@ -468,19 +468,47 @@ ge_p = _binary("ge", np.greater_equal, _BOOL)
 and_p = _binary("and", np.bitwise_and)
 or_p = _binary("or", np.bitwise_or)
 xor_p = _binary("xor", np.bitwise_xor)
-shift_left_p = _binary("shift_left", np.left_shift)
-shift_right_logical_p = _binary("shift_right_logical", np.right_shift)
+def _same_width(dt, kind):
+    return np.dtype(f"{kind}{np.dtype(dt).itemsize}")
+
+
+def _np_shift_left(x, y):
+    # NumPy and XLA agree: a shift by >= the bit width, or by a negative amount, gives 0
+    x, y = np.asarray(x), np.asarray(y)
+    return np.left_shift(x, y).astype(x.dtype, copy=False)
+
+
+def _np_shift_right_logical(x, y):
+    # zeros shifted in whatever the sign; amounts >= the width (or negative) give 0 (XLA)
+    x, y = np.asarray(x), np.asarray(y)
+    u = _same_width(x.dtype, "u")
+    return np.right_shift(x.view(u), y.astype(u)).astype(u, copy=False).view(x.dtype)
+
+
+def _np_shift_right_arithmetic(x, y):
+    # copies of the sign bit shifted in (the bits read as signed, unsigned types too, as XLA);
+    # amounts >= the width (or negative) give -1 or 0 by sign, as NumPy's right_shift
+    x, y = np.asarray(x), np.asarray(y)
+    i = _same_width(x.dtype, "i")
+    yy = np.where((y >= 0) & (y < 8 * x.dtype.itemsize), y, 8 * x.dtype.itemsize - 1)
+    return np.right_shift(x.view(i), yy.astype(i)).astype(i, copy=False).view(x.dtype)
+
+
+shift_left_p = _binary("shift_left", _np_shift_left)
+shift_right_logical_p = _binary("shift_right_logical", _np_shift_right_logical)
+shift_right_arithmetic_p = _binary("shift_right_arithmetic", _np_shift_right_arithmetic)
 not_p = _unary("not", lambda x: np.invert(x))
 is_finite_p = _unary("is_finite", np.isfinite, _BOOL)
 
-eq, ne, lt, le, gt, ge, bitwise_and, bitwise_or, bitwise_xor, shift_left, shift_right_logical = map(
+(eq, ne, lt, le, gt, ge, bitwise_and, bitwise_or, bitwise_xor, shift_left, shift_right_logical,
+ shift_right_arithmetic) = map(
     _bin_fn, (eq_p, ne_p, lt_p, le_p, gt_p, ge_p, and_p, or_p, xor_p, shift_left_p,
-              shift_right_logical_p))
+              shift_right_logical_p, shift_right_arithmetic_p))
 bitwise_not = _un_fn(not_p)
 is_finite = _un_fn(is_finite_p)
 
 for _p in (eq_p, ne_p, lt_p, le_p, gt_p, ge_p, and_p, or_p, xor_p, shift_left_p,
-           shift_right_logical_p, not_p, is_finite_p):
+           shift_right_logical_p, shift_right_arithmetic_p, not_p, is_finite_p):
     _p.def_jvp(lambda primals, tangents, _p=_p, **params: (_p.bind(*primals, **params), None))
 
 

@@ -712,8 +712,9 @@ def left_shift(x1, x2):
 
 
 def right_shift(x1, x2):
-    """Arithmetic shift for signed integers (floor division by 2**n), logical for unsigned."""
+    """Arithmetic shift for signed integers (NumPy: by >= the bit width gives -1 or 0 by
+    sign), logical for unsigned."""
     a, b = promote(x1, x2)
     if np.issubdtype(a.dtype, np.signedinteger):
-        return floor_divide(a, lax.shift_left(np.ones((), a.dtype), b))
+        return lax.shift_right_arithmetic(a, b)
     return lax.shift_right_logical(a, b)

@@ -339,20 +339,34 @@ def _not(ctx, x):
 
 @register_pointwise("shift_left")
 def _shl(ctx, x, y):
+    # amounts >= the width or negative give 0 (NumPy and XLA)
     dt = ctx.out_dtype
     bits = dt.itemsize * 8
     c = ctx.cast
-    return c(f"({c(x, dt)} << {c(y, dt)}) if 0 <= {y} < {bits} else 0", dt)
+    # (typed zero: Numba unifies uint64 with an int64 literal as float64)
+    return c(f"({c(x, dt)} << {c(y, dt)}) if 0 <= {y} < {bits} else {ctx.lit(0, dt)}", dt)
 
 
 @register_pointwise("shift_right_logical")
-def _shr(ctx, x, y):
-    # the eager reference is np.right_shift: arithmetic for signed, logical for unsigned
+def _shr_logical(ctx, x, y):
+    # on the unsigned reading of the bits; amounts >= the width or negative give 0
     dt = ctx.out_dtype
+    u = np.dtype(f"u{dt.itemsize}")
     bits = dt.itemsize * 8
     c = ctx.cast
-    fill = "0" if dt.kind == "u" else f"(-1 if {x} < 0 else 0)"
-    return c(f"({c(x, dt)} >> {c(y, dt)}) if 0 <= {y} < {bits} else {fill}", dt)
+    return c(f"({c(x, u)} >> {c(y, u)}) if 0 <= {y} < {bits} else {ctx.lit(0, u)}", dt)
+
+
+@register_pointwise("shift_right_arithmetic")
+def _shr_arithmetic(ctx, x, y):
+    # on the signed reading of the bits; amounts >= the width or negative give -1 or 0 by sign
+    dt = ctx.out_dtype
+    i = np.dtype(f"i{dt.itemsize}")
+    bits = dt.itemsize * 8
+    c = ctx.cast
+    xs = ctx.let(c(x, i))
+    fill = f"({ctx.lit(-1, i)} if {xs} < 0 else {ctx.lit(0, i)})"
+    return c(f"({xs} >> {c(y, i)}) if 0 <= {y} < {bits} else {fill}", dt)
 
 
 @register_pointwise("is_finite")
