@@ -277,3 +277,68 @@ def test_shifts_match_numpy_for_every_amount(dt):
     check_both(tnp.right_shift, (X, Y), np.right_shift(X, Y))
     for f in (lax.shift_left, lax.shift_right_logical, lax.shift_right_arithmetic):
         same(T.jit(f)(X, Y), f(X, Y))
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. isclose, hypot, heaviside, pad of 0-d, float -> int conversion
+# ---------------------------------------------------------------------------------------------
+
+def test_isclose_infinities_and_nans():
+    a = np.array([INF, INF, -INF, NAN, 1.0, 1.0, 0.0])
+    b = np.array([INF, -INF, -INF, NAN, INF, 1.0 + 1e-9, 1e-9])
+    want = np.array([True, False, True, False, False, True, True])       # NumPy
+    check_both(tnp.isclose, (a, b), want)
+    check_both(lambda a, b: tnp.isclose(a, b, equal_nan=True), (a, b), want | np.isnan(a))
+    same(tnp.isclose(np.array([1, 2]), np.array([1, 3])), np.array([True, False]))
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_hypot_special_values_and_no_overflow(dt):
+    big = np.finfo(dt).max / 2
+    a = np.array([INF, NAN, -INF, 3, 0, -0.0, big, 1e-30 if dt == np.float32 else 1e-200, NAN], dt)
+    b = np.array([NAN, INF, NAN, -4, 0, 0, big, a[7], 1], dt)
+    want = np.hypot(a, b)
+    assert np.isinf(want[:3]).all() and np.isfinite(want[6])
+    for got in both(tnp.hypot, a, b):
+        assert got.dtype == dt
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=2 * np.finfo(dt).eps)
+        assert got[3] == 5 and got[4] == 0
+    same(T.jit(tnp.hypot)(1e200, 1e200), np.array(np.hypot(1e200, 1e200)))
+
+
+def test_heaviside_nan():
+    x = np.array([NAN, 0.0, -0.0, -1.0, 2.0, -INF, INF])
+    check_both(tnp.heaviside, (x, np.full(7, 0.5)), np.array([NAN, 0.5, 0.5, 0, 1, 0, 1]))
+
+
+def test_pad_of_a_0d_array_is_0d():
+    for x in (np.float64(3.0), np.array(3.0)):
+        e, j = both(lambda v: tnp.pad(v, 1), x)
+        assert e.shape == j.shape == () and e == j == 3.0
+
+
+def test_float_to_int_conversion_saturates_the_same_eagerly_and_under_jit():
+    # in range: truncation toward zero (NumPy); NaN -> 0, out of range -> min/max (JAX's rule;
+    # NumPy's result there is platform-defined)
+    x = np.array([NAN, INF, -INF, 3e9, -3e9, 2.7, -2.7, 2147483647.0, -2147483648.0, -0.0])
+    want32 = np.array([0, 2 ** 31 - 1, -2 ** 31, 2 ** 31 - 1, -2 ** 31, 2, -2, 2 ** 31 - 1,
+                       -2 ** 31, 0], np.int32)
+    for f in (lambda v: v.astype(np.int32) if not isinstance(v, np.ndarray)
+              else tnp.astype(v, np.int32),
+              lambda v: lax.convert_element_type(v, np.int32),
+              lambda v: tnp.asarray(v, np.int32)):
+        check_both(f, (x,), want32)
+    check_both(lambda v: tnp.astype(v, np.int32), (x.astype(np.float32),),
+               np.array([0, 2 ** 31 - 1, -2 ** 31, 2 ** 31 - 1, -2 ** 31, 2, -2, 2 ** 31 - 1,
+                         -2 ** 31, 0], np.int32))
+    imax, imin = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    check_both(lambda v: tnp.astype(v, np.int64), (np.array([NAN, INF, -INF, 1e19, -1e19,
+                                                             -9.223372036854775808e18]),),
+               np.array([0, imax, imin, imax, imin, imin], np.int64))
+    check_both(lambda v: tnp.astype(v, np.uint8), (np.array([NAN, 300, -1, 255.5, -0.5, INF]),),
+               np.array([0, 255, 0, 255, 0, 255], np.uint8))
+    check_both(lambda v: tnp.astype(v, np.uint64), (np.array([NAN, 1.9e19, -5, 2.0 ** 63]),),
+               np.array([0, 2 ** 64 - 1, 0, 2 ** 63], np.uint64))
+    check_both(lambda v: tnp.astype(v, np.int8), (np.array([127.9, -128.9, 200], np.float32),),
+               np.array([127, -128, 127], np.int8))

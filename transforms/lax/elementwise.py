@@ -603,14 +603,32 @@ convert_element_type_p = Primitive("convert_element_type")
 ELEMENTWISE.add("convert_element_type")
 
 
+def float_to_int_bounds(new_dtype):
+    """(lo, hi) of the integer dtype as exact floats: a truncated float t is in range iff
+    lo <= t < hi (powers of two, exact in every float type)."""
+    info = np.iinfo(new_dtype)
+    if new_dtype.kind == "u":
+        return 0.0, 2.0 ** info.bits
+    return -2.0 ** (info.bits - 1), 2.0 ** (info.bits - 1)
+
+
 @convert_element_type_p.def_impl
 def _convert_impl(x, *, new_dtype):
     x = np.asarray(x)
     if x.dtype == np.bool_ or new_dtype.kind not in "iu" or x.dtype.kind in "iub":
         return x.astype(new_dtype)
-    # float -> int truncates toward zero (C); NaN/inf give 0/extremes without warnings
+    # float -> int truncates toward zero (C); values C leaves undefined saturate as in JAX
+    # (XLA): NaN -> 0, +inf and too large -> the max, -inf and too small -> the min (0 for
+    # unsigned types). The Numba lowering computes the same.
+    lo, hi = float_to_int_bounds(new_dtype)
+    info = np.iinfo(new_dtype)
     with np.errstate(invalid="ignore"):
-        return np.trunc(x).astype(new_dtype)
+        t = np.trunc(x)
+        big, small, nan = t >= hi, t < lo, np.isnan(x)
+        out = np.where(big | small | nan, 0, t).astype(new_dtype)
+    if big.any() or small.any():
+        out = np.where(big, info.max, np.where(small, info.min, out)).astype(new_dtype)
+    return out
 
 
 convert_element_type_p.def_abstract_eval(

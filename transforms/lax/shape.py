@@ -298,7 +298,7 @@ def _pad_impl(x, padding_value, *, padding_config):
         y = np.pad(y, pads, constant_values=padding_value)
     crops = tuple(np.s_[-min(lo, 0):y.shape[d] - (-min(hi, 0))]
                   for d, (lo, hi, _) in enumerate(padding_config))
-    return np.ascontiguousarray(y[crops])
+    return np.asarray(y[crops], order="C")      # (ascontiguousarray makes 0-d arrays 1-d)
 
 
 @pad_p.def_abstract_eval

@@ -64,9 +64,19 @@ def _eager():
 # Creation
 # ---------------------------------------------------------------------------------------------
 
+def _float_to_int(a, dtype):
+    """True when converting `a` to `dtype` is float -> integer, which goes through
+    lax.convert_element_type (saturating, the same eagerly and under jit) rather than NumPy's
+    cast, whose NaN/inf/out-of-range results are platform-defined."""
+    return dtype is not None and np.dtype(dtype).kind in "iu" and \
+        isinstance(a, (np.ndarray, np.generic)) and a.dtype.kind == "f"
+
+
 def asarray(a, dtype=None, copy=None):
     if isinstance(a, Tracer):
         return a if dtype is None else lax.convert_element_type(a, dtype)
+    if _float_to_int(a, dtype):
+        return lax.convert_element_type(a, dtype)
     if isinstance(a, (list, tuple)) and _contains_tracer(a):
         return stack([asarray(x) for x in a]).astype(dtype) if dtype else stack(
             [asarray(x) for x in a])
@@ -480,8 +490,10 @@ def sinc(x):
 
 
 def heaviside(x1, x2):
-    a, b = promote(x1, x2)
-    return where(less(a, 0), zeros_like(a), where(greater(a, 0), ones_like(a), b))
+    a, b = promote(x1, x2, dtype=ufunc_result_dtype(np.heaviside, x1, x2))
+    # NumPy: 0 below zero, x2 at (either) zero, 1 above, NaN for NaN
+    return where(less(a, 0), zeros_like(a), where(greater(a, 0), ones_like(a),
+                                                  where(equal(a, 0), b, a)))
 
 
 def deg2rad(x):
@@ -489,7 +501,17 @@ def deg2rad(x):
 
 
 def hypot(x1, x2):
-    return sqrt(add(square(x1), square(x2)))
+    """sqrt(x1**2 + x2**2) without overflow or underflow (the larger magnitude factored out:
+    hypot(1e200, 1e200) is 1.41e200); inf if either is infinite, even with a NaN (as NumPy)."""
+    a, b = promote(x1, x2, dtype=ufunc_result_dtype(np.hypot, x1, x2))
+    a, b = lax.abs(a), lax.abs(b)
+    big, small = lax.max(a, b), lax.min(a, b)
+    zero = lax.eq(big, 0)
+    q = lax.div(small, lax.select(zero, ones_like(big), big))
+    r = lax.mul(big, lax.sqrt(lax.add(lax.mul(q, q), ones_like(q))))
+    r = lax.select(zero, big, r)
+    inf = full_like(big, np.inf)
+    return lax.select(lax.bitwise_or(lax.eq(a, inf), lax.eq(b, inf)), inf, r)
 
 
 def copy(a):
@@ -497,6 +519,11 @@ def copy(a):
 
 
 def astype(x, dtype):
+    """`x` converted to `dtype`; float -> integer truncates toward zero, and saturates where
+    NumPy's result is platform-defined: NaN -> 0, +-inf and out-of-range values -> the
+    integer type's max/min (JAX's rule)."""
+    if _float_to_int(x, dtype):
+        return lax.convert_element_type(x, dtype)
     return asarray_of(x, np.dtype(dtype))
 
 
@@ -684,9 +711,23 @@ def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     return np.allclose(np.asarray(a), np.asarray(b), rtol, atol, equal_nan)
 
 
-def isclose(a, b, rtol=1e-05, atol=1e-08):
-    a, b = promote(a, b)
-    return less_equal(abs(subtract(a, b)), add(atol, multiply(rtol, abs(b))))
+def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """NumPy's isclose: |a - b| <= atol + rtol |b| for finite values; infinities are close
+    only to the same infinity; NaNs to NaNs only with equal_nan."""
+    x, y = asarray(a), asarray(b)
+    dt = np.result_type(get_aval(y).dtype, 1.0)
+    if get_aval(x).dtype == np.bool_:
+        x = asarray_of(x, dt)
+    x, y = promote(x, asarray_of(y, dt))
+    if not np.issubdtype(x.dtype, np.inexact):
+        x, y = asarray_of(x, dt), asarray_of(y, dt)
+    finite = logical_and(isfinite(x), isfinite(y))
+    with np.errstate(invalid="ignore"):
+        close = less_equal(abs(subtract(x, y)), add(atol, multiply(rtol, abs(y))))
+        out = where(finite, close, equal(x, y))
+        if equal_nan:
+            out = logical_or(out, logical_and(isnan(x), isnan(y)))
+    return out
 
 
 def array_equal(a1, a2):

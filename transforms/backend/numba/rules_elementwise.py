@@ -402,6 +402,15 @@ def _convert(ctx, x, *, new_dtype, **_):
         return x
     if dst == _BOOL:
         return f"({x} != 0)"
+    if src.kind == "f" and dst.kind in "iu":
+        # saturating, as the eager impl (and XLA): NaN -> 0, out of range -> min/max
+        from ...lax.elementwise import float_to_int_bounds
+        lo, hi = float_to_int_bounds(dst)
+        info = np.iinfo(dst)
+        xv = ctx.let(x)
+        return (f"({ctx.lit(info.max, dst)} if {xv} >= {hi!r} else ({ctx.lit(info.min, dst)} "
+                f"if {xv} < {lo!r} else ({ctx.cast(xv, dst)} if {xv} == {xv} else "
+                f"{ctx.lit(0, dst)})))")
     return ctx.cast(x, dst)
 
 
