@@ -342,3 +342,66 @@ def test_float_to_int_conversion_saturates_the_same_eagerly_and_under_jit():
                np.array([0, 2 ** 64 - 1, 0, 2 ** 63], np.uint64))
     check_both(lambda v: tnp.astype(v, np.int8), (np.array([127.9, -128.9, 200], np.float32),),
                np.array([127, -128, 127], np.int8))
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. dynamic_slice / dynamic_update_slice: a negative start counts from the end, then clamps
+# ---------------------------------------------------------------------------------------------
+
+DS_CASES = [(-1, [3.0, 4.0]), (-7, [0.0, 1.0]), (-5, [0.0, 1.0]), (-6, [0.0, 1.0]),
+            (-2, [3.0, 4.0]), (-3, [2.0, 3.0]), (2, [2.0, 3.0]), (9, [3.0, 4.0])]   # JAX's values
+
+
+@pytest.mark.parametrize("start,want", DS_CASES)
+def test_dynamic_slice_negative_start(start, want):
+    x = np.arange(5.0)
+    f = lambda x, i: lax.dynamic_slice(x, (i,), (2,))  # noqa: E731
+    check_both(f, (x, np.int32(start)), np.array(want))
+    same(lax.dynamic_slice(x, (start,), (2,)), np.array(want))
+
+
+def test_dynamic_slice_negative_start_transforms():
+    x = np.arange(5.0)
+    starts = np.array([s for s, _ in DS_CASES], np.int32)
+    want = np.array([w for _, w in DS_CASES])
+    f = lambda i: lax.dynamic_slice(x, (i,), (2,))  # noqa: E731
+    same(T.vmap(f)(starts), want)
+    same(T.jit(T.vmap(f))(starts), want)
+    # the operand batched too (per-example starts: the gather path)
+    xs = np.stack([x + 10 * k for k in range(len(starts))])
+    g = lambda x, i: lax.dynamic_slice(x, (i,), (2,))  # noqa: E731
+    same(T.vmap(g)(xs, starts), want + 10 * np.arange(len(starts))[:, None])
+    # gradient (transpose) and JVP put the window where the forward pass read it
+    h = lambda x, i: (lax.dynamic_slice(x, (i,), (2,)) * np.array([1.0, 2.0])).sum()  # noqa
+    same(T.grad(h)(x, np.int32(-1)), np.array([0, 0, 0, 1.0, 2.0]))
+    same(T.jit(T.grad(h))(x, np.int32(-7)), np.array([1.0, 2.0, 0, 0, 0]))
+    _, t = T.jvp(lambda x: lax.dynamic_slice(x, (-2,), (2,)), (x,), (np.arange(5.0) * 10,))
+    same(t, np.array([30.0, 40.0]))
+
+
+@pytest.mark.parametrize("start,want", [(-1, [0, 1, 2, 9, 9]), (-3, [0, 1, 9, 9, 4]),
+                                        (-7, [9, 9, 2, 3, 4]), (1, [0, 9, 9, 3, 4])])
+def test_dynamic_update_slice_negative_start(start, want):
+    x, u = np.arange(5.0), np.array([9.0, 9.0])
+    f = lambda x, u, i: lax.dynamic_update_slice(x, u, (i,))  # noqa: E731
+    check_both(f, (x, u, np.int32(start)), np.array(want, np.float64))
+    same(T.vmap(lambda i: f(x, u, i))(np.array([start, start], np.int32)),
+         np.array([want, want], np.float64))
+    # gradients: the update's cotangent is read where it was written; x's is zeroed there
+    gx, gu = T.grad(lambda x, u: (f(x, u, np.int32(start)) * np.arange(1.0, 6.0)).sum(),
+                    (0, 1))(x, u)
+    mask = np.array(want) == 9
+    same(gu, np.arange(1.0, 6.0)[mask])
+    same(gx, np.where(mask, 0.0, np.arange(1.0, 6.0)))
+
+
+def test_dynamic_index_in_dim_helpers():
+    x = np.arange(12.0).reshape(3, 4)
+    check_both(lambda x, i: lax.dynamic_index_in_dim(x, i, axis=1, keepdims=False),
+               (x, np.int32(-1)), x[:, 3])
+    check_both(lambda x, i: lax.dynamic_slice_in_dim(x, i, 2, axis=0), (x, np.int32(-2)), x[1:])
+    check_both(lambda x, i: lax.dynamic_update_index_in_dim(x, np.zeros(4), i, 0),
+               (x, np.int32(-1)), np.concatenate([x[:2], np.zeros((1, 4))]))
+    # indexing with a traced negative int (and out of range: clamped, as JAX)
+    for i, w in ((-1, 4.0), (-5, 0.0), (-7, 0.0), (7, 4.0)):
+        same(T.jit(lambda v, i: v[i])(np.arange(5.0), np.int32(i)), np.array(w))

@@ -12,7 +12,9 @@ from .elementwise import (  # noqa: F401
     shift_right_logical,
     sign, sin, sinh, sqrt, sub, tan, tanh, zeros_like_aval)
 from .shape import (  # noqa: F401
-    broadcast_in_dim, broadcast_to, concatenate, dynamic_slice, dynamic_update_slice,
+    broadcast_in_dim, broadcast_to, concatenate, dynamic_index_in_dim, dynamic_slice,
+    dynamic_slice_in_dim, dynamic_update_index_in_dim, dynamic_update_slice,
+    dynamic_update_slice_in_dim,
     expand_dims, full, iota, pad, reshape, rev, slice, squeeze, transpose)
 from .reductions import (  # noqa: F401
     argmax, argmin, cumprod, cumsum, reduce_and, reduce_max, reduce_min, reduce_or, reduce_prod,
