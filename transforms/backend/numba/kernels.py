@@ -548,7 +548,8 @@ def sin_f32(x):
     s = _sin_poly_f32(r, z)
     c = _cos_poly_f32(z)
     v = s if (q & 1) == 0 else c
-    return v if q < 2 else -v
+    v = v if q < 2 else -v
+    return v if x != _F(0.0) else x               # sin(-0.) is -0. (the reduction gives +0.)
 
 
 @_jit
