@@ -457,8 +457,7 @@ def log_f32(x):
 def tanh_f32(x):
     z = np.abs(x)
     s = exp_f32(z + z)
-    big = _F(1.0) - _F(2.0) / (s + _F(1.0))
-    big = big if x >= _F(0.0) else -big
+    big = _F(1.0) - _F(2.0) / (s + _F(1.0))       # tanh(|x|); x's sign is applied at the end
     z2 = x * x
     p = _F(-5.70498872745e-3)
     p = p * z2 + _F(2.06390887954e-2)
@@ -466,8 +465,10 @@ def tanh_f32(x):
     p = p * z2 + _F(1.33314422036e-1)
     p = p * z2 - _F(3.33332819422e-1)
     small = p * z2 * x + x
-    small = small if z != _F(0.0) else x          # keeps the sign of -0.0
-    return big if z > _F(0.625) else small        # NaN takes the polynomial path -> NaN
+    r = big if z > _F(0.625) else small           # NaN takes the polynomial path -> NaN
+    # tanh keeps the sign of x, -0.0 included: OR in x's sign bit (bit operations, not one
+    # more select: that pushed this kernel over LLVM's inlining threshold, un-vectorising it)
+    return i32_as_f32(f32_as_i32(r) | (f32_as_i32(x) & np.int32(-2147483648)))
 
 
 @_jit
@@ -549,7 +550,7 @@ def sin_f32(x):
     c = _cos_poly_f32(z)
     v = s if (q & 1) == 0 else c
     v = v if q < 2 else -v
-    return v if x != _F(0.0) else x               # sin(-0.) is -0. (the reduction gives +0.)
+    return v if x != _F(0.0) else x               # sin(-0.) is -0. (the polynomial gives +0.)
 
 
 @_jit
