@@ -663,69 +663,6 @@ def logistic_f64(x):
     return r if x >= 0.0 else e * r
 
 
-# logaddexp(x, y) = max + log1p(exp(-|x - y|)) (NumPy's form: no cancellation when one term
-# is tiny). log1p(u) for u in [0, 1] is Goldberg's log(w) * u / (w - 1) with w = 1 + u (a few
-# ulp given an accurate log; u itself when w rounds to 1), so the loop still vectorises.
-# x == y (equal infinities included) is x + ln 2; a NaN operand gives NaN.
-# logaddexp2 is the same in base 2: max + log1p(2**-|d|) / ln 2, and x + 1 on ties.
-
-@_jit
-def _log1p_unit_f32(u):
-    w = _F(1.0) + u
-    r = log_f32(w) * (u / (w - _F(1.0)))
-    return r if w != _F(1.0) else u
-
-
-@_jit
-def _log1p_unit_f64(u):
-    w = 1.0 + u
-    r = log_f64(w) * (u / (w - 1.0))
-    return r if w != 1.0 else u
-
-
-@_jit
-def logaddexp_f32(x, y):
-    d = x - y
-    m = x if x > y else y
-    r = m + _log1p_unit_f32(exp_f32(-np.abs(d)))
-    return r if x != y else x + _F(0.6931471805599453)
-
-
-@_jit
-def logaddexp_f64(x, y):
-    d = x - y
-    m = x if x > y else y
-    r = m + _log1p_unit_f64(exp_f64(-np.abs(d)))
-    return r if x != y else x + 0.6931471805599453
-
-
-@_jit
-def _exp2_neg_f64(a):
-    """2**-a for a >= 0 (NaN gives garbage: callers select it away): 2**-k exactly times
-    exp(-f ln 2) for a = k + f, so the error does not grow with a."""
-    a = a if a < 1100.0 else 1100.0
-    k = np.floor(a)
-    return _scale_f64(exp_f64(-(a - k) * 0.6931471805599453), -k)
-
-
-@_jit
-def logaddexp2_f32(x, y):
-    d = np.float64(x) - np.float64(y)
-    m = np.float64(x if x > y else y)
-    r = m + _log1p_unit_f64(_exp2_neg_f64(np.abs(d))) * 1.4426950408889634
-    r = r if d == d else d
-    return np.float32(r) if x != y else x + _F(1.0)
-
-
-@_jit
-def logaddexp2_f64(x, y):
-    d = x - y
-    m = x if x > y else y
-    r = m + _log1p_unit_f64(_exp2_neg_f64(np.abs(d))) * 1.4426950408889634
-    r = r if d == d else d
-    return r if x != y else x + 1.0
-
-
 @_jit
 def pow_f32(x, y):
     """C powf semantics, computed as exp(y * log|x|) in double precision."""

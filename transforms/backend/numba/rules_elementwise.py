@@ -122,20 +122,51 @@ def _min(ctx, x, y):
     return f"({x} if {x} <= {y} else {y})"
 
 
-def _logaddexp_rule(name):
+def _logaddexp_rule(name, base2):
+    """NumPy's form: max + log1p(exp(-|x - y|)) (base 2: max + log1p(2**-|d|) / ln 2), with
+    log1p(u), u in [0, 1], as Goldberg's log(w) * u / (w - 1), w = 1 + u (u itself when w
+    rounds to 1): a few ulp given our accurate log kernel. Ties (equal infinities included)
+    give x + ln 2 (x + 1); a NaN operand NaN. Emitted inline rather than as one kernel: a
+    kernel holding both exp and log is too big for LLVM to inline, and the loop would not
+    vectorise. logaddexp2 runs in float64 (exact 2**-|d| by splitting off the integer part)."""
     @register_pointwise(name)
     def rule(ctx, x, y):
         dt = _float_only(ctx, name)
-        if dt == np.float32:
-            return f"{ctx.kernel(name + '_f32')}({x}, {y})"
-        if dt == np.float64:
-            return f"{ctx.kernel(name + '_f64')}({x}, {y})"
-        raise NotImplementedError(f"jit: '{name}' on {dt}")
+        if dt not in (np.float32, np.float64):
+            raise NotImplementedError(f"jit: '{name}' on {dt}")
+        wd = np.dtype(np.float64) if base2 else dt
+        suf = "f32" if wd == np.float32 else "f64"
+        one = ctx.lit(1, wd)
+        xw, yw = (x, y) if wd == dt else (ctx.let(f"_np.float64({x})"),
+                                          ctx.let(f"_np.float64({y})"))
+        d = ctx.let(f"{xw} - {yw}")
+        m = ctx.let(f"({xw} if {xw} > {yw} else {yw})")
+        if base2:
+            # 2**-a = 2**-k * exp(-(a - k) ln 2), k = floor(a): exact scaling, no error growth
+            a = ctx.let(f"min(_np.abs({d}), 1100.0)")
+            k = ctx.let(f"_np.floor({a})")
+            u = ctx.let(f"{ctx.kernel('_scale_f64')}({ctx.kernel('exp_f64')}"
+                        f"(({k} - {a}) * 0.6931471805599453), -{k})")
+        else:
+            u = ctx.let(f"{ctx.kernel('exp_' + suf)}(-_np.abs({d}))")
+        w = ctx.let(f"{one} + {u}")
+        lg = ctx.let(f"{ctx.kernel('log_' + suf)}({w}) * ({u} / ({w} - {one}))")
+        lg = ctx.let(f"({lg} if {w} != {one} else {u})")
+        if base2:
+            r = ctx.let(f"{m} + {lg} * 1.4426950408889634")
+            r = ctx.let(f"({r} if {d} == {d} else {d})")
+            if dt != wd:
+                r = ctx.let(ctx.cast(r, dt))
+            tie = f"{x} + {ctx.lit(1, dt)}"
+        else:
+            r = ctx.let(f"{m} + {lg}")
+            tie = f"{x} + {ctx.lit(0.6931471805599453, dt)}"
+        return f"({r} if {x} != {y} else {tie})"
     return rule
 
 
-_logaddexp_rule("logaddexp")
-_logaddexp_rule("logaddexp2")
+_logaddexp_rule("logaddexp", False)
+_logaddexp_rule("logaddexp2", True)
 
 
 @register_pointwise("atan2")
