@@ -413,3 +413,11 @@ def test_sin_of_negative_zero_float32():
         x = np.array([-0.0, 0.0, 1e-45, -1e-45], dt)
         check_both(tnp.sin, (x,), np.sin(x))
         check_both(tnp.cos, (x,), np.cos(x))
+
+
+def test_conv_int8_accumulates_in_preferred_type():
+    x = np.full((1, 1, 10, 10), 100, np.int8)
+    w = np.full((1, 1, 3, 3), 100, np.int8)
+    f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "VALID",  # noqa: E731
+                                              preferred_element_type=np.int32)
+    check_both(f, (x, w), np.full((1, 1, 8, 8), 90000, np.int32))
