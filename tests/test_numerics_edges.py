@@ -421,3 +421,19 @@ def test_conv_int8_accumulates_in_preferred_type():
     f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "VALID",  # noqa: E731
                                               preferred_element_type=np.int32)
     check_both(f, (x, w), np.full((1, 1, 8, 8), 90000, np.int32))
+
+
+def test_divmod_matches_numpy():
+    a = np.array([1, -1, INF, -0.0, 5, -4, 7.5], np.float32)
+    b = np.array([INF, INF, 2, 3, -INF, 2, -2], np.float32)
+    with np.errstate(all="ignore"):
+        q, r = np.divmod(a, b)
+    for got in both(tnp.divmod, a, b):
+        same(got[0], q)
+        same(got[1], r)
+    ai, bi = np.array([7, -7, 7, I64_MIN], np.int64), np.array([2, 2, 0, -1], np.int64)
+    with np.errstate(all="ignore"):
+        qi, ri = np.divmod(ai, bi)
+    for got in both(tnp.divmod, ai, bi):
+        same(got[0], qi)
+        same(got[1], ri)

@@ -282,6 +282,14 @@ def remainder(x1, x2):
 mod = remainder
 
 
+def divmod(x1, x2):  # noqa: A001 - numpy's name
+    """(x1 // x2, x1 % x2) as NumPy's divmod (one fmod for floats)."""
+    a, b = _promote_no_bool(x1, x2)
+    if np.issubdtype(a.dtype, np.inexact):
+        return _float_divmod(a, b)
+    return floor_divide(a, b), remainder(a, b)
+
+
 def fmod(x1, x2):
     a, b = _promote_no_bool(x1, x2)
     return lax.rem(a, b)
