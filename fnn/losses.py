@@ -102,8 +102,9 @@ def binary_cross_entropy(logits, labels, reduction="mean"):
     if z.shape != x.shape:
         raise ValueError(f"binary_cross_entropy: labels of shape {z.shape} for logits of "
                          f"shape {x.shape}")
-    # tnp.maximum splits the derivative at the tie x = 0, giving sigmoid(0) - z exactly
-    losses = tnp.maximum(x, 0) - x * z + tnp.log1p(tnp.exp(-tnp.abs(x)))
+    # -|x| written as min(x, -x): its derivative at x = 0 splits to 0, so with the max's even
+    # split the gradient there is sigmoid(0) - z exactly (abs's derivative at 0 is 1, as JAX)
+    losses = tnp.maximum(x, 0) - x * z + tnp.log1p(tnp.exp(tnp.minimum(x, -x)))
     return _reduce(losses, reduction, "binary_cross_entropy")
 
 

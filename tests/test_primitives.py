@@ -324,11 +324,12 @@ def test_rev():
     check_grads(lambda x: lax.rev(x, (1,)), (x,), order=2)
 
 
-@pytest.mark.parametrize("i,j", [(1, 2), (0, 0), (5, -3)])   # last one clamps
+@pytest.mark.parametrize("i,j", [(1, 2), (0, 0), (5, -3), (-9, -4)])   # the last two clamp
 def test_dynamic_slice(i, j):
     x = rnd(4, 5)
     f = lambda x: lax.dynamic_slice(x, (np.int64(i), np.int64(j)), (2, 3))  # noqa: E731
-    ci, cj = min(max(i, 0), 2), min(max(j, 0), 2)
+    # as JAX: a negative start counts from the end (once), then the window is clamped
+    ci, cj = min(max(i + 4 if i < 0 else i, 0), 2), min(max(j + 5 if j < 0 else j, 0), 2)
     np.testing.assert_array_equal(f(x), x[ci:ci + 2, cj:cj + 3])
     check_grads(f, (x,), order=2)
 

@@ -54,6 +54,7 @@ logger = logging.getLogger("transforms.jit")
 _NS = tree_util.NAMESPACE
 from .config import config as _config  # noqa: E402
 _PY_SCALARS = (bool, int, float, complex)
+_INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
 
 
 def _explain_level():
@@ -111,6 +112,11 @@ def _leaf_sig(x):
     if t is np.ndarray:
         return (x.shape, x.dtype)
     if t in _PY_SCALARS:
+        if t is int and not _INT64_MIN <= x <= _INT64_MAX:
+            # a weak int is traced as int64; NumPy would make 2**63 a uint64 and the compiled
+            # code would wrap it to a negative number. JAX raises here too.
+            raise OverflowError(f"jit: Python int {x} is too large to convert to int64 (pass "
+                                f"a NumPy array or scalar of an explicit dtype instead)")
         return t
     if isinstance(x, np.generic):
         return ((), x.dtype)

@@ -6,16 +6,20 @@ convolution and collectives are added by their own modules.
 from .elementwise import (  # noqa: F401
     ELEMENTWISE, abs, acos, add, asin, asinh, atan, atan2, atanh, bitwise_and, bitwise_not,
     bitwise_or, bitwise_xor, ceil, convert_element_type, cos, cosh, div, eq, erf, exp, exp2,
-    expm1, floor, ge, gt, integer_pow, is_finite, le, log, log1p, logistic, lt, max, min, mul,
-    ne, neg, pow, rem, round, round_even, rsqrt, select, select_n, shift_left, shift_right_logical,
+    expm1, floor, ge, gt, integer_pow, is_finite, le, log, log1p, logaddexp, logaddexp2,
+    logistic, lt, max, min, mul,
+    ne, neg, pow, rem, round, round_even, rsqrt, select, select_n, shift_left, shift_right_arithmetic,
+    shift_right_logical,
     sign, sin, sinh, sqrt, sub, tan, tanh, zeros_like_aval)
 from .shape import (  # noqa: F401
-    broadcast_in_dim, broadcast_to, concatenate, dynamic_slice, dynamic_update_slice,
+    broadcast_in_dim, broadcast_to, concatenate, dynamic_index_in_dim, dynamic_slice,
+    dynamic_slice_in_dim, dynamic_update_index_in_dim, dynamic_update_slice,
+    dynamic_update_slice_in_dim,
     expand_dims, full, iota, pad, reshape, rev, slice, squeeze, transpose)
 from .reductions import (  # noqa: F401
     argmax, argmin, cumprod, cumsum, reduce_and, reduce_max, reduce_min, reduce_or, reduce_prod,
     reduce_sum)
-from .linalg import dot, dot_general  # noqa: F401
+from .linalg import Precision, check_precision, dot, dot_general  # noqa: F401
 from .indexing import (gather, scatter, scatter_add, scatter_max, scatter_min,  # noqa: F401
                        scatter_mul)
 from .misc import stop_gradient  # noqa: F401

@@ -319,6 +319,9 @@ def _conv_impl(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation,
                dimension_numbers, feature_group_count, batch_group_count, preferred_element_type):
     lhs_spec, rhs_spec, out_spec = dimension_numbers
     lhs, rhs = np.asarray(lhs), np.asarray(rhs)
+    if preferred_element_type is not None and lhs.dtype != preferred_element_type:
+        # accumulate in the preferred type (int8 inputs must not wrap in int8)
+        lhs, rhs = lhs.astype(preferred_element_type), rhs.astype(preferred_element_type)
     x = np.transpose(lhs, (lhs_spec[0],) + tuple(lhs_spec[2:]) + (lhs_spec[1],))
     w = np.transpose(rhs, tuple(rhs_spec[2:]) + (rhs_spec[1], rhs_spec[0]))
     y = _conv_canonical(x, w, window_strides, padding, lhs_dilation, rhs_dilation,

@@ -302,6 +302,48 @@ def _atan2_jvp(primals, tangents):
 
 
 # ---------------------------------------------------------------------------------------------
+# logaddexp, logaddexp2: log(e**x + e**y) and log2(2**x + 2**y) as NumPy computes them
+# (max + log1p(exp(-|x - y|)): exact to the last bits when one term is far below the other).
+# Not lax primitives in JAX (jnp.logaddexp is a custom_jvp there); here one primitive each so
+# that eager mode is NumPy's own ufunc and the Numba backend has one fused kernel.
+# ---------------------------------------------------------------------------------------------
+
+def _np_logaddexp(ufunc):
+    def impl(x, y):
+        x, y = np.asarray(x), np.asarray(y)
+        with np.errstate(invalid="ignore"):
+            return ufunc(x, y).astype(x.dtype, copy=False)
+    return impl
+
+
+logaddexp_p = _binary("logaddexp", _np_logaddexp(np.logaddexp))
+logaddexp2_p = _binary("logaddexp2", _np_logaddexp(np.logaddexp2))
+logaddexp, logaddexp2 = _bin_fn(logaddexp_p), _bin_fn(logaddexp2_p)
+
+
+def _logaddexp_jvp(fn, scale):
+    def rule(primals, tangents):
+        # d/dx = e**x / (e**x + e**y) = logistic(x - y): finite for infinite operands; ties
+        # (equal infinities included) split evenly, as the max in the formula does
+        x, y = primals
+        tx, ty = tangents
+        half = full_like(x, 0.5)
+        tie = eq(x, y)
+        d = sub(x, y) if scale == 1 else mul(sub(x, y), scale)
+        wx = select(tie, half, logistic(d))
+        wy = select(tie, half, logistic(neg(d)))
+        t = None if tx is None else mul(tx, wx)
+        if ty is not None:
+            t = _add_tangents(t, mul(ty, wy))
+        return fn(x, y), t
+    return rule
+
+
+logaddexp_p.def_jvp(_logaddexp_jvp(logaddexp, 1))
+logaddexp2_p.def_jvp(_logaddexp_jvp(logaddexp2, math.log(2.0)))
+
+
+# ---------------------------------------------------------------------------------------------
 # Unary math
 # ---------------------------------------------------------------------------------------------
 
@@ -401,7 +443,8 @@ def _abs_jvp(primals, tangents):
     t, = tangents
     y = abs(x)
     if get_aval(x).dtype.kind != "c":
-        return y, mul(t, sign(x))
+        # JAX's convention: t where x >= 0 (so d|x|/dx = 1 at 0 and -0), -t elsewhere (NaN too)
+        return y, select(ge(x, full_like(x, 0)), t, neg(t))
     # |z| is not holomorphic: d|z| = Re(conj(z) dz) / |z| (0 at z = 0), a real tangent
     from .complex import conj, real
     safe = select(eq(y, 0), full_like_aval(get_aval(y), 1), y)
@@ -465,19 +508,47 @@ ge_p = _binary("ge", np.greater_equal, _BOOL)
 and_p = _binary("and", np.bitwise_and)
 or_p = _binary("or", np.bitwise_or)
 xor_p = _binary("xor", np.bitwise_xor)
-shift_left_p = _binary("shift_left", np.left_shift)
-shift_right_logical_p = _binary("shift_right_logical", np.right_shift)
+def _same_width(dt, kind):
+    return np.dtype(f"{kind}{np.dtype(dt).itemsize}")
+
+
+def _np_shift_left(x, y):
+    # NumPy and XLA agree: a shift by >= the bit width, or by a negative amount, gives 0
+    x, y = np.asarray(x), np.asarray(y)
+    return np.left_shift(x, y).astype(x.dtype, copy=False)
+
+
+def _np_shift_right_logical(x, y):
+    # zeros shifted in whatever the sign; amounts >= the width (or negative) give 0 (XLA)
+    x, y = np.asarray(x), np.asarray(y)
+    u = _same_width(x.dtype, "u")
+    return np.right_shift(x.view(u), y.astype(u)).astype(u, copy=False).view(x.dtype)
+
+
+def _np_shift_right_arithmetic(x, y):
+    # copies of the sign bit shifted in (the bits read as signed, unsigned types too, as XLA);
+    # amounts >= the width (or negative) give -1 or 0 by sign, as NumPy's right_shift
+    x, y = np.asarray(x), np.asarray(y)
+    i = _same_width(x.dtype, "i")
+    yy = np.where((y >= 0) & (y < 8 * x.dtype.itemsize), y, 8 * x.dtype.itemsize - 1)
+    return np.right_shift(x.view(i), yy.astype(i)).astype(i, copy=False).view(x.dtype)
+
+
+shift_left_p = _binary("shift_left", _np_shift_left)
+shift_right_logical_p = _binary("shift_right_logical", _np_shift_right_logical)
+shift_right_arithmetic_p = _binary("shift_right_arithmetic", _np_shift_right_arithmetic)
 not_p = _unary("not", lambda x: np.invert(x))
 is_finite_p = _unary("is_finite", np.isfinite, _BOOL)
 
-eq, ne, lt, le, gt, ge, bitwise_and, bitwise_or, bitwise_xor, shift_left, shift_right_logical = map(
+(eq, ne, lt, le, gt, ge, bitwise_and, bitwise_or, bitwise_xor, shift_left, shift_right_logical,
+ shift_right_arithmetic) = map(
     _bin_fn, (eq_p, ne_p, lt_p, le_p, gt_p, ge_p, and_p, or_p, xor_p, shift_left_p,
-              shift_right_logical_p))
+              shift_right_logical_p, shift_right_arithmetic_p))
 bitwise_not = _un_fn(not_p)
 is_finite = _un_fn(is_finite_p)
 
 for _p in (eq_p, ne_p, lt_p, le_p, gt_p, ge_p, and_p, or_p, xor_p, shift_left_p,
-           shift_right_logical_p, not_p, is_finite_p):
+           shift_right_logical_p, shift_right_arithmetic_p, not_p, is_finite_p):
     _p.def_jvp(lambda primals, tangents, _p=_p, **params: (_p.bind(*primals, **params), None))
 
 
@@ -572,6 +643,15 @@ convert_element_type_p = Primitive("convert_element_type")
 ELEMENTWISE.add("convert_element_type")
 
 
+def float_to_int_bounds(new_dtype):
+    """(lo, hi) of the integer dtype as exact floats: a truncated float t is in range iff
+    lo <= t < hi (powers of two, exact in every float type)."""
+    info = np.iinfo(new_dtype)
+    if new_dtype.kind == "u":
+        return 0.0, 2.0 ** info.bits
+    return -2.0 ** (info.bits - 1), 2.0 ** (info.bits - 1)
+
+
 @convert_element_type_p.def_impl
 def _convert_impl(x, *, new_dtype):
     x = np.asarray(x)
@@ -579,9 +659,18 @@ def _convert_impl(x, *, new_dtype):
         x = x.real                  # complex -> real keeps the real part (as JAX), no warning
     if x.dtype == np.bool_ or new_dtype.kind not in "iu" or x.dtype.kind in "iub":
         return x.astype(new_dtype)
-    # float -> int truncates toward zero (C); NaN/inf give 0/extremes without warnings
+    # float -> int truncates toward zero (C); values C leaves undefined saturate as in JAX
+    # (XLA): NaN -> 0, +inf and too large -> the max, -inf and too small -> the min (0 for
+    # unsigned types). The Numba lowering computes the same.
+    lo, hi = float_to_int_bounds(new_dtype)
+    info = np.iinfo(new_dtype)
     with np.errstate(invalid="ignore"):
-        return np.trunc(x).astype(new_dtype)
+        t = np.trunc(x)
+        big, small, nan = t >= hi, t < lo, np.isnan(x)
+        out = np.where(big | small | nan, 0, t).astype(new_dtype)
+    if big.any() or small.any():
+        out = np.where(big, info.max, np.where(small, info.min, out)).astype(new_dtype)
+    return out
 
 
 convert_element_type_p.def_abstract_eval(

@@ -4,6 +4,7 @@ Output dimension order, as in JAX: batch dims, then lhs free dims, then rhs free
 """
 from __future__ import annotations
 
+import enum
 import math
 
 import numpy as np
@@ -39,6 +40,9 @@ def _dot_general_impl(lhs, rhs, *, dimension_numbers, preferred_element_type=Non
     lfs, rfs = [ls[d] for d in lf], [rs[d] for d in rf]
     k = _prod([ls[d] for d in lc])       # math.prod: np.prod costs ~5 us per call
     dt = preferred_element_type or np.result_type(lhs.dtype, rhs.dtype)
+    if lhs.dtype != dt:
+        # accumulate in the preferred type (int8 x int8 -> int32 must not wrap in int8)
+        lhs, rhs = lhs.astype(dt), rhs.astype(dt)
     if not lb:
         # (free, contract) @ (contract, free): 2-D views, transposes folded into BLAS flags
         a = _perm(lhs, lf + list(lc)).reshape(_prod(lfs), k)
@@ -93,7 +97,37 @@ def _dot_general_batch(args, dims, *, dimension_numbers, preferred_element_type=
                               preferred_element_type=preferred_element_type), out_dim
 
 
-def dot_general(lhs, rhs, dimension_numbers, preferred_element_type=None):
+class Precision(enum.Enum):
+    """`lax.Precision`, accepted for JAX compatibility. It has no effect here: float32
+    products are float32 BLAS (or loop) products, float64 ones float64, whatever is asked."""
+    DEFAULT = 0
+    HIGH = 1
+    HIGHEST = 2
+
+
+_PRECISION_NAMES = {"default", "high", "highest", "bfloat16", "tensorfloat32", "float32",
+                    "fastest"}
+
+
+def check_precision(precision):
+    """Validate a `precision=` argument as JAX does (None, a Precision, one of its names, or a
+    pair of them); it is then ignored."""
+    if precision is None or isinstance(precision, Precision):
+        return
+    if isinstance(precision, str) and precision.lower() in _PRECISION_NAMES:
+        return
+    if isinstance(precision, (tuple, list)) and len(precision) == 2:
+        for p in precision:
+            check_precision(p)
+        return
+    raise ValueError(f"precision argument must be None, a lax.Precision, one of "
+                     f"{sorted(_PRECISION_NAMES)} or a pair of those, got {precision!r}")
+
+
+def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
+    """`lax.dot_general`; `precision` is accepted and ignored (see `Precision`), the product
+    accumulates in `preferred_element_type` when given."""
+    check_precision(precision)
     (lc, rc), (lb, rb) = dimension_numbers
     dn = ((tuple(int(d) for d in lc), tuple(int(d) for d in rc)),
           (tuple(int(d) for d in lb), tuple(int(d) for d in rb)))
@@ -102,11 +136,11 @@ def dot_general(lhs, rhs, dimension_numbers, preferred_element_type=None):
                               preferred_element_type=pet)
 
 
-def dot(a, b):
+def dot(a, b, precision=None, preferred_element_type=None):
     """Matrix/vector product for rank <= 2 operands (lax.dot)."""
     a, b = as_array(a), as_array(b)
     na = get_aval(a).ndim
-    return dot_general(a, b, (((na - 1,), (0,)), ((), ())))
+    return dot_general(a, b, (((na - 1,), (0,)), ((), ())), precision, preferred_element_type)
 
 
 @dot_general_p.def_jvp
@@ -148,9 +182,12 @@ def _transpose_lhs(ct, x_aval, y, dimension_numbers, preferred_element_type, swa
     dims = ((ans_y, y_kept), (ans_batch, y_batch))
     x_contract_sorted_by_y = [c for _, c in sorted(zip(y_contract, x_contract))]
     out_axes = np.argsort(list(x_batch) + x_kept + x_contract_sorted_by_y)
-    res = dot_general(ct, y, dims, preferred_element_type)
-    res = S.transpose(res, tuple(int(a) for a in out_axes))
     from .elementwise import convert_element_type
+    ct_dt = get_aval(ct).dtype
+    if y_aval.dtype != ct_dt:            # preferred_element_type widened the output
+        y = convert_element_type(y, ct_dt)
+    res = dot_general(ct, y, dims, preferred_element_type=preferred_element_type)
+    res = S.transpose(res, tuple(int(a) for a in out_axes))
     return convert_element_type(res, x_aval.dtype)
 
 

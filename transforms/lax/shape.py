@@ -298,7 +298,7 @@ def _pad_impl(x, padding_value, *, padding_config):
         y = np.pad(y, pads, constant_values=padding_value)
     crops = tuple(np.s_[-min(lo, 0):y.shape[d] - (-min(hi, 0))]
                   for d, (lo, hi, _) in enumerate(padding_config))
-    return np.ascontiguousarray(y[crops])
+    return np.asarray(y[crops], order="C")      # (ascontiguousarray makes 0-d arrays 1-d)
 
 
 @pad_p.def_abstract_eval
@@ -441,7 +441,15 @@ def _slice_batch(args, dims, *, start_indices, limit_indices, strides):
 
 
 def _clamp_starts(starts, shape, sizes):
-    return [int(min(max(int(s), 0), n - k)) for s, n, k in zip(starts, shape, sizes)]
+    """JAX's start indices: a negative start counts from the end (once), then the window is
+    clamped into bounds. dynamic_slice / dynamic_update_slice, their batching rules and their
+    Numba lowerings all apply exactly this."""
+    out = []
+    for s, n, k in zip(starts, shape, sizes):
+        s = int(s)
+        s = s + n if s < 0 else s
+        out.append(min(max(s, 0), n - k))
+    return out
 
 
 dynamic_slice_p = Primitive("dynamic_slice")
@@ -464,7 +472,8 @@ def _dynamic_slice_abstract(x, *idx, slice_sizes):
 
 
 def dynamic_slice(x, start_indices, slice_sizes):
-    """Slice of size `slice_sizes` at traced `start_indices`, clamped into bounds (as JAX)."""
+    """Slice of size `slice_sizes` at traced `start_indices`: a negative start counts from the
+    end, then the window is clamped into bounds (as JAX)."""
     idx = [as_array(i) for i in start_indices]
     return dynamic_slice_p.bind(as_array(x), *idx, slice_sizes=tuple(int(s) for s in slice_sizes))
 
@@ -482,10 +491,11 @@ def _dynamic_slice_transpose(ct, x, *idx, slice_sizes):
 
 def _batched_starts(idx, didx, shape, sizes, size):
     """Start indices clamped as dynamic_slice clamps them, each as an int64 (B,) array."""
-    from .elementwise import convert_element_type, max as lmax, min as lmin
+    from .elementwise import add, convert_element_type, lt, max as lmax, min as lmin, select
     out = []
     for s, d, n, k in zip(idx, didx, shape, sizes):
         s = convert_element_type(s, np.int64)
+        s = select(lt(s, np.int64(0)), add(s, np.int64(n)), s)       # from the end
         s = lmax(lmin(s, np.int64(n - k)), np.int64(0))
         out.append(B.move_dim(s, d, 0, size))
     return out
@@ -601,6 +611,51 @@ def _dus_batch(args, dims):
     starts = _batched_starts(idx, didx, shape, ushape, size)
     grid = _index_grid(starts, ushape, size, batch_component=True)
     return scatter(x, grid, u), 0
+
+
+def dynamic_slice_in_dim(operand, start_index, slice_size=1, axis=0):
+    """`lax.dynamic_slice_in_dim`: dynamic_slice along one axis (starts 0 elsewhere)."""
+    x = as_array(operand)
+    a = get_aval(x)
+    axis = int(axis) % a.ndim
+    starts = [np.zeros((), np.int64)] * a.ndim
+    starts[axis] = start_index
+    sizes = list(a.shape)
+    sizes[axis] = int(slice_size)
+    return dynamic_slice(x, starts, sizes)
+
+
+def dynamic_index_in_dim(operand, index, axis=0, keepdims=True):
+    """`lax.dynamic_index_in_dim`: the size-1 slice at `index` (negative counts from the end)."""
+    out = dynamic_slice_in_dim(operand, index, 1, axis)
+    if keepdims:
+        return out
+    a = get_aval(out)
+    axis = int(axis) % a.ndim
+    return reshape(out, a.shape[:axis] + a.shape[axis + 1:])
+
+
+def dynamic_update_slice_in_dim(operand, update, start_index, axis):
+    """`lax.dynamic_update_slice_in_dim`."""
+    x = as_array(operand)
+    a = get_aval(x)
+    axis = int(axis) % a.ndim
+    starts = [np.zeros((), np.int64)] * a.ndim
+    starts[axis] = start_index
+    return dynamic_update_slice(x, update, starts)
+
+
+def dynamic_update_index_in_dim(operand, update, index, axis):
+    """`lax.dynamic_update_index_in_dim`: `update` (without or with the size-1 axis) at
+    `index` along `axis`."""
+    x = as_array(operand)
+    a = get_aval(x)
+    axis = int(axis) % a.ndim
+    u = as_array(update)
+    if get_aval(u).ndim == a.ndim - 1:
+        us = get_aval(u).shape
+        u = reshape(u, us[:axis] + (1,) + us[axis:])
+    return dynamic_update_slice_in_dim(x, u, index, axis)
 
 
 rev_p = Primitive("rev")

@@ -145,9 +145,8 @@ def getitem(x, idx, mode=None, fill_value=None):
 
 
 def _dynamic_index(x, dim, i):
-    n = x.shape[dim]
     i = lax.convert_element_type(i, np.int64) if i.dtype != np.int64 else i
-    i = lax.select(lax.lt(i, 0), lax.add(i, n), i)
+    # (dynamic_slice counts a negative start from the end itself, once)
     starts = [np.zeros((), np.int64)] * x.ndim
     starts[dim] = i
     sizes = list(x.shape)

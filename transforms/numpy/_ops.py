@@ -65,9 +65,19 @@ def _eager():
 # Creation
 # ---------------------------------------------------------------------------------------------
 
+def _float_to_int(a, dtype):
+    """True when converting `a` to `dtype` is float -> integer, which goes through
+    lax.convert_element_type (saturating, the same eagerly and under jit) rather than NumPy's
+    cast, whose NaN/inf/out-of-range results are platform-defined."""
+    return dtype is not None and np.dtype(dtype).kind in "iu" and \
+        isinstance(a, (np.ndarray, np.generic)) and a.dtype.kind == "f"
+
+
 def asarray(a, dtype=None, copy=None):
     if isinstance(a, Tracer):
         return a if dtype is None else lax.convert_element_type(a, dtype)
+    if _float_to_int(a, dtype):
+        return lax.convert_element_type(a, dtype)
     if isinstance(a, (list, tuple)) and _contains_tracer(a):
         return stack([asarray(x) for x in a]).astype(dtype) if dtype else stack(
             [asarray(x) for x in a])
@@ -218,10 +228,44 @@ def _promote_no_bool(x1, x2):
     return promote(x1, x2, dtype=np.int8 if dt == np.bool_ else dt)
 
 
+def _signbit(x):
+    """True where the sign bit of float `x` is set (-0.0 and negative NaNs included)."""
+    from ..random import bitcast_convert_type
+    it = {2: np.int16, 4: np.int32, 8: np.int64}[get_aval(x).dtype.itemsize]
+    return lax.lt(bitcast_convert_type(x, it), np.zeros((), it))
+
+
+def _zero_with_sign(neg, like):
+    """-0.0 where `neg`, else +0.0, of `like`'s dtype and shape."""
+    z = zeros_like(like)
+    return lax.select(neg, lax.neg(z), z)
+
+
+def _float_divmod(a, b):
+    """NumPy's float floor division and remainder (npy_divmod), branch-free: the quotient
+    comes from fmod so that it is exact, and zeros get NumPy's signs (remainder takes the
+    divisor's sign, a zero quotient that of a / b). x // 0 is x / 0 and x % 0 is NaN."""
+    mod = lax.rem(a, b)                                   # C fmod: exact
+    div = lax.div(lax.sub(a, mod), b)
+    adj = lax.bitwise_and(lax.ne(mod, 0), lax.ne(lax.lt(b, 0), lax.lt(mod, 0)))
+    mod = lax.select(adj, lax.add(mod, b), mod)
+    # a zero remainder takes the divisor's sign; `- (sg(mod) - mod)` (exactly +0.0) keeps the
+    # tangent of mod (d/da = 1) on that branch
+    zmod = lax.sub(_zero_with_sign(lax.lt(b, 0), mod), lax.sub(lax.stop_gradient(mod), mod))
+    mod = lax.select(lax.eq(mod, 0), zmod, mod)
+    div = lax.select(adj, lax.sub(div, 1), div)
+    fl = lax.floor(div)
+    fl = lax.select(lax.gt(lax.sub(div, fl), 0.5), lax.add(fl, 1), fl)
+    zsign = lax.ne(_signbit(a), lax.lt(b, 0))
+    fl = lax.select(lax.eq(div, 0), _zero_with_sign(zsign, div), fl)
+    bzero = lax.eq(b, 0)
+    return lax.select(bzero, lax.div(a, b), fl), mod
+
+
 def floor_divide(x1, x2):
     a, b = _promote_no_bool(x1, x2)
     if np.issubdtype(a.dtype, np.inexact):
-        return lax.floor(lax.div(a, b))
+        return _float_divmod(a, b)[0]
     q = lax.div(a, b)            # truncates toward zero
     fix = lax.bitwise_and(lax.ne(lax.rem(a, b), 0), lax.ne(lax.lt(a, 0), lax.lt(b, 0)))
     return lax.select(fix, lax.sub(q, 1), q)
@@ -229,12 +273,22 @@ def floor_divide(x1, x2):
 
 def remainder(x1, x2):
     a, b = _promote_no_bool(x1, x2)
+    if np.issubdtype(a.dtype, np.inexact):
+        return _float_divmod(a, b)[1]
     r = lax.rem(a, b)
     fix = lax.bitwise_and(lax.ne(r, 0), lax.ne(lax.lt(r, 0), lax.lt(b, 0)))
     return lax.select(fix, lax.add(r, b), r)
 
 
 mod = remainder
+
+
+def divmod(x1, x2):  # noqa: A001 - numpy's name
+    """(x1 // x2, x1 % x2) as NumPy's divmod (one fmod for floats)."""
+    a, b = _promote_no_bool(x1, x2)
+    if np.issubdtype(a.dtype, np.inexact):
+        return _float_divmod(a, b)
+    return floor_divide(a, b), remainder(a, b)
 
 
 def fmod(x1, x2):
@@ -460,11 +514,12 @@ def clip(a, a_min=None, a_max=None, *, min=None, max=None):  # noqa: A002
 
 def logaddexp(x1, x2):
     a, b = promote(x1, x2, dtype=ufunc_result_dtype(np.logaddexp, x1, x2))
-    amax = lax.max(a, b)
-    # stop_gradient on the shift keeps the derivative finite; the result is exact either way
-    # the shift is a constant for differentiation: logaddexp is shift-invariant
-    shift = lax.select(lax.is_finite(amax), lax.stop_gradient(amax), zeros_like(amax))
-    return lax.add(shift, lax.log(lax.add(lax.exp(lax.sub(a, shift)), lax.exp(lax.sub(b, shift)))))
+    return keep_weak(lax.logaddexp(a, b), x1, x2)
+
+
+def logaddexp2(x1, x2):
+    a, b = promote(x1, x2, dtype=ufunc_result_dtype(np.logaddexp2, x1, x2))
+    return keep_weak(lax.logaddexp2(a, b), x1, x2)
 
 
 def sinc(x):
@@ -475,8 +530,10 @@ def sinc(x):
 
 
 def heaviside(x1, x2):
-    a, b = promote(x1, x2)
-    return where(less(a, 0), zeros_like(a), where(greater(a, 0), ones_like(a), b))
+    a, b = promote(x1, x2, dtype=ufunc_result_dtype(np.heaviside, x1, x2))
+    # NumPy: 0 below zero, x2 at (either) zero, 1 above, NaN for NaN
+    return where(less(a, 0), zeros_like(a), where(greater(a, 0), ones_like(a),
+                                                  where(equal(a, 0), b, a)))
 
 
 def deg2rad(x):
@@ -484,7 +541,17 @@ def deg2rad(x):
 
 
 def hypot(x1, x2):
-    return sqrt(add(square(x1), square(x2)))
+    """sqrt(x1**2 + x2**2) without overflow or underflow (the larger magnitude factored out:
+    hypot(1e200, 1e200) is 1.41e200); inf if either is infinite, even with a NaN (as NumPy)."""
+    a, b = promote(x1, x2, dtype=ufunc_result_dtype(np.hypot, x1, x2))
+    a, b = lax.abs(a), lax.abs(b)
+    big, small = lax.max(a, b), lax.min(a, b)
+    zero = lax.eq(big, 0)
+    q = lax.div(small, lax.select(zero, ones_like(big), big))
+    r = lax.mul(big, lax.sqrt(lax.add(lax.mul(q, q), ones_like(q))))
+    r = lax.select(zero, big, r)
+    inf = full_like(big, np.inf)
+    return lax.select(lax.bitwise_or(lax.eq(a, inf), lax.eq(b, inf)), inf, r)
 
 
 def copy(a):
@@ -492,6 +559,11 @@ def copy(a):
 
 
 def astype(x, dtype):
+    """`x` converted to `dtype`; float -> integer truncates toward zero, and saturates where
+    NumPy's result is platform-defined: NaN -> 0, +-inf and out-of-range values -> the
+    integer type's max/min (JAX's rule)."""
+    if _float_to_int(x, dtype):
+        return lax.convert_element_type(x, dtype)
     return asarray_of(x, np.dtype(dtype))
 
 
@@ -791,8 +863,9 @@ def left_shift(x1, x2):
 
 
 def right_shift(x1, x2):
-    """Arithmetic shift for signed integers (floor division by 2**n), logical for unsigned."""
+    """Arithmetic shift for signed integers (NumPy: by >= the bit width gives -1 or 0 by
+    sign), logical for unsigned."""
     a, b = promote(x1, x2)
     if np.issubdtype(a.dtype, np.signedinteger):
-        return floor_divide(a, lax.shift_left(np.ones((), a.dtype), b))
+        return lax.shift_right_arithmetic(a, b)
     return lax.shift_right_logical(a, b)

@@ -9,7 +9,7 @@ from .. import lax
 from ..core import Tracer, concrete_or_error, get_aval
 from ..errors import ShapeError
 from ..source_info import where as _where
-from ._promote import promote_dtypes, result_type
+from ._promote import asarray_of, promote_dtypes, result_type
 
 
 def _arr(a):
@@ -403,13 +403,25 @@ def _float_or_same(a, b):
     return promote_dtypes(a, b)
 
 
-def dot(a, b):
+def _dg(precision, preferred_element_type):
+    """lax.dot_general with the `precision` (validated, no effect) and accumulation type of a
+    jnp-style contraction call."""
+    def dg(a, b, dn):
+        return lax.dot_general(a, b, dn, precision=precision,
+                               preferred_element_type=preferred_element_type)
+    return dg
+
+
+def dot(a, b, *, precision=None, preferred_element_type=None):
     a, b = _float_or_same(_arr(a), _arr(b))
+    dg = _dg(precision, preferred_element_type)
     if a.ndim == 0 or b.ndim == 0:
-        return a * b
+        lax.check_precision(precision)
+        out = a * b
+        return out if preferred_element_type is None else out.astype(preferred_element_type)
     if b.ndim == 1:
-        return lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())))
-    return lax.dot_general(a, b, (((a.ndim - 1,), (b.ndim - 2,)), ((), ())))
+        return dg(a, b, (((a.ndim - 1,), (0,)), ((), ())))
+    return dg(a, b, (((a.ndim - 1,), (b.ndim - 2,)), ((), ())))
 
 
 def vdot(a, b):
@@ -418,8 +430,9 @@ def vdot(a, b):
     return dot(conjugate(ravel(a)), ravel(b))
 
 
-def matmul(a, b):
+def matmul(a, b, *, precision=None, preferred_element_type=None):
     a, b = _arr(a), _arr(b)
+    dg = _dg(precision, preferred_element_type)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul: input operand does not have enough dimensions "
                          f"(shapes {a.shape}, {b.shape}){_where()}")
@@ -435,14 +448,14 @@ def matmul(a, b):
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     nb = len(batch)
     if a.ndim == 2 and b.ndim == 2:
-        out = lax.dot_general(a, b, (((1,), (0,)), ((), ())))
+        out = dg(a, b, (((1,), (0,)), ((), ())))
     elif b.ndim == 2:
         # (..., n, k) @ (k, m): contract directly, no broadcasting of b
-        out = lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())))
+        out = dg(a, b, (((a.ndim - 1,), (0,)), ((), ())))
     else:
         a = lax.broadcast_to(a, batch + a.shape[-2:])
         b = lax.broadcast_to(b, batch + b.shape[-2:])
-        out = lax.dot_general(a, b, (((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb)))))
+        out = dg(a, b, (((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb)))))
     if va:
         out = lax.squeeze(out, (out.ndim - 2,))
     if vb:
@@ -463,7 +476,7 @@ def inner(a, b):
     return lax.dot_general(a, b, (((a.ndim - 1,), (b.ndim - 1,)), ((), ())))
 
 
-def tensordot(a, b, axes=2):
+def tensordot(a, b, axes=2, *, precision=None, preferred_element_type=None):
     a, b = _float_or_same(_arr(a), _arr(b))
     if isinstance(axes, (int, np.integer)):
         ax_a = tuple(range(a.ndim - axes, a.ndim))
@@ -474,9 +487,14 @@ def tensordot(a, b, axes=2):
         ax_b = (ax_b,) if isinstance(ax_b, (int, np.integer)) else tuple(ax_b)
     ax_a = tuple(_ax(x, a.ndim) for x in ax_a)
     ax_b = tuple(_ax(x, b.ndim) for x in ax_b)
-    return lax.dot_general(a, b, ((ax_a, ax_b), ((), ())))
+    return _dg(precision, preferred_element_type)(a, b, ((ax_a, ax_b), ((), ())))
 
 
 def einsum(subscripts, *operands, optimize=None, precision=None, preferred_element_type=None):
+    """`precision` is validated and has no effect; with `preferred_element_type` the operands
+    are converted to it first, so products and sums accumulate in that type."""
     from ._einsum import einsum as _einsum
+    lax.check_precision(precision)
+    if preferred_element_type is not None:
+        operands = [asarray_of(o, np.dtype(preferred_element_type)) for o in operands]
     return _einsum(subscripts, *operands)

@@ -295,9 +295,12 @@ def minf(a, b):
 
 @_jit
 def idiv(a, b):
-    """Integer division rounding toward zero (C semantics); x / 0 gives 0 as NumPy does."""
+    """Integer division rounding toward zero (C semantics); x / 0 gives 0 as NumPy does, and
+    MIN / -1 wraps to MIN as in NumPy (Numba's `//` gives 0 there)."""
     if b == 0:
         return a - a
+    if b == -1:
+        return -a
     q = a // b
     if q * b != a and ((a < 0) != (b < 0)):
         q += 1
@@ -306,19 +309,10 @@ def idiv(a, b):
 
 @_jit
 def irem(a, b):
-    """Integer remainder with the sign of the dividend (C fmod); x % 0 gives 0."""
-    if b == 0:
+    """Integer remainder with the sign of the dividend (C fmod); x % 0 and x % -1 give 0."""
+    if b == 0 or b == -1:
         return a - a
     return a - b * idiv(a, b)
-
-
-@_jit
-def fsign(x):
-    if x > 0:
-        return x - x + 1
-    if x < 0:
-        return x - x - 1
-    return x            # +-0 and NaN
 
 
 @_jit
@@ -467,8 +461,7 @@ def log_f32(x):
 def tanh_f32(x):
     z = np.abs(x)
     s = exp_f32(z + z)
-    big = _F(1.0) - _F(2.0) / (s + _F(1.0))
-    big = big if x >= _F(0.0) else -big
+    big = _F(1.0) - _F(2.0) / (s + _F(1.0))       # tanh(|x|); x's sign is applied at the end
     z2 = x * x
     p = _F(-5.70498872745e-3)
     p = p * z2 + _F(2.06390887954e-2)
@@ -476,7 +469,10 @@ def tanh_f32(x):
     p = p * z2 + _F(1.33314422036e-1)
     p = p * z2 - _F(3.33332819422e-1)
     small = p * z2 * x + x
-    return big if z > _F(0.625) else small        # NaN takes the polynomial path -> NaN
+    r = big if z > _F(0.625) else small           # NaN takes the polynomial path -> NaN
+    # tanh keeps the sign of x, -0.0 included: OR in x's sign bit (bit operations, not one
+    # more select: that pushed this kernel over LLVM's inlining threshold, un-vectorising it)
+    return i32_as_f32(f32_as_i32(r) | (f32_as_i32(x) & np.int32(-2147483648)))
 
 
 @_jit
@@ -557,7 +553,8 @@ def sin_f32(x):
     s = _sin_poly_f32(r, z)
     c = _cos_poly_f32(z)
     v = s if (q & 1) == 0 else c
-    return v if q < 2 else -v
+    v = v if q < 2 else -v
+    return v if x != _F(0.0) else x               # sin(-0.) is -0. (the polynomial gives +0.)
 
 
 @_jit

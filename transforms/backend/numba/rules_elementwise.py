@@ -122,6 +122,53 @@ def _min(ctx, x, y):
     return f"({x} if {x} <= {y} else {y})"
 
 
+def _logaddexp_rule(name, base2):
+    """NumPy's form: max + log1p(exp(-|x - y|)) (base 2: max + log1p(2**-|d|) / ln 2), with
+    log1p(u), u in [0, 1], as Goldberg's log(w) * u / (w - 1), w = 1 + u (u itself when w
+    rounds to 1): a few ulp given our accurate log kernel. Ties (equal infinities included)
+    give x + ln 2 (x + 1); a NaN operand NaN. Emitted inline rather than as one kernel: a
+    kernel holding both exp and log is too big for LLVM to inline, and the loop would not
+    vectorise. logaddexp2 runs in float64 (exact 2**-|d| by splitting off the integer part)."""
+    @register_pointwise(name)
+    def rule(ctx, x, y):
+        dt = _float_only(ctx, name)
+        if dt not in (np.float32, np.float64):
+            raise NotImplementedError(f"jit: '{name}' on {dt}")
+        wd = np.dtype(np.float64) if base2 else dt
+        suf = "f32" if wd == np.float32 else "f64"
+        one = ctx.lit(1, wd)
+        xw, yw = (x, y) if wd == dt else (ctx.let(f"_np.float64({x})"),
+                                          ctx.let(f"_np.float64({y})"))
+        d = ctx.let(f"{xw} - {yw}")
+        m = ctx.let(f"({xw} if {xw} > {yw} else {yw})")
+        if base2:
+            # 2**-a = 2**-k * exp(-(a - k) ln 2), k = floor(a): exact scaling, no error growth
+            a = ctx.let(f"min(_np.abs({d}), 1100.0)")
+            k = ctx.let(f"_np.floor({a})")
+            u = ctx.let(f"{ctx.kernel('_scale_f64')}({ctx.kernel('exp_f64')}"
+                        f"(({k} - {a}) * 0.6931471805599453), -{k})")
+        else:
+            u = ctx.let(f"{ctx.kernel('exp_' + suf)}(-_np.abs({d}))")
+        w = ctx.let(f"{one} + {u}")
+        lg = ctx.let(f"{ctx.kernel('log_' + suf)}({w}) * ({u} / ({w} - {one}))")
+        lg = ctx.let(f"({lg} if {w} != {one} else {u})")
+        if base2:
+            r = ctx.let(f"{m} + {lg} * 1.4426950408889634")
+            r = ctx.let(f"({r} if {d} == {d} else {d})")
+            if dt != wd:
+                r = ctx.let(ctx.cast(r, dt))
+            tie = f"{x} + {ctx.lit(1, dt)}"
+        else:
+            r = ctx.let(f"{m} + {lg}")
+            tie = f"{x} + {ctx.lit(0.6931471805599453, dt)}"
+        return f"({r} if {x} != {y} else {tie})"
+    return rule
+
+
+_logaddexp_rule("logaddexp", False)
+_logaddexp_rule("logaddexp2", True)
+
+
 @register_pointwise("atan2")
 def _atan2(ctx, x, y):
     _no_complex(ctx)
@@ -232,7 +279,9 @@ def _sign(ctx, x):
     _no_complex(ctx)
     dt = ctx.out_dtype
     if _is_float(dt):
-        return f"{ctx.kernel('fsign')}({x})"
+        # NumPy: +-1 for +-inf too, +0 for both zeros, NaN stays NaN (selects: vectorises)
+        one, mone, zero = ctx.lit(1, dt), ctx.lit(-1, dt), ctx.lit(0, dt)
+        return f"({one} if {x} > 0 else ({mone} if {x} < 0 else ({zero} if {x} == 0 else {x})))"
     if dt == _BOOL:
         return x
     if dt.kind == "u":
@@ -321,20 +370,34 @@ def _not(ctx, x):
 
 @register_pointwise("shift_left")
 def _shl(ctx, x, y):
+    # amounts >= the width or negative give 0 (NumPy and XLA)
     dt = ctx.out_dtype
     bits = dt.itemsize * 8
     c = ctx.cast
-    return c(f"({c(x, dt)} << {c(y, dt)}) if 0 <= {y} < {bits} else 0", dt)
+    # (typed zero: Numba unifies uint64 with an int64 literal as float64)
+    return c(f"({c(x, dt)} << {c(y, dt)}) if 0 <= {y} < {bits} else {ctx.lit(0, dt)}", dt)
 
 
 @register_pointwise("shift_right_logical")
-def _shr(ctx, x, y):
-    # the eager reference is np.right_shift: arithmetic for signed, logical for unsigned
+def _shr_logical(ctx, x, y):
+    # on the unsigned reading of the bits; amounts >= the width or negative give 0
     dt = ctx.out_dtype
+    u = np.dtype(f"u{dt.itemsize}")
     bits = dt.itemsize * 8
     c = ctx.cast
-    fill = "0" if dt.kind == "u" else f"(-1 if {x} < 0 else 0)"
-    return c(f"({c(x, dt)} >> {c(y, dt)}) if 0 <= {y} < {bits} else {fill}", dt)
+    return c(f"({c(x, u)} >> {c(y, u)}) if 0 <= {y} < {bits} else {ctx.lit(0, u)}", dt)
+
+
+@register_pointwise("shift_right_arithmetic")
+def _shr_arithmetic(ctx, x, y):
+    # on the signed reading of the bits; amounts >= the width or negative give -1 or 0 by sign
+    dt = ctx.out_dtype
+    i = np.dtype(f"i{dt.itemsize}")
+    bits = dt.itemsize * 8
+    c = ctx.cast
+    xs = ctx.let(c(x, i))
+    fill = f"({ctx.lit(-1, i)} if {xs} < 0 else {ctx.lit(0, i)})"
+    return c(f"({xs} >> {c(y, i)}) if 0 <= {y} < {bits} else {fill}", dt)
 
 
 @register_pointwise("is_finite")
@@ -370,6 +433,15 @@ def _convert(ctx, x, *, new_dtype, **_):
         return x
     if dst == _BOOL:
         return f"({x} != 0)"
+    if src.kind == "f" and dst.kind in "iu":
+        # saturating, as the eager impl (and XLA): NaN -> 0, out of range -> min/max
+        from ...lax.elementwise import float_to_int_bounds
+        lo, hi = float_to_int_bounds(dst)
+        info = np.iinfo(dst)
+        xv = ctx.let(x)
+        return (f"({ctx.lit(info.max, dst)} if {xv} >= {hi!r} else ({ctx.lit(info.min, dst)} "
+                f"if {xv} < {lo!r} else ({ctx.cast(xv, dst)} if {xv} == {xv} else "
+                f"{ctx.lit(0, dst)})))")
     return ctx.cast(x, dst)
 
 

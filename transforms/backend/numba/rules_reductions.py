@@ -64,7 +64,9 @@ def _cumulative(name, op):
         n = x_aval.shape[axis]
         idx, opened = _outer_loops(ctx, x_aval.shape, axis)
         acc = ctx.fresh("_acc")
-        ctx.emit(f"{acc} = {ctx.literal(0 if name == 'cumsum' else 1, dt)}")
+        # -0.0 is the exact additive identity (NumPy: cumsum([-0.]) == [-0.])
+        init = (-0.0 if dt.kind == "f" else 0) if name == "cumsum" else 1
+        ctx.emit(f"{acc} = {ctx.literal(init, dt)}")
         rng = f"range({n} - 1, -1, -1)" if reverse else ctx.range(n)
         with ctx.block(f"for _j in {rng}:"):
             x = ctx.read(0, idx)

@@ -83,8 +83,10 @@ def _pad(ctx, eqn):
 def _clamped_starts(ctx, first, shape, sizes):
     starts = []
     for d, (n, k) in enumerate(zip(shape, sizes)):
+        # as lax.shape._clamp_starts: a negative start counts from the end, then clamp
         s = ctx.fresh("_s")
-        ctx.emit(f"{s} = min(max(int({ctx.scalar(first + d)}), 0), {n - k})")
+        ctx.emit(f"{s} = int({ctx.scalar(first + d)})")
+        ctx.emit(f"{s} = min(max({s} + {n} if {s} < 0 else {s}, 0), {n - k})")
         starts.append(s)
     return starts
 
