@@ -6,12 +6,17 @@ it can be used directly as a layer in `fnn.Sequential`.
 Conventions worth knowing:
 
 * `relu'(0) = 0` (as JAX); `leaky_relu` uses `x >= 0` for the identity branch (as JAX).
+* NaN inputs give NaN outputs (as JAX and `np.maximum(nan, 0)`); `softmax`/`log_softmax` of a
+  row holding `+inf` or NaN is all NaN, as in JAX.
 * Functions with two branches compute each branch only on inputs from its own range (the
   "double where" trick), so a branch that is not selected can never inject `inf`/`NaN` into a
   gradient.
 * `softmax`, `log_softmax` and `logsumexp` subtract the maximum (held constant for
   differentiation, which is exact because they are shift invariant); rows containing `-inf`
   entries have finite, correct derivatives (the `-inf` entries get zero).
+* `logsumexp` and `log_softmax` add the non-maximal terms with `log1p`, so
+  `logsumexp([0., -20.])` in float32 is 2.06e-9, not 0 (JAX's `log(sum(exp))` rounds to 0:
+  the results differ from JAX's by less than one ulp of the larger of the result and 1).
 """
 from __future__ import annotations
 
@@ -34,15 +39,15 @@ def _float(x):
 
 
 def relu(x):
-    """`max(x, 0)`, with derivative 0 at 0."""
+    """`max(x, 0)`, with derivative 0 at 0; NaN stays NaN."""
     x = tnp.asarray(x)
-    return tnp.where(x > 0, x, tnp.zeros_like(x))
+    return tnp.where(x <= 0, tnp.zeros_like(x), x)
 
 
 def relu6(x):
-    """`min(max(x, 0), 6)`."""
+    """`min(max(x, 0), 6)`, with derivative 0 at 0 and 6 (as JAX); NaN stays NaN."""
     x = tnp.asarray(x)
-    return tnp.where(x > 0, tnp.where(x < 6, x, tnp.full_like(x, 6)), tnp.zeros_like(x))
+    return tnp.where(x <= 0, tnp.zeros_like(x), tnp.where(x >= 6, tnp.full_like(x, 6), x))
 
 
 def sigmoid(x):
@@ -110,29 +115,51 @@ def _shift(x, axis):
     return lax.stop_gradient(m)
 
 
+def _max_held(x, axis):
+    """The maximum along `axis` (kept dims), held constant, `+inf`/NaN kept (so a row holding
+    them is NaN, as JAX's softmax)."""
+    return lax.stop_gradient(tnp.max(x, axis=axis, keepdims=True))
+
+
+def _log1p_rest(x, m, axis):
+    """`log(sum(exp(x - m), axis))` (kept dims) as `log1p(t)`, `t` the sum without one maximal
+    term: `exp(x - m)` at the maxima is 1 exactly, so the small terms are not lost by adding
+    them to 1 first. At the maxima the summand is `e - stop_gradient(e)` (0, with `e`'s
+    derivatives), plus `count(maxima) - 1`, so every derivative is that of the plain sum."""
+    e = tnp.exp(x - m)
+    is_max = x == m
+    rest = tnp.where(is_max, e - lax.stop_gradient(e), e)
+    ties = tnp.sum(is_max.astype(x.dtype), axis=axis, keepdims=True) - 1
+    t = tnp.sum(rest, axis=axis, keepdims=True) + lax.stop_gradient(ties)
+    with np.errstate(divide="ignore", invalid="ignore"):   # log1p(-1) = -inf: all -inf
+        return tnp.log1p(t)
+
+
 def softmax(x, axis=-1):
     """`exp(x) / sum(exp(x), axis)`, computed with the maximum subtracted."""
     x = _float(x)
-    unnormalized = tnp.exp(x - _shift(x, axis))
-    return unnormalized / tnp.sum(unnormalized, axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        unnormalized = tnp.exp(x - _max_held(x, axis))
+        return unnormalized / tnp.sum(unnormalized, axis=axis, keepdims=True)
 
 
 def log_softmax(x, axis=-1):
-    """`x - logsumexp(x, axis)`, computed with the maximum subtracted."""
+    """`x - logsumexp(x, axis)`, computed with the maximum subtracted (non-maximal terms added
+    with `log1p`)."""
     x = _float(x)
-    shifted = x - _shift(x, axis)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return shifted - tnp.log(tnp.sum(tnp.exp(shifted), axis=axis, keepdims=True))
+    m = _max_held(x, axis)
+    with np.errstate(invalid="ignore"):
+        return (x - m) - _log1p_rest(x, m, axis)
 
 
 def logsumexp(x, axis=None, keepdims=False):
-    """`log(sum(exp(x), axis))`, stable for large |x|; `-inf` entries contribute nothing (an
-    all-`-inf` reduction gives `-inf`)."""
+    """`log(sum(exp(x), axis))`, stable for large |x| and accurate near 0 (`max +
+    log1p(rest)`); `-inf` entries contribute nothing (an all-`-inf` reduction gives `-inf`),
+    `+inf` gives `+inf`, NaN gives NaN."""
     x = _float(x)
     m = _shift(x, axis)
-    s = tnp.sum(tnp.exp(x - m), axis=axis, keepdims=True)
-    with np.errstate(divide="ignore"):            # log(0) = -inf for all -inf inputs
-        out = tnp.log(s) + m
+    with np.errstate(invalid="ignore"):
+        out = _log1p_rest(x, m, axis) + m
     if not keepdims:
         axes = tuple(range(x.ndim)) if axis is None else axis
         out = tnp.squeeze(out, axis=axes)
@@ -140,7 +167,15 @@ def logsumexp(x, axis=None, keepdims=False):
 
 
 def one_hot(x, num_classes, dtype=np.float32, axis=-1):
-    """`x[..., None] == arange(num_classes)` as `dtype` (out-of-range entries give all zeros)."""
+    """`x[..., None] == arange(num_classes)` as `dtype`, the new axis at `axis`.
+
+    As `jax.nn.one_hot`: indices outside `[0, num_classes)` (negative ones included: no
+    wrap-around) and NaN give an all-zero row; float indices count only when integral. The
+    default dtype is float32, which is `jax.nn.one_hot`'s default float without x64 (JAX's
+    default mode); `dtype=None` means the same.
+    """
+    if dtype is None:
+        dtype = np.float32
     x = tnp.asarray(x)
     classes = np.arange(int(num_classes))
     if axis in (-1, x.ndim):
