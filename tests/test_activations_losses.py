@@ -1,5 +1,9 @@
 """fnn.activations and fnn.losses: values against NumPy formulas, stability at extreme inputs,
 derivatives (finite differences and known closed forms), reductions and errors."""
+import importlib.util
+import json
+import os
+
 import numpy as np
 import pytest
 from scipy import special
@@ -328,3 +332,102 @@ def test_one_hot_edge_cases_match_jax():
     j = T.jit(lambda x: fnn.one_hot(x, 3))(np.array([-1, 1, 7], np.int32))
     np.testing.assert_array_equal(j, [[0, 0, 0], [0, 1, 0], [0, 0, 0]])
     assert j.dtype == np.float32
+
+
+# ---------------------------------------------------------------------------------------------
+# optax-named losses (per-example, optax's signatures) and integer-label validation
+# ---------------------------------------------------------------------------------------------
+
+_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def _optax_loss_cases():
+    spec = importlib.util.spec_from_file_location(
+        "optax_loss_cases", os.path.join(_DATA, "optax_loss_cases.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with open(os.path.join(_DATA, "optax_losses.json")) as f:   # optax 0.2.8 values
+        table = json.load(f)
+    assert len(table["cases"]) == len(mod.cases)
+    out = []
+    for i, ((name, args, kwargs), rec) in enumerate(zip(mod.cases, table["cases"])):
+        assert rec["name"] == name
+        want = np.array([np.nan if v is None else v for v in rec["values"]],
+                        np.float32).reshape(rec["shape"])
+        out.append(pytest.param(name, args, kwargs, want, id=f"{i}-{name}"))
+    return out
+
+
+OPTAX_LOSSES = ["squared_error", "l2_loss", "huber_loss", "log_cosh", "hinge_loss",
+                "cosine_similarity", "cosine_distance", "kl_divergence",
+                "softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels",
+                "safe_softmax_cross_entropy", "poly_loss_cross_entropy",
+                "sigmoid_binary_cross_entropy"]
+
+
+def test_optax_loss_table_covers_every_optax_name():
+    assert {c.values[0] for c in _optax_loss_cases()} == set(OPTAX_LOSSES)
+    assert set(OPTAX_LOSSES) <= set(losses.__all__)
+
+
+@pytest.mark.parametrize("name,args,kwargs,want", _optax_loss_cases())
+def test_optax_named_loss_matches_optax(name, args, kwargs, want):
+    fn = getattr(losses, name)
+    with np.errstate(all="ignore"):
+        got = fn(*args, **kwargs)
+        got_jit = T.jit(lambda *a: fn(*a, **kwargs))(*args)
+    for g in (got, got_jit):
+        assert g.shape == want.shape and g.dtype == np.float32
+        np.testing.assert_allclose(g, want, rtol=2e-6, atol=1e-6)
+
+
+def test_optax_named_signatures():
+    import inspect
+    sig = {n: str(inspect.signature(getattr(losses, n))) for n in OPTAX_LOSSES}
+    assert sig["l2_loss"] == "(predictions, targets=None)"
+    assert sig["squared_error"] == "(predictions, targets=None)"
+    assert sig["huber_loss"] == "(predictions, targets=None, *, delta=1.0)"
+    assert sig["log_cosh"] == "(predictions, targets=None)"
+    assert sig["hinge_loss"] == "(predictor_outputs, targets)"
+    assert sig["cosine_similarity"] == "(predictions, targets, *, epsilon=0.0, axis=-1, where=None)"
+    assert sig["kl_divergence"] == "(log_predictions, targets, axis=-1, where=None)"
+    assert sig["softmax_cross_entropy"] == "(logits, labels, axis=-1, where=None)"
+    assert sig["softmax_cross_entropy_with_integer_labels"] == \
+        "(logits, labels, axis=-1, where=None)"
+    assert sig["safe_softmax_cross_entropy"] == "(logits, labels)"
+    assert sig["poly_loss_cross_entropy"] == "(logits, labels, *, epsilon=2.0, axis=-1, where=None)"
+    assert sig["sigmoid_binary_cross_entropy"] == "(logits, labels)"
+    with pytest.raises(ValueError, match="shape"):
+        losses.squared_error(np.ones(3), np.ones(4))
+
+
+@pytest.mark.parametrize("bad", [3, 7, -1, -4])
+def test_integer_labels_out_of_range_raise(bad):
+    logits = np.zeros((4, 3), np.float32)
+    labels = np.array([0, 1, bad, 2])
+    for fn in (losses.cross_entropy, losses.nll):
+        with pytest.raises(ValueError, match=r"\[0, 3\).*3 classes.*position.*\(2,\)"):
+            fn(logits, labels)
+        with pytest.raises(ValueError, match=r"\[0, 3\)"):
+            fn(logits, labels, reduction="none")
+        # concrete labels under grad/vmap of the logits are checked too
+        with pytest.raises(ValueError, match=r"\[0, 3\)"):
+            T.grad(lambda l: fn(l, labels))(logits)
+        with pytest.raises(ValueError, match=r"\[0, 3\)"):
+            T.vmap(lambda l: fn(l, labels))(np.stack([logits, logits]))
+
+
+def test_integer_labels_traced_follow_optax():
+    # under jit labels are not known: optax 0.2.8's softmax_cross_entropy_with_integer_labels
+    # (JAX's gather) gives [2.407606, nan, 0.4076059, nan] for logits [1, 2, 3] and labels
+    # [0, 5, -1, -4]: -1 counts from the end, the others are NaN
+    logits = np.tile(np.array([1.0, 2.0, 3.0], np.float32), (4, 1))
+    labels = np.array([0, 5, -1, -4])
+    want = [2.407606, np.nan, 0.4076059, np.nan]
+    got = T.jit(lambda l, y: losses.cross_entropy(l, y, reduction="none"))(logits, labels)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    got = T.jit(lambda l, y: losses.nll(fnn.log_softmax(l), y, reduction="none"))(logits, labels)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.softmax_cross_entropy_with_integer_labels(logits, labels), want, rtol=1e-6)
+    assert np.isnan(T.jit(lambda l, y: losses.cross_entropy(l, y))(logits, labels))
