@@ -332,3 +332,29 @@ def test_jit_random():
     np.testing.assert_allclose(out[0], random.normal(k, (5,)), rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(out[1], random.split(k, 3))
     np.testing.assert_array_equal(out[2], random.randint(k, (4,), 0, 9))
+
+
+def test_jit_randint_int64_exact():
+    # jax 0.10.2 (x64) / eager: randint(key(0), (3,), 0, 2**40, int64); under jit the uint64
+    # remainder went through float64 (Numba typed `uint64 + 1` as float64 in the backend's
+    # integer-division kernel) and lost the low bits: 455627099904 instead of ...919
+    k = random.key(0)
+    want = [455627099919, 205787154559, 30857237199]
+    assert random.randint(k, (3,), 0, 2 ** 40, np.int64).tolist() == want
+    got = T.jit(lambda k: random.randint(k, (3,), 0, 2 ** 40, np.int64))(k)
+    assert got.dtype == np.int64 and got.tolist() == want
+
+
+def test_jit_unsigned_rem_div_exact():
+    from transforms import lax
+    a = np.array([2 ** 63 + 12345, 2 ** 64 - 1, 2 ** 53 + 1, 5], np.uint64)
+    b = np.array([2 ** 40, 2 ** 40 + 7, 3, 0], np.uint64)
+    for dt in (np.uint64, np.uint32, np.uint16, np.uint8):
+        x, y = a.astype(dt), b.astype(dt)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for f in (lax.rem, lax.div):
+                want = f(x, y)
+                got = T.jit(f)(x, y)
+                assert got.dtype == dt
+                np.testing.assert_array_equal(got, want)
+    assert T.jit(lax.rem)(a[:1], b[:1]).tolist() == [12345]
