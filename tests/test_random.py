@@ -39,16 +39,29 @@ def test_key_and_split_known_values():
 
 
 def test_seed_conventions():
+    # JAX 0.10.2's default mode (x64 disabled) keeps the low 32 bits of every seed:
+    # jax.random.key_data(jax.random.PRNGKey(s)) == [0, s mod 2**32]
     assert random.key(1).tolist() == [0, 1]
-    # small negative Python ints behave as int32 seeds, as in JAX's default (32-bit) mode
     assert random.key(-1).tolist() == [0, 0xFFFFFFFF]
     assert random.key(-3).tolist() == [0, 0xFFFFFFFD]
-    assert random.key(-2 ** 40).tolist() == [0xFFFFFF00, 0]               # 64-bit two's complement
-    assert random.key(2 ** 32 + 5).tolist() == [1, 5]
-    assert random.key(np.int32(-2)).tolist() == [0, 0xFFFFFFFE]        # 32-bit dtype: hi = 0
+    assert random.key(-2 ** 40).tolist() == [0, 0]
+    assert random.key(-2 ** 31 - 1).tolist() == [0, 2 ** 31 - 1]
+    assert random.key(2 ** 32).tolist() == [0, 0]
+    assert random.key(2 ** 32 + 5).tolist() == [0, 5]
+    assert random.key(2 ** 63 - 1).tolist() == [0, 0xFFFFFFFF]
+    assert random.key(-2 ** 63).tolist() == [0, 0]
+    assert random.key(np.int32(-2)).tolist() == [0, 0xFFFFFFFE]
     assert random.key(np.uint32(7)).tolist() == [0, 7]
-    assert random.key(np.int64(-3)).tolist() == [0xFFFFFFFF, 0xFFFFFFFD]
-    assert random.key(np.uint64(2 ** 63 + 101)).tolist() == [2 ** 31, 101]
+    assert random.key(np.int64(-3)).tolist() == [0, 0xFFFFFFFD]
+    assert random.key(np.int64(2 ** 40)).tolist() == [0, 0]
+    assert random.key(np.uint64(2 ** 63 + 101)).tolist() == [0, 101]
+    assert random.key(np.int8(-3)).tolist() == [0, 0xFFFFFFFD]
+    for s in (np.int64(2 ** 40 + 9), np.int64(-5), np.uint64(2 ** 63 + 3), np.int32(-7)):
+        np.testing.assert_array_equal(T.jit(random.key)(s), random.key(s))
+    # Python ints beyond int64: JAX's OverflowError
+    for s in (2 ** 63, -2 ** 63 - 1, 2 ** 64):
+        with pytest.raises(OverflowError):
+            random.key(s)
     with pytest.raises(TypeError):
         random.key(1.5)
     with pytest.raises(TypeError):
@@ -61,8 +74,20 @@ def test_fold_in_matches_split_counters():
     ks = random.split(k, 5)
     for i in range(5):
         np.testing.assert_array_equal(random.fold_in(k, i), ks[i])
-    assert random.fold_in(k, 2 ** 32 + 3).tolist() == random.fold_in(k, 3).tolist()
+    assert random.fold_in(k, np.int64(2 ** 32 + 3)).tolist() == random.fold_in(k, 3).tolist()
     assert random.fold_in(k, np.int32(-1)).tolist() == random.fold_in(k, 2 ** 32 - 1).tolist()
+
+
+def test_fold_in_python_int_range_as_jax():
+    # jax 0.10.2: fold_in(key, -1) and fold_in(key, 2**32) raise OverflowError ("out of bounds
+    # for uint32"); NumPy integers wrap: fold_in(PRNGKey(3), np.int64(-1)) and np.uint64(2**40+1)
+    k = random.key(3)
+    for d in (-1, 2 ** 32, -2 ** 31):
+        with pytest.raises(OverflowError, match="uint32"):
+            random.fold_in(k, d)
+    assert random.fold_in(k, np.int64(-1)).tolist() == [2506949003, 3416577034]
+    assert random.fold_in(k, 2 ** 32 - 1).tolist() == [2506949003, 3416577034]
+    assert random.fold_in(k, np.uint64(2 ** 40 + 1)).tolist() == [1946498123, 2217676430]
 
 
 def test_bits_and_uniform_relation():
@@ -175,6 +200,23 @@ def test_randint():
     lo = np.array([0, 100])
     r2 = random.randint(random.key(3), (500, 2), lo, lo + 10)
     assert r2[:, 0].max() < 10 and r2[:, 1].min() >= 100
+
+
+def test_randint_small_dtypes_as_jax():
+    # jax 0.10.2: 8/16-bit dtypes are sampled in int32 with bounds clipped to
+    # [dtype.min, dtype.max + 1]: randint(PRNGKey(s), (8,), lo, hi, dtype)
+    cases = [(0, -5, 1000, np.int8, [101, 88, 85, 109, 99, 28, 3, 93]),
+             (1, -300, 50, np.int8, [-76, -49, 42, -49, -6, -104, 8, -3]),
+             (2, 3, 70000, np.uint16, [12786, 37442, 8172, 22301, 11, 31542, 51829, 34045]),
+             (3, -5, 1000, np.uint8, [75, 115, 157, 170, 12, 104, 111, 92])]
+    for seed, lo, hi, dt, want in cases:
+        k = random.key(seed)
+        got = random.randint(k, (8,), lo, hi, dt)
+        assert got.dtype == dt and got.tolist() == want
+        got = T.jit(lambda k: random.randint(k, (8,), lo, hi, dt))(k)
+        assert got.dtype == dt and got.tolist() == want
+    with pytest.raises(OverflowError):
+        random.randint(random.key(0), (2,), 0, 2 ** 40, np.int8)
 
 
 def test_permutation_and_choice():

@@ -7,11 +7,13 @@ The generator is the counter-based Threefry-2x32 block cipher (20 rounds, Salmon
 "Parallel random numbers: as easy as 1, 2, 3", 2011) used the way JAX uses it with
 `jax_threefry_partitionable=True` (JAX's default):
 
-* `key(seed)`: the seed as a 64-bit integer, `[seed >> 32, seed & 0xFFFFFFFF]`
-  (a seed of a 32-bit integer dtype has a high word of 0).
+* `key(seed)`: `[0, seed mod 2**32]`, as JAX's default mode (`jax_enable_x64=False`), where
+  every seed is converted to 32 bits (JAX with x64 enabled would give `[seed >> 32, low]`);
+  a Python int seed must fit in int64 (JAX's OverflowError otherwise).
 * `split(key, shape)[i] = threefry(key, (hi(i), lo(i)))` where `i` is the row-major flat
   index of each new key, as a 64-bit counter split into two 32-bit words.
-* `fold_in(key, d) = threefry(key, (0, uint32(d)))`.
+* `fold_in(key, d) = threefry(key, (0, uint32(d)))`; a Python int `d` must be in
+  `[0, 2**32)` (JAX's OverflowError), NumPy integers wrap modulo 2**32.
 * `bits(key, shape)`: for each flat index `i`, `(b1, b2) = threefry(key, (hi(i), lo(i)))`
   and the 32-bit result is `b1 ^ b2` (64-bit: `b1 << 32 | b2`).
 
@@ -336,22 +338,19 @@ def _bcast(x, shape):
 # ---------------------------------------------------------------------------------------------
 
 def key(seed, *, impl=None):
-    """A PRNG key (uint32[2]) from an integer seed: `[seed >> 32, seed & 0xFFFFFFFF]` of the
-    seed as a 64-bit integer; seeds of a 32-bit integer dtype, and Python ints in
-    [-2**31, 0) (as JAX's default 32-bit mode treats them), have a high word of 0.
+    """A PRNG key (uint32[2]) from an integer seed: `[0, seed mod 2**32]`, as JAX's default
+    (32-bit) mode makes it from any integer seed. A Python int must fit in int64 (JAX raises
+    OverflowError beyond); NumPy integers of any width keep their low 32 bits.
     `key(0)` is `[0, 0]`."""
     if impl not in (None, "threefry2x32", "threefry"):
         raise ValueError(f"unknown PRNG implementation {impl!r}; only 'threefry2x32' exists")
     if isinstance(seed, (bool, np.bool_)):
         raise TypeError("PRNG key seed must be an integer, got a bool")
     if isinstance(seed, int):
-        if not -2 ** 63 <= seed < 2 ** 64:
-            raise OverflowError(f"PRNG key seed {seed} does not fit in 64 bits")
-        if -2 ** 31 <= seed < 0:
-            # as JAX's default (32-bit) mode, where a small negative Python int is an int32
-            return np.array([0, seed & _MASK32], dtype=_U32)
-        v = seed & (2 ** 64 - 1)
-        return np.array([v >> 32, v & _MASK32], dtype=_U32)
+        if not -2 ** 63 <= seed < 2 ** 63:
+            raise OverflowError(f"PRNG key seed {seed} is too large: a Python int seed must fit "
+                                f"in int64 (as in JAX)")
+        return np.array([0, seed & _MASK32], dtype=_U32)
     seed = _as_array(seed)
     a = get_aval(seed)
     if a.shape != ():
@@ -359,17 +358,13 @@ def key(seed, *, impl=None):
     if not np.issubdtype(a.dtype, np.integer):
         raise TypeError(f"PRNG key seed must be an integer, got {a.dtype}")
     if isinstance(seed, np.ndarray):
-        if a.dtype.itemsize == 8:
-            v = int(seed.astype(np.int64).view(np.uint64)) if a.dtype.kind == "i" else int(seed)
-            return np.array([v >> 32, v & _MASK32], dtype=_U32)
-        return np.array([0, int(seed.astype(np.int64)) & _MASK32], dtype=_U32)
-    if a.dtype.itemsize == 8:
+        return np.array([0, int(seed) & _MASK32], dtype=_U32)
+    if a.dtype.itemsize == 8:      # the low word, without a float round trip
         u = lax.convert_element_type(seed, _U64)
-        hi = lax.convert_element_type(lax.shift_right_logical(u, np.asarray(32, _U64)), _U32)
         lo = lax.convert_element_type(lax.bitwise_and(u, np.asarray(_MASK32, _U64)), _U32)
     else:
         lo = lax.convert_element_type(seed, _U32)
-        hi = lax.full((), 0, _U32)
+    hi = lax.full((), 0, _U32)
     return lax.concatenate([lax.reshape(hi, (1,)), lax.reshape(lo, (1,))], 0)
 
 
@@ -396,12 +391,16 @@ def split(key, num=2):
 
 
 def fold_in(key, data):
-    """A new key from `key` and an integer `data` (taken modulo 2**32)."""
+    """A new key from `key` and an integer `data`: a Python int must be in [0, 2**32) (as in
+    JAX, OverflowError otherwise); NumPy and traced integers are taken modulo 2**32."""
     key = _check_key("fold_in", key)
     if isinstance(data, (bool, np.bool_)):
         data = int(data)
     if isinstance(data, int):
-        d = np.asarray(data & _MASK32, dtype=_U32)
+        if not 0 <= data <= _MASK32:
+            raise OverflowError(f"Python integer {data} out of bounds for uint32 (fold_in data; "
+                                f"as in JAX, pass a NumPy integer to wrap it modulo 2**32)")
+        d = np.asarray(data, dtype=_U32)
     else:
         data = _as_array(data)
         a = get_aval(data)
@@ -668,12 +667,30 @@ def _int_operand(v):
 
 def randint(key, shape, minval, maxval, dtype=np.int32):
     """Uniform integers in [minval, maxval) (JAX's algorithm: two words of random bits
-    reduced modulo the span; values out of `dtype`'s range are clipped into it)."""
+    reduced modulo the span; values out of `dtype`'s range are clipped into it).
+
+    As JAX, 8- and 16-bit dtypes are sampled as int32 in `[clip(minval), clip(maxval))` (the
+    bounds converted to int32, then clipped to `[dtype.min, dtype.max + 1]`) and cast: so
+    `randint(k, s, -5, 1000, int8)` draws from [-5, 128). A Python int bound outside int32 is
+    then an OverflowError, as in JAX."""
     key = _check_key("randint", key)
     dtype = np.dtype(dtype)
     if not np.issubdtype(dtype, np.integer):
         raise TypeError(f"randint: dtype must be an integer type, got {dtype}")
     shape = _shape(shape, "randint")
+    if dtype.itemsize < 4:
+        info = np.iinfo(dtype)
+
+        def as_int32(v, top):
+            if isinstance(v, int) and not isinstance(v, bool) and not -2 ** 31 <= v < 2 ** 31:
+                raise OverflowError(f"randint: Python int bound {v} out of bounds for int32 "
+                                    f"(8- and 16-bit dtypes are sampled in int32, as in JAX)")
+            v = lax.convert_element_type(_int_operand(v), np.int32)     # wraps, as astype
+            return lax.min(lax.max(v, np.asarray(info.min, np.int32)),
+                           np.asarray(top, np.int32))
+        wide = randint(key, shape, as_int32(minval, info.max), as_int32(maxval, info.max + 1),
+                       np.int32)
+        return lax.convert_element_type(wide, dtype)
     minval, maxval = _int_operand(minval), _int_operand(maxval)
     _check_broadcastable("randint", shape, get_aval(minval).shape, get_aval(maxval).shape)
     nbits = dtype.itemsize * 8
