@@ -1,5 +1,9 @@
 """transforms.random: known Threefry values, JAX's partitionable key derivation, distribution
 statistics, determinism, and behaviour under make_jaxpr / jit / vmap / grad."""
+import importlib.util
+import json
+import os
+
 import numpy as np
 import pytest
 from scipy import special
@@ -400,3 +404,67 @@ def test_jit_unsigned_rem_div_exact():
                 assert got.dtype == dt
                 np.testing.assert_array_equal(got, want)
     assert T.jit(lax.rem)(a[:1], b[:1]).tolist() == [12345]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bit-identical to jax.random (JAX 0.10.2 defaults, recorded by tests/data/gen_jax_random.py)
+# ---------------------------------------------------------------------------------------------
+
+_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def _jax_random_table():
+    spec = importlib.util.spec_from_file_location(
+        "jax_random_cases", os.path.join(_DATA, "jax_random_cases.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with open(os.path.join(_DATA, "jax_random.json")) as f:
+        table = json.load(f)
+    assert table["seeds"] == mod.SEEDS
+    return mod, table
+
+
+_JR_MOD, _JR_TABLE = _jax_random_table()
+# every recorded case is bit-identical, eagerly and under jit
+BIT_EXACT = ["uniform", "uniform_minmax", "uniform_small", "uniform_neg", "bernoulli", "randint",
+             "randint_int8", "randint_uint16", "categorical"]
+
+
+def _expected(name):
+    rec = _JR_TABLE["cases"][name]
+    dt = np.dtype(rec["dtype"])
+    vals = np.asarray(rec["values"], np.int64)
+    if dt == np.float32:
+        return vals.astype(np.uint32).view(np.float32)
+    return vals.astype(dt)
+
+
+def _run_case(name, jit):
+    fn, args, kwargs = _JR_MOD.CASES[name]
+    f = lambda k: getattr(random, fn)(k, *args, **kwargs)  # noqa: E731
+    if jit:
+        f = T.jit(f)
+    return np.stack([np.asarray(f(random.key(s))) for s in _JR_MOD.SEEDS])
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("name", BIT_EXACT)
+def test_bit_identical_to_jax(name, jit):
+    want = _expected(name)
+    got = _run_case(name, jit)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    if want.dtype == np.float32:
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+# not bit-identical yet: float32 erf in the tails differs from XLA's
+TAIL_GAP = ["truncated_normal_tail", "truncated_normal_ntail"]
+
+
+@pytest.mark.parametrize("name", sorted(set(_JR_MOD.CASES) - set(BIT_EXACT) - set(TAIL_GAP)))
+def test_close_to_jax(name):
+    want = _expected(name)
+    got = _run_case(name, jit=False)
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-6)

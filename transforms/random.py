@@ -453,8 +453,43 @@ def _uniform(key, shape, dtype, minval, maxval):
         span = np.asarray(maxval - minval, dtype)
     else:
         span = lax.sub(maxval, minval)
-    out = lax.add(lax.mul(floats, span), minval)
+    if dtype == np.float32:
+        # JAX computes floats * span + minval; XLA's CPU backend fuses it into one FMA
+        out = _fma32(floats, span, minval)
+    else:
+        out = lax.add(lax.mul(floats, span), minval)
     return lax.max(_bcast(minval, shape), out)
+
+
+def _f64(x):
+    return lax.convert_element_type(_as_array(x), np.float64)
+
+
+def _fma32(a, b, c):
+    """`a * b + c` for float32 operands with ONE rounding, as the fused multiply-add that
+    XLA's CPU code generator emits for a multiply feeding an add (so values agree with JAX's
+    to the last bit). Computed in float64, where the product is exact; the sum's own
+    rounding error (two-sum) breaks the one case a second rounding to float32 would get
+    wrong: a float64 sum exactly halfway between two float32 values. The operands broadcast
+    against each other."""
+    a, b, c = _f64(a), _f64(b), _f64(c)
+    shape = np.broadcast_shapes(*(get_aval(v).shape for v in (a, b, c)))
+    a, b, c = (_bcast(v, shape) for v in (a, b, c))
+    p = lax.mul(a, b)                                   # exact: 24 + 24 bits
+    s = lax.add(p, c)
+    bb = lax.sub(s, p)
+    err = lax.add(lax.sub(p, lax.sub(s, bb)), lax.sub(c, bb))     # p + c == s + err exactly
+    bits = bitcast_convert_type(s, np.int64)
+    half = np.asarray(1 << 28, np.int64)                # the bits below float32 precision
+    tie = lax.eq(lax.bitwise_and(bits, np.asarray((1 << 29) - 1, np.int64)), half)
+    zero = np.asarray(0.0, np.float64)
+    # towards err: +1 on the magnitude when err has the sign of s, else -1
+    same = lax.eq(lax.lt(err, zero), lax.lt(s, zero))
+    one = np.asarray(1, np.int64)
+    nudged = lax.select(same, lax.add(bits, one), lax.sub(bits, one))
+    fix = lax.bitwise_and(tie, lax.ne(err, zero))
+    s = bitcast_convert_type(lax.select(fix, nudged, bits), np.float64)
+    return lax.convert_element_type(s, np.float32)
 
 
 def normal(key, shape=(), dtype=np.float32):
