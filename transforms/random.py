@@ -711,10 +711,23 @@ def _log_f32_value(v):
     return lax.select(lax.eq(v, f32(0.0)), full(-np.inf), r)
 
 
-def _log1p_f32_value(y):
+def _branches(cond, if_true, if_false, x):
+    """`select(cond, if_true(x), if_false(x))`; on NumPy input each branch runs only on the
+    elements it is selected for (same values, less work)."""
+    if isinstance(x, Tracer) or isinstance(cond, Tracer):
+        return lax.select(cond, if_true(x), if_false(x))
+    x, cond = np.asarray(x), np.asarray(cond)
+    out = np.empty(x.shape, np.float32)
+    if cond.any():
+        out[cond] = if_true(x[cond])
+    if not cond.all():
+        out[~cond] = if_false(x[~cond])
+    return out
+
+
+def _log1p_small(y):
     f32 = np.float32
     shape = get_aval(y).shape
-    large = _log_f32_value(lax.add(y, f32(1.0)))
     num = lax.full(shape, _LOG1P_P[0], np.float32)
     den = lax.full(shape, _LOG1P_Q[0], np.float32)
     for cp, cq in zip(_LOG1P_P[1:], _LOG1P_Q[1:]):
@@ -722,8 +735,12 @@ def _log1p_f32_value(y):
         den = _fma32_value(den, y, cq)
     y2 = lax.mul(y, y)
     b = lax.mul(lax.mul(y, y2), lax.div(num, den))
-    small = lax.add(y, _fma32_value(y2, f32(-0.5), b))
-    return lax.select(lax.lt(lax.abs(y), _f32c(0x3ED413CD)), small, large)
+    return lax.add(y, _fma32_value(y2, f32(-0.5), b))
+
+
+def _log1p_f32_value(y):
+    return _branches(lax.lt(lax.abs(y), _f32c(0x3ED413CD)), _log1p_small,
+                     lambda v: _log_f32_value(lax.add(v, np.float32(1.0))), y)
 
 
 def _xla_log_f32(v):
@@ -814,11 +831,16 @@ def erfinv(x):
         # stand-in), so no inf/NaN derivative of an unselected branch leaks into gradients.
         if dtype == np.float32:
             small = lax.lt(w, c(5.0))
-            p_small = _horner_fma32(_ERFINV32_SMALL,
-                                    lax.sub(lax.select(small, w, c(2.5)), c(2.5)))
-            w_large = lax.select(small, c(9.0), w)
-            p_large = _horner_fma32(_ERFINV32_LARGE, lax.sub(lax.sqrt(w_large), c(3.0)))
-            p = lax.select(small, p_small, p_large)
+            p = _branches(
+                small,
+                lambda w: _horner_fma32(_ERFINV32_SMALL,
+                                        lax.sub(lax.select(small, w, c(2.5)), c(2.5))
+                                        if isinstance(w, Tracer) else lax.sub(w, c(2.5))),
+                lambda w: _horner_fma32(_ERFINV32_LARGE,
+                                        lax.sub(lax.sqrt(lax.select(small, c(9.0), w)
+                                                         if isinstance(w, Tracer) else w),
+                                                c(3.0))),
+                w)
         else:
             small = lax.lt(w, c(6.25))
             pa = _horner(_ERFINV64_A, lax.sub(lax.select(small, w, c(3.125)), c(3.125)), dtype)
