@@ -22,6 +22,16 @@ mantissa of a float in [1, 2) from the top bits and subtracts 1; `normal` is
 `sqrt(2) * erfinv(u)` for `u` uniform in (-1, 1), with our own `erfinv` (Giles'
 single/double-precision approximations, built from `lax` operations so it traces).
 
+Float32 samples are bit-identical to JAX's on x86-64 CPU, eagerly and under jit: the
+arithmetic JAX's samplers compile to is reproduced step by step, including what XLA's CPU
+backend does to it: a multiply feeding an add is one fused multiply-add (`_fma32`, exact via
+float64), float32 `log`/`log1p`/`erf` are XLA's own polynomial/rational kernels (`_xla_log_f32`
+and friends), and `x / sqrt2` is `x * float32(1/sqrt2)`. Known limits: XLA flushes float32
+denormals to zero, we do not (no sampler produces them from a key, but user-given bounds
+could); inside a user's jit with constant bounds XLA may constant-fold `erf` with another
+implementation (JAX's own eager and traced-bounds results are the ones matched); float64
+follows the formulas without FMA (JAX without x64 has no float64).
+
 Two primitives are defined here, with all their rules below their definitions:
 `threefry2x32` (four uint32 arrays of one shape -> two) and `bitcast_convert_type`
 (reinterpret bits between dtypes of equal width), plus `argsort` (stable, int32 indices)
