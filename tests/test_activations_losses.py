@@ -1,5 +1,9 @@
 """fnn.activations and fnn.losses: values against NumPy formulas, stability at extreme inputs,
 derivatives (finite differences and known closed forms), reductions and errors."""
+import importlib.util
+import json
+import os
+
 import numpy as np
 import pytest
 from scipy import special
@@ -222,3 +226,208 @@ def test_accuracy():
     logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
     assert losses.accuracy(logits, np.array([1, 0, 0])) == pytest.approx(2 / 3)
     assert losses.accuracy(logits, np.eye(2)[[1, 0, 1]]) == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# NaN / inf inputs against JAX, accuracy of logsumexp near 0, one_hot edge cases
+# ---------------------------------------------------------------------------------------------
+
+NAN, INF = float("nan"), float("inf")
+X_SPECIAL = [NAN, INF, -INF, 0.0, 1.0, -1.0, 30.0, -30.0, 100.0, -100.0, 6.0, 7.0]
+JAX_SPECIAL = {  # jax 0.10.2: jax.nn.<name>(np.float32(X_SPECIAL))
+    "relu": [NAN, INF, 0.0, 0.0, 1.0, 0.0, 30.0, 0.0, 100.0, 0.0, 6.0, 7.0],
+    "relu6": [NAN, 6.0, 0.0, 0.0, 1.0, 0.0, 6.0, 0.0, 6.0, 0.0, 6.0, 6.0],
+    "sigmoid": [NAN, 1.0, 0.0, 0.5, 0.7310585975646973, 0.2689414322376251, 1.0,
+                9.357623589846195e-14, 1.0, 0.0, 0.9975274205207825, 0.9990890026092529],
+    "log_sigmoid": [NAN, -0.0, -INF, -0.6931471824645996, -0.3132616877555847,
+                    -1.3132617473602295, -9.357622912219837e-14, -30.0, -0.0, -100.0,
+                    -0.0024756852071732283, -0.000911466486286372],
+    "tanh": [NAN, 1.0, -1.0, 0.0, 0.7615941762924194, -0.7615941762924194, 1.0, -1.0, 1.0,
+             -1.0, 0.9999876022338867, 0.9999983310699463],
+    "softplus": [NAN, INF, 0.0, 0.6931471824645996, 1.3132617473602295, 0.3132616877555847,
+                 30.0, 9.357622912219837e-14, 100.0, 0.0, 6.002475738525391,
+                 7.000911235809326],
+    "gelu": [NAN, INF, NAN, 0.0, 0.8411920070648193, -0.15880796313285828, 30.0, -0.0, 100.0,
+             -0.0, 6.0, 7.0],
+    "silu": [NAN, INF, NAN, 0.0, 0.7310585975646973, -0.2689414322376251, 30.0,
+             -2.8072871718215486e-12, 100.0, -0.0, 5.985164642333984, 6.993622779846191],
+    "leaky_relu": [NAN, INF, -INF, 0.0, 1.0, -0.009999999776482582, 30.0,
+                   -0.29999998211860657, 100.0, -1.0, 6.0, 7.0],
+    "elu": [NAN, INF, -1.0, 0.0, 1.0, -0.6321205496788025, 30.0, -1.0, 100.0, -1.0, 6.0, 7.0],
+}
+ROWS = [[0.0, -20.0], [NAN, 1.0], [INF, 1.0], [-INF, 1.0], [INF, INF], [-INF, -INF],
+        [INF, -INF], [1e30, 1.0], [0.0, -200.0], [3.0, 3.0]]
+JAX_ROWS = {  # jax 0.10.2: jax.nn.<name>(np.float32(row)) for each of ROWS
+    "softmax": [[1.0, 2.06115369216775e-09], [NAN, NAN], [NAN, NAN], [0.0, 1.0], [NAN, NAN],
+                [NAN, NAN], [NAN, NAN], [1.0, 0.0], [1.0, 0.0], [0.5, 0.5]],
+    "log_softmax": [[0.0, -20.0], [NAN, NAN], [NAN, NAN], [-INF, 0.0], [NAN, NAN], [NAN, NAN],
+                    [NAN, NAN], [0.0, -1.0000000150474662e+30], [0.0, -200.0],
+                    [-0.6931471824645996, -0.6931471824645996]],
+    "logsumexp": [0.0, NAN, INF, 1.0, INF, -INF, INF, 1.0000000150474662e+30, 0.0,
+                  3.6931471824645996],
+}
+
+
+def _same_special(got, want, rtol=1e-6, atol=1e-8):
+    got, want = np.asarray(got), np.asarray(want, np.float32)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got) & (got > 0), np.isinf(want) & (want > 0))
+    np.testing.assert_array_equal(np.isinf(got) & (got < 0), np.isinf(want) & (want < 0))
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(got[fin], want[fin], rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("name", sorted(JAX_SPECIAL))
+def test_activation_nan_inf_match_jax(name):
+    fn = getattr(fnn, name)
+    x = np.asarray(X_SPECIAL, np.float32)
+    with np.errstate(all="ignore"):
+        _same_special(fn(x), JAX_SPECIAL[name])
+        _same_special(T.jit(fn)(x), JAX_SPECIAL[name])
+
+
+@pytest.mark.parametrize("name", sorted(JAX_ROWS))
+def test_softmax_family_nan_inf_match_jax(name):
+    fn = getattr(fnn, name)
+    for row, want in zip(ROWS, JAX_ROWS[name]):
+        x = np.asarray(row, np.float32)
+        with np.errstate(all="ignore"):
+            _same_special(fn(x), want)
+            _same_special(T.jit(fn)(x), want)
+
+
+def test_relu_propagates_nan():
+    assert np.isnan(fnn.relu(np.float32("nan")))
+    assert np.isnan(fnn.relu6(np.nan))
+    np.testing.assert_array_equal(fnn.relu(np.array([np.nan, -1.0, 2.0])), [np.nan, 0.0, 2.0])
+    assert T.grad(fnn.relu6)(6.0) == 0.0 and T.grad(fnn.relu6)(5.0) == 1.0
+
+
+def test_logsumexp_accurate_near_zero():
+    # log(1 + e**-20) = 2.0611536e-9; JAX's log(sum(exp)) rounds it to 0 in float32
+    x = np.array([0.0, -20.0], np.float32)
+    for f in (fnn.logsumexp, T.jit(fnn.logsumexp)):
+        np.testing.assert_allclose(f(x), 2.0611536e-9, rtol=1e-6)
+    np.testing.assert_allclose(fnn.log_softmax(x), [-2.0611536e-9, -20.0], rtol=1e-6)
+    np.testing.assert_allclose(fnn.logsumexp(np.array([0.0, -20.0])), np.log1p(np.exp(-20.0)),
+                               rtol=1e-15)
+    # ties: value log(3 e**3), gradient still the softmax (shared among the maxima)
+    t = np.array([3.0, 3.0, 3.0])
+    np.testing.assert_allclose(fnn.logsumexp(t), 3 + np.log(3), rtol=1e-15)
+    np.testing.assert_allclose(T.grad(fnn.logsumexp)(t), [1 / 3] * 3, rtol=1e-15)
+    check_grads(lambda x: fnn.logsumexp(x), (np.array([1.0, 1.0, -0.5]),), order=2)
+    check_grads(lambda x: fnn.log_softmax(x), (np.array([2.0, 2.0, 0.5]),), order=2)
+
+
+def test_one_hot_edge_cases_match_jax():
+    # jax 0.10.2 jax.nn.one_hot: out-of-range, negative and NaN indices give all-zero rows,
+    # the default dtype is float32 (JAX's default float without x64)
+    oh = fnn.one_hot(np.array([-1, 0, 2, 3, -4]), 3)
+    np.testing.assert_array_equal(oh, [[0, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 0], [0, 0, 0]])
+    assert oh.dtype == np.float32
+    assert fnn.one_hot(np.array([1]), 3, dtype=None).dtype == np.float32
+    f = fnn.one_hot(np.array([0.0, 1.5, np.nan, 2.0], np.float32), 3)
+    np.testing.assert_array_equal(f, [[1, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 1]])
+    j = T.jit(lambda x: fnn.one_hot(x, 3))(np.array([-1, 1, 7], np.int32))
+    np.testing.assert_array_equal(j, [[0, 0, 0], [0, 1, 0], [0, 0, 0]])
+    assert j.dtype == np.float32
+
+
+# ---------------------------------------------------------------------------------------------
+# optax-named losses (per-example, optax's signatures) and integer-label validation
+# ---------------------------------------------------------------------------------------------
+
+_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def _optax_loss_cases():
+    spec = importlib.util.spec_from_file_location(
+        "optax_loss_cases", os.path.join(_DATA, "optax_loss_cases.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with open(os.path.join(_DATA, "optax_losses.json")) as f:   # optax 0.2.8 values
+        table = json.load(f)
+    assert len(table["cases"]) == len(mod.cases)
+    out = []
+    for i, ((name, args, kwargs), rec) in enumerate(zip(mod.cases, table["cases"])):
+        assert rec["name"] == name
+        want = np.array([np.nan if v is None else v for v in rec["values"]],
+                        np.float32).reshape(rec["shape"])
+        out.append(pytest.param(name, args, kwargs, want, id=f"{i}-{name}"))
+    return out
+
+
+OPTAX_LOSSES = ["squared_error", "l2_loss", "huber_loss", "log_cosh", "hinge_loss",
+                "cosine_similarity", "cosine_distance", "kl_divergence",
+                "softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels",
+                "safe_softmax_cross_entropy", "poly_loss_cross_entropy",
+                "sigmoid_binary_cross_entropy"]
+
+
+def test_optax_loss_table_covers_every_optax_name():
+    assert {c.values[0] for c in _optax_loss_cases()} == set(OPTAX_LOSSES)
+    assert set(OPTAX_LOSSES) <= set(losses.__all__)
+
+
+@pytest.mark.parametrize("name,args,kwargs,want", _optax_loss_cases())
+def test_optax_named_loss_matches_optax(name, args, kwargs, want):
+    fn = getattr(losses, name)
+    with np.errstate(all="ignore"):
+        got = fn(*args, **kwargs)
+        got_jit = T.jit(lambda *a: fn(*a, **kwargs))(*args)
+    for g in (got, got_jit):
+        assert g.shape == want.shape and g.dtype == np.float32
+        np.testing.assert_allclose(g, want, rtol=2e-6, atol=1e-6)
+
+
+def test_optax_named_signatures():
+    import inspect
+    sig = {n: str(inspect.signature(getattr(losses, n))) for n in OPTAX_LOSSES}
+    assert sig["l2_loss"] == "(predictions, targets=None)"
+    assert sig["squared_error"] == "(predictions, targets=None)"
+    assert sig["huber_loss"] == "(predictions, targets=None, *, delta=1.0)"
+    assert sig["log_cosh"] == "(predictions, targets=None)"
+    assert sig["hinge_loss"] == "(predictor_outputs, targets)"
+    assert sig["cosine_similarity"] == "(predictions, targets, *, epsilon=0.0, axis=-1, where=None)"
+    assert sig["kl_divergence"] == "(log_predictions, targets, axis=-1, where=None)"
+    assert sig["softmax_cross_entropy"] == "(logits, labels, axis=-1, where=None)"
+    assert sig["softmax_cross_entropy_with_integer_labels"] == \
+        "(logits, labels, axis=-1, where=None)"
+    assert sig["safe_softmax_cross_entropy"] == "(logits, labels)"
+    assert sig["poly_loss_cross_entropy"] == "(logits, labels, *, epsilon=2.0, axis=-1, where=None)"
+    assert sig["sigmoid_binary_cross_entropy"] == "(logits, labels)"
+    with pytest.raises(ValueError, match="shape"):
+        losses.squared_error(np.ones(3), np.ones(4))
+
+
+@pytest.mark.parametrize("bad", [3, 7, -1, -4])
+def test_integer_labels_out_of_range_raise(bad):
+    logits = np.zeros((4, 3), np.float32)
+    labels = np.array([0, 1, bad, 2])
+    for fn in (losses.cross_entropy, losses.nll):
+        with pytest.raises(ValueError, match=r"\[0, 3\).*3 classes.*position.*\(2,\)"):
+            fn(logits, labels)
+        with pytest.raises(ValueError, match=r"\[0, 3\)"):
+            fn(logits, labels, reduction="none")
+        # concrete labels under grad/vmap of the logits are checked too
+        with pytest.raises(ValueError, match=r"\[0, 3\)"):
+            T.grad(lambda l: fn(l, labels))(logits)
+        with pytest.raises(ValueError, match=r"\[0, 3\)"):
+            T.vmap(lambda l: fn(l, labels))(np.stack([logits, logits]))
+
+
+def test_integer_labels_traced_follow_optax():
+    # under jit labels are not known: optax 0.2.8's softmax_cross_entropy_with_integer_labels
+    # (JAX's gather) gives [2.407606, nan, 0.4076059, nan] for logits [1, 2, 3] and labels
+    # [0, 5, -1, -4]: -1 counts from the end, the others are NaN
+    logits = np.tile(np.array([1.0, 2.0, 3.0], np.float32), (4, 1))
+    labels = np.array([0, 5, -1, -4])
+    want = [2.407606, np.nan, 0.4076059, np.nan]
+    got = T.jit(lambda l, y: losses.cross_entropy(l, y, reduction="none"))(logits, labels)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    got = T.jit(lambda l, y: losses.nll(fnn.log_softmax(l), y, reduction="none"))(logits, labels)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.softmax_cross_entropy_with_integer_labels(logits, labels), want, rtol=1e-6)
+    assert np.isnan(T.jit(lambda l, y: losses.cross_entropy(l, y))(logits, labels))

@@ -950,3 +950,86 @@ def test_full_fnn_model_and_optimiser_state_round_trip(tmp_path):
             assert a.dtype == b.dtype and a.shape == b.shape
     assert type(back["opt_state"]) is type(opt_state)
     assert type(back["opt_state"][1][0]) is type(opt_state[1][0])      # ScaleByAdamState
+
+
+# --------------------------------------------------------------------------------------------
+# Damaged files: absurd int keys, a corrupted format key; partial restores that match nothing
+
+def test_absurd_int_dict_key_is_a_checkpoint_error(tmp_path):
+    body = b"\0\0\0\0"
+    entry = {"dtype": "F32", "shape": [], "data_offsets": [0, 4]}
+    for raw_key in ("0x" + "f" * 200_000, "-0x" + "1" * 5000):
+        tree = {"version": 1, "tree": {"t": "dict", "k": [["i", raw_key]], "c": [{"t": "array"}]}}
+        header, _ = _with_structure(tree, {"x": entry})
+        path = write_raw(tmp_path / "hugekey.safetensors", header, body)
+        with pytest.raises(ckpt.CheckpointError, match=r"hugekey\.safetensors.*dict key "
+                                                       r"'-?0x[0-9a-f]+\.\.\..*too large"):
+            ckpt.restore(path)
+    # a 200,000-digit decimal JSON integer: the structure JSON itself is rejected
+    tree_json = ('{"version":1,"tree":{"t":"dict","k":[["i",' + "9" * 200_000
+                 + ']],"c":[{"t":"array"}]}}')
+    header, _ = _with_structure(tree_json, {"x": entry})
+    path = write_raw(tmp_path / "hugedec.safetensors", header, body)
+    with pytest.raises(ckpt.CheckpointError, match=r"hugedec\.safetensors"):
+        ckpt.restore(path)
+    # saving such a key is a clear error too (not a bare int() ValueError)
+    with pytest.raises(ValueError, match=r"int dict key of \d+ bits is too large"):
+        ckpt.save(tmp_path / "s.safetensors", {2 ** 20_000: np.zeros(2)})
+    big = 2 ** 200                                  # large but nameable: round-trips
+    assert list(roundtrip(tmp_path, {big: np.zeros(1)})) == [big]
+
+
+def _flip_in_header(data: bytes, needle: bytes, index: int, bit: int = 0) -> bytes:
+    pos = data.index(needle) + index
+    return data[:pos] + bytes([data[pos] ^ (1 << bit)]) + data[pos + 1:]
+
+
+@pytest.mark.parametrize("with_metadata", [False, True])
+@pytest.mark.parametrize("index", [0, 4, 13])
+def test_bit_flip_in_format_key_is_detected(tmp_path, with_metadata, index):
+    path = tmp_path / "c.safetensors"
+    ckpt.save(path, {"w": np.arange(3.0), "n": 1}, metadata={"e": 1} if with_metadata else None)
+    data = path.read_bytes()
+    # flip one bit of the key "fnn.checkpoint" (its first occurrence: the structure entry)
+    path.write_bytes(_flip_in_header(data, b'"fnn.checkpoint"', 1 + index))
+    with pytest.raises(ckpt.CheckpointError, match="damaged checkpoint"):
+        ckpt.restore(path)
+
+
+def test_bit_flip_in_metadata_key_is_detected(tmp_path):
+    path = tmp_path / "c.safetensors"
+    ckpt.save(path, {"w": np.arange(3.0)}, metadata={"epoch": 3})
+    data = path.read_bytes()
+    path.write_bytes(_flip_in_header(data, b'"fnn.checkpoint.metadata"', 20))
+    with pytest.raises(ckpt.CheckpointError, match="damaged checkpoint"):
+        ckpt.load_metadata(path)
+
+
+def test_foreign_metadata_still_loads_flat(tmp_path):
+    path = tmp_path / "foreign.safetensors"
+    save_file({"a": np.ones(2, np.float32)}, str(path), metadata={"format": "pt", "fnn": "x"})
+    out = ckpt.restore(path)
+    assert list(out) == ["a"]
+
+
+def test_partial_restore_reports_and_refuses_nothing_in_common(model_file, caplog):
+    target = model_tree()
+    target["params"]["dense_0"]["w"] = np.zeros((3, 4), np.float32)
+    del target["params"]["head"], target["opt"]
+    target["params"]["new_head"] = {"w": np.zeros((4, 5), np.float32)}
+    with caplog.at_level("WARNING", logger="fnn.checkpoint"):
+        ckpt.restore(model_file, target, partial=True)
+    msg = " ".join(r.getMessage() for r in caplog.records if r.name == "fnn.checkpoint")
+    assert "params/new_head/w" in msg and "params/head/w" in msg and "opt/" in msg
+    assert "1 path(s) missing" in msg
+    caplog.clear()
+    # everything matches: nothing to report
+    with caplog.at_level("WARNING", logger="fnn.checkpoint"):
+        ckpt.restore(model_file, model_tree(), partial=True)
+    assert not [r for r in caplog.records if r.name == "fnn.checkpoint"]
+    # no name in common: the random init would come back silently -> an error
+    init = {"encoder": {"w": np.zeros((3, 4), np.float32)}, "b": np.zeros(2, np.float32)}
+    with pytest.raises(ckpt.CheckpointError,
+                       match=r"model\.safetensors.*no tree path in common.*encoder/w.*"
+                             r"params/dense_0/w"):
+        ckpt.restore(model_file, init, partial=True)

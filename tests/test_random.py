@@ -1,5 +1,9 @@
 """transforms.random: known Threefry values, JAX's partitionable key derivation, distribution
 statistics, determinism, and behaviour under make_jaxpr / jit / vmap / grad."""
+import importlib.util
+import json
+import os
+
 import numpy as np
 import pytest
 from scipy import special
@@ -39,16 +43,29 @@ def test_key_and_split_known_values():
 
 
 def test_seed_conventions():
+    # JAX 0.10.2's default mode (x64 disabled) keeps the low 32 bits of every seed:
+    # jax.random.key_data(jax.random.PRNGKey(s)) == [0, s mod 2**32]
     assert random.key(1).tolist() == [0, 1]
-    # small negative Python ints behave as int32 seeds, as in JAX's default (32-bit) mode
     assert random.key(-1).tolist() == [0, 0xFFFFFFFF]
     assert random.key(-3).tolist() == [0, 0xFFFFFFFD]
-    assert random.key(-2 ** 40).tolist() == [0xFFFFFF00, 0]               # 64-bit two's complement
-    assert random.key(2 ** 32 + 5).tolist() == [1, 5]
-    assert random.key(np.int32(-2)).tolist() == [0, 0xFFFFFFFE]        # 32-bit dtype: hi = 0
+    assert random.key(-2 ** 40).tolist() == [0, 0]
+    assert random.key(-2 ** 31 - 1).tolist() == [0, 2 ** 31 - 1]
+    assert random.key(2 ** 32).tolist() == [0, 0]
+    assert random.key(2 ** 32 + 5).tolist() == [0, 5]
+    assert random.key(2 ** 63 - 1).tolist() == [0, 0xFFFFFFFF]
+    assert random.key(-2 ** 63).tolist() == [0, 0]
+    assert random.key(np.int32(-2)).tolist() == [0, 0xFFFFFFFE]
     assert random.key(np.uint32(7)).tolist() == [0, 7]
-    assert random.key(np.int64(-3)).tolist() == [0xFFFFFFFF, 0xFFFFFFFD]
-    assert random.key(np.uint64(2 ** 63 + 101)).tolist() == [2 ** 31, 101]
+    assert random.key(np.int64(-3)).tolist() == [0, 0xFFFFFFFD]
+    assert random.key(np.int64(2 ** 40)).tolist() == [0, 0]
+    assert random.key(np.uint64(2 ** 63 + 101)).tolist() == [0, 101]
+    assert random.key(np.int8(-3)).tolist() == [0, 0xFFFFFFFD]
+    for s in (np.int64(2 ** 40 + 9), np.int64(-5), np.uint64(2 ** 63 + 3), np.int32(-7)):
+        np.testing.assert_array_equal(T.jit(random.key)(s), random.key(s))
+    # Python ints beyond int64: JAX's OverflowError
+    for s in (2 ** 63, -2 ** 63 - 1, 2 ** 64):
+        with pytest.raises(OverflowError):
+            random.key(s)
     with pytest.raises(TypeError):
         random.key(1.5)
     with pytest.raises(TypeError):
@@ -61,8 +78,20 @@ def test_fold_in_matches_split_counters():
     ks = random.split(k, 5)
     for i in range(5):
         np.testing.assert_array_equal(random.fold_in(k, i), ks[i])
-    assert random.fold_in(k, 2 ** 32 + 3).tolist() == random.fold_in(k, 3).tolist()
+    assert random.fold_in(k, np.int64(2 ** 32 + 3)).tolist() == random.fold_in(k, 3).tolist()
     assert random.fold_in(k, np.int32(-1)).tolist() == random.fold_in(k, 2 ** 32 - 1).tolist()
+
+
+def test_fold_in_python_int_range_as_jax():
+    # jax 0.10.2: fold_in(key, -1) and fold_in(key, 2**32) raise OverflowError ("out of bounds
+    # for uint32"); NumPy integers wrap: fold_in(PRNGKey(3), np.int64(-1)) and np.uint64(2**40+1)
+    k = random.key(3)
+    for d in (-1, 2 ** 32, -2 ** 31):
+        with pytest.raises(OverflowError, match="uint32"):
+            random.fold_in(k, d)
+    assert random.fold_in(k, np.int64(-1)).tolist() == [2506949003, 3416577034]
+    assert random.fold_in(k, 2 ** 32 - 1).tolist() == [2506949003, 3416577034]
+    assert random.fold_in(k, np.uint64(2 ** 40 + 1)).tolist() == [1946498123, 2217676430]
 
 
 def test_bits_and_uniform_relation():
@@ -175,6 +204,23 @@ def test_randint():
     lo = np.array([0, 100])
     r2 = random.randint(random.key(3), (500, 2), lo, lo + 10)
     assert r2[:, 0].max() < 10 and r2[:, 1].min() >= 100
+
+
+def test_randint_small_dtypes_as_jax():
+    # jax 0.10.2: 8/16-bit dtypes are sampled in int32 with bounds clipped to
+    # [dtype.min, dtype.max + 1]: randint(PRNGKey(s), (8,), lo, hi, dtype)
+    cases = [(0, -5, 1000, np.int8, [101, 88, 85, 109, 99, 28, 3, 93]),
+             (1, -300, 50, np.int8, [-76, -49, 42, -49, -6, -104, 8, -3]),
+             (2, 3, 70000, np.uint16, [12786, 37442, 8172, 22301, 11, 31542, 51829, 34045]),
+             (3, -5, 1000, np.uint8, [75, 115, 157, 170, 12, 104, 111, 92])]
+    for seed, lo, hi, dt, want in cases:
+        k = random.key(seed)
+        got = random.randint(k, (8,), lo, hi, dt)
+        assert got.dtype == dt and got.tolist() == want
+        got = T.jit(lambda k: random.randint(k, (8,), lo, hi, dt))(k)
+        assert got.dtype == dt and got.tolist() == want
+    with pytest.raises(OverflowError):
+        random.randint(random.key(0), (2,), 0, 2 ** 40, np.int8)
 
 
 def test_permutation_and_choice():
@@ -332,3 +378,125 @@ def test_jit_random():
     np.testing.assert_allclose(out[0], random.normal(k, (5,)), rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(out[1], random.split(k, 3))
     np.testing.assert_array_equal(out[2], random.randint(k, (4,), 0, 9))
+
+
+def test_jit_randint_int64_exact():
+    # jax 0.10.2 (x64) / eager: randint(key(0), (3,), 0, 2**40, int64); under jit the uint64
+    # remainder went through float64 (Numba typed `uint64 + 1` as float64 in the backend's
+    # integer-division kernel) and lost the low bits: 455627099904 instead of ...919
+    k = random.key(0)
+    want = [455627099919, 205787154559, 30857237199]
+    assert random.randint(k, (3,), 0, 2 ** 40, np.int64).tolist() == want
+    got = T.jit(lambda k: random.randint(k, (3,), 0, 2 ** 40, np.int64))(k)
+    assert got.dtype == np.int64 and got.tolist() == want
+
+
+def test_jit_unsigned_rem_div_exact():
+    from transforms import lax
+    a = np.array([2 ** 63 + 12345, 2 ** 64 - 1, 2 ** 53 + 1, 5], np.uint64)
+    b = np.array([2 ** 40, 2 ** 40 + 7, 3, 0], np.uint64)
+    for dt in (np.uint64, np.uint32, np.uint16, np.uint8):
+        x, y = a.astype(dt), b.astype(dt)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for f in (lax.rem, lax.div):
+                want = f(x, y)
+                got = T.jit(f)(x, y)
+                assert got.dtype == dt
+                np.testing.assert_array_equal(got, want)
+    assert T.jit(lax.rem)(a[:1], b[:1]).tolist() == [12345]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bit-identical to jax.random (JAX 0.10.2 defaults, recorded by tests/data/gen_jax_random.py)
+# ---------------------------------------------------------------------------------------------
+
+_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def _jax_random_table():
+    spec = importlib.util.spec_from_file_location(
+        "jax_random_cases", os.path.join(_DATA, "jax_random_cases.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with open(os.path.join(_DATA, "jax_random.json")) as f:
+        table = json.load(f)
+    assert table["seeds"] == mod.SEEDS
+    return mod, table
+
+
+_JR_MOD, _JR_TABLE = _jax_random_table()
+# every recorded case is bit-identical, eagerly and under jit
+BIT_EXACT = sorted(_JR_MOD.CASES)
+
+
+def _expected(name):
+    rec = _JR_TABLE["cases"][name]
+    dt = np.dtype(rec["dtype"])
+    vals = np.asarray(rec["values"], np.int64)
+    if dt == np.float32:
+        return vals.astype(np.uint32).view(np.float32)
+    return vals.astype(dt)
+
+
+def _run_case(name, jit):
+    fn, args, kwargs = _JR_MOD.CASES[name]
+    f = lambda k: getattr(random, fn)(k, *args, **kwargs)  # noqa: E731
+    if jit:
+        f = T.jit(f)
+    return np.stack([np.asarray(f(random.key(s))) for s in _JR_MOD.SEEDS])
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("name", BIT_EXACT)
+def test_bit_identical_to_jax(name, jit):
+    want = _expected(name)
+    got = _run_case(name, jit)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    if want.dtype == np.float32:
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+def test_truncated_normal_far_tail_matches_jax():
+    # jax 0.10.2: truncated_normal(PRNGKey(0), 5., 6., (4,)); the interval [erf(5/sqrt2),
+    # erf(6/sqrt2)] is a few float32 ulps wide, so only XLA's own float32 erf reproduces it
+    want = _expected("truncated_normal_tail")[0][:4]
+    got = random.truncated_normal(random.key(0), 5.0, 6.0, (16,))[:4]
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert np.all((got > 5.0) & (got < 6.0))
+
+
+def test_fma32_is_exact():
+    from fractions import Fraction
+    from transforms.random import _fma32_value
+
+    def exact(a, b, c):
+        v = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+        f = np.float32(float(v))
+        cands = [np.nextafter(f, np.float32(-np.inf)), f, np.nextafter(f, np.float32(np.inf))]
+        return min(cands, key=lambda q: (abs(Fraction(float(q)) - v),
+                                         int(np.float32(q).view(np.uint32)) & 1))
+    # a*b = 1 + 2**-11 + 2**-24 exactly; a tiny c puts the float64 sum on a float32 midpoint,
+    # where rounding twice (float64, then float32) would be wrong
+    a = np.full(52, 1 + 2 ** -12, np.float32)
+    c = np.array([sg * 2.0 ** k for k in range(-75, -49) for sg in (1, -1)], np.float32)
+    rng = np.random.RandomState(0)
+    a = np.concatenate([a, rng.rand(300).astype(np.float32)])
+    b = np.concatenate([a[:52], (rng.rand(300) * 4 - 2).astype(np.float32)])
+    c = np.concatenate([c, rng.randn(300).astype(np.float32)])
+    want = np.array([exact(*v) for v in zip(a, b, c)], np.float32)
+    np.testing.assert_array_equal(_fma32_value(a, b, c), want)
+    np.testing.assert_array_equal(_via_jaxpr(lambda x, y, z: _fma32_value(x, y, z), a, b, c),
+                                  want)
+    naive = (a.astype(np.float64) * b + c).astype(np.float32)
+    assert np.any(naive != want)          # the cases above do exercise the tie fix-up
+
+
+def test_grad_through_float32_samplers():
+    k = random.key(4)
+    g = T.grad(lambda lo: random.uniform(k, (5,), minval=lo, maxval=3.0).sum())(np.float32(1.0))
+    u = random.uniform(k, (5,))
+    np.testing.assert_allclose(g, np.sum(1 - u), rtol=1e-5)
+    g = T.grad(lambda lo: random.truncated_normal(k, lo, 2.0, (3,)).sum())(np.float32(-1.0))
+    assert np.isfinite(g)

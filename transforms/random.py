@@ -7,11 +7,13 @@ The generator is the counter-based Threefry-2x32 block cipher (20 rounds, Salmon
 "Parallel random numbers: as easy as 1, 2, 3", 2011) used the way JAX uses it with
 `jax_threefry_partitionable=True` (JAX's default):
 
-* `key(seed)`: the seed as a 64-bit integer, `[seed >> 32, seed & 0xFFFFFFFF]`
-  (a seed of a 32-bit integer dtype has a high word of 0).
+* `key(seed)`: `[0, seed mod 2**32]`, as JAX's default mode (`jax_enable_x64=False`), where
+  every seed is converted to 32 bits (JAX with x64 enabled would give `[seed >> 32, low]`);
+  a Python int seed must fit in int64 (JAX's OverflowError otherwise).
 * `split(key, shape)[i] = threefry(key, (hi(i), lo(i)))` where `i` is the row-major flat
   index of each new key, as a 64-bit counter split into two 32-bit words.
-* `fold_in(key, d) = threefry(key, (0, uint32(d)))`.
+* `fold_in(key, d) = threefry(key, (0, uint32(d)))`; a Python int `d` must be in
+  `[0, 2**32)` (JAX's OverflowError), NumPy integers wrap modulo 2**32.
 * `bits(key, shape)`: for each flat index `i`, `(b1, b2) = threefry(key, (hi(i), lo(i)))`
   and the 32-bit result is `b1 ^ b2` (64-bit: `b1 << 32 | b2`).
 
@@ -19,6 +21,16 @@ Floats are built from bits by this module (never by NumPy's generators): `unifor
 mantissa of a float in [1, 2) from the top bits and subtracts 1; `normal` is
 `sqrt(2) * erfinv(u)` for `u` uniform in (-1, 1), with our own `erfinv` (Giles'
 single/double-precision approximations, built from `lax` operations so it traces).
+
+Float32 samples are bit-identical to JAX's on x86-64 CPU, eagerly and under jit: the
+arithmetic JAX's samplers compile to is reproduced step by step, including what XLA's CPU
+backend does to it: a multiply feeding an add is one fused multiply-add (`_fma32`, exact via
+float64), float32 `log`/`log1p`/`erf` are XLA's own polynomial/rational kernels (`_xla_log_f32`
+and friends), and `x / sqrt2` is `x * float32(1/sqrt2)`. Known limits: XLA flushes float32
+denormals to zero, we do not (no sampler produces them from a key, but user-given bounds
+could); inside a user's jit with constant bounds XLA may constant-fold `erf` with another
+implementation (JAX's own eager and traced-bounds results are the ones matched); float64
+follows the formulas without FMA (JAX without x64 has no float64).
 
 Two primitives are defined here, with all their rules below their definitions:
 `threefry2x32` (four uint32 arrays of one shape -> two) and `bitcast_convert_type`
@@ -301,22 +313,19 @@ def _bcast(x, shape):
 # ---------------------------------------------------------------------------------------------
 
 def key(seed, *, impl=None):
-    """A PRNG key (uint32[2]) from an integer seed: `[seed >> 32, seed & 0xFFFFFFFF]` of the
-    seed as a 64-bit integer; seeds of a 32-bit integer dtype, and Python ints in
-    [-2**31, 0) (as JAX's default 32-bit mode treats them), have a high word of 0.
+    """A PRNG key (uint32[2]) from an integer seed: `[0, seed mod 2**32]`, as JAX's default
+    (32-bit) mode makes it from any integer seed. A Python int must fit in int64 (JAX raises
+    OverflowError beyond); NumPy integers of any width keep their low 32 bits.
     `key(0)` is `[0, 0]`."""
     if impl not in (None, "threefry2x32", "threefry"):
         raise ValueError(f"unknown PRNG implementation {impl!r}; only 'threefry2x32' exists")
     if isinstance(seed, (bool, np.bool_)):
         raise TypeError("PRNG key seed must be an integer, got a bool")
     if isinstance(seed, int):
-        if not -2 ** 63 <= seed < 2 ** 64:
-            raise OverflowError(f"PRNG key seed {seed} does not fit in 64 bits")
-        if -2 ** 31 <= seed < 0:
-            # as JAX's default (32-bit) mode, where a small negative Python int is an int32
-            return np.array([0, seed & _MASK32], dtype=_U32)
-        v = seed & (2 ** 64 - 1)
-        return np.array([v >> 32, v & _MASK32], dtype=_U32)
+        if not -2 ** 63 <= seed < 2 ** 63:
+            raise OverflowError(f"PRNG key seed {seed} is too large: a Python int seed must fit "
+                                f"in int64 (as in JAX)")
+        return np.array([0, seed & _MASK32], dtype=_U32)
     seed = _as_array(seed)
     a = get_aval(seed)
     if a.shape != ():
@@ -324,17 +333,13 @@ def key(seed, *, impl=None):
     if not np.issubdtype(a.dtype, np.integer):
         raise TypeError(f"PRNG key seed must be an integer, got {a.dtype}")
     if isinstance(seed, np.ndarray):
-        if a.dtype.itemsize == 8:
-            v = int(seed.astype(np.int64).view(np.uint64)) if a.dtype.kind == "i" else int(seed)
-            return np.array([v >> 32, v & _MASK32], dtype=_U32)
-        return np.array([0, int(seed.astype(np.int64)) & _MASK32], dtype=_U32)
-    if a.dtype.itemsize == 8:
+        return np.array([0, int(seed) & _MASK32], dtype=_U32)
+    if a.dtype.itemsize == 8:      # the low word, without a float round trip
         u = lax.convert_element_type(seed, _U64)
-        hi = lax.convert_element_type(lax.shift_right_logical(u, np.asarray(32, _U64)), _U32)
         lo = lax.convert_element_type(lax.bitwise_and(u, np.asarray(_MASK32, _U64)), _U32)
     else:
         lo = lax.convert_element_type(seed, _U32)
-        hi = lax.full((), 0, _U32)
+    hi = lax.full((), 0, _U32)
     return lax.concatenate([lax.reshape(hi, (1,)), lax.reshape(lo, (1,))], 0)
 
 
@@ -361,12 +366,16 @@ def split(key, num=2):
 
 
 def fold_in(key, data):
-    """A new key from `key` and an integer `data` (taken modulo 2**32)."""
+    """A new key from `key` and an integer `data`: a Python int must be in [0, 2**32) (as in
+    JAX, OverflowError otherwise); NumPy and traced integers are taken modulo 2**32."""
     key = _check_key("fold_in", key)
     if isinstance(data, (bool, np.bool_)):
         data = int(data)
     if isinstance(data, int):
-        d = np.asarray(data & _MASK32, dtype=_U32)
+        if not 0 <= data <= _MASK32:
+            raise OverflowError(f"Python integer {data} out of bounds for uint32 (fold_in data; "
+                                f"as in JAX, pass a NumPy integer to wrap it modulo 2**32)")
+        d = np.asarray(data, dtype=_U32)
     else:
         data = _as_array(data)
         a = get_aval(data)
@@ -419,8 +428,80 @@ def _uniform(key, shape, dtype, minval, maxval):
         span = np.asarray(maxval - minval, dtype)
     else:
         span = lax.sub(maxval, minval)
-    out = lax.add(lax.mul(floats, span), minval)
+    if dtype == np.float32:
+        # JAX computes floats * span + minval; XLA's CPU backend fuses it into one FMA
+        out = _fma32(floats, span, minval)
+    else:
+        out = lax.add(lax.mul(floats, span), minval)
     return lax.max(_bcast(minval, shape), out)
+
+
+def _f64(x):
+    return lax.convert_element_type(_as_array(x), np.float64)
+
+
+def _fma32_numpy(a, b, c):
+    """`_fma32_value` on NumPy operands: the same arithmetic, with the tie fix-up computed only
+    where a tie occurs (rarely)."""
+    a, b, c = (np.asarray(v, np.float64) for v in (a, b, c))
+    s = np.multiply(a, b)                        # exact
+    s += c
+    bits = s.reshape(-1).view(np.int64)
+    tie = np.bitwise_and(bits, (1 << 29) - 1) == (1 << 28)
+    if tie.any():
+        shape = s.shape
+        pb = (np.broadcast_to(a, shape).reshape(-1)[tie]
+              * np.broadcast_to(b, shape).reshape(-1)[tie])
+        cb = np.broadcast_to(c, shape).reshape(-1)[tie]
+        sb = bits[tie].view(np.float64)
+        bb = sb - pb
+        err = (pb - (sb - bb)) + (cb - bb)
+        step = np.where((err < 0) == (sb < 0), 1, -1) * (err != 0)
+        bits[tie] += step.astype(np.int64)
+    return np.asarray(s.astype(np.float32))
+
+
+def _fma32_value(a, b, c):
+    """`a * b + c` rounded once to float32. Computed in float64, where the product is exact; the sum's own
+    rounding error (two-sum) breaks the one case a second rounding to float32 would get
+    wrong: a float64 sum exactly halfway between two float32 values. The operands broadcast
+    against each other."""
+    if not any(isinstance(v, Tracer) for v in (a, b, c)):
+        return _fma32_numpy(a, b, c)
+    a, b, c = _f64(a), _f64(b), _f64(c)
+    shape = np.broadcast_shapes(*(get_aval(v).shape for v in (a, b, c)))
+    a, b, c = (_bcast(v, shape) for v in (a, b, c))
+    p = lax.mul(a, b)                                   # exact: 24 + 24 bits
+    s = lax.add(p, c)
+    bb = lax.sub(s, p)
+    err = lax.add(lax.sub(p, lax.sub(s, bb)), lax.sub(c, bb))     # p + c == s + err exactly
+    bits = bitcast_convert_type(s, np.int64)
+    half = np.asarray(1 << 28, np.int64)                # the bits below float32 precision
+    tie = lax.eq(lax.bitwise_and(bits, np.asarray((1 << 29) - 1, np.int64)), half)
+    zero = np.asarray(0.0, np.float64)
+    # towards err: +1 on the magnitude when err has the sign of s, else -1
+    same = lax.eq(lax.lt(err, zero), lax.lt(s, zero))
+    one = np.asarray(1, np.int64)
+    nudged = lax.select(same, lax.add(bits, one), lax.sub(bits, one))
+    fix = lax.bitwise_and(tie, lax.ne(err, zero))
+    s = bitcast_convert_type(lax.select(fix, nudged, bits), np.float64)
+    return lax.convert_element_type(s, np.float32)
+
+
+def _fma32(a, b, c):
+    """`a * b + c` for float32 operands with ONE rounding, as the fused multiply-add that
+    XLA's CPU code generator emits where a multiply feeds an add (so values agree with JAX's
+    to the last bit); differentiates as `a * b + c`."""
+    exact = _fma32_value(a, b, c)
+    if not any(isinstance(v, Tracer) for v in (a, b, c)):
+        return exact
+    return _same_value(exact, lax.add(lax.mul(a, b), c))
+
+
+def _same_value(exact, plain):
+    """`exact`'s value with `plain`'s derivatives (`plain` within a factor 2 of `exact`, so
+    `plain + (exact - plain)` is `exact` to the last bit)."""
+    return lax.add(plain, lax.stop_gradient(lax.sub(exact, plain)))
 
 
 def normal(key, shape=(), dtype=np.float32):
@@ -450,8 +531,15 @@ def truncated_normal(key, lower, upper, shape=None, dtype=np.float32):
         shape = _shape(shape, "truncated_normal")
         _check_broadcastable("truncated_normal", shape, lshape, ushape)
     sqrt2 = np.asarray(np.sqrt(2.0), dtype)
-    a = lax.erf(lax.div(lower, sqrt2))
-    b = lax.erf(lax.div(upper, sqrt2))
+    if dtype == np.float32:
+        # as XLA compiles JAX's erf(lower / sqrt2): the division by a constant becomes a
+        # multiplication by its float32 reciprocal, and erf is XLA's float32 kernel
+        inv = np.float32(1.0) / sqrt2
+        a = _xla_erf_f32(lax.mul(lower, inv))
+        b = _xla_erf_f32(lax.mul(upper, inv))
+    else:
+        a = lax.erf(lax.div(lower, sqrt2))
+        b = lax.erf(lax.div(upper, sqrt2))
     u = _uniform(key, shape, dtype, a, b)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = lax.mul(sqrt2, erfinv(u))
@@ -494,7 +582,8 @@ def gumbel(key, shape=(), dtype=np.float32):
 def _gumbel(key, shape, dtype):
     u = _uniform(key, shape, dtype, np.asarray(np.finfo(dtype).tiny, dtype),
                  np.asarray(1.0, dtype))
-    return lax.neg(lax.log(lax.neg(lax.log(u))))
+    log = _xla_log_f32 if dtype == np.float32 else lax.log
+    return lax.neg(log(lax.neg(log(u))))
 
 
 def exponential(key, shape=(), dtype=np.float32):
@@ -503,7 +592,8 @@ def exponential(key, shape=(), dtype=np.float32):
     dtype = _float_dtype(dtype, "exponential")
     u = _uniform(key, _shape(shape, "exponential"), dtype, np.asarray(0.0, dtype),
                  np.asarray(1.0, dtype))
-    return lax.neg(lax.log1p(lax.neg(u)))
+    log1p = _xla_log1p_f32 if dtype == np.float32 else lax.log1p
+    return lax.neg(log1p(lax.neg(u)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -537,6 +627,153 @@ _ERFINV64_C = (-2.7109920616438573243e-11, -2.5556418169965252055e-10, 1.5076572
                1.0103004648645343977, 4.8499064014085844221)
 
 
+# ---------------------------------------------------------------------------------------------
+# float32 log and log1p as XLA's CPU backend computes them (JAX's values to the last bit)
+#
+# JAX's samplers use log/log1p (exponential, gumbel, erfinv inside normal and truncated_normal).
+# XLA's CPU backend evaluates float32 log with a Cephes-style polynomial (mantissa in
+# [sqrt(1/2), sqrt(2)) around 1, exponent times ln 2 in two parts) and log1p with a rational
+# approximation for |x| < sqrt(2) - 1, and contracts every multiply feeding an add into an
+# FMA. These replicate that evaluation order with exactly rounded float32 steps (`_fma32`
+# for the contracted ones), so eager and jitted samples equal JAX's on x86-64.
+# ---------------------------------------------------------------------------------------------
+
+def _f32c(bits):
+    return np.asarray(np.uint32(bits)).view(np.float32)
+
+
+_LOG_P = [_f32c(b) for b in (0x3D9021BB, 0xBDEBD1B8, 0x3DEF251A, 0xBDFE5D4F, 0x3E11E9BF,
+                             0xBE2AAE50, 0x3E4CCEAC, 0xBE7FFFFC, 0x3EAAAAAA)]
+_LOG_Q1, _LOG_Q2 = _f32c(0xB95E8083), _f32c(0x3F318000)      # ln 2 = Q2 - Q1 (two parts)
+_LOG1P_P = [np.float32(4.527e-05)] + [_f32c(b) for b in (
+    0x3EFF40C5, 0x40D284FA, 0x41EF4B9C, 0x4273CC76, 0x426473AD, 0x41A05101)]
+_LOG1P_Q = [np.float32(1.0)] + [_f32c(b) for b in (
+    0x417101AD, 0x42A6185B, 0x435DC32D, 0x439A8CA3, 0x43586D8A, 0x42707982)]
+
+
+def _log_f32_value(v):
+    f32, i32 = np.float32, np.int32
+    shape = get_aval(v).shape
+    full = lambda x: lax.full(shape, x, np.float32)  # noqa: E731
+    tiny = np.finfo(np.float32).tiny
+    vv = lax.select(lax.gt(v, f32(tiny)), v, full(tiny))
+    bits = bitcast_convert_type(vv, i32)
+    e = lax.add(lax.convert_element_type(
+        lax.sub(lax.shift_right_logical(bits, np.asarray(23, i32)), np.asarray(127, i32)),
+        np.float32), f32(1.0))
+    m = bitcast_convert_type(lax.bitwise_or(lax.bitwise_and(bits, np.asarray(-2139095041, i32)),
+                                            np.asarray(0x3F000000, i32)), np.float32)
+    below = lax.lt(m, _f32c(0x3F3504F3))
+    x = lax.add(lax.sub(m, f32(1.0)), lax.select(below, m, full(0.0)))
+    e = lax.sub(e, lax.select(below, full(1.0), full(0.0)))
+    x2 = lax.mul(x, x)
+    x3 = lax.mul(x2, x)
+    p = _LOG_P
+    y = _fma32_value(x, p[0], p[1])
+    y1 = _fma32_value(x, p[3], p[4])
+    y2 = _fma32_value(x, p[6], p[7])
+    y = _fma32_value(y, x, p[2])
+    y1 = _fma32_value(y1, x, p[5])
+    y2 = _fma32_value(y2, x, p[8])
+    y = _fma32_value(y, x3, y1)
+    y = _fma32_value(y, x3, y2)
+    y = _fma32_value(y, x3, lax.mul(e, _LOG_Q1))
+    r = lax.add(_fma32_value(x2, f32(-0.5), x), y)
+    r = _fma32_value(e, _LOG_Q2, r)
+    # log(0) = -inf, log(inf) = inf, log(negative or NaN) = NaN
+    r = lax.select(lax.eq(v, f32(np.inf)), full(np.inf), r)
+    r = lax.select(lax.bitwise_or(lax.lt(v, f32(0.0)), lax.ne(v, v)), full(np.nan), r)
+    return lax.select(lax.eq(v, f32(0.0)), full(-np.inf), r)
+
+
+def _branches(cond, if_true, if_false, x):
+    """`select(cond, if_true(x), if_false(x))`; on NumPy input each branch runs only on the
+    elements it is selected for (same values, less work)."""
+    if isinstance(x, Tracer) or isinstance(cond, Tracer):
+        return lax.select(cond, if_true(x), if_false(x))
+    x, cond = np.asarray(x), np.asarray(cond)
+    out = np.empty(x.shape, np.float32)
+    if cond.any():
+        out[cond] = if_true(x[cond])
+    if not cond.all():
+        out[~cond] = if_false(x[~cond])
+    return out
+
+
+def _log1p_small(y):
+    f32 = np.float32
+    shape = get_aval(y).shape
+    num = lax.full(shape, _LOG1P_P[0], np.float32)
+    den = lax.full(shape, _LOG1P_Q[0], np.float32)
+    for cp, cq in zip(_LOG1P_P[1:], _LOG1P_Q[1:]):
+        num = _fma32_value(num, y, cp)
+        den = _fma32_value(den, y, cq)
+    y2 = lax.mul(y, y)
+    b = lax.mul(lax.mul(y, y2), lax.div(num, den))
+    return lax.add(y, _fma32_value(y2, f32(-0.5), b))
+
+
+def _log1p_f32_value(y):
+    return _branches(lax.lt(lax.abs(y), _f32c(0x3ED413CD)), _log1p_small,
+                     lambda v: _log_f32_value(lax.add(v, np.float32(1.0))), y)
+
+
+def _xla_log_f32(v):
+    """float32 `log(v)` with XLA's CPU evaluation (see above); differentiates as `log`."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exact = _log_f32_value(v)
+        if not isinstance(v, Tracer):
+            return exact
+        return _same_value(exact, lax.log(v))
+
+
+def _xla_log1p_f32(y):
+    """float32 `log1p(y)` with XLA's CPU evaluation (see above); differentiates as `log1p`."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exact = _log1p_f32_value(y)
+        if not isinstance(y, Tracer):
+            return exact
+        return _same_value(exact, lax.log1p(y))
+
+
+_ERF_P = [_f32c(b) for b in (0x39702D51, 0x3B5F5DA2, 0x3D50B6EB, 0x3E3DA740, 0x3F906EBA)]
+_ERF_Q = [_f32c(b) for b in (0xB3FD3906, 0x37C588DF, 0x3A856D28, 0x3C6687D4, 0x3DE34C21,
+                             0x3EFEB44A)] + [np.float32(1.0)]
+
+
+def _erf_f32_value(x):
+    """XLA's CPU float32 erf: `x P(x^2) / Q(x^2)` with FMA Horner steps, +-1 from |x| >=
+    3.832 (0x407547CB)."""
+    shape = get_aval(x).shape
+    x2 = lax.mul(x, x)
+    p = _fma32_value(x2, _ERF_P[0], _ERF_P[1])
+    for c in _ERF_P[2:]:
+        p = _fma32_value(x2, p, c)
+    q = _fma32_value(x2, _ERF_Q[0], _ERF_Q[1])
+    for c in _ERF_Q[2:]:
+        q = _fma32_value(x2, q, c)
+    r = lax.div(lax.mul(x, p), q)
+    one = lax.select(lax.lt(x, np.float32(0.0)), lax.full(shape, -1.0, np.float32),
+                     lax.full(shape, 1.0, np.float32))
+    return lax.select(lax.ge(lax.abs(x), _f32c(0x407547CB)), one, r)
+
+
+def _xla_erf_f32(x):
+    """float32 `erf(x)` with XLA's CPU evaluation; differentiates as `erf`."""
+    exact = _erf_f32_value(x)
+    if not isinstance(x, Tracer):
+        return exact
+    return _same_value(exact, lax.erf(x))
+
+
+def _horner_fma32(coeffs, w):
+    """Horner's rule with every step one FMA (as XLA's CPU backend contracts it)."""
+    p = lax.full(get_aval(w).shape, np.float32(coeffs[0]), np.float32)
+    for c in coeffs[1:]:
+        p = _fma32(p, w, np.float32(c))
+    return p
+
+
 def _horner(coeffs, w, dtype):
     p = np.asarray(coeffs[0], dtype)
     p = lax.full(get_aval(w).shape, p, dtype)
@@ -559,9 +796,9 @@ def erfinv(x):
     c = lambda v: np.asarray(v, dtype)  # noqa: E731
     with np.errstate(divide="ignore", invalid="ignore"):
         if dtype == np.float32:
-            # w = -log(1 - x^2) written as XLA writes it for float32, so samples agree with
-            # JAX's to the last bit as far as the elementary functions do
-            w = lax.neg(lax.log1p(lax.neg(lax.mul(x, x))))
+            # w = -log1p(-x^2), with XLA's float32 log1p and FMA Horner steps below: JAX's
+            # float32 erf_inv to the last bit
+            w = lax.neg(_xla_log1p_f32(lax.neg(lax.mul(x, x))))
         else:
             # (1 - x)(1 + x) has exact factors: full float64 precision near |x| = 1
             w = lax.neg(lax.log(lax.mul(lax.sub(c(1.0), x), lax.add(c(1.0), x))))
@@ -569,11 +806,16 @@ def erfinv(x):
         # stand-in), so no inf/NaN derivative of an unselected branch leaks into gradients.
         if dtype == np.float32:
             small = lax.lt(w, c(5.0))
-            p_small = _horner(_ERFINV32_SMALL, lax.sub(lax.select(small, w, c(2.5)), c(2.5)),
-                              dtype)
-            w_large = lax.select(small, c(9.0), w)
-            p_large = _horner(_ERFINV32_LARGE, lax.sub(lax.sqrt(w_large), c(3.0)), dtype)
-            p = lax.select(small, p_small, p_large)
+            p = _branches(
+                small,
+                lambda w: _horner_fma32(_ERFINV32_SMALL,
+                                        lax.sub(lax.select(small, w, c(2.5)), c(2.5))
+                                        if isinstance(w, Tracer) else lax.sub(w, c(2.5))),
+                lambda w: _horner_fma32(_ERFINV32_LARGE,
+                                        lax.sub(lax.sqrt(lax.select(small, c(9.0), w)
+                                                         if isinstance(w, Tracer) else w),
+                                                c(3.0))),
+                w)
         else:
             small = lax.lt(w, c(6.25))
             pa = _horner(_ERFINV64_A, lax.sub(lax.select(small, w, c(3.125)), c(3.125)), dtype)
@@ -633,12 +875,30 @@ def _int_operand(v):
 
 def randint(key, shape, minval, maxval, dtype=np.int32):
     """Uniform integers in [minval, maxval) (JAX's algorithm: two words of random bits
-    reduced modulo the span; values out of `dtype`'s range are clipped into it)."""
+    reduced modulo the span; values out of `dtype`'s range are clipped into it).
+
+    As JAX, 8- and 16-bit dtypes are sampled as int32 in `[clip(minval), clip(maxval))` (the
+    bounds converted to int32, then clipped to `[dtype.min, dtype.max + 1]`) and cast: so
+    `randint(k, s, -5, 1000, int8)` draws from [-5, 128). A Python int bound outside int32 is
+    then an OverflowError, as in JAX."""
     key = _check_key("randint", key)
     dtype = np.dtype(dtype)
     if not np.issubdtype(dtype, np.integer):
         raise TypeError(f"randint: dtype must be an integer type, got {dtype}")
     shape = _shape(shape, "randint")
+    if dtype.itemsize < 4:
+        info = np.iinfo(dtype)
+
+        def as_int32(v, top):
+            if isinstance(v, int) and not isinstance(v, bool) and not -2 ** 31 <= v < 2 ** 31:
+                raise OverflowError(f"randint: Python int bound {v} out of bounds for int32 "
+                                    f"(8- and 16-bit dtypes are sampled in int32, as in JAX)")
+            v = lax.convert_element_type(_int_operand(v), np.int32)     # wraps, as astype
+            return lax.min(lax.max(v, np.asarray(info.min, np.int32)),
+                           np.asarray(top, np.int32))
+        wide = randint(key, shape, as_int32(minval, info.max), as_int32(maxval, info.max + 1),
+                       np.int32)
+        return lax.convert_element_type(wide, dtype)
     minval, maxval = _int_operand(minval), _int_operand(maxval)
     _check_broadcastable("randint", shape, get_aval(minval).shape, get_aval(maxval).shape)
     nbits = dtype.itemsize * 8

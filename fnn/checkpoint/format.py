@@ -43,7 +43,10 @@ Two ``__metadata__`` entries belong to this module:
 * ``"fnn.checkpoint.metadata"``: the user's metadata dict as JSON.
 
 Any other safetensors file can be restored too: it comes back as a flat
-``{name: array}`` dict.
+``{name: array}`` dict.  A file that carries this format's metadata (the user
+metadata entry, a key one character away from ``"fnn.checkpoint"``, or a value
+shaped like the structure JSON) but no ``"fnn.checkpoint"`` entry is a damaged
+checkpoint and raises `CheckpointError` instead of loading as a flat dict.
 
 Supported leaves
 ----------------
@@ -79,6 +82,7 @@ from __future__ import annotations
 import collections
 import errno
 import json
+import logging
 import math
 import os
 import re
@@ -116,6 +120,7 @@ _DTYPES = {
     "C64": np.dtype("<c8"),
 }
 _DTYPE_NAMES = {dt: name for name, dt in _DTYPES.items()}
+_log = logging.getLogger("fnn.checkpoint")
 _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-(?P<token>[0-9a-f]{8,})$")
 
 
@@ -154,6 +159,15 @@ def _shown(name: str) -> str:
 _BIG = 2**63
 
 
+def _int_nameable(k: int) -> bool:
+    """Whether `str(k)` works (Python limits int -> decimal string conversions)."""
+    try:
+        str(k)
+    except ValueError:
+        return False
+    return True
+
+
 def _enc_int(x: int):
     return x if -_BIG <= x <= _BIG else hex(x)
 
@@ -165,6 +179,10 @@ def _enc_key(key, where):
     if t is bool:
         return ["b", key]
     if t is int:
+        if not _int_nameable(key):
+            raise ValueError(f"{_shown(where)}: int dict key of {key.bit_length()} bits is too "
+                             f"large to be part of a tensor name (its decimal form exceeds "
+                             f"Python's {sys.get_int_max_str_digits()}-digit limit)")
         return ["i", _enc_int(key)]
     if t is float:
         return ["f", repr(key)]
@@ -784,6 +802,11 @@ def _decode_node(obj, path, bad, leaves):
         if not isinstance(raw_keys, list) or len(raw_keys) != len(children):
             raise bad(f"malformed {kind} node at {_shown(name)!r}")
         keys = [_dec_key(k, bad) for k in raw_keys]
+        for raw, k in zip(raw_keys, keys):
+            if type(k) is int and not _int_nameable(k):
+                raise bad(f"dict key {_short(raw[1], 40)} under {_shown(name)!r} is an integer "
+                          f"of {k.bit_length()} bits, too large to name a tensor "
+                          f"(corrupt or hostile file)")
         if kind != "custom" and len(set(keys)) != len(keys):
             raise bad(f"duplicate dict keys at {_shown(name)!r}")
     else:
@@ -816,6 +839,14 @@ def _decode_structure(header: Header):
     path = header.path
     raw = header.metadata.get(FORMAT_KEY)
     if raw is None:
+        suspects = [k for k, v in header.metadata.items()
+                    if k == METADATA_KEY or _one_byte_off(k, FORMAT_KEY)
+                    or _looks_like_structure(v)]
+        if suspects:
+            raise _err(path, f"damaged checkpoint: it has this format's metadata "
+                             f"{[_short(k, 40) for k in suspects[:3]]} but no {FORMAT_KEY!r} "
+                             f"structure entry (a corrupted key?); refusing to load it as a "
+                             f"plain safetensors file")
         return None
 
     def bad(problem):
@@ -850,10 +881,24 @@ def _decode_structure(header: Header):
     return root, leaves
 
 
+def _one_byte_off(a: str, b: str) -> bool:
+    """`a` and `b` differ in exactly one character (what one flipped bit does to a key)."""
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b)) == 1
+
+
+def _looks_like_structure(v) -> bool:
+    """A metadata value written by `save` as the tree structure."""
+    return isinstance(v, str) and v.startswith('{"version":') and '"tree":' in v
+
+
 def _decode_user_metadata(header: Header) -> dict:
     raw = header.metadata.get(METADATA_KEY)
     if raw is None:
         if FORMAT_KEY in header.metadata:
+            near = [k for k in header.metadata if _one_byte_off(k, METADATA_KEY)]
+            if near:
+                raise _err(header.path, f"damaged checkpoint: metadata key {near[0]!r} looks "
+                                        f"like a corrupted {METADATA_KEY!r}")
             return {}
         return dict(header.metadata)  # a foreign safetensors file: its raw string metadata
     try:
@@ -1010,7 +1055,10 @@ def restore(path, target=None, *, partial: bool = False, subtree=None):
         ``params/dense_0/w: shape (3, 4) in file, (4, 3) in target``.
       partial: only with `target` - for fine-tuning: load leaves present in both the file and
         the target, keep the target's own value for leaves the file lacks, and ignore file
-        entries the target lacks.  Shape/dtype mismatches of matched leaves are still errors.
+        entries the target lacks (as PyTorch's ``load_state_dict(strict=False)``).  Both lists
+        are reported in one warning of the ``"fnn.checkpoint"`` logger; a target with no path
+        in common with the file raises `CheckpointError`.  Shape/dtype mismatches of matched
+        leaves are still errors.
       subtree: restore only the part of the tree under this path, given as a ``/``-joined
         name (``"params/body"``) or a tuple of keys (``("params", "body")``).  `target`, if
         given, then describes that subtree (names relative to it).  Only the needed tensors
@@ -1062,6 +1110,11 @@ def _collect(node: _Node, base: str, out: dict):
         _collect(c, base, out)
 
 
+def _name_list(names, limit=5) -> str:
+    shown = ", ".join(map(_shown, names[:limit]))
+    return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
 def _restore_into(f, header, leaves, target, partial):
     path = header.path
     # raw optree paths (a namedtuple field is its index), as the save side names leaves
@@ -1088,6 +1141,19 @@ def _restore_into(f, header, leaves, target, partial):
                              + (f" (+{len(extra) - 5} more)" if len(extra) > 5 else ""))
             raise _err(path, "tree structure differs from the target: " + "; ".join(parts)
                        + " (use partial=True to load only the common entries)")
+    if partial:
+        missing = [n for n in names if n not in leaves]
+        unexpected = [n for n in leaves if n not in seen]
+        if names and len(missing) == len(names) and leaves:
+            raise _err(path, "partial restore: no tree path in common between the file and "
+                             "the target (nothing would be loaded): target has "
+                             f"{_name_list(names)}; file has {_name_list(list(leaves))}")
+        if missing or unexpected:
+            _log.warning("%s: partial restore kept the target's value for %d path(s) missing "
+                         "from the file%s and ignored %d unexpected path(s) of the file%s",
+                         path, len(missing), f" ({_name_list(missing)})" if missing else "",
+                         len(unexpected),
+                         f" ({_name_list(unexpected)})" if unexpected else "")
     to_read = []
     for n, (_, t) in zip(names, pairs):
         node = leaves.get(n)

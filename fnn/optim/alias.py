@@ -124,7 +124,7 @@ def adabelief(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.99
     """AdaBelief (Zhuang et al., 2020).
 
         m_t = b1 * m_{t-1} + (1 - b1) * g
-        s_t = b2 * s_{t-1} + (1 - b2) * (g - m_{t-1})**2 + eps_root
+        s_t = b2 * s_{t-1} + (1 - b2) * (g - m_t)**2 + eps_root
         u = -lr * (m_t / (1 - b1**t)) / (sqrt(s_t / (1 - b2**t)) + eps)
     """
     return chain(tx.scale_by_belief(b1=b1, b2=b2, eps=eps, eps_root=eps_root),

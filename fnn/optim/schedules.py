@@ -195,7 +195,7 @@ def _linear_interpolate(start, end, pct):
 
 
 def _cosine_interpolate(start, end, pct):
-    return end - (end - start) / 2.0 * (tnp.cos(np.pi * pct) + 1)
+    return end + (start - end) / 2.0 * (tnp.cos(np.pi * pct) + 1)
 
 
 def piecewise_interpolate_schedule(interpolate_type: str, init_value,
@@ -203,8 +203,16 @@ def piecewise_interpolate_schedule(interpolate_type: str, init_value,
                                    ) -> Schedule:
     """Interpolate (`'linear'` or `'cosine'`) between values that change by the given scales.
 
-    The value at boundary `b_i` is `init_value * scale_1 * ... * scale_i`; between boundaries
-    it is interpolated; before the first (from step 0) it moves from `init_value`.
+    With sorted boundaries `b_1 < ... < b_n` and `b_0 = 0`, the value reached at `b_i` is
+    `v_i = init_value * scale_1 * ... * scale_i` (`v_0 = init_value`). For
+    `b_{i-1} <= count < b_i` the schedule interpolates from `v_{i-1}` to `v_i` with
+    `pct = (count - b_{i-1}) / max(b_i - b_{i-1}, 1)`:
+
+        linear: (v_i - v_{i-1}) * pct + v_{i-1}
+        cosine: v_i + (v_{i-1} - v_i) / 2 * (cos(pi * pct) + 1)
+
+    and from `b_n` on it is `v_n`. So step 0 gives `init_value` (unless a boundary is 0), and
+    a negative count gives 0, as optax's formula does.
     """
     if interpolate_type == "linear":
         interp = _linear_interpolate
@@ -219,20 +227,19 @@ def piecewise_interpolate_schedule(interpolate_type: str, init_value,
                              "factors")
     else:
         boundaries, scales = (), ()
-    bounds = np.asarray((-1,) + tuple(boundaries), dtype=np.float64)
+    bounds = np.asarray((0,) + tuple(boundaries), dtype=np.float64)
     values = np.cumprod(np.asarray((init_value,) + tuple(scales), dtype=np.float64))
-    interval_sizes = bounds[1:] - bounds[:-1]
+    interval_sizes = np.maximum(bounds[1:] - bounds[:-1], 1.0)
 
     def schedule(count):
-        count = tnp.asarray(count)
-        if len(boundaries) == 0:
-            return tnp.full_like(tnp.asarray(count, dtype=np.float64), values[-1])
         c = tnp.asarray(count, dtype=np.float64)
+        last = tnp.where(bounds[-1] <= c, values[-1], 0.0)
+        if len(boundaries) == 0:
+            return last
         indicator = tnp.logical_and(bounds[:-1] <= c, c < bounds[1:])
         pct = (c - bounds[:-1]) / interval_sizes
         interp_vals = interp(values[:-1], values[1:], pct)
-        inside = tnp.sum(tnp.where(indicator, interp_vals, 0.0))
-        return inside + tnp.where(bounds[-1] <= c, values[-1], 0.0)
+        return tnp.sum(tnp.where(indicator, interp_vals, 0.0)) + last
     return schedule
 
 

@@ -16,7 +16,7 @@ import transforms.numpy as tnp
 
 from . import base
 from .base import EmptyState, GradientTransformation, NO_PARAMS_MSG, init_empty_state
-from .updates import (_BiasCorrection, _is_number, abs_sq, cast_scalar, moment,
+from .updates import (_BiasCorrection, _dtype, _is_number, abs_sq, cast_scalar, moment,
                       moment_per_elem_norm, global_norm, safe_int32_increment, safe_norm,
                       tree_bias_correction, tree_cast, tree_update_infinity_moment,
                       tree_update_moment, tree_update_moment_per_elem_norm)
@@ -236,8 +236,10 @@ def scale_by_belief(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-16,
     """AdaBelief: the second moment tracks the gradient's deviation from its mean.
 
         m_t = (1 - b1) * g + b1 * m_{t-1}
-        s_t = (1 - b2) * (g - m_{t-1})**2 + b2 * s_{t-1} + eps_root
+        s_t = (1 - b2) * (g - m_t)**2 + b2 * s_{t-1} + eps_root
         u = (m_t / (1 - b1**t)) / (sqrt(s_t / (1 - b2**t)) + eps)
+
+    The prediction error uses the *updated* mean `m_t`, as optax does.
     """
     def init_fn(params):
         return ScaleByBeliefState(count=_zero_count(), mu=_zeros_tree(params),
@@ -246,7 +248,7 @@ def scale_by_belief(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-16,
     def update_fn(updates, state, params=None):
         del params
         mu = tree_update_moment(updates, state.mu, b1, 1)
-        prediction_error = tree.map(lambda g, m: g - m, updates, state.mu)
+        prediction_error = tree.map(lambda g, m: g - m, updates, mu)
         nu = tree_update_moment_per_elem_norm(prediction_error, state.nu, b2, 2)
         nu = tree.map(lambda v: v + cast_scalar(eps_root, v), nu)
         count_inc = safe_int32_increment(state.count)
@@ -313,9 +315,15 @@ def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
         mu = tree_update_moment(updates, state.mu, b1, 1)
         nu = tree_update_moment_per_elem_norm(updates, state.nu, b2, 2)
         count_inc = safe_int32_increment(state.count)
-        t = tnp.asarray(count_inc, dtype=np.float64)
-        b2t = tnp.power(b2, t)
-        ro = ro_inf - 2 * t * b2t / (1 - b2t)
+        # rho_t in the leaves' float dtype (float32 for float32 parameters, as optax computes
+        # it without x64), so a threshold at the edge picks the same branch as optax
+        dts = [_dtype(g) for g in tree.leaves(updates) if np.issubdtype(_dtype(g), np.inexact)]
+        rdt = np.result_type(*dts) if dts else np.dtype(np.float32)
+        if not np.issubdtype(rdt, np.floating):
+            rdt = np.dtype(np.float64)
+        t = tnp.asarray(count_inc, dtype=rdt)
+        b2t = tnp.power(tnp.asarray(b2, dtype=rdt), t)
+        ro = tnp.asarray(ro_inf, dtype=rdt) - 2 * t * b2t / (1 - b2t)
         if nesterov:
             mu_hat = _nesterov_mu_hat(mu, updates, b1, count_inc)
         else:

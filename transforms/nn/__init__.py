@@ -221,6 +221,27 @@ def _shift(x, axis, where=None):
     return lax.stop_gradient(m)
 
 
+def _max_held(x, axis):
+    """The maximum along `axis` (kept dims), held constant, `+inf`/NaN kept (so a row holding
+    them is NaN, as JAX's softmax)."""
+    return lax.stop_gradient(tnp.max(x, axis=axis, keepdims=True))
+
+
+def _log1p_rest(x, m, axis):
+    """`log(sum(exp(x - m), axis))` (kept dims) as `log1p(t)`, `t` the sum without one maximal
+    term: `exp(x - m)` at the maxima is 1 exactly, so the small terms are not lost by adding
+    them to 1 first (float32 `logsumexp([0., -20.])` is 2.06e-9, not 0). At the maxima the
+    summand is `e - stop_gradient(e)` (0, with `e`'s derivatives), plus `count(maxima) - 1`,
+    so every derivative is that of the plain sum."""
+    e = tnp.exp(x - m)
+    is_max = x == m
+    rest = tnp.where(is_max, e - lax.stop_gradient(e), e)
+    ties = tnp.sum(is_max.astype(x.dtype), axis=axis, keepdims=True) - 1
+    t = tnp.sum(rest, axis=axis, keepdims=True) + lax.stop_gradient(ties)
+    with np.errstate(divide="ignore", invalid="ignore"):   # log1p(-1) = -inf: all -inf
+        return tnp.log1p(t)
+
+
 def softmax(x, axis=-1, where=None):
     """`exp(x) / sum(exp(x), axis)`, computed with the maximum subtracted.
 
@@ -228,9 +249,12 @@ def softmax(x, axis=-1, where=None):
     it marks; the others come out 0.
     """
     x = _float(x)
-    e = tnp.exp(x - _shift(x, axis, where))
     if where is None:
-        return e / tnp.sum(e, axis=axis, keepdims=True)
+        # a row holding +inf or NaN is all NaN, as JAX's
+        with np.errstate(invalid="ignore"):
+            e = tnp.exp(x - _max_held(x, axis))
+            return e / tnp.sum(e, axis=axis, keepdims=True)
+    e = tnp.exp(x - _shift(x, axis, where))
     e = tnp.where(where, e, tnp.zeros_like(e))
     total = tnp.sum(e, axis=axis, keepdims=True)
     total = tnp.where(total > 0, total, tnp.ones_like(total))   # an all-masked row: no 0 / 0
@@ -241,11 +265,12 @@ def log_softmax(x, axis=-1, where=None):
     """`x - logsumexp(x, axis)`, computed with the maximum subtracted; with `where`, masked-out
     entries are `-inf`."""
     x = _float(x)
+    if where is None:
+        m = _max_held(x, axis)
+        with np.errstate(invalid="ignore"):
+            return (x - m) - _log1p_rest(x, m, axis)
     shifted = x - _shift(x, axis, where)
     e = tnp.exp(shifted)
-    if where is None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return shifted - tnp.log(tnp.sum(e, axis=axis, keepdims=True))
     e = tnp.where(where, e, tnp.zeros_like(e))
     total = tnp.sum(e, axis=axis, keepdims=True)
     total = tnp.where(total > 0, total, tnp.ones_like(total))   # an all-masked row: no log 0
@@ -272,6 +297,10 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, where=Non
         b = tnp.asarray(b)
         x, b = tnp.broadcast_arrays(x, b)
     m = _shift(x, axis, where)
+    if b is None and where is None and not return_sign:
+        with np.errstate(invalid="ignore"):
+            out = _log1p_rest(x, m, axis) + m
+        return out if keepdims else tnp.squeeze(out, axis=_norm_axes(axis, x.ndim))
     e = tnp.exp(x - m)
     if b is not None:
         e = e * b.astype(e.dtype)

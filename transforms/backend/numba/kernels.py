@@ -316,6 +316,24 @@ def irem(a, b):
 
 
 @_jit
+def udiv(a, b):
+    """Unsigned integer division (floor = truncation); x / 0 gives 0 as NumPy does. `idiv`
+    must not see unsigned operands: Numba types `uint64 + 1` (a signed literal) as float64,
+    which made `idiv`/`irem` round uint64 values above 2**53."""
+    if b == 0:
+        return a - a
+    return a // b
+
+
+@_jit
+def urem(a, b):
+    """Unsigned integer remainder, exact for every uint64; x % 0 gives 0."""
+    if b == 0:
+        return a - a
+    return a % b
+
+
+@_jit
 def round_away(x):
     """Round half away from zero (lax.round's default), computed as the NumPy reference."""
     return np.copysign(np.floor(np.abs(x) + 0.5), x)

@@ -75,6 +75,8 @@ def _div(ctx, x, y):
         return f"{x} / {y}"
     if dt == _BOOL:
         raise NotImplementedError("jit: 'div' on booleans")
+    if np.dtype(dt).kind == "u":     # idiv's signed fix-up would go through float64
+        return _fix(ctx, f"{ctx.kernel('udiv')}({x}, {y})")
     return _fix(ctx, f"{ctx.kernel('idiv')}({x}, {y})")
 
 
@@ -84,6 +86,8 @@ def _rem(ctx, x, y):
     dt = ctx.out_dtype
     if _is_float(dt):
         return f"_np.fmod({x}, {y})"
+    if np.dtype(dt).kind == "u":     # irem's signed fix-up would go through float64
+        return _fix(ctx, f"{ctx.kernel('urem')}({x}, {y})")
     return _fix(ctx, f"{ctx.kernel('irem')}({x}, {y})")
 
 
