@@ -367,7 +367,7 @@ class FunctionLowerer:
         """Bind Var `v` to an existing N-d C-contiguous array `nd_name` (flattened here)."""
         aval = v.aval
         f = self.mod.fresh("_f")
-        self.em.emit(f"{f} = {nd_name}.reshape({max(_size(aval.shape), 1)})")
+        self.em.emit(f"{f} = {nd_name}.reshape({_size(aval.shape)})")
         b = Binding("arr", flat=f, off=0, nd=nd_name, shape=aval.shape, dtype=aval.dtype)
         self.env[v] = b
         self.declared.add(v)
@@ -392,7 +392,7 @@ class FunctionLowerer:
         n = _size(v.aval.shape)
         name = self.mod.fresh("_v")
         whole = b.kind == "arr" and off == 0 and not flat.startswith(("_w", "_o", "_r"))
-        src = flat if whole else f"{flat}[{off}:{off + max(n, 1)}]"
+        src = flat if whole else f"{flat}[{off}:{off + n}]"
         if b.kind == "arr":
             self.emit_at_mark(f"{name} = {src}.reshape({tuple(v.aval.shape)!r})")
         else:
@@ -444,7 +444,7 @@ class FunctionLowerer:
         dt = dtype if dtype is not None else (vw.var.aval.dtype if vw.kind == "var"
                                               else vw.dtype)
         out = self.mod.fresh("_c")
-        self.em.emit(f"{out} = _np.empty({max(_size(shape), 1)}, {dtype_ctor(dt)})")
+        self.em.emit(f"{out} = _np.empty({_size(shape)}, {dtype_ctor(dt)})")
         self.emit_copy(vw, out, 0, shape, dt)
         return out, 0
 
@@ -558,6 +558,12 @@ class FunctionLowerer:
                 f"no Numba lowering for primitive '{name}' (jit cannot compile it; register "
                 "one with transforms.backend.numba.lowering.register_lowering)")
         self.em.emit(f"# {_eqn_text(eqn, self.mod)}")
+        if _all_outputs_empty(eqn):
+            # nothing to compute: rules may then assume every output has an element (their
+            # loops treat a size-1 dim as index 0, and a size-0 dim must never reach them)
+            for v in eqn.outvars:
+                self.declare(v)
+            return
         ctx = RuleContext(self, eqn)
         rule(ctx, eqn)
         for j, v in enumerate(eqn.outvars):
@@ -580,9 +586,10 @@ class FunctionLowerer:
                 NestWriter(self, nest, exact=False, count=None, row=True).write()
 
     def emit_nest(self, nest: Nest):
+        # (an empty nest has no arguments to check: its fast and exact versions are empty)
         sin_members = [m for m in nest.members
                        if m.eqn.prim.name in ("sin", "cos") and
-                       m.eqn.outvars[0].aval.dtype == np.float32]
+                       m.eqn.outvars[0].aval.dtype == np.float32] if nest.size else []
         for v in nest.store:
             self.declare(v)
         for m in nest.reductions:
@@ -773,6 +780,19 @@ def outline(em: Emitter, mod: ModuleBuilder):
         out.append(pad + call)
     em.lines = out
     return any("_prange" in ln for ln in out)
+
+
+def _all_outputs_empty(eqn):
+    """Whether `eqn` computes nothing: it has outputs, all of them of size 0, and running it
+    has no other effect (no effectful primitive, no nested jaxpr that might hold one)."""
+    from ...ir import EFFECTFUL
+    if not eqn.outvars or any(_size(v.aval.shape) for v in eqn.outvars):
+        return False
+    if eqn.prim.name in EFFECTFUL:
+        return False
+    return not any(isinstance(p, (ClosedJaxpr, Jaxpr)) or (
+        isinstance(p, (tuple, list)) and any(isinstance(b, (ClosedJaxpr, Jaxpr)) for b in p))
+        for p in eqn.params.values())
 
 
 def _shape_str(shape):
@@ -1305,7 +1325,7 @@ class RuleContext:
         flat_args = []
         for v, n in zip(jaxpr.invars, arg_names):
             f = self.fresh("_f")
-            self.emit(f"{f} = {n}.reshape({max(_size(v.aval.shape), 1)})")
+            self.emit(f"{f} = {n}.reshape({_size(v.aval.shape)})")
             flat_args.append(f)
         sub.bind_inputs(flat_args)
         sub.bind_consts([self.const(c) for c in consts])
@@ -1314,7 +1334,7 @@ class RuleContext:
         for a, vw in zip(jaxpr.outvars, sub.outputs()):
             aval = a.aval
             f = self.fresh("_r")
-            self.emit(f"{f} = _np.empty({max(_size(aval.shape), 1)}, {dtype_ctor(aval.dtype)})")
+            self.emit(f"{f} = _np.empty({_size(aval.shape)}, {dtype_ctor(aval.dtype)})")
             sub.emit_copy(vw, f, 0, aval.shape, aval.dtype)
             out = self.fresh("_r")
             self.emit(f"{out} = {f}.reshape({tuple(aval.shape)!r})")

@@ -1,0 +1,133 @@
+"""jit with zero-size arrays and unusual dtypes: results equal NumPy's (empty, or the values an
+empty contraction/padding gives), or the eager call's clear error; never a crash or garbage.
+
+The matmul cases used to write past a workspace (heap corruption that killed the process), so
+they run in a child process: a regression then fails this test instead of the whole session."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fnn
+import transforms as T
+import transforms.numpy as tnp
+from transforms import lax
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _same(got, want):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, want.shape,
+                                                                 got.dtype, want.dtype)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_matmul_family_with_zero_size_dims_in_a_child_process():
+    code = textwrap.dedent("""
+        import numpy as np, transforms as T, transforms.numpy as tnp
+        f32, f64, i64 = np.float32, np.float64, np.int64
+        cases = [
+            (lambda x, w: x @ w, (np.ones((0, 64), f64), np.ones((64, 4096), f64))),
+            (lambda x, w: x @ w, (np.ones((0, 64), f32), np.ones((64, 4096), f32))),
+            (lambda x, w: x @ w, (np.ones((0, 64), i64), np.ones((64, 300), i64))),
+            (lambda x, w: x @ w, (np.ones((7, 64), f64), np.ones((64, 0), f64))),
+            (lambda x, w: x @ w, (np.ones((5, 0), f64), np.ones((0, 40), f64))),   # zeros
+            (lambda x, w: x @ w, (np.ones((0, 3, 64), f64), np.ones((0, 64, 400), f64))),
+            (lambda x, w: tnp.einsum('bij,bjk->bik', x, w),
+             (np.ones((2, 3, 0), f32), np.ones((2, 0, 400), f32))),
+            (lambda x, w: tnp.einsum('bij,bjk->bik', x, w),
+             (np.ones((0, 3, 64), f32), np.ones((0, 64, 400), f32))),
+            (tnp.outer, (np.ones(0, f64), np.ones(4000, f64))),
+            (lambda a, b: tnp.tensordot(a, b, axes=1),
+             (np.ones((0, 64), f64), np.ones((64, 400), f64))),
+            (T.vmap(lambda x, w: x @ w, in_axes=(0, None)),
+             (np.ones((0, 64), f64), np.ones((64, 400), f64))),
+        ]
+        for i, (f, args) in enumerate(cases):
+            got, want = T.jit(f)(*args), f(*args)
+            ref = np.asarray(want)
+            assert got.shape == ref.shape and got.dtype == ref.dtype, (i, got.shape, ref.shape)
+            assert (got == ref).all(), i
+        print("all ok")
+    """)
+    env = dict(os.environ)
+    env.setdefault("NUMBAX_CACHE_DIR", "/tmp/nbx_tests")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0 and "all ok" in p.stdout, (p.returncode, p.stderr[-2000:])
+
+
+def test_take_and_take_along_axis_with_empty_indices_under_jit():
+    x = np.arange(12.0).reshape(3, 4)
+    _same(T.jit(lambda x, i: tnp.take(x, i, axis=0))(x, np.zeros(0, np.int64)),
+          np.take(x, np.zeros(0, np.int64), axis=0))
+    i = np.zeros((0, 4), np.int64)
+    _same(T.jit(lambda x, i: tnp.take_along_axis(x[:0], i, axis=1))(x, i), np.ones((0, 4)))
+
+
+def test_pooling_and_conv_layers_and_their_gradients_on_an_empty_batch():
+    key = T.random.key(0)
+    sample = np.ones((1, 6, 6, 3), np.float32)
+    empty = np.ones((0, 6, 6, 3), np.float32)
+    for layer in [fnn.MaxPool((2, 2)), fnn.AvgPool((2, 2)), fnn.Conv2D(4, (3, 3))]:
+        params, state = layer.init(key, sample)
+
+        def loss(p, x):
+            return layer.apply(p, state, x)[0].sum()
+
+        def fwd(p, x):
+            return layer.apply(p, state, x)[0]
+        want = fwd(params, empty)
+        assert want.shape[0] == 0 and want.dtype == np.float32
+        _same(T.jit(fwd)(params, empty), want)
+        g_p, g_x = T.jit(T.grad(loss, argnums=(0, 1)))(params, empty)
+        _same(g_x, np.zeros_like(empty))
+        for leaf in T.tree.leaves(g_p):             # nothing contributes: exact zeros
+            _same(leaf, np.zeros_like(leaf))
+
+
+def test_scan_over_empty_xs_and_with_length_zero():
+    def over_xs(c, xs):
+        return lax.scan(lambda c, x: (c + x, c * x), c, xs)
+
+    def counted(c):
+        return lax.scan(lambda c, _: (c + 1, c), c, None, length=0)
+    c = np.arange(3.0)
+    for f, args in [(over_xs, (c, np.ones((0, 3)))), (counted, (c,))]:
+        carry, ys = T.jit(f)(*args)
+        _same(carry, c)
+        _same(ys, np.ones((0, 3)))
+
+
+def test_float32_sin_cos_sinc_of_empty_arrays():
+    for fn in (tnp.sin, tnp.cos, tnp.sinc, lambda x: tnp.sin(x) * tnp.cos(2 * x)):
+        for shape in [(0,), (3, 0)]:
+            _same(T.jit(fn)(np.ones(shape, np.float32)), np.ones(shape, np.float32))
+
+
+def test_concatenate_repeat_diag_with_zero_size_operands_match_numpy():
+    e, e2 = np.ones(0), np.ones((0, 3))
+    cases = [
+        (lambda a, b: tnp.concatenate([a, b]), lambda a, b: np.concatenate([a, b]), (e, e)),
+        (lambda a, b: tnp.concatenate([a, b]), lambda a, b: np.concatenate([a, b]),
+         (e, np.arange(3.0))),
+        (lambda a, b: tnp.concatenate([a, b], axis=1), lambda a, b: np.concatenate([a, b], 1),
+         (np.ones((0, 2)), e2)),
+        (lambda a: tnp.repeat(a, 2), lambda a: np.repeat(a, 2), (e,)),
+        (lambda a: tnp.repeat(a, np.array([1, 0, 2]), axis=0),
+         lambda a: np.repeat(a, [1, 0, 2], axis=0), (np.ones((3, 0)),)),
+        (lambda a: tnp.diag(a, 5), lambda a: np.diag(a, 5), (np.arange(1.0, 3.0),)),
+        (lambda a: tnp.diag(a, -5), lambda a: np.diag(a, -5), (np.arange(1.0, 3.0),)),
+        (lambda a: tnp.diag(a, 2), lambda a: np.diag(a, 2), (e,)),
+        (lambda a: tnp.diag(a, 3), lambda a: np.diag(a, 3), (np.ones((2, 3)),)),
+        (lambda a: tnp.diag(a, -5), lambda a: np.diag(a, -5), (np.ones((2, 3)),)),
+        (lambda a: tnp.diag(a), np.diag, (np.ones((0, 0)),)),
+    ]
+    for f, ref, args in cases:
+        want = ref(*args)
+        _same(f(*args), want)
+        _same(T.jit(f)(*args), want)
