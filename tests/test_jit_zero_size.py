@@ -61,6 +61,26 @@ def test_matmul_family_with_zero_size_dims_in_a_child_process():
     assert p.returncode == 0 and "all ok" in p.stdout, (p.returncode, p.stderr[-2000:])
 
 
+def test_take_from_an_empty_axis_is_the_eager_index_error_never_garbage():
+    take = T.jit(lambda x, i: tnp.take(x, i, axis=1, mode="clip"))
+    along = T.jit(lambda x, i: tnp.take_along_axis(x, i, axis=1))
+    idx = np.array([0, 1])
+    for fn, args in [(take, (np.ones((3, 0)), idx)),
+                     (along, (np.ones((2, 0)), np.zeros((2, 3), np.int64))),
+                     (lambda x, i: tnp.take(x, i), (np.ones(0), idx))]:
+        with pytest.raises(IndexError, match="size 0"):
+            fn(*args)
+        with pytest.raises(ValueError):       # (also a ValueError: the API's error contract)
+            fn(*args)
+    # eager lax.gather (what .at[].get(mode='clip') and advanced indexing build on)
+    with pytest.raises(IndexError, match="size 0"):
+        lax.gather(np.ones((0, 2)), np.zeros((3, 1), np.int64))
+    # an empty result from an empty axis is fine, as in NumPy (no bounds to check)
+    _same(take(np.ones((0, 0)), np.array([5, 6])), np.take(np.ones((0, 0)), [0, 0], axis=1))
+    _same(tnp.take(np.ones((0, 0)), np.array([5]), axis=1), np.ones((0, 1)))
+    _same(along(np.ones((0, 0)), np.zeros((1, 3), np.int64)), np.ones((0, 3)))
+
+
 def test_take_and_take_along_axis_with_empty_indices_under_jit():
     x = np.arange(12.0).reshape(3, 4)
     _same(T.jit(lambda x, i: tnp.take(x, i, axis=0))(x, np.zeros(0, np.int64)),
@@ -131,3 +151,16 @@ def test_concatenate_repeat_diag_with_zero_size_operands_match_numpy():
         want = ref(*args)
         _same(f(*args), want)
         _same(T.jit(f)(*args), want)
+
+
+def test_argmax_argmin_over_an_empty_axis_raise_numpys_error_under_jit():
+    for fn, x in [(lambda x: tnp.argmax(x), np.ones(0)),
+                  (lambda x: tnp.argmin(x, axis=1), np.ones((3, 0))),
+                  (lambda x: tnp.argmax(x, axis=0), np.ones((0, 0)))]:
+        for g in (fn, T.jit(fn)):
+            with pytest.raises(ValueError, match="empty sequence"):
+                g(x)
+    with pytest.raises(ValueError, match="empty sequence"):
+        T.jit(T.vmap(tnp.argmax))(np.ones((3, 0)))
+    # the reduced axis is not empty, the result is: fine (as NumPy)
+    _same(T.jit(lambda x: tnp.argmax(x, axis=1))(np.ones((0, 3))), np.zeros(0, np.int64))

@@ -27,3 +27,8 @@ class ShapeError(ValueError):
 
 class NonDifferentiableError(TypeError):
     """grad of a non-scalar or non-float output, or w.r.t. an integer input."""
+
+
+class EmptyAxisIndexError(IndexError, ValueError):
+    """A non-empty selection from an axis of size 0 (NumPy's IndexError; there is no element
+    to take or clamp to, so compiled code must not run it)."""

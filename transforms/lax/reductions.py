@@ -118,8 +118,14 @@ def _arg(name, np_fn):
     def impl(x, *, axis, index_dtype):
         return np.asarray(np_fn(x, axis=axis)).astype(index_dtype)
 
-    p.def_abstract_eval(lambda x, *, axis, index_dtype: ShapedArray(
-        tuple(s for i, s in enumerate(x.shape) if i != axis), index_dtype))
+    @p.def_abstract_eval
+    def abstract(x, *, axis, index_dtype):
+        if x.shape[axis] == 0:
+            # NumPy's error (eager raises it from np.argmax); shapes are static, so a traced
+            # or jitted call raises it here instead of returning index 0
+            raise ValueError(f"attempt to get {name} of an empty sequence (axis {axis} of an "
+                             f"operand of shape {tuple(x.shape)} has size 0)")
+        return ShapedArray(tuple(s for i, s in enumerate(x.shape) if i != axis), index_dtype)
     p.def_jvp(lambda primals, tangents, **kw: (p.bind(primals[0], **kw), None))
 
     @p.def_batch

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import lax
 from ..core import Tracer, concrete_or_error, get_aval
-from ..errors import ShapeError
+from ..errors import EmptyAxisIndexError, ShapeError
 from ..source_info import where as _where
 from ._promote import promote_dtypes, result_type
 
@@ -315,11 +315,13 @@ def take(a, indices, axis=None, mode=None):
         raise TypeError(f"take: indices must be integers, got {idx.dtype}")
     moved = moveaxis(a, ax, 0)
     n = a.shape[ax]
+    out_size = idx.size * _prod(a.shape[:ax] + a.shape[ax + 1:])
+    _check_not_empty_axis("take", n, out_size, ax)
     from ._ops import where, less
     if mode == "wrap":
         from ._ops import remainder
         idx = remainder(idx, n)
-    elif isinstance(idx, (np.ndarray, np.generic)) and mode in (None, "raise") and idx.size and \
+    elif isinstance(idx, (np.ndarray, np.generic)) and mode in (None, "raise") and out_size and \
             ((idx < -n) | (idx >= n)).any():
         # NumPy's default mode for concrete indices; traced indices clamp (as JAX's gather)
         bad = np.asarray(idx)[(idx < -n) | (idx >= n)].flat[0]
@@ -334,6 +336,19 @@ def take(a, indices, axis=None, mode=None):
     return lax.transpose(out, perm)
 
 
+def _check_not_empty_axis(fn, n, out_size, ax):
+    """A non-empty result taken from an axis of size 0 has no element to come from (NumPy's
+    IndexError; shapes are static, so this is known at trace time, and a compiled gather
+    would have nothing to clamp to). An empty result is fine, as in NumPy."""
+    if n == 0 and out_size:
+        raise EmptyAxisIndexError(f"{fn}: cannot take a non-empty result ({out_size} "
+                                  f"elements) from axis {ax}, which has size 0")
+
+
+def _prod(shape):
+    return int(np.prod(shape, dtype=np.int64))
+
+
 def take_along_axis(arr, indices, axis):
     a = _arr(arr)
     idx = _arr(indices)
@@ -344,11 +359,12 @@ def take_along_axis(arr, indices, axis):
     if idx.ndim != a.ndim:
         raise ValueError("take_along_axis: indices and arr must have the same number of dimensions")
     n = a.shape[ax]
-    from ._ops import where, less
-    idx = where(less(idx, 0), idx + n, idx)
     shape = np.broadcast_shapes(tuple(s if i != ax else 1 for i, s in enumerate(a.shape)),
                                 tuple(s if i != ax else 1 for i, s in enumerate(idx.shape)))
     out_shape = tuple(s if i != ax else idx.shape[ax] for i, s in enumerate(shape))
+    _check_not_empty_axis("take_along_axis", n, _prod(out_shape), ax)
+    from ._ops import where, less
+    idx = where(less(idx, 0), idx + n, idx)
     comps = []
     for d in range(a.ndim):
         if d == ax:
