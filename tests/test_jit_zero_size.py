@@ -4,6 +4,7 @@ empty contraction/padding gives), or the eager call's clear error; never a crash
 The matmul cases used to write past a workspace (heap corruption that killed the process), so
 they run in a child process: a regression then fails this test instead of the whole session."""
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -164,3 +165,14 @@ def test_argmax_argmin_over_an_empty_axis_raise_numpys_error_under_jit():
         T.jit(T.vmap(tnp.argmax))(np.ones((3, 0)))
     # the reduced axis is not empty, the result is: fine (as NumPy)
     _same(T.jit(lambda x: tnp.argmax(x, axis=1))(np.ones((0, 3))), np.zeros(0, np.int64))
+
+
+def test_big_endian_inputs_are_converted_as_eager_does():
+    f = T.jit(lambda a, b: (a * 2 + b.sum(), b))
+    a, b = np.arange(4.0).astype(">f8"), np.arange(3, dtype=">i4")
+    got, back = f(a, b)
+    _same(got, np.arange(4.0) * 2 + 3)
+    assert back.dtype.isnative and back.dtype == np.int32
+    np.testing.assert_array_equal(back, [0, 1, 2])
+    got, _ = f(np.arange(4.0), np.arange(3, dtype=np.int32))     # native again: still right
+    _same(got, np.arange(4.0) * 2 + 3)
