@@ -176,3 +176,29 @@ def test_big_endian_inputs_are_converted_as_eager_does():
     np.testing.assert_array_equal(back, [0, 1, 2])
     got, _ = f(np.arange(4.0), np.arange(3, dtype=np.int32))     # native again: still right
     _same(got, np.arange(4.0) * 2 + 3)
+
+
+def test_str_and_bytes_outputs_are_a_type_error_naming_the_output():
+    x = np.ones(3)
+    with pytest.raises(TypeError, match=r"output\['name'\] has dtype <U3"):
+        T.jit(lambda a: {"y": a, "name": "abc"})(x)
+    with pytest.raises(TypeError, match=r"output\[1\] has dtype \|S2"):
+        T.jit(lambda a: (a, np.array(b"ab")))(x)
+
+
+def test_unsupported_dtypes_are_a_type_error_naming_the_argument():
+    from transforms.errors import UnsupportedDtypeError
+    assert issubclass(UnsupportedDtypeError, TypeError)
+    assert issubclass(UnsupportedDtypeError, NotImplementedError)     # as before
+    f = T.jit(lambda p, s: p["w"][1] * 2)
+    w = [np.ones(2, np.float32), np.ones(2, np.float16)]
+    with pytest.raises(TypeError, match=r"argument args\[0\]\['w'\]\[1\] .*float16.*float32"):
+        f({"w": w}, 1.0)
+    for bad in [np.ones(2, np.complex128), np.array([1, "a"], object), np.array(["ab"]),
+                np.array(["2020-01-01"], "datetime64[D]")]:
+        with pytest.raises(UnsupportedDtypeError,
+                           match=r"argument args\[1\] .*dtype " + re.escape(str(bad.dtype))):
+            T.jit(lambda a, b: b)(np.ones(2), bad)
+    # an unsupported intermediate names the operation and the user's line
+    with pytest.raises(UnsupportedDtypeError, match="convert_element_type.*float16"):
+        T.jit(lambda a: a.astype(np.float16).astype(np.float32))(np.ones(2, np.float32))

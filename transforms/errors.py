@@ -32,3 +32,8 @@ class NonDifferentiableError(TypeError):
 class EmptyAxisIndexError(IndexError, ValueError):
     """A non-empty selection from an axis of size 0 (NumPy's IndexError; there is no element
     to take or clamp to, so compiled code must not run it)."""
+
+
+class UnsupportedDtypeError(TypeError, NotImplementedError):
+    """jit: an array dtype the Numba backend cannot compile (complex, float16, object, str,
+    datetime, ...). Also a NotImplementedError, which it used to be."""

@@ -55,6 +55,7 @@ import os
 
 import numpy as np
 
+from ...errors import UnsupportedDtypeError
 from ...ir import ClosedJaxpr, Jaxpr, Literal, _Namer, _pp
 from . import fusion
 from .fusion import Nest, RowGroup, ScalarStep, View
@@ -120,11 +121,51 @@ def numba_type_name(dtype):
     return "_t." + _NB_TYPES.get(dtype.name, dtype.name)
 
 
-def _check_dtype(dtype):
+def unsupported_dtype(dtype, what=None):
+    """The UnsupportedDtypeError (a TypeError) for a dtype the backend cannot compile, or None
+    if it can; `what` names the value in the message (e.g. 'input 2', or an equation)."""
     if dtype.kind not in "biuf" or dtype == np.float16:
-        raise NotImplementedError(
-            f"jit: arrays of dtype {dtype} are not supported by the Numba backend (use "
+        return UnsupportedDtypeError(
+            f"jit: {what + ' has ' if what else 'arrays of '}dtype {dtype}, which the Numba "
+            f"backend does not support (use "
             f"{'float32' if dtype.kind == 'f' else 'a real numeric dtype'})")
+    return None
+
+
+def _check_dtype(dtype, what=None):
+    err = unsupported_dtype(dtype, what)
+    if err is not None:
+        raise err
+
+
+def _check_dtypes(jaxpr):
+    """Every value of `jaxpr` has a supported dtype; an unsupported input is reported by its
+    position (`err.flat_input`, which `jit` turns into the user's argument path)."""
+    for i, v in enumerate(jaxpr.invars):
+        try:
+            _check_dtype(v.aval.dtype, f"input {i}")
+        except UnsupportedDtypeError as e:
+            e.flat_input = i
+            raise
+    for v in jaxpr.constvars:
+        _check_dtype(v.aval.dtype, "a constant")
+    _check_eqn_dtypes(jaxpr)
+    for a in jaxpr.outvars:                   # literal outputs (e.g. a constant string)
+        _check_dtype(a.aval.dtype, "an output")
+
+
+def _check_eqn_dtypes(jaxpr):
+    for e in jaxpr.eqns:
+        for v in e.outvars:
+            where = f" at {e.source_info}" if e.source_info is not None else ""
+            _check_dtype(v.aval.dtype, f"the result of '{e.prim.name}'{where}")
+        for p in e.params.values():           # control-flow bodies
+            for sub in (p if isinstance(p, (tuple, list)) else (p,)):
+                if isinstance(sub, (ClosedJaxpr, Jaxpr)):
+                    j = sub.jaxpr if isinstance(sub, ClosedJaxpr) else sub
+                    for v in j.invars + j.constvars:
+                        _check_dtype(v.aval.dtype, f"a value inside '{e.prim.name}'")
+                    _check_eqn_dtypes(j)
 
 
 def dtype_ctor(dtype):
@@ -1517,8 +1558,7 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     from . import rules_control_flow, rules_conv  # noqa: F401  (cond/scan/while, conv/pooling)
     from . import rules_random  # noqa: F401  (argsort)
     jaxpr, consts = fusion.prepare(closed, has_rule=lambda n: n in LOWERINGS)
-    for v in jaxpr.invars + jaxpr.constvars + [o for e in jaxpr.eqns for o in e.outvars]:
-        _check_dtype(v.aval.dtype)
+    _check_dtypes(jaxpr)
     consts = [_const_array(c) for c in consts]
     mod = ModuleBuilder()
     text = _pp(jaxpr, mod.namer)          # names the variables as the IR text does
