@@ -202,3 +202,17 @@ def test_unsupported_dtypes_are_a_type_error_naming_the_argument():
     # an unsupported intermediate names the operation and the user's line
     with pytest.raises(UnsupportedDtypeError, match="convert_element_type.*float16"):
         T.jit(lambda a: a.astype(np.float16).astype(np.float32))(np.ones(2, np.float32))
+
+
+def test_lax_reduce_max_min_over_an_empty_axis_give_the_identity_eagerly_and_jitted():
+    # as JAX's lax.reduce_max/min (NumPy's max raises; tnp.max keeps NumPy's error)
+    x = np.ones((0, 3), np.float32)
+    cases = [(lambda x: lax.reduce_max(x, (0,)), x, np.full(3, -np.inf, np.float32)),
+             (lambda x: lax.reduce_min(x, (0,)), x.astype(np.int32),
+              np.full(3, np.iinfo(np.int32).max, np.int32)),
+             (lambda x: lax.reduce_max(x, (0,)), x.astype(bool), np.zeros(3, bool))]
+    for f, a, want in cases:
+        _same(f(a), want)
+        _same(T.jit(f)(a), want)
+    with pytest.raises(ValueError, match="identity"):
+        tnp.max(x, axis=0)

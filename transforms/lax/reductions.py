@@ -49,8 +49,21 @@ def _np_prod(x, axis):
 
 
 reduce_sum_p, reduce_sum = _reduction("reduce_sum", _np_sum)
-reduce_max_p, reduce_max = _reduction("reduce_max", np.max)
-reduce_min_p, reduce_min = _reduction("reduce_min", np.min)
+def _np_extremum(np_fn, kind):
+    def impl(x, axis):
+        x = np.asarray(x)
+        if x.size == 0:
+            # an empty reduction gives the identity (-inf, the dtype's min, ...), as JAX's
+            # lax.reduce_max/min and the compiled code; NumPy would raise. (tnp.max keeps
+            # NumPy's error: it checks before binding.)
+            from .conv import _identity
+            return np_fn(x, axis=axis, initial=_identity(kind, x.dtype))
+        return np_fn(x, axis=axis)
+    return impl
+
+
+reduce_max_p, reduce_max = _reduction("reduce_max", _np_extremum(np.max, "max"))
+reduce_min_p, reduce_min = _reduction("reduce_min", _np_extremum(np.min, "min"))
 reduce_prod_p, reduce_prod = _reduction("reduce_prod", _np_prod)
 reduce_and_p, reduce_and = _reduction("reduce_and", np.all, np.dtype(np.bool_))
 reduce_or_p, reduce_or = _reduction("reduce_or", np.any, np.dtype(np.bool_))
