@@ -216,3 +216,25 @@ def test_lax_reduce_max_min_over_an_empty_axis_give_the_identity_eagerly_and_jit
         _same(T.jit(f)(a), want)
     with pytest.raises(ValueError, match="identity"):
         tnp.max(x, axis=0)
+
+
+def test_cnn_training_step_on_an_empty_batch_leaves_the_parameters_unchanged():
+    from fnn import optim
+    model = fnn.Sequential([fnn.Conv2D(4, (3, 3)), fnn.relu, fnn.MaxPool((2, 2)),
+                            fnn.Flatten(), fnn.Dense(8), fnn.relu, fnn.Dense(3)])
+    params, state = model.init(T.random.key(0), np.ones((2, 8, 8, 1), np.float32))
+    opt = optim.adam(1e-3)
+
+    def step(p, o, x, y):
+        def loss(p):
+            out = model.apply(p, state, x)[0]
+            return fnn.losses.cross_entropy(out, y, reduction="sum")
+        value, g = T.value_and_grad(loss)(p)
+        updates, o = opt.update(g, o, p)
+        return optim.apply_updates(p, updates), o, value
+    x, y = np.ones((0, 8, 8, 1), np.float32), np.zeros(0, np.int64)
+    for fn in (step, T.jit(step)):
+        new, _, value = fn(params, opt.init(params), x, y)
+        _same(value, np.float32(0))                  # a sum over no examples
+        for a, b in zip(T.tree.leaves(new), T.tree.leaves(params)):
+            _same(a, b)                              # zero gradients: Adam moves nothing
