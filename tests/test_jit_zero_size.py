@@ -176,6 +176,8 @@ def test_big_endian_inputs_are_converted_as_eager_does():
     np.testing.assert_array_equal(back, [0, 1, 2])
     got, _ = f(np.arange(4.0), np.arange(3, dtype=np.int32))     # native again: still right
     _same(got, np.arange(4.0) * 2 + 3)
+    c = np.arange(4.0).astype(">f8")                               # a closed-over constant
+    _same(T.jit(lambda i: lax.dynamic_slice(c, (i,), (2,)))(1), np.array([1.0, 2.0]))
 
 
 def test_str_and_bytes_outputs_are_a_type_error_naming_the_output():

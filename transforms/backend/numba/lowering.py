@@ -1473,8 +1473,11 @@ def _plan_arena(fl: FunctionLowerer, outputs_set):
 
 
 def _const_array(c):
-    """A constant as the compiled signature wants it: C-contiguous, writeable, aligned."""
+    """A constant as the compiled signature wants it: C-contiguous, writeable, aligned, in
+    the machine's byte order (signatures are typed by dtype name, not byte order)."""
     c = np.asarray(c)
+    if not c.dtype.isnative:
+        c = c.astype(c.dtype.newbyteorder("="))
     if not (c.flags.c_contiguous and c.flags.writeable and c.flags.aligned):
         c = np.array(c, order="C", copy=True)
     return c
