@@ -240,3 +240,22 @@ def test_cnn_training_step_on_an_empty_batch_leaves_the_parameters_unchanged():
         _same(value, np.float32(0))                  # a sum over no examples
         for a, b in zip(T.tree.leaves(new), T.tree.leaves(params)):
             _same(a, b)                              # zero gradients: Adam moves nothing
+
+
+def test_bitwise_ops_on_floats_and_sign_of_bools_are_type_errors_never_numba_errors():
+    f, b = np.ones(2, np.float32), np.array([True, False])
+    for fn, x in [(lambda a: a & a, f), (lambda a: a | a, f), (lambda a: a ^ a, f),
+                  (lambda a: ~a, f), (lambda a: a << a, f), (lambda a: a >> a, f),
+                  (tnp.sign, b), (lambda a: lax.bitwise_not(a), f)]:
+        for g in (fn, T.jit(fn)):
+            with pytest.raises(TypeError, match="(does not accept dtype|not supported)"):
+                g(x)
+
+
+def test_shifting_booleans_gives_int8_as_numpy():
+    b = np.array([True, False, True])
+    for f, ref in [(tnp.left_shift, np.left_shift), (tnp.right_shift, np.right_shift)]:
+        want = ref(b, b)
+        assert want.dtype == np.int8
+        _same(f(b, b), want)
+        _same(T.jit(f)(b, b), want)

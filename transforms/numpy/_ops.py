@@ -669,14 +669,21 @@ def at(x):
     return _IndexUpdateHelper(asarray(x))
 
 
-def left_shift(x1, x2):
+def _shift_operands(x1, x2):
     a, b = promote(x1, x2)
+    if a.dtype == np.bool_:           # NumPy shifts booleans as int8 (its first shift loop)
+        a, b = lax.convert_element_type(a, np.int8), lax.convert_element_type(b, np.int8)
+    return a, b
+
+
+def left_shift(x1, x2):
+    a, b = _shift_operands(x1, x2)
     return lax.shift_left(a, b)
 
 
 def right_shift(x1, x2):
     """Arithmetic shift for signed integers (floor division by 2**n), logical for unsigned."""
-    a, b = promote(x1, x2)
+    a, b = _shift_operands(x1, x2)
     if np.issubdtype(a.dtype, np.signedinteger):
         return floor_divide(a, lax.shift_left(np.ones((), a.dtype), b))
     return lax.shift_right_logical(a, b)
