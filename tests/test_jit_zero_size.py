@@ -24,7 +24,7 @@ def _same(got, want):
     got, want = np.asarray(got), np.asarray(want)
     assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, want.shape,
                                                                  got.dtype, want.dtype)
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, equal_nan=True)
 
 
 def test_matmul_family_with_zero_size_dims_in_a_child_process():
@@ -259,3 +259,10 @@ def test_shifting_booleans_gives_int8_as_numpy():
         assert want.dtype == np.int8
         _same(f(b, b), want)
         _same(T.jit(f)(b, b), want)
+
+
+def test_sign_of_infinities_under_jit_is_one_not_nan():
+    for dt in (np.float32, np.float64):
+        x = np.array([-np.inf, -2.5, 0.0, 3.0, np.inf, np.nan], dt)
+        got = T.jit(lambda a: tnp.sign(a) * 2)(x)
+        _same(got, np.array([-2, -2, 0, 2, 2, np.nan], dt))

@@ -309,15 +309,6 @@ def irem(a, b):
 
 
 @_jit
-def fsign(x):
-    if x > 0:
-        return x - x + 1
-    if x < 0:
-        return x - x - 1
-    return x            # +-0 and NaN
-
-
-@_jit
 def round_away(x):
     """Round half away from zero (lax.round's default), computed as the NumPy reference."""
     return np.copysign(np.floor(np.abs(x) + 0.5), x)

@@ -234,7 +234,10 @@ def _sign(ctx, x):
     _no_complex(ctx)
     dt = ctx.out_dtype
     if _is_float(dt):
-        return f"{ctx.kernel('fsign')}({x})"
+        # typed literals keep the float32 type; +-0 and NaN are returned as they are
+        x = ctx.let(x)
+        one, minus = ctx.lit(1, dt), ctx.lit(-1, dt)
+        return f"({one} if {x} > 0 else ({minus} if {x} < 0 else {x}))"
     if dt == _BOOL:
         return x
     if dt.kind == "u":
