@@ -266,3 +266,14 @@ def test_sign_of_infinities_under_jit_is_one_not_nan():
         x = np.array([-np.inf, -2.5, 0.0, 3.0, np.inf, np.nan], dt)
         got = T.jit(lambda a: tnp.sign(a) * 2)(x)
         _same(got, np.array([-2, -2, 0, 2, 2, np.nan], dt))
+
+
+def test_integer_to_a_constant_negative_power_is_numpys_value_error_under_jit_too():
+    for x, p in [(np.array([1, 2]), -1), (np.array([1, 2], np.int8), np.int64(-2)),
+                 (np.array([True]), -1)]:
+        with pytest.raises(ValueError, match="negative integer powers"):
+            np.power(x, p)
+        for g in (lambda a: a ** p, T.jit(lambda a: a ** p)):
+            with pytest.raises(ValueError, match="negative integer powers"):
+                g(x)
+    _same(T.jit(lambda a: a ** -1)(np.array([2.0])), np.array([0.5]))

@@ -249,6 +249,10 @@ def _power(x1, x2):
     if isinstance(x2, (int, np.integer)) and not isinstance(x2, bool) and not isinstance(
             x1, (int, float)):
         x = asarray(x1)
+        if x2 < 0 and x.dtype.kind in "biu":
+            # NumPy's error; the exponent is known when tracing, so jit raises it too (the
+            # compiled integer power has no such check)
+            raise ValueError("Integers to negative integer powers are not allowed.")
         # a constant integer exponent: integer_pow, when it keeps x's dtype (NEP 50: a Python
         # int is weak, a NumPy integer scalar is not)
         if x.dtype != np.bool_ and result_type(x, x2) == x.dtype and (
