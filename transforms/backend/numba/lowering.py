@@ -44,6 +44,12 @@ Rules for elementwise primitives are scalar expressions registered with
 `rules_elementwise.register_pointwise(name)`; they join fused loops automatically.
 
 There is no fallback: a primitive with no rule raises NotImplementedError naming it.
+
+Zero-size arrays: an equation whose outputs are all empty is never handed to its rule (there
+is nothing to write; rules may treat a dim of size 1 as index 0 and need not think about
+size 0). A rule whose output is non-empty may still get empty operands (a contraction over
+an empty axis, padding an empty array, a scan of length 0): it must write every output
+element. Dtypes the backend cannot compile raise `UnsupportedDtypeError` (a TypeError).
 """
 from __future__ import annotations
 
@@ -159,13 +165,10 @@ def _check_eqn_dtypes(jaxpr):
         for v in e.outvars:
             where = f" at {e.source_info}" if e.source_info is not None else ""
             _check_dtype(v.aval.dtype, f"the result of '{e.prim.name}'{where}")
-        for p in e.params.values():           # control-flow bodies
-            for sub in (p if isinstance(p, (tuple, list)) else (p,)):
-                if isinstance(sub, (ClosedJaxpr, Jaxpr)):
-                    j = sub.jaxpr if isinstance(sub, ClosedJaxpr) else sub
-                    for v in j.invars + j.constvars:
-                        _check_dtype(v.aval.dtype, f"a value inside '{e.prim.name}'")
-                    _check_eqn_dtypes(j)
+        for j in _sub_jaxprs(e):               # control-flow bodies
+            for v in j.invars + j.constvars:
+                _check_dtype(v.aval.dtype, f"a value inside '{e.prim.name}'")
+            _check_eqn_dtypes(j)
 
 
 def dtype_ctor(dtype):
@@ -823,17 +826,23 @@ def outline(em: Emitter, mod: ModuleBuilder):
     return any("_prange" in ln for ln in out)
 
 
+def _sub_jaxprs(eqn):
+    """The Jaxprs nested in `eqn`'s parameters (control-flow bodies, branches)."""
+    for p in eqn.params.values():
+        for sub in (p if isinstance(p, (tuple, list)) else (p,)):
+            if isinstance(sub, ClosedJaxpr):
+                yield sub.jaxpr
+            elif isinstance(sub, Jaxpr):
+                yield sub
+
+
 def _all_outputs_empty(eqn):
     """Whether `eqn` computes nothing: it has outputs, all of them of size 0, and running it
     has no other effect (no effectful primitive, no nested jaxpr that might hold one)."""
     from ...ir import EFFECTFUL
     if not eqn.outvars or any(_size(v.aval.shape) for v in eqn.outvars):
         return False
-    if eqn.prim.name in EFFECTFUL:
-        return False
-    return not any(isinstance(p, (ClosedJaxpr, Jaxpr)) or (
-        isinstance(p, (tuple, list)) and any(isinstance(b, (ClosedJaxpr, Jaxpr)) for b in p))
-        for p in eqn.params.values())
+    return eqn.prim.name not in EFFECTFUL and next(_sub_jaxprs(eqn), None) is None
 
 
 def _shape_str(shape):
@@ -1825,12 +1834,8 @@ def _calls_blas(jaxpr):
     for e in jaxpr.eqns:
         if e.prim.name in ("dot_general", "conv_general_dilated"):
             return True
-        for p in e.params.values():
-            subs = p if isinstance(p, (tuple, list)) else (p,)
-            for sub in subs:
-                j = sub.jaxpr if isinstance(sub, ClosedJaxpr) else sub
-                if isinstance(j, Jaxpr) and _calls_blas(j):
-                    return True
+        if any(_calls_blas(j) for j in _sub_jaxprs(e)):
+            return True
     return False
 
 
