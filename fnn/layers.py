@@ -416,7 +416,8 @@ class Flatten(Module):
 
     def apply(self, params, state, x, key=None, train=False):
         x = tnp.asarray(x)
-        return tnp.reshape(x, (x.shape[0], -1)), state
+        # the size spelled out, not -1: an empty batch has no size to infer it from
+        return tnp.reshape(x, (x.shape[0], math.prod(x.shape[1:]))), state
 
 
 class Dropout(Module):

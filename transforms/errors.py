@@ -28,3 +28,13 @@ class ShapeError(ValueError, TypeError):
 
 class NonDifferentiableError(TypeError):
     """grad of a non-scalar or non-float output, or w.r.t. an integer input."""
+
+
+class EmptyAxisIndexError(IndexError, ValueError):
+    """A non-empty selection from an axis of size 0 (NumPy's IndexError; there is no element
+    to take or clamp to, so compiled code must not run it)."""
+
+
+class UnsupportedDtypeError(TypeError, NotImplementedError):
+    """jit: an array dtype the Numba backend cannot compile (complex, float16, object, str,
+    datetime, ...). Also a NotImplementedError, which it used to be."""

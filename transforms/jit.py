@@ -254,6 +254,15 @@ class JitFunction:
             f"array ({x!r:.60}); pass arrays or Python numbers, or mark the argument static "
             "with static_argnums / static_argnames")
 
+    def _bad_output(self, out, k, leaf):
+        """A str/bytes/object/datetime output (as JAX: not an array type jit can return)."""
+        path = optree.tree_flatten_with_path(out, namespace=_NS)[0][k]
+        where = "output" + "".join(f"[{p!r}]" for p in path)
+        raise TypeError(
+            f"jit({self._name}): {where} has dtype {get_aval(leaf).dtype} (e.g. a str or "
+            "bytes value), which is not an array type jit can return: return arrays of "
+            "numbers or booleans")
+
     # -- call -----------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         if _config._values["jax_disable_jit"]:      # T.disable_jit(): run eagerly
@@ -306,7 +315,7 @@ class JitFunction:
         if trace is core.EVAL_TRACE:
             exe = entry.call
             if exe is None:
-                exe = self._compile(entry)
+                exe = self._compile(entry, (dyn_args, dyn_kw))
                 if not kwargs and not statics and entry.dict_keys is None and \
                         all(type(x) is np.ndarray for x in leaves):
                     self._caches.add_fast(
@@ -324,9 +333,20 @@ class JitFunction:
             outs = pjit_p.bind(*extra, *leaves, jaxpr=closed, name=self._name)
         return optree.tree_unflatten(entry.out_tree, outs)
 
-    def _compile(self, entry):
+    def _compile(self, entry, dyn=None):
         from .backend.numba import compile as backend_compile
-        entry.exe = backend_compile(entry.closed, entry.donate)
+        from .backend.numba.lowering import unsupported_dtype
+        from .errors import UnsupportedDtypeError
+        try:
+            entry.exe = backend_compile(entry.closed, entry.donate)
+        except UnsupportedDtypeError as e:
+            i = getattr(e, "flat_input", None)
+            if i is None or dyn is None or entry.hoisted:
+                raise
+            # the backend knows the input's position only: name the user's argument
+            path = _path_str(tree_util.leaves_with_path(dyn)[i][0])
+            raise unsupported_dtype(entry.closed.jaxpr.invars[i].aval.dtype,
+                                    f"argument {path} of {self._name}") from None
         entry.call = _DonationGuard(self._name, entry) if entry.donate else entry.exe
         return entry.call
 
@@ -360,6 +380,12 @@ class JitFunction:
 
     def _trace(self, leaves, treedef, statics, args, kwargs):
         in_avals = [get_aval(x) for x in leaves]
+        for i, a in enumerate(in_avals):
+            if a.dtype.kind not in "biufc":       # str, bytes, object, datetime: not numbers
+                from .backend.numba.lowering import unsupported_dtype
+                dyn = optree.tree_unflatten(treedef, leaves)
+                path = _path_str(tree_util.leaves_with_path(dyn)[i][0])
+                raise unsupported_dtype(a.dtype, f"argument {path} of {self._name}")
         store = {}
         static_pos = {k: v for k, v in statics if isinstance(k, int)}
         static_kw = {k: v for k, v in statics if isinstance(k, str)}
@@ -376,7 +402,11 @@ class JitFunction:
             full = [static_pos[i] if i in static_pos else next(it) for i in range(n_args)]
             out = self._fun(*full, **dyn_kw, **static_kw)
             out_flat, store["tree"] = tree_util.flatten(out)  # dicts sorted, as JAX
-            return [as_leaf(o) for o in out_flat]
+            out_flat = [as_leaf(o) for o in out_flat]
+            for k, o in enumerate(out_flat):
+                if get_aval(o).dtype.kind not in "biufc":
+                    self._bad_output(out, k, o)
+            return out_flat
 
         closed = _capture_consts(trace_to_jaxpr(flat_fun, in_avals))
         donate = ()

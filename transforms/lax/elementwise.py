@@ -13,6 +13,7 @@ import numpy as np
 
 from ..core import Primitive, ShapedArray, Tracer, get_aval
 from ..interpreters.batching import elementwise_batch_rule
+from ..source_info import where
 from ._util import as_array, check_same_dtypes, check_same_shapes, is_undefined
 
 try:  # scipy is a hard dependency (Numba needs it for BLAS), but keep import failure clear
@@ -28,25 +29,39 @@ def _same_aval(*avals, **_):
     return avals[0]
 
 
-def _unary(name, impl, out_dtype=None):
+_KIND_NAMES = {"b": "bool", "i": "signed integer", "u": "unsigned integer", "f": "floating"}
+
+
+def _check_kinds(name, aval, kinds):
+    """TypeError (as JAX's) for an operand whose dtype kind the primitive does not accept:
+    NumPy raises it eagerly, and the compiled code would have no such operation either."""
+    if kinds is not None and aval.dtype.kind not in kinds:
+        raise TypeError(f"{name} does not accept dtype {aval.dtype.name} (accepted: "
+                        f"{', '.join(_KIND_NAMES[k] for k in kinds)}){where()}")
+
+
+def _unary(name, impl, out_dtype=None, kinds=None):
     p = Primitive(name)
     p.def_impl(impl)
-    if out_dtype is None:
-        p.def_abstract_eval(lambda x, **_: x)
-    else:
-        p.def_abstract_eval(lambda x, **_: ShapedArray(x.shape, out_dtype))
+
+    def abstract_eval(x, **_):
+        _check_kinds(name, x, kinds)
+        return x if out_dtype is None else ShapedArray(x.shape, out_dtype)
+
+    p.def_abstract_eval(abstract_eval)
     p.def_batch(elementwise_batch_rule(p))
     ELEMENTWISE.add(name)
     return p
 
 
-def _binary(name, impl, out_dtype=None):
+def _binary(name, impl, out_dtype=None, kinds=None):
     p = Primitive(name)
     p.def_impl(impl)
 
     def abstract_eval(x, y, **_):
         check_same_shapes(name, (x, y))
         check_same_dtypes(name, (x, y))
+        _check_kinds(name, x, kinds)
         return x if out_dtype is None else ShapedArray(x.shape, out_dtype)
 
     p.def_abstract_eval(abstract_eval)
@@ -392,7 +407,7 @@ erf_p = _unary("erf", _np_erf)
 abs_p = _unary("abs", np.abs)
 abs_p.def_abstract_eval(lambda x: ShapedArray(
     x.shape, np.finfo(x.dtype).dtype if x.dtype.kind == "c" else x.dtype))   # |complex| is real
-sign_p = _unary("sign", np.sign)
+sign_p = _unary("sign", np.sign, kinds="iufc")
 floor_p = _unary("floor", np.floor)
 ceil_p = _unary("ceil", np.ceil)
 round_p = _unary("round", _np_round)
@@ -505,9 +520,11 @@ lt_p = _binary("lt", np.less, _BOOL)
 le_p = _binary("le", np.less_equal, _BOOL)
 gt_p = _binary("gt", np.greater, _BOOL)
 ge_p = _binary("ge", np.greater_equal, _BOOL)
-and_p = _binary("and", np.bitwise_and)
-or_p = _binary("or", np.bitwise_or)
-xor_p = _binary("xor", np.bitwise_xor)
+and_p = _binary("and", np.bitwise_and, kinds="biu")
+or_p = _binary("or", np.bitwise_or, kinds="biu")
+xor_p = _binary("xor", np.bitwise_xor, kinds="biu")
+
+
 def _same_width(dt, kind):
     return np.dtype(f"{kind}{np.dtype(dt).itemsize}")
 
@@ -534,10 +551,12 @@ def _np_shift_right_arithmetic(x, y):
     return np.right_shift(x.view(i), yy.astype(i)).astype(i, copy=False).view(x.dtype)
 
 
-shift_left_p = _binary("shift_left", _np_shift_left)
-shift_right_logical_p = _binary("shift_right_logical", _np_shift_right_logical)
-shift_right_arithmetic_p = _binary("shift_right_arithmetic", _np_shift_right_arithmetic)
-not_p = _unary("not", lambda x: np.invert(x))
+shift_left_p = _binary("shift_left", _np_shift_left, kinds="iu")
+shift_right_logical_p = _binary("shift_right_logical", _np_shift_right_logical,
+                                kinds="iu")
+shift_right_arithmetic_p = _binary("shift_right_arithmetic", _np_shift_right_arithmetic,
+                                   kinds="iu")
+not_p = _unary("not", lambda x: np.invert(x), kinds="biu")
 is_finite_p = _unary("is_finite", np.isfinite, _BOOL)
 
 (eq, ne, lt, le, gt, ge, bitwise_and, bitwise_or, bitwise_xor, shift_left, shift_right_logical,

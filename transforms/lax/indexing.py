@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import Primitive, ShapedArray, get_aval
-from ..errors import ShapeError
+from ..errors import EmptyAxisIndexError, ShapeError
 from ..interpreters import batching as B
 from ..source_info import where
 from . import elementwise as E
@@ -24,7 +24,19 @@ def _gather_shape(x, idx):
     k = idx.shape[-1]
     if k > x.ndim:
         raise ShapeError(f"gather: {k} index components for an array of rank {x.ndim}")
-    return idx.shape[:-1] + x.shape[k:]
+    out = idx.shape[:-1] + x.shape[k:]
+    empty = [d for d in range(k) if x.shape[d] == 0]
+    if empty and _prod(out):
+        # no element to clamp to (NumPy raises IndexError; JAX: "non-empty take from an empty
+        # axis"): raised by the shape rule, so eager, traced and jitted calls all agree
+        raise EmptyAxisIndexError(
+            f"gather: a non-empty result of shape {out} from axis {empty[0]} of size 0 "
+            f"(operand shape {tuple(x.shape)})")
+    return out
+
+
+def _prod(shape):
+    return int(np.prod(shape, dtype=np.int64))
 
 
 def _index_tuple(x_shape, idx, mode):
@@ -70,6 +82,9 @@ def default_fill_value(dtype):
 @gather_p.def_impl
 def _gather_impl(x, idx, *, mode="clip", fill_value=None):
     x = np.asarray(x)
+    shape = _gather_shape(x, np.asarray(idx))
+    if _prod(shape) == 0:            # (an empty axis may have no element to clamp to)
+        return np.empty(shape, x.dtype)
     comps, _ = _index_tuple(x.shape, idx, "clip")
     out = x[comps]
     if mode == "fill":

@@ -49,8 +49,21 @@ def _np_prod(x, axis):
 
 
 reduce_sum_p, reduce_sum = _reduction("reduce_sum", _np_sum)
-reduce_max_p, reduce_max = _reduction("reduce_max", np.max)
-reduce_min_p, reduce_min = _reduction("reduce_min", np.min)
+def _np_extremum(np_fn, kind):
+    def impl(x, axis):
+        x = np.asarray(x)
+        if x.size == 0:
+            # an empty reduction gives the identity (-inf, the dtype's min, ...), as JAX's
+            # lax.reduce_max/min and the compiled code; NumPy would raise. (tnp.max keeps
+            # NumPy's error: it checks before binding.)
+            from .conv import _identity
+            return np_fn(x, axis=axis, initial=_identity(kind, x.dtype))
+        return np_fn(x, axis=axis)
+    return impl
+
+
+reduce_max_p, reduce_max = _reduction("reduce_max", _np_extremum(np.max, "max"))
+reduce_min_p, reduce_min = _reduction("reduce_min", _np_extremum(np.min, "min"))
 reduce_prod_p, reduce_prod = _reduction("reduce_prod", _np_prod)
 reduce_and_p, reduce_and = _reduction("reduce_and", np.all, np.dtype(np.bool_))
 reduce_or_p, reduce_or = _reduction("reduce_or", np.any, np.dtype(np.bool_))
@@ -118,8 +131,14 @@ def _arg(name, np_fn):
     def impl(x, *, axis, index_dtype):
         return np.asarray(np_fn(x, axis=axis)).astype(index_dtype)
 
-    p.def_abstract_eval(lambda x, *, axis, index_dtype: ShapedArray(
-        tuple(s for i, s in enumerate(x.shape) if i != axis), index_dtype))
+    @p.def_abstract_eval
+    def abstract(x, *, axis, index_dtype):
+        if x.shape[axis] == 0:
+            # NumPy's error (eager raises it from np.argmax); shapes are static, so a traced
+            # or jitted call raises it here instead of returning index 0
+            raise ValueError(f"attempt to get {name} of an empty sequence (axis {axis} of an "
+                             f"operand of shape {tuple(x.shape)} has size 0)")
+        return ShapedArray(tuple(s for i, s in enumerate(x.shape) if i != axis), index_dtype)
     p.def_jvp(lambda primals, tangents, **kw: (p.bind(primals[0], **kw), None))
 
     @p.def_batch

@@ -304,6 +304,10 @@ def _power(x1, x2):
     if isinstance(x2, (int, np.integer)) and not isinstance(x2, bool) and not isinstance(
             x1, (int, float)):
         x = asarray(x1)
+        if x2 < 0 and x.dtype.kind in "biu":
+            # NumPy's error; the exponent is known when tracing, so jit raises it too (the
+            # compiled integer power has no such check)
+            raise ValueError("Integers to negative integer powers are not allowed.")
         # a constant integer exponent: integer_pow, when it keeps x's dtype (NEP 50: a Python
         # int is weak, a NumPy integer scalar is not)
         if x.dtype != np.bool_ and result_type(x, x2) == x.dtype and (
@@ -857,15 +861,22 @@ def at(x):
     return _IndexUpdateHelper(asarray(x))
 
 
-def left_shift(x1, x2):
+def _shift_operands(x1, x2):
     a, b = promote(x1, x2)
+    if a.dtype == np.bool_:           # NumPy shifts booleans as int8 (its first shift loop)
+        a, b = lax.convert_element_type(a, np.int8), lax.convert_element_type(b, np.int8)
+    return a, b
+
+
+def left_shift(x1, x2):
+    a, b = _shift_operands(x1, x2)
     return lax.shift_left(a, b)
 
 
 def right_shift(x1, x2):
     """Arithmetic shift for signed integers (NumPy: by >= the bit width gives -1 or 0 by
     sign), logical for unsigned."""
-    a, b = promote(x1, x2)
+    a, b = _shift_operands(x1, x2)
     if np.issubdtype(a.dtype, np.signedinteger):
         return lax.shift_right_arithmetic(a, b)
     return lax.shift_right_logical(a, b)

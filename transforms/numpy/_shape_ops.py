@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import lax
 from ..core import Tracer, concrete_or_error, get_aval
-from ..errors import ShapeError
+from ..errors import EmptyAxisIndexError, ShapeError
 from ..source_info import where as _where
 from ._promote import asarray_of, promote_dtypes, result_type
 
@@ -348,6 +348,8 @@ def take(a, indices, axis=None, out=None, mode=None, unique_indices=False,
         raise TypeError(f"take: indices must be integers, got {idx.dtype}")
     moved = moveaxis(a, ax, 0)
     n = a.shape[ax]
+    out_size = idx.size * _prod(a.shape[:ax] + a.shape[ax + 1:])
+    _check_not_empty_axis("take", n, out_size, ax)
     from ._ops import where, less
     gmode = _oob_mode("take", a, idx, n, mode, ax)
     if gmode == "wrap":
@@ -362,6 +364,19 @@ def take(a, indices, axis=None, out=None, mode=None, unique_indices=False,
     k = idx.ndim
     perm = list(range(k, k + ax)) + list(range(k)) + list(range(k + ax, out.ndim))
     return lax.transpose(out, perm)
+
+
+def _check_not_empty_axis(fn, n, out_size, ax):
+    """A non-empty result taken from an axis of size 0 has no element to come from (NumPy's
+    IndexError; shapes are static, so this is known at trace time, and a compiled gather
+    would have nothing to clamp to). An empty result is fine, as in NumPy."""
+    if n == 0 and out_size:
+        raise EmptyAxisIndexError(f"{fn}: cannot take a non-empty result ({out_size} "
+                                  f"elements) from axis {ax}, which has size 0")
+
+
+def _prod(shape):
+    return int(np.prod(shape, dtype=np.int64))
 
 
 def take_along_axis(arr, indices, axis, mode=None, fill_value=None):
@@ -383,6 +398,7 @@ def take_along_axis(arr, indices, axis, mode=None, fill_value=None):
     shape = np.broadcast_shapes(tuple(s if i != ax else 1 for i, s in enumerate(a.shape)),
                                 tuple(s if i != ax else 1 for i, s in enumerate(idx.shape)))
     out_shape = tuple(s if i != ax else idx.shape[ax] for i, s in enumerate(shape))
+    _check_not_empty_axis("take_along_axis", n, _prod(out_shape), ax)
     comps = []
     for d in range(a.ndim):
         if d == ax:

@@ -78,10 +78,13 @@ class Executable:
 
 
 def _fix_arg(x, aval):
-    """Arguments the compiled signature accepts: C-contiguous, writeable, exact dtype."""
+    """Arguments the compiled signature accepts: C-contiguous, writeable, exact dtype in the
+    machine's byte order (the generated code is typed by dtype name, which says nothing of
+    byte order: a big-endian array is converted, as eager NumPy ufuncs do)."""
     x = np.asarray(x)
-    if x.dtype != aval.dtype:
-        x = x.astype(aval.dtype)
+    want = aval.dtype if aval.dtype.isnative else aval.dtype.newbyteorder("=")
+    if x.dtype != want:
+        x = x.astype(want)
     if x.shape != aval.shape:
         raise TypeError(f"compiled function expected an array of shape {aval.shape}, got "
                         f"{x.shape}")

@@ -387,8 +387,8 @@ ROW_GROUP_MAX = 1 << 20
 
 def _rowable(st):
     if not isinstance(st, Nest) or len(st.shape) < 1 or st.shape[0] < 2 or \
-            st.size >= ROW_GROUP_MAX:
-        return False
+            st.size >= ROW_GROUP_MAX or st.size == 0:
+        return False                # (an empty nest has no rows to run: no loop at all)
     nd = len(st.shape)
     for m in st.reductions:
         ax = sorted(m.reduce_axes)

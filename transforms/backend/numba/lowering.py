@@ -44,6 +44,12 @@ Rules for elementwise primitives are scalar expressions registered with
 `rules_elementwise.register_pointwise(name)`; they join fused loops automatically.
 
 There is no fallback: a primitive with no rule raises NotImplementedError naming it.
+
+Zero-size arrays: an equation whose outputs are all empty is never handed to its rule (there
+is nothing to write; rules may treat a dim of size 1 as index 0 and need not think about
+size 0). A rule whose output is non-empty may still get empty operands (a contraction over
+an empty axis, padding an empty array, a scan of length 0): it must write every output
+element. Dtypes the backend cannot compile raise `UnsupportedDtypeError` (a TypeError).
 """
 from __future__ import annotations
 
@@ -56,6 +62,7 @@ import threading
 
 import numpy as np
 
+from ...errors import UnsupportedDtypeError
 from ...ir import ClosedJaxpr, Jaxpr, Literal, _Namer, _pp
 from . import fusion, tabulate
 from .fusion import Nest, RowGroup, ScalarStep, View
@@ -207,11 +214,48 @@ def numba_type_name(dtype):
     return "_t." + _NB_TYPES.get(dtype.name, dtype.name)
 
 
-def _check_dtype(dtype):
+def unsupported_dtype(dtype, what=None):
+    """The UnsupportedDtypeError (a TypeError) for a dtype the backend cannot compile, or None
+    if it can; `what` names the value in the message (e.g. 'input 2', or an equation)."""
     if dtype.kind not in "biuf" or dtype == np.float16:
-        raise NotImplementedError(
-            f"jit: arrays of dtype {dtype} are not supported by the Numba backend (use "
+        return UnsupportedDtypeError(
+            f"jit: {what + ' has ' if what else 'arrays of '}dtype {dtype}, which the Numba "
+            f"backend does not support (use "
             f"{'float32' if dtype.kind == 'f' else 'a real numeric dtype'})")
+    return None
+
+
+def _check_dtype(dtype, what=None):
+    err = unsupported_dtype(dtype, what)
+    if err is not None:
+        raise err
+
+
+def _check_dtypes(jaxpr):
+    """Every value of `jaxpr` has a supported dtype; an unsupported input is reported by its
+    position (`err.flat_input`, which `jit` turns into the user's argument path)."""
+    for i, v in enumerate(jaxpr.invars):
+        try:
+            _check_dtype(v.aval.dtype, f"input {i}")
+        except UnsupportedDtypeError as e:
+            e.flat_input = i
+            raise
+    for v in jaxpr.constvars:
+        _check_dtype(v.aval.dtype, "a constant")
+    _check_eqn_dtypes(jaxpr)
+    for a in jaxpr.outvars:                   # literal outputs (e.g. a constant string)
+        _check_dtype(a.aval.dtype, "an output")
+
+
+def _check_eqn_dtypes(jaxpr):
+    for e in jaxpr.eqns:
+        for v in e.outvars:
+            where = f" at {e.source_info}" if e.source_info is not None else ""
+            _check_dtype(v.aval.dtype, f"the result of '{e.prim.name}'{where}")
+        for j in _sub_jaxprs(e):               # control-flow bodies
+            for v in j.invars + j.constvars:
+                _check_dtype(v.aval.dtype, f"a value inside '{e.prim.name}'")
+            _check_eqn_dtypes(j)
 
 
 def dtype_ctor(dtype):
@@ -454,7 +498,7 @@ class FunctionLowerer:
         """Bind Var `v` to an existing N-d C-contiguous array `nd_name` (flattened here)."""
         aval = v.aval
         f = self.mod.fresh("_f")
-        self.em.emit(f"{f} = {nd_name}.reshape({max(_size(aval.shape), 1)})")
+        self.em.emit(f"{f} = {nd_name}.reshape({_size(aval.shape)})")
         b = Binding("arr", flat=f, off=0, nd=nd_name, shape=aval.shape, dtype=aval.dtype)
         self.env[v] = b
         self.declared.add(v)
@@ -479,7 +523,7 @@ class FunctionLowerer:
         n = _size(v.aval.shape)
         name = self.mod.fresh("_v")
         whole = b.kind == "arr" and off == 0 and not flat.startswith(("_w", "_o", "_r"))
-        src = flat if whole else f"{flat}[{off}:{off + max(n, 1)}]"
+        src = flat if whole else f"{flat}[{off}:{off + n}]"
         if b.kind == "arr":
             self.emit_at_mark(f"{name} = {src}.reshape({tuple(v.aval.shape)!r})")
         else:
@@ -531,7 +575,7 @@ class FunctionLowerer:
         dt = dtype if dtype is not None else (vw.var.aval.dtype if vw.kind == "var"
                                               else vw.dtype)
         out = self.mod.fresh("_c")
-        self.em.emit(f"{out} = _np.empty({max(_size(shape), 1)}, {dtype_ctor(dt)})")
+        self.em.emit(f"{out} = _np.empty({_size(shape)}, {dtype_ctor(dt)})")
         self.emit_copy(vw, out, 0, shape, dt)
         return out, 0
 
@@ -645,6 +689,12 @@ class FunctionLowerer:
                 f"no Numba lowering for primitive '{name}' (jit cannot compile it; register "
                 "one with transforms.backend.numba.lowering.register_lowering)")
         self.em.emit(f"# {_eqn_text(eqn, self.mod)}")
+        if _all_outputs_empty(eqn):
+            # nothing to compute: rules may then assume every output has an element (their
+            # loops treat a size-1 dim as index 0, and a size-0 dim must never reach them)
+            for v in eqn.outvars:
+                self.declare(v)
+            return
         ctx = RuleContext(self, eqn)
         rule(ctx, eqn)
         for j, v in enumerate(eqn.outvars):
@@ -667,9 +717,10 @@ class FunctionLowerer:
                 NestWriter(self, nest, exact=False, count=None, row=True).write()
 
     def emit_nest(self, nest: Nest):
+        # (an empty nest has no arguments to check: its fast and exact versions are empty)
         sin_members = [m for m in nest.members
                        if m.eqn.prim.name in ("sin", "cos") and
-                       m.eqn.outvars[0].aval.dtype == np.float32]
+                       m.eqn.outvars[0].aval.dtype == np.float32] if nest.size else []
         for v in nest.store:
             self.declare(v)
         for m in nest.reductions:
@@ -860,6 +911,25 @@ def outline(em: Emitter, mod: ModuleBuilder):
         out.append(pad + call)
     em.lines = out
     return any("_prange" in ln for ln in out)
+
+
+def _sub_jaxprs(eqn):
+    """The Jaxprs nested in `eqn`'s parameters (control-flow bodies, branches)."""
+    for p in eqn.params.values():
+        for sub in (p if isinstance(p, (tuple, list)) else (p,)):
+            if isinstance(sub, ClosedJaxpr):
+                yield sub.jaxpr
+            elif isinstance(sub, Jaxpr):
+                yield sub
+
+
+def _all_outputs_empty(eqn):
+    """Whether `eqn` computes nothing: it has outputs, all of them of size 0, and running it
+    has no other effect (no effectful primitive, no nested jaxpr that might hold one)."""
+    from ...ir import EFFECTFUL
+    if not eqn.outvars or any(_size(v.aval.shape) for v in eqn.outvars):
+        return False
+    return eqn.prim.name not in EFFECTFUL and next(_sub_jaxprs(eqn), None) is None
 
 
 def _shape_str(shape):
@@ -1392,7 +1462,7 @@ class RuleContext:
         flat_args = []
         for v, n in zip(jaxpr.invars, arg_names):
             f = self.fresh("_f")
-            self.emit(f"{f} = {n}.reshape({max(_size(v.aval.shape), 1)})")
+            self.emit(f"{f} = {n}.reshape({_size(v.aval.shape)})")
             flat_args.append(f)
         sub.bind_inputs(flat_args)
         sub.bind_consts([self.const(c) for c in consts])
@@ -1401,7 +1471,7 @@ class RuleContext:
         for a, vw in zip(jaxpr.outvars, sub.outputs()):
             aval = a.aval
             f = self.fresh("_r")
-            self.emit(f"{f} = _np.empty({max(_size(aval.shape), 1)}, {dtype_ctor(aval.dtype)})")
+            self.emit(f"{f} = _np.empty({_size(aval.shape)}, {dtype_ctor(aval.dtype)})")
             sub.emit_copy(vw, f, 0, aval.shape, aval.dtype)
             out = self.fresh("_r")
             self.emit(f"{out} = {f}.reshape({tuple(aval.shape)!r})")
@@ -1499,8 +1569,11 @@ def _plan_arena(fl: FunctionLowerer, outputs_set):
 
 
 def _const_array(c):
-    """A constant as the compiled signature wants it: C-contiguous, writeable, aligned."""
+    """A constant as the compiled signature wants it: C-contiguous, writeable, aligned, in
+    the machine's byte order (signatures are typed by dtype name, not byte order)."""
     c = np.asarray(c)
+    if not c.dtype.isnative:
+        c = c.astype(c.dtype.newbyteorder("="))
     if not (c.flags.c_contiguous and c.flags.writeable and c.flags.aligned):
         c = np.array(c, order="C", copy=True)
     return c
@@ -1587,8 +1660,7 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     from . import rules_special  # noqa: F401  (lgamma, digamma, erf_inv, ...)
     from . import rules_debug  # noqa: F401  (checkpoint_name, debug callbacks)
     jaxpr, consts = fusion.prepare(closed, has_rule=lambda n: n in LOWERINGS)
-    for v in jaxpr.invars + jaxpr.constvars + [o for e in jaxpr.eqns for o in e.outvars]:
-        _check_dtype(v.aval.dtype)
+    _check_dtypes(jaxpr)
     consts = [_const_array(c) for c in consts]
     mod = ModuleBuilder()
     text = _pp(jaxpr, mod.namer)          # names the variables as the IR text does
@@ -1881,12 +1953,8 @@ def _calls_blas(jaxpr):
     for e in jaxpr.eqns:
         if e.prim.name in CALLS_BLAS:
             return True
-        for p in e.params.values():
-            subs = p if isinstance(p, (tuple, list)) else (p,)
-            for sub in subs:
-                j = sub.jaxpr if isinstance(sub, ClosedJaxpr) else sub
-                if isinstance(j, Jaxpr) and _calls_blas(j):
-                    return True
+        if any(_calls_blas(j) for j in _sub_jaxprs(e)):
+            return True
     return False
 
 

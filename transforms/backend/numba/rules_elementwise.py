@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import UnsupportedDtypeError
+
 POINTWISE = {}
 
 
@@ -42,7 +44,7 @@ def _is_float(dt):
 
 def _no_complex(ctx):
     if any(np.dtype(d).kind == "c" for d in ctx.in_dtypes + [ctx.out_dtype]):
-        raise NotImplementedError(f"jit: complex dtypes are not supported by the Numba backend "
+        raise UnsupportedDtypeError(f"jit: complex dtypes are not supported by the Numba backend "
                                   f"(primitive '{ctx.eqn.prim.name}')")
 
 
@@ -56,7 +58,7 @@ def _binop(name, op, bool_op=None):
         _no_complex(ctx)
         if ctx.in_dtypes[0] == _BOOL:
             if bool_op is None:
-                raise NotImplementedError(f"jit: '{name}' on booleans")
+                raise UnsupportedDtypeError(f"jit: '{name}' on booleans")
             return f"({x} {bool_op} {y})"
         return _fix(ctx, f"{x} {op} {y}")
     return rule
@@ -74,7 +76,7 @@ def _div(ctx, x, y):
     if _is_float(dt):
         return f"{x} / {y}"
     if dt == _BOOL:
-        raise NotImplementedError("jit: 'div' on booleans")
+        raise UnsupportedDtypeError("jit: 'div' on booleans")
     if np.dtype(dt).kind == "u":     # idiv's signed fix-up would go through float64
         return _fix(ctx, f"{ctx.kernel('udiv')}({x}, {y})")
     return _fix(ctx, f"{ctx.kernel('idiv')}({x}, {y})")
@@ -101,7 +103,7 @@ def _pow(ctx, x, y):
         return f"_math.pow({x}, {y})"
     if dt.kind in "iu":
         return _fix(ctx, f"{ctx.kernel('ipow')}({x}, {y})")
-    raise NotImplementedError(f"jit: pow on {dt}")
+    raise UnsupportedDtypeError(f"jit: pow on {dt}")
 
 
 @register_pointwise("max")
@@ -183,7 +185,7 @@ def _atan2(ctx, x, y):
 def _neg(ctx, x):
     _no_complex(ctx)
     if ctx.out_dtype == _BOOL:
-        raise NotImplementedError("jit: 'neg' on booleans")
+        raise UnsupportedDtypeError("jit: 'neg' on booleans")
     return _fix(ctx, f"-{x}")
 
 
@@ -195,7 +197,7 @@ def _float_only(ctx, name):
     _no_complex(ctx)
     dt = ctx.out_dtype
     if not _is_float(dt):
-        raise NotImplementedError(f"jit: '{name}' on {dt}")
+        raise UnsupportedDtypeError(f"jit: '{name}' on {dt}")
     return dt
 
 
@@ -432,7 +434,7 @@ def _convert(ctx, x, *, new_dtype, **_):
     src = np.dtype(ctx.in_dtypes[0])
     dst = np.dtype(new_dtype)
     if src.kind == "c" or dst.kind == "c":
-        raise NotImplementedError("jit: complex dtypes are not supported by the Numba backend")
+        raise UnsupportedDtypeError("jit: complex dtypes are not supported by the Numba backend")
     if dst == src:
         return x
     if dst == _BOOL:
@@ -472,7 +474,7 @@ def _bitcast(ctx, x, *, new_dtype):
         return ctx.cast(f"{ctx.kernel('f32_as_i32')}({x})", dst)
     if (src.name, dst.name) == ("float64", "uint64"):
         return ctx.cast(f"{ctx.kernel('f64_as_i64')}({x})", dst)
-    raise NotImplementedError(f"jit: bitcast_convert_type {src} -> {dst}")
+    raise UnsupportedDtypeError(f"jit: bitcast_convert_type {src} -> {dst}")
 
 
 @register_pointwise("threefry2x32")
