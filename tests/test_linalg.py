@@ -151,6 +151,8 @@ def test_empty_batches():
     assert tnp.linalg.inv(empty).shape == (0, 3, 3)
     assert tnp.linalg.cholesky(empty).shape == (0, 3, 3)
     assert T.jit(tnp.linalg.det)(empty).shape == (0,)
+    assert T.jit(tnp.linalg.cholesky)(empty).shape == (0, 3, 3)
+    assert T.jit(tnp.linalg.inv)(empty).shape == (0, 3, 3)
 
 
 def test_scipy_linalg_matches_scipy():

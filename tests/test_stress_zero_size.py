@@ -141,6 +141,20 @@ CASES = [
     ("scatter", lambda x, i, u: (lax.scatter(x, i, u), lax.scatter_add(x, i, u),
                                  lax.scatter_mul(x, i, u)),
      (arr((4, 3)), np.zeros((0, 1), i64), arr(E03))),
+    ("scatter_min_max", lambda x, i, u: (lax.scatter_min(x, i, u), lax.scatter_max(x, i, u)),
+     (arr((4, 3)), np.zeros((0, 1), i64), arr(E03))),
+    ("logaddexp", lambda x, y: (tnp.logaddexp(x, y), tnp.logaddexp2(x, y)),
+     (arr(E03), arr(E03))),
+    ("shift_right_arithmetic", lambda x: lax.shift_right_arithmetic(x, x),
+     (arr(E03, np.int32),)),
+    ("special", lambda x: (lax.lgamma(x + 2), lax.digamma(x + 2), lax.polygamma(1, x + 2),
+                           lax.erfc(x), lax.erf_inv(x * 0.5), lax.bessel_i0e(x),
+                           lax.bessel_i1e(x)), (arr(E03, f64),)),
+    ("argsort", lambda x: tnp.sort(x, axis=0), (arr(E03),)),
+    ("decompositions", lambda a, b: (lax.linalg.cholesky(a), lax.linalg.triangular_solve(
+        a, b, left_side=True, lower=True), tnp.linalg.solve(a, b), tnp.linalg.slogdet(a),
+        lax.linalg.eigh(a), lax.linalg.qr(a), lax.linalg.svd(a, full_matrices=False),
+        lax.linalg.lu_factor(a)), (arr((0, 3, 3), f64), arr((0, 3, 2), f64))),
     ("scatter_empty_operand", lambda x, i, u: lax.scatter_add(x, i, u),
      (arr(E03), np.zeros((0, 1), i64), arr(E03))),
     ("dot_general", lambda a, b, c, d: (a @ b, c @ d, tnp.outer(a[:, 0], b[0]),
@@ -211,8 +225,9 @@ def _lowered_primitive_names():
     from transforms.backend.numba.rules_elementwise import POINTWISE
     lowering.lower                                    # noqa: B018 (rules register on import)
     from transforms.backend.numba import (rules_control_flow, rules_conv,  # noqa: F401
-                                          rules_indexing, rules_linalg, rules_random,
-                                          rules_reductions, rules_shape)
+                                          rules_decompositions, rules_indexing,
+                                          rules_linalg, rules_random, rules_reductions,
+                                          rules_shape, rules_special)
     handled = (set(lowering.LOWERINGS) | set(POINTWISE) | fusion.VIEW_PRIMS |
                fusion.REDUCE_PRIMS | set(fusion.INLINE_CALLS))
     existing = {v.name for m in list(sys.modules.values())
