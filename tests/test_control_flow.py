@@ -455,3 +455,122 @@ def test_map_batch_size():
         np.testing.assert_allclose(got["b"], xs.sum(1))
     g = T.grad(lambda xs: tnp.sum(lax.map(lambda x: tnp.sin(x) * x, xs, batch_size=3)))(xs)
     np.testing.assert_allclose(g, np.cos(xs) * xs + np.sin(xs))
+
+
+# ---------------------------------------------------------------------------------------------
+# jit of control flow whose body outputs are views (reshape / transpose / slice / broadcast)
+# of its own inputs, carries or constants: the nested lowering must store or copy each one
+# (regression: KeyError in FunctionLowerer.emit_copy when a body output had been replaced by
+# common-subexpression or identity elimination while inlining a call, e.g. a checkpointed body)
+# ---------------------------------------------------------------------------------------------
+
+K23 = rng.normal(size=(2, 3))
+XS53 = rng.normal(size=(5, 3))
+
+
+def _close_trees(a, b, rtol=1e-12):
+    la, lb = T.tree_util.tree_leaves(a), T.tree_util.tree_leaves(b)
+    assert len(la) == len(lb)
+    for u, v in zip(la, lb):
+        assert np.shape(u) == np.shape(v)
+        np.testing.assert_allclose(v, u, rtol=rtol)
+
+
+def _rnn_scan(ys_fn, carry_fn=None):
+    def f(h, xs):
+        def body(h, x):
+            h2 = tnp.tanh(h @ W33 + x)
+            return (carry_fn(h, h2) if carry_fn else h2), ys_fn(h, x, h2)
+        return lax.scan(body, h, xs)
+    return f
+
+
+VIEW_BODIES = {
+    "reshape_of_carry": (lambda h, x, h2: tnp.reshape(h, (1, 3)), None),
+    "carry_itself": (lambda h, x, h2: h, None),
+    "transpose_of_carry": (lambda h, x, h2: tnp.reshape(h, (1, 3)).T, None),
+    "slice_of_carry": (lambda h, x, h2: h[1:], None),
+    "reverse_of_carry": (lambda h, x, h2: h[::-1], None),
+    "broadcast_of_carry": (lambda h, x, h2: tnp.broadcast_to(h, (2, 3)), None),
+    "reshape_of_x": (lambda h, x, h2: tnp.reshape(x, (3, 1)), None),
+    "slice_of_x": (lambda h, x, h2: x[::2], None),
+    "transpose_of_const": (lambda h, x, h2: tnp.asarray(K23).T, None),
+    "broadcast_of_const": (lambda h, x, h2: tnp.broadcast_to(tnp.asarray(K23[0]), (2, 3)),
+                           None),
+    "reshape_of_new_value": (lambda h, x, h2: tnp.reshape(h2, (3, 1)), None),
+    "carry_out_is_view_of_carry": (lambda h, x, h2: h2, lambda h, h2: h[::-1]),
+    "both_views_of_carry": (lambda h, x, h2: (tnp.reshape(h, (1, 3)), h[::-1], h),
+                            lambda h, h2: tnp.reshape(tnp.reshape(h, (3, 1)).T, (3,))),
+}
+
+
+@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
+@pytest.mark.parametrize("name", list(VIEW_BODIES))
+def test_jit_scan_body_outputs_views(name):
+    f = _rnn_scan(*VIEW_BODIES[name])
+    _close_trees(f(X3, XS53), T.jit(f)(X3, XS53))
+
+
+@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
+def test_jit_scan_body_outputs_views_scalar_and_swapped_carries():
+    fs = [lambda h, xs: lax.scan(lambda c, x: (x, c), h, xs),
+          lambda h, xs: lax.scan(lambda c, x: (c, (c, c.T)), h, xs),
+          lambda h, xs: lax.scan(lambda c, x: (c * x[0], tnp.reshape(c, (1, 1))), h[0], xs),
+          lambda h, xs: lax.scan(lambda c, x: lax.scan(
+              lambda c2, y: (c2[::-1] + y, tnp.reshape(c2, (3, 1))), c, tnp.stack([x, -x])),
+              h, xs)]
+    for f in fs:
+        _close_trees(f(X3, XS53), T.jit(f)(X3, XS53))
+
+
+@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
+@pytest.mark.parametrize("p", [1.0, -1.0])
+def test_jit_cond_branches_output_views(p):
+    m = np.eye(3) + W33
+
+    def f(h, m, p):
+        a = lax.cond(p > 0, lambda h: tnp.reshape(h, (3, 1)),
+                     lambda h: tnp.reshape(h[::-1], (3, 1)), h)
+        b = lax.cond(p > 0, lambda m: m, lambda m: m.T, m)
+        c = lax.cond(p > 0, lambda h: (h, tnp.broadcast_to(h, (2, 3))),
+                     lambda h: (h[::-1], tnp.broadcast_to(tnp.asarray(K23[1]), (2, 3))), h)
+        d = lax.cond(p > 0, lambda h: tnp.asarray(K23).T, lambda h: tnp.reshape(h, (3, 2)),
+                     tnp.reshape(K23, (6,)) * h[0])
+        return a, b, c, d
+    _close_trees(f(X3, m, p), T.jit(f)(X3, m, p))
+
+
+@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
+def test_jit_while_and_fori_bodies_output_views():
+    def f(h):
+        a = lax.while_loop(lambda c: c[0] < 3,
+                           lambda c: (c[0] + 1, c[1][::-1], tnp.reshape(c[1], (3, 1)), c[3]),
+                           (0, h, tnp.zeros((3, 1)), h))
+        m = lax.while_loop(lambda c: c[0] < 4, lambda c: (c[0] + 1, c[1].T),
+                           (0, tnp.reshape(tnp.arange(9.0), (3, 3)) * h[0]))
+        b = lax.fori_loop(0, 3, lambda i, c: tnp.reshape(tnp.reshape(c, (3, 1)).T, (3,)) * 0.5,
+                          h)
+        return a, m, b
+    _close_trees(f(X3), T.jit(f)(X3))
+
+
+@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
+@pytest.mark.parametrize("policy", ["none", "dots", "names", "everything"])
+def test_jit_grad_of_scan_with_checkpointed_body_outputting_views(policy):
+    """The remat call inlined by the backend holds duplicates of the primal step (common
+    subexpressions) and identities; the scan body's outputs -- a reshape of the carry among
+    them -- must still resolve to stored values."""
+    from transforms.ad_checkpoint import checkpoint_name, checkpoint_policies as cp
+    pol = {"none": None, "dots": cp.dots_saveable, "names": cp.save_only_these_names("hw"),
+           "everything": cp.everything_saveable}[policy]
+
+    def loss(w, xs):
+        def step(h, x):
+            h2 = tnp.tanh(checkpoint_name(h @ w, "hw") + x)
+            return h2, (tnp.reshape(h, (1, 3)), tnp.sum(tnp.sin(h @ w + x) ** 2))
+        h, (ys, zs) = lax.scan(T.checkpoint(step, policy=pol), tnp.ones(3) * 0.3, xs)
+        return tnp.sum(h) + tnp.sum(ys ** 2) + tnp.sum(zs)
+    want = T.grad(loss)(W33, XS53)
+    np.testing.assert_allclose(T.jit(T.grad(loss))(W33, XS53), want, rtol=1e-10)
+    np.testing.assert_allclose(T.jit(T.grad(loss, argnums=1))(W33, XS53),
+                               T.grad(loss, argnums=1)(W33, XS53), rtol=1e-10)

@@ -72,8 +72,10 @@ def prepare(closed: ClosedJaxpr, has_rule=lambda name: False):
     sub = {}
 
     def read(a):
-        if isinstance(a, Var):
-            return sub.get(a, a)
+        # `sub` maps a dropped Var (an identity, a common subexpression, a call's result) to
+        # its replacement, which may itself have been dropped later: follow the chain
+        while isinstance(a, Var) and a in sub:
+            a = sub[a]
         return a
 
     def inline(j, j_consts, args, outvars):
@@ -94,7 +96,7 @@ def prepare(closed: ClosedJaxpr, has_rule=lambda name: False):
             emit(Eqn(e.prim, [r(a) for a in e.invars], new_out, e.params, e.source_info))
         for v, o in zip(outvars, j.outvars):
             # an inner result may itself have been replaced (a common subexpression or an
-            # identity dropped by `emit`): resolve it now, since `read` looks up only once
+            # identity dropped by `emit`): resolve it now
             sub[v] = read(r(o))
 
     seen = {}
@@ -128,7 +130,24 @@ def prepare(closed: ClosedJaxpr, has_rule=lambda name: False):
     new = _fold_dot_transposes(new)
     new, _, used_consts = dce_jaxpr(new)
     consts = [c for c, u in zip(consts, used_consts) if u]
+    _check_defined(new)
     return new, consts
+
+
+def _check_defined(jaxpr):
+    """Every Var read (by an equation or as an output) is an input, a constant or an earlier
+    result: a dangling reference would otherwise surface as a KeyError deep in emission."""
+    defined = set(jaxpr.constvars) | set(jaxpr.invars)
+    for e in jaxpr.eqns:
+        for a in e.invars:
+            if isinstance(a, Var) and a not in defined:
+                raise AssertionError(f"backend preparation left {a} read by {e.prim.name} "
+                                     "undefined (an eliminated value was not substituted)")
+        defined.update(e.outvars)
+    for a in jaxpr.outvars:
+        if isinstance(a, Var) and a not in defined:
+            raise AssertionError(f"backend preparation left output {a} undefined (an "
+                                 "eliminated value was not substituted)")
 
 
 def _freeze(x):
