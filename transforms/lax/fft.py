@@ -119,13 +119,17 @@ def fft_numpy(x, fft_type, fft_lengths):
     return np.asarray(out, dtype=dt)
 
 
-@fft_p.def_impl
-def _fft_impl(x, *, fft_type, fft_lengths):
+def fft_eval(x, fft_type, fft_lengths):
+    """The primitive's evaluation (the impl; also called by the jit backend in object mode)."""
+    x = np.asarray(x)
     if x.size == 0 or any(s == 0 for s in x.shape):
         a = _fft_abstract(ShapedArray(x.shape, x.dtype), fft_type=fft_type,
                           fft_lengths=fft_lengths)
         return np.zeros(a.shape, a.dtype)
     return fft_numpy(x, fft_type, fft_lengths)
+
+
+fft_p.def_impl(lambda x, *, fft_type, fft_lengths: fft_eval(x, fft_type, fft_lengths))
 
 
 @fft_p.def_jvp

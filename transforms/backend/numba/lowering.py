@@ -126,7 +126,7 @@ def numba_type_name(dtype):
 
 
 def _check_dtype(dtype):
-    if dtype.kind not in "biuf" or dtype == np.float16:
+    if dtype.kind not in "biufc" or dtype == np.float16 or dtype == np.clongdouble:
         raise NotImplementedError(
             f"jit: arrays of dtype {dtype} are not supported by the Numba backend (use "
             f"{'float32' if dtype.kind == 'f' else 'a real numeric dtype'})")
@@ -157,8 +157,10 @@ def format_literal(value, dtype):
         if dtype == np.int64 and v >= 0:
             return str(int(v))
         return f"{dtype_ctor(dtype)}({int(v)})"
-    if dtype.kind == "c":
-        return f"{dtype_ctor(dtype)}({complex(v)!r})"
+    if dtype.kind == "c":           # complex(re, im) spelled out: nan/inf parts stay valid source
+        ft = np.float32 if dtype == np.complex64 else np.float64
+        return (f"{dtype_ctor(dtype)}(complex({format_literal(v.real, ft)}, "
+                f"{format_literal(v.imag, ft)}))")
     raise NotImplementedError(f"literal of dtype {dtype}")
 
 
@@ -258,6 +260,8 @@ class ModuleBuilder:
         """A literal of exactly `dtype`: plain text where Numba infers the dtype itself
         (bool, non-negative int64, float64), else a module-level constant (no call in loops)."""
         txt = format_literal(value, dtype)
+        if np.dtype(dtype).kind == "c":     # a complex global would stop Numba's disk cache
+            return txt
         if "(" not in txt or txt.startswith("-"):
             if "(" not in txt:
                 return txt
@@ -637,7 +641,8 @@ class NestBlock:
 
 
 _KEEP_NAMES = set(keyword.kwlist) | {"range", "int", "min", "max", "abs", "float", "bool",
-                                      "_np", "_math", "_prange", "len", "_numba"}
+                                      "_np", "_math", "_prange", "len", "_numba",
+                                      "complex"}
 
 
 def _templatize(block: NestBlock):
@@ -819,6 +824,9 @@ def _reduce_init(mod, name, dtype):
         return "False" if name == "reduce_max" else "True"
     if dtype.kind == "f":
         return mod.lit(-np.inf if name == "reduce_max" else np.inf, dtype)
+    if dtype.kind == "c":
+        raise NotImplementedError(f"jit: {name} of complex values is not supported by the "
+                                  f"Numba backend")
     info = np.iinfo(dtype)
     return mod.lit(info.min if name == "reduce_max" else info.max, dtype)
 
@@ -1503,6 +1511,7 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     from . import rules_random  # noqa: F401  (argsort)
     from . import rules_decompositions  # noqa: F401  (cholesky, solve, eigh, qr, svd, ...)
     from . import rules_special  # noqa: F401  (lgamma, digamma, erf_inv, ...)
+    from . import rules_complex  # noqa: F401  (complex pointwise rules, fft)
     jaxpr, consts = fusion.prepare(closed, has_rule=lambda n: n in LOWERINGS)
     for v in jaxpr.invars + jaxpr.constvars + [o for e in jaxpr.eqns for o in e.outvars]:
         _check_dtype(v.aval.dtype)

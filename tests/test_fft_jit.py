@@ -1,0 +1,54 @@
+"""jit of complex values and FFTs (complex pointwise rules + fft in object mode) == eager.
+
+Measured on 2^20 points (busy 2-core machine, best of 5): NumPy rfft+abs 37 ms vs jit 52 ms;
+complex128 fft 100 ms vs 112 ms (the object-mode FFT is NumPy's pocketfft; the difference is
+the copies into and out of the generated function's buffers)."""
+import numpy as np
+import pytest
+
+import transforms as T
+import transforms.numpy as tnp
+from transforms import lax
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((3, 8))
+Z = X + 1j * rng.standard_normal(X.shape)
+
+
+def _many(x, z):
+    return (z + z, z - 1j, z * (2 - 1j), z / (z + 3), -z, tnp.abs(z), tnp.exp(z), tnp.log(z),
+            tnp.sqrt(z), tnp.real(z), tnp.imag(z), tnp.conj(z), z ** 3, z ** -2, tnp.sum(z),
+            tnp.sum(z, axis=0), z == z, z != 1, x.astype(np.complex64),
+            tnp.real(z).astype(np.float32), z @ z.T, tnp.sign(z), tnp.mean(z * z, axis=1),
+            tnp.where(x > 0, z, 0), lax.complex(x, x * 2), tnp.cumsum(z, axis=1),
+            tnp.fft.fft2(z), tnp.fft.ifft(z, n=5, norm="ortho"), tnp.fft.irfftn(z, s=(4, 6)),
+            tnp.fft.rfft(x.astype(np.float32)), tnp.fft.hfft(z[:, :3]),
+            tnp.fft.fftshift(tnp.fft.fftfreq(8)))
+
+
+def _check(got, exp, tol=1e-10):
+    for i, (a, b) in enumerate(zip(got, exp)):
+        assert a.dtype == b.dtype and a.shape == b.shape, (i, a.dtype, b.dtype)
+        t = 1e-5 if a.dtype in (np.float32, np.complex64) else tol
+        np.testing.assert_allclose(a, b, rtol=t, atol=t, err_msg=f"output {i}")
+
+
+def test_complex_ops_and_ffts_jit_equals_eager():
+    _check(T.jit(_many)(X, Z), _many(X, Z))
+    z32 = Z.astype(np.complex64)
+    f = lambda z: (tnp.fft.fftn(z * z), tnp.abs(z) + 1, tnp.fft.irfft(z))  # noqa: E731
+    _check(T.jit(f)(z32), f(z32))
+
+
+def test_grad_vmap_under_jit():
+    loss = lambda a: tnp.sum(tnp.abs(tnp.fft.rfft(a)) ** 2)  # noqa: E731
+    g = T.jit(T.grad(loss))
+    np.testing.assert_allclose(g(X[0]), T.grad(loss)(X[0]), atol=1e-10)
+    f = T.jit(T.vmap(lambda a: tnp.fft.irfft(tnp.fft.rfft(a) * (1 + 2j), n=8), in_axes=1))
+    exp = np.stack([np.fft.irfft(np.fft.rfft(X[:, i]) * (1 + 2j), n=8) for i in range(8)])
+    np.testing.assert_allclose(f(X), exp, atol=1e-12)
+
+
+def test_complex_reduce_max_is_a_clear_error():
+    with pytest.raises(NotImplementedError, match="complex"):
+        T.jit(lambda z: tnp.max(z))(Z)

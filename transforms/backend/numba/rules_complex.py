@@ -1,0 +1,172 @@
+"""Complex64/complex128 in the Numba backend: pointwise rules and the `fft` lowering.
+
+The real-dtype rules of `rules_elementwise.py` stay as they are; each primitive listed here
+gets a wrapper that takes the complex path when an operand or the result is complex (Numba's
+own complex scalars: `+ - * /`, `abs` (hypot), `_np.exp/log/sqrt/sin/cos`, `.real`, `.imag`,
+`.conjugate()`), and defers to the real rule otherwise. Complex primitives not listed (max,
+min, comparisons other than eq/ne, rounding, ...) keep the real rules' clear
+NotImplementedError.
+
+`fft` is one object-mode call per equation (`numba.objmode`): NumPy's pocketfft on the whole
+operand, outside the compiled loop nests (the fused loops before and after it stay compiled).
+The object-mode round trip costs a few microseconds per call; the transform itself is
+NumPy's, so large FFTs run at NumPy's speed (see the report in tests/test_fft_jit.py).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .lowering import numba_type_name, register_lowering
+from ...lax.fft import fft_eval  # noqa: F401  (called by generated code)
+from .rules_elementwise import POINTWISE
+
+
+def _any_complex(ctx):
+    return any(np.dtype(d).kind == "c" for d in list(ctx.in_dtypes) + [ctx.out_dtype])
+
+
+def _complex_path(name):
+    """Decorator: `rule` handles `name` when complex dtypes are involved."""
+    def deco(rule):
+        real_rule = POINTWISE.get(name)
+
+        def dispatch(ctx, *args, **params):
+            if _any_complex(ctx):
+                return rule(ctx, *args, **params)
+            if real_rule is None:
+                raise NotImplementedError(f"jit: '{name}' on {ctx.out_dtype}")
+            return real_rule(ctx, *args, **params)
+        POINTWISE[name] = dispatch
+        return rule
+    return deco
+
+
+def _c(ctx, expr, dt=None):
+    """`expr` with exactly the Numba type of the output (or `dt`)."""
+    dt = np.dtype(ctx.out_dtype if dt is None else dt)
+    return ctx.cast(expr, dt)
+
+
+for _name, _op in (("add", "+"), ("sub", "-"), ("mul", "*"), ("div", "/")):
+    def _arith(ctx, x, y, _op=_op):
+        return _c(ctx, f"({x} {_op} {y})")
+    _complex_path(_name)(_arith)
+
+
+@_complex_path("neg")
+def _neg(ctx, x):
+    return _c(ctx, f"(-{x})")
+
+
+@_complex_path("pow")
+def _pow(ctx, x, y):
+    return _c(ctx, f"({x} ** {y})")
+
+
+@_complex_path("abs")
+def _abs(ctx, x):
+    return _c(ctx, f"abs({x})")
+
+
+@_complex_path("sign")
+def _sign(ctx, x):
+    return _c(ctx, f"({x} / abs({x}) if {x} != 0 else {x})")
+
+
+for _name in ("exp", "log", "sqrt", "sin", "cos", "tanh", "tan", "sinh", "cosh"):
+    def _unary(ctx, x, _name=_name):
+        return _c(ctx, f"_np.{_name}({x})")
+    _complex_path(_name)(_unary)
+
+
+@_complex_path("expm1")
+def _expm1(ctx, x):
+    return _c(ctx, f"(_np.exp({x}) - 1)")
+
+
+@_complex_path("log1p")
+def _log1p(ctx, x):
+    return _c(ctx, f"_np.log(1 + {x})")
+
+
+@_complex_path("integer_pow")
+def _integer_pow(ctx, x, *, y):
+    dt = ctx.out_dtype
+    if y == 0:
+        return ctx.lit(1, dt)
+    n, acc, base = abs(y), None, x
+    while n:
+        if n & 1:
+            acc = base if acc is None else ctx.let(_c(ctx, f"{acc} * {base}"))
+        n >>= 1
+        if n:
+            base = ctx.let(_c(ctx, f"{base} * {base}"))
+    return _c(ctx, f"1 / {acc}") if y < 0 else acc
+
+
+for _name, _op in (("eq", "=="), ("ne", "!=")):
+    def _cmp(ctx, x, y, _op=_op):
+        return f"({x} {_op} {y})"
+    _complex_path(_name)(_cmp)
+
+
+@_complex_path("convert_element_type")
+def _convert(ctx, x, *, new_dtype, **_):
+    src, dst = np.dtype(ctx.in_dtypes[0]), np.dtype(new_dtype)
+    if src == dst:
+        return x
+    if src.kind == "c" and dst.kind != "c":     # NumPy's astype: the real part
+        if dst == np.bool_:
+            return f"({x} != 0)"
+        return _c(ctx, f"{x}.real", dst)
+    if src == np.bool_:
+        return _c(ctx, f"(1.0 if {x} else 0.0)", dst)
+    return _c(ctx, x, dst)
+
+
+@_complex_path("real")
+def _real(ctx, x):
+    return _c(ctx, f"{x}.real")
+
+
+@_complex_path("imag")
+def _imag(ctx, x):
+    return _c(ctx, f"{x}.imag")
+
+
+@_complex_path("conj")
+def _conj(ctx, x):
+    return _c(ctx, f"{x}.conjugate()")
+
+
+@_complex_path("complex")
+def _complex(ctx, x, y):
+    return _c(ctx, f"complex({x}, {y})")
+
+
+# ---------------------------------------------------------------------------------------------
+# fft: NumPy's pocketfft in object mode
+# ---------------------------------------------------------------------------------------------
+
+# Numba notes that an object-mode block cannot run without the GIL: expected, and harmless.
+warnings.filterwarnings("ignore", message=".*object mode won't allow parallel execution")
+
+
+@register_lowering("fft", calls_blas=True)     # no prange beside an object-mode call
+def _lower_fft(ctx, eqn):
+    x = ctx.array(0)
+    out_aval = eqn.outvars[0].aval
+    fft_type, lengths = eqn.params["fft_type"], tuple(eqn.params["fft_lengths"])
+    nd = len(out_aval.shape)
+    typ = numba_type_name(out_aval.dtype)[len("_t."):]
+    spec = f"{typ}[{', '.join([':'] * (nd - 1) + ['::1'])}]"
+    out = ctx.fresh("_fft")
+    # reached through an importable module: a function defined in the generated module would
+    # be a "dynamic global" (that module is not importable by name), disabling Numba's cache
+    ctx.add_helper("fft_module", "import transforms.backend.numba.rules_complex as _rc_mod")
+    with ctx.block(f"with _numba.objmode({out}='{spec}'):"):
+        ctx.emit(f"{out} = _np.ascontiguousarray(_rc_mod.fft_eval({x}, {fft_type!r}, "
+                 f"{lengths!r}))")
+    ctx.set_out(0, out)
