@@ -41,7 +41,11 @@ def test_complex_ops_and_ffts_jit_equals_eager():
 
 
 def test_grad_vmap_under_jit():
-    loss = lambda a: tnp.sum(tnp.abs(tnp.fft.rfft(a)) ** 2)  # noqa: E731
+    def loss(a):        # the transposes of RFFT, IRFFT, FFT and IFFT
+        spec = tnp.fft.rfft(a)
+        back = tnp.fft.irfft(spec * (1 + 2j), n=8)
+        return tnp.sum(tnp.abs(spec) ** 2) + tnp.sum(back ** 3) + tnp.sum(
+            tnp.real(tnp.fft.ifft(tnp.fft.fft(a * 1j)) * (2 - 1j)))
     g = T.jit(T.grad(loss))
     np.testing.assert_allclose(g(X[0]), T.grad(loss)(X[0]), atol=1e-10)
     f = T.jit(T.vmap(lambda a: tnp.fft.irfft(tnp.fft.rfft(a) * (1 + 2j), n=8), in_axes=1))

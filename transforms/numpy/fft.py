@@ -35,9 +35,13 @@ def _complex_dtype(dt):
         else np.dtype(np.complex128)
 
 
+class FFTInputTypeError(TypeError, ValueError):
+    """Complex input to a real-input transform (NumPy raises TypeError, JAX ValueError)."""
+
+
 def _real_dtype(dt, name):
     if dt.kind == "c":
-        raise TypeError(f"fft.{name} requires real input, got {dt.name}")
+        raise FFTInputTypeError(f"fft.{name} requires real input, got {dt.name}")
     return np.dtype(np.float32) if dt in (np.float16, np.float32) else np.dtype(np.float64)
 
 
