@@ -53,6 +53,19 @@ def test_grad_vmap_under_jit():
     np.testing.assert_allclose(f(X), exp, atol=1e-12)
 
 
+def test_complex_division_as_numpy():
+    # Smith's division: NumPy's values, including division by zero (inf/nan, no exception)
+    num = np.array([1 + 2j, -3 + 0.5j, 2 - 1j, 1 + 1j, 0j, 1e300 + 1e300j, 4 + 0j, 1 - 1j])
+    den = np.array([-2 + 0j, 0 + 3j, -1e-3 - 5j, 0j, 0j, 1e300 - 1e300j, -0.5 + 0.25j, 2 + 2j])
+    for dt in (np.complex128, np.complex64):
+        with np.errstate(all="ignore"):
+            a, b = num.astype(dt), den.astype(dt)
+            ref = a / b
+        got = T.jit(lambda a, b: a / b)(a, b)
+        np.testing.assert_allclose(got, ref, rtol=1e-6)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+
+
 def test_complex_reduce_max_is_a_clear_error():
     with pytest.raises(NotImplementedError, match="complex"):
         T.jit(lambda z: tnp.max(z))(Z)

@@ -49,10 +49,27 @@ def _c(ctx, expr, dt=None):
     return ctx.cast(expr, dt)
 
 
-for _name, _op in (("add", "+"), ("sub", "-"), ("mul", "*"), ("div", "/")):
+for _name, _op in (("add", "+"), ("sub", "-"), ("mul", "*")):
     def _arith(ctx, x, y, _op=_op):
         return _c(ctx, f"({x} {_op} {y})")
     _complex_path(_name)(_arith)
+
+
+@_complex_path("div")
+def _div(ctx, x, y):
+    """Smith's scaled division in real arithmetic, as NumPy's loop: Numba's own complex
+    division raises ZeroDivisionError, where NumPy gives inf/nan."""
+    xr, xi = ctx.let(f"{x}.real"), ctx.let(f"{x}.imag")
+    yr, yi = ctx.let(f"{y}.real"), ctx.let(f"{y}.imag")
+    ar, ai = ctx.let(f"abs({yr})"), ctx.let(f"abs({yi})")
+    r1 = ctx.let(f"{yi} / {yr}")                # float division: inf/nan, never an error
+    d1 = ctx.let(f"{yr} + {yi} * {r1}")
+    r2 = ctx.let(f"{yr} / {yi}")
+    d2 = ctx.let(f"{yi} + {yr} * {r2}")
+    zero = f"complex({xr} / {ar}, {xi} / {ar})"
+    big_r = f"complex(({xr} + {xi} * {r1}) / {d1}, ({xi} - {xr} * {r1}) / {d1})"
+    big_i = f"complex(({xr} * {r2} + {xi}) / {d2}, ({xi} * {r2} - {xr}) / {d2})"
+    return _c(ctx, f"(({zero} if {ar} == 0 else {big_r}) if {ar} >= {ai} else {big_i})")
 
 
 @_complex_path("neg")
