@@ -2,7 +2,7 @@
 
 The real-dtype rules of `rules_elementwise.py` stay as they are; each primitive listed here
 gets a wrapper that takes the complex path when an operand or the result is complex (Numba's
-own complex scalars: `+ - * /`, `abs` (hypot), `_np.exp/log/sqrt/sin/cos`, `.real`, `.imag`,
+own complex scalars: `+ - * /`, `abs` (hypot), exp, log, log1p, sqrt, `.real`, `.imag`,
 `.conjugate()`), and defers to the real rule otherwise. Complex primitives not listed (max,
 min, comparisons other than eq/ne, rounding, ...) keep the real rules' clear
 NotImplementedError.
@@ -77,35 +77,35 @@ def _neg(ctx, x):
     return _c(ctx, f"(-{x})")
 
 
-@_complex_path("pow")
-def _pow(ctx, x, y):
-    return _c(ctx, f"({x} ** {y})")
-
-
 @_complex_path("abs")
 def _abs(ctx, x):
     return _c(ctx, f"abs({x})")
 
 
-@_complex_path("sign")
-def _sign(ctx, x):
-    return _c(ctx, f"({x} / abs({x}) if {x} != 0 else {x})")
-
-
-for _name in ("exp", "log", "sqrt", "sin", "cos", "tanh", "tan", "sinh", "cosh"):
+# Only functions whose values agree with NumPy's at infinities and overflow (checked on a grid
+# of 0, +-1, +-800, 1e300, +-inf, nan parts). Numba's complex pow, sin, cos, sinh, cosh, tanh,
+# tan and sign give nan where NumPy gives 0 or inf there: they keep the real rules' clear
+# NotImplementedError under jit.
+for _name in ("log", "sqrt"):
     def _unary(ctx, x, _name=_name):
         return _c(ctx, f"_np.{_name}({x})")
     _complex_path(_name)(_unary)
 
 
-@_complex_path("expm1")
-def _expm1(ctx, x):
-    return _c(ctx, f"(_np.exp({x}) - 1)")
+@_complex_path("exp")
+def _exp(ctx, x):
+    # exp(a) (cos b + i sin b), with b == 0 kept exact (Numba's gives inf * 0 = nan there)
+    xr, xi = ctx.let(f"{x}.real"), ctx.let(f"{x}.imag")
+    r = ctx.let(f"_np.exp({xr})")
+    under = f"complex(0.0, _np.copysign(0.0, {xi}))"      # exp(-inf + i(inf or nan))
+    return _c(ctx, f"(complex({r}, {xi}) if {xi} == 0 else ({under} if {xr} == -_np.inf and not "
+                   f"_np.isfinite({xi}) else complex({r} * _np.cos({xi}), {r} * _np.sin({xi}))))")
 
 
 @_complex_path("log1p")
 def _log1p(ctx, x):
-    return _c(ctx, f"_np.log(1 + {x})")
+    # 1 + x built from parts, so that the sign of a zero imaginary part (branch cut) is kept
+    return _c(ctx, f"_np.log(complex(1 + {x}.real, {x}.imag))")
 
 
 @_complex_path("integer_pow")
@@ -120,7 +120,7 @@ def _integer_pow(ctx, x, *, y):
         n >>= 1
         if n:
             base = ctx.let(_c(ctx, f"{base} * {base}"))
-    return _c(ctx, f"1 / {acc}") if y < 0 else acc
+    return _div(ctx, ctx.lit(1, dt), acc) if y < 0 else acc
 
 
 for _name, _op in (("eq", "=="), ("ne", "!=")):
