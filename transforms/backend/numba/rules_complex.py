@@ -163,6 +163,31 @@ def _complex(ctx, x, y):
     return _c(ctx, f"complex({x}, {y})")
 
 
+@_complex_path("is_finite")
+def _is_finite(ctx, x):
+    return f"(_np.isfinite({x}.real) and _np.isfinite({x}.imag))"
+
+
+def _no_complex_operand(name):
+    """Opaque rules written for real operands: a clear error for complex ones."""
+    from .lowering import LOWERINGS
+    real_rule = LOWERINGS.get(name)
+    if real_rule is None:
+        return
+
+    def rule(ctx, eqn):
+        if any(v.aval.dtype.kind == "c" for v in eqn.invars if hasattr(v, "aval")):
+            raise NotImplementedError(f"jit: {name} of complex values is not supported by "
+                                      f"the Numba backend")
+        return real_rule(ctx, eqn)
+    LOWERINGS[name] = rule
+
+
+from . import rules_reductions as _rules_reductions  # noqa: E402,F401  (registered first)
+for _name in ("argmax", "argmin"):
+    _no_complex_operand(_name)
+
+
 # ---------------------------------------------------------------------------------------------
 # fft: NumPy's pocketfft in object mode
 # ---------------------------------------------------------------------------------------------
