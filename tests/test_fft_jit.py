@@ -53,6 +53,11 @@ def test_grad_vmap_under_jit():
     np.testing.assert_allclose(f(X), exp, atol=1e-12)
 
 
+def test_grad_of_jit_with_complex_input():
+    loss = lambda a: tnp.sum(tnp.abs(tnp.fft.irfft(tnp.fft.fft(a)[:, :4])) ** 2)  # noqa: E731
+    np.testing.assert_allclose(T.grad(T.jit(loss))(Z), T.grad(loss)(Z), atol=1e-12)
+
+
 def test_complex_division_as_numpy():
     # Smith's division: NumPy's values, including division by zero (inf/nan, no exception)
     num = np.array([1 + 2j, -3 + 0.5j, 2 - 1j, 1 + 1j, 0j, 1e300 + 1e300j, 4 + 0j, 1 - 1j])
