@@ -77,3 +77,19 @@ def test_holomorphic_errors_as_jax():
         T.jacrev(lambda z: z * z)(ZV)
     with pytest.raises(TypeError, match="grad requires real-valued outputs"):
         T.grad(lambda z: z * z)(Z)
+
+
+def test_isreal_iscomplex_angle_as_numpy():
+    z = np.array([1 + 0j, 1 + 1j, -1 - 0j, -2 + 0.5j])
+    for a in [z, z.astype(np.complex64), np.array([1.0, -2.0]), np.array([1, -2]),
+              np.array([-1.0], np.float32)]:
+        for name in ("iscomplex", "isreal"):
+            np.testing.assert_array_equal(getattr(tnp, name)(a), getattr(np, name)(a))
+        for deg in (False, True):
+            got, exp = tnp.angle(a, deg), np.angle(a, deg)
+            assert got.dtype == exp.dtype
+            np.testing.assert_allclose(got, exp, rtol=1e-6)
+    # grad of the argument, JAX's convention, by finite differences in both directions
+    f = lambda z: tnp.sum(tnp.angle(z) * tnp.abs(z))  # noqa: E731
+    np.testing.assert_allclose(T.grad(f)(ZV), _fd_conj_grad(lambda z: float(f(z)), ZV),
+                               atol=1e-6)
