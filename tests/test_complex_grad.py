@@ -93,3 +93,24 @@ def test_isreal_iscomplex_angle_as_numpy():
     f = lambda z: tnp.sum(tnp.angle(z) * tnp.abs(z))  # noqa: E731
     np.testing.assert_allclose(T.grad(f)(ZV), _fd_conj_grad(lambda z: float(f(z)), ZV),
                                atol=1e-6)
+
+
+_R = np.random.default_rng(1)
+_Z3 = _R.standard_normal(3) + 1j * _R.standard_normal(3) + 2
+_W3 = _R.standard_normal(3) + 1j * _R.standard_normal(3)
+_M3 = _R.standard_normal((3, 3)) + 1j * _R.standard_normal((3, 3))
+_COMPLEX_FUNS = {
+    "mul": lambda z: z * _W3, "div": lambda z: _W3 / z, "exp": tnp.exp, "log": tnp.log,
+    "sqrt": tnp.sqrt, "abs": tnp.abs, "sin": tnp.sin, "tanh": tnp.tanh,
+    "matmul": lambda z: _M3 @ z, "prod": tnp.prod, "cumsum": tnp.cumsum,
+    "pow": lambda z: z ** (1.5 + 0.5j), "ipow": lambda z: z ** 3, "expm1": tnp.expm1,
+    "var": tnp.var, "norm": tnp.linalg.norm, "angle": tnp.angle, "conj": tnp.conj,
+    "where": lambda z: tnp.where(tnp.real(z) > 2, z, z * z),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_COMPLEX_FUNS))
+def test_check_grads_complex_inputs(name):
+    # check_grads perturbs complex inputs in both real directions and pairs cotangents
+    # bilinearly (JAX's convention)
+    check_grads(_COMPLEX_FUNS[name], (_Z3,), order=2)
