@@ -134,7 +134,7 @@ def vjp(fun, *primals, has_aux=False):
     return _vjp(fun, primals, has_aux)
 
 
-def _check_scalar_output(fname):
+def _check_scalar_output(fname, holomorphic=False):
     def check(out):
         if isinstance(out, (tuple, list, dict)):
             raise NonDifferentiableError(
@@ -148,19 +148,52 @@ def _check_scalar_output(fname):
             raise NonDifferentiableError(
                 f"Gradient only defined for scalar-output functions. Output had shape "
                 f"{a.shape}{where()}. Reduce it (e.g. .sum()) or use jacrev/vjp.")
-        if not np.issubdtype(a.dtype, np.floating):
+        if holomorphic:
+            if not np.issubdtype(a.dtype, np.complexfloating):
+                raise TypeError(f"{fname} with holomorphic=True requires outputs with complex "
+                                f"dtype, but got {a.dtype.name}{where()}.")
+        elif not np.issubdtype(a.dtype, np.floating):
             raise NonDifferentiableError(
                 f"{fname} requires real-valued outputs (output dtype that is a sub-dtype of "
-                f"np.floating), but got {a.dtype.name}{where()}. For the gradient of a complex "
+                f"np.floating), but got {a.dtype.name}{where()}. For holomorphic "
+                "differentiation, pass holomorphic=True; for the gradient of a complex "
                 "output, take its real part or use vjp directly.")
     return check
 
 
-def value_and_grad(fun, argnums=0, has_aux=False):
-    """`(value, grad)`; with `has_aux`, `((value, aux), grad)`."""
+def _check_holomorphic_inputs(fname, leaves):
+    for path, leaf in leaves:
+        dt = get_aval(as_leaf(leaf)).dtype
+        if not np.issubdtype(dt, np.complexfloating):
+            raise TypeError(f"{fname} with holomorphic=True requires inputs with complex dtype, "
+                            f"but got {dt.name}{tree_util.keystr(path)}.")
+
+
+def _check_outputs(fname, out, holomorphic):
+    for path, leaf in tree_util.leaves_with_path(out):
+        dt = get_aval(as_leaf(leaf)).dtype
+        if holomorphic and not np.issubdtype(dt, np.complexfloating):
+            raise TypeError(f"{fname} with holomorphic=True requires outputs with complex dtype, "
+                            f"but got {dt.name}{tree_util.keystr(path)}.")
+        if not holomorphic and np.issubdtype(dt, np.complexfloating):
+            raise TypeError(f"{fname} requires real-valued outputs (output dtype that is a "
+                            f"sub-dtype of np.floating), but got {dt.name}. For holomorphic "
+                            "differentiation, pass holomorphic=True. For non-holomorphic "
+                            "functions of complex outputs, use vjp/jvp directly.")
+
+
+def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
+    """`(value, grad)`; with `has_aux`, `((value, aux), grad)`.
+
+    Complex inputs follow JAX: for a real-valued `f(z)`, the gradient is
+    `df/dx - i df/dy` (z = x + iy); with `holomorphic=True` (complex inputs and output) it is
+    the complex derivative `f'(z)`."""
     @functools.wraps(fun)
     def value_and_grad_fun(*args, **kwargs):
         single, nums = _normalize_argnums(argnums, len(args), "grad")
+        if holomorphic:
+            for i in nums:
+                _check_holomorphic_inputs("grad", tree_util.leaves_with_path(args[i]))
         for i in nums:
             for path, leaf in tree_util.leaves_with_path(args[i]):
                 dt = get_aval(as_leaf(leaf)).dtype
@@ -177,7 +210,7 @@ def value_and_grad(fun, argnums=0, has_aux=False):
             return fun(*full, **kwargs)
 
         res = _vjp(partial_fun, [args[i] for i in nums], has_aux,
-                   check_scalar=_check_scalar_output("grad"))
+                   check_scalar=_check_scalar_output("grad", holomorphic))
         out, vjp_fn = res[0], res[1]
         ct = np.ones((), dtype=get_aval(out).dtype)
         grads = vjp_fn(ct)
@@ -189,9 +222,10 @@ def value_and_grad(fun, argnums=0, has_aux=False):
     return value_and_grad_fun
 
 
-def grad(fun, argnums=0, has_aux=False):
-    """Reverse-mode gradient of a scalar-output function (with respect to `argnums`)."""
-    vg = value_and_grad(fun, argnums, has_aux)
+def grad(fun, argnums=0, has_aux=False, holomorphic=False):
+    """Reverse-mode gradient of a scalar-output function (with respect to `argnums`); see
+    `value_and_grad` for complex inputs and `holomorphic`."""
+    vg = value_and_grad(fun, argnums, has_aux, holomorphic)
 
     @functools.wraps(fun)
     def grad_fun(*args, **kwargs):
@@ -283,8 +317,9 @@ def _std_basis(flat_avals):
     return out, total
 
 
-def jacfwd(fun, argnums=0, has_aux=False):
-    """Jacobian by forward mode: one batched JVP over the standard basis (vmap)."""
+def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
+    """Jacobian by forward mode: one batched JVP over the standard basis (vmap). Complex
+    inputs need `holomorphic=True` (as JAX): the result is then the complex derivative."""
     from .interpreters.batching import vmap
 
     def jac_fun(*args, **kwargs):
@@ -293,6 +328,16 @@ def jacfwd(fun, argnums=0, has_aux=False):
         flat, in_tree = tree_util.flatten(dyn)
         flat = [as_leaf(x) for x in flat]
         avals = [get_aval(x) for x in flat]
+        if holomorphic:
+            _check_holomorphic_inputs("jacfwd", tree_util.leaves_with_path(dyn))
+        else:
+            for a in avals:
+                if np.issubdtype(a.dtype, np.complexfloating):
+                    raise TypeError(
+                        f"jacfwd requires real-valued inputs (input dtype that is a sub-dtype "
+                        f"of np.floating), but got {a.dtype.name}. For holomorphic "
+                        "differentiation, pass holomorphic=True. For non-holomorphic functions "
+                        "of complex inputs, use jvp directly.")
         basis, total = _std_basis(avals)
 
         def f_dyn(*d):
@@ -310,6 +355,8 @@ def jacfwd(fun, argnums=0, has_aux=False):
         if has_aux:
             out, aux = out
             aux = tree_util.map(lambda a: a[..., 0], aux)
+        if holomorphic:
+            _check_outputs("jacfwd", out, True)
         # out leaves: (*out_shape, total) -> split the last axis per input leaf
         def split(o):
             pieces, start = [], 0
@@ -325,8 +372,9 @@ def jacfwd(fun, argnums=0, has_aux=False):
     return jac_fun
 
 
-def jacrev(fun, argnums=0, has_aux=False):
-    """Jacobian by reverse mode: one batched VJP over the output basis (vmap)."""
+def jacrev(fun, argnums=0, has_aux=False, holomorphic=False):
+    """Jacobian by reverse mode: one batched VJP over the output basis (vmap). Complex
+    outputs need `holomorphic=True` (as JAX)."""
     from .interpreters.batching import vmap
 
     def jac_fun(*args, **kwargs):
@@ -338,8 +386,12 @@ def jacrev(fun, argnums=0, has_aux=False):
                 full[i] = a
             return fun(*full, **kwargs)
 
+        if holomorphic:
+            _check_holomorphic_inputs("jacrev", tree_util.leaves_with_path(
+                tuple(args[i] for i in nums)))
         res = _vjp(f_dyn, [args[i] for i in nums], has_aux)
         out, vjp_fn = res[0], res[1]
+        _check_outputs("jacrev", out, holomorphic)
         out_flat, out_tree = tree_util.flatten(out)
         out_avals = [get_aval(as_leaf(o)) for o in out_flat]
         basis, total = _std_basis(out_avals)
@@ -365,9 +417,9 @@ def jacrev(fun, argnums=0, has_aux=False):
     return jac_fun
 
 
-def hessian(fun, argnums=0, has_aux=False):
+def hessian(fun, argnums=0, has_aux=False, holomorphic=False):
     """Hessian: jacfwd(jacrev(fun))."""
-    return jacfwd(jacrev(fun, argnums, has_aux), argnums, has_aux)
+    return jacfwd(jacrev(fun, argnums, has_aux, holomorphic), argnums, has_aux, holomorphic)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ __all__ = ["check_grads", "check_jvp", "check_vjp", "numerical_jvp"]
 
 _EPS = {np.dtype(np.float64): 1e-4, np.dtype(np.float32): 1e-2, np.dtype(np.float16): 1e-1}
 _TOL = {np.dtype(np.float64): 1e-5, np.dtype(np.float32): 2e-2, np.dtype(np.float16): 1e-1}
+_EPS.update({np.dtype(np.complex128): 1e-4, np.dtype(np.complex64): 1e-2})
+_TOL.update({np.dtype(np.complex128): 1e-5, np.dtype(np.complex64): 2e-2})
 
 
 def _is_float(x):
@@ -53,6 +55,9 @@ def _rand_like(rng, tree):
     """A random tree shaped like `tree`: normal for float leaves, zeros for the others."""
     def one(x):
         x = np.asarray(x)
+        if np.issubdtype(x.dtype, np.complexfloating):    # both real directions
+            return (rng.standard_normal(x.shape)
+                    + 1j * rng.standard_normal(x.shape)).astype(x.dtype)
         if np.issubdtype(x.dtype, np.inexact):
             return rng.standard_normal(x.shape).astype(x.dtype)
         return np.zeros(x.shape, x.dtype)
@@ -69,11 +74,16 @@ def _axpy(a, x, y):
     return tree_util.map(one, x, y)
 
 
+def _wide(x):
+    return x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
+
+
 def _inner(a, b):
+    """Re(sum(a * b)): the bilinear pairing of JAX's complex convention (no conjugation)."""
     total = 0.0
     for x, y in zip(_leaves(a), _leaves(b)):
         if np.issubdtype(x.dtype, np.inexact) and np.issubdtype(y.dtype, np.inexact):
-            total += float(np.vdot(x.astype(np.float64).ravel(), y.astype(np.float64).ravel()))
+            total += float(np.real(np.sum(_wide(x).ravel() * _wide(y).ravel())))
     return total
 
 
@@ -87,7 +97,7 @@ def _assert_close(actual, expected, atol, rtol, msg):
             raise AssertionError(f"{msg}: leaf {i} shapes differ: {a.shape} vs {e.shape}")
         if not np.issubdtype(e.dtype, np.inexact):
             continue
-        np.testing.assert_allclose(a.astype(np.float64), e.astype(np.float64), atol=atol,
+        np.testing.assert_allclose(_wide(a), _wide(e), atol=atol,
                                    rtol=rtol, err_msg=f"{msg} (leaf {i})")
 
 
@@ -107,7 +117,7 @@ def numerical_jvp(f, primals, tangents, eps):
         p, n = _to_np(p), _to_np(n)
         if not np.issubdtype(p.dtype, np.inexact):
             return np.zeros(p.shape, p.dtype)
-        return ((p.astype(np.float64) - n.astype(np.float64)) / (2 * eps)).astype(p.dtype)
+        return ((_wide(p) - _wide(n)) / (2 * eps)).astype(p.dtype)
     return tree_util.map(diff, f_pos, f_neg)
 
 

@@ -1,9 +1,9 @@
 """Complex numbers: `real`, `imag`, `conj` and `complex` (as `jax.lax`).
 
 Their transposes follow JAX's convention (the bilinear transpose, no conjugation), so
-`vjp(abs)(z)` of a complex `z` is `conj(z) / |z|`, as in JAX. The Numba backend has no complex
-dtypes: these primitives run eagerly and under grad/jvp/vmap; `jit` of complex values is the
-backend's clear error.
+`vjp(abs)(z)` of a complex `z` is `conj(z) / |z|`, as in JAX. Under `jit` they lower to Numba's
+complex scalars (`backend/numba/rules_complex.py`, which lists the complex operations the
+backend supports; the others are a clear NotImplementedError).
 """
 from __future__ import annotations
 

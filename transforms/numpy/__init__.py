@@ -8,6 +8,7 @@ import types as _types
 
 from . import _construct, _math_extra, _ops, _shape_ops, _sorting
 from . import linalg  # noqa: F401
+from . import fft  # noqa: F401
 from ._methods import install as _install
 
 

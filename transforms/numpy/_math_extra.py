@@ -123,13 +123,35 @@ def fix(x):
 
 
 def isreal(x):
-    """`numpy.isreal` (real dtypes only here: all True)."""
-    return _ops.ones_like(asarray(x), dtype=bool)
+    """`numpy.isreal`: the imaginary part is zero (always True for real dtypes)."""
+    x = asarray(x)
+    if get_aval(x).dtype.kind == "c":
+        return lax.eq(lax.imag(x), lax.zeros_like_aval(get_aval(lax.imag(x))))
+    return _ops.ones_like(x, dtype=bool)
 
 
 def iscomplex(x):
-    """`numpy.iscomplex` (real dtypes only here: all False)."""
-    return _ops.zeros_like(asarray(x), dtype=bool)
+    """`numpy.iscomplex`: the imaginary part is nonzero (always False for real dtypes)."""
+    x = asarray(x)
+    if get_aval(x).dtype.kind == "c":
+        return lax.ne(lax.imag(x), lax.zeros_like_aval(get_aval(lax.imag(x))))
+    return _ops.zeros_like(x, dtype=bool)
+
+
+def angle(z, deg=False):
+    """`numpy.angle`: the argument atan2(imag, real), in degrees with `deg`."""
+    z = asarray(z)
+    dt = get_aval(z).dtype
+    if dt.kind == "c":
+        re, im = lax.real(z), lax.imag(z)
+    else:
+        re = z if dt.kind == "f" else lax.convert_element_type(z, np.float64)
+        im = lax.zeros_like_aval(get_aval(re))
+    out = lax.atan2(im, re)
+    if deg:
+        rdt = get_aval(out).dtype
+        out = lax.mul(out, lax.full(get_aval(out).shape, np.asarray(180.0 / np.pi, rdt), rdt))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -217,7 +217,7 @@ def numba_type_name(dtype):
 def unsupported_dtype(dtype, what=None):
     """The UnsupportedDtypeError (a TypeError) for a dtype the backend cannot compile, or None
     if it can; `what` names the value in the message (e.g. 'input 2', or an equation)."""
-    if dtype.kind not in "biuf" or dtype == np.float16:
+    if dtype.kind not in "biufc" or dtype == np.float16 or dtype == np.clongdouble:
         return UnsupportedDtypeError(
             f"jit: {what + ' has ' if what else 'arrays of '}dtype {dtype}, which the Numba "
             f"backend does not support (use "
@@ -283,8 +283,10 @@ def format_literal(value, dtype):
         if dtype == np.int64 and v >= 0:
             return str(int(v))
         return f"{dtype_ctor(dtype)}({int(v)})"
-    if dtype.kind == "c":
-        return f"{dtype_ctor(dtype)}({complex(v)!r})"
+    if dtype.kind == "c":           # complex(re, im) spelled out: nan/inf parts stay valid source
+        ft = np.float32 if dtype == np.complex64 else np.float64
+        return (f"{dtype_ctor(dtype)}(complex({format_literal(v.real, ft)}, "
+                f"{format_literal(v.imag, ft)}))")
     raise NotImplementedError(f"literal of dtype {dtype}")
 
 
@@ -384,6 +386,8 @@ class ModuleBuilder:
         """A literal of exactly `dtype`: plain text where Numba infers the dtype itself
         (bool, non-negative int64, float64), else a module-level constant (no call in loops)."""
         txt = format_literal(value, dtype)
+        if np.dtype(dtype).kind == "c":     # a complex global would stop Numba's disk cache
+            return txt
         if "(" not in txt or txt.startswith("-"):
             if "(" not in txt:
                 return txt
@@ -770,7 +774,8 @@ class NestBlock:
 
 
 _KEEP_NAMES = set(keyword.kwlist) | {"range", "int", "min", "max", "abs", "float", "bool",
-                                      "_np", "_math", "_prange", "len", "_numba"}
+                                      "_np", "_math", "_prange", "len", "_numba",
+                                      "complex"}
 
 
 def _templatize(block: NestBlock):
@@ -971,6 +976,9 @@ def _reduce_init(mod, name, dtype):
         return "False" if name == "reduce_max" else "True"
     if dtype.kind == "f":
         return mod.lit(-np.inf if name == "reduce_max" else np.inf, dtype)
+    if dtype.kind == "c":
+        raise NotImplementedError(f"jit: {name} of complex values is not supported by the "
+                                  f"Numba backend")
     info = np.iinfo(dtype)
     return mod.lit(info.min if name == "reduce_max" else info.max, dtype)
 
@@ -1659,6 +1667,7 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     from . import rules_decompositions  # noqa: F401  (cholesky, solve, eigh, qr, svd, ...)
     from . import rules_special  # noqa: F401  (lgamma, digamma, erf_inv, ...)
     from . import rules_debug  # noqa: F401  (checkpoint_name, debug callbacks)
+    from . import rules_complex  # noqa: F401  (complex pointwise rules, fft)
     jaxpr, consts = fusion.prepare(closed, has_rule=lambda n: n in LOWERINGS)
     _check_dtypes(jaxpr)
     consts = [_const_array(c) for c in consts]
