@@ -29,7 +29,8 @@ def _same_aval(*avals, **_):
     return avals[0]
 
 
-_KIND_NAMES = {"b": "bool", "i": "signed integer", "u": "unsigned integer", "f": "floating"}
+_KIND_NAMES = {"b": "bool", "i": "signed integer", "u": "unsigned integer", "f": "floating",
+               "c": "complex floating"}
 
 
 def _check_kinds(name, aval, kinds):

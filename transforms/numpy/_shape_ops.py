@@ -311,10 +311,11 @@ def trace(a, offset=0, axis1=0, axis2=1):
 # Indexing helpers as functions
 # ---------------------------------------------------------------------------------------------
 
-def _oob_mode(name, a, idx, n, mode, axis):
+def _oob_mode(name, a, idx, n, mode, axis, out_size=None):
     """The gather mode for `take`/`take_along_axis` with NumPy's `mode` argument. Eagerly on
     NumPy input (and for mode='raise' with concrete indices) out-of-bounds indices are
-    NumPy's IndexError; inside transforms the default is JAX's 'fill'."""
+    NumPy's IndexError; inside transforms the default is JAX's 'fill'. An empty result
+    (`out_size` 0) reads nothing, so its indices are not checked (as NumPy)."""
     if mode not in (None, "raise", "fill", "clip", "wrap"):
         raise ValueError(f"{name}: invalid mode {mode!r}")
     traced = isinstance(a, Tracer) or isinstance(idx, Tracer)
@@ -328,7 +329,7 @@ def _oob_mode(name, a, idx, n, mode, axis):
         else:
             idx_c = np.asarray(idx)
         bad = (idx_c < -n) | (idx_c >= n)
-        if idx_c.size and bad.any():
+        if idx_c.size and out_size != 0 and bad.any():
             raise IndexError(f"index {idx_c[bad].flat[0]} is out of bounds for axis {axis} "
                              f"with size {n}")
         return "promise_in_bounds"
@@ -351,7 +352,7 @@ def take(a, indices, axis=None, out=None, mode=None, unique_indices=False,
     out_size = idx.size * _prod(a.shape[:ax] + a.shape[ax + 1:])
     _check_not_empty_axis("take", n, out_size, ax)
     from ._ops import where, less
-    gmode = _oob_mode("take", a, idx, n, mode, ax)
+    gmode = _oob_mode("take", a, idx, n, mode, ax, out_size)
     if gmode == "wrap":
         from ._ops import remainder
         idx, gmode = remainder(idx, n), "promise_in_bounds"
