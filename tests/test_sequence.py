@@ -467,3 +467,24 @@ def test_errors_name_shapes():
         fnn.Conv1D(3, 3, padding="FULL")
     with pytest.raises(ValueError, match="norm must be"):
         fnn.TransformerBlock(2, norm="batchnorm")
+
+
+def test_remat_block_and_dropout_block():
+    """`T.checkpoint` around a block changes nothing but memory; block dropout is keyed."""
+    x = rng(10).randn(2, 4, 8)
+    blk = fnn.TransformerBlock(2, causal=True, dropout_rate=0.3, attention_dropout_rate=0.2)
+    p = f64(blk.init(KEY, x)[0])
+    k = random.key(3)
+
+    def loss(p, remat):
+        run = lambda p, x: blk.apply(p, {}, x, key=k, train=True)[0]  # noqa: E731
+        return ((T.checkpoint(run) if remat else run)(p, x) ** 2).sum()
+
+    close(T.value_and_grad(loss)(p, True), T.value_and_grad(loss)(p, False), tol=1e-12)
+    ya = blk.apply(p, {}, x, key=k, train=True)[0]
+    yb = blk.apply(p, {}, x, key=random.key(4), train=True)[0]
+    assert not np.allclose(ya, yb)
+    np.testing.assert_array_equal(blk.apply(p, {}, x)[0],
+                                  fnn.TransformerBlock(2, causal=True).apply(p, {}, x)[0])
+    with pytest.raises(ValueError, match="PRNG key"):
+        blk.apply(p, {}, x, train=True)
