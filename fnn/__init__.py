@@ -7,7 +7,8 @@
     params, state = model.init(key, x)
     y, state = model.apply(params, state, x, key=key, train=True)
 
-Modules: `activations` (re-exported here), `initializers`, `layers` (re-exported here),
+Modules: `activations` (re-exported here), `initializers`, `layers` and `sequence`
+(attention, Transformer blocks, LSTM/GRU, Conv1D, norms; both re-exported here),
 `losses`, `data`, `optim`, `checkpoint`.
 """
 import os as _os
@@ -23,6 +24,10 @@ from .activations import (elu, gelu, leaky_relu, log_sigmoid, log_softmax,  # no
                           swish, tanh)
 from .layers import (AvgPool, BatchNorm, Conv2D, Dense, Dropout, Embedding,  # noqa: E402,F401
                      Flatten, Lambda, LayerNorm, MaxPool, Module, Sequential)
+from . import sequence  # noqa: E402,F401
+from .sequence import (GRU, LSTM, Conv1D, ConvTranspose2D, GroupNorm,  # noqa: E402,F401
+                       MultiHeadAttention, PositionalEmbedding, RMSNorm, TransformerBlock,
+                       causal_mask, dot_product_attention, padding_mask, rotary_embedding)
 
 
 def _optional(name):
@@ -44,4 +49,7 @@ __all__ = ["activations", "initializers", "layers", "losses", "data", "optim", "
            "relu", "relu6", "sigmoid", "log_sigmoid", "tanh", "softplus", "gelu", "silu",
            "swish", "leaky_relu", "elu", "softmax", "log_softmax", "logsumexp", "one_hot",
            "Module", "Dense", "Conv2D", "MaxPool", "AvgPool", "Flatten", "Dropout", "BatchNorm",
-           "LayerNorm", "Embedding", "Sequential", "Lambda"]
+           "LayerNorm", "Embedding", "Sequential", "Lambda", "sequence", "MultiHeadAttention",
+           "TransformerBlock", "RMSNorm", "GroupNorm", "Conv1D", "ConvTranspose2D", "LSTM", "GRU",
+           "PositionalEmbedding", "rotary_embedding", "causal_mask", "padding_mask",
+           "dot_product_attention"]

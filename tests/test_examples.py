@@ -68,3 +68,16 @@ def test_script_with_plot(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "test accuracy" in proc.stdout
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_char_lm(tmp_path):
+    out = load("char_lm").main(["--fast", "--checkpoint-dir", str(tmp_path)])
+    assert len(out["losses"]) == 16 and out["val_losses"][-1] < out["val_losses"][0]
+    assert np.mean(out["losses"][-3:]) < np.mean(out["losses"][:3]) - 0.2, out["losses"]
+    assert out["sample"].startswith("The ") and len(out["sample"]) == 4 + 20
+    assert os.path.exists(tmp_path / f"step_{out['best_step']:08d}.safetensors")
+    # the LSTM variant with remat, eagerly (no compilation: keeps the suite fast)
+    out = load("char_lm").main(["--fast", "--model", "lstm", "--remat", "--no-jit",
+                                "--checkpoint-dir", str(tmp_path / "lstm")])
+    assert out["val_losses"][-1] < out["val_losses"][0]
+    assert np.mean(out["losses"][-3:]) < np.mean(out["losses"][:3]), out["losses"]
