@@ -2,11 +2,11 @@
 minimising the negative log marginal likelihood, then predict with the posterior mean.
 
     python examples/gaussian_process.py                 # 300 Adam steps
-    python examples/gaussian_process.py --plot gp.png   # data, true function, posterior mean +- 2 sd
+    python examples/gaussian_process.py --plot gp.png   # data, truth, posterior mean +- 2 sd
     python examples/gaussian_process.py --fast          # fewer steps (used by the tests)
 
 The kernel is RBF plus noise, k(x, x') = s^2 exp(-(x - x')^2 / (2 l^2)) + sigma^2 [x = x'],
-with the three hyperparameters learned in log space. The NLL
+with the three hyperparameters learned in log space (log l, log s^2, log sigma). The NLL
 
     0.5 y^T K^-1 y + sum(log diag L) + n/2 log(2 pi),   K = L L^T,
 
@@ -46,7 +46,7 @@ def rbf(params, xa, xb):
     """The RBF kernel matrix s^2 exp(-(xa_i - xb_j)^2 / (2 l^2))."""
     ell = tnp.exp(params["log_lengthscale"])
     d = (xa[:, None] - xb[None, :]) / ell
-    return tnp.exp(2.0 * params["log_variance"]) * tnp.exp(-0.5 * d * d)
+    return tnp.exp(params["log_variance"]) * tnp.exp(-0.5 * d * d)
 
 
 def noisy_gram(params, x):
@@ -70,18 +70,18 @@ def posterior(params, x, y, x_test):
     k_star = rbf(params, x, x_test)                               # (n, n_test)
     mean = k_star.T @ cho_solve((L, True), y)
     v = solve_triangular(L, k_star, lower=True)                    # L^-1 k_star
-    var = tnp.exp(2.0 * params["log_variance"]) - tnp.sum(v * v, axis=0)
+    var = tnp.exp(params["log_variance"]) - tnp.sum(v * v, axis=0)
     return mean, tnp.sqrt(tnp.maximum(var, 0.0))
 
 
 def init_params(lengthscale, variance, noise):
-    return {"log_lengthscale": np.log(lengthscale), "log_variance": 0.5 * np.log(variance),
+    return {"log_lengthscale": np.log(lengthscale), "log_variance": np.log(variance),
             "log_noise": np.log(noise)}
 
 
 def hypers(params):
     return {"lengthscale": float(np.exp(params["log_lengthscale"])),
-            "variance": float(np.exp(2.0 * params["log_variance"])),
+            "variance": float(np.exp(params["log_variance"])),
             "noise": float(np.exp(params["log_noise"]))}
 
 
