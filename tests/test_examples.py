@@ -81,3 +81,52 @@ def test_char_lm(tmp_path):
                                 "--checkpoint-dir", str(tmp_path / "lstm")])
     assert out["val_losses"][-1] < out["val_losses"][0]
     assert np.mean(out["losses"][-3:]) < np.mean(out["losses"][:3]), out["losses"]
+
+
+def _number(text, prefix, index=0):
+    """The `index`-th number on the first printed line starting with `prefix`."""
+    import re
+    line = next(ln for ln in text.splitlines() if ln.startswith(prefix))
+    return float(re.findall(r"-?\d+\.\d+", line)[index])
+
+
+def test_gaussian_process_script():
+    proc = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, "gaussian_process.py"), "--fast"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    before, after = _number(out, "NLL:", 0), _number(out, "NLL:", 1)
+    assert after < before - 50, out                    # 72.9 -> -4.5 with the fixed seed
+    rmse, rmse_initial = _number(out, "test RMSE", 0), _number(out, "test RMSE", 1)
+    # The noise sd is 0.15: the posterior mean of 60 points averages it down (0.055 with the
+    # fixed seed); 0.1 leaves slack for other BLAS round-off yet is below the noise level,
+    # which a mean that merely interpolated the noisy points would not beat. The initial
+    # (over-smoothing) hyperparameters give 0.64.
+    assert rmse < 0.1 and rmse < rmse_initial / 4, out
+    noise = _number(out, "learned:", 2)
+    assert 0.1 < noise < 0.22, out                      # the data's noise sd is 0.15
+
+
+def test_gaussian_process_nll_gradient_and_jit():
+    gp = load("gaussian_process")
+    from transforms.test_util import check_grads
+    import transforms as T
+    x, y, _, _ = gp.make_data(1, 15, gp.NOISE)
+    params = gp.init_params(lengthscale=0.8, variance=1.3, noise=0.3)
+    # forward mode against central differences, reverse mode against forward mode
+    check_grads(lambda p: gp.nll(p, x, y), (params,), order=1, modes=("fwd", "rev"))
+    grads = T.grad(gp.nll)(params, x, y)                 # and each partial derivative directly
+    for k in params:
+        h = 1e-5
+        up, down = dict(params, **{k: params[k] + h}), dict(params, **{k: params[k] - h})
+        fd = (gp.nll(up, x, y) - gp.nll(down, x, y)) / (2 * h)
+        np.testing.assert_allclose(grads[k], fd, rtol=1e-6, atol=1e-8, err_msg=k)
+    eager = gp.nll(params, x, y)
+    np.testing.assert_allclose(T.jit(gp.nll)(params, x, y), eager, rtol=1e-12)
+    # against the textbook formula in plain NumPy
+    K = np.asarray(gp.noisy_gram(params, x))
+    ref = (0.5 * y @ np.linalg.solve(K, y) + 0.5 * np.linalg.slogdet(K)[1]
+           + 0.5 * len(x) * np.log(2 * np.pi))
+    np.testing.assert_allclose(eager, ref, rtol=1e-10)
