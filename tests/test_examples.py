@@ -130,3 +130,19 @@ def test_gaussian_process_nll_gradient_and_jit():
     ref = (0.5 * y @ np.linalg.solve(K, y) + 0.5 * np.linalg.slogdet(K)[1]
            + 0.5 * len(x) * np.log(2 * np.pi))
     np.testing.assert_allclose(eager, ref, rtol=1e-10)
+
+
+def test_spectral_fit_recovers_the_diffusion_coefficient():
+    out = load("spectral").main(["--fast"])
+    assert abs(out["d"] - 0.35) < 0.35 * 0.05, out          # noise 0.02: learned 0.345
+    assert abs(out["scale"] - 1.0) < 0.03, out
+    assert out["after"] < 5e-4 < out["before"], out          # noise variance is 4e-4
+
+
+def test_spectral_loss_gradient_through_the_ffts():
+    sp = load("spectral")
+    from transforms.test_util import check_grads
+    u0, observed = sp.make_data()
+    params = {"log_d": np.float64(np.log(0.2)), "scale": np.float64(0.8)}
+    check_grads(lambda p: sp.loss(p, u0, sp.TIMES, observed), (params,), order=2,
+                modes=("fwd", "rev"))
