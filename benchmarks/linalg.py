@@ -1,4 +1,5 @@
-"""Batched decompositions: `cholesky` + `solve` of 256 SPD 64x64 matrices, float64.
+"""Batched decompositions: `cholesky` + `solve` of 256 SPD 64x64 matrices, float64; and the
+power spectrum `|rfft(x)|^2` of 2^20 points.
 
 Usage::
 
@@ -88,6 +89,33 @@ def main(argv=None):
     line += (f"   (cholesky {t['ours cholesky'] / t['numpy cholesky']:.2f}, without the "
              f"symmetrisation {t['ours chol, no sym'] / t['numpy cholesky']:.2f}; "
              f"solve {t['ours solve'] / t['numpy solve']:.2f})")
+    print(line)
+    t.update(rfft_benchmark(args.repeats))
+    return t
+
+
+def rfft_benchmark(repeats, n=1 << 20):
+    """rfft of 2^n float64 points and its power spectrum, under jit, against NumPy's own
+    pocketfft and jax.jit when installed."""
+    x = np.random.default_rng(1).normal(size=n)
+    ours = T.jit(lambda x: tnp.abs(tnp.fft.rfft(x)) ** 2)
+    np.testing.assert_allclose(ours(x), np.abs(np.fft.rfft(x)) ** 2, rtol=1e-9)
+    fns = {"ours rfft": lambda: ours(x), "numpy rfft": lambda: np.abs(np.fft.rfft(x)) ** 2}
+    try:
+        import jax
+        import jax.numpy as jnp
+        jax.config.update("jax_enable_x64", True)
+        jf, xj = jax.jit(lambda x: jnp.abs(jnp.fft.rfft(x)) ** 2), jnp.asarray(x)
+        fns["jax rfft"] = lambda: jf(xj).block_until_ready()
+    except ImportError:
+        pass
+    t = interleaved(fns, max(5, repeats // 4))
+    print(f"|rfft|^2 of {n} float64 points:")
+    for k, v in t.items():
+        print(f"  {k:<18s} {v * 1e3:8.3f} ms")
+    line = f"  ours / NumPy = {t['ours rfft'] / t['numpy rfft']:.2f}"
+    if "jax rfft" in t:
+        line += f"   ours / JAX = {t['ours rfft'] / t['jax rfft']:.2f}"
     print(line)
     return t
 
