@@ -4,8 +4,9 @@ transforms.ad_checkpoint; remat inside scan."""
 import numpy as np
 import pytest
 
-ad_checkpoint = pytest.importorskip("transforms.ad_checkpoint",
-                                    reason="h6-namespaces not merged yet")
+from ._helpers import require_namespace
+
+ad_checkpoint = require_namespace("transforms.ad_checkpoint")
 
 import transforms as T
 import transforms.numpy as tnp

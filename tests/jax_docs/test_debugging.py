@@ -8,10 +8,12 @@ import transforms as T
 import transforms.numpy as tnp
 from transforms import lax
 
+from ._helpers import require_namespace
+
 
 @pytest.fixture
 def debug():
-    return pytest.importorskip("transforms.debug", reason="h6-namespaces not merged yet")
+    return require_namespace("transforms.debug")
 
 
 def test_debug_print_under_jit(debug, capsys):

@@ -7,7 +7,9 @@ import functools
 import numpy as np
 import pytest
 
-tree_util = pytest.importorskip("transforms.tree_util", reason="h6-namespaces not merged yet")
+from ._helpers import require_namespace
+
+tree_util = require_namespace("transforms.tree_util")
 
 import transforms as T
 import transforms.numpy as tnp

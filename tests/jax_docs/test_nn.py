@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import scipy.special
 
-nn = pytest.importorskip("transforms.nn", reason="transforms.nn not on this branch yet")
-initializers = pytest.importorskip("transforms.nn.initializers")
+from ._helpers import require_namespace
+
+nn = require_namespace("transforms.nn")
+initializers = require_namespace("transforms.nn.initializers")
 
 import transforms as T
 import transforms.numpy as tnp
