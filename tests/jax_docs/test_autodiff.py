@@ -233,3 +233,33 @@ def test_newton_step_with_hessian():
         return x - tnp.linalg.solve(T.hessian(f)(x), T.grad(f)(x))
 
     check(newton, (np.zeros(3),), np.linalg.solve(Q, b), rtol=1e-10)
+
+
+def test_linearize_inside_jit():
+    def f(x, t):
+        y, f_lin = T.linearize(lambda z: tnp.exp(z) * z, x)
+        return y, f_lin(t)
+
+    check(f, (X, np.ones(4)), (np.exp(X) * X, np.exp(X) * (X + 1)))
+
+
+def test_vjp_with_has_aux():
+    def f(x):
+        y = tnp.sin(x)
+        return y * 2, {"mean": tnp.mean(y)}
+
+    def run(x):
+        out, pb, aux = T.vjp(f, x, has_aux=True)
+        return out, pb(np.ones(4))[0], aux
+
+    check(run, (X,), (2 * np.sin(X), 2 * np.cos(X), {"mean": np.mean(np.sin(X))}))
+
+
+def test_jvp_of_vmap_equals_vmap_of_jvp():
+    f = lambda x: tnp.sin(x) * x
+    t = np.full(4, 0.5)
+    a = lambda x: T.jvp(T.vmap(f), (x,), (t,))[1]
+    b = lambda x: T.vmap(lambda xi, ti: T.jvp(f, (xi,), (ti,))[1])(x, t)
+    expected = (np.cos(X) * X + np.sin(X)) * 0.5
+    check(a, (X,), expected)
+    check(b, (X,), expected)

@@ -170,3 +170,21 @@ def test_vmap_of_while_loop_different_trip_counts():
 
 def test_lax_select_elementwise():
     check(lambda p, a, b: lax.select(p, a, b), (XS > 1, XS, -XS), np.where(XS > 1, XS, -XS))
+
+
+def test_jacfwd_through_while_loop():
+    # forward mode differentiates while_loop (reverse mode does not, as in JAX)
+    f = lambda x: lax.while_loop(lambda s: s[1] < 3, lambda s: (tnp.sin(s[0]), s[1] + 1), (x, 0))[0]
+    x = np.array([0.3, 1.2])
+    s1 = np.sin(x); s2 = np.sin(s1)
+    check(T.jacfwd(f), (x,), np.diag(np.cos(s2) * np.cos(s1) * np.cos(x)))
+
+
+def test_jvp_through_scan_matches_grad():
+    f = lambda a: lax.scan(lambda c, x: (c * a + x, None), 0.0, XS)[0]
+    # c_n = sum_k XS[k] a^(n-1-k)  =>  dc/da = sum_k (n-1-k) XS[k] a^(n-2-k)
+    a = 0.7
+    n = len(XS)
+    d = sum((n - 1 - k) * XS[k] * a ** (n - 2 - k) for k in range(n - 1))
+    check(lambda a: T.jvp(f, (a,), (1.0,))[1], (a,), d)
+    check(T.grad(f), (a,), d)

@@ -126,3 +126,14 @@ def test_vmap_at_set_functional_update():
     expected = B.copy()
     expected[np.arange(5), idx] = 0.0
     check(T.vmap(f), (B, idx), expected)
+
+
+def test_vmap_of_hessian_batch_of_quadratics():
+    As = rng.normal(size=(3, 2, 2))
+    f = lambda A, x: x @ A @ x
+    check(T.vmap(T.hessian(f, argnums=1), in_axes=(0, None)), (As, np.ones(2)),
+          As + np.swapaxes(As, 1, 2))
+
+
+def test_vmap_negative_in_axis():
+    check(T.vmap(lambda r: tnp.max(r), in_axes=-1), (M,), M.max(axis=0))
