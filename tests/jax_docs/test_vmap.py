@@ -137,3 +137,30 @@ def test_vmap_of_hessian_batch_of_quadratics():
 
 def test_vmap_negative_in_axis():
     check(T.vmap(lambda r: tnp.max(r), in_axes=-1), (M,), M.max(axis=0))
+
+
+def test_per_example_grads_of_dict_params_equal_loop():
+    params = {"w": rng.normal(size=(4, 2)), "b": np.array([0.1, -0.2])}
+    ys = rng.normal(size=(5, 2))
+
+    def loss(p, x, y):
+        return tnp.sum((tnp.tanh(x @ p["w"] + p["b"]) - y) ** 2)
+
+    def np_grad(x, y):
+        h = np.tanh(x @ params["w"] + params["b"])
+        d = 2 * (h - y) * (1 - h ** 2)
+        return {"b": d, "w": np.outer(x, d)}
+
+    loop = [np_grad(x, y) for x, y in zip(B, ys)]
+    expected = {"b": np.stack([g["b"] for g in loop]), "w": np.stack([g["w"] for g in loop])}
+    check(T.vmap(T.grad(loss), in_axes=(None, 0, 0)), (params, B, ys), expected, rtol=1e-10)
+
+
+def test_jit_static_argnames_choose_activation():
+    def layer(x, activation="tanh"):
+        return {"tanh": tnp.tanh, "relu": lambda v: tnp.maximum(v, 0.0)}[activation](x)
+
+    np.testing.assert_allclose(layer(B, activation="relu"), np.maximum(B, 0))
+    np.testing.assert_allclose(T.jit(layer, static_argnames=("activation",))(B, activation="relu"),
+                               np.maximum(B, 0))
+    np.testing.assert_allclose(T.jit(layer, static_argnames=("activation",))(B), np.tanh(B))
