@@ -22,15 +22,8 @@ def same(f, *args):
     return a
 
 
-_ULP = pytest.mark.xfail(strict=True, reason=(
-    "eager and jit differ by 1-2 ulp on ~1-30% of samples (NumPy vs Numba/LLVM log/erfinv), "
-    "API.md: the same key gives the same numbers traced or not; JAX: bitwise identical"))
-
-
 @pytest.mark.parametrize("name", [
-    "uniform", "randint", "bernoulli",
-    pytest.param("normal", marks=_ULP), pytest.param("exponential", marks=_ULP),
-    pytest.param("gumbel", marks=_ULP), pytest.param("truncated_normal", marks=_ULP)])
+    "uniform", "randint", "bernoulli", "normal", "exponential", "gumbel", "truncated_normal"])
 def test_samples_bitwise_identical_eager_and_jit(name):
     draw = {"uniform": lambda k: random.uniform(k, (N,)),
             "randint": lambda k: random.randint(k, (N,), 0, 1000),

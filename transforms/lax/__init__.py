@@ -25,7 +25,7 @@ from .indexing import (gather, scatter, scatter_add, scatter_max, scatter_min,  
 from .misc import stop_gradient  # noqa: F401
 from .complex import complex, conj, imag, real  # noqa: F401
 from .fft import FftType, fft  # noqa: F401
-from .sorting import sort, sort_key_val  # noqa: F401
+from .sorting import sort, sort_key_val, top_k  # noqa: F401
 from .special import (  # noqa: F401
     bessel_i0e, bessel_i1e, digamma, erf_inv, erfc, lgamma, polygamma)
 from .collectives import (UnboundAxisNameError, all_gather, axis_index, pmax, pmean,  # noqa: F401

@@ -83,3 +83,17 @@ def sort(operand, dimension=-1, is_stable=True, num_keys=1):
 def sort_key_val(keys, values, dimension=-1, is_stable=True):
     """`jax.lax.sort_key_val`: `keys` sorted along `dimension`, and `values` permuted alike."""
     return sort((keys, values), dimension, is_stable, num_keys=1)
+
+
+def top_k(operand, k):
+    """`jax.lax.top_k`: the `k` largest entries along the last axis, in descending order, and
+    their int32 indices (equal values: the lower index first)."""
+    from ..numpy._sorting import argsort as _tnp_argsort
+    x = as_array(operand)
+    n = get_aval(x).shape[-1] if get_aval(x).ndim else 0
+    k = operator.index(k)
+    if not 0 <= k <= n:
+        raise ValueError(f"top_k: k={k} must be between 0 and the last axis' size {n}")
+    idx = _tnp_argsort(x, axis=-1, descending=True)[..., :k]
+    from .elementwise import convert_element_type
+    return _take_sorted(x, idx, -1), convert_element_type(idx, np.int32)

@@ -92,21 +92,27 @@ def det(a):
     return _ops.multiply(sign, _ops.exp(logdet))
 
 
-def eigh(a, UPLO="L"):
-    """`numpy.linalg.eigh`: ascending eigenvalues and the eigenvectors (columns), reading the
-    `UPLO` triangle."""
+def eigh(a, UPLO=None, symmetrize_input=True):
+    """`numpy.linalg.eigh`: ascending eigenvalues and the eigenvectors (columns). As JAX's,
+    the input is first symmetrised, (a + aᵀ)/2, so the derivative is that of a symmetric
+    matrix (d w_k = v_kᵀ dA v_k: the gradient is the symmetric v_k v_kᵀ). For a symmetric
+    input that is NumPy's result; `symmetrize_input=False` reads only the `UPLO` triangle,
+    as NumPy does."""
     a = _matrix(a, "eigh", square=True)
-    if UPLO not in ("L", "U"):
+    if UPLO not in (None, "L", "U"):
         raise ValueError("UPLO argument must be 'L' or 'U'")
-    sym = _ops.where(np.tri(get_aval(a).shape[-1], dtype=bool), a, _mT(a)) if UPLO == "L" \
-        else _ops.where(np.tri(get_aval(a).shape[-1], dtype=bool), _mT(a), a)
+    if symmetrize_input:
+        v, w = D.eigh(a, symmetrize_input=True)
+        return EighResult(w, v)
+    tri = np.tri(get_aval(a).shape[-1], dtype=bool)
+    sym = _ops.where(tri, a, _mT(a)) if UPLO != "U" else _ops.where(tri, _mT(a), a)
     v, w = D.eigh(sym, symmetrize_input=False)
     return EighResult(w, v)
 
 
-def eigvalsh(a, UPLO="L"):
-    """`numpy.linalg.eigvalsh`."""
-    return eigh(a, UPLO).eigenvalues
+def eigvalsh(a, UPLO=None, symmetrize_input=True):
+    """`numpy.linalg.eigvalsh` (symmetrised input, as `eigh`)."""
+    return eigh(a, UPLO, symmetrize_input).eigenvalues
 
 
 def qr(a, mode="reduced"):
