@@ -409,8 +409,10 @@ JIT_SAMPLE = [
     ("tanh", lambda m, x, y: m.tanh(x)), ("logaddexp", lambda m, x, y: m.logaddexp(x, y)),
     ("where", lambda m, x, y: m.where(x > y, x, y)), ("cumsum", lambda m, x, y: m.cumsum(x, 1)),
     ("var", lambda m, x, y: m.var(x, axis=0)), ("matmul", lambda m, x, y: x @ y.T),
-    ("sort", lambda m, x, y: m.sort(x, axis=1)), ("take", lambda m, x, y: m.take(x, m.array([2, 0]), axis=1)),
-    ("clip", lambda m, x, y: m.clip(x, -0.5, 0.5)), ("remainder", lambda m, x, y: m.remainder(x, y + 3.0)),
+    ("sort", lambda m, x, y: m.sort(x, axis=1)),
+    ("take", lambda m, x, y: m.take(x, m.array([2, 0]), axis=1)),
+    ("clip", lambda m, x, y: m.clip(x, -0.5, 0.5)),
+    ("remainder", lambda m, x, y: m.remainder(x, y + 3.0)),
 ]
 
 
