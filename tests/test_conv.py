@@ -228,8 +228,68 @@ def test_pool_helpers_and_dilation():
     check_grads(lambda x: lax.reduce_window(x, 0.0, lax.add, (1, 2, 2, 1), (1, 2, 1, 1),
                                             ((0, 0), (1, 1), (0, 1), (0, 0)),
                                             base_dilation=(1, 2, 1, 1)), (x,), order=1)
-    with pytest.raises(NotImplementedError, match="lax.add, lax.max or lax.min"):
-        lax.reduce_window(x, 1.0, lax.mul, (1, 2, 2, 1), (1, 1, 1, 1))
+    with pytest.raises(TypeError, match="not differentiable"):
+        T.grad(lambda x: tnp.sum(lax.reduce_window(x, 1.0, lax.mul, (1, 2, 2, 1),
+                                                   (1, 1, 1, 1))))(x)
+    with pytest.raises(NotImplementedError, match="lax.add, lax.max, lax.min, lax.mul"):
+        lax.reduce_window(x, 1.0, lambda a, b: a - b, (1, 2, 2, 1), (1, 1, 1, 1))
+
+
+# values recorded from jax 0.10 (x64): every window starts from init_value and combines its
+# real elements; padding positions and base-dilation holes contribute nothing
+_RW_GENERAL_CASES = [
+    ("add_init_base_dilation", lambda x: lax.reduce_window(
+        x, 10.0, lax.add, (2,), (1,), ((1, 1),), base_dilation=(2,)),
+     np.arange(1.0, 5.0), [11., 11., 12., 12., 13., 13., 14., 14.]),
+    ("mul_init", lambda x: lax.reduce_window(x, 3.0, lax.mul, (3,), (2,), ((2, 1),)),
+     np.arange(1.0, 5.0), [3., 18., 36.]),
+    ("min_init", lambda x: lax.reduce_window(x, 3.0, lax.min, (2,), (1,), ((1, 1),)),
+     np.arange(1.0, 5.0), [1., 1., 2., 3., 3.]),
+    ("add_init_2d", lambda x: lax.reduce_window(x, 2.0, lax.add, (1, 2), (1, 1),
+                                                ((0, 0), (1, 0))),
+     np.arange(1.0, 7.0).reshape(2, 3), [[3., 5., 7.], [6., 11., 13.]]),
+    ("mul_init_2d", lambda x: lax.reduce_window(x, 2.0, lax.mul, (1, 2), (1, 1),
+                                                ((0, 0), (1, 0))),
+     np.arange(1.0, 7.0).reshape(2, 3), [[2., 4., 12.], [8., 40., 60.]]),
+    ("bool_or", lambda b: lax.reduce_window(b, False, lax.bitwise_or, (1, 2), (1, 1), "VALID"),
+     np.array([[True, False, False], [False, False, True]]), [[True, False], [False, True]]),
+    ("bool_max", lambda b: lax.reduce_window(b, False, lax.max, (1, 2), (1, 1), "VALID"),
+     np.array([[True, False, False], [False, False, True]]), [[True, False], [False, True]]),
+    ("bool_and_same", lambda b: lax.reduce_window(b, True, lax.bitwise_and, (1, 2), (1, 1),
+                                                  "SAME"),
+     np.array([[True, False, False], [False, False, True]]),
+     [[False, False, False], [False, False, True]]),
+    ("bool_xor_same", lambda b: lax.reduce_window(b, True, lax.bitwise_xor, (1, 2), (1, 1),
+                                                  "SAME"),
+     np.array([[True, False, False], [False, False, True]]),
+     [[False, True, True], [True, False, False]]),
+    ("int_mul", lambda i: lax.reduce_window(i, 2, lax.mul, (2,), (1,), ((1, 1),)),
+     np.arange(1, 5, dtype=np.int32), [2, 4, 12, 24, 8]),
+    ("int_and", lambda i: lax.reduce_window(i, -1, lax.bitwise_and, (2,), (1,), ((1, 1),)),
+     np.arange(1, 5, dtype=np.int32), [1, 0, 2, 0, 4]),
+    ("int_or_init", lambda i: lax.reduce_window(i, 8, lax.bitwise_or, (2,), (1,), ((1, 1),)),
+     np.arange(1, 5, dtype=np.int32), [9, 11, 11, 15, 12]),
+    ("int_xor", lambda i: lax.reduce_window(i, 0, lax.bitwise_xor, (2,), (1,), ((1, 1),)),
+     np.arange(1, 5, dtype=np.int32), [1, 3, 1, 7, 4]),
+]
+
+
+@pytest.mark.parametrize("name,f,x,want", _RW_GENERAL_CASES, ids=[c[0] for c in _RW_GENERAL_CASES])
+def test_reduce_window_general_reducer_matches_jax(name, f, x, want):
+    want = np.asarray(want, x.dtype)
+    for got in (f(x), T.jit(f)(x)):
+        assert got.dtype == x.dtype
+        np.testing.assert_array_equal(got, want)
+    # batching: a stacked pair of operands gives each operand's result
+    got = T.vmap(f)(np.stack([x, x]))
+    np.testing.assert_array_equal(got, np.stack([want, want]))
+
+
+def test_reduce_window_general_reducer_vmap_recorded():
+    f = lambda x: lax.reduce_window(x, 2.0, lax.mul, (2,), (1,), ((1, 1),))
+    want = [[2., 4., 4.], [6., 24., 8.]]   # jax.vmap(f) on arange(1, 5).reshape(2, 2)
+    np.testing.assert_array_equal(T.vmap(f)(np.arange(1.0, 5.0).reshape(2, 2)), want)
+    np.testing.assert_array_equal(T.jit(T.vmap(f))(np.arange(1.0, 5.0).reshape(2, 2)), want)
 
 
 def test_max_pool_gradient_routes_to_argmax():

@@ -142,3 +142,23 @@ def test_optim_flatten_matches_unflattened():
         grads[0], optim.adamw(1e-2, weight_decay=0.1).init(params), params)
     for k in params:
         np.testing.assert_allclose(u[k], want[k], rtol=1e-12)
+
+
+def test_dynamic_in_dim_negative_start_counts_from_the_end_once():
+    # found by tests/differential: -9 on a size-6 axis was normalised twice (-9 -> -3 -> 3);
+    # JAX normalises once (-3) and clamps to 0. Values recorded from jax 0.10.
+    x = np.arange(30.0).reshape(5, 6)
+    for i in (-9, np.int32(-9), np.array(-9)):
+        np.testing.assert_array_equal(lax.dynamic_index_in_dim(x, i, 1, keepdims=False),
+                                      [0.0, 6.0, 12.0, 18.0, 24.0])
+        np.testing.assert_array_equal(lax.dynamic_slice_in_dim(x, i, 2, 0), x[:2])
+        np.testing.assert_array_equal(
+            T.jit(lambda x, i: lax.dynamic_index_in_dim(x, i, 1, False))(x, np.int32(i)),
+            [0.0, 6.0, 12.0, 18.0, 24.0])
+    np.testing.assert_array_equal(lax.dynamic_index_in_dim(x, -2, 1, False), x[:, 4])
+
+
+def test_reshape_dimensions():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    np.testing.assert_array_equal(lax.reshape(x, (4, 6), dimensions=(2, 0, 1)),
+                                  np.transpose(x, (2, 0, 1)).reshape(4, 6))

@@ -301,3 +301,14 @@ def test_index_helpers_and_constants():
 def test_put_refuses_inplace():
     with pytest.raises(ValueError, match="inplace"):
         tnp.put(X["F"], [0], 1.0, inplace=True)
+
+
+def test_fmax_fmin_keep_python_scalars_weak():
+    # found by tests/differential: a Python float made fmax/fmin of float32 arrays float64
+    import transforms.numpy as _tnp
+    x = np.array([1.0, np.nan, 3.0], np.float32)
+    for f, ref in ((_tnp.fmax, np.fmax), (_tnp.fmin, np.fmin)):
+        for args in ((x, 2.0), (2.0, x), (x, np.int32(3))):
+            got, want = f(*args), ref(*args)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)

@@ -883,3 +883,17 @@ def test_adabelief_one_step_known_value():
     p = np.array([0.0], np.float32)
     u, _ = opt.update(np.array([1.0], np.float32), opt.init(p), p)
     np.testing.assert_allclose(u, [-0.11111037], rtol=1e-6)
+
+
+def test_radam_rectification_matches_optax_at_small_counts():
+    # rho_t cancels catastrophically at count 6 (~6.0 from 1999 - 1993): b2**count must be
+    # computed as optax/XLA does (float32 by squaring), else updates move by ~1%.
+    # Value recorded from optax 0.2.8 (x64 off).
+    from fnn import optim
+    o = optim.scale_by_radam()
+    p = {"w": np.zeros(3, np.float32)}
+    s = o.init(p)
+    for i in range(6):
+        g = {"w": np.array([0.5, -1.25, 0.03], np.float32) * np.float32(1 + 0.1 * i)}
+        u, s = o.update(g, s, p)
+    np.testing.assert_allclose(u["w"], [0.02589938, -0.02589938, 0.02589937], rtol=1e-6)

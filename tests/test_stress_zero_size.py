@@ -175,6 +175,12 @@ CASES = [
                                  lax.reduce_window(x, np.inf, lax.min, (1, 2, 2, 1),
                                                    (1, 2, 2, 1), "VALID")),
      (arr((0, 4, 4, 3)),)),
+    ("reduce_window_general", lambda x, i: (
+        lax.reduce_window(x, 2.0, lax.mul, (1, 2, 2, 1), (1, 1, 1, 1), "SAME"),
+        lax.reduce_window(i, 0, lax.bitwise_or, (1, 2, 2, 1), (1, 1, 1, 1), "VALID"),
+        lax.reduce_window(i, -1, lax.bitwise_and, (1, 2, 2, 1), (1, 1, 1, 1), "VALID"),
+        lax.reduce_window(i, 0, lax.bitwise_xor, (1, 2, 2, 1), (1, 1, 1, 1), "VALID")),
+     (arr((0, 4, 4, 3)), np.zeros((2, 4, 0, 3), np.int32))),
     ("select_and_gather_add", lambda x: T.jvp(lambda x: lax.max_pool(x, (2, 2)), (x,),
                                               (x,))[1], (arr((0, 4, 4, 3)),)),
     ("select_and_scatter_add", _pool_grad, (arr((0, 4, 4, 3)),)),

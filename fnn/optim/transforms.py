@@ -291,6 +291,17 @@ def scale_by_yogi(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-3,
     return GradientTransformation(init_fn, update_fn)
 
 
+def _pow_by_squaring(x, n):
+    """x ** n for a non-negative int32 n, by squaring as XLA lowers lax.pow(float, int)."""
+    n = lax.convert_element_type(n, np.int32)
+    acc = tnp.ones_like(x)
+    for _ in range(31):
+        acc = tnp.where((n & 1) == 1, acc * x, acc)
+        n = n >> 1
+        x = x * x
+    return acc
+
+
 def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
                    eps_root: float = 0.0, threshold: float = 5.0, *,
                    nesterov: bool = False) -> GradientTransformation:
@@ -322,7 +333,9 @@ def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
         if not np.issubdtype(rdt, np.floating):
             rdt = np.dtype(np.float64)
         t = tnp.asarray(count_inc, dtype=rdt)
-        b2t = tnp.power(tnp.asarray(b2, dtype=rdt), t)
+        # b2**count as JAX computes a float to an int32 power (by squaring): rho_t cancels
+        # catastrophically for small t, so a 1-ulp difference in b2t moves updates by ~1%
+        b2t = _pow_by_squaring(tnp.asarray(b2, dtype=rdt), count_inc)
         ro = tnp.asarray(ro_inf, dtype=rdt) - 2 * t * b2t / (1 - b2t)
         if nesterov:
             mu_hat = _nesterov_mu_hat(mu, updates, b1, count_inc)

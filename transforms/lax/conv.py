@@ -40,8 +40,9 @@ from ._util import as_array, is_undefined
 __all__ = ["conv_general_dilated", "conv", "conv_transpose", "ConvDimensionNumbers",
            "conv_dimension_numbers", "reduce_window", "max_pool", "avg_pool", "sum_pool",
            "padtype_to_pads", "conv_general_dilated_p", "reduce_window_sum_p",
-           "reduce_window_max_p", "reduce_window_min_p", "select_and_gather_add_p",
-           "select_and_scatter_add_p"]
+           "reduce_window_max_p", "reduce_window_min_p", "reduce_window_prod_p",
+           "reduce_window_and_p", "reduce_window_or_p", "reduce_window_xor_p",
+           "select_and_gather_add_p", "select_and_scatter_add_p"]
 
 
 def _lax():
@@ -632,8 +633,12 @@ def _window_slices(out_shape, window_dimensions, window_strides, window_dilation
 
 def _identity(kind, dtype):
     dtype = np.dtype(dtype)
-    if kind == "sum":
+    if kind in ("sum", "or", "xor"):
         return np.zeros((), dtype)
+    if kind == "prod":
+        return np.ones((), dtype)
+    if kind == "and":
+        return np.asarray(True if dtype == np.bool_ else ~np.zeros((), dtype), dtype)
     if np.issubdtype(dtype, np.floating):
         return np.asarray(-np.inf if kind == "max" else np.inf, dtype)
     if dtype == np.bool_:
@@ -698,6 +703,26 @@ def _insert_window_dim(params, d):
 reduce_window_sum_p = _make_reduce_window("sum", np.add)
 reduce_window_max_p = _make_reduce_window("max", np.maximum)
 reduce_window_min_p = _make_reduce_window("min", np.minimum)
+# general monoid reducers (jax.lax.reduce_window with lax.mul / bitwise_and / or / xor): eager,
+# vmap and jit; not differentiable (JAX raises on differentiating a general reducer too)
+reduce_window_prod_p = _make_reduce_window("prod", np.multiply)
+reduce_window_and_p = _make_reduce_window("and", np.bitwise_and)
+reduce_window_or_p = _make_reduce_window("or", np.bitwise_or)
+reduce_window_xor_p = _make_reduce_window("xor", np.bitwise_xor)
+
+
+def _not_differentiable(p, what):
+    def rule(primals, tangents, **params):
+        raise TypeError(f"reduce_window with computation={what} is not differentiable (as in "
+                        "JAX: only lax.add, lax.max and lax.min window reductions have "
+                        "derivatives)")
+    p.def_jvp(rule)
+
+
+for _p, _what in ((reduce_window_prod_p, "lax.mul"), (reduce_window_and_p, "lax.bitwise_and"),
+                  (reduce_window_or_p, "lax.bitwise_or"),
+                  (reduce_window_xor_p, "lax.bitwise_xor")):
+    _not_differentiable(_p, _what)
 
 
 @reduce_window_sum_p.def_jvp
@@ -893,8 +918,9 @@ def _is_value(x, v):
 
 def reduce_window(operand, init_value, computation, window_dimensions, window_strides=None,
                   padding="VALID", base_dilation=None, window_dilation=None):
-    """Reduce each window of `operand` with `computation` (lax.add, lax.max or lax.min), as
-    jax.lax.reduce_window. Padding positions hold `init_value`."""
+    """Reduce each window of `operand` with `computation` (lax.add, lax.max, lax.min, lax.mul,
+    lax.bitwise_and/or/xor), as jax.lax.reduce_window: every window starts from `init_value`
+    and combines its real elements (padding positions and dilation holes add nothing)."""
     from .. import tree as tree_util
     from . import elementwise as E
     lax = _lax()
@@ -905,31 +931,47 @@ def reduce_window(operand, init_value, computation, window_dimensions, window_st
     params = _window_params(a.shape, window_dimensions, window_strides, padding, base_dilation,
                             window_dilation)
     name = getattr(computation, "__name__", "")
-    kind = {"add": "sum", "max": "max", "min": "min", "maximum": "max", "minimum": "min"}.get(
-        name)
+    kind = {"add": "sum", "max": "max", "min": "min", "maximum": "max", "minimum": "min",
+            "mul": "prod", "multiply": "prod", "bitwise_and": "and", "bitwise_or": "or",
+            "bitwise_xor": "xor", "logical_and": "and", "logical_or": "or",
+            "logical_xor": "xor"}.get(name)
     if computation in (E.add, lax.add):
         kind = "sum"
     elif computation in (E.max, lax.max):
         kind = "max"
     elif computation in (E.min, lax.min):
         kind = "min"
+    else:
+        for fn_name, k in (("mul", "prod"), ("bitwise_and", "and"), ("bitwise_or", "or"),
+                           ("bitwise_xor", "xor")):
+            if computation is getattr(lax, fn_name, None):
+                kind = k
     if kind is None:
         raise NotImplementedError(
-            "reduce_window supports computation=lax.add, lax.max or lax.min (sum, max and min "
-            f"pooling); got {computation!r}")
+            "reduce_window supports computation=lax.add, lax.max, lax.min, lax.mul, "
+            f"lax.bitwise_and, lax.bitwise_or or lax.bitwise_xor; got {computation!r}")
+    dt = np.dtype(a.dtype)
+    if kind in ("and", "or", "xor") and dt.kind not in "biu":
+        raise TypeError(f"reduce_window with lax.bitwise_{kind} needs an integer or boolean "
+                        f"operand, got {dt}")
+    if kind in ("and", "or", "xor") and dt == np.bool_:
+        kind = {"and": "min", "or": "max"}.get(kind, kind)   # differentiable-free either way
     prim = {"sum": reduce_window_sum_p, "max": reduce_window_max_p,
-            "min": reduce_window_min_p}[kind]
+            "min": reduce_window_min_p, "prod": reduce_window_prod_p,
+            "and": reduce_window_and_p, "or": reduce_window_or_p,
+            "xor": reduce_window_xor_p}[kind]
     out = prim.bind(x, **params)
+    # JAX's (XLA's) semantics: each window starts from init_value and combines the window's
+    # real elements (padding and dilation holes contribute nothing), so a non-identity
+    # init_value is combined once into every output
     ident = _identity(kind, a.dtype)
-    if kind == "sum":
-        if not _is_value(init_value, 0):
-            raise NotImplementedError("reduce_window with lax.add needs init_value 0")
-        return out
     if _is_value(init_value, ident) or (kind == "max" and _is_value(
             init_value, np.finfo(a.dtype).min if np.issubdtype(a.dtype, np.floating) else ident)):
         return out
     init = init_value if hasattr(init_value, "aval") else np.asarray(init_value, a.dtype)
-    return (lax.max if kind == "max" else lax.min)(out, init)
+    combine = {"sum": lax.add, "max": lax.max, "min": lax.min, "prod": lax.mul,
+               "and": lax.bitwise_and, "or": lax.bitwise_or, "xor": lax.bitwise_xor}[kind]
+    return combine(out, init)
 
 
 def _pool_params(x, window_shape, strides, padding):

@@ -100,14 +100,15 @@ def associative_scan(fn, elems, reverse=False, axis=0):
 # *_in_dim helpers
 
 def _norm_index(i, n, allow_negative):
-    """`i + n` for a negative `i` (static or traced), as JAX's allow_negative_indices."""
-    if not allow_negative:
+    """The start handed to dynamic_slice / dynamic_update_slice, which already count a negative
+    start from the end once (as JAX: -9 on a size-6 axis is -3, clamped to 0). With
+    allow_negative_indices=False a negative start is clamped to 0 instead."""
+    if allow_negative:
         return i
-    if isinstance(i, Tracer) or (isinstance(i, np.ndarray) and i.ndim == 0):
-        from ..numpy import where
-        return where(i < 0, i + n, i)
-    i = int(i)
-    return i + n if i < 0 else i
+    if isinstance(i, Tracer) or isinstance(i, np.ndarray):
+        from ..numpy import maximum
+        return maximum(i, 0)
+    return max(int(i), 0)
 
 
 def _starts(operand, axis, start):

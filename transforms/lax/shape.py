@@ -110,8 +110,10 @@ def _reshape_abstract(x, *, new_sizes):
     return ShapedArray(new_sizes, x.dtype)
 
 
-def reshape(x, new_sizes):
+def reshape(x, new_sizes, dimensions=None):
     x = as_array(x)
+    if dimensions is not None and tuple(dimensions) != tuple(range(get_aval(x).ndim)):
+        x = transpose(x, tuple(int(d) for d in dimensions))  # as jax.lax.reshape
     a = get_aval(x)
     new_sizes = tuple(int(s) for s in new_sizes)
     if -1 in new_sizes:

@@ -59,15 +59,17 @@ def fabs(x):
 
 def fmax(x1, x2):
     """`numpy.fmax`: the maximum, ignoring a NaN when the other value is not NaN."""
-    a, b = asarray(x1), asarray(x2)
-    m = _ops.maximum(a, b)
+    m = _ops.maximum(x1, x2)            # NumPy's promotion, Python scalars weak (NEP 50)
+    dt = get_aval(m).dtype
+    a, b = _ops.astype(asarray(x1), dt), _ops.astype(asarray(x2), dt)
     return where(isnan(a), b, where(isnan(b), a, m)) if _inexact(m) else m
 
 
 def fmin(x1, x2):
     """`numpy.fmin`: the minimum, ignoring a NaN when the other value is not NaN."""
-    a, b = asarray(x1), asarray(x2)
-    m = _ops.minimum(a, b)
+    m = _ops.minimum(x1, x2)            # NumPy's promotion, Python scalars weak (NEP 50)
+    dt = get_aval(m).dtype
+    a, b = _ops.astype(asarray(x1), dt), _ops.astype(asarray(x2), dt)
     return where(isnan(a), b, where(isnan(b), a, m)) if _inexact(m) else m
 
 

@@ -610,8 +610,13 @@ def _conv_direct(ctx, eqn, lhs, rhs, out):
 
 def _identity_literal(ctx, kind, dtype):
     dtype = np.dtype(dtype)
-    if kind == "sum":
-        return ctx.literal(0, dtype)
+    if kind in ("sum", "or", "xor"):
+        return ctx.literal(0, dtype) if dtype != np.bool_ else "False"
+    if kind == "prod":
+        return ctx.literal(1, dtype) if dtype != np.bool_ else "True"
+    if kind == "and":
+        return ctx.literal(-1 if dtype.kind == "i" else np.iinfo(dtype).max, dtype) \
+            if dtype != np.bool_ else "True"
     if dtype == np.bool_:
         return "False" if kind == "max" else "True"
     if dtype.kind == "f":
@@ -670,8 +675,12 @@ def _lower_reduce_window(kind):
         dt = oa.dtype
 
         def combine(acc, v):
-            if kind == "sum":
-                e = f"{acc} + {v}"
+            if kind in ("sum", "prod", "and", "or", "xor"):
+                op = {"sum": "+", "prod": "*", "and": "&", "or": "|", "xor": "^"}[kind]
+                if dt == np.bool_:
+                    op = {"prod": "and", "and": "and", "or": "or", "xor": "!="}[kind]
+                    return f"({acc} {op} {v})"
+                e = f"{acc} {op} {v}"
                 return f"{ctx.dtype(dt)}({e})" if dt.kind in "iu" and dt != np.int64 else e
             if dt.kind == "f":
                 return f"{ctx.kernel('maxf' if kind == 'max' else 'minf')}({acc}, {v})"
@@ -692,7 +701,7 @@ def _lower_reduce_window(kind):
     return rule
 
 
-for _kind in ("sum", "max", "min"):
+for _kind in ("sum", "max", "min", "prod", "and", "or", "xor"):
     register_lowering(f"reduce_window_{_kind}")(_lower_reduce_window(_kind))
 
 
