@@ -280,6 +280,7 @@ def test_cumulative_and_sorting():
         k = _r(rng, (3, 5), I32)
         _same("sort_key_val", (x, k), tl.sort_key_val(k, x, 1), jl.sort_key_val(k, x, 1))
         _same("sort_multi", (k, x), tl.sort((k, x), num_keys=1), jl.sort((k, x), num_keys=1))
+        _same("top_k", x, tl.top_k(x, 3), jl.top_k(x, 3))
 
 
 def test_every_shared_lax_name_is_covered():
@@ -292,11 +293,13 @@ def test_every_shared_lax_name_is_covered():
         "reduce_prod", "reduce_and", "reduce_or", "argmax", "argmin", "dynamic_slice",
         "dynamic_update_slice", "dynamic_slice_in_dim", "dynamic_index_in_dim",
         "dynamic_update_index_in_dim", "dynamic_update_slice_in_dim", "dot_general", "dot", "conv_general_dilated",
-        "reduce_window", "cumsum", "cumprod", "sort", "sort_key_val"}
+        "reduce_window", "cumsum", "cumprod", "sort", "sort_key_val", "top_k"}
     # covered by the rest of the test suite or not numerical: control flow and collectives
     # (tests/test_control_flow.py, test_collectives.py), classes, shape helpers, complex
     # numbers, convolution wrappers over conv_general_dilated, linalg (tests/test_linalg.py)
-    elsewhere = {"ConvDimensionNumbers", "Precision", "all_gather", "associative_scan",
+    # (fft: tests/test_fft.py and the jnp.fft cases of test_diff_numpy)
+    elsewhere = {"ConvDimensionNumbers", "FftType", "fft", "Precision", "all_gather",
+                 "associative_scan",
                  "axis_index", "complex", "cond", "conj", "conv", "conv_dimension_numbers",
                  "conv_general_shape_tuple", "conv_transpose", "conv_with_general_padding",
                  "fori_loop", "gather", "imag", "linalg", "map", "padtype_to_pads", "pmax",

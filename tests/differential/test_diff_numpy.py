@@ -399,7 +399,7 @@ def test_constants():
 def test_every_shared_function_is_covered():
     shared = {n for n in dir(tnp) if not n.startswith("_")} & set(dir(jnp))
     covered = (set(UNARY) | set(BINARY) | set(REDUCTIONS) | set(OTHER) | NOT_COMPUTATIONAL |
-               set(NUMPY_ONLY) | {"partition", "argpartition"})
+               set(NUMPY_ONLY) | {"partition", "argpartition", "fft", "angle"})
     missing = sorted(shared - covered)
     assert not missing, f"tnp functions shared with jnp without a differential case: {missing}"
 
@@ -424,3 +424,27 @@ def test_jit_sample(dt):
     theirs = jax.jit(lambda x, y: [f(jnp, x, y) for _, f in JIT_SAMPLE])(x, y)
     for (name, _), a, b in zip(JIT_SAMPLE, ours, theirs):
         _compare(f"{name} (jit)", (x, y), a, b, None)
+
+
+FFT_CASES = [
+    ("fft", lambda m, x: m.fft.fft(x), (5, 6)), ("ifft", lambda m, x: m.fft.ifft(x, n=8), (3, 5)),
+    ("fft2", lambda m, x: m.fft.fft2(x, norm="ortho"), (4, 6)),
+    ("fftn", lambda m, x: m.fft.fftn(x, axes=(0, 2)), (2, 3, 4)),
+    ("rfft", lambda m, x: m.fft.rfft(x, axis=0), (6, 3)),
+    ("irfft", lambda m, x: m.fft.irfft(m.fft.rfft(x), n=7), (3, 7)),
+    ("rfftn", lambda m, x: m.fft.rfftn(x, norm="forward"), (4, 6)),
+    ("irfft2", lambda m, x: m.fft.irfft2(m.fft.rfft2(x)), (4, 6)),
+    ("hfft", lambda m, x: m.fft.hfft(x), (5,)), ("ihfft", lambda m, x: m.fft.ihfft(x), (6,)),
+    ("fftfreq", lambda m, x: m.fft.fftfreq(7, 0.5), (1,)),
+    ("rfftfreq", lambda m, x: m.fft.rfftfreq(8), (1,)),
+    ("fftshift", lambda m, x: m.fft.fftshift(x, axes=1), (3, 5)),
+    ("ifftshift", lambda m, x: m.fft.ifftshift(x), (4, 5)),
+    ("angle", lambda m, x: m.angle(m.fft.fft(x)), (6,)),
+]
+
+
+@pytest.mark.parametrize("name,fn,shape", FFT_CASES, ids=[c[0] for c in FFT_CASES])
+def test_fft_against_jnp(name, fn, shape):
+    # float64 input: complex128 in both libraries (x64 on); integer input differs by design
+    x = np.random.default_rng(zlib.crc32(name.encode())).normal(size=shape)
+    _compare(f"fft.{name}", (x,), fn(tnp, x), fn(jnp, jnp.asarray(x)), tol=(1e-10, 1e-10))

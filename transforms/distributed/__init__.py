@@ -45,7 +45,8 @@ def barrier():
 # ---------------------------------------------------------------------------------------------
 
 def _path_str(path):
-    return "".join(f"[{k!r}]" for k in path) or "(the root)"
+    from .. import tree as tree_util
+    return tree_util.keystr(path) or "(the root)"
 
 
 def _flatten(tree, what):
