@@ -6,11 +6,18 @@ rest. Values follow SciPy (float64 accuracy); integer input is computed in float
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import lax
 from .. import numpy as tnp
 from ..core import get_aval
+
+
+# Python floats (weak scalars): NumPy float64 scalars would promote float32 operands
+_SQRT2 = math.sqrt(2.0)
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def _f(x):
@@ -149,13 +156,13 @@ def kl_div(x, y):
 def ndtr(x):
     """The standard normal CDF Φ(x) = erfc(−x/√2)/2."""
     x = _f(x)
-    return 0.5 * erfc(-x / np.sqrt(2.0))
+    return 0.5 * erfc(-x / _SQRT2)
 
 
 def ndtri(p):
     """Φ⁻¹(p) = √2 erf⁻¹(2p − 1)."""
     p = _f(p)
-    return np.sqrt(2.0) * erfinv(2 * p - 1)
+    return _SQRT2 * erfinv(2 * p - 1)
 
 
 def log_ndtr(x):
@@ -171,7 +178,7 @@ def log_ndtr(x):
     z2 = xl * xl
     # log φ(x) − log(−x) + log(1 − 1/x² + 3/x⁴ − 15/x⁶ + 105/x⁸)
     series = 1 - 1 / z2 + 3 / z2 ** 2 - 15 / z2 ** 3 + 105 / z2 ** 4
-    lo = -0.5 * z2 - np.log(np.sqrt(2 * np.pi)) - tnp.log(-xl) + tnp.log(series)
+    lo = -0.5 * z2 - _LOG_SQRT_2PI - tnp.log(-xl) + tnp.log(series)
     return tnp.where(tnp.greater(x, upper), hi, tnp.where(tnp.less(x, lower), lo, mid))
 
 
