@@ -105,6 +105,8 @@ def _bessel_ie(order, x):
     ax = abs(x)
     if ax != ax:
         return ax
+    if ax == 0.0:
+        return 1.0 if order == 0 else 0.0
     if ax <= 30.0:
         # I_ν(x) = Σ (x/2)^{2k+ν} / (k! (k+ν)!)
         half = ax / 2.0
@@ -116,7 +118,7 @@ def _bessel_ie(order, x):
             k += 1
             term *= q / (k * (k + order))
             total += term
-            if term < 1e-17 * total:
+            if term <= 1e-17 * total:
                 break
         out = total * math.exp(-ax)
     else:
