@@ -133,8 +133,8 @@ def entr(x):
     """−x log x for x > 0, 0 at 0, −inf below."""
     x = _f(x)
     safe = tnp.where(tnp.greater(x, 0), x, 1.0)
-    return tnp.where(tnp.greater(x, 0), -x * tnp.log(safe),
-                     tnp.where(tnp.equal(x, 0), 0.0, -np.inf))
+    edge = tnp.where(tnp.equal(x, 0), tnp.zeros_like(x), tnp.full_like(x, -np.inf))
+    return tnp.where(tnp.greater(x, 0), -x * tnp.log(safe), edge)
 
 
 def rel_entr(x, y):
@@ -144,7 +144,7 @@ def rel_entr(x, y):
     sx, sy = tnp.where(pos, x, 1.0), tnp.where(pos, y, 1.0)
     val = sx * (tnp.log(sx) - tnp.log(sy))
     both_zero = tnp.logical_and(tnp.equal(x, 0), tnp.greater_equal(y, 0))
-    return tnp.where(pos, val, tnp.where(both_zero, 0.0, np.inf))
+    return tnp.where(pos, val, tnp.where(both_zero, tnp.zeros_like(x), tnp.full_like(x, np.inf)))
 
 
 def kl_div(x, y):
