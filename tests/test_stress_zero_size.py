@@ -17,6 +17,7 @@ import pytest
 import transforms as T
 import transforms.numpy as tnp
 from transforms import lax, random
+from transforms.ad_checkpoint import checkpoint_name
 from transforms.core import Primitive
 from transforms.ir import ClosedJaxpr, Jaxpr
 
@@ -60,6 +61,11 @@ def _cv(x):
 
 
 _cv.defvjp(lambda x: (_cv(x), None), lambda _, g: (g * 3,))
+
+
+def _debug_empty(x):
+    T.debug.callback(lambda v: None, x)
+    return x
 
 
 def _pool_grad(x):
@@ -187,6 +193,16 @@ CASES = [
     ("select_and_scatter_add_overlap",
      lambda x: T.grad(lambda x: lax.max_pool(x, (3, 3), (1, 1)).sum())(x),
      (arr((0, 5, 5, 2)),)),
+    # -- complex numbers and FFT (empty batches of signals)
+    ("complex_parts", lambda x, y: (lax.complex(x, y), lax.conj(lax.complex(x, y)),
+                                    lax.real(lax.complex(x, y)) + lax.imag(lax.complex(y, x))),
+     (arr(E03, f64), arr(E03, f64))),
+    ("fft", lambda x, z: (tnp.fft.fft(z, axis=1), tnp.fft.rfft(x, axis=1),
+                          tnp.fft.ifft(z, axis=0) if z.shape[0] else z),
+     (arr(E03, f64), arr(E03, f64).astype(np.complex128))),
+    # -- debugging and naming primitives carry empty values through unchanged
+    ("debug_callback", lambda x: _debug_empty(x) * 2, (arr(E03),)),
+    ("checkpoint_name", lambda x: checkpoint_name(x, "h") + 1, (arr(E03),)),
     # -- control flow and calls
     ("cond", lambda p, x: lax.cond(p, lambda x: x + 1, lambda x: x * 2, x),
      (np.bool_(True), arr(E03))),
