@@ -359,6 +359,21 @@ def ipow(x, n):
     return acc
 
 
+@_jit
+def upow(x, n):
+    """Unsigned power by squaring, wrapping modulo 2**64 as NumPy does. Separate from ipow
+    because Numba types uint64 combined with a signed literal as float64, which saturated
+    large results instead of wrapping them."""
+    one = np.uint64(1)
+    acc, b, m = one, np.uint64(x), np.uint64(n)
+    while m:
+        if m & one:
+            acc = acc * b
+        b = b * b
+        m >>= one
+    return acc
+
+
 _U32_MASK = np.uint64(0xFFFFFFFF)
 
 

@@ -101,7 +101,9 @@ def _pow(ctx, x, y):
         return f"{ctx.kernel('pow_f32')}({x}, {y})"
     if dt == np.float64:
         return f"_math.pow({x}, {y})"
-    if dt.kind in "iu":
+    if dt.kind == "u":
+        return ctx.cast(f"{ctx.kernel('upow')}({x}, {y})", dt)
+    if dt.kind == "i":
         return _fix(ctx, f"{ctx.kernel('ipow')}({x}, {y})")
     raise UnsupportedDtypeError(f"jit: pow on {dt}")
 
@@ -326,7 +328,8 @@ def _integer_pow(ctx, x, *, y):
         return x
     n = abs(y)
     if n > 64:
-        e = f"{x} ** {ctx.lit(n, dt)}" if _is_float(dt) else f"{ctx.kernel('ipow')}({x}, {n})"
+        kernel = "upow" if dt.kind == "u" else "ipow"
+        e = f"{x} ** {ctx.lit(n, dt)}" if _is_float(dt) else f"{ctx.kernel(kernel)}({x}, {n})"
     else:
         # exponentiation by squaring, unrolled
         acc, base = None, x
