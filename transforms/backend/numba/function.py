@@ -13,7 +13,7 @@ from .emit import (Binding, Emitter, ModuleBuilder, _all_outputs_empty, _c_strid
 from .fusion import Nest, RowGroup, ScalarStep, View
 from .loops import NestWriter
 from .outline import NestBlock
-from .registry import LOWERINGS, _pointwise_rules
+from .registry import LOWERINGS, POINTWISE, slow_path
 
 
 class _Env(dict):
@@ -39,8 +39,7 @@ class FunctionLowerer:
         self.env = _Env(mod)              # Var -> Binding
         self.alloc = None                 # Var -> (workspace name, element offset) or None
         self.out_alloc = {}               # Var -> pooled output argument name (flat)
-        pw = _pointwise_rules()
-        self.plan = fusion.plan(jaxpr, lambda e: e.prim.name in pw,
+        self.plan = fusion.plan(jaxpr, lambda e: e.prim.name in POINTWISE,
                                 lambda e: e.prim.name in LOWERINGS)
         self.declared = set()
         self.base_level = em.level
@@ -275,7 +274,7 @@ class FunctionLowerer:
 
     def pointwise(self, eqn, args, emit, exact, count=None):
         """Expressions for the outputs of pointwise `eqn` applied to scalar expressions."""
-        rule = _pointwise_rules().get(eqn.prim.name)
+        rule = POINTWISE.get(eqn.prim.name)
         if rule is None:
             raise NotImplementedError(f"no Numba lowering for primitive '{eqn.prim.name}'")
         sctx = ScalarContext(self, eqn, emit, exact, count)
@@ -320,9 +319,7 @@ class FunctionLowerer:
 
     def emit_nest(self, nest: Nest):
         # (an empty nest has no arguments to check: its fast and exact versions are empty)
-        sin_members = [m for m in nest.members
-                       if m.eqn.prim.name in ("sin", "cos") and
-                       m.eqn.outvars[0].aval.dtype == np.float32] if nest.size else []
+        slow = [m for m in nest.members if slow_path(m.eqn) is not None] if nest.size else []
         for v in nest.store:
             self.declare(v)
         for m in nest.reductions:
@@ -334,13 +331,15 @@ class FunctionLowerer:
         if len(title) > 96:
             title = title[:93] + "..."
         self.em.emit(f"# {title}")
-        if sin_members:
-            # a quick pass counts the arguments beyond the fast kernels' range (a reduction
-            # inside the main loop would slow it down far more); then one of two versions
+        if slow:
+            # members with a slow path (registry.SlowPath): a quick pass counts the arguments
+            # beyond the fast code's range (a reduction inside the main loop would slow it
+            # down far more); then one of two versions
             cnt = self.mod.fresh("_nbig")
             self.em.emit(f"{cnt} = 0")
             NestWriter(self, nest, exact=False, count=cnt, check=True).write()
-            with self.em.block(f"if {cnt} > 0:", "arguments beyond the fast sin/cos range"):
+            which = "/".join(dict.fromkeys(m.eqn.prim.name for m in slow))
+            with self.em.block(f"if {cnt} > 0:", f"arguments beyond the fast {which} range"):
                 NestWriter(self, nest, exact=True, count=None).write()
             with self.em.block("else:"):
                 NestWriter(self, nest, exact=False, count=None).write()

@@ -4,57 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
+from .context import ScalarContext
 from .emit import _c_strides, _eqn_text, _lin, _size, dtype_ctor, loop_range
 from .fusion import Nest
 from .parallel import _parallel_min
+from .registry import REDUCTIONS, slow_path
 
 if TYPE_CHECKING:
     from .function import FunctionLowerer
-
-
-def _reduce_init(mod, name, dtype):
-    dtype = np.dtype(dtype)
-    if name == "reduce_sum":
-        return mod.lit(0, dtype)
-    if name == "reduce_prod":
-        return mod.lit(1, dtype)
-    if name == "reduce_and":
-        return "True"
-    if name == "reduce_or":
-        return "False"
-    if dtype == np.bool_:
-        return "False" if name == "reduce_max" else "True"
-    if dtype.kind == "f":
-        return mod.lit(-np.inf if name == "reduce_max" else np.inf, dtype)
-    if dtype.kind == "c":
-        raise NotImplementedError(f"jit: {name} of complex values is not supported by the "
-                                  f"Numba backend")
-    info = np.iinfo(dtype)
-    return mod.lit(info.min if name == "reduce_max" else info.max, dtype)
-
-
-def _reduce_combine(mod, name, acc, v, dtype):
-    dtype = np.dtype(dtype)
-    small_int = dtype.kind in "iu" and dtype not in (np.int64, np.uint64)
-    if name == "reduce_sum":
-        if dtype == np.bool_:
-            return f"({acc} or {v})"
-        e = f"{acc} + {v}"
-        return f"{dtype_ctor(dtype)}({e})" if small_int else e
-    if name == "reduce_prod":
-        if dtype == np.bool_:
-            return f"({acc} and {v})"
-        e = f"{acc} * {v}"
-        return f"{dtype_ctor(dtype)}({e})" if small_int else e
-    if name == "reduce_and" or (name == "reduce_min" and dtype == np.bool_):
-        return f"({acc} and {v})"
-    if name == "reduce_or" or (name == "reduce_max" and dtype == np.bool_):
-        return f"({acc} or {v})"
-    if dtype.kind == "f":
-        return f"{mod.kernel('maxf' if name == 'reduce_max' else 'minf')}({acc}, {v})"
-    return f"({acc} if {acc} {'>=' if name == 'reduce_max' else '<='} {v} else {v})"
 
 
 class NestWriter:
@@ -141,9 +98,8 @@ class NestWriter:
         for m in members:
             if m.reduce_axes is not None:
                 self._reduction(m)
-            elif self.check and m.eqn.prim.name in ("sin", "cos"):
-                e, d = self._src(m.srcs[0])
-                self.pre[d].append(f"{self.count} += {self.mod.kernel('sincos_big_f32')}({e})")
+            elif self.check and slow_path(m.eqn) is not None:
+                self._count_slow(m)
             else:
                 self._pointwise(m)
         ident = tuple((0, d, 1) for d in range(nd))
@@ -155,7 +111,7 @@ class NestWriter:
                 v = m.eqn.outvars[0]
                 if v.aval.shape == ():
                     continue
-                init = _reduce_init(self.mod, m.eqn.prim.name, v.aval.dtype)
+                init = REDUCTIONS[m.eqn.prim.name].init(self.mod, v.aval.dtype)
                 buf = self._buffer(v)
                 if buf is None:
                     b = fl.env[v]
@@ -192,7 +148,7 @@ class NestWriter:
             return
         for m in self.nest.reductions:
             v = m.eqn.outvars[0]
-            init = _reduce_init(self.mod, m.eqn.prim.name, v.aval.dtype)
+            init = REDUCTIONS[m.eqn.prim.name].init(self.mod, v.aval.dtype)
             if v.aval.shape == ():
                 self.em.emit(f"{self.fl.name(v)}_ = {init}")
             else:
@@ -203,19 +159,30 @@ class NestWriter:
 
     # -- helpers ------------------------------------------------------------------------------
     def _check_members(self):
-        """The float32 sin/cos members and the members their arguments depend on."""
+        """The members with a slow path (`registry.SlowPath`) and the members their
+        arguments depend on."""
         need = set()
-        todo = [m for m in self.nest.members if m.eqn.prim.name in ("sin", "cos")
-                and m.eqn.outvars[0].aval.dtype == np.float32]
+        todo = [m for m in self.nest.members if slow_path(m.eqn) is not None]
         while todo:
             m = todo.pop()
             if id(m) in need:
                 continue
             need.add(id(m))
-            for s in m.srcs[:1] if m.eqn.prim.name in ("sin", "cos") else m.srcs:
+            for s in m.srcs:
                 if s.kind == "local":
                     todo.append(self.nest.locals[s.var])
         return [m for m in self.nest.members if id(m) in need]
+
+    def _count_slow(self, m):
+        """In the counting pass: add up the arguments of slow-path member `m` that need the
+        exact code (the member's own value is not computed)."""
+        args, depth = [], 0
+        for s in m.srcs:
+            e, d = self._src(s)
+            args.append(e)
+            depth = max(depth, d)
+        ctx = ScalarContext(self.fl, m.eqn, self.pre[depth].append, False, None)
+        self.pre[depth].append(f"{self.count} += {slow_path(m.eqn).count(ctx, *args)}")
 
     def _strides(self, shape, terms):
         """(flat offset, flat stride per nest dim) of a buffer of `shape` read through `terms`."""
@@ -322,7 +289,7 @@ class NestWriter:
     def _reduction(self, m):
         e, _ = self._src(m.srcs[0])
         v = m.eqn.outvars[0]
-        name = m.eqn.prim.name
+        red = REDUCTIONS[m.eqn.prim.name]
         dt = v.aval.dtype
         ng = len(self.groups)
         comment = _eqn_text(m.eqn, self.mod)
@@ -334,11 +301,11 @@ class NestWriter:
             # a scalar accumulator (a full reduction accumulates in any loop order)
             acc = self.fl.name(v) + "_"
             k = self.K if self.row_form else 0
-            self.pre[k].insert(0, f"{acc} = {_reduce_init(self.mod, name, dt)}")
-            comb = _reduce_combine(self.mod, name, acc, e, dt)
+            self.pre[k].insert(0, f"{acc} = {red.init(self.mod, dt)}")
+            comb = red.combine(self.mod, acc, e, dt)
             self.pre[ng].append(f"{acc} = {comb}  # {comment}")
             if v.aval.shape != ():
                 self.post[k].append(f"{self._index(v, terms)} = {acc}")
         else:
             ix = self._index(v, terms)
-            self.pre[ng].append(f"{ix} = {_reduce_combine(self.mod, name, ix, e, dt)}  # {comment}")
+            self.pre[ng].append(f"{ix} = {red.combine(self.mod, ix, e, dt)}  # {comment}")

@@ -69,13 +69,14 @@ from .emit import (SMALL_LOOP, Binding, Emitter, ModuleBuilder, _all_outputs_emp
                    _eqn_text, _lin, _nbytes, _profiling, _shape_str, _size, _sub_jaxprs,
                    dtype_ctor, format_literal, loop_range, numba_type_name, unsupported_dtype)
 from .function import FunctionLowerer  # noqa: F401
-from .loops import NestWriter, _reduce_combine, _reduce_init  # noqa: F401
+from .loops import NestWriter  # noqa: F401
 from .memory import (POOL_MIN_BYTES, _arena_name, _donations, _plan_arena,  # noqa: F401
                      _ws_name)
 from .outline import NestBlock, _templatize, outline  # noqa: F401
 from .parallel import (PARALLEL_CHUNK, _parallel_min, _tbb_layer, parallel_allowed,  # noqa: F401
                        parallel_guard)
-from .registry import CALLS_BLAS, LOWERINGS, _pointwise_rules, register_lowering  # noqa: F401
+from .registry import (CALLS_BLAS, LOWERINGS, load_rules, register_lowering,  # noqa: F401
+                       register_reduction, register_view)
 
 
 class Lowered:
@@ -98,14 +99,7 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     `donate`: indices of inputs whose buffers outputs may be written into (jit's
     donate_argnums): the input arrays are then overwritten."""
     from . import kernels
-    from . import (rules_elementwise, rules_indexing, rules_linalg,  # noqa: F401
-                   rules_reductions, rules_shape)
-    from . import rules_control_flow, rules_conv  # noqa: F401  (cond/scan/while, conv/pooling)
-    from . import rules_random  # noqa: F401  (argsort)
-    from . import rules_decompositions  # noqa: F401  (cholesky, solve, eigh, qr, svd, ...)
-    from . import rules_special  # noqa: F401  (lgamma, digamma, erf_inv, ...)
-    from . import rules_debug  # noqa: F401  (checkpoint_name, debug callbacks)
-    from . import rules_complex  # noqa: F401  (complex pointwise rules, fft)
+    load_rules()                  # every rules module registers its primitives
     jaxpr, consts = fusion.prepare(closed, has_rule=lambda n: n in LOWERINGS)
     _check_dtypes(jaxpr)
     consts = [_const_array(c) for c in consts]

@@ -9,6 +9,7 @@ import numpy as np
 
 from .emit import _SHORT, _size
 from .fusion import Nest, RowGroup, ScalarStep
+from .registry import ALIASES_OPERAND
 
 if TYPE_CHECKING:
     from .function import FunctionLowerer
@@ -55,7 +56,7 @@ def _plan_arena(fl: FunctionLowerer, outputs_set):
                 vw = fl.view_of(a)
                 if vw.kind == "var":
                     use(vw.var, i)
-            if st.eqn.prim.name == "reshape":
+            if st.eqn.prim.name in ALIASES_OPERAND:      # output = operand 0's storage
                 vw = fl.view_of(st.eqn.invars[0])
                 if vw.kind == "var" and vw.is_identity():
                     alias[st.eqn.outvars[0]] = vw.var

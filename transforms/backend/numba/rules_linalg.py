@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ir import Eqn
 from .fusion import View
 from .lowering import register_lowering
 
@@ -35,7 +36,23 @@ def _permuted_view(vw: View, order, shape):
     return vw.compose(tuple(inner), shape)
 
 
-@register_lowering("dot_general", calls_blas=True)
+def _absorb_transpose(eqn, perm, outvars):
+    """`transpose(dot_general(a, b), perm)` whose permutation only swaps the two free blocks
+    (batch dims stay first) is `dot_general(b, a)` written into the transpose's `outvars`."""
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    la, ra = eqn.invars[0].aval, eqn.invars[1].aval
+    nb = len(lb)
+    nlf, nrf = la.ndim - len(lc) - nb, ra.ndim - len(rc) - nb
+    want = tuple(range(nb)) + tuple(range(nb + nlf, nb + nlf + nrf)) + \
+        tuple(range(nb, nb + nlf))
+    if tuple(perm) != want:
+        return None
+    params = dict(eqn.params,
+                  dimension_numbers=((tuple(rc), tuple(lc)), (tuple(rb), tuple(lb))))
+    return Eqn(eqn.prim, [eqn.invars[1], eqn.invars[0]], outvars, params, eqn.source_info)
+
+
+@register_lowering("dot_general", calls_blas=True, absorbs_transpose=_absorb_transpose)
 def _dot_general(ctx, eqn):
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
     lc, rc, lb, rb = map(tuple, (lc, rc, lb, rb))

@@ -1,10 +1,74 @@
-"""argmax/argmin and cumulative sums/products (the plain reductions are fused into loop
-nests by `fusion.py`/`lowering.py`)."""
+"""Reductions: the plain ones (sum, prod, max, min, and, or) are accumulators fused into
+loop nests (`register_reduction`: identity and combine); argmax/argmin and cumulative
+sums/products are opaque rules."""
 from __future__ import annotations
 
 import numpy as np
 
+from .emit import dtype_ctor
 from .lowering import register_lowering
+from .registry import register_reduction
+
+
+def _small_int(dtype):
+    """Numba widens these in arithmetic: the combined value is cast back (wrap-around)."""
+    return dtype.kind in "iu" and dtype not in (np.int64, np.uint64)
+
+
+def _arith(op, bool_op, identity):
+    """Sum or product: `op` on numbers, `bool_op` on booleans."""
+    def init(mod, dtype):
+        return mod.lit(identity, np.dtype(dtype))
+
+    def combine(mod, acc, v, dtype):
+        dtype = np.dtype(dtype)
+        if dtype == np.bool_:
+            return f"({acc} {bool_op} {v})"
+        e = f"{acc} {op} {v}"
+        return f"{dtype_ctor(dtype)}({e})" if _small_int(dtype) else e
+    return init, combine
+
+
+def _logical(bool_op, identity):
+    """All or any."""
+    def init(mod, dtype):
+        return identity
+
+    def combine(mod, acc, v, dtype):
+        return f"({acc} {bool_op} {v})"
+    return init, combine
+
+
+def _extreme(name, is_max):
+    """Max or min: NaN-propagating kernels for floats, `or`/`and` for booleans."""
+    def init(mod, dtype):
+        dtype = np.dtype(dtype)
+        if dtype == np.bool_:
+            return "False" if is_max else "True"
+        if dtype.kind == "f":
+            return mod.lit(-np.inf if is_max else np.inf, dtype)
+        if dtype.kind == "c":
+            raise NotImplementedError(f"jit: {name} of complex values is not supported by the "
+                                      f"Numba backend")
+        info = np.iinfo(dtype)
+        return mod.lit(info.min if is_max else info.max, dtype)
+
+    def combine(mod, acc, v, dtype):
+        dtype = np.dtype(dtype)
+        if dtype == np.bool_:
+            return f"({acc} {'or' if is_max else 'and'} {v})"
+        if dtype.kind == "f":
+            return f"{mod.kernel('maxf' if is_max else 'minf')}({acc}, {v})"
+        return f"({acc} if {acc} {'>=' if is_max else '<='} {v} else {v})"
+    return init, combine
+
+
+register_reduction("reduce_sum", *_arith("+", "or", 0))
+register_reduction("reduce_prod", *_arith("*", "and", 1))
+register_reduction("reduce_and", *_logical("and", "True"))
+register_reduction("reduce_or", *_logical("or", "False"))
+register_reduction("reduce_max", *_extreme("reduce_max", True))
+register_reduction("reduce_min", *_extreme("reduce_min", False))
 
 
 def _outer_loops(ctx, shape, axis):
