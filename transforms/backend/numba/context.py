@@ -63,6 +63,12 @@ class RuleContext:
     def block(self, header, comment=None):
         return self.em.block(header, comment)
 
+    def loops(self, shape, prefix="_i", ranges=None, skip=()):
+        """`with ctx.loops(shape) as idx:` opens nested loops over the dims of `shape`;
+        `idx[d]` is dim d's index expression (`{prefix}{d}`, or the start of a dim of
+        extent 1, or None for a dim in `skip`). `ranges`: (start, stop) per dim."""
+        return self.em.loops(shape, prefix, ranges, skip)
+
     def fresh(self, prefix="_t"):
         return self.mod.fresh(prefix)
 

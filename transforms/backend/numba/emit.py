@@ -177,6 +177,28 @@ class Emitter:
         finally:
             self.level -= 1
 
+    @contextlib.contextmanager
+    def loops(self, shape, prefix="_i", ranges=None, skip=()):
+        """Open nested `for` loops over the dims of `shape`, outermost first, and yield the
+        index expression of each dim: `{prefix}{d}` for a looped dim, the constant start for
+        a dim of extent 1 (no loop), None for the dims in `skip` (the caller loops over those
+        itself). `ranges`: (start, stop) per dim instead of (0, shape[d]). Loops of small
+        static length run to a run-time bound (see SMALL_LOOP); the loops close when the
+        `with` block ends."""
+        idx = []
+        with contextlib.ExitStack() as stack:
+            for d, n in enumerate(shape):
+                if d in skip:
+                    idx.append(None)
+                    continue
+                lo, hi = ranges[d] if ranges is not None else (0, n)
+                if hi - lo == 1:
+                    idx.append(str(lo))
+                    continue
+                stack.enter_context(self.block(f"for {prefix}{d} in {loop_range(hi, lo)}:"))
+                idx.append(f"{prefix}{d}")
+            yield idx
+
 
 class ModuleBuilder:
     """State shared by everything that goes into one generated module."""

@@ -204,14 +204,10 @@ class FunctionLowerer:
             self.em.emit(f"{out}[{out_off}:{out_off + n}] = {val}")
             return
         dims = [d for d in range(nd) if shape[d] > 1]
-        idx = [f"_i{d}" if shape[d] > 1 else "0" for d in range(nd)]
-        val = self.read_view(vw, idx, dtype)
-        for d in dims:
-            self.em.emit(f"for _i{d} in {loop_range(shape[d])}:")
-            self.em.level += 1
         cs = _c_strides(shape)
-        self.em.emit(f"{out}[{_lin([(cs[d], idx[d]) for d in dims], out_off)}] = {val}")
-        self.em.level -= len(dims)
+        with self.em.loops(shape) as idx:
+            val = self.read_view(vw, idx, dtype)
+            self.em.emit(f"{out}[{_lin([(cs[d], idx[d]) for d in dims], out_off)}] = {val}")
 
     # -- top-level walk -------------------------------------------------------------------------
     def bind_inputs(self, names):

@@ -3,19 +3,21 @@
 Registering a lowering rule
 ===========================
 
-Primitives that are not elementwise, views or reductions (those are fused by `fusion.py`)
+Primitives that are not elementwise, views or reductions (those are fused by `fusion.py`,
+declared with `register_pointwise`, `register_view`, `register_reduction`: see `registry`)
 are lowered by a rule registered by primitive name::
 
     from transforms.backend.numba.lowering import register_lowering
 
-    @register_lowering("cumsum")
-    def _lower_cumsum(ctx, eqn):
-        n = eqn.invars[0].aval.shape[0]
-        with ctx.block(f"for _j in {ctx.range(n)}:"):          # header + indented body
-            ctx.emit(f"{ctx.out_elem(0, ['_j'])} = {ctx.read(0, ['_j'])}")
+    @register_lowering("negate_all")
+    def _lower_negate_all(ctx, eqn):
+        with ctx.loops(eqn.invars[0].aval.shape) as idx:     # nested loops, closed at the end
+            ctx.emit(f"{ctx.out_elem(0, idx)} = -{ctx.read(0, idx)}")
 
 A rule emits Python/Numba statements at the current indentation with `ctx.emit(line)`;
-`ctx.block(header)` opens a nested block (`for`, `while`, `if`, `else`). All storage in the
+`ctx.loops(shape)` opens nested `for` loops over a shape and yields one index expression
+per dim (`ranges=` for other bounds, `skip=` for dims the rule loops over itself);
+`ctx.block(header)` opens any other nested block (`for`, `while`, `if`, `else`). All storage in the
 generated function is flat (1-D, C order), so there are two ways to read and write:
 
 * element access: `ctx.read(i, idx)` is the value of operand i at index expressions `idx`

@@ -141,7 +141,7 @@ def register_inline_call(name, param="jaxpr"):
 
 
 # The rules modules, in registration order (rules_complex wraps rules registered before it).
-_RULE_MODULES = ("rules_elementwise", "rules_indexing", "rules_linalg", "rules_reductions",
+RULE_MODULES = ("rules_elementwise", "rules_indexing", "rules_linalg", "rules_reductions",
                  "rules_shape", "rules_control_flow", "rules_conv", "rules_random",
                  "rules_decompositions", "rules_special", "rules_debug", "rules_complex")
 _loaded = []
@@ -150,6 +150,6 @@ _loaded = []
 def load_rules():
     """Import every rules module once (each registers its primitives on import)."""
     if not _loaded:
-        for m in _RULE_MODULES:
+        for m in RULE_MODULES:
             importlib.import_module(f".{m}", __package__)
         _loaded.append(True)

@@ -113,26 +113,6 @@ register_view("iota", source=_iota_view)
 # ---------------------------------------------------------------------------------------------
 
 
-def loops(ctx, shape, prefix="_i", ranges=None):
-    """Open nested loops over the non-unit dims of `shape` (or over `ranges`, a list of
-    (start, stop) per dim); returns (index expressions per dim, number of loops opened)."""
-    idx, opened = [], 0
-    for d, n in enumerate(shape):
-        lo, hi = ranges[d] if ranges is not None else (0, n)
-        if hi - lo == 1:
-            idx.append(str(lo))
-            continue
-        ctx.emit(f"for {prefix}{d} in {ctx.range(hi, lo)}:")
-        ctx.em.level += 1
-        opened += 1
-        idx.append(f"{prefix}{d}")
-    return idx, opened
-
-
-def close(ctx, opened):
-    ctx.em.level -= opened
-
-
 @register_lowering("reshape", aliases_operand=True)
 def _reshape(ctx, eqn):
     # storage is flat and C-ordered: a reshape is the same storage (a copy only for views)
@@ -147,10 +127,9 @@ def _concatenate(ctx, eqn):
         shape = a.aval.shape
         if shape[dim] == 0:
             continue
-        idx, opened = loops(ctx, shape)
-        oix = [f"{ix} + {off}" if d == dim and off else ix for d, ix in enumerate(idx)]
-        ctx.emit(f"{ctx.out_elem(0, oix)} = {ctx.read(i, idx)}")
-        close(ctx, opened)
+        with ctx.loops(shape) as idx:
+            oix = [f"{ix} + {off}" if d == dim and off else ix for d, ix in enumerate(idx)]
+            ctx.emit(f"{ctx.out_elem(0, oix)} = {ctx.read(i, idx)}")
         off += shape[dim]
 
 
@@ -178,13 +157,12 @@ def _pad(ctx, eqn):
             return
         ranges.append((i0, i1))
         place.append((lo, step))
-    idx, opened = loops(ctx, x_aval.shape, ranges=ranges)
-    oix = []
-    for ix, (lo, step) in zip(idx, place):
-        e = ix if step == 1 else f"{step} * {ix}"
-        oix.append(f"{e} + {lo}" if lo > 0 else (f"{e} - {-lo}" if lo < 0 else e))
-    ctx.emit(f"{ctx.out_elem(0, oix)} = {ctx.read(0, idx)}")
-    close(ctx, opened)
+    with ctx.loops(x_aval.shape, ranges=ranges) as idx:
+        oix = []
+        for ix, (lo, step) in zip(idx, place):
+            e = ix if step == 1 else f"{step} * {ix}"
+            oix.append(f"{e} + {lo}" if lo > 0 else (f"{e} - {-lo}" if lo < 0 else e))
+        ctx.emit(f"{ctx.out_elem(0, oix)} = {ctx.read(0, idx)}")
 
 
 def _clamped_starts(ctx, first, shape, sizes):
@@ -203,10 +181,9 @@ def _dynamic_slice(ctx, eqn):
     sizes = eqn.params["slice_sizes"]
     shape = eqn.invars[0].aval.shape
     starts = _clamped_starts(ctx, 1, shape, sizes)
-    idx, opened = loops(ctx, sizes)
-    src = [f"{s} + {i}" if i != "0" else s for s, i in zip(starts, idx)]
-    ctx.emit(f"{ctx.out_elem(0, idx)} = {ctx.read(0, src)}")
-    close(ctx, opened)
+    with ctx.loops(sizes) as idx:
+        src = [f"{s} + {i}" if i != "0" else s for s, i in zip(starts, idx)]
+        ctx.emit(f"{ctx.out_elem(0, idx)} = {ctx.read(0, src)}")
 
 
 @register_lowering("dynamic_update_slice")
@@ -215,7 +192,6 @@ def _dynamic_update_slice(ctx, eqn):
     ushape = eqn.invars[1].aval.shape
     ctx.copy_into(0, 0)
     starts = _clamped_starts(ctx, 2, shape, ushape)
-    idx, opened = loops(ctx, ushape)
-    dst = [f"{s} + {i}" if i != "0" else s for s, i in zip(starts, idx)]
-    ctx.emit(f"{ctx.out_elem(0, dst)} = {ctx.read(1, idx)}")
-    close(ctx, opened)
+    with ctx.loops(ushape) as idx:
+        dst = [f"{s} + {i}" if i != "0" else s for s, i in zip(starts, idx)]
+        ctx.emit(f"{ctx.out_elem(0, dst)} = {ctx.read(1, idx)}")
