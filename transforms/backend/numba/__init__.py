@@ -9,8 +9,9 @@ opaque steps) -> `lowering.lower` (Python/Numba source, buffer plan) -> `cache.l
 (write to the cache directory, import; Numba's `cache=True` reuses machine code across
 processes) -> `Executable` (binds constants, the workspace and the output pool).
 
-Lowering rules for new primitives: see `lowering.register_lowering` (opaque operations) and
-`rules_elementwise.register_pointwise` (elementwise, fused).
+Lowering rules for new primitives: see `registry` (one declaration per primitive:
+`register_lowering` for opaque operations, `register_pointwise` for elementwise ones,
+`register_view` and `register_reduction` for those fused into loops).
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ir import Eqn
 from .fusion import View
 from .lowering import register_lowering
 
@@ -35,7 +36,23 @@ def _permuted_view(vw: View, order, shape):
     return vw.compose(tuple(inner), shape)
 
 
-@register_lowering("dot_general", calls_blas=True)
+def _absorb_transpose(eqn, perm, outvars):
+    """`transpose(dot_general(a, b), perm)` whose permutation only swaps the two free blocks
+    (batch dims stay first) is `dot_general(b, a)` written into the transpose's `outvars`."""
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    la, ra = eqn.invars[0].aval, eqn.invars[1].aval
+    nb = len(lb)
+    nlf, nrf = la.ndim - len(lc) - nb, ra.ndim - len(rc) - nb
+    want = tuple(range(nb)) + tuple(range(nb + nlf, nb + nlf + nrf)) + \
+        tuple(range(nb, nb + nlf))
+    if tuple(perm) != want:
+        return None
+    params = dict(eqn.params,
+                  dimension_numbers=((tuple(rc), tuple(lc)), (tuple(rb), tuple(lb))))
+    return Eqn(eqn.prim, [eqn.invars[1], eqn.invars[0]], outvars, params, eqn.source_info)
+
+
+@register_lowering("dot_general", calls_blas=True, absorbs_transpose=_absorb_transpose)
 def _dot_general(ctx, eqn):
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
     lc, rc, lb, rb = map(tuple, (lc, rc, lb, rb))
@@ -107,47 +124,29 @@ def _dot_loops(ctx, eqn, lc, rc, lb, rb, lf, rf):
     oa = eqn.outvars[0].aval
     dt = oa.dtype
     nbd, nlf = len(lb), len(lf)
-    li = ["0"] * la.ndim
-    ri = ["0"] * ra.ndim
-    for t, (a, b) in enumerate(zip(lb, rb)):
-        li[a] = ri[b] = f"_i{t}"
-    for t, a in enumerate(lf):
-        li[a] = f"_i{nbd + t}"
-    for t, b in enumerate(rf):
-        ri[b] = f"_i{nbd + nlf + t}"
-    for t, (a, b) in enumerate(zip(lc, rc)):
-        li[a] = ri[b] = f"_k{t}"
-    oidx = [f"_i{d}" for d in range(oa.ndim)]
-    opened = 0
-    for d in range(oa.ndim):
-        if oa.shape[d] > 1:
-            ctx.emit(f"for _i{d} in {ctx.range(oa.shape[d])}:")
-            ctx.em.level += 1
-            opened += 1
-        else:
-            oidx[d] = "0"
-            li = [("0" if x == f"_i{d}" else x) for x in li]
-            ri = [("0" if x == f"_i{d}" else x) for x in ri]
-    acc = ctx.fresh("_acc")
-    ctx.emit(f"{acc} = {ctx.literal(0, dt)}")
-    inner = 0
-    for t, a in enumerate(lc):
-        if la.shape[a] == 1:
-            li = [("0" if x == f"_k{t}" else x) for x in li]
-            ri = [("0" if x == f"_k{t}" else x) for x in ri]
-            continue
-        ctx.emit(f"for _k{t} in {ctx.range(la.shape[a])}:")
-        ctx.em.level += 1
-        inner += 1
-    x = ctx.read(0, li)
-    y = ctx.read(1, ri)
-    if dt == np.bool_:
-        ctx.emit(f"{acc} = {acc} or ({x} and {y})")
-    else:
-        c = ctx.dtype(dt)
-        same = la.dtype == dt and ra.dtype == dt
-        e = f"{acc} + {x} * {y}" if same else f"{acc} + {c}({x}) * {c}({y})"
-        ctx.emit(f"{acc} = {e if dt in (np.float32, np.float64, np.int64) else f'{c}({e})'}")
-    ctx.em.level -= inner
-    ctx.emit(f"{ctx.out_elem(0, oidx)} = {acc}")
-    ctx.em.level -= opened
+    with ctx.loops(oa.shape) as oidx:                     # output: batch, lhs free, rhs free
+        acc = ctx.fresh("_acc")
+        ctx.emit(f"{acc} = {ctx.literal(0, dt)}")
+        with ctx.loops([la.shape[a] for a in lc], prefix="_k") as kidx:   # contraction
+            li = ["0"] * la.ndim
+            ri = ["0"] * ra.ndim
+            for t, (a, b) in enumerate(zip(lb, rb)):
+                li[a] = ri[b] = oidx[t]
+            for t, a in enumerate(lf):
+                li[a] = oidx[nbd + t]
+            for t, b in enumerate(rf):
+                ri[b] = oidx[nbd + nlf + t]
+            for t, (a, b) in enumerate(zip(lc, rc)):
+                li[a] = ri[b] = kidx[t]
+            x = ctx.read(0, li)
+            y = ctx.read(1, ri)
+            if dt == np.bool_:
+                ctx.emit(f"{acc} = {acc} or ({x} and {y})")
+            else:
+                c = ctx.dtype(dt)
+                same = la.dtype == dt and ra.dtype == dt
+                e = f"{acc} + {x} * {y}" if same else f"{acc} + {c}({x}) * {c}({y})"
+                if dt not in (np.float32, np.float64, np.int64):
+                    e = f"{c}({e})"
+                ctx.emit(f"{acc} = {e}")
+        ctx.emit(f"{ctx.out_elem(0, oidx)} = {acc}")
