@@ -108,6 +108,29 @@ def test_float64_kernels_accuracy():
         assert ulps(o, r, np.float64) <= 4.0, name
 
 
+
+@pytest.mark.parametrize("dt, edge", [(np.float32, -104.0), (np.float64, -746.0)])
+def test_exp_underflow_edge(dt, edge):
+    """exp of arguments at and below the underflow edge (masked attention logits: -1e30 minus
+    the row's max) is exactly 0 (those lanes skip the scaling); just above it, as NumPy."""
+    tiny = np.finfo(dt).smallest_subnormal
+    x = np.array([-np.inf, -1e30 if dt == np.float32 else -1e300, edge * 10, edge - 1, edge,
+                  np.nextafter(dt(edge), dt(0)), edge + 0.03, edge + 0.5, edge + 5, np.nan,
+                  -0.0], dt)
+    got = np.asarray(T.jit(tnp.exp)(x))
+    with np.errstate(under="ignore"):
+        ref = np.exp(x)
+    np.testing.assert_array_equal(got[:5], np.zeros(5, dt))
+    assert np.all(np.abs(got[5:9] - ref[5:9]) <= 2 * tiny + 4e-7 * ref[5:9])
+    assert got[8] > 0 and np.isnan(got[9]) and got[10] == 1
+    # a causal softmax row: the masked-out lanes are exact zeros and the row sums to 1
+    logits = np.where(np.tril(np.ones((6, 6), bool)), np.arange(36, dtype=dt).reshape(6, 6),
+                      dt(-1e30))
+    sm = np.asarray(T.jit(lambda v: tnp.exp(v - tnp.max(v, -1, keepdims=True)))(logits))
+    assert np.all(sm[np.triu_indices(6, 1)] == 0)
+    np.testing.assert_allclose(sm[np.tril_indices(6)], np.exp(
+        (logits - logits.max(-1, keepdims=True))[np.tril_indices(6)]), rtol=1e-6)
+
 # ---------------------------------------------------------------------------------------------
 # Every primitive: jit equals eager
 # ---------------------------------------------------------------------------------------------
