@@ -245,9 +245,35 @@ def test_dot_general():
                 tnp.tensordot(A.reshape(30, 7, 10), B.reshape(7, 10, 50), axes=2),
                 tnp.outer(a[0], b[0]), ia @ ib, a.astype(np.float64) @ b.astype(np.float64),
                 (a > 0) @ (b > 0),
-                lax.dot_general(a, b, (((1,), (0,)), ((), ())), preferred_element_type=np.float64)]
+                lax.dot_general(a, b, (((1,), (0,)), ((), ())), preferred_element_type=np.float64),
+                A[:, :40] @ B[:40, :9], A[:20].T @ B[:20, :9]]   # slices: not read in place
     check(dots, a, b, A, B, ia, ib, rtol=1e-4, atol=1e-4)
 
+
+
+@pytest.mark.parametrize("parallel_min", [None, "0"])
+def test_dot_general_blas_on_one_thread_below_the_threshold(monkeypatch, parallel_min):
+    """Mid-sized products run BLAS on the calling thread (NUMBAX_BLAS_PARALLEL_MIN=0: the
+    BLAS chooses); both give NumPy's values, and the BLAS thread count is restored."""
+    from transforms.backend.numba import kernels
+    if parallel_min is not None:
+        monkeypatch.setenv("NUMBAX_BLAS_PARALLEL_MIN", parallel_min)
+    a = RNG.standard_normal((512, 64)).astype(np.float32)     # a weight gradient's shape:
+    b = RNG.standard_normal((512, 48)).astype(np.float32)     # a long contraction
+    f = lambda a, b: (a.T @ b, tnp.einsum("bi,bj->ij", a[:, :8], b) * 2)  # noqa: E731
+    src = T.jit(f).lower(a, b).source
+    serial = parallel_min is None and kernels.GEMM_SERIAL != kernels.GEMM
+    assert ("_k_gemm_cblas_serial(" in src) == serial
+    threads = pytest.importorskip("threadpoolctl")
+    before = [i["num_threads"] for i in threads.threadpool_info()]
+    out = T.jit(f)(a, b)
+    np.testing.assert_allclose(out[0], a.T @ b, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(out[1], 2 * a[:, :8].T @ b, rtol=1e-5, atol=1e-4)
+    assert [i["num_threads"] for i in threads.threadpool_info()] == before
+    np.testing.assert_allclose(a.T @ b, out[0], rtol=1e-5, atol=1e-4)   # NumPy still works
+    with pytest.raises(ValueError, match="NUMBAX_BLAS_PARALLEL_MIN"):
+        monkeypatch.setenv("NUMBAX_BLAS_PARALLEL_MIN", "many")
+        T.jit(lambda a, b: a.T @ b + 1)(a, b)
 
 def test_indexing_gather_scatter_dynamic():
     x = RNG.standard_normal((6, 7)).astype(np.float32)
