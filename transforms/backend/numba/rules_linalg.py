@@ -3,6 +3,8 @@ read in place through their flat storage with transpose flags and leading dimens
 generated loops for integers, booleans, mixed precision and tiny products."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ...ir import Eqn
@@ -11,6 +13,20 @@ from .lowering import register_lowering
 
 # Products with fewer multiply-adds than this are generated loops (cheaper than a BLAS call).
 SMALL_DOT = 4096
+
+
+def blas_parallel_min():
+    """Products (one gemm call) with fewer multiply-adds than this run BLAS on the calling
+    thread only (`kernels.gemm_cblas_serial`); `NUMBAX_BLAS_PARALLEL_MIN` overrides the default
+    2**28 (0: always let the BLAS choose). Below about that size a second thread gains at
+    most 2x on an idle 2-core machine but loses 5-50x when the cores are shared, which they
+    are while a training step runs its BLAS calls between other work (measured in
+    benchmarks/transformer.py)."""
+    v = os.environ.get("NUMBAX_BLAS_PARALLEL_MIN", "").strip()
+    try:
+        return int(v) if v else 1 << 28
+    except ValueError:
+        raise ValueError(f"NUMBAX_BLAS_PARALLEL_MIN must be an integer, got {v!r}") from None
 
 
 def _perm_of(vw: View):
@@ -24,6 +40,10 @@ def _perm_of(vw: View):
             return None
         phys.append(d)
     if sorted(phys) != list(range(len(vw.shape))):
+        return None
+    # a static slice keeps unit strides and zero offsets too (x[:, :8] of an (n, 64) buffer):
+    # only whole dims are the buffer read in place
+    if any(vw.var.aval.shape[j] != vw.shape[d] for j, d in enumerate(phys)):
         return None
     return phys
 
@@ -107,8 +127,8 @@ def _dot_general(ctx, eqn):
     lda = K if ta == 0 else M
     ldb = N if tb == 0 else K
     out, oo = ctx.out_flat(0)
-    from .kernels import GEMM
-    g = ctx.kernel(GEMM)
+    from .kernels import GEMM, GEMM_SERIAL
+    g = ctx.kernel(GEMM_SERIAL if M * N * K < blas_parallel_min() else GEMM)
     one, zero = ctx.literal(1, oa.dtype), ctx.literal(0, oa.dtype)
     if nb == 1:
         ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {lo}, {lda}, {ra_}, {ro}, {ldb}, "
