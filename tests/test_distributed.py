@@ -107,11 +107,16 @@ def test_collectives_on_a_one_process_mesh_eager_and_jit():
 
 def test_lower_shows_segments_and_mpi_calls():
     def f(x):
-        return lax.pmean({"a": x, "b": 2 * x}, "data"), lax.axis_index("data")
+        return (lax.pmean({"a": x, "b": 2 * x}, "data"), lax.psum(x, "data"),
+                lax.axis_index("data"))
 
     lo = T.jit(f).lower(np.ones(3, np.float32))
     text = lo.as_text()
-    assert "compiled segment" in text and "MPI Allreduce(sum) over 'data': 3 value(s)" in text
+    # a pytree's pmean is ONE Allreduce of one packed buffer (the 1/n applied while packing)
+    assert "compiled segment" in text
+    assert "MPI Allreduce(sum, scaled by 1/n) over 'data': 2 value(s) packed in one " \
+        "float32[6] buffer" in text, text
+    assert "MPI Allreduce(sum) over 'data': 1 value(s)" in text, text
     assert "host: axis_index" in text and "def " in lo.source
 
 
