@@ -163,6 +163,41 @@ def test_ppermute_under_vmap_values_grad_and_jit():
     assert np.array_equal(y, np.stack([np.zeros(3), np.ones(3)]))
 
 
+def test_ppermute_over_a_tuple_of_names_under_vmap():
+    # JAX semantics: (source, destination) index the members row-major over the names
+    x = np.arange(12.0).reshape(2, 3, 2)                 # vmap "i" (2) outer, "j" (3) inner
+    perm = [(0, 3), (3, 5), (5, 0), (1, 2)]              # members 1 and 4 receive nothing
+
+    def f(v):
+        return lax.ppermute(v, ("i", "j"), perm)
+
+    F = T.vmap(T.vmap(f, axis_name="j"), axis_name="i")
+    flat, w = x.reshape(6, 2), np.arange(1.0, 13.0).reshape(6, 2)
+    expect, grad_expect = np.zeros_like(flat), np.zeros_like(w)
+    for s, d in perm:
+        expect[d] = flat[s]
+        grad_expect[s] = w[d]                            # transpose: the inverse permutation
+    out = F(x)
+    assert np.array_equal(out.reshape(6, 2), expect)
+    assert np.array_equal(T.jit(F)(x), out)
+    assert np.array_equal(T.vmap(T.vmap(T.jit(f), axis_name="j"), axis_name="i")(x), out)
+    g = T.grad(lambda x: (F(x) * w.reshape(2, 3, 2)).sum())(x)
+    assert np.array_equal(g.reshape(6, 2), grad_expect)
+    # the first name is the major one, whatever the nesting of the vmaps
+    G = T.vmap(T.vmap(lambda v: lax.ppermute(v, ("j", "i"), perm), axis_name="i"),
+               axis_name="j")
+    xt = np.transpose(x, (1, 0, 2))
+    e2 = np.zeros((6, 2))
+    for s, d in perm:
+        e2[d] = xt.reshape(6, 2)[s]
+    assert np.array_equal(G(xt).reshape(6, 2), e2)
+    with pytest.raises(ValueError, match="out of range"):
+        T.vmap(T.vmap(lambda v: lax.ppermute(v, ("i", "j"), [(0, 6)]), axis_name="j"),
+               axis_name="i")(x)
+    with pytest.raises(ValueError, match="repeated"):
+        T.vmap(lambda v: lax.ppermute(v, ("i", "i"), [(0, 1)]), axis_name="i")(x[0])
+
+
 def test_ppermute_errors():
     f = T.vmap(lambda v: lax.ppermute(v, "i", [(0, 1), (1, 1)]), axis_name="i")
     with pytest.raises(ValueError, match="destination more than once"):
