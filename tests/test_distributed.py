@@ -287,17 +287,21 @@ def test_a_failing_process_ends_the_job(mode):
             ": deliberate failure" in r.stderr, r.stderr
 
 
-def test_data_parallel_example_matches_one_process(tmp_path):
+def test_data_parallel_example_matches_one_process_and_resumes_exactly(tmp_path):
     import importlib.util
     import json
-    r = launch(2, os.path.join(ROOT, "examples", "data_parallel.py"), "--fast", "--json",
-               "--checkpoint-dir", tmp_path, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
-    two = json.loads(line[0][len("RESULT "):])
-    assert two["processes"] == 2 and "identical on every process" in r.stdout
-    spec = importlib.util.spec_from_file_location(
-        "_example_data_parallel", os.path.join(ROOT, "examples", "data_parallel.py"))
+    script = os.path.join(ROOT, "examples", "data_parallel.py")
+
+    def result(r):
+        line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+        assert r.returncode == 0 and line, r.stdout + r.stderr
+        return json.loads(line[0][len("RESULT "):])
+
+    two = result(launch(2, script, "--fast", "--json", "--checkpoint-dir", tmp_path / "full",
+                        timeout=300))
+    assert two["processes"] == 2
+    assert os.listdir(tmp_path / "full") == ["step_00000012.safetensors"]   # written once
+    spec = importlib.util.spec_from_file_location("_example_data_parallel", script)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     one = mod.main(["--fast"])                      # this process: a 1-process world
@@ -306,7 +310,21 @@ def test_data_parallel_example_matches_one_process(tmp_path):
     np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-4)
     assert abs(two["test_accuracy"] - one["test_accuracy"]) <= 2 / 359
     assert np.mean(one["losses"][-3:]) < 0.8 * np.mean(one["losses"][:3])
-    assert os.listdir(tmp_path)                      # the checkpoint, written once
+
+    # process 1 dies before step 10 (checkpoints every 4 steps): the job ends; resumed from
+    # step 8 it ends with the same losses and bit-identical parameters as the run above
+    crash_dir = tmp_path / "crash"
+    crash = launch(2, script, "--fast", "--json", "--checkpoint-dir", crash_dir, "--save-every",
+                   4, "--fail-at-step", 10, timeout=300)
+    assert crash.returncode != 0 and "RESULT" not in crash.stdout
+    assert "[process 1] RuntimeError: deliberate failure before step 10" in crash.stderr, \
+        crash.stderr
+    assert sorted(os.listdir(crash_dir)) == ["step_00000004.safetensors",
+                                             "step_00000008.safetensors"]
+    resumed = result(launch(2, script, "--fast", "--json", "--checkpoint-dir", crash_dir,
+                            "--save-every", 4, "--resume", timeout=300))
+    assert resumed["losses"] == two["losses"]
+    assert resumed["digest"] == two["digest"]
 
 
 def test_model_parallel_and_parameter_server_examples():
