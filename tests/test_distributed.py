@@ -70,6 +70,8 @@ def test_one_process_world():
         dist.send(tree, dest=1)
     with pytest.raises(ValueError, match="itself"):
         dist.recv(tree, source=0)
+    with pytest.raises(ValueError, match="one-process world"):
+        dist.recv_any(tree)
     assert dist.run_on_root(lambda: 5) == 5
 
 
@@ -334,3 +336,4 @@ def test_model_parallel_and_parameter_server_examples():
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ALL OK" in r.stdout and "tensor parallel on 2" in r.stdout
     assert "every step equal to data-parallel SGD" in r.stdout
+    assert "asynchronous parameter server, 1 worker(s), staleness bound 2" in r.stdout
