@@ -75,6 +75,18 @@ def test_one_process_world():
     assert dist.run_on_root(lambda: 5) == 5
 
 
+def test_sharded_checkpoint_on_one_process(tmp_path):
+    part = {"w": np.arange(6.0).reshape(2, 3), "n": np.int32(4)}
+    path = fnn.checkpoint.save_sharded(tmp_path / "ck", part)
+    assert sorted(os.listdir(path)) == ["manifest.json", "shard_00000-of-00001.safetensors"]
+    back = fnn.checkpoint.restore_sharded(path, target=part)
+    assert np.array_equal(back["w"], part["w"]) and int(back["n"]) == 4
+    with pytest.raises(ValueError, match=r"shard=1 is not in \[0, 1\)"):
+        fnn.checkpoint.restore_sharded(path, shard=1)
+    with pytest.raises(RuntimeError, match="creating the directory failed on process 0"):
+        fnn.checkpoint.save_sharded(tmp_path / "no" / "such", part)
+
+
 def test_mesh():
     m = dist.Mesh({"data": 1, "model": 1})
     assert m.axis_names == ("data", "model")
@@ -271,6 +283,12 @@ def test_multiprocess_fnn_batches_and_checkpoints(tmp_path):
     r = launch(2, os.path.join(WORKERS, "worker_fnn.py"), tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ALL OK" in r.stdout
+    # the 2-shard checkpoint on this 1-process world: a clear error, or one part by index
+    with pytest.raises(ValueError, match="has 2 shards .* but 1 process"):
+        fnn.checkpoint.restore_sharded(tmp_path / "sharded")
+    assert fnn.checkpoint.restore_sharded(tmp_path / "sharded", shard=1)["w"].shape == (2, 2)
+    with pytest.raises(fnn.checkpoint.CheckpointError, match="manifest"):
+        fnn.checkpoint.restore_sharded(tmp_path)
 
 
 @pytest.mark.parametrize("mode", ["raise", "kill", "early", "exit"])
