@@ -87,6 +87,26 @@ def test_sharded_checkpoint_on_one_process(tmp_path):
         fnn.checkpoint.save_sharded(tmp_path / "no" / "such", part)
 
 
+def test_digits_loader_reads_sklearns_file_without_importing_it():
+    # every process of a launch loads the digits: the examples read scikit-learn's CSV file
+    # directly (importing sklearn.datasets costs seconds per process); the same arrays
+    code = ("import sys; sys.path.insert(0, 'examples'); import digits_mlp\n"
+            "x, y = digits_mlp._digits_arrays()\n"
+            "print(x.shape, x.dtype, y.dtype, 'sklearn' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.stdout.split() == ["(1797,", "64)", "float32", "int32", "False"], r.stdout + r.stderr
+    datasets = pytest.importorskip("sklearn.datasets")
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    try:
+        import digits_mlp
+    finally:
+        sys.path.remove(os.path.join(ROOT, "examples"))
+    x, y = digits_mlp._digits_arrays()
+    d = datasets.load_digits()
+    assert np.array_equal(x, d.data.astype(np.float32)) and np.array_equal(y, d.target)
+
+
 def test_mesh():
     m = dist.Mesh({"data": 1, "model": 1})
     assert m.axis_names == ("data", "model")
