@@ -328,31 +328,13 @@ def test_a_failing_process_ends_the_job(mode):
 
 
 def test_data_parallel_example_matches_one_process_and_resumes_exactly(tmp_path):
+    # 1. process 1 dies before step 10 (checkpoints every 4 steps): the whole job ends
+    # 2. one launch: resumed from step 8, then the same training uninterrupted - the same
+    #    losses and bit-identical parameters, identical on every process after every step
+    # 3. here, one process with the same global batch: the same trajectory to float rounding
     import importlib.util
     import json
     script = os.path.join(ROOT, "examples", "data_parallel.py")
-
-    def result(r):
-        line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
-        assert r.returncode == 0 and line, r.stdout + r.stderr
-        return json.loads(line[0][len("RESULT "):])
-
-    two = result(launch(2, script, "--fast", "--json", "--checkpoint-dir", tmp_path / "full",
-                        timeout=300))
-    assert two["processes"] == 2
-    assert os.listdir(tmp_path / "full") == ["step_00000012.safetensors"]   # written once
-    spec = importlib.util.spec_from_file_location("_example_data_parallel", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    one = mod.main(["--fast"])                      # this process: a 1-process world
-    assert one["processes"] == 1
-    # the same global batches: the same trajectory (to float rounding) and the same accuracy
-    np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-4)
-    assert abs(two["test_accuracy"] - one["test_accuracy"]) <= 2 / 359
-    assert np.mean(one["losses"][-3:]) < 0.8 * np.mean(one["losses"][:3])
-
-    # process 1 dies before step 10 (checkpoints every 4 steps): the job ends; resumed from
-    # step 8 it ends with the same losses and bit-identical parameters as the run above
     crash_dir = tmp_path / "crash"
     crash = launch(2, script, "--fast", "--json", "--checkpoint-dir", crash_dir, "--save-every",
                    4, "--fail-at-step", 10, timeout=300)
@@ -361,10 +343,25 @@ def test_data_parallel_example_matches_one_process_and_resumes_exactly(tmp_path)
         crash.stderr
     assert sorted(os.listdir(crash_dir)) == ["step_00000004.safetensors",
                                              "step_00000008.safetensors"]
-    resumed = result(launch(2, script, "--fast", "--json", "--checkpoint-dir", crash_dir,
-                            "--save-every", 4, "--resume", timeout=300))
-    assert resumed["losses"] == two["losses"]
+    r = launch(2, os.path.join(WORKERS, "worker_dp.py"), crash_dir, tmp_path / "full",
+               timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    runs = {d["run"]: d for d in (json.loads(ln[len("RESULT "):]) for ln in r.stdout.splitlines()
+                                  if ln.startswith("RESULT "))}
+    two, resumed = runs["full"], runs["resumed"]
+    assert "identical on every process" in r.stdout and two["processes"] == 2
+    assert resumed["losses"] == two["losses"] and len(two["losses"]) == 12
     assert resumed["digest"] == two["digest"]
+    assert os.listdir(tmp_path / "full") == ["step_00000012.safetensors"]   # written once
+
+    spec = importlib.util.spec_from_file_location("_example_data_parallel", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    one = mod.main(["--fast"])                      # this process: a 1-process world
+    assert one["processes"] == 1
+    np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-4)
+    assert abs(two["test_accuracy"] - one["test_accuracy"]) <= 2 / 359
+    assert np.mean(one["losses"][-3:]) < 0.8 * np.mean(one["losses"][:3])
 
 
 def test_model_parallel_and_parameter_server_examples():
