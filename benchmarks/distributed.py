@@ -25,8 +25,8 @@ one-process run with two BLAS threads) and prints their numbers in one table:
 (c) ``mp``: `examples/model_parallel.py`'s tensor-parallel and GPipe steps on 2 processes vs
     the unsplit model's jitted step on 1 process x 2 threads.
 
-Times are medians per call (or per step) on process 0; ratios are to the reference in the
-same table. On a shared 2-core machine the absolute numbers drift; the ratios are what to read.
+Times are medians per call (or per step) on process 0, with the 10th percentile beside them
+for (a) and (b) (steadier on a busy machine); ratios are to the reference in the same table. On a shared 2-core machine the absolute numbers drift; the ratios are what to read.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ import transforms as T  # noqa: E402
 from transforms import distributed as dist  # noqa: E402
 from transforms import lax  # noqa: E402
 
-from _timing import interleaved  # noqa: E402
+from _timing import interleaved, median_and_p10  # noqa: E402
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -148,10 +148,13 @@ def part_allreduce(repeats):
             "pack+Allreduce+divide by hand": by_hand,
             "per-leaf Allreduce": per_leaf,
             "torch.distributed gloo": torch_fn,
-        }, repeats)
-    base = times["bare Allreduce (one buffer)"]
-    rows = [{"name": k, "ms": t * 1e3, "ratio": t / base, "GB/s": nbytes / t / 1e9}
-            for k, t in times.items()]
+        }, repeats, stat=median_and_p10)
+    if torch_fn is not None:
+        import torch.distributed as tdist
+        tdist.destroy_process_group()         # else gloo's threads abort the exit
+    base, base10 = times["bare Allreduce (one buffer)"]
+    rows = [{"name": k, "ms": t * 1e3, "ratio": t / base, "GB/s": nbytes / t / 1e9,
+             "p10_ms": t10 * 1e3, "p10_ratio": t10 / base10} for k, (t, t10) in times.items()]
     emit(rank, "allreduce", rows, processes=n, floats=total, leaves=len(leaves),
          memcpy_GBps=nbytes / memcpy / 1e9)
 
@@ -192,9 +195,9 @@ def part_dp(repeats, batch, hidden):
         carry[0], carry[1], _ = train_step(carry[0], carry[1], xb, yb)
 
     with dist.Mesh({"data": n}):
-        t = interleaved({"step": step}, repeats)["step"]
-    emit(rank, "dp", [{"name": f"{n} process(es)", "ms": t * 1e3}], processes=n, batch=batch,
-         hidden=hidden)
+        t, t10 = interleaved({"step": step}, repeats, stat=median_and_p10)["step"]
+    emit(rank, "dp", [{"name": f"{n} process(es)", "ms": t * 1e3, "p10_ms": t10 * 1e3}],
+         processes=n, batch=batch, hidden=hidden)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,20 +266,23 @@ def drive(args):
     print(f"(a) all-reduce of the MLP gradient tree on {a['processes']} processes: "
           f"{a['floats']:,} float32 in {a['leaves']} leaves ({a['floats'] * 4 / 1e6:.1f} MB); "
           f"memcpy of that size: {a['memcpy_GBps']:.1f} GB/s")
+    print(f"    {'':32s} {'median':>8s}    {'ratio':>5s}   {'GB/s':>5s}        "
+          f"{'p10':>8s}    {'ratio':>5s}")
     for r in a["rows"]:
         print(f"    {r['name']:32s} {r['ms']:8.3f} ms  {r['ratio']:5.2f}x   "
-              f"{r['GB/s']:5.2f} GB/s")
+              f"{r['GB/s']:5.2f} GB/s   {r['p10_ms']:8.3f} ms  {r['p10_ratio']:5.2f}x")
     for batch in args.batches:
         dp = [_run([sys.executable, os.path.abspath(__file__), "--part", "dp", "--batch",
                     str(batch), "--repeats", str(args.repeats)], 2)[0],
               _run(two + ["--part", "dp", "--batch", str(batch), "--repeats",
                           str(args.repeats)], 1)[0]]
-        base = dp[0]["rows"][0]["ms"]
+        base, base10 = dp[0]["rows"][0]["ms"], dp[0]["rows"][0]["p10_ms"]
         print(f"(b) data-parallel digits-MLP step (hidden {dp[0]['hidden']}), global batch "
-              f"{batch}:")
+              f"{batch} (median, then p10):")
         for d, label in zip(dp, ("1 process x 2 BLAS threads", "2 processes x 1 BLAS thread")):
-            ms = d["rows"][0]["ms"]
-            print(f"    {label:32s} {ms:8.3f} ms  {ms / base:5.2f}x")
+            ms, p10 = d["rows"][0]["ms"], d["rows"][0]["p10_ms"]
+            print(f"    {label:32s} {ms:8.3f} ms  {ms / base:5.2f}x   {p10:8.3f} ms  "
+                  f"{p10 / base10:5.2f}x")
     (unsplit,) = _run([sys.executable, os.path.abspath(__file__), "--part", "mp", "--repeats",
                        str(args.repeats)], 2)[0]["rows"]
     split = _run(two + ["--part", "mp", "--repeats", str(args.steps)], 1)[0]["rows"]

@@ -139,6 +139,21 @@ def test_collectives_on_a_one_process_mesh_eager_and_jit():
             assert np.array_equal(pp, x["w"]) and not none.any()
 
 
+def test_jitted_pmean_results_kept_by_the_caller_are_never_overwritten():
+    # the packed buffer is reused by the next call only when no result of the last is alive
+    f = T.jit(lambda g: lax.pmean(g, "data"))
+    with dist.Mesh({"data": 1}):
+        kept = [f({"x": np.full(3, float(i), np.float32), "y": np.full(2, -i, np.float32)})
+                for i in range(4)]
+        for i, r in enumerate(kept):
+            assert r["x"].tolist() == [i] * 3 and r["y"].tolist() == [-i] * 2
+        only_y = [f({"x": np.full(3, 9.0, np.float32), "y": np.full(2, i, np.float32)})["y"]
+                  for i in range(3)]                 # a view of one leaf keeps it alive too
+        assert [y.tolist() for y in only_y] == [[0, 0], [1, 1], [2, 2]]
+        for i in range(3):                           # dropped each time: reused, still right
+            assert f({"x": np.full(3, i, np.float32), "y": np.ones(2, np.float32)})["x"][0] == i
+
+
 def test_lower_shows_segments_and_mpi_calls():
     def f(x):
         return (lax.pmean({"a": x, "b": 2 * x}, "data"), lax.psum(x, "data"),
