@@ -26,7 +26,8 @@ one-process run with two BLAS threads) and prints their numbers in one table:
     the unsplit model's jitted step on 1 process x 2 threads.
 
 Times are medians per call (or per step) on process 0, with the 10th percentile beside them
-for (a) and (b) (steadier on a busy machine); ratios are to the reference in the same table. On a shared 2-core machine the absolute numbers drift; the ratios are what to read.
+for (a) and (b) (steadier on a busy machine); ratios are to the reference in the same table.
+On a shared 2-core machine the absolute numbers drift; the ratios are what to read.
 """
 from __future__ import annotations
 

@@ -14,7 +14,9 @@ axis and dtype are packed - one pass, which also applies pmean's 1/n when that i
 one contiguous buffer and reduced by ONE in-place `Allreduce`; their results are views of it,
 read by later segments or returned to the caller as they are (no copy out). A pytree of
 gradients therefore costs one MPI call per dtype, not one per leaf, and one pass over the data
-besides the Allreduce (`benchmarks/distributed.py` measures it against a bare Allreduce). Axis names resolve
+besides the Allreduce (`benchmarks/distributed.py` measures it against a bare Allreduce). The
+buffer is reused by the next call when none of the last call's results is alive. Axis names
+resolve
 against the mesh active at call time; the first call checks that every member agrees on the
 collectives' shapes and dtypes.
 Equations that nest collectives inside control flow run through their NumPy impl.
