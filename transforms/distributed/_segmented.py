@@ -16,9 +16,8 @@ read by later segments or returned to the caller as they are (no copy out). A py
 gradients therefore costs one MPI call per dtype, not one per leaf, and one pass over the data
 besides the Allreduce (`benchmarks/distributed.py` measures it against a bare Allreduce). The
 buffer is reused by the next call when none of the last call's results is alive. Axis names
-resolve
-against the mesh active at call time; the first call checks that every member agrees on the
-collectives' shapes and dtypes.
+resolve against the mesh active at call time; the first call checks that every member agrees
+on the collectives' shapes and dtypes.
 Equations that nest collectives inside control flow run through their NumPy impl.
 """
 from __future__ import annotations
