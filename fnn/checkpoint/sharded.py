@@ -32,6 +32,7 @@ VERSION = 1
 
 
 def shard_name(index: int, count: int) -> str:
+    """The file name of part `index` of `count` inside a sharded checkpoint directory."""
     return f"shard_{index:05d}-of-{count:05d}.safetensors"
 
 

@@ -177,6 +177,11 @@ if n == 4:
         # one jitted pmean, traced under one mesh, counts the members of the mesh it runs in
         jm = T.jit(lambda v: lax.pmean(v, "data"))
         assert jm(v)[0] == (mo + mo + 2) / 2
+        both = lambda v: lax.pmean({"a": v, "b": 2 * v}, ("data", "model"))   # noqa: E731
+        for g in (both, T.jit(both)):
+            r2 = g(v)
+            assert r2["a"][0] == 1.5 and r2["b"][0] == 3.0, (rank, r2)
+        assert lax.pmax(v, ("data", "model"))[0] == 3 and lax.pmin(v, ("model", "data"))[0] == 0
     with mesh:
         assert jm(v)[0] == 1.5
     # ppermute over both axes: coordinates row-major over ("data", "model") == process index;
