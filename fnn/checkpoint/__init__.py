@@ -6,6 +6,8 @@
   the tree exactly, or loads it into the structure of `target` (optionally partially, or only a
   subtree).
 * `load_metadata(path)` returns the user metadata without reading tensor data.
+* `save_sharded(path, part)` / `restore_sharded(path, target=None)`: a model-parallel tree, each
+  process its own part, committed together by one manifest (`fnn.checkpoint.sharded`).
 * `CheckpointManager(directory, max_to_keep=None, best_metric=None, best_mode='min')` keeps one
   file per step, with retention of the newest checkpoints plus the best one.
 
@@ -23,8 +25,10 @@ from fnn.checkpoint.format import (
     save,
 )
 from fnn.checkpoint.manager import CheckpointManager
+from fnn.checkpoint.sharded import read_manifest, restore_sharded, save_sharded
 
 __all__ = [
     "save", "restore", "load_metadata", "read_header", "remove_stale_temp_files",
-    "CheckpointManager", "CheckpointError", "CheckpointWarning",
+    "CheckpointManager", "CheckpointError", "CheckpointWarning", "save_sharded",
+    "restore_sharded", "read_manifest",
 ]

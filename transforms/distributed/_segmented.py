@@ -9,17 +9,20 @@ split at its collectives:
 A collective's *stage* is the number of collectives on its longest dependency chain (as soon as
 possible, so independent collectives share a stage); every other equation runs in the first
 segment that needs its value (as late as possible, so cheap broadcasts are not computed early
-and handed across). In a stage, all `psum` (`pmax`, `pmin`) operands with the same axis and
-dtype are packed - one copy - into a persistent contiguous buffer owned by the program and
-reduced by ONE in-place `Allreduce`; their results are views of it, read by later segments
-(results returned to the caller are copied out, since the next call reuses the buffer). A pytree
-of gradients therefore costs one MPI call per dtype, not one per leaf, and MPI always sees the
-same memory (fresh memory each call measured 2-3x slower on 2 processes). Axis names resolve
-against the mesh active at call time; the first call checks that every member agrees on the
-collectives' shapes and dtypes.
+and handed across). In a stage, all `psum` (`pmean`, `pmax`, `pmin`) operands with the same
+axis and dtype are packed - one pass, which also applies pmean's 1/n when that is exact - into
+one contiguous buffer and reduced by ONE in-place `Allreduce`; their results are views of it,
+read by later segments or returned to the caller as they are (no copy out). A pytree of
+gradients therefore costs one MPI call per dtype, not one per leaf, and one pass over the data
+besides the Allreduce (`benchmarks/distributed.py` measures it against a bare Allreduce). The
+buffer is reused by the next call when none of the last call's results is alive. Axis names
+resolve against the mesh active at call time; the first call checks that every member agrees
+on the collectives' shapes and dtypes.
 Equations that nest collectives inside control flow run through their NumPy impl.
 """
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -27,8 +30,8 @@ from ..ir import ClosedJaxpr, Jaxpr, Literal, Var
 from . import _mesh as M
 from . import _runtime as R
 
-COLLECTIVES = {"psum", "pmax", "pmin", "all_gather", "axis_index", "ppermute"}
-_REDUCE_OP = {"psum": "sum", "pmax": "max", "pmin": "min"}
+COLLECTIVES = {"psum", "pmean", "pmax", "pmin", "all_gather", "axis_index", "ppermute"}
+_REDUCE_OP = {"psum": "sum", "pmean": "sum", "pmax": "max", "pmin": "min"}
 
 
 def _sub_jaxprs(params):
@@ -84,6 +87,7 @@ class SegmentedExecutable:
         self.invars = list(jaxpr.invars)
         self.outvars = list(jaxpr.outvars)
         self.checked = False
+        self.buffers = {}         # (stage, group) -> the buffer MPI reduced in last time
 
         # stage of each collective = collectives on its longest dependency chain (ASAP, so
         # independent collectives share a stage and a buffer)
@@ -147,7 +151,6 @@ class SegmentedExecutable:
         final = {a for a in jaxpr.outvars if isinstance(a, Var)}
 
         self.steps = []
-        self.buffers = {}         # (stage, group) -> the persistent buffer MPI reduces in
         for k in range(n_stages + 1):
             eqns = seg_eqns.get(k, [])
             defined = {v for e in eqns for v in e.outvars}
@@ -178,9 +181,7 @@ class SegmentedExecutable:
                     shapes = [e.outvars[0].aval.shape for e in es]
                     sizes = [int(np.prod(sh, dtype=np.int64)) for sh in shapes]
                     desc = f"{name} {dt.str} " + " ".join(str(list(sh)) for sh in shapes)
-                    self.buffers[(k, gi)] = np.zeros(sum(sizes), dt)
-                    host.groups.append((name, axis, self.buffers[(k, gi)], es, shapes, sizes,
-                                        desc))
+                    host.groups.append((name, axis, dt, es, shapes, sizes, desc))
             self.steps.append((seg, host))
 
     def __call__(self, *args):
@@ -194,11 +195,7 @@ class SegmentedExecutable:
         else:
             self._run(env)
             self.checked = True
-        outs = [a.val if isinstance(a, Literal) else env[a] for a in self.outvars]
-        # results must not be views of the persistent buffers (the next call reuses them)
-        bufs = list(self.buffers.values())
-        return [np.array(o) if isinstance(o, np.ndarray) and
-                any(np.may_share_memory(o, b) for b in bufs) else o for o in outs]
+        return [a.val if isinstance(a, Literal) else env[a] for a in self.outvars]
 
     def _run(self, env):
         def read(a):
@@ -209,14 +206,14 @@ class SegmentedExecutable:
                 env.update(zip(seg.outvars, seg.exe(*[env[v] for v in seg.invars])))
             if host is None:
                 continue
-            for name, axis, buf, es, shapes, sizes, desc in host.groups:
+            for gi, (name, axis, dt, es, shapes, sizes, desc) in enumerate(host.groups):
                 comm = _comm(axis)
                 comm.check_same(desc, f"lax.{name}")
-                off = 0                          # pack: one copy into the persistent buffer
-                for e, size in zip(es, sizes):
-                    buf[off:off + size] = read(e.invars[0]).reshape(-1)
-                    off += size
-                comm.allreduce_(buf, _REDUCE_OP[name])
+                key = (id(host), gi)
+                buf = _reusable(self.buffers.pop(key, None))
+                buf = _reduce_packed(comm, name, dt, [read(e.invars[0]) for e in es], sizes,
+                                     buf)
+                self.buffers[key] = buf
                 off = 0
                 for e, shape, size in zip(es, shapes, sizes):
                     env[e.outvars[0]] = buf[off:off + size].reshape(shape)
@@ -244,9 +241,11 @@ class SegmentedLowered:
                 sources.append(f"# ---- compiled segment {k} ----\n{low.source}")
             if host is not None:
                 lines = []
-                for name, axis, buf, es, shapes, sizes, desc in host.groups:
-                    lines.append(f"# MPI Allreduce({_REDUCE_OP[name]}) over {axis!r}: {len(es)} "
-                                 f"value(s) packed in one {buf.dtype.name}[{buf.size}] buffer")
+                for name, axis, dt, es, shapes, sizes, desc in host.groups:
+                    scale = ", scaled by 1/n" if name == "pmean" else ""
+                    lines.append(f"# MPI Allreduce({_REDUCE_OP[name]}{scale}) over {axis!r}: "
+                                 f"{len(es)} value(s) packed in one {dt.name}[{sum(sizes)}] "
+                                 "buffer")
                 for e in host.others:
                     lines.append(f"# host: {e.prim.name} {e.params.get('axis_name', '')}")
                 texts.append("\n".join(lines))
@@ -256,6 +255,46 @@ class SegmentedLowered:
 
     def as_text(self):
         return self.text
+
+
+def _reusable(buf):
+    """`buf` if nothing but this call refers to it any more, else None.
+
+    The results of a packed reduction are views of its buffer. MPI moves memory it has moved
+    before much faster than new memory (the library caches what it has registered; measured 4x
+    on 2 processes for 2.7 MB), so the buffer is reused by the next call - but only when none
+    of the previous call's results is alive (views keep their base alive, so its reference
+    count says so): then nothing has to be copied out, and results kept by the caller are
+    never overwritten (a new buffer is taken instead)."""
+    # the only references left: this function's argument and getrefcount's (the caller has
+    # popped it from its dict); a live view of it adds one
+    if buf is not None and sys.getrefcount(buf) <= 2:
+        return buf
+    return None
+
+
+def _reduce_packed(comm, name, dt, values, sizes, buf=None):
+    """Pack `values` into one contiguous buffer (`buf` if given, else a new one) in one pass (a
+    pmean scales as it copies when 1/n is exact, else divides after), reduce it in place over
+    `comm` and return it; the results are views of it."""
+    if buf is None or buf.dtype != dt or buf.size != sum(sizes):
+        buf = np.empty(sum(sizes), dt)
+    n = comm.size
+    exact = name == "pmean" and n & (n - 1) == 0          # 1/n a power of two: x/n == x*(1/n)
+    inv = np.asarray(1.0 / n, dt) if exact else None
+    off = 0
+    for v, size in zip(values, sizes):
+        piece = buf[off:off + size]
+        src = np.asarray(v).reshape(-1)
+        if exact and n > 1:
+            np.multiply(src, inv, out=piece)
+        else:
+            piece[...] = src
+        off += size
+    comm.allreduce_(buf, _REDUCE_OP[name])
+    if name == "pmean" and not exact:
+        buf /= np.asarray(n, dt)
+    return buf
 
 
 def _comm(axis):
