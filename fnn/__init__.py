@@ -13,7 +13,27 @@ Modules: `activations` (re-exported here), `initializers`, `layers` and `sequenc
 """
 import os as _os
 
-from transforms import source_info as _source_info
+
+def _require_transforms():
+    """Import the `transforms` package, or fail naming the file that shadows it.
+
+    A script or module called ``transforms.py`` (or another package named ``transforms``)
+    next to the user's code wins over the installed package on ``sys.path`` and would
+    otherwise surface as a confusing ImportError deep inside fnn."""
+    import transforms
+    if getattr(transforms, "__path__", None) is None or not hasattr(transforms, "tree_util"):
+        where = getattr(transforms, "__file__", None) or repr(transforms)
+        raise ImportError(
+            f"fnn needs the `transforms` package of numbax, but `import transforms` found "
+            f"{where}, which shadows it; rename that file (or remove its directory from "
+            f"sys.path) and delete any __pycache__ next to it")
+    return transforms
+
+
+_require_transforms()
+
+from transforms import __version__  # noqa: E402,F401  (one distribution: one version)
+from transforms import source_info as _source_info  # noqa: E402
 
 # frames inside this package are library frames: errors point at the user's own code
 _source_info.register_library_dir(_os.path.dirname(_os.path.abspath(__file__)))

@@ -32,4 +32,15 @@ from .errors import (ConcretizationTypeError, NonDifferentiableError, ShapeError
                      TracerArrayConversionError, TracerBoolConversionError,
                      TracerIntegerConversionError, UnexpectedTracerError)
 
-__version__ = "0.1.0"
+
+
+def _version() -> str:
+    """The installed distribution's version (one source of truth: pyproject.toml)."""
+    from importlib import metadata
+    try:
+        return metadata.version("numbax")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "0+unknown"
+
+
+__version__: str = _version()
