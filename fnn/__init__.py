@@ -9,7 +9,8 @@
 
 Modules: `activations` (re-exported here), `initializers`, `layers` and `sequence`
 (attention, Transformer blocks, LSTM/GRU, Conv1D, norms; both re-exported here),
-`losses`, `data`, `optim`, `checkpoint`.
+`losses`, `data`, `optim`, `checkpoint`; `summary(model, params, state, x)` tabulates a
+model's layers, output shapes and parameter counts.
 """
 import os as _os
 
@@ -44,6 +45,7 @@ from .activations import (elu, gelu, leaky_relu, log_sigmoid, log_softmax,  # no
                           swish, tanh)
 from .layers import (AvgPool, BatchNorm, Conv2D, Dense, Dropout, Embedding,  # noqa: E402,F401
                      Flatten, Lambda, LayerNorm, MaxPool, Module, Sequential)
+from .model_summary import Summary, summary  # noqa: E402,F401
 from . import sequence  # noqa: E402,F401
 from .sequence import (GRU, LSTM, Conv1D, ConvTranspose2D, GroupNorm,  # noqa: E402,F401
                        MultiHeadAttention, PositionalEmbedding, RMSNorm, TransformerBlock,
@@ -72,4 +74,4 @@ __all__ = ["activations", "initializers", "layers", "losses", "data", "optim", "
            "LayerNorm", "Embedding", "Sequential", "Lambda", "sequence", "MultiHeadAttention",
            "TransformerBlock", "RMSNorm", "GroupNorm", "Conv1D", "ConvTranspose2D", "LSTM", "GRU",
            "PositionalEmbedding", "rotary_embedding", "causal_mask", "padding_mask",
-           "dot_product_attention"]
+           "dot_product_attention", "summary", "Summary", "__version__"]
