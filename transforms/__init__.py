@@ -44,3 +44,12 @@ def _version() -> str:
 
 
 __version__: str = _version()
+
+import types as _types_all  # noqa: E402
+
+# the public names (pdoc documents re-exported names only when they are listed here)
+__all__ = sorted([_n for _n, _v in globals().items()
+                  if not _n.startswith("_") and not isinstance(_v, _types_all.ModuleType)]
+                 + ["lax", "numpy", "random", "tree", "tree_util", "nn", "debug",
+                    "distributed", "ad_checkpoint"])
+del _types_all

@@ -487,6 +487,9 @@ def _spec_or_leaf(x):
 
 
 class ShapeDtypeStruct:
+    """A shape and a dtype standing for an array (as `jax.ShapeDtypeStruct`): what
+    `eval_shape` returns, and accepted wherever only an argument's shape and dtype matter
+    (`eval_shape`, `make_jaxpr`, `jit(...).lower`, layer `init`)."""
     __slots__ = ("shape", "dtype")
 
     def __init__(self, shape, dtype):
@@ -530,6 +533,8 @@ def device_get(x):
 
 
 def device_put(x, device=None):
+    """`x` as a pytree of NumPy arrays (kept for JAX programs: there is one device, the CPU,
+    and `device` is ignored)."""
     return device_get(x)
 
 
