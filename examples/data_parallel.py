@@ -37,12 +37,13 @@ from digits_mlp import add_common_args, load_digits, make_optimizer  # noqa: E40
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--optimizer", choices=["sgd", "momentum", "adam", "rmsprop"],
-                   default="adam")
-    p.add_argument("--epochs", type=int, default=30)
+                   default="adam", help="optimiser")
+    p.add_argument("--epochs", type=int, default=30, help="passes over the training data")
     p.add_argument("--batch-size", type=int, default=64, help="the GLOBAL batch size")
-    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--hidden", type=int, default=128, help="hidden units per layer")
     p.add_argument("--checkpoint-dir", help="save the final parameters here (process 0 writes)")
     p.add_argument("--json", action="store_true", help="print a RESULT json line (tests)")
     add_common_args(p)
