@@ -28,8 +28,7 @@ def build(output_dir) -> pathlib.Path:
     import pdoc.render
     out = pathlib.Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pdoc.render.configure(docformat="google", search=True, show_source=False,
-                          footer_text="numbax API reference")
+    pdoc.render.configure(docformat="google", search=True, show_source=False)
     with warnings.catch_warnings():
         # pdoc evaluates string annotations of generated NamedTuple __init__s and warns when
         # their names are not importable from the class's module; the page is still right
