@@ -167,7 +167,8 @@ def _walk(layer, params, state, x, path, depth, rows, apply_kwargs):
     return out
 
 
-def summary(model, params, state=None, *example_inputs, **apply_kwargs) -> Summary:
+def summary(model: Any, params: Any, state: Any = None, *example_inputs: Any,
+            **apply_kwargs: Any) -> Summary:
     """Summarise `model` (an fnn `Module` or a function used as a layer) at an input.
 
     Args:

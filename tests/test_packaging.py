@@ -133,3 +133,16 @@ def test_wheel_contains_license_typing_markers_and_every_module(tmp_path):
                 and "extra ==" not in line]
     assert sorted(r.split()[1].split(">")[0] for r in requires) == \
         ["numba", "numpy", "optree", "scipy"]
+
+
+def test_main_public_functions_carry_type_hints():
+    import inspect
+    from fnn import optim
+    for fn in (transforms.jit, transforms.grad, transforms.value_and_grad, transforms.vmap,
+               transforms.jvp, transforms.vjp, transforms.eval_shape, optim.adam, optim.sgd,
+               fnn.Dense.__init__, fnn.Conv2D.__init__, fnn.Sequential.__init__,
+               fnn.BatchNorm.__init__, fnn.summary):
+        sig = inspect.signature(fn)
+        params = [p for p in sig.parameters.values() if p.name != "self"]
+        unannotated = [p.name for p in params if p.annotation is inspect.Parameter.empty]
+        assert not unannotated, f"{fn.__qualname__}: no type hint on {unannotated}"
