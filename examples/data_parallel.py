@@ -46,12 +46,13 @@ from digits_mlp import add_common_args, load_digits, make_optimizer  # noqa: E40
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--optimizer", choices=["sgd", "momentum", "adam", "rmsprop"],
-                   default="adam")
-    p.add_argument("--epochs", type=int, default=30)
+                   default="adam", help="optimiser")
+    p.add_argument("--epochs", type=int, default=30, help="passes over the training data")
     p.add_argument("--batch-size", type=int, default=64, help="the GLOBAL batch size")
-    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--hidden", type=int, default=128, help="hidden units per layer")
     p.add_argument("--checkpoint-dir", help="save checkpoints here (process 0 writes)")
     p.add_argument("--save-every", type=int, default=0,
                    help="steps between checkpoints (0: only at the end)")

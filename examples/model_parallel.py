@@ -37,14 +37,16 @@ from digits_mlp import load_digits  # noqa: E402
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=["tensor", "pipeline", "both"], default="both")
-    p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--microbatches", type=int, default=4)
-    p.add_argument("--lr", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--mode", choices=["tensor", "pipeline", "both"], default="both",
+                   help="which kind of model parallelism")
+    p.add_argument("--steps", type=int, default=60, help="optimisation steps")
+    p.add_argument("--batch-size", type=int, default=64, help="examples per step")
+    p.add_argument("--hidden", type=int, default=128, help="hidden units per layer")
+    p.add_argument("--microbatches", type=int, default=4, help="pipeline micro-batches per step")
+    p.add_argument("--lr", type=float, default=0.2, help="learning rate")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--fast", action="store_true", help="a few steps only (for tests)")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="skip the dense reference model (timing: benchmarks/distributed.py)")

@@ -45,12 +45,13 @@ from digits_mlp import load_digits  # noqa: E402
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=100)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--steps", type=int, default=100, help="optimisation steps")
     p.add_argument("--batch-size", type=int, default=64, help="the GLOBAL batch size")
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden", type=int, default=64, help="hidden units per layer")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--fast", action="store_true", help="a few steps only (for tests)")
     p.add_argument("--async", dest="staleness", type=int, default=None, metavar="K",
                    help="asynchronous mode: applied gradients are at most K updates stale")

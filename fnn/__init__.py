@@ -9,11 +9,32 @@
 
 Modules: `activations` (re-exported here), `initializers`, `layers` and `sequence`
 (attention, Transformer blocks, LSTM/GRU, Conv1D, norms; both re-exported here),
-`losses`, `data`, `optim`, `checkpoint`.
+`losses`, `data`, `optim`, `checkpoint`; `summary(model, params, state, x)` tabulates a
+model's layers, output shapes and parameter counts.
 """
 import os as _os
 
-from transforms import source_info as _source_info
+
+def _require_transforms():
+    """Import the `transforms` package, or fail naming the file that shadows it.
+
+    A script or module called ``transforms.py`` (or another package named ``transforms``)
+    next to the user's code wins over the installed package on ``sys.path`` and would
+    otherwise surface as a confusing ImportError deep inside fnn."""
+    import transforms
+    if getattr(transforms, "__path__", None) is None or not hasattr(transforms, "tree_util"):
+        where = getattr(transforms, "__file__", None) or repr(transforms)
+        raise ImportError(
+            f"fnn needs the `transforms` package of numbax, but `import transforms` found "
+            f"{where}, which shadows it; rename that file (or remove its directory from "
+            f"sys.path) and delete any __pycache__ next to it")
+    return transforms
+
+
+_require_transforms()
+
+from transforms import __version__  # noqa: E402,F401  (one distribution: one version)
+from transforms import source_info as _source_info  # noqa: E402
 
 # frames inside this package are library frames: errors point at the user's own code
 _source_info.register_library_dir(_os.path.dirname(_os.path.abspath(__file__)))
@@ -24,6 +45,7 @@ from .activations import (elu, gelu, leaky_relu, log_sigmoid, log_softmax,  # no
                           swish, tanh)
 from .layers import (AvgPool, BatchNorm, Conv2D, Dense, Dropout, Embedding,  # noqa: E402,F401
                      Flatten, Lambda, LayerNorm, MaxPool, Module, Sequential)
+from .model_summary import Summary, summary  # noqa: E402,F401
 from . import sequence  # noqa: E402,F401
 from .sequence import (GRU, LSTM, Conv1D, ConvTranspose2D, GroupNorm,  # noqa: E402,F401
                        MultiHeadAttention, PositionalEmbedding, RMSNorm, TransformerBlock,
@@ -52,4 +74,4 @@ __all__ = ["activations", "initializers", "layers", "losses", "data", "optim", "
            "LayerNorm", "Embedding", "Sequential", "Lambda", "sequence", "MultiHeadAttention",
            "TransformerBlock", "RMSNorm", "GroupNorm", "Conv1D", "ConvTranspose2D", "LSTM", "GRU",
            "PositionalEmbedding", "rotary_embedding", "causal_mask", "padding_mask",
-           "dot_product_attention"]
+           "dot_product_attention", "summary", "Summary", "__version__"]

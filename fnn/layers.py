@@ -19,6 +19,7 @@ Images are NHWC and convolution kernels HWIO.
 from __future__ import annotations
 
 import math
+from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 
@@ -227,6 +228,13 @@ def _pool_slices(x, window, strides, pads, kind):
 # Modules
 # ---------------------------------------------------------------------------------------------
 
+# the types of the constructor arguments (annotations only; no runtime checks)
+Initializer = Callable[..., Any]            # (key, shape, dtype) -> array
+IntOrPair = Union[int, Sequence[int]]
+Padding = Union[str, int, Sequence[Any]]    # 'SAME' / 'VALID' / int / ((lo, hi), (lo, hi))
+DType = Any                                 # anything numpy.dtype accepts
+
+
 class Module:
     """Base class. A subclass sets `type_name` (used for automatic names), and defines
     `init(key, x) -> (params, state)` and `apply(params, state, x, key=None, train=False)
@@ -235,10 +243,13 @@ class Module:
     needs_rng = False
     name = None
 
-    def init(self, key, x):
+    def init(self, key: Any, x: Any) -> tuple[dict, dict]:
+        """`(params, state)` for inputs like `x` (an array or anything with .shape/.dtype)."""
         return {}, {}
 
-    def apply(self, params, state, x, key=None, train=False):
+    def apply(self, params: dict, state: dict, x: Any, key: Any = None,
+              train: bool = False) -> tuple[Any, dict]:
+        """`(y, new_state)`: the layer applied to `x`."""
         raise NotImplementedError
 
     def __repr__(self):
@@ -253,7 +264,7 @@ class Module:
 class Lambda(Module):
     """A function of the input used as a layer (no parameters)."""
 
-    def __init__(self, fn, name=None):
+    def __init__(self, fn: Callable[[Any], Any], name: str | None = None):
         self.fn = fn
         self.name = name
         self.type_name = getattr(fn, "__name__", "lambda").strip("<>").lower() or "lambda"
@@ -278,8 +289,9 @@ class Dense(Module):
     Defaults: `kernel_init=lecun_normal()`, `bias_init=zeros` (as Flax)."""
     type_name = "dense"
 
-    def __init__(self, features, use_bias=True, kernel_init=None, bias_init=None, name=None,
-                 param_dtype=np.float32):
+    def __init__(self, features: int, use_bias: bool = True,
+                 kernel_init: Initializer | None = None, bias_init: Initializer | None = None,
+                 name: str | None = None, param_dtype: DType = np.float32):
         self.features = int(features)
         self.use_bias = use_bias
         self.kernel_init = kernel_init or init_lib.lecun_normal()
@@ -313,9 +325,10 @@ class Conv2D(Module):
     `dilation` dilates the kernel. Defaults: `kernel_init=lecun_normal()`, `bias_init=zeros`."""
     type_name = "conv2d"
 
-    def __init__(self, features, kernel_size, strides=1, padding="SAME", dilation=1,
-                 use_bias=True, kernel_init=None, bias_init=None, name=None,
-                 param_dtype=np.float32):
+    def __init__(self, features: int, kernel_size: IntOrPair, strides: IntOrPair = 1,
+                 padding: Padding = "SAME", dilation: IntOrPair = 1, use_bias: bool = True,
+                 kernel_init: Initializer | None = None, bias_init: Initializer | None = None,
+                 name: str | None = None, param_dtype: DType = np.float32):
         self.features = int(features)
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.strides = _pair(strides, "strides")
@@ -362,7 +375,8 @@ class Conv2D(Module):
 class _Pool(Module):
     kind = "max"
 
-    def __init__(self, window, strides=None, padding="VALID", name=None):
+    def __init__(self, window: IntOrPair, strides: IntOrPair | None = None,
+                 padding: Padding = "VALID", name: str | None = None):
         self.window = _pair(window, "window")
         self.strides = self.window if strides is None else _pair(strides, "strides")
         self.padding = padding
@@ -389,8 +403,9 @@ class AvgPool(_Pool):
     as Flax) divides by the window size; `False` divides by the number of real entries."""
     type_name = "avgpool"
 
-    def __init__(self, window, strides=None, padding="VALID", count_include_pad=True,
-                 name=None):
+    def __init__(self, window: IntOrPair, strides: IntOrPair | None = None,
+                 padding: Padding = "VALID", count_include_pad: bool = True,
+                 name: str | None = None):
         super().__init__(window, strides, padding, name)
         self.count_include_pad = count_include_pad
 
@@ -411,7 +426,7 @@ class Flatten(Module):
     """Reshape (N, ...) to (N, prod(...))."""
     type_name = "flatten"
 
-    def __init__(self, name=None):
+    def __init__(self, name: str | None = None):
         self.name = name
 
     def apply(self, params, state, x, key=None, train=False):
@@ -425,7 +440,7 @@ class Dropout(Module):
     `train=True` (needs `key`); the identity when `train=False`."""
     type_name = "dropout"
 
-    def __init__(self, rate, name=None):
+    def __init__(self, rate: float, name: str | None = None):
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"Dropout rate must be in [0, 1], got {rate}")
         self.rate = float(rate)
@@ -462,8 +477,9 @@ class BatchNorm(Module):
     mean 0, var 1. Params `scale` (ones) and `bias` (zeros); state `mean` and `var`."""
     type_name = "batchnorm"
 
-    def __init__(self, momentum=0.99, eps=1e-5, axis=-1, use_scale=True, use_bias=True,
-                 name=None, param_dtype=np.float32):
+    def __init__(self, momentum: float = 0.99, eps: float = 1e-5, axis: int = -1,
+                 use_scale: bool = True, use_bias: bool = True, name: str | None = None,
+                 param_dtype: DType = np.float32):
         self.momentum, self.eps, self.axis = float(momentum), float(eps), int(axis)
         self.use_scale, self.use_bias = use_scale, use_bias
         self.name = name
@@ -513,8 +529,8 @@ class LayerNorm(Module):
     bias`, with params `scale` (ones) and `bias` (zeros) of the feature size."""
     type_name = "layernorm"
 
-    def __init__(self, eps=1e-6, use_scale=True, use_bias=True, name=None,
-                 param_dtype=np.float32):
+    def __init__(self, eps: float = 1e-6, use_scale: bool = True, use_bias: bool = True,
+                 name: str | None = None, param_dtype: DType = np.float32):
         self.eps = float(eps)
         self.use_scale, self.use_bias = use_scale, use_bias
         self.name = name
@@ -548,8 +564,9 @@ class Embedding(Module):
     1 / features (as Flax)."""
     type_name = "embedding"
 
-    def __init__(self, num_embeddings, features, embedding_init=None, name=None,
-                 param_dtype=np.float32):
+    def __init__(self, num_embeddings: int, features: int,
+                 embedding_init: Initializer | None = None, name: str | None = None,
+                 param_dtype: DType = np.float32):
         self.num_embeddings, self.features = int(num_embeddings), int(features)
         self.embedding_init = embedding_init or init_lib.variance_scaling(
             1.0, "fan_in", "normal", out_axis=0)
@@ -574,7 +591,8 @@ class Sequential(Module):
     own params/state (children without any are left out)."""
     type_name = "sequential"
 
-    def __init__(self, layers, name=None):
+    def __init__(self, layers: Iterable[Module | Callable[[Any], Any]],
+                 name: str | None = None):
         self.layers = [_as_layer(layer) for layer in layers]
         self.name = name
         counts, names = {}, []

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from typing import Callable, Sequence
 import logging
 import os
 import threading
@@ -719,11 +720,33 @@ def _describe_sig(sig):
     return "(" + ", ".join(_describe_leaf(s) for s in sig) + ")"
 
 
-def jit(fun=None, *, static_argnums=(), static_argnames=(), donate_argnums=()):
-    """Compile `fun` through Numba (see `transforms.jit` module docstring).
+def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = (),
+        donate_argnums: int | Sequence[int] = ()) -> JitFunction | Callable[[Callable], JitFunction]:
+    """Compile `fun` through Numba.
 
-    Usable as `jit(f, ...)`, as a decorator `@jit`, or `functools.partial(jit, ...)`."""
+    Usable as `jit(f, ...)`, as a decorator `@jit`, or `functools.partial(jit, ...)`.
+
+    Args:
+      fun: a pure function of arrays / pytrees of arrays (and Python scalars).  Omitted:
+        `jit(**options)` returns a decorator.
+      static_argnums: positions of arguments that are compile-time constants (hashable;
+        each distinct value compiles separately).
+      static_argnames: the same, by keyword name.
+      donate_argnums: positions of arguments whose buffers the outputs may reuse.
+
+    Returns:
+      A `JitFunction`: call it like `fun`; `.lower(*args)` gives the generated source and
+      IR, `.cache_misses` the recompilations and their reasons, `.clear_cache()` forgets the
+      compiled signatures.
+    """
     if fun is None:
         return lambda f: JitFunction(f, static_argnums, static_argnames, donate_argnums)
     return JitFunction(fun, static_argnums, static_argnames, donate_argnums)
+
+
+# `transforms.jit` (the name) is this function, which shadows this module in the package
+# namespace: give the function the module's full documentation so help(T.jit) shows it all
+jit.__doc__ = jit.__doc__.rstrip() + "\n\n    Details\n    -------\n" + "\n".join(
+    ("    " + line) if line else "" for line in __doc__.splitlines()) + "\n"
 

@@ -65,11 +65,14 @@ def initialize():
 
 
 def process_index() -> int:
+    """This process's rank in the MPI world (0 without `mpiexec`), as `jax.process_index`."""
     initialize()
     return _state["rank"]
 
 
 def process_count() -> int:
+    """The number of processes in the MPI world (1 without `mpiexec`), as
+    `jax.process_count`."""
     initialize()
     return _state["size"]
 

@@ -494,8 +494,11 @@ def tensordot(a, b, axes=2, *, precision=None, preferred_element_type=None):
 
 
 def einsum(subscripts, *operands, optimize=None, precision=None, preferred_element_type=None):
-    """`precision` is validated and has no effect; with `preferred_element_type` the operands
-    are converted to it first, so products and sums accumulate in that type."""
+    """Mirrors `numpy.einsum` (both calling forms, as `jax.numpy.einsum`). `optimize` is
+    accepted and ignored (contractions run left to right); `precision` is validated and has
+    no effect; with `preferred_element_type` the operands are converted to it first, so
+    products and sums accumulate in that type. Differentiable; batches under `vmap` and
+    compiles under `jit`."""
     from ._einsum import einsum as _einsum
     lax.check_precision(precision)
     if preferred_element_type is not None:
