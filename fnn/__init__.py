@@ -9,8 +9,10 @@
 
 Modules: `activations` (re-exported here), `initializers`, `layers` and `sequence`
 (attention, Transformer blocks, LSTM/GRU, Conv1D, norms; both re-exported here),
-`losses`, `data`, `optim`, `checkpoint`; `summary(model, params, state, x)` tabulates a
-model's layers, output shapes and parameter counts.
+`losses`, `data`, `optim`, `checkpoint`, `models` (the seeds' `Net`, ResNet-18/34 in PyTorch's
+layout) and `interop` (`from_torch`/`to_torch`: PyTorch weights in and out);
+`summary(model, params, state, x)` tabulates a model's layers, output shapes and parameter
+counts.
 """
 import os as _os
 
@@ -64,10 +66,13 @@ def _optional(name):
         return None
 
 
+from . import interop, models  # noqa: E402,F401
+
 optim = _optional("optim")
 checkpoint = _optional("checkpoint")
 
 __all__ = ["activations", "initializers", "layers", "losses", "data", "optim", "checkpoint",
+           "models", "interop",
            "relu", "relu6", "sigmoid", "log_sigmoid", "tanh", "softplus", "gelu", "silu",
            "swish", "leaky_relu", "elu", "softmax", "log_softmax", "logsumexp", "one_hot",
            "Module", "Dense", "Conv2D", "MaxPool", "AvgPool", "Flatten", "Dropout", "BatchNorm",

@@ -474,13 +474,18 @@ class BatchNorm(Module):
     `train=True`: normalise with the batch mean and (biased) variance, and return the state
     with running averages `mean <- momentum * mean + (1 - momentum) * batch_mean` (same for
     `var`). `train=False`: normalise with the running averages. `init` leaves them at
-    mean 0, var 1. Params `scale` (ones) and `bias` (zeros); state `mean` and `var`."""
+    mean 0, var 1. Params `scale` (ones) and `bias` (zeros); state `mean` and `var`.
+
+    `unbiased_running_var=True` feeds the running variance with the unbiased batch variance
+    (times n / (n - 1), n the number of reduced entries) as PyTorch does; normalisation always
+    uses the biased one. PyTorch's `momentum=0.1` is `momentum=0.9` here."""
     type_name = "batchnorm"
 
     def __init__(self, momentum: float = 0.99, eps: float = 1e-5, axis: int = -1,
                  use_scale: bool = True, use_bias: bool = True, name: str | None = None,
-                 param_dtype: DType = np.float32):
+                 param_dtype: DType = np.float32, unbiased_running_var: bool = False):
         self.momentum, self.eps, self.axis = float(momentum), float(eps), int(axis)
+        self.unbiased_running_var = bool(unbiased_running_var)
         self.use_scale, self.use_bias = use_scale, use_bias
         self.name = name
         self.param_dtype = np.dtype(param_dtype)
@@ -508,8 +513,12 @@ class BatchNorm(Module):
             centered = x - tnp.reshape(mean, bshape)
             var = tnp.mean(centered * centered, axis=red)
             m = self.momentum
+            run_var = var
+            if self.unbiased_running_var:
+                n = math.prod(x.shape[i] for i in red)
+                run_var = var * np.asarray(n / max(n - 1, 1), var.dtype)
             new_mean = m * ra_mean + (1.0 - m) * lax.stop_gradient(mean)
-            new_var = m * ra_var + (1.0 - m) * lax.stop_gradient(var)
+            new_var = m * ra_var + (1.0 - m) * lax.stop_gradient(run_var)
             new_state = {"mean": tnp.asarray(new_mean).astype(ra_mean.dtype),
                          "var": tnp.asarray(new_var).astype(ra_var.dtype)}
         else:
