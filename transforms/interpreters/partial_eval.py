@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config import config
 from ..core import Trace, Tracer, bind_in, get_aval, new_trace
-from ..ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
+from ..ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, check_jaxpr
 from ..source_info import replayed, user_frame
 
 
@@ -99,7 +100,15 @@ class StagingTrace(Trace):
         outvars = [self.var_of(o) for o in outs]
         consts = [c for c, _ in self.const_vars.values()]
         constvars = [v for _, v in self.const_vars.values()]
-        return ClosedJaxpr(Jaxpr(constvars, self.invars, outvars, self.eqns), consts)
+        return checked(ClosedJaxpr(Jaxpr(constvars, self.invars, outvars, self.eqns), consts))
+
+
+def checked(closed: ClosedJaxpr) -> ClosedJaxpr:
+    """`closed`, type-checked by `ir.check_jaxpr` first when the `jax_enable_checks` flag is
+    on (the test suite turns it on; every jaxpr a transformation builds passes here)."""
+    if config.jax_enable_checks:
+        check_jaxpr(closed)
+    return closed
 
 
 def trace_to_jaxpr(fun, in_avals, partial=False):
@@ -125,7 +134,8 @@ def convert_constvars(closed: ClosedJaxpr, which=None):
     kept = [v for v, w in zip(j.constvars, which) if not w]
     values = [c for c, w in zip(closed.consts, which) if w]
     kept_vals = [c for c, w in zip(closed.consts, which) if not w]
-    return ClosedJaxpr(Jaxpr(kept, moved + list(j.invars), j.outvars, j.eqns), kept_vals), values
+    return checked(ClosedJaxpr(Jaxpr(kept, moved + list(j.invars), j.outvars, j.eqns),
+                               kept_vals)), values
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,7 +211,8 @@ def partial_eval_jaxpr(closed: ClosedJaxpr, in_unknown, instantiate=False):
         unknown = ClosedJaxpr(Jaxpr(pruned.constvars, res_vars + list(uj.invars), pruned.outvars,
                                     pruned.eqns), [c for c, u in zip(c_vals, used_c) if u])
         known = kt.build([o for o, u in zip(outs, out_unknown) if not u] + res_vals)
-    known = dce_closed(known)
+    known = checked(dce_closed(known))
+    checked(unknown)
     pos = {id(t): i for i, t in zip([i for i, u in enumerate(in_unknown) if not u], k_in)}
     res_src = [pos.get(id(r)) for r in res_vals]
     return known, unknown, out_unknown, res_src
