@@ -166,7 +166,8 @@ def _policy_split(closed, unknown, policy):
       staged(*[known_inputs, saved, unknown_inputs][staged_used]) -> unknown_outputs
     The staged part recomputes every known intermediate that is not saved.
     """
-    known, unknown_j, out_unk, num_res = partial_eval_jaxpr(closed, unknown)
+    known, unknown_j, out_unk, res_src = partial_eval_jaxpr(closed, unknown)
+    num_res = len(res_src)
     kj = known.jaxpr
     n_kout = len(kj.outvars) - num_res
     known_out, res = kj.outvars[:n_kout], kj.outvars[n_kout:]
@@ -185,10 +186,12 @@ def _policy_split(closed, unknown, policy):
     sub = dict(zip(uj.invars[:num_res], res))
     eqns = list(rec.eqns) + [Eqn(e.prim, _subst(e.invars, sub), e.outvars, e.params,
                                  e.source_info) for e in uj.eqns]
-    sj = Jaxpr(kj.constvars, list(kj.invars) + saved + list(uj.invars[num_res:]),
-               _subst(uj.outvars, sub), eqns)
+    # constants: the known part's (read by the recomputation) and the unknown part's own
+    sj = Jaxpr(list(kj.constvars) + list(uj.constvars),
+               list(kj.invars) + saved + list(uj.invars[num_res:]), _subst(uj.outvars, sub), eqns)
     sj, staged_used, used_c = dce_jaxpr(sj, prune_invars=True)   # residuals: only what is read
-    staged = ClosedJaxpr(sj, [c for c, u in zip(known.consts, used_c) if u])
+    consts = list(known.consts) + list(unknown_j.consts)
+    staged = ClosedJaxpr(sj, [c for c, u in zip(consts, used_c) if u])
     return known2, staged, out_unk, n_kout, staged_used
 
 
@@ -213,29 +216,6 @@ def policy_staging_rule(trace, args, params):
     return [next(u_it) if u else next(k_it) for u in out_unk]
 
 
-def policy_partial_eval_jaxpr_rule(eqn, unknown):
-    """The same split for a remat equation inside a jaxpr being partially evaluated (a
-    checkpointed function in a scan body or a jitted function under `grad`). Without a policy
-    the split is checkpoint's own (everything recomputed)."""
-    policy = eqn.params.get("policy")
-    if policy is None:
-        from .checkpoint import _remat_partial_eval_jaxpr_rule
-        return _remat_partial_eval_jaxpr_rule(eqn, unknown)
-    known, staged, out_unk, n_kout, used = _policy_split(eqn.params["jaxpr"], unknown, policy)
-    known_in = [v for v, u in zip(eqn.invars, unknown) if not u]
-    unk_in = [v for v, u in zip(eqn.invars, unknown) if u]
-    saved = [Var(a) for a in known.out_avals[n_kout:]]
-    eqn_known = Eqn(remat_p, known_in, [v for v, u in zip(eqn.outvars, out_unk) if not u] + saved,
-                    dict(eqn.params, jaxpr=known), eqn.source_info)
-    unk_out = [v for v, u in zip(eqn.outvars, out_unk) if u]
-    eqn_unknown = None
-    if unk_out:
-        eqn_unknown = Eqn(remat_p, [v for v, u in zip(known_in + saved + unk_in, used) if u],
-                          unk_out, dict(eqn.params, jaxpr=staged), eqn.source_info)
-    return eqn_known, eqn_unknown, out_unk
-
-
-remat_p.partial_eval_jaxpr_rule = policy_partial_eval_jaxpr_rule
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 from . import tree as tree_util
 from .api import jacrev
 from .core import ShapedArray, Tracer, as_leaf, get_aval
-from .interpreters.partial_eval import hoist_consts, trace_to_jaxpr
+from .interpreters.partial_eval import convert_constvars, trace_to_jaxpr
 from .interpreters.transpose import UndefinedPrimal, backward_pass
 from .ir import eval_jaxpr
 
@@ -98,7 +98,7 @@ def custom_gradient(fun):
                 flat, store["ct_tree"] = tree_util.flatten(tuple(out))
                 return [as_leaf(o) for o in flat]
 
-            hoisted, consts = hoist_consts(trace_to_jaxpr(rule_flat, avals))
+            hoisted, consts = convert_constvars(trace_to_jaxpr(rule_flat, avals))
             store["rule"] = hoisted
             return ans, list(consts)
 

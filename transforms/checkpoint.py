@@ -11,8 +11,8 @@ import functools
 
 from . import tree as tree_util
 from .core import Primitive, bind_in, get_aval
-from .interpreters.partial_eval import hoist_consts, trace_to_jaxpr
-from .ir import ClosedJaxpr, Eqn, Jaxpr, eval_jaxpr
+from .interpreters.partial_eval import convert_constvars, trace_to_jaxpr
+from .ir import ClosedJaxpr, Jaxpr, eval_jaxpr
 from .pjit import _split, call_rules
 
 remat_p = Primitive("remat", multiple_results=True)
@@ -59,27 +59,7 @@ def _remat_staging_rule(trace, args, params):
     return [next(u_it) if u else next(k_it) for u in out_unk]
 
 
-def _remat_partial_eval_jaxpr_rule(eqn, unknown):
-    """Split a remat equation nested in a jaxpr being split (a checkpoint inside a checkpoint,
-    or inside jit, under reverse mode): the same halves as `_remat_staging_rule`. Without
-    this, the whole nested equation would be unknown, its primal outputs included, and the
-    enclosing function's primal work on them would look non-linear to the transposer."""
-    known_prims, out_unk, unk_closed = _remat_halves(eqn.params["jaxpr"], list(unknown))
-    known_out = [v for v, u in zip(eqn.outvars, out_unk) if not u]
-    unk_out = [v for v, u in zip(eqn.outvars, out_unk) if u]
-    eqn_known = eqn_unknown = None
-    if known_out:
-        eqn_known = Eqn(remat_p, [v for v, u in zip(eqn.invars, unknown) if not u], known_out,
-                        dict(eqn.params, jaxpr=known_prims), eqn.source_info)
-    if unk_out:
-        # reads the known inputs too: they become residuals of the enclosing split
-        eqn_unknown = Eqn(remat_p, list(eqn.invars), unk_out,
-                          dict(eqn.params, jaxpr=unk_closed), eqn.source_info)
-    return eqn_known, eqn_unknown, out_unk
-
-
 remat_p.staging_rule = _remat_staging_rule
-remat_p.partial_eval_jaxpr_rule = _remat_partial_eval_jaxpr_rule
 
 
 def checkpoint(fun, prevent_cse=True, policy=None, static_argnums=(), static_argnames=()):
@@ -99,7 +79,7 @@ def checkpoint(fun, prevent_cse=True, policy=None, static_argnums=(), static_arg
         closed = trace_to_jaxpr(flat_fun, [get_aval(x) for x in flat])
         # values `fun` closed over (possibly tracers of an enclosing grad/vmap/scan) become
         # leading operands, so every transform of the remat equation sees them
-        hoisted, consts = hoist_consts(closed)
+        hoisted, consts = convert_constvars(closed)
         outs = remat_p.bind(*consts, *flat, jaxpr=hoisted, prevent_cse=prevent_cse, **extra)
         return tree_util.unflatten(store["tree"], list(outs))
 

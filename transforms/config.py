@@ -14,7 +14,8 @@ JAX's flags are accepted under their JAX names; what each does here:
 | `jax_debug_nans`, `jax_debug_infs` | False | accepted; no checks are inserted |
 | `jax_log_compiles`, `jax_explain_cache_misses` | False | accepted; `jit(f).cache_misses` always records recompilations |
 | `jax_traceback_filtering` | "auto" | accepted; errors always name the user's own source line |
-| `jax_enable_checks`, `jax_check_tracer_leaks` | False | accepted; leaks are always detected |
+| `jax_enable_checks` | False | every jaxpr a transformation builds (tracing, jvp, partial evaluation, transpose, batching, closure conversion, jit before compiling) is type-checked by `transforms.ir.check_jaxpr`; the test suite turns it on |
+| `jax_check_tracer_leaks` | False | accepted; leaks are always detected |
 | `jax_compilation_cache_dir` | None | sets `NUMBAX_CACHE_DIR` for executables compiled afterwards |
 
 An unknown name raises `AttributeError`, as JAX does.

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import tree as tree_util
 from .core import EVAL_TRACE, Primitive, Tracer, as_leaf, current_trace, get_aval
-from .interpreters.partial_eval import hoist_consts, trace_to_jaxpr
+from .interpreters.partial_eval import convert_constvars, trace_to_jaxpr
 from .ir import eval_jaxpr
 
 
@@ -63,7 +63,7 @@ def _closure_convert(flat_fun, in_avals):
     closed = trace_to_jaxpr(flat_fun, list(in_avals))
     if not any(isinstance(c, Tracer) for c in closed.consts):
         return None
-    return hoist_consts(closed)
+    return convert_constvars(closed)
 
 
 _RULES_BEING_TRACED = set()     # ids of custom functions whose rule is being closure-converted

@@ -4,6 +4,7 @@
 
 `ClosedJaxpr` pairs a jaxpr with the values of its constvars. `eval_jaxpr` binds every equation
 with the *current* trace, so evaluating a jaxpr inside any transform applies that transform.
+`check_jaxpr` type-checks a jaxpr (run on every built jaxpr under `jax_enable_checks`).
 """
 from __future__ import annotations
 
@@ -220,3 +221,102 @@ def _pp(jaxpr: Jaxpr, namer, indent=0):
 
 def pp_jaxpr(jaxpr: Jaxpr) -> str:
     return _pp(jaxpr, _Namer())
+
+
+# ---------------------------------------------------------------------------------------------
+# Type checking
+# ---------------------------------------------------------------------------------------------
+
+class JaxprTypeError(TypeError):
+    """A jaxpr is ill-formed (raised by `check_jaxpr`, naming the offending equation)."""
+
+
+def check_jaxpr(jaxpr, consts=None):
+    """Check that `jaxpr` (a `Jaxpr` or `ClosedJaxpr`) is well formed; raise `JaxprTypeError`
+    naming the first offending equation otherwise. Returns None.
+
+    Checked: every variable is defined once (as a constvar, an input or an equation output)
+    before it is read; each equation's output types equal what its primitive's abstract
+    evaluation gives for its input types (bodies of higher-order primitives are checked too);
+    each closed-over constant has its constvar's type. A debugging aid for whoever writes a
+    transformation or a primitive rule; `config.update("jax_enable_checks", True)` runs it on
+    every jaxpr the library builds.
+    """
+    if isinstance(jaxpr, ClosedJaxpr):
+        jaxpr, consts = jaxpr.jaxpr, jaxpr.consts
+    _check(jaxpr, consts, set())
+
+
+def _check(jaxpr, consts, seen_closed):
+    defined = set()
+
+    def define(v, where):
+        if type(v) is not Var:
+            raise JaxprTypeError(f"{where}: expected a variable, got {v!r}")
+        if v in defined:
+            raise JaxprTypeError(f"{where}: variable {_name(v)} is defined twice")
+        defined.add(v)
+
+    def read(v, where):
+        if type(v) is Literal:
+            return v.aval
+        if type(v) is not Var:
+            raise JaxprTypeError(f"{where}: expected a variable or literal, got {v!r}")
+        if v not in defined:
+            raise JaxprTypeError(f"{where}: variable {_name(v)} is read before it is defined")
+        return v.aval
+
+    if consts is not None and len(consts) != len(jaxpr.constvars):
+        raise JaxprTypeError(f"{len(jaxpr.constvars)} constvars but {len(consts)} constants")
+    for i, v in enumerate(jaxpr.constvars):
+        define(v, f"constvar {i}")
+        if consts is not None:
+            c = consts[i]
+            a = c.aval if hasattr(c, "aval") else get_aval(c)
+            if _strip(a) != _strip(v.aval):
+                raise JaxprTypeError(f"constant {i} has type {a.str_short()} but its constvar "
+                                     f"is {v.aval.str_short()}")
+    for i, v in enumerate(jaxpr.invars):
+        define(v, f"input {i}")
+    for k, eqn in enumerate(jaxpr.eqns):
+        where = _eqn_where(k, eqn)
+        in_avals = [read(v, where) for v in eqn.invars]
+        for p in eqn.params.values():
+            for sub in (p if isinstance(p, (tuple, list)) else (p,)):
+                if isinstance(sub, ClosedJaxpr) and id(sub) not in seen_closed:
+                    seen_closed.add(id(sub))
+                    try:
+                        _check(sub.jaxpr, sub.consts, seen_closed)
+                    except JaxprTypeError as e:
+                        raise JaxprTypeError(f"{where}, in its body: {e}") from None
+        if eqn.prim.abstract_eval is None:
+            raise JaxprTypeError(f"{where}: primitive has no abstract evaluation rule")
+        try:
+            out = eqn.prim.abstract_eval(*in_avals, **eqn.params)
+        except Exception as e:      # noqa: BLE001 - re-raised with the equation named
+            raise JaxprTypeError(f"{where}: the primitive rejects its input types "
+                                 f"({', '.join(a.str_short() for a in in_avals)}): {e}") from e
+        out = list(out) if eqn.prim.multiple_results else [out]
+        if len(out) != len(eqn.outvars):
+            raise JaxprTypeError(f"{where}: {len(eqn.outvars)} output variables but the "
+                                 f"primitive gives {len(out)} outputs")
+        for j, (v, a) in enumerate(zip(eqn.outvars, out)):
+            define(v, where)
+            if _strip(a) != _strip(v.aval):
+                raise JaxprTypeError(f"{where}: output {j} is typed {v.aval.str_short()} but "
+                                     f"the primitive gives {a.str_short()}")
+    for i, v in enumerate(jaxpr.outvars):
+        read(v, f"output {i}")
+
+
+def _strip(aval):
+    return (tuple(aval.shape), np.dtype(aval.dtype))
+
+
+def _name(v):
+    return f"{v.aval.str_short()}@{id(v):x}"
+
+
+def _eqn_where(k, eqn):
+    info = "" if eqn.source_info is None else f" (from {eqn.source_info})"
+    return f"equation {k} '{eqn.prim.name}'{info}"

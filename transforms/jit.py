@@ -47,7 +47,7 @@ import optree
 from . import core
 from . import tree as tree_util
 from .core import Tracer, as_leaf, get_aval
-from .interpreters.partial_eval import trace_to_jaxpr, weakened
+from .interpreters.partial_eval import convert_constvars, trace_to_jaxpr, weakened
 from .ir import ClosedJaxpr, Jaxpr
 
 logger = logging.getLogger("transforms.jit")
@@ -67,7 +67,7 @@ class _Entry:
     __slots__ = ("closed", "out_tree", "exe", "call", "hoisted", "single", "donate",
                  "dict_keys", "leaf_paths")
 
-    def __init__(self, closed, out_tree, hoisted=0, donate=(), leaf_paths=None):
+    def __init__(self, closed, out_tree, hoisted=(), donate=(), leaf_paths=None):
         self.closed, self.out_tree, self.exe, self.hoisted = closed, out_tree, None, hoisted
         # exe: the Executable; call: what a call runs (exe, or its donation guard)
         self.call = None
@@ -329,8 +329,7 @@ class JitFunction:
             closed = entry.closed
             extra = ()
             if entry.hoisted:
-                extra = tuple(closed.consts[:entry.hoisted])
-                closed = _hoisted_jaxpr(closed, entry.hoisted)
+                closed, extra = convert_constvars(closed, entry.hoisted)
             outs = pjit_p.bind(*extra, *leaves, jaxpr=closed, name=self._name)
         return optree.tree_unflatten(entry.out_tree, outs)
 
@@ -432,16 +431,10 @@ class JitFunction:
                 dyn_pos = [i for i in range(n_args) if i not in spos]
                 return [_path_str((p[0], dyn_pos[p[1]]) + p[2:] if p[0] == 0 else p)
                         for p in treedef.paths()]
-        hoisted = 0
-        tracer_consts = [isinstance(c, Tracer) for c in closed.consts]
-        if any(tracer_consts):
-            # values closed over from an enclosing transformation become leading arguments
-            order = [i for i, t in enumerate(tracer_consts) if t] + \
-                    [i for i, t in enumerate(tracer_consts) if not t]
-            j = closed.jaxpr
-            closed = ClosedJaxpr(Jaxpr([j.constvars[i] for i in order], j.invars, j.outvars,
-                                       j.eqns), [closed.consts[i] for i in order])
-            hoisted = sum(tracer_consts)
+        # values closed over from an enclosing transformation become leading arguments of
+        # the pjit equation when it is bound (`hoisted` flags them among the constants)
+        tracer_consts = tuple(isinstance(c, Tracer) for c in closed.consts)
+        hoisted = tracer_consts if any(tracer_consts) else ()
         return _Entry(closed, store["tree"], hoisted, donate, leaf_paths)
 
     def _explain(self, key, args, kwargs):
@@ -688,12 +681,6 @@ def _show_static(t):
         typ, v = t
         return tuple([value(e) for e in v]) if issubclass(typ, tuple) else v
     return repr(value(t))
-
-
-def _hoisted_jaxpr(closed, n):
-    j = closed.jaxpr
-    return ClosedJaxpr(Jaxpr(j.constvars[n:], list(j.constvars[:n]) + list(j.invars), j.outvars,
-                             j.eqns), closed.consts[n:])
 
 
 def _path_str(path):

@@ -10,10 +10,10 @@ generic rules of a "call" primitive (one with a `jaxpr` parameter) on any primit
 from __future__ import annotations
 
 from .core import Primitive, bind_in
-from .interpreters.jvp import jvp_flat
+from .interpreters import jvp as _jvp
 from .interpreters.partial_eval import partial_eval_jaxpr, trace_to_jaxpr
 from .interpreters.transpose import backward_pass
-from .ir import ClosedJaxpr, Eqn, Var, dce_jaxpr, eval_jaxpr
+from .ir import ClosedJaxpr, dce_jaxpr, eval_jaxpr
 from .lax._util import UndefinedPrimal, is_undefined
 
 pjit_p = Primitive("pjit", multiple_results=True)
@@ -61,22 +61,9 @@ pjit_p.def_impl(_pjit_impl)
 # ---------------------------------------------------------------------------------------------
 
 def jvp_jaxpr(closed: ClosedJaxpr, nonzero):
-    """Jaxpr computing (primal outs, nonzero tangent outs) from (primals, nonzero tangents)."""
-    def make():
-        store = {}
-        n = len(closed.in_avals)
-
-        def fun(*args):
-            primals = list(args[:n])
-            it = iter(args[n:])
-            tangents = [next(it) if nz else None for nz in nonzero]
-            out_p, out_t = jvp_flat(_eval_closed(closed), primals, tangents)
-            store["out_nz"] = [t is not None for t in out_t]
-            return out_p + [t for t in out_t if t is not None]
-
-        avals = closed.in_avals + [a for a, nz in zip(closed.in_avals, nonzero) if nz]
-        return trace_to_jaxpr(fun, avals), store["out_nz"]
-    return _cache.get(closed, ("jvp", tuple(nonzero)), make)
+    """`interpreters.jvp.jvp_jaxpr(closed, nonzero)`, cached per source jaxpr."""
+    return _cache.get(closed, ("jvp", tuple(nonzero)),
+                      lambda: _jvp.jvp_jaxpr(closed, list(nonzero)))
 
 
 def transpose_jaxpr(closed: ClosedJaxpr, undefined, ct_nonzero):
@@ -186,10 +173,10 @@ def _renamed(params, name_param, what):
 
 def _split(closed, unknown):
     """Known and unknown halves of `closed`, with unused equations removed."""
-    known, unk, out_unk, num_res = partial_eval_jaxpr(closed, unknown)
+    known, unk, out_unk, res_src = partial_eval_jaxpr(closed, unknown)
     kj, _, kc_used = dce_jaxpr(known.jaxpr)
     known = ClosedJaxpr(kj, [c for c, u in zip(known.consts, kc_used) if u])
-    return known, unk, out_unk, num_res
+    return known, unk, out_unk, len(res_src)
 
 
 def _pjit_staging_rule(trace, args, params):
@@ -217,21 +204,5 @@ def _eval_in(trace, closed, args):
         return eval_jaxpr(closed.jaxpr, closed.consts, *args)
 
 
-def _pjit_partial_eval_jaxpr_rule(eqn, unknown):
-    """Split a pjit equation inside a jaxpr being partially evaluated."""
-    jaxpr = eqn.params["jaxpr"]
-    known, unk, out_unk, num_res = _split(jaxpr, unknown)
-    res_vars = [Var(a) for a in known.out_avals[len(known.out_avals) - num_res:]]
-    known_outvars = [v for v, u in zip(eqn.outvars, out_unk) if not u]
-    known_in = [v for v, u in zip(eqn.invars, unknown) if not u]
-    unk_in = [v for v, u in zip(eqn.invars, unknown) if u]
-    eqn_known = Eqn(pjit_p, known_in, known_outvars + res_vars,
-                    dict(eqn.params, jaxpr=known), eqn.source_info)
-    eqn_unknown = Eqn(pjit_p, res_vars + unk_in, [v for v, u in zip(eqn.outvars, out_unk) if u],
-                      dict(eqn.params, jaxpr=unk), eqn.source_info)
-    return eqn_known, eqn_unknown, out_unk
-
-
 call_rules(pjit_p)
 pjit_p.staging_rule = _pjit_staging_rule
-pjit_p.partial_eval_jaxpr_rule = _pjit_partial_eval_jaxpr_rule

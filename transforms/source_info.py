@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 _LIBRARY_DIRS: list[str] = [os.path.dirname(os.path.abspath(__file__)) + os.sep]
 
@@ -37,6 +38,33 @@ def user_frame(depth: int = 2):
             return SourceInfo(code.co_filename, f.f_lineno, code.co_name)
         f = f.f_back
     return None
+
+
+class _Replay(threading.local):
+    info = None
+
+
+_replay = _Replay()
+
+
+class replaying:
+    """`with replaying(info):` equations staged meanwhile take `info` as their source location
+    (a jaxpr being re-traced by a transformation keeps the locations of its equations)."""
+    __slots__ = ("info", "old")
+
+    def __init__(self, info):
+        self.info = info
+
+    def __enter__(self):
+        self.old, _replay.info = _replay.info, self.info
+
+    def __exit__(self, *exc):
+        _replay.info = self.old
+
+
+def replayed():
+    """The source location set by the innermost `replaying`, or None."""
+    return _replay.info
 
 
 def where() -> str:

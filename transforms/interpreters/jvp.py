@@ -64,3 +64,34 @@ def jvp_flat(fun, primals, tangents):
                 out_p.append(o)
                 out_t.append(None)
     return out_p, out_t
+
+
+def jvp_jaxpr(closed, nonzeros, instantiate=False):
+    """The JVP of `closed` as a jaxpr: `(*primals, *nonzero_tangents) -> (*primal_outs,
+    *nonzero_tangent_outs)`. Returns `(jaxpr, out_nonzero)`. `nonzeros` flags the inputs that
+    have a tangent; outputs flagged in `instantiate` (a bool or one flag per output) always
+    get one (a zero when it does not depend on the inputs)."""
+    from ..ir import eval_jaxpr
+    from .partial_eval import trace_to_jaxpr
+    n_out = len(closed.out_avals)
+    if isinstance(instantiate, bool):
+        instantiate = [instantiate] * n_out
+    in_avals = list(closed.in_avals)
+    t_avals = [a for a, nz in zip(in_avals, nonzeros) if nz]
+    store = {}
+
+    def fun(*args):
+        primals = list(args[:len(in_avals)])
+        it = iter(args[len(in_avals):])
+        tangents = [next(it) if nz else None for nz in nonzeros]
+        out_p, out_t = jvp_flat(lambda *a: eval_jaxpr(closed.jaxpr, closed.consts, *a),
+                                primals, tangents)
+        if any(instantiate):
+            from ..lax.elementwise import zeros_like_aval
+            out_t = [zeros_like_aval(get_aval(p)) if t is None and inst else t
+                     for p, t, inst in zip(out_p, out_t, instantiate)]
+        store["nz"] = [t is not None for t in out_t]
+        return list(out_p) + [t for t in out_t if t is not None]
+
+    new = trace_to_jaxpr(fun, in_avals + t_avals)
+    return new, store["nz"]

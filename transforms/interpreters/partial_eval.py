@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config import config
 from ..core import Trace, Tracer, bind_in, get_aval, new_trace
-from ..ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
-from ..source_info import user_frame
+from ..ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, check_jaxpr
+from ..source_info import replayed, user_frame
 
 
 class StagingTracer(Tracer):
@@ -74,7 +75,7 @@ class StagingTrace(Trace):
     def add_eqn(self, prim, invars, out_avals, params):
         outvars = [Var(a) for a in out_avals]
         # the linear jaxprs of linearize are transient: skip the (costly) stack walk there
-        info = None if self.partial else user_frame(3)
+        info = None if self.partial else (replayed() or user_frame(3))
         self.eqns.append(Eqn(prim, invars, outvars, params, info))
         return [StagingTracer(self, v) for v in outvars]
 
@@ -99,7 +100,15 @@ class StagingTrace(Trace):
         outvars = [self.var_of(o) for o in outs]
         consts = [c for c, _ in self.const_vars.values()]
         constvars = [v for _, v in self.const_vars.values()]
-        return ClosedJaxpr(Jaxpr(constvars, self.invars, outvars, self.eqns), consts)
+        return checked(ClosedJaxpr(Jaxpr(constvars, self.invars, outvars, self.eqns), consts))
+
+
+def checked(closed: ClosedJaxpr) -> ClosedJaxpr:
+    """`closed`, type-checked by `ir.check_jaxpr` first when the `jax_enable_checks` flag is
+    on (the test suite turns it on; every jaxpr a transformation builds passes here)."""
+    if config.jax_enable_checks:
+        check_jaxpr(closed)
+    return closed
 
 
 def trace_to_jaxpr(fun, in_avals, partial=False):
@@ -110,13 +119,23 @@ def trace_to_jaxpr(fun, in_avals, partial=False):
         return trace.build(list(outs))
 
 
-def hoist_consts(closed: ClosedJaxpr):
-    """`(jaxpr, consts)`: `closed` as a const-free ClosedJaxpr whose leading inputs are its
-    former constants (closure conversion: values a traced function closed over, possibly
-    tracers of an enclosing transformation, become explicit operands)."""
+def convert_constvars(closed: ClosedJaxpr, which=None):
+    """Closure conversion: `(jaxpr, values)` where `jaxpr` is `closed` with the constants
+    flagged in `which` (all of them by default) turned into leading inputs, in order, and
+    `values` are those constants. Bind the result as `jaxpr(*values, *args)`.
+
+    Values a traced function closed over (possibly tracers of an enclosing transformation)
+    thereby become explicit operands, so every transformation of the equation sees them;
+    constants not flagged stay constants of the returned ClosedJaxpr."""
     j = closed.jaxpr
-    return (ClosedJaxpr(Jaxpr([], list(j.constvars) + list(j.invars), j.outvars, j.eqns), []),
-            list(closed.consts))
+    if which is None:
+        which = [True] * len(j.constvars)
+    moved = [v for v, w in zip(j.constvars, which) if w]
+    kept = [v for v, w in zip(j.constvars, which) if not w]
+    values = [c for c, w in zip(closed.consts, which) if w]
+    kept_vals = [c for c, w in zip(closed.consts, which) if not w]
+    return checked(ClosedJaxpr(Jaxpr(kept, moved + list(j.invars), j.outvars, j.eqns),
+                               kept_vals)), values
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,21 +148,11 @@ def linearize_flat(fun, primals, differentiable):
     Returns `(primal_outs, linear, out_nonzero)`: `linear` maps the tangents of the inputs
     flagged in `differentiable` to the non-zero output tangents (`out_nonzero` marks them).
     """
-    from .jvp import JVPTrace, JVPTracer
+    from .jvp import jvp_flat
     with new_trace(StagingTrace, True) as staging:
         tangents = [staging.new_arg(get_aval(p)) if d else None
                     for p, d in zip(primals, differentiable)]
-        with new_trace(JVPTrace) as jvp_trace:
-            ins = [JVPTracer(jvp_trace, p, t) for p, t in zip(primals, tangents)]
-            outs = fun(*ins)
-            out_p, out_t = [], []
-            for o in outs:
-                if jvp_trace.is_own(o):
-                    out_p.append(o.primal)
-                    out_t.append(o.tangent)
-                else:
-                    out_p.append(o)
-                    out_t.append(None)
+        out_p, out_t = jvp_flat(fun, primals, tangents)
         out_nonzero = [t is not None for t in out_t]
         linear = staging.build([t for t in out_t if t is not None])
     return out_p, linear, out_nonzero
@@ -153,52 +162,74 @@ def linearize_flat(fun, primals, differentiable):
 # Jaxpr-level partial evaluation (for higher-order primitives under linearize)
 # ---------------------------------------------------------------------------------------------
 
-def partial_eval_jaxpr(closed: ClosedJaxpr, in_unknown):
-    """Split `closed` into a known part and an unknown part.
+def partial_eval_jaxpr(closed: ClosedJaxpr, in_unknown, instantiate=False):
+    """Split `closed` by which inputs are unknown.
 
-    Returns `(known, unknown, out_unknown, num_res)`:
-      known(*known_inputs)            -> known_outputs + residuals
-      unknown(*residuals, *unknown_inputs) -> unknown_outputs
+    Returns `(known, unknown, out_unknown, res_src)`:
+      known(*known_inputs)                   -> (*known_outputs, *residuals)
+      unknown(*residuals, *unknown_inputs)   -> unknown_outputs
+    `len(res_src)` is the number of residuals; `res_src[r]` is the index (among all inputs of
+    `closed`) of the known input that residual `r` simply is, or None when it is computed.
+    Outputs flagged in `instantiate` (a bool or one flag per output) are unknown outputs even
+    when computable from knowns (their value becomes a residual).
+
+    The split is traced: the jaxpr is evaluated on a partial staging trace over a staging
+    trace of the known part, so every nested equation with mixed inputs (cond, scan, while,
+    pjit, remat, custom_jvp/vjp) is split by its primitive's own `staging_rule` rather than
+    moved wholesale to the unknown side (which would make the backward pass try to transpose
+    non-linear primal work). Each equation keeps its source location; numeric constants stay
+    constants of the part that uses them.
     """
-    jaxpr = closed.jaxpr
-    unknown_vars = {v for v, u in zip(jaxpr.invars, in_unknown) if u}
-    known_eqns, unknown_eqns = [], []
-    for eqn in jaxpr.eqns:
-        unk = [isinstance(v, Var) and v in unknown_vars for v in eqn.invars]
-        if any(unk):
-            rule = getattr(eqn.prim, "partial_eval_jaxpr_rule", None)
-            if rule is not None and not all(unk):
-                # a higher-order equation splits into a known and an unknown equation
-                eqn_known, eqn_unknown, eqn_out_unk = rule(eqn, unk)
-                if eqn_known is not None:
-                    known_eqns.append(eqn_known)
-                if eqn_unknown is not None:          # None: no output depends on unknowns
-                    unknown_eqns.append(eqn_unknown)
-                unknown_vars.update(v for v, u in zip(eqn.outvars, eqn_out_unk) if u)
+    from ..ir import dce_closed, dce_jaxpr
+    n_out = len(closed.out_avals)
+    if isinstance(instantiate, bool):
+        instantiate = [instantiate] * n_out
+    in_avals = closed.in_avals
+    with new_trace(StagingTrace) as kt:
+        k_in = [kt.new_arg(a) for a, u in zip(in_avals, in_unknown) if not u]
+        with new_trace(StagingTrace, True) as ut:
+            u_in = [ut.new_arg(a) for a, u in zip(in_avals, in_unknown) if u]
+            ki, ui = iter(k_in), iter(u_in)
+            args = [next(ui) if u else next(ki) for u in in_unknown]
+            outs = _replay(closed, args)
+            out_unknown = [ut.is_own(o) or bool(inst) for o, inst in zip(outs, instantiate)]
+            uk = ut.build([o for o, u in zip(outs, out_unknown) if u])
+        uj = uk.jaxpr
+        res_vars, res_vals, c_vars, c_vals = [], [], [], []
+        for v, c in zip(uj.constvars, uk.consts):
+            if isinstance(c, Tracer) and kt.is_own(c):
+                res_vars.append(v)
+                res_vals.append(c)
             else:
-                unknown_eqns.append(eqn)
-                unknown_vars.update(eqn.outvars)
-        else:
-            known_eqns.append(eqn)
-    out_unknown = [isinstance(v, Var) and v in unknown_vars for v in jaxpr.outvars]
-    # residuals: known Vars (incl. constvars and known invars) read by unknown equations or
-    # returned as unknown... plus known outputs that are returned unknown (impossible)
-    res, seen = [], set()
-    for eqn in unknown_eqns:
-        for v in eqn.invars:
-            if isinstance(v, Var) and v not in unknown_vars and v not in seen:
-                seen.add(v)
-                res.append(v)
-    known_in = [v for v, u in zip(jaxpr.invars, in_unknown) if not u]
-    known_out = [v for v, u in zip(jaxpr.outvars, out_unknown) if not u]
-    known = ClosedJaxpr(Jaxpr(jaxpr.constvars, known_in, known_out + res, known_eqns),
-                        closed.consts)
-    res_vars = [Var(v.aval) for v in res]
-    sub = dict(zip(res, res_vars))
-    unknown_in = [v for v, u in zip(jaxpr.invars, in_unknown) if u]
-    unk_eqns = [Eqn(e.prim, [sub.get(v, v) if isinstance(v, Var) else v for v in e.invars],
-                    e.outvars, e.params, e.source_info) for e in unknown_eqns]
-    unk_out = [sub.get(v, v) if isinstance(v, Var) else v
-               for v, u in zip(jaxpr.outvars, out_unknown) if u]
-    unknown = ClosedJaxpr(Jaxpr([], res_vars + unknown_in, unk_out, unk_eqns), [])
-    return known, unknown, out_unknown, len(res)
+                c_vars.append(v)
+                c_vals.append(c)
+        full = Jaxpr(c_vars, res_vars + list(uj.invars), uj.outvars, uj.eqns)
+        pruned, used_in, used_c = dce_jaxpr(full)
+        used_res = used_in[:len(res_vars)]
+        res_vars = [v for v, u in zip(res_vars, used_res) if u]
+        res_vals = [c for c, u in zip(res_vals, used_res) if u]
+        unknown = ClosedJaxpr(Jaxpr(pruned.constvars, res_vars + list(uj.invars), pruned.outvars,
+                                    pruned.eqns), [c for c, u in zip(c_vals, used_c) if u])
+        known = kt.build([o for o, u in zip(outs, out_unknown) if not u] + res_vals)
+    known = checked(dce_closed(known))
+    checked(unknown)
+    pos = {id(t): i for i, t in zip([i for i, u in enumerate(in_unknown) if not u], k_in)}
+    res_src = [pos.get(id(r)) for r in res_vals]
+    return known, unknown, out_unknown, res_src
+
+
+def _replay(closed, args):
+    """`eval_jaxpr`, telling the staging traces which equation they are re-staging so the
+    new equations keep its source location (and skip the stack walk)."""
+    from .. import source_info
+    env = dict(zip(closed.jaxpr.constvars, closed.consts))
+    env.update(zip(closed.jaxpr.invars, args))
+
+    def read(v):
+        return v.val if type(v) is Literal else env[v]
+
+    for eqn in closed.jaxpr.eqns:
+        with source_info.replaying(eqn.source_info):
+            out = eqn.prim.bind(*[read(v) for v in eqn.invars], **eqn.params)
+        env.update(zip(eqn.outvars, out if eqn.prim.multiple_results else [out]))
+    return [read(v) for v in closed.jaxpr.outvars]
