@@ -45,6 +45,8 @@ import warnings
 
 import numpy as np
 
+from ..._limits import memory_cache_size  # noqa: F401 - re-exported
+
 try:
     import fcntl
 except ImportError:           # Windows: no entry locks; eviction skips recently used entries
@@ -61,23 +63,6 @@ class CacheWarning(RuntimeWarning):
 _lock = threading.RLock()
 _modules = {}          # key -> module (at most memory_cache_size(), oldest dropped first)
 _warned = set()
-
-
-def memory_cache_size():
-    """How many compiled functions the in-memory caches keep (per jitted function, and in
-    the backend's caches of modules and executables): ``$NUMBAX_MEMORY_CACHE_SIZE``, default
-    256. Generated modules evicted or cleared leave ``sys.modules``; Numba itself never frees
-    machine code, so a long-lived process compiling without end still grows, slowly."""
-    v = os.environ.get("NUMBAX_MEMORY_CACHE_SIZE")
-    if not v:
-        return 256
-    try:
-        n = int(v)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"NUMBAX_MEMORY_CACHE_SIZE must be a positive integer, got {v!r}")
-    return n
 
 
 def forget_module(key):
@@ -479,6 +464,25 @@ def load_module(lowered):
             except OSError as e:
                 _warn(("evict", d), f"cannot trim the cache directory {d!r} ({e})")
         return mod
+
+
+def on_disk(lowered, d=None):
+    """Whether cache directory `d` (default: the current one) holds the generated module of
+    `lowered` and Numba's index of its main function: a load will then most likely find the
+    machine code (a stale index is still possible; loading then compiles)."""
+    d = d if d is not None else cache_dir()
+    if d is None:
+        return False
+    key = lowered.key
+    try:
+        with open(os.path.join(d, f"nbx_{key}.py"), "rb") as f:
+            if f.read() != lowered.source.encode():
+                return False
+        names = os.listdir(os.path.join(d, "__pycache__"))
+    except OSError:
+        return False
+    prefix = f"nbx_{key}._fn-"
+    return any(n.startswith(prefix) and n.endswith(".nbi") for n in names)
 
 
 def _verified_file(path, data, writable, d, key):
