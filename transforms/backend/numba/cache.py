@@ -3,7 +3,7 @@
 Layout of the cache directory ``D``::
 
     D/nbx_<key>.py             generated source; <key> is the hash of that source
-    D/nbx_<key>.lock           held (shared) while a process writes or compiles the entry
+    D/nbx_<key>.lock           held while a process writes, compiles or loads the entry
     D/__pycache__/nbx_<key>.*  Numba's index (.nbi) and machine code (.nbc) of its functions
     D/src/<module>-<hash>/     Numba's cache files of `kernels.py` (and any other module
                                whose functions are decorated with this module's `njit`)
@@ -288,8 +288,10 @@ def _atomic_write(path, data, root):
 
 
 class _EntryLock:
-    """A shared lock on ``nbx_<key>.lock`` held while an entry is written and compiled;
-    eviction takes it exclusively without waiting, and skips the entry if that fails."""
+    """An exclusive lock on ``nbx_<key>.lock`` held while an entry is written and compiled
+    (or loaded). Two processes wanting the same new program thus compile it once: the second
+    waits for the first and then loads its machine code from the disk. Eviction takes the lock
+    without waiting, and skips the entry if that fails."""
 
     def __init__(self, d, key):
         self.path = os.path.join(d, f"nbx_{key}.lock")
@@ -303,7 +305,7 @@ class _EntryLock:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             except OSError:
                 return self
-            fcntl.flock(fd, fcntl.LOCK_SH)
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except OSError:
