@@ -97,7 +97,7 @@ def test_license_and_typing_markers_in_the_tree():
 
 def test_a_local_transforms_py_shadowing_the_package_is_named(tmp_path):
     shadow = tmp_path / "transforms.py"
-    shadow.write_text("print('my own transforms script')\n")
+    shadow.write_text("print('my own transforms script ran')\n")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in
                                          env.get("PYTHONPATH", "").split(os.pathsep) if p])
@@ -106,6 +106,7 @@ def test_a_local_transforms_py_shadowing_the_package_is_named(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "ImportError" in r.stderr and str(shadow) in r.stderr and "shadows" in r.stderr
+    assert "script ran" not in r.stdout        # named without being executed
     # without the shadowing file the same command works
     shadow.unlink()
     r = subprocess.run([sys.executable, "-c", "import fnn; print(fnn.Dense.__name__)"],
