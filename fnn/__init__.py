@@ -22,14 +22,26 @@ def _require_transforms():
 
     A script or module called ``transforms.py`` (or another package named ``transforms``)
     next to the user's code wins over the installed package on ``sys.path`` and would
-    otherwise surface as a confusing ImportError deep inside fnn."""
-    import transforms
-    if getattr(transforms, "__path__", None) is None or not hasattr(transforms, "tree_util"):
-        where = getattr(transforms, "__file__", None) or repr(transforms)
-        raise ImportError(
-            f"fnn needs the `transforms` package of numbax, but `import transforms` found "
+    otherwise surface as a confusing ImportError deep inside fnn. The module is located
+    before it is imported, so a shadowing script is named without being run."""
+    import importlib.util
+
+    def shadowed(where):
+        return ImportError(
+            f"fnn needs the `transforms` package of numbax, but `import transforms` finds "
             f"{where}, which shadows it; rename that file (or remove its directory from "
             f"sys.path) and delete any __pycache__ next to it")
+
+    spec = importlib.util.find_spec("transforms")
+    if spec is None:
+        raise ImportError("fnn needs the `transforms` package of numbax, which is not "
+                          "importable (is numbax installed?)")
+    if spec.submodule_search_locations is None:     # a plain module, not the package
+        raise shadowed(spec.origin)
+    import transforms
+    if not hasattr(transforms, "tree_util"):        # another package of that name
+        raise shadowed(getattr(transforms, "__file__", None)
+                       or list(spec.submodule_search_locations))
     return transforms
 
 

@@ -16,8 +16,6 @@ import transforms
 
 ROOT = pathlib.Path(transforms.__file__).resolve().parent.parent
 PACKAGES = ("transforms", "fnn")
-# imported by the library only inside functions, for optional features
-OPTIONAL = {"mpi4py": "multi-process runs", "ml_dtypes": "bfloat16 checkpoints"}
 # installed with a declared dependency (numba's compiler)
 INDIRECT = {"llvmlite": "numba"}
 
@@ -27,12 +25,29 @@ def _pyproject():
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
-def _imports():
-    """{top-level module: [files]} of every absolute import in the two packages."""
+def _imports(top_level_only):
+    """{top-level module name: [files]} of the absolute imports in the two packages: those
+    run when a module is imported (`top_level_only`: statements of the module body, also
+    inside module-level if/try), or every import, including the lazy ones in functions."""
     out = {}
     for pkg in PACKAGES:
         for path in (ROOT / pkg).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            tree = ast.parse(path.read_text(), str(path))
+            if top_level_only:
+                nodes, todo = [], list(tree.body)
+                while todo:
+                    node = todo.pop()
+                    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                        continue
+                    if isinstance(node, ast.Try) and any(
+                            isinstance(h.type, ast.Name) and h.type.id in
+                            ("ImportError", "ModuleNotFoundError") for h in node.handlers):
+                        continue  # an optional import with a fallback
+                    nodes.append(node)
+                    todo.extend(ast.iter_child_nodes(node))
+            else:
+                nodes = list(ast.walk(tree))
+            for node in nodes:
                 if isinstance(node, ast.Import):
                     names = [a.name for a in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -44,14 +59,18 @@ def _imports():
     return out
 
 
+def _third_party(mods):
+    return {m for m in mods if m not in sys.stdlib_module_names and m not in PACKAGES}
+
+
 def test_runtime_dependencies_are_what_the_library_imports():
     deps = {d.split(">")[0].split("=")[0].split("<")[0].strip().lower()
             for d in _pyproject()["project"]["dependencies"]}
-    third_party = {m for m in _imports()
-                   if m not in sys.stdlib_module_names and m not in PACKAGES}
-    undeclared = third_party - deps - set(OPTIONAL) - set(INDIRECT)
-    assert not undeclared, f"imported but not declared as dependencies: {sorted(undeclared)}"
-    unused = deps - third_party
+    eager = _imports(top_level_only=True)
+    undeclared = _third_party(eager) - deps - set(INDIRECT)
+    assert not undeclared, ("imported when the packages are imported but not declared as "
+                            f"dependencies: { {m: eager[m][:3] for m in undeclared} }")
+    unused = deps - _third_party(_imports(top_level_only=False))
     assert not unused, f"declared dependencies the library never imports: {sorted(unused)}"
     assert {"tqdm", "safetensors"}.isdisjoint(deps)        # examples / tests only
     extras = _pyproject()["project"]["optional-dependencies"]
@@ -78,7 +97,7 @@ def test_license_and_typing_markers_in_the_tree():
 
 def test_a_local_transforms_py_shadowing_the_package_is_named(tmp_path):
     shadow = tmp_path / "transforms.py"
-    shadow.write_text("print('my own transforms script')\n")
+    shadow.write_text("print('my own transforms script ran')\n")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in
                                          env.get("PYTHONPATH", "").split(os.pathsep) if p])
@@ -87,6 +106,7 @@ def test_a_local_transforms_py_shadowing_the_package_is_named(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "ImportError" in r.stderr and str(shadow) in r.stderr and "shadows" in r.stderr
+    assert "script ran" not in r.stdout        # named without being executed
     # without the shadowing file the same command works
     shadow.unlink()
     r = subprocess.run([sys.executable, "-c", "import fnn; print(fnn.Dense.__name__)"],

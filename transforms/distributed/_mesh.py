@@ -156,4 +156,5 @@ def find(name):
 
 
 def active_meshes():
+    """The meshes bound by enclosing ``with mesh:`` blocks in this thread, outermost first."""
     return tuple(_bound.stack)
