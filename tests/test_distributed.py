@@ -232,10 +232,14 @@ def test_ppermute_over_a_tuple_of_names_under_vmap():
     assert np.array_equal(T.vmap(T.vmap(T.jit(f), axis_name="j"), axis_name="i")(x), out)
     g = T.grad(lambda x: (F(x) * w.reshape(2, 3, 2)).sum())(x)
     assert np.array_equal(g.reshape(6, 2), grad_expect)
-    # the first name is the major one, whatever the nesting of the vmaps
-    G = T.vmap(T.vmap(lambda v: lax.ppermute(v, ("j", "i"), perm), axis_name="i"),
+    # the members are numbered in layout order (the outer vmap major), whatever the order of
+    # the names in the tuple - as JAX's ppermute over several mesh axes
+    F2 = T.vmap(T.vmap(lambda v: lax.ppermute(v, ("j", "i"), perm), axis_name="j"),
+                axis_name="i")
+    assert np.array_equal(F2(x), out)
+    G = T.vmap(T.vmap(lambda v: lax.ppermute(v, ("i", "j"), perm), axis_name="i"),
                axis_name="j")
-    xt = np.transpose(x, (1, 0, 2))
+    xt = np.transpose(x, (1, 0, 2))                    # "j" outer now: "j" is the major axis
     e2 = np.zeros((6, 2))
     for s, d in perm:
         e2[d] = xt.reshape(6, 2)[s]

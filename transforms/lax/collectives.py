@@ -536,11 +536,26 @@ def _ppermute_gathered(leaf, names, pairs, n):
     return S.reshape(S.dynamic_slice(gathered, starts, (1,) + tuple(shape)), shape)
 
 
+def _layout_order(names):
+    """`names` in the order their axes are laid out - mesh axes first, in the mesh's order,
+    then vmaps from the outermost in - which is the order ppermute linearises a tuple in (as
+    JAX's ppermute, where the order of the names in the tuple does not matter)."""
+    def key(n):
+        t = B.find_axis(n)
+        if t is not None:
+            return (1, t.level)
+        m = M.find(n)
+        return (0, m.axis_names.index(n) if m is not None else 0)
+    return tuple(sorted(names, key=key))
+
+
 def ppermute(x, axis_name, perm):
     """Member `s` of axis `axis_name` sends its `x` (a pytree) to member `d` for every `(s, d)`
     in `perm`; a member that receives nothing gets zeros (as `jax.lax.ppermute`). For a tuple
-    of names, `s` and `d` index the members of all of them row-major (the first name major),
-    as `axis_index` of the tuple does."""
+    of names, `s` and `d` index the members of all of them row-major in the order the axes are
+    laid out - a mesh's axes in the mesh's order (so `Mesh({"data": 2, "model": 2})` numbers
+    them as process indices), vmaps outermost first - whatever the order of the tuple, as JAX's
+    ppermute does under `shard_map`. (`axis_index` of a tuple follows the tuple's order.)"""
     from .. import tree
     names = _names(axis_name)
     _check_bound(names)
@@ -559,7 +574,8 @@ def ppermute(x, axis_name, perm):
         _check_perm(pairs, int(np.prod(sizes)), names)
     if any(B.find_axis(n) is not None for n in names):
         n = int(np.prod(sizes))
-        return tree.map(lambda leaf: _ppermute_gathered(as_array(leaf), names, pairs, n), x)
+        ordered = _layout_order(names)
+        return tree.map(lambda leaf: _ppermute_gathered(as_array(leaf), ordered, pairs, n), x)
     # only meshes bind the names (now, or when the jitted program runs): one point-to-point
     # exchange over the process group spanning those mesh axes
     return tree.map(lambda leaf: ppermute_p.bind(as_array(leaf), axis_name=names, perm=pairs),
