@@ -152,6 +152,15 @@ def test_jitted_pmean_results_kept_by_the_caller_are_never_overwritten():
         assert [y.tolist() for y in only_y] == [[0, 0], [1, 1], [2, 2]]
         for i in range(3):                           # dropped each time: reused, still right
             assert f({"x": np.full(3, i, np.float32), "y": np.ones(2, np.float32)})["x"][0] == i
+        g = {"x": np.zeros(3, np.float32), "y": np.zeros(2, np.float32)}
+        for i in range(5):                           # the usual loop: g alive during the call
+            g = f({"x": g["x"] + 1, "y": g["y"] - 1})
+        assert g["x"].tolist() == [5] * 3 and g["y"].tolist() == [-5] * 2
+        # a small result (a loss) next to large ones is copied out, not left pinning the buffer
+        h = T.jit(lambda w, l: lax.pmean((w, l), "data"))
+        w, loss = h(np.ones(64, np.float32), np.float32(2))
+        assert loss.base is None or loss.base.size == 1
+        assert w.base is not None and w.base.size == 65     # the large one: a view, no copy
 
 
 def test_lower_shows_segments_and_mpi_calls():
