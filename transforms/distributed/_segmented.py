@@ -15,7 +15,7 @@ one contiguous buffer and reduced by ONE in-place `Allreduce`; their results are
 read by later segments or returned to the caller as they are (no copy out). A pytree of
 gradients therefore costs one MPI call per dtype, not one per leaf, and one pass over the data
 besides the Allreduce (`benchmarks/distributed.py` measures it against a bare Allreduce). The
-buffer is reused by the next call when none of the last call's results is alive. Axis names
+buffers are pooled and reused once no earlier result refers to them. Axis names
 resolve against the mesh active at call time; the first call checks that every member agrees
 on the collectives' shapes and dtypes.
 Equations that nest collectives inside control flow run through their NumPy impl.
