@@ -161,6 +161,10 @@ def test_jitted_pmean_results_kept_by_the_caller_are_never_overwritten():
         w, loss = h(np.ones(64, np.float32), np.float32(2))
         assert loss.base is None or loss.base.size == 1
         assert w.base is not None and w.base.size == 65     # the large one: a view, no copy
+        # eagerly the same: pooled buffers, results kept by the caller stay right
+        kept = [lax.pmean({"a": np.full(100, i, np.float32), "b": np.float32(i)}, "data")
+                for i in range(5)]
+        assert [(float(k["a"][0]), float(k["b"])) for k in kept] == [(i, i) for i in range(5)]
 
 
 def test_lower_shows_segments_and_mpi_calls():

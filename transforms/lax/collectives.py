@@ -197,18 +197,25 @@ def _packed_reduce(name, leaves, comms, op, mean=False):
     for c in comms:
         c.check_same(desc, f"lax.{'pmean' if mean else name}")
     count = int(np.prod([c.size for c in comms]))
+    exact = mean and count & (count - 1) == 0       # 1/count a power of two: scale as we pack
     for dt, idx in groups.items():
-        buf = comms[0].scratch(dt, sum(arrs[i].size for i in idx))
-        if len(idx) == 1:
-            buf[...] = arrs[idx[0]].reshape(-1)
-        else:
-            np.concatenate([arrs[i].reshape(-1) for i in idx], out=buf)
+        buf = comms[0].pooled(dt, sum(arrs[i].size for i in idx))
+        off = 0
+        for i in idx:                                # one pass: pack (and scale)
+            piece = buf[off:off + arrs[i].size]
+            if exact and count > 1:
+                np.multiply(arrs[i].reshape(-1), np.asarray(1.0 / count, dt), out=piece)
+            else:
+                piece[...] = arrs[i].reshape(-1)
+            off += arrs[i].size
         for c in comms:
             c.allreduce_(buf, op)
+        if mean and not exact:
+            buf /= np.asarray(count, dt)
         off = 0
-        for i in idx:
-            piece = buf[off:off + arrs[i].size].reshape(arrs[i].shape)
-            out[i] = piece / np.asarray(count, dt) if mean else piece.copy()
+        for i in idx:          # the results: views of the buffer (small ones copied out,
+            view = buf[off:off + arrs[i].size].reshape(arrs[i].shape)   # not to pin it)
+            out[i] = view.copy() if view.nbytes * 8 < buf.nbytes else view
             off += arrs[i].size
     return out
 
