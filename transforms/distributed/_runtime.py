@@ -211,7 +211,7 @@ class Comm:
 
     def __init__(self, comm, rank, size, label):
         self.comm, self.rank, self.size, self.label = comm, rank, size, label
-        self._scratch = {}
+        self._pools = {}
 
     def pooled(self, dtype, size) -> np.ndarray:
         """A 1-D buffer for a packed reduction whose results will be views of it: one of a
@@ -220,11 +220,11 @@ class Comm:
         (the library caches what it has registered), and results still held by the caller
         are never overwritten (a live view keeps its base's reference count up)."""
         key = (np.dtype(dtype).str, int(size))
-        pool = self._scratch.get(key)
+        pool = self._pools.get(key)
         if pool is None:
-            if len(self._scratch) >= 16:
-                self._scratch.pop(next(iter(self._scratch)))
-            pool = self._scratch[key] = []
+            if len(self._pools) >= 16:
+                self._pools.pop(next(iter(self._pools)))
+            pool = self._pools[key] = []
         for buf in pool:
             if sys.getrefcount(buf) <= 3:        # the pool's list, this name, getrefcount's
                 return buf
