@@ -152,6 +152,19 @@ def test_jitted_pmean_results_kept_by_the_caller_are_never_overwritten():
         assert [y.tolist() for y in only_y] == [[0, 0], [1, 1], [2, 2]]
         for i in range(3):                           # dropped each time: reused, still right
             assert f({"x": np.full(3, i, np.float32), "y": np.ones(2, np.float32)})["x"][0] == i
+        g = {"x": np.zeros(3, np.float32), "y": np.zeros(2, np.float32)}
+        for i in range(5):                           # the usual loop: g alive during the call
+            g = f({"x": g["x"] + 1, "y": g["y"] - 1})
+        assert g["x"].tolist() == [5] * 3 and g["y"].tolist() == [-5] * 2
+        # a small result (a loss) next to large ones is copied out, not left pinning the buffer
+        h = T.jit(lambda w, l: lax.pmean((w, l), "data"))
+        w, loss = h(np.ones(64, np.float32), np.float32(2))
+        assert loss.base is None or loss.base.size == 1
+        assert w.base is not None and w.base.size == 65     # the large one: a view, no copy
+        # eagerly the same: pooled buffers, results kept by the caller stay right
+        kept = [lax.pmean({"a": np.full(100, i, np.float32), "b": np.float32(i)}, "data")
+                for i in range(5)]
+        assert [(float(k["a"][0]), float(k["b"])) for k in kept] == [(i, i) for i in range(5)]
 
 
 def test_lower_shows_segments_and_mpi_calls():
@@ -232,10 +245,14 @@ def test_ppermute_over_a_tuple_of_names_under_vmap():
     assert np.array_equal(T.vmap(T.vmap(T.jit(f), axis_name="j"), axis_name="i")(x), out)
     g = T.grad(lambda x: (F(x) * w.reshape(2, 3, 2)).sum())(x)
     assert np.array_equal(g.reshape(6, 2), grad_expect)
-    # the first name is the major one, whatever the nesting of the vmaps
-    G = T.vmap(T.vmap(lambda v: lax.ppermute(v, ("j", "i"), perm), axis_name="i"),
+    # the members are numbered in layout order (the outer vmap major), whatever the order of
+    # the names in the tuple - as JAX's ppermute over several mesh axes
+    F2 = T.vmap(T.vmap(lambda v: lax.ppermute(v, ("j", "i"), perm), axis_name="j"),
+                axis_name="i")
+    assert np.array_equal(F2(x), out)
+    G = T.vmap(T.vmap(lambda v: lax.ppermute(v, ("i", "j"), perm), axis_name="i"),
                axis_name="j")
-    xt = np.transpose(x, (1, 0, 2))
+    xt = np.transpose(x, (1, 0, 2))                    # "j" outer now: "j" is the major axis
     e2 = np.zeros((6, 2))
     for s, d in perm:
         e2[d] = xt.reshape(6, 2)[s]

@@ -97,13 +97,14 @@ class Mesh:
 
     def comm(self, name) -> R.Comm:
         """The process group of axis `name`, or for a tuple of names the group spanning those
-        axes (members ranked row-major over them, the first name major). A tuple's group is
-        made on first use, which is collective: every process must use it in the same order
-        (as they do when they run the same program)."""
+        axes (members ranked row-major over them in the mesh's axis order, whatever the order
+        of the tuple). A tuple's group is made on first use, which is collective: every
+        process must use it in the same order (as they do when they run the same program)."""
         if isinstance(name, tuple):
             if len(name) == 1:
                 name = name[0]
             else:
+                name = tuple(sorted(name, key=self._pos))
                 pos = [self._pos(n) for n in name]
                 c = self._comms.get(name)
                 if c is None:

@@ -15,7 +15,7 @@ one contiguous buffer and reduced by ONE in-place `Allreduce`; their results are
 read by later segments or returned to the caller as they are (no copy out). A pytree of
 gradients therefore costs one MPI call per dtype, not one per leaf, and one pass over the data
 besides the Allreduce (`benchmarks/distributed.py` measures it against a bare Allreduce). The
-buffer is reused by the next call when none of the last call's results is alive. Axis names
+buffers are pooled and reused once no earlier result refers to them. Axis names
 resolve against the mesh active at call time; the first call checks that every member agrees
 on the collectives' shapes and dtypes.
 Equations that nest collectives inside control flow run through their NumPy impl.
@@ -87,7 +87,7 @@ class SegmentedExecutable:
         self.invars = list(jaxpr.invars)
         self.outvars = list(jaxpr.outvars)
         self.checked = False
-        self.buffers = {}         # (stage, group) -> the buffer MPI reduced in last time
+        self.buffers = {}         # (stage, group) -> the buffers MPI has reduced in (a pool)
 
         # stage of each collective = collectives on its longest dependency chain (ASAP, so
         # independent collectives share a stage and a buffer)
@@ -195,7 +195,8 @@ class SegmentedExecutable:
         else:
             self._run(env)
             self.checked = True
-        return [a.val if isinstance(a, Literal) else env[a] for a in self.outvars]
+        outs = [a.val if isinstance(a, Literal) else env[a] for a in self.outvars]
+        return [_unpinned(o, self.buffers) for o in outs]
 
     def _run(self, env):
         def read(a):
@@ -209,11 +210,14 @@ class SegmentedExecutable:
             for gi, (name, axis, dt, es, shapes, sizes, desc) in enumerate(host.groups):
                 comm = _comm(axis)
                 comm.check_same(desc, f"lax.{name}")
-                key = (id(host), gi)
-                buf = _reusable(self.buffers.pop(key, None))
+                pool = self.buffers.setdefault((id(host), gi), [])
+                free = _free_buffer(pool)
                 buf = _reduce_packed(comm, name, dt, [read(e.invars[0]) for e in es], sizes,
-                                     buf)
-                self.buffers[key] = buf
+                                     free)
+                if buf is not free:
+                    pool.append(buf)
+                    if len(pool) > _POOL:
+                        pool.pop(0)
                 off = 0
                 for e, shape, size in zip(es, shapes, sizes):
                     env[e.outvars[0]] = buf[off:off + size].reshape(shape)
@@ -257,19 +261,37 @@ class SegmentedLowered:
         return self.text
 
 
-def _reusable(buf):
-    """`buf` if nothing but this call refers to it any more, else None.
+_POOL = 3      # buffers kept per packed reduction: results alive in the caller's loop pin some
+
+
+def _unpinned(out, buffers):
+    """`out`, copied if it is a small view of a reduction buffer: a scalar loss returned next
+    to gradients that were reduced in the same buffer would otherwise keep the buffer pinned
+    while the caller holds it (see `_free_buffer`)."""
+    base = getattr(out, "base", None)
+    if base is None:
+        return out
+    for pool in buffers.values():
+        for buf in pool:
+            if base is buf:
+                return out.copy() if out.nbytes * 8 < buf.nbytes else out
+    return out
+
+
+def _free_buffer(pool):
+    """A buffer of `pool` that no result of an earlier call refers to any more, or None.
 
     The results of a packed reduction are views of its buffer. MPI moves memory it has moved
     before much faster than new memory (the library caches what it has registered; measured 4x
-    on 2 processes for 2.7 MB), so the buffer is reused by the next call - but only when none
-    of the previous call's results is alive (views keep their base alive, so its reference
-    count says so): then nothing has to be copied out, and results kept by the caller are
-    never overwritten (a new buffer is taken instead)."""
-    # the only references left: this function's argument and getrefcount's (the caller has
-    # popped it from its dict); a live view of it adds one
-    if buf is not None and sys.getrefcount(buf) <= 2:
-        return buf
+    on 2 processes for 2.7 MB), so the buffers are kept and reused - but only one none of
+    whose views is alive (a view keeps its base alive, so the reference count says so): then
+    nothing has to be copied out and results kept by the caller are never overwritten. A
+    small pool covers the usual loop `g = step(g)`, where the last result is still alive
+    while the next call runs."""
+    for buf in pool:
+        # references: the pool's list, this loop's name, getrefcount's argument
+        if sys.getrefcount(buf) <= 3:
+            return buf
     return None
 
 

@@ -197,18 +197,25 @@ def _packed_reduce(name, leaves, comms, op, mean=False):
     for c in comms:
         c.check_same(desc, f"lax.{'pmean' if mean else name}")
     count = int(np.prod([c.size for c in comms]))
+    exact = mean and count & (count - 1) == 0       # 1/count a power of two: scale as we pack
     for dt, idx in groups.items():
-        buf = comms[0].scratch(dt, sum(arrs[i].size for i in idx))
-        if len(idx) == 1:
-            buf[...] = arrs[idx[0]].reshape(-1)
-        else:
-            np.concatenate([arrs[i].reshape(-1) for i in idx], out=buf)
+        buf = comms[0].pooled(dt, sum(arrs[i].size for i in idx))
+        off = 0
+        for i in idx:                                # one pass: pack (and scale)
+            piece = buf[off:off + arrs[i].size]
+            if exact and count > 1:
+                np.multiply(arrs[i].reshape(-1), np.asarray(1.0 / count, dt), out=piece)
+            else:
+                piece[...] = arrs[i].reshape(-1)
+            off += arrs[i].size
         for c in comms:
             c.allreduce_(buf, op)
+        if mean and not exact:
+            buf /= np.asarray(count, dt)
         off = 0
-        for i in idx:
-            piece = buf[off:off + arrs[i].size].reshape(arrs[i].shape)
-            out[i] = piece / np.asarray(count, dt) if mean else piece.copy()
+        for i in idx:          # the results: views of the buffer (small ones copied out,
+            view = buf[off:off + arrs[i].size].reshape(arrs[i].shape)   # not to pin it)
+            out[i] = view.copy() if view.nbytes * 8 < buf.nbytes else view
             off += arrs[i].size
     return out
 
@@ -536,11 +543,26 @@ def _ppermute_gathered(leaf, names, pairs, n):
     return S.reshape(S.dynamic_slice(gathered, starts, (1,) + tuple(shape)), shape)
 
 
+def _layout_order(names):
+    """`names` in the order their axes are laid out - mesh axes first, in the mesh's order,
+    then vmaps from the outermost in - which is the order ppermute linearises a tuple in (as
+    JAX's ppermute, where the order of the names in the tuple does not matter)."""
+    def key(n):
+        t = B.find_axis(n)
+        if t is not None:
+            return (1, t.level)
+        m = M.find(n)
+        return (0, m.axis_names.index(n) if m is not None else 0)
+    return tuple(sorted(names, key=key))
+
+
 def ppermute(x, axis_name, perm):
     """Member `s` of axis `axis_name` sends its `x` (a pytree) to member `d` for every `(s, d)`
     in `perm`; a member that receives nothing gets zeros (as `jax.lax.ppermute`). For a tuple
-    of names, `s` and `d` index the members of all of them row-major (the first name major),
-    as `axis_index` of the tuple does."""
+    of names, `s` and `d` index the members of all of them row-major in the order the axes are
+    laid out - a mesh's axes in the mesh's order (so `Mesh({"data": 2, "model": 2})` numbers
+    them as process indices), vmaps outermost first - whatever the order of the tuple, as JAX's
+    ppermute does under `shard_map`. (`axis_index` of a tuple follows the tuple's order.)"""
     from .. import tree
     names = _names(axis_name)
     _check_bound(names)
@@ -559,7 +581,8 @@ def ppermute(x, axis_name, perm):
         _check_perm(pairs, int(np.prod(sizes)), names)
     if any(B.find_axis(n) is not None for n in names):
         n = int(np.prod(sizes))
-        return tree.map(lambda leaf: _ppermute_gathered(as_array(leaf), names, pairs, n), x)
+        ordered = _layout_order(names)
+        return tree.map(lambda leaf: _ppermute_gathered(as_array(leaf), ordered, pairs, n), x)
     # only meshes bind the names (now, or when the jitted program runs): one point-to-point
     # exchange over the process group spanning those mesh axes
     return tree.map(lambda leaf: ppermute_p.bind(as_array(leaf), axis_name=names, perm=pairs),
