@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import transforms as T
+from transforms import lax
 from transforms.backend.numba import registry
 from transforms.core import Primitive, ShapedArray
 
@@ -81,3 +82,27 @@ def test_no_primitive_name_lists_left_in_fusion():
     assert {"transpose", "broadcast_in_dim", "iota"} <= set(registry.VIEWS)
     assert {"reduce_sum", "reduce_max"} <= set(registry.REDUCTIONS)
     assert "dot_general" in registry.CALLS_BLAS and "dot_general" in registry.TRANSPOSE_FOLDS
+
+
+def test_only_a_true_transpose_is_folded_into_a_matmul():
+    """dot_general absorbs a transpose of its result (operands swapped); a slice from 0 has
+    the same index map as the identity permutation and must stay a slice."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((6, 5)).astype(np.float32)
+    v = rng.standard_normal(5).astype(np.float32)
+    b = rng.standard_normal((5, 4)).astype(np.float32)
+
+    def matvec(a, v):            # a 1-D result (`a @ v` goes through a [5, 1] matrix)
+        return lax.dot_general(a, v, (((1,), (0,)), ((), ())))
+
+    def f(a, v, b):
+        return lax.slice(matvec(a, v), (0,), (3,)), (a @ b).T, matvec(a, v)[::-1]
+    got = T.jit(f)(a, v, b)
+    want = ((a @ v)[:3], (a @ b).T, (a @ v)[::-1])
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+    text = T.jit(lambda a, b: (a @ b).T).lower(a, b).as_text()   # the IR after preparation
+    assert "dot_general" in text and "transpose" not in text
+    text = T.jit(lambda a, v: lax.slice(matvec(a, v), (0,), (3,))).lower(a, v).as_text()
+    assert "slice" in text

@@ -179,8 +179,9 @@ def _is_identity(e, ins):
 
 
 def _permutation(e):
-    """The permutation of view equation `e` if it only permutes its operand's dims (a
-    transpose: output dim j is operand dim perm[j]), else None."""
+    """The permutation of view equation `e` if it only permutes its operand's dims, every
+    element kept (a transpose: output dim j is operand dim perm[j]), else None. (A slice
+    from 0 has the same index map as the identity: the shapes tell them apart.)"""
     terms = view_terms(e) if len(e.outvars) == 1 and e.invars else None
     if terms is None or len(terms) != e.outvars[0].aval.ndim:
         return None
@@ -189,6 +190,9 @@ def _permutation(e):
         if c != 0 or a != 1 or d is None or perm[d] is not None:
             return None
         perm[d] = i
+    src, out = e.invars[0].aval.shape, e.outvars[0].aval.shape
+    if tuple(src[i] for i in perm) != tuple(out):
+        return None
     return tuple(perm)
 
 
