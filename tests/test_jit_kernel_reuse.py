@@ -23,10 +23,14 @@ CHILD = textwrap.dedent("""
     b = np.arange(k * n, dtype=np.float32).reshape(k, n) / 5
     out = T.jit(lambda a, b: tnp.tanh(a @ b))(a, b)
     np.testing.assert_allclose(out, np.tanh(a @ b), rtol=1e-5, atol=1e-6)
-    st = kernels.gemm.stats
-    print(json.dumps({"hits": sum(st.cache_hits.values()),
-                      "misses": sum(st.cache_misses.values()),
-                      "sigs": [str(s) for s in kernels.gemm.signatures]}))
+    from numba.core.dispatcher import Dispatcher
+    disps = {k: v for k, v in vars(kernels).items() if isinstance(v, Dispatcher)}
+    used = {k: d for k, d in disps.items() if d.signatures}
+    print(json.dumps({
+        "hits": sum(sum(d.stats.cache_hits.values()) for d in used.values()),
+        "misses": sum(sum(d.stats.cache_misses.values()) for d in used.values()),
+        "gemm": sorted(k for k in used if k.startswith("gemm")),
+        "sigs": sorted(str(s) for d in used.values() for s in d.signatures)}))
 """)
 
 
@@ -41,11 +45,13 @@ def _child(cache_dir, m, k, n):
 
 def test_gemm_kernel_compiled_once_is_reused_by_another_program_from_disk(tmp_path):
     first = _child(tmp_path, 40, 24, 16)
-    assert first["misses"] == 1 and first["hits"] == 0          # compiled (cold cache)
+    assert first["gemm"]                                         # a BLAS kernel was used
+    assert first["misses"] >= 1 and first["hits"] == 0          # compiled (cold cache)
     assert all("Literal" not in s for s in first["sigs"])
     second = _child(tmp_path, 32, 40, 20)                          # other shapes, new program
-    assert second["hits"] == 1 and second["misses"] == 0         # the same machine code
-    assert second["sigs"] == first["sigs"]
+    assert second["gemm"] and set(second["gemm"]) <= set(first["gemm"])
+    assert second["misses"] == 0 and second["hits"] >= 1          # all from the disk
+    assert set(second["sigs"]) <= set(first["sigs"])
 
 
 def test_kernels_are_typed_without_literal_constants():
@@ -60,5 +66,9 @@ def test_kernels_are_typed_without_literal_constants():
     got = T.jit(two_products)(x, w, v)
     np.testing.assert_allclose(got[0], (x @ w) @ v, rtol=1e-12)
     np.testing.assert_allclose(got[1], x.T @ x, rtol=1e-12)
-    f64 = [s for s in kernels.gemm.signatures if "float64" in str(s)]
-    assert len(f64) == 1 and "Literal" not in str(f64[0])
+    from numba.core.dispatcher import Dispatcher
+    gemms = [v for k, v in vars(kernels).items() if k.startswith("gemm") and
+             isinstance(v, Dispatcher)]
+    f64 = [s for d in gemms for s in d.signatures if "float64" in str(s)]
+    # three products, two shapes of transposes: one compiled version per kernel used
+    assert 1 <= len(f64) <= len(gemms) and all("Literal" not in str(s) for s in f64)
