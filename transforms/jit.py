@@ -186,8 +186,7 @@ class JitFunction:
         self._static_nums = nums
         self._static_names = frozenset(names)
         self._donate = donate
-        from . import tiered as _tiered_mod
-        self._tiered = _tiered_mod.default_tiered() if tiered is None else bool(tiered)
+        self._tiered = _tiered.default_tiered() if tiered is None else bool(tiered)
         # the caches live on the function (shared by every jit of it with these options), so
         # `jit(f)(x)` written inline traces once, as in JAX; the dicts are bound as attributes
         # so dispatch reads them as fast as before

@@ -783,8 +783,28 @@ def njit(sig=None, *, cache=False, **options):
             with typeinfer.register_dispatcher(disp):
                 disp.compile(sig)
             disp.disable_compile()
+        else:
+            _no_literal_specialisation(disp)
         return disp
     return deco
+
+
+def _no_literal_specialisation(disp):
+    """Make compiled callers of dispatcher `disp` type it with plain (non-literal) argument
+    types. Numba otherwise compiles a new specialisation of a function for every combination
+    of literal constants it is called with from compiled code: the gemm kernel, called as
+    ``gemm(0, 1, 128, 512, 784, ...)``, was compiled once per matrix product of every program
+    (seven times, ~1.5 s each, for one MLP training step), and the disk cache could never
+    serve another program's shapes. Run time is unchanged: the caller's module links the
+    kernel's code and LLVM still sees the constants where it inlines it."""
+    from numba.core import types as nt
+
+    typed = disp.get_call_template
+
+    def get_call_template(args, kws):
+        return typed(tuple(nt.unliteral(a) for a in args),
+                     {k: nt.unliteral(v) for k, v in kws.items()})
+    disp.get_call_template = get_call_template
 
 
 # ---------------------------------------------------------------------------------------------
