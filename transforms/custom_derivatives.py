@@ -181,10 +181,10 @@ def _custom_jvp_jvp_rule(trace, primals, tangents, *, fun, jvp, num_consts=0, na
     return out, tout
 
 
-custom_jvp_call_p.jvp_trace_rule = _custom_jvp_jvp_rule
+custom_jvp_call_p.def_jvp_trace_rule(_custom_jvp_jvp_rule)
 
 
-custom_jvp_call_p.staging_rule = _staging_rule(custom_jvp_call_p)
+custom_jvp_call_p.def_staging_rule(_staging_rule(custom_jvp_call_p))
 
 
 def _custom_jvp_batch(args, dims, *, fun, jvp, call_jaxpr=None, **params):
@@ -355,10 +355,10 @@ def _custom_vjp_jvp_rule(trace, primals, tangents, *, fun, fwd, bwd, num_consts=
     return out, tout
 
 
-custom_vjp_call_p.jvp_trace_rule = _custom_vjp_jvp_rule
+custom_vjp_call_p.def_jvp_trace_rule(_custom_vjp_jvp_rule)
 
 
-custom_vjp_call_p.staging_rule = _staging_rule(custom_vjp_call_p)
+custom_vjp_call_p.def_staging_rule(_staging_rule(custom_vjp_call_p))
 
 
 def _custom_vjp_batch(args, dims, *, fun, fwd, bwd, call_jaxpr=None, **params):

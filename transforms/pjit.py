@@ -12,9 +12,8 @@ from __future__ import annotations
 from .core import Primitive, bind_in
 from .interpreters import jvp as _jvp
 from .interpreters.partial_eval import partial_eval_jaxpr, trace_to_jaxpr
-from .interpreters.transpose import backward_pass
+from .interpreters.transpose import UndefinedPrimal, backward_pass, is_undefined
 from .ir import ClosedJaxpr, dce_jaxpr, eval_jaxpr
-from .lax._util import UndefinedPrimal, is_undefined
 
 pjit_p = Primitive("pjit", multiple_results=True)
 
@@ -157,7 +156,7 @@ def call_rules(prim, name_param="name"):
     prim.def_abstract_eval(abstract_eval)
     prim.def_jvp(jvp)
     prim.def_transpose(transpose)
-    prim.batch_trace_rule = batch_trace_rule
+    prim.def_batch_trace_rule(batch_trace_rule)
 
 
 def _renamed(params, name_param, what):
@@ -205,4 +204,4 @@ def _eval_in(trace, closed, args):
 
 
 call_rules(pjit_p)
-pjit_p.staging_rule = _pjit_staging_rule
+pjit_p.def_staging_rule(_pjit_staging_rule)

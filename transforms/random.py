@@ -46,6 +46,8 @@ import numpy as np
 
 from . import lax
 from .core import Primitive, ShapedArray, Tracer, concrete_or_error, get_aval
+from .interpreters.batching import defvectorized
+from .interpreters.jvp import defjvp_zero
 
 __all__ = [
     "PRNGKey", "key", "key_data", "wrap_key_data", "split", "fold_in", "bits", "uniform",
@@ -110,36 +112,10 @@ def _threefry2x32_abstract(k0, k1, x0, x1):
     return [ShapedArray(x0.shape, _U32), ShapedArray(x0.shape, _U32)]
 
 
-@threefry2x32_p.def_jvp
-def _threefry2x32_jvp(primals, tangents):
-    return threefry2x32_p.bind(*primals), [None, None]   # integer outputs: zero tangents
+defjvp_zero(threefry2x32_p)        # integer outputs: zero tangents
 
 
-def _move_to_front(x, d, size):
-    """`x` with its batch dimension `d` (int or None) moved to the front (size `size`)."""
-    a = get_aval(x)
-    if d is None:
-        return lax.broadcast_in_dim(x, (size,) + a.shape, tuple(range(1, a.ndim + 1)))
-    if d == 0:
-        return x
-    perm = (d,) + tuple(i for i in range(a.ndim) if i != d)
-    return lax.transpose(x, perm)
-
-
-def _batch_size(args, dims):
-    for x, d in zip(args, dims):
-        if d is not None:
-            return get_aval(x).shape[d]
-    raise ValueError("batching rule called with no batched operand")
-
-
-@threefry2x32_p.def_batch
-def _threefry2x32_batch(args, dims):
-    """Elementwise: bring every operand's batch dimension to the front (broadcasting the
-    unbatched ones) and apply the primitive once."""
-    size = _batch_size(args, dims)
-    args = [_move_to_front(x, d, size) for x, d in zip(args, dims)]
-    return threefry2x32_p.bind(*args), [0, 0]
+defvectorized(threefry2x32_p)      # elementwise over operands of one shape
 
 
 def threefry2x32(k0, k1, x0, x1):
@@ -169,15 +145,9 @@ def _bitcast_abstract(x, *, new_dtype):
     return ShapedArray(x.shape, new_dtype)
 
 
-@bitcast_convert_type_p.def_jvp
-def _bitcast_jvp(primals, tangents, *, new_dtype):
-    # reinterpreting bits is not differentiable: its derivative is taken as zero
-    return bitcast_convert_type_p.bind(primals[0], new_dtype=new_dtype), None
-
-
-@bitcast_convert_type_p.def_batch
-def _bitcast_batch(args, dims, *, new_dtype):
-    return bitcast_convert_type_p.bind(args[0], new_dtype=new_dtype), dims[0]
+# reinterpreting bits is not differentiable: its derivative is taken as zero
+defjvp_zero(bitcast_convert_type_p)
+defvectorized(bitcast_convert_type_p)
 
 
 def bitcast_convert_type(x, new_dtype):

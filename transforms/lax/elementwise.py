@@ -2,7 +2,7 @@
 
 Operands of a primitive have equal shapes and dtypes (the `lax` wrappers broadcast and
 promote). Every primitive's rules sit right below it. JVP rules receive `None` for a zero
-tangent. Batching is generic for all of them (`elementwise_batch_rule`: align the batch axes,
+tangent. Batching is generic for all of them (`defvectorized`: align the batch axes,
 broadcast unbatched operands, bind once), set where each primitive is created.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..core import Primitive, ShapedArray, Tracer, get_aval
-from ..interpreters.batching import elementwise_batch_rule
+from ..interpreters.batching import defvectorized
 from ..source_info import where
 from ._util import as_array, check_same_dtypes, check_same_shapes, is_undefined
 
@@ -50,7 +50,7 @@ def _unary(name, impl, out_dtype=None, kinds=None):
         return x if out_dtype is None else ShapedArray(x.shape, out_dtype)
 
     p.def_abstract_eval(abstract_eval)
-    p.def_batch(elementwise_batch_rule(p))
+    defvectorized(p)
     ELEMENTWISE.add(name)
     return p
 
@@ -66,7 +66,7 @@ def _binary(name, impl, out_dtype=None, kinds=None):
         return x if out_dtype is None else ShapedArray(x.shape, out_dtype)
 
     p.def_abstract_eval(abstract_eval)
-    p.def_batch(elementwise_batch_rule(p))
+    defvectorized(p)
     ELEMENTWISE.add(name)
     return p
 
@@ -491,7 +491,7 @@ def _integer_pow_impl(x, *, y):
 
 
 integer_pow_p.def_abstract_eval(lambda x, *, y: x)
-integer_pow_p.def_batch(elementwise_batch_rule(integer_pow_p))
+defvectorized(integer_pow_p)
 
 
 def integer_pow(x, y: int):
@@ -613,7 +613,7 @@ def _select_n_abstract(which, *cases):
     return cases[0]
 
 
-select_n_p.def_batch(elementwise_batch_rule(select_n_p))
+defvectorized(select_n_p)
 
 
 def select_n(which, *cases):
@@ -695,7 +695,7 @@ def _convert_impl(x, *, new_dtype):
 
 convert_element_type_p.def_abstract_eval(
     lambda x, *, new_dtype: ShapedArray(x.shape, new_dtype))
-convert_element_type_p.def_batch(elementwise_batch_rule(convert_element_type_p))
+defvectorized(convert_element_type_p)
 
 
 def convert_element_type(x, dtype):

@@ -10,9 +10,8 @@ from ...interpreters import batching as B
 from ...interpreters.jvp import jvp_jaxpr as _jvp_jaxpr
 from ...interpreters.partial_eval import partial_eval_jaxpr as _partial_eval
 from ...interpreters.partial_eval import weakened
-from ...interpreters.transpose import backward_pass
+from ...interpreters.transpose import UndefinedPrimal, backward_pass, is_undefined
 from ...ir import ClosedJaxpr, Jaxpr, Var, dce_jaxpr, eval_jaxpr
-from .._util import UndefinedPrimal, is_undefined
 from .common import (_is_weak, _leaf, _lax, _zeros, _stacked, _unstacked, _trace, _trace_jaxpr,
                       _permute, _batch_jaxpr, _instantiate, _Split, _register_split, _split3,
                       _check_operands, _check_carry)
@@ -242,7 +241,7 @@ def _scan_batch(trace, args, dims, *, jaxpr, num_consts, num_carry, length, reve
     return outs, [0 if b else None for b in carry_b] + [1 if b else None for b in out_b[nk:]]
 
 
-scan_p.batch_trace_rule = _scan_batch
+scan_p.def_batch_trace_rule(_scan_batch)
 
 
 def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
@@ -484,7 +483,7 @@ def _while_batch(trace, args, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts, bod
     return outs, [0] * nk
 
 
-while_p.batch_trace_rule = _while_batch
+while_p.def_batch_trace_rule(_while_batch)
 
 
 def while_loop(cond_fun, body_fun, init_val):
