@@ -47,8 +47,11 @@ def _eval_closed(closed):
 def _pjit_impl(*args, jaxpr, name):
     try:
         from .backend.numba import execute
-    except ImportError:            # backend not built in this checkout: interpret
-        return eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, *args)
+    except ImportError as e:
+        # never fall back to interpreting silently: a broken install would look like a slow one
+        raise ImportError(f"jit({name}): the Numba backend could not be imported ({e}); "
+                          "install numba, or run without jit under transforms.disable_jit()"
+                          ) from e
     return execute(jaxpr, args)
 
 
