@@ -50,6 +50,14 @@ def _as_leaves(xs):
     return [as_leaf(x) for x in xs]
 
 
+def _no_symbolic_zeros(what, symbolic_zeros):
+    if symbolic_zeros:
+        raise NotImplementedError(
+            f"{what}(symbolic_zeros=True) is not supported: the rule always receives zero "
+            "tangents (or cotangents) as zero arrays; drop the argument and handle zeros as "
+            "arrays")
+
+
 def _closure_convert(flat_fun, in_avals):
     """If `flat_fun` reads traced values of an enclosing transformation that it does not
     receive as arguments (a Python closure over a tracer), return `(jaxpr, consts)`: a
@@ -213,6 +221,10 @@ class custom_jvp:
         self.jvp = None
 
     def defjvp(self, jvp, symbolic_zeros=False):
+        """Set the JVP rule `jvp(primals, tangents) -> (primal_out, tangent_out)`. Zero
+        tangents reach it as zero arrays; `symbolic_zeros=True` (JAX's `SymbolicZero`
+        objects) is not supported and raises rather than being ignored."""
+        _no_symbolic_zeros("custom_jvp.defjvp", symbolic_zeros)
         self.jvp = jvp
         return jvp
 
@@ -398,6 +410,9 @@ class custom_vjp:
         self.fwd = self.bwd = None
 
     def defvjp(self, fwd, bwd, symbolic_zeros=False):
+        """Set `fwd(*args) -> (out, residuals)` and `bwd(residuals, ct) -> cotangents`.
+        `symbolic_zeros=True` is not supported and raises rather than being ignored."""
+        _no_symbolic_zeros("custom_vjp.defvjp", symbolic_zeros)
         self.fwd, self.bwd = fwd, bwd
 
     def __call__(self, *args, **kwargs):

@@ -37,6 +37,7 @@ from ..interpreters import batching as B
 from ..interpreters.jvp import deflinear, defbilinear
 from ..source_info import where
 from ._util import as_array, is_undefined
+from .linalg import check_precision
 
 __all__ = ["conv_general_dilated", "conv", "conv_transpose", "ConvDimensionNumbers",
            "conv_dimension_numbers", "reduce_window", "max_pool", "avg_pool", "sum_pool",
@@ -344,7 +345,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     kernel (atrous). `dimension_numbers`: None (NCHW / OIHW / NCHW), a triple of strings such
     as ('NHWC', 'HWIO', 'NHWC'), or a ConvDimensionNumbers.
     """
-    del precision
+    check_precision(precision)       # validated; the CPU computes at full precision
     lhs, rhs = as_array(lhs), as_array(rhs)
     la, ra = get_aval(lhs), get_aval(rhs)
     if la.dtype != ra.dtype:
