@@ -134,15 +134,9 @@ def defbilinear(prim, lhs_transpose, rhs_transpose):
         lhs, rhs = primals
         tl, tr = tangents
         out = prim.bind(lhs, rhs, **params)
-        t = None if tl is None else prim.bind(tl, rhs, **params)
-        if tr is not None:
-            t2 = prim.bind(lhs, tr, **params)
-            if t is None:
-                t = t2
-            else:
-                from ..lax.elementwise import add
-                t = add(t, t2)
-        return out, t
+        from ..lax.elementwise import add_tangents
+        return out, add_tangents(None if tl is None else prim.bind(tl, rhs, **params),
+                                 None if tr is None else prim.bind(lhs, tr, **params))
 
     def transpose(ct, lhs, rhs, **params):
         from .transpose import is_undefined
