@@ -13,9 +13,10 @@ import statistics
 import time
 
 
-def interleaved(fns, repeats, burst=5):
+def interleaved(fns, repeats, burst=5, stat=statistics.median):
     """{name: median seconds per call} for the callables `fns` ({name: fn}; None entries are
-    skipped), from about `repeats` timed calls each, in alternating bursts of `burst`."""
+    skipped), from about `repeats` timed calls each, in alternating bursts of `burst`. `stat`
+    turns each candidate's list of times into the number reported (default: the median)."""
     fns = {k: f for k, f in fns.items() if f is not None}
     for f in fns.values():                # warm-up (and any first-call compilation)
         f()
@@ -27,4 +28,11 @@ def interleaved(fns, repeats, burst=5):
                 t0 = time.perf_counter()
                 f()
                 times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: stat(v) for k, v in times.items()}
+
+
+def median_and_p10(times):
+    """(median, 10th percentile): the second is what a call costs when the machine is not
+    busy with something else - the steadier number on a loaded, shared machine."""
+    s = sorted(times)
+    return statistics.median(s), s[len(s) // 10]

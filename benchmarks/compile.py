@@ -1,17 +1,36 @@
-"""Compile time of the MLP training step (benchmarks/train_step.py), each in a fresh process.
+"""Time to first result: the first call of a jitted function, each in a fresh process.
 
 Usage::
 
-    python benchmarks/compile.py [--runs 2]
+    python benchmarks/compile.py [--runs 1] [--only mlp,cnn,pex,scan,example] [--no-jax]
+                                 [--tiered]
 
-* cold: an empty cache directory (``NUMBAX_CACHE_DIR`` pointed at a new temporary dir):
-  trace + generate + Numba compile + first call (target < 2.5 s);
-* warm: the same directory again in a new process: trace + load the generated module and
-  Numba's cached machine code + first call (target < 0.4 s).
+Workloads: (a) ``mlp`` the MLP training step of benchmarks/train_step.py (grad + Adam),
+(b) ``cnn`` the CNN step of benchmarks/cnn.py, (c) ``pex`` per-example gradients
+``jit(vmap(grad))`` of benchmarks/per_example_grads.py, (d) ``scan`` a 1,000-step
+``lax.scan`` (a small recurrent update), (e) ``example`` examples/per_example_grads.py
+``--fast`` end to end (wall time of the whole script).
 
-Each child reports its phases: importing numpy/transforms, Numba's own start-up (importing
-numba and initialising its compiler: a fixed cost of any Numba program, paid once per
-process), tracing, lowering (source generation), compile-or-load, and the first call.
+Each of (a)-(d) runs in a new process with an empty cache directory (``cold``), then again
+with the same directory (``warm``), and -- when JAX is installed -- as the same program under
+``jax.jit`` in a new process (JAX has no disk cache configured: every JAX run is cold).
+Phases of our first call:
+
+* ``trace``: Python function to jaxpr;
+* ``lower``: fusion plan and generated source;
+* ``typing``: Numba's front end (type inference, lowering to LLVM IR): Numba's compile time
+  minus its LLVM time;
+* ``llvm``: LLVM optimisation and machine-code emission (time Numba holds its LLVM lock,
+  from ``numba.core.event``); a warm start shows only loading here;
+* ``load``: the rest of building the executable (writing/reading the cache, executing the
+  generated module);
+* ``exec``: the first execution itself.
+
+``first`` is their sum: what a user waits for on the first call, after the one-off imports
+(``imports``, ``numba_init``: Numba's own start-up, paid by any Numba program). JAX's
+``first`` is the first call of the ``jax.jit`` function (trace + XLA compile + run), after
+importing JAX. ``--tiered`` also times the first and later calls with ``jit(tiered=True)``
+against the eager step (the same function without jit).
 """
 from __future__ import annotations
 
@@ -21,81 +40,252 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "benchmarks")
 
+# Each workload: a function of `T` returning (jitted-able function, args) for ours, and one of
+# `jax` returning (jax function, args) for JAX. Kept as source run in the child process.
 CHILD = r"""
-import time, json, sys
+import json, sys, time
+MODE, WORK = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 import numpy as np
-import transforms as T
 sys.path.insert(0, %(bench)r)
-import train_step as ts
+rng = np.random.default_rng(0)
+
+
+def setup_ours():
+    import transforms as T
+    if WORK == "mlp":
+        import train_step as ts
+        params = ts.init()
+        x = rng.standard_normal((128, 784)).astype(np.float32)
+        labels = rng.integers(0, 10, 128)
+        step, init_state, _ = ts.make_step(True)
+        return step, (params, init_state(params), x, labels)
+    if WORK == "cnn":
+        import cnn
+        x, y = cnn.make_data(64)
+        return cnn.make_step(), (cnn.init_params(), x, y)
+    if WORK == "pex":
+        import per_example_grads as pe
+        x, y = pe.data(128)
+        return T.vmap(T.grad(pe.loss), in_axes=(None, 0, 0)), (pe.init(), x, y)
+    if WORK == "scan":
+        from transforms import lax
+        import transforms.numpy as tnp
+        w = (rng.standard_normal((32, 32)) / 6).astype(np.float32)
+        xs = rng.standard_normal((1000, 32)).astype(np.float32)
+
+        def run(w, h0, xs):
+            def body(h, x):
+                h = tnp.tanh(h @ w + x)
+                return h, tnp.sum(h)
+            return lax.scan(body, h0, xs)
+        return run, (w, np.zeros(32, np.float32), xs)
+    raise SystemExit(f"unknown workload {WORK}")
+
+
+def setup_jax():
+    import jax
+    import jax.numpy as jnp
+    if WORK == "mlp":
+        import train_step as ts
+        params = ts.init()
+        x = rng.standard_normal((128, 784)).astype(np.float32)
+        labels = rng.integers(0, 10, 128)
+        return ts._jax_step(params, x, labels), ()
+    if WORK == "cnn":
+        import cnn
+        x, y = cnn.make_data(64)
+        run = cnn.jax_step_fn()
+        p = jax.tree_util.tree_map(jnp.asarray, cnn.init_params())
+        return run, (p, jnp.asarray(x), jnp.asarray(y))
+    if WORK == "pex":
+        import per_example_grads as pe
+        x, y = pe.data(128)
+
+        def loss(params, x, y):
+            h = jnp.maximum(x @ params["w1"] + params["b1"], 0.0)
+            logits = h @ params["w2"] + params["b2"]
+            return jax.nn.logsumexp(logits) - jnp.sum(logits * y)
+        f = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0, 0)))
+        p = jax.tree_util.tree_map(jnp.asarray, pe.init())
+        return (lambda *a: jax.block_until_ready(f(*a))), (p, jnp.asarray(x), jnp.asarray(y))
+    if WORK == "scan":
+        w = jnp.asarray((rng.standard_normal((32, 32)) / 6).astype(np.float32))
+        xs = jnp.asarray(rng.standard_normal((1000, 32)).astype(np.float32))
+
+        @jax.jit
+        def run(w, h0, xs):
+            def body(h, x):
+                h = jnp.tanh(h @ w + x)
+                return h, jnp.sum(h)
+            return jax.lax.scan(body, h0, xs)
+        return (lambda *a: jax.block_until_ready(run(*a))), (w, jnp.zeros(32, jnp.float32), xs)
+
+
+if MODE == "jax":
+    import jax
+    jax.numpy.zeros(1).block_until_ready()          # backend start-up, as numba_init
+    t1 = time.perf_counter()
+    fn, args = setup_jax()
+    t2 = time.perf_counter()
+    fn(*args)
+    t3 = time.perf_counter()
+    fn(*args)
+    t4 = time.perf_counter()
+    print(json.dumps(dict(imports=t1 - t0, first=t3 - t2, second=t4 - t3)))
+    raise SystemExit
+
+import transforms as T
+from transforms.backend.numba import lower, Executable
 t1 = time.perf_counter()
 import numba
+from numba.core import event
 from numba.core.registry import cpu_target
 cpu_target.target_context.refresh()
 t2 = time.perf_counter()
-from transforms.backend.numba import lower, Executable
-rng = np.random.default_rng(0)
-params = ts.init()
-x = rng.standard_normal((128, 784)).astype(np.float32)
-labels = rng.integers(0, 10, 128)
-step, init_state, name = ts.make_step(True)
-state = init_state(params)
-f = T.jit(step)
+fn, args = setup_ours()
+
+if MODE == "tiered":
+    eager_t = []
+    for _ in range(3):
+        s = time.perf_counter()
+        fn(*args)
+        eager_t.append(time.perf_counter() - s)
+    f = T.jit(fn, tiered=True)
+    calls = []
+    t_start = time.perf_counter()
+    while True:
+        s = time.perf_counter()
+        f(*args)
+        calls.append(time.perf_counter() - s)
+        if f.tier_stats["switches"] or time.perf_counter() - t_start > 120:
+            break
+    print(json.dumps(dict(eager=min(eager_t), first=calls[0], calls=len(calls),
+                          switch_after=time.perf_counter() - t_start,
+                          stats=dict(f.tier_stats))))
+    raise SystemExit
+
+f = T.jit(fn)
 t3 = time.perf_counter()
-closed = f.trace(params, state, x, labels)
+closed = f.trace(*args)
 t4 = time.perf_counter()
 low = lower(closed)
 t5 = time.perf_counter()
-exe = Executable(low)
+compile_l, llvm_l = event.TimingListener(), event.TimingListener()
+with event.install_listener("numba:compile", compile_l), \
+        event.install_listener("numba:llvm_lock", llvm_l):
+    exe = Executable(low)
 t6 = time.perf_counter()
-leaves = T.tree.leaves((params, state, x, labels))
+leaves = T.tree.leaves(args)
 exe(*leaves)
 t7 = time.perf_counter()
+numba_total = compile_l.duration if compile_l.done else 0.0
+llvm = llvm_l.duration if llvm_l.done else 0.0
 print(json.dumps(dict(imports=t1 - t0, numba_init=t2 - t1, trace=t4 - t3, lower=t5 - t4,
-                      compile_or_load=t6 - t5, first_call=t7 - t6,
-                      from_disk=exe.loaded_from_disk)))
+                      typing=max(numba_total - llvm, 0.0), llvm=llvm,
+                      load=max((t6 - t5) - max(numba_total, llvm), 0.0), exec=t7 - t6,
+                      build=t6 - t5, from_disk=exe.loaded_from_disk,
+                      source_lines=low.source.count(chr(10)))))
 """
 
 
-def run_child(cache_dir):
-    env = dict(os.environ, NUMBAX_CACHE_DIR=cache_dir,
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    code = CHILD % {"bench": os.path.join(ROOT, "benchmarks")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         cwd=ROOT)
+def _env(cache_dir):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if cache_dir is not None:
+        env["NUMBAX_CACHE_DIR"] = cache_dir
+    return env
+
+
+def run_child(mode, work, cache_dir=None, timeout=900):
+    code = CHILD % {"bench": BENCH}
+    out = subprocess.run([sys.executable, "-c", code, mode, work], env=_env(cache_dir),
+                         capture_output=True, text=True, cwd=ROOT, timeout=timeout)
     if out.returncode:
-        raise RuntimeError(out.stderr)
+        raise RuntimeError(f"{mode} {work} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def run_example(cache_dir, timeout=1800):
+    """Wall time of examples/per_example_grads.py --fast in a new process."""
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "per_example_grads.py"),
+                          "--fast"], env=dict(_env(cache_dir), MPLBACKEND="Agg"),
+                         capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    if out.returncode:
+        raise RuntimeError(f"example failed:\n{out.stderr[-3000:]}")
+    return time.perf_counter() - t
+
+
+def _first(r):
+    return r["trace"] + r["lower"] + r["build"] + r["exec"]
+
+
+def _have_jax():
+    try:
+        import importlib.util
+        return importlib.util.find_spec("jax") is not None
+    except ValueError:
+        return False
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=2)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--only", default="mlp,cnn,pex,scan,example")
+    ap.add_argument("--no-jax", action="store_true")
+    ap.add_argument("--tiered", action="store_true", help="also time jit(tiered=True)")
     args = ap.parse_args(argv)
-    results = {"cold": [], "warm": []}
-    for _ in range(args.runs):
+    works = [w.strip() for w in args.only.split(",") if w.strip()]
+    jax_ok = not args.no_jax and _have_jax()
+    results = {}
+    keys = ["trace", "lower", "typing", "llvm", "load", "exec"]
+    print("first call, each row a fresh process (seconds):")
+    print(f"  {'workload':>8s} {'run':>6s}" + "".join(f"{k:>8s}" for k in keys) +
+          f"{'first':>8s}{'JAX':>8s}{'ratio':>7s}  notes")
+    for w in works:
+        if w == "example":
+            continue
+        res = results[w] = {"cold": [], "warm": [], "jax": [], "tiered": []}
+        for _ in range(args.runs):
+            with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
+                res["cold"].append(run_child("ours", w, d))
+                res["warm"].append(run_child("ours", w, d))
+            if jax_ok:
+                res["jax"].append(run_child("jax", w))
+            if args.tiered:
+                with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
+                    res["tiered"].append(run_child("tiered", w, d))
+        jax_first = min(r["first"] for r in res["jax"]) if res["jax"] else None
+        for kind in ("cold", "warm"):
+            for r in res[kind]:
+                ratio = f"{_first(r) / jax_first:7.2f}" if jax_first else f"{'-':>7s}"
+                jx = f"{jax_first:8.3f}" if jax_first else f"{'-':>8s}"
+                print(f"  {w:>8s} {kind:>6s}" + "".join(f"{r[k]:8.3f}" for k in keys) +
+                      f"{_first(r):8.3f}{jx}{ratio}  "
+                      f"{r['source_lines']} source lines, from disk: {r['from_disk']}")
+        for r in res["tiered"]:
+            print(f"  {w:>8s} tiered: first call {r['first']:.3f} s, eager step "
+                  f"{r['eager']:.3f} s (ratio {r['first'] / r['eager']:.2f}); compiled code "
+                  f"after {r['calls']} calls, {r['switch_after']:.1f} s")
+    if "example" in works:
         with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
-            results["cold"].append(run_child(d))
-            results["warm"].append(run_child(d))
-    print("MLP 784-512-512-10 train step (grad + Adam), each row a fresh process:")
-    keys = ["imports", "numba_init", "trace", "lower", "compile_or_load", "first_call"]
-    print("  " + " ".join(f"{k:>15s}" for k in ["run"] + keys + ["total-init"]))
-    for kind in ("cold", "warm"):
-        for r in results[kind]:
-            core = r["trace"] + r["lower"] + r["compile_or_load"] + r["first_call"]
-            print("  " + f"{kind:>15s}" + " ".join(f"{r[k]:15.3f}" for k in keys) +
-                  f"{core:15.3f}")
-    best = {k: min(r["trace"] + r["lower"] + r["compile_or_load"] + r["first_call"]
-                   for r in results[k]) for k in results}
-    init = min(r["numba_init"] for r in results["cold"])
-    print(f"cold: trace + lower + compile + first call = {best['cold']:.2f} s "
-          f"(+ Numba start-up {init:.2f} s = {best['cold'] + init:.2f} s; target < 2.5 s)")
-    print(f"warm: trace + lower + load + first call = {best['warm']:.2f} s "
-          f"(+ Numba start-up {init:.2f} s; target < 0.4 s)")
-    assert all(r["from_disk"] for r in results["warm"])
+            cold = min(run_example(d) for _ in range(1))
+            warm = min(run_example(d) for _ in range(args.runs))
+        results["example"] = {"cold": cold, "warm": warm}
+        print(f"  examples/per_example_grads.py --fast end to end: cold {cold:.2f} s, "
+              f"warm {warm:.2f} s (cold / warm = {cold / warm:.2f})")
+    print("(cold: empty cache directory; warm: the same directory in a new process; "
+          "imports and Numba start-up are excluded from 'first', see --help)")
+    for w in works:
+        if w == "example" or not results[w]["cold"]:
+            continue
+        r = results[w]["cold"][0]
+        print(f"  {w}: imports {r['imports']:.2f} s, Numba start-up {r['numba_init']:.2f} s")
     return results
 
 

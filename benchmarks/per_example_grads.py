@@ -144,17 +144,14 @@ def main():
                                                args.repeats, name="numpy by hand (einsum)")
 
     if args.jit:
-        if hasattr(T, "jit"):
-            jg = T.jit(T.vmap(T.grad(loss), in_axes=(None, 0, 0)))
-            t0 = time.perf_counter()
-            out = jg(params, x, y)
-            first = time.perf_counter() - t0
-            check("jit", out, want)
-            results["transforms jit(vmap(grad))"] = timeit(
-                lambda: jg(params, x, y), args.repeats, name="transforms jit(vmap(grad))")
-            print(f"  (jit first call incl. compile: {first:.2f} s)")
-        else:
-            print("  T.jit is not available yet: skipping --jit")
+        jg = T.jit(T.vmap(T.grad(loss), in_axes=(None, 0, 0)))
+        t0 = time.perf_counter()
+        out = jg(params, x, y)
+        first = time.perf_counter() - t0
+        check("jit", out, want)
+        results["transforms jit(vmap(grad))"] = timeit(
+            lambda: jg(params, x, y), args.repeats, name="transforms jit(vmap(grad))")
+        print(f"  (jit first call incl. compile: {first:.2f} s)")
 
     try:
         import jax

@@ -1,16 +1,22 @@
-"""The char_lm example's Transformer: one training step, ours (T.jit) against jax.jit + optax.
+"""The char_lm example's Transformer: one training step, ours (T.jit) against JAX (jax.jit +
+optax), PyTorch eager and PyTorch with `torch.compile`, in the same run.
 
 Usage::
 
-    python benchmarks/transformer.py [--repeats 20] [--batch 32] [--context 64] [--layers 2]
+    python benchmarks/transformer.py [--config default|small|both] [--repeats 20]
+                                     [--batch 32] [--context 64] [--layers 2] [--no-compile]
 
-Model (examples/char_lm.py defaults): token + learned position embeddings, 2 causal pre-norm
-blocks (d=128, 4 heads, MLP 512, GELU), LayerNorm, linear head over 94 characters; batch 32 x
-64 tokens, float32. Step: cross-entropy, gradients, clip_by_global_norm(1.0), AdamW.
+Configs: ``default`` is examples/char_lm.py's model: token + learned position embeddings, 2
+causal pre-norm blocks (d=128, 4 heads, MLP 512, GELU), LayerNorm, linear head over 94
+characters; batch 32 x 64 tokens, float32 (--batch/--context/--layers/--d-model/--heads change
+it). ``small``: 2 blocks, d=64, 2 heads, batch 8 x 32 tokens (where fixed per-call costs
+dominate). Step: cross-entropy, gradients, clip_by_global_norm(1.0), AdamW.
 
-Both candidates start from the same parameters and batch; their losses and updated parameters
-are compared first. Times are medians of alternating rounds (see _timing.py), so the ratio is
-from the same run. PyTorch eager is timed too when `torch` is importable.
+All candidates start from the same parameters and batch; ours and JAX's losses and updated
+parameters are compared first, and PyTorch's first loss is printed. Times are medians of
+alternating rounds (see _timing.py), so the ratios are from the same run. A candidate whose
+library is missing is skipped; `torch.compile` is skipped (with its error) where it fails.
+Threads: every library runs with its defaults.
 """
 from __future__ import annotations
 
@@ -102,8 +108,10 @@ def make_jax(params, heads, x, y):
     return step, jp, opt.init(jp), jnp.asarray(x), jnp.asarray(y)
 
 
-def make_torch(params, heads, x, y):
-    """PyTorch eager step of the same model, or None without torch."""
+def make_torch(params, heads, x, y, compiled=False):
+    """PyTorch step of the same model (eager, or the forward+backward under `torch.compile`
+    with `compiled`), or None without torch (or when torch.compile fails here: the reason
+    is printed)."""
     try:
         import torch
     except ImportError:
@@ -115,7 +123,7 @@ def make_torch(params, heads, x, y):
     nblocks = len({k.split("/")[0] for k in tp if k.startswith("block_")})
     F = torch.nn.functional
 
-    def step():
+    def loss_fn():
         b, t = tok.shape
         h = tp["embed/embedding"][tok] + tp["pos/embedding"][:t]
         for i in range(nblocks):
@@ -133,12 +141,30 @@ def make_torch(params, heads, x, y):
             h = h + m @ g("mlp_out/w") + g("mlp_out/b")
         h = F.layer_norm(h, (h.shape[-1],), tp["norm/scale"], tp["norm/bias"], 1e-6)
         logits = h @ tp["head/w"] + tp["head/b"]
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
+
+    fwd = loss_fn
+    if compiled:
+        try:
+            fwd = torch.compile(loss_fn)
+            fwd().backward()             # compile now: a failure is reported, not timed
+        except Exception as e:  # noqa: BLE001 - any backend failure means "not available"
+            msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+            print(f"  torch.compile unavailable here: {type(e).__name__}: {msg}")
+            return None
+    first = []
+
+    def step():
         opt.zero_grad()
+        loss = fwd()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(tp.values()), CLIP)
         opt.step()
-        return float(loss)
+        v = float(loss.detach())
+        if not first:
+            first.append(v)
+        return v
+    step.first_loss = first
     return step
 
 
@@ -152,26 +178,25 @@ def _flatten(tree, prefix=""):
     return out
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--context", type=int, default=64)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--d-model", type=int, default=128)
-    ap.add_argument("--heads", type=int, default=4)
-    args = ap.parse_args(argv)
-    model = CharTransformer(VOCAB, args.context, args.d_model, args.heads, args.layers)
-    params = model.init(random.key(0), np.zeros((1, args.context), np.int32))
+CONFIGS = {"small": dict(batch=8, context=32, layers=2, d_model=64, heads=2)}
+
+
+def run_config(cfg, repeats, compile_torch=True):
+    """Time every available candidate on one model/batch config; {name: seconds per step}."""
+    model = CharTransformer(VOCAB, cfg["context"], cfg["d_model"], cfg["heads"], cfg["layers"])
+    params = model.init(random.key(0), np.zeros((1, cfg["context"]), np.int32))
     rng = np.random.default_rng(0)
-    x = rng.integers(0, VOCAB, (args.batch, args.context)).astype(np.int32)
-    y = rng.integers(0, VOCAB, (args.batch, args.context)).astype(np.int32)
+    x = rng.integers(0, VOCAB, (cfg["batch"], cfg["context"])).astype(np.int32)
+    y = rng.integers(0, VOCAB, (cfg["batch"], cfg["context"])).astype(np.int32)
+    n_params = sum(a.size for a in T.tree.leaves(params))
+    print(f"char_lm Transformer: {cfg['layers']} blocks, d={cfg['d_model']}, {cfg['heads']} "
+          f"heads, {n_params:,} params; batch {cfg['batch']} x {cfg['context']} tokens, float32")
 
     step, opt_init = make_ours(model)
     state = opt_init(params)
     t0 = time.perf_counter()
     out = step(params, state, x, y)
-    first = time.perf_counter() - t0
+    print(f"  ours: first call (trace + compile or cache load) {time.perf_counter() - t0:.1f} s")
     carry = [params, state]
 
     def ours():
@@ -179,15 +204,15 @@ def main(argv=None):
         carry[0], carry[1] = p, s
 
     fns = {"ours": ours}
-    jx = make_jax(params, args.heads, x, y)
+    jx = make_jax(params, cfg["heads"], x, y)
     if jx is not None:
         jstep, jp, js, jxx, jyy = jx
         jout = jstep(jp, js, jxx, jyy)
-        print(f"loss: ours {float(out[2]):.6f}  jax {float(jout[2]):.6f}")
+        print(f"  loss: ours {float(out[2]):.6f}  jax {float(jout[2]):.6f}")
         diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
                    for a, b in zip(T.tree.leaves(out[0]), T.tree.leaves(
                        {k: jout[0][k] for k in out[0]})))
-        print(f"max |params after one step, ours - jax| = {diff:.2e}")
+        print(f"  max |params after one step, ours - jax| = {diff:.2e}")
         jcarry = [jp, js]
 
         def jax_step():
@@ -195,21 +220,40 @@ def main(argv=None):
             v.block_until_ready()
             jcarry[0], jcarry[1] = p, s
         fns["jax"] = jax_step
-    tstep = make_torch(params, args.heads, x, y)
-    if tstep is not None:
-        fns["torch"] = tstep
-    t = interleaved(fns, args.repeats, burst=3)
-    n_params = sum(a.size for a in T.tree.leaves(params))
-    print(f"char_lm Transformer: {args.layers} blocks, d={args.d_model}, {args.heads} heads, "
-          f"{n_params:,} params; batch {args.batch} x {args.context} tokens, float32; first "
-          f"call (trace + compile or cache load) {first:.1f} s")
+    for name, compiled in (("torch", False), ("torch.compile", True)):
+        if compiled and not compile_torch:
+            continue
+        t0 = time.perf_counter()
+        tstep = make_torch(params, cfg["heads"], x, y, compiled=compiled)
+        if tstep is not None:
+            tstep()
+            print(f"  loss: {name} {tstep.first_loss[0]:.6f}" +
+                  (f" (compiled in {time.perf_counter() - t0:.1f} s)" if compiled else ""))
+            fns[name] = tstep
+    t = interleaved(fns, repeats, burst=3)
     for name, v in t.items():
-        print(f"  {name:<8s} {v * 1e3:8.2f} ms/step")
-    if "jax" in t:
-        print(f"  ours / JAX = {t['ours'] / t['jax']:.2f}")
-    if "torch" in t:
-        print(f"  ours / PyTorch eager = {t['ours'] / t['torch']:.2f}")
+        print(f"  {name:<14s} {v * 1e3:8.2f} ms/step")
+    for other in ("jax", "torch", "torch.compile"):
+        if other in t:
+            print(f"  ours / {other:<13s} = {t['ours'] / t[other]:.2f}")
     return t
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", choices=["default", "small", "both"], default="both")
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--context", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    args = ap.parse_args(argv)
+    configs = {"default": dict(batch=args.batch, context=args.context, layers=args.layers,
+                               d_model=args.d_model, heads=args.heads), **CONFIGS}
+    names = ["default", "small"] if args.config == "both" else [args.config]
+    return {n: run_config(configs[n], args.repeats, not args.no_compile) for n in names}
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from fnn.checkpoint import CheckpointManager
 from transforms import random
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from digits_mlp import add_common_args, maybe_jit  # noqa: E402
+from digits_mlp import add_common_args  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,30 +199,33 @@ def sample(model, params, vocab, prompt, length, key, context, temperature=0.8, 
 # ---------------------------------------------------------------------------------------------
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", choices=["transformer", "lstm"], default="transformer")
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--heads", type=int, default=4)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", choices=["transformer", "lstm"], default="transformer",
+                   help="sequence model")
+    p.add_argument("--layers", type=int, default=2, help="number of blocks")
+    p.add_argument("--d-model", type=int, default=128, help="model width")
+    p.add_argument("--heads", type=int, default=4, help="attention heads")
     p.add_argument("--hidden", type=int, default=256, help="LSTM hidden size")
-    p.add_argument("--context", type=int, default=64)
+    p.add_argument("--context", type=int, default=64, help="context length in characters")
     p.add_argument("--rotary", action="store_true", help="rotary instead of learned positions")
-    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout rate")
     p.add_argument("--batch-size", type=int, default=32, help="micro-batch size")
     p.add_argument("--accum", type=int, default=2, help="micro-batches per optimiser update")
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=6, help="passes over the training data")
     p.add_argument("--steps-per-epoch", type=int, default=100, help="micro-batches per epoch")
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=3e-3, help="learning rate")
     p.add_argument("--warmup", type=int, default=30, help="warmup (optimiser updates)")
-    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
     p.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clip")
     p.add_argument("--remat", action="store_true", help="T.checkpoint each block")
-    p.add_argument("--val-batches", type=int, default=8)
+    p.add_argument("--val-batches", type=int, default=8, help="validation batches per evaluation")
     p.add_argument("--checkpoint-dir", default=None, help="default: a temporary directory")
-    p.add_argument("--sample-length", type=int, default=300)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=10)
-    p.add_argument("--prompt", default="The ")
+    p.add_argument("--sample-length", type=int, default=300, help="characters to sample at the end")
+    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    p.add_argument("--top-k", type=int, default=10,
+                   help="sample among the k most likely characters")
+    p.add_argument("--prompt", default="The ", help="text the sample starts from")
     p.add_argument("--no-jit", action="store_true", help="run everything eagerly (NumPy)")
     p.add_argument("--eager-eval", action="store_true",
                    help="evaluate and sample eagerly (saves two compilations; --fast sets it)")
@@ -255,7 +258,7 @@ def main(argv=None):
     print(f"{args.model}: {n_params:,} parameters, vocab {len(vocab)}, context {args.context}, "
           f"{len(train_data):,} training characters")
 
-    train_jit = (lambda f: f) if args.no_jit else maybe_jit
+    train_jit = (lambda f: f) if args.no_jit else T.jit
 
     @train_jit
     def train_step(params, opt_state, x, y, key):
@@ -264,7 +267,7 @@ def main(argv=None):
         updates, opt_state = opt.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), opt_state, loss
 
-    eval_jit = (lambda f: f) if (args.eager_eval or args.no_jit) else maybe_jit
+    eval_jit = (lambda f: f) if (args.eager_eval or args.no_jit) else T.jit
     eval_loss = eval_jit(lambda params, x, y: lm_loss(model, params, x, y))
     logits_fn = eval_jit(lambda params, w: model.apply(params, w))
     val_batches = [sample_batch(val_data, random.fold_in(val_key, i), args.batch_size,

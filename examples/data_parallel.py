@@ -3,6 +3,8 @@
     python examples/data_parallel.py                    # one process (no MPI needed)
     mpiexec -n 2 python examples/data_parallel.py       # two processes, same global batch
     mpiexec -n 2 python examples/data_parallel.py --fast
+    mpiexec -n 2 python examples/data_parallel.py --checkpoint-dir ckpt --save-every 50
+    mpiexec -n 2 python examples/data_parallel.py --checkpoint-dir ckpt --resume   # after a crash
 
 Every process holds the whole model. Each step, every process takes its share of the same
 global batch (`fnn.data.batches(..., shard=(index, count))`), computes gradients on it, and
@@ -12,6 +14,13 @@ parameters stay identical - which the example checks: it takes a digest of the p
 every step and compares them with process 0's at the end of each epoch (one message). With the
 same global batch size, N processes follow the same trajectory as one process (up to float
 rounding) and reach the same accuracy.
+
+With `--checkpoint-dir` the parameters, the optimiser state and the step are saved every
+`--save-every` steps (process 0 writes; every process returns once it is committed). After a
+failure - any process's uncaught exception or death ends the whole job - `--resume` restores
+the latest checkpoint (on any number of processes) and continues exactly: the batches are a
+function of (seed, epoch, step), so the resumed run ends with the same parameters as an
+uninterrupted one. `--fail-at-step K` makes the last process raise before step K (to try it).
 """
 from __future__ import annotations
 
@@ -37,13 +46,20 @@ from digits_mlp import add_common_args, load_digits, make_optimizer  # noqa: E40
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--optimizer", choices=["sgd", "momentum", "adam", "rmsprop"],
-                   default="adam")
-    p.add_argument("--epochs", type=int, default=30)
+                   default="adam", help="optimiser")
+    p.add_argument("--epochs", type=int, default=30, help="passes over the training data")
     p.add_argument("--batch-size", type=int, default=64, help="the GLOBAL batch size")
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--checkpoint-dir", help="save the final parameters here (process 0 writes)")
+    p.add_argument("--hidden", type=int, default=128, help="hidden units per layer")
+    p.add_argument("--checkpoint-dir", help="save checkpoints here (process 0 writes)")
+    p.add_argument("--save-every", type=int, default=0,
+                   help="steps between checkpoints (0: only at the end)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the latest checkpoint in --checkpoint-dir")
+    p.add_argument("--fail-at-step", type=int, default=None,
+                   help="the last process raises before this step (failure drill)")
     p.add_argument("--json", action="store_true", help="print a RESULT json line (tests)")
     add_common_args(p)
     return p.parse_args(argv)
@@ -94,31 +110,59 @@ def main(argv=None):
 
     lo, hi = (len(x_test) * rank) // count, (len(x_test) * (rank + 1)) // count
     losses, test_accs, digests = [], [], []
+    mgr = None
+    if args.checkpoint_dir:
+        mgr = fnn.checkpoint.CheckpointManager(args.checkpoint_dir, max_to_keep=2)
+    done = 0                                   # steps already taken (by an earlier run)
+    if args.resume:
+        if mgr is None or mgr.latest_step() is None:
+            raise ValueError("--resume: no checkpoint in --checkpoint-dir "
+                             f"{args.checkpoint_dir!r}")
+        saved = mgr.restore(target={"params": params, "opt_state": opt_state,
+                                    "losses": np.zeros(mgr.latest_step(), np.float64)})
+        params, opt_state = saved["params"], saved["opt_state"]
+        losses = [float(v) for v in saved["losses"]]
+        done = len(losses)
+
+    def save(step):
+        mgr.save(step, {"params": params, "opt_state": opt_state,
+                        "losses": np.asarray(losses, np.float64)})
+
     t0 = time.perf_counter()
     with mesh:
+        step = 0
         for epoch in range(epochs):
             for xb, yb in fnn.data.batches((x_train, y_train), args.batch_size,
                                            key=random.fold_in(data_key, epoch), drop_last=True,
                                            shard=(rank, count)):
-                if len(losses) >= max_steps:
+                if step >= max_steps:
                     break
+                step += 1
+                if step <= done:
+                    continue                   # taken before the checkpoint: same batches
+                if args.fail_at_step == step and rank == count - 1:
+                    raise RuntimeError(f"deliberate failure before step {step} (--fail-at-step)")
                 params, opt_state, loss = train_step(params, opt_state, xb, yb)
                 losses.append(float(loss))
                 digests.append(digest(params))
+                if mgr is not None and args.save_every and step % args.save_every == 0:
+                    save(step)
             # the parameters after every step of the epoch, compared with process 0's at once
-            mine = np.stack(digests)
-            root = dist.broadcast(mine, root=0)
-            bad = [len(losses) - len(digests) + i + 1 for i in range(len(digests))
-                   if not np.array_equal(mine[i], root[i])]
-            if bad:
-                raise AssertionError(f"after step {bad[0]}: the parameters on process {rank} "
-                                     "differ from process 0's")
-            digests = []
+            if digests:
+                mine = np.stack(digests)
+                root = dist.broadcast(mine, root=0)
+                bad = [len(losses) - len(digests) + i + 1 for i in range(len(digests))
+                       if not np.array_equal(mine[i], root[i])]
+                if bad:
+                    raise AssertionError(f"after step {bad[0]}: the parameters on process "
+                                         f"{rank} differ from process 0's")
+                digests = []
+            if step <= done:
+                continue                        # an epoch finished before the checkpoint
             test_accs.append(int(correct(params, x_test[lo:hi], y_test[lo:hi])) / len(x_test))
     seconds = time.perf_counter() - t0
-    if args.checkpoint_dir:
-        mgr = fnn.checkpoint.CheckpointManager(args.checkpoint_dir, max_to_keep=1)
-        mgr.save(len(losses), params, metrics={"test_accuracy": test_accs[-1]})
+    if mgr is not None and mgr.latest_step() != len(losses):
+        save(len(losses))
     if rank == 0:
         print(f"{count} process(es), global batch {args.batch_size}: test accuracy "
               f"{test_accs[-1]:.4f} ({len(losses)} steps in {seconds:.1f} s); parameters "

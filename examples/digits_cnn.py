@@ -26,7 +26,8 @@ from fnn import optim
 from transforms import random
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from digits_mlp import add_common_args, load_digits, maybe_jit, plot_curves  # noqa: E402
+from digits_mlp import add_common_args, load_digits, plot_curves  # noqa: E402
+from progress import Progress  # noqa: E402
 
 
 def make_model(dropout=0.25, channels=(32, 64), hidden=128):
@@ -48,13 +49,15 @@ def shift_images(key, x):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--dropout", type=float, default=0.25)
-    p.add_argument("--channels", type=int, nargs=2, default=(32, 64))
-    p.add_argument("--hidden", type=int, default=128)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--epochs", type=int, default=15, help="passes over the training data")
+    p.add_argument("--batch-size", type=int, default=32, help="examples per step")
+    p.add_argument("--lr", type=float, default=2e-3, help="learning rate")
+    p.add_argument("--dropout", type=float, default=0.25, help="dropout rate")
+    p.add_argument("--channels", type=int, nargs=2, default=(32, 64),
+                   help="channels of the two convolutions")
+    p.add_argument("--hidden", type=int, default=128, help="hidden units per layer")
     p.add_argument("--augment", action="store_true",
                    help="shift training images by up to one pixel")
     add_common_args(p)
@@ -62,7 +65,6 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    from tqdm import tqdm
     args = parse_args(argv)
     (x_train, y_train), (x_test, y_test) = load_digits(scaling="unit")
     x_train = x_train.reshape(-1, 8, 8, 1)
@@ -80,20 +82,20 @@ def main(argv=None):
         log_probs, _ = model.apply(params, state, x, key=key, train=True)
         return fnn.losses.nll(log_probs, y)
 
-    @maybe_jit
+    @T.jit
     def train_step(params, opt_state, x, y, key):
         loss, grads = T.value_and_grad(loss_fn)(params, x, y, key)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), opt_state, loss
 
-    @maybe_jit
+    @T.jit
     def accuracy(params, x, y):
         log_probs, _ = model.apply(params, state, x, train=False)
         return tnp.mean(tnp.argmax(log_probs, axis=-1) == y)
 
     losses, test_accs = [], []
     t0 = time.perf_counter()
-    with tqdm(total=max_steps, desc="cnn/adam", disable=None) as bar:
+    with Progress(max_steps, "cnn/adam", epochs) as bar:
         for epoch in range(epochs):
             for xb, yb in fnn.data.batches((x_train, y_train), args.batch_size,
                                            key=random.fold_in(data_key, epoch), drop_last=True):
@@ -104,10 +106,9 @@ def main(argv=None):
                     xb = shift_images(random.fold_in(step_key, 1), xb)
                 params, opt_state, loss = train_step(params, opt_state, xb, yb, step_key)
                 losses.append(float(loss))
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                bar.step(loss=f"{losses[-1]:.4f}")
             test_accs.append(float(accuracy(params, x_test, y_test)))
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", test_acc=f"{test_accs[-1]:.4f}")
+            bar.epoch(test_acc=f"{test_accs[-1]:.4f}")
     seconds = time.perf_counter() - t0
     print(f"test accuracy: {test_accs[-1]:.4f}  ({len(losses)} steps in {seconds:.1f} s)")
     if args.plot:

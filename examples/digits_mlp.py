@@ -11,6 +11,7 @@ pytrees: `params, opt_state, loss = train_step(params, opt_state, x, y)`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -22,17 +23,37 @@ import transforms.numpy as tnp
 from fnn import optim
 from transforms import random
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from progress import Progress  # noqa: E402
+
 ACTIVATIONS = {"relu": fnn.relu, "tanh": fnn.tanh, "sigmoid": fnn.sigmoid}
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.03, "adam": 2e-3, "rmsprop": 1e-3}
+
+
+def _digits_arrays():
+    """scikit-learn's 8x8 digits (1797 images) as (float32 data, int32 labels). Read from the
+    CSV file that scikit-learn ships when it is where expected: importing `sklearn.datasets`
+    costs seconds per process, which every process of an MPI launch would pay."""
+    import gzip
+    import importlib.util
+    import os
+    spec = importlib.util.find_spec("sklearn")          # finds the package without importing it
+    name = os.path.join(os.path.dirname(spec.origin), "datasets", "data", "digits.csv.gz") \
+        if spec is not None and spec.origin else None
+    if name is not None and os.path.exists(name):
+        with gzip.open(name, "rt") as f:
+            data = np.loadtxt(f, delimiter=",")
+        return data[:, :-1].astype(np.float32), data[:, -1].astype(np.int32)
+    from sklearn.datasets import load_digits as sk_load_digits
+    d = sk_load_digits()
+    return d.data.astype(np.float32), d.target.astype(np.int32)
 
 
 def load_digits(seed=0, test_fraction=0.2, scaling="standardize"):
     """Digits as float32, split into train and test by a fixed permutation. `scaling`:
     'standardize' (each pixel to mean 0 / std 1 over the training set) or 'unit' (x / 16,
     so the background stays 0: what a convolution wants)."""
-    from sklearn.datasets import load_digits as sk_load_digits
-    d = sk_load_digits()
-    x, y = d.data.astype(np.float32), d.target.astype(np.int32)
+    x, y = _digits_arrays()
     perm = np.asarray(random.permutation(random.key(seed), len(x)))
     n_test = int(round(len(x) * test_fraction))
     test, train = perm[:n_test], perm[n_test:]
@@ -62,17 +83,9 @@ def make_optimizer(name, learning_rate=None, total_steps=None):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def maybe_jit(fun):
-    if hasattr(T, "jit"):
-        return T.jit(fun)
-    print("note: transforms.jit is not available in this build; running eagerly",
-          file=sys.stderr)
-    return fun
-
-
 def add_common_args(p):
     """The options every digits example takes: --seed, --plot FILE, --fast."""
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--plot", metavar="FILE", help="write training curves to this PNG file")
     p.add_argument("--fast", action="store_true", help="a few steps only (for tests)")
 
@@ -97,19 +110,20 @@ def plot_curves(path, title, losses, accuracies, acc_label="test accuracy"):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
-    p.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="adam")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
+                   help="hidden-layer activation")
+    p.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="adam", help="optimiser")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: per optimizer)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=30, help="passes over the training data")
+    p.add_argument("--batch-size", type=int, default=64, help="examples per step")
+    p.add_argument("--hidden", type=int, default=128, help="hidden units per layer")
     add_common_args(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
-    from tqdm import tqdm
     args = parse_args(argv)
     (x_train, y_train), (x_test, y_test) = load_digits()
     act = ACTIVATIONS[args.activation]
@@ -127,21 +141,20 @@ def main(argv=None):
         logits, _ = model.apply(params, state, x)
         return fnn.losses.cross_entropy(logits, y)
 
-    @maybe_jit
+    @T.jit
     def train_step(params, opt_state, x, y):
         loss, grads = T.value_and_grad(loss_fn)(params, x, y)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), opt_state, loss
 
-    @maybe_jit
+    @T.jit
     def accuracy(params, x, y):
         logits, _ = model.apply(params, state, x)
         return tnp.mean(tnp.argmax(logits, axis=-1) == y)
 
     losses, test_accs = [], []
     t0 = time.perf_counter()
-    with tqdm(total=max_steps, desc=f"mlp/{args.optimizer}/{args.activation}",
-              disable=None) as bar:
+    with Progress(max_steps, f"mlp/{args.optimizer}/{args.activation}", epochs) as bar:
         for epoch in range(epochs):
             for xb, yb in fnn.data.batches((x_train, y_train), args.batch_size,
                                            key=random.fold_in(data_key, epoch), drop_last=True):
@@ -149,10 +162,9 @@ def main(argv=None):
                     break
                 params, opt_state, loss = train_step(params, opt_state, xb, yb)
                 losses.append(float(loss))
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                bar.step(loss=f"{losses[-1]:.4f}")
             test_accs.append(float(accuracy(params, x_test, y_test)))
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", test_acc=f"{test_accs[-1]:.4f}")
+            bar.epoch(test_acc=f"{test_accs[-1]:.4f}")
     seconds = time.perf_counter() - t0
     train_acc = float(accuracy(params, x_train, y_train))
     print(f"train accuracy: {train_acc:.4f}")

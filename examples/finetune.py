@@ -31,7 +31,8 @@ from fnn import checkpoint, optim
 from transforms import random, tree
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from digits_mlp import add_common_args, load_digits, maybe_jit, plot_curves  # noqa: E402
+from digits_mlp import add_common_args, load_digits  # noqa: E402
+from progress import Progress  # noqa: E402
 
 
 def make_model():
@@ -45,7 +46,6 @@ def subset(x, y, digits):
 
 
 def train(model, params, opt, x, y, steps_per_epoch, epochs, key, max_steps, desc):
-    from tqdm import tqdm
     state = {}
     opt_state = opt.init(params)
 
@@ -53,14 +53,14 @@ def train(model, params, opt, x, y, steps_per_epoch, epochs, key, max_steps, des
         logits, _ = model.apply(params, state, x)
         return fnn.losses.cross_entropy(logits, y)
 
-    @maybe_jit
+    @T.jit
     def step(params, opt_state, x, y):
         loss, grads = T.value_and_grad(loss_fn)(params, x, y)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), opt_state, loss
 
     losses = []
-    with tqdm(total=min(max_steps, epochs * steps_per_epoch), desc=desc, disable=None) as bar:
+    with Progress(min(max_steps, epochs * steps_per_epoch), desc, epochs) as bar:
         for epoch in range(epochs):
             for xb, yb in fnn.data.batches((x, y), 32, key=random.fold_in(key, epoch),
                                            drop_last=True):
@@ -68,9 +68,41 @@ def train(model, params, opt, x, y, steps_per_epoch, epochs, key, max_steps, des
                     break
                 params, opt_state, loss = step(params, opt_state, xb, yb)
                 losses.append(float(loss))
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                bar.step(loss=f"{losses[-1]:.4f}")
+            bar.epoch()
     return params, losses
+
+
+def plot_finetune(path, losses_a, losses_b, tasks):
+    """Training losses of both phases, and test accuracy before/after training per task.
+
+    `tasks`: [(label, accuracy before, accuracy after), ...]."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot(np.arange(len(losses_a)), losses_a, lw=0.8, label="train on digits 0-4")
+    ax1.plot(len(losses_a) + np.arange(len(losses_b)), losses_b, lw=0.8,
+             label="fine-tune head on 5-9")
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("training loss")
+    ax1.set_yscale("log")
+    ax1.legend()
+    labels = [t[0] for t in tasks]
+    pos = np.arange(len(tasks))
+    before = ax2.bar(pos - 0.2, [t[1] for t in tasks], 0.4, label="before")
+    after = ax2.bar(pos + 0.2, [t[2] for t in tasks], 0.4, label="after")
+    ax2.bar_label(before, fmt="%.2f")
+    ax2.bar_label(after, fmt="%.2f")
+    ax2.set_xticks(pos, labels)
+    ax2.set_ylim(0, 1.1)
+    ax2.set_ylabel("test accuracy")
+    ax2.legend(loc="lower right")
+    fig.suptitle("train on digits 0-4, then fine-tune a new head on 5-9 (body frozen)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 def accuracy(model, params, x, y):
@@ -79,11 +111,14 @@ def accuracy(model, params, x, y):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--finetune-epochs", type=int, default=30)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--finetune-lr", type=float, default=1e-2)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--epochs", type=int, default=15, help="passes over the training data")
+    p.add_argument("--finetune-epochs", type=int, default=30,
+                   help="epochs of fine-tuning on the second task")
+    p.add_argument("--lr", type=float, default=2e-3, help="learning rate")
+    p.add_argument("--finetune-lr", type=float, default=1e-2,
+                   help="learning rate of the fine-tuning")
     p.add_argument("--checkpoint-dir", default=None,
                    help="where to write the checkpoint (default: a temporary directory)")
     add_common_args(p)
@@ -106,6 +141,7 @@ def main(argv=None):
     # 1. train on digits 0-4
     model = make_model()
     params, _ = model.init(k_init, xa[:1])
+    acc_a_init = accuracy(model, params, xa_test, ya_test)
     params, losses_a = train(model, params, optim.adam(args.lr), xa, ya, len(xa) // 32,
                              epochs_a, k_data_a, max_steps, "digits 0-4")
     acc_a = accuracy(model, params, xa_test, ya_test)
@@ -152,11 +188,12 @@ def main(argv=None):
     print(f"accuracy on digits 5-9: before {acc_before:.4f} -> after {acc_after:.4f} "
           f"({seconds:.1f} s)")
     if args.plot:
-        plot_curves(args.plot, "train on 0-4, fine-tune head on 5-9", losses_a + losses_b,
-                    [acc_a, acc_after], acc_label="test accuracy (0-4, then 5-9)")
+        plot_finetune(args.plot, losses_a, losses_b,
+                      [("digits 0-4\n(whole network)", acc_a_init, acc_a),
+                       ("digits 5-9\n(new head only)", acc_before, acc_after)])
     if tmp is not None:
         tmp.cleanup()
-    return {"losses_a": losses_a, "losses_b": losses_b, "acc_a": acc_a,
+    return {"losses_a": losses_a, "losses_b": losses_b, "acc_a": acc_a, "acc_a_init": acc_a_init,
             "acc_before": acc_before, "acc_after": acc_after, "frozen": frozen,
             "head_moved": head_moved, "restored_identical": same, "seconds": seconds}
 

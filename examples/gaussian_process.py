@@ -90,11 +90,12 @@ def rmse(a, b):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--lr", type=float, default=0.05)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--steps", type=int, default=300, help="optimisation steps")
+    p.add_argument("--lr", type=float, default=0.05, help="learning rate")
     p.add_argument("--n", type=int, default=60, help="training points")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--plot", metavar="FILE", help="write the posterior and NLL curve to a PNG")
     p.add_argument("--fast", action="store_true", help="fewer steps (for tests)")
     return p.parse_args(argv)

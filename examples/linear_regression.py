@@ -10,6 +10,7 @@ plain gradient descent on the pytree `{'w': ..., 'b': ...}`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -18,6 +19,9 @@ import numpy as np
 import fnn
 import transforms as T
 from transforms import random, tree
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from progress import Progress  # noqa: E402
 
 
 def make_data(key, n, true_w, true_b, noise):
@@ -28,19 +32,19 @@ def make_data(key, n, true_w, true_b, noise):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--lr", type=float, default=0.1)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--steps", type=int, default=300, help="optimisation steps")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate")
     p.add_argument("--n", type=int, default=200, help="training points")
-    p.add_argument("--noise", type=float, default=0.5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise", type=float, default=0.5, help="standard deviation of the label noise")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--plot", metavar="FILE", help="write the fit and loss curve to this PNG")
     p.add_argument("--fast", action="store_true", help="a few steps only (for tests)")
     return p.parse_args(argv)
 
 
 def main(argv=None):
-    from tqdm import tqdm
     args = parse_args(argv)
     true_w, true_b = 3.0, -2.0
     k_train, k_test = random.split(random.key(args.seed))
@@ -50,23 +54,21 @@ def main(argv=None):
     def loss_fn(params, x, y):
         return fnn.losses.mse(params["w"] * x + params["b"], y)
 
-    grad_fn = T.grad(loss_fn)
-    if hasattr(T, "jit"):
-        grad_fn = T.jit(grad_fn)
-    else:
-        print("note: transforms.jit is not available in this build; running eagerly",
-              file=sys.stderr)
+    grad_fn = T.jit(T.grad(loss_fn))
 
     params = {"w": np.float32(0.0), "b": np.float32(0.0)}
     steps = 20 if args.fast else args.steps
     losses = []
     t0 = time.perf_counter()
-    with tqdm(range(steps), desc="linear regression", disable=None) as bar:
-        for _ in bar:
+    every = max(1, steps // 10)     # without a terminal: ten progress lines
+    with Progress(steps, "linear regression") as bar:
+        for i in range(steps):
             losses.append(float(loss_fn(params, x, y)))
             g = grad_fn(params, x, y)
             params = tree.map(lambda p, g: (p - args.lr * g).astype(np.float32), params, g)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            bar.step(loss=f"{losses[-1]:.4f}")
+            if (i + 1) % every == 0 or i + 1 == steps:
+                bar.epoch(label=f"step {i + 1}")
     seconds = time.perf_counter() - t0
     test_mse = float(loss_fn(params, x_test, y_test))
     w, b = float(params["w"]), float(params["b"])

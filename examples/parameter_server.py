@@ -11,6 +11,18 @@ update and sends the new parameters out. In this synchronous mode the server fol
 data-parallel SGD: the server checks after every step that its parameters equal those of the
 one-process simulation `T.vmap(grad, axis_name="data")` over the stacked shards with `lax.pmean`
 of the gradients. With one process the server is its own single worker.
+
+`--async K`: asynchronous mode with staleness bound K. Each worker walks through its own
+share of the batches at its own pace: it pushes a gradient computed on its copy of the
+parameters (tagged with their version) and pulls fresh parameters only every K+1 pushes; the
+server applies gradients in the order they arrive and drops any computed on parameters more
+than K versions old (counted and reported), so every applied gradient is at most K updates
+stale. It runs `--steps` x workers updates (the same number of examples as the synchronous
+run) and reaches the same accuracy band.
+
+Workers join by receiving the server's parameters (`dist.broadcast`, which checks every
+process's own tree against it): a worker whose model has another structure or shape gets a
+`ValueError` naming the path, on every process (try `--worker-hidden 32`).
 """
 from __future__ import annotations
 
@@ -33,13 +45,18 @@ from digits_mlp import load_digits  # noqa: E402
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=100)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--steps", type=int, default=100, help="optimisation steps")
     p.add_argument("--batch-size", type=int, default=64, help="the GLOBAL batch size")
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden", type=int, default=64, help="hidden units per layer")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--fast", action="store_true", help="a few steps only (for tests)")
+    p.add_argument("--async", dest="staleness", type=int, default=None, metavar="K",
+                   help="asynchronous mode: applied gradients are at most K updates stale")
+    p.add_argument("--worker-hidden", type=int, default=None,
+                   help="the workers build a model of this width (a mismatched join)")
     return p.parse_args(argv)
 
 
@@ -52,9 +69,10 @@ def main(argv=None):
         raise ValueError(f"--batch-size {args.batch_size} must be divisible by the {workers} "
                          "workers")
     (x_train, y_train), (x_test, y_test) = load_digits()
-    model = fnn.Sequential([fnn.Dense(args.hidden), fnn.relu, fnn.Dense(10)])
+    hidden = args.hidden if rank == 0 or args.worker_hidden is None else args.worker_hidden
+    model = fnn.Sequential([fnn.Dense(hidden), fnn.relu, fnn.Dense(10)])
     params, state = model.init(random.key(args.seed), x_train[:1])
-    params = dist.broadcast(params, root=0)
+    params = dist.broadcast(params, root=0)            # the join: a mismatch names the path
     opt = optim.sgd(args.lr, momentum=0.9)
     steps = 5 if args.fast else args.steps
 
@@ -81,6 +99,11 @@ def main(argv=None):
                                         key=random.fold_in(random.key(7), epoch), drop_last=True)
             epoch += 1
 
+    if args.staleness is not None:
+        if args.staleness < 0:
+            raise ValueError(f"--async {args.staleness}: the staleness bound must be >= 0")
+        return run_async(args, params, opt, grad_fn, server_update, model, state,
+                         (x_train, y_train), (x_test, y_test), steps)
     opt_state = opt.init(params) if rank == 0 else None
     ref, ref_state = params, opt_state
     batches = global_batches()
@@ -112,6 +135,66 @@ def main(argv=None):
         print(f"parameter server with {n - 1 if n > 1 else 1} worker(s): {steps} synchronous "
               f"steps, test accuracy {acc:.4f}; every step equal to data-parallel SGD")
     return {"test_accuracy": acc, "params": params}
+
+
+def run_async(args, params, opt, grad_fn, server_update, model, state, train, test, steps):
+    """The asynchronous server (process 0) and workers; see the module docstring."""
+    rank, n = dist.process_index(), dist.process_count()
+    if n < 2:
+        raise ValueError("--async needs a server and at least one worker: mpiexec -n 2 or more")
+    workers, k = n - 1, args.staleness
+    total = steps * workers                       # updates: the examples of `steps` sync steps
+    push = {"grads": params, "version": np.int64(0), "pull": np.bool_(False)}
+    reply = {"params": params, "version": np.int64(0), "done": np.bool_(False)}
+    if rank == 0:
+        opt_state, version, dropped, active, worst = opt.init(params), 0, 0, workers, 0
+        while active:
+            src, msg = dist.recv_any(push, tag=1)
+            stale = version - int(msg["version"])
+            if version < total and stale <= k:
+                params, opt_state = server_update(params, opt_state, msg["grads"])
+                version += 1
+                worst = max(worst, stale)
+            elif version < total:
+                dropped += 1                       # too stale: the bound holds
+            if msg["pull"]:
+                done = version >= total
+                dist.send({"params": params, "version": np.int64(version),
+                           "done": np.bool_(done)}, dest=src, tag=2)
+                active -= done
+        info = {"updates": version, "dropped": dropped, "max_staleness": worst}
+    else:
+        (x, y), w = train, rank - 1
+        version, pushes, epoch = 0, 0, 0
+        while True:
+            done = False
+            for xb, yb in fnn.data.batches((x, y), args.batch_size, drop_last=True,
+                                           key=random.fold_in(random.key(7), epoch),
+                                           shard=(w, workers)):
+                pushes += 1
+                pull = pushes % (k + 1) == 0
+                dist.send({"grads": grad_fn(params, xb, yb), "version": np.int64(version),
+                           "pull": np.bool_(pull)}, dest=0, tag=1)
+                if pull:
+                    got = dist.recv(reply, source=0, tag=2)
+                    params, version, done = got["params"], int(got["version"]), bool(got["done"])
+                    if done:
+                        break
+            if done:
+                break
+            epoch += 1
+        info = None
+    info = dist.broadcast(info, root=0) if n > 1 else info
+    params = dist.broadcast(params, root=0)
+    x_test, y_test = test
+    acc = float(tnp.mean(tnp.argmax(model.apply(params, state, x_test)[0], -1) == y_test))
+    if rank == 0:
+        print(f"asynchronous parameter server, {workers} worker(s), staleness bound {k}: "
+              f"{int(info['updates'])} updates ({int(info['dropped'])} too-stale gradients "
+              f"dropped, the most stale applied {int(info['max_staleness'])}), test accuracy "
+              f"{acc:.4f}")
+    return {"test_accuracy": acc, "params": params,
+            **{key: int(v) for key, v in info.items()}}
 
 
 if __name__ == "__main__":

@@ -10,7 +10,11 @@ Each step (as in Abadi et al., 2016):
   2. clip each example's gradient to global norm C: g_i * min(1, C / |g_i|);
   3. sum, add Gaussian noise N(0, (sigma C)^2) to every coordinate, divide by the batch size;
   4. an optimiser step with that gradient.
-The script first checks the vmapped per-example gradients against a Python loop of `grad`.
+The script first checks the vmapped per-example gradients against a Python loop of `grad`,
+and at the end reports the privacy budget epsilon of the run at `--delta`, from the RDP
+accountant of the subsampled Gaussian mechanism in `rdp_accountant.py` (sampling rate
+q = batch / n, noise multiplier sigma, one composition per step; see that module for the
+model and its caveat about shuffled rather than Poisson-sampled batches).
 """
 from __future__ import annotations
 
@@ -28,22 +32,26 @@ from fnn import optim
 from transforms import random, tree
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from digits_mlp import add_common_args, load_digits, maybe_jit, plot_curves  # noqa: E402
+from digits_mlp import add_common_args, load_digits, plot_curves  # noqa: E402
+from progress import Progress  # noqa: E402
+from rdp_accountant import epsilon as dp_epsilon  # noqa: E402
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.2)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--epochs", type=int, default=20, help="passes over the training data")
+    p.add_argument("--batch-size", type=int, default=128, help="examples per step")
+    p.add_argument("--lr", type=float, default=0.2, help="learning rate")
     p.add_argument("--clip", type=float, default=1.0, help="per-example gradient norm bound C")
     p.add_argument("--noise", type=float, default=1.0, help="noise multiplier sigma")
+    p.add_argument("--delta", type=float, default=1e-5,
+                   help="delta of the (epsilon, delta)-DP guarantee reported")
     add_common_args(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
-    from tqdm import tqdm
     args = parse_args(argv)
     (x_train, y_train), (x_test, y_test) = load_digits()
     model = fnn.Sequential([fnn.Dense(64), fnn.tanh, fnn.Dense(10)])
@@ -68,7 +76,7 @@ def main(argv=None):
                    for a, b in zip(tree.leaves(vg), tree.leaves(g)))
     print(f"vmap(grad) vs a loop of grad over {len(xb)} examples: max |diff| = {max_diff:.2e}")
 
-    @maybe_jit
+    @T.jit
     def dp_step(params, opt_state, x, y, key):
         grads = per_example_grads(params, x, y)               # leaves: (batch, ...)
         leaves = tree.leaves(grads)
@@ -90,7 +98,7 @@ def main(argv=None):
         loss = fnn.losses.cross_entropy(logits, y)
         return optim.apply_updates(params, updates), opt_state, loss, tnp.mean(norms)
 
-    @maybe_jit
+    @T.jit
     def accuracy(params, x, y):
         logits, _ = model.apply(params, state, x)
         return tnp.mean(tnp.argmax(logits, axis=-1) == y)
@@ -99,7 +107,7 @@ def main(argv=None):
     max_steps = 12 if args.fast else epochs * (len(x_train) // args.batch_size)
     losses, test_accs = [], []
     t0 = time.perf_counter()
-    with tqdm(total=max_steps, desc="dp-sgd", disable=None) as bar:
+    with Progress(max_steps, "dp-sgd", epochs) as bar:
         for epoch in range(epochs):
             for xb, yb in fnn.data.batches((x_train, y_train), args.batch_size,
                                            key=random.fold_in(data_key, epoch), drop_last=True):
@@ -108,17 +116,22 @@ def main(argv=None):
                 key = random.fold_in(noise_key, len(losses))
                 params, opt_state, loss, mean_norm = dp_step(params, opt_state, xb, yb, key)
                 losses.append(float(loss))
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}", grad_norm=f"{float(mean_norm):.2f}")
+                bar.step(loss=f"{losses[-1]:.4f}", grad_norm=f"{float(mean_norm):.2f}")
             test_accs.append(float(accuracy(params, x_test, y_test)))
+            bar.epoch(test_acc=f"{test_accs[-1]:.4f}")
     seconds = time.perf_counter() - t0
+    q = args.batch_size / len(x_train)
+    eps = dp_epsilon(q, args.noise, len(losses), args.delta)
     print(f"test accuracy: {test_accs[-1]:.4f} with clip C={args.clip}, noise sigma="
           f"{args.noise}  ({len(losses)} steps in {seconds:.1f} s)")
+    print(f"privacy: (epsilon = {eps:.2f}, delta = {args.delta:g})-DP for {len(losses)} steps "
+          f"at sampling rate q = {args.batch_size}/{len(x_train)} = {q:.4f} "
+          f"(RDP accountant, subsampled Gaussian)")
     if args.plot:
         plot_curves(args.plot, f"DP-SGD on digits (C={args.clip}, sigma={args.noise})", losses,
                     test_accs)
     return {"losses": losses, "test_accuracy": test_accs[-1], "max_diff": max_diff,
-            "seconds": seconds}
+            "seconds": seconds, "epsilon": eps, "delta": args.delta, "q": q}
 
 
 if __name__ == "__main__":

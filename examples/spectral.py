@@ -70,7 +70,7 @@ def fit(steps, lr=0.05):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--steps", type=int, default=600, help="optimisation steps")
     p.add_argument("--fast", action="store_true", help="a few steps only (for tests)")
     args = p.parse_args(argv)
     steps = 250 if args.fast else args.steps

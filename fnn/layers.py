@@ -19,6 +19,7 @@ Images are NHWC and convolution kernels HWIO.
 from __future__ import annotations
 
 import math
+from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 
@@ -172,6 +173,13 @@ def _window_counts(in_sizes, window, strides, pads):
 # Modules
 # ---------------------------------------------------------------------------------------------
 
+# the types of the constructor arguments (annotations only; no runtime checks)
+Initializer = Callable[..., Any]            # (key, shape, dtype) -> array
+IntOrPair = Union[int, Sequence[int]]
+Padding = Union[str, int, Sequence[Any]]    # 'SAME' / 'VALID' / int / ((lo, hi), (lo, hi))
+DType = Any                                 # anything numpy.dtype accepts
+
+
 class Module:
     """Base class. A subclass sets `type_name` (used for automatic names), and defines
     `init(key, x) -> (params, state)` and `apply(params, state, x, key=None, train=False)
@@ -180,10 +188,13 @@ class Module:
     needs_rng = False
     name = None
 
-    def init(self, key, x):
+    def init(self, key: Any, x: Any) -> tuple[dict, dict]:
+        """`(params, state)` for inputs like `x` (an array or anything with .shape/.dtype)."""
         return {}, {}
 
-    def apply(self, params, state, x, key=None, train=False):
+    def apply(self, params: dict, state: dict, x: Any, key: Any = None,
+              train: bool = False) -> tuple[Any, dict]:
+        """`(y, new_state)`: the layer applied to `x`."""
         raise NotImplementedError
 
     def __repr__(self):
@@ -198,7 +209,7 @@ class Module:
 class Lambda(Module):
     """A function of the input used as a layer (no parameters)."""
 
-    def __init__(self, fn, name=None):
+    def __init__(self, fn: Callable[[Any], Any], name: str | None = None):
         self.fn = fn
         self.name = name
         self.type_name = getattr(fn, "__name__", "lambda").strip("<>").lower() or "lambda"
@@ -210,7 +221,7 @@ class Lambda(Module):
         return getattr(self.fn, "__name__", repr(self.fn))
 
 
-def _as_layer(layer):
+def as_layer(layer):
     if isinstance(layer, Module):
         return layer
     if callable(layer):
@@ -223,8 +234,9 @@ class Dense(Module):
     Defaults: `kernel_init=lecun_normal()`, `bias_init=zeros` (as Flax)."""
     type_name = "dense"
 
-    def __init__(self, features, use_bias=True, kernel_init=None, bias_init=None, name=None,
-                 param_dtype=np.float32):
+    def __init__(self, features: int, use_bias: bool = True,
+                 kernel_init: Initializer | None = None, bias_init: Initializer | None = None,
+                 name: str | None = None, param_dtype: DType = np.float32):
         self.features = int(features)
         self.use_bias = use_bias
         self.kernel_init = kernel_init or init_lib.lecun_normal()
@@ -258,9 +270,10 @@ class Conv2D(Module):
     `dilation` dilates the kernel. Defaults: `kernel_init=lecun_normal()`, `bias_init=zeros`."""
     type_name = "conv2d"
 
-    def __init__(self, features, kernel_size, strides=1, padding="SAME", dilation=1,
-                 use_bias=True, kernel_init=None, bias_init=None, name=None,
-                 param_dtype=np.float32):
+    def __init__(self, features: int, kernel_size: IntOrPair, strides: IntOrPair = 1,
+                 padding: Padding = "SAME", dilation: IntOrPair = 1, use_bias: bool = True,
+                 kernel_init: Initializer | None = None, bias_init: Initializer | None = None,
+                 name: str | None = None, param_dtype: DType = np.float32):
         self.features = int(features)
         self.kernel_size = pair_of(kernel_size, "kernel_size")
         self.strides = pair_of(strides, "strides")
@@ -307,7 +320,8 @@ class Conv2D(Module):
 class _Pool(Module):
     kind = "max"
 
-    def __init__(self, window, strides=None, padding="VALID", name=None):
+    def __init__(self, window: IntOrPair, strides: IntOrPair | None = None,
+                 padding: Padding = "VALID", name: str | None = None):
         self.window = pair_of(window, "window")
         self.strides = self.window if strides is None else pair_of(strides, "strides")
         self.padding = padding
@@ -334,8 +348,9 @@ class AvgPool(_Pool):
     as Flax) divides by the window size; `False` divides by the number of real entries."""
     type_name = "avgpool"
 
-    def __init__(self, window, strides=None, padding="VALID", count_include_pad=True,
-                 name=None):
+    def __init__(self, window: IntOrPair, strides: IntOrPair | None = None,
+                 padding: Padding = "VALID", count_include_pad: bool = True,
+                 name: str | None = None):
         super().__init__(window, strides, padding, name)
         self.count_include_pad = count_include_pad
 
@@ -356,7 +371,7 @@ class Flatten(Module):
     """Reshape (N, ...) to (N, prod(...))."""
     type_name = "flatten"
 
-    def __init__(self, name=None):
+    def __init__(self, name: str | None = None):
         self.name = name
 
     def apply(self, params, state, x, key=None, train=False):
@@ -370,7 +385,7 @@ class Dropout(Module):
     `train=True` (needs `key`); the identity when `train=False`."""
     type_name = "dropout"
 
-    def __init__(self, rate, name=None):
+    def __init__(self, rate: float, name: str | None = None):
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"Dropout rate must be in [0, 1], got {rate}")
         self.rate = float(rate)
@@ -404,12 +419,18 @@ class BatchNorm(Module):
     `train=True`: normalise with the batch mean and (biased) variance, and return the state
     with running averages `mean <- momentum * mean + (1 - momentum) * batch_mean` (same for
     `var`). `train=False`: normalise with the running averages. `init` leaves them at
-    mean 0, var 1. Params `scale` (ones) and `bias` (zeros); state `mean` and `var`."""
+    mean 0, var 1. Params `scale` (ones) and `bias` (zeros); state `mean` and `var`.
+
+    `unbiased_running_var=True` feeds the running variance with the unbiased batch variance
+    (times n / (n - 1), n the number of reduced entries) as PyTorch does; normalisation always
+    uses the biased one. PyTorch's `momentum=0.1` is `momentum=0.9` here."""
     type_name = "batchnorm"
 
-    def __init__(self, momentum=0.99, eps=1e-5, axis=-1, use_scale=True, use_bias=True,
-                 name=None, param_dtype=np.float32):
+    def __init__(self, momentum: float = 0.99, eps: float = 1e-5, axis: int = -1,
+                 use_scale: bool = True, use_bias: bool = True, name: str | None = None,
+                 param_dtype: DType = np.float32, unbiased_running_var: bool = False):
         self.momentum, self.eps, self.axis = float(momentum), float(eps), int(axis)
+        self.unbiased_running_var = bool(unbiased_running_var)
         self.use_scale, self.use_bias = use_scale, use_bias
         self.name = name
         self.param_dtype = np.dtype(param_dtype)
@@ -437,8 +458,12 @@ class BatchNorm(Module):
             centered = x - tnp.reshape(mean, bshape)
             var = tnp.mean(centered * centered, axis=red)
             m = self.momentum
+            run_var = var
+            if self.unbiased_running_var:
+                n = math.prod(x.shape[i] for i in red)
+                run_var = var * np.asarray(n / max(n - 1, 1), var.dtype)
             new_mean = m * ra_mean + (1.0 - m) * lax.stop_gradient(mean)
-            new_var = m * ra_var + (1.0 - m) * lax.stop_gradient(var)
+            new_var = m * ra_var + (1.0 - m) * lax.stop_gradient(run_var)
             new_state = {"mean": tnp.asarray(new_mean).astype(ra_mean.dtype),
                          "var": tnp.asarray(new_var).astype(ra_var.dtype)}
         else:
@@ -458,8 +483,8 @@ class LayerNorm(Module):
     bias`, with params `scale` (ones) and `bias` (zeros) of the feature size."""
     type_name = "layernorm"
 
-    def __init__(self, eps=1e-6, use_scale=True, use_bias=True, name=None,
-                 param_dtype=np.float32):
+    def __init__(self, eps: float = 1e-6, use_scale: bool = True, use_bias: bool = True,
+                 name: str | None = None, param_dtype: DType = np.float32):
         self.eps = float(eps)
         self.use_scale, self.use_bias = use_scale, use_bias
         self.name = name
@@ -493,8 +518,9 @@ class Embedding(Module):
     1 / features (as Flax)."""
     type_name = "embedding"
 
-    def __init__(self, num_embeddings, features, embedding_init=None, name=None,
-                 param_dtype=np.float32):
+    def __init__(self, num_embeddings: int, features: int,
+                 embedding_init: Initializer | None = None, name: str | None = None,
+                 param_dtype: DType = np.float32):
         self.num_embeddings, self.features = int(num_embeddings), int(features)
         self.embedding_init = embedding_init or init_lib.variance_scaling(
             1.0, "fan_in", "normal", out_axis=0)
@@ -519,8 +545,9 @@ class Sequential(Module):
     own params/state (children without any are left out)."""
     type_name = "sequential"
 
-    def __init__(self, layers, name=None):
-        self.layers = [_as_layer(layer) for layer in layers]
+    def __init__(self, layers: Iterable[Module | Callable[[Any], Any]],
+                 name: str | None = None):
+        self.layers = [as_layer(layer) for layer in layers]
         self.name = name
         counts, names = {}, []
         for layer in self.layers:

@@ -10,7 +10,6 @@ from transforms import lax
 from transforms.test_util import check_grads
 
 rng = np.random.default_rng(0)
-HAS_JIT = hasattr(T, "jit")
 X3 = rng.normal(size=3)
 W33 = rng.normal(size=(3, 3)) * 0.5
 
@@ -390,8 +389,7 @@ def test_fori_loop_keeps_a_float32_carry_float32():
         out = f(x)
         assert out.dtype == np.float32
         np.testing.assert_allclose(out, want, rtol=1e-6)
-        if HAS_JIT:
-            assert T.jit(f)(x).dtype == np.float32
+        assert T.jit(f)(x).dtype == np.float32
     with pytest.raises(TypeError, match="carry"):
         lax.fori_loop(0, 2, lambda i, c: c.astype(np.int32), x)
 
@@ -409,7 +407,6 @@ def test_fori_loop_traced_bounds_is_while():
 # jit
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
 def test_jit_compositions():
     xs = rng.normal(size=(5, 3))
 
@@ -430,7 +427,6 @@ def test_jit_compositions():
         np.testing.assert_allclose(T.jit(s)(i, X3), s(i, X3))
 
 
-@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
 def test_jit_scan_compiles_one_step():
     def f(x, xs):
         return lax.scan(lambda c, xi: (tnp.tanh(W33 @ c + xi), tnp.sum(c)), x, xs)
@@ -504,14 +500,12 @@ VIEW_BODIES = {
 }
 
 
-@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
 @pytest.mark.parametrize("name", list(VIEW_BODIES))
 def test_jit_scan_body_outputs_views(name):
     f = _rnn_scan(*VIEW_BODIES[name])
     _close_trees(f(X3, XS53), T.jit(f)(X3, XS53))
 
 
-@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
 def test_jit_scan_body_outputs_views_scalar_and_swapped_carries():
     fs = [lambda h, xs: lax.scan(lambda c, x: (x, c), h, xs),
           lambda h, xs: lax.scan(lambda c, x: (c, (c, c.T)), h, xs),
@@ -523,7 +517,6 @@ def test_jit_scan_body_outputs_views_scalar_and_swapped_carries():
         _close_trees(f(X3, XS53), T.jit(f)(X3, XS53))
 
 
-@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
 @pytest.mark.parametrize("p", [1.0, -1.0])
 def test_jit_cond_branches_output_views(p):
     m = np.eye(3) + W33
@@ -540,7 +533,6 @@ def test_jit_cond_branches_output_views(p):
     _close_trees(f(X3, m, p), T.jit(f)(X3, m, p))
 
 
-@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
 def test_jit_while_and_fori_bodies_output_views():
     def f(h):
         a = lax.while_loop(lambda c: c[0] < 3,
@@ -554,7 +546,6 @@ def test_jit_while_and_fori_bodies_output_views():
     _close_trees(f(X3), T.jit(f)(X3))
 
 
-@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
 @pytest.mark.parametrize("policy", ["none", "dots", "names", "everything"])
 def test_jit_grad_of_scan_with_checkpointed_body_outputting_views(policy):
     """The remat call inlined by the backend holds duplicates of the primal step (common

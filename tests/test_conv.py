@@ -13,7 +13,6 @@ from transforms.lax.conv import (_conv_gather, _conv_out_size, _conv_scatter,  #
 from transforms.test_util import check_grads
 
 rng = np.random.default_rng(0)
-HAS_JIT = hasattr(T, "jit")
 
 
 def ref_conv(lhs, rhs, strides, pads, ld, rd, groups=1, batch_groups=1):
@@ -316,7 +315,6 @@ def test_small_cnn_grad_composition():
         np.testing.assert_allclose(per_ex["w1"][k], one["w1"], rtol=1e-10)
 
 
-@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
 def test_conv_pool_jit():
     x = rng.normal(size=(2, 6, 6, 2)).astype(np.float32)
     w = rng.normal(size=(3, 3, 2, 3)).astype(np.float32)
@@ -348,17 +346,15 @@ def test_blocked_paths_match(monkeypatch):
     gw = T.grad(lambda w: tnp.sum(f(x, w) ** 2))(w)
     monkeypatch.setattr(conv_mod, "_NP_BLOCK", 300)
     np.testing.assert_allclose(f(x, w), want, rtol=1e-12)
-    if HAS_JIT:
-        rules = pytest.importorskip("transforms.backend.numba.rules_conv")
-        monkeypatch.setattr(rules, "BLOCK", 40)
-        monkeypatch.setattr(rules, "SCATTER_BLOCK", 40)
-        monkeypatch.setattr(rules, "TARGET_M", 8)
-        np.testing.assert_allclose(T.jit(f)(x, w), want, rtol=1e-12)
-        np.testing.assert_allclose(T.jit(T.grad(lambda w: tnp.sum(f(x, w) ** 2)))(w), gw,
-                                   rtol=1e-10)
+    rules = pytest.importorskip("transforms.backend.numba.rules_conv")
+    monkeypatch.setattr(rules, "BLOCK", 40)
+    monkeypatch.setattr(rules, "SCATTER_BLOCK", 40)
+    monkeypatch.setattr(rules, "TARGET_M", 8)
+    np.testing.assert_allclose(T.jit(f)(x, w), want, rtol=1e-12)
+    np.testing.assert_allclose(T.jit(T.grad(lambda w: tnp.sum(f(x, w) ** 2)))(w), gw,
+                               rtol=1e-10)
 
 
-@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
 @pytest.mark.parametrize("case,block", [(c, 64) for c in CASES] +
                          [(CASES[i], 4096) for i in (0, 3, 8)])
 def test_conv_jit_value_and_vjp_match_eager(case, block, monkeypatch):
@@ -395,7 +391,6 @@ def test_conv_jit_value_and_vjp_match_eager(case, block, monkeypatch):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.skipif(not HAS_JIT, reason="jit not available")
 @pytest.mark.parametrize("shape,window,channels_last", [
     ((2, 6, 6, 5), (2, 2), True),      # windows tile the image
     ((2, 7, 5, 3), (2, 2), True),      # a border row/column outside every window

@@ -11,7 +11,6 @@ from transforms import lax
 
 rng = np.random.default_rng(0)
 X = np.linspace(0.2, 1.4, 5)
-HAS_JIT = hasattr(T, "jit")
 
 
 # A function whose custom derivative is deliberately NOT its true derivative, so that every
@@ -55,11 +54,10 @@ def test_custom_jvp_rule_is_used_everywhere():
     # second order differentiates the rule itself: d/dx 3 cos x = -3 sin x
     np.testing.assert_allclose(T.grad(lambda x: T.grad(lambda y: f_jvp(y))(x))(0.7),
                                -3.0 * np.sin(0.7))
-    if HAS_JIT:
-        np.testing.assert_allclose(T.jit(T.grad(g))(X), want)
-        np.testing.assert_allclose(T.grad(T.jit(g))(X), want)
-        np.testing.assert_allclose(T.jit(T.vmap(T.grad(lambda x: f_jvp(x))))(X), want)
-        np.testing.assert_allclose(T.jit(f_jvp)(X), np.sin(X))
+    np.testing.assert_allclose(T.jit(T.grad(g))(X), want)
+    np.testing.assert_allclose(T.grad(T.jit(g))(X), want)
+    np.testing.assert_allclose(T.jit(T.vmap(T.grad(lambda x: f_jvp(x))))(X), want)
+    np.testing.assert_allclose(T.jit(f_jvp)(X), np.sin(X))
 
 
 def test_custom_vjp_rule_is_used_everywhere():
@@ -72,10 +70,9 @@ def test_custom_vjp_rule_is_used_everywhere():
     np.testing.assert_allclose(T.vmap(T.grad(lambda x: f_vjp(x)))(X), want)
     np.testing.assert_allclose(T.jacrev(f_vjp)(X), np.diag(want))
     np.testing.assert_allclose(T.vmap(f_vjp)(np.stack([X, -X])), np.sin(np.stack([X, -X])))
-    if HAS_JIT:
-        np.testing.assert_allclose(T.jit(T.grad(g))(X), want)
-        np.testing.assert_allclose(T.grad(T.jit(g))(X), want)
-        np.testing.assert_allclose(T.jit(T.vmap(T.grad(lambda x: f_vjp(x))))(X), want)
+    np.testing.assert_allclose(T.jit(T.grad(g))(X), want)
+    np.testing.assert_allclose(T.grad(T.jit(g))(X), want)
+    np.testing.assert_allclose(T.jit(T.vmap(T.grad(lambda x: f_vjp(x))))(X), want)
     # forward mode through a custom_vjp function is an error, as in JAX
     with pytest.raises(TypeError, match="forward-mode"):
         T.jvp(f_vjp, (X,), (np.ones_like(X),))
@@ -189,13 +186,12 @@ def test_closures_over_traced_values_as_jax():
         want_d = np.stack([scale * np.cos(X * a) * a for a in as_])
         np.testing.assert_allclose(T.vmap(value, in_axes=(0, None))(as_, X), want_v, rtol=1e-12)
         np.testing.assert_allclose(T.vmap(dx, in_axes=(0, None))(as_, X), want_d, rtol=1e-12)
-        if HAS_JIT:
-            np.testing.assert_allclose(T.jit(value)(2.0, X), want_v[1], rtol=1e-12)
-            np.testing.assert_allclose(T.jit(dx)(2.0, X), want_d[1], rtol=1e-12)
-            np.testing.assert_allclose(T.grad(T.jit(value), argnums=1)(2.0, X), want_d[1],
-                                       rtol=1e-12)
-            np.testing.assert_allclose(T.jit(T.vmap(dx, in_axes=(0, None)))(as_, X), want_d,
-                                       rtol=1e-12)
+        np.testing.assert_allclose(T.jit(value)(2.0, X), want_v[1], rtol=1e-12)
+        np.testing.assert_allclose(T.jit(dx)(2.0, X), want_d[1], rtol=1e-12)
+        np.testing.assert_allclose(T.grad(T.jit(value), argnums=1)(2.0, X), want_d[1],
+                                   rtol=1e-12)
+        np.testing.assert_allclose(T.jit(T.vmap(dx, in_axes=(0, None)))(as_, X), want_d,
+                                   rtol=1e-12)
         with pytest.raises(TypeError, match="closed-over value"):
             T.grad(value)(2.0, X)
 

@@ -70,7 +70,41 @@ def test_one_process_world():
         dist.send(tree, dest=1)
     with pytest.raises(ValueError, match="itself"):
         dist.recv(tree, source=0)
+    with pytest.raises(ValueError, match="one-process world"):
+        dist.recv_any(tree)
     assert dist.run_on_root(lambda: 5) == 5
+
+
+def test_sharded_checkpoint_on_one_process(tmp_path):
+    part = {"w": np.arange(6.0).reshape(2, 3), "n": np.int32(4)}
+    path = fnn.checkpoint.save_sharded(tmp_path / "ck", part)
+    assert sorted(os.listdir(path)) == ["manifest.json", "shard_00000-of-00001.safetensors"]
+    back = fnn.checkpoint.restore_sharded(path, target=part)
+    assert np.array_equal(back["w"], part["w"]) and int(back["n"]) == 4
+    with pytest.raises(ValueError, match=r"shard=1 is not in \[0, 1\)"):
+        fnn.checkpoint.restore_sharded(path, shard=1)
+    with pytest.raises(RuntimeError, match="creating the directory failed on process 0"):
+        fnn.checkpoint.save_sharded(tmp_path / "no" / "such", part)
+
+
+def test_digits_loader_reads_sklearns_file_without_importing_it():
+    # every process of a launch loads the digits: the examples read scikit-learn's CSV file
+    # directly (importing sklearn.datasets costs seconds per process); the same arrays
+    code = ("import sys; sys.path.insert(0, 'examples'); import digits_mlp\n"
+            "x, y = digits_mlp._digits_arrays()\n"
+            "print(x.shape, x.dtype, y.dtype, 'sklearn' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.stdout.split() == ["(1797,", "64)", "float32", "int32", "False"], r.stdout + r.stderr
+    datasets = pytest.importorskip("sklearn.datasets")
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    try:
+        import digits_mlp
+    finally:
+        sys.path.remove(os.path.join(ROOT, "examples"))
+    x, y = digits_mlp._digits_arrays()
+    d = datasets.load_digits()
+    assert np.array_equal(x, d.data.astype(np.float32)) and np.array_equal(y, d.target)
 
 
 def test_mesh():
@@ -105,13 +139,46 @@ def test_collectives_on_a_one_process_mesh_eager_and_jit():
             assert np.array_equal(pp, x["w"]) and not none.any()
 
 
+def test_jitted_pmean_results_kept_by_the_caller_are_never_overwritten():
+    # the packed buffer is reused by the next call only when no result of the last is alive
+    f = T.jit(lambda g: lax.pmean(g, "data"))
+    with dist.Mesh({"data": 1}):
+        kept = [f({"x": np.full(3, float(i), np.float32), "y": np.full(2, -i, np.float32)})
+                for i in range(4)]
+        for i, r in enumerate(kept):
+            assert r["x"].tolist() == [i] * 3 and r["y"].tolist() == [-i] * 2
+        only_y = [f({"x": np.full(3, 9.0, np.float32), "y": np.full(2, i, np.float32)})["y"]
+                  for i in range(3)]                 # a view of one leaf keeps it alive too
+        assert [y.tolist() for y in only_y] == [[0, 0], [1, 1], [2, 2]]
+        for i in range(3):                           # dropped each time: reused, still right
+            assert f({"x": np.full(3, i, np.float32), "y": np.ones(2, np.float32)})["x"][0] == i
+        g = {"x": np.zeros(3, np.float32), "y": np.zeros(2, np.float32)}
+        for i in range(5):                           # the usual loop: g alive during the call
+            g = f({"x": g["x"] + 1, "y": g["y"] - 1})
+        assert g["x"].tolist() == [5] * 3 and g["y"].tolist() == [-5] * 2
+        # a small result (a loss) next to large ones is copied out, not left pinning the buffer
+        h = T.jit(lambda w, l: lax.pmean((w, l), "data"))
+        w, loss = h(np.ones(64, np.float32), np.float32(2))
+        assert loss.base is None or loss.base.size == 1
+        assert w.base is not None and w.base.size == 65     # the large one: a view, no copy
+        # eagerly the same: pooled buffers, results kept by the caller stay right
+        kept = [lax.pmean({"a": np.full(100, i, np.float32), "b": np.float32(i)}, "data")
+                for i in range(5)]
+        assert [(float(k["a"][0]), float(k["b"])) for k in kept] == [(i, i) for i in range(5)]
+
+
 def test_lower_shows_segments_and_mpi_calls():
     def f(x):
-        return lax.pmean({"a": x, "b": 2 * x}, "data"), lax.axis_index("data")
+        return (lax.pmean({"a": x, "b": 2 * x}, "data"), lax.psum(x, "data"),
+                lax.axis_index("data"))
 
     lo = T.jit(f).lower(np.ones(3, np.float32))
     text = lo.as_text()
-    assert "compiled segment" in text and "MPI Allreduce(sum) over 'data': 3 value(s)" in text
+    # a pytree's pmean is ONE Allreduce of one packed buffer (the 1/n applied while packing)
+    assert "compiled segment" in text
+    assert "MPI Allreduce(sum, scaled by 1/n) over 'data': 2 value(s) packed in one " \
+        "float32[6] buffer" in text, text
+    assert "MPI Allreduce(sum) over 'data': 1 value(s)" in text, text
     assert "host: axis_index" in text and "def " in lo.source
 
 
@@ -156,6 +223,45 @@ def test_ppermute_under_vmap_values_grad_and_jit():
     y = T.vmap(lambda v: T.vmap(lambda u: lax.ppermute(u, "i", [(0, 1)]), axis_name="j")(v),
                axis_name="i")(np.ones((2, 3)))
     assert np.array_equal(y, np.stack([np.zeros(3), np.ones(3)]))
+
+
+def test_ppermute_over_a_tuple_of_names_under_vmap():
+    # JAX semantics: (source, destination) index the members row-major over the names
+    x = np.arange(12.0).reshape(2, 3, 2)                 # vmap "i" (2) outer, "j" (3) inner
+    perm = [(0, 3), (3, 5), (5, 0), (1, 2)]              # members 1 and 4 receive nothing
+
+    def f(v):
+        return lax.ppermute(v, ("i", "j"), perm)
+
+    F = T.vmap(T.vmap(f, axis_name="j"), axis_name="i")
+    flat, w = x.reshape(6, 2), np.arange(1.0, 13.0).reshape(6, 2)
+    expect, grad_expect = np.zeros_like(flat), np.zeros_like(w)
+    for s, d in perm:
+        expect[d] = flat[s]
+        grad_expect[s] = w[d]                            # transpose: the inverse permutation
+    out = F(x)
+    assert np.array_equal(out.reshape(6, 2), expect)
+    assert np.array_equal(T.jit(F)(x), out)
+    assert np.array_equal(T.vmap(T.vmap(T.jit(f), axis_name="j"), axis_name="i")(x), out)
+    g = T.grad(lambda x: (F(x) * w.reshape(2, 3, 2)).sum())(x)
+    assert np.array_equal(g.reshape(6, 2), grad_expect)
+    # the members are numbered in layout order (the outer vmap major), whatever the order of
+    # the names in the tuple - as JAX's ppermute over several mesh axes
+    F2 = T.vmap(T.vmap(lambda v: lax.ppermute(v, ("j", "i"), perm), axis_name="j"),
+                axis_name="i")
+    assert np.array_equal(F2(x), out)
+    G = T.vmap(T.vmap(lambda v: lax.ppermute(v, ("i", "j"), perm), axis_name="i"),
+               axis_name="j")
+    xt = np.transpose(x, (1, 0, 2))                    # "j" outer now: "j" is the major axis
+    e2 = np.zeros((6, 2))
+    for s, d in perm:
+        e2[d] = xt.reshape(6, 2)[s]
+    assert np.array_equal(G(xt).reshape(6, 2), e2)
+    with pytest.raises(ValueError, match="out of range"):
+        T.vmap(T.vmap(lambda v: lax.ppermute(v, ("i", "j"), [(0, 6)]), axis_name="j"),
+               axis_name="i")(x)
+    with pytest.raises(ValueError, match="repeated"):
+        T.vmap(lambda v: lax.ppermute(v, ("i", "i"), [(0, 1)]), axis_name="i")(x[0])
 
 
 def test_ppermute_errors():
@@ -229,6 +335,12 @@ def test_multiprocess_fnn_batches_and_checkpoints(tmp_path):
     r = launch(2, os.path.join(WORKERS, "worker_fnn.py"), tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ALL OK" in r.stdout
+    # the 2-shard checkpoint on this 1-process world: a clear error, or one part by index
+    with pytest.raises(ValueError, match="has 2 shards .* but 1 process"):
+        fnn.checkpoint.restore_sharded(tmp_path / "sharded")
+    assert fnn.checkpoint.restore_sharded(tmp_path / "sharded", shard=1)["w"].shape == (2, 2)
+    with pytest.raises(fnn.checkpoint.CheckpointError, match="manifest"):
+        fnn.checkpoint.restore_sharded(tmp_path)
 
 
 @pytest.mark.parametrize("mode", ["raise", "kill", "early", "exit"])
@@ -247,26 +359,41 @@ def test_a_failing_process_ends_the_job(mode):
             ": deliberate failure" in r.stderr, r.stderr
 
 
-def test_data_parallel_example_matches_one_process(tmp_path):
+def test_data_parallel_example_matches_one_process_and_resumes_exactly(tmp_path):
+    # 1. process 1 dies before step 10 (checkpoints every 4 steps): the whole job ends
+    # 2. one launch: resumed from step 8, then the same training uninterrupted - the same
+    #    losses and bit-identical parameters, identical on every process after every step
+    # 3. here, one process with the same global batch: the same trajectory to float rounding
     import importlib.util
     import json
-    r = launch(2, os.path.join(ROOT, "examples", "data_parallel.py"), "--fast", "--json",
-               "--checkpoint-dir", tmp_path, timeout=300)
+    script = os.path.join(ROOT, "examples", "data_parallel.py")
+    crash_dir = tmp_path / "crash"
+    crash = launch(2, script, "--fast", "--json", "--checkpoint-dir", crash_dir, "--save-every",
+                   4, "--fail-at-step", 10, timeout=300)
+    assert crash.returncode != 0 and "RESULT" not in crash.stdout
+    assert "[process 1] RuntimeError: deliberate failure before step 10" in crash.stderr, \
+        crash.stderr
+    assert sorted(os.listdir(crash_dir)) == ["step_00000004.safetensors",
+                                             "step_00000008.safetensors"]
+    r = launch(2, os.path.join(WORKERS, "worker_dp.py"), crash_dir, tmp_path / "full",
+               timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
-    two = json.loads(line[0][len("RESULT "):])
-    assert two["processes"] == 2 and "identical on every process" in r.stdout
-    spec = importlib.util.spec_from_file_location(
-        "_example_data_parallel", os.path.join(ROOT, "examples", "data_parallel.py"))
+    runs = {d["run"]: d for d in (json.loads(ln[len("RESULT "):]) for ln in r.stdout.splitlines()
+                                  if ln.startswith("RESULT "))}
+    two, resumed = runs["full"], runs["resumed"]
+    assert "identical on every process" in r.stdout and two["processes"] == 2
+    assert resumed["losses"] == two["losses"] and len(two["losses"]) == 12
+    assert resumed["digest"] == two["digest"]
+    assert os.listdir(tmp_path / "full") == ["step_00000012.safetensors"]   # written once
+
+    spec = importlib.util.spec_from_file_location("_example_data_parallel", script)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     one = mod.main(["--fast"])                      # this process: a 1-process world
     assert one["processes"] == 1
-    # the same global batches: the same trajectory (to float rounding) and the same accuracy
     np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-4)
     assert abs(two["test_accuracy"] - one["test_accuracy"]) <= 2 / 359
     assert np.mean(one["losses"][-3:]) < 0.8 * np.mean(one["losses"][:3])
-    assert os.listdir(tmp_path)                      # the checkpoint, written once
 
 
 def test_model_parallel_and_parameter_server_examples():
@@ -276,3 +403,4 @@ def test_model_parallel_and_parameter_server_examples():
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ALL OK" in r.stdout and "tensor parallel on 2" in r.stdout
     assert "every step equal to data-parallel SGD" in r.stdout
+    assert "asynchronous parameter server, 1 worker(s), staleness bound 2" in r.stdout

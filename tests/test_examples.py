@@ -46,17 +46,52 @@ def test_digits_cnn():
     assert len(out["losses"]) == 30 and dropped(out["losses"], k=4)
 
 
-def test_per_example_grads():
+def test_per_example_grads(capsys):
     out = load("per_example_grads").main(["--fast"])
     assert out["max_diff"] < 1e-5                      # vmap(grad) == a loop of grad
     assert len(out["losses"]) == 11 and dropped(out["losses"], k=3), out["losses"]
+    # the privacy budget of the run, from the RDP accountant (tests/test_rdp_accountant.py)
+    eps = load("rdp_accountant").epsilon(out["q"], 1.0, len(out["losses"]), 1e-5)
+    assert out["epsilon"] == eps and 0 < eps < 10
+    printed = capsys.readouterr().out
+    assert f"epsilon = {eps:.2f}, delta = 1e-05" in printed
+    assert "dp-sgd epoch 1/1: step 11/12" in printed    # progress without a terminal
 
 
 def test_finetune(tmp_path):
-    out = load("finetune").main(["--fast", "--checkpoint-dir", str(tmp_path)])
+    png = tmp_path / "finetune.png"
+    out = load("finetune").main(["--fast", "--checkpoint-dir", str(tmp_path), "--plot", str(png)])
     assert out["restored_identical"] and out["frozen"] and out["head_moved"]
     assert dropped(out["losses_a"]) and dropped(out["losses_b"])
     assert os.path.exists(tmp_path / "digits_0_4.safetensors")
+    # the plot shows accuracy before/after per task: task A from its random init
+    assert out["acc_a_init"] < out["acc_a"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _scripts_with_options():
+    """The examples that parse a command line (helper modules such as progress.py do not)."""
+    names = []
+    for f in sorted(os.listdir(EXAMPLES)):
+        if f.endswith(".py"):
+            with open(os.path.join(EXAMPLES, f), encoding="utf-8") as fh:
+                if "ArgumentParser(" in fh.read():
+                    names.append(f[:-3])
+    return names
+
+
+@pytest.mark.parametrize("name", _scripts_with_options())
+def test_help_shows_defaults(name, capsys):
+    with pytest.raises(SystemExit) as e:
+        load(name).main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "(default:" in text
+    # every option with a value shows its default
+    import re
+    for opt in re.findall(r"^  (--[a-z-]+) [A-Z_{]", text, flags=re.M):
+        block = text[text.index(f"  {opt} "):].split("\n  -")[0]
+        assert "(default:" in block, (name, opt)
 
 
 def test_script_with_plot(tmp_path):
@@ -67,6 +102,8 @@ def test_script_with_plot(tmp_path):
         env={**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "test accuracy" in proc.stdout
+    # stdout is not a terminal: one progress line per epoch instead of a silent bar
+    assert "mlp/adam/relu epoch 1/1: step 12/12, loss" in proc.stdout
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -36,6 +36,11 @@ def _imports(rel, src):
             yield node.lineno, module, [a.name for a in node.names]
 
 
+def _private(name):
+    """A leading underscore marks a private name; dunders (`__version__`) are public."""
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
 def _is_module(name):
     try:
         return importlib.util.find_spec(name) is not None
@@ -51,7 +56,7 @@ def _violations(rel, src):
         if top == "transforms":
             if module not in PUBLIC:
                 bad.append(f"{where}: imports {module} (not a public module)")
-            private = [n for n in names if n.startswith("_")]
+            private = [n for n in names if _private(n)]
             if private:
                 bad.append(f"{where}: imports private {private} from {module}")
             # `from transforms import core`: a submodule imported by name
@@ -61,7 +66,7 @@ def _violations(rel, src):
                 bad.append(f"{where}: imports internal module(s) {internal} from {module}")
         elif top == "fnn":
             # a private module may be imported whole; private names across modules may not
-            private = [n for n in names if n.startswith("_")]
+            private = [n for n in names if _private(n)]
             if private:
                 bad.append(f"{where}: imports private {private} from {module}")
         elif top == "optree" and rel not in OPTREE_ALLOWED:

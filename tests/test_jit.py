@@ -108,6 +108,29 @@ def test_float64_kernels_accuracy():
         assert ulps(o, r, np.float64) <= 4.0, name
 
 
+
+@pytest.mark.parametrize("dt, edge", [(np.float32, -104.0), (np.float64, -746.0)])
+def test_exp_underflow_edge(dt, edge):
+    """exp of arguments at and below the underflow edge (masked attention logits: -1e30 minus
+    the row's max) is exactly 0 (those lanes skip the scaling); just above it, as NumPy."""
+    tiny = np.finfo(dt).smallest_subnormal
+    x = np.array([-np.inf, -1e30 if dt == np.float32 else -1e300, edge * 10, edge - 1, edge,
+                  np.nextafter(dt(edge), dt(0)), edge + 0.03, edge + 0.5, edge + 5, np.nan,
+                  -0.0], dt)
+    got = np.asarray(T.jit(tnp.exp)(x))
+    with np.errstate(under="ignore"):
+        ref = np.exp(x)
+    np.testing.assert_array_equal(got[:5], np.zeros(5, dt))
+    assert np.all(np.abs(got[5:9] - ref[5:9]) <= 2 * tiny + 4e-7 * ref[5:9])
+    assert got[8] > 0 and np.isnan(got[9]) and got[10] == 1
+    # a causal softmax row: the masked-out lanes are exact zeros and the row sums to 1
+    logits = np.where(np.tril(np.ones((6, 6), bool)), np.arange(36, dtype=dt).reshape(6, 6),
+                      dt(-1e30))
+    sm = np.asarray(T.jit(lambda v: tnp.exp(v - tnp.max(v, -1, keepdims=True)))(logits))
+    assert np.all(sm[np.triu_indices(6, 1)] == 0)
+    np.testing.assert_allclose(sm[np.tril_indices(6)], np.exp(
+        (logits - logits.max(-1, keepdims=True))[np.tril_indices(6)]), rtol=1e-6)
+
 # ---------------------------------------------------------------------------------------------
 # Every primitive: jit equals eager
 # ---------------------------------------------------------------------------------------------
@@ -222,9 +245,35 @@ def test_dot_general():
                 tnp.tensordot(A.reshape(30, 7, 10), B.reshape(7, 10, 50), axes=2),
                 tnp.outer(a[0], b[0]), ia @ ib, a.astype(np.float64) @ b.astype(np.float64),
                 (a > 0) @ (b > 0),
-                lax.dot_general(a, b, (((1,), (0,)), ((), ())), preferred_element_type=np.float64)]
+                lax.dot_general(a, b, (((1,), (0,)), ((), ())), preferred_element_type=np.float64),
+                A[:, :40] @ B[:40, :9], A[:20].T @ B[:20, :9]]   # slices: not read in place
     check(dots, a, b, A, B, ia, ib, rtol=1e-4, atol=1e-4)
 
+
+
+@pytest.mark.parametrize("parallel_min", [None, "0"])
+def test_dot_general_blas_on_one_thread_below_the_threshold(monkeypatch, parallel_min):
+    """Mid-sized products run BLAS on the calling thread (NUMBAX_BLAS_PARALLEL_MIN=0: the
+    BLAS chooses); both give NumPy's values, and the BLAS thread count is restored."""
+    from transforms.backend.numba import kernels
+    if parallel_min is not None:
+        monkeypatch.setenv("NUMBAX_BLAS_PARALLEL_MIN", parallel_min)
+    a = RNG.standard_normal((512, 64)).astype(np.float32)     # a weight gradient's shape:
+    b = RNG.standard_normal((512, 48)).astype(np.float32)     # a long contraction
+    f = lambda a, b: (a.T @ b, tnp.einsum("bi,bj->ij", a[:, :8], b) * 2)  # noqa: E731
+    src = T.jit(f).lower(a, b).source
+    serial = parallel_min is None and kernels.GEMM_SERIAL != kernels.GEMM
+    assert ("_k_gemm_cblas_serial(" in src) == serial
+    threads = pytest.importorskip("threadpoolctl")
+    before = [i["num_threads"] for i in threads.threadpool_info()]
+    out = T.jit(f)(a, b)
+    np.testing.assert_allclose(out[0], a.T @ b, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(out[1], 2 * a[:, :8].T @ b, rtol=1e-5, atol=1e-4)
+    assert [i["num_threads"] for i in threads.threadpool_info()] == before
+    np.testing.assert_allclose(a.T @ b, out[0], rtol=1e-5, atol=1e-4)   # NumPy still works
+    with pytest.raises(ValueError, match="NUMBAX_BLAS_PARALLEL_MIN"):
+        monkeypatch.setenv("NUMBAX_BLAS_PARALLEL_MIN", "many")
+        T.jit(lambda a, b: a.T @ b + 1)(a, b)
 
 def test_indexing_gather_scatter_dynamic():
     x = RNG.standard_normal((6, 7)).astype(np.float32)

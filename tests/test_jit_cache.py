@@ -376,12 +376,16 @@ def test_two_processes_compiling_the_same_program_leave_one_valid_entry(tmp_path
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     s, w = _expected()
+    disk = []
     for p in procs:
         out, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
         res = json.loads(out.strip().splitlines()[-1])
         np.testing.assert_allclose(res["s"], s, rtol=1e-5)
         assert res["warnings"] == []
+        disk.append(res["disk"])
+    # the entry lock makes the later process wait and load: the program is compiled once
+    assert sorted(disk) == [False, True]
     mods = [n for n in os.listdir(tmp_path) if n.endswith(".py")]
     assert len(mods) == 1 and not [n for n in os.listdir(tmp_path) if ".tmp" in n]
     assert not [p for p in _numba_files(tmp_path) if ".tmp" in p]

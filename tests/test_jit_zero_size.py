@@ -27,7 +27,7 @@ def _same(got, want):
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, equal_nan=True)
 
 
-def test_matmul_family_with_zero_size_dims_in_a_child_process():
+def test_matmul_family_with_zero_size_dims_in_a_child_process(tmp_path):
     code = textwrap.dedent("""
         import numpy as np, transforms as T, transforms.numpy as tnp
         f32, f64, i64 = np.float32, np.float64, np.int64
@@ -56,7 +56,7 @@ def test_matmul_family_with_zero_size_dims_in_a_child_process():
         print("all ok")
     """)
     env = dict(os.environ)
-    env.setdefault("NUMBAX_CACHE_DIR", "/tmp/nbx_tests")
+    env.setdefault("NUMBAX_CACHE_DIR", str(tmp_path))
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=600)
     assert p.returncode == 0 and "all ok" in p.stdout, (p.returncode, p.stderr[-2000:])

@@ -11,7 +11,6 @@ from transforms.test_util import check_grads
 
 RNG = np.random.RandomState(0)
 KEY = random.key(0)
-HAS_JIT = hasattr(T, "jit")
 
 
 def f64(t):
@@ -390,7 +389,6 @@ def test_apply_traces_without_python_branching():
     assert "threefry2x32" in str(closed)
 
 
-@pytest.mark.skipif(not HAS_JIT, reason="transforms.jit not available yet")
 def test_jit_apply_matches_eager():
     model = fnn.Sequential([fnn.Conv2D(3, 3), fnn.BatchNorm(), fnn.relu, fnn.MaxPool(2),
                             fnn.Flatten(), fnn.Dropout(0.25), fnn.Dense(4), fnn.log_softmax])

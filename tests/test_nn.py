@@ -53,9 +53,21 @@ def test_values_dtypes_and_nan(name):
         assert T.grad(f)(0.0 if name != "hard_tanh" else 5.0) == 0.0
 
 
+def test_gelu_exact_keeps_the_negative_tail():
+    # 0.5 x (1 + erf(x / sqrt 2)) cancels for x << 0; the erfc form keeps full precision
+    x = np.array([-30.0, -20.0, -8.0, -1.0, 0.0, 0.5, 3.0])
+    want = 0.5 * x * special.erfc(-x / np.sqrt(2))
+    for f in (lambda x: nn.gelu(x, approximate=False),
+              T.jit(lambda x: nn.gelu(x, approximate=False))):
+        np.testing.assert_allclose(f(x), want, rtol=1e-13, atol=0)
+    got32 = T.jit(lambda x: nn.gelu(x, approximate=False))(x.astype(np.float32))
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(got32[2:], want[2:], rtol=2e-6, atol=0)
+
+
 def test_gelu_exact_celu_alpha_and_jax_literals():
     np.testing.assert_allclose(nn.gelu(X, approximate=False),
-                               0.5 * X * (1 + special.erf(X / np.sqrt(2))), rtol=1e-12)
+                               0.5 * X * special.erfc(-X / np.sqrt(2)), rtol=1e-12)
     np.testing.assert_allclose(nn.celu(X, alpha=2.0),
                                np.where(X > 0, X, 2 * np.expm1(np.minimum(X, 0) / 2)), rtol=1e-12)
     x = np.array([-1.0, 0.0, 1.0], np.float32)

@@ -93,6 +93,16 @@ def test_int64_min_divided_by_minus_one_wraps_as_numpy():
     check_both(tnp.floor_divide, (a32, np.array([-1], np.int32)), a32)
 
 
+@pytest.mark.parametrize("dt", [np.uint64, np.uint32, np.uint8])
+def test_unsigned_power_wraps_as_numpy(dt):
+    # uint64 ** n overflowing 2**64 saturated under jit (the power ran in float64)
+    x = np.array([0, 1, 2, 3, 7, 100, 3, 255, 2 ** 7], dt)
+    y = np.array([3, 2, 5, 1, 0, 2, 41, 9, 8], dt)
+    check_both(tnp.power, (x, y), x ** y)
+    check_both(lambda x: lax.integer_pow(x, 70), (x,), x ** dt(70))
+    check_both(lambda x: lax.integer_pow(x, 5), (x,), x ** dt(5))
+
+
 def test_python_int_beyond_int64_is_an_overflow_error_under_jit():
     f = T.jit(lambda x, y: x + y)
     with pytest.raises(OverflowError):

@@ -15,10 +15,6 @@ from transforms import tree
 from transforms.ir import eval_jaxpr
 from fnn import optim
 
-HAS_JIT = callable(getattr(T, "jit", None))
-needs_jit = pytest.mark.skipif(
-    not HAS_JIT, reason="transforms.jit is not available yet (written concurrently); the "
-                        "staged-IR tests below cover traceability meanwhile")
 
 P0 = np.array([1.0, -2.0, 3.0])
 
@@ -370,7 +366,6 @@ def test_staged_matches_eager_float32(name):
         assert all(x.dtype == np.float32 for x in tree.leaves(p))
 
 
-@needs_jit
 @pytest.mark.parametrize("name", ["sgd_momentum", "adam", "adamw", "rmsprop_centered",
                                   "adagrad", "lion", "lamb", "adam_schedule", "radam",
                                   "adabelief"])
@@ -388,7 +383,6 @@ def test_jit_matches_eager(name):
         p = optim.apply_updates(p, u1)
 
 
-@needs_jit
 def test_jit_whole_train_step():
     opt = optim.chain(optim.clip_by_global_norm(1.0), optim.adamw(0.01, weight_decay=0.1))
 
@@ -408,7 +402,6 @@ def test_jit_whole_train_step():
     assert_tree_close(p1, p2, rtol=1e-9)
 
 
-@needs_jit
 def test_jit_multisteps_and_inject():
     ms = optim.MultiSteps(optim.adam(0.1), 3)
     inj = optim.inject_hyperparams(optim.sgd)(learning_rate=optim.linear_schedule(1.0, 0.0, 4))

@@ -369,7 +369,6 @@ def test_grad_through_random():
     np.testing.assert_allclose(g2, noise.sum())
 
 
-@pytest.mark.skipif(not hasattr(T, "jit"), reason="transforms.jit not available yet")
 def test_jit_random():
     k = random.key(21)
     f = T.jit(lambda k: (random.normal(k, (5,)), random.split(k, 3),

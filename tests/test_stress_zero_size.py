@@ -243,15 +243,10 @@ N_GROUPS = 4
 
 def _lowered_primitive_names():
     """Names of the primitives the backend lowers, restricted to primitives that exist."""
-    from transforms.backend.numba import fusion, lowering
-    from transforms.backend.numba.rules_elementwise import POINTWISE
-    lowering.lower                                    # noqa: B018 (rules register on import)
-    from transforms.backend.numba import (rules_control_flow, rules_conv,  # noqa: F401
-                                          rules_decompositions, rules_indexing,
-                                          rules_linalg, rules_random, rules_reductions,
-                                          rules_shape, rules_special)
-    handled = (set(lowering.LOWERINGS) | set(POINTWISE) | fusion.VIEW_PRIMS |
-               fusion.REDUCE_PRIMS | set(fusion.INLINE_CALLS))
+    from transforms.backend.numba import registry
+    registry.load_rules()                             # (rules register on import)
+    handled = (set(registry.LOWERINGS) | set(registry.POINTWISE) | set(registry.VIEWS) |
+               set(registry.REDUCTIONS) | set(registry.INLINE_CALLS))
     existing = {v.name for m in list(sys.modules.values())
                 if getattr(m, "__name__", "").startswith("transforms")
                 for v in vars(m).values() if isinstance(v, Primitive)}

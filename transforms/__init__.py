@@ -33,4 +33,24 @@ from .errors import (ConcretizationTypeError, NonDifferentiableError, ShapeError
                      TracerArrayConversionError, TracerBoolConversionError,
                      TracerIntegerConversionError, UnexpectedTracerError)
 
-__version__ = "0.1.0"
+
+
+def _version() -> str:
+    """The installed distribution's version (one source of truth: pyproject.toml)."""
+    from importlib import metadata
+    try:
+        return metadata.version("numbax")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "0+unknown"
+
+
+__version__: str = _version()
+
+import types as _types_all  # noqa: E402
+
+# the public names (pdoc documents re-exported names only when they are listed here)
+__all__ = sorted([_n for _n, _v in globals().items()
+                  if not _n.startswith("_") and not isinstance(_v, _types_all.ModuleType)]
+                 + ["lax", "numpy", "random", "tree", "tree_util", "nn", "debug",
+                    "distributed", "ad_checkpoint"])
+del _types_all

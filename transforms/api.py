@@ -3,6 +3,7 @@ hessian, make_jaxpr, device_get. (vmap lives in interpreters/batching, jit in ji
 from __future__ import annotations
 
 import functools
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -129,7 +130,7 @@ def _vjp(fun, primals, has_aux, kwargs=None, check_scalar=None):
     return out, vjp_fn
 
 
-def vjp(fun, *primals, has_aux=False):
+def vjp(fun: Callable, *primals: Any, has_aux: bool = False) -> tuple:
     """`(out, vjp_fn)`; `vjp_fn(cotangent)` returns a tuple with one entry per primal."""
     return _vjp(fun, primals, has_aux)
 
@@ -182,7 +183,8 @@ def _check_outputs(fname, out, holomorphic):
                             "functions of complex outputs, use vjp/jvp directly.")
 
 
-def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
+def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+                   holomorphic: bool = False) -> Callable[..., tuple]:
     """`(value, grad)`; with `has_aux`, `((value, aux), grad)`.
 
     Complex inputs follow JAX: for a real-valued `f(z)`, the gradient is
@@ -222,7 +224,8 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
     return value_and_grad_fun
 
 
-def grad(fun, argnums=0, has_aux=False, holomorphic=False):
+def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+         holomorphic: bool = False) -> Callable:
     """Reverse-mode gradient of a scalar-output function (with respect to `argnums`); see
     `value_and_grad` for complex inputs and `holomorphic`."""
     vg = value_and_grad(fun, argnums, has_aux, holomorphic)
@@ -241,7 +244,7 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False):
 # jvp / linearize
 # ---------------------------------------------------------------------------------------------
 
-def jvp(fun, primals, tangents, has_aux=False):
+def jvp(fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = False) -> tuple:
     """Forward mode: `(fun(*primals), tangent_out)`."""
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("jvp: primals and tangents must be tuples or lists, e.g. jvp(f, (x,), (t,))")
@@ -447,7 +450,8 @@ def flatten_fun(fun, args, kwargs, static, leaf=as_leaf):
     return [leaf(x) for x in flat], flat_fun, store
 
 
-def make_jaxpr(fun, static_argnums=(), return_shape=False):
+def make_jaxpr(fun: Callable, static_argnums: int | Sequence[int] = (),
+               return_shape: bool = False) -> Callable:
     """`make_jaxpr(f)(*args)` is the IR of `f` at those arguments (a `ClosedJaxpr`)."""
     static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
 
@@ -483,6 +487,9 @@ def _spec_or_leaf(x):
 
 
 class ShapeDtypeStruct:
+    """A shape and a dtype standing for an array (as `jax.ShapeDtypeStruct`): what
+    `eval_shape` returns, and accepted wherever only an argument's shape and dtype matter
+    (`eval_shape`, `make_jaxpr`, `jit(...).lower`, layer `init`)."""
     __slots__ = ("shape", "dtype")
 
     def __init__(self, shape, dtype):
@@ -506,7 +513,7 @@ class ShapeDtypeStruct:
         return hash((self.shape, self.dtype))
 
 
-def eval_shape(fun, *args, **kwargs):
+def eval_shape(fun: Callable, *args: Any, **kwargs: Any) -> Any:
     """The output's shapes and dtypes as a pytree of `ShapeDtypeStruct`, without computing it;
     arguments may be arrays or anything with `.shape` and `.dtype` (e.g. `ShapeDtypeStruct`)."""
     _, shapes = make_jaxpr(lambda *a: fun(*a, **kwargs), return_shape=True)(*args)
@@ -526,6 +533,8 @@ def device_get(x):
 
 
 def device_put(x, device=None):
+    """`x` as a pytree of NumPy arrays (kept for JAX programs: there is one device, the CPU,
+    and `device` is ignored)."""
     return device_get(x)
 
 

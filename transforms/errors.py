@@ -10,11 +10,13 @@ class ConcretizationTypeError(TypeError):
 
 
 class TracerBoolConversionError(ConcretizationTypeError):
-    pass
+    """A traced array was used where Python needs a bool (`if x > 0:` inside `jit`/`grad`);
+    use `tnp.where`, `lax.cond` or `lax.select_n` instead, as in JAX."""
 
 
 class TracerIntegerConversionError(ConcretizationTypeError):
-    pass
+    """A traced array was used where Python needs an int (`range(n)`, a list index, a shape);
+    pass it as a static argument or use `lax.fori_loop`/`lax.dynamic_slice`, as in JAX."""
 
 
 class TracerArrayConversionError(TypeError):

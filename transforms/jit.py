@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from typing import Callable, Sequence
 import logging
 import os
 import threading
@@ -48,6 +49,7 @@ from . import tree as tree_util
 from .core import Tracer, as_leaf, get_aval
 from .interpreters.partial_eval import convert_constvars, trace_to_jaxpr, weakened
 from .ir import ClosedJaxpr, Jaxpr
+from . import tiered as _tiered
 
 logger = logging.getLogger("transforms.jit")
 
@@ -64,7 +66,7 @@ def _explain_level():
 
 class _Entry:
     __slots__ = ("closed", "out_tree", "exe", "call", "hoisted", "single", "donate",
-                 "dict_keys", "leaf_paths")
+                 "dict_keys", "leaf_paths", "tier")
 
     def __init__(self, closed, out_tree, hoisted=(), donate=(), leaf_paths=None):
         self.closed, self.out_tree, self.exe, self.hoisted = closed, out_tree, None, hoisted
@@ -74,6 +76,7 @@ class _Entry:
         self.leaf_paths = leaf_paths      # () -> the leaves' tree paths, for messages
         self.single = out_tree.num_nodes == 1 and out_tree.num_leaves == 1
         self.dict_keys = None     # see _dict_key_types: set when the key needs it
+        self.tier = None          # tiered.TierState under jit(tiered=True)
 
 
 _DICT_KINDS = (optree.PyTreeKind.DICT, optree.PyTreeKind.ORDEREDDICT,
@@ -157,7 +160,8 @@ class Lowered:
 class JitFunction:
     """A jitted function (see the module docstring)."""
 
-    def __init__(self, fun, static_argnums=(), static_argnames=(), donate_argnums=()):
+    def __init__(self, fun, static_argnums=(), static_argnames=(), donate_argnums=(),
+                 tiered=None):
         if not callable(fun):
             raise TypeError(f"jit expects a callable, got {type(fun).__name__}")
         functools.update_wrapper(self, fun)
@@ -182,15 +186,18 @@ class JitFunction:
         self._static_nums = nums
         self._static_names = frozenset(names)
         self._donate = donate
+        from . import tiered as _tiered_mod
+        self._tiered = _tiered_mod.default_tiered() if tiered is None else bool(tiered)
         # the caches live on the function (shared by every jit of it with these options), so
         # `jit(f)(x)` written inline traces once, as in JAX; the dicts are bound as attributes
         # so dispatch reads them as fast as before
         self._caches = caches = _caches_for(fun, (frozenset(nums), self._static_names,
-                                                  frozenset(donate)))
+                                                  frozenset(donate), self._tiered))
         self._cache = caches.entries
         self._fast = caches.fast            # signature of plain positional arrays -> entry
         self._fast_tree = caches.fast_tree  # (tree structure, signature) of pytrees -> entry
         self.cache_misses = caches.misses
+        self.tier_stats = caches.tier       # jit(tiered=True): see transforms.tiered
         self._name = getattr(fun, "__name__", type(fun).__name__)
 
     # -- descriptor: @jit on methods ------------------------------------------------------------
@@ -315,6 +322,9 @@ class JitFunction:
         if trace is core.EVAL_TRACE:
             exe = entry.call
             if exe is None:
+                if self._tiered and not _tiered.ready(self._caches, entry, self._name):
+                    outs = _tiered.eager(self._caches, entry, leaves)
+                    return optree.tree_unflatten(entry.out_tree, outs)
                 exe = self._compile(entry, (dyn_args, dyn_kw))
                 if not kwargs and not statics and entry.dict_keys is None and \
                         all(type(x) is np.ndarray for x in leaves):
@@ -337,7 +347,12 @@ class JitFunction:
         from .backend.numba.lowering import unsupported_dtype
         from .errors import UnsupportedDtypeError
         try:
-            entry.exe = backend_compile(entry.closed, entry.donate)
+            if entry.tier is not None:          # tiered: switching to the compiled code
+                entry.exe = backend_compile(entry.closed, entry.donate,
+                                            lowered=_tiered.lowered_for(entry))
+                _tiered.switched(self._caches, entry.exe)
+            else:
+                entry.exe = backend_compile(entry.closed, entry.donate)
         except UnsupportedDtypeError as e:
             i = getattr(e, "flat_input", None)
             if i is None or dyn is None or entry.hoisted:
@@ -485,6 +500,12 @@ class JitFunction:
     def clear_cache(self):
         self._caches.clear()
 
+    def wait_compiled(self, timeout=None):
+        """With `tiered=True`: wait until the background compiles started so far have ended
+        (the next call of each signature then runs compiled, or stays eager after a failure).
+        Returns False if `timeout` seconds passed first; True at once without `tiered`."""
+        return _tiered.wait(self._caches, timeout)
+
     def _cache_size(self):
         """Number of traced signatures cached (as JAX's `jitted._cache_size()`)."""
         return len(self._cache)
@@ -601,17 +622,20 @@ class _Caches:
     keys of the dispatch fast paths. At most `memory_cache_size()` entries are kept: a new one
     evicts the oldest (first in, first out -- recency is not tracked because that would cost
     every call; an evicted signature in use again is traced once more)."""
-    __slots__ = ("entries", "fast", "fast_tree", "last_key", "misses", "lock", "__weakref__")
+    __slots__ = ("entries", "fast", "fast_tree", "last_key", "misses", "lock", "tier",
+                 "tier_warned", "__weakref__")
 
     def __init__(self):
         self.entries, self.fast, self.fast_tree = {}, {}, {}
         self.last_key = None
         self.misses = []
         self.lock = threading.Lock()
+        self.tier = _tiered.new_stats()
+        self.tier_warned = False
         _ALL_CACHES.add(self)
 
     def insert(self, key, entry):
-        from .backend.numba.cache import memory_cache_size
+        from ._limits import memory_cache_size
         with self.lock:
             self.entries[key] = entry
             n = memory_cache_size()
@@ -706,11 +730,39 @@ def _describe_sig(sig):
     return "(" + ", ".join(_describe_leaf(s) for s in sig) + ")"
 
 
-def jit(fun=None, *, static_argnums=(), static_argnames=(), donate_argnums=()):
-    """Compile `fun` through Numba (see `transforms.jit` module docstring).
+def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = (),
+        donate_argnums: int | Sequence[int] = (),
+        tiered: bool | None = None) -> JitFunction | Callable[[Callable], JitFunction]:
+    """Compile `fun` through Numba.
 
-    Usable as `jit(f, ...)`, as a decorator `@jit`, or `functools.partial(jit, ...)`."""
+    Usable as `jit(f, ...)`, as a decorator `@jit`, or `functools.partial(jit, ...)`.
+
+    Args:
+      fun: a pure function of arrays / pytrees of arrays (and Python scalars).  Omitted:
+        `jit(**options)` returns a decorator.
+      static_argnums: positions of arguments that are compile-time constants (hashable;
+        each distinct value compiles separately).
+      static_argnames: the same, by keyword name.
+      donate_argnums: positions of arguments whose buffers the outputs may reuse.
+      tiered: `True`: while a new signature is compiled in a background process, calls run
+        in the eager interpreter, then switch to the compiled code (see `transforms.tiered`;
+        the first steps may then differ in the last bits from a compiled run). Default: off,
+        unless ``NUMBAX_TIERED=1``; off keeps runs bit-reproducible.
+
+    Returns:
+      A `JitFunction`: call it like `fun`; `.lower(*args)` gives the generated source and
+      IR, `.cache_misses` the recompilations and their reasons, `.clear_cache()` forgets the
+      compiled signatures.
+    """
     if fun is None:
-        return lambda f: JitFunction(f, static_argnums, static_argnames, donate_argnums)
-    return JitFunction(fun, static_argnums, static_argnames, donate_argnums)
+        return lambda f: JitFunction(f, static_argnums, static_argnames, donate_argnums,
+                                     tiered)
+    return JitFunction(fun, static_argnums, static_argnames, donate_argnums, tiered)
+
+
+# `transforms.jit` (the name) is this function, which shadows this module in the package
+# namespace: give the function the module's full documentation so help(T.jit) shows it all
+jit.__doc__ = jit.__doc__.rstrip() + "\n\n    Details\n    -------\n" + "\n".join(
+    ("    " + line) if line else "" for line in __doc__.splitlines()) + "\n"
 

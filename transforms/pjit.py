@@ -9,6 +9,9 @@ generic rules of a "call" primitive (one with a `jaxpr` parameter) on any primit
 """
 from __future__ import annotations
 
+import contextlib
+import threading
+
 from .core import Primitive, bind_in
 from .interpreters import jvp as _jvp
 from .interpreters.partial_eval import partial_eval_jaxpr, trace_to_jaxpr
@@ -44,7 +47,28 @@ def _eval_closed(closed):
 # impl: compile through the backend
 # ---------------------------------------------------------------------------------------------
 
+class _Interpreting(threading.local):
+    depth = 0
+
+
+_interpreting = _Interpreting()
+
+
+@contextlib.contextmanager
+def interpreting():
+    """Within this context (this thread only), nested `pjit` equations run through the eager
+    NumPy interpreter instead of being compiled: the eager tier of `jit(tiered=True)` must
+    not wait for a compile of an inner jitted function either."""
+    _interpreting.depth += 1
+    try:
+        yield
+    finally:
+        _interpreting.depth -= 1
+
+
 def _pjit_impl(*args, jaxpr, name):
+    if _interpreting.depth:
+        return eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, *args)
     try:
         from .backend.numba import execute
     except ImportError as e:

@@ -53,9 +53,28 @@ Supported leaves
 ``numpy.ndarray`` and numpy scalars (both come back as arrays; numpy scalars
 as 0-d arrays), objects implementing ``__array__`` (converted with
 ``numpy.asarray``), ``None`` and Python ``int``/``float``/``bool``/``str``.
-Array dtypes: bool, int8/16/32/64, uint8/16/32/64, float16/32/64 and complex64.
-bfloat16 (numpy has no native bfloat16), complex128, object, string and other
-dtypes raise ``TypeError``.  Any other leaf type raises ``TypeError`` naming its
+Array dtypes: bool, int8/16/32/64, uint8/16/32/64, float16/32/64, complex64 and
+bfloat16 (``ml_dtypes.bfloat16`` arrays, the type JAX uses, are saved as ``BF16``
+tensors).  complex128, object, string and other dtypes raise ``TypeError``.
+
+bfloat16
+--------
+NumPy has no bfloat16, and most published weights (Hugging Face) are stored as
+``BF16``.  `restore` reads such tensors as float32 by default (exact: a bfloat16 is
+the top 16 bits of a float32), so they load into ordinary float32 models with no
+extra package.  ``restore(..., bfloat16="ml_dtypes")`` keeps them as
+``ml_dtypes.bfloat16`` arrays instead (half the memory; needs the ``ml_dtypes``
+package, which JAX also uses).  With a `target`, the target leaf's dtype decides:
+a float32 leaf receives the upcast values, an ``ml_dtypes.bfloat16`` leaf the
+bfloat16 values.
+
+Tree paths and tensor names
+---------------------------
+Named-tuple children are named by field (``opt_state/0/mu/w``, as
+`transforms.tree_util.keystr` shows them: ``[0].mu['w']``) since format version 2.
+Files of version 1 named them by position (``opt_state/0/1/w``); they are still
+restored, with or without a target (the target's names are then computed the old
+way).  Struct sequences keep positional names.  Any other leaf type raises ``TypeError`` naming its
 tree path.  Dict keys may be ``str``, ``int``, ``bool``, ``float`` or ``None``.
 
 Safety
@@ -97,13 +116,15 @@ from transforms import tree as tree_util
 
 __all__ = [
     "save", "restore", "load_metadata", "read_header", "CheckpointError", "CheckpointWarning",
+    "IncompatibleKeys", "BFLOAT16_MODES",
     "remove_stale_temp_files", "temp_file_info", "FORMAT_KEY", "METADATA_KEY", "FORMAT_VERSION",
     "MAX_HEADER_BYTES",
 ]
 
 FORMAT_KEY = "fnn.checkpoint"
 METADATA_KEY = "fnn.checkpoint.metadata"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2               # 2: named-tuple children named by field (1: by position)
+_FIELD_NAMES_SINCE = 2
 MAX_HEADER_BYTES = 100 * 2**20
 MAX_NDIM = 64
 _CHUNK_BYTES = 16 * 2**20        # conversion piece for non-contiguous / big-endian arrays
@@ -118,7 +139,12 @@ _DTYPES = {
     "U64": np.dtype("<u8"), "I64": np.dtype("<i8"),
     "F16": np.dtype("<f2"), "F32": np.dtype("<f4"), "F64": np.dtype("<f8"),
     "C64": np.dtype("<c8"),
+    # NumPy has no bfloat16: the raw 16-bit patterns travel in this one-field record dtype (a
+    # distinct dtype, so it is never confused with U16) and are converted after reading
+    "BF16": np.dtype([("bfloat16", "<u2")]),
 }
+_BF16 = _DTYPES["BF16"]
+BFLOAT16_MODES = ("float32", "ml_dtypes")
 _DTYPE_NAMES = {dt: name for name, dt in _DTYPES.items()}
 _log = logging.getLogger("fnn.checkpoint")
 _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-(?P<token>[0-9a-f]{8,})$")
@@ -224,11 +250,14 @@ def _to_array(x, name):
             raise TypeError(f"{_shown(name)}: cannot convert leaf of type "
                             f"{type(x).__qualname__} to an array: {e}") from e
     dt = arr.dtype
+    if dt.name == "bfloat16" and dt.itemsize == 2 and dt.fields is None:
+        # ml_dtypes.bfloat16 (always native byte order): its bit patterns are the BF16 tensor
+        return arr.view(np.uint16).astype("<u2", copy=False).view(_BF16), _BF16
     le = dt.newbyteorder("<")
     if dt.fields is not None or dt.subdtype is not None or le not in _DTYPE_NAMES:
-        hint = " (cast it to float32)" if dt.name == "bfloat16" else ""
-        raise TypeError(f"{_shown(name)}: unsupported array dtype {dt}{hint}; supported: bool, "
-                        "int8/16/32/64, uint8/16/32/64, float16/32/64, complex64")
+        raise TypeError(f"{_shown(name)}: unsupported array dtype {dt}; supported: bool, "
+                        "int8/16/32/64, uint8/16/32/64, float16/32/64, complex64, "
+                        "bfloat16 (ml_dtypes)")
     return arr, le
 
 
@@ -280,7 +309,7 @@ class _Encoder:
                     "c": [self.node(v, path + (i,)) for i, v in enumerate(x)]}
         if optree.is_namedtuple_instance(x):
             return {"t": "namedtuple", "type": _type_name(t), "f": list(t._fields),
-                    "c": [self.node(v, path + (i,)) for i, v in enumerate(x)]}
+                    "c": [self.node(v, path + (f,)) for f, v in zip(t._fields, x)]}
         if optree.is_structseq_instance(x):
             return {"t": "structseq", "type": _type_name(t),
                     "c": [self.node(v, path + (i,)) for i, v in enumerate(x)]}
@@ -397,7 +426,7 @@ def _write_array(fd: int, arr: np.ndarray, le: np.dtype) -> int:
     return written
 
 
-def _fsync_dir(directory: str) -> None:
+def fsync_dir(directory: str) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError as e:
@@ -484,11 +513,11 @@ def save(path, tree, metadata=None) -> str:
     """
     from transforms import distributed as dist
     if dist.process_count() > 1:
-        return dist.run_on_root(lambda: _save_file(path, tree, metadata))
-    return _save_file(path, tree, metadata)
+        return dist.run_on_root(lambda: save_file(path, tree, metadata))
+    return save_file(path, tree, metadata)
 
 
-def _save_file(path, tree, metadata=None) -> str:
+def save_file(path, tree, metadata=None) -> str:
     """`save` on this process alone."""
     path = os.fspath(path)
     enc = _Encoder()
@@ -521,7 +550,7 @@ def _save_file(path, tree, metadata=None) -> str:
         except OSError:
             pass
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return path
 
 
@@ -594,8 +623,7 @@ def _parse_header(path, f, file_size) -> Header:
                              f"shape, data_offsets (has {sorted(info)})")
         dtype_name, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
         if not isinstance(dtype_name, str) or dtype_name not in _DTYPES:
-            extra = " (bfloat16 is not supported by this reader)" if dtype_name == "BF16" else ""
-            raise _err(path, f"tensor {shown}: unknown or unsupported dtype {dtype_name!r}{extra}")
+            raise _err(path, f"tensor {shown}: unknown or unsupported dtype {dtype_name!r}")
         dt = _DTYPES[dtype_name]
         if (not isinstance(shape, list) or len(shape) > MAX_NDIM
                 or not all(_is_int(d) and d >= 0 for d in shape)):
@@ -670,8 +698,41 @@ def read_header(path) -> Header:
     return header
 
 
-def _read_tensors(f, header: Header, names) -> dict:
-    """Read the tensors `names` into fresh, writeable, native-endian arrays."""
+def _bf16_dtype():
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise ImportError('bfloat16="ml_dtypes" needs the ml_dtypes package (pip install '
+                          'ml_dtypes); the default bfloat16="float32" upcasts instead') from None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def _from_bf16(raw: np.ndarray, mode: str) -> np.ndarray:
+    """BF16 bit patterns (the `_BF16` record dtype) as float32 (exact) or ml_dtypes.bfloat16."""
+    bits = raw.view("<u2")
+    if mode == "ml_dtypes":
+        return bits.astype(np.uint16, copy=False).view(_bf16_dtype())
+    # a bfloat16 is the high half of a float32 with the same sign, exponent and leading bits
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def _check_bf16_mode(bfloat16):
+    if bfloat16 not in BFLOAT16_MODES:
+        raise ValueError(f"bfloat16 must be one of {BFLOAT16_MODES}, got {bfloat16!r}")
+    if bfloat16 == "ml_dtypes":
+        _bf16_dtype()  # fail early, before reading anything
+
+
+def _dtype_str(dt) -> str:
+    return "bfloat16" if dt == _BF16 else str(dt.newbyteorder("="))
+
+
+def _read_tensors(f, header: Header, names, bf16="float32") -> dict:
+    """Read the tensors `names` into fresh, writeable, native-endian arrays.
+
+    BF16 tensors become float32 or ml_dtypes.bfloat16 arrays: `bf16` is the mode for all of
+    them, or a dict {name: mode}.
+    """
     out = {}
     pos = None
     for name in sorted(names, key=lambda n: header.tensors[n][2]):
@@ -689,7 +750,9 @@ def _read_tensors(f, header: Header, names) -> dict:
             raw = arr.view(np.uint8)
             if raw.size and raw.max() > 1:
                 np.not_equal(raw, 0, out=arr)
-        if not arr.dtype.isnative:
+        if dt == _BF16:
+            arr = _from_bf16(arr, bf16 if isinstance(bf16, str) else bf16[name])
+        elif not arr.dtype.isnative:
             arr = arr.astype(arr.dtype.newbyteorder("="))
         out[name] = arr
     return out
@@ -768,7 +831,7 @@ _CONTAINERS = {"dict", "odict", "ddict", "list", "tuple", "namedtuple", "structs
 _SCALARS = {"int", "float", "bool", "str"}
 
 
-def _decode_node(obj, path, bad, leaves):
+def _decode_node(obj, path, bad, leaves, by_field=True):
     """Validate the JSON structure node `obj` at tree path `path`; collect leaves by name."""
     name = path_name(path)
     if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):
@@ -823,6 +886,10 @@ def _decode_node(obj, path, bad, leaves):
                     or not all(isinstance(x, str) for x in fields)):
                 raise bad(f"malformed namedtuple node at {_shown(name)!r}")
             extra["fields"] = fields
+            if by_field:
+                if len(set(fields)) != len(fields):
+                    raise bad(f"duplicate named tuple fields at {_shown(name)!r}")
+                keys = list(fields)
         if kind == "custom" and "aux" in obj:
             extra["aux"] = _dec_static(obj["aux"], bad)
     if kind == "ddict":
@@ -830,12 +897,13 @@ def _decode_node(obj, path, bad, leaves):
         if f is not None and not isinstance(f, str):
             raise bad(f"malformed defaultdict node at {_shown(name)!r}")
         extra = {"factory": f}
-    kids = [_decode_node(c, path + (k,), bad, leaves) for k, c in zip(keys, children)]
+    kids = [_decode_node(c, path + (k,), bad, leaves, by_field) for k, c in zip(keys, children)]
     return _Node(kind, name, keys, kids, extra=extra)
 
 
 def _decode_structure(header: Header):
-    """(root _Node, {name: leaf _Node}) of a validated header, or None for foreign files."""
+    """(root _Node, {name: leaf _Node}, version) of a validated header, or None for foreign
+    files."""
     path = header.path
     raw = header.metadata.get(FORMAT_KEY)
     if raw is None:
@@ -866,7 +934,7 @@ def _decode_structure(header: Header):
                   f"version {FORMAT_VERSION})")
     leaves = {}
     try:
-        root = _decode_node(obj["tree"], (), bad, leaves)
+        root = _decode_node(obj["tree"], (), bad, leaves, version >= _FIELD_NAMES_SINCE)
     except RecursionError:
         raise bad("nested too deeply") from None
     arrays = {n for n, node in leaves.items() if node.kind == "array"}
@@ -878,7 +946,7 @@ def _decode_structure(header: Header):
                   + (f"tensors without a tree leaf {missing}" if missing else "")
                   + ("; " if missing and extra else "")
                   + (f"array leaves without a tensor {extra}" if extra else ""))
-    return root, leaves
+    return root, leaves, version
 
 
 def _one_byte_off(a: str, b: str) -> bool:
@@ -1039,7 +1107,17 @@ def _leaf_desc(x) -> str:
     return type(x).__qualname__
 
 
-def restore(path, target=None, *, partial: bool = False, subtree=None):
+class IncompatibleKeys(collections.namedtuple("IncompatibleKeys",
+                                              ["missing_keys", "unexpected_keys"])):
+    """What a partial `restore` did not match, as PyTorch's ``load_state_dict(strict=False)``
+    returns it: `missing_keys` (target paths the file lacks; they keep the target's value) and
+    `unexpected_keys` (file entries the target lacks; ignored), both lists of ``/``-joined
+    names."""
+    __slots__ = ()
+
+
+def restore(path, target=None, *, partial: bool = False, subtree=None,
+            bfloat16: str = "float32", return_keys: bool = False):
     """Load a checkpoint written by `save`.
 
     Args:
@@ -1063,6 +1141,12 @@ def restore(path, target=None, *, partial: bool = False, subtree=None):
         name (``"params/body"``) or a tuple of keys (``("params", "body")``).  `target`, if
         given, then describes that subtree (names relative to it).  Only the needed tensors
         are read.  A missing subtree raises ``KeyError``.
+      bfloat16: how ``BF16`` tensors come back when no target leaf decides:
+        ``"float32"`` (default, exact upcast, no extra package) or ``"ml_dtypes"``
+        (``ml_dtypes.bfloat16`` arrays; ImportError without that package).  A target leaf
+        of dtype float32 or ``ml_dtypes.bfloat16`` receives that dtype either way.
+      return_keys: return ``(tree, IncompatibleKeys(missing_keys, unexpected_keys))``
+        instead of the tree alone (both lists empty unless `partial`).
 
     Returns:
       The restored tree; arrays are fresh, writeable, native-endian numpy arrays.
@@ -1073,6 +1157,7 @@ def restore(path, target=None, *, partial: bool = False, subtree=None):
     """
     if partial and target is None:
         raise ValueError("partial=True needs a target (the tree to fill in)")
+    _check_bf16_mode(bfloat16)
     f, header = _open(path)
     with f:
         decoded = _decode_structure(header)
@@ -1081,6 +1166,8 @@ def restore(path, target=None, *, partial: bool = False, subtree=None):
             root = _Node("dict", "", names, [_Node("array", n) for n in names])
         else:
             root = decoded[0]
+        # files before version 2 named named-tuple children by position
+        by_field = decoded is None or decoded[2] >= _FIELD_NAMES_SINCE
         if subtree is not None:
             prefix = _subtree_prefix(subtree)
             node = _find_subtree(root, prefix)
@@ -1096,8 +1183,11 @@ def restore(path, target=None, *, partial: bool = False, subtree=None):
         _collect(root, root.name, leaves)
         if target is None:
             needed = [n.name for n in leaves.values() if n.kind == "array"]
-            return _build(root, _read_tensors(f, header, needed))
-        return _restore_into(f, header, leaves, target, partial)
+            tree = _build(root, _read_tensors(f, header, needed, bfloat16))
+            keys = IncompatibleKeys([], [])
+        else:
+            tree, keys = _restore_into(f, header, leaves, target, partial, bfloat16, by_field)
+    return (tree, keys) if return_keys else tree
 
 
 def _collect(node: _Node, base: str, out: dict):
@@ -1115,11 +1205,20 @@ def _name_list(names, limit=5) -> str:
     return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
 
 
-def _restore_into(f, header, leaves, target, partial):
+def _target_paths(target, by_field: bool):
+    """(paths, leaves, treedef) of `target`, each path named as the save side names it: raw
+    optree entries (dict keys, sequence indices, custom node entries), except named-tuple
+    children, which are their field names when `by_field`."""
+    raw_leaves, treedef = optree.tree_flatten(target, namespace=tree_util.NAMESPACE)
+    paths = [tuple(e.field if by_field and type(e) is optree.NamedTupleEntry else e.entry
+                   for e in accessor)
+             for accessor in treedef.accessors()]
+    return paths, raw_leaves, treedef
+
+
+def _restore_into(f, header, leaves, target, partial, bfloat16="float32", by_field=True):
     path = header.path
-    # raw optree paths (a namedtuple field is its index), as the save side names leaves
-    raw_paths, raw_leaves, treedef = optree.tree_flatten_with_path(
-        target, namespace=tree_util.NAMESPACE)
+    raw_paths, raw_leaves, treedef = _target_paths(target, by_field)
     pairs = list(zip(raw_paths, raw_leaves))
     names = [path_name(p) for p, _ in pairs]
     seen = {}
@@ -1141,6 +1240,7 @@ def _restore_into(f, header, leaves, target, partial):
                              + (f" (+{len(extra) - 5} more)" if len(extra) > 5 else ""))
             raise _err(path, "tree structure differs from the target: " + "; ".join(parts)
                        + " (use partial=True to load only the common entries)")
+    missing, unexpected = [], []
     if partial:
         missing = [n for n in names if n not in leaves]
         unexpected = [n for n in leaves if n not in seen]
@@ -1154,7 +1254,7 @@ def _restore_into(f, header, leaves, target, partial):
                          path, len(missing), f" ({_name_list(missing)})" if missing else "",
                          len(unexpected),
                          f" ({_name_list(unexpected)})" if unexpected else "")
-    to_read = []
+    to_read, modes = [], {}
     for n, (_, t) in zip(names, pairs):
         node = leaves.get(n)
         if node is None:
@@ -1177,10 +1277,19 @@ def _restore_into(f, header, leaves, target, partial):
             raise TypeError(f"{where}: target leaf has an unusable shape/dtype: {e}") from e
         if t_shape != shape:
             raise _err(path, f"{where}: shape {shape} in file, {t_shape} in target")
-        if t_dtype.newbyteorder("<") != dt.newbyteorder("<"):
-            raise _err(path, f"{where}: dtype {dt.newbyteorder('=')} in file, {t_dtype} in target")
+        if dt == _BF16:
+            # bfloat16 in the file: a float32 target gets the exact upcast, a bfloat16 one bf16
+            if t_dtype.kind == "f" and t_dtype.itemsize == 4:
+                modes[node.name] = "float32"
+            elif t_dtype.name == "bfloat16" and t_dtype.itemsize == 2:
+                modes[node.name] = "ml_dtypes"
+            else:
+                raise _err(path, f"{where}: dtype bfloat16 in file, {t_dtype} in target "
+                                 "(a bfloat16 tensor loads into float32 or ml_dtypes.bfloat16)")
+        elif t_dtype.newbyteorder("<") != dt.newbyteorder("<"):
+            raise _err(path, f"{where}: dtype {_dtype_str(dt)} in file, {t_dtype} in target")
         to_read.append(node.name)
-    arrays = _read_tensors(f, header, to_read)
+    arrays = _read_tensors(f, header, to_read, modes)
     out = []
     for n, (_, t) in zip(names, pairs):
         node = leaves.get(n)
@@ -1190,4 +1299,5 @@ def _restore_into(f, header, leaves, target, partial):
             out.append(arrays[node.name])
         else:
             out.append(node.value)
-    return optree.tree_unflatten(treedef, out)   # the target's own key order (any key types)
+    # the target's own key order (any key types)
+    return optree.tree_unflatten(treedef, out), IncompatibleKeys(missing, unexpected)

@@ -51,3 +51,9 @@ from .schedules import (constant_schedule, cosine_decay_schedule,  # noqa: F401
                         polynomial_schedule, sgdr_schedule, warmup_constant_schedule,
                         warmup_cosine_decay_schedule, warmup_exponential_decay_schedule)
 
+import types as _types_all  # noqa: E402
+
+# the public names (pdoc documents re-exported names only when they are listed here)
+__all__ = sorted(_n for _n, _v in globals().items()
+                 if not _n.startswith("_") and not isinstance(_v, _types_all.ModuleType))
+del _types_all

@@ -23,7 +23,7 @@ ScalarOrSchedule = Any
 
 
 def sgd(learning_rate: ScalarOrSchedule, momentum: Optional[float] = None,
-        nesterov: bool = False, accumulator_dtype=None) -> GradientTransformation:
+        nesterov: bool = False, accumulator_dtype: Optional[Any] = None) -> GradientTransformation:
     """Stochastic gradient descent, optionally with (Nesterov) momentum.
 
         without momentum:   u = -lr * g
@@ -39,7 +39,7 @@ def sgd(learning_rate: ScalarOrSchedule, momentum: Optional[float] = None,
 
 
 def adam(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
-         eps: float = 1e-8, eps_root: float = 0.0, mu_dtype=None, *,
+         eps: float = 1e-8, eps_root: float = 0.0, mu_dtype: Optional[Any] = None, *,
          nesterov: bool = False) -> GradientTransformation:
     """Adam (Kingma & Ba, 2015).
 
@@ -58,7 +58,8 @@ def adam(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
 
 
 def nadam(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
-          eps: float = 1e-8, eps_root: float = 0.0, mu_dtype=None) -> GradientTransformation:
+          eps: float = 1e-8, eps_root: float = 0.0,
+          mu_dtype: Optional[Any] = None) -> GradientTransformation:
     """NAdam (Dozat, 2016): Adam with a Nesterov-corrected first moment.
 
         m^_t = b1 * m_t / (1 - b1**(t+1)) + (1 - b1) * g / (1 - b1**t)
@@ -68,8 +69,8 @@ def nadam(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
 
 
 def adamw(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
-          eps: float = 1e-8, eps_root: float = 0.0, mu_dtype=None,
-          weight_decay: float = 1e-4, mask=None, *,
+          eps: float = 1e-8, eps_root: float = 0.0, mu_dtype: Optional[Any] = None,
+          weight_decay: float = 1e-4, mask: Any = None, *,
           nesterov: bool = False) -> GradientTransformation:
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
 
@@ -87,15 +88,16 @@ def adamw(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
 
 
 def nadamw(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
-           eps: float = 1e-8, eps_root: float = 0.0, mu_dtype=None,
-           weight_decay: float = 1e-4, mask=None) -> GradientTransformation:
+           eps: float = 1e-8, eps_root: float = 0.0, mu_dtype: Optional[Any] = None,
+           weight_decay: float = 1e-4, mask: Any = None) -> GradientTransformation:
     """`adamw` with NAdam's Nesterov-corrected first moment."""
     return adamw(learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask,
                  nesterov=True)
 
 
 def amsgrad(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
-            eps: float = 1e-8, eps_root: float = 0.0, mu_dtype=None) -> GradientTransformation:
+            eps: float = 1e-8, eps_root: float = 0.0,
+            mu_dtype: Optional[Any] = None) -> GradientTransformation:
     """AMSGrad: `u = -lr * m^_t / (sqrt(max_{s<=t} v^_s + eps_root) + eps)`."""
     return chain(
         tx.scale_by_amsgrad(b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype),
@@ -112,7 +114,7 @@ def adamax(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
 
 def adamaxw(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
             eps: float = 1e-8, weight_decay: float = 1e-4,
-            mask=None) -> GradientTransformation:
+            mask: Any = None) -> GradientTransformation:
     """Adamax with decoupled weight decay: `u = -lr * (adamax direction + weight_decay * p)`."""
     return chain(tx.scale_by_adamax(b1=b1, b2=b2, eps=eps),
                  tx.add_decayed_weights(weight_decay, mask),
@@ -191,7 +193,7 @@ def adagrad(learning_rate: ScalarOrSchedule, initial_accumulator_value: float = 
 
 def lamb(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
          eps: float = 1e-6, eps_root: float = 0.0, weight_decay: float = 0.0,
-         mask=None) -> GradientTransformation:
+         mask: Any = None) -> GradientTransformation:
     """LAMB (You et al., 2020): Adam direction plus weight decay, rescaled per leaf by the
     trust ratio.
 
@@ -206,8 +208,8 @@ def lamb(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
     )
 
 
-def lars(learning_rate: ScalarOrSchedule, weight_decay: float = 0.0, weight_decay_mask=True,
-         trust_coefficient: float = 0.001, eps: float = 0.0, trust_ratio_mask=True,
+def lars(learning_rate: ScalarOrSchedule, weight_decay: float = 0.0, weight_decay_mask: Any = True,
+         trust_coefficient: float = 0.001, eps: float = 0.0, trust_ratio_mask: Any = True,
          momentum: float = 0.9, nesterov: bool = False) -> GradientTransformation:
     """LARS (You et al., 2017): weight decay, per-leaf trust ratio, learning rate, momentum.
 
@@ -224,8 +226,9 @@ def lars(learning_rate: ScalarOrSchedule, weight_decay: float = 0.0, weight_deca
     )
 
 
-def lion(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.99, mu_dtype=None,
-         weight_decay: float = 1e-3, mask=None) -> GradientTransformation:
+def lion(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.99,
+         mu_dtype: Optional[Any] = None,
+         weight_decay: float = 1e-3, mask: Any = None) -> GradientTransformation:
     """Lion (Chen et al., 2023).
 
         u = -lr * (sign(b1 * m_{t-1} + (1 - b1) * g) + weight_decay * p)

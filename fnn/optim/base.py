@@ -59,6 +59,8 @@ class EmptyState(NamedTuple):
 
 
 def init_empty_state(params: Params) -> EmptyState:
+    """The `init` of a stateless transformation: `EmptyState()` whatever the params (as
+    `optax.init_empty_state`)."""
     del params
     return EmptyState()
 

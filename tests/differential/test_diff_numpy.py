@@ -357,9 +357,8 @@ def test_partition(name):
                 np.all(ours[:, k + 1:] >= ours[:, k:k + 1]), f"tnp.{name}({x!r}, {k}): {ours}"
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError,
-                   reason="tnp.pad supports mode='constant' only (jnp: reflect, edge, wrap, ...)")
-@pytest.mark.parametrize("mode", ["reflect", "edge", "wrap", "symmetric"])
+@pytest.mark.parametrize("mode", ["reflect", "edge", "wrap", "symmetric", "maximum", "mean",
+                                  "linear_ramp"])
 def test_pad_modes(mode):
     x = _r(np.random.default_rng(4))
     _run("pad", (x, ((1, 0), (0, 2))), {"mode": mode})

@@ -177,8 +177,45 @@ if n == 4:
         # one jitted pmean, traced under one mesh, counts the members of the mesh it runs in
         jm = T.jit(lambda v: lax.pmean(v, "data"))
         assert jm(v)[0] == (mo + mo + 2) / 2
+        both = lambda v: lax.pmean({"a": v, "b": 2 * v}, ("data", "model"))   # noqa: E731
+        for g in (both, T.jit(both)):
+            r2 = g(v)
+            assert r2["a"][0] == 1.5 and r2["b"][0] == 3.0, (rank, r2)
+        assert lax.pmax(v, ("data", "model"))[0] == 3 and lax.pmin(v, ("model", "data"))[0] == 0
     with mesh:
         assert jm(v)[0] == 1.5
+    # ppermute over both axes: members numbered row-major in the mesh's axis order, i.e. by
+    # process index, whatever the order of the names (as JAX under shard_map)
+    perm = [(0, 3), (3, 1), (1, 0)]                  # member 2 receives nothing
+    src_of = {dd: ss for ss, dd in perm}
+
+    def expect(me):
+        s = src_of.get(me)
+        return 0.0 if s is None else float(s)
+
+    with m2:
+        pp = lambda v: lax.ppermute(v * 1.0, ("data", "model"), perm)   # noqa: E731
+        assert pp(v)[0] == expect(rank)
+        assert T.jit(pp)(v)[0] == expect(rank)
+        assert lax.ppermute(v, ("model", "data"), perm)[0] == expect(rank)
+        assert T.jit(lambda v: lax.ppermute(v, ("model", "data"), perm))(v)[0] == expect(rank)
+        # the transpose is the inverse permutation: d/dv sum(w * ppermute(v)) = ppermute^-1(w)
+        wv = np.array([10.0 + rank])
+        g = T.jit(T.grad(lambda v: (lax.ppermute(v, ("data", "model"), perm) * wv).sum()))(v)
+        dst_of = {ss: dd for ss, dd in perm}
+        assert g[0] == (10.0 + dst_of[rank] if rank in dst_of else 0.0), (rank, g)
+        # a vmap over another axis maps it through: each example permuted across processes
+        xb = np.arange(3.0) + 10 * rank
+        out = T.vmap(lambda u: lax.ppermute(u, ("data", "model"), perm))(xb)
+        s = src_of.get(rank)
+        assert np.array_equal(out, np.zeros(3) if s is None else np.arange(3.0) + 10 * s)
+        # mixed: "model" across processes, "i" a vmap on each: gathered over both
+        xi = np.array([[rank * 2.0], [rank * 2.0 + 1]])   # member (model m, i) = 2m + i here
+        mixed = T.vmap(lambda u: lax.ppermute(u, ("model", "i"), [(0, 3), (3, 0)]),
+                       axis_name="i")(xi)
+        base = d * 4.0                                    # this data row's values: base + 0..3
+        assert mixed[:, 0].tolist() == ([base + 3, 0.0] if mo == 0 else [0.0, base]), \
+            (rank, mixed)
     ok("2-D mesh")
 
 # --- dtypes: float16, bool, int, complex, 0-d ---------------------------------------------

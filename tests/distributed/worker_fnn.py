@@ -61,6 +61,33 @@ try:
     raise AssertionError("no error")
 except (OSError, RuntimeError) as e:
     assert rank == 0 or "process 0" in str(e), e
+
+# a sharded (model-parallel) tree: each process its own part, one manifest commits them
+part = {"w": np.full((2, rank + 1), rank, np.float32), "rank": np.int64(rank)}
+sdir = os.path.join(directory, "sharded")
+assert checkpoint.save_sharded(sdir, part, metadata={"step": 3}) == os.path.abspath(sdir)
+assert sorted(os.listdir(sdir)) == ["manifest.json"] + [
+    f"shard_{i:05d}-of-{n:05d}.safetensors" for i in range(n)]
+assert checkpoint.read_manifest(sdir)["metadata"] == {"step": 3}
+back = checkpoint.restore_sharded(sdir, target=part)
+assert np.array_equal(back["w"], part["w"]) and int(back["rank"]) == rank
+other = checkpoint.restore_sharded(sdir, shard=n - 1)          # any part, by index
+assert other["w"].shape == (2, n)
+# replaced atomically: a second save of new values, then the old ones are gone
+part2 = {"w": part["w"] + 10, "rank": np.int64(rank)}
+checkpoint.save_sharded(sdir, part2)
+assert np.array_equal(checkpoint.restore_sharded(sdir, target=part)["w"], part2["w"])
+# a shard that cannot be written (process 1's part has an unsupported leaf): raised on every
+# process, naming it, and the committed checkpoint is left as it was
+bad = part2 if rank == 0 else {"w": part2["w"], "rank": object()}
+try:
+    checkpoint.save_sharded(sdir, bad)
+    raise AssertionError("no error")
+except RuntimeError as e:
+    assert "writing a shard failed on process 1" in str(e), e
+assert np.array_equal(checkpoint.restore_sharded(sdir, target=part)["w"], part2["w"])
+dist.barrier()
+assert not [f for f in os.listdir(directory) if f.startswith(".sharded")], os.listdir(directory)
 dist.barrier()
 if rank == 0:
     print("ALL OK", flush=True)

@@ -25,7 +25,7 @@ from ._mesh import Mesh, active_meshes
 from ._runtime import initialize, process_count, process_index
 
 __all__ = ["initialize", "process_index", "process_count", "Mesh", "broadcast", "send", "recv",
-           "barrier", "active_meshes", "is_launched", "run_on_root"]
+           "recv_any", "barrier", "active_meshes", "is_launched", "run_on_root"]
 
 
 def is_launched() -> bool:
@@ -215,6 +215,28 @@ def recv(target, source, tag=0):
     if problem is not None:
         raise ValueError(problem)
     return treedef.unflatten(_unpack(buf, sig))
+
+
+def recv_any(target, tag=0):
+    """Receive a pytree shaped like `target` from whichever process sends one first (with
+    `send(tree, dest=me, tag)`); returns `(source, tree)`. For servers that answer workers in
+    the order they arrive (an asynchronous parameter server)."""
+    tag = _check_tag(tag, "recv_any")
+    if process_count() == 1:
+        raise ValueError("recv_any: this is a one-process world; no other process can send")
+    paths, leaves, treedef = _flatten(target, "recv_any")
+    sig = _signature(paths, leaves)
+    comm = _R.p2p_comm()
+    status = _R.mpi().Status()
+    theirs = comm.recv(source=_R.mpi().ANY_SOURCE, tag=tag, status=status)
+    source = status.Get_source()
+    nbytes = sum(np.dtype(d).itemsize * int(np.prod(s, dtype=np.int64)) for _, s, d in theirs)
+    buf = np.empty(nbytes, np.uint8)
+    comm.Recv(buf, source=source, tag=tag)     # messages between two processes do not overtake
+    problem = _describe_mismatch(sig, theirs, f"recv_any from process {source}")
+    if problem is not None:
+        raise ValueError(problem)
+    return source, treedef.unflatten(_unpack(buf, sig))
 
 
 def run_on_root(fn, root=0):

@@ -96,8 +96,35 @@ class Mesh:
         return self.coords[self._pos(name)]
 
     def comm(self, name) -> R.Comm:
+        """The process group of axis `name`, or for a tuple of names the group spanning those
+        axes (members ranked row-major over them in the mesh's axis order, whatever the order
+        of the tuple). A tuple's group is made on first use, which is collective: every
+        process must use it in the same order (as they do when they run the same program)."""
+        if isinstance(name, tuple):
+            if len(name) == 1:
+                name = name[0]
+            else:
+                name = tuple(sorted(name, key=self._pos))
+                pos = [self._pos(n) for n in name]
+                c = self._comms.get(name)
+                if c is None:
+                    c = self._comms[name] = self._split_group(name, pos)
+                return c
         self._pos(name)
         return self._comms[name]
+
+    def _split_group(self, names, pos):
+        world = R.world()
+        sizes = [self._sizes[p] for p in pos]
+        label = f"mesh axes {names} (size {prod(sizes)})"
+        if world is None or R.process_count() == 1:
+            return R.Comm(None, 0, 1, label)
+        rest = [p for p in range(len(self._sizes)) if p not in pos]
+        color = int(np.ravel_multi_index([self.coords[p] for p in rest],
+                                         [self._sizes[p] for p in rest])) if rest else 0
+        key = int(np.ravel_multi_index([self.coords[p] for p in pos], sizes))
+        sub = world.Split(color, key)
+        return R.Comm(sub, sub.Get_rank(), sub.Get_size(), label)
 
     def _pos(self, name):
         try:
@@ -130,4 +157,5 @@ def find(name):
 
 
 def active_meshes():
+    """The meshes bound by enclosing ``with mesh:`` blocks in this thread, outermost first."""
     return tuple(_bound.stack)

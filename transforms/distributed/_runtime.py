@@ -65,11 +65,14 @@ def initialize():
 
 
 def process_index() -> int:
+    """This process's rank in the MPI world (0 without `mpiexec`), as `jax.process_index`."""
     initialize()
     return _state["rank"]
 
 
 def process_count() -> int:
+    """The number of processes in the MPI world (1 without `mpiexec`), as
+    `jax.process_count`."""
     initialize()
     return _state["size"]
 
@@ -208,19 +211,27 @@ class Comm:
 
     def __init__(self, comm, rank, size, label):
         self.comm, self.rank, self.size, self.label = comm, rank, size, label
-        self._scratch = {}
+        self._pools = {}
 
-    def scratch(self, dtype, size) -> np.ndarray:
-        """A persistent 1-D buffer for packed reductions. MPI moves a buffer it has seen before
-        faster than fresh memory, so packed collectives always go through the same buffers.
-        Its contents are valid until the next packed collective on this group of that
-        dtype and size."""
+    def pooled(self, dtype, size) -> np.ndarray:
+        """A 1-D buffer for a packed reduction whose results will be views of it: one of a
+        small pool kept per (dtype, size) that no earlier result refers to any more, else a
+        new one. MPI moves memory it has moved before several times faster than new memory
+        (the library caches what it has registered), and results still held by the caller
+        are never overwritten (a live view keeps its base's reference count up)."""
         key = (np.dtype(dtype).str, int(size))
-        buf = self._scratch.get(key)
-        if buf is None:
-            if len(self._scratch) >= 16:
-                self._scratch.pop(next(iter(self._scratch)))
-            buf = self._scratch[key] = np.zeros(int(size), dtype)
+        pool = self._pools.get(key)
+        if pool is None:
+            if len(self._pools) >= 16:
+                self._pools.pop(next(iter(self._pools)))
+            pool = self._pools[key] = []
+        for buf in pool:
+            if sys.getrefcount(buf) <= 3:        # the pool's list, this name, getrefcount's
+                return buf
+        buf = np.empty(int(size), dtype)
+        pool.append(buf)
+        if len(pool) > 3:
+            pool.pop(0)
         return buf
 
     def __repr__(self):

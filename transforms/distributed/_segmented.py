@@ -9,17 +9,20 @@ split at its collectives:
 A collective's *stage* is the number of collectives on its longest dependency chain (as soon as
 possible, so independent collectives share a stage); every other equation runs in the first
 segment that needs its value (as late as possible, so cheap broadcasts are not computed early
-and handed across). In a stage, all `psum` (`pmax`, `pmin`) operands with the same axis and
-dtype are packed - one copy - into a persistent contiguous buffer owned by the program and
-reduced by ONE in-place `Allreduce`; their results are views of it, read by later segments
-(results returned to the caller are copied out, since the next call reuses the buffer). A pytree
-of gradients therefore costs one MPI call per dtype, not one per leaf, and MPI always sees the
-same memory (fresh memory each call measured 2-3x slower on 2 processes). Axis names resolve
-against the mesh active at call time; the first call checks that every member agrees on the
-collectives' shapes and dtypes.
+and handed across). In a stage, all `psum` (`pmean`, `pmax`, `pmin`) operands with the same
+axis and dtype are packed - one pass, which also applies pmean's 1/n when that is exact - into
+one contiguous buffer and reduced by ONE in-place `Allreduce`; their results are views of it,
+read by later segments or returned to the caller as they are (no copy out). A pytree of
+gradients therefore costs one MPI call per dtype, not one per leaf, and one pass over the data
+besides the Allreduce (`benchmarks/distributed.py` measures it against a bare Allreduce). The
+buffers are pooled and reused once no earlier result refers to them. Axis names
+resolve against the mesh active at call time; the first call checks that every member agrees
+on the collectives' shapes and dtypes.
 Equations that nest collectives inside control flow run through their NumPy impl.
 """
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -27,8 +30,8 @@ from ..ir import ClosedJaxpr, Jaxpr, Literal, Var
 from . import _mesh as M
 from . import _runtime as R
 
-COLLECTIVES = {"psum", "pmax", "pmin", "all_gather", "axis_index", "ppermute"}
-_REDUCE_OP = {"psum": "sum", "pmax": "max", "pmin": "min"}
+COLLECTIVES = {"psum", "pmean", "pmax", "pmin", "all_gather", "axis_index", "ppermute"}
+_REDUCE_OP = {"psum": "sum", "pmean": "sum", "pmax": "max", "pmin": "min"}
 
 
 def _sub_jaxprs(params):
@@ -84,6 +87,7 @@ class SegmentedExecutable:
         self.invars = list(jaxpr.invars)
         self.outvars = list(jaxpr.outvars)
         self.checked = False
+        self.buffers = {}         # (stage, group) -> the buffers MPI has reduced in (a pool)
 
         # stage of each collective = collectives on its longest dependency chain (ASAP, so
         # independent collectives share a stage and a buffer)
@@ -147,7 +151,6 @@ class SegmentedExecutable:
         final = {a for a in jaxpr.outvars if isinstance(a, Var)}
 
         self.steps = []
-        self.buffers = {}         # (stage, group) -> the persistent buffer MPI reduces in
         for k in range(n_stages + 1):
             eqns = seg_eqns.get(k, [])
             defined = {v for e in eqns for v in e.outvars}
@@ -178,9 +181,7 @@ class SegmentedExecutable:
                     shapes = [e.outvars[0].aval.shape for e in es]
                     sizes = [int(np.prod(sh, dtype=np.int64)) for sh in shapes]
                     desc = f"{name} {dt.str} " + " ".join(str(list(sh)) for sh in shapes)
-                    self.buffers[(k, gi)] = np.zeros(sum(sizes), dt)
-                    host.groups.append((name, axis, self.buffers[(k, gi)], es, shapes, sizes,
-                                        desc))
+                    host.groups.append((name, axis, dt, es, shapes, sizes, desc))
             self.steps.append((seg, host))
 
     def __call__(self, *args):
@@ -195,10 +196,7 @@ class SegmentedExecutable:
             self._run(env)
             self.checked = True
         outs = [a.val if isinstance(a, Literal) else env[a] for a in self.outvars]
-        # results must not be views of the persistent buffers (the next call reuses them)
-        bufs = list(self.buffers.values())
-        return [np.array(o) if isinstance(o, np.ndarray) and
-                any(np.may_share_memory(o, b) for b in bufs) else o for o in outs]
+        return [_unpinned(o, self.buffers) for o in outs]
 
     def _run(self, env):
         def read(a):
@@ -209,14 +207,17 @@ class SegmentedExecutable:
                 env.update(zip(seg.outvars, seg.exe(*[env[v] for v in seg.invars])))
             if host is None:
                 continue
-            for name, axis, buf, es, shapes, sizes, desc in host.groups:
+            for gi, (name, axis, dt, es, shapes, sizes, desc) in enumerate(host.groups):
                 comm = _comm(axis)
                 comm.check_same(desc, f"lax.{name}")
-                off = 0                          # pack: one copy into the persistent buffer
-                for e, size in zip(es, sizes):
-                    buf[off:off + size] = read(e.invars[0]).reshape(-1)
-                    off += size
-                comm.allreduce_(buf, _REDUCE_OP[name])
+                pool = self.buffers.setdefault((id(host), gi), [])
+                free = _free_buffer(pool)
+                buf = _reduce_packed(comm, name, dt, [read(e.invars[0]) for e in es], sizes,
+                                     free)
+                if buf is not free:
+                    pool.append(buf)
+                    if len(pool) > _POOL:
+                        pool.pop(0)
                 off = 0
                 for e, shape, size in zip(es, shapes, sizes):
                     env[e.outvars[0]] = buf[off:off + size].reshape(shape)
@@ -244,9 +245,11 @@ class SegmentedLowered:
                 sources.append(f"# ---- compiled segment {k} ----\n{low.source}")
             if host is not None:
                 lines = []
-                for name, axis, buf, es, shapes, sizes, desc in host.groups:
-                    lines.append(f"# MPI Allreduce({_REDUCE_OP[name]}) over {axis!r}: {len(es)} "
-                                 f"value(s) packed in one {buf.dtype.name}[{buf.size}] buffer")
+                for name, axis, dt, es, shapes, sizes, desc in host.groups:
+                    scale = ", scaled by 1/n" if name == "pmean" else ""
+                    lines.append(f"# MPI Allreduce({_REDUCE_OP[name]}{scale}) over {axis!r}: "
+                                 f"{len(es)} value(s) packed in one {dt.name}[{sum(sizes)}] "
+                                 "buffer")
                 for e in host.others:
                     lines.append(f"# host: {e.prim.name} {e.params.get('axis_name', '')}")
                 texts.append("\n".join(lines))
@@ -256,6 +259,64 @@ class SegmentedLowered:
 
     def as_text(self):
         return self.text
+
+
+_POOL = 3      # buffers kept per packed reduction: results alive in the caller's loop pin some
+
+
+def _unpinned(out, buffers):
+    """`out`, copied if it is a small view of a reduction buffer: a scalar loss returned next
+    to gradients that were reduced in the same buffer would otherwise keep the buffer pinned
+    while the caller holds it (see `_free_buffer`)."""
+    base = getattr(out, "base", None)
+    if base is None:
+        return out
+    for pool in buffers.values():
+        for buf in pool:
+            if base is buf:
+                return out.copy() if out.nbytes * 8 < buf.nbytes else out
+    return out
+
+
+def _free_buffer(pool):
+    """A buffer of `pool` that no result of an earlier call refers to any more, or None.
+
+    The results of a packed reduction are views of its buffer. MPI moves memory it has moved
+    before much faster than new memory (the library caches what it has registered; measured 4x
+    on 2 processes for 2.7 MB), so the buffers are kept and reused - but only one none of
+    whose views is alive (a view keeps its base alive, so the reference count says so): then
+    nothing has to be copied out and results kept by the caller are never overwritten. A
+    small pool covers the usual loop `g = step(g)`, where the last result is still alive
+    while the next call runs."""
+    for buf in pool:
+        # references: the pool's list, this loop's name, getrefcount's argument
+        if sys.getrefcount(buf) <= 3:
+            return buf
+    return None
+
+
+def _reduce_packed(comm, name, dt, values, sizes, buf=None):
+    """Pack `values` into one contiguous buffer (`buf` if given, else a new one) in one pass (a
+    pmean scales as it copies when 1/n is exact, else divides after), reduce it in place over
+    `comm` and return it; the results are views of it."""
+    if buf is None or buf.dtype != dt or buf.size != sum(sizes):
+        buf = np.empty(sum(sizes), dt)
+    n = comm.size
+    exact = name == "pmean" and n & (n - 1) == 0          # 1/n a power of two: x/n == x*(1/n)
+    inv = np.asarray(1.0 / n, dt) if exact else None
+    off = 0
+    for v, size in zip(values, sizes):
+        piece = buf[off:off + size]
+        src = np.asarray(v).reshape(-1)
+        if exact and n > 1:
+            np.multiply(src, inv, out=piece)
+        else:
+            piece[...] = src
+        off += size
+    comm.allreduce_(buf, _REDUCE_OP[name])
+    if name == "pmean" and not exact:
+        buf /= np.asarray(n, dt)
+    return buf
 
 
 def _comm(axis):

@@ -40,6 +40,7 @@ To batch a jaxpr (the body of a higher-order primitive) use
 from __future__ import annotations
 
 import functools
+from typing import Any, Callable, Hashable
 
 import numpy as np
 
@@ -259,7 +260,8 @@ def _leaf_value(x):
     return as_leaf(x, "vmap: argument")
 
 
-def vmap(fun, in_axes=0, out_axes=0, axis_name=None, axis_size=None, spmd_axis_name=None):
+def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_name: Hashable | None = None,
+         axis_size: int | None = None, spmd_axis_name: Any = None) -> Callable:
     """Vectorise `fun` over an axis of its inputs (JAX's `vmap`).
 
     `in_axes`: an int, None, or a tuple with one entry (an int, None or a pytree prefix of

@@ -40,3 +40,15 @@ from .extras import (associative_scan, conv_general_shape_tuple,  # noqa: F401,E
                      conv_with_general_padding, dynamic_index_in_dim, dynamic_slice_in_dim,
                      dynamic_update_index_in_dim, dynamic_update_slice_in_dim, index_in_dim,
                      reduce_window_shape_tuple, slice_in_dim)
+
+from . import _docs as _docs_table  # noqa: E402
+
+_docs_table.install(globals())     # docstrings of the factory-made primitives' functions
+del _docs_table
+
+import types as _types_all  # noqa: E402
+
+# the public names (pdoc documents re-exported names only when they are listed here)
+__all__ = sorted(_n for _n, _v in globals().items()
+                 if not _n.startswith("_") and not isinstance(_v, _types_all.ModuleType))
+del _types_all

@@ -45,6 +45,15 @@ def _unbound(name):
 
 
 def _mesh_comm(name):
+    if isinstance(name, tuple):           # ppermute over several axes of one mesh
+        meshes = [M.find(n) for n in name]
+        for n, m in zip(name, meshes):
+            if m is None:
+                raise _unbound(n)
+        if any(m is not meshes[0] for m in meshes):
+            raise ValueError(f"collective over {name}: the names are bound by different "
+                             "meshes; a tuple of names must come from one mesh")
+        return meshes[0].comm(name)
     m = M.find(name)
     if m is None:
         raise _unbound(name)
@@ -188,18 +197,25 @@ def _packed_reduce(name, leaves, comms, op, mean=False):
     for c in comms:
         c.check_same(desc, f"lax.{'pmean' if mean else name}")
     count = int(np.prod([c.size for c in comms]))
+    exact = mean and count & (count - 1) == 0       # 1/count a power of two: scale as we pack
     for dt, idx in groups.items():
-        buf = comms[0].scratch(dt, sum(arrs[i].size for i in idx))
-        if len(idx) == 1:
-            buf[...] = arrs[idx[0]].reshape(-1)
-        else:
-            np.concatenate([arrs[i].reshape(-1) for i in idx], out=buf)
+        buf = comms[0].pooled(dt, sum(arrs[i].size for i in idx))
+        off = 0
+        for i in idx:                                # one pass: pack (and scale)
+            piece = buf[off:off + arrs[i].size]
+            if exact and count > 1:
+                np.multiply(arrs[i].reshape(-1), np.asarray(1.0 / count, dt), out=piece)
+            else:
+                piece[...] = arrs[i].reshape(-1)
+            off += arrs[i].size
         for c in comms:
             c.allreduce_(buf, op)
+        if mean and not exact:
+            buf /= np.asarray(count, dt)
         off = 0
-        for i in idx:
-            piece = buf[off:off + arrs[i].size].reshape(arrs[i].shape)
-            out[i] = piece / np.asarray(count, dt) if mean else piece.copy()
+        for i in idx:          # the results: views of the buffer (small ones copied out,
+            view = buf[off:off + arrs[i].size].reshape(arrs[i].shape)   # not to pin it)
+            out[i] = view.copy() if view.nbytes * 8 < buf.nbytes else view
             off += arrs[i].size
     return out
 
@@ -238,8 +254,45 @@ def pmin(x, axis_name):
     return _tree_collective(pmin_p, x, axis_name)
 
 
+# pmean is its own primitive (not psum / psum(ones)) so that a compiled program can scale while
+# it packs the buffer it reduces: one pass over the data instead of a pack and a divide, and the
+# number of members is the one of the group it runs over (a jitted pmean traced under one mesh is
+# right under any other)
+pmean_p = Primitive("pmean")
+
+
+@pmean_p.def_impl
+def _pmean_impl(x, *, axis_name):          # across processes (no vmap binds the name)
+    comm = _mesh_comm(axis_name)
+    buf = np.array(x, order="C", copy=True)
+    comm.check_same(f"pmean {buf.dtype.str}{list(buf.shape)}", "lax.pmean")
+    comm.allreduce_(buf, "sum")
+    buf /= np.asarray(comm.size, buf.dtype)
+    return buf
+
+
+pmean_p.def_abstract_eval(lambda x, *, axis_name: x)
+
+
+def _pmean_batch_trace_rule(trace, args, dims, *, axis_name):
+    (x,), (d,) = args, dims
+    if not _matches(trace, axis_name):
+        return pmean_p.bind(x, axis_name=axis_name), d
+    if d is None:
+        return x, None                                  # every example holds the same value
+    s = R.reduce_sum(x, (d,))
+    return E.div(s, np.asarray(trace.axis_size, get_aval(s).dtype)), None
+
+
+pmean_p.def_batch_trace_rule(_pmean_batch_trace_rule)
+pmean_p.def_jvp(lambda p, t, *, axis_name: (pmean_p.bind(p[0], axis_name=axis_name),
+                                            pmean_p.bind(t[0], axis_name=axis_name)))
+# pmean = psum / n and the transpose of psum is psum: the transpose of pmean is pmean
+pmean_p.def_transpose(lambda ct, x, *, axis_name: [pmean_p.bind(ct, axis_name=axis_name)])
+
+
 def pmean(x, axis_name):
-    """Mean of `x` over the mapped axis `axis_name`."""
+    """Mean of `x` over the mapped axis `axis_name` (integers and bools averaged as float64)."""
     from .. import tree
     names = _names(axis_name)
     _check_bound(names)
@@ -247,26 +300,14 @@ def pmean(x, axis_name):
     if comms is not None:
         leaves, treedef = tree.flatten(x)
         return tree.unflatten(treedef, _packed_reduce("psum", leaves, comms, "sum", mean=True))
-    # a vmap's size is fixed while tracing; a mesh axis is counted when the program runs
-    # (psum of ones, packed with the values), so a jitted pmean is right under any mesh
-    found = [None if B.find_axis(n) is None else B.find_axis(n).axis_size for n in names]
 
     def one(leaf):
         leaf = as_array(leaf)
-        a = get_aval(leaf)
-        if not np.issubdtype(a.dtype, np.inexact):
+        if not np.issubdtype(get_aval(leaf).dtype, np.inexact):
             leaf = E.convert_element_type(leaf, np.float64)
-        dt = get_aval(leaf).dtype
-        s = leaf
-        for n in names:
-            s = psum_p.bind(s, axis_name=n)
-        if all(t is not None for t in found):
-            count = np.asarray(np.prod(found), dt)
-        else:                                   # staged for later: count the examples
-            count = np.ones((), dt)
-            for n in names:
-                count = psum_p.bind(count, axis_name=n)
-        return E.div(s, count)
+        for n in names:               # groups of one axis have equal sizes: mean of means
+            leaf = pmean_p.bind(leaf, axis_name=n)
+        return leaf
     return tree.map(one, x)
 
 
@@ -424,6 +465,11 @@ def _ppermute_impl(x, *, axis_name, perm):
 
 def _ppermute_batch_trace_rule(trace, args, dims, *, axis_name, perm):
     (x,), (d,) = args, dims
+    if isinstance(axis_name, tuple) and trace.axis_name in axis_name:
+        raise NotImplementedError(
+            f"ppermute over {axis_name}: traced (under jit) where no vmap bound "
+            f"{trace.axis_name!r}, then mapped over it; call jit outside that vmap, or "
+            "under it so that the names are bound while tracing")
     if not _matches(trace, axis_name):
         return ppermute_p.bind(x, axis_name=axis_name, perm=perm), d
     n = trace.axis_size
@@ -481,24 +527,69 @@ def _normalize_perm(perm):
     return pairs
 
 
+def _ppermute_gathered(leaf, names, pairs, n):
+    """`ppermute` over several names of which a vmap binds at least one: every member gathers
+    all values over the names (row-major) and keeps its source's row, zeros if it has none.
+    Built from all_gather / axis_index / dynamic_slice, so grad (the transpose of all_gather is
+    a psum and a slice: the inverse permutation) and vmap follow from their rules."""
+    shape = get_aval(leaf).shape
+    gathered = all_gather(leaf, names)                              # (n,) + shape
+    zero = S.full((1,) + tuple(shape), 0, get_aval(leaf).dtype)
+    gathered = S.concatenate([gathered, zero], 0)                   # row n: nothing arrives
+    src_of = dict((d, s) for s, d in pairs)
+    table = np.array([src_of.get(i, n) for i in range(n)], np.int32)
+    src = S.reshape(S.dynamic_slice(table, [axis_index(names)], [1]), ())
+    starts = [src] + [np.zeros((), np.int32)] * len(shape)
+    return S.reshape(S.dynamic_slice(gathered, starts, (1,) + tuple(shape)), shape)
+
+
+def _layout_order(names):
+    """`names` in the order their axes are laid out - mesh axes first, in the mesh's order,
+    then vmaps from the outermost in - which is the order ppermute linearises a tuple in (as
+    JAX's ppermute, where the order of the names in the tuple does not matter)."""
+    def key(n):
+        t = B.find_axis(n)
+        if t is not None:
+            return (1, t.level)
+        m = M.find(n)
+        return (0, m.axis_names.index(n) if m is not None else 0)
+    return tuple(sorted(names, key=key))
+
+
 def ppermute(x, axis_name, perm):
     """Member `s` of axis `axis_name` sends its `x` (a pytree) to member `d` for every `(s, d)`
-    in `perm`; a member that receives nothing gets zeros (as `jax.lax.ppermute`)."""
+    in `perm`; a member that receives nothing gets zeros (as `jax.lax.ppermute`). For a tuple
+    of names, `s` and `d` index the members of all of them row-major in the order the axes are
+    laid out - a mesh's axes in the mesh's order (so `Mesh({"data": 2, "model": 2})` numbers
+    them as process indices), vmaps outermost first - whatever the order of the tuple, as JAX's
+    ppermute does under `shard_map`. (`axis_index` of a tuple follows the tuple's order.)"""
     from .. import tree
     names = _names(axis_name)
-    if len(names) != 1:
-        raise NotImplementedError("ppermute over a tuple of axis names is not supported; "
-                                  "permute along one axis name")
-    name = names[0]
     _check_bound(names)
     pairs = _normalize_perm(perm)
-    size = _known_size(name)
-    if size is not None:
-        _check_perm(pairs, size, name)
-    return tree.map(lambda leaf: ppermute_p.bind(as_array(leaf), axis_name=name, perm=pairs), x)
+    if len(set(names)) != len(names):
+        raise ValueError(f"ppermute: axis name repeated in {names}")
+    if len(names) == 1:
+        name = names[0]
+        size = _known_size(name)
+        if size is not None:
+            _check_perm(pairs, size, name)
+        return tree.map(lambda leaf: ppermute_p.bind(as_array(leaf), axis_name=name,
+                                                     perm=pairs), x)
+    sizes = [_known_size(n) for n in names]
+    if all(s is not None for s in sizes):
+        _check_perm(pairs, int(np.prod(sizes)), names)
+    if any(B.find_axis(n) is not None for n in names):
+        n = int(np.prod(sizes))
+        ordered = _layout_order(names)
+        return tree.map(lambda leaf: _ppermute_gathered(as_array(leaf), ordered, pairs, n), x)
+    # only meshes bind the names (now, or when the jitted program runs): one point-to-point
+    # exchange over the process group spanning those mesh axes
+    return tree.map(lambda leaf: ppermute_p.bind(as_array(leaf), axis_name=names, perm=pairs),
+                    x)
 
 
-COLLECTIVE_PRIMITIVES = ("psum", "pmax", "pmin", "all_gather", "axis_index", "ppermute")
+COLLECTIVE_PRIMITIVES = ("psum", "pmean", "pmax", "pmin", "all_gather", "axis_index", "ppermute")
 
 __all__ = ["psum", "pmean", "pmax", "pmin", "all_gather", "axis_index", "ppermute",
            "UnboundAxisNameError"]

@@ -100,7 +100,9 @@ def gelu(x, approximate=True):
     if approximate:
         c = _const(math.sqrt(2.0 / math.pi), x)
         return 0.5 * x * (1.0 + tnp.tanh(c * (x + 0.044715 * (x * x * x))))
-    return 0.5 * x * (1.0 + lax.erf(x * _const(1.0 / math.sqrt(2.0), x)))
+    # 0.5 x (1 + erf(x/sqrt2)) written as 0.5 x erfc(-x/sqrt2): for x << 0 the first form
+    # cancels to 0 (or garbage) while erfc keeps the tiny tail value in full precision
+    return 0.5 * x * lax.erfc(-x * _const(1.0 / math.sqrt(2.0), x))
 
 
 def silu(x):

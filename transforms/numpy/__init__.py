@@ -33,3 +33,15 @@ _export(_sorting)
 _export(_construct)
 _install()
 del _install, _export
+
+from . import _docs as _docs_table  # noqa: E402
+
+_docs_table.install(globals())     # docstrings of the factory-made NumPy mirrors
+del _docs_table
+
+import types as _types_all  # noqa: E402
+
+# the public names (pdoc documents re-exported names only when they are listed here)
+__all__ = sorted(_n for _n, _v in globals().items()
+                 if not _n.startswith("_") and not isinstance(_v, _types_all.ModuleType))
+del _types_all

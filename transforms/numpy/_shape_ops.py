@@ -201,26 +201,12 @@ def flipud(m):
     return flip(m, 0)
 
 
-def pad(array, pad_width, mode="constant", constant_values=0):
-    a = _arr(array)
-    if mode != "constant":
-        raise NotImplementedError(f"pad mode {mode!r} (only 'constant')")
-    # NumPy's forms: n, (n,), (before, after), ((before, after),), or one pair per axis
-    try:
-        pw = np.broadcast_to(np.asarray(concrete_or_error(pad_width, "pad widths"),
-                                        dtype=np.int64), (a.ndim, 2))
-    except ValueError:
-        raise ValueError(f"pad: pad_width {pad_width!r} does not fit an array of rank "
-                         f"{a.ndim}") from None
-    if (pw < 0).any():
-        raise ValueError("index can't contain negative values")
-    if isinstance(constant_values, Tracer):
-        cv = lax.convert_element_type(constant_values, a.dtype)
-    else:
-        cv = np.asarray(constant_values, dtype=a.dtype)
-        if cv.ndim:
-            raise NotImplementedError("pad: only a scalar constant_values is supported")
-    return lax.pad(a, cv, [(int(lo), int(hi), 0) for lo, hi in pw])
+def pad(array, pad_width, mode="constant", **kwargs):
+    from ._pad import pad as _pad      # at call time: _pad builds on the whole of tnp
+    return _pad(array, pad_width, mode, **kwargs)
+
+
+pad.__doc__ = """Mirrors `numpy.pad` with every string mode; see `transforms.numpy._pad`."""
 
 
 def tile(A, reps):
@@ -508,8 +494,11 @@ def tensordot(a, b, axes=2, *, precision=None, preferred_element_type=None):
 
 
 def einsum(subscripts, *operands, optimize=None, precision=None, preferred_element_type=None):
-    """`precision` is validated and has no effect; with `preferred_element_type` the operands
-    are converted to it first, so products and sums accumulate in that type."""
+    """Mirrors `numpy.einsum` (both calling forms, as `jax.numpy.einsum`). `optimize` is
+    accepted and ignored (contractions run left to right); `precision` is validated and has
+    no effect; with `preferred_element_type` the operands are converted to it first, so
+    products and sums accumulate in that type. Differentiable; batches under `vmap` and
+    compiles under `jit`."""
     from ._einsum import einsum as _einsum
     lax.check_precision(precision)
     if preferred_element_type is not None:

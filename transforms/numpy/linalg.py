@@ -7,6 +7,11 @@ from . import _ops
 
 
 def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
+    """Mirrors `numpy.linalg.norm`: vector norms (`ord` = None/2, 1, inf, -inf, 0, p) and
+    matrix norms (`'fro'`, `'nuc'`, 1, -1, 2, -2, inf, -inf) over `axis`, `keepdims` as NumPy.
+    Differentiable away from zero (the 2-norm's derivative is undefined at 0); batches under
+    `vmap` and compiles under `jit` (the SVD-based matrix norms 2, -2, 'nuc' as the SVD
+    does)."""
     x = _ops.asarray(x)
     if not np.issubdtype(x.dtype, np.inexact):
         x = _ops.astype(x, np.float64)

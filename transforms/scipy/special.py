@@ -26,9 +26,16 @@ def _f(x):
     return x if dt in (np.float32, np.float64) else tnp.astype(x, np.float64)
 
 
+def _is_python_scalar(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _f2(x, y):
+    # A Python scalar is weakly typed, as in JAX: betaln(float32 array, 2.5) stays float32.
+    weak_x, weak_y = _is_python_scalar(x), _is_python_scalar(y)
     x, y = tnp.asarray(x), tnp.asarray(y)
-    dt = np.result_type(get_aval(x).dtype, get_aval(y).dtype, np.float32)
+    dts = [get_aval(v).dtype for v, weak in ((x, weak_x), (y, weak_y)) if not weak]
+    dt = np.result_type(*dts, np.float32) if dts else np.dtype(np.float64)
     if dt not in (np.float32, np.float64):
         dt = np.dtype(np.float64)
     x, y = tnp.astype(x, dt), tnp.astype(y, dt)
@@ -69,7 +76,7 @@ def multigammaln(a, d):
     a = _f(a)
     j = np.arange(d, dtype=get_aval(a).dtype)
     out = tnp.sum(gammaln(tnp.expand_dims(a, -1) - j / 2), axis=-1)
-    return out + d * (d - 1) / 4 * np.log(np.pi)
+    return out + d * (d - 1) / 4 * math.log(math.pi)     # a Python float: keeps float32
 
 
 def betaln(a, b):

@@ -9,8 +9,9 @@ opaque steps) -> `lowering.lower` (Python/Numba source, buffer plan) -> `cache.l
 (write to the cache directory, import; Numba's `cache=True` reuses machine code across
 processes) -> `Executable` (binds constants, the workspace and the output pool).
 
-Lowering rules for new primitives: see `lowering.register_lowering` (opaque operations) and
-`rules_elementwise.register_pointwise` (elementwise, fused).
+Lowering rules for new primitives: see `registry` (one declaration per primitive:
+`register_lowering` for opaque operations, `register_pointwise` for elementwise ones,
+`register_view` and `register_reduction` for those fused into loops).
 """
 from __future__ import annotations
 
@@ -99,9 +100,11 @@ _by_identity = OrderedDict()      # (id(closed), donate) -> (closed, Executable)
 _by_key = OrderedDict()           # source hash -> Executable
 
 
-def compile(closed, donate=()) -> Executable:   # noqa: A001 - the natural name
+def compile(closed, donate=(), lowered=None) -> Executable:   # noqa: A001 - the natural name
     """Compile `closed` (or fetch it from the in-memory caches). `donate`: indices of inputs
-    whose buffers outputs may be written into (their arrays are then overwritten)."""
+    whose buffers outputs may be written into (their arrays are then overwritten).
+    `lowered`: `lower(closed, donate)` when the caller already has it (tiered execution
+    lowers in the background)."""
     donate = tuple(sorted(donate))
     ikey = (id(closed), donate)
     hit = _by_identity.get(ikey)
@@ -116,7 +119,8 @@ def compile(closed, donate=()) -> Executable:   # noqa: A001 - the natural name
         with _lock:
             _by_identity[(id(closed), donate)] = (closed, exe)
         return exe
-    lowered = lower(closed, donate)
+    if lowered is None:
+        lowered = lower(closed, donate)
     with _lock:
         exe = _by_key.get(lowered.key)
     if exe is None or not _same_consts(exe.lowered.consts, lowered.consts):

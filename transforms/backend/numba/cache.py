@@ -3,7 +3,7 @@
 Layout of the cache directory ``D``::
 
     D/nbx_<key>.py             generated source; <key> is the hash of that source
-    D/nbx_<key>.lock           held (shared) while a process writes or compiles the entry
+    D/nbx_<key>.lock           held while a process writes, compiles or loads the entry
     D/__pycache__/nbx_<key>.*  Numba's index (.nbi) and machine code (.nbc) of its functions
     D/src/<module>-<hash>/     Numba's cache files of `kernels.py` (and any other module
                                whose functions are decorated with this module's `njit`)
@@ -45,6 +45,8 @@ import warnings
 
 import numpy as np
 
+from ..._limits import memory_cache_size  # noqa: F401 - re-exported
+
 try:
     import fcntl
 except ImportError:           # Windows: no entry locks; eviction skips recently used entries
@@ -61,23 +63,6 @@ class CacheWarning(RuntimeWarning):
 _lock = threading.RLock()
 _modules = {}          # key -> module (at most memory_cache_size(), oldest dropped first)
 _warned = set()
-
-
-def memory_cache_size():
-    """How many compiled functions the in-memory caches keep (per jitted function, and in
-    the backend's caches of modules and executables): ``$NUMBAX_MEMORY_CACHE_SIZE``, default
-    256. Generated modules evicted or cleared leave ``sys.modules``; Numba itself never frees
-    machine code, so a long-lived process compiling without end still grows, slowly."""
-    v = os.environ.get("NUMBAX_MEMORY_CACHE_SIZE")
-    if not v:
-        return 256
-    try:
-        n = int(v)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"NUMBAX_MEMORY_CACHE_SIZE must be a positive integer, got {v!r}")
-    return n
 
 
 def forget_module(key):
@@ -303,8 +288,10 @@ def _atomic_write(path, data, root):
 
 
 class _EntryLock:
-    """A shared lock on ``nbx_<key>.lock`` held while an entry is written and compiled;
-    eviction takes it exclusively without waiting, and skips the entry if that fails."""
+    """An exclusive lock on ``nbx_<key>.lock`` held while an entry is written and compiled
+    (or loaded). Two processes wanting the same new program thus compile it once: the second
+    waits for the first and then loads its machine code from the disk. Eviction takes the lock
+    without waiting, and skips the entry if that fails."""
 
     def __init__(self, d, key):
         self.path = os.path.join(d, f"nbx_{key}.lock")
@@ -318,7 +305,7 @@ class _EntryLock:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             except OSError:
                 return self
-            fcntl.flock(fd, fcntl.LOCK_SH)
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except OSError:
@@ -479,6 +466,25 @@ def load_module(lowered):
             except OSError as e:
                 _warn(("evict", d), f"cannot trim the cache directory {d!r} ({e})")
         return mod
+
+
+def on_disk(lowered, d=None):
+    """Whether cache directory `d` (default: the current one) holds the generated module of
+    `lowered` and Numba's index of its main function: a load will then most likely find the
+    machine code (a stale index is still possible; loading then compiles)."""
+    d = d if d is not None else cache_dir()
+    if d is None:
+        return False
+    key = lowered.key
+    try:
+        with open(os.path.join(d, f"nbx_{key}.py"), "rb") as f:
+            if f.read() != lowered.source.encode():
+                return False
+        names = os.listdir(os.path.join(d, "__pycache__"))
+    except OSError:
+        return False
+    prefix = f"nbx_{key}._fn-"
+    return any(n.startswith(prefix) and n.endswith(".nbi") for n in names)
 
 
 def _verified_file(path, data, writable, d, key):

@@ -16,7 +16,11 @@ a transpose of a matmul result is folded into the matmul (operands swapped), dea
   such as a transpose or an expanding broadcast). Reduction results are complete only after
   their nest, so their readers come later. Shape-() elementwise work is plain scalar code.
 * **opaque steps**: everything else (dot_general, gather/scatter, concatenate, cumsum, ...) is
-  emitted by a lowering rule from the registry in `lowering.py`.
+  emitted by a lowering rule from the registry in `registry.py`.
+
+Nothing here knows a primitive by name: which primitives are views (and their index maps),
+reductions, inlined calls or identities is declared by each primitive's rules module
+(`registry.register_view`, `register_reduction`, `register_inline_call`, `register_identity`).
 
 A nest stays *pending* while later equations can still join it; it is emitted ("flushed") when
 something needs one of its results in memory, or at the end. The emitted order is always a
@@ -27,28 +31,15 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, dce_jaxpr
-
-# Primitives that call a closed jaxpr with their operands and are simply inlined.
-# (name -> name of the parameter holding the ClosedJaxpr)
-INLINE_CALLS = {"pjit": "jaxpr", "remat": "jaxpr", "custom_jvp_call": "call_jaxpr",
-                "custom_vjp_call": "call_jaxpr", "checkpoint": "jaxpr", "core_call": "jaxpr"}
-
-VIEW_PRIMS = {"broadcast_in_dim", "transpose", "squeeze", "rev", "slice", "iota", "reshape",
-              "stop_gradient"}
-
-REDUCE_PRIMS = {"reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "reduce_and",
-                "reduce_or"}
+# (register_inline_call: kept importable from here)
+from .registry import (IDENTITIES, INLINE_CALLS, REDUCTIONS, SLOW_PATHS,  # noqa: F401
+                       TRANSPOSE_FOLDS, VIEWS, load_rules, register_inline_call)
 
 
 # A loop nest takes at most this many equations: the machine-code generation of LLVM (instruction
 # selection, scheduling) is superlinear in the size of a loop body, so one enormous nest
 # compiles far slower than a few smaller ones (which only add a store/load at the seams).
 MAX_NEST_MEMBERS = 32
-
-
-def register_inline_call(name, param="jaxpr"):
-    """Make the backend inline primitive `name` (a call of the ClosedJaxpr in `param`)."""
-    INLINE_CALLS[name] = param
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,6 +56,7 @@ def _closed_of(p):
 
 def prepare(closed: ClosedJaxpr, has_rule=lambda name: False):
     """Inline calls, drop identities, fold transposes of dots, DCE. Returns (jaxpr, consts)."""
+    load_rules()
     jaxpr = closed.jaxpr
     constvars = list(jaxpr.constvars)
     consts = list(closed.consts)
@@ -176,37 +168,34 @@ def _cse_key(e, ins):
 
 
 def _is_identity(e, ins):
-    name, p = e.prim.name, e.params
+    """Whether `e` returns its operand unchanged (same aval, and the primitive's declared
+    identity condition holds: `registry.register_identity`)."""
     if len(e.outvars) != 1 or not ins or not isinstance(ins[0], (Var, Literal)):
         return False
-    a, o = ins[0].aval, e.outvars[0].aval
-    if a != o:
+    if ins[0].aval != e.outvars[0].aval:
         return False
-    if name == "stop_gradient":
-        return True
-    if name == "convert_element_type":
-        return True
-    if name == "reshape":
-        return True
-    if name == "transpose":
-        return tuple(p["permutation"]) == tuple(range(a.ndim))
-    if name == "broadcast_in_dim":
-        return tuple(p["broadcast_dimensions"]) == tuple(range(a.ndim))
-    if name in ("squeeze", "rev"):
-        return not p.get("dimensions")
-    if name == "slice":
-        return (all(s == 0 for s in p["start_indices"]) and tuple(p["limit_indices"]) == a.shape
-                and all(s == 1 for s in (p["strides"] or ())))
-    return False
+    when = IDENTITIES.get(e.prim.name)
+    return when is not None and bool(when(e))
 
 
-def _free(nd, contract, batch):
-    return [d for d in range(nd) if d not in contract and d not in batch]
+def _permutation(e):
+    """The permutation of view equation `e` if it only permutes its operand's dims (a
+    transpose: output dim j is operand dim perm[j]), else None."""
+    terms = view_terms(e) if len(e.outvars) == 1 and e.invars else None
+    if terms is None or len(terms) != e.outvars[0].aval.ndim:
+        return None
+    perm = [None] * len(terms)
+    for i, (c, d, a) in enumerate(terms):
+        if c != 0 or a != 1 or d is None or perm[d] is not None:
+            return None
+        perm[d] = i
+    return tuple(perm)
 
 
 def _fold_dot_transposes(jaxpr):
-    """`transpose(dot_general(a, b))` whose permutation only swaps the two free blocks becomes
-    `dot_general(b, a)` when the dot's result has no other use: the transpose disappears."""
+    """A transpose of a result that is read nowhere else, produced by a primitive declared
+    with `absorbs_transpose` (`dot_general`: its operands swapped), becomes that primitive's
+    equation writing the transposed result directly: the transpose disappears."""
     uses = {}
     for e in jaxpr.eqns:
         for a in e.invars:
@@ -215,26 +204,22 @@ def _fold_dot_transposes(jaxpr):
     for a in jaxpr.outvars:
         if isinstance(a, Var):
             uses[a] = uses.get(a, 0) + 1
-    dots = {e.outvars[0]: e for e in jaxpr.eqns if e.prim.name == "dot_general"}
+    producers = {e.outvars[0]: e for e in jaxpr.eqns if e.prim.name in TRANSPOSE_FOLDS}
     replaced, dropped = {}, set()
     for e in jaxpr.eqns:
-        if e.prim.name != "transpose" or not isinstance(e.invars[0], Var):
+        if not e.invars or not isinstance(e.invars[0], Var):
             continue
-        d = dots.get(e.invars[0])
+        d = producers.get(e.invars[0])
         if d is None or uses.get(e.invars[0]) != 1:
             continue
-        (lc, rc), (lb, rb) = d.params["dimension_numbers"]
-        la, ra = d.invars[0].aval, d.invars[1].aval
-        nb = len(lb)
-        nlf, nrf = la.ndim - len(lc) - nb, ra.ndim - len(rc) - nb
-        want = tuple(range(nb)) + tuple(range(nb + nlf, nb + nlf + nrf)) + \
-            tuple(range(nb, nb + nlf))
-        if tuple(e.params["permutation"]) != want:
+        perm = _permutation(e)
+        if perm is None:
             continue
-        params = dict(d.params, dimension_numbers=((tuple(rc), tuple(lc)), (tuple(rb), tuple(lb))))
-        # the swapped dot writes the transpose's result where the transpose was
-        replaced[id(e)] = Eqn(d.prim, [d.invars[1], d.invars[0]], e.outvars, params,
-                              d.source_info)
+        new = TRANSPOSE_FOLDS[d.prim.name](d, perm, e.outvars)
+        if new is None:
+            continue
+        # the new equation writes the transpose's result where the transpose was
+        replaced[id(e)] = new
         dropped.add(id(d))
     if not replaced:
         return jaxpr
@@ -287,49 +272,12 @@ def identity_view(v: Var):
 
 
 def view_terms(eqn):
-    """The index map of a view equation onto its operand (terms per operand dim), or None."""
-    name, p = eqn.prim.name, eqn.params
-    out = eqn.outvars[0].aval
-    if name == "stop_gradient":
-        return tuple((0, d, 1) for d in range(out.ndim))
-    src = eqn.invars[0].aval if eqn.invars else None
-    if name == "broadcast_in_dim":
-        return tuple((0, d, 1) if src.shape[i] == out.shape[d] and src.shape[i] != 1
-                     else (0, None, 0) for i, d in enumerate(p["broadcast_dimensions"]))
-    if name == "transpose":
-        perm = p["permutation"]
-        terms = [None] * src.ndim
-        for j, pj in enumerate(perm):
-            terms[pj] = (0, j, 1)
-        return tuple(terms)
-    if name == "squeeze":
-        dims = set(p["dimensions"])
-        terms, j = [], 0
-        for i in range(src.ndim):
-            if i in dims:
-                terms.append((0, None, 0))
-            else:
-                terms.append((0, j, 1))
-                j += 1
-        return tuple(terms)
-    if name == "rev":
-        dims = set(p["dimensions"])
-        return tuple((src.shape[d] - 1, d, -1) if d in dims else (0, d, 1)
-                     for d in range(src.ndim))
-    if name == "slice":
-        strides = p["strides"] or (1,) * src.ndim
-        return tuple((s, d, st) for d, (s, st) in enumerate(zip(p["start_indices"], strides)))
-    if name == "reshape":
-        # only reshapes that add/drop unit axes are views
-        a = [(i, n) for i, n in enumerate(src.shape) if n != 1]
-        b = [(j, n) for j, n in enumerate(out.shape) if n != 1]
-        if [n for _, n in a] != [n for _, n in b]:
-            return None
-        terms = [(0, None, 0)] * src.ndim
-        for (i, _), (j, _) in zip(a, b):
-            terms[i] = (0, j, 1)
-        return tuple(terms)
-    return None
+    """The index map of a view equation onto its operand (terms per operand dim), or None
+    (not a view primitive, or not a view with these parameters: `registry.register_view`)."""
+    rule = VIEWS.get(eqn.prim.name)
+    if rule is None or rule.terms is None:
+        return None
+    return rule.terms(eqn)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,7 +361,8 @@ def _rowable(st):
         ax = sorted(m.reduce_axes)
         if 0 in ax or ax != list(range(nd - len(ax), nd)):
             return False            # only reductions over trailing dims finish within a row
-    return not any(m.eqn.prim.name in ("sin", "cos") for m in st.members)
+    # (a nest with a slow path runs as two versions of its loop: never inside a row loop)
+    return not any(m.eqn.prim.name in SLOW_PATHS for m in st.members)
 
 
 def _row_local(st, produced, rows):
@@ -471,17 +420,17 @@ def plan(jaxpr: Jaxpr, is_pointwise, is_opaque):
     # -- classify, build views, effective consumers ---------------------------------------------
     kinds = []
     for e in jaxpr.eqns:
-        name = e.prim.name
-        k = None
-        if name in VIEW_PRIMS and len(e.outvars) == 1:
-            if name == "iota":
+        rule = VIEWS.get(e.prim.name)
+        k = terms = None
+        if rule is not None and len(e.outvars) == 1:
+            if rule.source is not None:
                 k = "view"
             else:
-                terms = view_terms(e)
+                terms = rule.terms(e)
                 if terms is not None and isinstance(e.invars[0], (Var, Literal)):
                     k = "view"
         if k is None:
-            if name in REDUCE_PRIMS:
+            if e.prim.name in REDUCTIONS:
                 k = "reduce"
             elif is_pointwise(e):
                 k = "pointwise"
@@ -490,11 +439,10 @@ def plan(jaxpr: Jaxpr, is_pointwise, is_opaque):
         kinds.append(k)
         if k == "view":
             out = e.outvars[0].aval
-            if name == "iota":
-                views[e.outvars[0]] = View("iota", out.shape, dtype=e.params["dtype"],
-                                           terms=((0, e.params["dimension"], 1),))
+            if rule.source is not None:
+                views[e.outvars[0]] = rule.source(e)
             else:
-                views[e.outvars[0]] = view_of(e.invars[0]).compose(view_terms(e), out.shape)
+                views[e.outvars[0]] = view_of(e.invars[0]).compose(terms, out.shape)
 
     consumers = {}
     for e, k in zip(jaxpr.eqns, kinds):

@@ -172,8 +172,16 @@ def _find_numpy_cblas():
                 sf, df = getattr(lib, sname), getattr(lib, dname)
             except AttributeError:
                 continue
+            tl = None
+            for tname in ("openblas_set_num_threads_local",
+                          "scipy_openblas_set_num_threads_local64_"):
+                try:
+                    tl = ctypes.cast(getattr(lib, tname), ctypes.c_void_p).value
+                    break
+                except AttributeError:
+                    continue
             return (ctypes.cast(sf, ctypes.c_void_p).value,
-                    ctypes.cast(df, ctypes.c_void_p).value, bits, os.path.basename(path))
+                    ctypes.cast(df, ctypes.c_void_p).value, bits, os.path.basename(path), tl)
     return None
 
 
@@ -184,15 +192,18 @@ def _register_blas():
     if found is None:
         return None
     import llvmlite.binding as llb
-    s_addr, d_addr, bits, name = found
+    s_addr, d_addr, bits, name, tl_addr = found
     llb.add_symbol("numbax_cblas_sgemm", s_addr)
     llb.add_symbol("numbax_cblas_dgemm", d_addr)
-    return bits, name
+    if tl_addr is not None:
+        llb.add_symbol("numbax_blas_threads_local", tl_addr)
+    return bits, name, tl_addr is not None
 
 
 import os  # noqa: E402
 
-BLAS = _register_blas()           # (int bits, library name) of NumPy's CBLAS, or None
+# (int bits, library name, has openblas_set_num_threads_local) of NumPy's CBLAS, or None
+BLAS = _register_blas()
 
 
 @intrinsic
@@ -251,6 +262,40 @@ def gemm_cblas(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_
                 c, c_off, max(ldc, 1))
 
 
+@intrinsic
+def _blas_threads_local(typingctx, n):
+    """openblas_set_num_threads_local(n): the number of threads the BLAS calls made from this
+    thread use; returns the previous number. Without that function: nothing, returns 0."""
+    if not isinstance(n, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        if BLAS is None or not BLAS[2]:
+            return ir.Constant(i64, 0)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i32, [i32]),
+                                            "numbax_blas_threads_local")
+        v = args[0]
+        v = builder.trunc(v, i32) if v.type.width > 32 else (
+            builder.sext(v, i32) if v.type.width < 32 else v)
+        return builder.sext(builder.call(fn, [v]), i64)
+    return types.int64(n), codegen
+
+
+@_jit
+def gemm_cblas_serial(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off,
+                      ldc):
+    """`gemm_cblas` on the calling thread only. OpenBLAS splits even mid-sized products over
+    its threads, which synchronise once per block of the contraction; with the cores busy
+    (other processes, or BLAS calls in a row from generated code) each wait can last a
+    scheduler time slice: a (2048 x 128)^T (2048 x 128) product took 50-150 ms on two
+    threads of a loaded 2-core machine and 3 ms on one."""
+    prev = _blas_threads_local(1)
+    gemm_cblas(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc)
+    if prev > 0:
+        _blas_threads_local(prev)
+
+
 @_jit
 def gemm_scipy(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
     """Row-major gemm on flat storage through the BLAS SciPy provides to Numba (see `gemm`)."""
@@ -274,6 +319,8 @@ def gemm_scipy(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_
 # found (so compiled and eager code share one BLAS thread pool), else SciPy's BLAS.
 GEMM = "gemm_cblas" if BLAS is not None else "gemm_scipy"
 gemm = gemm_cblas if BLAS is not None else gemm_scipy
+# The same product on the calling thread only (where the BLAS allows choosing; else GEMM).
+GEMM_SERIAL = "gemm_cblas_serial" if BLAS is not None and BLAS[2] else GEMM
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,6 +406,21 @@ def ipow(x, n):
     return acc
 
 
+@_jit
+def upow(x, n):
+    """Unsigned power by squaring, wrapping modulo 2**64 as NumPy does. Separate from ipow
+    because Numba types uint64 combined with a signed literal as float64, which saturated
+    large results instead of wrapping them."""
+    one = np.uint64(1)
+    acc, b, m = one, np.uint64(x), np.uint64(n)
+    while m:
+        if m & one:
+            acc = acc * b
+        b = b * b
+        m >>= one
+    return acc
+
+
 _U32_MASK = np.uint64(0xFFFFFFFF)
 
 
@@ -427,7 +489,12 @@ def _scale_f32(y, k):
 
 @_jit
 def exp_f32(x):
-    xc = x if x > _F(-104.0) else _F(-104.0)      # NaN -> -104 here (fixed at the end)
+    # exp(x <= -104) rounds to 0. Those lanes (every masked-out attention logit) compute
+    # exp(0) and are zeroed at the end: scaling by 2**-150 would produce subnormals, which
+    # cost a microcode assist each (a softmax with a causal mask ran 20x slower). NaN -> 0
+    # here too (fixed at the end).
+    under = x <= _F(-104.0)
+    xc = x if x > _F(-104.0) else _F(0.0)
     xc = xc if xc < _F(89.0) else _F(89.0)
     k = np.floor(xc * _LOG2E_F + _F(0.5))
     r = xc - k * _LN2_HI_F
@@ -440,6 +507,7 @@ def exp_f32(x):
     p = p * r + _F(5.0000001201e-1)
     y = p * r * r + r + _F(1.0)
     y = _scale_f32(y, k)
+    y = _F(0.0) if under else y
     return y if x == x else x
 
 
@@ -622,7 +690,10 @@ def _scale_f64(y, k):
 
 @_jit
 def exp_f64(x):
-    xc = x if x > -746.0 else -746.0
+    # exp(x <= -746) rounds to 0: computed as exp(0) and zeroed, no subnormal assist (see
+    # exp_f32). NaN -> 0 here (fixed at the end).
+    under = x <= -746.0
+    xc = x if x > -746.0 else 0.0
     xc = xc if xc < 710.0 else 710.0
     k = np.rint(xc * _LOG2E)
     r = (xc - k * _LN2_HI) - k * _LN2_LO
@@ -640,6 +711,7 @@ def exp_f64(x):
     p = p * r + 0.5
     y = 1.0 + (r + r * r * p)
     y = _scale_f64(y, k)
+    y = 0.0 if under else y
     return y if x == x else x
 
 

@@ -1,4 +1,5 @@
-"""Lowerings of cond, scan and while: native `if` / `for` / `while` in the generated function,
+"""Calls inlined before fusion (pjit, remat, custom derivative calls, ...), and lowerings of
+cond, scan and while: native `if` / `for` / `while` in the generated function,
 with each body lowered inline ONCE (so a 10,000-step scan compiles to the size of one step).
 
 Loop carries are plain local names rebound every iteration (the lowered body returns fresh
@@ -8,6 +9,15 @@ their output buffers; a scalar slice of an `xs` goes through one reused 0-d buff
 from __future__ import annotations
 
 from .lowering import register_lowering
+from .registry import register_inline_call
+
+# Calls of a closed jaxpr (parameter named here) are inlined by fusion.prepare.
+register_inline_call("pjit", "jaxpr")
+register_inline_call("remat", "jaxpr")
+register_inline_call("custom_jvp_call", "call_jaxpr")
+register_inline_call("custom_vjp_call", "call_jaxpr")
+register_inline_call("checkpoint", "jaxpr")
+register_inline_call("core_call", "jaxpr")
 
 
 def _carry_copies(ctx, names):

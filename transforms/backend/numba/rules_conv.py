@@ -136,7 +136,12 @@ def _gemm(ctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, beta=0, com
     row strides) through the backend's BLAS gemm kernel."""
     dt = ctx.eqn.outvars[0].aval.dtype
     one, b_lit = ctx.literal(1, dt), ctx.literal(beta, dt)
-    ctx.emit(f"{ctx.kernel('gemm')}(0, 0, {m}, {n}, {k}, {one}, {a}, {a_off}, {lda}, {b}, "
+    from .kernels import GEMM_SERIAL
+    from .rules_linalg import blas_parallel_min
+    small = all(isinstance(x, (int, np.integer)) for x in (m, n, k)) and \
+        m * n * k < blas_parallel_min()
+    g = ctx.kernel(GEMM_SERIAL) if small else ctx.kernel('gemm')
+    ctx.emit(f"{g}(0, 0, {m}, {n}, {k}, {one}, {a}, {a_off}, {lda}, {b}, "
              f"{b_off}, {ldb}, {b_lit}, {c}, {c_off}, {ldc})", comment)
 
 

@@ -14,15 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UnsupportedDtypeError
-
-POINTWISE = {}
-
-
-def register_pointwise(name):
-    def deco(fn):
-        POINTWISE[name] = fn
-        return fn
-    return deco
+from .registry import POINTWISE, SlowPath, register_identity, register_pointwise  # noqa: F401
 
 
 _BOOL = np.dtype(np.bool_)
@@ -101,7 +93,9 @@ def _pow(ctx, x, y):
         return f"{ctx.kernel('pow_f32')}({x}, {y})"
     if dt == np.float64:
         return f"_math.pow({x}, {y})"
-    if dt.kind in "iu":
+    if dt.kind == "u":
+        return ctx.cast(f"{ctx.kernel('upow')}({x}, {y})", dt)
+    if dt.kind == "i":
         return _fix(ctx, f"{ctx.kernel('ipow')}({x}, {y})")
     raise UnsupportedDtypeError(f"jit: pow on {dt}")
 
@@ -240,8 +234,17 @@ def _exp2(ctx, x):
     return f"_np.exp2({x})"
 
 
+def _count_big_sincos(ctx, x):
+    return f"{ctx.kernel('sincos_big_f32')}({x})"
+
+
+# the float32 kernels are exact below kernels.SINCOS_LIMIT_F32 (see sincos_big_f32): a nest
+# with an argument beyond runs its exact version
+_SINCOS_SLOW = SlowPath([np.float32], _count_big_sincos)
+
+
 def _sincos(name):
-    @register_pointwise(name)
+    @register_pointwise(name, slow_path=_SINCOS_SLOW)
     def rule(ctx, x):
         dt = _float_only(ctx, name)
         if dt == np.float32:
@@ -326,7 +329,8 @@ def _integer_pow(ctx, x, *, y):
         return x
     n = abs(y)
     if n > 64:
-        e = f"{x} ** {ctx.lit(n, dt)}" if _is_float(dt) else f"{ctx.kernel('ipow')}({x}, {n})"
+        kernel = "upow" if dt.kind == "u" else "ipow"
+        e = f"{x} ** {ctx.lit(n, dt)}" if _is_float(dt) else f"{ctx.kernel(kernel)}({x}, {n})"
     else:
         # exponentiation by squaring, unrolled
         acc, base = None, x
@@ -427,6 +431,10 @@ def _select_n(ctx, which, *cases):
     for i in range(len(cases) - 2, -1, -1):
         e = f"({cases[i]} if {which} == {i} else {e})"
     return e
+
+
+# a conversion to the operand's own dtype is dropped before fusion
+register_identity("convert_element_type", lambda eqn: True)
 
 
 @register_pointwise("convert_element_type")

@@ -3,13 +3,30 @@ read in place through their flat storage with transpose flags and leading dimens
 generated loops for integers, booleans, mixed precision and tiny products."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
+from ...ir import Eqn
 from .fusion import View
 from .lowering import register_lowering
 
 # Products with fewer multiply-adds than this are generated loops (cheaper than a BLAS call).
 SMALL_DOT = 4096
+
+
+def blas_parallel_min():
+    """Products (one gemm call) with fewer multiply-adds than this run BLAS on the calling
+    thread only (`kernels.gemm_cblas_serial`); `NUMBAX_BLAS_PARALLEL_MIN` overrides the default
+    2**28 (0: always let the BLAS choose). Below about that size a second thread gains at
+    most 2x on an idle 2-core machine but loses 5-50x when the cores are shared, which they
+    are while a training step runs its BLAS calls between other work (measured in
+    benchmarks/transformer.py)."""
+    v = os.environ.get("NUMBAX_BLAS_PARALLEL_MIN", "").strip()
+    try:
+        return int(v) if v else 1 << 28
+    except ValueError:
+        raise ValueError(f"NUMBAX_BLAS_PARALLEL_MIN must be an integer, got {v!r}") from None
 
 
 def _perm_of(vw: View):
@@ -24,6 +41,10 @@ def _perm_of(vw: View):
         phys.append(d)
     if sorted(phys) != list(range(len(vw.shape))):
         return None
+    # a static slice keeps unit strides and zero offsets too (x[:, :8] of an (n, 64) buffer):
+    # only whole dims are the buffer read in place
+    if any(vw.var.aval.shape[j] != vw.shape[d] for j, d in enumerate(phys)):
+        return None
     return phys
 
 
@@ -35,7 +56,23 @@ def _permuted_view(vw: View, order, shape):
     return vw.compose(tuple(inner), shape)
 
 
-@register_lowering("dot_general", calls_blas=True)
+def _absorb_transpose(eqn, perm, outvars):
+    """`transpose(dot_general(a, b), perm)` whose permutation only swaps the two free blocks
+    (batch dims stay first) is `dot_general(b, a)` written into the transpose's `outvars`."""
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    la, ra = eqn.invars[0].aval, eqn.invars[1].aval
+    nb = len(lb)
+    nlf, nrf = la.ndim - len(lc) - nb, ra.ndim - len(rc) - nb
+    want = tuple(range(nb)) + tuple(range(nb + nlf, nb + nlf + nrf)) + \
+        tuple(range(nb, nb + nlf))
+    if tuple(perm) != want:
+        return None
+    params = dict(eqn.params,
+                  dimension_numbers=((tuple(rc), tuple(lc)), (tuple(rb), tuple(lb))))
+    return Eqn(eqn.prim, [eqn.invars[1], eqn.invars[0]], outvars, params, eqn.source_info)
+
+
+@register_lowering("dot_general", calls_blas=True, absorbs_transpose=_absorb_transpose)
 def _dot_general(ctx, eqn):
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
     lc, rc, lb, rb = map(tuple, (lc, rc, lb, rb))
@@ -90,8 +127,8 @@ def _dot_general(ctx, eqn):
     lda = K if ta == 0 else M
     ldb = N if tb == 0 else K
     out, oo = ctx.out_flat(0)
-    from .kernels import GEMM
-    g = ctx.kernel(GEMM)
+    from .kernels import GEMM, GEMM_SERIAL
+    g = ctx.kernel(GEMM_SERIAL if M * N * K < blas_parallel_min() else GEMM)
     one, zero = ctx.literal(1, oa.dtype), ctx.literal(0, oa.dtype)
     if nb == 1:
         ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {lo}, {lda}, {ra_}, {ro}, {ldb}, "
@@ -107,47 +144,29 @@ def _dot_loops(ctx, eqn, lc, rc, lb, rb, lf, rf):
     oa = eqn.outvars[0].aval
     dt = oa.dtype
     nbd, nlf = len(lb), len(lf)
-    li = ["0"] * la.ndim
-    ri = ["0"] * ra.ndim
-    for t, (a, b) in enumerate(zip(lb, rb)):
-        li[a] = ri[b] = f"_i{t}"
-    for t, a in enumerate(lf):
-        li[a] = f"_i{nbd + t}"
-    for t, b in enumerate(rf):
-        ri[b] = f"_i{nbd + nlf + t}"
-    for t, (a, b) in enumerate(zip(lc, rc)):
-        li[a] = ri[b] = f"_k{t}"
-    oidx = [f"_i{d}" for d in range(oa.ndim)]
-    opened = 0
-    for d in range(oa.ndim):
-        if oa.shape[d] > 1:
-            ctx.emit(f"for _i{d} in {ctx.range(oa.shape[d])}:")
-            ctx.em.level += 1
-            opened += 1
-        else:
-            oidx[d] = "0"
-            li = [("0" if x == f"_i{d}" else x) for x in li]
-            ri = [("0" if x == f"_i{d}" else x) for x in ri]
-    acc = ctx.fresh("_acc")
-    ctx.emit(f"{acc} = {ctx.literal(0, dt)}")
-    inner = 0
-    for t, a in enumerate(lc):
-        if la.shape[a] == 1:
-            li = [("0" if x == f"_k{t}" else x) for x in li]
-            ri = [("0" if x == f"_k{t}" else x) for x in ri]
-            continue
-        ctx.emit(f"for _k{t} in {ctx.range(la.shape[a])}:")
-        ctx.em.level += 1
-        inner += 1
-    x = ctx.read(0, li)
-    y = ctx.read(1, ri)
-    if dt == np.bool_:
-        ctx.emit(f"{acc} = {acc} or ({x} and {y})")
-    else:
-        c = ctx.dtype(dt)
-        same = la.dtype == dt and ra.dtype == dt
-        e = f"{acc} + {x} * {y}" if same else f"{acc} + {c}({x}) * {c}({y})"
-        ctx.emit(f"{acc} = {e if dt in (np.float32, np.float64, np.int64) else f'{c}({e})'}")
-    ctx.em.level -= inner
-    ctx.emit(f"{ctx.out_elem(0, oidx)} = {acc}")
-    ctx.em.level -= opened
+    with ctx.loops(oa.shape) as oidx:                     # output: batch, lhs free, rhs free
+        acc = ctx.fresh("_acc")
+        ctx.emit(f"{acc} = {ctx.literal(0, dt)}")
+        with ctx.loops([la.shape[a] for a in lc], prefix="_k") as kidx:   # contraction
+            li = ["0"] * la.ndim
+            ri = ["0"] * ra.ndim
+            for t, (a, b) in enumerate(zip(lb, rb)):
+                li[a] = ri[b] = oidx[t]
+            for t, a in enumerate(lf):
+                li[a] = oidx[nbd + t]
+            for t, b in enumerate(rf):
+                ri[b] = oidx[nbd + nlf + t]
+            for t, (a, b) in enumerate(zip(lc, rc)):
+                li[a] = ri[b] = kidx[t]
+            x = ctx.read(0, li)
+            y = ctx.read(1, ri)
+            if dt == np.bool_:
+                ctx.emit(f"{acc} = {acc} or ({x} and {y})")
+            else:
+                c = ctx.dtype(dt)
+                same = la.dtype == dt and ra.dtype == dt
+                e = f"{acc} + {x} * {y}" if same else f"{acc} + {c}({x}) * {c}({y})"
+                if dt not in (np.float32, np.float64, np.int64):
+                    e = f"{c}({e})"
+                ctx.emit(f"{acc} = {e}")
+        ctx.emit(f"{ctx.out_elem(0, oidx)} = {acc}")

@@ -1,32 +1,119 @@
-"""Shape primitives that are not index views: general reshape (free: storage is flat),
-concatenate, pad, dynamic_slice, dynamic_update_slice. (broadcast_in_dim, transpose, squeeze,
-rev, slice, unit-axis reshape and iota are views, read in place by the fused loops.)"""
+"""Shape primitives. Views, read in place by their readers (`register_view`: the index map
+of the output onto the operand): broadcast_in_dim, transpose, squeeze, rev, static slice,
+unit-axis reshape, stop_gradient and iota. Opaque rules: general reshape (free: storage is
+flat), concatenate, pad, dynamic_slice, dynamic_update_slice."""
 from __future__ import annotations
 
+from .fusion import View
 from .lowering import register_lowering
+from .registry import register_view
 
 
-def loops(ctx, shape, prefix="_i", ranges=None):
-    """Open nested loops over the non-unit dims of `shape` (or over `ranges`, a list of
-    (start, stop) per dim); returns (index expressions per dim, number of loops opened)."""
-    idx, opened = [], 0
-    for d, n in enumerate(shape):
-        lo, hi = ranges[d] if ranges is not None else (0, n)
-        if hi - lo == 1:
-            idx.append(str(lo))
-            continue
-        ctx.emit(f"for {prefix}{d} in {ctx.range(hi, lo)}:")
-        ctx.em.level += 1
-        opened += 1
-        idx.append(f"{prefix}{d}")
-    return idx, opened
+# ---------------------------------------------------------------------------------------------
+# Views: terms(eqn) gives, per operand dim, (c, d, a): the operand index is c + a * out[d]
+# ---------------------------------------------------------------------------------------------
+
+def _same_terms(eqn):
+    return tuple((0, d, 1) for d in range(eqn.outvars[0].aval.ndim))
 
 
-def close(ctx, opened):
-    ctx.em.level -= opened
+register_view("stop_gradient", terms=_same_terms, identity=lambda eqn: True)
 
 
-@register_lowering("reshape")
+def _broadcast_terms(eqn):
+    src, out = eqn.invars[0].aval, eqn.outvars[0].aval
+    return tuple((0, d, 1) if src.shape[i] == out.shape[d] and src.shape[i] != 1
+                 else (0, None, 0) for i, d in enumerate(eqn.params["broadcast_dimensions"]))
+
+
+register_view("broadcast_in_dim", terms=_broadcast_terms,
+              identity=lambda eqn: tuple(eqn.params["broadcast_dimensions"]) ==
+              tuple(range(eqn.invars[0].aval.ndim)))
+
+
+def _transpose_terms(eqn):
+    terms = [None] * eqn.invars[0].aval.ndim
+    for j, pj in enumerate(eqn.params["permutation"]):
+        terms[pj] = (0, j, 1)
+    return tuple(terms)
+
+
+register_view("transpose", terms=_transpose_terms,
+              identity=lambda eqn: tuple(eqn.params["permutation"]) ==
+              tuple(range(eqn.invars[0].aval.ndim)))
+
+
+def _squeeze_terms(eqn):
+    dims = set(eqn.params["dimensions"])
+    terms, j = [], 0
+    for i in range(eqn.invars[0].aval.ndim):
+        if i in dims:
+            terms.append((0, None, 0))
+        else:
+            terms.append((0, j, 1))
+            j += 1
+    return tuple(terms)
+
+
+register_view("squeeze", terms=_squeeze_terms,
+              identity=lambda eqn: not eqn.params.get("dimensions"))
+
+
+def _rev_terms(eqn):
+    src = eqn.invars[0].aval
+    dims = set(eqn.params["dimensions"])
+    return tuple((src.shape[d] - 1, d, -1) if d in dims else (0, d, 1)
+                 for d in range(src.ndim))
+
+
+register_view("rev", terms=_rev_terms, identity=lambda eqn: not eqn.params.get("dimensions"))
+
+
+def _slice_terms(eqn):
+    p = eqn.params
+    strides = p["strides"] or (1,) * eqn.invars[0].aval.ndim
+    return tuple((s, d, st) for d, (s, st) in enumerate(zip(p["start_indices"], strides)))
+
+
+def _slice_is_identity(eqn):
+    p, a = eqn.params, eqn.invars[0].aval
+    return (all(s == 0 for s in p["start_indices"]) and tuple(p["limit_indices"]) == a.shape
+            and all(s == 1 for s in (p["strides"] or ())))
+
+
+register_view("slice", terms=_slice_terms, identity=_slice_is_identity)
+
+
+def _reshape_terms(eqn):
+    """Only reshapes that add or drop unit axes are views (None: the opaque rule below)."""
+    src, out = eqn.invars[0].aval, eqn.outvars[0].aval
+    a = [(i, n) for i, n in enumerate(src.shape) if n != 1]
+    b = [(j, n) for j, n in enumerate(out.shape) if n != 1]
+    if [n for _, n in a] != [n for _, n in b]:
+        return None
+    terms = [(0, None, 0)] * src.ndim
+    for (i, _), (j, _) in zip(a, b):
+        terms[i] = (0, j, 1)
+    return tuple(terms)
+
+
+register_view("reshape", terms=_reshape_terms, identity=lambda eqn: True)
+
+
+def _iota_view(eqn):
+    return View("iota", eqn.outvars[0].aval.shape, dtype=eqn.params["dtype"],
+                terms=((0, eqn.params["dimension"], 1),))
+
+
+register_view("iota", source=_iota_view)
+
+
+# ---------------------------------------------------------------------------------------------
+# Opaque rules
+# ---------------------------------------------------------------------------------------------
+
+
+@register_lowering("reshape", aliases_operand=True)
 def _reshape(ctx, eqn):
     # storage is flat and C-ordered: a reshape is the same storage (a copy only for views)
     ctx.alias_out(0, 0)
@@ -40,10 +127,9 @@ def _concatenate(ctx, eqn):
         shape = a.aval.shape
         if shape[dim] == 0:
             continue
-        idx, opened = loops(ctx, shape)
-        oix = [f"{ix} + {off}" if d == dim and off else ix for d, ix in enumerate(idx)]
-        ctx.emit(f"{ctx.out_elem(0, oix)} = {ctx.read(i, idx)}")
-        close(ctx, opened)
+        with ctx.loops(shape) as idx:
+            oix = [f"{ix} + {off}" if d == dim and off else ix for d, ix in enumerate(idx)]
+            ctx.emit(f"{ctx.out_elem(0, oix)} = {ctx.read(i, idx)}")
         off += shape[dim]
 
 
@@ -71,13 +157,12 @@ def _pad(ctx, eqn):
             return
         ranges.append((i0, i1))
         place.append((lo, step))
-    idx, opened = loops(ctx, x_aval.shape, ranges=ranges)
-    oix = []
-    for ix, (lo, step) in zip(idx, place):
-        e = ix if step == 1 else f"{step} * {ix}"
-        oix.append(f"{e} + {lo}" if lo > 0 else (f"{e} - {-lo}" if lo < 0 else e))
-    ctx.emit(f"{ctx.out_elem(0, oix)} = {ctx.read(0, idx)}")
-    close(ctx, opened)
+    with ctx.loops(x_aval.shape, ranges=ranges) as idx:
+        oix = []
+        for ix, (lo, step) in zip(idx, place):
+            e = ix if step == 1 else f"{step} * {ix}"
+            oix.append(f"{e} + {lo}" if lo > 0 else (f"{e} - {-lo}" if lo < 0 else e))
+        ctx.emit(f"{ctx.out_elem(0, oix)} = {ctx.read(0, idx)}")
 
 
 def _clamped_starts(ctx, first, shape, sizes):
@@ -96,10 +181,9 @@ def _dynamic_slice(ctx, eqn):
     sizes = eqn.params["slice_sizes"]
     shape = eqn.invars[0].aval.shape
     starts = _clamped_starts(ctx, 1, shape, sizes)
-    idx, opened = loops(ctx, sizes)
-    src = [f"{s} + {i}" if i != "0" else s for s, i in zip(starts, idx)]
-    ctx.emit(f"{ctx.out_elem(0, idx)} = {ctx.read(0, src)}")
-    close(ctx, opened)
+    with ctx.loops(sizes) as idx:
+        src = [f"{s} + {i}" if i != "0" else s for s, i in zip(starts, idx)]
+        ctx.emit(f"{ctx.out_elem(0, idx)} = {ctx.read(0, src)}")
 
 
 @register_lowering("dynamic_update_slice")
@@ -108,7 +192,6 @@ def _dynamic_update_slice(ctx, eqn):
     ushape = eqn.invars[1].aval.shape
     ctx.copy_into(0, 0)
     starts = _clamped_starts(ctx, 2, shape, ushape)
-    idx, opened = loops(ctx, ushape)
-    dst = [f"{s} + {i}" if i != "0" else s for s, i in zip(starts, idx)]
-    ctx.emit(f"{ctx.out_elem(0, dst)} = {ctx.read(1, idx)}")
-    close(ctx, opened)
+    with ctx.loops(ushape) as idx:
+        dst = [f"{s} + {i}" if i != "0" else s for s, i in zip(starts, idx)]
+        ctx.emit(f"{ctx.out_elem(0, dst)} = {ctx.read(1, idx)}")

@@ -1,0 +1,311 @@
+"""The loop-nest writer: one fused loop nest (elementwise members and reductions) as nested
+`for` loops over flat buffers, with loop invariants hoisted."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .context import ScalarContext
+from .emit import _c_strides, _eqn_text, _lin, _size, dtype_ctor, loop_range
+from .fusion import Nest
+from .parallel import _parallel_min
+from .registry import REDUCTIONS, slow_path
+
+if TYPE_CHECKING:
+    from .function import FunctionLowerer
+
+
+class NestWriter:
+    """Writes one fused loop nest.
+
+    The loop dims are the nest's non-unit dims, adjacent dims merged when every access walks
+    them contiguously (so same-shape elementwise work is one flat loop). Every buffer is read
+    and written through flat element offsets. Statements are placed at the shallowest loop
+    depth their operands allow (hoisting loop invariants such as broadcast rows). Reductions
+    over trailing dims accumulate in a scalar ("row form"); otherwise into the output buffer."""
+
+    def __init__(self, fl: FunctionLowerer, nest: Nest, exact, count, check=False, row=False):
+        self.fl, self.nest, self.exact, self.count = fl, nest, exact, count
+        self.mod, self.em = fl.mod, fl.em
+        self.check = check      # only count the float32 sin/cos arguments beyond the fast range
+        self.row = row          # inside a RowGroup: dim 0 is the enclosing loop's `_r0`
+
+    def write(self):
+        fl, nest = self.fl, self.nest
+        S = nest.shape
+        nd = len(S)
+        self.slice_lines = []
+        if nest.size == 0:
+            self._write_empty()
+            return
+        loop_dims = [d for d in range(1 if self.row else 0, nd) if S[d] > 1]
+        accesses = []
+        iota_dims = set()
+        for m in nest.members:
+            for s in m.srcs:
+                if s.kind == "buf":
+                    accesses.append(self._strides(s.var.aval.shape, s.terms)[1])
+                elif s.kind == "iota" and s.terms[0][1] is not None:
+                    iota_dims.add(s.terms[0][1])
+        if nest.store:
+            accesses.append(_c_strides(S))
+        red_axes = []
+        for m in nest.reductions:
+            ax = set(m.reduce_axes)
+            red_axes.append(ax)
+            ost = _c_strides([S[d] for d in range(nd) if d not in ax])
+            st, j = [], 0
+            for d in range(nd):
+                if d in ax:
+                    st.append(0)
+                else:
+                    st.append(ost[j])
+                    j += 1
+            accesses.append(tuple(st))
+        groups = []
+        for d in loop_dims:
+            if groups and d not in iota_dims and groups[-1][-1] not in iota_dims and all(
+                    a[groups[-1][-1]] == a[d] * S[d] for a in accesses):
+                groups[-1].append(d)
+            else:
+                groups.append([d])
+        self.groups = groups
+        self.group_of = {d: gi for gi, g in enumerate(groups) for d in g}
+        self.sizes = [_size([S[d] for d in g]) for g in groups]
+        ng = len(groups)
+        self.row_form, self.K = True, ng
+        if nest.reductions:
+            red_groups = [frozenset(gi for gi, g in enumerate(groups) if g[0] in ax)
+                          for ax in red_axes]
+            first = red_groups[0]
+            k = ng - len(first)
+            if all(r == first for r in red_groups) and first == frozenset(range(k, ng)):
+                self.K = k
+            else:
+                self.row_form = False
+        self.pre = [[] for _ in range(ng + 1)]
+        self.post = [[] for _ in range(ng + 1)]
+        self.slices, self.slice_lines = {}, []
+        self.local_expr, self.local_depth, self.loaded = {}, {}, {}
+        par = (nest.size >= _parallel_min() and ng > 0 and not self.mod.threaded_calls and
+               not self.row and
+               (not nest.reductions or (self.row_form and self.K > 0) or
+                (not self.row_form and all(groups[0][0] not in ax for ax in red_axes))))
+        if par:
+            self.mod.parallel = True
+        members = nest.members
+        if self.check:
+            members = self._check_members()
+        for m in members:
+            if m.reduce_axes is not None:
+                self._reduction(m)
+            elif self.check and slow_path(m.eqn) is not None:
+                self._count_slow(m)
+            else:
+                self._pointwise(m)
+        ident = tuple((0, d, 1) for d in range(nd))
+        for v in (nest.store if not self.check else ()):
+            self.pre[ng].append(f"{self._index(v, ident)} = {self.local_expr[v]}")
+        inits = []
+        if not self.row_form and not self.check:
+            for m in nest.reductions:
+                v = m.eqn.outvars[0]
+                if v.aval.shape == ():
+                    continue
+                init = REDUCTIONS[m.eqn.prim.name].init(self.mod, v.aval.dtype)
+                buf = self._buffer(v)
+                if buf is None:
+                    b = fl.env[v]
+                    buf = f"{b.flat}[{b.off}:{b.off + _size(v.aval.shape)}]"
+                    inits.append(f"{buf} = {init}")
+                else:
+                    inits.append(f"{buf}[:] = {init}")
+        base = self.em.level
+        for line in self.slice_lines + inits + self.pre[0]:
+            self.em.emit(line)
+
+        for gi in range(ng):
+            rng = f"_prange({self.sizes[gi]})" if (par and gi == 0) else \
+                loop_range(self.sizes[gi])
+            self.em.emit(f"for _i{gi} in {rng}:")
+            self.em.level += 1
+            for line in self.pre[gi + 1]:
+                self.em.emit(line)
+        # stores after the innermost level: reductions whose reduced axes all have size 1
+        # (K == ng) finish there; without this their results were never written
+        for line in self.post[ng]:
+            self.em.emit(line)
+        for gi in range(ng, 0, -1):
+            self.em.level -= 1
+            for line in self.post[gi - 1]:
+                self.em.emit(line)
+        for line in self.post[ng] if ng == 0 else ():
+            self.em.emit(line)
+        assert self.em.level == base
+
+    def _write_empty(self):
+        """A nest over zero elements: no iterations; reductions are their initial values."""
+        if self.check:
+            return
+        for m in self.nest.reductions:
+            v = m.eqn.outvars[0]
+            init = REDUCTIONS[m.eqn.prim.name].init(self.mod, v.aval.dtype)
+            if v.aval.shape == ():
+                self.em.emit(f"{self.fl.name(v)}_ = {init}")
+            else:
+                b = self.fl.env[v]
+                n = _size(v.aval.shape)
+                if n:
+                    self.em.emit(f"{b.flat}[{b.off}:{b.off + n}] = {init}")
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _check_members(self):
+        """The members with a slow path (`registry.SlowPath`) and the members their
+        arguments depend on."""
+        need = set()
+        todo = [m for m in self.nest.members if slow_path(m.eqn) is not None]
+        while todo:
+            m = todo.pop()
+            if id(m) in need:
+                continue
+            need.add(id(m))
+            for s in m.srcs:
+                if s.kind == "local":
+                    todo.append(self.nest.locals[s.var])
+        return [m for m in self.nest.members if id(m) in need]
+
+    def _count_slow(self, m):
+        """In the counting pass: add up the arguments of slow-path member `m` that need the
+        exact code (the member's own value is not computed)."""
+        args, depth = [], 0
+        for s in m.srcs:
+            e, d = self._src(s)
+            args.append(e)
+            depth = max(depth, d)
+        ctx = ScalarContext(self.fl, m.eqn, self.pre[depth].append, False, None)
+        self.pre[depth].append(f"{self.count} += {slow_path(m.eqn).count(ctx, *args)}")
+
+    def _strides(self, shape, terms):
+        """(flat offset, flat stride per nest dim) of a buffer of `shape` read through `terms`."""
+        cs = _c_strides(shape)
+        st = [0] * len(self.nest.shape)
+        off = 0
+        for (c, d, a), s in zip(terms, cs):
+            off += c * s
+            if d is not None and self.nest.shape[d] > 1:
+                st[d] += a * s
+        return off, tuple(st)
+
+    def _parts(self, st):
+        parts = [(st[g[-1]], f"_i{gi}") for gi, g in enumerate(self.groups)]
+        if self.row and st:
+            parts.insert(0, (st[0], "_r0"))
+        return parts
+
+    def _index(self, v, terms):
+        off, st = self._strides(v.aval.shape, terms)
+        return self._elem(v, self._parts(st), off)
+
+    def _buffer(self, v):
+        """The array holding Var `v` from element 0: its own array, or a slice of a shared one
+        (a workspace or output arena) taken once before the loops. Loops then index every
+        buffer from 0, which keeps index arithmetic simple and lets LLVM tell buffers apart
+        (so the loops vectorize), and makes nests that only differ in where their buffers
+        live share one helper function."""
+        b = self.fl.env[v]
+        if b.off == 0 and not b.flat.startswith(("_w", "_r", "_o")):
+            return b.flat
+        if self.row:
+            return None           # inside a row loop: offsets (no slices per row)
+        name = self.slices.get(v)
+        if name is None:
+            name = self.slices[v] = self.mod.fresh("_s")
+            n = max(_size(v.aval.shape), 1)
+            self.slice_lines.append(f"{name} = {b.flat}[{b.off}:{b.off + n}]")
+        return name
+
+    def _elem(self, v, parts, off):
+        b = self.fl.env[v]
+        if b.kind != "arr":
+            return self.fl.scalar_expr(v)
+        buf = self._buffer(v)
+        if buf is None:
+            return f"{b.flat}[{_lin(parts, b.off + off)}]"
+        return f"{buf}[{_lin(parts, off)}]"
+
+    def _depth(self, st):
+        dep = 0
+        for gi, g in enumerate(self.groups):
+            if st[g[-1]]:
+                dep = gi + 1
+        return dep
+
+    def _src(self, s):
+        """(expression, depth) of a member operand."""
+        fl = self.fl
+        if s.kind == "lit":
+            return fl.lit(s.value, s.dtype), 0
+        if s.kind == "scalar":
+            return fl.scalar_expr(s.var), 0
+        if s.kind == "local":
+            return self.local_expr[s.var], self.local_depth[s.var]
+        if s.kind == "iota":
+            c, d, a = s.terms[0]
+            if d is None or self.nest.shape[d] == 1:
+                return f"{dtype_ctor(s.dtype)}({c})", 0
+            if self.row and d == 0:
+                return f"{dtype_ctor(s.dtype)}({_lin([(a, '_r0')], c)})", 0
+            gi = self.group_of[d]
+            return f"{dtype_ctor(s.dtype)}({_lin([(a, f'_i{gi}')], c)})", gi + 1
+        b = fl.env[s.var]
+        if b.kind != "arr":
+            return fl.scalar_expr(s.var), 0
+        key = (s.var, s.terms)
+        hit = self.loaded.get(key)
+        if hit is None:
+            off, st = self._strides(s.var.aval.shape, s.terms)
+            hit = (self._elem(s.var, self._parts(st), off), self._depth(st))
+            self.loaded[key] = hit
+        return hit
+
+    def _pointwise(self, m):
+        args, depth = [], 0
+        for s in m.srcs:
+            e, d = self._src(s)
+            args.append(e)
+            depth = max(depth, d)
+        lines = self.pre[depth]
+
+        def emit(text, comment=None):
+            lines.append(text if not comment else f"{text}  # {comment}")
+        outs = self.fl.pointwise(m.eqn, args, emit, self.exact, self.count)
+        comment = _eqn_text(m.eqn, self.mod)
+        for v, expr in zip(m.eqn.outvars, outs):
+            nm = self.fl.name(v) + "_"
+            emit(f"{nm} = {expr}", comment)
+            comment = None
+            self.local_expr[v] = nm
+            self.local_depth[v] = depth
+
+    def _reduction(self, m):
+        e, _ = self._src(m.srcs[0])
+        v = m.eqn.outvars[0]
+        red = REDUCTIONS[m.eqn.prim.name]
+        dt = v.aval.dtype
+        ng = len(self.groups)
+        comment = _eqn_text(m.eqn, self.mod)
+        nd = len(self.nest.shape)
+        ax = set(m.reduce_axes)
+        kept = [d for d in range(nd) if d not in ax]
+        terms = [(0, d, 1) for d in kept]
+        if self.row_form or v.aval.shape == ():
+            # a scalar accumulator (a full reduction accumulates in any loop order)
+            acc = self.fl.name(v) + "_"
+            k = self.K if self.row_form else 0
+            self.pre[k].insert(0, f"{acc} = {red.init(self.mod, dt)}")
+            comb = red.combine(self.mod, acc, e, dt)
+            self.pre[ng].append(f"{acc} = {comb}  # {comment}")
+            if v.aval.shape != ():
+                self.post[k].append(f"{self._index(v, terms)} = {acc}")
+        else:
+            ix = self._index(v, terms)
+            self.pre[ng].append(f"{ix} = {red.combine(self.mod, ix, e, dt)}  # {comment}")
