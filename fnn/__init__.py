@@ -48,10 +48,10 @@ def _require_transforms():
 _require_transforms()
 
 from transforms import __version__  # noqa: E402,F401  (one distribution: one version)
-from transforms import source_info as _source_info  # noqa: E402
+from transforms import debug as _debug  # noqa: E402
 
 # frames inside this package are library frames: errors point at the user's own code
-_source_info.register_library_dir(_os.path.dirname(_os.path.abspath(__file__)))
+_debug.register_library_dir(_os.path.dirname(_os.path.abspath(__file__)))
 
 from . import activations, data, initializers, losses  # noqa: E402,F401
 from .activations import (elu, gelu, leaky_relu, log_sigmoid, log_softmax,  # noqa: E402,F401
@@ -61,27 +61,12 @@ from .layers import (AvgPool, BatchNorm, Conv2D, Dense, Dropout, Embedding,  # n
                      Flatten, Lambda, LayerNorm, MaxPool, Module, Sequential)
 from .model_summary import Summary, summary  # noqa: E402,F401
 from . import sequence  # noqa: E402,F401
+from . import checkpoint, optim  # noqa: E402,F401
 from .sequence import (GRU, LSTM, Conv1D, ConvTranspose2D, GroupNorm,  # noqa: E402,F401
                        MultiHeadAttention, PositionalEmbedding, RMSNorm, TransformerBlock,
                        causal_mask, dot_product_attention, padding_mask, rotary_embedding)
 
-
-def _optional(name):
-    """Import a subpackage; importing fnn must never fail because one of them does."""
-    import importlib
-    import warnings
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except Exception as e:  # noqa: BLE001  pragma: no cover
-        warnings.warn(f"fnn.{name} could not be imported: {type(e).__name__}: {e}",
-                      ImportWarning, stacklevel=2)
-        return None
-
-
 from . import interop, models  # noqa: E402,F401
-
-optim = _optional("optim")
-checkpoint = _optional("checkpoint")
 
 __all__ = ["activations", "initializers", "layers", "losses", "data", "optim", "checkpoint",
            "models", "interop",

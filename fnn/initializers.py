@@ -1,6 +1,6 @@
 """Parameter initialisers, as `jax.nn.initializers`: re-exported from
 `transforms.nn.initializers`, which holds them (default dtype float32)."""
-from transforms.nn.initializers import (_TRUNC_STD, compute_fans, constant,  # noqa: F401
+from transforms.nn.initializers import (compute_fans, constant,  # noqa: F401
                                         delta_orthogonal, glorot_normal, glorot_uniform,
                                         he_normal, he_uniform, kaiming_normal, kaiming_uniform,
                                         lecun_normal, lecun_uniform, normal, ones, orthogonal,

@@ -43,7 +43,7 @@ import numpy as np
 
 from transforms import eval_shape, random
 
-from .layers import Spec, _spec
+from .layers import Spec, spec_of
 
 __all__ = ["from_torch", "to_torch", "torch_names", "LoadReport", "InteropError"]
 
@@ -202,7 +202,7 @@ def _reference(model, sample, key, concrete):
     if concrete:
         return model.init(key, sample)
     # shapes only: tracing init takes a second or two, so remember them per model and input
-    sample = _spec(sample)
+    sample = spec_of(sample)
     cache = _shape_cache.setdefault(model, {})
     spec = (sample.shape, sample.dtype.str)
     if spec not in cache:

@@ -23,10 +23,9 @@ from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 
+import transforms as T
 import transforms.numpy as tnp
 from transforms import lax, random, tree
-from transforms.core import ShapedArray, Tracer
-from transforms.interpreters.partial_eval import trace_to_jaxpr
 
 from . import initializers as init_lib
 
@@ -53,7 +52,7 @@ class Spec:
         return f"Spec({self.shape}, {self.dtype.name})"
 
 
-def _spec(x):
+def spec_of(x):
     if isinstance(x, Spec):
         return x
     if hasattr(x, "shape") and hasattr(x, "dtype"):
@@ -65,20 +64,12 @@ def _spec(x):
 def infer_output(fn, *args):
     """Shapes/dtypes (as `Spec`s) of `fn(*args)`, by tracing it: nothing is computed. Leaves
     of `args` may be arrays or anything with `.shape` and `.dtype`."""
-    leaves, treedef = tree.flatten(args)
-    avals = [ShapedArray(_spec(x).shape, _spec(x).dtype) for x in leaves]
-    store = {}
-
-    def flat_fun(*xs):
-        out = fn(*tree.unflatten(treedef, list(xs)))
-        out_leaves, store["tree"] = tree.flatten(out)
-        return [o if isinstance(o, Tracer) else np.asarray(o) for o in out_leaves]
-
-    closed = trace_to_jaxpr(flat_fun, avals)
-    return tree.unflatten(store["tree"], [Spec(a.shape, a.dtype) for a in closed.out_avals])
+    specs = tree.map(lambda x: T.ShapeDtypeStruct(spec_of(x).shape, spec_of(x).dtype), args)
+    out = T.eval_shape(fn, *specs)
+    return tree.map(lambda o: Spec(o.shape, o.dtype), out)
 
 
-def _check_key(key, who):
+def check_key(key, who):
     if key is None:
         raise ValueError(f"{who} needs a PRNG key: pass transforms.random.key(seed)")
     if isinstance(key, (int, np.integer)):
@@ -86,7 +77,7 @@ def _check_key(key, who):
     return key
 
 
-def _pair(v, name):
+def pair_of(v, name):
     if isinstance(v, (int, np.integer)):
         return (int(v), int(v))
     v = tuple(int(a) for a in v)
@@ -114,7 +105,7 @@ class MissingParamError(KeyError):
         return MissingParamError([name] + list(self.path), self.name, self.have)
 
 
-def _param(params, name, layer):
+def get_param(params, name, layer):
     try:
         return params[name]
     except (KeyError, TypeError, IndexError):
@@ -128,18 +119,10 @@ def padding_pairs(padding, in_sizes, window, strides, dilation=None):
     nd = len(in_sizes)
     dilation = dilation or (1,) * nd
     if isinstance(padding, str):
-        mode = padding.upper()
-        if mode == "VALID":
-            return [(0, 0)] * nd
-        if mode == "SAME":
-            out = []
-            for n, k, s, d in zip(in_sizes, window, strides, dilation):
-                eff = (k - 1) * d + 1
-                o = -(-n // s)
-                total = max((o - 1) * s + eff - n, 0)
-                out.append((total // 2, total - total // 2))
-            return out
-        raise ValueError(f"padding must be 'SAME', 'VALID', an int or pairs, got {padding!r}")
+        if padding.upper() not in ("SAME", "VALID"):
+            raise ValueError(f"padding must be 'SAME', 'VALID', an int or pairs, got {padding!r}")
+        eff = [(k - 1) * d + 1 for k, d in zip(window, dilation)]   # the dilated window
+        return list(lax.padtype_to_pads(tuple(in_sizes), eff, tuple(strides), padding.upper()))
     if isinstance(padding, (int, np.integer)):
         return [(int(padding), int(padding))] * nd
     pads = [tuple(int(a) for a in p) if not isinstance(p, (int, np.integer)) else (int(p),) * 2
@@ -151,77 +134,39 @@ def padding_pairs(padding, in_sizes, window, strides, dilation=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# Convolution and pooling kernels (lax primitives when present, tnp compositions otherwise)
+# Convolution and pooling kernels
 # ---------------------------------------------------------------------------------------------
 
 def _conv_nhwc(x, w, strides, padding, dilation):
-    conv = getattr(lax, "conv_general_dilated", None)
-    if conv is not None:
-        return conv(x, w, window_strides=strides, padding=padding, lhs_dilation=None,
-                    rhs_dilation=dilation, dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return _conv_im2col(x, w, strides, padding, dilation)
-
-
-def _conv_im2col(x, w, strides, padding, dilation):
-    """NHWC x HWIO convolution as patches @ kernel (used while lax has no convolution)."""
-    n, h, wd, c = x.shape
-    kh, kw, ci, co = w.shape
-    pads = padding_pairs(padding, (h, wd), (kh, kw), strides, dilation)
-    if any(p != (0, 0) for p in pads):
-        x = tnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-    hp, wp = h + sum(pads[0]), wd + sum(pads[1])
-    (sh, sw), (dh, dw) = strides, dilation
-    oh = (hp - ((kh - 1) * dh + 1)) // sh + 1
-    ow = (wp - ((kw - 1) * dw + 1)) // sw + 1
-    cols = []
-    for i in range(kh):
-        for j in range(kw):
-            cols.append(lax.slice(x, (0, i * dh, j * dw, 0),
-                                  (n, i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1, c),
-                                  (1, sh, sw, 1)))
-    patches = cols[0] if len(cols) == 1 else tnp.concatenate(cols, axis=-1)
-    return tnp.matmul(patches, tnp.reshape(w, (kh * kw * ci, co)))
+    return lax.conv_general_dilated(x, w, window_strides=strides, padding=padding,
+                                    lhs_dilation=None, rhs_dilation=dilation,
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def _pool(x, window, strides, padding, kind):
     """Max or sum pooling over the two spatial axes of NHWC `x`."""
     n, h, wd, c = x.shape
     pads = padding_pairs(padding, (h, wd), window, strides)
-    reduce_window = getattr(lax, "reduce_window", None)
-    if reduce_window is not None:
-        if kind == "max":
-            init = np.asarray(-np.inf if np.issubdtype(x.dtype, np.floating)
-                              else np.iinfo(x.dtype).min, x.dtype)
-            comp = lax.max
-        else:
-            init, comp = np.asarray(0, x.dtype), lax.add
-        return reduce_window(x, init, comp, (1,) + tuple(window) + (1,),
+    if kind == "max":
+        init = np.asarray(-np.inf if np.issubdtype(x.dtype, np.floating)
+                          else np.iinfo(x.dtype).min, x.dtype)
+        comp = lax.max
+    else:
+        init, comp = np.asarray(0, x.dtype), lax.add
+    return lax.reduce_window(x, init, comp, (1,) + tuple(window) + (1,),
                              (1,) + tuple(strides) + (1,),
                              [(0, 0)] + [tuple(p) for p in pads] + [(0, 0)])
-    return _pool_slices(x, window, strides, pads, kind)
 
 
-def _pool_slices(x, window, strides, pads, kind):
-    """Pooling from reshapes (non-overlapping windows) or strided slices (general case)."""
-    (wh, ww), (sh, sw) = window, strides
-    if any(p != (0, 0) for p in pads):
-        fill = -np.inf if kind == "max" else 0
-        x = lax.pad(x, np.asarray(fill, x.dtype),
-                    [(0, 0, 0), (pads[0][0], pads[0][1], 0), (pads[1][0], pads[1][1], 0),
-                     (0, 0, 0)])
-    n, h, wd, c = x.shape
-    oh, ow = (h - wh) // sh + 1, (wd - ww) // sw + 1
-    if (wh, ww) == (sh, sw):
-        x = x[:, :oh * wh, :ow * ww, :]
-        x = tnp.reshape(x, (n, oh, wh, ow, ww, c))
-        return tnp.max(x, axis=(2, 4)) if kind == "max" else tnp.sum(x, axis=(2, 4))
-    acc = None
-    for i in range(wh):
-        for j in range(ww):
-            s = lax.slice(x, (0, i, j, 0), (n, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, c),
-                          (1, sh, sw, 1))
-            acc = s if acc is None else (tnp.maximum(acc, s) if kind == "max" else acc + s)
-    return acc
+def _window_counts(in_sizes, window, strides, pads):
+    """How many input (not padding) elements each pooling window covers, as a NumPy array of
+    shape (1, out_h, out_w, 1): the window counts of one axis multiplied together."""
+    per_axis = []
+    for n, k, s, (lo, hi) in zip(in_sizes, window, strides, pads):
+        out = (n + lo + hi - k) // s + 1
+        start = np.arange(out) * s - lo
+        per_axis.append(np.clip(start + k, 0, n) - np.clip(start, 0, n))
+    return np.multiply.outer(*per_axis)[None, :, :, None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,7 +221,7 @@ class Lambda(Module):
         return getattr(self.fn, "__name__", repr(self.fn))
 
 
-def _as_layer(layer):
+def as_layer(layer):
     if isinstance(layer, Module):
         return layer
     if callable(layer):
@@ -300,8 +245,8 @@ class Dense(Module):
         self.param_dtype = np.dtype(param_dtype)
 
     def init(self, key, x):
-        key = _check_key(key, "Dense.init")
-        x = _spec(x)
+        key = check_key(key, "Dense.init")
+        x = spec_of(x)
         if x.ndim < 1:
             raise ValueError("Dense needs inputs with a feature axis, got a scalar")
         kw, kb = random.split(key)
@@ -311,9 +256,9 @@ class Dense(Module):
         return params, {}
 
     def apply(self, params, state, x, key=None, train=False):
-        y = tnp.matmul(x, _param(params, "w", self))
+        y = tnp.matmul(x, get_param(params, "w", self))
         if self.use_bias:
-            y = y + _param(params, "b", self)
+            y = y + get_param(params, "b", self)
         return y, state
 
 
@@ -330,11 +275,11 @@ class Conv2D(Module):
                  kernel_init: Initializer | None = None, bias_init: Initializer | None = None,
                  name: str | None = None, param_dtype: DType = np.float32):
         self.features = int(features)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.strides = _pair(strides, "strides")
+        self.kernel_size = pair_of(kernel_size, "kernel_size")
+        self.strides = pair_of(strides, "strides")
         self.padding = padding if isinstance(padding, str) else padding_pairs(
             padding, (0, 0), self.kernel_size, self.strides)
-        self.dilation = _pair(dilation, "dilation")
+        self.dilation = pair_of(dilation, "dilation")
         self.use_bias = use_bias
         self.kernel_init = kernel_init or init_lib.lecun_normal()
         self.bias_init = bias_init or init_lib.zeros
@@ -342,8 +287,8 @@ class Conv2D(Module):
         self.param_dtype = np.dtype(param_dtype)
 
     def init(self, key, x):
-        key = _check_key(key, "Conv2D.init")
-        x = _spec(x)
+        key = check_key(key, "Conv2D.init")
+        x = spec_of(x)
         if x.ndim not in (3, 4):
             raise ValueError(f"Conv2D expects NHWC inputs, got shape {x.shape}")
         kw, kb = random.split(key)
@@ -360,7 +305,7 @@ class Conv2D(Module):
             x = x[None]
         if x.ndim != 4:
             raise ValueError(f"Conv2D expects NHWC inputs, got shape {x.shape}")
-        w = _param(params, "w", self)
+        w = get_param(params, "w", self)
         if x.shape[-1] != w.shape[2]:
             raise ValueError(f"Conv2D: input has {x.shape[-1]} channels but the kernel expects "
                              f"{w.shape[2]}")
@@ -368,7 +313,7 @@ class Conv2D(Module):
         y = _conv_nhwc(x.astype(dt), tnp.asarray(w).astype(dt), self.strides, self.padding,
                        self.dilation)
         if self.use_bias:
-            y = y + _param(params, "b", self)
+            y = y + get_param(params, "b", self)
         return (y[0] if unbatched else y), state
 
 
@@ -377,8 +322,8 @@ class _Pool(Module):
 
     def __init__(self, window: IntOrPair, strides: IntOrPair | None = None,
                  padding: Padding = "VALID", name: str | None = None):
-        self.window = _pair(window, "window")
-        self.strides = self.window if strides is None else _pair(strides, "strides")
+        self.window = pair_of(window, "window")
+        self.strides = self.window if strides is None else pair_of(strides, "strides")
         self.padding = padding
         self.name = name
 
@@ -416,9 +361,9 @@ class AvgPool(_Pool):
         s = _pool(x, self.window, self.strides, self.padding, "sum")
         if self.count_include_pad:
             return s / np.asarray(math.prod(self.window), x.dtype), state
-        ones = np.ones((1,) + x.shape[1:3] + (1,), x.dtype)
-        pads = padding_pairs(self.padding, x.shape[1:3], self.window, self.strides)
-        counts = np.asarray(_pool_slices(ones, self.window, self.strides, pads, "sum"))
+        counts = _window_counts(x.shape[1:3], self.window, self.strides,
+                                padding_pairs(self.padding, x.shape[1:3], self.window,
+                                              self.strides)).astype(x.dtype)
         return s / counts, state
 
 
@@ -491,7 +436,7 @@ class BatchNorm(Module):
         self.param_dtype = np.dtype(param_dtype)
 
     def init(self, key, x):
-        x = _spec(x)
+        x = spec_of(x)
         c = x.shape[self.axis]
         params = {}
         if self.use_scale:
@@ -507,7 +452,7 @@ class BatchNorm(Module):
         c = x.shape[axis]
         red = tuple(i for i in range(x.ndim) if i != axis)
         bshape = _stat_shape(x.ndim, axis, c)
-        ra_mean, ra_var = _param(state, "mean", self), _param(state, "var", self)
+        ra_mean, ra_var = get_param(state, "mean", self), get_param(state, "var", self)
         if train:
             mean = tnp.mean(x, axis=red)
             centered = x - tnp.reshape(mean, bshape)
@@ -527,9 +472,9 @@ class BatchNorm(Module):
             new_state = state
         y = centered * tnp.reshape(lax.rsqrt(tnp.asarray(var + self.eps)), bshape)
         if self.use_scale:
-            y = y * tnp.reshape(_param(params, "scale", self), bshape)
+            y = y * tnp.reshape(get_param(params, "scale", self), bshape)
         if self.use_bias:
-            y = y + tnp.reshape(_param(params, "bias", self), bshape)
+            y = y + tnp.reshape(get_param(params, "bias", self), bshape)
         return y, new_state
 
 
@@ -546,7 +491,7 @@ class LayerNorm(Module):
         self.param_dtype = np.dtype(param_dtype)
 
     def init(self, key, x):
-        c = _spec(x).shape[-1]
+        c = spec_of(x).shape[-1]
         params = {}
         if self.use_scale:
             params["scale"] = np.ones((c,), self.param_dtype)
@@ -561,9 +506,9 @@ class LayerNorm(Module):
         var = tnp.mean(centered * centered, axis=-1, keepdims=True)
         y = centered * lax.rsqrt(var + self.eps)
         if self.use_scale:
-            y = y * _param(params, "scale", self)
+            y = y * get_param(params, "scale", self)
         if self.use_bias:
-            y = y + _param(params, "bias", self)
+            y = y + get_param(params, "bias", self)
         return y, state
 
 
@@ -583,7 +528,7 @@ class Embedding(Module):
         self.param_dtype = np.dtype(param_dtype)
 
     def init(self, key, x):
-        key = _check_key(key, "Embedding.init")
+        key = check_key(key, "Embedding.init")
         table = self.embedding_init(key, (self.num_embeddings, self.features), self.param_dtype)
         return {"embedding": table}, {}
 
@@ -591,7 +536,7 @@ class Embedding(Module):
         x = tnp.asarray(x)
         if not np.issubdtype(x.dtype, np.integer):
             raise TypeError(f"Embedding expects integer inputs, got {x.dtype}")
-        return tnp.take(_param(params, "embedding", self), x, axis=0), state
+        return tnp.take(get_param(params, "embedding", self), x, axis=0), state
 
 
 class Sequential(Module):
@@ -602,7 +547,7 @@ class Sequential(Module):
 
     def __init__(self, layers: Iterable[Module | Callable[[Any], Any]],
                  name: str | None = None):
-        self.layers = [_as_layer(layer) for layer in layers]
+        self.layers = [as_layer(layer) for layer in layers]
         self.name = name
         counts, names = {}, []
         for layer in self.layers:
@@ -631,8 +576,8 @@ class Sequential(Module):
         return self.layers[i]
 
     def init(self, key, x):
-        key = _check_key(key, "Sequential.init")
-        spec = _spec(x)
+        key = check_key(key, "Sequential.init")
+        spec = spec_of(x)
         params, state = {}, {}
         last = len(self.layers) - 1
         for i, (name, layer) in enumerate(zip(self.names, self.layers)):

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 import transforms.numpy as tnp
-from transforms import core
+import transforms as T
 
 from .activations import log_softmax, logsumexp, softmax
 
@@ -69,7 +69,7 @@ def mse(pred, target, reduction="mean"):
 def _concrete(x):
     """`x` as a NumPy array if its value is known now (a tracer's concrete value under grad),
     else None (under jit)."""
-    if isinstance(x, core.Tracer):
+    if isinstance(x, T.Tracer):
         return x.concrete_value()
     return np.asarray(x)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from transforms import ShapeDtypeStruct, eval_shape, tree
 
-from .layers import Sequential, _as_layer
+from .layers import Sequential, as_layer
 
 __all__ = ["summary", "Summary", "LayerRow"]
 
@@ -183,7 +183,7 @@ def summary(model: Any, params: Any, state: Any = None, *example_inputs: Any,
       A `Summary`: ``print()`` it for the table, or read `rows` and the totals.  Nothing is
       computed: output shapes come from `transforms.eval_shape`.
     """
-    layer = _as_layer(model)
+    layer = as_layer(model)
     x = _as_input(example_inputs)
     params = {} if params is None else params
     state = {} if state is None else state

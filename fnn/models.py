@@ -24,7 +24,7 @@ from transforms import random
 from . import initializers as init_lib
 from .activations import log_softmax, relu
 from .layers import (BatchNorm, Conv2D, Dense, Dropout, Flatten, Lambda, MaxPool, Module,
-                     MissingParamError, Sequential, _check_key, _spec, infer_output)
+                     MissingParamError, Sequential, check_key, spec_of, infer_output)
 
 __all__ = ["Net", "BasicBlock", "ResNet", "resnet18", "resnet34"]
 
@@ -101,8 +101,8 @@ class BasicBlock(Module):
                 f"downsample={'downsample' in self.children})")
 
     def init(self, key, x):
-        key = _check_key(key, "BasicBlock.init")
-        spec = _spec(x)
+        key = check_key(key, "BasicBlock.init")
+        spec = spec_of(x)
         params, state = {}, {}
         inputs = {"conv1": spec, "downsample": spec}
         for i, (name, layer) in enumerate(self.children.items()):

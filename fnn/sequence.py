@@ -35,7 +35,7 @@ from transforms import lax, random
 
 from . import activations
 from . import initializers as init_lib
-from .layers import Module, _check_key, _pair, _param, _spec, padding_pairs
+from .layers import Module, check_key, pair_of, get_param, spec_of, padding_pairs
 
 __all__ = ["MultiHeadAttention", "TransformerBlock", "RMSNorm", "GroupNorm", "Conv1D",
            "ConvTranspose2D", "LSTM", "GRU", "PositionalEmbedding", "rotary_embedding",
@@ -191,13 +191,13 @@ class MultiHeadAttention(Module):
         return qkv, self.out_features or c
 
     def init(self, key, x, context=None):
-        key = _check_key(key, "MultiHeadAttention.init")
-        x = _spec(x)
+        key = check_key(key, "MultiHeadAttention.init")
+        x = spec_of(x)
         if x.ndim not in (2, 3):
             raise ValueError(f"MultiHeadAttention expects (batch, time, channels) or (time, "
                              f"channels) inputs, got shape {x.shape}")
         c = x.shape[-1]
-        cc = c if context is None else _spec(context).shape[-1]
+        cc = c if context is None else spec_of(context).shape[-1]
         qkv, out = self._sizes(c)
         ks = random.split(key, 4)
         mk = lambda k, a, b: _dense_params(k, a, b, self.kernel_init, self.use_bias,  # noqa
@@ -206,13 +206,13 @@ class MultiHeadAttention(Module):
                 "value": mk(ks[2], cc, qkv), "out": mk(ks[3], qkv, out)}, {}
 
     def apply(self, params, state, x, key=None, train=False, mask=None, context=None):
-        wq = _param(params, "query", self)
+        wq = get_param(params, "query", self)
         x, unbatched = _batched(x, "MultiHeadAttention", wq["w"].shape[0])
         if context is None:
             ctx = x
         else:
             ctx, cu = _batched(context, "MultiHeadAttention (context)",
-                               _param(params, "key", self)["w"].shape[0])
+                               get_param(params, "key", self)["w"].shape[0])
             if cu != unbatched:
                 raise ValueError(f"MultiHeadAttention: x {tuple(x.shape)} and context "
                                  f"{tuple(ctx.shape)} must both be batched or both unbatched")
@@ -226,8 +226,8 @@ class MultiHeadAttention(Module):
             return tnp.reshape(y, (y.shape[0], n, h, dh))
 
         q = heads(_dense(wq, x), t)
-        k = heads(_dense(_param(params, "key", self), ctx), s)
-        v = heads(_dense(_param(params, "value", self), ctx), s)
+        k = heads(_dense(get_param(params, "key", self), ctx), s)
+        v = heads(_dense(get_param(params, "value", self), ctx), s)
         if self.rotary:
             q = rotary_embedding(q, base=self.rotary_base)
             k = rotary_embedding(k, base=self.rotary_base)
@@ -236,7 +236,7 @@ class MultiHeadAttention(Module):
         rate = self.dropout_rate if train else 0.0
         o, _ = dot_product_attention(q, k, v, full, rate, key)
         o = tnp.reshape(tnp.transpose(o, (0, 2, 1, 3)), (b, t, qkv))
-        y = _dense(_param(params, "out", self), o)
+        y = _dense(get_param(params, "out", self), o)
         return (y[0] if unbatched else y), state
 
     def _mask(self, mask, unbatched, b, t, s):
@@ -300,8 +300,8 @@ class TransformerBlock(Module):
         return RMSNorm(param_dtype=self.param_dtype)
 
     def init(self, key, x):
-        key = _check_key(key, "TransformerBlock.init")
-        x = _spec(x)
+        key = check_key(key, "TransformerBlock.init")
+        x = spec_of(x)
         if x.ndim not in (2, 3):
             raise ValueError(f"TransformerBlock expects (batch, time, channels) or (time, "
                              f"channels) inputs, got shape {x.shape}")
@@ -328,13 +328,13 @@ class TransformerBlock(Module):
         else:
             k_att = k_d1 = k_d2 = None
         norm = self._norm()
-        h, _ = norm.apply(_param(params, "norm_attn", self), {}, x)
-        h, _ = self.attention.apply(_param(params, "attention", self), {}, h, key=k_att,
+        h, _ = norm.apply(get_param(params, "norm_attn", self), {}, x)
+        h, _ = self.attention.apply(get_param(params, "attention", self), {}, h, key=k_att,
                                     train=train, mask=mask)
         x = x + (_dropout(h, self.dropout_rate, k_d1) if drop else h)
-        h, _ = norm.apply(_param(params, "norm_mlp", self), {}, x)
-        h = self.activation(_dense(_param(params, "mlp_in", self), h))
-        h = _dense(_param(params, "mlp_out", self), h)
+        h, _ = norm.apply(get_param(params, "norm_mlp", self), {}, x)
+        h = self.activation(_dense(get_param(params, "mlp_in", self), h))
+        h = _dense(get_param(params, "mlp_out", self), h)
         x = x + (_dropout(h, self.dropout_rate, k_d2) if drop else h)
         return x, state
 
@@ -351,12 +351,12 @@ class PositionalEmbedding(Module):
         self.param_dtype = np.dtype(param_dtype)
 
     def init(self, key, x):
-        key = _check_key(key, "PositionalEmbedding.init")
-        c = _spec(x).shape[-1]
+        key = check_key(key, "PositionalEmbedding.init")
+        c = spec_of(x).shape[-1]
         return {"embedding": self.embedding_init(key, (self.max_len, c), self.param_dtype)}, {}
 
     def apply(self, params, state, x, key=None, train=False):
-        table = _param(params, "embedding", self)
+        table = get_param(params, "embedding", self)
         x, unbatched = _batched(x, "PositionalEmbedding", table.shape[1])
         t = x.shape[1]
         if t > table.shape[0]:
@@ -381,11 +381,11 @@ class RMSNorm(Module):
         self.param_dtype = np.dtype(param_dtype)
 
     def init(self, key, x):
-        return {"scale": np.ones((_spec(x).shape[-1],), self.param_dtype)}, {}
+        return {"scale": np.ones((spec_of(x).shape[-1],), self.param_dtype)}, {}
 
     def apply(self, params, state, x, key=None, train=False):
         x = tnp.asarray(x)
-        scale = _param(params, "scale", self)
+        scale = get_param(params, "scale", self)
         if x.shape[-1] != scale.shape[0]:
             raise ValueError(f"RMSNorm: input shape {tuple(x.shape)} has {x.shape[-1]} "
                              f"features, the scale has {scale.shape[0]}")
@@ -416,7 +416,7 @@ class GroupNorm(Module):
                              f"not divisible into num_groups={self.num_groups}")
 
     def init(self, key, x):
-        x = _spec(x)
+        x = spec_of(x)
         self._check(x.shape)
         c = x.shape[-1]
         params = {}
@@ -436,9 +436,9 @@ class GroupNorm(Module):
         var = tnp.mean(centered * centered, axis=(1, 3), keepdims=True)
         y = tnp.reshape(centered * lax.rsqrt(var + self.eps), x.shape)
         if self.use_scale:
-            y = y * _param(params, "scale", self)
+            y = y * get_param(params, "scale", self)
         if self.use_bias:
-            y = y + _param(params, "bias", self)
+            y = y + get_param(params, "bias", self)
         return y, state
 
 
@@ -478,8 +478,8 @@ class Conv1D(Module):
         self.param_dtype = np.dtype(param_dtype)
 
     def init(self, key, x):
-        key = _check_key(key, "Conv1D.init")
-        x = _spec(x)
+        key = check_key(key, "Conv1D.init")
+        x = spec_of(x)
         if x.ndim not in (2, 3):
             raise ValueError(f"Conv1D expects (batch, time, channels) or (time, channels) "
                              f"inputs, got shape {x.shape}")
@@ -491,7 +491,7 @@ class Conv1D(Module):
         return params, {}
 
     def apply(self, params, state, x, key=None, train=False):
-        w = _param(params, "w", self)
+        w = get_param(params, "w", self)
         x, unbatched = _batched(x, "Conv1D", w.shape[1])
         if self.padding == "CAUSAL":
             pads = [((self.kernel_size - 1) * self.dilation, 0)]
@@ -505,7 +505,7 @@ class Conv1D(Module):
                                      pads, rhs_dilation=(self.dilation,),
                                      dimension_numbers=("NHC", "HIO", "NHC"))
         if self.use_bias:
-            y = y + _param(params, "b", self)
+            y = y + get_param(params, "b", self)
         return (y[0] if unbatched else y), state
 
 
@@ -519,8 +519,8 @@ class ConvTranspose2D(Module):
     def __init__(self, features, kernel_size, strides=1, padding="SAME", use_bias=True,
                  kernel_init=None, bias_init=None, name=None, param_dtype=np.float32):
         self.features = int(features)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.strides = _pair(strides, "strides")
+        self.kernel_size = pair_of(kernel_size, "kernel_size")
+        self.strides = pair_of(strides, "strides")
         if not isinstance(padding, str) or padding.upper() not in ("SAME", "VALID"):
             raise ValueError(f"ConvTranspose2D padding must be 'SAME' or 'VALID', got {padding!r}")
         self.padding = padding.upper()
@@ -531,8 +531,8 @@ class ConvTranspose2D(Module):
         self.param_dtype = np.dtype(param_dtype)
 
     def init(self, key, x):
-        key = _check_key(key, "ConvTranspose2D.init")
-        x = _spec(x)
+        key = check_key(key, "ConvTranspose2D.init")
+        x = spec_of(x)
         if x.ndim != 4:
             raise ValueError(f"ConvTranspose2D expects NHWC inputs, got shape {x.shape}")
         kw, kb = random.split(key)
@@ -544,7 +544,7 @@ class ConvTranspose2D(Module):
 
     def apply(self, params, state, x, key=None, train=False):
         x = tnp.asarray(x)
-        w = _param(params, "w", self)
+        w = get_param(params, "w", self)
         if x.ndim != 4 or x.shape[-1] != w.shape[2]:
             raise ValueError(f"ConvTranspose2D expects NHWC inputs with {w.shape[2]} channels, "
                              f"got shape {tuple(x.shape)}")
@@ -552,7 +552,7 @@ class ConvTranspose2D(Module):
         y = lax.conv_transpose(x.astype(dt), tnp.asarray(w).astype(dt), self.strides,
                                self.padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
         if self.use_bias:
-            y = y + _param(params, "b", self)
+            y = y + get_param(params, "b", self)
         return y, state
 
 
@@ -573,8 +573,8 @@ class _Recurrent(Module):
         self.param_dtype = np.dtype(param_dtype)
 
     def _weights(self, key, x):
-        key = _check_key(key, f"{type(self).__name__}.init")
-        x = _spec(x)
+        key = check_key(key, f"{type(self).__name__}.init")
+        x = spec_of(x)
         if x.ndim not in (2, 3):
             raise ValueError(f"{type(self).__name__} expects (batch, time, channels) or (time, "
                              f"channels) inputs, got shape {x.shape}")
@@ -585,7 +585,7 @@ class _Recurrent(Module):
 
     def _run(self, params, x, initial_carry, mask, n_carry):
         """Shared driver: project all inputs at once (one matmul), scan the cell over time."""
-        w_ih = _param(params, "w_ih", self)
+        w_ih = get_param(params, "w_ih", self)
         who = type(self).__name__
         x, unbatched = _batched(x, who, w_ih.shape[0])
         b, t, _ = x.shape
@@ -648,7 +648,7 @@ class LSTM(_Recurrent):
         return params, {}
 
     def _cell(self, params, dt):
-        w_hh, bias = _param(params, "w_hh", self), _param(params, "b", self)
+        w_hh, bias = get_param(params, "w_hh", self), get_param(params, "b", self)
         h_size = self.hidden_size
 
         def cell(carry, xp):
@@ -686,8 +686,8 @@ class GRU(_Recurrent):
         return params, {}
 
     def _cell(self, params, dt):
-        w_hh = _param(params, "w_hh", self)
-        b_ih, b_hh = _param(params, "b_ih", self), _param(params, "b_hh", self)
+        w_hh = get_param(params, "w_hh", self)
+        b_ih, b_hh = get_param(params, "b_ih", self), get_param(params, "b_hh", self)
         hs = self.hidden_size
 
         def cell(carry, xp):

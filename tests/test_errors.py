@@ -230,3 +230,15 @@ def test_axis_and_index_errors():
         T.make_jaxpr(lambda x: x[:, 0])(x3)
     # an out-of-bounds update of a traced array is dropped (as JAX), see test_indexing_parity
     np.testing.assert_array_equal(T.jit(lambda x: x.at[5].set(1.0))(x3), x3)
+
+
+def test_pjit_raises_when_the_backend_cannot_be_imported(monkeypatch):
+    # a broken backend install must not silently fall back to interpreting
+    import sys
+
+    from transforms.pjit import pjit_p
+    closed = T.make_jaxpr(lambda x: x * 2.0)(np.ones(3))
+    monkeypatch.setitem(sys.modules, "transforms.backend.numba", None)
+    with pytest.raises(ImportError, match=r"jit\(double\): the Numba backend could not be "
+                                          r"imported"):
+        pjit_p.bind(np.ones(3), jaxpr=closed, name="double")

@@ -105,16 +105,31 @@ def test_conv2d_values(padding, strides, dilation):
         assert y.shape[1:3] == (-(-7 // st[0]), -(-6 // st[1]))
 
 
-def test_conv2d_grads_and_fallback():
+def _conv_reference(x, w, strides, pads):
+    """NHWC x HWIO cross-correlation by explicit loops (NumPy)."""
+    x = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    kh, kw, _, co = w.shape
+    (sh, sw) = strides
+    oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+    out = np.zeros((x.shape[0], oh, ow, co))
+    for i in range(oh):
+        for j in range(ow):
+            patch = x[:, i * sh:i * sh + kh, j * sw:j * sw + kw, :]
+            out[:, i, j, :] = np.einsum("nhwc,hwco->no", patch, w)
+    return out
+
+
+def test_conv2d_grads_and_values():
     x = RNG.randn(2, 5, 5, 2)
-    layer = fnn.Conv2D(3, 3, strides=2)
+    layer = fnn.Conv2D(3, 3, strides=(2, 1))
     p = f64(layer.init(KEY, x)[0])
     check_grads(lambda p, x: layer.apply(p, {}, x)[0], (p, x), order=1)
-    # the tnp im2col composition agrees with whatever lax provides
-    from fnn.layers import _conv_im2col, _conv_nhwc
-    a = _conv_im2col(x, p["w"], (2, 1), "SAME", (1, 1))
-    b = _conv_nhwc(x, p["w"], (2, 1), "SAME", (1, 1))
-    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    # values against explicit loops with JAX's 'SAME' padding (5 -> 3 rows, 5 -> 5 columns)
+    from fnn.layers import padding_pairs
+    pads = padding_pairs("SAME", (5, 5), (3, 3), (2, 1))
+    assert pads == [(1, 1), (1, 1)]
+    ref = _conv_reference(x, p["w"], (2, 1), pads) + p["b"]
+    np.testing.assert_allclose(layer.apply(p, {}, x)[0], ref, rtol=1e-10, atol=1e-12)
     # unbatched HWC input
     y, _ = layer.apply(p, {}, x[0])
     np.testing.assert_allclose(y, layer.apply(p, {}, x)[0][0])

@@ -15,6 +15,7 @@ from .api import (ShapeDtypeStruct, block_until_ready, device_get, device_put,  
                   eval_shape, grad, hessian, jacfwd, jacrev, jvp, linearize, make_jaxpr,
                   value_and_grad, vjp)
 from .interpreters.batching import vmap  # noqa: F401
+from .core import Tracer  # noqa: F401  (isinstance(x, T.Tracer): is x a traced value?)
 from .api_extras import (Array, custom_gradient, disable_jit, jacobian,  # noqa: F401
                          linear_transpose, named_scope, typeof)
 from .jit import clear_caches, jit  # noqa: F401

@@ -59,7 +59,7 @@ def _remat_staging_rule(trace, args, params):
     return [next(u_it) if u else next(k_it) for u in out_unk]
 
 
-remat_p.staging_rule = _remat_staging_rule
+remat_p.def_staging_rule(_remat_staging_rule)
 
 
 def checkpoint(fun, prevent_cse=True, policy=None, static_argnums=(), static_argnames=()):

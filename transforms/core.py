@@ -123,7 +123,8 @@ def is_float_dtype(dtype) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 class Primitive:
-    """A named operation. Its rules are attributes, registered next to its definition:
+    """A named operation. Its rules are attributes, registered next to its definition with the
+    `def_*` decorators (`@prim.def_jvp`, ...); a rule left `None` is not implemented:
 
     impl(*arrays, **params)                   NumPy implementation (eager mode)
     abstract_eval(*avals, **params)           output aval(s)
@@ -131,9 +132,24 @@ class Primitive:
     transpose(ct, *args, **params)            for linear primitives; linear args are
                                               `UndefinedPrimal`s; returns one ct per arg
     batch(args, dims, **params)               -> (out, out_dim); dims are int or None
-    partial_eval / other per-transform hooks  only for higher-order primitives
 
-    Numba lowerings live in `transforms.backend.numba`, keyed by primitive name.
+    Hooks of higher-order primitives (control flow, pjit, remat, custom derivatives), which
+    need the interpreter itself rather than values:
+
+    jvp_trace_rule(trace, primals, tangents, **params)
+        forward mode, called by `JVPTrace` instead of `jvp` (e.g. custom_jvp runs the user's
+        rule in the trace); -> (primal_outs, tangent_outs)
+    staging_rule(trace, args, params)
+        called by `StagingTrace` instead of recording one equation; under linearize (a
+        *partial* trace) this is where an equation with known and unknown inputs is split
+        into a known part, evaluated now, and an unknown part, staged
+    batch_trace_rule(trace, args, dims, **params)
+        vmap, called by `BatchTrace` instead of `batch` (it sees the axis size and name);
+        -> (outs, out_dims)
+
+    Helpers for common rule shapes: `interpreters.jvp.deflinear` / `defbilinear` /
+    `defjvp_zero`, `interpreters.batching.defvectorized`. Numba lowerings live in
+    `transforms.backend.numba`.
     """
 
     def __init__(self, name, multiple_results=False):
@@ -144,6 +160,9 @@ class Primitive:
         self.jvp = None
         self.transpose = None
         self.batch = None
+        self.jvp_trace_rule = None
+        self.staging_rule = None
+        self.batch_trace_rule = None
 
     def __repr__(self):
         return self.name
@@ -170,6 +189,18 @@ class Primitive:
 
     def def_batch(self, f):
         self.batch = f
+        return f
+
+    def def_jvp_trace_rule(self, f):
+        self.jvp_trace_rule = f
+        return f
+
+    def def_staging_rule(self, f):
+        self.staging_rule = f
+        return f
+
+    def def_batch_trace_rule(self, f):
+        self.batch_trace_rule = f
         return f
 
 

@@ -50,6 +50,14 @@ def _as_leaves(xs):
     return [as_leaf(x) for x in xs]
 
 
+def _no_symbolic_zeros(what, symbolic_zeros):
+    if symbolic_zeros:
+        raise NotImplementedError(
+            f"{what}(symbolic_zeros=True) is not supported: the rule always receives zero "
+            "tangents (or cotangents) as zero arrays; drop the argument and handle zeros as "
+            "arrays")
+
+
 def _closure_convert(flat_fun, in_avals):
     """If `flat_fun` reads traced values of an enclosing transformation that it does not
     receive as arguments (a Python closure over a tracer), return `(jaxpr, consts)`: a
@@ -181,10 +189,10 @@ def _custom_jvp_jvp_rule(trace, primals, tangents, *, fun, jvp, num_consts=0, na
     return out, tout
 
 
-custom_jvp_call_p.jvp_trace_rule = _custom_jvp_jvp_rule
+custom_jvp_call_p.def_jvp_trace_rule(_custom_jvp_jvp_rule)
 
 
-custom_jvp_call_p.staging_rule = _staging_rule(custom_jvp_call_p)
+custom_jvp_call_p.def_staging_rule(_staging_rule(custom_jvp_call_p))
 
 
 def _custom_jvp_batch(args, dims, *, fun, jvp, call_jaxpr=None, **params):
@@ -213,6 +221,10 @@ class custom_jvp:
         self.jvp = None
 
     def defjvp(self, jvp, symbolic_zeros=False):
+        """Set the JVP rule `jvp(primals, tangents) -> (primal_out, tangent_out)`. Zero
+        tangents reach it as zero arrays; `symbolic_zeros=True` (JAX's `SymbolicZero`
+        objects) is not supported and raises rather than being ignored."""
+        _no_symbolic_zeros("custom_jvp.defjvp", symbolic_zeros)
         self.jvp = jvp
         return jvp
 
@@ -355,10 +367,10 @@ def _custom_vjp_jvp_rule(trace, primals, tangents, *, fun, fwd, bwd, num_consts=
     return out, tout
 
 
-custom_vjp_call_p.jvp_trace_rule = _custom_vjp_jvp_rule
+custom_vjp_call_p.def_jvp_trace_rule(_custom_vjp_jvp_rule)
 
 
-custom_vjp_call_p.staging_rule = _staging_rule(custom_vjp_call_p)
+custom_vjp_call_p.def_staging_rule(_staging_rule(custom_vjp_call_p))
 
 
 def _custom_vjp_batch(args, dims, *, fun, fwd, bwd, call_jaxpr=None, **params):
@@ -398,6 +410,9 @@ class custom_vjp:
         self.fwd = self.bwd = None
 
     def defvjp(self, fwd, bwd, symbolic_zeros=False):
+        """Set `fwd(*args) -> (out, residuals)` and `bwd(residuals, ct) -> cotangents`.
+        `symbolic_zeros=True` is not supported and raises rather than being ignored."""
+        _no_symbolic_zeros("custom_vjp.defvjp", symbolic_zeros)
         self.fwd, self.bwd = fwd, bwd
 
     def __call__(self, *args, **kwargs):

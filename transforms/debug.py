@@ -21,8 +21,9 @@ import numpy as np
 from . import tree as tree_util
 from .core import Primitive, Tracer, as_leaf
 from .ir import EFFECTFUL
+from .source_info import register_library_dir  # noqa: F401 (public: see __all__)
 
-__all__ = ["print", "callback", "debug_callback_p"]
+__all__ = ["print", "callback", "debug_callback_p", "register_library_dir"]
 
 # Numba notes that the objmode block of a compiled callback holds the GIL (inside a nogil
 # function): expected, and only while the callback runs

@@ -15,9 +15,8 @@ import threading
 from .core import Primitive, bind_in
 from .interpreters import jvp as _jvp
 from .interpreters.partial_eval import partial_eval_jaxpr, trace_to_jaxpr
-from .interpreters.transpose import backward_pass
+from .interpreters.transpose import UndefinedPrimal, backward_pass, is_undefined
 from .ir import ClosedJaxpr, dce_jaxpr, eval_jaxpr
-from .lax._util import UndefinedPrimal, is_undefined
 
 pjit_p = Primitive("pjit", multiple_results=True)
 
@@ -72,8 +71,11 @@ def _pjit_impl(*args, jaxpr, name):
         return eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, *args)
     try:
         from .backend.numba import execute
-    except ImportError:            # backend not built in this checkout: interpret
-        return eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, *args)
+    except ImportError as e:
+        # never fall back to interpreting silently: a broken install would look like a slow one
+        raise ImportError(f"jit({name}): the Numba backend could not be imported ({e}); "
+                          "install numba, or run without jit under transforms.disable_jit()"
+                          ) from e
     return execute(jaxpr, args)
 
 
@@ -181,7 +183,7 @@ def call_rules(prim, name_param="name"):
     prim.def_abstract_eval(abstract_eval)
     prim.def_jvp(jvp)
     prim.def_transpose(transpose)
-    prim.batch_trace_rule = batch_trace_rule
+    prim.def_batch_trace_rule(batch_trace_rule)
 
 
 def _renamed(params, name_param, what):
@@ -229,4 +231,4 @@ def _eval_in(trace, closed, args):
 
 
 call_rules(pjit_p)
-pjit_p.staging_rule = _pjit_staging_rule
+pjit_p.def_staging_rule(_pjit_staging_rule)

@@ -46,6 +46,9 @@ import numpy as np
 
 from . import lax
 from .core import Primitive, ShapedArray, Tracer, concrete_or_error, get_aval
+from .interpreters.batching import defvectorized
+from .interpreters.jvp import defjvp_zero
+from .lax._util import as_array
 
 __all__ = [
     "PRNGKey", "key", "key_data", "wrap_key_data", "split", "fold_in", "bits", "uniform",
@@ -110,41 +113,15 @@ def _threefry2x32_abstract(k0, k1, x0, x1):
     return [ShapedArray(x0.shape, _U32), ShapedArray(x0.shape, _U32)]
 
 
-@threefry2x32_p.def_jvp
-def _threefry2x32_jvp(primals, tangents):
-    return threefry2x32_p.bind(*primals), [None, None]   # integer outputs: zero tangents
+defjvp_zero(threefry2x32_p)        # integer outputs: zero tangents
 
 
-def _move_to_front(x, d, size):
-    """`x` with its batch dimension `d` (int or None) moved to the front (size `size`)."""
-    a = get_aval(x)
-    if d is None:
-        return lax.broadcast_in_dim(x, (size,) + a.shape, tuple(range(1, a.ndim + 1)))
-    if d == 0:
-        return x
-    perm = (d,) + tuple(i for i in range(a.ndim) if i != d)
-    return lax.transpose(x, perm)
-
-
-def _batch_size(args, dims):
-    for x, d in zip(args, dims):
-        if d is not None:
-            return get_aval(x).shape[d]
-    raise ValueError("batching rule called with no batched operand")
-
-
-@threefry2x32_p.def_batch
-def _threefry2x32_batch(args, dims):
-    """Elementwise: bring every operand's batch dimension to the front (broadcasting the
-    unbatched ones) and apply the primitive once."""
-    size = _batch_size(args, dims)
-    args = [_move_to_front(x, d, size) for x, d in zip(args, dims)]
-    return threefry2x32_p.bind(*args), [0, 0]
+defvectorized(threefry2x32_p)      # elementwise over operands of one shape
 
 
 def threefry2x32(k0, k1, x0, x1):
     """The raw block function: uint32 operands broadcast to one shape; returns two arrays."""
-    args = [lax.convert_element_type(_as_array(a), _U32) for a in (k0, k1, x0, x1)]
+    args = [lax.convert_element_type(as_array(a), _U32) for a in (k0, k1, x0, x1)]
     shape = np.broadcast_shapes(*(get_aval(a).shape for a in args))
     args = [a if get_aval(a).shape == shape else lax.broadcast_to(a, shape) for a in args]
     return tuple(threefry2x32_p.bind(*args))
@@ -169,21 +146,15 @@ def _bitcast_abstract(x, *, new_dtype):
     return ShapedArray(x.shape, new_dtype)
 
 
-@bitcast_convert_type_p.def_jvp
-def _bitcast_jvp(primals, tangents, *, new_dtype):
-    # reinterpreting bits is not differentiable: its derivative is taken as zero
-    return bitcast_convert_type_p.bind(primals[0], new_dtype=new_dtype), None
-
-
-@bitcast_convert_type_p.def_batch
-def _bitcast_batch(args, dims, *, new_dtype):
-    return bitcast_convert_type_p.bind(args[0], new_dtype=new_dtype), dims[0]
+# reinterpreting bits is not differentiable: its derivative is taken as zero
+defjvp_zero(bitcast_convert_type_p)
+defvectorized(bitcast_convert_type_p)
 
 
 def bitcast_convert_type(x, new_dtype):
     """Reinterpret the bits of `x` as `new_dtype` (same width), as `lax.bitcast_convert_type`."""
     new_dtype = np.dtype(new_dtype)
-    x = _as_array(x)
+    x = as_array(x)
     if get_aval(x).dtype == new_dtype:
         return x
     return bitcast_convert_type_p.bind(x, new_dtype=new_dtype)
@@ -196,12 +167,6 @@ from .lax.sorting import argsort, argsort_p  # noqa: E402,F401
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-
-def _as_array(x):
-    if isinstance(x, (Tracer, np.ndarray)):
-        return x
-    return np.asarray(x)
-
 
 def _shape(shape, name):
     if shape is None:
@@ -218,7 +183,7 @@ def _shape(shape, name):
 
 
 def _check_key(name, key):
-    key = _as_array(key)
+    key = as_array(key)
     a = get_aval(key)
     if not (np.issubdtype(a.dtype, np.integer)):
         raise TypeError(f"{name}: a PRNG key is a uint32[2] array (from random.key(seed) or "
@@ -326,7 +291,7 @@ def key(seed, *, impl=None):
             raise OverflowError(f"PRNG key seed {seed} is too large: a Python int seed must fit "
                                 f"in int64 (as in JAX)")
         return np.array([0, seed & _MASK32], dtype=_U32)
-    seed = _as_array(seed)
+    seed = as_array(seed)
     a = get_aval(seed)
     if a.shape != ():
         raise TypeError(f"PRNG key seed must be a scalar, got shape {a.shape}")
@@ -354,7 +319,7 @@ def key_data(keys):
 def wrap_key_data(key_bits_array, *, impl=None):
     """A key from raw uint32 data (keys are raw arrays here)."""
     del impl
-    return lax.convert_element_type(_as_array(key_bits_array), _U32)
+    return lax.convert_element_type(as_array(key_bits_array), _U32)
 
 
 def split(key, num=2):
@@ -377,7 +342,7 @@ def fold_in(key, data):
                                 f"as in JAX, pass a NumPy integer to wrap it modulo 2**32)")
         d = np.asarray(data, dtype=_U32)
     else:
-        data = _as_array(data)
+        data = as_array(data)
         a = get_aval(data)
         if a.shape != ():
             raise TypeError(f"fold_in: data must be a scalar, got shape {a.shape}")
@@ -437,7 +402,7 @@ def _uniform(key, shape, dtype, minval, maxval):
 
 
 def _f64(x):
-    return lax.convert_element_type(_as_array(x), np.float64)
+    return lax.convert_element_type(as_array(x), np.float64)
 
 
 def _fma32_numpy(a, b, c):
@@ -550,7 +515,7 @@ def truncated_normal(key, lower, upper, shape=None, dtype=np.float32):
 
 def _nextafter(x, direction):
     """The next representable float after `x` towards +inf (direction > 0) or -inf."""
-    x = _as_array(x)
+    x = as_array(x)
     dtype = get_aval(x).dtype
     if isinstance(x, np.ndarray):
         return np.nextafter(x, np.asarray(np.inf if direction > 0 else -np.inf, dtype))
@@ -786,7 +751,7 @@ def erfinv(x):
     """The inverse error function on (-1, 1) (±inf at ±1), built from `lax` operations so it
     traces, differentiates and compiles. Float32 (and narrower, computed in float32) uses
     Giles' single-precision approximation; float64 his double-precision one."""
-    x = _as_array(x)
+    x = as_array(x)
     dtype = get_aval(x).dtype
     if not np.issubdtype(dtype, np.floating):
         x = lax.convert_element_type(x, np.float64 if dtype.itemsize >= 8 else np.float32)
@@ -839,7 +804,7 @@ def bernoulli(key, p=0.5, shape=None):
     key = _check_key("bernoulli", key)
     if isinstance(p, (float, int)) and not isinstance(p, bool):
         p = np.asarray(p, np.float32)
-    p = _as_array(p)
+    p = as_array(p)
     dtype = get_aval(p).dtype
     if not np.issubdtype(dtype, np.floating):
         raise TypeError(f"bernoulli: probability `p` must have a floating dtype, got {dtype}")
@@ -867,7 +832,7 @@ def _clip_to(val, dtype):
 def _int_operand(v):
     if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
         v = np.asarray(v, np.int64 if -2 ** 63 <= int(v) < 2 ** 63 else np.uint64)
-    v = _as_array(v)
+    v = as_array(v)
     if not np.issubdtype(get_aval(v).dtype, np.integer):
         v = lax.convert_element_type(v, np.int64)
     return v
@@ -967,7 +932,7 @@ def permutation(key, x, axis=0, independent=False):
                                              and np.ndim(x) == 0 and not isinstance(x, Tracer)):
         n = operator.index(x)
         return _shuffle(key, np.arange(n, dtype=np.int32), 0)
-    x = _as_array(x)
+    x = as_array(x)
     a = get_aval(x)
     if a.ndim == 0:
         n = operator.index(concrete_or_error(x, "permutation: an integer `x`"))
@@ -990,7 +955,7 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0):
         arr = None
         n_inputs = operator.index(a)
     else:
-        arr = _as_array(a)
+        arr = as_array(a)
         if get_aval(arr).ndim == 0:
             n_inputs = operator.index(concrete_or_error(arr, "choice: an integer `a`"))
             arr = None
@@ -1017,7 +982,7 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0):
             perm = permutation(key, src, axis=0 if arr is None else axis)
             result = tnp.take(perm, np.arange(n_draws), axis=0 if arr is None else axis)
     else:
-        p = _as_array(p)
+        p = as_array(p)
         if not np.issubdtype(get_aval(p).dtype, np.floating):
             p = lax.convert_element_type(p, np.float32)
         if get_aval(p).shape != (n_inputs,):
@@ -1051,7 +1016,7 @@ def categorical(key, logits, axis=-1, shape=None):
     Gumbel-max trick: `argmax(logits + gumbel, axis)`."""
     from . import numpy as tnp
     key = _check_key("categorical", key)
-    logits = _as_array(logits)
+    logits = as_array(logits)
     la = get_aval(logits)
     if not np.issubdtype(la.dtype, np.floating):
         logits = lax.convert_element_type(logits, np.float32)

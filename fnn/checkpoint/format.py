@@ -426,7 +426,7 @@ def _write_array(fd: int, arr: np.ndarray, le: np.dtype) -> int:
     return written
 
 
-def _fsync_dir(directory: str) -> None:
+def fsync_dir(directory: str) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError as e:
@@ -513,11 +513,11 @@ def save(path, tree, metadata=None) -> str:
     """
     from transforms import distributed as dist
     if dist.process_count() > 1:
-        return dist.run_on_root(lambda: _save_file(path, tree, metadata))
-    return _save_file(path, tree, metadata)
+        return dist.run_on_root(lambda: save_file(path, tree, metadata))
+    return save_file(path, tree, metadata)
 
 
-def _save_file(path, tree, metadata=None) -> str:
+def save_file(path, tree, metadata=None) -> str:
     """`save` on this process alone."""
     path = os.fspath(path)
     enc = _Encoder()
@@ -550,7 +550,7 @@ def _save_file(path, tree, metadata=None) -> str:
         except OSError:
             pass
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return path
 
 

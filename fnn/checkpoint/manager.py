@@ -161,7 +161,7 @@ class CheckpointManager:
         path = self.path(step)
 
         def write():              # on process 0 only when there are several processes
-            fmt._save_file(path, tree, metadata={"step": step, "metrics": metrics})
+            fmt.save_file(path, tree, metadata={"step": step, "metrics": metrics})
             self._cleanup()
             self._apply_retention()
             return path
@@ -212,4 +212,4 @@ class CheckpointManager:
                     pass
                 self._cache.pop(path, None)
         if removed:
-            fmt._fsync_dir(self.directory)
+            fmt.fsync_dir(self.directory)

@@ -24,7 +24,7 @@ import shutil
 
 import numpy as np
 
-from fnn.checkpoint.format import CheckpointError, _fsync_dir, _save_file, restore
+from fnn.checkpoint.format import CheckpointError, fsync_dir, save_file, restore
 
 MANIFEST = "manifest.json"
 KIND = "fnn.checkpoint.sharded"
@@ -79,7 +79,7 @@ def save_sharded(path, tree, metadata=None) -> str:
             error = f"{type(e).__name__}: {e}"
     _raise_if_any(_exchange(error), f"save_sharded({path!r}): creating the directory")
     try:
-        _save_file(os.path.join(tmp, shard_name(rank, count)), tree)
+        save_file(os.path.join(tmp, shard_name(rank, count)), tree)
     except Exception as e:                     # noqa: BLE001
         error = f"{type(e).__name__}: {e}"
     errors = _exchange(error)
@@ -107,13 +107,13 @@ def _commit(path, tmp, token, count, metadata):
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     old = None
     if os.path.lexists(path):
         old = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.old-{token}")
         os.rename(path, old)
     os.rename(tmp, path)
-    _fsync_dir(os.path.dirname(path))
+    fsync_dir(os.path.dirname(path))
     if old is not None:
         shutil.rmtree(old, ignore_errors=True) if os.path.isdir(old) else os.remove(old)
 

@@ -6,13 +6,14 @@
     updates, opt_state = opt.update(grads, opt_state, params)
     params = optim.apply_updates(params, updates)
 
-Layout (as optax): `base` holds the contract, `transforms` the building blocks, `combine` the
+Layout (as optax): `base` holds the contract, `transformations` the building blocks
+(optax's `transform` module; named so it is not read as the `transforms` package), `combine` the
 combinators (chain, masked, multi_transform, freeze, MultiSteps, inject_hyperparams), `alias`
 the named optimisers, `schedules` the learning-rate schedules, `updates` apply_updates and
 tree helpers. Every state is a pytree of arrays and every `update` is pure and jittable.
 """
 from . import base, schedules, updates  # noqa: F401
-from . import transforms  # noqa: F401  (fnn.optim.transforms: the building blocks)
+from . import transformations  # noqa: F401  (the building blocks)
 from . import combine, alias  # noqa: F401
 from ._flatten import flatten  # noqa: F401  (optax.flatten)
 
@@ -23,7 +24,7 @@ from .base import (EmptyState, GradientTransformation,  # noqa: F401
                    with_extra_args_support)
 from .updates import (apply_updates, global_norm, incremental_update,  # noqa: F401
                       periodic_update, safe_int32_increment, safe_norm)
-from .transforms import (AddDecayedWeightsState, ClipByGlobalNormState,  # noqa: F401
+from .transformations import (AddDecayedWeightsState, ClipByGlobalNormState,  # noqa: F401
                          ClipState, EmaState, ScaleByAdamState, ScaleByAmsgradState,
                          ScaleByBeliefState, ScaleByLionState, ScaleByRmsState,
                          ScaleByRmsWithCountState, ScaleByRssState, ScaleByRStdDevState,

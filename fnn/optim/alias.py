@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from . import transforms as tx
+from . import transformations as tx
 from .base import GradientTransformation, identity
 from .combine import chain, masked
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Hashable, NamedTuple, Optional, Sequence
 import numpy as np
 
 from transforms import tree
-from transforms.core import Tracer
+from transforms import Tracer
 import transforms.numpy as tnp
 
 from .base import (GradientTransformation, GradientTransformationExtraArgs, set_to_zero,

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from transforms import tree
-from transforms.core import Tracer
-from transforms.lax.misc import stop_gradient
+from transforms import Tracer
+from transforms.lax import stop_gradient
 import transforms.numpy as tnp
 
 __all__ = [
@@ -25,13 +25,13 @@ __all__ = [
 # scalar helpers
 # ---------------------------------------------------------------------------------------------
 
-def _is_number(x) -> bool:
+def is_number(x) -> bool:
     """A Python int/float (weak under NEP 50); NumPy scalars (np.float64 subclasses float)
     and bools are not."""
     return isinstance(x, (int, float)) and not isinstance(x, (bool, np.generic))
 
 
-def _dtype(x):
+def dtype_of(x):
     return x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
 
 
@@ -42,17 +42,17 @@ def cast_scalar(v, like):
     schedule or `inject_hyperparams`) is cast to `like`'s floating dtype, as JAX would do
     without x64, so float32 parameters never drift to float64.
     """
-    if _is_number(v):
+    if is_number(v):
         return v
-    dt = _dtype(like)
-    if not np.issubdtype(dt, np.inexact) or _dtype(v) == dt:
+    dt = dtype_of(like)
+    if not np.issubdtype(dt, np.inexact) or dtype_of(v) == dt:
         return v
     return tnp.asarray(v, dtype=dt)
 
 
 def safe_int32_increment(count):
     """`count + 1`, saturating at the dtype's maximum instead of wrapping around."""
-    dt = _dtype(count)
+    dt = dtype_of(count)
     if np.issubdtype(dt, np.integer):
         max_value = np.iinfo(dt).max
     else:
@@ -99,8 +99,8 @@ def apply_updates(params, updates):
         if p is None:
             return None
         out = tnp.add(p, u)
-        pdt = _dtype(p)
-        if _dtype(out) != pdt:
+        pdt = dtype_of(p)
+        if dtype_of(out) != pdt:
             out = tnp.asarray(out, dtype=pdt)
         return out
     return tree.map(f, params, updates, is_leaf=lambda x: x is None)
@@ -162,7 +162,7 @@ def tree_cast(t, dtype):
     if dtype is None:
         return t
     dtype = np.dtype(dtype)
-    return tree.map(lambda x: x if _dtype(x) == dtype else tnp.asarray(x, dtype=dtype), t)
+    return tree.map(lambda x: x if dtype_of(x) == dtype else tnp.asarray(x, dtype=dtype), t)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,14 +205,14 @@ def tree_update_infinity_moment(updates, moments, decay, eps):
         updates, moments)
 
 
-class _BiasCorrection:
+class BiasCorrection:
     """`m -> m / (1 - decay**count)`, the correction computed once per dtype, in that dtype."""
 
     def __init__(self, decay, count):
         self.decay, self.count, self.cache = decay, count, {}
 
     def __call__(self, m):
-        dt = _dtype(m)
+        dt = dtype_of(m)
         bc = self.cache.get(dt)
         if bc is None:
             d = tnp.asarray(self.decay, dtype=dt)
@@ -223,4 +223,4 @@ class _BiasCorrection:
 
 def tree_bias_correction(moments, decay, count):
     """`m / (1 - decay**count)` leafwise; the correction is computed in each leaf's dtype."""
-    return tree.map(_BiasCorrection(decay, count), moments)
+    return tree.map(BiasCorrection(decay, count), moments)

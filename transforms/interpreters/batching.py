@@ -104,7 +104,7 @@ class BatchTrace(Trace):
             else:
                 vals.append(a)
                 dims.append(None)
-        custom = getattr(prim, "batch_trace_rule", None)
+        custom = prim.batch_trace_rule
         if custom is not None:
             with set_current_trace(self.parent):
                 out, out_dim = custom(self, vals, dims, **params)
@@ -193,6 +193,21 @@ def elementwise_batch_rule(prim):
         new = [a if d == bd else move_dim(a, d, bd, size) for a, d in zip(args, dims)]
         return prim.bind(*new, **params), bd
     return rule
+
+
+def defvectorized(prim):
+    """Register the batching rule of a primitive that acts elementwise on operands of one shape
+    (with one or more outputs of that shape): batch axes are aligned, unbatched operands
+    broadcast, and the primitive is bound once."""
+    rule = elementwise_batch_rule(prim)
+    if prim.multiple_results:
+        def multi(args, dims, **params):
+            outs, bd = rule(args, dims, **params)
+            return outs, [bd] * len(outs)
+        prim.def_batch(multi)
+    else:
+        prim.def_batch(rule)
+    return prim
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,4 +414,4 @@ def batch_jaxpr(closed, axis_size, in_dims, out_dims=None, axis_name=None):
 
 __all__ = ["vmap", "BatchTrace", "BatchTracer", "batch_jaxpr", "batch_size", "moveaxis",
            "move_dim", "bdim_at_front", "broadcast_batched", "elementwise_batch_rule",
-           "find_axis", "not_mapped", "shift_axis"]
+           "find_axis", "not_mapped", "shift_axis", "defvectorized"]

@@ -36,7 +36,7 @@ class JVPTrace(Trace):
                 tangents.append(None)
         if not any_tangent:
             return bind_in(self.parent, prim, *primals, **params)
-        custom = getattr(prim, "jvp_trace_rule", None)   # higher-order primitives
+        custom = prim.jvp_trace_rule           # higher-order primitives
         if custom is not None:
             with set_current_trace(self.parent):
                 out, tout = custom(self, primals, tangents, **params)
@@ -95,3 +95,67 @@ def jvp_jaxpr(closed, nonzeros, instantiate=False):
 
     new = trace_to_jaxpr(fun, in_avals + t_avals)
     return new, store["nz"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule helpers: JVPs (and transposes) of common shapes, registered in one line
+# ---------------------------------------------------------------------------------------------
+
+def _zeros_like(x):
+    from ..lax.elementwise import zeros_like_aval
+    return zeros_like_aval(get_aval(x))
+
+
+def deflinear(prim, transpose=None, linear_argnums=None):
+    """Register the JVP of a primitive that is linear in the operands `linear_argnums` (all
+    of them by default) jointly: the tangent is `prim` applied to their tangents (zeros
+    instantiated) with the other operands (integer indices, say) passed as they are. The
+    other operands must not be differentiable. `transpose`, when given, is registered too."""
+    def jvp(primals, tangents, **params):
+        out = prim.bind(*primals, **params)
+        lin = range(len(primals)) if linear_argnums is None else linear_argnums
+        ts = list(primals)
+        for i in lin:
+            t = tangents[i]
+            ts[i] = _zeros_like(primals[i]) if t is None else t
+        return out, prim.bind(*ts, **params)
+    prim.def_jvp(jvp)
+    if transpose is not None:
+        prim.def_transpose(transpose)
+    return prim
+
+
+def defbilinear(prim, lhs_transpose, rhs_transpose):
+    """Register the JVP and transpose of a primitive bilinear in its two operands (a product:
+    dot_general, conv): `d(l * r) = dl * r + l * dr`. `lhs_transpose(ct, lhs, rhs, **params)`
+    is the cotangent of `lhs` when `lhs` is the linear input (an `UndefinedPrimal`), and
+    `rhs_transpose` likewise."""
+    def jvp(primals, tangents, **params):
+        lhs, rhs = primals
+        tl, tr = tangents
+        out = prim.bind(lhs, rhs, **params)
+        from ..lax.elementwise import add_tangents
+        return out, add_tangents(None if tl is None else prim.bind(tl, rhs, **params),
+                                 None if tr is None else prim.bind(lhs, tr, **params))
+
+    def transpose(ct, lhs, rhs, **params):
+        from .transpose import is_undefined
+        if is_undefined(lhs) and is_undefined(rhs):
+            raise TypeError(f"{prim.name} is not linear in both operands at once")
+        if is_undefined(lhs):
+            return [lhs_transpose(ct, lhs, rhs, **params), None]
+        return [None, rhs_transpose(ct, lhs, rhs, **params)]
+
+    prim.def_jvp(jvp)
+    prim.def_transpose(transpose)
+    return prim
+
+
+def defjvp_zero(prim):
+    """Register a zero JVP: the primitive's outputs do not depend differentiably on its
+    inputs (integer or boolean outputs, bit reinterpretation, random bits)."""
+    def jvp(primals, tangents, **params):
+        out = prim.bind(*primals, **params)
+        return out, ([None] * len(out) if prim.multiple_results else None)
+    prim.def_jvp(jvp)
+    return prim

@@ -83,7 +83,7 @@ class StagingTrace(Trace):
     def process_primitive(self, prim, args, params):
         if self.partial and not any([self.is_own(a) for a in args]):
             return bind_in(self.parent, prim, *args, **params)
-        custom = getattr(prim, "staging_rule", None)
+        custom = prim.staging_rule
         if custom is not None:
             return custom(self, args, params)
         return self.stage(prim, args, params)

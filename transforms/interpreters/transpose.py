@@ -9,16 +9,27 @@ itself be differentiated, batched and compiled.
 from __future__ import annotations
 
 from ..ir import Literal, Var
-from ..lax._util import UndefinedPrimal, is_undefined
+
+
+class UndefinedPrimal:
+    """Marks a linear input of an equation being transposed: only its aval is known."""
+    __slots__ = ("aval",)
+
+    def __init__(self, aval):
+        self.aval = aval
+
+    def __repr__(self):
+        return f"UndefinedPrimal({self.aval.str_short()})"
+
+
+def is_undefined(x):
+    """Whether `x` is a linear input being transposed (an `UndefinedPrimal`)."""
+    return type(x) is UndefinedPrimal
 
 
 def _add_ct(a, b):
-    if a is None:
-        return b
-    if b is None:
-        return a
-    from ..lax.elementwise import add
-    return add(a, b)
+    from ..lax.elementwise import add_tangents
+    return add_tangents(a, b)
 
 
 def backward_pass(jaxpr, consts, args, cts_out):
@@ -72,4 +83,4 @@ def backward_pass(jaxpr, consts, args, cts_out):
     return [ct_env.get(v) if is_undefined(a) else None for v, a in zip(jaxpr.invars, args)]
 
 
-__all__ = ["backward_pass", "UndefinedPrimal"]
+__all__ = ["backward_pass", "UndefinedPrimal", "is_undefined"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import ShapedArray, Tracer, get_aval
+from ..interpreters.transpose import UndefinedPrimal, is_undefined  # noqa: F401 (re-export)
 from ..errors import ShapeError
 from ..source_info import where
 
@@ -63,16 +64,3 @@ def normalize_axes(axes, ndim, name="axis"):
     return tuple(out)
 
 
-class UndefinedPrimal:
-    """Marks a linear input of an equation being transposed: only its aval is known."""
-    __slots__ = ("aval",)
-
-    def __init__(self, aval):
-        self.aval = aval
-
-    def __repr__(self):
-        return f"UndefinedPrimal({self.aval.str_short()})"
-
-
-def is_undefined(x):
-    return type(x) is UndefinedPrimal

@@ -139,7 +139,7 @@ def _reducer(name, reduce_all, unbatched):
             return unbatched(x, trace.axis_size), None
         return reduce_all(x, (d,)), None                    # the same for every example
 
-    p.batch_trace_rule = batch_trace_rule
+    p.def_batch_trace_rule(batch_trace_rule)
     return p
 
 
@@ -284,7 +284,7 @@ def _pmean_batch_trace_rule(trace, args, dims, *, axis_name):
     return E.div(s, np.asarray(trace.axis_size, get_aval(s).dtype)), None
 
 
-pmean_p.batch_trace_rule = _pmean_batch_trace_rule
+pmean_p.def_batch_trace_rule(_pmean_batch_trace_rule)
 pmean_p.def_jvp(lambda p, t, *, axis_name: (pmean_p.bind(p[0], axis_name=axis_name),
                                             pmean_p.bind(t[0], axis_name=axis_name)))
 # pmean = psum / n and the transpose of psum is psum: the transpose of pmean is pmean
@@ -364,7 +364,7 @@ def _all_gather_batch_trace_rule(trace, args, dims, *, axis_name, axis, tiled, a
     return out, None
 
 
-all_gather_p.batch_trace_rule = _all_gather_batch_trace_rule
+all_gather_p.def_batch_trace_rule(_all_gather_batch_trace_rule)
 all_gather_p.def_jvp(lambda p, t, **kw: (all_gather_p.bind(p[0], **kw),
                                          all_gather_p.bind(t[0], **kw)))
 
@@ -431,7 +431,7 @@ def _axis_index_batch_trace_rule(trace, args, dims, *, axis_name):
     return S.iota(np.int32, (trace.axis_size,), 0), 0
 
 
-axis_index_p.batch_trace_rule = _axis_index_batch_trace_rule
+axis_index_p.def_batch_trace_rule(_axis_index_batch_trace_rule)
 
 
 def axis_index(axis_name):
@@ -493,7 +493,7 @@ def _ppermute_batch_trace_rule(trace, args, dims, *, axis_name, perm):
     return S.concatenate(pieces, 0), 0
 
 
-ppermute_p.batch_trace_rule = _ppermute_batch_trace_rule
+ppermute_p.def_batch_trace_rule(_ppermute_batch_trace_rule)
 ppermute_p.def_jvp(lambda p, t, *, axis_name, perm: (
     ppermute_p.bind(p[0], axis_name=axis_name, perm=perm),
     ppermute_p.bind(t[0], axis_name=axis_name, perm=perm)))

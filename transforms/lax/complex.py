@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import Primitive, ShapedArray, get_aval
-from ..interpreters.batching import elementwise_batch_rule
+from ..interpreters.batching import defvectorized
 from ._util import as_array, check_same_dtypes, check_same_shapes
 
 
@@ -35,7 +35,7 @@ def _unary(name, impl, out_dtype):
     p = Primitive(name)
     p.def_impl(lambda x: np.asarray(impl(x)))
     p.def_abstract_eval(lambda x: ShapedArray(x.shape, out_dtype(x.dtype)))
-    p.def_batch(elementwise_batch_rule(p))
+    defvectorized(p)
     return p
 
 
@@ -61,7 +61,7 @@ def _complex_abstract(x, y):
     return ShapedArray(x.shape, complex_dtype(x.dtype))
 
 
-complex_p.def_batch(elementwise_batch_rule(complex_p))
+defvectorized(complex_p)
 
 
 def real(x):

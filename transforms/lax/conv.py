@@ -34,8 +34,10 @@ import numpy as np
 from ..core import Primitive, ShapedArray, get_aval
 from ..errors import ShapeError
 from ..interpreters import batching as B
+from ..interpreters.jvp import deflinear, defbilinear
 from ..source_info import where
 from ._util import as_array, is_undefined
+from .linalg import check_precision
 
 __all__ = ["conv_general_dilated", "conv", "conv_transpose", "ConvDimensionNumbers",
            "conv_dimension_numbers", "reduce_window", "max_pool", "avg_pool", "sum_pool",
@@ -343,7 +345,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     kernel (atrous). `dimension_numbers`: None (NCHW / OIHW / NCHW), a triple of strings such
     as ('NHWC', 'HWIO', 'NHWC'), or a ConvDimensionNumbers.
     """
-    del precision
+    check_precision(precision)       # validated; the CPU computes at full precision
     lhs, rhs = as_array(lhs), as_array(rhs)
     la, ra = get_aval(lhs), get_aval(rhs)
     if la.dtype != ra.dtype:
@@ -384,20 +386,6 @@ def conv(lhs, rhs, window_strides, padding, precision=None, preferred_element_ty
     """NCHW / OIHW convolution without dilation (jax.lax.conv)."""
     return conv_general_dilated(lhs, rhs, window_strides, padding, precision=precision,
                                 preferred_element_type=preferred_element_type)
-
-
-@conv_general_dilated_p.def_jvp
-def _conv_jvp(primals, tangents, **params):
-    lhs, rhs = primals
-    tl, tr = tangents
-    out = conv_general_dilated_p.bind(lhs, rhs, **params)
-    t = None
-    if tl is not None:
-        t = conv_general_dilated_p.bind(tl, rhs, **params)
-    if tr is not None:
-        t2 = conv_general_dilated_p.bind(lhs, tr, **params)
-        t = t2 if t is None else _lax().add(t, t2)
-    return out, t
 
 
 def _reshape_axis_out_of(src, size1, x):
@@ -445,42 +433,46 @@ def _vjp_rhs_padding(in_shape, window, strides, out_shape, padding, lhs_dil, rhs
     return tuple(pads)
 
 
-@conv_general_dilated_p.def_transpose
-def _conv_transpose_rule(ct, lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation,
-                         dimension_numbers, feature_group_count, batch_group_count,
-                         preferred_element_type):
+def _conv_transpose_lhs(ct, lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation,
+                        dimension_numbers, feature_group_count, batch_group_count,
+                        preferred_element_type):
+    """Cotangent of the input: a convolution of `ct` with the flipped kernel."""
     lax = _lax()
     lhs_spec, rhs_spec, out_spec = dimension_numbers
-    if is_undefined(lhs) and is_undefined(rhs):
-        raise TypeError("conv_general_dilated is not linear in both operands at once")
     ct_shape = get_aval(ct).shape
-    if is_undefined(lhs):
-        lhs_shape, r = lhs.aval.shape, rhs
-        r_shape = get_aval(r).shape
-        g = feature_group_count
-        if g > 1:
-            r = _reshape_axis_out_of(rhs_spec[0], g, r)
-            r = _reshape_axis_into(rhs_spec[0], rhs_spec[1], r)
-        elif batch_group_count > 1:
-            r = _reshape_axis_out_of(rhs_spec[0], batch_group_count, r)
-            r = _reshape_axis_into(rhs_spec[0], rhs_spec[1], r)
-            g = batch_group_count
-        r_shape = get_aval(r).shape
-        pads = _vjp_lhs_padding([lhs_shape[d] for d in lhs_spec[2:]],
-                                [r_shape[d] for d in rhs_spec[2:]], window_strides,
-                                [ct_shape[d] for d in out_spec[2:]], padding, lhs_dilation,
-                                rhs_dilation)
-        r = lax.rev(r, tuple(rhs_spec[2:]))
-        out = conv_general_dilated_p.bind(
-            ct, r, window_strides=lhs_dilation, padding=pads, lhs_dilation=window_strides,
-            rhs_dilation=rhs_dilation,
-            dimension_numbers=ConvDimensionNumbers(out_spec, _spec_transpose(rhs_spec), lhs_spec),
-            feature_group_count=g, batch_group_count=1, preferred_element_type=None)
-        if batch_group_count > 1:
-            out = _reshape_axis_out_of(lhs_spec[1], batch_group_count, out)
-            out = _reshape_axis_into(lhs_spec[1], lhs_spec[0], out)
-        out = _fit_shape(out, lhs_shape, lhs.aval.dtype)
-        return [out, None]
+    lhs_shape, r = lhs.aval.shape, rhs
+    g = feature_group_count
+    if g > 1:
+        r = _reshape_axis_out_of(rhs_spec[0], g, r)
+        r = _reshape_axis_into(rhs_spec[0], rhs_spec[1], r)
+    elif batch_group_count > 1:
+        r = _reshape_axis_out_of(rhs_spec[0], batch_group_count, r)
+        r = _reshape_axis_into(rhs_spec[0], rhs_spec[1], r)
+        g = batch_group_count
+    r_shape = get_aval(r).shape
+    pads = _vjp_lhs_padding([lhs_shape[d] for d in lhs_spec[2:]],
+                            [r_shape[d] for d in rhs_spec[2:]], window_strides,
+                            [ct_shape[d] for d in out_spec[2:]], padding, lhs_dilation,
+                            rhs_dilation)
+    r = lax.rev(r, tuple(rhs_spec[2:]))
+    out = conv_general_dilated_p.bind(
+        ct, r, window_strides=lhs_dilation, padding=pads, lhs_dilation=window_strides,
+        rhs_dilation=rhs_dilation,
+        dimension_numbers=ConvDimensionNumbers(out_spec, _spec_transpose(rhs_spec), lhs_spec),
+        feature_group_count=g, batch_group_count=1, preferred_element_type=None)
+    if batch_group_count > 1:
+        out = _reshape_axis_out_of(lhs_spec[1], batch_group_count, out)
+        out = _reshape_axis_into(lhs_spec[1], lhs_spec[0], out)
+    return _fit_shape(out, lhs_shape, lhs.aval.dtype)
+
+
+def _conv_transpose_rhs(ct, lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation,
+                        dimension_numbers, feature_group_count, batch_group_count,
+                        preferred_element_type):
+    """Cotangent of the kernel: a convolution of the input with `ct` (feature and batch
+    groups swap roles)."""
+    lhs_spec, rhs_spec, out_spec = dimension_numbers
+    ct_shape = get_aval(ct).shape
     rhs_shape = rhs.aval.shape
     lhs_shape = get_aval(lhs).shape
     g, bg = feature_group_count, batch_group_count
@@ -499,8 +491,10 @@ def _conv_transpose_rule(ct, lhs, rhs, *, window_strides, padding, lhs_dilation,
                                                _spec_transpose(out_spec),
                                                _spec_transpose(rhs_spec)),
         feature_group_count=g, batch_group_count=bg, preferred_element_type=None)
-    out = _fit_shape(out, rhs_shape, rhs.aval.dtype)
-    return [None, out]
+    return _fit_shape(out, rhs_shape, rhs.aval.dtype)
+
+
+defbilinear(conv_general_dilated_p, _conv_transpose_lhs, _conv_transpose_rhs)
 
 
 def _fit_shape(x, shape, dtype):
@@ -725,10 +719,7 @@ for _p, _what in ((reduce_window_prod_p, "lax.mul"), (reduce_window_and_p, "lax.
     _not_differentiable(_p, _what)
 
 
-@reduce_window_sum_p.def_jvp
-def _rw_sum_jvp(primals, tangents, **params):
-    return reduce_window_sum_p.bind(primals[0], **params), \
-        reduce_window_sum_p.bind(tangents[0], **params)
+deflinear(reduce_window_sum_p)
 
 
 @reduce_window_sum_p.def_transpose
@@ -845,14 +836,9 @@ def _ssa_abstract(s, x, **params):
     return ShapedArray(x.shape, s.dtype)
 
 
-select_and_gather_add_p.def_jvp(
-    lambda p, t, **params: (select_and_gather_add_p.bind(p[0], p[1], **params),
-                            None if t[0] is None else
-                            select_and_gather_add_p.bind(t[0], p[1], **params)))
-select_and_scatter_add_p.def_jvp(
-    lambda p, t, **params: (select_and_scatter_add_p.bind(p[0], p[1], **params),
-                            None if t[0] is None else
-                            select_and_scatter_add_p.bind(t[0], p[1], **params)))
+# linear in the values; the selector operand only chooses where they go
+deflinear(select_and_gather_add_p, linear_argnums=(0,))
+deflinear(select_and_scatter_add_p, linear_argnums=(0,))
 
 
 @select_and_gather_add_p.def_transpose

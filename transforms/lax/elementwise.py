@@ -2,7 +2,7 @@
 
 Operands of a primitive have equal shapes and dtypes (the `lax` wrappers broadcast and
 promote). Every primitive's rules sit right below it. JVP rules receive `None` for a zero
-tangent. Batching is generic for all of them (`elementwise_batch_rule`: align the batch axes,
+tangent. Batching is generic for all of them (`defvectorized`: align the batch axes,
 broadcast unbatched operands, bind once), set where each primitive is created.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..core import Primitive, ShapedArray, Tracer, get_aval
-from ..interpreters.batching import elementwise_batch_rule
+from ..interpreters.batching import defvectorized
 from ..source_info import where
 from ._util import as_array, check_same_dtypes, check_same_shapes, is_undefined
 
@@ -50,7 +50,7 @@ def _unary(name, impl, out_dtype=None, kinds=None):
         return x if out_dtype is None else ShapedArray(x.shape, out_dtype)
 
     p.def_abstract_eval(abstract_eval)
-    p.def_batch(elementwise_batch_rule(p))
+    defvectorized(p)
     ELEMENTWISE.add(name)
     return p
 
@@ -66,7 +66,7 @@ def _binary(name, impl, out_dtype=None, kinds=None):
         return x if out_dtype is None else ShapedArray(x.shape, out_dtype)
 
     p.def_abstract_eval(abstract_eval)
-    p.def_batch(elementwise_batch_rule(p))
+    defvectorized(p)
     ELEMENTWISE.add(name)
     return p
 
@@ -177,7 +177,8 @@ add, sub, mul, div, rem, pow, max, min, atan2 = map(   # noqa: A001
 neg = _un_fn(neg_p)
 
 
-def _add_tangents(a, b):
+def add_tangents(a, b):
+    """`a + b` where either may be None (a symbolic zero tangent or cotangent)."""
     if a is None:
         return b
     if b is None:
@@ -205,7 +206,7 @@ def _linear_binary_transpose(sign_y):
     return rule
 
 
-add_p.def_jvp(lambda p, t: (add(*p), _add_tangents(*t)))
+add_p.def_jvp(lambda p, t: (add(*p), add_tangents(*t)))
 add_p.def_transpose(_linear_binary_transpose(+1))
 sub_p.def_jvp(lambda p, t: (sub(*p), t[0] if t[1] is None else
                             neg(t[1]) if t[0] is None else sub(t[0], t[1])))
@@ -218,7 +219,7 @@ neg_p.def_transpose(lambda ct, x: [neg(ct)])
 def _mul_jvp(primals, tangents):
     x, y = primals
     tx, ty = tangents
-    return mul(x, y), _add_tangents(None if tx is None else mul(tx, y),
+    return mul(x, y), add_tangents(None if tx is None else mul(tx, y),
                                     None if ty is None else mul(x, ty))
 
 
@@ -238,7 +239,7 @@ def _div_jvp(primals, tangents):
     out = div(x, y)
     t = None if tx is None else div(tx, y)
     if ty is not None:
-        t = _add_tangents(t, neg(mul(ty, div(out, y))))
+        t = add_tangents(t, neg(mul(ty, div(out, y))))
     return out, t
 
 
@@ -256,7 +257,7 @@ def _rem_jvp(primals, tangents):
     out = rem(x, y)
     t = tx
     if ty is not None:
-        t = _add_tangents(t, neg(mul(ty, trunc(div(x, y)))))
+        t = add_tangents(t, neg(mul(ty, trunc(div(x, y)))))
     return out, t
 
 
@@ -275,7 +276,7 @@ def _pow_jvp(primals, tangents):
         t = mul(tx, mul(y, pow(x, sub(y, 1))))
     if ty is not None:
         safe_x = select(eq(x, 0), full_like(x, 1), x)
-        t = _add_tangents(t, mul(ty, select(eq(x, 0), full_like(x, 0), mul(out, log(safe_x)))))
+        t = add_tangents(t, mul(ty, select(eq(x, 0), full_like(x, 0), mul(out, log(safe_x)))))
     return out, t
 
 
@@ -297,7 +298,7 @@ def _minmax_jvp(fn, pick_x):
         if tx is not None:
             t = mul(tx, wx)
         if ty is not None:
-            t = _add_tangents(t, mul(ty, sub(1, wx)))
+            t = add_tangents(t, mul(ty, sub(1, wx)))
         return out, t
     return rule
 
@@ -313,7 +314,7 @@ def _atan2_jvp(primals, tangents):
     denom = add(mul(x, x), mul(y, y))
     t = None if ty is None else mul(ty, div(x, denom))
     if tx is not None:
-        t = _add_tangents(t, neg(mul(tx, div(y, denom))))
+        t = add_tangents(t, neg(mul(tx, div(y, denom))))
     return atan2(y, x), t
 
 
@@ -350,7 +351,7 @@ def _logaddexp_jvp(fn, scale):
         wy = select(tie, half, logistic(neg(d)))
         t = None if tx is None else mul(tx, wx)
         if ty is not None:
-            t = _add_tangents(t, mul(ty, wy))
+            t = add_tangents(t, mul(ty, wy))
         return fn(x, y), t
     return rule
 
@@ -491,7 +492,7 @@ def _integer_pow_impl(x, *, y):
 
 
 integer_pow_p.def_abstract_eval(lambda x, *, y: x)
-integer_pow_p.def_batch(elementwise_batch_rule(integer_pow_p))
+defvectorized(integer_pow_p)
 
 
 def integer_pow(x, y: int):
@@ -613,7 +614,7 @@ def _select_n_abstract(which, *cases):
     return cases[0]
 
 
-select_n_p.def_batch(elementwise_batch_rule(select_n_p))
+defvectorized(select_n_p)
 
 
 def select_n(which, *cases):
@@ -695,7 +696,7 @@ def _convert_impl(x, *, new_dtype):
 
 convert_element_type_p.def_abstract_eval(
     lambda x, *, new_dtype: ShapedArray(x.shape, new_dtype))
-convert_element_type_p.def_batch(elementwise_batch_rule(convert_element_type_p))
+defvectorized(convert_element_type_p)
 
 
 def convert_element_type(x, dtype):

@@ -14,6 +14,7 @@ import numpy as np
 from ..core import Primitive, ShapedArray, get_aval
 from ..errors import EmptyAxisIndexError, ShapeError
 from ..interpreters import batching as B
+from ..interpreters.jvp import deflinear
 from ..source_info import where
 from . import elementwise as E
 from . import shape as S
@@ -244,14 +245,7 @@ scatter_min_p, scatter_min = _scatter("scatter_min", lambda o, c, u: np.minimum.
 scatter_max_p, scatter_max = _scatter("scatter_max", lambda o, c, u: np.maximum.at(o, c, u))
 
 
-@scatter_add_p.def_jvp
-def _scatter_add_jvp(primals, tangents):
-    x, idx, u = primals
-    tx, _, tu = tangents
-    out = scatter_add(x, idx, u)
-    if tx is None and tu is None:
-        return out, None
-    return out, scatter_add(E.instantiate(tx, x), idx, E.instantiate(tu, u))
+deflinear(scatter_add_p, linear_argnums=(0, 2))   # linear in (operand, updates)
 
 
 @scatter_add_p.def_transpose
@@ -262,14 +256,7 @@ def _scatter_add_transpose(ct, x, idx, u):
     return [ct if is_undefined(x) else None, None, ct_u]
 
 
-@scatter_p.def_jvp
-def _scatter_jvp(primals, tangents):
-    x, idx, u = primals
-    tx, _, tu = tangents
-    out = scatter(x, idx, u)
-    if tx is None and tu is None:
-        return out, None
-    return out, scatter(E.instantiate(tx, x), idx, E.instantiate(tu, u))
+deflinear(scatter_p, linear_argnums=(0, 2))   # linear in (operand, updates)
 
 
 @scatter_p.def_transpose

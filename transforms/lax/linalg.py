@@ -12,9 +12,10 @@ import numpy as np
 from ..core import Primitive, ShapedArray, get_aval
 from ..errors import ShapeError
 from ..interpreters.batching import shift_axis
+from ..interpreters.jvp import defbilinear
 from ..source_info import where
 from . import shape as S
-from ._util import as_array, is_undefined
+from ._util import as_array
 
 dot_general_p = Primitive("dot_general")
 
@@ -143,23 +144,6 @@ def dot(a, b, precision=None, preferred_element_type=None):
     return dot_general(a, b, (((na - 1,), (0,)), ((), ())), precision, preferred_element_type)
 
 
-@dot_general_p.def_jvp
-def _dot_general_jvp(primals, tangents, **params):
-    lhs, rhs = primals
-    tl, tr = tangents
-    out = dot_general_p.bind(lhs, rhs, **params)
-    t = None if tl is None else dot_general_p.bind(tl, rhs, **params)
-    if tr is not None:
-        t2 = dot_general_p.bind(lhs, tr, **params)
-        t = t2 if t is None else _add(t, t2)
-    return out, t
-
-
-def _add(a, b):
-    from .elementwise import add
-    return add(a, b)
-
-
 def _ranges_like(*xs):
     start = 0
     for x in xs:
@@ -197,13 +181,12 @@ def _transpose_rhs(ct, x, y_aval, dimension_numbers, preferred_element_type):
     return _transpose_lhs(ct, y_aval, x, swapped, preferred_element_type, swap_ans=True)
 
 
-@dot_general_p.def_transpose
-def _dot_general_transpose(ct, lhs, rhs, *, dimension_numbers, preferred_element_type=None):
-    if is_undefined(lhs) and is_undefined(rhs):
-        raise TypeError("dot_general is not linear in both operands")
-    if is_undefined(lhs):
-        return [_transpose_lhs(ct, lhs.aval, rhs, dimension_numbers, None), None]
-    return [None, _transpose_rhs(ct, lhs, rhs.aval, dimension_numbers, None)]
+defbilinear(
+    dot_general_p,
+    lambda ct, lhs, rhs, *, dimension_numbers, preferred_element_type=None:
+        _transpose_lhs(ct, lhs.aval, rhs, dimension_numbers, None),
+    lambda ct, lhs, rhs, *, dimension_numbers, preferred_element_type=None:
+        _transpose_rhs(ct, lhs, rhs.aval, dimension_numbers, None))
 
 
 # `jax.lax.linalg`'s decompositions live in their own module; this namespace has them too

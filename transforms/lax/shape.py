@@ -7,6 +7,7 @@ import numpy as np
 from ..core import Primitive, ShapedArray, get_aval
 from ..errors import ShapeError
 from ..interpreters import batching as B
+from ..interpreters.jvp import deflinear
 from ..source_info import where
 from ._util import as_array, is_undefined
 
@@ -60,8 +61,7 @@ def broadcast_to(x, shape):
     return broadcast_in_dim(x, shape, dims)
 
 
-broadcast_in_dim_p.def_jvp(lambda p, t, **kw: (broadcast_in_dim(p[0], **kw),
-                                               broadcast_in_dim(t[0], **kw)))
+deflinear(broadcast_in_dim_p)
 
 
 @broadcast_in_dim_p.def_transpose
@@ -127,8 +127,7 @@ def reshape(x, new_sizes, dimensions=None):
     return reshape_p.bind(x, new_sizes=new_sizes)
 
 
-reshape_p.def_jvp(lambda p, t, *, new_sizes: (reshape(p[0], new_sizes), reshape(t[0], new_sizes)))
-reshape_p.def_transpose(lambda ct, x, *, new_sizes: [reshape(ct, x.aval.shape)])
+deflinear(reshape_p, lambda ct, x, *, new_sizes: [reshape(ct, x.aval.shape)])
 
 
 @reshape_p.def_batch
@@ -157,10 +156,8 @@ def transpose(x, permutation):
     return transpose_p.bind(x, permutation=permutation)
 
 
-transpose_p.def_jvp(lambda p, t, *, permutation: (transpose(p[0], permutation),
-                                                  transpose(t[0], permutation)))
-transpose_p.def_transpose(
-    lambda ct, x, *, permutation: [transpose(ct, tuple(np.argsort(permutation)))])
+deflinear(transpose_p,
+          lambda ct, x, *, permutation: [transpose(ct, tuple(np.argsort(permutation)))])
 
 
 @transpose_p.def_batch
@@ -192,9 +189,7 @@ def squeeze(x, dimensions):
     return squeeze_p.bind(x, dimensions=dims)
 
 
-squeeze_p.def_jvp(lambda p, t, *, dimensions: (squeeze(p[0], dimensions),
-                                               squeeze(t[0], dimensions)))
-squeeze_p.def_transpose(lambda ct, x, *, dimensions: [reshape(ct, x.aval.shape)])
+deflinear(squeeze_p, lambda ct, x, *, dimensions: [reshape(ct, x.aval.shape)])
 
 
 @squeeze_p.def_batch
@@ -244,12 +239,7 @@ def concatenate(xs, dimension):
     return concatenate_p.bind(*xs, dimension=int(dimension))
 
 
-@concatenate_p.def_jvp
-def _concatenate_jvp(primals, tangents, *, dimension):
-    from .elementwise import instantiate
-    out = concatenate(primals, dimension)
-    ts = [instantiate(t, p) for t, p in zip(tangents, primals)]
-    return out, concatenate(ts, dimension)
+deflinear(concatenate_p)
 
 
 @concatenate_p.def_transpose
@@ -326,15 +316,7 @@ def pad(x, padding_value, padding_config):
     return pad_p.bind(x, padding_value, padding_config=cfg)
 
 
-@pad_p.def_jvp
-def _pad_jvp(primals, tangents, *, padding_config):
-    from .elementwise import instantiate
-    x, v = primals
-    tx, tv = tangents
-    out = pad(x, v, padding_config)
-    if tx is None and tv is None:
-        return out, None
-    return out, pad(instantiate(tx, x), instantiate(tv, v), padding_config)
+deflinear(pad_p)
 
 
 @pad_p.def_transpose
@@ -408,7 +390,7 @@ def slice(x, start_indices, limit_indices, strides=None):  # noqa: A001 - lax na
     return slice_p.bind(x, start_indices=start, limit_indices=limit, strides=strides)
 
 
-slice_p.def_jvp(lambda p, t, **kw: (slice_p.bind(p[0], **kw), slice_p.bind(t[0], **kw)))
+deflinear(slice_p)
 
 
 @slice_p.def_transpose
@@ -480,9 +462,7 @@ def dynamic_slice(x, start_indices, slice_sizes):
     return dynamic_slice_p.bind(as_array(x), *idx, slice_sizes=tuple(int(s) for s in slice_sizes))
 
 
-dynamic_slice_p.def_jvp(lambda p, t, *, slice_sizes: (
-    dynamic_slice_p.bind(*p, slice_sizes=slice_sizes),
-    dynamic_slice_p.bind(t[0], *p[1:], slice_sizes=slice_sizes)))
+deflinear(dynamic_slice_p, linear_argnums=(0,))
 
 
 @dynamic_slice_p.def_transpose
@@ -574,15 +554,7 @@ def dynamic_update_slice(x, update, start_indices):
                                        *[as_array(i) for i in start_indices])
 
 
-@dynamic_update_slice_p.def_jvp
-def _dus_jvp(primals, tangents):
-    from .elementwise import instantiate
-    x, u, *idx = primals
-    tx, tu = tangents[:2]
-    out = dynamic_update_slice_p.bind(*primals)
-    if tx is None and tu is None:
-        return out, None
-    return out, dynamic_update_slice_p.bind(instantiate(tx, x), instantiate(tu, u), *idx)
+deflinear(dynamic_update_slice_p, linear_argnums=(0, 1))
 
 
 @dynamic_update_slice_p.def_transpose
@@ -672,8 +644,7 @@ def rev(x, dimensions):
     return rev_p.bind(as_array(x), dimensions=dims)
 
 
-rev_p.def_jvp(lambda p, t, *, dimensions: (rev(p[0], dimensions), rev(t[0], dimensions)))
-rev_p.def_transpose(lambda ct, x, *, dimensions: [rev(ct, dimensions)])
+deflinear(rev_p, lambda ct, x, *, dimensions: [rev(ct, dimensions)])
 
 
 @rev_p.def_batch

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..interpreters.batching import elementwise_batch_rule
+from ..interpreters.batching import defvectorized
 from ..core import Primitive
 from .elementwise import ELEMENTWISE, div, exp, mul, neg, select, sign, sub, add, eq
 from ._util import as_array
@@ -38,7 +38,7 @@ def _unary(name, scipy_name):
             raise TypeError(f"{name}: expected a float32 or float64 operand, got {x.dtype}")
         return x
     p.def_abstract_eval(abstract)
-    p.def_batch(elementwise_batch_rule(p))
+    defvectorized(p)
     ELEMENTWISE.add(name)
     return p
 

@@ -140,7 +140,7 @@ def _staging_rule(prim, split):
 
 
 def _register_split(prim, split):
-    prim.staging_rule = _staging_rule(prim, split)
+    prim.def_staging_rule(_staging_rule(prim, split))
 
 
 

@@ -8,9 +8,8 @@ from ...core import Primitive, get_aval
 from ...interpreters import batching as B
 from ...interpreters.jvp import jvp_jaxpr as _jvp_jaxpr
 from ...interpreters.partial_eval import partial_eval_jaxpr as _partial_eval
-from ...interpreters.transpose import backward_pass
+from ...interpreters.transpose import UndefinedPrimal, backward_pass, is_undefined
 from ...ir import ClosedJaxpr, Jaxpr, Var, eval_jaxpr
-from .._util import UndefinedPrimal, is_undefined
 from .common import (_is_weak, _leaf, _lax, _zeros, _trace, _trace_jaxpr, _batch_jaxpr,
                       _instantiate, _fmt_path, _Split, _register_split, _check_operands)
 
@@ -158,7 +157,7 @@ def _cond_batch(trace, args, dims, *, branches):
     return outs, [0] * n_out
 
 
-cond_p.batch_trace_rule = _cond_batch
+cond_p.def_batch_trace_rule(_cond_batch)
 
 
 def _trace_branches(funs, names, ops_flat, in_tree):

@@ -2,6 +2,8 @@
 (see the package docstring)."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ... import tree as tree_util
@@ -10,9 +12,8 @@ from ...interpreters import batching as B
 from ...interpreters.jvp import jvp_jaxpr as _jvp_jaxpr
 from ...interpreters.partial_eval import partial_eval_jaxpr as _partial_eval
 from ...interpreters.partial_eval import weakened
-from ...interpreters.transpose import backward_pass
+from ...interpreters.transpose import UndefinedPrimal, backward_pass, is_undefined
 from ...ir import ClosedJaxpr, Jaxpr, Var, dce_jaxpr, eval_jaxpr
-from .._util import UndefinedPrimal, is_undefined
 from .common import (_is_weak, _leaf, _lax, _zeros, _stacked, _unstacked, _trace, _trace_jaxpr,
                       _permute, _batch_jaxpr, _instantiate, _Split, _register_split, _split3,
                       _check_operands, _check_carry)
@@ -242,7 +243,7 @@ def _scan_batch(trace, args, dims, *, jaxpr, num_consts, num_carry, length, reve
     return outs, [0 if b else None for b in carry_b] + [1 if b else None for b in out_b[nk:]]
 
 
-scan_p.batch_trace_rule = _scan_batch
+scan_p.def_batch_trace_rule(_scan_batch)
 
 
 def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
@@ -250,6 +251,9 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
 
     Returns `(final_carry, ys)` with the `y`s stacked along a new leading axis (in the order of
     `xs`, also when `reverse=True`). `f` is traced once: a 10,000-step scan is one equation.
+    `unroll=k` (a positive int; True: the whole length) puts `k` steps in each loop iteration
+    (a scan over `length // k` chunks, then one over the remaining steps): the same values,
+    fewer and longer iterations.
     """
     if not callable(f):
         raise TypeError(f"scan: f must be callable, got {type(f).__name__}")
@@ -278,7 +282,11 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
             raise ValueError("scan got no values to scan over and `length` not provided")
         length = lengths.pop()
     x_avals = [_unstacked(get_aval(x)) for x in xs_flat]
-    unroll = int(unroll) if not isinstance(unroll, bool) else (length if unroll else 1)
+    if isinstance(unroll, bool):
+        unroll = length if unroll else 1
+    elif not isinstance(unroll, numbers.Integral) or unroll < 1:
+        raise ValueError(f"scan: unroll must be a positive int or a bool, got {unroll!r}")
+    unroll = max(min(int(unroll), length), 1)
 
     def trace_body(carry_avals):
         store = {}
@@ -313,10 +321,55 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
         closed, consts, c_tree, y_tree = trace_body(carry_avals)
         out_c = closed.out_avals[:nk]
     _check_carry("scan", init_tree, carry_avals, out_c)
-    outs = scan_p.bind(*consts, *init_flat, *xs_flat, jaxpr=closed, num_consts=len(consts),
-                       num_carry=nk, length=length, reverse=bool(reverse), unroll=unroll)
+    if unroll > 1:
+        outs = _scan_unrolled(closed, consts, init_flat, xs_flat, nk, length, reverse, unroll)
+    else:
+        outs = scan_p.bind(*consts, *init_flat, *xs_flat, jaxpr=closed, num_consts=len(consts),
+                           num_carry=nk, length=length, reverse=bool(reverse), unroll=1)
     return (tree_util.unflatten(init_tree, outs[:nk]),
             tree_util.unflatten(y_tree, outs[nk:]))
+
+
+def _scan_unrolled(closed, consts, init_flat, xs_flat, nk, length, reverse, k):
+    """`scan` with `unroll=k`: a scan over `length // k` chunks whose body is `k` copies of
+    the step body, then a scan over the remaining `length % k` steps (both in scan order).
+    The same values as the rolled scan; fewer, longer loop iterations for the compiler."""
+    lax = _lax()
+    nc = len(consts)
+    ny = len(closed.out_avals) - nk
+    n_main, rem = divmod(length, k)
+    in_avals = closed.in_avals
+    chunk_avals = (list(in_avals[:nc + nk])
+                   + [_stacked(a, k) for a in in_avals[nc + nk:]])
+
+    def chunk_body(*a):
+        cs, carry, xs = a[:nc], list(a[nc:nc + nk]), a[nc + nk:]
+        ys = [None] * k
+        for i in (reversed(range(k)) if reverse else range(k)):
+            xi = [lax.index_in_dim(x, i, 0, keepdims=False) for x in xs]
+            out = eval_jaxpr(closed.jaxpr, closed.consts, *cs, *carry, *xi)
+            carry, ys[i] = list(out[:nk]), out[nk:]
+        return carry + [lax.concatenate([lax.expand_dims(ys[i][j], (0,)) for i in range(k)], 0)
+                        for j in range(ny)]
+
+    body, extra = _trace(chunk_body, chunk_avals)
+    # forward: chunks cover [0, n_main * k), the rest follows; reverse: the rest is [0, rem)
+    split = rem if reverse else n_main * k
+    main_xs = [x[split:] if reverse else x[:split] for x in xs_flat]
+    rest_xs = [x[:split] if reverse else x[split:] for x in xs_flat]
+    main_xs = [lax.reshape(x, (n_main, k) + tuple(get_aval(x).shape[1:])) for x in main_xs]
+    outs = scan_p.bind(*extra, *consts, *init_flat, *main_xs, jaxpr=body,
+                       num_consts=len(extra) + nc, num_carry=nk, length=n_main,
+                       reverse=bool(reverse), unroll=1)
+    carry = list(outs[:nk])
+    ys = [lax.reshape(y, (n_main * k,) + tuple(get_aval(y).shape[2:])) for y in outs[nk:]]
+    if rem:
+        outs = scan_p.bind(*consts, *carry, *rest_xs, jaxpr=closed, num_consts=nc,
+                           num_carry=nk, length=rem, reverse=bool(reverse), unroll=1)
+        carry = list(outs[:nk])
+        ys = [lax.concatenate([r, y] if reverse else [y, r], 0)
+              for y, r in zip(ys, outs[nk:])]
+    return carry + ys
 
 
 # =============================================================================================
@@ -484,7 +537,7 @@ def _while_batch(trace, args, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts, bod
     return outs, [0] * nk
 
 
-while_p.batch_trace_rule = _while_batch
+while_p.def_batch_trace_rule(_while_batch)
 
 
 def while_loop(cond_fun, body_fun, init_val):

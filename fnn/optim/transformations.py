@@ -16,7 +16,7 @@ import transforms.numpy as tnp
 
 from . import base
 from .base import EmptyState, GradientTransformation, NO_PARAMS_MSG, init_empty_state
-from .updates import (_BiasCorrection, _dtype, _is_number, abs_sq, cast_scalar, moment,
+from .updates import (BiasCorrection, dtype_of, is_number, abs_sq, cast_scalar, moment,
                       moment_per_elem_norm, global_norm, safe_int32_increment, safe_norm,
                       tree_bias_correction, tree_cast, tree_update_infinity_moment,
                       tree_update_moment, tree_update_moment_per_elem_norm)
@@ -119,7 +119,7 @@ def _nesterov_mu_hat(mu, updates, b1, count_inc):
 
 
 def _sqrt_plus_eps(v, eps_root, eps):
-    if not (_is_number(eps_root) and eps_root == 0):
+    if not (is_number(eps_root) and eps_root == 0):
         v = v + cast_scalar(eps_root, v)
     return tnp.sqrt(v) + cast_scalar(eps, v)
 
@@ -146,9 +146,9 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
     def update_fn(updates, state, params=None):
         del params
         count_inc = safe_int32_increment(state.count)
-        bc1 = _BiasCorrection(b1, count_inc)
-        bc2 = _BiasCorrection(b2, count_inc)
-        bc1_next = _BiasCorrection(b1, safe_int32_increment(count_inc)) if nesterov else None
+        bc1 = BiasCorrection(b1, count_inc)
+        bc2 = BiasCorrection(b2, count_inc)
+        bc1_next = BiasCorrection(b1, safe_int32_increment(count_inc)) if nesterov else None
 
         # one leaf at a time, so eager mode keeps few full-size temporaries alive
         def leaf(g, m, v):
@@ -328,7 +328,7 @@ def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
         count_inc = safe_int32_increment(state.count)
         # rho_t in the leaves' float dtype (float32 for float32 parameters, as optax computes
         # it without x64), so a threshold at the edge picks the same branch as optax
-        dts = [_dtype(g) for g in tree.leaves(updates) if np.issubdtype(_dtype(g), np.inexact)]
+        dts = [dtype_of(g) for g in tree.leaves(updates) if np.issubdtype(dtype_of(g), np.inexact)]
         rdt = np.result_type(*dts) if dts else np.dtype(np.float32)
         if not np.issubdtype(rdt, np.floating):
             rdt = np.dtype(np.float64)
