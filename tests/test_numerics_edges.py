@@ -417,6 +417,15 @@ def test_dynamic_index_in_dim_helpers():
         same(T.jit(lambda v, i: v[i])(np.arange(5.0), np.int32(i)), np.array(w))
 
 
+def test_float32_sin_of_an_expression_holding_a_sin_compiles():
+    # the counting pass of the fast/exact sin versions left the inner sin's value undefined
+    # when it fed the outer sin's argument (KeyError in the code generator)
+    f = lambda p: (p - 0.1 * tnp.sin(p)) - 0.1 * tnp.sin(p - 0.1 * tnp.cos(p))   # noqa: E731
+    for x in (np.linspace(0, 1, 5, dtype=np.float32),
+              np.array([0.5, 1e5, -3e6, 2.0, 40.0], np.float32)):
+        np.testing.assert_allclose(T.jit(f)(x), f(x), rtol=2e-7, atol=1e-7)
+
+
 def test_sin_of_negative_zero_float32():
     # found by tests/test_stress_fuzz.py: the float32 kernel's range reduction lost the sign
     for dt in (np.float32, np.float64):

@@ -95,11 +95,18 @@ class NestWriter:
         members = nest.members
         if self.check:
             members = self._check_members()
+        # in the counting pass, a slow-path member whose value feeds another checked member
+        # (sin of an expression holding a sin) is also computed: with the fast code, which is
+        # exact whenever its own arguments were counted as in range
+        feeds = {s.var for m in members for s in m.srcs if s.kind == "local"} if self.check \
+            else set()
         for m in members:
             if m.reduce_axes is not None:
                 self._reduction(m)
             elif self.check and slow_path(m.eqn) is not None:
                 self._count_slow(m)
+                if any(v in feeds for v in m.eqn.outvars):
+                    self._pointwise(m)
             else:
                 self._pointwise(m)
         ident = tuple((0, d, 1) for d in range(nd))
