@@ -287,7 +287,8 @@ def main(argv=None):
     restored = manager.restore(target={"params": params, "state": state})
     restored_identical = all(np.array_equal(a, b) for a, b in zip(
         T.tree.leaves(restored), T.tree.leaves({"params": params, "state": state})))
-    print(f"saved {os.path.basename(path)} in {ckpt_dir if args.checkpoint_dir else 'a temporary directory'}")
+    where = ckpt_dir if args.checkpoint_dir else "a temporary directory"
+    print(f"saved {os.path.basename(path)} in {where}")
     tmp.cleanup()
     return {"accuracy_before": acc_before, "accuracy_after": acc_after, "losses": losses,
             "frozen": frozen, "restored_identical": restored_identical, "source": source,
