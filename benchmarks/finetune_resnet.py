@@ -101,7 +101,7 @@ def main(argv=None):
             loss = torch.nn.functional.cross_entropy(net(tx), ty)
             loss.backward()
             topt.step()
-            return loss
+            return loss.detach()
 
         tloss0 = float(torch_step())
         print(f"first-step loss: fnn {loss0:.6f}  torch {tloss0:.6f}")
