@@ -199,19 +199,20 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weights", default=None,
-                   help="a safetensors file of ResNet-18 weights in PyTorch's names (default: "
+                   help="a safetensors file of ResNet-18 weights in PyTorch's names (None: "
                         "write stand-in weights first, see above)")
     p.add_argument("--width", type=int, default=64,
                    help="channels of the first stage (64: torchvision's ResNet-18)")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--steps", type=int, default=300, help="training steps of the head")
+    p.add_argument("--batch-size", type=int, default=64, help="images per step")
+    p.add_argument("--lr", type=float, default=1e-2,
+                   help="Adam's initial learning rate (cosine decay to 5%% of it)")
     p.add_argument("--calibrate", type=int, default=8, metavar="BATCHES",
                    help="batches used to re-estimate the batch-norm statistics (0: keep them)")
     p.add_argument("--checkpoint-dir", default=None,
-                   help="where CheckpointManager saves the result (default: a temporary "
+                   help="where CheckpointManager saves the result (None: a temporary "
                         "directory)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, head and batches")
     p.add_argument("--no-jit", action="store_true",
                    help="run the training step eagerly (no compilation: a ResNet's compile "
                         "takes minutes on a loaded machine, more than a short run saves)")
