@@ -1,7 +1,8 @@
 """Fine-tune a ResNet-18 with PyTorch weights: freeze the body, train a new head.
 
-    python examples/finetune_resnet.py                  # width 64 (torchvision's ResNet-18)
-    python examples/finetune_resnet.py --fast           # width 16, a few steps (CI)
+    python examples/finetune_resnet.py                  # width 64 (torchvision's ResNet-18):
+                                                        # test accuracy 0.11 -> 0.87
+    python examples/finetune_resnet.py --fast --no-jit  # width 16, 60 eager steps (CI): -> 0.62
     python examples/finetune_resnet.py --weights resnet18.safetensors
 
 The seeds' use case: take a network trained in PyTorch, load its `state_dict` into fnn
@@ -19,7 +20,9 @@ PyTorch's names and layouts, as a stand-in for pretrained weights:
 A real checkpoint (e.g. torchvision's resnet18 weights saved with
 `safetensors.torch.save_file(model.state_dict(), path)`) is loaded the same way with
 `--weights`. Random "pretrained" features are of course weaker than ImageNet's: the head still
-learns the digits well from them, which is what this example checks.
+learns the digits from them, which is what this example checks. The default run took 18 min
+on the shared 2-core machine (load ~12), 10 of them compiling the step (cached afterwards in
+`$NUMBAX_CACHE_DIR`).
 
 The body's batch norms run in inference mode (running statistics), as a frozen body should;
 before fine-tuning, the running statistics are re-estimated on a few training batches
