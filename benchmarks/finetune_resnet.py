@@ -12,6 +12,13 @@ weights in eager mode, the body's parameters with `requires_grad=False`, Adam on
 Both are warmed up (fnn's compile time is printed separately), then timed in alternating
 bursts (see _timing.py); the medians and their ratio are printed side by side, after checking
 that both steps give the same loss.
+
+Measured on the shared 2-core machine (width 64, batch 32; torch 2.13 CPU, 2 threads): fnn
+305 ms/step, PyTorch 277 ms/step, ratio 1.10 (load ~4; 1.10 again at load ~13). The step is the
+frozen body's forward pass (the head's backward is tiny); in isolation the 7x7 stem
+convolution runs as fast as PyTorch's, the 3x3 convolutions on the small late feature maps
+(8x8 down to 1x1) up to 2-3x slower than oneDNN's. Compiling the step takes ~10 minutes on the
+loaded machine (~2 s from the cache).
 """
 from __future__ import annotations
 
