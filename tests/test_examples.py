@@ -183,3 +183,16 @@ def test_spectral_loss_gradient_through_the_ffts():
     params = {"log_d": np.float64(np.log(0.2)), "scale": np.float64(0.8)}
     check_grads(lambda p: sp.loss(p, u0, sp.TIMES, observed), (params,), order=2,
                 modes=("fwd", "rev"))
+
+
+def test_finetune_resnet(tmp_path):
+    # eagerly: compiling a ResNet step takes minutes on a loaded 2-core machine, far more than
+    # 60 eager steps (benchmarks/finetune_resnet.py runs the jitted step)
+    out = load("finetune_resnet").main(["--fast", "--no-jit", "--checkpoint-dir",
+                                        str(tmp_path)])
+    assert out["frozen"] and out["restored_identical"]
+    assert out["accuracy_before"] < 0.2                  # a new random head: chance level
+    # a head on random (stand-in) features: 0.62 with the fixed seeds
+    assert out["accuracy_after"] >= 0.45, out["accuracy_after"]
+    assert dropped(out["losses"], k=5), out["losses"]
+    assert os.path.exists(tmp_path / "step_00000060.safetensors")
