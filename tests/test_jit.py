@@ -275,6 +275,35 @@ def test_dot_general_blas_on_one_thread_below_the_threshold(monkeypatch, paralle
         monkeypatch.setenv("NUMBAX_BLAS_PARALLEL_MIN", "many")
         T.jit(lambda a, b: a.T @ b + 1)(a, b)
 
+
+def test_batched_dot_reads_split_heads_in_place():
+    """Attention's products on heads split off (batch, time, heads * dim) buffers: each batch
+    entry is a strided matrix read in place (no packed copy); values and gradients as eager."""
+    B, L, H, D = 3, 10, 4, 8
+    x = RNG.standard_normal((B, L, H * D)).astype(np.float32)
+    y = RNG.standard_normal((B, L, H * D)).astype(np.float32)
+
+    def heads(v):                       # (B, L, H*D) -> (B, H, L, D), a transposed view
+        return tnp.transpose(tnp.reshape(v, (B, L, H, D)), (0, 2, 1, 3))
+
+    def core(x, y):
+        q, k = heads(x * 2), heads(y + 1)
+        s = tnp.einsum("bhqd,bhkd->bhqk", q, k)              # contraction innermost in both
+        o = tnp.einsum("bhqk,bhkd->bhqd", s, k)              # rhs free dim innermost
+        kt = tnp.einsum("bhkd,bhqk->bhdq", k, s)             # lhs contraction strided
+        return s, o, kt
+
+    src = T.jit(core).lower(x, y).source
+    body = src[src.index("def _fn("):src.index("def make_runner(")]
+    assert "_np.empty(" not in body and body.count("batched BLAS gemm") == 3
+    ref = core(x, y)
+    for got, want in zip(T.jit(core)(x, y), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    loss = lambda x, y: sum(tnp.sum(t * t) for t in core(x, y))  # noqa: E731
+    for got, want in zip(T.jit(T.grad(loss, argnums=(0, 1)))(x, y),
+                         T.grad(loss, argnums=(0, 1))(x, y)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-2)
+
 def test_indexing_gather_scatter_dynamic():
     x = RNG.standard_normal((6, 7)).astype(np.float32)
     idx = np.array([3, 0, 5, 5, 1])
