@@ -304,6 +304,32 @@ def test_batched_dot_reads_split_heads_in_place():
                          T.grad(loss, argnums=(0, 1))(x, y)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-2)
 
+
+def test_softmax_rows_vectorisable_loops():
+    """A masked softmax over rows: the row max is loaded once per row (not per element) and
+    the exp-sum adds the stored exponentials in a loop of its own, so the exp loop has no
+    floating-point reduction (which LLVM may not vectorise); values as NumPy's."""
+    x = RNG.standard_normal((6, 3, 16, 16)).astype(np.float32)
+    mask = np.tril(np.ones((16, 16), bool))
+
+    def softmax(x):
+        x = tnp.where(mask, x, np.float32(-1e30))
+        e = tnp.exp(x - tnp.max(x, axis=-1, keepdims=True))
+        return e / tnp.sum(e, axis=-1, keepdims=True)
+    src = T.jit(softmax).lower(x).source
+    body = src[src.index("def _fn("):src.index("def make_runner(")]
+    exp_line = next(ln for ln in body.splitlines() if "= sub " in ln)
+    assert re.search(r"- _ld\d+", exp_line), exp_line          # hoisted row max
+    sum_line = next(ln for ln in body.splitlines() if "= reduce_sum" in ln)
+    assert "_k_exp" not in sum_line and re.search(r"= (\w+) \+ _", sum_line), sum_line
+    xm = np.where(mask, x, np.float32(-1e30))
+    e = np.exp(xm - xm.max(-1, keepdims=True))
+    np.testing.assert_allclose(T.jit(softmax)(x), e / e.sum(-1, keepdims=True), rtol=1e-6,
+                               atol=1e-7)
+    g = T.jit(T.grad(lambda x: tnp.sum(softmax(x) * x)))(x)
+    np.testing.assert_allclose(g, T.grad(lambda x: tnp.sum(softmax(x) * x))(x), rtol=1e-5,
+                               atol=1e-6)
+
 def test_indexing_gather_scatter_dynamic():
     x = RNG.standard_normal((6, 7)).astype(np.float32)
     idx = np.array([3, 0, 5, 5, 1])
