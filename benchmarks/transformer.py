@@ -5,6 +5,7 @@ Usage::
 
     python benchmarks/transformer.py [--config default|small|both] [--repeats 20]
                                      [--batch 32] [--context 64] [--layers 2] [--no-compile]
+                                     [--torch-threads N]
 
 Configs: ``default`` is examples/char_lm.py's model: token + learned position embeddings, 2
 causal pre-norm blocks (d=128, 4 heads, MLP 512, GELU), LayerNorm, linear head over 94
@@ -249,7 +250,16 @@ def main(argv=None):
     ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    ap.add_argument("--torch-threads", type=int, default=0,
+                    help="torch.set_num_threads(N) first (default: PyTorch's own choice); on "
+                         "shared cores PyTorch's spinning threads can cost it several times")
     args = ap.parse_args(argv)
+    if args.torch_threads > 0:
+        try:
+            import torch
+            torch.set_num_threads(args.torch_threads)
+        except ImportError:
+            pass
     configs = {"default": dict(batch=args.batch, context=args.context, layers=args.layers,
                                d_model=args.d_model, heads=args.heads), **CONFIGS}
     names = ["default", "small"] if args.config == "both" else [args.config]

@@ -275,6 +275,61 @@ def test_dot_general_blas_on_one_thread_below_the_threshold(monkeypatch, paralle
         monkeypatch.setenv("NUMBAX_BLAS_PARALLEL_MIN", "many")
         T.jit(lambda a, b: a.T @ b + 1)(a, b)
 
+
+def test_batched_dot_reads_split_heads_in_place():
+    """Attention's products on heads split off (batch, time, heads * dim) buffers: each batch
+    entry is a strided matrix read in place (no packed copy); values and gradients as eager."""
+    B, L, H, D = 3, 10, 4, 8
+    x = RNG.standard_normal((B, L, H * D)).astype(np.float32)
+    y = RNG.standard_normal((B, L, H * D)).astype(np.float32)
+
+    def heads(v):                       # (B, L, H*D) -> (B, H, L, D), a transposed view
+        return tnp.transpose(tnp.reshape(v, (B, L, H, D)), (0, 2, 1, 3))
+
+    def core(x, y):
+        q, k = heads(x * 2), heads(y + 1)
+        s = tnp.einsum("bhqd,bhkd->bhqk", q, k)              # contraction innermost in both
+        o = tnp.einsum("bhqk,bhkd->bhqd", s, k)              # rhs free dim innermost
+        kt = tnp.einsum("bhkd,bhqk->bhdq", k, s)             # lhs contraction strided
+        return s, o, kt
+
+    src = T.jit(core).lower(x, y).source
+    body = src[src.index("def _fn("):src.index("def make_runner(")]
+    assert "_np.empty(" not in body and body.count("batched BLAS gemm") == 3
+    ref = core(x, y)
+    for got, want in zip(T.jit(core)(x, y), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    loss = lambda x, y: sum(tnp.sum(t * t) for t in core(x, y))  # noqa: E731
+    for got, want in zip(T.jit(T.grad(loss, argnums=(0, 1)))(x, y),
+                         T.grad(loss, argnums=(0, 1))(x, y)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-2)
+
+
+def test_softmax_rows_vectorisable_loops():
+    """A masked softmax over rows: the row max is loaded once per row (not per element) and
+    the exp-sum adds the stored exponentials in a loop of its own, so the exp loop has no
+    floating-point reduction (which LLVM may not vectorise); values as NumPy's."""
+    x = RNG.standard_normal((6, 3, 16, 16)).astype(np.float32)
+    mask = np.tril(np.ones((16, 16), bool))
+
+    def softmax(x):
+        x = tnp.where(mask, x, np.float32(-1e30))
+        e = tnp.exp(x - tnp.max(x, axis=-1, keepdims=True))
+        return e / tnp.sum(e, axis=-1, keepdims=True)
+    src = T.jit(softmax).lower(x).source
+    body = src[src.index("def _fn("):src.index("def make_runner(")]
+    exp_line = next(ln for ln in body.splitlines() if "= sub " in ln)
+    assert re.search(r"- _ld\d+", exp_line), exp_line          # hoisted row max
+    sum_line = next(ln for ln in body.splitlines() if "= reduce_sum" in ln)
+    assert "_k_exp" not in sum_line and re.search(r"= (\w+) \+ _", sum_line), sum_line
+    xm = np.where(mask, x, np.float32(-1e30))
+    e = np.exp(xm - xm.max(-1, keepdims=True))
+    np.testing.assert_allclose(T.jit(softmax)(x), e / e.sum(-1, keepdims=True), rtol=1e-6,
+                               atol=1e-7)
+    g = T.jit(T.grad(lambda x: tnp.sum(softmax(x) * x)))(x)
+    np.testing.assert_allclose(g, T.grad(lambda x: tnp.sum(softmax(x) * x))(x), rtol=1e-5,
+                               atol=1e-6)
+
 def test_indexing_gather_scatter_dynamic():
     x = RNG.standard_normal((6, 7)).astype(np.float32)
     idx = np.array([3, 0, 5, 5, 1])

@@ -839,3 +839,24 @@ def test_unary_dtype_matrix(op):
             if isinstance(arg, np.ndarray):
                 (aval,) = T.make_jaxpr(lambda x: getattr(tnp, op)(x))(arg).out_avals
                 assert aval.dtype == np.result_type(ref), (op, dt, aval)
+
+
+@pytest.mark.parametrize("sub, shapes, ncontract", [
+    ("bhqd,bhkd->bhqk", ((2, 3, 4, 5), (2, 3, 6, 5)), 1),
+    ("ij,jk,kl->il", ((2, 3), (3, 4), (4, 5)), 1),
+    ("ab,bc,ca->", ((2, 3), (3, 4), (4, 2)), 2),
+])
+def test_einsum_contracts_shared_labels_in_dot_general(sub, shapes, ncontract):
+    """A label summed away at a pairwise step is a contraction of that dot_general (not a
+    batch dim summed afterwards, which made every attention einsum a batched outer product)."""
+    rng = np.random.default_rng(0)
+    ops = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    jaxpr = T.make_jaxpr(lambda *o: tnp.einsum(sub, *o))(*ops).jaxpr
+    dots = [e for e in jaxpr.eqns if e.prim.name == "dot_general"]
+    assert len(dots) == len(ops) - 1
+    assert len(dots[-1].params["dimension_numbers"][0][0]) == ncontract
+    assert not any(e.prim.name == "reduce_sum" for e in jaxpr.eqns)
+    np.testing.assert_allclose(tnp.einsum(sub, *ops), np.einsum(sub, *ops), rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(T.jit(lambda *o: tnp.einsum(sub, *o))(*ops),
+                               np.einsum(sub, *ops), rtol=1e-5, atol=1e-5)

@@ -106,7 +106,10 @@ def einsum(subscripts, *operands, out=None, optimize=None, precision=None, dtype
         ops.append(_diagonal_reduce(x, t))
     x, lx = ops[0]
     for k in range(1, len(ops) + 1):
-        later = set(out) | set("".join(t for _, t in ops[k:]))
+        # labels still needed after this step: the output's and those of the operands after
+        # ops[k] (ops[k]'s own labels made every shared label a batch dim: a contraction
+        # became a batched outer product and a sum)
+        later = set(out) | set("".join(t for _, t in ops[k + 1:]))
         if k == len(ops):
             x, lx = _sum_out(x, lx, later)
             break

@@ -86,6 +86,7 @@ class NestWriter:
         self.post = [[] for _ in range(ng + 1)]
         self.slices, self.slice_lines = {}, []
         self.local_expr, self.local_depth, self.loaded = {}, {}, {}
+        self.second_pass = []           # sums of stored values, in their own inner loops
         par = (nest.size >= _parallel_min() and ng > 0 and not self.mod.threaded_calls and
                not self.row and
                (not nest.reductions or (self.row_form and self.K > 0) or
@@ -143,6 +144,15 @@ class NestWriter:
             self.em.emit(line)
         for gi in range(ng, 0, -1):
             self.em.level -= 1
+            if gi - 1 == self.K and self.second_pass:
+                with_loops = 0
+                for gj in range(self.K, ng):
+                    self.em.emit(f"for _i{gj} in {loop_range(self.sizes[gj])}:")
+                    self.em.level += 1
+                    with_loops += 1
+                for line in self.second_pass:
+                    self.em.emit(line)
+                self.em.level -= with_loops
             for line in self.post[gi - 1]:
                 self.em.emit(line)
         for line in self.post[ng] if ng == 0 else ():
@@ -270,7 +280,15 @@ class NestWriter:
         hit = self.loaded.get(key)
         if hit is None:
             off, st = self._strides(s.var.aval.shape, s.terms)
-            hit = (self._elem(s.var, self._parts(st), off), self._depth(st))
+            expr, dep = self._elem(s.var, self._parts(st), off), self._depth(st)
+            if dep < len(self.groups):
+                # invariant in the inner loops: loaded once outside them. Left inline, the
+                # load is repeated per element (the loop's stores might change it), which
+                # kept loops such as softmax's exp(x - max) from vectorising
+                nm = self.mod.fresh("_ld")
+                self.pre[dep].append(f"{nm} = {expr}")
+                expr = nm
+            hit = (expr, dep)
             self.loaded[key] = hit
         return hit
 
@@ -293,6 +311,16 @@ class NestWriter:
             self.local_expr[v] = nm
             self.local_depth[v] = depth
 
+    def _sum_apart(self, m, src):
+        """Whether row-form reduction `m` adds up, in a second loop over the row, a value this
+        nest computes and stores whole (same-shape, so read back at the loop indices)."""
+        import numpy as np
+        return (self.row_form and 0 < self.K < len(self.groups) and not self.check and
+                m.eqn.prim.name == "reduce_sum" and src.kind == "local" and
+                np.issubdtype(m.eqn.outvars[0].aval.dtype, np.floating) and
+                src.var in self.nest.store and src.var.aval.shape == tuple(self.nest.shape) and
+                self.local_depth.get(src.var) == len(self.groups))
+
     def _reduction(self, m):
         e, _ = self._src(m.srcs[0])
         v = m.eqn.outvars[0]
@@ -309,8 +337,18 @@ class NestWriter:
             acc = self.fl.name(v) + "_"
             k = self.K if self.row_form else 0
             self.pre[k].insert(0, f"{acc} = {red.init(self.mod, dt)}")
-            comb = red.combine(self.mod, acc, e, dt)
-            self.pre[ng].append(f"{acc} = {comb}  # {comment}")
+            src = m.srcs[0]
+            if self._sum_apart(m, src):
+                # a floating-point sum keeps the loop it is in scalar (LLVM may not reorder
+                # the additions), and with it everything else there (softmax's exp ran 5x
+                # slower): the summands are stored anyway, so they are added up in a loop of
+                # their own after the row's loop (same order, same result)
+                ident = tuple((0, d, 1) for d in range(nd))
+                comb = red.combine(self.mod, acc, self._index(src.var, ident), dt)
+                self.second_pass.append(f"{acc} = {comb}  # {comment}")
+            else:
+                comb = red.combine(self.mod, acc, e, dt)
+                self.pre[ng].append(f"{acc} = {comb}  # {comment}")
             if v.aval.shape != ():
                 self.post[k].append(f"{self._index(v, terms)} = {acc}")
         else:

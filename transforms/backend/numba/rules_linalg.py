@@ -29,6 +29,14 @@ def blas_parallel_min():
         raise ValueError(f"NUMBAX_BLAS_PARALLEL_MIN must be an integer, got {v!r}") from None
 
 
+def _c_strides(shape):
+    out, acc = [], 1
+    for n in reversed(shape):
+        out.append(acc)
+        acc *= n
+    return out[::-1]
+
+
 def _perm_of(vw: View):
     """If `vw` is a pure axis permutation of a stored buffer: the logical dim of each buffer
     dim (buffer dims in memory order)."""
@@ -90,12 +98,13 @@ def _dot_general(ctx, eqn):
         return _dot_loops(ctx, eqn, lc, rc, lb, rb, lf, rf)
 
     def operand(i, batch, free, contract, other_contract):
-        """(flat array, offset, 'FC' or 'CF' block order, contraction order, partner order)."""
+        """(flat array, offset, 'FC' or 'CF' block order, contraction order, partner order,
+        leading dimension or None (packed), batch strides or None (packed blocks))."""
         vw = ctx.view(i)
         aval = eqn.invars[i].aval
         phys = _perm_of(vw)
-        if phys is not None and phys[:len(batch)] == list(batch) and \
-                ctx.fl.env[vw.var].kind == "arr":
+        stored = phys is not None and ctx.fl.env[vw.var].kind == "arr"
+        if stored and phys[:len(batch)] == list(batch):
             rest = phys[len(batch):]
             nf = len(free)
             blocks = None
@@ -106,26 +115,40 @@ def _dot_general(ctx, eqn):
             if blocks is not None:
                 flat, off = ctx.fl.flat_of(vw.var)
                 partner = [other_contract[contract.index(c)] for c in blocks[1]]
-                return flat, off, blocks[0], list(blocks[1]), partner
+                return flat, off, blocks[0], list(blocks[1]), partner, None, None
+        if stored and len(free) == 1 and len(contract) == 1:
+            # one free and one contracted dim, one of them the buffer's innermost: each batch
+            # entry is a strided matrix BLAS reads in place (attention's heads split off a
+            # (batch, time, heads * dim) buffer), so no copy into packed order
+            cs = _c_strides(vw.var.aval.shape)
+            st = {d: cs[j] for j, d in enumerate(phys)}
+            f, c = free[0], contract[0]
+            m, k = aval.shape[f], aval.shape[c]
+            form = ("FC", st[f]) if st[c] == 1 and st[f] >= k else (
+                ("CF", st[c]) if st[f] == 1 and st[c] >= m else None)
+            if form is not None:
+                flat, off = ctx.fl.flat_of(vw.var)
+                return (flat, off, form[0], [c], [other_contract[0]], max(form[1], 1),
+                        [st[d] for d in batch])
         # copy into canonical (batch, free, contract) order
         order = list(batch) + list(free) + list(contract)
         shape = tuple(aval.shape[d] for d in order)
         flat, off = ctx.fl.flat_of_view(_permuted_view(vw, order, shape), aval.dtype)
         return flat, off, "FC", list(contract), [other_contract[contract.index(c)]
-                                                  for c in contract]
+                                                  for c in contract], None, None
 
-    la_, lo, lform, lcseq, lpartner = operand(0, lb, lf, lc, rc)
-    ra_, ro, rform, rcseq, _ = operand(1, rb, rf, rc, lc)
+    la_, lo, lform, lcseq, lpartner, lld, lbs = operand(0, lb, lf, lc, rc)
+    ra_, ro, rform, rcseq, _, rld, rbs = operand(1, rb, rf, rc, lc)
     if rcseq != lpartner:
         # rhs enumerates the contraction differently: copy it in the order lhs needs
         order = list(rb) + list(lpartner) + rf
         shape = tuple(ra.shape[d] for d in order)
         ra_, ro = ctx.fl.flat_of_view(_permuted_view(ctx.view(1), order, shape), ra.dtype)
-        rform = "CF"
+        rform, rld, rbs = "CF", None, None
     ta = 0 if lform == "FC" else 1
     tb = 0 if rform == "CF" else 1
-    lda = K if ta == 0 else M
-    ldb = N if tb == 0 else K
+    lda = lld if lld is not None else (K if ta == 0 else M)
+    ldb = rld if rld is not None else (N if tb == 0 else K)
     out, oo = ctx.out_flat(0)
     from .kernels import GEMM, GEMM_SERIAL
     g = ctx.kernel(GEMM_SERIAL if M * N * K < blas_parallel_min() else GEMM)
@@ -134,9 +157,24 @@ def _dot_general(ctx, eqn):
         ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {lo}, {lda}, {ra_}, {ro}, {ldb}, "
                  f"{zero}, {out}, {oo}, {N})", "BLAS gemm")
         return
+    bshape = [la.shape[d] for d in lb]
+
+    def offset(base, strides, block):
+        if strides is None:
+            return f"{base} + {block} * _b"
+        terms = [f"{s} * _b{t}" for t, s in enumerate(strides) if bshape[t] > 1 and s]
+        return " + ".join([str(base)] + terms)
     with ctx.block(f"for _b in {ctx.range(nb)}:", "batched BLAS gemm"):
-        ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {lo} + {M * K} * _b, {lda}, "
-                 f"{ra_}, {ro} + {K * N} * _b, {ldb}, {zero}, {out}, {oo} + {M * N} * _b, {N})")
+        if lbs is not None or rbs is not None:
+            # the batch index in each batch dim (C order, as the output's leading dims)
+            inner = nb
+            for t, n in enumerate(bshape):
+                inner //= n
+                if n > 1:
+                    ctx.emit(f"_b{t} = (_b // {inner}) % {n}" if inner > 1 else f"_b{t} = _b % {n}")
+        ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {offset(lo, lbs, M * K)}, "
+                 f"{lda}, {ra_}, {offset(ro, rbs, K * N)}, {ldb}, {zero}, {out}, "
+                 f"{oo} + {M * N} * _b, {N})")
 
 
 def _dot_loops(ctx, eqn, lc, rc, lb, rb, lf, rf):
