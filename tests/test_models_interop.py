@@ -1,7 +1,7 @@
 """fnn.models and fnn.interop: PyTorch weights give PyTorch's outputs and gradients.
 
-With torch installed, torchvision-layout networks written below in plain torch (torchvision
-is not needed) are compared with fnn.models directly. Without torch, the same comparison runs
+With torch installed, torchvision-layout networks in plain torch (torchvision is not needed;
+the ResNet is the fine-tune example's reference network) are compared with fnn.models directly. Without torch, the same comparison runs
 against tests/data/resnet_fixture.safetensors, made once by tests/data/make_resnet_fixture.py
 (a width-8 ResNet-18: weights, inputs, eval and train-mode logits, updated running statistics,
 and the gradient of a cross-entropy loss, all from torch).
@@ -16,7 +16,8 @@ import transforms as T
 from fnn import interop, models
 from transforms import random
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "tests", "data")
 FIXTURE = os.path.join(DATA, "resnet_fixture.safetensors")
 FIXTURE_WIDTH, FIXTURE_CLASSES = 8, 10
 
@@ -25,56 +26,19 @@ FIXTURE_WIDTH, FIXTURE_CLASSES = 8, 10
 # torch reference networks (torchvision's layout) -- torch is imported only when called
 # ---------------------------------------------------------------------------------------------
 
-def torch_resnet(blocks=(2, 2, 2, 2), num_classes=10, width=64, seed=0):
-    """torchvision's ResNet with basic blocks, in plain torch, with random weights and random
-    batch-norm parameters and running statistics (so that batch norm is not the identity)."""
+def torch_resnet(num_classes=10, width=64, seed=0):
+    """torchvision's ResNet-18 in plain torch (the fine-tune example's reference network),
+    with random batch-norm parameters and running statistics, so that batch norm is not the
+    identity."""
+    import importlib.util
+
     import torch
     from torch import nn
-
-    class BasicBlock(nn.Module):
-        def __init__(self, inp, out, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(inp, out, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(out)
-            self.relu = nn.ReLU()
-            self.conv2 = nn.Conv2d(out, out, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(out)
-            self.downsample = None
-            if stride != 1 or inp != out:
-                self.downsample = nn.Sequential(nn.Conv2d(inp, out, 1, stride, bias=False),
-                                                nn.BatchNorm2d(out))
-
-        def forward(self, x):
-            y = self.relu(self.bn1(self.conv1(x)))
-            y = self.bn2(self.conv2(y))
-            return self.relu(y + (x if self.downsample is None else self.downsample(x)))
-
-    class ResNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
-            self.bn1 = nn.BatchNorm2d(width)
-            self.relu = nn.ReLU()
-            self.maxpool = nn.MaxPool2d(3, 2, 1)
-            inp = width
-            for i, n in enumerate(blocks):
-                out = width * 2 ** i
-                stage = []
-                for j in range(n):
-                    stage.append(BasicBlock(inp, out, (1 if i == 0 else 2) if j == 0 else 1))
-                    inp = out
-                setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
-            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-            self.fc = nn.Linear(8 * width, num_classes)
-
-        def forward(self, x):
-            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-            for i in range(4):
-                x = getattr(self, f"layer{i + 1}")(x)
-            return self.fc(torch.flatten(self.avgpool(x), 1))
-
-    torch.manual_seed(seed)
-    net = ResNet()
+    spec = importlib.util.spec_from_file_location(
+        "finetune_resnet", os.path.join(ROOT, "examples", "finetune_resnet.py"))
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    net = example.torch_resnet18(num_classes=num_classes, width=width, seed=seed)
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -82,6 +46,8 @@ def torch_resnet(blocks=(2, 2, 2, 2), num_classes=10, width=64, seed=0):
                 m.bias.normal_(0.0, 0.2)
                 m.running_mean.normal_(0.0, 0.2)
                 m.running_var.uniform_(0.5, 1.5)
+            if isinstance(m, nn.ReLU):
+                m.inplace = False          # autograd of the loss below needs the inputs kept
     return net.eval()
 
 
