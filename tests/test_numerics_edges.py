@@ -7,6 +7,7 @@ import pytest
 
 import transforms as T
 import transforms.numpy as tnp
+from transforms.test_util import check_grads
 from transforms import lax
 
 INF, NAN = np.inf, np.nan
@@ -424,6 +425,22 @@ def test_float32_sin_of_an_expression_holding_a_sin_compiles():
     for x in (np.linspace(0, 1, 5, dtype=np.float32),
               np.array([0.5, 1e5, -3e6, 2.0, 40.0], np.float32)):
         np.testing.assert_allclose(T.jit(f)(x), f(x), rtol=2e-7, atol=1e-7)
+
+
+def test_cbrt_values_gradients_vmap_and_jit():
+    # the primitive added by following docs/ARCHITECTURE.md "Adding a primitive"
+    x = np.array([-27.0, -1e-30, -0.0, 0.0, 0.125, 2.0, 1e30, np.inf, -np.inf, np.nan])
+    for dt in (np.float64, np.float32):
+        xd = x.astype(dt)
+        for f in (tnp.cbrt, lax.cbrt, T.jit(tnp.cbrt), T.vmap(tnp.cbrt)):
+            got = f(xd)
+            assert got.dtype == dt
+            np.testing.assert_allclose(got, np.cbrt(xd), rtol=2e-7 if dt == np.float32 else 1e-15)
+            assert np.array_equal(np.signbit(got[2:4]), [True, False])
+    assert tnp.cbrt(np.array([8, -64])).dtype == np.float64          # ints promote, as NumPy
+    check_grads(tnp.cbrt, [np.array([-3.0, -0.2, 0.7, 5.0])], order=2)
+    np.testing.assert_allclose(T.jit(T.vmap(T.grad(tnp.cbrt)))(np.array([8.0, -1.0])),
+                               [1 / 12, 1 / 3], rtol=1e-15)
 
 
 def test_sin_of_negative_zero_float32():

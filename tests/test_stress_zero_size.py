@@ -76,7 +76,7 @@ CASES = [
     # -- pointwise, float (both widths; 2-D and 1-D empties)
     *[_unary(n) for n in ["abs", "acos", "asin", "asinh", "atan", "atanh", "ceil", "cos",
                           "cosh", "erf", "exp", "exp2", "expm1", "floor", "is_finite", "log",
-                          "log1p", "logistic", "neg", "round", "rsqrt", "sign", "sin",
+                          "log1p", "logistic", "neg", "cbrt", "round", "rsqrt", "sign", "sin",
                           "sinh", "sqrt", "tan", "tanh"]],
     *[_unary(n, f64, E30) for n in ["sin", "cos", "exp", "log", "tanh", "round_even"]],
     _unary("sin", f32, E0), _unary("cos", f32, (2, 0, 3)),

@@ -94,6 +94,7 @@ UNARY = {  # name: (dtypes, domain)
     "abs": (ALL[:3], None), "absolute": (ALL[:3], None), "fabs": (FLOATS, None),
     "negative": (NUMERIC, None), "positive": (NUMERIC, None), "sign": (NUMERIC, None),
     "exp": (FLOATS, None), "exp2": (FLOATS, None), "expm1": (FLOATS, None),
+    "cbrt": (FLOATS, None),
     "log": (FLOATS, POS), "log1p": (FLOATS, POS), "log2": (FLOATS, POS), "log10": (FLOATS, POS),
     "sqrt": (FLOATS, POS), "square": (NUMERIC, None), "reciprocal": (FLOATS, POS),
     "sin": (FLOATS, None), "cos": (FLOATS, None), "tan": (FLOATS, UNIT),

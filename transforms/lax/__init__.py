@@ -5,7 +5,7 @@ convolution and collectives are added by their own modules.
 """
 from .elementwise import (  # noqa: F401
     ELEMENTWISE, abs, acos, add, asin, asinh, atan, atan2, atanh, bitwise_and, bitwise_not,
-    bitwise_or, bitwise_xor, ceil, convert_element_type, cos, cosh, div, eq, erf, exp, exp2,
+    bitwise_or, bitwise_xor, cbrt, ceil, convert_element_type, cos, cosh, div, eq, erf, exp, exp2,
     expm1, floor, ge, gt, integer_pow, is_finite, le, log, log1p, logaddexp, logaddexp2,
     logistic, lt, max, min, mul,
     ne, neg, pow, rem, round, round_even, rsqrt, select, select_n, shift_left, shift_right_arithmetic,

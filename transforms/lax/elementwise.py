@@ -391,6 +391,7 @@ exp2_p = _unary("exp2", np.exp2)
 log_p = _unary("log", np.log)
 log1p_p = _unary("log1p", np.log1p)
 expm1_p = _unary("expm1", np.expm1)
+cbrt_p = _unary("cbrt", np.cbrt)
 tanh_p = _unary("tanh", np.tanh)
 logistic_p = _unary("logistic", _np_logistic)
 sin_p = _unary("sin", np.sin)
@@ -415,11 +416,11 @@ ceil_p = _unary("ceil", np.ceil)
 round_p = _unary("round", _np_round)
 round_even_p = _unary("round_even", np.rint)
 
-(exp, exp2, log, log1p, expm1, tanh, logistic, sin, cos, tan, asin, acos, atan, sinh, cosh, asinh,
- atanh, sqrt, rsqrt, erf, abs, sign, floor, ceil, round, round_even) = map(  # noqa: A001
-    _un_fn, (exp_p, exp2_p, log_p, log1p_p, expm1_p, tanh_p, logistic_p, sin_p, cos_p, tan_p,
-             asin_p, acos_p, atan_p, sinh_p, cosh_p, asinh_p, atanh_p, sqrt_p, rsqrt_p, erf_p,
-             abs_p, sign_p, floor_p, ceil_p, round_p, round_even_p))
+(exp, exp2, log, log1p, expm1, cbrt, tanh, logistic, sin, cos, tan, asin, acos, atan, sinh, cosh,
+ asinh, atanh, sqrt, rsqrt, erf, abs, sign, floor, ceil, round, round_even) = map(  # noqa: A001
+    _un_fn, (exp_p, exp2_p, log_p, log1p_p, expm1_p, cbrt_p, tanh_p, logistic_p, sin_p, cos_p,
+             tan_p, asin_p, acos_p, atan_p, sinh_p, cosh_p, asinh_p, atanh_p, sqrt_p, rsqrt_p,
+             erf_p, abs_p, sign_p, floor_p, ceil_p, round_p, round_even_p))
 
 
 def _unary_jvp(p, fn, deriv):
@@ -437,6 +438,8 @@ _unary_jvp(exp2_p, exp2, lambda x, y: mul(y, _LN2))
 _unary_jvp(log_p, log, lambda x, y: div(1, x))
 _unary_jvp(log1p_p, log1p, lambda x, y: div(1, add(x, 1)))
 _unary_jvp(expm1_p, expm1, lambda x, y: add(y, 1))
+# d/dx x^(1/3) = 1 / (3 y^2): infinite at 0, as JAX's rule
+_unary_jvp(cbrt_p, cbrt, lambda x, y: div(1, mul(3, mul(y, y))))
 _unary_jvp(tanh_p, tanh, lambda x, y: sub(1, mul(y, y)))
 _unary_jvp(logistic_p, logistic, lambda x, y: mul(y, sub(1, y)))
 _unary_jvp(sin_p, sin, lambda x, y: cos(x))

@@ -14,7 +14,8 @@ _ALL = "Batches under `vmap` and compiles under `jit`."
 # family -> (names, what the transformations do)
 _FAMILIES = {
     "smooth": (
-        "absolute arccos arcsin arcsinh arctan arctan2 arctanh conjugate cos cosh deg2rad divide "
+        "absolute arccos arcsin arcsinh arctan arctan2 arctanh cbrt conjugate cos cosh deg2rad "
+        "divide "
         "exp exp2 expm1 imag log log10 log1p log2 logaddexp logaddexp2 maximum minimum multiply "
         "negative positive power real reciprocal remainder fmod sin sinc sinh sqrt square "
         "subtract tan tanh add",

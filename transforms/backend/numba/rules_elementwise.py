@@ -218,6 +218,7 @@ _unary_kernel("tanh", "tanh_f32", "_math.tanh({x})")
 _unary_kernel("logistic", "logistic_f32", "logistic_f64")
 _unary_kernel("log1p", "_math.log1p({x})", "_math.log1p({x})")
 _unary_kernel("expm1", "_math.expm1({x})", "_math.expm1({x})")
+_unary_kernel("cbrt", "_np.cbrt({x})", "_np.cbrt({x})")
 _unary_kernel("tan", "_math.tan(_np.float64({x}))", "_math.tan({x})")
 for _n, _f in (("asin", "asin"), ("acos", "acos"), ("atan", "atan"), ("sinh", "sinh"),
                ("cosh", "cosh"), ("asinh", "asinh"), ("atanh", "atanh"), ("erf", "erf")):
