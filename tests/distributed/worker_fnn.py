@@ -30,7 +30,7 @@ for drop_last in (True, False):
 tree = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "step": np.int64(4)}
 path = os.path.join(directory, "ckpt.safetensors")
 writes = []
-real = checkpoint.format._save_file
+real = checkpoint.format.save_file
 
 
 def counting(*a, **k):
@@ -38,7 +38,7 @@ def counting(*a, **k):
     return real(*a, **k)
 
 
-checkpoint.format._save_file = counting
+checkpoint.format.save_file = counting
 assert checkpoint.save(path, tree) == path
 assert os.path.exists(path)                        # committed on every process
 back = checkpoint.restore(path, target=tree)
