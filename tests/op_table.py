@@ -69,6 +69,16 @@ def rem_divisor(rng, shape, dtype):
     return (rng.uniform(0.5, 2.0, shape) + 0.05).astype(dtype)
 
 
+def small_ints(rng, shape, dtype):
+    """Integers in [0, 4): many ties, for comparisons; small shift counts."""
+    return rng.integers(0, 4, shape).astype(dtype)
+
+
+def signed_nonzero(rng, shape, dtype):
+    """Integers in [-4, 4] without zero: integer division and remainder."""
+    return (rng.integers(1, 5, shape) * rng.choice([-1, 1], shape)).astype(dtype)
+
+
 def boolean(rng, shape, dtype):
     return rng.random(shape) < 0.5
 
@@ -87,6 +97,11 @@ def _logistic(x):
 
 def _round_half_away(x):
     return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(x.dtype)
+
+
+def _div_toward_zero(x, y):
+    """C-style integer division (lax.div on integers truncates; NumPy's // floors)."""
+    return (np.sign(x) * np.sign(y) * (np.abs(x) // np.abs(y))).astype(x.dtype)
 
 
 def _erf(x):
@@ -152,6 +167,7 @@ def _binary(name, fn, ref, dx=real, dy=real, **kw):
 
 
 _CONST = dict(exact=True, grad="zero", grad_order=1)
+_INT = dict(dtypes=(np.int32,), exact=True, grad=None)
 
 OPS = [
     # unary, smooth
@@ -201,6 +217,21 @@ OPS = [
     _binary("atan2", lax.atan2, np.arctan2, real, away_from_zero),
     _binary("max", lax.max, np.maximum, sample=no_ties, exact=True),
     _binary("min", lax.min, np.minimum, sample=no_ties, exact=True),
+    # binary, comparisons and integer/bit ops: exact, no derivative
+    _binary("eq", lax.eq, np.equal, small_ints, small_ints, **_INT),
+    _binary("ne", lax.ne, np.not_equal, small_ints, small_ints, **_INT),
+    _binary("lt", lax.lt, np.less, exact=True, grad=None),
+    _binary("le", lax.le, np.less_equal, small_ints, small_ints, **_INT),
+    _binary("gt", lax.gt, np.greater, exact=True, grad=None),
+    _binary("ge", lax.ge, np.greater_equal, small_ints, small_ints, **_INT),
+    _binary("and", lax.bitwise_and, np.bitwise_and, small_ints, small_ints, **_INT),
+    _binary("or", lax.bitwise_or, np.logical_or, boolean, boolean, dtypes=(np.bool_,),
+            exact=True, grad=None),
+    _binary("xor", lax.bitwise_xor, np.bitwise_xor, small_ints, small_ints, **_INT),
+    _binary("shift_left", lax.shift_left, np.left_shift, small_ints, small_ints, **_INT),
+    _binary("shift_right", lax.shift_right_logical, np.right_shift, small_ints, small_ints,
+            **_INT),
+    _binary("div_int", lax.div, _div_toward_zero, signed_nonzero, signed_nonzero, **_INT),
 ]
 
 BY_NAME = {op.name: op for op in OPS}
