@@ -128,6 +128,8 @@ class OpInfo:
     sample:   optional `(rng, shape, dtype) -> args` drawing all arguments jointly, for the
               value and gradient tests of ops whose arguments must keep apart (max/min ties).
     vmap/jit: whether the vmap and jit tests include the op.
+    tnp:      the `transforms.numpy` function that is exactly this primitive on one array
+              (e.g. "arcsin" for asin), tested the same way through tnp; None if there is none.
     """
     name: str
     fn: Callable
@@ -142,6 +144,7 @@ class OpInfo:
     sample: Optional[Callable] = None
     vmap: bool = True
     jit: bool = True
+    tnp: Optional[str] = None
 
     @property
     def nargs(self):
@@ -171,39 +174,39 @@ _INT = dict(dtypes=(np.int32,), exact=True, grad=None)
 
 OPS = [
     # unary, smooth
-    _unary("neg", lax.neg, np.negative),
-    _unary("exp", lax.exp, np.exp),
-    _unary("exp2", lax.exp2, np.exp2),
-    _unary("log", lax.log, np.log, positive),
-    _unary("log1p", lax.log1p, np.log1p, positive),
-    _unary("expm1", lax.expm1, np.expm1),
-    _unary("tanh", lax.tanh, np.tanh),
+    _unary("neg", lax.neg, np.negative, tnp="negative"),
+    _unary("exp", lax.exp, np.exp, tnp="exp"),
+    _unary("exp2", lax.exp2, np.exp2, tnp="exp2"),
+    _unary("log", lax.log, np.log, positive, tnp="log"),
+    _unary("log1p", lax.log1p, np.log1p, positive, tnp="log1p"),
+    _unary("expm1", lax.expm1, np.expm1, tnp="expm1"),
+    _unary("tanh", lax.tanh, np.tanh, tnp="tanh"),
     _unary("logistic", lax.logistic, _logistic),
-    _unary("sin", lax.sin, np.sin),
-    _unary("cos", lax.cos, np.cos),
-    _unary("tan", lax.tan, np.tan, unit),
-    _unary("asin", lax.asin, np.arcsin, unit),
-    _unary("acos", lax.acos, np.arccos, unit),
-    _unary("atan", lax.atan, np.arctan),
-    _unary("sinh", lax.sinh, np.sinh),
-    _unary("cosh", lax.cosh, np.cosh),
-    _unary("asinh", lax.asinh, np.arcsinh),
-    _unary("atanh", lax.atanh, np.arctanh, unit),
-    _unary("sqrt", lax.sqrt, np.sqrt, positive),
+    _unary("sin", lax.sin, np.sin, tnp="sin"),
+    _unary("cos", lax.cos, np.cos, tnp="cos"),
+    _unary("tan", lax.tan, np.tan, unit, tnp="tan"),
+    _unary("asin", lax.asin, np.arcsin, unit, tnp="arcsin"),
+    _unary("acos", lax.acos, np.arccos, unit, tnp="arccos"),
+    _unary("atan", lax.atan, np.arctan, tnp="arctan"),
+    _unary("sinh", lax.sinh, np.sinh, tnp="sinh"),
+    _unary("cosh", lax.cosh, np.cosh, tnp="cosh"),
+    _unary("asinh", lax.asinh, np.arcsinh, tnp="arcsinh"),
+    _unary("atanh", lax.atanh, np.arctanh, unit, tnp="arctanh"),
+    _unary("sqrt", lax.sqrt, np.sqrt, positive, tnp="sqrt"),
     _unary("rsqrt", lax.rsqrt, lambda x: 1 / np.sqrt(x), positive),
     _unary("erf", lax.erf, _erf),
-    _unary("abs", lax.abs, np.abs, away_from_zero),
+    _unary("abs", lax.abs, np.abs, away_from_zero, tnp="abs"),
     _unary("integer_pow3", lambda x: lax.integer_pow(x, 3), lambda x: x ** 3),
     # unary, piecewise constant: exact values, zero derivative
-    _unary("sign", lax.sign, np.sign, off_integers, **_CONST),
-    _unary("floor", lax.floor, np.floor, off_integers, **_CONST),
-    _unary("ceil", lax.ceil, np.ceil, off_integers, **_CONST),
+    _unary("sign", lax.sign, np.sign, off_integers, **_CONST, tnp="sign"),
+    _unary("floor", lax.floor, np.floor, off_integers, **_CONST, tnp="floor"),
+    _unary("ceil", lax.ceil, np.ceil, off_integers, **_CONST, tnp="ceil"),
     _unary("round", lax.round, _round_half_away, off_integers, **_CONST),
-    _unary("round_even", lax.round_even, np.rint, off_integers, **_CONST),
+    _unary("round_even", lax.round_even, np.rint, off_integers, **_CONST, tnp="round"),
     # unary, no derivative to check
-    _unary("is_finite", lax.is_finite, np.isfinite, exact=True, grad=None),
+    _unary("is_finite", lax.is_finite, np.isfinite, exact=True, grad=None, tnp="isfinite"),
     _unary("not", lax.bitwise_not, np.logical_not, boolean, dtypes=(np.bool_,), exact=True,
-           grad=None),
+           grad=None, tnp="logical_not"),
     _unary("convert", lambda x: lax.convert_element_type(x * 4, np.int32),
            lambda x: (x * 4).astype(np.int32), exact=True, grad=None),
     _unary("stop_gradient", lax.stop_gradient, lambda x: x, exact=True, grad=None),

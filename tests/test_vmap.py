@@ -212,16 +212,16 @@ case("tnp.power", tnp.power, P23, F3)
 case("tnp.power_int", lambda x: tnp.power(x, 3), F23)
 case("tnp.logical_and", tnp.logical_and, B23, B23)
 case("tnp.logical_or", tnp.logical_or, B23, B23)
-for _n in ["negative", "abs", "sign", "exp", "exp2", "expm1", "square", "sin", "cos", "tanh",
-           "sinh", "cosh", "arctan", "floor", "ceil", "round", "isfinite", "isnan",
-           "ravel", "transpose", "flip", "triu", "tril", "cumsum", "argmax", "argmin",
-           "sum", "mean", "max", "min", "prod", "var", "std", "all", "any"]:
+# the tnp spelling of each one-argument table primitive (tnp.arcsin for asin, ...)
+for _op in OPS:
+    if _op.vmap and _op.tnp and _op.nargs == 1:
+        _dt = F32 if F32 in _op.dtypes else _op.dtypes[0]
+        case("tnp." + _op.tnp, getattr(tnp, _op.tnp), ((2, 3), _bound(_op.domains[0], _dt)))
+for _n in ["square", "isnan", "ravel", "transpose", "flip", "triu", "tril", "cumsum", "argmax",
+           "argmin", "sum", "mean", "max", "min", "prod", "var", "std", "all", "any"]:
     case("tnp." + _n, getattr(tnp, _n), F23)
-for _n in ["log", "log1p", "log2", "sqrt", "reciprocal"]:
+for _n in ["log2", "reciprocal"]:
     case("tnp." + _n, getattr(tnp, _n), P23)
-for _n in ["arcsin", "arccos", "arctanh", "tan"]:
-    case("tnp." + _n, getattr(tnp, _n), U23)
-case("tnp.logical_not", tnp.logical_not, B23)
 case("tnp.sum_axis", lambda x: tnp.sum(x, axis=(0, 2), keepdims=True), F234)
 case("tnp.mean_axis", lambda x: tnp.mean(x, axis=-1), F234)
 case("tnp.max_axis", lambda x: tnp.max(x, axis=1), F234)
