@@ -13,17 +13,8 @@ from transforms.test_util import check_grads
 from op_table import OPS as TABLE_OPS, OpInfo, op_rng
 
 # Draws only while the module is imported, for the constant inputs of the case tables below;
-# each test then gets its own generator (the fixture rebinds `rng`).
+# each test then gets its own generator (conftest._per_test_rng rebinds `rng`).
 rng = np.random.default_rng(7)
-
-
-@pytest.fixture(autouse=True)
-def _per_test_rng(request):
-    """Each test draws from its own generator, seeded from its name (not a module-wide one
-    whose state depends on which tests ran before)."""
-    global rng
-    rng = op_rng(request.module.__name__, request.node.name)
-
 
 F32 = rng.uniform(-1, 1, (3, 4)).astype(np.float32)
 F64 = rng.uniform(-1, 1, (3, 4))

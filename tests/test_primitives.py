@@ -10,13 +10,8 @@ from transforms.test_util import check_grads
 
 from op_table import F64, OPS, op_rng
 
-
-@pytest.fixture(autouse=True)
-def _per_test_rng(request):
-    """Each test draws from its own generator, seeded from its name (not a module-wide one
-    whose state depends on which tests ran before)."""
-    global _rng
-    _rng = op_rng(request.module.__name__, request.node.name)
+# replaced before each test by one seeded from the test's name (conftest._per_test_rng)
+_rng = np.random.default_rng(0)
 
 
 def rnd(*shape, lo=-1.0, hi=1.0):

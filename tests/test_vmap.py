@@ -13,17 +13,12 @@ try:
 except ImportError:  # pragma: no cover
     given = None
 
-from op_table import F32, OPS, op_rng
+from op_table import F32, OPS
 
 BATCH = 3
 
-
-@pytest.fixture(autouse=True)
-def _per_test_rng(request):
-    """Each test draws from its own generator, seeded from its name (not a module-wide one
-    whose state depends on which tests ran before)."""
-    global _rng
-    _rng = op_rng(request.module.__name__, request.node.name)
+# replaced before each test by one seeded from the test's name (conftest._per_test_rng)
+_rng = np.random.default_rng(0)
 
 
 def make(shape, kind="f"):
