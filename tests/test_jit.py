@@ -151,32 +151,39 @@ def _elementwise(x, xp, y):
 def _table_inputs(rng, shape=(5, 6)):
     """Inputs for every (operator, dtype) of the shared table: each argument from its domain,
     with a NaN in the first float argument and an infinity in the second (the non-finite paths
-    of every lowering must agree with eager too)."""
-    cases = []
+    of every lowering must agree with eager too). Ops with the same domain, dtype and argument
+    position share one array, which keeps the jitted function's signature (and its compile
+    time) small."""
+    shared, cases = {}, []
     for op in OPS:
         if not op.jit:
             continue
         for dt in op.dtypes:
-            args = [np.array(d(rng, shape, dt)) for d in op.domains]
-            floats = [a for a in args if a.dtype.kind == "f"]
-            for k, (a, special) in enumerate(zip(floats, (np.nan, np.inf))):
-                a.flat[k] = special
+            args = []
+            for k, d in enumerate(op.domains):
+                if (d, dt, k) not in shared:
+                    a = np.array(d(rng, shape, dt))
+                    if a.dtype.kind == "f" and k < 2:
+                        a.flat[k] = (np.nan, np.inf)[k]
+                    shared[d, dt, k] = a
+                args.append(shared[d, dt, k])
             cases.append((f"{op.name}-{np.dtype(dt).name}", op.fn, args))
-    return cases
+    return list(shared.values()), cases
 
 
 def test_table_ops_jit():
     """Every elementwise primitive of the operator table (op_table.py), in each of its dtypes,
     jitted as ONE function (one compilation) and compared with eager evaluation."""
-    cases = _table_inputs(op_rng("test_jit", "table"))
+    inputs, cases = _table_inputs(op_rng("test_jit", "table"))
     names = [n for n, _, _ in cases]
+    slots = [[next(i for i, x in enumerate(inputs) if x is a) for a in args]
+             for _, _, args in cases]
     fns = [f for _, f, _ in cases]
 
-    def every_op(arg_lists):
-        return [f(*a) for f, a in zip(fns, arg_lists)]
+    def every_op(xs):
+        return [f(*[xs[i] for i in idx]) for f, idx in zip(fns, slots)]
 
-    arg_lists = [a for _, _, a in cases]
-    got, ref = T.jit(every_op)(arg_lists), eager(every_op, arg_lists)
+    got, ref = T.jit(every_op)(inputs), eager(every_op, inputs)
     for name, g, r in zip(names, got, ref):
         tol = dict(rtol=1e-13, atol=1e-14) if np.asarray(r).dtype == np.float64 else \
             dict(rtol=2e-6, atol=1e-6)
