@@ -194,6 +194,7 @@ OPS = [
     _unary("atanh", lax.atanh, np.arctanh, unit, tnp="arctanh"),
     _unary("sqrt", lax.sqrt, np.sqrt, positive, tnp="sqrt"),
     _unary("rsqrt", lax.rsqrt, lambda x: 1 / np.sqrt(x), positive),
+    _unary("cbrt", lax.cbrt, np.cbrt, away_from_zero, tnp="cbrt"),
     _unary("erf", lax.erf, _erf),
     _unary("abs", lax.abs, np.abs, away_from_zero, tnp="abs"),
     _unary("integer_pow3", lambda x: lax.integer_pow(x, 3), lambda x: x ** 3),
