@@ -1,6 +1,29 @@
-"""Test-session settings: every jaxpr a transformation builds is type-checked
-(`transforms.ir.check_jaxpr`, switched on by the `jax_enable_checks` flag), so a rule that
-builds an ill-typed equation fails the test that exercises it, naming the equation."""
+"""Test-session settings.
+
+* Every jaxpr a transformation builds is type-checked (`transforms.ir.check_jaxpr`, switched on
+  by the `jax_enable_checks` flag), so a rule that builds an ill-typed equation fails the test
+  that exercises it, naming the equation.
+* No random state is shared between tests: see `_per_test_rng`.
+"""
+import numpy as np
+import pytest
+
 import transforms
+from op_table import op_rng
 
 transforms.config.update("jax_enable_checks", True)
+
+# the names test modules give their module-level generator
+_RNG_NAMES = ("rng", "RNG", "_rng", "_RNG")
+
+
+@pytest.fixture(autouse=True)
+def _per_test_rng(request):
+    """Before each test, replace its module's generator (a `np.random.Generator` named in
+    `_RNG_NAMES`) by a fresh one seeded from the test's name, so a test's inputs do not depend
+    on which tests ran before it, or on `-k`/`-x`/ordering. The module's own generator only
+    serves while the module is imported, to build the constant inputs of its case tables."""
+    module = request.module
+    for name in _RNG_NAMES:
+        if isinstance(getattr(module, name, None), np.random.Generator):
+            setattr(module, name, op_rng(module.__name__, request.node.name))

@@ -8,11 +8,14 @@ import transforms as T
 from transforms import lax
 from transforms.test_util import check_grads
 
-rng = np.random.default_rng(42)
+from op_table import F64, OPS, op_rng
+
+# replaced before each test by one seeded from the test's name (conftest._per_test_rng)
+_rng = np.random.default_rng(0)
 
 
 def rnd(*shape, lo=-1.0, hi=1.0):
-    return rng.uniform(lo, hi, size=shape).astype(np.float64)
+    return _rng.uniform(lo, hi, size=shape).astype(np.float64)
 
 
 def pos(*shape):
@@ -25,65 +28,44 @@ def unit(*shape):
 
 def away_from_zero(*shape):
     x = rnd(*shape, lo=0.3, hi=1.5)
-    return x * np.where(rng.random(shape) < 0.5, -1.0, 1.0)
+    return x * np.where(_rng.random(shape) < 0.5, -1.0, 1.0)
 
 
 S = (2, 3)
 
 # ---------------------------------------------------------------------------------------------
-# unary elementwise
+# elementwise: values and derivatives generated from the shared operator table (op_table.py)
 # ---------------------------------------------------------------------------------------------
 
-UNARY = [
-    ("neg", lax.neg, np.negative, rnd),
-    ("exp", lax.exp, np.exp, rnd),
-    ("exp2", lax.exp2, np.exp2, rnd),
-    ("log", lax.log, np.log, pos),
-    ("log1p", lax.log1p, np.log1p, pos),
-    ("expm1", lax.expm1, np.expm1, rnd),
-    ("tanh", lax.tanh, np.tanh, rnd),
-    ("logistic", lax.logistic, lambda x: 1 / (1 + np.exp(-x)), rnd),
-    ("sin", lax.sin, np.sin, rnd),
-    ("cos", lax.cos, np.cos, rnd),
-    ("tan", lax.tan, np.tan, unit),
-    ("asin", lax.asin, np.arcsin, unit),
-    ("acos", lax.acos, np.arccos, unit),
-    ("atan", lax.atan, np.arctan, rnd),
-    ("sinh", lax.sinh, np.sinh, rnd),
-    ("cosh", lax.cosh, np.cosh, rnd),
-    ("asinh", lax.asinh, np.arcsinh, rnd),
-    ("atanh", lax.atanh, np.arctanh, unit),
-    ("sqrt", lax.sqrt, np.sqrt, pos),
-    ("rsqrt", lax.rsqrt, lambda x: 1 / np.sqrt(x), pos),
-    ("abs", lax.abs, np.abs, away_from_zero),
-]
+VALUE_CASES = [pytest.param(op, dt, id=f"{op.name}-{np.dtype(dt).name}")
+               for op in OPS for dt in op.dtypes]
+GRAD_CASES = [pytest.param(op, id=op.name) for op in OPS if op.grad]
 
 
-@pytest.mark.parametrize("name,fn,ref,gen", UNARY, ids=[u[0] for u in UNARY])
-def test_unary(name, fn, ref, gen):
-    x = gen(*S)
-    np.testing.assert_allclose(fn(x), ref(x), rtol=1e-12)
-    check_grads(fn, (x,), order=2)
+@pytest.mark.parametrize("op,dtype", VALUE_CASES)
+def test_elementwise_value(op, dtype):
+    args = op.args(op_rng(op.name, np.dtype(dtype).name, "value"), S, dtype)
+    got, want = np.asarray(op.fn(*args)), op.ref(*args)
+    assert got.shape == np.shape(want)
+    if op.exact:
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == np.asarray(want).dtype
+    else:
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, **op.tol(dtype))
 
 
-def test_erf():
-    from scipy.special import erf
-    x = rnd(*S)
-    np.testing.assert_allclose(lax.erf(x), erf(x), rtol=1e-12)
-    check_grads(lax.erf, (x,), order=2)
-
-
-@pytest.mark.parametrize("name,fn,ref", [
-    ("sign", lax.sign, np.sign), ("floor", lax.floor, np.floor), ("ceil", lax.ceil, np.ceil),
-    ("round_even", lax.round_even, np.rint)])
-def test_piecewise_constant(name, fn, ref):
-    x = away_from_zero(*S) * 3
-    np.testing.assert_array_equal(fn(x), ref(x))
-    # derivative is zero almost everywhere
-    np.testing.assert_array_equal(T.grad(lambda x: fn(x).sum())(x), np.zeros(S))
-    _, t = T.jvp(fn, (x,), (np.ones(S),))
-    np.testing.assert_array_equal(t, np.zeros(S))
-    check_grads(fn, (x,), order=1)
+@pytest.mark.parametrize("op", GRAD_CASES)
+def test_elementwise_grad(op):
+    """Derivatives in float64 against finite differences; piecewise-constant ops also have an
+    exactly zero gradient and tangent."""
+    args = op.args(op_rng(op.name, "float64", "grad"), S, F64)
+    if op.grad == "zero":
+        (x,) = args
+        np.testing.assert_array_equal(T.grad(lambda x: op.fn(x).sum())(x), np.zeros(S))
+        _, t = T.jvp(op.fn, (x,), (np.ones(S),))
+        np.testing.assert_array_equal(t, np.zeros(S))
+    check_grads(op.fn, args, order=op.grad_order)
 
 
 def test_round_half_away_from_zero():
@@ -109,33 +91,6 @@ def test_integer_pow_int_dtype():
 # ---------------------------------------------------------------------------------------------
 # binary elementwise
 # ---------------------------------------------------------------------------------------------
-
-BINARY = [
-    ("add", lax.add, np.add, rnd, rnd),
-    ("sub", lax.sub, np.subtract, rnd, rnd),
-    ("mul", lax.mul, np.multiply, rnd, rnd),
-    ("div", lax.div, np.divide, rnd, away_from_zero),
-    ("rem", lax.rem, np.fmod, lambda *s: rnd(*s, lo=0.1, hi=0.9) * 5, lambda *s: pos(*s) + 0.05),
-    ("pow", lax.pow, np.power, pos, rnd),
-    ("atan2", lax.atan2, np.arctan2, rnd, away_from_zero),
-]
-
-
-@pytest.mark.parametrize("name,fn,ref,gx,gy", BINARY, ids=[b[0] for b in BINARY])
-def test_binary(name, fn, ref, gx, gy):
-    x, y = gx(*S), gy(*S)
-    np.testing.assert_allclose(fn(x, y), ref(x, y), rtol=1e-12)
-    check_grads(fn, (x, y), order=2)
-
-
-@pytest.mark.parametrize("name,fn,ref", [("max", lax.max, np.maximum),
-                                         ("min", lax.min, np.minimum)])
-def test_minmax(name, fn, ref):
-    x = rnd(*S)
-    y = x + away_from_zero(*S) * 0.5          # no ties
-    np.testing.assert_array_equal(fn(x, y), ref(x, y))
-    check_grads(fn, (x, y), order=2)
-
 
 def test_max_tie_splits_gradient():
     x = np.array([1.0, 2.0, 3.0])
@@ -381,7 +336,7 @@ def test_reduce_sum(axes):
                                          ("min", lax.reduce_min, np.min)])
 @pytest.mark.parametrize("axes", [(0,), (1,), (0, 1)])
 def test_reduce_minmax(name, fn, ref, axes):
-    x = rng.permutation(12).reshape(3, 4).astype(np.float64) / 3   # distinct, no ties
+    x = _rng.permutation(12).reshape(3, 4).astype(np.float64) / 3   # distinct, no ties
     np.testing.assert_array_equal(fn(x, axes), ref(x, axis=axes))
     check_grads(lambda x: fn(x, axes), (x,), order=2)
 
@@ -582,28 +537,29 @@ def test_composite_chain():
 # ---------------------------------------------------------------------------------------------
 
 ABSTRACT_CASES = [
-    (lambda x: lax.exp(x), (rnd(2, 3).astype(np.float32),)),
-    (lambda x: lax.reduce_sum(x, (1,)), (rnd(2, 3).astype(np.float32),)),
-    (lambda x: lax.reduce_prod(x, (0,)), (np.arange(6, dtype=np.int8).reshape(2, 3),)),
-    (lambda x: lax.argmax(x, 1, np.int32), (rnd(2, 3),)),
-    (lambda x: lax.cumsum(x, 0), (np.arange(6, dtype=np.int32),)),
-    (lambda x: lax.pad(x, 0.0, [(1, -1, 1), (0, 2, 0)]), (rnd(3, 2),)),
-    (lambda x: lax.slice(x, (0, 1), (3, 2), (2, 1)), (rnd(3, 2),)),
-    (lambda x: lax.gather(x, np.array([[0, 1], [2, 0]])), (rnd(3, 2, 4),)),
-    (lambda x: lax.dot_general(x, x, (((2,), (2,)), ((0,), (0,)))), (rnd(2, 3, 4),)),
-    (lambda x: lax.convert_element_type(x, np.int16), (rnd(2, 3),)),
-    (lambda x: lax.lt(x, 0.5), (rnd(2, 3),)),
-    (lambda x: lax.dynamic_slice(x, (np.int32(1), np.int32(0)), (1, 2)), (rnd(3, 2),)),
-    (lambda x: lax.scatter_add(x, np.array([[0], [0]]), np.ones((2, 2))), (rnd(3, 2),)),
-    (lambda x: lax.integer_pow(x, -2), (rnd(2).astype(np.float32) + 2,)),
-    (lambda x: lax.broadcast_in_dim(x, (4, 2, 3), (1, 2)), (rnd(2, 3),)),
-    (lambda x: lax.iota(np.int16, (2, 3), 0) + 0 * x.shape[0], (rnd(1),)),
+    (lambda x: lax.exp(x), lambda: (rnd(2, 3).astype(np.float32),)),
+    (lambda x: lax.reduce_sum(x, (1,)), lambda: (rnd(2, 3).astype(np.float32),)),
+    (lambda x: lax.reduce_prod(x, (0,)), lambda: (np.arange(6, dtype=np.int8).reshape(2, 3),)),
+    (lambda x: lax.argmax(x, 1, np.int32), lambda: (rnd(2, 3),)),
+    (lambda x: lax.cumsum(x, 0), lambda: (np.arange(6, dtype=np.int32),)),
+    (lambda x: lax.pad(x, 0.0, [(1, -1, 1), (0, 2, 0)]), lambda: (rnd(3, 2),)),
+    (lambda x: lax.slice(x, (0, 1), (3, 2), (2, 1)), lambda: (rnd(3, 2),)),
+    (lambda x: lax.gather(x, np.array([[0, 1], [2, 0]])), lambda: (rnd(3, 2, 4),)),
+    (lambda x: lax.dot_general(x, x, (((2,), (2,)), ((0,), (0,)))), lambda: (rnd(2, 3, 4),)),
+    (lambda x: lax.convert_element_type(x, np.int16), lambda: (rnd(2, 3),)),
+    (lambda x: lax.lt(x, 0.5), lambda: (rnd(2, 3),)),
+    (lambda x: lax.dynamic_slice(x, (np.int32(1), np.int32(0)), (1, 2)), lambda: (rnd(3, 2),)),
+    (lambda x: lax.scatter_add(x, np.array([[0], [0]]), np.ones((2, 2))), lambda: (rnd(3, 2),)),
+    (lambda x: lax.integer_pow(x, -2), lambda: (rnd(2).astype(np.float32) + 2,)),
+    (lambda x: lax.broadcast_in_dim(x, (4, 2, 3), (1, 2)), lambda: (rnd(2, 3),)),
+    (lambda x: lax.iota(np.int16, (2, 3), 0) + 0 * x.shape[0], lambda: (rnd(1),)),
 ]
 
 
 @pytest.mark.parametrize("i", range(len(ABSTRACT_CASES)))
 def test_abstract_eval_matches_impl(i):
-    f, args = ABSTRACT_CASES[i]
+    f, make_args = ABSTRACT_CASES[i]
+    args = make_args()
     eager = np.asarray(f(*args))
     jaxpr = T.make_jaxpr(f)(*args)
     (aval,) = jaxpr.out_avals
