@@ -47,7 +47,7 @@ UNARY = {  # name: domain
     "abs": None, "acos": (-0.9, 0.9), "asin": (-0.9, 0.9), "asinh": None, "atan": None,
     "atanh": (-0.9, 0.9), "bessel_i0e": None, "bessel_i1e": None, "ceil": None, "cos": None,
     "cosh": None, "digamma": (0.2, 4.0), "erf": None, "erf_inv": (-0.9, 0.9), "erfc": None,
-    "exp": None, "exp2": None, "expm1": None, "floor": None, "is_finite": None,
+    "cbrt": None, "exp": None, "exp2": None, "expm1": None, "floor": None, "is_finite": None,
     "lgamma": (0.2, 4.0), "log": (0.1, 3.0), "log1p": (0.1, 3.0), "logistic": None,
     "neg": None, "round": None, "rsqrt": (0.1, 3.0), "sign": None, "sin": None, "sinh": None,
     "sqrt": (0.1, 3.0), "tan": (-1.0, 1.0), "tanh": None,
