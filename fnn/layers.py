@@ -113,6 +113,28 @@ def get_param(params, name, layer):
         raise MissingParamError([], name, have) from None
 
 
+def affine_params(layer, channels):
+    """A normalisation layer's optional per-channel params: `scale` (ones) if
+    `layer.use_scale`, `bias` (zeros) if `layer.use_bias`."""
+    params = {}
+    if layer.use_scale:
+        params["scale"] = np.ones((channels,), layer.param_dtype)
+    if layer.use_bias:
+        params["bias"] = np.zeros((channels,), layer.param_dtype)
+    return params
+
+
+def apply_affine(layer, params, y, shape=None):
+    """`y * scale + bias` with the params `affine_params` made (each only if the layer has it),
+    reshaped to `shape` first when given (to broadcast along a channel axis)."""
+    for name, enabled, op in (("scale", layer.use_scale, tnp.multiply),
+                              ("bias", layer.use_bias, tnp.add)):
+        if enabled:
+            p = get_param(params, name, layer)
+            y = op(y, p if shape is None else tnp.reshape(p, shape))
+    return y
+
+
 def padding_pairs(padding, in_sizes, window, strides, dilation=None):
     """Explicit (low, high) padding per spatial dimension for 'SAME'/'VALID'/int/pairs,
     with JAX's rule for 'SAME' (output size ceil(in / stride), extra padding at the end)."""
@@ -438,11 +460,7 @@ class BatchNorm(Module):
     def init(self, key, x):
         x = spec_of(x)
         c = x.shape[self.axis]
-        params = {}
-        if self.use_scale:
-            params["scale"] = np.ones((c,), self.param_dtype)
-        if self.use_bias:
-            params["bias"] = np.zeros((c,), self.param_dtype)
+        params = affine_params(self, c)
         state = {"mean": np.zeros((c,), self.param_dtype), "var": np.ones((c,), self.param_dtype)}
         return params, state
 
@@ -471,11 +489,7 @@ class BatchNorm(Module):
             centered = x - tnp.reshape(mean, bshape)
             new_state = state
         y = centered * tnp.reshape(lax.rsqrt(tnp.asarray(var + self.eps)), bshape)
-        if self.use_scale:
-            y = y * tnp.reshape(get_param(params, "scale", self), bshape)
-        if self.use_bias:
-            y = y + tnp.reshape(get_param(params, "bias", self), bshape)
-        return y, new_state
+        return apply_affine(self, params, y, bshape), new_state
 
 
 class LayerNorm(Module):
@@ -491,25 +505,14 @@ class LayerNorm(Module):
         self.param_dtype = np.dtype(param_dtype)
 
     def init(self, key, x):
-        c = spec_of(x).shape[-1]
-        params = {}
-        if self.use_scale:
-            params["scale"] = np.ones((c,), self.param_dtype)
-        if self.use_bias:
-            params["bias"] = np.zeros((c,), self.param_dtype)
-        return params, {}
+        return affine_params(self, spec_of(x).shape[-1]), {}
 
     def apply(self, params, state, x, key=None, train=False):
         x = tnp.asarray(x)
         mean = tnp.mean(x, axis=-1, keepdims=True)
         centered = x - mean
         var = tnp.mean(centered * centered, axis=-1, keepdims=True)
-        y = centered * lax.rsqrt(var + self.eps)
-        if self.use_scale:
-            y = y * get_param(params, "scale", self)
-        if self.use_bias:
-            y = y + get_param(params, "bias", self)
-        return y, state
+        return apply_affine(self, params, centered * lax.rsqrt(var + self.eps)), state
 
 
 class Embedding(Module):

@@ -35,7 +35,8 @@ from transforms import lax, random
 
 from . import activations
 from . import initializers as init_lib
-from .layers import Module, check_key, pair_of, get_param, spec_of, padding_pairs
+from .layers import (Module, affine_params, apply_affine, check_key, get_param, pair_of,
+                     padding_pairs, spec_of)
 
 __all__ = ["MultiHeadAttention", "TransformerBlock", "RMSNorm", "GroupNorm", "Conv1D",
            "ConvTranspose2D", "LSTM", "GRU", "PositionalEmbedding", "rotary_embedding",
@@ -418,13 +419,7 @@ class GroupNorm(Module):
     def init(self, key, x):
         x = spec_of(x)
         self._check(x.shape)
-        c = x.shape[-1]
-        params = {}
-        if self.use_scale:
-            params["scale"] = np.ones((c,), self.param_dtype)
-        if self.use_bias:
-            params["bias"] = np.zeros((c,), self.param_dtype)
-        return params, {}
+        return affine_params(self, x.shape[-1]), {}
 
     def apply(self, params, state, x, key=None, train=False):
         x = tnp.asarray(x)
@@ -435,11 +430,7 @@ class GroupNorm(Module):
         centered = xg - mean
         var = tnp.mean(centered * centered, axis=(1, 3), keepdims=True)
         y = tnp.reshape(centered * lax.rsqrt(var + self.eps), x.shape)
-        if self.use_scale:
-            y = y * get_param(params, "scale", self)
-        if self.use_bias:
-            y = y + get_param(params, "bias", self)
-        return y, state
+        return apply_affine(self, params, y), state
 
 
 # ---------------------------------------------------------------------------------------------
