@@ -16,11 +16,6 @@ from ..interpreters.batching import defvectorized
 from ..source_info import where
 from ._util import as_array, check_same_dtypes, check_same_shapes, is_undefined
 
-try:  # scipy is a hard dependency (Numba needs it for BLAS), but keep import failure clear
-    from scipy import special as _special
-except ImportError:  # pragma: no cover
-    _special = None
-
 ELEMENTWISE = set()     # names of elementwise primitives (fusable, trivially batchable)
 
 
@@ -377,8 +372,10 @@ def _np_rsqrt(x):
 
 
 def _np_erf(x):
+    # Imported on first use: scipy.special takes about a third of `import transforms`.
+    from scipy import special
     x = np.asarray(x)
-    return _special.erf(x).astype(x.dtype, copy=False)
+    return special.erf(x).astype(x.dtype, copy=False)
 
 
 def _np_round(x):
