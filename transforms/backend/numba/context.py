@@ -15,11 +15,13 @@ if TYPE_CHECKING:
 
 
 class ScalarContext:
-    """Passed to pointwise rules: `rule(ctx, *arg_exprs, **params) -> expr (or list)`."""
+    """Passed to pointwise rules: `rule(ctx, *arg_exprs, **params) -> expr (or list)`.
+    `local(name)`, when given, is told the name of each temporary the rule binds."""
 
-    def __init__(self, fl, eqn, emit, exact, count):
+    def __init__(self, fl, eqn, emit, exact, count, local=None):
         self.fl, self.eqn, self._emit, self.exact, self._count = fl, eqn, emit, exact, count
         self.mod = fl.mod
+        self._local = local
 
     @property
     def in_dtypes(self):
@@ -35,6 +37,8 @@ class ScalarContext:
     def let(self, expr):
         """Bind `expr` to a fresh temporary (emitted before the rule's own line)."""
         t = self.mod.fresh("_t")
+        if self._local is not None:
+            self._local(t)
         self._emit(f"{t} = {expr}")
         return t
 

@@ -24,9 +24,14 @@ def _profiling():
     return os.environ.get("NUMBAX_PROFILE", "") not in ("", "0")
 
 
+def loop_stop(n, start=0):
+    """Source of the stop of a generated loop over [start, n) (see SMALL_LOOP)."""
+    return f"{n} + _z" if n - start < SMALL_LOOP else str(n)
+
+
 def loop_range(n, start=0):
     """Source of a range over [start, n) for a generated loop (see SMALL_LOOP)."""
-    stop = f"{n} + _z" if n - start < SMALL_LOOP else str(n)
+    stop = loop_stop(n, start)
     return f"range({start}, {stop})" if start else f"range({stop})"
 
 

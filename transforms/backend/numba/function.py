@@ -268,12 +268,13 @@ class FunctionLowerer:
             comment = None
             self.env[v] = Binding("scalar", nm)
 
-    def pointwise(self, eqn, args, emit, exact, count=None):
-        """Expressions for the outputs of pointwise `eqn` applied to scalar expressions."""
+    def pointwise(self, eqn, args, emit, exact, count=None, local=None):
+        """Expressions for the outputs of pointwise `eqn` applied to scalar expressions
+        (`local`: told the names of the temporaries the rule binds)."""
         rule = POINTWISE.get(eqn.prim.name)
         if rule is None:
             raise NotImplementedError(f"no Numba lowering for primitive '{eqn.prim.name}'")
-        sctx = ScalarContext(self, eqn, emit, exact, count)
+        sctx = ScalarContext(self, eqn, emit, exact, count, local)
         out = rule(sctx, *args, **eqn.params)
         return list(out) if isinstance(out, (list, tuple)) else [out]
 
@@ -349,7 +350,7 @@ class FunctionLowerer:
                        for m in nest.reductions if m.eqn.outvars[0].aval.shape == ()]
             self.em.lines.append(NestBlock(tmp.lines, self.em.level, scalars,
                                            [_eqn_text(m.eqn, self.mod) for m in nest.members],
-                                           len(nw.slice_lines)))
+                                           len(nw.slice_lines), nw.template))
         for m in nest.reductions:
             v = m.eqn.outvars[0]
             if v.aval.shape == ():

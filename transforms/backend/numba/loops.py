@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .context import ScalarContext
-from .emit import _c_strides, _eqn_text, _lin, _size, dtype_ctor, loop_range
+from .emit import _c_strides, _eqn_text, _lin, _size, dtype_ctor, loop_stop
 from .fusion import Nest
+from .outline import Bound, NestTemplate
 from .parallel import _parallel_min
 from .registry import REDUCTIONS, slow_path
 
@@ -28,6 +29,9 @@ class NestWriter:
         self.mod, self.em = fl.mod, fl.em
         self.check = check      # only count the float32 sin/cos arguments beyond the fast range
         self.row = row          # inside a RowGroup: dim 0 is the enclosing loop's `_r0`
+        # what the code written is made of (free and local names, loop and slice bounds),
+        # recorded as it is written: the outliner builds helper functions from it
+        self.template = NestTemplate()
 
     def write(self):
         fl, nest = self.fl, self.nest
@@ -123,56 +127,91 @@ class NestWriter:
                 buf = self._buffer(v)
                 if buf is None:
                     b = fl.env[v]
-                    buf = f"{b.flat}[{b.off}:{b.off + _size(v.aval.shape)}]"
-                    inits.append(f"{buf} = {init}")
+                    self.template.free(b.flat)
+                    inits.append([f"{b.flat}[", Bound(b.off), ":",
+                                  Bound(b.off + _size(v.aval.shape)), f"] = {init}"])
                 else:
                     inits.append(f"{buf}[:] = {init}")
-        base = self.em.level
-        for line in self.slice_lines + inits + self.pre[0]:
+        base = self._base = self.em.level
+        for line in self.slice_lines:
             self.em.emit(line)
+        for line in inits + self.pre[0]:
+            self._put(line)
 
         for gi in range(ng):
-            rng = f"_prange({self.sizes[gi]})" if (par and gi == 0) else \
-                loop_range(self.sizes[gi])
-            self.em.emit(f"for _i{gi} in {rng}:")
+            if par and gi == 0:
+                self.template.parallel = True
+                self._put(["for _i0 in _prange(", Bound(self.sizes[0]), "):"])
+            else:
+                self._put_loop(gi)
             self.em.level += 1
             for line in self.pre[gi + 1]:
-                self.em.emit(line)
+                self._put(line)
         # stores after the innermost level: reductions whose reduced axes all have size 1
         # (K == ng) finish there; without this their results were never written
         for line in self.post[ng]:
-            self.em.emit(line)
+            self._put(line)
         for gi in range(ng, 0, -1):
             self.em.level -= 1
             if gi - 1 == self.K and self.second_pass:
                 with_loops = 0
                 for gj in range(self.K, ng):
-                    self.em.emit(f"for _i{gj} in {loop_range(self.sizes[gj])}:")
+                    self._put_loop(gj)
                     self.em.level += 1
                     with_loops += 1
                 for line in self.second_pass:
-                    self.em.emit(line)
+                    self._put(line)
                 self.em.level -= with_loops
             for line in self.post[gi - 1]:
-                self.em.emit(line)
+                self._put(line)
         for line in self.post[ng] if ng == 0 else ():
-            self.em.emit(line)
+            self._put(line)
         assert self.em.level == base
 
     def _write_empty(self):
         """A nest over zero elements: no iterations; reductions are their initial values."""
         if self.check:
             return
+        self._base = self.em.level
         for m in self.nest.reductions:
             v = m.eqn.outvars[0]
             init = REDUCTIONS[m.eqn.prim.name].init(self.mod, v.aval.dtype)
             if v.aval.shape == ():
-                self.em.emit(f"{self.fl.name(v)}_ = {init}")
+                self._put(f"{self._local(self.fl.name(v) + '_')} = {init}")
             else:
                 b = self.fl.env[v]
                 n = _size(v.aval.shape)
                 if n:
-                    self.em.emit(f"{b.flat}[{b.off}:{b.off + n}] = {init}")
+                    self.template.free(b.flat)
+                    self._put([f"{b.flat}[", Bound(b.off), ":", Bound(b.off + n),
+                               f"] = {init}"])
+
+    # -- emission and its record ----------------------------------------------------------------
+    def _put(self, line):
+        """Emit one line of the nest (source text, or a list of text and `Bound` fragments)
+        and record it in the template, at its depth below the nest's first line."""
+        frags = [line] if isinstance(line, str) else line
+        self.em.emit("".join(f if isinstance(f, str) else f.text for f in frags))
+        self.template.line(self.em.level - self._base, frags)
+
+    def _put_loop(self, gi):
+        """Emit the `for` line of loop group `gi` (a short loop's bound is run-time: SMALL_LOOP)."""
+        n = self.sizes[gi]
+        self._put([f"for _i{gi} in range(", Bound(n, loop_stop(n)), "):"])
+
+    def _local(self, name):
+        """`name`, recorded as assigned inside the nest."""
+        self.template.local(name)
+        return name
+
+    def _scalar(self, v):
+        """The scalar expression of Var `v` bound outside the nest (its name recorded free)."""
+        b = self.fl.env[v]
+        if b.kind == "scalar":
+            self.template.free(b.name)
+        elif b.kind == "arr":
+            self.template.free(b.flat)
+        return self.fl.scalar_expr(v)
 
     # -- helpers ------------------------------------------------------------------------------
     def _check_members(self):
@@ -230,6 +269,7 @@ class NestWriter:
         live share one helper function."""
         b = self.fl.env[v]
         if b.off == 0 and not b.flat.startswith(("_w", "_r", "_o")):
+            self.template.free(b.flat)
             return b.flat
         if self.row:
             return None           # inside a row loop: offsets (no slices per row)
@@ -238,14 +278,16 @@ class NestWriter:
             name = self.slices[v] = self.mod.fresh("_s")
             n = max(_size(v.aval.shape), 1)
             self.slice_lines.append(f"{name} = {b.flat}[{b.off}:{b.off + n}]")
+            self.template.slice(name, f"{b.flat}[{b.off}:{b.off + n}]", b.flat)
         return name
 
     def _elem(self, v, parts, off):
         b = self.fl.env[v]
         if b.kind != "arr":
-            return self.fl.scalar_expr(v)
+            return self._scalar(v)
         buf = self._buffer(v)
         if buf is None:
+            self.template.free(b.flat)
             return f"{b.flat}[{_lin(parts, b.off + off)}]"
         return f"{buf}[{_lin(parts, off)}]"
 
@@ -262,7 +304,7 @@ class NestWriter:
         if s.kind == "lit":
             return fl.lit(s.value, s.dtype), 0
         if s.kind == "scalar":
-            return fl.scalar_expr(s.var), 0
+            return self._scalar(s.var), 0
         if s.kind == "local":
             return self.local_expr[s.var], self.local_depth[s.var]
         if s.kind == "iota":
@@ -275,7 +317,7 @@ class NestWriter:
             return f"{dtype_ctor(s.dtype)}({_lin([(a, f'_i{gi}')], c)})", gi + 1
         b = fl.env[s.var]
         if b.kind != "arr":
-            return fl.scalar_expr(s.var), 0
+            return self._scalar(s.var), 0
         key = (s.var, s.terms)
         hit = self.loaded.get(key)
         if hit is None:
@@ -285,7 +327,7 @@ class NestWriter:
                 # invariant in the inner loops: loaded once outside them. Left inline, the
                 # load is repeated per element (the loop's stores might change it), which
                 # kept loops such as softmax's exp(x - max) from vectorising
-                nm = self.mod.fresh("_ld")
+                nm = self._local(self.mod.fresh("_ld"))
                 self.pre[dep].append(f"{nm} = {expr}")
                 expr = nm
             hit = (expr, dep)
@@ -302,10 +344,11 @@ class NestWriter:
 
         def emit(text, comment=None):
             lines.append(text if not comment else f"{text}  # {comment}")
-        outs = self.fl.pointwise(m.eqn, args, emit, self.exact, self.count)
+        outs = self.fl.pointwise(m.eqn, args, emit, self.exact, self.count,
+                                 local=self.template.local)
         comment = _eqn_text(m.eqn, self.mod)
         for v, expr in zip(m.eqn.outvars, outs):
-            nm = self.fl.name(v) + "_"
+            nm = self._local(self.fl.name(v) + "_")
             emit(f"{nm} = {expr}", comment)
             comment = None
             self.local_expr[v] = nm
@@ -334,7 +377,7 @@ class NestWriter:
         terms = [(0, d, 1) for d in kept]
         if self.row_form or v.aval.shape == ():
             # a scalar accumulator (a full reduction accumulates in any loop order)
-            acc = self.fl.name(v) + "_"
+            acc = self._local(self.fl.name(v) + "_")
             k = self.K if self.row_form else 0
             self.pre[k].insert(0, f"{acc} = {red.init(self.mod, dt)}")
             src = m.srcs[0]

@@ -74,7 +74,7 @@ from .function import FunctionLowerer  # noqa: F401
 from .loops import NestWriter  # noqa: F401
 from .memory import (POOL_MIN_BYTES, _arena_name, _donations, _plan_arena,  # noqa: F401
                      _ws_name)
-from .outline import NestBlock, _templatize, outline  # noqa: F401
+from .outline import NestBlock, outline  # noqa: F401
 from .parallel import (PARALLEL_CHUNK, _parallel_min, _tbb_layer, parallel_allowed,  # noqa: F401
                        parallel_guard)
 from .registry import (CALLS_BLAS, LOWERINGS, load_rules, register_lowering,  # noqa: F401

@@ -1,105 +1,110 @@
 """The outliner: fused loop nests whose code repeats (up to names and integer constants)
-become one `@njit` helper function each, called from every place they occur."""
+become one `@njit` helper function each, called from every place they occur.
+
+It works on the record the loop-nest writer keeps as it writes (`NestTemplate`): which names
+come from outside the nest (arrays and scalars: the helper's parameters `p<k>`), which the nest
+assigns (renamed `v<k>_`), and which integers are loop and slice bounds (parameters `n<k>`).
+Every other name (loop indices, kernels, constants, `_np`) stays as written."""
 from __future__ import annotations
 
-import keyword
+import re
 
 from .emit import Emitter, ModuleBuilder, numba_type_name
+
+
+class Bound:
+    """An integer loop or slice bound in a nest's code: a parameter of the nest's helper (so
+    nests that differ only in sizes and offsets share one). `text` is how the inline code
+    spells it: a short loop runs to `n + _z` (see emit.SMALL_LOOP), a helper to its argument."""
+    __slots__ = ("value", "text")
+
+    def __init__(self, value, text=None):
+        self.value = int(value)
+        self.text = str(value) if text is None else text
+
+
+class NestTemplate:
+    """The code of one loop nest as its writer emitted it, and what it is made of.
+
+    `lines`: (depth below the nest's first line, fragments: source text and `Bound`s,
+    comment or None); `frees`: names bound outside the nest that its code reads or writes;
+    `locals`: names its code assigns; `args`: slice name -> (the expression the caller passes
+    for it, the array it is a slice of); `parallel`: whether its outer loop is a `prange`.
+    The slice lines themselves are not in `lines`: a helper receives the slices as
+    arguments."""
+
+    def __init__(self):
+        self.lines = []
+        self.frees = {}                # insertion-ordered set
+        self.locals = set()
+        self.args = {}
+        self.parallel = False
+
+    def line(self, depth, frags):
+        # the writer's lines carry their comment after "  # " (its code has no other '#')
+        *head, last = frags
+        comment = None
+        if isinstance(last, str) and "  # " in last:
+            last, comment = last.split("  # ", 1)
+        self.lines.append((depth, head + [last], comment))
+
+    def free(self, name):
+        self.frees[name] = None
+
+    def local(self, name):
+        self.locals.add(name)
+
+    def slice(self, name, expr, array):
+        self.free(name)
+        self.args[name] = (expr, array)
 
 
 class NestBlock:
     """The code of one fused loop nest, kept aside until all nests are known: nests with the
     same code up to names and integer constants are emitted once, as a helper function."""
 
-    def __init__(self, lines, level, scalar_outs, eqn_texts, n_slices=0):
+    def __init__(self, lines, level, scalar_outs, eqn_texts, n_slices=0, template=None):
         self.lines, self.level, self.scalar_outs = lines, level, scalar_outs
         self.eqn_texts = eqn_texts
         self.n_slices = n_slices      # leading `name = array[a:b]` lines: arguments if outlined
+        self.template = template      # the NestTemplate the writer recorded
 
 
-_KEEP_NAMES = set(keyword.kwlist) | {"range", "int", "min", "max", "abs", "float", "bool",
-                                      "_np", "_math", "_prange", "len", "_numba",
-                                      "complex"}
+_NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 
 
-def _templatize(block: NestBlock):
-    """(key, body lines, free names, int constants): the block's code with its free names
-    (arrays, scalars from outside) and integer constants replaced by parameters."""
-    import io
-    import tokenize
-    pad = "    " * block.level
-    args = {}                     # slice name -> its expression (passed by the caller)
-    for line in block.lines[:block.n_slices]:
-        name, expr = line.strip().split(" = ", 1)
-        args[name] = expr
-    text = "\n".join(line[len(pad):] if line.startswith(pad) else line.lstrip()
-                     for line in block.lines[block.n_slices:]) + "\n"
-    text = text.replace(" + _z)", ")")          # a helper's loop bounds are run-time values
-    toks = list(tokenize.generate_tokens(io.StringIO(text).readline))
-    local = set()
-    for i, t in enumerate(toks):
-        if t.type == tokenize.NAME and i + 1 < len(toks) and toks[i + 1].string in ("=", "+=") \
-                and (i == 0 or toks[i - 1].type in (tokenize.INDENT, tokenize.DEDENT,
-                                                     tokenize.NEWLINE, tokenize.NL)):
-            local.add(t.string)
-        if t.type == tokenize.NAME and t.string == "for" and i + 1 < len(toks):
-            local.add(toks[i + 1].string)
-    # integers that become parameters: loop bounds (inside range(...)) and slice bounds
-    # (inside [a:b]); strides and offsets within index expressions stay literal
-    param_ctx = set()
-    flags = []          # one bool per open bracket: integers inside it are parameters
-    for i, t in enumerate(toks):
-        if t.type != tokenize.OP:
-            if flags and flags[-1]:
-                param_ctx.add(i)
-            continue
-        if t.string in ("(", "["):
-            if t.string == "(":
-                flag = (i > 0 and toks[i - 1].string in ("range", "_prange")) or \
-                    bool(flags and flags[-1])
-            else:
-                flag, depth = False, 0
-                for t2 in toks[i + 1:]:
-                    if t2.type != tokenize.OP:
-                        continue
-                    if t2.string in ("(", "["):
-                        depth += 1
-                    elif t2.string in (")", "]"):
-                        if depth == 0:
-                            break
-                        depth -= 1
-                    elif t2.string == ":" and depth == 0:
-                        flag = True
-                        break
-            flags.append(flag)
-        elif t.string in (")", "]") and flags:
-            flags.pop()
+def _helper_parts(block: NestBlock):
+    """(key, body lines, free names, int constants, scalar outputs, slice args) of the
+    helper `block` would become: its code with the free names and local names its writer
+    recorded replaced by parameters `p<k>` and `v<k>_`, and its bounds by `n<k>` (numbered in
+    order of first appearance, so that equal code gives equal helpers)."""
+    tpl = block.template
     free, ints, ren = [], [], {}
-    repl = []           # (row, col_start, col_end, new)
-    for i, t in enumerate(toks):
-        if t.type == tokenize.NAME:
-            n = t.string
-            if n in _KEEP_NAMES or n.startswith(("_k_", "_C")) or n.startswith("_i") or \
-                    (i and toks[i - 1].string == "."):
-                continue
-            if n in local:
-                new = ren.setdefault(n, f"v{len(ren)}_")
+
+    def rename(m):
+        n = m.group(0)
+        if n in tpl.locals:
+            return ren.setdefault(n, f"v{len(ren)}_")
+        if n in tpl.frees:
+            if n not in free:
+                free.append(n)
+            return f"p{free.index(n)}"
+        return n
+    body, code = [], []
+    for depth, frags, comment in tpl.lines:
+        parts = []
+        for f in frags:
+            if isinstance(f, Bound):
+                parts.append(f"n{len(ints)}")
+                ints.append(f.value)
             else:
-                if n not in free:
-                    free.append(n)
-                new = f"p{free.index(n)}"
-            repl.append((t.start[0], t.start[1], t.end[1], new))
-        elif t.type == tokenize.NUMBER and t.string.isdigit() and i in param_ctx:
-            repl.append((t.start[0], t.start[1], t.end[1], f"n{len(ints)}"))
-            ints.append(int(t.string))
-    lines = text.split("\n")
-    for row, c0, c1, new in sorted(repl, key=lambda r: (r[0], -r[1])):
-        ln = lines[row - 1]
-        lines[row - 1] = ln[:c0] + new + ln[c1:]
-    body = [ln for ln in lines if ln.strip()]
-    key = "\n".join(ln.split("  #")[0].rstrip() for ln in body)
+                parts.append(_NAME.sub(rename, f))
+        text = "    " * depth + "".join(parts).rstrip()
+        code.append(text)
+        body.append(text if comment is None else f"{text}  # {comment}")
     outs = [ren.get(n, n) for n, _ in block.scalar_outs]
-    return key, body, free, ints, outs, args
+    args = {name: expr for name, (expr, _) in tpl.args.items()}
+    return "\n".join(code), body, free, ints, outs, args
 
 
 def outline(em: Emitter, mod: ModuleBuilder):
@@ -107,8 +112,9 @@ def outline(em: Emitter, mod: ModuleBuilder):
     blocks = [b for b in em.lines if isinstance(b, NestBlock)]
     info = {}
     for b in blocks:
-        key, body, free, ints, outs, args = _templatize(b)
-        types = tuple(mod.vtypes[args[n].split("[")[0]] if n in args else mod.vtypes[n]
+        key, body, free, ints, outs, args = _helper_parts(b)
+        slices = b.template.args
+        types = tuple(mod.vtypes[slices[n][1] if n in slices else n]
                       for n in free)                     # same code, other dtypes: another
         info[id(b)] = (key + repr(types), body, free, ints, outs, args, types)
     counts = {}
@@ -134,7 +140,7 @@ def outline(em: Emitter, mod: ModuleBuilder):
             # (each wrapper is more LLVM to build and optimise: ~0.1 s of cold compile)
             flags = ("cache=True, nogil=True, error_model='numpy', no_cpython_wrapper=True, "
                      "no_cfunc_wrapper=True")
-            if "_prange" in key:
+            if item.template.parallel:
                 flags += ", parallel=True"
             types = []
             for kind, dt in types_:
