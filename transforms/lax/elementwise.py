@@ -36,34 +36,34 @@ def _check_kinds(name, aval, kinds):
                         f"{', '.join(_KIND_NAMES[k] for k in kinds)}){where()}")
 
 
-def _unary(name, impl, out_dtype=None, kinds=None):
+def _elementwise(name, impl, arity, out_dtype=None, kinds=None):
+    """The primitive `name` of `arity` operands of one shape and dtype (of the dtype `kinds`
+    when given), computed by `impl`; its output has that shape and `out_dtype` (default: the
+    operands'). Batching is `defvectorized`; the backend fuses it (ELEMENTWISE)."""
     p = Primitive(name)
     p.def_impl(impl)
 
-    def abstract_eval(x, **_):
-        _check_kinds(name, x, kinds)
-        return x if out_dtype is None else ShapedArray(x.shape, out_dtype)
+    def abstract_eval(*xs, **_):
+        if len(xs) != arity:
+            raise TypeError(f"{name} takes {arity} operand(s), got {len(xs)}")
+        if arity > 1:
+            check_same_shapes(name, xs)
+            check_same_dtypes(name, xs)
+        _check_kinds(name, xs[0], kinds)
+        return xs[0] if out_dtype is None else ShapedArray(xs[0].shape, out_dtype)
 
     p.def_abstract_eval(abstract_eval)
     defvectorized(p)
     ELEMENTWISE.add(name)
     return p
+
+
+def _unary(name, impl, out_dtype=None, kinds=None):
+    return _elementwise(name, impl, 1, out_dtype, kinds)
 
 
 def _binary(name, impl, out_dtype=None, kinds=None):
-    p = Primitive(name)
-    p.def_impl(impl)
-
-    def abstract_eval(x, y, **_):
-        check_same_shapes(name, (x, y))
-        check_same_dtypes(name, (x, y))
-        _check_kinds(name, x, kinds)
-        return x if out_dtype is None else ShapedArray(x.shape, out_dtype)
-
-    p.def_abstract_eval(abstract_eval)
-    defvectorized(p)
-    ELEMENTWISE.add(name)
-    return p
+    return _elementwise(name, impl, 2, out_dtype, kinds)
 
 
 _ARRAYS = (np.ndarray, Tracer)
