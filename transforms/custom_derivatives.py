@@ -50,6 +50,28 @@ def _as_leaves(xs):
     return [as_leaf(x) for x in xs]
 
 
+class _FlatCall:
+    """One call of a custom_jvp/custom_vjp function on flat leaves: the arguments split into
+    the non-differentiable ones (`static`: position -> value) and the differentiable ones
+    (`dyn`, flattened to `flat` with `in_tree`). `fun_flat(*leaves)` runs the function and
+    records its output structure in `store["out_tree"]` (the rules record theirs there too)."""
+
+    def __init__(self, fun, args, kwargs, nondiff_argnums):
+        args = _resolve_args(fun, args, kwargs)
+        self.fun, self.n = fun, len(args)
+        self.static, self.dyn = _split_nondiff(args, nondiff_argnums)
+        self.flat, self.in_tree = tree_util.flatten(tuple(self.dyn))
+        self.store = {}
+
+    def args(self, leaves):
+        """All the arguments, the differentiable ones rebuilt from flat `leaves`."""
+        return _merge(self.static, tree_util.unflatten(self.in_tree, list(leaves)), self.n)
+
+    def fun_flat(self, *leaves):
+        out_flat, self.store["out_tree"] = tree_util.flatten(self.fun(*self.args(leaves)))
+        return _as_leaves(out_flat)
+
+
 def _no_symbolic_zeros(what, symbolic_zeros):
     if symbolic_zeros:
         raise NotImplementedError(
@@ -249,19 +271,12 @@ class custom_jvp:
         if self.jvp is None:
             raise AttributeError(f"No JVP defined for custom_jvp function {self.__name__} "
                                  "using defjvp.")
-        args = _resolve_args(self.fun, args, kwargs)
-        n = len(args)
-        static, dyn = _split_nondiff(args, self.nondiff_argnums)
-        flat, in_tree = tree_util.flatten(tuple(dyn))
-        store = {}
-
-        def fun_flat(*leaves):
-            full = _merge(static, tree_util.unflatten(in_tree, list(leaves)), n)
-            out_flat, store["out_tree"] = tree_util.flatten(self.fun(*full))
-            return _as_leaves(out_flat)
+        call = _FlatCall(self.fun, args, kwargs, self.nondiff_argnums)
+        n, static, in_tree, flat, store = call.n, call.static, call.in_tree, call.flat, call.store
+        fun_flat = call.fun_flat
 
         def jvp_flat(primals, tangents):
-            p = _merge(static, tree_util.unflatten(in_tree, list(primals)), n)
+            p = call.args(primals)
             t_dyn = tree_util.unflatten(in_tree, list(tangents))
             t = [t_dyn[i] for i in range(len(t_dyn))]
             pdyn = [p[i] for i in range(n) if i not in static]
@@ -419,22 +434,13 @@ class custom_vjp:
         if self.fwd is None:
             raise AttributeError(f"No VJP defined for custom_vjp function {self.__name__} "
                                  "using defvjp.")
-        args = _resolve_args(self.fun, args, kwargs)
-        n = len(args)
-        static, dyn = _split_nondiff(args, self.nondiff_argnums)
-        statics = [static[i] for i in self.nondiff_argnums]
-        flat, in_tree = tree_util.flatten(tuple(dyn))
+        call = _FlatCall(self.fun, args, kwargs, self.nondiff_argnums)
+        dyn, flat, store, fun_flat = call.dyn, call.flat, call.store, call.fun_flat
+        statics = [call.static[i] for i in self.nondiff_argnums]
         in_avals = [get_aval(x) for x in _as_leaves(flat)]
-        store = {}
-
-        def fun_flat(*leaves):
-            full = _merge(static, tree_util.unflatten(in_tree, list(leaves)), n)
-            out_flat, store["out_tree"] = tree_util.flatten(self.fun(*full))
-            return _as_leaves(out_flat)
 
         def fwd_flat(*leaves):
-            full = _merge(static, tree_util.unflatten(in_tree, list(leaves)), n)
-            res = self.fwd(*full)
+            res = self.fwd(*call.args(leaves))
             if not (isinstance(res, (tuple, list)) and len(res) == 2):
                 raise TypeError(f"custom_vjp fwd of {self.__name__} must return (out, residuals)")
             out, r = res
