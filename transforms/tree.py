@@ -45,7 +45,16 @@ builtins_all, builtins_any = _b.all, _b.any
 # Key types (JAX's `jax.tree_util` key path entries)
 
 class _Key:
+    """A path entry holding one value in the attribute named by `_field` (immutable,
+    compared and hashed by type and value)."""
     __slots__ = ()
+    _field = None
+
+    def __init__(self, value):
+        object.__setattr__(self, self._field, value)
+
+    def _v(self):
+        return getattr(self, self._field)
 
     def __eq__(self, other):
         return type(self) is type(other) and self._v() == other._v()
@@ -56,77 +65,48 @@ class _Key:
     def __setattr__(self, name, value):
         raise AttributeError(f"{type(self).__name__} is immutable")
 
+    def __repr__(self):
+        return f"{type(self).__name__}({self._field}={self._v()!r})"
+
 
 class SequenceKey(_Key):
     """Path entry of a list/tuple child: `.idx` is its position; prints as `[0]`."""
     __slots__ = ("idx",)
     __match_args__ = ("idx",)
-
-    def __init__(self, idx):
-        object.__setattr__(self, "idx", idx)
-
-    def _v(self):
-        return self.idx
+    _field = "idx"
 
     def __str__(self):
         return f"[{self.idx!r}]"
-
-    def __repr__(self):
-        return f"SequenceKey(idx={self.idx!r})"
 
 
 class DictKey(_Key):
     """Path entry of a mapping child: `.key` is its key; prints as `['key']`."""
     __slots__ = ("key",)
     __match_args__ = ("key",)
-
-    def __init__(self, key):
-        object.__setattr__(self, "key", key)
-
-    def _v(self):
-        return self.key
+    _field = "key"
 
     def __str__(self):
         return f"[{self.key!r}]"
-
-    def __repr__(self):
-        return f"DictKey(key={self.key!r})"
 
 
 class GetAttrKey(_Key):
     """Path entry of an attribute child (namedtuple field, dataclass field): `.name`."""
     __slots__ = ("name",)
     __match_args__ = ("name",)
-
-    def __init__(self, name):
-        object.__setattr__(self, "name", name)
-
-    def _v(self):
-        return self.name
+    _field = "name"
 
     def __str__(self):
         return f".{self.name}"
-
-    def __repr__(self):
-        return f"GetAttrKey(name={self.name!r})"
 
 
 class FlattenedIndexKey(_Key):
     """Path entry of the i-th child of a node registered without keys: `.key` is `i`."""
     __slots__ = ("key",)
     __match_args__ = ("key",)
-
-    def __init__(self, key):
-        object.__setattr__(self, "key", key)
-
-    def _v(self):
-        return self.key
+    _field = "key"
 
     def __str__(self):
         return f"[<flat index {self.key}>]"
-
-    def __repr__(self):
-        return f"FlattenedIndexKey(key={self.key!r})"
 
 
 _KEY_TYPES = (SequenceKey, DictKey, GetAttrKey, FlattenedIndexKey)
