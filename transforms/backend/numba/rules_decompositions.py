@@ -43,27 +43,34 @@ def _empty_matrices(ctx):
     return any(0 in ctx.aval(i).shape for i in range(len(ctx.eqn.invars)))
 
 
-@register_lowering("cholesky", calls_blas=True)
-def _cholesky(ctx, eqn):
-    if _empty_matrices(ctx):
-        return
-    a, b, _, _ = _batched(ctx, 0)
-    o = _out3(ctx, 0, b)
-    k = ctx.fresh("_b")
+def _per_matrix(ctx, k, b, call=None, results=(), stores=()):
+    """Emit a loop `for k in range(b)` over the matrices: `call` (source of one np.linalg
+    call on matrix `k`, its results unpacked into the names `results`), then each
+    `out[k] = value` of `stores` ((out, value) pairs)."""
     with ctx.block(f"for {k} in range({b}):"):
-        ctx.emit(f"{o}[{k}] = _np.linalg.cholesky({a}[{k}])")
+        if call is not None:
+            ctx.emit(f"{', '.join(results)} = {call}")
+        for out, value in stores:
+            ctx.emit(f"{out}[{k}] = {value}")
 
 
-@register_lowering("linalg_solve", calls_blas=True)
-def _solve(ctx, eqn):
-    if _empty_matrices(ctx):
-        return
-    a, b, _, _ = _batched(ctx, 0)
-    rhs, _, _, _ = _batched(ctx, 1)
-    o = _out3(ctx, 0, b)
-    k = ctx.fresh("_b")
-    with ctx.block(f"for {k} in range({b}):"):
-        ctx.emit(f"{o}[{k}] = _np.linalg.solve({a}[{k}], {rhs}[{k}])")
+def _matrix_function(np_name):
+    """Lowering of a primitive whose output matrix k is `np.linalg.<np_name>` of the operands'
+    matrices k."""
+    def rule(ctx, eqn):
+        if _empty_matrices(ctx):
+            return
+        mats = [_batched(ctx, i)[0] for i in range(len(eqn.invars))]
+        b = math.prod(ctx.aval(0).shape[:-2])
+        o = _out3(ctx, 0, b)
+        k = ctx.fresh("_b")
+        call = f"_np.linalg.{np_name}({', '.join(f'{m}[{k}]' for m in mats)})"
+        _per_matrix(ctx, k, b, stores=[(o, call)])
+    return rule
+
+
+register_lowering("cholesky", calls_blas=True)(_matrix_function("cholesky"))
+register_lowering("linalg_solve", calls_blas=True)(_matrix_function("solve"))
 
 
 @register_lowering("slogdet", calls_blas=True)
@@ -74,16 +81,12 @@ def _slogdet(ctx, eqn):
     dt = ctx.dtype(eqn.outvars[0].aval.dtype)
     k = ctx.fresh("_b")
     if shape[-1] == 0:                    # the empty product: det 1
-        with ctx.block(f"for {k} in range({b}):"):
-            ctx.emit(f"{sign}[{k}] = {dt}(1)")
-            ctx.emit(f"{logdet}[{k}] = {dt}(0)")
+        _per_matrix(ctx, k, b, stores=[(sign, f"{dt}(1)"), (logdet, f"{dt}(0)")])
         return
     a, _, _, _ = _batched(ctx, 0)
     s, ld = ctx.fresh("_s"), ctx.fresh("_l")
-    with ctx.block(f"for {k} in range({b}):"):
-        ctx.emit(f"{s}, {ld} = _np.linalg.slogdet({a}[{k}])")
-        ctx.emit(f"{sign}[{k}] = {s}")
-        ctx.emit(f"{logdet}[{k}] = {ld}")
+    _per_matrix(ctx, k, b, f"_np.linalg.slogdet({a}[{k}])", (s, ld),
+                [(sign, s), (logdet, ld)])
 
 
 @register_lowering("eigh", calls_blas=True)
@@ -96,10 +99,7 @@ def _eigh(ctx, eqn):
     k, ww, vv = ctx.fresh("_b"), ctx.fresh("_w"), ctx.fresh("_v")
     # LAPACK reads one triangle: for the upper one, hand it the transpose's lower one
     src = f"{a}[{k}]" if eqn.params["lower"] else f"_np.ascontiguousarray({a}[{k}].T)"
-    with ctx.block(f"for {k} in range({b}):"):
-        ctx.emit(f"{ww}, {vv} = _np.linalg.eigh({src})")
-        ctx.emit(f"{w}[{k}] = {ww}")
-        ctx.emit(f"{v}[{k}] = {vv}")
+    _per_matrix(ctx, k, b, f"_np.linalg.eigh({src})", (ww, vv), [(w, ww), (v, vv)])
 
 
 @register_lowering("qr", calls_blas=True)
@@ -113,10 +113,7 @@ def _qr(ctx, eqn):
                                   "reduced one); use mode='reduced' / full_matrices=False")
     q, r = _out3(ctx, 0, b), _out3(ctx, 1, b)
     k, qq, rr = ctx.fresh("_b"), ctx.fresh("_q"), ctx.fresh("_rr")
-    with ctx.block(f"for {k} in range({b}):"):
-        ctx.emit(f"{qq}, {rr} = _np.linalg.qr({a}[{k}])")
-        ctx.emit(f"{q}[{k}] = {qq}")
-        ctx.emit(f"{r}[{k}] = {rr}")
+    _per_matrix(ctx, k, b, f"_np.linalg.qr({a}[{k}])", (qq, rr), [(q, qq), (r, rr)])
 
 
 @register_lowering("svd", calls_blas=True)
@@ -129,13 +126,8 @@ def _svd(ctx, eqn):
     k, uu, ss, vv = ctx.fresh("_b"), ctx.fresh("_u"), ctx.fresh("_s"), ctx.fresh("_v")
     u = _out3(ctx, 1, b) if uv else None
     vt = _out3(ctx, 2, b) if uv else None
-    with ctx.block(f"for {k} in range({b}):"):
-        ctx.emit(f"{uu}, {ss}, {vv} = _np.linalg.svd({a}[{k}], "
-                 f"full_matrices={bool(full and uv)})")
-        ctx.emit(f"{s}[{k}] = {ss}")
-        if uv:
-            ctx.emit(f"{u}[{k}] = {uu}")
-            ctx.emit(f"{vt}[{k}] = {vv}")
+    _per_matrix(ctx, k, b, f"_np.linalg.svd({a}[{k}], full_matrices={bool(full and uv)})",
+                (uu, ss, vv), [(s, ss)] + ([(u, uu), (vt, vv)] if uv else []))
 
 
 @register_lowering("triangular_solve")
