@@ -135,6 +135,26 @@ def apply_affine(layer, params, y, shape=None):
     return y
 
 
+def kernel_options(layer, use_bias, kernel_init, bias_init, name, param_dtype):
+    """Set the options a layer with a kernel `w` and an optional bias `b` shares (Dense and
+    the convolutions); defaults `kernel_init=lecun_normal()`, `bias_init=zeros` (as Flax)."""
+    layer.use_bias = use_bias
+    layer.kernel_init = kernel_init or init_lib.lecun_normal()
+    layer.bias_init = bias_init or init_lib.zeros
+    layer.name = name
+    layer.param_dtype = np.dtype(param_dtype)
+
+
+def kernel_params(layer, key, kernel_shape):
+    """`{"w": kernel of kernel_shape, "b": bias of (features,)}` (no "b" unless
+    `layer.use_bias`), from the initializers `kernel_options` set."""
+    kw, kb = random.split(key)
+    params = {"w": layer.kernel_init(kw, kernel_shape, layer.param_dtype)}
+    if layer.use_bias:
+        params["b"] = layer.bias_init(kb, (layer.features,), layer.param_dtype)
+    return params
+
+
 def padding_pairs(padding, in_sizes, window, strides, dilation=None):
     """Explicit (low, high) padding per spatial dimension for 'SAME'/'VALID'/int/pairs,
     with JAX's rule for 'SAME' (output size ceil(in / stride), extra padding at the end)."""
@@ -260,22 +280,14 @@ class Dense(Module):
                  kernel_init: Initializer | None = None, bias_init: Initializer | None = None,
                  name: str | None = None, param_dtype: DType = np.float32):
         self.features = int(features)
-        self.use_bias = use_bias
-        self.kernel_init = kernel_init or init_lib.lecun_normal()
-        self.bias_init = bias_init or init_lib.zeros
-        self.name = name
-        self.param_dtype = np.dtype(param_dtype)
+        kernel_options(self, use_bias, kernel_init, bias_init, name, param_dtype)
 
     def init(self, key, x):
         key = check_key(key, "Dense.init")
         x = spec_of(x)
         if x.ndim < 1:
             raise ValueError("Dense needs inputs with a feature axis, got a scalar")
-        kw, kb = random.split(key)
-        params = {"w": self.kernel_init(kw, (x.shape[-1], self.features), self.param_dtype)}
-        if self.use_bias:
-            params["b"] = self.bias_init(kb, (self.features,), self.param_dtype)
-        return params, {}
+        return kernel_params(self, key, (x.shape[-1], self.features)), {}
 
     def apply(self, params, state, x, key=None, train=False):
         y = tnp.matmul(x, get_param(params, "w", self))
@@ -302,23 +314,15 @@ class Conv2D(Module):
         self.padding = padding if isinstance(padding, str) else padding_pairs(
             padding, (0, 0), self.kernel_size, self.strides)
         self.dilation = pair_of(dilation, "dilation")
-        self.use_bias = use_bias
-        self.kernel_init = kernel_init or init_lib.lecun_normal()
-        self.bias_init = bias_init or init_lib.zeros
-        self.name = name
-        self.param_dtype = np.dtype(param_dtype)
+        kernel_options(self, use_bias, kernel_init, bias_init, name, param_dtype)
 
     def init(self, key, x):
         key = check_key(key, "Conv2D.init")
         x = spec_of(x)
         if x.ndim not in (3, 4):
             raise ValueError(f"Conv2D expects NHWC inputs, got shape {x.shape}")
-        kw, kb = random.split(key)
         shape = self.kernel_size + (x.shape[-1], self.features)
-        params = {"w": self.kernel_init(kw, shape, self.param_dtype)}
-        if self.use_bias:
-            params["b"] = self.bias_init(kb, (self.features,), self.param_dtype)
-        return params, {}
+        return kernel_params(self, key, shape), {}
 
     def apply(self, params, state, x, key=None, train=False):
         x = tnp.asarray(x)

@@ -105,6 +105,15 @@ def _pick(values, labels, name):
     return tnp.where(valid, picked, tnp.full_like(picked, np.nan))
 
 
+def _probability_nll(log_probs, labels):
+    """`-sum(labels * log_probs)` over the last axis, for probability labels."""
+    labels = labels.astype(log_probs.dtype)
+    # 0 * (-inf) would be NaN: entries with zero probability contribute exactly 0
+    with np.errstate(invalid="ignore"):
+        terms = tnp.where(labels == 0, tnp.zeros_like(log_probs), labels * log_probs)
+    return -tnp.sum(terms, axis=-1)
+
+
 def cross_entropy(logits, labels, reduction="mean", axis=-1):
     """Softmax cross-entropy from logits, per example: `-log_softmax(logits)[label]` for
     integer labels, or `-sum(labels * log_softmax(logits))` for one-hot/probability labels.
@@ -128,11 +137,7 @@ def cross_entropy(logits, labels, reduction="mean", axis=-1):
             raise ValueError(f"cross_entropy: labels of shape {labels.shape} for logits of "
                              f"shape {logits.shape}: give integer labels of shape "
                              f"{logits.shape[:-1]} or probabilities of shape {logits.shape}")
-        labels = labels.astype(logp.dtype)
-        # 0 * (-inf) would be NaN: entries with zero probability contribute exactly 0
-        with np.errstate(invalid="ignore"):
-            terms = tnp.where(labels == 0, tnp.zeros_like(logp), labels * logp)
-        losses = -tnp.sum(terms, axis=-1)
+        losses = _probability_nll(logp, labels)
     return _reduce(losses, reduction, "cross_entropy")
 
 
@@ -165,10 +170,7 @@ def nll(log_probs, labels, reduction="mean"):
         if labels.shape != log_probs.shape:
             raise ValueError(f"nll: labels of shape {labels.shape} for log-probabilities of "
                              f"shape {log_probs.shape}")
-        labels = labels.astype(log_probs.dtype)
-        with np.errstate(invalid="ignore"):
-            terms = tnp.where(labels == 0, tnp.zeros_like(log_probs), labels * log_probs)
-        losses = -tnp.sum(terms, axis=-1)
+        losses = _probability_nll(log_probs, labels)
     return _reduce(losses, reduction, "nll")
 
 

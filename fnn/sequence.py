@@ -35,8 +35,8 @@ from transforms import lax, random
 
 from . import activations
 from . import initializers as init_lib
-from .layers import (Module, affine_params, apply_affine, check_key, get_param, pair_of,
-                     padding_pairs, spec_of)
+from .layers import (Module, affine_params, apply_affine, check_key, get_param, kernel_options,
+                     kernel_params, pair_of, padding_pairs, spec_of)
 
 __all__ = ["MultiHeadAttention", "TransformerBlock", "RMSNorm", "GroupNorm", "Conv1D",
            "ConvTranspose2D", "LSTM", "GRU", "PositionalEmbedding", "rotary_embedding",
@@ -52,16 +52,20 @@ def _float_dtype(*dts):
     return dt if np.issubdtype(dt, np.floating) else np.dtype(np.float32)
 
 
+def _check_sequence(x, who):
+    """`x` (an array or a spec) is laid out (batch, time, channels) or (time, channels)."""
+    if x.ndim not in (2, 3):
+        raise ValueError(f"{who} expects (batch, time, channels) or (time, channels) inputs, "
+                         f"got shape {tuple(x.shape)}")
+
+
 def _batched(x, who, feature_size=None):
     """`x` as (B, T, C) and whether it came unbatched as (T, C); a clear error otherwise."""
     x = tnp.asarray(x)
-    if x.ndim == 2:
-        x, unbatched = x[None], True
-    elif x.ndim == 3:
-        unbatched = False
-    else:
-        raise ValueError(f"{who} expects (batch, time, channels) or (time, channels) inputs, "
-                         f"got shape {tuple(x.shape)}")
+    _check_sequence(x, who)
+    unbatched = x.ndim == 2
+    if unbatched:
+        x = x[None]
     if feature_size is not None and x.shape[-1] != feature_size:
         raise ValueError(f"{who}: input has {x.shape[-1]} channels (shape {tuple(x.shape)}) but "
                          f"the parameters expect {feature_size}")
@@ -194,9 +198,7 @@ class MultiHeadAttention(Module):
     def init(self, key, x, context=None):
         key = check_key(key, "MultiHeadAttention.init")
         x = spec_of(x)
-        if x.ndim not in (2, 3):
-            raise ValueError(f"MultiHeadAttention expects (batch, time, channels) or (time, "
-                             f"channels) inputs, got shape {x.shape}")
+        _check_sequence(x, "MultiHeadAttention")
         c = x.shape[-1]
         cc = c if context is None else spec_of(context).shape[-1]
         qkv, out = self._sizes(c)
@@ -303,9 +305,7 @@ class TransformerBlock(Module):
     def init(self, key, x):
         key = check_key(key, "TransformerBlock.init")
         x = spec_of(x)
-        if x.ndim not in (2, 3):
-            raise ValueError(f"TransformerBlock expects (batch, time, channels) or (time, "
-                             f"channels) inputs, got shape {x.shape}")
+        _check_sequence(x, "TransformerBlock")
         c = x.shape[-1]
         m = self.mlp_features or 4 * c
         k1, k2, k3 = random.split(key, 3)
@@ -318,9 +318,7 @@ class TransformerBlock(Module):
 
     def apply(self, params, state, x, key=None, train=False, mask=None):
         x = tnp.asarray(x)
-        if x.ndim not in (2, 3):
-            raise ValueError(f"TransformerBlock expects (batch, time, channels) or (time, "
-                             f"channels) inputs, got shape {tuple(x.shape)}")
+        _check_sequence(x, "TransformerBlock")
         drop = train and self.dropout_rate > 0.0
         if train and self.needs_rng:
             if key is None:
@@ -462,24 +460,13 @@ class Conv1D(Module):
             self.padding = tuple(int(p) for p in padding)
             if len(self.padding) != 2:
                 raise ValueError(f"Conv1D padding pair must be (low, high), got {padding!r}")
-        self.use_bias = use_bias
-        self.kernel_init = kernel_init or init_lib.lecun_normal()
-        self.bias_init = bias_init or init_lib.zeros
-        self.name = name
-        self.param_dtype = np.dtype(param_dtype)
+        kernel_options(self, use_bias, kernel_init, bias_init, name, param_dtype)
 
     def init(self, key, x):
         key = check_key(key, "Conv1D.init")
         x = spec_of(x)
-        if x.ndim not in (2, 3):
-            raise ValueError(f"Conv1D expects (batch, time, channels) or (time, channels) "
-                             f"inputs, got shape {x.shape}")
-        kw, kb = random.split(key)
-        params = {"w": self.kernel_init(kw, (self.kernel_size, x.shape[-1], self.features),
-                                        self.param_dtype)}
-        if self.use_bias:
-            params["b"] = self.bias_init(kb, (self.features,), self.param_dtype)
-        return params, {}
+        _check_sequence(x, "Conv1D")
+        return kernel_params(self, key, (self.kernel_size, x.shape[-1], self.features)), {}
 
     def apply(self, params, state, x, key=None, train=False):
         w = get_param(params, "w", self)
@@ -515,23 +502,14 @@ class ConvTranspose2D(Module):
         if not isinstance(padding, str) or padding.upper() not in ("SAME", "VALID"):
             raise ValueError(f"ConvTranspose2D padding must be 'SAME' or 'VALID', got {padding!r}")
         self.padding = padding.upper()
-        self.use_bias = use_bias
-        self.kernel_init = kernel_init or init_lib.lecun_normal()
-        self.bias_init = bias_init or init_lib.zeros
-        self.name = name
-        self.param_dtype = np.dtype(param_dtype)
+        kernel_options(self, use_bias, kernel_init, bias_init, name, param_dtype)
 
     def init(self, key, x):
         key = check_key(key, "ConvTranspose2D.init")
         x = spec_of(x)
         if x.ndim != 4:
             raise ValueError(f"ConvTranspose2D expects NHWC inputs, got shape {x.shape}")
-        kw, kb = random.split(key)
-        params = {"w": self.kernel_init(kw, self.kernel_size + (x.shape[-1], self.features),
-                                        self.param_dtype)}
-        if self.use_bias:
-            params["b"] = self.bias_init(kb, (self.features,), self.param_dtype)
-        return params, {}
+        return kernel_params(self, key, self.kernel_size + (x.shape[-1], self.features)), {}
 
     def apply(self, params, state, x, key=None, train=False):
         x = tnp.asarray(x)
@@ -566,9 +544,7 @@ class _Recurrent(Module):
     def _weights(self, key, x):
         key = check_key(key, f"{type(self).__name__}.init")
         x = spec_of(x)
-        if x.ndim not in (2, 3):
-            raise ValueError(f"{type(self).__name__} expects (batch, time, channels) or (time, "
-                             f"channels) inputs, got shape {x.shape}")
+        _check_sequence(x, type(self).__name__)
         k1, k2 = random.split(key)
         h, g = self.hidden_size, self.n_gates
         return {"w_ih": self.kernel_init(k1, (x.shape[-1], g * h), self.param_dtype),
