@@ -3,8 +3,9 @@
 Each `OpInfo` says, once, what an operator is (our function and its NumPy reference), where its
 inputs live (one domain per argument: a function of an `np.random.Generator`, a shape and a
 dtype), which dtypes it takes, how close its values must be, and which transforms apply. The
-value and gradient tests (test_primitives.py), the vmap tests (test_vmap.py) and the jit test
-(test_jit.py) generate their cases from `OPS`; adding a primitive here tests it under all four.
+value and gradient tests (test_primitives.py), the vmap tests (test_vmap.py), the jit test
+(test_jit.py) and, through each op's tnp spelling, test_numpy's value, traced-dtype and gradient
+cases generate their cases from `OPS`; adding a primitive here tests it under all of them.
 
 No random state lives here: every test builds its own generator with `op_rng(...)`, seeded from
 the case's name, so a test's inputs do not depend on which tests ran before it.
@@ -83,6 +84,14 @@ def boolean(rng, shape, dtype):
     return rng.random(shape) < 0.5
 
 
+def bits(rng, shape, dtype):
+    """Integers in [-20, 20), both signs (bitwise ops see negative numbers' high bits), or
+    random booleans for bool."""
+    if np.dtype(dtype) == np.bool_:
+        return boolean(rng, shape, dtype)
+    return rng.integers(-20, 20, shape).astype(dtype)
+
+
 def no_ties(rng, shape, dtype):
     """(x, y) with y at least 0.15 away from x: max/min are smooth at every element."""
     x = real(rng, shape, F64)
@@ -120,7 +129,8 @@ class OpInfo:
     ref:      its NumPy reference on the same arrays.
     domains:  one input domain per argument, `(rng, shape, dtype) -> array`.
     dtypes:   the dtypes its value tests run in; gradients run in float64 only (finite
-              differences need it), vmap in float32, jit in every float dtype listed.
+              differences need it), vmap in float32 (else the first dtype), jit in every
+              dtype listed.
     rtol/atol: value tolerances per dtype; `exact=True` compares bit for bit instead.
     grad:     "check" (fwd and rev derivatives to `grad_order` against finite differences),
               "zero" (piecewise constant: gradient and tangent are exactly zero, plus an order
@@ -171,6 +181,8 @@ def _binary(name, fn, ref, dx=real, dy=real, **kw):
 
 _CONST = dict(exact=True, grad="zero", grad_order=1)
 _INT = dict(dtypes=(np.int32,), exact=True, grad=None)
+_INTS = dict(_INT, dtypes=(np.int32, np.int64))
+_BITS = dict(_INT, dtypes=(np.int32, np.int64, np.bool_))
 
 OPS = [
     # unary, smooth
@@ -222,17 +234,17 @@ OPS = [
     _binary("max", lax.max, np.maximum, sample=no_ties, exact=True),
     _binary("min", lax.min, np.minimum, sample=no_ties, exact=True),
     # binary, comparisons and integer/bit ops: exact, no derivative
-    _binary("eq", lax.eq, np.equal, small_ints, small_ints, **_INT),
+    _binary("eq", lax.eq, np.equal, small_ints, small_ints, **_INTS),
     _binary("ne", lax.ne, np.not_equal, small_ints, small_ints, **_INT),
     _binary("lt", lax.lt, np.less, exact=True, grad=None),
     _binary("le", lax.le, np.less_equal, small_ints, small_ints, **_INT),
     _binary("gt", lax.gt, np.greater, exact=True, grad=None),
     _binary("ge", lax.ge, np.greater_equal, small_ints, small_ints, **_INT),
-    _binary("and", lax.bitwise_and, np.bitwise_and, small_ints, small_ints, **_INT),
-    _binary("or", lax.bitwise_or, np.logical_or, boolean, boolean, dtypes=(np.bool_,),
-            exact=True, grad=None),
-    _binary("xor", lax.bitwise_xor, np.bitwise_xor, small_ints, small_ints, **_INT),
-    _binary("shift_left", lax.shift_left, np.left_shift, small_ints, small_ints, **_INT),
+    _binary("and", lax.bitwise_and, np.bitwise_and, bits, bits, **_BITS),
+    _binary("or", lax.bitwise_or, np.bitwise_or, bits, bits,
+            **dict(_BITS, dtypes=(np.bool_, np.int32, np.int64))),
+    _binary("xor", lax.bitwise_xor, np.bitwise_xor, bits, bits, **_BITS),
+    _binary("shift_left", lax.shift_left, np.left_shift, bits, small_ints, **_INTS),
     _binary("shift_right", lax.shift_right_logical, np.right_shift, small_ints, small_ints,
             **_INT),
     _binary("div_int", lax.div, _div_toward_zero, signed_nonzero, signed_nonzero, **_INT),

@@ -210,24 +210,25 @@ def test_integer_and_bool_ops():
     j = (RNG.integers(1, 5, (4, 5)) * RNG.choice([-1, 1], (4, 5))).astype(np.int32)
     j[0, 0] = 0
     u = np.abs(i).astype(np.uint32)
-    b1, b2 = i > 0, j > 0
+    b1 = i > 0
 
+    # and/or/xor/eq/shift_left in int32, int64 and bool, and bool's not, are the operator
+    # table's (test_table_ops_jit); here what the table does not say: zero divisors, shift
+    # counts beyond the width, casts, integer powers, reductions, unsigned and mixed dtypes
     def ints(i, j):
         return [i + j, i - j, i * j, lax.div(i, j), lax.rem(i, j), i // j, i % j,
                 tnp.maximum(i, j), tnp.minimum(i, j), tnp.abs(i), tnp.sign(i), -i,
-                lax.shift_left(i, tnp.abs(j)), lax.shift_right_logical(i, tnp.abs(j) * 9),
-                i & j, i | j, i ^ j, ~i, i < j, i == j, i.astype(np.float32),
+                lax.shift_right_logical(i, tnp.abs(j) * 9), ~i, i < j, i.astype(np.float32),
                 (i.astype(np.float32) / 3).astype(np.int32), i.astype(np.int8),
                 i.astype(bool), lax.integer_pow(i, 3), lax.integer_pow(j + (j == 0), -1), i ** 2,
                 tnp.sum(i, axis=0), tnp.max(i, axis=1), tnp.prod(i[:, :3], axis=1)]
 
-    def all_ints(i, j, u, b1, b2):
+    def all_ints(i, j, u, b1):
         return (ints(i, j), ints(i.astype(np.int64), j.astype(np.int64)),
                 [u + u, u * u, u - u, u // (u + 1), tnp.maximum(u, u * 2), u.astype(np.float64)],
-                [b1 & b2, b1 | b2, b1 ^ b2, ~b1, tnp.logical_not(b1), b1.astype(np.float32),
-                 tnp.where(b1, 1, 2), tnp.any(b1), tnp.all(b1, axis=1), tnp.sum(b1),
-                 tnp.max(b1, axis=0), tnp.cumsum(b1, axis=1)])
-    check(all_ints, i, j, u, b1, b2)
+                [b1.astype(np.float32), tnp.where(b1, 1, 2), tnp.any(b1), tnp.all(b1, axis=1),
+                 tnp.sum(b1), tnp.max(b1, axis=0), tnp.cumsum(b1, axis=1)])
+    check(all_ints, i, j, u, b1)
 
 
 def test_shape_ops():
