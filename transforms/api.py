@@ -8,7 +8,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import tree as tree_util
-from .core import ShapedArray, Tracer, as_leaf, current_trace, get_aval, is_float_dtype
+from .core import (ShapeAndDtype, ShapedArray, Tracer, as_leaf, current_trace, get_aval,
+                   is_float_dtype)
 from .errors import NonDifferentiableError
 from .interpreters.jvp import jvp_flat
 from .interpreters.partial_eval import linearize_flat, trace_to_jaxpr, weakened
@@ -486,22 +487,14 @@ def _spec_or_leaf(x):
     return as_leaf(x)
 
 
-class ShapeDtypeStruct:
+class ShapeDtypeStruct(ShapeAndDtype):
     """A shape and a dtype standing for an array (as `jax.ShapeDtypeStruct`): what
     `eval_shape` returns, and accepted wherever only an argument's shape and dtype matter
     (`eval_shape`, `make_jaxpr`, `jit(...).lower`, layer `init`)."""
-    __slots__ = ("shape", "dtype")
+    __slots__ = ()
 
     def __init__(self, shape, dtype):
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
-
-    @property
-    def ndim(self):
-        return len(self.shape)
-
-    @property
-    def size(self):
-        return int(np.prod(self.shape, dtype=np.int64))
 
     def __repr__(self):
         return f"ShapeDtypeStruct(shape={self.shape}, dtype={self.dtype.name})"

@@ -28,13 +28,10 @@ _SHORT_DTYPE = {
 }
 
 
-class ShapedArray:
-    """The abstract value of an array: its shape and dtype."""
+class ShapeAndDtype:
+    """What `ShapedArray` and `ShapeDtypeStruct` share: a `shape` tuple and a `dtype`, and the
+    `ndim` and `size` they imply."""
     __slots__ = ("shape", "dtype")
-
-    def __init__(self, shape, dtype):
-        self.shape = tuple(int(d) for d in shape)
-        self.dtype = np.dtype(dtype)
 
     @property
     def ndim(self):
@@ -43,6 +40,15 @@ class ShapedArray:
     @property
     def size(self):
         return int(np.prod(self.shape, dtype=np.int64))
+
+
+class ShapedArray(ShapeAndDtype):
+    """The abstract value of an array: its shape and dtype."""
+    __slots__ = ()
+
+    def __init__(self, shape, dtype):
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
 
     def __eq__(self, other):
         return (isinstance(other, ShapedArray) and self.shape == other.shape
