@@ -48,7 +48,7 @@ from . import lax
 from .core import Primitive, ShapedArray, Tracer, concrete_or_error, get_aval
 from .interpreters.batching import defvectorized
 from .interpreters.jvp import defjvp_zero
-from .lax._util import as_array
+from .lax._util import as_array, bind_new_dtype
 
 __all__ = [
     "PRNGKey", "key", "key_data", "wrap_key_data", "split", "fold_in", "bits", "uniform",
@@ -153,11 +153,7 @@ defvectorized(bitcast_convert_type_p)
 
 def bitcast_convert_type(x, new_dtype):
     """Reinterpret the bits of `x` as `new_dtype` (same width), as `lax.bitcast_convert_type`."""
-    new_dtype = np.dtype(new_dtype)
-    x = as_array(x)
-    if get_aval(x).dtype == new_dtype:
-        return x
-    return bitcast_convert_type_p.bind(x, new_dtype=new_dtype)
+    return bind_new_dtype(bitcast_convert_type_p, x, new_dtype)
 
 
 # The argsort primitive (stable) lives with the sorting primitives; shuffles use it.
@@ -683,22 +679,24 @@ def _log1p_f32_value(y):
                      lambda v: _log_f32_value(lax.add(v, np.float32(1.0))), y)
 
 
-def _xla_log_f32(v):
-    """float32 `log(v)` with XLA's CPU evaluation (see above); differentiates as `log`."""
+def _xla_f32(value, lax_fn, v):
+    """float32 `lax_fn(v)` with XLA's CPU evaluation `value(v)` (see above); differentiates
+    as `lax_fn`."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        exact = _log_f32_value(v)
+        exact = value(v)
         if not isinstance(v, Tracer):
             return exact
-        return _same_value(exact, lax.log(v))
+        return _same_value(exact, lax_fn(v))
+
+
+def _xla_log_f32(v):
+    """float32 `log(v)` as XLA's CPU evaluates it."""
+    return _xla_f32(_log_f32_value, lax.log, v)
 
 
 def _xla_log1p_f32(y):
-    """float32 `log1p(y)` with XLA's CPU evaluation (see above); differentiates as `log1p`."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        exact = _log1p_f32_value(y)
-        if not isinstance(y, Tracer):
-            return exact
-        return _same_value(exact, lax.log1p(y))
+    """float32 `log1p(y)` as XLA's CPU evaluates it."""
+    return _xla_f32(_log1p_f32_value, lax.log1p, y)
 
 
 _ERF_P = [_f32c(b) for b in (0x39702D51, 0x3B5F5DA2, 0x3D50B6EB, 0x3E3DA740, 0x3F906EBA)]

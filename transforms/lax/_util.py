@@ -32,6 +32,16 @@ def as_array(x, dtype=None):
     return np.asarray(x)
 
 
+def bind_new_dtype(prim, x, dtype):
+    """`prim` (a dtype change such as convert or bitcast, parameter `new_dtype`) bound on `x`;
+    `x` itself (no equation) when it already has `dtype`."""
+    dtype = np.dtype(dtype)
+    x = as_array(x)
+    if get_aval(x).dtype == dtype:
+        return x
+    return prim.bind(x, new_dtype=dtype)
+
+
 def check_same_shapes(name, avals):
     s0 = avals[0].shape
     for a in avals[1:]:

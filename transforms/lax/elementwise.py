@@ -14,7 +14,7 @@ import numpy as np
 from ..core import Primitive, ShapedArray, Tracer, get_aval
 from ..interpreters.batching import defvectorized
 from ..source_info import where
-from ._util import as_array, check_same_dtypes, check_same_shapes, is_undefined
+from ._util import as_array, bind_new_dtype, check_same_dtypes, check_same_shapes, is_undefined
 
 ELEMENTWISE = set()     # names of elementwise primitives (fusable, trivially batchable)
 
@@ -700,11 +700,7 @@ defvectorized(convert_element_type_p)
 
 
 def convert_element_type(x, dtype):
-    dtype = np.dtype(dtype)
-    x = as_array(x)
-    if get_aval(x).dtype == dtype:
-        return x
-    return convert_element_type_p.bind(x, new_dtype=dtype)
+    return bind_new_dtype(convert_element_type_p, x, dtype)
 
 
 @convert_element_type_p.def_jvp
