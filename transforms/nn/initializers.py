@@ -148,35 +148,28 @@ def constant(value, dtype=None):
     return init
 
 
-def normal(stddev=1e-2, dtype=None):
-    """Normal with mean 0 and standard deviation `stddev`."""
-    default_dtype = dtype
-
+def _scaled(draw, scale, default_dtype):
+    """The initializer `scale * draw(key, shape, dtype)`."""
     def init(key, shape, dtype=default_dtype):
         dtype = _dtype(dtype)
-        return random.normal(key, _shape(shape), dtype) * np.asarray(stddev, dtype)
+        return draw(key, _shape(shape), dtype) * np.asarray(scale, dtype)
     return init
+
+
+def normal(stddev=1e-2, dtype=None):
+    """Normal with mean 0 and standard deviation `stddev`."""
+    return _scaled(random.normal, stddev, dtype)
 
 
 def truncated_normal(stddev=1e-2, dtype=None, lower=-2.0, upper=2.0):
     """`stddev` times a standard normal truncated to (lower, upper)."""
-    default_dtype = dtype
-
-    def init(key, shape, dtype=default_dtype):
-        dtype = _dtype(dtype)
-        return (random.truncated_normal(key, lower, upper, _shape(shape), dtype)
-                * np.asarray(stddev, dtype))
-    return init
+    return _scaled(lambda key, shape, dtype: random.truncated_normal(key, lower, upper, shape,
+                                                                       dtype), stddev, dtype)
 
 
 def uniform(scale=1e-2, dtype=None):
     """Uniform on [0, scale)."""
-    default_dtype = dtype
-
-    def init(key, shape, dtype=default_dtype):
-        dtype = _dtype(dtype)
-        return random.uniform(key, _shape(shape), dtype) * np.asarray(scale, dtype)
-    return init
+    return _scaled(random.uniform, scale, dtype)
 
 
 def _qr(a):
