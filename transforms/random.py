@@ -273,6 +273,17 @@ def _bcast(x, shape):
 # Keys
 # ---------------------------------------------------------------------------------------------
 
+def _scalar_integer(x, what):
+    """`x` as an array, checked to be a scalar of an integer dtype (`what` names it)."""
+    x = as_array(x)
+    a = get_aval(x)
+    if a.shape != ():
+        raise TypeError(f"{what} must be a scalar, got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"{what} must be an integer, got {a.dtype}")
+    return x
+
+
 def key(seed, *, impl=None):
     """A PRNG key (uint32[2]) from an integer seed: `[0, seed mod 2**32]`, as JAX's default
     (32-bit) mode makes it from any integer seed. A Python int must fit in int64 (JAX raises
@@ -287,15 +298,10 @@ def key(seed, *, impl=None):
             raise OverflowError(f"PRNG key seed {seed} is too large: a Python int seed must fit "
                                 f"in int64 (as in JAX)")
         return np.array([0, seed & _MASK32], dtype=_U32)
-    seed = as_array(seed)
-    a = get_aval(seed)
-    if a.shape != ():
-        raise TypeError(f"PRNG key seed must be a scalar, got shape {a.shape}")
-    if not np.issubdtype(a.dtype, np.integer):
-        raise TypeError(f"PRNG key seed must be an integer, got {a.dtype}")
+    seed = _scalar_integer(seed, "PRNG key seed")
     if isinstance(seed, np.ndarray):
         return np.array([0, int(seed) & _MASK32], dtype=_U32)
-    if a.dtype.itemsize == 8:      # the low word, without a float round trip
+    if get_aval(seed).dtype.itemsize == 8:      # the low word, without a float round trip
         u = lax.convert_element_type(seed, _U64)
         lo = lax.convert_element_type(lax.bitwise_and(u, np.asarray(_MASK32, _U64)), _U32)
     else:
@@ -338,13 +344,7 @@ def fold_in(key, data):
                                 f"as in JAX, pass a NumPy integer to wrap it modulo 2**32)")
         d = np.asarray(data, dtype=_U32)
     else:
-        data = as_array(data)
-        a = get_aval(data)
-        if a.shape != ():
-            raise TypeError(f"fold_in: data must be a scalar, got shape {a.shape}")
-        if not np.issubdtype(a.dtype, np.integer):
-            raise TypeError(f"fold_in: data must be an integer, got {a.dtype}")
-        d = lax.convert_element_type(data, _U32)
+        d = lax.convert_element_type(_scalar_integer(data, "fold_in: data"), _U32)
     k0, k1 = _key_words(key)
     y0, y1 = threefry2x32_p.bind(k0, k1, np.zeros((), _U32), d)
     return lax.concatenate([lax.reshape(y0, (1,)), lax.reshape(y1, (1,))], 0)
