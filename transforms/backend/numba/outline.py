@@ -99,8 +99,8 @@ def _helper_parts(block: NestBlock):
                 ints.append(f.value)
             else:
                 parts.append(_NAME.sub(rename, f))
-        text = "    " * depth + "".join(parts).rstrip()
-        code.append(text)
+        text = "    " * depth + "".join(parts)
+        code.append(text.rstrip())             # the key: code without comments
         body.append(text if comment is None else f"{text}  # {comment}")
     outs = [ren.get(n, n) for n, _ in block.scalar_outs]
     args = {name: expr for name, (expr, _) in tpl.args.items()}
