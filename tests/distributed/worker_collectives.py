@@ -10,6 +10,7 @@ import numpy as np
 import transforms as T
 from transforms import distributed as dist
 from transforms import lax
+from transforms.distributed import _runtime as R
 
 dist.initialize()
 rank, n = dist.process_index(), dist.process_count()
@@ -160,6 +161,48 @@ close(p, psim, "train step")
 everyone = dist.broadcast(p, root=0)
 assert all(np.array_equal(a, b) for a, b in zip(T.tree.leaves(p), T.tree.leaves(everyone)))
 ok("train step")
+
+# --- large sums: reduced straight from the operands (no packing pass) ------------------------
+def big(r, k):          # this process's operands at call k: integers, so every sum is exact
+    return {"a": np.full((300, 77), r + 10 * k, np.float32),
+            "b": np.arange(5000, dtype=np.float64) * (r + 1) + k,
+            "c": np.full(3, r - k, np.float32), "d": np.arange(20001, dtype=np.int32) + r + k}
+
+
+def big_sum(k, members, mean=False):
+    out = T.tree.map(lambda *xs: sum(xs), *[big(r, k) for r in members])
+    if mean:
+        out = T.tree.map(lambda a: a / len(members), out)
+    return out
+
+
+def digest_of(tree):
+    return np.concatenate([np.ascontiguousarray(x).view(np.uint8).ravel()
+                           for x in T.tree.leaves(tree)])
+
+
+assert R.world_comm().direct_sum_ok(np.float32, 300 * 77 * 4) == (1 < n <= 8)
+with mesh:
+    jsum = T.jit(lambda g: lax.psum(g, "data"))
+    jmean = T.jit(lambda g: {k: lax.pmean(v, "data") for k, v in g.items() if k != "d"})
+    kept = [(jsum(big(rank, k)), jmean(big(rank, k))) for k in range(3)]
+    for k, (s_, m_) in enumerate(kept):        # results kept by the caller: never overwritten
+        close(s_, big_sum(k, range(n)), f"large psum {k}", tol=0)
+        assert s_["d"].dtype == np.int32 and np.array_equal(s_["d"], big_sum(k, range(n))["d"])
+        close(m_, {q: v for q, v in big_sum(k, range(n), mean=True).items() if q != "d"},
+              f"large pmean {k}", tol=0)
+    g = big(rank, 0)
+    for k in range(3):                         # the usual loop: the last result alive meanwhile
+        g = jsum(g)
+    close(g, T.tree.map(lambda a: a * n ** 2, big_sum(0, range(n))), "large psum loop", tol=0)
+    mine = digest_of(jmean(big(rank, 5)))      # the same bits on every process
+    assert np.array_equal(mine, dist.broadcast(mine, root=0))
+if n == 4:                                     # over a 2-member axis of a 2x2 mesh
+    with dist.Mesh({"data": 2, "model": 2}):
+        members = [rank - rank % 2, rank - rank % 2 + 1]
+        got = T.jit(lambda g: lax.pmean(g, "model"))(big(rank, 1))
+        close(got, big_sum(1, members, mean=True), "large pmean over model", tol=0)
+ok("large sums")
 
 # --- 2-D mesh (4 processes) -----------------------------------------------------------------
 if n == 4:

@@ -10,11 +10,14 @@ A collective's *stage* is the number of collectives on its longest dependency ch
 possible, so independent collectives share a stage); every other equation runs in the first
 segment that needs its value (as late as possible, so cheap broadcasts are not computed early
 and handed across). In a stage, all `psum` (`pmean`, `pmax`, `pmin`) operands with the same
-axis and dtype are packed - one pass, which also applies pmean's 1/n when that is exact - into
-one contiguous buffer and reduced by ONE in-place `Allreduce`; their results are views of it,
-read by later segments or returned to the caller as they are (no copy out). A pytree of
-gradients therefore costs one MPI call per dtype, not one per leaf, and one pass over the data
-besides the Allreduce (`benchmarks/distributed.py` measures it against a bare Allreduce). The
+axis and dtype are reduced together into one contiguous buffer; their results are views of
+it, read by later segments or returned to the caller as they are (no copy out). Small groups
+(and max/min, and groups over many processes) are packed - one pass, which also applies
+pmean's 1/n when that is exact - and reduced by ONE in-place `Allreduce`; a large sum over a
+few processes skips the packing pass: a reduce-scatter straight from the operands and an
+in-place all-gather (`Comm.sum_leaves_into`). A pytree of gradients therefore costs one
+reduction per dtype, not one per leaf (`benchmarks/distributed.py` measures it against a bare
+Allreduce). The
 buffers are pooled and reused once no earlier result refers to them. Axis names
 resolve against the mesh active at call time; the first call checks that every member agrees
 on the collectives' shapes and dtypes.
@@ -304,6 +307,11 @@ def _reduce_packed(comm, name, dt, values, sizes, buf=None):
     n = comm.size
     exact = name == "pmean" and n & (n - 1) == 0          # 1/n a power of two: x/n == x*(1/n)
     inv = np.asarray(1.0 / n, dt) if exact else None
+    if name in ("psum", "pmean") and comm.direct_sum_ok(dt, buf.nbytes):
+        # no packing pass: reduced straight from the leaves into `buf` (see sum_leaves_into)
+        flats = [np.ascontiguousarray(v, dt).reshape(-1) for v in values]
+        divide = np.asarray(n, dt) if name == "pmean" and not exact else None
+        return comm.sum_leaves_into(flats, buf, scale=inv, divide=divide)
     off = 0
     for v, size in zip(values, sizes):
         piece = buf[off:off + size]
