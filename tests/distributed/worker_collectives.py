@@ -195,6 +195,10 @@ with mesh:
     for k in range(3):                         # the usual loop: the last result alive meanwhile
         g = jsum(g)
     close(g, T.tree.map(lambda a: a * n ** 2, big_sum(0, range(n))), "large psum loop", tol=0)
+    eager = [(lax.psum(big(rank, k), "data"), lax.pmean(big(rank, k), "data")) for k in range(2)]
+    for k, (s_, m_) in enumerate(eager):       # eagerly the same, kept results intact too
+        close(s_, big_sum(k, range(n)), f"eager large psum {k}", tol=0)
+        close(m_, big_sum(k, range(n), mean=True), f"eager large pmean {k}", tol=0)
     mine = digest_of(jmean(big(rank, 5)))      # the same bits on every process
     assert np.array_equal(mine, dist.broadcast(mine, root=0))
 if n == 4:                                     # over a 2-member axis of a 2x2 mesh

@@ -200,6 +200,14 @@ def _packed_reduce(name, leaves, comms, op, mean=False):
     exact = mean and count & (count - 1) == 0       # 1/count a power of two: scale as we pack
     for dt, idx in groups.items():
         buf = comms[0].pooled(dt, sum(arrs[i].size for i in idx))
+        if len(comms) == 1 and op == "sum" and comms[0].direct_sum_ok(dt, buf.nbytes):
+            # large: reduced straight from the leaves, no packing pass (see sum_leaves_into)
+            comms[0].sum_leaves_into(
+                [np.ascontiguousarray(arrs[i]).reshape(-1) for i in idx], buf,
+                scale=np.asarray(1.0 / count, dt) if exact else None,
+                divide=np.asarray(count, dt) if mean and not exact else None)
+            _views_of(buf, idx, arrs, out)
+            continue
         off = 0
         for i in idx:                                # one pass: pack (and scale)
             piece = buf[off:off + arrs[i].size]
@@ -212,12 +220,17 @@ def _packed_reduce(name, leaves, comms, op, mean=False):
             c.allreduce_(buf, op)
         if mean and not exact:
             buf /= np.asarray(count, dt)
-        off = 0
-        for i in idx:          # the results: views of the buffer (small ones copied out,
-            view = buf[off:off + arrs[i].size].reshape(arrs[i].shape)   # not to pin it)
-            out[i] = view.copy() if view.nbytes * 8 < buf.nbytes else view
-            off += arrs[i].size
+        _views_of(buf, idx, arrs, out)
     return out
+
+
+def _views_of(buf, idx, arrs, out):
+    """The results: views of the reduced buffer (small ones copied out, not to pin it)."""
+    off = 0
+    for i in idx:
+        view = buf[off:off + arrs[i].size].reshape(arrs[i].shape)
+        out[i] = view.copy() if view.nbytes * 8 < buf.nbytes else view
+        off += arrs[i].size
 
 
 def _tree_collective(p, x, axis_name):
