@@ -179,9 +179,10 @@ def _install_failure_policy():
 # ---------------------------------------------------------------------------------------------
 
 _OPS = ("sum", "max", "min")
-# `Comm.sum_leaves_into` is used from this many bytes (below, one Allreduce's latency wins) and
-# up to this many members (above, MPI's tuned Allreduce wins; its messages are n - 1 per member)
-_DIRECT_MIN_BYTES = 1 << 16
+# `Comm.sum_leaves_into` is used from this many bytes (below, one Allreduce's latency wins: the
+# crossover on 2 processes was between 100 and 400 kB) and up to this many members (above, MPI's
+# tuned Allreduce wins; its messages are n - 1 per member)
+_DIRECT_MIN_BYTES = 1 << 18
 _DIRECT_MAX_MEMBERS = 8
 _TAG = 1 << 12              # its messages' tag (ppermute uses 7); pieces match in send order
 _checks = threading.local()       # .off: a compiled program past its first (checked) call
