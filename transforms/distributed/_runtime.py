@@ -44,6 +44,7 @@ def initialize():
         if _state["initialized"]:
             return
         if launched():
+            _yield_when_waiting()
             try:
                 from mpi4py import MPI
             except ImportError:
@@ -62,6 +63,19 @@ def initialize():
                     _install_failure_policy()
                     _keep_freed_memory()
         _state["initialized"] = True
+
+
+def _yield_when_waiting():
+    """Make MPICH give up the CPU at every turn of its busy-wait loop (unless the user set it).
+
+    A process waiting in a collective spins; by default MPICH yields once every 1000 polls.
+    When the processes share their cores with other work (a laptop, a shared node, more
+    processes than cores), the peer being waited for may need exactly the core the spinning
+    process holds, and every step then waits a scheduler slice. Measured on 2 shared cores,
+    the data-parallel step's median fell (0.81/0.38/0.30 ms -> 0.35/0.29/0.26 ms in three
+    alternated runs) while an Allreduce's latency on idle cores did not change (22-24 us for
+    100 kB). Read by MPI_Init, so it is set before mpi4py is imported."""
+    os.environ.setdefault("MPIR_CVAR_POLLS_BEFORE_YIELD", "1")
 
 
 def process_index() -> int:
