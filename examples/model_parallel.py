@@ -6,9 +6,13 @@
 * **tensor** (Megatron-style MLP): the hidden layer is split across the processes of mesh axis
   "model": process k holds columns k of `w1` / `b1` and rows k of `w2`, computes its partial
   logits `relu(x @ w1_k + b1_k) @ w2_k`, and ONE `lax.psum` over "model" adds the partials.
-  Collectives differentiate as under vmap (the transpose of psum is psum), so the gradient of
-  the sum over processes of `loss / n` is exactly the gradient of the loss for every shard;
-  the replicated bias `b2` sums its per-process shares with one more psum.
+  The psum is Megatron's `g` (`reduce_from_model_parallel`: psum forward, identity backward)
+  and the input enters through Megatron's `f` (`copy_to_model_parallel`: identity forward,
+  psum backward), both `T.custom_vjp`s. Every process computes the same loss from the same
+  logits, so the cotangent of the logits is already whole on every process: `g`'s backward
+  passes it on without a collective, and `f`'s backward psum is dead (the data needs no
+  gradient). A step therefore makes ONE Allreduce (the forward's); differentiating the plain
+  `lax.psum` instead (its transpose is a psum) costs a second one in the backward.
 * **pipeline** (GPipe): process s holds layer s of a `count`-layer MLP; the global batch is cut
   into micro-batches which flow forward through the stages with `dist.send`/`dist.recv`, then
   their cotangents flow back (each stage keeps its micro-batches' inputs and re-runs its
@@ -21,6 +25,7 @@ densely on one process (which every process also runs, for the check).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -104,27 +109,72 @@ def global_batches(data, args, steps):
     return out
 
 
+@functools.partial(T.custom_vjp, nondiff_argnums=(1,))
+def copy_to_model_parallel(x, axis_name):
+    """Megatron's `f`: `x` unchanged forward; backward, the cotangent summed over `axis_name`
+    (each process's part of the model contributes its share of the input's gradient)."""
+    return x
+
+
+def _copy_fwd(x, axis_name):
+    return x, None
+
+
+def _copy_bwd(axis_name, _, ct):
+    return (lax.psum(ct, axis_name),)
+
+
+copy_to_model_parallel.defvjp(_copy_fwd, _copy_bwd)
+
+
+@functools.partial(T.custom_vjp, nondiff_argnums=(1,))
+def reduce_from_model_parallel(x, axis_name):
+    """Megatron's `g`: the partial results summed over `axis_name` forward; backward, the
+    cotangent passed on unchanged (the loss after it is computed redundantly on every
+    process, so each already holds the whole cotangent: no collective)."""
+    return lax.psum(x, axis_name)
+
+
+def _reduce_fwd(x, axis_name):
+    return lax.psum(x, axis_name), None
+
+
+def _reduce_bwd(axis_name, _, ct):
+    return (ct,)
+
+
+reduce_from_model_parallel.defvjp(_reduce_fwd, _reduce_bwd)
+
+
+def tensor_shard(full, rank, n):
+    """Process `rank`'s part of the dense 2-layer MLP `full`: columns of the first Dense, rows
+    of the second, the output bias replicated."""
+    h = full[0]["w"].shape[1] // n
+    cols = slice(rank * h, (rank + 1) * h)
+    return {"w1": full[0]["w"][:, cols], "b1": full[0]["b"][cols],
+            "w2": full[1]["w"][cols, :], "b2": full[1]["b"]}
+
+
+def tensor_loss(p, x, y, axis_name="model"):
+    """The loss of the tensor-parallel MLP on this process's shard `p` (the same value on
+    every process of `axis_name`)."""
+    x = copy_to_model_parallel(x, axis_name)
+    hid = fnn.relu(x @ p["w1"] + p["b1"])
+    logits = reduce_from_model_parallel(hid @ p["w2"], axis_name) + p["b2"]   # the one psum
+    return fnn.losses.cross_entropy(logits, y)
+
+
 def tensor_parallel(args, data, steps):
     rank, n = dist.process_index(), dist.process_count()
     if args.hidden % n:
         raise ValueError(f"--hidden {args.hidden} must be divisible by {n} processes")
-    h = args.hidden // n
     full = dense_init(random.key(args.seed), [64, args.hidden, 10])
-    cols = slice(rank * h, (rank + 1) * h)
-    local = {"w1": full[0]["w"][:, cols], "b1": full[0]["b"][cols],
-             "w2": full[1]["w"][cols, :], "b2": full[1]["b"]}
-
-    def loss_local(p, x, y):
-        hid = fnn.relu(x @ p["w1"] + p["b1"])
-        logits = lax.psum(hid @ p["w2"], "model") + p["b2"]      # the one collective
-        # every process computes the same loss; the sum over processes of loss / n is it
-        return fnn.losses.cross_entropy(logits, y) / n
+    local = tensor_shard(full, rank, n)
 
     @T.jit
     def step(p, x, y):
-        loss, g = T.value_and_grad(loss_local)(p, x, y)
-        g["b2"] = lax.psum(g["b2"], "model")      # a replicated parameter: add the shares
-        return sgd(p, g, args.lr), loss * n
+        loss, g = T.value_and_grad(tensor_loss)(p, x, y)   # every gradient whole: no psum
+        return sgd(p, g, args.lr), loss
 
     dense_step = dense_reference_step(args.lr)
     losses = []
@@ -135,8 +185,7 @@ def tensor_parallel(args, data, steps):
             if not args.check:
                 continue
             full = dense_step(full, x, y)
-            agree(local, {"w1": full[0]["w"][:, cols], "b1": full[0]["b"][cols],
-                          "w2": full[1]["w"][cols, :], "b2": full[1]["b"]}, "a tensor shard")
+            agree(local, tensor_shard(full, rank, n), "a tensor shard")
     return losses
 
 

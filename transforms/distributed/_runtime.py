@@ -193,6 +193,9 @@ def _install_failure_policy():
 # ---------------------------------------------------------------------------------------------
 
 _OPS = ("sum", "max", "min")
+# reductions that went over MPI (a packed Allreduce or a sum_leaves_into each count one; the
+# agreement checks of first calls do not): how tests count a step's collectives, not by timing
+COUNTS = {"reductions": 0}
 # `Comm.sum_leaves_into` is used from this many bytes (below, one Allreduce's latency wins: the
 # crossover on 2 processes was between 100 and 400 kB) and up to this many members (above, MPI's
 # tuned Allreduce wins; its messages are n - 1 per member)
@@ -284,6 +287,7 @@ class Comm:
         """Reduce the C-contiguous `buf` in place over the group; returns it."""
         if self.size == 1:
             return buf
+        COUNTS["reductions"] += 1
         MPI = _state["MPI"]
         mop = {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
         wire = _wire(buf, op)
@@ -344,6 +348,7 @@ class Comm:
         both buffers - and sending through one was measured slower: MPI packs it.)
         Every member ends with the same bits: each chunk is reduced by one member only."""
         n, r, MPI = self.size, self.rank, _state["MPI"]
+        COUNTS["reductions"] += 1
         counts, offs, pieces = self._plan([f.size for f in flats])
         dt = out.dtype
         mine = out[offs[r]:offs[r + 1]]
