@@ -186,6 +186,15 @@ class SegmentedExecutable:
                     desc = f"{name} {dt.str} " + " ".join(str(list(sh)) for sh in shapes)
                     host.groups.append((name, axis, dt, es, shapes, sizes, desc))
             self.steps.append((seg, host))
+        # which outputs to copy out of their reduction buffer: a small result reduced with
+        # large ones (a loss next to the gradients) would otherwise keep the buffer pinned
+        # while the caller holds it (see `_free_buffer`); decided once, here
+        small = set()
+        for _, host in self.steps:
+            for name, axis, dt, es, shapes, sizes, desc in (host.groups if host else ()):
+                small.update(e.outvars[0] for e, size in zip(es, sizes)
+                             if size * 8 < sum(sizes))
+        self.copy_out = [isinstance(a, Var) and a in small for a in self.outvars]
 
     def __call__(self, *args):
         if len(args) != len(self.invars):
@@ -198,8 +207,8 @@ class SegmentedExecutable:
         else:
             self._run(env)
             self.checked = True
-        outs = [a.val if isinstance(a, Literal) else env[a] for a in self.outvars]
-        return [_unpinned(o, self.buffers) for o in outs]
+        return [a.val if isinstance(a, Literal) else env[a].copy() if c else env[a]
+                for a, c in zip(self.outvars, self.copy_out)]
 
     def _run(self, env):
         def read(a):
@@ -265,20 +274,6 @@ class SegmentedLowered:
 
 
 _POOL = 3      # buffers kept per packed reduction: results alive in the caller's loop pin some
-
-
-def _unpinned(out, buffers):
-    """`out`, copied if it is a small view of a reduction buffer: a scalar loss returned next
-    to gradients that were reduced in the same buffer would otherwise keep the buffer pinned
-    while the caller holds it (see `_free_buffer`)."""
-    base = getattr(out, "base", None)
-    if base is None:
-        return out
-    for pool in buffers.values():
-        for buf in pool:
-            if base is buf:
-                return out.copy() if out.nbytes * 8 < buf.nbytes else out
-    return out
 
 
 def _free_buffer(pool):
