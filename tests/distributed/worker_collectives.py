@@ -208,6 +208,44 @@ if n == 4:                                     # over a 2-member axis of a 2x2 m
         close(got, big_sum(1, members, mean=True), "large pmean over model", tol=0)
 ok("large sums")
 
+# --- collectives inside scan / while / cond under jit: compiled bodies, not the NumPy impls ---
+from transforms.lax.control_flow import conditionals as _cf_cond  # noqa: E402
+from transforms.lax.control_flow import loops as _cf_loops  # noqa: E402
+
+
+def cf(c, xs):
+    def body(c, x):
+        s = lax.psum(x * (c + 1.0), "data")
+        return c + lax.pmean(s, "data"), s * 2.0
+    c, ys = lax.scan(body, c, xs)
+    w = lax.while_loop(lambda v: lax.psum(v, "data")[0] < 50.0, lambda v: v + 1.0 + c * 0.0,
+                       c * 0.0 + 1.0)
+    b = lax.cond(lax.psum(xs[0, 0], "data") > 0, lambda v: lax.pmax(v, "data"),
+                 lambda v: lax.pmin(v, "data"), ys[-1])
+    return c, ys, w, b
+
+
+XS = (np.arange(n * 6, dtype=np.float32).reshape(n, 3, 2) + 1.0)
+sim = T.vmap(cf, in_axes=(None, 0), axis_name="data")(np.zeros(2, np.float32), XS)
+impls = (_cf_loops.scan_p.impl, _cf_loops.while_p.impl, _cf_cond.cond_p.impl)
+
+
+def refuse(*a, **k):
+    raise AssertionError("a control-flow body with collectives ran through its NumPy impl")
+
+
+with mesh:
+    jcf = T.jit(cf)
+    _cf_loops.scan_p.impl = _cf_loops.while_p.impl = _cf_cond.cond_p.impl = refuse
+    try:
+        for _ in range(2):                      # the first call checks, the second does not
+            got = jcf(np.zeros(2, np.float32), XS[rank])
+    finally:
+        _cf_loops.scan_p.impl, _cf_loops.while_p.impl, _cf_cond.cond_p.impl = impls
+    close(got, T.tree.map(lambda a: a[rank], sim), "scan/while/cond with collectives")
+    assert float(got[2][0]) * n >= 50.0 and got[3].shape == (2,)
+ok("control flow")
+
 # --- 2-D mesh (4 processes) -----------------------------------------------------------------
 if n == 4:
     m2 = dist.Mesh({"data": 2, "model": 2})

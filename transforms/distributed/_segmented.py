@@ -21,7 +21,9 @@ Allreduce). The
 buffers are pooled and reused once no earlier result refers to them. Axis names
 resolve against the mesh active at call time; the first call checks that every member agrees
 on the collectives' shapes and dtypes.
-Equations that nest collectives inside control flow run through their NumPy impl.
+A `scan`, `while` or `cond` whose body holds collectives runs its loop (or picks its branch)
+in Python with each body compiled the same way (split at its own collectives); other equations
+that nest collectives run through their NumPy impl.
 """
 from __future__ import annotations
 
@@ -186,6 +188,15 @@ class SegmentedExecutable:
                     desc = f"{name} {dt.str} " + " ".join(str(list(sh)) for sh in shapes)
                     host.groups.append((name, axis, dt, es, shapes, sizes, desc))
             self.steps.append((seg, host))
+        # scan/while/cond whose bodies hold collectives: run with compiled bodies (each body
+        # split at its collectives in turn), the loop or the branch choice in Python
+        self.runners = {}
+        if compile:
+            for _, host in self.steps:
+                for e in (host.others if host else ()):
+                    runner = _control_flow_runner(e)
+                    if runner is not None:
+                        self.runners[id(e)] = runner
         # which outputs to copy out of their reduction buffer: a small result reduced with
         # large ones (a loss next to the gradients) would otherwise keep the buffer pinned
         # while the caller holds it (see `_free_buffer`); decided once, here
@@ -235,7 +246,11 @@ class SegmentedExecutable:
                     env[e.outvars[0]] = buf[off:off + size].reshape(shape)
                     off += size
             for e in host.others:
-                out = e.prim.bind(*[read(a) for a in e.invars], **e.params)
+                runner = self.runners.get(id(e))
+                if runner is not None:
+                    out = runner(*[read(a) for a in e.invars])
+                else:
+                    out = e.prim.bind(*[read(a) for a in e.invars], **e.params)
                 if e.prim.multiple_results:
                     env.update(zip(e.outvars, out))
                 else:
@@ -320,6 +335,51 @@ def _reduce_packed(comm, name, dt, values, sizes, buf=None):
     if name == "pmean" and not exact:
         buf /= np.asarray(n, dt)
     return buf
+
+
+def _control_flow_runner(e):
+    """For a `scan`, `while` or `cond` equation whose bodies hold collectives: a function of
+    its operands running it with compiled bodies (`backend.numba.compile` splits a body with
+    collectives into segments in turn), or None for any other equation (its NumPy impl).
+    Only the loop, the predicate's value and the branch index are handled in Python; every
+    process must take the same branches and trip counts, as for any collective."""
+    from ..backend.numba import compile as backend_compile
+    name, p = e.prim.name, e.params
+    if name == "scan":
+        body = backend_compile(p["jaxpr"])
+        nc, nk, length, reverse = p["num_consts"], p["num_carry"], p["length"], p["reverse"]
+        y_avals = p["jaxpr"].out_avals[nk:]
+
+        def run_scan(*args):
+            consts, carry = list(args[:nc]), list(args[nc:nc + nk])
+            xs = [np.asarray(x) for x in args[nc + nk:]]
+            ys = [np.empty((length,) + a.shape, a.dtype) for a in y_avals]
+            for step in range(length):
+                i = length - 1 - step if reverse else step
+                outs = body(*consts, *carry, *[np.asarray(x[i]) for x in xs])
+                carry = outs[:nk]
+                for y, o in zip(ys, outs[nk:]):
+                    y[i] = o
+            return [np.asarray(c) for c in carry] + ys
+        return run_scan
+    if name == "while":
+        cond, body = backend_compile(p["cond_jaxpr"]), backend_compile(p["body_jaxpr"])
+        cn, bn = p["cond_nconsts"], p["body_nconsts"]
+
+        def run_while(*args):
+            cc, bc, carry = args[:cn], args[cn:cn + bn], list(args[cn + bn:])
+            while bool(cond(*cc, *carry)[0]):
+                carry = body(*bc, *carry)
+            return [np.asarray(c) for c in carry]
+        return run_while
+    if name == "cond":
+        branches = [backend_compile(b) for b in p["branches"]]
+
+        def run_cond(index, *args):
+            i = int(np.clip(np.asarray(index), 0, len(branches) - 1))
+            return [np.asarray(o) for o in branches[i](*args)]
+        return run_cond
+    return None
 
 
 def _comm(axis):
