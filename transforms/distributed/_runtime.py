@@ -71,10 +71,11 @@ def _yield_when_waiting():
     A process waiting in a collective spins; by default MPICH yields once every 1000 polls.
     When the processes share their cores with other work (a laptop, a shared node, more
     processes than cores), the peer being waited for may need exactly the core the spinning
-    process holds, and every step then waits a scheduler slice. Measured on 2 shared cores,
-    the data-parallel step's median fell (0.81/0.38/0.30 ms -> 0.35/0.29/0.26 ms in three
-    alternated runs) while an Allreduce's latency on idle cores did not change (22-24 us for
-    100 kB). Read by MPI_Init, so it is set before mpi4py is imported."""
+    process holds, and every step then waits a scheduler slice. Measured on 2 shared cores
+    (load 5), the 2-process data-parallel step runs at ~0.25 ms or, in some launches, at
+    ~0.8 ms: 3 of 8 alternated launches were slow with MPICH's default and 1 of 8 with this
+    (a modest effect on a noisy machine), while an Allreduce's latency did not change (22-24
+    us for 100 kB). Read by MPI_Init, so it is set before mpi4py is imported."""
     os.environ.setdefault("MPIR_CVAR_POLLS_BEFORE_YIELD", "1")
 
 
