@@ -84,6 +84,25 @@ def test_no_primitive_name_lists_left_in_fusion():
     assert "dot_general" in registry.CALLS_BLAS and "dot_general" in registry.TRANSPOSE_FOLDS
 
 
+def test_code_generator_compares_no_primitive_name():
+    """Outside the rules modules and the registry, the backend asks the registries what a
+    primitive is; it never compares a primitive's name (a new primitive is one registration)."""
+    import pathlib
+    from transforms.backend.numba import registry as reg
+    folder = pathlib.Path(reg.__file__).parent
+    # a name compared with a string, or looked up in a literal tuple, list or set
+    compare = re.compile(r"prim\.name\s*(==|!=)\s*[rbf]?[\"']|prim\.name\s+(not\s+)?in\s*[(\[{]|"
+                         r"[\"']\s*(==|!=)\s*\w+(\.\w+)*\.prim\.name")
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith(("rules_", "kernels")) or path.name == "registry.py":
+            continue
+        for no, line in enumerate(path.read_text().splitlines(), 1):
+            if compare.search(line):
+                found.append(f"{path.name}:{no}: {line.strip()}")
+    assert not found, "\n".join(found)
+
+
 def test_only_a_true_transpose_is_folded_into_a_matmul():
     """dot_general absorbs a transpose of its result (operands swapped); a slice from 0 has
     the same index map as the identity permutation and must stay a slice."""

@@ -359,7 +359,7 @@ class NestWriter:
         nest computes and stores whole (same-shape, so read back at the loop indices)."""
         import numpy as np
         return (self.row_form and 0 < self.K < len(self.groups) and not self.check and
-                m.eqn.prim.name == "reduce_sum" and src.kind == "local" and
+                REDUCTIONS[m.eqn.prim.name].add_apart and src.kind == "local" and
                 np.issubdtype(m.eqn.outvars[0].aval.dtype, np.floating) and
                 src.var in self.nest.store and src.var.aval.shape == tuple(self.nest.shape) and
                 self.local_depth.get(src.var) == len(self.groups))

@@ -115,18 +115,22 @@ def register_view(name, terms=None, source=None, identity=None):
 
 
 class ReductionRule:
-    __slots__ = ("init", "combine")
+    __slots__ = ("init", "combine", "add_apart")
 
-    def __init__(self, init, combine):
-        self.init, self.combine = init, combine
+    def __init__(self, init, combine, add_apart=False):
+        self.init, self.combine, self.add_apart = init, combine, add_apart
 
 
-def register_reduction(name, init, combine):
+def register_reduction(name, init, combine, add_apart=False):
     """Equations of primitive `name` (operand 0 reduced over the dims in parameter `axes`)
     are fused into loop nests as an accumulator. `init(mod, dtype)`: source of the identity;
     `combine(mod, acc, x, dtype)`: source of accumulator `acc` combined with element `x`;
-    `mod.lit(value, dtype)` and `mod.kernel(name)` give literals and kernels."""
-    REDUCTIONS[name] = ReductionRule(init, combine)
+    `mod.lit(value, dtype)` and `mod.kernel(name)` give literals and kernels.
+
+    `add_apart`: for floats, the combine is a chain LLVM may not reorder, which keeps every
+    other statement of its loop scalar; the loop-nest writer then accumulates it in a loop
+    of its own after the row's loop, in the same order (same result)."""
+    REDUCTIONS[name] = ReductionRule(init, combine, add_apart)
 
 
 def register_identity(name, when):

@@ -63,7 +63,7 @@ def _extreme(name, is_max):
     return init, combine
 
 
-register_reduction("reduce_sum", *_arith("+", "or", 0))
+register_reduction("reduce_sum", *_arith("+", "or", 0), add_apart=True)
 register_reduction("reduce_prod", *_arith("*", "and", 1))
 register_reduction("reduce_and", *_logical("and", "True"))
 register_reduction("reduce_or", *_logical("or", "False"))
