@@ -340,6 +340,35 @@ def minf(a, b):
     return a if (a < b or a != a) else b
 
 
+def _fextreme(llvm_name):
+    """An intrinsic calling LLVM's NaN-propagating `llvm.maximum`/`llvm.minimum` on two
+    float32 or float64 values (+0.0 counts as larger than -0.0)."""
+    @intrinsic
+    def extreme(typingctx, a, b):
+        # the accumulator `a` sets the type; `b` is cast to it (a literal may type wider)
+        if a not in (types.float32, types.float64) or not isinstance(
+                b, (types.Float, types.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            ty = context.get_value_type(a)
+            suffix = "f32" if a == types.float32 else "f64"
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ty, [ty, ty]),
+                                                f"{llvm_name}.{suffix}")
+            bv = context.cast(builder, args[1], signature.args[1], a)
+            return builder.call(fn, [args[0], bv])
+        return a(a, b), codegen
+    return extreme
+
+
+# Accumulators of float max/min reductions. LLVM vectorises a reduction through these
+# intrinsics (vector.reduce.fmaximum), but not through `maxf`'s compare-and-select chain,
+# whose NaN test makes the order of the selects matter: a softmax's row maximum ran 4-5x
+# slower. They agree with NumPy's reductions except in which zero a row of +-0.0 gives.
+max_reduce = _fextreme("llvm.maximum")
+min_reduce = _fextreme("llvm.minimum")
+
+
 @_jit
 def idiv(a, b):
     """Integer division rounding toward zero (C semantics); x / 0 gives 0 as NumPy does, and

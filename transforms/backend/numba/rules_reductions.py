@@ -57,6 +57,9 @@ def _extreme(name, is_max):
         dtype = np.dtype(dtype)
         if dtype == np.bool_:
             return f"({acc} {'or' if is_max else 'and'} {v})"
+        if dtype in (np.float32, np.float64):
+            # LLVM vectorises these intrinsics' reductions (not maxf's selects)
+            return f"{mod.kernel('max_reduce' if is_max else 'min_reduce')}({acc}, {v})"
         if dtype.kind == "f":
             return f"{mod.kernel('maxf' if is_max else 'minf')}({acc}, {v})"
         return f"({acc} if {acc} {'>=' if is_max else '<='} {v} else {v})"
