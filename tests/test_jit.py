@@ -395,6 +395,32 @@ def test_softmax_rows_vectorisable_loops():
     np.testing.assert_allclose(g, T.grad(lambda x: tnp.sum(softmax(x) * x))(x), rtol=1e-5,
                                atol=1e-6)
 
+def test_deep_nests_index_inner_loops_from_hoisted_row_offsets():
+    """In 3- and 4-deep loop nests (a masked softmax over (B, H, T, S) rows, a head-merging
+    transpose) the inner loop indexes `i + _rowN`, the outer loops' terms summed before it
+    (LLVM did not vectorise those inner loops otherwise); values as NumPy's, and the
+    gradient's nests too."""
+    x = RNG.standard_normal((3, 2, 5, 7)).astype(np.float32)
+    mask = np.tril(np.ones((5, 7), bool))
+
+    def f(x):
+        s = tnp.where(mask, x, np.float32(-1e30))
+        e = tnp.exp(s - tnp.max(s, axis=-1, keepdims=True))
+        w = tnp.where(mask, e / tnp.sum(e, axis=-1, keepdims=True), 0.0)
+        return w, tnp.transpose(w, (0, 2, 1, 3)) * 2.0 + 1.0, tnp.sum(w * x, axis=(0, 2))
+    src = T.jit(f).lower(x).source
+    body = src[src.index("def _fn("):src.index("def make_runner(")]
+    assert re.search(r"\[_i\d \+ _row\d+\]", src), body
+    xm = np.where(mask, x, np.float32(-1e30))
+    e = np.exp(xm - xm.max(-1, keepdims=True))
+    w = np.where(mask, e / e.sum(-1, keepdims=True), 0.0)
+    for g, r in zip(T.jit(f)(x), (w, np.transpose(w, (0, 2, 1, 3)) * 2 + 1,
+                                  (w * x).sum(axis=(0, 2)))):
+        np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-6)
+    loss = lambda x: sum(tnp.sum(t * t) for t in f(x))  # noqa: E731
+    np.testing.assert_allclose(T.jit(T.grad(loss))(x), T.grad(loss)(x), rtol=1e-5, atol=1e-6)
+
+
 def test_indexing_gather_scatter_dynamic():
     x = RNG.standard_normal((6, 7)).astype(np.float32)
     idx = np.array([3, 0, 5, 5, 1])

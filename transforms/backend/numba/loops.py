@@ -90,6 +90,7 @@ class NestWriter:
         self.post = [[] for _ in range(ng + 1)]
         self.slices, self.slice_lines = {}, []
         self.local_expr, self.local_depth, self.loaded = {}, {}, {}
+        self.bases = {}                 # outer terms of a flat index -> hoisted name
         self.second_pass = []           # sums of stored values, in their own inner loops
         par = (nest.size >= _parallel_min() and ng > 0 and not self.mod.threaded_calls and
                not self.row and
@@ -116,7 +117,7 @@ class NestWriter:
                 self._pointwise(m)
         ident = tuple((0, d, 1) for d in range(nd))
         for v in (nest.store if not self.check else ()):
-            self.pre[ng].append(f"{self._index(v, ident)} = {self.local_expr[v]}")
+            self.pre[ng].append(f"{self._index(v, ident, inner=True)} = {self.local_expr[v]}")
         inits = []
         if not self.row_form and not self.check:
             for m in nest.reductions:
@@ -257,9 +258,9 @@ class NestWriter:
             parts.insert(0, (st[0], "_r0"))
         return parts
 
-    def _index(self, v, terms):
+    def _index(self, v, terms, inner=False):
         off, st = self._strides(v.aval.shape, terms)
-        return self._elem(v, self._parts(st), off)
+        return self._elem(v, self._parts(st), off, inner)
 
     def _buffer(self, v):
         """The array holding Var `v` from element 0: its own array, or a slice of a shared one
@@ -281,14 +282,32 @@ class NestWriter:
             self.template.slice(name, f"{b.flat}[{b.off}:{b.off + n}]", b.flat)
         return name
 
-    def _elem(self, v, parts, off):
+    def _elem(self, v, parts, off, inner=False):
+        """`v`'s element at flat offset `off` + parts. `inner`: the access sits in the innermost
+        loop, so the terms of the outer loops are summed once per row, before that loop."""
         b = self.fl.env[v]
         if b.kind != "arr":
             return self._scalar(v)
         buf = self._buffer(v)
         if buf is None:
             self.template.free(b.flat)
-            return f"{b.flat}[{_lin(parts, b.off + off)}]"
+            buf, off = b.flat, b.off + off
+        ng = len(self.groups)
+        if inner and ng:
+            last = f"_i{ng - 1}"
+            outer = [(c, n) for c, n in parts if c and n != last]
+            if outer:
+                # `base + i` rather than `a * _r0 + b * _i0 + ... + i`: LLVM did not vectorise
+                # inner loops of 3- and 4-deep nests (a masked softmax's rows, 5x slower) whose
+                # flat indices kept every outer term (its alias checks need the inner loop's
+                # address range, which it then failed to compute)
+                key = _lin(outer, off)
+                nm = self.bases.get(key)
+                if nm is None:
+                    nm = self.bases[key] = self._local(self.mod.fresh("_row"))
+                    self.pre[ng - 1].append(f"{nm} = {key}")
+                rest = [(c, n) for c, n in parts if n == last]
+                return f"{buf}[{_lin(rest, 0) + ' + ' + nm if any(c for c, _ in rest) else nm}]"
         return f"{buf}[{_lin(parts, off)}]"
 
     def _depth(self, st):
@@ -322,7 +341,8 @@ class NestWriter:
         hit = self.loaded.get(key)
         if hit is None:
             off, st = self._strides(s.var.aval.shape, s.terms)
-            expr, dep = self._elem(s.var, self._parts(st), off), self._depth(st)
+            dep = self._depth(st)
+            expr = self._elem(s.var, self._parts(st), off, inner=dep == len(self.groups))
             if dep < len(self.groups):
                 # invariant in the inner loops: loaded once outside them. Left inline, the
                 # load is repeated per element (the loop's stores might change it), which
@@ -387,7 +407,10 @@ class NestWriter:
                 # slower): the summands are stored anyway, so they are added up in a loop of
                 # their own after the row's loop (same order, same result)
                 ident = tuple((0, d, 1) for d in range(nd))
-                comb = red.combine(self.mod, acc, self._index(src.var, ident), dt)
+                # hoisted row offsets (computed before the first inner loop) still hold in a
+                # second pass of one loop
+                one = len(self.groups) - self.K == 1
+                comb = red.combine(self.mod, acc, self._index(src.var, ident, inner=one), dt)
                 self.second_pass.append(f"{acc} = {comb}  # {comment}")
             else:
                 comb = red.combine(self.mod, acc, e, dt)
@@ -395,5 +418,5 @@ class NestWriter:
             if v.aval.shape != ():
                 self.post[k].append(f"{self._index(v, terms)} = {acc}")
         else:
-            ix = self._index(v, terms)
+            ix = self._index(v, terms, inner=True)
             self.pre[ng].append(f"{ix} = {red.combine(self.mod, ix, e, dt)}  # {comment}")
