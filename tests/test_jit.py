@@ -421,6 +421,37 @@ def test_deep_nests_index_inner_loops_from_hoisted_row_offsets():
     np.testing.assert_allclose(T.jit(T.grad(loss))(x), T.grad(loss)(x), rtol=1e-5, atol=1e-6)
 
 
+def test_attention_heads_merge_without_copies():
+    """Splitting (B, T, H*D) into heads, a batched product per head and merging the heads
+    back (transpose (0, 2, 1, 3) + reshape): each head's product is written by BLAS with a
+    row stride straight into the merged layout, in the forward pass and in the gradients of
+    queries, keys and values (the keys' one behind two more transposes), so no copy loop
+    remains; values and gradients as eager."""
+    B, L, H, D = 3, 12, 4, 8
+    q, k, v = (RNG.standard_normal((B, L, H * D)).astype(np.float32) for _ in range(3))
+
+    def split(a):
+        return tnp.transpose(tnp.reshape(a, (B, L, H, D)), (0, 2, 1, 3))
+
+    def attn(q, k, v):
+        s = tnp.matmul(split(q), tnp.swapaxes(split(k), -1, -2)) * np.float32(D ** -0.5)
+        w = tnp.exp(s - tnp.max(s, axis=-1, keepdims=True))
+        o = tnp.matmul(w / tnp.sum(w, axis=-1, keepdims=True), split(v))
+        return tnp.reshape(tnp.transpose(o, (0, 2, 1, 3)), (B, L, H * D)) * 2.0
+
+    loss = lambda q, k, v: tnp.sum(tnp.sin(attn(q, k, v)))  # noqa: E731
+    g = T.jit(T.grad(loss, argnums=(0, 1, 2)))
+    for fn, args in ((T.jit(attn), (q, k, v)), (g, (q, k, v))):
+        src = fn.lower(*args).source
+        body = src[src.index("def _fn("):src.index("def make_runner(")]
+        assert "out_layout=(0, 2, 1, 3)" in body
+        assert "= reshape[new_sizes=(3, 12, 32)]" in body and "_np.empty(" not in body, body
+    np.testing.assert_allclose(T.jit(attn)(q, k, v), attn(q, k, v), rtol=1e-5, atol=1e-5)
+    for got, want in zip(g(q, k, v), T.grad(loss, argnums=(0, 1, 2))(q, k, v)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert g.lower(q, k, v).source.count("out_layout=(0, 2, 1, 3)") >= 4
+
+
 def test_indexing_gather_scatter_dynamic():
     x = RNG.standard_normal((6, 7)).astype(np.float32)
     idx = np.array([3, 0, 5, 5, 1])

@@ -119,8 +119,9 @@ def prepare(closed: ClosedJaxpr, has_rule=lambda name: False):
         emit(e)
     outvars = [read(a) for a in jaxpr.outvars]
     new = Jaxpr(constvars, jaxpr.invars, outvars, eqns)
-    new = _fold_dot_transposes(new)
+    # dead equations first: a use by one of them kept a transpose from folding
     new, _, used_consts = dce_jaxpr(new)
+    new = _fold_dot_transposes(new)
     consts = [c for c, u in zip(consts, used_consts) if u]
     _check_defined(new)
     return new, consts
@@ -209,19 +210,30 @@ def _fold_dot_transposes(jaxpr):
         if isinstance(a, Var):
             uses[a] = uses.get(a, 0) + 1
     producers = {e.outvars[0]: e for e in jaxpr.eqns if e.prim.name in TRANSPOSE_FOLDS}
+    # transposes of transposes read nowhere else are one transpose of the product (the
+    # gradient of attention's keys: a dot, two swaps of its last dims, then the heads')
+    perms = {e.outvars[0]: (e, p) for e in jaxpr.eqns
+             if e.invars and isinstance(e.invars[0], Var) and (p := _permutation(e)) is not None}
     replaced, dropped = {}, set()
-    for e in jaxpr.eqns:
-        if not e.invars or not isinstance(e.invars[0], Var):
+    # last first: an outer transpose folds with the inner ones before an inner one alone would
+    for e in reversed(jaxpr.eqns):
+        if id(e) in dropped or len(e.outvars) != 1 or e.outvars[0] not in perms:
             continue
-        d = producers.get(e.invars[0])
-        if d is None or uses.get(e.invars[0]) != 1:
-            continue
-        perm = _permutation(e)
-        if perm is None:
+        src, perm = e.invars[0], perms[e.outvars[0]][1]
+        chain = []
+        while src not in producers and src in perms and uses.get(src) == 1 and \
+                id(perms[src][0]) not in dropped:
+            # out dim j of the chain so far is dim perm[j] of src, dim p[perm[j]] of its input
+            f, p = perms[src]
+            chain.append(f)
+            src, perm = f.invars[0], tuple(p[k] for k in perm)
+        d = producers.get(src)
+        if d is None or uses.get(src) != 1 or id(d) in dropped:
             continue
         new = TRANSPOSE_FOLDS[d.prim.name](d, perm, e.outvars)
         if new is None:
             continue
+        dropped.update(id(f) for f in chain)
         # the new equation writes the transpose's result where the transpose was
         replaced[id(e)] = new
         dropped.add(id(d))

@@ -73,11 +73,48 @@ def _absorb_transpose(eqn, perm, outvars):
     nlf, nrf = la.ndim - len(lc) - nb, ra.ndim - len(rc) - nb
     want = tuple(range(nb)) + tuple(range(nb + nlf, nb + nlf + nrf)) + \
         tuple(range(nb, nb + nlf))
-    if tuple(perm) != want:
+    if tuple(perm) == want:
+        params = dict(eqn.params,
+                      dimension_numbers=((tuple(rc), tuple(lc)), (tuple(rb), tuple(lb))))
+        return Eqn(eqn.prim, [eqn.invars[1], eqn.invars[0]], outvars, params, eqn.source_info)
+    return _strided_output(eqn, perm, outvars, nb, nlf, nrf)
+
+
+def _strided_output(eqn, perm, outvars, nb, nlf, nrf):
+    """A batched product with one free dim per operand whose transpose moves batch dims in
+    between (attention's (B, H, T, D) -> (B, T, H, D) before the heads are merged): each
+    batch entry's matrix is written by BLAS with a row stride straight into the transposed
+    layout (param `out_layout`, the transpose's permutation of the product's dims), so
+    neither the transpose nor the reshape after it copies."""
+    la, ra = eqn.invars[0].aval, eqn.invars[1].aval
+    oa = eqn.outvars[0].aval
+    (_, rc), (_, rb) = eqn.params["dimension_numbers"]
+    n = _size([ra.shape[d] for d in range(ra.ndim) if d not in rc and d not in rb])
+    # only products the BLAS path lowers (the generated loops write C order)
+    if (nb == 0 or nlf != 1 or nrf != 1 or "out_layout" in eqn.params
+            or not (la.dtype == ra.dtype == oa.dtype) or oa.dtype not in (np.float32, np.float64)
+            or _size(la.shape) * n < SMALL_DOT):
         return None
-    params = dict(eqn.params,
-                  dimension_numbers=((tuple(rc), tuple(lc)), (tuple(rb), tuple(lb))))
-    return Eqn(eqn.prim, [eqn.invars[1], eqn.invars[0]], outvars, params, eqn.source_info)
+    perm = tuple(perm)
+    if perm == tuple(range(len(perm))):     # transposes that cancel out
+        return Eqn(eqn.prim, list(eqn.invars), outvars, dict(eqn.params), eqn.source_info)
+    if perm[-1] == nb:
+        # the lhs free dim is innermost in the layout: the product with operands swapped has
+        # it as its rhs free dim (rows of C contiguous)
+        (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+        eqn = Eqn(eqn.prim, [eqn.invars[1], eqn.invars[0]], eqn.outvars,
+                  dict(eqn.params, dimension_numbers=((tuple(rc), tuple(lc)),
+                                                      (tuple(rb), tuple(lb)))),
+                  eqn.source_info)
+        perm = tuple({nb: nb + 1, nb + 1: nb}.get(p, p) for p in perm)
+    if perm[-1] != nb + 1:
+        return None
+    return Eqn(eqn.prim, list(eqn.invars), outvars, dict(eqn.params, out_layout=perm),
+               eqn.source_info)
+
+
+def _size(shape):
+    return int(np.prod(shape, dtype=np.int64))
 
 
 @register_lowering("dot_general", calls_blas=True, absorbs_transpose=_absorb_transpose)
@@ -95,6 +132,7 @@ def _dot_general(ctx, eqn):
     blas = (la.dtype == ra.dtype == oa.dtype and oa.dtype in (np.float32, np.float64)
             and nb * M * N * K >= SMALL_DOT)
     if not blas:
+        assert "out_layout" not in eqn.params, "out_layout is folded for BLAS products only"
         return _dot_loops(ctx, eqn, lc, rc, lb, rb, lf, rf)
 
     def operand(i, batch, free, contract, other_contract):
@@ -150,12 +188,20 @@ def _dot_general(ctx, eqn):
     lda = lld if lld is not None else (K if ta == 0 else M)
     ldb = rld if rld is not None else (N if tb == 0 else K)
     out, oo = ctx.out_flat(0)
+    ldc, obs = N, None
+    layout = eqn.params.get("out_layout")
+    if layout is not None:
+        # stored in the transposed layout: output dim j is product dim layout[j]
+        ost = _c_strides(eqn.outvars[0].aval.shape)
+        st = {d: ost[j] for j, d in enumerate(layout)}
+        nbd = len(lb)
+        ldc, obs = st[nbd], [st[t] for t in range(nbd)]
     from .kernels import GEMM, GEMM_SERIAL
     g = ctx.kernel(GEMM_SERIAL if M * N * K < blas_parallel_min() else GEMM)
     one, zero = ctx.literal(1, oa.dtype), ctx.literal(0, oa.dtype)
     if nb == 1:
         ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {lo}, {lda}, {ra_}, {ro}, {ldb}, "
-                 f"{zero}, {out}, {oo}, {N})", "BLAS gemm")
+                 f"{zero}, {out}, {oo}, {ldc})", "BLAS gemm")
         return
     bshape = [la.shape[d] for d in lb]
 
@@ -165,7 +211,7 @@ def _dot_general(ctx, eqn):
         terms = [f"{s} * _b{t}" for t, s in enumerate(strides) if bshape[t] > 1 and s]
         return " + ".join([str(base)] + terms)
     with ctx.block(f"for _b in {ctx.range(nb)}:", "batched BLAS gemm"):
-        if lbs is not None or rbs is not None:
+        if lbs is not None or rbs is not None or obs is not None:
             # the batch index in each batch dim (C order, as the output's leading dims)
             inner = nb
             for t, n in enumerate(bshape):
@@ -174,7 +220,7 @@ def _dot_general(ctx, eqn):
                     ctx.emit(f"_b{t} = (_b // {inner}) % {n}" if inner > 1 else f"_b{t} = _b % {n}")
         ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {offset(lo, lbs, M * K)}, "
                  f"{lda}, {ra_}, {offset(ro, rbs, K * N)}, {ldb}, {zero}, {out}, "
-                 f"{oo} + {M * N} * _b, {N})")
+                 f"{offset(oo, obs, M * N)}, {ldc})")
 
 
 def _dot_loops(ctx, eqn, lc, rc, lb, rb, lf, rf):
