@@ -135,7 +135,10 @@ def dot_product_attention(q, k, v, mask=None, dropout_rate=0.0, key=None):
     Returns (B, H, T, D) outputs and the (B, H, T, S) weights."""
     d = q.shape[-1]
     dt = _float_dtype(q.dtype, k.dtype)
-    logits = tnp.matmul(q * np.asarray(1.0 / math.sqrt(d), dt), tnp.swapaxes(k, -1, -2))
+    # scaled after the product: the scale then joins the softmax's loops (forward and
+    # backward) instead of a pass of its own over q, and the gradient of q is a product the
+    # compiled code writes straight into the merged-heads layout
+    logits = tnp.matmul(q, tnp.swapaxes(k, -1, -2)) * np.asarray(1.0 / math.sqrt(d), dt)
     if mask is not None:
         logits = tnp.where(mask, logits, np.asarray(np.finfo(dt).min / 2, dt))
     weights = activations.softmax(logits, axis=-1)

@@ -436,6 +436,20 @@ def test_jit_matches_eager():
     np.testing.assert_array_equal(T.jit(both)(params, x2)[0][:, :4], jitted[0][:, :4])
 
 
+def test_attention_gradient_compiles_without_head_copies():
+    """The logits are scaled after q k^T, so the gradient of q is a product of its own: the
+    compiled gradient of causal attention writes the merged heads of the output and of the
+    gradients of q, k and v straight from BLAS (no copy loops); values as eager."""
+    x = rng(4).randn(2, 16, 32).astype(np.float32)       # products large enough for BLAS
+    att = fnn.MultiHeadAttention(2, causal=True)
+    p = att.init(KEY, x)[0]
+    loss = lambda p, x: (att.apply(p, {}, x)[0] ** 2).sum()  # noqa: E731
+    g = T.jit(T.grad(loss, argnums=(0, 1)))
+    src = g.lower(p, x).source
+    assert src[:src.index("import ")].count("out_layout=(0, 2, 1, 3)") == 4
+    close(g(p, x), T.grad(loss, argnums=(0, 1))(p, x), tol=2e-5)
+
+
 # ---------------------------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------------------------
