@@ -452,6 +452,27 @@ def test_attention_heads_merge_without_copies():
     assert g.lower(q, k, v).source.count("out_layout=(0, 2, 1, 3)") >= 4
 
 
+def test_row_sums_beside_column_sums_add_up_after_the_row_loop():
+    """A loop nest holding both column sums and a float row sum (a layer norm's gradient):
+    the row's summands go to a row buffer and are added up after the inner loop, in the same
+    order, so the inner loop carries no dependence through memory; values as eager."""
+    x = RNG.standard_normal((6, 5, 40)).astype(np.float32)
+    g = RNG.standard_normal((40,)).astype(np.float32)
+
+    def f(x, g):
+        y = x * g
+        return tnp.sum(y, axis=(0, 1)), tnp.sum(x * y, axis=2), tnp.sum(y * 2.0, axis=(0, 2))
+
+    src = T.jit(f).lower(x, g).source
+    assert re.search(r"for _j in range\(40\): _sum\d+ = _sum\d+ \+ _rs\d+\[_j\]", src), src
+    for got, want in zip(T.jit(f)(x, g), f(x, g)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # float64: the same order of additions as a running sum
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    running = np.cumsum(x64 * (x64 * g64), axis=2)[..., -1]
+    np.testing.assert_array_equal(T.jit(f)(x64, g64)[1], running)
+
+
 def test_indexing_gather_scatter_dynamic():
     x = RNG.standard_normal((6, 7)).astype(np.float32)
     idx = np.array([3, 0, 5, 5, 1])

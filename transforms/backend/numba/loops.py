@@ -417,6 +417,30 @@ class NestWriter:
                 self.pre[ng].append(f"{acc} = {comb}  # {comment}")
             if v.aval.shape != ():
                 self.post[k].append(f"{self._index(v, terms)} = {acc}")
+        elif self._row_sum_apart(m):
+            # a float sum over the innermost loop into memory (layer norm's row sums next to
+            # column sums) made every iteration wait for the previous one, so nothing in that
+            # loop vectorised: the summands go to a row buffer and are added up after the
+            # loop, in the same order (same result)
+            ix = self._index(v, terms)
+            n = self.sizes[ng - 1]
+            row = self._local(self.mod.fresh("_rs"))
+            acc = self._local(self.mod.fresh("_sum"))
+            self.pre[0].append(f"{row} = _np.empty({n}, {dtype_ctor(dt)})")
+            self.pre[ng].append(f"{row}[_i{ng - 1}] = {e}  # {comment}")
+            self.post[ng - 1] += [f"{acc} = {ix}",
+                                  f"for _j in range({n}): {acc} = "
+                                  f"{red.combine(self.mod, acc, f'{row}[_j]', dt)}",
+                                  f"{ix} = {acc}"]
         else:
             ix = self._index(v, terms, inner=True)
             self.pre[ng].append(f"{ix} = {red.combine(self.mod, ix, e, dt)}  # {comment}")
+
+    def _row_sum_apart(self, m):
+        """Whether reduction `m` (accumulating in memory) is a float sum over the innermost
+        loop, among other work there."""
+        import numpy as np
+        ng = len(self.groups)
+        return (ng > 0 and not self.check and REDUCTIONS[m.eqn.prim.name].add_apart and
+                np.issubdtype(m.eqn.outvars[0].aval.dtype, np.floating) and
+                self.groups[-1][0] in set(m.reduce_axes) and len(self.nest.members) > 1)
