@@ -412,6 +412,16 @@ class NestWriter:
                 one = len(self.groups) - self.K == 1
                 comb = red.combine(self.mod, acc, self._index(src.var, ident, inner=one), dt)
                 self.second_pass.append(f"{acc} = {comb}  # {comment}")
+            elif self.row_form and self._row_sum_apart(m) and self.K == ng - 1:
+                # the summands are not stored: a row buffer holds them, added up after the
+                # row's loop, in the same order (softmax's backward row sum beside its
+                # elementwise work kept that whole loop scalar)
+                n = self.sizes[ng - 1]
+                row = self._local(self.mod.fresh("_rs"))
+                self.pre[0].append(f"{row} = _np.empty({n}, {dtype_ctor(dt)})")
+                self.pre[ng].append(f"{row}[_i{ng - 1}] = {e}  # {comment}")
+                comb = red.combine(self.mod, acc, f"{row}[_j]", dt)
+                self.post[k].append(f"for _j in range({n}): {acc} = {comb}")
             else:
                 comb = red.combine(self.mod, acc, e, dt)
                 self.pre[ng].append(f"{acc} = {comb}  # {comment}")
@@ -437,10 +447,11 @@ class NestWriter:
             self.pre[ng].append(f"{ix} = {red.combine(self.mod, ix, e, dt)}  # {comment}")
 
     def _row_sum_apart(self, m):
-        """Whether reduction `m` (accumulating in memory) is a float sum over the innermost
-        loop, among other work there."""
+        """Whether reduction `m` is a float sum over the innermost loop, among other work
+        there."""
         import numpy as np
         ng = len(self.groups)
         return (ng > 0 and not self.check and REDUCTIONS[m.eqn.prim.name].add_apart and
                 np.issubdtype(m.eqn.outvars[0].aval.dtype, np.floating) and
-                self.groups[-1][0] in set(m.reduce_axes) and len(self.nest.members) > 1)
+                self.groups[-1][0] in set(m.reduce_axes) and len(self.nest.members) > 1 and
+                bool(self.nest.store or len(self.nest.reductions) > 1))
