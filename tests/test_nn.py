@@ -103,6 +103,43 @@ def test_gelu_derivative_rule_matches_the_formula_eager_jit_and_vmap():
     assert len(saved) == 1, len(saved)
 
 
+def test_softmax_derivative_rule_matches_the_formula():
+    """softmax differentiates through y (dx - sum(y dx)) (as JAX's): gradients equal the
+    derivative of exp(x) / sum(exp(x)) (eager, jit, vmap; float64 and float32; axis tuples;
+    a masked-out logit of -1e30), second order by finite differences, and reverse mode keeps
+    one array of x's size for the backward pass."""
+    x = np.random.default_rng(1).standard_normal((3, 4, 5))
+    x[1, 2, 0] = -1e30
+    c = np.random.default_rng(2).standard_normal((3, 4, 5))
+
+    def want_grad(x, axis):
+        y = np.exp(x - x.max(axis, keepdims=True))
+        y /= y.sum(axis, keepdims=True)
+        return y * (c - (y * c).sum(axis, keepdims=True))
+
+    for axis in (-1, 0, (1, 2)):
+        f = lambda v: tnp.sum(nn.softmax(v, axis=axis) * c)  # noqa: E731
+        want = want_grad(x, axis)
+        for dt, tol in ((np.float64, 1e-12), (np.float32, 2e-6)):
+            xs = x.astype(dt)
+            for g in (T.grad(f)(xs), T.jit(T.grad(f))(xs)):
+                assert np.asarray(g).dtype == dt
+                np.testing.assert_allclose(g, want, rtol=tol, atol=tol)
+        gv = T.vmap(T.grad(lambda v, w: tnp.sum(nn.softmax(v) * w)))(x, c)
+        np.testing.assert_allclose(gv, want_grad(x, -1), rtol=1e-12, atol=1e-12)
+    check_grads(lambda v: nn.softmax(v, axis=1), (x[0],), order=2)
+    h = np.ones((4, 6), np.float32)
+    jaxpr = T.make_jaxpr(lambda v, g: T.vjp(nn.softmax, v)[1](g))(h, h).jaxpr
+    on_g, saved = {id(jaxpr.invars[1])}, set()
+    for e in jaxpr.eqns:
+        ins = [v for v in e.invars if hasattr(v, "aval")]
+        if any(id(v) in on_g for v in ins):
+            saved |= {id(v) for v in ins if id(v) not in on_g and v.aval.shape == h.shape
+                      and v is not jaxpr.invars[0]}
+            on_g |= {id(v) for v in e.outvars}
+    assert len(saved) == 1, len(saved)
+
+
 def test_gelu_exact_celu_alpha_and_jax_literals():
     np.testing.assert_allclose(nn.gelu(X, approximate=False),
                                0.5 * X * special.erfc(-X / np.sqrt(2)), rtol=1e-12)

@@ -17,6 +17,7 @@ compiles. Conventions (as JAX):
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -289,15 +290,34 @@ def softmax(x, axis=-1, where=None):
     """
     x = _float(x)
     if where is None:
-        # a row holding +inf or NaN is all NaN, as JAX's
-        with np.errstate(invalid="ignore"):
-            e = tnp.exp(x - _max_held(x, axis))
-            return e / tnp.sum(e, axis=axis, keepdims=True)
+        return _softmax(x, _norm_axes(axis, x.ndim))
     e = tnp.exp(x - _shift(x, axis, where))
     e = tnp.where(where, e, tnp.zeros_like(e))
     total = tnp.sum(e, axis=axis, keepdims=True)
     total = tnp.where(total > 0, total, tnp.ones_like(total))   # an all-masked row: no 0 / 0
     return tnp.where(where, e / total, tnp.zeros_like(e))
+
+
+def _softmax_rows(x, axes):
+    # a row holding +inf or NaN is all NaN, as JAX's
+    with np.errstate(invalid="ignore"):
+        e = tnp.exp(x - _max_held(x, axes))
+        return e / tnp.sum(e, axis=axes, keepdims=True)
+
+
+@functools.partial(custom_jvp, nondiff_argnums=(1,))
+def _softmax(x, axes):
+    return _softmax_rows(x, axes)
+
+
+@_softmax.defjvp
+def _softmax_jvp(axes, primals, tangents):
+    # dy = y (dx - sum(y dx)), as JAX's softmax: reverse mode keeps only y for the backward
+    # pass (differentiating e / sum(e) also kept e / sum(e)^2, one more array of x's size,
+    # and a longer backward loop)
+    (x,), (dx,) = primals, tangents
+    y = _softmax_rows(x, axes)
+    return y, y * (dx - tnp.sum(y * dx, axis=axes, keepdims=True))
 
 
 def log_softmax(x, axis=-1, where=None):
