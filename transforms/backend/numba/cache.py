@@ -444,6 +444,9 @@ def load_module(lowered):
             if d is not None:
                 path = os.path.join(d, f"nbx_{key}.py")
                 path, wrote = _verified_file(path, data, writable, d, key)
+                if wrote:           # a new program: kernels may compile beside it (warmup.py)
+                    from . import warmup
+                    warmup.maybe_start(d)
             mod = _exec_module(key, lowered.source, path)
         finally:
             if lock is not None:
