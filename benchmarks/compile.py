@@ -9,11 +9,17 @@ Workloads: (a) ``mlp`` the MLP training step of benchmarks/train_step.py (grad +
 (b) ``cnn`` the CNN step of benchmarks/cnn.py, (c) ``pex`` per-example gradients
 ``jit(vmap(grad))`` of benchmarks/per_example_grads.py, (d) ``scan`` a 1,000-step
 ``lax.scan`` (a small recurrent update), (e) ``example`` examples/per_example_grads.py
-``--fast`` end to end (wall time of the whole script).
+and examples/digits_cnn.py ``--fast`` end to end (wall time of the whole script: cold, with
+only the kernels cached, cold with ``NUMBAX_TIERED=1``, and warm).
 
-Each of (a)-(d) runs in a new process with an empty cache directory (``cold``), then again
-with the same directory (``warm``), and -- when JAX is installed -- as the same program under
-``jax.jit`` in a new process (JAX has no disk cache configured: every JAX run is cold).
+Each of (a)-(d) runs in a new process with an empty cache directory (``cold``: also the
+backend's kernels are compiled), in a new process with a cache directory holding only the
+backend's kernels (``kernels``: program cold, kernels warm -- what a researcher changing a
+line or a shape sees, since kernels are compiled per argument type, not per shape; the
+kernels come from one ``transforms.precompile`` run at the start, copied into each fresh
+directory), then again with the first directory (``warm``: the program itself is cached),
+and -- when JAX is installed -- as the same program under ``jax.jit`` in a new process (JAX
+has no disk cache configured: every JAX run is cold).
 Phases of our first call:
 
 * ``trace``: Python function to jaxpr;
@@ -58,6 +64,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -231,15 +238,41 @@ def run_child(mode, work, cache_dir=None, timeout=900):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_example(cache_dir, timeout=1800):
-    """Wall time of examples/per_example_grads.py --fast in a new process."""
+EXAMPLES = {"per_example_grads": ["--fast"], "digits_cnn": ["--fast"]}
+
+
+def run_example(name, cache_dir, tiered=False, timeout=3600):
+    """Wall time of examples/<name>.py (with EXAMPLES[name]'s arguments) in a new process."""
+    env = dict(_env(cache_dir), MPLBACKEND="Agg")
+    env["NUMBAX_TIERED"] = "1" if tiered else "0"
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "per_example_grads.py"),
-                          "--fast"], env=dict(_env(cache_dir), MPLBACKEND="Agg"),
-                         capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", name + ".py")] +
+                         EXAMPLES[name], env=env, capture_output=True, text=True, cwd=ROOT,
+                         timeout=timeout)
     if out.returncode:
-        raise RuntimeError(f"example failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"example {name} failed:\n{out.stderr[-3000:]}")
     return time.perf_counter() - t
+
+
+def kernel_cache(dest):
+    """Fill `dest` with the backend's kernels only (``transforms.precompile`` into a scratch
+    directory, whose program entries are then left behind). Returns the seconds taken."""
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="numbax-bench-pre-") as d:
+        out = subprocess.run([sys.executable, "-m", "transforms.precompile"], env=_env(d),
+                             capture_output=True, text=True, cwd=ROOT, timeout=1800)
+        if out.returncode:
+            raise RuntimeError(f"precompile failed:\n{out.stderr[-3000:]}")
+        shutil.copytree(os.path.join(d, "src"), os.path.join(dest, "src"))
+    return time.perf_counter() - t
+
+
+def _with_kernels(template):
+    """A new temporary cache directory holding a copy of `template`'s kernels."""
+    d = tempfile.mkdtemp(prefix="numbax-bench-")
+    os.chmod(d, 0o700)
+    shutil.copytree(os.path.join(template, "src"), os.path.join(d, "src"))
+    return d
 
 
 def _first(r):
@@ -265,16 +298,26 @@ def main(argv=None):
     jax_ok = not args.no_jax and _have_jax()
     results = {}
     keys = ["trace", "lower", "typing", "llvm", "load", "exec"]
+    template = tempfile.mkdtemp(prefix="numbax-bench-kernels-")
+    os.chmod(template, 0o700)
+    if any(w != "example" for w in works):
+        secs = kernel_cache(template)
+        print(f"(python -m transforms.precompile: {secs:.1f} s, float32 and float64 kernels)")
     print("first call, each row a fresh process (seconds):")
-    print(f"  {'workload':>8s} {'run':>6s}" + "".join(f"{k:>8s}" for k in keys) +
+    print(f"  {'workload':>8s} {'run':>7s}" + "".join(f"{k:>8s}" for k in keys) +
           f"{'first':>8s}{'JAX':>8s}{'ratio':>7s}  notes")
     for w in works:
         if w == "example":
             continue
-        res = results[w] = {"cold": [], "warm": [], "jax": [], "tiered": []}
+        res = results[w] = {"cold": [], "kernels": [], "warm": [], "jax": [], "tiered": []}
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
                 res["cold"].append(run_child("ours", w, d))
+                d2 = _with_kernels(template)
+                try:
+                    res["kernels"].append(run_child("ours", w, d2))
+                finally:
+                    shutil.rmtree(d2, ignore_errors=True)
                 res["warm"].append(run_child("ours", w, d))
             if jax_ok:
                 res["jax"].append(run_child("jax", w))
@@ -282,11 +325,11 @@ def main(argv=None):
                 with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
                     res["tiered"].append(run_child("tiered", w, d))
         jax_first = min(r["first"] for r in res["jax"]) if res["jax"] else None
-        for kind in ("cold", "warm"):
+        for kind in ("cold", "kernels", "warm"):
             for r in res[kind]:
                 ratio = f"{_first(r) / jax_first:7.2f}" if jax_first else f"{'-':>7s}"
                 jx = f"{jax_first:8.3f}" if jax_first else f"{'-':>8s}"
-                print(f"  {w:>8s} {kind:>6s}" + "".join(f"{r[k]:8.3f}" for k in keys) +
+                print(f"  {w:>8s} {kind:>7s}" + "".join(f"{r[k]:8.3f}" for k in keys) +
                       f"{_first(r):8.3f}{jx}{ratio}  "
                       f"{r['source_lines']} source lines, from disk: {r['from_disk']}")
         for r in res["tiered"]:
@@ -294,16 +337,33 @@ def main(argv=None):
                   f"{r['eager']:.3f} s (ratio {r['first'] / r['eager']:.2f}); compiled code "
                   f"after {r['calls']} calls, {r['switch_after']:.1f} s")
     if "example" in works:
-        with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
-            cold = min(run_example(d) for _ in range(1))
-            warm = min(run_example(d) for _ in range(args.runs))
-        results["example"] = {"cold": cold, "warm": warm}
-        print(f"  examples/per_example_grads.py --fast end to end: cold {cold:.2f} s, "
-              f"warm {warm:.2f} s (cold / warm = {cold / warm:.2f})")
-    print("(cold: empty cache directory; warm: the same directory in a new process; "
-          "imports and Numba start-up are excluded from 'first', see --help)")
+        if not os.path.isdir(os.path.join(template, "src")):
+            kernel_cache(template)
+        for name in EXAMPLES:
+            r = {}
+            with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
+                r["cold"] = run_example(name, d)
+                r["warm"] = min(run_example(name, d) for _ in range(args.runs))
+            d2 = _with_kernels(template)
+            try:
+                r["kernels"] = run_example(name, d2)
+            finally:
+                shutil.rmtree(d2, ignore_errors=True)
+            with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
+                r["tiered"] = run_example(name, d, tiered=True)
+            results[name] = r
+            print(f"  examples/{name}.py {' '.join(EXAMPLES[name])} end to end: "
+                  f"cold {r['cold']:.2f} s, kernels cached {r['kernels']:.2f} s, cold with "
+                  f"NUMBAX_TIERED=1 {r['tiered']:.2f} s, warm {r['warm']:.2f} s (cold / warm "
+                  f"= {r['cold'] / r['warm']:.2f}, kernels / warm = "
+                  f"{r['kernels'] / r['warm']:.2f}, tiered / warm = "
+                  f"{r['tiered'] / r['warm']:.2f})")
+    shutil.rmtree(template, ignore_errors=True)
+    print("(cold: empty cache directory; kernels: only the backend's kernels cached; warm: "
+          "the cold run's directory in a new process; imports and Numba start-up are excluded "
+          "from 'first', see --help)")
     for w in works:
-        if w == "example" or not results[w]["cold"]:
+        if w == "example" or not results.get(w, {}).get("cold"):
             continue
         r = results[w]["cold"][0]
         print(f"  {w}: imports {r['imports']:.2f} s, Numba start-up {r['numba_init']:.2f} s")
