@@ -32,6 +32,8 @@ Phases of our first call:
   generated module);
 * ``exec``: the first execution itself.
 
+``cpu`` is the CPU time of this process over the same span (less sensitive than wall time to
+other processes on a shared machine; JAX's ``cpu`` counts all its compiler threads).
 ``first`` is their sum: what a user waits for on the first call, after the one-off imports
 (``imports``, ``numba_init``: Numba's own start-up, paid by any Numba program). JAX's
 ``first`` is the first call of the ``jax.jit`` function (trace + XLA compile + run), after
@@ -161,11 +163,13 @@ if MODE == "jax":
     t1 = time.perf_counter()
     fn, args = setup_jax()
     t2 = time.perf_counter()
+    c2 = time.process_time()
     fn(*args)
     t3 = time.perf_counter()
+    c3 = time.process_time()
     fn(*args)
     t4 = time.perf_counter()
-    print(json.dumps(dict(imports=t1 - t0, first=t3 - t2, second=t4 - t3)))
+    print(json.dumps(dict(imports=t1 - t0, first=t3 - t2, second=t4 - t3, cpu=c3 - c2)))
     raise SystemExit
 
 import transforms as T
@@ -200,6 +204,7 @@ if MODE == "tiered":
 
 f = T.jit(fn)
 t3 = time.perf_counter()
+c3 = time.process_time()
 closed = f.trace(*args)
 t4 = time.perf_counter()
 low = lower(closed)
@@ -212,12 +217,13 @@ t6 = time.perf_counter()
 leaves = T.tree.leaves(args)
 exe(*leaves)
 t7 = time.perf_counter()
+c7 = time.process_time()
 numba_total = compile_l.duration if compile_l.done else 0.0
 llvm = llvm_l.duration if llvm_l.done else 0.0
 print(json.dumps(dict(imports=t1 - t0, numba_init=t2 - t1, trace=t4 - t3, lower=t5 - t4,
                       typing=max(numba_total - llvm, 0.0), llvm=llvm,
                       load=max((t6 - t5) - max(numba_total, llvm), 0.0), exec=t7 - t6,
-                      build=t6 - t5, from_disk=exe.loaded_from_disk,
+                      build=t6 - t5, from_disk=exe.loaded_from_disk, cpu=c7 - c3,
                       source_lines=low.source.count(chr(10)))))
 """
 
@@ -305,7 +311,7 @@ def main(argv=None):
         print(f"(python -m transforms.precompile: {secs:.1f} s, float32 and float64 kernels)")
     print("first call, each row a fresh process (seconds):")
     print(f"  {'workload':>8s} {'run':>7s}" + "".join(f"{k:>8s}" for k in keys) +
-          f"{'first':>8s}{'JAX':>8s}{'ratio':>7s}  notes")
+          f"{'first':>8s}{'JAX':>8s}{'ratio':>7s}{'cpu':>7s}{'JAXcpu':>7s}{'ratio':>6s}  notes")
     for w in works:
         if w == "example":
             continue
@@ -325,12 +331,15 @@ def main(argv=None):
                 with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
                     res["tiered"].append(run_child("tiered", w, d))
         jax_first = min(r["first"] for r in res["jax"]) if res["jax"] else None
+        jax_cpu = min(r["cpu"] for r in res["jax"]) if res["jax"] else None
         for kind in ("cold", "kernels", "warm"):
             for r in res[kind]:
                 ratio = f"{_first(r) / jax_first:7.2f}" if jax_first else f"{'-':>7s}"
                 jx = f"{jax_first:8.3f}" if jax_first else f"{'-':>8s}"
+                cpu = (f"{r['cpu']:7.2f}{jax_cpu:7.2f}{r['cpu'] / jax_cpu:6.2f}" if jax_cpu
+                       else f"{r['cpu']:7.2f}{'-':>7s}{'-':>6s}")
                 print(f"  {w:>8s} {kind:>7s}" + "".join(f"{r[k]:8.3f}" for k in keys) +
-                      f"{_first(r):8.3f}{jx}{ratio}  "
+                      f"{_first(r):8.3f}{jx}{ratio}{cpu}  "
                       f"{r['source_lines']} source lines, from disk: {r['from_disk']}")
         for r in res["tiered"]:
             print(f"  {w:>8s} tiered: first call {r['first']:.3f} s, eager step "
