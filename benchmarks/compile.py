@@ -40,26 +40,28 @@ other processes on a shared machine; JAX's ``cpu`` counts all its compiler threa
 importing JAX. ``--tiered`` also times the first and later calls with ``jit(tiered=True)``
 against the eager step (the same function without jit).
 
-Measured (one run of ``--only mlp,cnn --tiered`` and one of ``--only pex,scan,example
---tiered`` on the shared 2-core machine at a load average of 10-18, so absolute times are
-several times a quiet machine's; JAX ran in the same runs):
+Measured (``--only mlp,cnn --runs 2`` on the shared 2-core machine at a load average of
+5.5-6, so wall times are 2-4x a quiet machine's and swing run to run; CPU seconds are steadier;
+JAX ran in the same run, best of its runs):
 
-=========  ========  =====  =====  ======================================================
-workload   cold      warm   JAX    tiered: first call / eager step
-=========  ========  =====  =====  ======================================================
-mlp        11.0 s    0.30   2.83   0.50 / 0.43 s (1.17x), compiled after 79 calls
-cnn        23.6 s    8.60*  2.71   1.14 / 1.14 s (0.99x), compiled after 20 calls
-pex        3.56 s    0.37   1.47   0.21 / 0.22 s (0.93x)
-scan       16.0 s    0.28   0.74   0.11 / 0.10 s (1.15x)
-=========  ========  =====  =====  ======================================================
+========  =================  ===================  ================  ===============
+workload  cold  wall / CPU   kernels  wall / CPU  warm  wall / CPU  JAX  wall / CPU
+========  =================  ===================  ================  ===============
+mlp       7.9-8.3 / 3.5-3.6  4.3-7.2 / 2.3-2.4    0.14-0.31 / 0.09  1.99 / 0.79
+cnn       22-25 / 9.3-11.8   25.8-26.5 / 8.8-9.1  2.2-2.4 / 0.95    3.43 / 1.36
+========  =================  ===================  ================  ===============
 
-(*: 8.4 s of it the first execution, one CNN step on that loaded machine.)
-examples/per_example_grads.py ``--fast`` end to end: cold 438.6 s, warm 4.66 s; cold with
-``NUMBAX_TIERED=1``: 4.54 s (it finishes in the eager tier while compiles run behind it). Cold time is
-mostly Numba's typing (60%) and LLVM (40%); about half of it compiles the backend's kernels
-(exp/log/pow, gemm), which a non-empty cache directory serves to every later program now that
-kernels are compiled once per argument type rather than once per constant they are called
-with (gemm was compiled once per matrix product: 7 times for the MLP step).
+CPU ratios to JAX: MLP cold 4.5x, kernels cached 3.0x; CNN cold 6.9-8.7x, kernels cached
+6.4-6.7x. The CNN's warm first call is its first execution (load 0.03 s): the threaded OpenBLAS
+gemm its convolutions call costs 2-5 s wall (0.7-1.6 s CPU) per step on a loaded 2-core
+machine, 0.2 s (0.07 s CPU) with ``OPENBLAS_NUM_THREADS=1``. A cold MLP step is about 40%
+the backend's kernels (what ``transforms.precompile`` removes), the CNN step's about 10%: its
+own generated function (convolution loops, 450 lines) is 85% of its compile, 55% of that in
+Numba's front end (SSA, liveness and lowering over its many blocks) and 45% in LLVM.
+Lower LLVM optimisation levels for the main function (``NUMBA_OPT`` 2 / 1, measured per
+level) saved 9% / 14% of the MLP's compile CPU and 0-4% of the CNN's, so they are not used.
+Earlier runs: examples/per_example_grads.py ``--fast`` cold 438.6 s, warm 4.66 s, cold with
+``NUMBAX_TIERED=1`` 4.54 s (it finishes in the eager tier while compiles run behind it).
 """
 from __future__ import annotations
 
