@@ -40,28 +40,34 @@ other processes on a shared machine; JAX's ``cpu`` counts all its compiler threa
 importing JAX. ``--tiered`` also times the first and later calls with ``jit(tiered=True)``
 against the eager step (the same function without jit).
 
-Measured (``--only mlp,cnn --runs 2`` on the shared 2-core machine at a load average of
-5.5-6, so wall times are 2-4x a quiet machine's and swing run to run; CPU seconds are steadier;
-JAX ran in the same run, best of its runs):
+Measured (``--only mlp,cnn --runs 2`` and ``--only example``, the same commit, on the shared
+2-core machine at a load average of 3.4-5.5, so wall times swing run to run; CPU seconds are
+steadier; JAX ran in the same run, best of its runs; seconds):
 
-========  =================  ===================  ================  ===============
-workload  cold  wall / CPU   kernels  wall / CPU  warm  wall / CPU  JAX  wall / CPU
-========  =================  ===================  ================  ===============
-mlp       7.9-8.3 / 3.5-3.6  4.3-7.2 / 2.3-2.4    0.14-0.31 / 0.09  1.99 / 0.79
-cnn       22-25 / 9.3-11.8   25.8-26.5 / 8.8-9.1  2.2-2.4 / 0.95    3.43 / 1.36
-========  =================  ===================  ================  ===============
+========  ==================  ===================  =================  ===============
+workload  cold  wall / CPU    kernels  wall / CPU  warm  wall / CPU   JAX  wall / CPU
+========  ==================  ===================  =================  ===============
+mlp       3.0-9.5 / 3.0-3.7   2.06-2.13 / 2.0-2.1  0.09 / 0.09        0.60 / 0.67
+cnn       7.0-19.3 / 7.0-7.3  13.0-20.1 / 6.8-7.1  1.6-1.8 / 0.6-0.7  2.08 / 1.28
+========  ==================  ===================  =================  ===============
 
-CPU ratios to JAX: MLP cold 4.5x, kernels cached 3.0x; CNN cold 6.9-8.7x, kernels cached
-6.4-6.7x. The CNN's warm first call is its first execution (load 0.03 s): the threaded OpenBLAS
-gemm its convolutions call costs 2-5 s wall (0.7-1.6 s CPU) per step on a loaded 2-core
-machine, 0.2 s (0.07 s CPU) with ``OPENBLAS_NUM_THREADS=1``. A cold MLP step is about 40%
-the backend's kernels (what ``transforms.precompile`` removes), the CNN step's about 10%: its
-own generated function (convolution loops, 450 lines) is 85% of its compile, 55% of that in
-Numba's front end (SSA, liveness and lowering over its many blocks) and 45% in LLVM.
-Lower LLVM optimisation levels for the main function (``NUMBA_OPT`` 2 / 1, measured per
-level) saved 9% / 14% of the MLP's compile CPU and 0-4% of the CNN's, so they are not used.
-Earlier runs: examples/per_example_grads.py ``--fast`` cold 438.6 s, warm 4.66 s, cold with
-``NUMBAX_TIERED=1`` 4.54 s (it finishes in the eager tier while compiles run behind it).
+CPU ratios to JAX: MLP cold 4.5-5.5x, kernels cached 3.1x; CNN cold 5.5-5.7x, kernels
+cached 5.3-5.5x (before the shorter pipeline and the splitting of long functions, same
+machine: MLP 4.5x / 3.0x, CNN 6.9-8.7x / 6.4-6.7x). The CNN's warm first call is its first
+execution (loading takes 0.03 s): the threaded OpenBLAS gemm its convolutions call costs
+1-5 s wall (0.7-1.6 s CPU) per step on a loaded 2-core machine against 0.2 s (0.07 s CPU)
+with ``OPENBLAS_NUM_THREADS=1``. A cold MLP step is about 40% the backend's kernels (what
+``transforms.precompile`` removes), the CNN step's about 10%: its own generated function
+(convolution loops, 450 lines) is most of its compile, a little more in Numba's front end
+(SSA, liveness and lowering over its many blocks) than in LLVM. Lower LLVM optimisation
+levels for the main function (``NUMBA_OPT`` 2 / 1) saved 9% / 14% of the MLP's compile CPU
+and 0-4% of the CNN's, so they are not used.
+
+Examples end to end (``--fast``; cold / kernels cached / cold with ``NUMBAX_TIERED=1`` /
+warm): per_example_grads 54.9 / 83.2 / 2.4 / 10.0 s, digits_cnn 17.2 / 21.8 / 5.5 / 2.2 s.
+The DP-SGD step of per_example_grads is one 5,000-line generated function (four inlined
+normal samplers); splitting it (``NUMBAX_SPLIT_LINES``) took its compile from 90 to 38
+CPU-seconds (kernels cached).
 """
 from __future__ import annotations
 
