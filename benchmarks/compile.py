@@ -9,11 +9,17 @@ Workloads: (a) ``mlp`` the MLP training step of benchmarks/train_step.py (grad +
 (b) ``cnn`` the CNN step of benchmarks/cnn.py, (c) ``pex`` per-example gradients
 ``jit(vmap(grad))`` of benchmarks/per_example_grads.py, (d) ``scan`` a 1,000-step
 ``lax.scan`` (a small recurrent update), (e) ``example`` examples/per_example_grads.py
-``--fast`` end to end (wall time of the whole script).
+and examples/digits_cnn.py ``--fast`` end to end (wall time of the whole script: cold, with
+only the kernels cached, cold with ``NUMBAX_TIERED=1``, and warm).
 
-Each of (a)-(d) runs in a new process with an empty cache directory (``cold``), then again
-with the same directory (``warm``), and -- when JAX is installed -- as the same program under
-``jax.jit`` in a new process (JAX has no disk cache configured: every JAX run is cold).
+Each of (a)-(d) runs in a new process with an empty cache directory (``cold``: also the
+backend's kernels are compiled), in a new process with a cache directory holding only the
+backend's kernels (``kernels``: program cold, kernels warm -- what a researcher changing a
+line or a shape sees, since kernels are compiled per argument type, not per shape; the
+kernels come from one ``transforms.precompile`` run at the start, copied into each fresh
+directory), then again with the first directory (``warm``: the program itself is cached),
+and -- when JAX is installed -- as the same program under ``jax.jit`` in a new process (JAX
+has no disk cache configured: every JAX run is cold).
 Phases of our first call:
 
 * ``trace``: Python function to jaxpr;
@@ -26,38 +32,49 @@ Phases of our first call:
   generated module);
 * ``exec``: the first execution itself.
 
+``cpu`` is the CPU time of this process over the same span (less sensitive than wall time to
+other processes on a shared machine; JAX's ``cpu`` counts all its compiler threads).
 ``first`` is their sum: what a user waits for on the first call, after the one-off imports
 (``imports``, ``numba_init``: Numba's own start-up, paid by any Numba program). JAX's
 ``first`` is the first call of the ``jax.jit`` function (trace + XLA compile + run), after
 importing JAX. ``--tiered`` also times the first and later calls with ``jit(tiered=True)``
 against the eager step (the same function without jit).
 
-Measured (one run of ``--only mlp,cnn --tiered`` and one of ``--only pex,scan,example
---tiered`` on the shared 2-core machine at a load average of 10-18, so absolute times are
-several times a quiet machine's; JAX ran in the same runs):
+Measured (``--only mlp,cnn --runs 2`` and ``--only example``, the same commit, on the shared
+2-core machine at a load average of 3.4-5.5, so wall times swing run to run; CPU seconds are
+steadier; JAX ran in the same run, best of its runs; seconds):
 
-=========  ========  =====  =====  ======================================================
-workload   cold      warm   JAX    tiered: first call / eager step
-=========  ========  =====  =====  ======================================================
-mlp        11.0 s    0.30   2.83   0.50 / 0.43 s (1.17x), compiled after 79 calls
-cnn        23.6 s    8.60*  2.71   1.14 / 1.14 s (0.99x), compiled after 20 calls
-pex        3.56 s    0.37   1.47   0.21 / 0.22 s (0.93x)
-scan       16.0 s    0.28   0.74   0.11 / 0.10 s (1.15x)
-=========  ========  =====  =====  ======================================================
+========  ==================  ===================  =================  ===============
+workload  cold  wall / CPU    kernels  wall / CPU  warm  wall / CPU   JAX  wall / CPU
+========  ==================  ===================  =================  ===============
+mlp       3.0-9.5 / 3.0-3.7   2.06-2.13 / 2.0-2.1  0.09 / 0.09        0.60 / 0.67
+cnn       7.0-19.3 / 7.0-7.3  13.0-20.1 / 6.8-7.1  1.6-1.8 / 0.6-0.7  2.08 / 1.28
+========  ==================  ===================  =================  ===============
 
-(*: 8.4 s of it the first execution, one CNN step on that loaded machine.)
-examples/per_example_grads.py ``--fast`` end to end: cold 438.6 s, warm 4.66 s; cold with
-``NUMBAX_TIERED=1``: 4.54 s (it finishes in the eager tier while compiles run behind it). Cold time is
-mostly Numba's typing (60%) and LLVM (40%); about half of it compiles the backend's kernels
-(exp/log/pow, gemm), which a non-empty cache directory serves to every later program now that
-kernels are compiled once per argument type rather than once per constant they are called
-with (gemm was compiled once per matrix product: 7 times for the MLP step).
+CPU ratios to JAX: MLP cold 4.5-5.5x, kernels cached 3.1x; CNN cold 5.5-5.7x, kernels
+cached 5.3-5.5x (before the shorter pipeline and the splitting of long functions, same
+machine: MLP 4.5x / 3.0x, CNN 6.9-8.7x / 6.4-6.7x). The CNN's warm first call is its first
+execution (loading takes 0.03 s): the threaded OpenBLAS gemm its convolutions call costs
+1-5 s wall (0.7-1.6 s CPU) per step on a loaded 2-core machine against 0.2 s (0.07 s CPU)
+with ``OPENBLAS_NUM_THREADS=1``. A cold MLP step is about 40% the backend's kernels (what
+``transforms.precompile`` removes), the CNN step's about 10%: its own generated function
+(convolution loops, 450 lines) is most of its compile, a little more in Numba's front end
+(SSA, liveness and lowering over its many blocks) than in LLVM. Lower LLVM optimisation
+levels for the main function (``NUMBA_OPT`` 2 / 1) saved 9% / 14% of the MLP's compile CPU
+and 0-4% of the CNN's, so they are not used.
+
+Examples end to end (``--fast``; cold / kernels cached / cold with ``NUMBAX_TIERED=1`` /
+warm): per_example_grads 54.9 / 83.2 / 2.4 / 10.0 s, digits_cnn 17.2 / 21.8 / 5.5 / 2.2 s.
+The DP-SGD step of per_example_grads is one 5,000-line generated function (four inlined
+normal samplers); splitting it (``NUMBAX_SPLIT_LINES``) took its compile from 90 to 38
+CPU-seconds (kernels cached).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -154,11 +171,13 @@ if MODE == "jax":
     t1 = time.perf_counter()
     fn, args = setup_jax()
     t2 = time.perf_counter()
+    c2 = time.process_time()
     fn(*args)
     t3 = time.perf_counter()
+    c3 = time.process_time()
     fn(*args)
     t4 = time.perf_counter()
-    print(json.dumps(dict(imports=t1 - t0, first=t3 - t2, second=t4 - t3)))
+    print(json.dumps(dict(imports=t1 - t0, first=t3 - t2, second=t4 - t3, cpu=c3 - c2)))
     raise SystemExit
 
 import transforms as T
@@ -193,6 +212,7 @@ if MODE == "tiered":
 
 f = T.jit(fn)
 t3 = time.perf_counter()
+c3 = time.process_time()
 closed = f.trace(*args)
 t4 = time.perf_counter()
 low = lower(closed)
@@ -205,12 +225,13 @@ t6 = time.perf_counter()
 leaves = T.tree.leaves(args)
 exe(*leaves)
 t7 = time.perf_counter()
+c7 = time.process_time()
 numba_total = compile_l.duration if compile_l.done else 0.0
 llvm = llvm_l.duration if llvm_l.done else 0.0
 print(json.dumps(dict(imports=t1 - t0, numba_init=t2 - t1, trace=t4 - t3, lower=t5 - t4,
                       typing=max(numba_total - llvm, 0.0), llvm=llvm,
                       load=max((t6 - t5) - max(numba_total, llvm), 0.0), exec=t7 - t6,
-                      build=t6 - t5, from_disk=exe.loaded_from_disk,
+                      build=t6 - t5, from_disk=exe.loaded_from_disk, cpu=c7 - c3,
                       source_lines=low.source.count(chr(10)))))
 """
 
@@ -231,15 +252,41 @@ def run_child(mode, work, cache_dir=None, timeout=900):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_example(cache_dir, timeout=1800):
-    """Wall time of examples/per_example_grads.py --fast in a new process."""
+EXAMPLES = {"per_example_grads": ["--fast"], "digits_cnn": ["--fast"]}
+
+
+def run_example(name, cache_dir, tiered=False, timeout=3600):
+    """Wall time of examples/<name>.py (with EXAMPLES[name]'s arguments) in a new process."""
+    env = dict(_env(cache_dir), MPLBACKEND="Agg")
+    env["NUMBAX_TIERED"] = "1" if tiered else "0"
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "per_example_grads.py"),
-                          "--fast"], env=dict(_env(cache_dir), MPLBACKEND="Agg"),
-                         capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", name + ".py")] +
+                         EXAMPLES[name], env=env, capture_output=True, text=True, cwd=ROOT,
+                         timeout=timeout)
     if out.returncode:
-        raise RuntimeError(f"example failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"example {name} failed:\n{out.stderr[-3000:]}")
     return time.perf_counter() - t
+
+
+def kernel_cache(dest):
+    """Fill `dest` with the backend's kernels only (``transforms.precompile`` into a scratch
+    directory, whose program entries are then left behind). Returns the seconds taken."""
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="numbax-bench-pre-") as d:
+        out = subprocess.run([sys.executable, "-m", "transforms.precompile"], env=_env(d),
+                             capture_output=True, text=True, cwd=ROOT, timeout=1800)
+        if out.returncode:
+            raise RuntimeError(f"precompile failed:\n{out.stderr[-3000:]}")
+        shutil.copytree(os.path.join(d, "src"), os.path.join(dest, "src"))
+    return time.perf_counter() - t
+
+
+def _with_kernels(template):
+    """A new temporary cache directory holding a copy of `template`'s kernels."""
+    d = tempfile.mkdtemp(prefix="numbax-bench-")
+    os.chmod(d, 0o700)
+    shutil.copytree(os.path.join(template, "src"), os.path.join(d, "src"))
+    return d
 
 
 def _first(r):
@@ -265,16 +312,26 @@ def main(argv=None):
     jax_ok = not args.no_jax and _have_jax()
     results = {}
     keys = ["trace", "lower", "typing", "llvm", "load", "exec"]
+    template = tempfile.mkdtemp(prefix="numbax-bench-kernels-")
+    os.chmod(template, 0o700)
+    if any(w != "example" for w in works):
+        secs = kernel_cache(template)
+        print(f"(python -m transforms.precompile: {secs:.1f} s, float32 and float64 kernels)")
     print("first call, each row a fresh process (seconds):")
-    print(f"  {'workload':>8s} {'run':>6s}" + "".join(f"{k:>8s}" for k in keys) +
-          f"{'first':>8s}{'JAX':>8s}{'ratio':>7s}  notes")
+    print(f"  {'workload':>8s} {'run':>7s}" + "".join(f"{k:>8s}" for k in keys) +
+          f"{'first':>8s}{'JAX':>8s}{'ratio':>7s}{'cpu':>7s}{'JAXcpu':>7s}{'ratio':>6s}  notes")
     for w in works:
         if w == "example":
             continue
-        res = results[w] = {"cold": [], "warm": [], "jax": [], "tiered": []}
+        res = results[w] = {"cold": [], "kernels": [], "warm": [], "jax": [], "tiered": []}
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
                 res["cold"].append(run_child("ours", w, d))
+                d2 = _with_kernels(template)
+                try:
+                    res["kernels"].append(run_child("ours", w, d2))
+                finally:
+                    shutil.rmtree(d2, ignore_errors=True)
                 res["warm"].append(run_child("ours", w, d))
             if jax_ok:
                 res["jax"].append(run_child("jax", w))
@@ -282,28 +339,48 @@ def main(argv=None):
                 with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
                     res["tiered"].append(run_child("tiered", w, d))
         jax_first = min(r["first"] for r in res["jax"]) if res["jax"] else None
-        for kind in ("cold", "warm"):
+        jax_cpu = min(r["cpu"] for r in res["jax"]) if res["jax"] else None
+        for kind in ("cold", "kernels", "warm"):
             for r in res[kind]:
                 ratio = f"{_first(r) / jax_first:7.2f}" if jax_first else f"{'-':>7s}"
                 jx = f"{jax_first:8.3f}" if jax_first else f"{'-':>8s}"
-                print(f"  {w:>8s} {kind:>6s}" + "".join(f"{r[k]:8.3f}" for k in keys) +
-                      f"{_first(r):8.3f}{jx}{ratio}  "
+                cpu = (f"{r['cpu']:7.2f}{jax_cpu:7.2f}{r['cpu'] / jax_cpu:6.2f}" if jax_cpu
+                       else f"{r['cpu']:7.2f}{'-':>7s}{'-':>6s}")
+                print(f"  {w:>8s} {kind:>7s}" + "".join(f"{r[k]:8.3f}" for k in keys) +
+                      f"{_first(r):8.3f}{jx}{ratio}{cpu}  "
                       f"{r['source_lines']} source lines, from disk: {r['from_disk']}")
         for r in res["tiered"]:
             print(f"  {w:>8s} tiered: first call {r['first']:.3f} s, eager step "
                   f"{r['eager']:.3f} s (ratio {r['first'] / r['eager']:.2f}); compiled code "
                   f"after {r['calls']} calls, {r['switch_after']:.1f} s")
     if "example" in works:
-        with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
-            cold = min(run_example(d) for _ in range(1))
-            warm = min(run_example(d) for _ in range(args.runs))
-        results["example"] = {"cold": cold, "warm": warm}
-        print(f"  examples/per_example_grads.py --fast end to end: cold {cold:.2f} s, "
-              f"warm {warm:.2f} s (cold / warm = {cold / warm:.2f})")
-    print("(cold: empty cache directory; warm: the same directory in a new process; "
-          "imports and Numba start-up are excluded from 'first', see --help)")
+        if not os.path.isdir(os.path.join(template, "src")):
+            kernel_cache(template)
+        for name in EXAMPLES:
+            r = {}
+            with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
+                r["cold"] = run_example(name, d)
+                r["warm"] = min(run_example(name, d) for _ in range(args.runs))
+            d2 = _with_kernels(template)
+            try:
+                r["kernels"] = run_example(name, d2)
+            finally:
+                shutil.rmtree(d2, ignore_errors=True)
+            with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
+                r["tiered"] = run_example(name, d, tiered=True)
+            results[name] = r
+            print(f"  examples/{name}.py {' '.join(EXAMPLES[name])} end to end: "
+                  f"cold {r['cold']:.2f} s, kernels cached {r['kernels']:.2f} s, cold with "
+                  f"NUMBAX_TIERED=1 {r['tiered']:.2f} s, warm {r['warm']:.2f} s (cold / warm "
+                  f"= {r['cold'] / r['warm']:.2f}, kernels / warm = "
+                  f"{r['kernels'] / r['warm']:.2f}, tiered / warm = "
+                  f"{r['tiered'] / r['warm']:.2f})")
+    shutil.rmtree(template, ignore_errors=True)
+    print("(cold: empty cache directory; kernels: only the backend's kernels cached; warm: "
+          "the cold run's directory in a new process; imports and Numba start-up are excluded "
+          "from 'first', see --help)")
     for w in works:
-        if w == "example" or not results[w]["cold"]:
+        if w == "example" or not results.get(w, {}).get("cold"):
             continue
         r = results[w]["cold"][0]
         print(f"  {w}: imports {r['imports']:.2f} s, Numba start-up {r['numba_init']:.2f} s")

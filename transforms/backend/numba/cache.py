@@ -444,6 +444,9 @@ def load_module(lowered):
             if d is not None:
                 path = os.path.join(d, f"nbx_{key}.py")
                 path, wrote = _verified_file(path, data, writable, d, key)
+                if wrote:           # a new program: kernels may compile beside it (warmup.py)
+                    from . import warmup
+                    warmup.maybe_start(d)
             mod = _exec_module(key, lowered.source, path)
         finally:
             if lock is not None:
@@ -773,7 +776,14 @@ def njit(sig=None, *, cache=False, **options):
         return njit(cache=cache, **options)(sig)
 
     def deco(py_func):
-        disp = numba.njit(**options)(py_func)
+        opts = options
+        fname = os.path.basename(py_func.__code__.co_filename)
+        if fname.startswith(("nbx_", "<numbax-generated")) and "pipeline_class" not in opts:
+            from .pipeline import pipeline_for        # generated code: a shorter pipeline
+            pc = pipeline_for(py_func)
+            if pc is not None:
+                opts = dict(options, pipeline_class=pc)
+        disp = numba.njit(**opts)(py_func)
         if not hasattr(disp, "compile"):          # NUMBA_DISABLE_JIT=1: the plain function
             return disp
         if cache:

@@ -71,6 +71,7 @@ from .emit import (SMALL_LOOP, Binding, Emitter, ModuleBuilder, _all_outputs_emp
                    _eqn_text, _lin, _nbytes, _profiling, _shape_str, _size, _sub_jaxprs,
                    dtype_ctor, format_literal, loop_range, numba_type_name, unsupported_dtype)
 from .function import FunctionLowerer  # noqa: F401
+from .split import split as split_long_function
 from .loops import NestWriter  # noqa: F401
 from .memory import (POOL_MIN_BYTES, _arena_name, _donations, _plan_arena,  # noqa: F401
                      _ws_name)
@@ -257,8 +258,18 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
         head += [src, ""]
     head.append("_SIG = _t.none(")
     head += [f"    {t}," for t in arg_types]
-    head += [")", "", "", f"@_njit(_SIG, {flags})", f"def {fn_name}({', '.join(params)}):"]
-    body = em.lines if em.lines else ["    pass"]
+    head += [")", "", ""]
+    # a long body is split into helper functions (Numba's front end is superlinear: split.py)
+    pieces, fn_text = split_long_function(
+        "\n".join(head), "\n".join([f"def {fn_name}({', '.join(params)}):"] +
+                                    (em.lines if em.lines else ["    pass"])),
+        "cache=True, nogil=True, error_model='numpy', no_cpython_wrapper=True, "
+        "no_cfunc_wrapper=True")
+    for src in pieces:
+        head += [src, ""]
+    fn_lines = fn_text.splitlines()
+    head += ["", f"@_njit(_SIG, {flags})", fn_lines[0]]
+    body = fn_lines[1:]
 
     # -- the Python-side runner ----------------------------------------------------------------
     nconst = len(const_names) + len(extra_names)
