@@ -20,7 +20,7 @@ import numpy as np
 
 from .lowering import numba_type_name, register_lowering
 from ...lax.fft import fft_eval  # noqa: F401  (called by generated code)
-from .rules_elementwise import POINTWISE
+from .rules_elementwise import POINTWISE, power_by_squaring
 
 
 def _any_complex(ctx):
@@ -113,13 +113,7 @@ def _integer_pow(ctx, x, *, y):
     dt = ctx.out_dtype
     if y == 0:
         return ctx.lit(1, dt)
-    n, acc, base = abs(y), None, x
-    while n:
-        if n & 1:
-            acc = base if acc is None else ctx.let(_c(ctx, f"{acc} * {base}"))
-        n >>= 1
-        if n:
-            base = ctx.let(_c(ctx, f"{base} * {base}"))
+    acc = power_by_squaring(ctx, x, abs(y), lambda a, b: _c(ctx, f"{a} * {b}"))
     return _div(ctx, ctx.lit(1, dt), acc) if y < 0 else acc
 
 

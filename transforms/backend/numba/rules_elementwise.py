@@ -317,6 +317,19 @@ _rounding("round_even", "_np.rint({x})")
 _rounding("round", None, kernel="round_away")
 
 
+def power_by_squaring(ctx, x, n, mul):
+    """Source of `x ** n` for a positive int `n`, unrolled into about 2 log2(n) products;
+    `mul(a, b)`: source of the product of two expressions (typed as the output)."""
+    acc, base = None, x
+    while n:
+        if n & 1:
+            acc = base if acc is None else ctx.let(mul(acc, base))
+        n >>= 1
+        if n:
+            base = ctx.let(mul(base, base))
+    return acc
+
+
 @register_pointwise("integer_pow")
 def _integer_pow(ctx, x, *, y):
     _no_complex(ctx)
@@ -333,15 +346,7 @@ def _integer_pow(ctx, x, *, y):
         kernel = "upow" if dt.kind == "u" else "ipow"
         e = f"{x} ** {ctx.lit(n, dt)}" if _is_float(dt) else f"{ctx.kernel(kernel)}({x}, {n})"
     else:
-        # exponentiation by squaring, unrolled
-        acc, base = None, x
-        while n:
-            if n & 1:
-                acc = base if acc is None else ctx.let(_fix(ctx, f"{acc} * {base}"))
-            n >>= 1
-            if n:
-                base = ctx.let(_fix(ctx, f"{base} * {base}"))
-        e = acc
+        e = power_by_squaring(ctx, x, n, lambda a, b: _fix(ctx, f"{a} * {b}"))
     if y < 0:
         return f"{ctx.lit(1, dt)} / {e}"
     return e
