@@ -46,6 +46,7 @@ import numpy as np
 
 from . import lax
 from .core import Primitive, ShapedArray, Tracer, concrete_or_error, get_aval
+from .fma32 import fma32, fma32_numpy
 from .interpreters.batching import defvectorized
 from .interpreters.jvp import defjvp_zero
 from .lax._util import as_array, bind_new_dtype
@@ -397,66 +398,19 @@ def _uniform(key, shape, dtype, minval, maxval):
     return lax.max(_bcast(minval, shape), out)
 
 
-def _f64(x):
-    return lax.convert_element_type(as_array(x), np.float64)
-
-
-def _fma32_numpy(a, b, c):
-    """`_fma32_value` on NumPy operands: the same arithmetic, with the tie fix-up computed only
-    where a tie occurs (rarely)."""
-    a, b, c = (np.asarray(v, np.float64) for v in (a, b, c))
-    s = np.multiply(a, b)                        # exact
-    s += c
-    bits = s.reshape(-1).view(np.int64)
-    tie = np.bitwise_and(bits, (1 << 29) - 1) == (1 << 28)
-    if tie.any():
-        shape = s.shape
-        pb = (np.broadcast_to(a, shape).reshape(-1)[tie]
-              * np.broadcast_to(b, shape).reshape(-1)[tie])
-        cb = np.broadcast_to(c, shape).reshape(-1)[tie]
-        sb = bits[tie].view(np.float64)
-        bb = sb - pb
-        err = (pb - (sb - bb)) + (cb - bb)
-        step = np.where((err < 0) == (sb < 0), 1, -1) * (err != 0)
-        bits[tie] += step.astype(np.int64)
-    return np.asarray(s.astype(np.float32))
-
-
 def _fma32_value(a, b, c):
-    """`a * b + c` rounded once to float32. Computed in float64, where the product is exact; the sum's own
-    rounding error (two-sum) breaks the one case a second rounding to float32 would get
-    wrong: a float64 sum exactly halfway between two float32 values. The operands broadcast
-    against each other."""
+    """`a * b + c` rounded once to float32 (see `transforms.fma32`); the operands are float32
+    and broadcast against each other."""
     if not any(isinstance(v, Tracer) for v in (a, b, c)):
-        return _fma32_numpy(a, b, c)
-    a, b, c = _f64(a), _f64(b), _f64(c)
-    shape = np.broadcast_shapes(*(get_aval(v).shape for v in (a, b, c)))
-    a, b, c = (_bcast(v, shape) for v in (a, b, c))
-    p = lax.mul(a, b)                                   # exact: 24 + 24 bits
-    s = lax.add(p, c)
-    bb = lax.sub(s, p)
-    err = lax.add(lax.sub(p, lax.sub(s, bb)), lax.sub(c, bb))     # p + c == s + err exactly
-    bits = bitcast_convert_type(s, np.int64)
-    half = np.asarray(1 << 28, np.int64)                # the bits below float32 precision
-    tie = lax.eq(lax.bitwise_and(bits, np.asarray((1 << 29) - 1, np.int64)), half)
-    zero = np.asarray(0.0, np.float64)
-    # towards err: +1 on the magnitude when err has the sign of s, else -1
-    same = lax.eq(lax.lt(err, zero), lax.lt(s, zero))
-    one = np.asarray(1, np.int64)
-    nudged = lax.select(same, lax.add(bits, one), lax.sub(bits, one))
-    fix = lax.bitwise_and(tie, lax.ne(err, zero))
-    s = bitcast_convert_type(lax.select(fix, nudged, bits), np.float64)
-    return lax.convert_element_type(s, np.float32)
+        return fma32_numpy(a, b, c)
+    return fma32(*(lax.convert_element_type(as_array(v), np.float32) for v in (a, b, c)))
 
 
 def _fma32(a, b, c):
     """`a * b + c` for float32 operands with ONE rounding, as the fused multiply-add that
     XLA's CPU code generator emits where a multiply feeds an add (so values agree with JAX's
     to the last bit); differentiates as `a * b + c`."""
-    exact = _fma32_value(a, b, c)
-    if not any(isinstance(v, Tracer) for v in (a, b, c)):
-        return exact
-    return _same_value(exact, lax.add(lax.mul(a, b), c))
+    return _fma32_value(a, b, c)
 
 
 def _same_value(exact, plain):

@@ -495,6 +495,26 @@ def threefry2x32(k0, k1, x0, x1):
     return np.uint32(v0), np.uint32(v1)
 
 
+@_jit
+def fma32(a, b, c):
+    """`a * b + c` on float32 scalars rounded once to float32: transforms.fma32.fma32_numpy
+    per element (float64 sum, nudged one ulp towards the exact sum on a float32 tie)."""
+    p = np.float64(a) * np.float64(b)            # exact
+    cc = np.float64(c)
+    s = p + cc
+    bits = f64_as_i64(s)
+    if (bits & np.int64(0x1FFFFFFF)) == np.int64(0x10000000):
+        bb = s - p
+        err = (p - (s - bb)) + (cc - bb)
+        if err != 0.0:
+            if (err < 0.0) == (s < 0.0):
+                bits += np.int64(1)
+            else:
+                bits -= np.int64(1)
+            s = i64_as_f64(bits)
+    return np.float32(s)
+
+
 # ---------------------------------------------------------------------------------------------
 # float32 kernels
 # ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Numba lowering of `argsort` (defined in `transforms.random`; used by `random.permutation`,
-`random.choice(replace=False)` and anything that shuffles).
+`random.choice(replace=False)` and anything that shuffles), and of the pointwise `fma32`
+(one call of the scalar kernel per element: the samplers' exactly rounded multiply-adds).
 
 `threefry2x32` and `bitcast_convert_type` are pointwise and live in `rules_elementwise`.
 The operand is viewed as (outer, n, inner) around the sorted axis; each line of n values is
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 
 from .lowering import dtype_ctor, register_lowering
+from .registry import register_pointwise
 
 
 @register_lowering("argsort")
@@ -34,3 +36,8 @@ def _lower_argsort(ctx, eqn):
             ctx.emit(f"{idx} = _np.argsort({line}, kind='mergesort')")
             with ctx.block(f"for {j} in range({n}):"):
                 ctx.emit(f"{o3}[{a}, {j}, {b}] = _np.int32({idx}[{j}])")
+
+
+@register_pointwise("fma32")
+def _fma32(ctx, a, b, c):
+    return f"{ctx.kernel('fma32')}({a}, {b}, {c})"
