@@ -414,3 +414,22 @@ def test_max_pool_gradient_compiled_matches_eager(shape, window, channels_last):
     # each window's cotangent lands on exactly one element: its first maximum
     assert np.count_nonzero(want) == np.count_nonzero(ct)
     np.testing.assert_allclose(want.sum(), ct.sum(), rtol=1e-5)
+
+
+
+def test_conv_temporaries_live_in_the_reused_workspace():
+    """The compiled convolution's temporaries (patch matrix, kernel copy, ...) are views of
+    the function's workspace, which is reused across calls, not arrays allocated per call
+    (whose page faults cost more than a small convolution); repeated calls stay exact."""
+    lowering = pytest.importorskip("transforms.backend.numba.lowering")
+    x = rng.normal(size=(3, 6, 6, 8))
+    w = rng.normal(size=(5, 3, 3, 8))          # OHWI: the kernel matrix is a copy
+    dn = ("NHWC", "OHWI", "NHWC")
+    f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)
+    src = lowering.lower(T.make_jaxpr(f)(x, w)).source
+    body = src[src.index("def _fn("):src.index("def make_runner(")]
+    assert "_np.empty" not in body and "_wf64[" in body
+    g = T.jit(f)
+    for k in range(3):
+        np.testing.assert_allclose(g(x + k, w), f(x + k, w), rtol=1e-12, atol=1e-12)
+

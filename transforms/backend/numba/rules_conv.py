@@ -27,6 +27,10 @@ the full im2col matrix (tens of MB, 2-3x slower measured):
   gradient) is used in place as the B matrix and only A^T is built, a block of rows at a
   time (see `_conv_window_rows`).
 
+An HWIO-like kernel (window, in, out) is used as the gemm's B matrix in place. Temporaries
+are `ctx.scratch` views of the function's reused workspace: a fresh allocation per call
+cost page faults on every call.
+
 Max-pool gradients whose windows do not overlap (`select_and_scatter_add` with stride >=
 window, the usual 2x2 pooling) get a vectorised loop that writes every element once; other
 window configurations use the general loops.
@@ -213,28 +217,32 @@ def _lower_conv(ctx, eqn):
     else:
         nbb = max(1, min(nbb, BLOCK // (op * kp)))
         ib = max(1, min(ic, BLOCK // (nbb * op * kp)))
-    pm = ctx.empty((nbb * op * kp * ib,), oa.dtype)
-    # the kernel matrix (groups, window * in, out): whole when the channels are not blocked
-    wm = ctx.empty((groups * kp * ic * og,), oa.dtype)
-    lp = _Loops(ctx)
-    lp.open("_cvg", groups)
-    for d in range(nsp):
-        lp.open(ks[d], ksz[d])
-    lp.open("_cvi", ic)
-    lp.open("_cvoo", og)
-    if ib == ic:      # rows ordered (window, channel) within a group
-        row = f"(_cvg * {kp} + {kflat}) * {ic} + _cvi"
-    else:             # rows ordered (channel block, window, channel in block)
-        row = (f"_cvg * {kp * ic} + (_cvi // {ib}) * {kp * ib} + ({kflat}) * "
-               f"min({ib}, {ic} - (_cvi // {ib}) * {ib}) + _cvi % {ib}")
-    ctx.emit(f"{wm}[({row}) * {og} + _cvoo] = "
-             f"{rhs}[{_index(rhs_spec, f'_cvg * {og} + _cvoo', '_cvi', ks)}]")
-    lp.close()
+    pm = ctx.scratch(nbb * op * kp * ib, oa.dtype)
+    # the kernel matrix (groups, window * in, out): whole when the channels are not blocked;
+    # an HWIO-like kernel (window, in, out) of one group already is that matrix (no copy)
+    if groups == 1 and ib == ic and tuple(rhs_spec) == (nsp + 1, nsp) + tuple(range(nsp)):
+        wm, wm_off = ctx.flat(1)
+    else:
+        wm, wm_off = ctx.scratch(groups * kp * ic * og, oa.dtype), 0
+        lp = _Loops(ctx)
+        lp.open("_cvg", groups)
+        for d in range(nsp):
+            lp.open(ks[d], ksz[d])
+        lp.open("_cvi", ic)
+        lp.open("_cvoo", og)
+        if ib == ic:      # rows ordered (window, channel) within a group
+            row = f"(_cvg * {kp} + {kflat}) * {ic} + _cvi"
+        else:             # rows ordered (channel block, window, channel in block)
+            row = (f"_cvg * {kp * ic} + (_cvi // {ib}) * {kp * ib} + ({kflat}) * "
+                   f"min({ib}, {ic} - (_cvi // {ib}) * {ib}) + _cvi % {ib}")
+        ctx.emit(f"{wm}[({row}) * {og} + _cvoo] = "
+                 f"{rhs}[{_index(rhs_spec, f'_cvg * {og} + _cvoo', '_cvi', ks)}]")
+        lp.close()
     direct_out = groups == 1 and last_out
     if direct_out:
         of = _flat_name(ctx, out)
     else:
-        res = ctx.empty((nbb * op * og,), oa.dtype)
+        res = ctx.scratch(nbb * op * og, oa.dtype)
     os_ = [f"_cvo{d}" for d in range(nsp)]
     # the common case (one group, channels not blocked, no dilation along the last spatial
     # axis) copies whole contiguous runs of (last window axis x channels) per patch row
@@ -275,7 +283,7 @@ def _lower_conv(ctx, eqn):
                         with ctx.block("for _cvi in range(_cvib):"):
                             ctx.emit(f"{pm}[_cvbase + _cvi] = {zero}")
                 lp.close()
-                w_off = f"_cvg * {kp * ic * og} + _cvi0 * {kp * og}"
+                w_off = f"{wm_off} + _cvg * {kp * ic * og} + _cvi0 * {kp * og}"
                 beta = "0" if ib == ic else None
                 if direct_out:
                     c_name, c_off = of, f"_cvb * {op * o}"
@@ -368,7 +376,7 @@ def _conv_window_rows(ctx, eqn, zero):
         bm, b_off = ctx.flat(1)
     else:                     # one reordering copy of the rhs to (in, *window, out)
         rhs = ctx.array(1)
-        bm, b_off = ctx.empty((c * kp * o,), oa.dtype), 0
+        bm, b_off = ctx.scratch(c * kp * o, oa.dtype), 0
         lp = _Loops(ctx)
         lp.open("_cvc", c)
         for d in range(nsp):
@@ -380,12 +388,12 @@ def _conv_window_rows(ctx, eqn, zero):
     cols = op * nb            # A^T columns: (output position, batch)
     rows = c * kp             # gemm reduction: (in-channel, window position)
     rblk = max(1, min(rows, BLOCK // cols))
-    at = ctx.empty((rblk * cols,), oa.dtype)
+    at = ctx.scratch(rblk * cols, oa.dtype)
     direct = tuple(out_spec) == (nsp, nsp + 1) + tuple(range(nsp))
     if direct:                # the product (output position, batch, out) IS the output layout
         cm, c_off = ctx.out_flat(0)
     else:
-        cm, c_off = ctx.empty((cols * o,), oa.dtype), 0
+        cm, c_off = ctx.scratch(cols * o, oa.dtype), 0
     bstride = lstr[lhs_spec[0]]
     with ctx.block(f"for _cvr0 in range(0, {rows}, {rblk}):", "a block of A^T rows"):
         ctx.emit(f"_cvrn = min({rblk}, {rows} - _cvr0)")
@@ -447,7 +455,7 @@ def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
     pads, ld, rd, g, oa, nsp = G.pads, G.ld, G.rd, G.g, G.oa, G.nsp
     n, c, ic, psz, ksz, osz = G.n, G.c, G.ic, G.psz, G.ksz, G.osz
     kp, pp, og = G.kp, G.pp, G.og
-    w2 = ctx.empty((g * ic * kp * og,), oa.dtype)
+    w2 = ctx.scratch(g * ic * kp * og, oa.dtype)
     lp = _Loops(ctx)
     lp.open("_cvg", g)
     for d in range(nsp):
@@ -458,7 +466,7 @@ def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
              f"{rhs}[{_index(rhs_spec, f'_cvg * {og} + _cvoo', '_cvi', ks)}]")
     lp.close()
     nbb = max(1, min(n, SCATTER_BLOCK // max(1, pp * kp * og)))
-    y = ctx.empty((nbb * pp * kp * og,), oa.dtype)
+    y = ctx.scratch(nbb * pp * kp * og, oa.dtype)
     of, of_off = ctx.out_flat(0)
     # one group, no input dilation and channels-last operands: one gemm per kernel offset,
     # so that each offset's products are contiguous and col2im adds whole rows at a time
@@ -470,7 +478,7 @@ def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
     if last_in:
         xf = _flat_name(ctx, lhs)
     else:
-        xb = ctx.empty((nbb * pp * ic,), oa.dtype)
+        xb = ctx.scratch(nbb * pp * ic, oa.dtype)
     with ctx.block(f"for _cvg in range({g}):"):
         with ctx.block(f"for _cvb in range(0, {n}, {nbb}):", "a block of images"):
             ctx.emit(f"_cvnb = min({nbb}, {n} - _cvb)")
