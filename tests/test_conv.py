@@ -433,3 +433,98 @@ def test_conv_temporaries_live_in_the_reused_workspace():
     for k in range(3):
         np.testing.assert_allclose(g(x + k, w), f(x + k, w), rtol=1e-12, atol=1e-12)
 
+
+# ---------------------------------------------------------------------------------------------
+# the compiled "taps" path: small maps, one gemm per kernel offset that meets the map
+# ---------------------------------------------------------------------------------------------
+
+TAP_CASES = [
+    # spatial, kernel, strides, padding, rhs_dilation, layouts
+    ((1, 1), (3, 3), (1, 1), "SAME", (1, 1), "NHWC"),       # only the centre: ResNet's layer4
+    ((2, 2), (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), "NHWC"),   # full box, strided gather
+    ((4, 4), (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), "NHWC"),   # no offset covers all
+    ((3, 2), (3, 3), (1, 1), ((2, 1), (0, 2)), (2, 1), "NHWC"),   # dilation, uneven pads
+    ((4, 3), (3, 2), (1, 2), ((1, -1), (2, 1)), (1, 1), "NHWC"),  # negative padding
+    ((2, 2), (3, 3), (1, 1), "SAME", (1, 1), "NCHW"),       # transposed input and kernel
+    ((3,), (5,), (1,), "SAME", (1,), "NHWC"),
+]
+
+
+def _tap_conv(spatial, kernel, strides, padding, rd, layout, c=16, o=16, n=3,
+              dtype=np.float64):
+    nd = len(spatial)
+    sp = "HWD"[:nd]
+    x = rng.normal(size=(n,) + spatial + (c,)).astype(dtype)
+    w = rng.normal(size=kernel + (c, o)).astype(dtype)
+    if layout == "NHWC":
+        dn = ("N" + sp + "C", sp + "IO", "N" + sp + "C")
+    else:       # NC-first input, OI-first kernel, channels-last output
+        x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+        w = np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1)))
+        dn = ("NC" + sp, "OI" + sp, "N" + sp + "C")
+
+    def f(x, w):
+        return lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=rd,
+                                        dimension_numbers=dn)
+    return f, x, w
+
+
+@pytest.fixture
+def tap_calls(monkeypatch):
+    """Counts the convolutions lowered by the taps path."""
+    rules = pytest.importorskip("transforms.backend.numba.rules_conv")
+    calls = []
+    real = rules.lower_conv_taps
+
+    def spy(ctx, eqn, *a):
+        calls.append(eqn.outvars[0].aval.shape)
+        return real(ctx, eqn, *a)
+    monkeypatch.setattr(rules, "lower_conv_taps", spy)
+    return calls
+
+
+@pytest.mark.parametrize("case", TAP_CASES)
+def test_conv_taps_path_values_and_grads(case, tap_calls):
+    """The value against the eager (NumPy) implementation and an independent loop reference;
+    the value and both cotangents compiled together. With 16 in and out channels the input
+    gradient of a stride-1 case is a small-map convolution too (the taps path in the
+    backward pass as well)."""
+    f, x, w = _tap_conv(*case)
+    want = f(x, w)
+    nd = x.ndim - 2
+    last = (0,) + tuple(range(2, nd + 2)) + (1,)
+    xr = x if case[-1] != "NHWC" else x.transpose((0, nd + 1) + tuple(range(1, nd + 1)))
+    wr = w if case[-1] != "NHWC" else w.transpose((nd + 1, nd) + tuple(range(nd)))
+    ref = ref_conv(xr, wr, case[2], explicit_pads(case[0], case[1], case[2], case[3], case[4]),
+                   (1,) * nd, case[4])
+    np.testing.assert_allclose(want, ref.transpose(last), rtol=1e-10, atol=1e-10)
+    ct = rng.normal(size=want.shape)
+
+    def both(x, w, ct):
+        y, vjp = T.vjp(f, x, w)
+        return (y,) + vjp(ct)
+    for name, a, b in zip(("value", "d/dx", "d/dw"), T.jit(both)(x, w, ct), both(x, w, ct)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10, err_msg=name)
+    assert tap_calls[0] == want.shape
+    if all(s == 1 for s in case[2]) and case[-1] == "NHWC":
+        assert len(tap_calls) == 2                 # the input gradient's convolution too
+
+
+def test_conv_taps_float32_image_blocks_and_routing(monkeypatch, tap_calls):
+    """float32 ResNet-like shapes, the images split into several (partial) blocks; an 8x8
+    map (84% of the offset-position pairs valid) stays on im2col, as do few channels."""
+    taps = pytest.importorskip("transforms.backend.numba.conv_taps")
+    monkeypatch.setattr(taps, "TAP_BLOCK", 2 * 4 * 32)     # 2 images of a 2x2 map
+    for spatial, strides in (((2, 2), (1, 1)), ((4, 4), (2, 2)), ((1, 1), (1, 1))):
+        f, x, w = _tap_conv(spatial, (3, 3), strides, ((1, 1), (1, 1)), (1, 1), "NHWC",
+                            c=32, o=24, n=5, dtype=np.float32)
+        np.testing.assert_allclose(T.jit(f)(x, w), f(x.astype(np.float64), w.astype(np.float64)),
+                                   rtol=2e-5, atol=2e-5)
+    assert tap_calls == [(5, 2, 2, 24), (5, 2, 2, 24), (5, 1, 1, 24)]
+    for spatial, c in (((8, 8), 32), ((2, 2), 8)):
+        f, x, w = _tap_conv(spatial, (3, 3), (1, 1), "SAME", (1, 1), "NHWC", c=c, o=8,
+                            dtype=np.float32)
+        np.testing.assert_allclose(T.jit(f)(x, w), f(x, w), rtol=2e-5, atol=2e-5)
+    assert len(tap_calls) == 3
+
+

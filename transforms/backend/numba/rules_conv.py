@@ -27,9 +27,13 @@ the full im2col matrix (tens of MB, 2-3x slower measured):
   gradient) is used in place as the B matrix and only A^T is built, a block of rows at a
   time (see `_conv_window_rows`).
 
-An HWIO-like kernel (window, in, out) is used as the gemm's B matrix in place. Temporaries
-are `ctx.scratch` views of the function's reused workspace: a fresh allocation per call
-cost page faults on every call.
+Before those: a convolution of a map so small that much of the window hangs over the
+padding (ResNet's 2x2 and 1x1 stages) runs as one gemm per kernel offset over the positions
+where that offset lands on the map (`conv_taps`), when that costs clearly fewer
+multiply-adds. An
+HWIO-like kernel (window, in, out) is used as the gemm's B matrix in place. Temporaries are
+`ctx.scratch` views of the function's reused workspace: a fresh allocation per call cost
+more in page faults than the small-map gemms themselves.
 
 Max-pool gradients whose windows do not overlap (`select_and_scatter_add` with stride >=
 window, the usual 2x2 pooling) get a vectorised loop that writes every element once; other
@@ -43,6 +47,7 @@ import math
 
 import numpy as np
 
+from .conv_taps import lower_conv_taps, use_taps
 from .lowering import parallel_allowed, register_lowering
 
 SMALL_CONV = 4096          # fewer multiply-adds than this: direct loops
@@ -149,6 +154,17 @@ def _gemm(ctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, beta=0, com
              f"{b_off}, {ldb}, {b_lit}, {c}, {c_off}, {ldc})", comment)
 
 
+def _gemm_beta(ctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, beta, max_macs):
+    """`_gemm` with run-time sizes and a `beta` expression; `max_macs` (an int) bounds
+    m * n * k, which picks the serial or the threaded BLAS call."""
+    from .kernels import GEMM_SERIAL
+    from .rules_linalg import blas_parallel_min
+    one = ctx.literal(1, ctx.eqn.outvars[0].aval.dtype)
+    g = ctx.kernel(GEMM_SERIAL) if max_macs < blas_parallel_min() else ctx.kernel('gemm')
+    ctx.emit(f"{g}(0, 0, {m}, {n}, {k}, {one}, {a}, {a_off}, {lda}, {b}, {b_off}, {ldb}, "
+             f"{beta}, {c}, {c_off}, {ldc})", "BLAS gemm")
+
+
 # Elements in one block buffer (patches / products): big enough for efficient gemm calls,
 # small enough to stay in cache and be reused across calls without page faults.
 BLOCK = 1 << 19
@@ -182,6 +198,8 @@ def _lower_conv(ctx, eqn):
             and nb * op * kp * ic * o >= SMALL_CONV)
     if not blas or kp * ic == 0:
         return _conv_direct(ctx, eqn, lhs, rhs, out)
+    if use_taps(G):       # a small map: skip the window offsets that fall on padding
+        return lower_conv_taps(ctx, eqn, G, _gemm_beta)
     gather_cost = n * op * kp * c
     if any(x > 1 for x in ld) or any(lo + hi for lo, hi in pads):
         gather_cost += math.prod(dilate(psz[d], ld[d]) + pads[d][0] + pads[d][1]
