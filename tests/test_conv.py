@@ -528,3 +528,62 @@ def test_conv_taps_float32_image_blocks_and_routing(monkeypatch, tap_calls):
     assert len(tap_calls) == 3
 
 
+
+# ---------------------------------------------------------------------------------------------
+# the compiled Winograd F(2x2, 3x3) path: 3x3 stride-1 convolutions with >= 32 channels
+# ---------------------------------------------------------------------------------------------
+
+WINO_CASES = [
+    # spatial, padding, layouts
+    ((4, 4), "SAME", "NHWC"),                          # ResNet's 4x4 stage: 4 tiles
+    ((5, 5), ((1, 1), (1, 1)), "NHWC"),                # odd sizes: tiles over the edge
+    ((6, 7), ((0, 2), (2, -1)), "NHWC"),               # uneven and negative padding
+    ((4, 4), "SAME", "NCHW"),                          # transposed input, OIHW kernel
+]
+
+
+@pytest.fixture
+def wino_calls(monkeypatch):
+    """Counts the convolutions lowered by the Winograd path."""
+    rules = pytest.importorskip("transforms.backend.numba.rules_conv")
+    calls = []
+    real = rules.lower_conv_winograd
+
+    def spy(ctx, eqn, *a):
+        calls.append(eqn.outvars[0].aval.shape)
+        return real(ctx, eqn, *a)
+    monkeypatch.setattr(rules, "lower_conv_winograd", spy)
+    return calls
+
+
+@pytest.mark.parametrize("case", WINO_CASES)
+def test_conv_winograd_values_and_grads(case, wino_calls, monkeypatch):
+    """Values and both cotangents against the eager implementation (float64: the transforms
+    round a few ulp differently from a direct sum), the images split into several (partial)
+    blocks. The input gradient of a 3x3 stride-1 convolution is one too (Winograd again)."""
+    wino = pytest.importorskip("transforms.backend.numba.conv_winograd")
+    monkeypatch.setattr(wino, "WINO_BLOCK", 16 * 4 * 32 * 2)    # two images of 4 tiles
+    spatial, padding, layout = case
+    f, x, w = _tap_conv(spatial, (3, 3), (1, 1), padding, (1, 1), layout, c=32, o=32, n=5)
+    want = f(x, w)
+    ct = rng.normal(size=want.shape)
+
+    def both(x, w, ct):
+        y, vjp = T.vjp(f, x, w)
+        return (y,) + vjp(ct)
+    for name, a, b in zip(("value", "d/dx", "d/dw"), T.jit(both)(x, w, ct), both(x, w, ct)):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11, err_msg=name)
+    assert wino_calls[0] == want.shape
+    if layout == "NHWC" and padding != WINO_CASES[2][1]:
+        assert len(wino_calls) == 2
+
+
+def test_conv_winograd_float32_resnet_stage(wino_calls):
+    """float32, an 8x8 map with 64 channels (ResNet-18's first stage) against a float64
+    reference: within float32 rounding."""
+    f, x, w = _tap_conv((8, 8), (3, 3), (1, 1), "SAME", (1, 1), "NHWC", c=64, o=64, n=2,
+                        dtype=np.float32)
+    ref = f(x.astype(np.float64), w.astype(np.float64))
+    got = T.jit(f)(x, w)
+    assert got.dtype == np.float32 and wino_calls == [ref.shape]
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())

@@ -27,10 +27,11 @@ the full im2col matrix (tens of MB, 2-3x slower measured):
   gradient) is used in place as the B matrix and only A^T is built, a block of rows at a
   time (see `_conv_window_rows`).
 
-Before those: a convolution of a map so small that much of the window hangs over the
-padding (ResNet's 2x2 and 1x1 stages) runs as one gemm per kernel offset over the positions
-where that offset lands on the map (`conv_taps`), when that costs clearly fewer
-multiply-adds. An
+Before those: a 3x3 stride-1 convolution of a small map with many channels runs as
+Winograd's F(2x2, 3x3) (`conv_winograd`: 16 gemms with 16/36 of the multiply-adds), and a
+convolution of a map so small that much of the window hangs over the padding (ResNet's 2x2
+and 1x1 stages) as one gemm per kernel offset over the positions where that offset lands
+on the map (`conv_taps`); each is chosen when it costs clearly fewer multiply-adds. An
 HWIO-like kernel (window, in, out) is used as the gemm's B matrix in place. Temporaries are
 `ctx.scratch` views of the function's reused workspace: a fresh allocation per call cost
 more in page faults than the small-map gemms themselves.
@@ -47,7 +48,8 @@ import math
 
 import numpy as np
 
-from .conv_taps import lower_conv_taps, use_taps
+from .conv_taps import channels_last_input, lower_conv_taps, use_taps, valid_fraction
+from .conv_winograd import lower_conv_winograd, use_winograd
 from .lowering import parallel_allowed, register_lowering
 
 SMALL_CONV = 4096          # fewer multiply-adds than this: direct loops
@@ -198,7 +200,10 @@ def _lower_conv(ctx, eqn):
             and nb * op * kp * ic * o >= SMALL_CONV)
     if not blas or kp * ic == 0:
         return _conv_direct(ctx, eqn, lhs, rhs, out)
-    if use_taps(G):       # a small map: skip the window offsets that fall on padding
+    taps = use_taps(G)    # a small map: skip the window offsets that fall on padding
+    if use_winograd(G, valid_fraction(G) * kp * op if taps else kp * op):
+        return lower_conv_winograd(ctx, eqn, G, _gemm_beta, *channels_last_input(ctx, G))
+    if taps:
         return lower_conv_taps(ctx, eqn, G, _gemm_beta)
     gather_cost = n * op * kp * c
     if any(x > 1 for x in ld) or any(lo + hi for lo, hi in pads):
