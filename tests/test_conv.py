@@ -414,3 +414,176 @@ def test_max_pool_gradient_compiled_matches_eager(shape, window, channels_last):
     # each window's cotangent lands on exactly one element: its first maximum
     assert np.count_nonzero(want) == np.count_nonzero(ct)
     np.testing.assert_allclose(want.sum(), ct.sum(), rtol=1e-5)
+
+
+
+def test_conv_temporaries_live_in_the_reused_workspace():
+    """The compiled convolution's temporaries (patch matrix, kernel copy, ...) are views of
+    the function's workspace, which is reused across calls, not arrays allocated per call
+    (whose page faults cost more than a small convolution); repeated calls stay exact."""
+    lowering = pytest.importorskip("transforms.backend.numba.lowering")
+    x = rng.normal(size=(3, 6, 6, 8))
+    w = rng.normal(size=(5, 3, 3, 8))          # OHWI: the kernel matrix is a copy
+    dn = ("NHWC", "OHWI", "NHWC")
+    f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)
+    src = lowering.lower(T.make_jaxpr(f)(x, w)).source
+    body = src[src.index("def _fn("):src.index("def make_runner(")]
+    assert "_np.empty" not in body and "_wf64[" in body
+    g = T.jit(f)
+    for k in range(3):
+        np.testing.assert_allclose(g(x + k, w), f(x + k, w), rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# the compiled "taps" path: small maps, one gemm per kernel offset that meets the map
+# ---------------------------------------------------------------------------------------------
+
+TAP_CASES = [
+    # spatial, kernel, strides, padding, rhs_dilation, layouts
+    ((1, 1), (3, 3), (1, 1), "SAME", (1, 1), "NHWC"),       # only the centre: ResNet's layer4
+    ((2, 2), (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), "NHWC"),   # full box, strided gather
+    ((4, 4), (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), "NHWC"),   # no offset covers all
+    ((3, 2), (3, 3), (1, 1), ((2, 1), (0, 2)), (2, 1), "NHWC"),   # dilation, uneven pads
+    ((4, 3), (3, 2), (1, 2), ((1, -1), (2, 1)), (1, 1), "NHWC"),  # negative padding
+    ((2, 2), (3, 3), (1, 1), "SAME", (1, 1), "NCHW"),       # transposed input and kernel
+    ((3,), (5,), (1,), "SAME", (1,), "NHWC"),
+]
+
+
+def _tap_conv(spatial, kernel, strides, padding, rd, layout, c=16, o=16, n=3,
+              dtype=np.float64):
+    nd = len(spatial)
+    sp = "HWD"[:nd]
+    x = rng.normal(size=(n,) + spatial + (c,)).astype(dtype)
+    w = rng.normal(size=kernel + (c, o)).astype(dtype)
+    if layout == "NHWC":
+        dn = ("N" + sp + "C", sp + "IO", "N" + sp + "C")
+    else:       # NC-first input, OI-first kernel, channels-last output
+        x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+        w = np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1)))
+        dn = ("NC" + sp, "OI" + sp, "N" + sp + "C")
+
+    def f(x, w):
+        return lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=rd,
+                                        dimension_numbers=dn)
+    return f, x, w
+
+
+@pytest.fixture
+def tap_calls(monkeypatch):
+    """Counts the convolutions lowered by the taps path."""
+    rules = pytest.importorskip("transforms.backend.numba.rules_conv")
+    calls = []
+    real = rules.lower_conv_taps
+
+    def spy(ctx, eqn, *a):
+        calls.append(eqn.outvars[0].aval.shape)
+        return real(ctx, eqn, *a)
+    monkeypatch.setattr(rules, "lower_conv_taps", spy)
+    return calls
+
+
+@pytest.mark.parametrize("case", TAP_CASES)
+def test_conv_taps_path_values_and_grads(case, tap_calls):
+    """The value against the eager (NumPy) implementation and an independent loop reference;
+    the value and both cotangents compiled together. With 16 in and out channels the input
+    gradient of a stride-1 case is a small-map convolution too (the taps path in the
+    backward pass as well)."""
+    f, x, w = _tap_conv(*case)
+    want = f(x, w)
+    nd = x.ndim - 2
+    last = (0,) + tuple(range(2, nd + 2)) + (1,)
+    xr = x if case[-1] != "NHWC" else x.transpose((0, nd + 1) + tuple(range(1, nd + 1)))
+    wr = w if case[-1] != "NHWC" else w.transpose((nd + 1, nd) + tuple(range(nd)))
+    ref = ref_conv(xr, wr, case[2], explicit_pads(case[0], case[1], case[2], case[3], case[4]),
+                   (1,) * nd, case[4])
+    np.testing.assert_allclose(want, ref.transpose(last), rtol=1e-10, atol=1e-10)
+    ct = rng.normal(size=want.shape)
+
+    def both(x, w, ct):
+        y, vjp = T.vjp(f, x, w)
+        return (y,) + vjp(ct)
+    for name, a, b in zip(("value", "d/dx", "d/dw"), T.jit(both)(x, w, ct), both(x, w, ct)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10, err_msg=name)
+    assert tap_calls[0] == want.shape
+    if all(s == 1 for s in case[2]) and case[-1] == "NHWC":
+        assert len(tap_calls) == 2                 # the input gradient's convolution too
+
+
+def test_conv_taps_float32_image_blocks_and_routing(monkeypatch, tap_calls):
+    """float32 ResNet-like shapes, the images split into several (partial) blocks; an 8x8
+    map (84% of the offset-position pairs valid) stays on im2col, as do few channels."""
+    taps = pytest.importorskip("transforms.backend.numba.conv_taps")
+    monkeypatch.setattr(taps, "TAP_BLOCK", 2 * 4 * 32)     # 2 images of a 2x2 map
+    for spatial, strides in (((2, 2), (1, 1)), ((4, 4), (2, 2)), ((1, 1), (1, 1))):
+        f, x, w = _tap_conv(spatial, (3, 3), strides, ((1, 1), (1, 1)), (1, 1), "NHWC",
+                            c=32, o=24, n=5, dtype=np.float32)
+        np.testing.assert_allclose(T.jit(f)(x, w), f(x.astype(np.float64), w.astype(np.float64)),
+                                   rtol=2e-5, atol=2e-5)
+    assert tap_calls == [(5, 2, 2, 24), (5, 2, 2, 24), (5, 1, 1, 24)]
+    for spatial, c in (((8, 8), 32), ((2, 2), 8)):
+        f, x, w = _tap_conv(spatial, (3, 3), (1, 1), "SAME", (1, 1), "NHWC", c=c, o=8,
+                            dtype=np.float32)
+        np.testing.assert_allclose(T.jit(f)(x, w), f(x, w), rtol=2e-5, atol=2e-5)
+    assert len(tap_calls) == 3
+
+
+
+# ---------------------------------------------------------------------------------------------
+# the compiled Winograd F(2x2, 3x3) path: 3x3 stride-1 convolutions with >= 32 channels
+# ---------------------------------------------------------------------------------------------
+
+WINO_CASES = [
+    # spatial, padding, layouts
+    ((4, 4), "SAME", "NHWC"),                          # ResNet's 4x4 stage: 4 tiles
+    ((5, 5), ((1, 1), (1, 1)), "NHWC"),                # odd sizes: tiles over the edge
+    ((6, 7), ((0, 2), (2, -1)), "NHWC"),               # uneven and negative padding
+    ((4, 4), "SAME", "NCHW"),                          # transposed input, OIHW kernel
+]
+
+
+@pytest.fixture
+def wino_calls(monkeypatch):
+    """Counts the convolutions lowered by the Winograd path."""
+    rules = pytest.importorskip("transforms.backend.numba.rules_conv")
+    calls = []
+    real = rules.lower_conv_winograd
+
+    def spy(ctx, eqn, *a):
+        calls.append(eqn.outvars[0].aval.shape)
+        return real(ctx, eqn, *a)
+    monkeypatch.setattr(rules, "lower_conv_winograd", spy)
+    return calls
+
+
+@pytest.mark.parametrize("case", WINO_CASES)
+def test_conv_winograd_values_and_grads(case, wino_calls, monkeypatch):
+    """Values and both cotangents against the eager implementation (float64: the transforms
+    round a few ulp differently from a direct sum), the images split into several (partial)
+    blocks. The input gradient of a 3x3 stride-1 convolution is one too (Winograd again)."""
+    wino = pytest.importorskip("transforms.backend.numba.conv_winograd")
+    monkeypatch.setattr(wino, "WINO_BLOCK", 16 * 4 * 32 * 2)    # two images of 4 tiles
+    spatial, padding, layout = case
+    f, x, w = _tap_conv(spatial, (3, 3), (1, 1), padding, (1, 1), layout, c=32, o=32, n=5)
+    want = f(x, w)
+    ct = rng.normal(size=want.shape)
+
+    def both(x, w, ct):
+        y, vjp = T.vjp(f, x, w)
+        return (y,) + vjp(ct)
+    for name, a, b in zip(("value", "d/dx", "d/dw"), T.jit(both)(x, w, ct), both(x, w, ct)):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11, err_msg=name)
+    assert wino_calls[0] == want.shape
+    if layout == "NHWC" and padding != WINO_CASES[2][1]:
+        assert len(wino_calls) == 2
+
+
+def test_conv_winograd_float32_resnet_stage(wino_calls):
+    """float32, an 8x8 map with 64 channels (ResNet-18's first stage) against a float64
+    reference: within float32 rounding."""
+    f, x, w = _tap_conv((8, 8), (3, 3), (1, 1), "SAME", (1, 1), "NHWC", c=64, o=64, n=2,
+                        dtype=np.float32)
+    ref = f(x.astype(np.float64), w.astype(np.float64))
+    got = T.jit(f)(x, w)
+    assert got.dtype == np.float32 and wino_calls == [ref.shape]
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())

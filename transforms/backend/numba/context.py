@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ...ir import ClosedJaxpr
 from . import fusion
 from .emit import (Binding, _c_strides, _const_array, _lin, _size, dtype_ctor, loop_range,
                    numba_type_name)
+from .memory import _ws_name
 from .registry import LOWERINGS
 
 if TYPE_CHECKING:
@@ -163,6 +166,25 @@ class RuleContext:
     def empty(self, shape, dtype):
         t = self.fresh("_w")
         self.emit(f"{t} = _np.empty({tuple(shape)!r}, {dtype_ctor(dtype)})")
+        return t
+
+    def scratch(self, size, dtype):
+        """Name of a 1-D array of `size` elements of `dtype` for this rule's own temporary
+        use while its code runs (uninitialised; disjoint from every value and from this
+        rule's other scratch arrays). Unlike `empty`, no allocation per call: it is a view of
+        the function's workspace, which is reused across calls, so large temporaries cost no
+        page faults. A rule that lowers a sub-jaxpr must not keep scratch live across it."""
+        base = getattr(self.mod, "scratch_base", None)
+        if base is None:                    # lowered outside `lowering.lower`
+            return self.empty((size,), dtype)
+        dn = np.dtype(dtype).name
+        used = self.__dict__.setdefault("_scratch_used", {})
+        start = used.get(dn, 0)
+        used[dn] = start + (max(int(size), 1) + 15) // 16 * 16
+        self.mod.scratch_need[dn] = max(self.mod.scratch_need.get(dn, 0), used[dn])
+        off = base.get(dn, 0) + start
+        t = self.fresh("_ws")
+        self.emit(f"{t} = {_ws_name(dn)}[{off}:{off + int(size)}]")
         return t
 
     def literal(self, value, dtype):

@@ -156,9 +156,15 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
         return _ws_name(v.aval.dtype), off
     fl.alloc = alloc
     mod.vtypes["_z"] = ("scalar", np.dtype(np.int64))
+    # rules' scratch memory (RuleContext.scratch): one region past the intermediates of each
+    # dtype's workspace, as large as the largest rule needs (no two rules run at once)
+    mod.scratch_base = {dn: (n + 15) // 16 * 16 for dn, n in ws.items()}
+    mod.scratch_need = {}
     fl.bind_inputs(in_names)
     fl.bind_consts(const_names)
     fl.run()
+    for dn, need in mod.scratch_need.items():
+        ws[dn] = max(ws.get(dn, 0), mod.scratch_base.get(dn, 0) + need)
 
     # -- outputs ------------------------------------------------------------------------------
     out_plan = []       # per output: ('slot', name, off, shape) | ('view', ...) | ('in', i) | ...

@@ -27,6 +27,15 @@ the full im2col matrix (tens of MB, 2-3x slower measured):
   gradient) is used in place as the B matrix and only A^T is built, a block of rows at a
   time (see `_conv_window_rows`).
 
+Before those: a 3x3 stride-1 convolution of a small map with many channels runs as
+Winograd's F(2x2, 3x3) (`conv_winograd`: 16 gemms with 16/36 of the multiply-adds), and a
+convolution of a map so small that much of the window hangs over the padding (ResNet's 2x2
+and 1x1 stages) as one gemm per kernel offset over the positions where that offset lands
+on the map (`conv_taps`); each is chosen when it costs clearly fewer multiply-adds. An
+HWIO-like kernel (window, in, out) is used as the gemm's B matrix in place. Temporaries are
+`ctx.scratch` views of the function's reused workspace: a fresh allocation per call cost
+more in page faults than the small-map gemms themselves.
+
 Max-pool gradients whose windows do not overlap (`select_and_scatter_add` with stride >=
 window, the usual 2x2 pooling) get a vectorised loop that writes every element once; other
 window configurations use the general loops.
@@ -39,6 +48,8 @@ import math
 
 import numpy as np
 
+from .conv_taps import channels_last_input, lower_conv_taps, use_taps, valid_fraction
+from .conv_winograd import lower_conv_winograd, use_winograd
 from .lowering import parallel_allowed, register_lowering
 
 SMALL_CONV = 4096          # fewer multiply-adds than this: direct loops
@@ -131,18 +142,35 @@ def _input_pos(ctx, o, k, stride, rd, lo, ld, size, tag):
     return q, ok
 
 
-def _gemm(ctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, beta=0, comment=None):
+def _gemm(ctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, beta=0, comment=None,
+          max_macs=None, trans_a=0):
     """Emit C = A @ B (+ C if beta) on flat 1-D arrays (row-major, with element offsets and
-    row strides) through the backend's BLAS gemm kernel."""
+    row strides) through the backend's BLAS gemm kernel (A stored k x m and transposed if
+    `trans_a`). `max_macs` bounds m * n * k when a size is a run-time expression (a partial
+    block): products below `blas_parallel_min` run on the calling thread only. (Without the
+    bound, blocked products went to the threaded BLAS: the 7x7 stem convolution of a ResNet
+    step took 20 ms instead of 1.2 under load, waiting for the BLAS threads.)"""
     dt = ctx.eqn.outvars[0].aval.dtype
     one, b_lit = ctx.literal(1, dt), ctx.literal(beta, dt)
     from .kernels import GEMM_SERIAL
     from .rules_linalg import blas_parallel_min
-    small = all(isinstance(x, (int, np.integer)) for x in (m, n, k)) and \
-        m * n * k < blas_parallel_min()
+    if max_macs is None and all(isinstance(x, (int, np.integer)) for x in (m, n, k)):
+        max_macs = m * n * k
+    small = max_macs is not None and max_macs < blas_parallel_min()
     g = ctx.kernel(GEMM_SERIAL) if small else ctx.kernel('gemm')
-    ctx.emit(f"{g}(0, 0, {m}, {n}, {k}, {one}, {a}, {a_off}, {lda}, {b}, "
+    ctx.emit(f"{g}({trans_a}, 0, {m}, {n}, {k}, {one}, {a}, {a_off}, {lda}, {b}, "
              f"{b_off}, {ldb}, {b_lit}, {c}, {c_off}, {ldc})", comment)
+
+
+def _gemm_beta(ctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, beta, max_macs):
+    """`_gemm` with run-time sizes and a `beta` expression; `max_macs` (an int) bounds
+    m * n * k, which picks the serial or the threaded BLAS call."""
+    from .kernels import GEMM_SERIAL
+    from .rules_linalg import blas_parallel_min
+    one = ctx.literal(1, ctx.eqn.outvars[0].aval.dtype)
+    g = ctx.kernel(GEMM_SERIAL) if max_macs < blas_parallel_min() else ctx.kernel('gemm')
+    ctx.emit(f"{g}(0, 0, {m}, {n}, {k}, {one}, {a}, {a_off}, {lda}, {b}, {b_off}, {ldb}, "
+             f"{beta}, {c}, {c_off}, {ldc})", "BLAS gemm")
 
 
 # Elements in one block buffer (patches / products): big enough for efficient gemm calls,
@@ -178,6 +206,11 @@ def _lower_conv(ctx, eqn):
             and nb * op * kp * ic * o >= SMALL_CONV)
     if not blas or kp * ic == 0:
         return _conv_direct(ctx, eqn, lhs, rhs, out)
+    taps = use_taps(G)    # a small map: skip the window offsets that fall on padding
+    if use_winograd(G, valid_fraction(G) * kp * op if taps else kp * op):
+        return lower_conv_winograd(ctx, eqn, G, _gemm_beta, *channels_last_input(ctx, G))
+    if taps:
+        return lower_conv_taps(ctx, eqn, G, _gemm_beta)
     gather_cost = n * op * kp * c
     if any(x > 1 for x in ld) or any(lo + hi for lo, hi in pads):
         gather_cost += math.prod(dilate(psz[d], ld[d]) + pads[d][0] + pads[d][1]
@@ -213,28 +246,32 @@ def _lower_conv(ctx, eqn):
     else:
         nbb = max(1, min(nbb, BLOCK // (op * kp)))
         ib = max(1, min(ic, BLOCK // (nbb * op * kp)))
-    pm = ctx.empty((nbb * op * kp * ib,), oa.dtype)
-    # the kernel matrix (groups, window * in, out): whole when the channels are not blocked
-    wm = ctx.empty((groups * kp * ic * og,), oa.dtype)
-    lp = _Loops(ctx)
-    lp.open("_cvg", groups)
-    for d in range(nsp):
-        lp.open(ks[d], ksz[d])
-    lp.open("_cvi", ic)
-    lp.open("_cvoo", og)
-    if ib == ic:      # rows ordered (window, channel) within a group
-        row = f"(_cvg * {kp} + {kflat}) * {ic} + _cvi"
-    else:             # rows ordered (channel block, window, channel in block)
-        row = (f"_cvg * {kp * ic} + (_cvi // {ib}) * {kp * ib} + ({kflat}) * "
-               f"min({ib}, {ic} - (_cvi // {ib}) * {ib}) + _cvi % {ib}")
-    ctx.emit(f"{wm}[({row}) * {og} + _cvoo] = "
-             f"{rhs}[{_index(rhs_spec, f'_cvg * {og} + _cvoo', '_cvi', ks)}]")
-    lp.close()
+    pm = ctx.scratch(nbb * op * kp * ib, oa.dtype)
+    # the kernel matrix (groups, window * in, out): whole when the channels are not blocked;
+    # an HWIO-like kernel (window, in, out) of one group already is that matrix (no copy)
+    if groups == 1 and ib == ic and tuple(rhs_spec) == (nsp + 1, nsp) + tuple(range(nsp)):
+        wm, wm_off = ctx.flat(1)
+    else:
+        wm, wm_off = ctx.scratch(groups * kp * ic * og, oa.dtype), 0
+        lp = _Loops(ctx)
+        lp.open("_cvg", groups)
+        for d in range(nsp):
+            lp.open(ks[d], ksz[d])
+        lp.open("_cvi", ic)
+        lp.open("_cvoo", og)
+        if ib == ic:      # rows ordered (window, channel) within a group
+            row = f"(_cvg * {kp} + {kflat}) * {ic} + _cvi"
+        else:             # rows ordered (channel block, window, channel in block)
+            row = (f"_cvg * {kp * ic} + (_cvi // {ib}) * {kp * ib} + ({kflat}) * "
+                   f"min({ib}, {ic} - (_cvi // {ib}) * {ib}) + _cvi % {ib}")
+        ctx.emit(f"{wm}[({row}) * {og} + _cvoo] = "
+                 f"{rhs}[{_index(rhs_spec, f'_cvg * {og} + _cvoo', '_cvi', ks)}]")
+        lp.close()
     direct_out = groups == 1 and last_out
     if direct_out:
         of = _flat_name(ctx, out)
     else:
-        res = ctx.empty((nbb * op * og,), oa.dtype)
+        res = ctx.scratch(nbb * op * og, oa.dtype)
     os_ = [f"_cvo{d}" for d in range(nsp)]
     # the common case (one group, channels not blocked, no dilation along the last spatial
     # axis) copies whole contiguous runs of (last window axis x channels) per patch row
@@ -275,22 +312,23 @@ def _lower_conv(ctx, eqn):
                         with ctx.block("for _cvi in range(_cvib):"):
                             ctx.emit(f"{pm}[_cvbase + _cvi] = {zero}")
                 lp.close()
-                w_off = f"_cvg * {kp * ic * og} + _cvi0 * {kp * og}"
+                w_off = f"{wm_off} + _cvg * {kp * ic * og} + _cvi0 * {kp * og}"
                 beta = "0" if ib == ic else None
                 if direct_out:
                     c_name, c_off = of, f"_cvb * {op * o}"
                 else:
                     c_name, c_off = res, "0"
+                macs = nbb * op * og * kp * ib
                 if beta is None:
                     with ctx.block("if _cvi0 == 0:"):
                         _gemm(ctx, f"_cvnb * {op}", og, "_cvcols", pm, 0, "_cvcols", wm, w_off,
-                              og, c_name, c_off, og, 0)
+                              og, c_name, c_off, og, 0, max_macs=macs)
                     with ctx.block("else:"):
                         _gemm(ctx, f"_cvnb * {op}", og, "_cvcols", pm, 0, "_cvcols", wm, w_off,
-                              og, c_name, c_off, og, 1)
+                              og, c_name, c_off, og, 1, max_macs=macs)
                 else:
                     _gemm(ctx, f"_cvnb * {op}", og, "_cvcols", pm, 0, "_cvcols", wm, w_off, og,
-                          c_name, c_off, og, 0, "BLAS gemm")
+                          c_name, c_off, og, 0, "BLAS gemm", max_macs=macs)
             if not direct_out:
                 lp = _Loops(ctx)
                 lp.open("_cvnn", "_cvnb")
@@ -368,7 +406,7 @@ def _conv_window_rows(ctx, eqn, zero):
         bm, b_off = ctx.flat(1)
     else:                     # one reordering copy of the rhs to (in, *window, out)
         rhs = ctx.array(1)
-        bm, b_off = ctx.empty((c * kp * o,), oa.dtype), 0
+        bm, b_off = ctx.scratch(c * kp * o, oa.dtype), 0
         lp = _Loops(ctx)
         lp.open("_cvc", c)
         for d in range(nsp):
@@ -380,12 +418,12 @@ def _conv_window_rows(ctx, eqn, zero):
     cols = op * nb            # A^T columns: (output position, batch)
     rows = c * kp             # gemm reduction: (in-channel, window position)
     rblk = max(1, min(rows, BLOCK // cols))
-    at = ctx.empty((rblk * cols,), oa.dtype)
+    at = ctx.scratch(rblk * cols, oa.dtype)
     direct = tuple(out_spec) == (nsp, nsp + 1) + tuple(range(nsp))
     if direct:                # the product (output position, batch, out) IS the output layout
         cm, c_off = ctx.out_flat(0)
     else:
-        cm, c_off = ctx.empty((cols * o,), oa.dtype), 0
+        cm, c_off = ctx.scratch(cols * o, oa.dtype), 0
     bstride = lstr[lhs_spec[0]]
     with ctx.block(f"for _cvr0 in range(0, {rows}, {rblk}):", "a block of A^T rows"):
         ctx.emit(f"_cvrn = min({rblk}, {rows} - _cvr0)")
@@ -417,8 +455,9 @@ def _conv_window_rows(ctx, eqn, zero):
             lp.close()
         for first in (True, False):
             with ctx.block("if _cvr0 == 0:" if first else "else:"):
-                _gemm_t(ctx, cols, o, "_cvrn", at, 0, cols, bm, f"{b_off} + _cvr0 * {o}", o,
-                        cm, c_off, o, 0 if first else 1)
+                _gemm(ctx, cols, o, "_cvrn", at, 0, cols, bm, f"{b_off} + _cvr0 * {o}", o,
+                      cm, c_off, o, 0 if first else 1, "BLAS gemm", max_macs=cols * o * rblk,
+                      trans_a=1)
     if not direct:
         lp = _Loops(ctx)
         for d in range(nsp):
@@ -431,14 +470,6 @@ def _conv_window_rows(ctx, eqn, zero):
         lp.close()
 
 
-def _gemm_t(ctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, beta):
-    """Emit C = A^T @ B (+ C if beta), A stored k x m (see `_gemm`)."""
-    dt = ctx.eqn.outvars[0].aval.dtype
-    one, b_lit = ctx.literal(1, dt), ctx.literal(beta, dt)
-    ctx.emit(f"{ctx.kernel('gemm')}(1, 0, {m}, {n}, {k}, {one}, {a}, {a_off}, {lda}, {b}, "
-             f"{b_off}, {ldb}, {b_lit}, {c}, {c_off}, {ldc})", "BLAS gemm")
-
-
 def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
     """col2im, blocked over images: products (rows, window * out) = X @ W2 per group, then
     each output position sums the kernel offsets' slabs that land on it."""
@@ -447,7 +478,7 @@ def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
     pads, ld, rd, g, oa, nsp = G.pads, G.ld, G.rd, G.g, G.oa, G.nsp
     n, c, ic, psz, ksz, osz = G.n, G.c, G.ic, G.psz, G.ksz, G.osz
     kp, pp, og = G.kp, G.pp, G.og
-    w2 = ctx.empty((g * ic * kp * og,), oa.dtype)
+    w2 = ctx.scratch(g * ic * kp * og, oa.dtype)
     lp = _Loops(ctx)
     lp.open("_cvg", g)
     for d in range(nsp):
@@ -458,7 +489,7 @@ def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
              f"{rhs}[{_index(rhs_spec, f'_cvg * {og} + _cvoo', '_cvi', ks)}]")
     lp.close()
     nbb = max(1, min(n, SCATTER_BLOCK // max(1, pp * kp * og)))
-    y = ctx.empty((nbb * pp * kp * og,), oa.dtype)
+    y = ctx.scratch(nbb * pp * kp * og, oa.dtype)
     of, of_off = ctx.out_flat(0)
     # one group, no input dilation and channels-last operands: one gemm per kernel offset,
     # so that each offset's products are contiguous and col2im adds whole rows at a time
@@ -470,7 +501,7 @@ def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
     if last_in:
         xf = _flat_name(ctx, lhs)
     else:
-        xb = ctx.empty((nbb * pp * ic,), oa.dtype)
+        xb = ctx.scratch(nbb * pp * ic, oa.dtype)
     with ctx.block(f"for _cvg in range({g}):"):
         with ctx.block(f"for _cvb in range(0, {n}, {nbb}):", "a block of images"):
             ctx.emit(f"_cvnb = min({nbb}, {n} - _cvb)")
@@ -491,7 +522,7 @@ def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
                 _col2im_runs(ctx, G, a, a_off, lda, w2, y, nbb, of, of_off, ostr, zero)
             else:
                 _gemm(ctx, f"_cvnb * {pp}", kp * og, ic, a, a_off, lda, w2, f"_cvg * {ic * kp * og}",
-                      kp * og, y, 0, kp * og, 0, "BLAS gemm")
+                      kp * og, y, 0, kp * og, 0, "BLAS gemm", max_macs=nbb * pp * kp * og * ic)
                 # col2im as a gather: each output element of the block sums the products that
                 # land on it (kernel offset by kernel offset), so it is written once, its
                 # cache line stays hot, and no zero-fill pass over the output is needed
@@ -540,7 +571,7 @@ def _col2im_runs(ctx, G, a, a_off, lda, w2, y, nbb, of, of_off, ostr, zero):
     kstride = nbb * pp * og                     # elements between two offsets' products
     with ctx.block(f"for _cvk in range({kp}):", "one gemm per kernel offset"):
         _gemm(ctx, f"_cvnb * {pp}", og, ic, a, a_off, lda, w2, f"_cvk * {og}", kp * og,
-              y, f"_cvk * {kstride}", og, 0, "BLAS gemm")
+              y, f"_cvk * {kstride}", og, 0, "BLAS gemm", max_macs=nbb * pp * og * ic)
     lp = _Loops(ctx)
     lp.open("_cvnn", "_cvnb")
     for d in range(nsp - 1):
