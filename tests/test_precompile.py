@@ -51,11 +51,11 @@ def test_precompiled_kernels_are_loaded_by_a_new_program(tmp_path):
                  tmp_path)
     assert "kernel signatures compiled" in lines[-1]
     got = json.loads(_run(["-c", PROGRAM], tmp_path)[-1])
-    # the new program calls kernels (gemm, exp, log, tanh, max) ...
+    # the new program calls kernels (gemm, exp, log, tanh; max is an LLVM intrinsic) ...
     assert any(k.startswith("gemm") for k in got["used"])
     assert {"exp_f32", "log_f32", "tanh_f32"} <= set(got["used"])
     # ... and every one of them came from the cache the precompile step wrote
-    assert got["misses"] == 0 and got["hits"] >= 5
+    assert got["misses"] == 0 and got["hits"] >= len(got["used"]) >= 4
     # running it again finds the cache warm
     again = _run(["-m", "transforms.precompile", "--dtypes", "float32", "--processes", "1"],
                  tmp_path)
@@ -66,7 +66,7 @@ def test_without_precompile_the_program_compiles_its_kernels(tmp_path):
     """The counter-check: the same program on an empty cache misses (so the test above
     really measures the precompile step)."""
     got = json.loads(_run(["-c", PROGRAM], tmp_path)[-1])
-    assert got["misses"] >= 5 and got["hits"] == 0
+    assert got["misses"] >= len(got["used"]) >= 4 and got["hits"] == 0
 
 
 def test_precompile_rejects_other_dtypes():
