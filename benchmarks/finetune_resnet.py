@@ -18,7 +18,10 @@ frozen body's forward pass with inference-mode batch norm (stop_gradient prunes 
 backward; the head's backward is tiny). Before the convolution work: fnn 305 ms/step against
 PyTorch's 277 (ratio 1.10, load ~4), 37 against 18 on a quiet machine. Now (load ~3): fnn
 25 ms/step against PyTorch's 770-820 with its default 2 threads (ratio 0.03: its two OpenMP
-threads stall on the shared cores) and 33-50 with 1 thread (ratio 0.62-0.96). What changed:
+threads stall on the shared cores) and 33-50 with 1 thread (ratio 0.62-0.96). On the quiet
+machine afterwards: fnn 24.7 ms against PyTorch's 16.7 with 2 threads (ratio 1.48), and 21.1
+with NUMBAX_BLAS_PARALLEL_MIN=1048576 (ratio 1.27): on idle cores PyTorch's second thread
+wins. What changed:
 small maps skip the kernel offsets that fall on padding (layer4's 3x3 convolutions of 1x1
 maps did 9x the needed work), the 8x8 and 4x4 3x3 stages run as Winograd F(2x2, 3x3),
 convolution temporaries live in the reused workspace (no page faults per call), and blocked
