@@ -28,9 +28,10 @@ Measured single-threaded, batch 32: 8x8x64 -> 64 channels 1.39 ms (im2col) -> 1.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
+
+from .emit import Emitter
 
 WINO_MIN_CHANNELS = 32     # shallower gemms lose more to the transforms than they gain
 WINO_MAX_RATIO = 0.7       # tiles' multiply-adds over the other path's, at most
@@ -53,26 +54,6 @@ def use_winograd(G, other_cost):
             or tuple(G.out_spec) != channels_last or max(G.osz) > WINO_MAX_OUT):
         return False
     return winograd_cost(G) <= WINO_MAX_RATIO * other_cost
-
-
-class _Source:
-    """Collects the lines of a helper function (the `emit`/`block` interface of a rule
-    context)."""
-
-    def __init__(self, level=1):
-        self.lines, self.level = [], level
-
-    def emit(self, text, comment=None):
-        self.lines.append("    " * self.level + text + (f"  # {comment}" if comment else ""))
-
-    @contextlib.contextmanager
-    def block(self, header, comment=None):
-        self.emit(header, comment)
-        self.level += 1
-        try:
-            yield
-        finally:
-            self.level -= 1
 
 
 def lower_conv_winograd(ctx, eqn, G, gemm, x, x_off):
@@ -98,7 +79,7 @@ def lower_conv_winograd(ctx, eqn, G, gemm, x, x_off):
     hwio = tuple(G.rhs_spec) == (3, 2, 0, 1)
     w, w_off = ctx.flat(1) if hwio else (ctx.array(1), 0)
     lits = {"half": ctx.literal(0.5, dt), "zero": ctx.literal(0, dt), "one": ctx.literal(1, dt)}
-    src = _Source()
+    src = Emitter()
 
     class _Gemm:            # the gemm emitter bound to the helper's source
         eqn = ctx.eqn

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .context import ScalarContext
 from .emit import _c_strides, _eqn_text, _lin, _size, dtype_ctor, loop_stop
 from .fusion import Nest
@@ -377,7 +379,6 @@ class NestWriter:
     def _sum_apart(self, m, src):
         """Whether row-form reduction `m` adds up, in a second loop over the row, a value this
         nest computes and stores whole (same-shape, so read back at the loop indices)."""
-        import numpy as np
         return (self.row_form and 0 < self.K < len(self.groups) and not self.check and
                 REDUCTIONS[m.eqn.prim.name].add_apart and src.kind == "local" and
                 np.issubdtype(m.eqn.outvars[0].aval.dtype, np.floating) and
@@ -449,7 +450,6 @@ class NestWriter:
     def _row_sum_apart(self, m):
         """Whether reduction `m` is a float sum over the innermost loop, among other work
         there."""
-        import numpy as np
         ng = len(self.groups)
         return (ng > 0 and not self.check and REDUCTIONS[m.eqn.prim.name].add_apart and
                 np.issubdtype(m.eqn.outvars[0].aval.dtype, np.floating) and
