@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from .errors import (ConcretizationTypeError, TracerArrayConversionError,
+from .errors import (ConcretizationTypeError, ImmutableTracerError, TracerArrayConversionError,
                      TracerBoolConversionError, TracerIntegerConversionError,
                      UnexpectedTracerError)
 
@@ -391,6 +391,12 @@ class Tracer:
                 "Inside transformed functions use transforms.numpy (tnp) instead of numpy, "
                 "or move the NumPy code outside the transformed function.")
         return np.asarray(v, dtype=dtype)
+
+    def __setitem__(self, idx, value):
+        raise ImmutableTracerError(
+            f"traced arrays are immutable ({self.aval.str_short()}): `x[idx] = v` cannot work "
+            "inside a transform, as with JAX arrays. Use the functional update "
+            "`x = x.at[idx].set(v)` (or .add, .multiply, .min, .max).")
 
     def __hash__(self):
         raise TypeError("traced values are not hashable (a static argument must be a Python "

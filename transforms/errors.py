@@ -40,3 +40,18 @@ class EmptyAxisIndexError(IndexError, ValueError):
 class UnsupportedDtypeError(TypeError, NotImplementedError):
     """jit: an array dtype the Numba backend cannot compile (complex, float16, object, str,
     datetime, ...). Also a NotImplementedError, which it used to be."""
+
+
+class InvalidIndexError(IndexError, TypeError):
+    """An index of a type that cannot index (a float, a string, ...). NumPy raises IndexError
+    for these and JAX TypeError; it is both, so ported code catching either keeps working."""
+
+
+class ReverseModeLoopError(ValueError, TypeError):
+    """Reverse-mode differentiation of a loop whose trip count is only known at run time
+    (`lax.while_loop`). A ValueError, as in JAX, and a TypeError, which it used to be."""
+
+
+class ImmutableTracerError(TypeError):
+    """`x[idx] = v` on a traced array: traced arrays are immutable, as JAX arrays are. Use the
+    functional update `x = x.at[idx].set(v)` (or `.add`, `.multiply`, `.min`, `.max`)."""

@@ -12,7 +12,7 @@ from builtins import max as builtins_max
 
 from .. import lax
 from ..core import Tracer, get_aval
-from ..errors import ConcretizationTypeError
+from ..errors import ConcretizationTypeError, InvalidIndexError
 
 _SCALAR_INT = (int, np.integer)
 
@@ -124,7 +124,8 @@ def getitem(x, idx, mode=None, fill_value=None):
                 starts.append(rs); limits.append(rs + (cnt - 1) * (-st) + 1 if cnt else rs)
                 strides.append(-st)
         else:
-            raise IndexError(f"invalid index {i!r} of type {type(i).__name__}")
+            raise InvalidIndexError(f"invalid index {i!r} of type {type(i).__name__}: indices must be "
+                                    "integers, slices, None, Ellipsis or integer/boolean arrays")
         dim += 1
     if revs:
         out = lax.rev(out, revs)

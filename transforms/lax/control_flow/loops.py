@@ -8,6 +8,7 @@ import numpy as np
 
 from ... import tree as tree_util
 from ...core import Primitive, Tracer, get_aval
+from ...errors import ReverseModeLoopError
 from ...interpreters import batching as B
 from ...interpreters.jvp import jvp_jaxpr as _jvp_jaxpr
 from ...interpreters.partial_eval import partial_eval_jaxpr as _partial_eval
@@ -476,7 +477,7 @@ _register_split(while_p, _while_split)
 
 @while_p.def_transpose
 def _while_transpose(cts, *args, **params):
-    raise TypeError(
+    raise ReverseModeLoopError(
         "Reverse-mode differentiation does not work for lax.while_loop (its trip count is "
         "only known at run time, so the loop cannot be run backwards). Use lax.scan, or "
         "lax.fori_loop with static (Python int) bounds, which lowers to a scan; forward mode "

@@ -1,0 +1,178 @@
+"""The ideas of JAX's "sharp bits" tutorial, ported: what a JAX user expects of pure
+functions under jit, functional updates, out-of-bounds indexing, dynamic shapes, NaN
+gradients and loops. Each test states the JAX behaviour it holds us to."""
+import numpy as np
+import pytest
+
+import transforms as T
+import transforms.numpy as tnp
+from transforms import errors, lax
+
+
+# --- pure functions: side effects happen at trace time only ----------------------------------
+
+def test_print_inside_jit_runs_once_at_trace_time(capsys):
+    @T.jit
+    def f(x):
+        print("tracing")
+        return x * 2.0
+
+    for v in (1.0, 2.0, 3.0):
+        assert float(f(np.float32(v))) == 2.0 * v
+    assert capsys.readouterr().out == "tracing\n"
+
+
+def test_a_global_is_captured_when_traced():
+    scale = {"v": 1.0}
+    f = T.jit(lambda x: x + scale["v"])
+    assert float(f(np.float64(1.0))) == 2.0
+    scale["v"] = 10.0
+    # the cached trace keeps the old value, as jax.jit does; a new shape retraces
+    assert float(f(np.float64(1.0))) == 2.0
+    np.testing.assert_array_equal(f(np.zeros(2)), [10.0, 10.0])
+
+
+# --- in-place updates ----------------------------------------------------------------------
+
+def test_item_assignment_on_a_traced_array_is_a_type_error_naming_at():
+    def f(x):
+        x[0] = 1.0
+        return x
+
+    with pytest.raises(TypeError, match=r"immutable.*\.at\[idx\]\.set"):
+        T.jit(f)(np.zeros(3))
+    with pytest.raises(errors.ImmutableTracerError):
+        T.grad(lambda x: f(x).sum())(np.zeros(3))
+
+
+def test_functional_updates_leave_the_input_alone():
+    x = np.arange(5.0)
+
+    def f(x):
+        # a NumPy array cannot carry `.at`: eager code spells it tnp.at(x), tracers have both
+        at = tnp.at(x)
+        return (at[1].set(10.0), at[1:3].add(1.0), at[::2].multiply(2.0),
+                at[4].min(-1.0), at[0].max(7.0), at[2].get())
+
+    for fn in (f, T.jit(f)):
+        s, a, m, lo, hi, g = fn(x)
+        np.testing.assert_array_equal(s, [0, 10, 2, 3, 4])
+        np.testing.assert_array_equal(a, [0, 2, 3, 3, 4])
+        np.testing.assert_array_equal(m, [0, 1, 4, 3, 8])
+        np.testing.assert_array_equal(lo, [0, 1, 2, 3, -1])
+        np.testing.assert_array_equal(hi, [7, 1, 2, 3, 4])
+        assert float(g) == 2.0
+    np.testing.assert_array_equal(x, np.arange(5.0))
+
+
+def test_repeated_indices_accumulate_in_add_but_not_in_set():
+    x = np.zeros(4)
+    idx = np.array([1, 1, 3])
+    np.testing.assert_array_equal(T.jit(lambda x, i: x.at[i].add(1.0))(x, idx), [0, 2, 0, 1])
+    np.testing.assert_array_equal(T.jit(lambda x, i: x.at[i].set(5.0))(x, idx), [0, 5, 0, 5])
+
+
+# --- out-of-bounds indexing: clamped reads, dropped writes ---------------------------------
+
+def test_out_of_bounds_reads_clamp_under_jit():
+    x = np.arange(10.0)
+    assert float(T.jit(lambda x: x[11])(x)) == 9.0
+    assert float(T.jit(lambda x: x[-11])(x)) == 0.0
+    np.testing.assert_array_equal(T.jit(lambda x, i: x[i])(x, np.array([0, 12, -20])),
+                                  [0.0, 9.0, 0.0])
+
+
+def test_out_of_bounds_writes_are_dropped():
+    x = np.arange(4.0)
+    np.testing.assert_array_equal(T.jit(lambda x: x.at[7].set(99.0))(x), x)
+    np.testing.assert_array_equal(T.jit(lambda x, i: x.at[i].add(1.0))(x, np.array([1, 9])),
+                                  [0, 2, 2, 3])
+
+
+def test_get_with_fill_mode_marks_out_of_bounds():
+    x = np.arange(4.0)
+    out = T.jit(lambda x, i: x.at[i].get(mode="fill", fill_value=-1.0))(x, np.array([3, 4]))
+    np.testing.assert_array_equal(out, [3.0, -1.0])
+
+
+def test_dynamic_slice_start_is_clamped_to_fit():
+    x = np.arange(10.0)
+    np.testing.assert_array_equal(T.jit(lambda x, s: lax.dynamic_slice(x, (s,), (4,)))(x, 8),
+                                  [6, 7, 8, 9])
+
+
+def test_float_index_is_an_error_both_numpy_and_jax_code_catch():
+    with pytest.raises(TypeError):
+        T.jit(lambda x: x[1.0])(np.arange(3.0))
+    with pytest.raises(IndexError):
+        T.jit(lambda x: x[1.0])(np.arange(3.0))
+
+
+# --- control flow and dynamic shapes -------------------------------------------------------
+
+def test_python_control_flow_works_under_grad_not_jit():
+    f = lambda x: x ** 2 if x > 1 else x ** 3          # noqa: E731
+    assert float(T.grad(f)(2.0)) == 4.0
+    assert float(T.grad(f)(0.5)) == pytest.approx(0.75)
+    with pytest.raises(errors.TracerBoolConversionError):
+        T.jit(f)(2.0)
+    # a static argument makes the branch a Python value again
+    g = T.jit(lambda x, n: x * n if n > 2 else x, static_argnums=1)
+    np.testing.assert_array_equal(g(np.ones(2), 3), [3.0, 3.0])
+    np.testing.assert_array_equal(g(np.ones(2), 1), [1.0, 1.0])
+
+
+def test_data_dependent_shapes_need_a_static_size_under_jit():
+    x = np.array([0.0, 2.0, 0.0, 5.0])
+    with pytest.raises(errors.ConcretizationTypeError):
+        T.jit(lambda x: tnp.nonzero(x))(x)
+    with pytest.raises(errors.ConcretizationTypeError):
+        T.jit(lambda x: x[x > 1])(x)
+    # eagerly they are ordinary NumPy
+    np.testing.assert_array_equal(tnp.nonzero(x)[0], [1, 3])
+    np.testing.assert_array_equal(x[x > 1], [2.0, 5.0])
+    # the mask as a where keeps the shape static
+    np.testing.assert_array_equal(T.jit(lambda x: tnp.where(x > 1, x, 0.0).sum())(x), 7.0)
+
+
+def test_while_loop_is_not_reverse_differentiable_but_fori_with_static_bounds_is():
+    body = lambda c: c * 2.0                             # noqa: E731
+    f = lambda x: lax.while_loop(lambda c: c < 10.0, body, x)   # noqa: E731
+    with pytest.raises(ValueError, match="while_loop"):
+        T.grad(f)(1.5)
+    # forward mode works (1.5 -> 3 -> 6 -> 12: three doublings)
+    assert float(T.jacfwd(f)(1.5)) == 8.0
+    g = lambda x: lax.fori_loop(0, 3, lambda i, c: c * 2.0, x)   # noqa: E731
+    assert float(T.grad(g)(1.5)) == 8.0
+
+
+def test_switch_clamps_its_index():
+    branches = [lambda: 0.0, lambda: 1.0]
+    assert float(lax.switch(7, branches)) == 1.0
+    assert float(lax.switch(-3, branches)) == 0.0
+    assert float(T.jit(lambda i: lax.switch(i, branches))(7)) == 1.0
+
+
+# --- NaNs and the double-where trick --------------------------------------------------------
+
+def test_gradient_of_sqrt_at_zero_and_the_double_where_trick():
+    naive = lambda x: tnp.where(x > 0, tnp.sqrt(x), 0.0)           # noqa: E731
+    safe = lambda x: tnp.where(x > 0, tnp.sqrt(tnp.where(x > 0, x, 1.0)), 0.0)   # noqa: E731
+    # the unselected branch's infinite derivative times a zero cotangent is NaN, as in JAX
+    assert np.isnan(float(T.grad(naive)(0.0)))
+    assert float(T.grad(safe)(0.0)) == 0.0
+    assert float(T.jit(T.grad(safe))(4.0)) == pytest.approx(0.25)
+
+
+# --- random numbers: explicit keys ---------------------------------------------------------
+
+def test_reusing_a_key_repeats_the_numbers_and_split_keys_differ():
+    from transforms import random
+    k = random.key(0)
+    a, b = random.normal(k, (3,)), random.normal(k, (3,))
+    np.testing.assert_array_equal(a, b)
+    k1, k2 = random.split(k)
+    c, d = random.normal(k1, (3,)), random.normal(k2, (3,))
+    assert not np.array_equal(c, d) and not np.array_equal(a, c)
+    # the same under jit
+    np.testing.assert_array_equal(T.jit(lambda k: random.normal(k, (3,)))(k1), c)
