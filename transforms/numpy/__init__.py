@@ -6,7 +6,7 @@ they act on tracers.
 """
 import types as _types
 
-from . import _construct, _math_extra, _ops, _shape_ops, _sorting
+from . import _aliases, _construct, _math_extra, _ops, _setops, _shape_ops, _sorting
 from . import linalg  # noqa: F401
 from . import fft  # noqa: F401
 from ._methods import install as _install
@@ -31,6 +31,8 @@ _export(_shape_ops)
 _export(_math_extra)
 _export(_sorting)
 _export(_construct)
+_export(_setops)      # after _ops: its where/nonzero take size=
+_export(_aliases)
 _install()
 del _install, _export
 
