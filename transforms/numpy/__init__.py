@@ -6,7 +6,7 @@ they act on tracers.
 """
 import types as _types
 
-from . import _aliases, _construct, _functional, _math_extra, _ops, _rearrange, _setops, _shape_ops, _sorting
+from . import _aliases, _construct, _functional, _math_extra, _math_more, _ops, _rearrange, _setops, _shape_ops, _sorting
 from . import linalg  # noqa: F401
 from . import fft  # noqa: F401
 from ._methods import install as _install
@@ -35,6 +35,7 @@ _export(_setops)      # after _ops: its where/nonzero take size=
 _export(_aliases)
 _export(_rearrange)
 _export(_functional)
+_export(_math_more)
 _install()
 del _install, _export
 
