@@ -31,12 +31,12 @@ _export(_shape_ops)
 _export(_math_extra)
 _export(_sorting)
 _export(_construct)
-_export(_setops)      # after _ops: its where/nonzero take size=
 _export(_aliases)
 _export(_rearrange)
 _export(_functional)
 _export(_math_more)
 _export(_poly_windows)
+_export(_setops)      # last: its where/nonzero (with size=) replace _ops' ones
 _install()
 del _install, _export
 
