@@ -471,3 +471,23 @@ def test_vectorize_excluded_and_jit_inside():
     _close(f(np.arange(3.0), 2), np.arange(3.0) ** 2, "vectorize excluded")
     g = T.jit(tnp.vectorize(lambda a, b: tnp.where(a > b, a, b)))
     _close(g(X["F"], X["G"][0]), np.maximum(X["F"], X["G"][0]), "vectorize jit")
+
+
+@pytest.mark.parametrize("name,nargs", [("ldexp", 2), ("frexp", 1), ("modf", 1),
+                                        ("nextafter", 2), ("spacing", 1), ("float_power", 2),
+                                        ("sort_complex", 1), ("i0", 1), ("gcd", 2),
+                                        ("bitwise_count", 1)])
+def test_result_dtypes_follow_numpy(name, nargs):
+    # NumPy's loop selection: int8 -> float16 for ldexp/frexp/modf/spacing, ...
+    dtypes = (np.int8, np.uint8, np.int16, np.int32, np.int64, np.bool_, np.float16,
+              np.float32, np.float64)
+    for d in dtypes:
+        args = (np.ones(2, d), np.array([1, 2])) if name == "ldexp" else (np.ones(2, d),) * nargs
+        try:
+            with np.errstate(all="ignore"):
+                want = getattr(np, name)(*args)
+        except TypeError:
+            continue                          # NumPy has no loop for this dtype
+        got = getattr(tnp, name)(*args)
+        want, got = _leaves(want), _leaves(got)
+        assert [np.asarray(g).dtype for g in got] == [w.dtype for w in want], (name, d)

@@ -15,13 +15,24 @@ from .. import lax
 from ..core import concrete_or_error, get_aval
 from . import _ops
 from ._ops import asarray, where
+from ._promote import dtype_of, ufunc_result_dtype
 from ._shape_ops import concatenate, moveaxis, ravel, reshape
 
 
 def _float_dtype(*args):
-    """NumPy's floating result dtype of a float ufunc on `args` (integers give float64)."""
+    """The floating dtype for non-ufunc functions (`trapezoid`, `unwrap`, `i0`): integers give
+    float64, as NumPy's."""
     dt = _ops.result_type_(*args)
     return np.dtype(np.float64) if dt.kind in "biu" else np.dtype(dt)
+
+
+def _ufunc_dtype(ufunc, *args):
+    """The dtype NumPy's `ufunc` gives these operands (its loop selection: int8 -> float16;
+    the first output of a two-output ufunc)."""
+    if ufunc.nout == 1:
+        return np.dtype(ufunc_result_dtype(ufunc, *args))
+    with np.errstate(all="ignore"):
+        return ufunc(*[np.ones((), dtype_of(a)) for a in args])[0].dtype
 
 
 def _pow2(k):
@@ -59,7 +70,7 @@ def ldexp(x1, x2, /):
     x2 = asarray(x2)
     if get_aval(x2).dtype.kind not in "iub":
         raise TypeError(f"ldexp: x2 must be an integer array, got {get_aval(x2).dtype}")
-    dt = np.dtype(np.float64) if get_aval(x1).dtype.kind in "biu" else get_aval(x1).dtype
+    dt = _ufunc_dtype(np.ldexp, x1, x2)
     e = _ops.astype(_ops.clip(_ops.astype(x2, np.int64), -2200, 2200), np.float64)
     return _ops.astype(_times_pow2(_ops.astype(x1, np.float64), e), dt)
 
@@ -71,9 +82,9 @@ def frexp(x, /):
     int32 (NumPy's). The mantissa is differentiable (the exponent is piecewise constant);
     batches and compiles."""
     x = asarray(x)
-    dt = _float_dtype(x)
-    if dt.kind == "c":
+    if get_aval(x).dtype.kind == "c":
         raise TypeError("frexp: complex input is not supported")
+    dt = _ufunc_dtype(np.frexp, x)
     xf = _ops.astype(x, np.float64)
     ax = _ops.abs(xf)
     ok = _ops.logical_and(_ops.isfinite(xf), _ops.not_equal(xf, 0))
@@ -93,7 +104,7 @@ def modf(x, /):
     (`modf(inf)` is `(0., inf)`). Differentiable (the fractional part has derivative 1);
     batches and compiles."""
     x = asarray(x)
-    dt = _float_dtype(x)
+    dt = _ufunc_dtype(np.modf, x)
     xf = _ops.astype(x, dt)
     whole = _ops.trunc(xf)
     frac = where(_ops.isinf(xf), _ops.astype(_copysign0(xf), dt), xf - whole)
@@ -120,9 +131,9 @@ def nextafter(x1, x2, /):
     their (floating) result dtype; subnormals and infinities as NumPy. Built from exact
     power-of-two arithmetic (there is no bit-cast primitive). Piecewise constant: zero
     derivative; batches and compiles."""
-    dt = _float_dtype(x1, x2)
-    if dt.kind == "c":
+    if _ops.result_type_(x1, x2).kind == "c":
         raise TypeError("nextafter: complex input is not supported")
+    dt = _ufunc_dtype(np.nextafter, x1, x2)
     info = np.finfo(dt)
     a = _ops.astype(_ops.astype(asarray(x1), dt), np.float64)
     b = _ops.astype(_ops.astype(asarray(x2), dt), np.float64)
@@ -150,7 +161,7 @@ def spacing(x, /):
     from zero, with the sign of `x` (`spacing(0)` is the smallest subnormal; nan for inf and
     nan). Zero derivative; batches and compiles."""
     x = asarray(x)
-    dt = _float_dtype(x)
+    dt = _ufunc_dtype(np.spacing, x)
     xf = _ops.astype(x, dt)
     ax = _ops.abs(xf)
     d = nextafter(ax, np.asarray(np.inf, dt)) - ax
@@ -207,7 +218,7 @@ def i0(x):
     if dt.kind == "c":
         raise TypeError("i0: complex input is not supported")
     xf = _ops.astype(x, dt)
-    return lax.bessel_i0e(xf) * _ops.exp(_ops.abs(xf))
+    return _ops.astype(lax.bessel_i0e(xf) * _ops.exp(_ops.abs(xf)), dt)
 
 
 def trapezoid(y, x=None, dx=1.0, axis=-1):
@@ -263,11 +274,12 @@ def unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
 
 def sort_complex(a):
     """Mirrors `numpy.sort_complex`: sorted by real part, then imaginary part, as a complex
-    array (complex64 for float32/complex64 input, complex128 otherwise). Values are
+    array (NumPy's dtype: complex64 for complex64 and 8/16-bit integers, else complex128). Values are
     differentiable (each is its source element's); batches and compiles."""
     a = asarray(a)
     dt = get_aval(a).dtype
-    cdt = np.complex64 if dt in (np.float16, np.float32, np.complex64) else np.complex128
+    # NumPy: int8/16 and uint8/16 give complex64, complex64 stays, all else complex128
+    cdt = np.complex64 if dt.char in "bhBH" or dt == np.complex64 else np.complex128
     c = _ops.astype(a, cdt)
     from ._sorting import lexsort
     from ._shape_ops import take_along_axis
