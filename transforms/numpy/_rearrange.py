@@ -15,7 +15,7 @@ import numpy as np
 from ..core import Tracer, concrete_or_error, get_aval
 from . import _ops
 from ._ops import asarray, where
-from ._shape_ops import broadcast_to, concatenate, ravel, reshape, take
+from ._shape_ops import broadcast_to, concatenate, diag, ravel, reshape, take
 
 
 def _gather_codes(sources, codes):
@@ -31,9 +31,10 @@ def _gather_codes(sources, codes):
 def _static(obj, fn):
     if isinstance(obj, slice):
         return obj
+    hint = ("; for unique integer indices pass assume_unique_indices=True"
+            if fn == "delete" else "")
     return np.asarray(concrete_or_error(obj, f"{fn}: obj (the positions set the result's "
-                                             f"shape; with integer indices that are unique, "
-                                             f"delete takes assume_unique_indices=True)"))
+                                             f"shape{hint})"))
 
 
 def delete(arr, obj, axis=None, *, assume_unique_indices=False):
@@ -123,12 +124,7 @@ def fill_diagonal(a, val, wrap=False, *, inplace=False):
 def diagflat(v, k=0):
     """Mirrors `jax.numpy.diagflat` / `numpy.diagflat`: the 2-D array with the flattened `v` on
     diagonal `k`. Differentiable; batches and compiles."""
-    return _ops_diag(ravel(asarray(v)), k)
-
-
-def _ops_diag(v, k):
-    from ._shape_ops import diag
-    return diag(v, k)
+    return diag(ravel(asarray(v)), k)
 
 
 def diag_indices_from(arr):

@@ -438,7 +438,8 @@ def intersect1d(ar1, ar2, assume_unique=False, return_indices=False, *, size=Non
     arrays, and with `return_indices` the index of each one's first occurrence in each array.
     Eager only without `size=` (as JAX); with `size=` the values are padded with `fill_value`
     (default: the smallest result) and the indices with the arrays' lengths (as JAX); this
-    compiles and batches."""
+    compiles and batches. `assume_unique` is accepted; with `size=` the inputs are
+    de-duplicated anyway (same result for unique inputs)."""
     if size is None:
         return np.intersect1d(_concrete(asarray(ar1), "intersect1d"),
                               _concrete(asarray(ar2), "intersect1d"), assume_unique,
