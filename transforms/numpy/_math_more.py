@@ -274,8 +274,8 @@ def unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
 
 def sort_complex(a):
     """Mirrors `numpy.sort_complex`: sorted by real part, then imaginary part, as a complex
-    array (NumPy's dtype: complex64 for complex64 and 8/16-bit integers, else complex128). Values are
-    differentiable (each is its source element's); batches and compiles."""
+    array (NumPy's dtype: complex64 for complex64 and 8/16-bit integers, else complex128).
+    Values are differentiable (each is its source element's); batches and compiles."""
     a = asarray(a)
     dt = get_aval(a).dtype
     # NumPy: int8/16 and uint8/16 give complex64, complex64 stays, all else complex128

@@ -21,7 +21,7 @@ from .. import lax
 from ..core import Tracer, concrete_or_error, get_aval
 from . import _ops
 from ._ops import asarray, where
-from ._shape_ops import concatenate, moveaxis, ravel, reshape, take
+from ._shape_ops import concatenate, ravel, reshape, take
 
 _INDEX = np.int64    # NumPy's intp (JAX with x64)
 
