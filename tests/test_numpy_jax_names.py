@@ -491,3 +491,20 @@ def test_result_dtypes_follow_numpy(name, nargs):
         got = getattr(tnp, name)(*args)
         want, got = _leaves(want), _leaves(got)
         assert [np.asarray(g).dtype for g in got] == [w.dtype for w in want], (name, d)
+
+
+def test_grad_flows_through_the_eager_forms_without_size():
+    # under grad the values are concrete, so the shapes are known: the results stay connected
+    # to the input (each unique value's derivative goes to its first occurrence), as in JAX
+    x = np.array([3.0, 1.0, 3.0, 2.0])
+    w3 = np.array([1.0, 2.0, 3.0])
+    cases = [
+        ("unique", lambda v: tnp.unique(v) * w3, [3.0, 1.0, 0.0, 2.0]),
+        ("setdiff1d", lambda v: tnp.setdiff1d(v, np.array([2.0])) * w3[:2], [2.0, 1.0, 0, 0]),
+        ("intersect1d", lambda v: tnp.intersect1d(v, np.array([2.0, 3.0])) * w3[:2],
+         [2.0, 0, 0, 1.0]),
+        ("setxor1d", lambda v: tnp.setxor1d(v, np.array([2.0, 9.0])) * w3, [2.0, 1.0, 0, 0]),
+        ("compress", lambda v: tnp.compress(v > 1.5, v) * w3, [1.0, 0, 2.0, 3.0]),
+    ]
+    for name, f, want in cases:
+        _close(T.grad(lambda v: tnp.sum(f(v)))(x), np.array(want, float), name)

@@ -6,7 +6,8 @@ they act on tracers.
 """
 import types as _types
 
-from . import _aliases, _construct, _functional, _math_extra, _math_more, _ops, _poly_windows, _rearrange, _setops, _shape_ops, _sorting
+from . import (_aliases, _construct, _functional, _math_extra, _math_more, _ops,
+               _poly_windows, _rearrange, _setops, _shape_ops, _sorting)
 from . import linalg  # noqa: F401
 from . import fft  # noqa: F401
 from ._methods import install as _install

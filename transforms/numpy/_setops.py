@@ -36,6 +36,10 @@ def _concrete(x, what):
                                            f"on the data; pass size=)"))
 
 
+def _any_tracer(*xs):
+    return any(isinstance(x, Tracer) for x in xs)
+
+
 def _count(keep):
     return _ops.sum(lax.convert_element_type(keep, _INDEX))
 
@@ -207,8 +211,13 @@ def unique(ar, return_index=False, return_inverse=False, return_counts=False, ax
     ar = asarray(ar)
     if size is None:
         v = _concrete(ar, "unique")
-        return np.unique(v, return_index=return_index, return_inverse=return_inverse,
-                         return_counts=return_counts, equal_nan=equal_nan)
+        res = np.unique(v, return_index=return_index, return_inverse=return_inverse,
+                        return_counts=return_counts, equal_nan=equal_nan)
+        if not isinstance(ar, Tracer):
+            return res
+        # a concrete tracer (under grad): the sized path at the exact size, so the values
+        # stay connected to `ar` and carry its derivative (as in JAX)
+        size = len(res[0] if isinstance(res, tuple) else res)
     return _unique_sized(ar, return_index, return_inverse, return_counts, equal_nan,
                          _check_size(size), fill_value)
 
@@ -391,8 +400,11 @@ def setdiff1d(ar1, ar2, assume_unique=False, *, size=None, fill_value=None):
     NumPy). Eager only without `size=` (as JAX); with `size=` padded with `fill_value` (default
     0, as JAX), which compiles and batches."""
     if size is None:
-        return np.setdiff1d(_concrete(asarray(ar1), "setdiff1d"),
-                            _concrete(asarray(ar2), "setdiff1d"), assume_unique)
+        res = np.setdiff1d(_concrete(asarray(ar1), "setdiff1d"),
+                           _concrete(asarray(ar2), "setdiff1d"), assume_unique)
+        if not _any_tracer(ar1, ar2):
+            return res
+        size = len(res)               # concrete tracers (grad): stay differentiable
     size = _check_size(size)
     a, b = _promoted_pair(ar1, ar2)
     if assume_unique:
@@ -410,8 +422,11 @@ def setxor1d(ar1, ar2, assume_unique=False, *, size=None, fill_value=None):
     one of the arrays. Eager only without `size=` (as JAX); with `size=` padded with
     `fill_value` (default: the smallest result), which compiles and batches."""
     if size is None:
-        return np.setxor1d(_concrete(asarray(ar1), "setxor1d"),
-                           _concrete(asarray(ar2), "setxor1d"), assume_unique)
+        res = np.setxor1d(_concrete(asarray(ar1), "setxor1d"),
+                          _concrete(asarray(ar2), "setxor1d"), assume_unique)
+        if not _any_tracer(ar1, ar2):
+            return res
+        size = len(res)               # concrete tracers (grad): stay differentiable
     size = _check_size(size)
     a, b = _promoted_pair(ar1, ar2)
     parts, keeps = [], []
@@ -441,9 +456,12 @@ def intersect1d(ar1, ar2, assume_unique=False, return_indices=False, *, size=Non
     compiles and batches. `assume_unique` is accepted; with `size=` the inputs are
     de-duplicated anyway (same result for unique inputs)."""
     if size is None:
-        return np.intersect1d(_concrete(asarray(ar1), "intersect1d"),
-                              _concrete(asarray(ar2), "intersect1d"), assume_unique,
-                              return_indices)
+        res = np.intersect1d(_concrete(asarray(ar1), "intersect1d"),
+                             _concrete(asarray(ar2), "intersect1d"), assume_unique,
+                             return_indices)
+        if not _any_tracer(ar1, ar2):
+            return res
+        size = len(res[0] if return_indices else res)   # concrete tracers (grad)
     size = _check_size(size)
     a, b = _promoted_pair(ar1, ar2)
     n1, n2 = get_aval(a).shape[0], get_aval(b).shape[0]
