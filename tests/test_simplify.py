@@ -164,3 +164,17 @@ def test_simplification_inside_control_flow(shape):
         return lax.fori_loop(0, 3, body, x)
     out = T.jit(f)(x)
     assert out.shape == shape and np.all(np.signbit(out))
+
+
+def test_frozen_step_with_donated_parameters():
+    params = _params()
+    x = RNG.standard_normal((5, 4)).astype(np.float32)
+    state = OPT.init(params)
+    ref_p, ref_s = T.jit(_frozen_step)(T.tree.map(np.copy, params), OPT.init(params), x)
+    body = {k: params["body"][k].tobytes() for k in ("w", "b")}
+    p1, s1 = T.jit(_frozen_step, donate_argnums=(0, 1))(params, state, x)
+    # the frozen leaves are the donated inputs themselves, untouched by the in-place writes
+    for k in ("w", "b"):
+        assert p1["body"][k] is params["body"][k] and p1["body"][k].tobytes() == body[k]
+    np.testing.assert_array_equal(p1["head"]["w"], ref_p["head"]["w"])
+    T.tree.map(np.testing.assert_array_equal, s1, ref_s)
