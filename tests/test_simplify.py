@@ -178,3 +178,32 @@ def test_frozen_step_with_donated_parameters():
         assert p1["body"][k] is params["body"][k] and p1["body"][k].tobytes() == body[k]
     np.testing.assert_array_equal(p1["head"]["w"], ref_p["head"]["w"])
     T.tree.map(np.testing.assert_array_equal, s1, ref_s)
+
+
+def test_gradients_only_fed_to_set_to_zero_are_dead_code():
+    # no stop_gradient: autodiff differentiates through the frozen convolutions, but their
+    # weight gradients only reach set_to_zero, so the compiled step computes none of them
+    opt = optim.multi_transform({"head": optim.sgd(0.1), "frozen": optim.set_to_zero()},
+                                {"c1": "frozen", "c2": "frozen", "head": "head"})
+    params = {"c1": RNG.standard_normal((4, 3, 3, 3)).astype(np.float32),
+              "c2": RNG.standard_normal((4, 4, 3, 3)).astype(np.float32),
+              "head": RNG.standard_normal((4, 2)).astype(np.float32)}
+    x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
+
+    def step(params, opt_state, x):
+        def loss(p):
+            h = tnp.tanh(lax.conv(x, p["c1"], (1, 1), "SAME"))
+            h = tnp.tanh(lax.conv(h, p["c2"], (1, 1), "SAME"))
+            return tnp.sum(tnp.mean(h, axis=(2, 3)) @ p["head"])
+        updates, opt_state = opt.update(T.grad(loss)(params), opt_state, params)
+        return optim.apply_updates(params, updates), opt_state
+    state = opt.init(params)
+    traced = str(T.make_jaxpr(step)(params, state, x))
+    assert traced.count("conv_general_dilated") > 2           # the backward convolutions
+    ir = _prepared_ir(step, params, state, x)
+    assert ir.count("conv_general_dilated") == 2              # the forward pass only
+    p1, _ = T.jit(step)(params, state, x)
+    assert p1["c1"] is params["c1"] and p1["c2"] is params["c2"]
+    with T.disable_jit():
+        ref, _ = step(params, state, x)
+    np.testing.assert_allclose(p1["head"], ref["head"], rtol=1e-5)
