@@ -4,9 +4,12 @@
 subtraction of an all-zero value whose result has exactly the shape and dtype of the other
 operand is replaced by that operand (no loop, no buffer: when the result is an output of the
 program, the runner returns the input itself). The zero values are tracked with
-`ZeroValues`: a literal 0 (either sign), and `broadcast_in_dim` / `reshape` /
-`convert_element_type` of a zero value -- what `lax.full(shape, 0)`, `tnp.zeros_like` and
-instantiated symbolic-zero gradients trace to.
+`ZeroValues`: a literal 0 (either sign), and what the primitives declared with
+`registry.register_keeps_zero` (broadcast_in_dim, reshape, convert_element_type) make of a
+zero value -- what `lax.full(shape, 0)`, `tnp.zeros_like` and instantiated symbolic-zero
+gradients trace to. Which primitives return an operand when another is zero is declared by
+their rules module too (`registry.register_zero_identity`: add, sub); nothing here knows a
+primitive by name.
 
 Why it matters: freezing parameters (`optim.set_to_zero` inside `multi_transform`, then
 `apply_updates`) traces to `params + zeros` over every frozen leaf; without this rewrite a
@@ -24,9 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import Literal, Var
-
-# primitives whose result is zero everywhere when their (first) operand is
-_ZERO_PRESERVING = frozenset({"broadcast_in_dim", "reshape", "convert_element_type"})
+from .registry import KEEPS_ZERO, ZERO_IDENTITIES
 
 
 def _is_zero_literal(a):
@@ -51,7 +52,7 @@ class ZeroValues:
     def note(self, eqn):
         """Record the outputs of kept equation `eqn` (operands already substituted) that are
         zeros everywhere."""
-        if eqn.prim.name in _ZERO_PRESERVING and eqn.invars and len(eqn.outvars) == 1 \
+        if eqn.prim.name in KEEPS_ZERO and eqn.invars and len(eqn.outvars) == 1 \
                 and self.is_zero(eqn.invars[0]):
             self.vars.add(eqn.outvars[0])
 
@@ -60,13 +61,12 @@ def zero_operand_identity(eqn, ins, zeros: ZeroValues):
     """The operand that `eqn` (operands `ins`, already substituted) returns unchanged --
     `x` for `add(x, 0)`, `add(0, x)`, `sub(x, 0)` of the same shape and dtype as the result
     -- or None."""
-    name = eqn.prim.name
-    if name not in ("add", "sub") or len(ins) != 2 or len(eqn.outvars) != 1:
+    zero_at = ZERO_IDENTITIES.get(eqn.prim.name)
+    if zero_at is None or len(ins) != 2 or len(eqn.outvars) != 1:
         return None
     out = eqn.outvars[0].aval
-    candidates = ((ins[0], ins[1]),) if name == "sub" else \
-        ((ins[0], ins[1]), (ins[1], ins[0]))
-    for x, z in candidates:
-        if zeros.is_zero(z) and isinstance(x, (Var, Literal)) and x.aval == out:
+    for k in zero_at:
+        x = ins[1 - k]
+        if zeros.is_zero(ins[k]) and isinstance(x, (Var, Literal)) and x.aval == out:
             return x
     return None
