@@ -8,6 +8,9 @@ import scipy.optimize as so
 
 import transforms as T
 import transforms.numpy as tnp
+from transforms.test_util import check_grads
+from transforms.scipy import fft as tfft
+from transforms.scipy import integrate, ndimage
 from transforms.scipy import optimize as topt
 from transforms.scipy.sparse import linalg as tsl
 
@@ -160,3 +163,91 @@ def test_sparse_solvers_against_jax():
                                rtol=1e-8)
     np.testing.assert_allclose(tsl.bicgstab(GEN, BVEC, tol=1e-10)[0],
                                bicgstab(GEN, BVEC, tol=1e-10)[0], rtol=1e-7)
+
+
+# -- ndimage, integrate, fft ----------------------------------------------------------------
+
+IMG = RNG.normal(size=(4, 6))
+# no exact .5 ties (SciPy and JAX round them differently at order 0)
+COORDS = np.array([[0.3, 1.45, 2.9, -0.7, 3.6, 2.55], [0.2, 4.4, 5.0, 2.6, -1.2, 6.6]])
+MODES = [("nearest", "nearest"), ("wrap", "grid-wrap"), ("mirror", "mirror"),
+         ("reflect", "reflect"), ("constant", "grid-constant")]
+_mapc_jit = T.jit(lambda im, c: ndimage.map_coordinates(im, c, 1, mode="mirror"))
+
+
+@pytest.mark.parametrize("mode,scipy_mode", MODES, ids=[m[0] for m in MODES])
+@pytest.mark.parametrize("order", [0, 1])
+def test_map_coordinates_against_scipy(mode, scipy_mode, order):
+    import scipy.ndimage as snd
+    got = ndimage.map_coordinates(IMG, COORDS, order, mode=mode, cval=0.5)
+    want = snd.map_coordinates(IMG, COORDS, order=order, mode=scipy_mode, cval=0.5)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_map_coordinates_jit_grad_and_errors():
+    np.testing.assert_allclose(_mapc_jit(IMG, COORDS),
+                               ndimage.map_coordinates(IMG, COORDS, 1, mode="mirror"),
+                               rtol=1e-12)
+    # linear interpolation is differentiable in the image and in the (interior) coordinates
+    c = np.array([[0.3, 1.6, 2.2], [0.4, 3.3, 1.7]])
+    check_grads(lambda im: ndimage.map_coordinates(im, c, 1), [IMG], order=1,
+                modes=("fwd", "rev"))
+    check_grads(lambda c: ndimage.map_coordinates(IMG, c, 1), [c], order=1,
+                modes=("fwd", "rev"))
+    with pytest.raises(NotImplementedError, match="order"):
+        ndimage.map_coordinates(IMG, COORDS, 3)
+    with pytest.raises(ValueError, match="mode"):
+        ndimage.map_coordinates(IMG, COORDS, 1, mode="bogus")
+    with pytest.raises(ValueError, match="length"):
+        ndimage.map_coordinates(IMG, COORDS[:1], 1)
+
+
+def test_map_coordinates_against_jax():
+    pytest.importorskip("jax")
+    from jax.scipy.ndimage import map_coordinates as jmc
+    c = np.concatenate([COORDS, [[2.5, -1.5], [0.5, 6.5]]], axis=1).astype(np.float32)
+    for mode, _ in MODES:
+        for order in (0, 1):
+            np.testing.assert_allclose(
+                ndimage.map_coordinates(IMG.astype(np.float32), c, order, mode=mode),
+                jmc(IMG.astype(np.float32), c, order, mode=mode), rtol=1e-5, atol=1e-6)
+
+
+def test_trapezoid():
+    import scipy.integrate as si
+    xs = np.sort(RNG.uniform(size=4))
+    np.testing.assert_allclose(integrate.trapezoid(IMG, dx=0.5), si.trapezoid(IMG, dx=0.5))
+    np.testing.assert_allclose(integrate.trapezoid(IMG, x=xs, axis=0),
+                               si.trapezoid(IMG, x=xs, axis=0))
+    check_grads(lambda y, x: integrate.trapezoid(y, x, axis=0), [IMG, xs], order=1,
+                modes=("rev",))
+
+
+@pytest.mark.parametrize("norm", [None, "ortho", "forward"])
+@pytest.mark.parametrize("type", [2, 3])
+def test_dct_against_scipy(type, norm):
+    import scipy.fft as sf
+    np.testing.assert_allclose(tfft.dct(IMG, type, norm=norm), sf.dct(IMG, type, norm=norm),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(tfft.idct(IMG, type, axis=0, norm=norm, n=5),
+                               sf.idct(IMG, type, axis=0, norm=norm, n=5), rtol=1e-10,
+                               atol=1e-12)
+    np.testing.assert_allclose(tfft.dctn(IMG, type, norm=norm, s=(3, 7)),
+                               sf.dctn(IMG, type, norm=norm, s=(3, 7)), rtol=1e-10,
+                               atol=1e-12)
+    np.testing.assert_allclose(tfft.idctn(IMG, type, norm=norm),
+                               sf.idctn(IMG, type, norm=norm), rtol=1e-10, atol=1e-12)
+
+
+def test_dct_jit_grad_and_jax():
+    f = T.jit(lambda x: tfft.dctn(x, norm="ortho"))
+    np.testing.assert_allclose(f(IMG), tfft.dctn(IMG, norm="ortho"), rtol=1e-12)
+    check_grads(lambda x: tfft.dct(x, axis=0), [IMG], order=1, modes=("rev",))
+    with pytest.raises(NotImplementedError, match="type"):
+        tfft.dct(IMG, 1)
+    pytest.importorskip("jax")
+    import jax.scipy.fft as jf
+    x32 = IMG.astype(np.float32)
+    np.testing.assert_allclose(tfft.dct(x32, norm="ortho"), jf.dct(x32, norm="ortho"),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(tfft.idctn(x32), jf.idctn(x32), rtol=1e-4, atol=1e-5)
