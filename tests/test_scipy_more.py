@@ -5,6 +5,7 @@ importable. Shapes are small and jitted functions are shared to keep the file fa
 import numpy as np
 import pytest
 import scipy.optimize as so
+import scipy.special as ssp
 
 import transforms as T
 import transforms.numpy as tnp
@@ -12,6 +13,7 @@ from transforms.test_util import check_grads
 from transforms.scipy import fft as tfft
 from transforms.scipy import integrate, ndimage
 from transforms.scipy import optimize as topt
+from transforms.scipy import special as tsp
 from transforms.scipy.sparse import linalg as tsl
 
 RNG = np.random.default_rng(0)
@@ -251,3 +253,114 @@ def test_dct_jit_grad_and_jax():
     np.testing.assert_allclose(tfft.dct(x32, norm="ortho"), jf.dct(x32, norm="ortho"),
                                rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(tfft.idctn(x32), jf.idctn(x32), rtol=1e-4, atol=1e-5)
+
+
+# -- special --------------------------------------------------------------------------------
+
+GA = np.array([0.1, 0.5, 1.0, 2.5, 7.0, 30.0, 150.0])
+GX = np.array([0.01, 0.3, 1.7, 2.0, 12.0, 25.0, 170.0])
+BA = np.array([0.3, 2.0, 5.0, 0.7, 11.0, 3.0, 40.0])
+BB = BA[::-1].copy()
+BX = np.array([0.01, 0.2, 0.5, 0.9, 0.6, 0.99, 0.3])
+XE = np.array([1e-5, 0.3, 1.0, 1.9, 2.1, 3.0, 10.0, 45.0, 300.0])
+NE = np.array([0, 1, 2, 3, 5, 10, 20, 2, 7])
+XR = np.array([-30.0, -5.5, -1.2, -0.3, 0.0, 0.1, 0.19, 0.5, 2.0, 3.9, 4.1, 10.0, 100.0,
+               1e5])
+ZX = np.array([1.1, 1.5, 2.0, 3.3, 8.0, 30.0])
+ZQ = np.array([0.3, 1.0, 2.5, 0.7, 10.0, 1.0])
+
+SPECIAL_MORE = [
+    ("gammainc", lambda a, x: tsp.gammainc(a, x), lambda a, x: ssp.gammainc(a, x), (GA, GX)),
+    ("gammaincc", lambda a, x: tsp.gammaincc(a, x), lambda a, x: ssp.gammaincc(a, x),
+     (GA, GX)),
+    ("betainc", lambda a, b, x: tsp.betainc(a, b, x), ssp.betainc,
+     (BA, BB, BX)),
+    ("exp1", lambda x: tsp.exp1(x), ssp.exp1, (XE,)),
+    ("expi", lambda x: tsp.expi(x), ssp.expi, (np.concatenate([XE, -XE]),)),
+    ("expn", lambda n, x: tsp.expn(n, x), ssp.expn, (NE, XE)),
+    ("erfcx", lambda x: tsp.erfcx(x), ssp.erfcx, (XR[1:],)),
+    ("dawsn", lambda x: tsp.dawsn(x), ssp.dawsn, (XR,)),
+    ("loggamma", lambda x: tsp.loggamma(x), ssp.loggamma, (XR[5:],)),
+    ("gammasgn", lambda x: tsp.gammasgn(x), ssp.gammasgn,
+     (np.array([-3.0, -2.5, -1.5, -0.5, 0.0, 0.5, 4.0]),)),
+    ("zeta", lambda x, q: tsp.zeta(x, q), ssp.zeta, (ZX, ZQ)),
+    ("zeta_riemann", lambda x: tsp.zeta(x), ssp.zeta, (ZX,)),
+    ("poch", lambda z, m: tsp.poch(z, m), ssp.poch,
+     (np.array([-1.5, 2.0, 3.3, 0.5, 4.0]), np.array([2.0, 0.5, 4.0, -0.3, 0.0]))),
+    ("comb", lambda n, k: tsp.comb(n, k), ssp.comb,
+     (np.array([5.0, 5.0, -1.0, 30.0, 4.5]), np.array([2.0, 7.0, 1.0, 15.0, 2.2]))),
+    ("boxcox", lambda x, l: tsp.boxcox(x, l), ssp.boxcox,
+     (np.array([0.5, 2.0, 3.0]), np.array([0.0, 1e-9, 2.0]))),
+    ("boxcox1p", lambda x, l: tsp.boxcox1p(x, l), ssp.boxcox1p,
+     (np.array([0.5, 2.0, 3.0]), np.array([0.0, 1e-9, -2.0]))),
+]
+
+
+@pytest.mark.parametrize("name,fn,ref,args", SPECIAL_MORE, ids=[c[0] for c in SPECIAL_MORE])
+def test_special_more_values(name, fn, ref, args):
+    want = ref(*args)
+    np.testing.assert_allclose(fn(*args), want, rtol=1e-12, atol=1e-300, equal_nan=True)
+    got32 = fn(*[a.astype(np.float32) for a in args])
+    assert np.asarray(got32).dtype == np.float32
+    fin = np.isfinite(want) & (np.abs(want) < 1e37) & (np.abs(want) > 1e-30)
+    np.testing.assert_allclose(np.asarray(got32)[fin], want[fin], rtol=2e-4)
+
+
+def test_special_more_jit_and_vmap():
+    f = T.jit(lambda a, x, b, y: (tsp.gammainc(a, x), tsp.betainc(a, b, y), tsp.expi(x),
+                                  tsp.zeta(a + 1.5, x), tsp.erfcx(x)))
+    got = f(GA, GX, BB, BX)
+    want = (ssp.gammainc(GA, GX), ssp.betainc(GA, BB, BX), ssp.expi(GX),
+            ssp.zeta(GA + 1.5, GX), ssp.erfcx(GX))
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+    v = T.vmap(lambda a, x: tsp.gammaincc(a, x))(GA, GX)
+    np.testing.assert_allclose(v, ssp.gammaincc(GA, GX), rtol=1e-12)
+    # exact rationals rounded once (SciPy's own values are off in the 12th digit)
+    b = tsp.bernoulli(12)
+    np.testing.assert_allclose(b, ssp.bernoulli(12), rtol=1e-10)
+    assert b[4] == -1 / 30 and b[6] == 1 / 42 and b[12] == -691 / 2730
+    with pytest.raises(ValueError, match="non-negative"):
+        tsp.bernoulli(-1)
+
+
+DIFF_MORE = [
+    ("gammainc_x", lambda x: tsp.gammainc(2.5, x), np.array([0.5, 2.0, 9.0])),
+    ("gammainc_a", lambda a: tsp.gammainc(a, 3.0), np.array([0.7, 2.5, 6.0])),
+    ("gammaincc_a", lambda a: tsp.gammaincc(a, 20.0), np.array([3.5, 12.0])),
+    ("betainc_x", lambda x: tsp.betainc(2.0, 3.5, x), np.array([0.1, 0.5, 0.8])),
+    ("exp1", tsp.exp1, np.array([0.4, 1.5, 7.0])),
+    ("expi", tsp.expi, np.array([-2.0, 0.4, 1.5, 50.0])),
+    ("expn", lambda x: tsp.expn(3, x), np.array([0.4, 1.5, 7.0])),
+    ("erfcx", tsp.erfcx, np.array([-1.5, 0.3, 3.0, 6.0])),
+    ("dawsn", tsp.dawsn, np.array([-1.5, 0.1, 3.0])),
+    ("zeta_q", lambda q: tsp.zeta(3.0, q), np.array([0.5, 2.0])),
+    ("poch", lambda z: tsp.poch(z, 1.7), np.array([0.5, 2.0])),
+    ("boxcox", lambda l: tsp.boxcox(2.5, l), np.array([0.3, 1.5])),
+]
+
+
+@pytest.mark.parametrize("name,fn,x", DIFF_MORE, ids=[c[0] for c in DIFF_MORE])
+def test_special_more_derivatives(name, fn, x):
+    check_grads(fn, [x], order=1, modes=("fwd", "rev"), rtol=1e-5)
+
+
+def test_betainc_refuses_derivative_in_a():
+    with pytest.raises(TypeError, match="betainc: the derivative with respect to a"):
+        T.grad(lambda a: tsp.betainc(a, 2.0, 0.3))(1.5)
+
+
+def test_special_more_against_jax():
+    pytest.importorskip("jax")
+    import jax.scipy.special as jsp
+    a, x = GA.astype(np.float32), GX.astype(np.float32)
+    np.testing.assert_allclose(tsp.gammainc(a, x), jsp.gammainc(a, x), rtol=1e-4)
+    np.testing.assert_allclose(tsp.betainc(BA.astype(np.float32), BB.astype(np.float32),
+                                           BX.astype(np.float32)),
+                               jsp.betainc(BA.astype(np.float32), BB.astype(np.float32),
+                                           BX.astype(np.float32)), rtol=1e-4)
+    z = ZX.astype(np.float32)
+    np.testing.assert_allclose(tsp.zeta(z, ZQ.astype(np.float32)),
+                               jsp.zeta(z, ZQ.astype(np.float32)), rtol=1e-4)
+    np.testing.assert_allclose(tsp.erfcx(XR[1:-1].astype(np.float32)),
+                               jsp.erfcx(XR[1:-1].astype(np.float32)), rtol=1e-4)
