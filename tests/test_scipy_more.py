@@ -4,6 +4,7 @@ jit against eager, finite-difference derivatives (float64), and against JAX when
 importable. Shapes are small and jitted functions are shared to keep the file fast."""
 import numpy as np
 import pytest
+import scipy.linalg as sla
 import scipy.optimize as so
 import scipy.special as ssp
 
@@ -12,7 +13,9 @@ import transforms.numpy as tnp
 from transforms.test_util import check_grads
 from transforms.scipy import fft as tfft
 from transforms.scipy import integrate, ndimage
+from transforms.scipy import linalg as tla
 from transforms.scipy import optimize as topt
+from transforms.scipy import signal as tsig
 from transforms.scipy import special as tsp
 from transforms.scipy.sparse import linalg as tsl
 
@@ -364,3 +367,162 @@ def test_special_more_against_jax():
                                jsp.zeta(z, ZQ.astype(np.float32)), rtol=1e-4)
     np.testing.assert_allclose(tsp.erfcx(XR[1:-1].astype(np.float32)),
                                jsp.erfcx(XR[1:-1].astype(np.float32)), rtol=1e-4)
+
+
+# -- signal ---------------------------------------------------------------------------------
+
+SIG_A = RNG.normal(size=(5, 6))
+SIG_K = RNG.normal(size=(2, 3))
+SIG_B = RNG.normal(size=(5, 6))
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_convolve2d_correlate2d_fftconvolve(mode):
+    import scipy.signal as ss
+    for x, y in ((SIG_A, SIG_K), (SIG_K, SIG_A), (SIG_A, SIG_B)):
+        np.testing.assert_allclose(tsig.convolve2d(x, y, mode), ss.convolve2d(x, y, mode),
+                                   atol=1e-12)
+        np.testing.assert_allclose(tsig.correlate2d(x, y, mode),
+                                   ss.correlate2d(x, y, mode), atol=1e-12)
+        np.testing.assert_allclose(tsig.fftconvolve(x, y, mode), ss.fftconvolve(x, y, mode),
+                                   atol=1e-12)
+    np.testing.assert_allclose(tsig.fftconvolve(SIG_A, SIG_K[:1], mode, axes=1),
+                               ss.fftconvolve(SIG_A, SIG_K[:1], mode, axes=1), atol=1e-12)
+
+
+def test_signal_more_jit_grad_detrend_and_errors():
+    import scipy.signal as ss
+    f = T.jit(lambda a, k: (tsig.fftconvolve(a, k, "same"), tsig.correlate2d(a, k)))
+    got = f(SIG_A, SIG_K)
+    np.testing.assert_allclose(got[0], ss.fftconvolve(SIG_A, SIG_K, "same"), atol=1e-12)
+    np.testing.assert_allclose(got[1], ss.correlate2d(SIG_A, SIG_K), atol=1e-12)
+    check_grads(lambda a: tsig.fftconvolve(a, SIG_K, "valid"), [SIG_A], order=1,
+                modes=("rev",))
+    check_grads(lambda k: tsig.convolve2d(SIG_A, k, "same"), [SIG_K], order=1,
+                modes=("fwd", "rev"))
+    x = RNG.normal(size=(3, 10)) + np.arange(10.0)
+    np.testing.assert_allclose(tsig.detrend(x), ss.detrend(x), atol=1e-12)
+    np.testing.assert_allclose(tsig.detrend(x, axis=0, type="constant"),
+                               ss.detrend(x, axis=0, type="constant"), atol=1e-12)
+    np.testing.assert_allclose(tsig.detrend(x, bp=[4, 7]), ss.detrend(x, bp=[4, 7]),
+                               atol=1e-12)
+    with pytest.raises(NotImplementedError, match="boundary"):
+        tsig.convolve2d(SIG_A, SIG_K, boundary="wrap")
+    with pytest.raises(ValueError, match="2-D"):
+        tsig.correlate2d(SIG_A[0], SIG_K[0])
+
+
+def test_signal_more_against_jax():
+    pytest.importorskip("jax")
+    import jax.scipy.signal as js
+    a, k = SIG_A.astype(np.float32), SIG_K.astype(np.float32)
+    for mode in ("full", "same", "valid"):
+        np.testing.assert_allclose(tsig.correlate2d(a, k, mode), js.correlate2d(a, k, mode),
+                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(tsig.fftconvolve(a, k, mode), js.fftconvolve(a, k, mode),
+                                   rtol=1e-4, atol=1e-5)
+
+
+# -- linalg ---------------------------------------------------------------------------------
+
+LC = np.array([1.0, 2.0, 3.0])
+LR = np.array([1.0, 5.0, 6.0, 7.0])
+CONSTRUCTORS = [
+    ("toeplitz", lambda: tla.toeplitz(LC, LR), lambda: sla.toeplitz(LC, LR)),
+    ("toeplitz_sym", lambda: tla.toeplitz(LR), lambda: sla.toeplitz(LR)),
+    ("hankel", lambda: tla.hankel(LC, LR), lambda: sla.hankel(LC, LR)),
+    ("hankel1", lambda: tla.hankel(LR), lambda: sla.hankel(LR)),
+    ("circulant", lambda: tla.circulant(LR), lambda: sla.circulant(LR)),
+    ("companion", lambda: tla.companion(LR), lambda: sla.companion(LR)),
+    ("leslie", lambda: tla.leslie(LR, LC), lambda: sla.leslie(LR, LC)),
+    ("fiedler", lambda: tla.fiedler(LR), lambda: sla.fiedler(LR)),
+    ("dft", lambda: tla.dft(5), lambda: sla.dft(5)),
+    ("dft_sqrtn", lambda: tla.dft(4, "sqrtn"), lambda: sla.dft(4, "sqrtn")),
+    ("hadamard", lambda: tla.hadamard(8), lambda: sla.hadamard(8)),
+    ("hilbert", lambda: tla.hilbert(5), lambda: sla.hilbert(5)),
+    ("invhilbert", lambda: tla.invhilbert(6), lambda: sla.invhilbert(6)),
+    ("helmert", lambda: tla.helmert(5), lambda: sla.helmert(5)),
+    ("helmert_full", lambda: tla.helmert(5, full=True), lambda: sla.helmert(5, full=True)),
+] + [(f"fiedler_companion{n}", lambda n=n: tla.fiedler_companion(np.arange(1.0, n + 1)),
+      lambda n=n: sla.fiedler_companion(np.arange(1.0, n + 1))) for n in (2, 3, 6, 7)] + \
+    [(f"convolution_matrix_{m}_{n}", lambda m=m, n=n: tla.convolution_matrix(LR, n, m),
+      lambda m=m, n=n: sla.convolution_matrix(LR, n, m))
+     for m in ("full", "same", "valid") for n in (2, 6)] + \
+    [(f"{f}_{k}", lambda f=f, k=k: getattr(tla, f)(6, k), lambda f=f, k=k: getattr(sla, f)(6, k))
+     for f in ("pascal", "invpascal") for k in ("symmetric", "lower", "upper")]
+
+
+@pytest.mark.parametrize("name,fn,ref", CONSTRUCTORS, ids=[c[0] for c in CONSTRUCTORS])
+def test_linalg_constructors(name, fn, ref):
+    got, want = np.asarray(fn()), ref()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_linalg_constructors_jit_grad_batch():
+    f = T.jit(lambda c, r: (tla.toeplitz(c, r), tla.hankel(c, r), tla.circulant(r),
+                            tla.companion(r), tla.convolution_matrix(c, 4, "same")))
+    got = f(LC, LR)
+    want = (sla.toeplitz(LC, LR), sla.hankel(LC, LR), sla.circulant(LR), sla.companion(LR),
+            sla.convolution_matrix(LC, 4, "same"))
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-14)
+    check_grads(lambda r: tla.companion(r), [LR], order=1, modes=("fwd", "rev"))
+    check_grads(lambda c: tla.toeplitz(c, LR), [LC], order=1, modes=("rev",))
+    # leading axes batch, as JAX's toeplitz
+    cs = RNG.normal(size=(2, 3))
+    np.testing.assert_allclose(tla.toeplitz(cs), np.stack([sla.toeplitz(c) for c in cs]))
+    np.testing.assert_allclose(T.vmap(tla.circulant)(cs),
+                               np.stack([sla.circulant(c) for c in cs]))
+
+
+LA = RNG.normal(size=(3, 3))
+LE = RNG.normal(size=(3, 3))
+
+
+def test_linalg_decompositions():
+    a = RNG.normal(size=(4, 3))
+    for mode, c in (("right", RNG.normal(size=(2, 4))), ("left", RNG.normal(size=(3, 2))),
+                    ("right", RNG.normal(size=4))):
+        x, r = tla.qr_multiply(a, c, mode)
+        y, ry = sla.qr_multiply(a, c, mode)
+        assert np.shape(x) == y.shape
+        # QR is unique up to column signs: compare sign-free quantities
+        np.testing.assert_allclose(np.abs(r), np.abs(ry), atol=1e-12)
+        np.testing.assert_allclose(np.linalg.norm(x, axis=0), np.linalg.norm(y, axis=0),
+                                   rtol=1e-12)
+    for side in ("right", "left"):
+        u, p = tla.polar(LA, side)
+        su, sp_ = sla.polar(LA, side)
+        np.testing.assert_allclose(u, su, atol=1e-12)
+        np.testing.assert_allclose(p, sp_, atol=1e-12)
+    e, L = tla.expm_frechet(LA, LE)
+    se, sL = sla.expm_frechet(LA, LE)
+    np.testing.assert_allclose(e, se, rtol=1e-10)
+    np.testing.assert_allclose(L, sL, rtol=1e-10, atol=1e-12)
+    B, Q = RNG.normal(size=(2, 2)), RNG.normal(size=(3, 2))
+    np.testing.assert_allclose(tla.solve_sylvester(LA, B, Q), sla.solve_sylvester(LA, B, Q),
+                               rtol=1e-10)
+    d, off = RNG.normal(size=5), RNG.normal(size=4)
+    np.testing.assert_allclose(tla.eigh_tridiagonal(d, off, eigvals_only=True),
+                               sla.eigh_tridiagonal(d, off, eigvals_only=True), atol=1e-12)
+    w, v = tla.eigh_tridiagonal(d, off)
+    Tm = np.diag(d) + np.diag(off, 1) + np.diag(off, -1)
+    np.testing.assert_allclose(Tm @ v, v * w, atol=1e-12)
+    check_grads(lambda E: tla.expm_frechet(LA, E, compute_expm=False), [LE], order=1,
+                modes=("rev",))
+    check_grads(lambda Q: tla.solve_sylvester(LA, B, Q), [Q], order=1, modes=("rev",))
+
+
+def test_linalg_eager_only_functions():
+    S = LA @ LA.T + np.eye(3)
+    np.testing.assert_allclose(tla.sqrtm(S), sla.sqrtm(S), rtol=1e-10)
+    t, z = tla.schur(LA)
+    np.testing.assert_allclose(np.asarray(z) @ t @ np.asarray(z).T, LA, atol=1e-12)
+    h, q = tla.hessenberg(LA, calc_q=True)
+    np.testing.assert_allclose(np.asarray(q) @ h @ np.asarray(q).T, LA, atol=1e-12)
+    np.testing.assert_allclose(tla.funm(S, np.exp), tla.expm(S), rtol=1e-8)
+    tc, zc = tla.rsf2csf(t, z)
+    np.testing.assert_allclose(np.asarray(zc) @ tc @ np.asarray(zc).conj().T, LA, atol=1e-10)
+    with pytest.raises(TypeError, match="eagerly"):
+        T.jit(tla.schur)(LA)

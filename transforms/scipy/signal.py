@@ -55,3 +55,7 @@ def _correlate(a, v, mode, name):
     valid = tuple(x - y + 1 for x, y in zip(big, small))
     start = [(f - x) // 2 for f, x in zip(full, valid)]
     return out[tuple(slice(s, s + x) for s, x in zip(start, valid))]
+
+
+# re-exported: defined in their own module (it imports `convolve`/`correlate` lazily)
+from ._signal_more import convolve2d, correlate2d, detrend, fftconvolve  # noqa: E402,F401
