@@ -7,6 +7,7 @@ import pytest
 import scipy.linalg as sla
 import scipy.optimize as so
 import scipy.special as ssp
+import scipy.stats as sst
 
 import transforms as T
 import transforms.numpy as tnp
@@ -17,6 +18,7 @@ from transforms.scipy import linalg as tla
 from transforms.scipy import optimize as topt
 from transforms.scipy import signal as tsig
 from transforms.scipy import special as tsp
+from transforms.scipy import stats as tst
 from transforms.scipy.sparse import linalg as tsl
 
 RNG = np.random.default_rng(0)
@@ -526,3 +528,133 @@ def test_linalg_eager_only_functions():
     np.testing.assert_allclose(np.asarray(zc) @ tc @ np.asarray(zc).conj().T, LA, atol=1e-10)
     with pytest.raises(TypeError, match="eagerly"):
         T.jit(tla.schur)(LA)
+
+
+# -- stats ----------------------------------------------------------------------------------
+
+SX = np.array([-3.0, -1.2, 0.1, 0.9, 1.8, 4.0])
+SQ = np.array([0.1, 0.5, 0.9])
+SK = np.array([-1.0, 0.0, 1.0, 3.0, 5.0, 7.0, 2.5])
+DISTS = (
+    [(f"truncnorm.{f}", f, tst.truncnorm, sst.truncnorm, SX, (-1.5, 2.0, 0.2, 0.9))
+     for f in ("logpdf", "pdf", "cdf", "logcdf", "sf", "logsf")]
+    + [(f"truncnorm_tail.{f}", f, tst.truncnorm, sst.truncnorm,
+        np.array([8.5, 9.0, 9.5, 11.0]), (8.5, 12.0)) for f in ("logpdf", "logcdf", "logsf")]
+    + [(f"pareto.{f}", f, tst.pareto, sst.pareto, SQ if f == "ppf" else SX, (2.5, -1.0, 1.5))
+       for f in ("logpdf", "pdf", "cdf", "sf", "logsf", "ppf")]
+    + [(f"{d}.{f}", f, getattr(tst, d), getattr(sst, d), SQ if f == "ppf" else SX, (0.3, 1.4))
+       for d in ("gumbel_l", "gumbel_r")
+       for f in ("logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "ppf")]
+    + [(f"gennorm.{f}", f, tst.gennorm, sst.gennorm, SX, (1.7,))
+       for f in ("logpdf", "pdf", "cdf")]
+    + [("vonmises.logpdf", "logpdf", tst.vonmises, sst.vonmises, SX, (2.5,)),
+       ("vonmises_big.logpdf", "logpdf", tst.vonmises, sst.vonmises, SX, (800.0,)),
+       ("wrapcauchy.pdf", "pdf", tst.wrapcauchy, sst.wrapcauchy, SX, (0.4,)),
+       ("betabinom.pmf", "pmf", tst.betabinom, sst.betabinom, SK, (6, 2.3, 0.7)),
+       ("nbinom.pmf", "pmf", tst.nbinom, sst.nbinom, SK, (3.5, 0.4)),
+       ("nbinom.cdf", "cdf", tst.nbinom, sst.nbinom, SK, (3.5, 0.4)),
+       ("gamma.cdf", "cdf", tst.gamma, sst.gamma, SX + 3, (2.5, 0.1, 1.2)),
+       ("gamma.sf", "sf", tst.gamma, sst.gamma, SX + 3, (2.5,)),
+       ("chi2.cdf", "cdf", tst.chi2, sst.chi2, SX + 3, (3.0,)),
+       ("chi2.sf", "sf", tst.chi2, sst.chi2, SX + 3, (3.0,)),
+       ("beta.cdf", "cdf", tst.beta, sst.beta, SX / 5 + 0.5, (2.5, 1.2)),
+       ("beta.sf", "sf", tst.beta, sst.beta, SX / 5 + 0.5, (2.5, 1.2)),
+       ("poisson.cdf", "cdf", tst.poisson, sst.poisson, SK, (2.2,))])
+
+
+@pytest.mark.parametrize("name,fname,ours,ref,x,params", DISTS, ids=[d[0] for d in DISTS])
+def test_stats_distributions_against_scipy(name, fname, ours, ref, x, params):
+    got = np.asarray(getattr(ours, fname)(x, *params))
+    want = getattr(ref, fname)(x, *params)
+    fin = np.isfinite(want)
+    assert np.array_equal(got[~fin], want[~fin])
+    np.testing.assert_allclose(got[fin], want[fin], rtol=1e-12, atol=1e-300)
+
+
+def test_stats_more_jit_grad_and_multinomial():
+    f = T.jit(lambda x, a, k: (tst.truncnorm.logpdf(x, -1.5, 2.0), tst.gennorm.cdf(x, a),
+                               tst.poisson.cdf(k, a)))
+    got = f(SX, 1.7, SK)
+    np.testing.assert_allclose(got[0], sst.truncnorm.logpdf(SX, -1.5, 2.0))
+    np.testing.assert_allclose(got[1], sst.gennorm.cdf(SX, 1.7), rtol=1e-12)
+    np.testing.assert_allclose(got[2], sst.poisson.cdf(SK, 1.7), rtol=1e-12)
+    check_grads(lambda loc: tst.truncnorm.logcdf(0.5, -1.0, 2.0, loc), [np.array([0.1, 0.3])],
+                order=1, modes=("fwd", "rev"))
+    check_grads(lambda x: tst.gumbel_r.logsf(x, 0.3, 1.4), [SX], order=1, modes=("rev",))
+    check_grads(lambda p: tst.nbinom.logpmf(3.0, 2.5, p), [np.array([0.3, 0.6])], order=1,
+                modes=("rev",))
+    xm = np.array([[1.0, 2.0, 3.0], [0.0, 6.0, 0.0], [1.0, 1.0, 1.0]])
+    p = np.array([0.2, 0.5, 0.3])
+    np.testing.assert_allclose(tst.multinomial.logpmf(xm, 6, p),
+                               sst.multinomial.logpmf(xm, 6, p))
+
+
+RANK_A = np.array([[3.0, 1.0, 3.0, 2.0], [5.0, 5.0, 5.0, 1.0], [0.0, 2.0, 0.0, 2.0]])
+
+
+@pytest.mark.parametrize("method", ["average", "min", "max", "dense", "ordinal"])
+def test_rankdata(method):
+    np.testing.assert_array_equal(tst.rankdata(RANK_A, method), sst.rankdata(RANK_A, method))
+    np.testing.assert_array_equal(tst.rankdata(RANK_A, method, axis=1),
+                                  sst.rankdata(RANK_A, method, axis=1))
+
+
+def test_mode_sem_and_jit():
+    for axis in (0, 1, None):
+        r, w = tst.mode(RANK_A, axis=axis), sst.mode(RANK_A, axis=axis)
+        np.testing.assert_array_equal(r.mode, w.mode)
+        np.testing.assert_array_equal(r.count, w.count)
+    np.testing.assert_allclose(tst.sem(RANK_A), sst.sem(RANK_A))
+    np.testing.assert_allclose(tst.sem(RANK_A, axis=None, ddof=0),
+                               sst.sem(RANK_A, axis=None, ddof=0))
+    f = T.jit(lambda a: (tst.rankdata(a, axis=1), tst.mode(a, axis=1).mode))
+    ranks, modes = f(RANK_A)
+    np.testing.assert_array_equal(ranks, sst.rankdata(RANK_A, axis=1))
+    np.testing.assert_array_equal(modes, sst.mode(RANK_A, axis=1).mode)
+
+
+KDE_DATA = RNG.normal(size=(2, 30))
+KDE_W = RNG.uniform(size=30)
+KDE_PTS = RNG.normal(size=(2, 5))
+
+
+@pytest.mark.parametrize("bw", [None, "silverman", 0.4])
+def test_gaussian_kde_against_scipy(bw):
+    K, R = tst.gaussian_kde(KDE_DATA, bw, KDE_W), sst.gaussian_kde(KDE_DATA, bw, KDE_W)
+    np.testing.assert_allclose(K(KDE_PTS), R(KDE_PTS), rtol=1e-12)
+    np.testing.assert_allclose(K.logpdf(KDE_PTS), R.logpdf(KDE_PTS), rtol=1e-12)
+    np.testing.assert_allclose(K.integrate_gaussian(np.zeros(2), np.eye(2)),
+                               R.integrate_gaussian(np.zeros(2), np.eye(2)), rtol=1e-12)
+
+
+def test_gaussian_kde_1d_jit_grad_resample():
+    x = KDE_DATA[0]
+    K, R = tst.gaussian_kde(x), sst.gaussian_kde(x)
+    np.testing.assert_allclose(K.integrate_box_1d(-0.5, 1.0), R.integrate_box_1d(-0.5, 1.0),
+                               rtol=1e-12)
+    np.testing.assert_allclose(K.integrate_kde(K), R.integrate_kde(R), rtol=1e-12)
+    f = T.jit(lambda data, pts: tst.gaussian_kde(data).logpdf(pts))
+    np.testing.assert_allclose(f(x, KDE_PTS[0]), R.logpdf(KDE_PTS[0]), rtol=1e-12)
+    check_grads(lambda p: tst.gaussian_kde(x).logpdf(p), [KDE_PTS[0]], order=1,
+                modes=("fwd", "rev"))
+    import transforms.random as trandom
+    draws = np.asarray(K.resample(trandom.PRNGKey(0), (4000,)))
+    assert draws.shape == (1, 4000)
+    # the estimate's mean is the data mean; its variance adds the kernel's
+    assert abs(draws.mean() - x.mean()) < 0.1
+    np.testing.assert_allclose(draws.var(), x.var() + float(K.covariance[0, 0]), rtol=0.1)
+
+
+def test_stats_more_against_jax():
+    pytest.importorskip("jax")
+    import jax.scipy.stats as jst
+    x = SX.astype(np.float32)
+    np.testing.assert_allclose(tst.truncnorm.logpdf(x, -1.5, 2.0),
+                               jst.truncnorm.logpdf(x, -1.5, 2.0), rtol=1e-5)
+    np.testing.assert_allclose(tst.gumbel_r.cdf(x), jst.gumbel_r.cdf(x), rtol=1e-5)
+    # integer k only: JAX's nbinom gives a value at non-integer k where SciPy (and this
+    # library) give -inf
+    k = SK[:-1].astype(np.float32)
+    np.testing.assert_allclose(tst.nbinom.logpmf(k, 3.5, 0.4), jst.nbinom.logpmf(k, 3.5, 0.4),
+                               rtol=1e-5)
+    np.testing.assert_allclose(tst.rankdata(RANK_A), jst.rankdata(RANK_A))
