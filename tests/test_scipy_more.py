@@ -13,7 +13,8 @@ import transforms as T
 import transforms.numpy as tnp
 from transforms.test_util import check_grads
 from transforms.scipy import fft as tfft
-from transforms.scipy import integrate, ndimage
+from transforms.scipy import integrate, interpolate, ndimage
+from transforms.scipy.cluster import vq
 from transforms.scipy import linalg as tla
 from transforms.scipy import optimize as topt
 from transforms.scipy import signal as tsig
@@ -195,6 +196,9 @@ def test_map_coordinates_jit_grad_and_errors():
     np.testing.assert_allclose(_mapc_jit(IMG, COORDS),
                                ndimage.map_coordinates(IMG, COORDS, 1, mode="mirror"),
                                rtol=1e-12)
+    # a constant image with traced coordinates
+    f = T.jit(lambda c: ndimage.map_coordinates(IMG, c, 0, mode="wrap"))
+    np.testing.assert_allclose(f(COORDS), ndimage.map_coordinates(IMG, COORDS, 0, mode="wrap"))
     # linear interpolation is differentiable in the image and in the (interior) coordinates
     c = np.array([[0.3, 1.6, 2.2], [0.4, 3.3, 1.7]])
     check_grads(lambda im: ndimage.map_coordinates(im, c, 1), [IMG], order=1,
@@ -658,3 +662,61 @@ def test_stats_more_against_jax():
     np.testing.assert_allclose(tst.nbinom.logpmf(k, 3.5, 0.4), jst.nbinom.logpmf(k, 3.5, 0.4),
                                rtol=1e-5)
     np.testing.assert_allclose(tst.rankdata(RANK_A), jst.rankdata(RANK_A))
+
+
+# -- interpolate, cluster -------------------------------------------------------------------
+
+RGI_GRID = (np.array([0.0, 0.5, 1.2, 2.0]), np.array([-1.0, 0.0, 1.0, 3.0, 4.0]))
+RGI_V = RNG.normal(size=(4, 5))
+RGI_XI = np.array([[0.1, -0.5], [1.9, 3.9], [0.5, 0.0], [2.5, 1.0], [0.7, 2.2],
+                   [1.0, -2.0]])
+
+
+@pytest.mark.parametrize("method", ["linear", "nearest"])
+@pytest.mark.parametrize("fill", [np.nan, None, 0.5], ids=["nan", "extrapolate", "0.5"])
+def test_regular_grid_interpolator(method, fill):
+    import scipy.interpolate as sint
+    ours = interpolate.RegularGridInterpolator(RGI_GRID, RGI_V, method, fill_value=fill)
+    ref = sint.RegularGridInterpolator(RGI_GRID, RGI_V, method, bounds_error=False,
+                                       fill_value=fill)
+    np.testing.assert_allclose(ours(RGI_XI), ref(RGI_XI), rtol=1e-12, atol=1e-14,
+                               equal_nan=True)
+    v3 = np.stack([RGI_V, -RGI_V], axis=-1)
+    np.testing.assert_allclose(
+        interpolate.RegularGridInterpolator(RGI_GRID, v3, method)(RGI_XI[None]),
+        sint.RegularGridInterpolator(RGI_GRID, v3, method, bounds_error=False)(RGI_XI[None]),
+        rtol=1e-12, atol=1e-14, equal_nan=True)
+
+
+def test_regular_grid_interpolator_jit_grad_errors():
+    f = T.jit(lambda v, x: interpolate.RegularGridInterpolator(RGI_GRID, v)(x))
+    want = interpolate.RegularGridInterpolator(RGI_GRID, RGI_V)(RGI_XI)
+    np.testing.assert_allclose(f(RGI_V, RGI_XI), want, rtol=1e-12, equal_nan=True)
+    inside = np.array([[0.1, -0.5], [0.7, 2.2], [1.0, 0.4]])    # off the grid's kinks
+    g = T.jit(lambda x: interpolate.RegularGridInterpolator(RGI_GRID, RGI_V, "nearest")(x))
+    np.testing.assert_allclose(
+        g(RGI_XI), interpolate.RegularGridInterpolator(RGI_GRID, RGI_V, "nearest")(RGI_XI),
+        equal_nan=True)
+    check_grads(lambda x: interpolate.RegularGridInterpolator(RGI_GRID, RGI_V)(x), [inside],
+                order=1, modes=("fwd", "rev"))
+    with pytest.raises(NotImplementedError, match="bounds_error"):
+        interpolate.RegularGridInterpolator(RGI_GRID, RGI_V, bounds_error=True)
+    with pytest.raises(ValueError, match="method"):
+        interpolate.RegularGridInterpolator(RGI_GRID, RGI_V, "cubic")
+
+
+def test_vq():
+    import scipy.cluster.vq as svq
+    obs, cb = RNG.normal(size=(7, 3)), RNG.normal(size=(4, 3))
+    codes, dists = vq.vq(obs, cb)
+    want_codes, want_dists = svq.vq(obs, cb)
+    np.testing.assert_array_equal(codes, want_codes)
+    np.testing.assert_allclose(dists, want_dists, rtol=1e-12)
+    jc, jd = T.jit(vq.vq)(obs, cb)
+    np.testing.assert_array_equal(jc, want_codes)
+    c1, d1 = vq.vq(obs[:, 0], cb[:, 0])
+    w1, wd1 = svq.vq(obs[:, 0], cb[:, 0])
+    np.testing.assert_array_equal(c1, w1)
+    np.testing.assert_allclose(d1, wd1, rtol=1e-12)
+    with pytest.raises(ValueError, match="features"):
+        vq.vq(obs, cb[:, :2])

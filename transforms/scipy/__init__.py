@@ -3,4 +3,4 @@
 `interpolate`, `cluster`. Each module's docstring says what differentiates, batches and
 compiles."""
 from . import linalg, signal, special, stats  # noqa: F401
-from . import fft, integrate, ndimage, optimize, sparse  # noqa: F401
+from . import cluster, fft, integrate, interpolate, ndimage, optimize, sparse  # noqa: F401

@@ -75,6 +75,9 @@ def map_coordinates(input, coordinates, order, mode="constant", cval=0.0):
             frac = c - lo
             lo = tnp.astype(lo, np.int32)
             per_axis.append([(lo, 1 - frac), (lo + 1, frac)])
+    shape = get_aval(input).shape
+    strides = np.cumprod((1,) + shape[::-1])[:-1][::-1]
+    flat_input = tnp.reshape(input, (-1,))
     out = None
     for combo in itertools.product(*per_axis):
         idx, valid, weight = [], None, None
@@ -85,7 +88,11 @@ def map_coordinates(input, coordinates, order, mode="constant", cval=0.0):
                 valid = ok if valid is None else tnp.logical_and(valid, ok)
             if w is not None:
                 weight = w if weight is None else weight * w
-        val = tnp.astype(input[tuple(idx)], dt)
+        # a flat take, not input[idx]: input may be a NumPy constant with traced indices
+        lin = None
+        for i, st in zip(idx, strides):
+            lin = i * int(st) if lin is None else lin + i * int(st)
+        val = tnp.astype(tnp.take(flat_input, lin), dt)
         if valid is not None:
             val = tnp.where(valid, val, tnp.asarray(cval, dt))
         term = val if weight is None else val * tnp.astype(weight, dt)
