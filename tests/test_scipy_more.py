@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.linalg as sla
 import scipy.optimize as so
+import scipy.signal as sig_ref
 import scipy.special as ssp
 import scipy.stats as sst
 
@@ -720,3 +721,41 @@ def test_vq():
     np.testing.assert_allclose(d1, wd1, rtol=1e-12)
     with pytest.raises(ValueError, match="features"):
         vq.vq(obs, cb[:, :2])
+
+
+# -- spectral -------------------------------------------------------------------------------
+
+SPX = RNG.normal(size=(2, 300))
+SPY = RNG.normal(size=(2, 300))
+SPECTRAL = [
+    ("stft", lambda m: m.stft(SPX, nperseg=64)),
+    ("stft_even_psd", lambda m: m.stft(SPX, nperseg=50, noverlap=20, boundary="even",
+                                       scaling="psd", fs=3.0)),
+    ("stft_axis0", lambda m: m.stft(SPX.T, nperseg=64, axis=0)),
+    ("welch", lambda m: m.welch(SPX, nperseg=64)),
+    ("welch_median_linear", lambda m: m.welch(SPX, nperseg=64, average="median",
+                                              detrend="linear", scaling="spectrum")),
+    ("welch_odd_nfft", lambda m: m.welch(SPX, nperseg=45, nfft=51)),
+    ("welch_axis0", lambda m: m.welch(SPX.T, nperseg=64, axis=0)),
+    ("csd", lambda m: m.csd(SPX, SPY, nperseg=64)),
+    ("csd_median", lambda m: m.csd(SPX, SPY, nperseg=64, average="median")),
+    ("istft", lambda m: m.istft(sig_ref.stft(SPX, nperseg=64)[2], nperseg=64)),
+    ("istft_overlap20", lambda m: m.istft(sig_ref.stft(SPX, nperseg=50, noverlap=20)[2],
+                                          nperseg=50, noverlap=20)),
+]
+
+
+@pytest.mark.parametrize("name,call", SPECTRAL, ids=[c[0] for c in SPECTRAL])
+def test_spectral_against_scipy(name, call):
+    for got, want in zip(call(tsig), call(sig_ref)):
+        assert np.shape(got) == np.shape(want)
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_spectral_jit_grad_roundtrip():
+    f = T.jit(lambda x: tsig.welch(x, nperseg=64)[1])
+    np.testing.assert_allclose(f(SPX), sig_ref.welch(SPX, nperseg=64)[1], rtol=1e-10)
+    _, x = tsig.istft(tsig.stft(SPX[0], nperseg=64)[2], nperseg=64)
+    np.testing.assert_allclose(np.asarray(x)[:300], SPX[0], atol=1e-12)
+    check_grads(lambda x: tsig.welch(x, nperseg=16)[1], [SPX[0, :40]], order=1,
+                modes=("rev",))

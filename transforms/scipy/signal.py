@@ -59,3 +59,4 @@ def _correlate(a, v, mode, name):
 
 # re-exported: defined in their own module (it imports `convolve`/`correlate` lazily)
 from ._signal_more import convolve2d, correlate2d, detrend, fftconvolve  # noqa: E402,F401
+from ._spectral import csd, istft, stft, welch  # noqa: E402,F401
