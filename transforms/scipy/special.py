@@ -4,7 +4,8 @@ Primitives where a function needs its own kernel (`lax.lgamma`, `digamma`, `poly
 `erfc`, `erf_inv`, `bessel_i0e`, `bessel_i1e`), numerically stable compositions for the
 rest. Values follow SciPy (float64 accuracy); integer input is computed in float64.
 The incomplete gamma/beta functions and exponential integrals live in
-`_special_incomplete`, the other additions in `_special_more`; all are re-exported here.
+`_special_incomplete`, series-defined functions in `_special_series`, the other additions
+in `_special_more`; all are re-exported here.
 """
 from __future__ import annotations
 
@@ -240,3 +241,5 @@ from ._special_incomplete import (betainc, exp1, expi, expn, gammainc,  # noqa: 
                                   gammaincc)
 from ._special_more import (bernoulli, boxcox, boxcox1p, comb, dawsn, erfcx,  # noqa: E402,F401
                             gammasgn, loggamma, poch, zeta)
+from ._special_series import (bessel_jn, hyp1f1, hyp2f1, owens_t,  # noqa: E402,F401
+                              spence)
