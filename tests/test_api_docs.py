@@ -15,7 +15,11 @@ import transforms as T
 ROOT = pathlib.Path(T.__file__).resolve().parent.parent
 MODULES = ["transforms", "transforms.numpy", "transforms.lax", "transforms.random",
            "transforms.tree", "transforms.tree_util", "transforms.nn", "transforms.numpy.linalg",
-           "transforms.numpy.fft", "transforms.scipy", "transforms.debug",
+           "transforms.numpy.fft", "transforms.scipy", "transforms.scipy.special",
+           "transforms.scipy.linalg", "transforms.scipy.signal", "transforms.scipy.stats",
+           "transforms.scipy.optimize", "transforms.scipy.sparse.linalg",
+           "transforms.scipy.ndimage", "transforms.scipy.integrate", "transforms.scipy.fft",
+           "transforms.scipy.interpolate", "transforms.scipy.cluster.vq", "transforms.debug",
            "transforms.distributed", "transforms.ad_checkpoint", "fnn", "fnn.optim",
            "fnn.checkpoint", "fnn.losses", "fnn.layers", "fnn.sequence", "fnn.data"]
 # fnn.models and fnn.interop join the list where they exist (they land separately)

@@ -289,3 +289,11 @@ gamma.cdf, gamma.sf = _sd.gamma_cdf, _sd.gamma_sf
 chi2.cdf, chi2.sf = _sd.chi2_cdf, _sd.chi2_sf
 beta.cdf, beta.sf = _sd.beta_cdf, _sd.beta_sf
 poisson.cdf = _sd.poisson_cdf
+
+
+# the public names (helpers such as get_aval are imported, not exported)
+__all__ = ["ModeResult", "bernoulli", "beta", "betabinom", "binom", "cauchy", "chi2",
+           "dirichlet", "expon", "gamma", "gaussian_kde", "gennorm", "geom", "gumbel_l",
+           "gumbel_r", "laplace", "logistic", "mode", "multinomial",
+           "multivariate_normal", "nbinom", "norm", "pareto", "poisson", "rankdata",
+           "sem", "t", "truncnorm", "uniform", "vonmises", "wrapcauchy"]
