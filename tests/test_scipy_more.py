@@ -372,6 +372,21 @@ DIFF_MORE = [
 ]
 
 
+TRIG_X = np.array([-3.0, -1.0, 0.0, 1e-6, 0.5, 1.4, 1.6, 2.0, 2.1, 4.0, 10.0, 100.0])
+
+
+@pytest.mark.parametrize("name", ["sici", "fresnel"])
+def test_sici_fresnel(name):
+    ours, ref = getattr(tsp, name), getattr(ssp, name)
+    for got, want in zip(ours(TRIG_X), ref(TRIG_X)):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300)
+    for got, want in zip(T.jit(ours)(TRIG_X), ref(TRIG_X)):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300)
+    x = np.array([0.4, 1.2, 2.5, 7.0])
+    check_grads(lambda x: ours(x)[0], [x], order=1, modes=("fwd", "rev"))
+    check_grads(lambda x: ours(x)[1], [x], order=1, modes=("rev",))
+
+
 @pytest.mark.parametrize("name,fn,x", DIFF_MORE, ids=[c[0] for c in DIFF_MORE])
 def test_special_more_derivatives(name, fn, x):
     check_grads(fn, [x], order=1, modes=("fwd", "rev"), rtol=1e-5)

@@ -94,8 +94,8 @@ def line_search(f, xk, pk, old_fval=None, old_old_fval=None, gfk=None, c1=1e-4, 
     zero = tnp.zeros((), dt)
     false = tnp.asarray(False)
     init = _State(i=tnp.asarray(0, np.int32), done=false, zooming=false, a_try=a1,
-                  a_prev=zero, phi_prev=phi0, dphi_prev=dphi0, g_prev=g0, a_lo=zero, phi_lo=phi0, dphi_lo=dphi0,
-                  a_hi=zero, phi_hi=phi0, dphi_hi=dphi0, a_star=zero, phi_star=phi0,
+                  a_prev=zero, phi_prev=phi0, dphi_prev=dphi0, g_prev=g0, a_lo=zero,
+                  phi_lo=phi0, dphi_lo=dphi0, a_hi=zero, phi_hi=phi0, dphi_hi=dphi0, a_star=zero, phi_star=phi0,
                   g_star=g0, g_lo=g0)
 
     def cond(s):
@@ -143,7 +143,8 @@ def line_search(f, xk, pk, old_fval=None, old_old_fval=None, gfk=None, c1=1e-4, 
         starts_zoom = tnp.logical_and(tnp.logical_not(zm), tnp.logical_or(b_hi, b_rev))
         return _State(i=s.i + 1, done=done, zooming=tnp.logical_or(zm, starts_zoom),
                       a_try=2 * a, a_prev=a, phi_prev=phi, dphi_prev=dphi, g_prev=g,
-                      a_lo=a_lo, phi_lo=phi_lo, dphi_lo=dphi_lo, a_hi=a_hi, phi_hi=phi_hi, dphi_hi=dphi_hi,
+                      a_lo=a_lo, phi_lo=phi_lo, dphi_lo=dphi_lo, a_hi=a_hi, phi_hi=phi_hi,
+                      dphi_hi=dphi_hi,
                       a_star=w(done, a, s.a_star), phi_star=w(done, phi, s.phi_star),
                       g_star=w(done, g, s.g_star), g_lo=g_lo)
 
