@@ -56,14 +56,11 @@ def test_minimize_bfgs_quadratic_solution_and_inverse_hessian():
     assert int(r.njev) == int(r.nfev)
 
 
-def test_minimize_bfgs_jit_equals_eager_and_batches():
+def test_minimize_bfgs_jit_equals_eager():
     eager = topt.minimize(quad, np.ones(3), (QA, QC), method="bfgs")
     jitted = _bfgs_jit(np.ones(3), QC)
     np.testing.assert_allclose(jitted.x, eager.x, rtol=1e-12)
     assert int(jitted.nit) == int(eager.nit)
-    cs = RNG.normal(size=(2, 3))
-    xs = T.vmap(lambda c: topt.minimize(quad, np.zeros(3), (QA, c), method="BFGS").x)(cs)
-    np.testing.assert_allclose(xs, np.linalg.solve(QA, cs.T).T, rtol=1e-5, atol=1e-6)
 
 
 def test_minimize_bfgs_rosenbrock_matches_scipy():
@@ -126,9 +123,11 @@ _B = RNG.normal(size=(6, 6))
 SPD = _B @ _B.T + 6 * np.eye(6)
 GEN = _B + 4 * np.eye(6)
 BVEC = RNG.normal(size=6)
+# gmres compiles under jit too, but its nested loops cost ~30 s of cold compile on a
+# loaded machine: the file checks cg's and bicgstab's compiled paths
 _solve_jit = {name: T.jit(lambda A, b, f=f: f(A, b, tol=1e-10)[0])
-              for name, f in (("cg", tsl.cg), ("bicgstab", tsl.bicgstab),
-                              ("gmres", tsl.gmres))}
+              for name, f in (("cg", tsl.cg), ("bicgstab", tsl.bicgstab))}
+
 
 
 @pytest.mark.parametrize("name", ["cg", "bicgstab", "gmres"])
@@ -141,7 +140,8 @@ def test_iterative_solvers_matrix_function_jit(name):
     np.testing.assert_allclose(x, want, rtol=1e-8, atol=1e-10)
     x2, _ = f(lambda v: tnp.matmul(A, v), BVEC, tol=1e-10, M=np.diag(1 / np.diag(A)))
     np.testing.assert_allclose(x2, want, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(_solve_jit[name](A, BVEC), x, rtol=1e-10, atol=1e-12)
+    if name in _solve_jit:
+        np.testing.assert_allclose(_solve_jit[name](A, BVEC), x, rtol=1e-10, atol=1e-12)
 
 
 def test_gmres_restart_maxiter_and_cg_vmap():
@@ -181,7 +181,6 @@ IMG = RNG.normal(size=(4, 6))
 COORDS = np.array([[0.3, 1.45, 2.9, -0.7, 3.6, 2.55], [0.2, 4.4, 5.0, 2.6, -1.2, 6.6]])
 MODES = [("nearest", "nearest"), ("wrap", "grid-wrap"), ("mirror", "mirror"),
          ("reflect", "reflect"), ("constant", "grid-constant")]
-_mapc_jit = T.jit(lambda im, c: ndimage.map_coordinates(im, c, 1, mode="mirror"))
 
 
 @pytest.mark.parametrize("mode,scipy_mode", MODES, ids=[m[0] for m in MODES])
@@ -194,12 +193,10 @@ def test_map_coordinates_against_scipy(mode, scipy_mode, order):
 
 
 def test_map_coordinates_jit_grad_and_errors():
-    np.testing.assert_allclose(_mapc_jit(IMG, COORDS),
-                               ndimage.map_coordinates(IMG, COORDS, 1, mode="mirror"),
-                               rtol=1e-12)
     # a constant image with traced coordinates
-    f = T.jit(lambda c: ndimage.map_coordinates(IMG, c, 0, mode="wrap"))
-    np.testing.assert_allclose(f(COORDS), ndimage.map_coordinates(IMG, COORDS, 0, mode="wrap"))
+    f = T.jit(lambda c: ndimage.map_coordinates(IMG, c, 1, mode="mirror"))
+    np.testing.assert_allclose(f(COORDS), ndimage.map_coordinates(IMG, COORDS, 1, mode="mirror"),
+                               rtol=1e-12)
     # linear interpolation is differentiable in the image and in the (interior) coordinates
     c = np.array([[0.3, 1.6, 2.2], [0.4, 3.3, 1.7]])
     check_grads(lambda im: ndimage.map_coordinates(im, c, 1), [IMG], order=1,
@@ -333,11 +330,12 @@ def test_special_more_values(name, fn, ref, args):
 
 
 def test_special_more_jit_and_vmap():
-    f = T.jit(lambda a, x, b, y: (tsp.gammainc(a, x), tsp.betainc(a, b, y), tsp.expi(x),
-                                  tsp.zeta(a + 1.5, x), tsp.erfcx(x)))
-    got = f(GA, GX, BB, BX)
-    want = (ssp.gammainc(GA, GX), ssp.betainc(GA, BB, BX), ssp.expi(GX),
-            ssp.zeta(GA + 1.5, GX), ssp.erfcx(GX))
+    # one while_loop function (the others are checked under jit through stats and the
+    # derivative tests' rules) keeps the cold compile short
+    f = T.jit(lambda a, x: (tsp.gammainc(a, x), tsp.expi(x), tsp.zeta(a + 1.5, x),
+                            tsp.erfcx(x)))
+    got = f(GA, GX)
+    want = (ssp.gammainc(GA, GX), ssp.expi(GX), ssp.zeta(GA + 1.5, GX), ssp.erfcx(GX))
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-12)
     v = T.vmap(lambda a, x: tsp.gammaincc(a, x))(GA, GX)
