@@ -385,6 +385,17 @@ def test_sici_fresnel(name):
     check_grads(lambda x: ours(x)[1], [x], order=1, modes=("rev",))
 
 
+def test_wofz():
+    z = np.array([0.0, 0.5 + 0.2j, -1.3 + 2.0j, 3.0 - 0.5j, 10 + 1j, -0.2 - 3j, 6j,
+                  1e-3 + 1e-3j, 2.0, 25 + 0.5j])
+    want = ssp.wofz(z)
+    np.testing.assert_allclose(tsp.wofz(z), want, rtol=1e-13)
+    np.testing.assert_allclose(T.jit(tsp.wofz)(z), want, rtol=1e-12)
+    np.testing.assert_allclose(tsp.wofz(np.array([0.5, 1.5])), ssp.wofz([0.5, 1.5]),
+                               rtol=1e-13)
+    assert np.asarray(tsp.wofz(np.float32(0.5))).dtype == np.complex64
+
+
 @pytest.mark.parametrize("name,fn,x", DIFF_MORE, ids=[c[0] for c in DIFF_MORE])
 def test_special_more_derivatives(name, fn, x):
     check_grads(fn, [x], order=1, modes=("fwd", "rev"), rtol=1e-5)
