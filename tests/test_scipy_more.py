@@ -385,6 +385,19 @@ def test_sici_fresnel(name):
     check_grads(lambda x: ours(x)[1], [x], order=1, modes=("rev",))
 
 
+def test_sph_harm_y():
+    n = np.array([0, 1, 1, 2, 3, 5, 5, 8, 4, 2])
+    m = np.array([0, 0, 1, -1, 2, -3, 5, 4, -4, 3])
+    th = np.array([0.3, 1.2, 2.0, 0.7, 0.0, 1.5, 2.9, 0.4, np.pi, 1.0])
+    ph = np.linspace(-2.0, 3.0, 10)
+    want = ssp.sph_harm_y(n, m, th, ph)
+    np.testing.assert_allclose(tsp.sph_harm_y(n, m, th, ph), want, rtol=1e-12, atol=1e-15)
+    f = T.jit(lambda n, m, t, p: tsp.sph_harm_y(n, m, t, p, n_max=8))
+    np.testing.assert_allclose(f(n, m, th, ph), want, rtol=1e-12, atol=1e-15)
+    check_grads(lambda t: tnp.real(tsp.sph_harm_y(3, 1, t, 0.4)), [np.array([0.5, 1.9])],
+                order=1, modes=("rev",))
+
+
 def test_wofz():
     z = np.array([0.0, 0.5 + 0.2j, -1.3 + 2.0j, 3.0 - 0.5j, 10 + 1j, -0.2 - 3j, 6j,
                   1e-3 + 1e-3j, 2.0, 25 + 0.5j])

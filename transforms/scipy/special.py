@@ -244,6 +244,7 @@ from ._special_more import (bernoulli, boxcox, boxcox1p, comb, dawsn, erfcx,  # 
 from ._special_series import (bessel_jn, hyp1f1, hyp2f1, owens_t,  # noqa: E402,F401
                               spence)
 from ._special_trig import fresnel, sici  # noqa: E402,F401
+from ._special_sph import sph_harm_y  # noqa: E402,F401
 from ._special_wofz import wofz  # noqa: E402,F401
 
 
@@ -254,4 +255,5 @@ __all__ = ["bernoulli", "bessel_jn", "beta", "betainc", "betaln", "boxcox", "box
            "gammaln", "gammasgn", "hyp1f1", "hyp2f1", "i0", "i0e", "i1", "i1e", "kl_div",
            "log_expit", "log_ndtr", "log_softmax", "loggamma", "logit", "logsumexp",
            "multigammaln", "ndtr", "ndtri", "owens_t", "poch", "polygamma", "psi",
-           "rel_entr", "sici", "softmax", "spence", "wofz", "xlog1py", "xlogy", "zeta"]
+           "rel_entr", "sici", "softmax", "spence", "sph_harm_y", "wofz", "xlog1py", "xlogy",
+           "zeta"]
