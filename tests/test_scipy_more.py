@@ -378,8 +378,9 @@ def test_sici_fresnel(name):
     ours, ref = getattr(tsp, name), getattr(ssp, name)
     for got, want in zip(ours(TRIG_X), ref(TRIG_X)):
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300)
-    for got, want in zip(T.jit(ours)(TRIG_X), ref(TRIG_X)):
-        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300)
+    if name == "sici":      # fresnel's compiled path is the same construction: one compile
+        for got, want in zip(T.jit(ours)(TRIG_X), ref(TRIG_X)):
+            np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300)
     x = np.array([0.4, 1.2, 2.5, 7.0])
     check_grads(lambda x: ours(x)[0], [x], order=1, modes=("fwd", "rev"))
     check_grads(lambda x: ours(x)[1], [x], order=1, modes=("rev",))
