@@ -19,7 +19,7 @@ __all__ = ["toeplitz", "hankel", "circulant", "companion", "convolution_matrix",
            "helmert", "pascal", "invpascal"]
 
 
-def _vec(v, name, what="c"):
+def _vec(v):
     v = tnp.asarray(v)
     if get_aval(v).ndim == 0:
         v = tnp.reshape(v, (1,))
@@ -30,8 +30,8 @@ def toeplitz(c, r=None):
     """The Toeplitz matrix with first column `c` and first row `r` (r[0] ignored; r = c
     when None, the symmetric case of `jax.scipy.linalg.toeplitz` for real input).
     Leading axes of c and r batch, as JAX's. Differentiates, batches and compiles."""
-    c = _vec(c, "toeplitz")
-    r = c if r is None else _vec(r, "toeplitz", "r")
+    c = _vec(c)
+    r = c if r is None else _vec(r)
     m, n = get_aval(c).shape[-1], get_aval(r).shape[-1]
     batch = np.broadcast_shapes(get_aval(c).shape[:-1], get_aval(r).shape[:-1])
     c = tnp.broadcast_to(c, batch + (m,))

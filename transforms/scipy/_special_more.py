@@ -72,7 +72,6 @@ def comb(N, k, *, exact=False, repetition=False):
     return tnp.where(ok, val, 0.0)
 
 
-# B₂ⱼ/(2j)! for the Euler-Maclaurin tail of zeta (j = 1..12)
 def _bernoulli_fractions(n):
     """Exact Bernoulli numbers B₀..Bₙ (B₁ = −1/2) by the Akiyama-Tanigawa algorithm."""
     out = []
@@ -87,6 +86,7 @@ def _bernoulli_fractions(n):
     return out
 
 
+# B₂ⱼ/(2j)! for the Euler-Maclaurin tail of zeta (j = 1..12)
 _B = _bernoulli_fractions(26)
 _ZETA_TAIL = [float(_B[2 * j] / math.factorial(2 * j)) for j in range(1, 13)]
 _ZETA_N = 9

@@ -22,7 +22,8 @@ def _float(x):
 def rankdata(a, method="average", *, axis=None, nan_policy="propagate"):
     """Ranks from 1 along `axis` (of the flattened array when None), ties resolved by
     `method` 'average', 'min', 'max', 'dense' or 'ordinal', as
-    `jax.scipy.stats.rankdata` (float64 for 'average', integers otherwise, as SciPy).
+    `jax.scipy.stats.rankdata`: float64 for 'average' and for float input (so a nan can
+    propagate to its lane under jit), integers for integer input otherwise.
     Batches and compiles (O(n²) comparisons per lane: meant for moderate n); piecewise
     constant."""
     if method not in ("average", "min", "max", "dense", "ordinal"):
@@ -56,16 +57,11 @@ def rankdata(a, method="average", *, axis=None, nan_policy="propagate"):
             tnp.equal(xj, xi), idx[None, :] < idx[:, None]), axis=-1))
         below_first = tnp.logical_and(tnp.less(xj, xi), first[..., None, :])
         r = tnp.sum(tnp.astype(below_first, np.int64), axis=-1) + 1
-    if method == "average" or not np.issubdtype(get_aval(x).dtype, np.floating):
-        out = r
-    else:
-        out = r
-    nan_any = tnp.any(tnp.isnan(x), axis=-1, keepdims=True) \
-        if np.issubdtype(get_aval(x).dtype, np.floating) else None
-    if nan_any is not None:
+    out = r
+    if np.issubdtype(get_aval(x).dtype, np.floating):
+        # a nan anywhere in a lane makes its ranks nan (float, as SciPy's)
+        nan_any = tnp.any(tnp.isnan(x), axis=-1, keepdims=True)
         out = tnp.where(nan_any, np.nan, tnp.astype(out, np.float64))
-        if method != "average":
-            out = out  # SciPy returns float ranks once nans propagate
     return tnp.moveaxis(out, -1, axis)
 
 
