@@ -16,7 +16,8 @@ ROOT = pathlib.Path(T.__file__).resolve().parent.parent
 MODULES = ["transforms", "transforms.numpy", "transforms.lax", "transforms.random",
            "transforms.tree", "transforms.tree_util", "transforms.nn", "transforms.numpy.linalg",
            "transforms.numpy.fft", "transforms.scipy", "transforms.debug",
-           "transforms.distributed", "transforms.ad_checkpoint", "fnn", "fnn.optim",
+           "transforms.distributed", "transforms.ad_checkpoint", "transforms.ops",
+           "transforms.dtypes", "transforms.experimental", "fnn", "fnn.optim",
            "fnn.checkpoint", "fnn.losses", "fnn.layers", "fnn.sequence", "fnn.data"]
 # fnn.models and fnn.interop join the list where they exist (they land separately)
 MODULES += [m for m in ("fnn.models", "fnn.interop") if importlib.util.find_spec(m)]

@@ -27,6 +27,19 @@ from . import debug  # noqa: F401
 from . import distributed  # noqa: F401
 from .distributed import process_count, process_index  # noqa: F401
 from .lax.collectives import UnboundAxisNameError  # noqa: F401
+from . import dtypes, ops, typing, experimental  # noqa: F401
+from .dtypes import float0  # noqa: F401
+from .callback import pure_callback  # noqa: F401
+from .pmap import pmap  # noqa: F401
+from .api_more import closure_convert, ensure_compile_time_eval, named_call  # noqa: F401
+from .platform import (Device, check_tracer_leaks, debug_infs, debug_nans,  # noqa: F401
+                       default_backend, default_device, default_matmul_precision, device_count,
+                       devices, enable_checks, enable_x64, explain_cache_misses, host_count,
+                       host_id, host_ids, live_arrays, local_device_count, local_devices,
+                       log_compiles, numpy_dtype_promotion, numpy_rank_promotion,
+                       print_environment_info, process_indices, transfer_guard,
+                       transfer_guard_device_to_device, transfer_guard_device_to_host,
+                       transfer_guard_host_to_device)
 
 from .ad_checkpoint import checkpoint_policies  # noqa: F401
 from .errors import (ConcretizationTypeError, NonDifferentiableError, ShapeError,  # noqa: F401
@@ -35,16 +48,9 @@ from .errors import (ConcretizationTypeError, NonDifferentiableError, ShapeError
 
 
 
-def _version() -> str:
-    """The installed distribution's version (one source of truth: pyproject.toml)."""
-    from importlib import metadata
-    try:
-        return metadata.version("numbax")
-    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
-        return "0+unknown"
+from . import version  # noqa: E402
 
-
-__version__: str = _version()
+__version__: str = version.__version__
 
 import types as _types_all  # noqa: E402
 
@@ -52,5 +58,5 @@ import types as _types_all  # noqa: E402
 __all__ = sorted([_n for _n, _v in globals().items()
                   if not _n.startswith("_") and not isinstance(_v, _types_all.ModuleType)]
                  + ["lax", "numpy", "random", "tree", "tree_util", "nn", "debug",
-                    "distributed", "ad_checkpoint"])
+                    "distributed", "ad_checkpoint", "dtypes", "ops", "typing", "experimental", "version"])
 del _types_all
