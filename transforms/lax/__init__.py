@@ -44,7 +44,8 @@ from .extras import (associative_scan, conv_general_shape_tuple,  # noqa: F401,E
 from .more import (acosh, approx_max_k, approx_min_k, batch_matmul, broadcast,  # noqa: F401,E402
                    broadcast_shapes, broadcast_to_rank, broadcasted_iota, clamp, clz, collapse,
                    cumlogsumexp, cummax, cummin, dtype, empty, full_like, index_take, mulhi,
-                   nextafter, optimization_barrier, population_count, reciprocal, reduce,
+                   nextafter, optimization_barrier, population_count, random_gamma_grad,
+                   reciprocal, reduce,
                    reduce_precision, reduce_xor, scatter_apply, scatter_sub, split, square,
                    stack, tile, unstack)
 from .collectives_more import (all_to_all, axis_size, pshuffle, psum_scatter,  # noqa: F401,E402

@@ -25,7 +25,7 @@ __all__ = ["clamp", "square", "reciprocal", "acosh", "nextafter", "population_co
            "broadcast_shapes", "full_like", "empty", "collapse", "split", "tile", "stack",
            "unstack", "cummax", "cummin", "cumlogsumexp", "reduce", "reduce_xor", "scatter_sub",
            "scatter_apply", "index_take", "batch_matmul", "approx_max_k", "approx_min_k",
-           "optimization_barrier", "dtype"]
+           "optimization_barrier", "dtype", "random_gamma_grad"]
 
 
 def _arr(x):
@@ -508,6 +508,13 @@ def approx_min_k(operand, k, reduction_dimension=-1, recall_target=0.95,
     if not np.issubdtype(get_aval(_arr(operand)).dtype, np.floating):
         raise TypeError("approx_min_k: operand must be floating")
     return _top_along(operand, k, reduction_dimension, True)
+
+
+def random_gamma_grad(a, x):
+    """The derivative of a Gamma(`a`, 1) sample `x` with respect to `a` under implicit
+    reparameterisation (as `jax.lax.random_gamma_grad`); see `transforms.random.gamma`."""
+    from ..random_dists import random_gamma_grad as _impl
+    return _impl(a, x)
 
 
 def optimization_barrier(operand, /):
