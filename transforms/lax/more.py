@@ -52,7 +52,7 @@ def _c(v, dtype):
 def clamp(min, x, max):  # noqa: A002 - JAX's argument names
     """`x` clipped to `[min, max]` elementwise; `min`/`max` are scalars or of `x`'s shape (as
     `jax.lax.clamp`). The derivative flows to `x` strictly inside the bounds and to the bound
-    that is taken outside them."""
+    that is taken strictly outside them; at a tie, to neither (as JAX)."""
     x = _arr(x)
     a = get_aval(x)
     lo, hi = as_array(min, a.dtype), as_array(max, a.dtype)
@@ -63,7 +63,11 @@ def clamp(min, x, max):  # noqa: A002 - JAX's argument names
                             f"shape {s}")
     lo_b = lo if get_aval(lo).shape == a.shape else S.broadcast_to(lo, a.shape)
     hi_b = hi if get_aval(hi).shape == a.shape else S.broadcast_to(hi, a.shape)
-    return E.select(E.lt(x, lo_b), lo_b, E.select(E.gt(x, hi_b), hi_b, x))
+    from .misc import stop_gradient
+    inside = E.bitwise_and(E.gt(x, lo_b), E.lt(x, hi_b))
+    # at a tie with a bound neither x nor the bound gets the derivative (as JAX)
+    outside = E.select(E.lt(x, lo_b), lo_b, E.select(E.gt(x, hi_b), hi_b, stop_gradient(x)))
+    return E.select(inside, x, outside)
 
 
 def square(x):
