@@ -247,3 +247,58 @@ def test_named_call_keeps_values_and_name():
     f = T.named_call(lambda x: x * 3, name="triple")
     assert f.__name__ == "triple" and float(T.jit(f)(2.0)) == 6.0
     assert float(T.grad(f)(2.0)) == 3.0
+
+
+# --------------------------------------------------------------------------------------------
+# image.resize / scale_and_translate
+# --------------------------------------------------------------------------------------------
+
+def test_resize_hand_computed():
+    up = T.image.resize(np.array([0.0, 1.0]), (4,), "linear")
+    np.testing.assert_allclose(up, [0.0, 0.25, 0.75, 1.0])
+    np.testing.assert_array_equal(T.image.resize(np.arange(4), (2,), "nearest"), [1, 3])
+    np.testing.assert_array_equal(T.image.resize(np.arange(2), (5,), "nearest"), [0, 0, 1, 1, 1])
+    down = T.image.resize(np.arange(4.0), (2,), "linear")             # antialiased
+    np.testing.assert_allclose(down, [1.25 / 1.75, 3 - 1.25 / 1.75])
+    plain = T.image.resize(np.arange(4.0), (2,), "linear", antialias=False)
+    np.testing.assert_allclose(plain, [0.5, 2.5])
+    img = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(T.image.resize(img, (3, 4), "cubic"), img)   # identity
+    cubic = T.image.resize(img, (6, 8), "bicubic")
+    assert cubic.shape == (6, 8) and np.allclose(cubic.mean(), img.mean(), atol=0.05)
+    # a constant image stays constant under every interpolating method
+    for m in ("linear", "cubic", "lanczos3", "lanczos5"):
+        np.testing.assert_allclose(T.image.resize(np.full((5, 5), 2.0), (7, 3), m), 2.0)
+    with pytest.raises(ValueError, match="Unknown resize method"):
+        T.image.resize(img, (6, 8), "quadratic")
+    with pytest.raises(ValueError, match="length"):
+        T.image.resize(img, (6,), "linear")
+
+
+def test_resize_jit_and_grad():
+    img = np.random.default_rng(0).normal(size=(5, 6, 2))
+    f = T.jit(lambda x: T.image.resize(x, (8, 3, 2), "linear"))
+    np.testing.assert_allclose(f(img), T.image.resize(img, (8, 3, 2), "linear"), rtol=1e-12)
+    w = np.random.default_rng(1).normal(size=(8, 3, 2))
+
+    def loss(x):
+        return tnp.sum(T.image.resize(x, (8, 3, 2), "cubic") * w)
+    g = T.grad(loss)(img)
+    e = np.zeros_like(img)
+    e[2, 3, 1] = 1e-6
+    fd = (loss(img + e) - loss(img - e)) / 2e-6
+    np.testing.assert_allclose(g[2, 3, 1], fd, rtol=1e-6)
+
+
+def test_image_matches_jax():
+    jax = pytest.importorskip("jax")
+    img = np.random.default_rng(0).normal(size=(7, 9, 3)).astype(np.float32)
+    for shape in [(14, 18, 3), (3, 4, 3), (7, 5, 3)]:
+        for m in ("nearest", "linear", "cubic", "lanczos3", "lanczos5"):
+            for aa in (True, False):
+                np.testing.assert_allclose(T.image.resize(img, shape, m, antialias=aa),
+                                           jax.image.resize(img, shape, m, antialias=aa),
+                                           atol=1e-5)
+    args = ((10, 12, 3), (0, 1), np.float32([1.5, 1.2]), np.float32([0.3, -1.0]), "linear")
+    np.testing.assert_allclose(T.image.scale_and_translate(img, *args),
+                               jax.image.scale_and_translate(img, *args), atol=1e-5)
