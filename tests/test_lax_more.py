@@ -208,3 +208,89 @@ def test_against_jax():
     g = np.arange(6.0, dtype=np.float32)
     np.testing.assert_array_equal(T.grad(lambda v: tnp.sum(lax.clamp(2.0, v, 4.0) ** 2))(g),
                                   jax.grad(lambda v: (jl.clamp(2.0, v, 4.0) ** 2).sum())(g))
+
+
+def _fd_mat(fun, m, eps=1e-6):
+    out = np.zeros_like(m)
+    for i in np.ndindex(m.shape):
+        e = np.zeros_like(m)
+        e[i] = eps
+        out[i] = (fun(m + e) - fun(m - e)) / (2 * eps)
+    return out
+
+
+def test_custom_linear_solve_gradients():
+    a0 = np.array([[4.0, 1.0], [1.0, 3.0]])
+    b0 = np.array([1.0, 2.0])
+
+    def loss(a, b):
+        x = lax.custom_linear_solve(lambda v: a @ v, b, lambda mv, r: tnp.linalg.solve(a, r),
+                                    symmetric=True)
+        return tnp.sum(x ** 2)
+    assert np.isclose(loss(a0, b0), np.sum(np.linalg.solve(a0, b0) ** 2))
+    ga, gb = T.grad(loss, argnums=(0, 1))(a0, b0)
+    np.testing.assert_allclose(ga, _fd_mat(lambda m: np.sum(np.linalg.solve(m, b0) ** 2), a0),
+                               rtol=1e-6)
+    np.testing.assert_allclose(gb, _fd_mat(lambda v: np.sum(np.linalg.solve(a0, v) ** 2), b0),
+                               rtol=1e-6)
+    c0 = np.array([[4.0, 2.0], [1.0, 3.0]])
+    w = np.array([1.0, -2.0])
+
+    def loss2(a, b):
+        # an iterative solver: its iterations are never differentiated
+        def solve(mv, r):
+            return lax.fori_loop(0, 60, lambda i, x: x + 0.2 * (r - mv(x)), tnp.zeros_like(r))
+        x = lax.custom_linear_solve(lambda v: a @ v, b, solve,
+                                    transpose_solve=lambda vm, r: tnp.linalg.solve(a.T, r))
+        return tnp.sum(x * w)
+    want = _fd_mat(lambda m: np.sum(np.linalg.solve(m, b0) * w), c0)
+    np.testing.assert_allclose(T.grad(loss2)(c0, b0), want, rtol=1e-5)
+    np.testing.assert_allclose(T.jit(T.grad(loss2))(c0, b0), want, rtol=1e-5)
+    with pytest.raises(TypeError, match="transpose_solve"):
+        T.grad(lambda a: tnp.sum(lax.custom_linear_solve(
+            lambda v: a @ v, b0, lambda mv, r: tnp.linalg.solve(a, r))))(c0)
+
+
+def test_custom_root_implicit_gradient():
+    def sqrt_root(a):
+        def f(x):
+            return x * x - a
+
+        def newton(f, x0):
+            return lax.fori_loop(0, 30, lambda i, x: x - f(x) / (2 * x), x0)
+        return lax.custom_root(f, 1.0, newton, lambda g, y: y / g(1.0))
+    assert np.isclose(sqrt_root(2.0), np.sqrt(2.0))
+    np.testing.assert_allclose(T.grad(sqrt_root)(2.0), 0.5 / np.sqrt(2.0), rtol=1e-12)
+    np.testing.assert_allclose(T.jit(T.grad(sqrt_root))(3.0), 0.5 / np.sqrt(3.0), rtol=1e-12)
+
+
+def test_conv_helpers():
+    x = np.random.default_rng(0).normal(size=(2, 3, 6, 5))
+    p = lax.conv_general_dilated_patches(x, (2, 3), (1, 1), "VALID")
+    assert p.shape == (2, 18, 5, 3)
+    # channel c, window position (i, j) -> output channel c * 6 + i * 3 + j
+    np.testing.assert_array_equal(p[:, 1 * 6 + 1 * 3 + 2, 2, 1], x[:, 1, 3, 3])
+    assert lax.conv_shape_tuple((2, 3, 10, 9), (4, 3, 3, 2), (2, 1), "SAME") == (2, 4, 5, 9)
+    assert lax.conv_shape_tuple((2, 3, 10, 9), (4, 3, 3, 2), (2, 1),
+                                [(1, 0), (0, 2)]) == (2, 4, 5, 10)
+    dn = ("NHWC", "HWIO", "NHWC")
+    assert lax.conv_transpose_shape_tuple((2, 5, 6, 3), (3, 3, 3, 4), (2, 2), "SAME",
+                                          dn) == (2, 10, 12, 4)
+
+
+def test_conv_helpers_against_jax():
+    jax = pytest.importorskip("jax")
+    x = np.random.default_rng(0).normal(size=(2, 3, 6, 5)).astype(np.float32)
+    np.testing.assert_array_equal(
+        lax.conv_general_dilated_patches(x, (2, 3), (1, 2), "SAME"),
+        jax.lax.conv_general_dilated_patches(x, (2, 3), (1, 2), "SAME"))
+    xn = np.moveaxis(x, 1, -1)
+    dn = ("NHWC", "HWIO", "NHWC")
+    np.testing.assert_array_equal(
+        lax.conv_general_dilated_patches(xn, (2, 2), (1, 1), "VALID", dimension_numbers=dn),
+        jax.lax.conv_general_dilated_patches(xn, (2, 2), (1, 1), "VALID",
+                                             dimension_numbers=dn))
+    for pad in ("SAME", "VALID"):
+        assert lax.conv_transpose_shape_tuple((2, 5, 6, 3), (3, 3, 3, 4), (2, 2), pad, dn) == \
+            tuple(int(d) for d in jax.lax.conv_transpose_shape_tuple(
+                (2, 5, 6, 3), (3, 3, 3, 4), (2, 2), pad, dn))

@@ -48,6 +48,9 @@ from .more import (acosh, approx_max_k, approx_min_k, batch_matmul, broadcast,  
                    reciprocal, reduce,
                    reduce_precision, reduce_xor, scatter_apply, scatter_sub, split, square,
                    stack, tile, unstack)
+from .conv_more import (conv_general_dilated_patches, conv_shape_tuple,  # noqa: F401,E402
+                        conv_transpose_shape_tuple)
+from .solvers import custom_linear_solve, custom_root  # noqa: F401,E402
 from .collectives_more import (all_to_all, axis_size, pshuffle, psum_scatter,  # noqa: F401,E402
                                pswapaxes)
 
