@@ -294,3 +294,39 @@ def test_conv_helpers_against_jax():
         assert lax.conv_transpose_shape_tuple((2, 5, 6, 3), (3, 3, 3, 4), (2, 2), pad, dn) == \
             tuple(int(d) for d in jax.lax.conv_transpose_shape_tuple(
                 (2, 5, 6, 3), (3, 3, 3, 4), (2, 2), pad, dn))
+
+
+def test_special_functions_values_and_derivatives():
+    special = pytest.importorskip("scipy.special")
+    a = np.array([0.5, 2.0, 5.0])
+    x = np.array([0.3, 2.5, 4.0])
+    np.testing.assert_allclose(lax.igamma(a, x), special.gammainc(a, x), rtol=1e-14)
+    np.testing.assert_allclose(lax.igammac(a, x), special.gammaincc(a, x), rtol=1e-14)
+    np.testing.assert_allclose(T.jit(T.vmap(lambda v: lax.igamma(v, 1.0)))(a),
+                               special.gammainc(a, 1.0), rtol=1e-14)
+    h = 1e-6
+    gx = T.grad(lambda v: lax.igamma(2.0, v))(1.5)
+    np.testing.assert_allclose(gx, (special.gammainc(2, 1.5 + h) - special.gammainc(2, 1.5 - h))
+                               / (2 * h), rtol=1e-7)
+    ga = T.grad(lambda v: lax.igammac(v, 1.5))(2.0)
+    np.testing.assert_allclose(ga, (special.gammaincc(2 + h, 1.5) - special.gammaincc(2 - h, 1.5))
+                               / (2 * h), rtol=1e-6)
+    np.testing.assert_allclose(lax.betainc(2.0, 3.0, 0.4), special.betainc(2, 3, 0.4))
+    gb = T.grad(lambda v: lax.betainc(2.0, 3.0, v))(0.4)
+    np.testing.assert_allclose(gb, 12 * 0.4 * 0.6 ** 2, rtol=1e-12)     # x (1-x)^2 / B(2, 3)
+    with pytest.raises(NotImplementedError, match="a or b"):
+        T.grad(lambda v: lax.betainc(v, 3.0, 0.4))(2.0)
+    np.testing.assert_allclose(lax.zeta(2.0, 1.0), np.pi ** 2 / 6, rtol=1e-14)
+    gz = T.grad(lambda q: lax.zeta(3.0, q))(2.0)
+    np.testing.assert_allclose(gz, -3 * special.zeta(4.0, 2.0), rtol=1e-12)
+
+
+def test_special_functions_against_jax():
+    jax = pytest.importorskip("jax")
+    a = np.float32([0.5, 2.0, 5.0])
+    x = np.float32([0.3, 2.5, 4.0])
+    np.testing.assert_allclose(lax.igamma(a, x), jax.lax.igamma(a, x), rtol=2e-6)
+    np.testing.assert_allclose(T.grad(lambda v: lax.igamma(v, np.float32(1.5)))(np.float32(2.0)),
+                               jax.grad(lambda v: jax.lax.igamma(v, 1.5))(2.0), rtol=1e-5)
+    np.testing.assert_allclose(lax.betainc(2.0, 3.0, x[:1] / 5), jax.lax.betainc(2.0, 3.0, x[:1] / 5),
+                               rtol=2e-6)
