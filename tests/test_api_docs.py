@@ -17,7 +17,8 @@ MODULES = ["transforms", "transforms.numpy", "transforms.lax", "transforms.rando
            "transforms.tree", "transforms.tree_util", "transforms.nn", "transforms.numpy.linalg",
            "transforms.numpy.fft", "transforms.scipy", "transforms.debug",
            "transforms.distributed", "transforms.ad_checkpoint", "transforms.ops",
-           "transforms.dtypes", "transforms.experimental", "transforms.image", "fnn", "fnn.optim",
+           "transforms.dtypes", "transforms.experimental", "transforms.image",
+           "transforms.custom_batching", "fnn", "fnn.optim",
            "fnn.checkpoint", "fnn.losses", "fnn.layers", "fnn.sequence", "fnn.data"]
 # fnn.models and fnn.interop join the list where they exist (they land separately)
 MODULES += [m for m in ("fnn.models", "fnn.interop") if importlib.util.find_spec(m)]

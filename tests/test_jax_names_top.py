@@ -302,3 +302,36 @@ def test_image_matches_jax():
     args = ((10, 12, 3), (0, 1), np.float32([1.5, 1.2]), np.float32([0.3, -1.0]), "linear")
     np.testing.assert_allclose(T.image.scale_and_translate(img, *args),
                                jax.image.scale_and_translate(img, *args), atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# custom_batching
+# --------------------------------------------------------------------------------------------
+
+def test_custom_vmap_uses_its_rule_only_under_vmap():
+    from transforms.custom_batching import custom_vmap, sequential_vmap
+    calls = []
+
+    @custom_vmap
+    def f(x, y):
+        return tnp.sin(x) + y
+
+    @f.def_vmap
+    def rule(n, in_batched, x, y):
+        calls.append((n, list(in_batched)))
+        return tnp.sin(x) + y + 100.0, in_batched[0] or in_batched[1]
+    x = np.arange(3.0)
+    assert float(f(0.5, 1.0)) == np.sin(0.5) + 1 and float(T.jit(f)(0.5, 1.0)) == np.sin(0.5) + 1
+    np.testing.assert_allclose(T.vmap(f, in_axes=(0, None))(x, 1.0), np.sin(x) + 101)
+    assert calls == [(3, [True, False])]
+    np.testing.assert_allclose(T.jit(T.vmap(f, in_axes=(0, None)))(x, 1.0), np.sin(x) + 101)
+    np.testing.assert_allclose(T.grad(lambda v: f(v, 1.0))(0.5), np.cos(0.5))
+    g = sequential_vmap(lambda v: v ** 2 + 1)
+    np.testing.assert_array_equal(T.vmap(g)(x), x ** 2 + 1)
+    np.testing.assert_array_equal(T.jit(T.vmap(g))(x), x ** 2 + 1)
+
+    @custom_vmap
+    def h(v):
+        return v
+    with pytest.raises(AttributeError, match="def_vmap"):
+        h(1.0)

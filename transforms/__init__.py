@@ -27,7 +27,7 @@ from . import debug  # noqa: F401
 from . import distributed  # noqa: F401
 from .distributed import process_count, process_index  # noqa: F401
 from .lax.collectives import UnboundAxisNameError  # noqa: F401
-from . import dtypes, image, ops, typing, experimental  # noqa: F401
+from . import custom_batching, dtypes, image, ops, typing, experimental  # noqa: F401
 from .dtypes import float0  # noqa: F401
 from .callback import pure_callback  # noqa: F401
 from .pmap import pmap  # noqa: F401
@@ -58,6 +58,6 @@ import types as _types_all  # noqa: E402
 __all__ = sorted([_n for _n, _v in globals().items()
                   if not _n.startswith("_") and not isinstance(_v, _types_all.ModuleType)]
                  + ["lax", "numpy", "random", "tree", "tree_util", "nn", "debug",
-                    "distributed", "ad_checkpoint", "dtypes", "image", "ops", "typing", "experimental",
+                    "distributed", "ad_checkpoint", "custom_batching", "dtypes", "image", "ops", "typing", "experimental",
                     "version"])
 del _types_all
