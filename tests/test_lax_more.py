@@ -330,3 +330,24 @@ def test_special_functions_against_jax():
                                jax.grad(lambda v: jax.lax.igamma(v, 1.5))(2.0), rtol=1e-5)
     np.testing.assert_allclose(lax.betainc(2.0, 3.0, x[:1] / 5), jax.lax.betainc(2.0, 3.0, x[:1] / 5),
                                rtol=2e-6)
+
+
+def test_small_device_names():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(7, 3))
+    b = rng.normal(size=(3, 3, 4))
+    gs = np.array([2, 0, 4], np.int32)
+    want = np.zeros((7, 4))
+    want[0:2] = a[0:2] @ b[0]
+    want[2:6] = a[2:6] @ b[2]
+    np.testing.assert_allclose(lax.ragged_dot(a, b, gs), want, rtol=1e-12)
+    np.testing.assert_allclose(T.jit(lax.ragged_dot)(a, b, gs), want, rtol=1e-12)
+    np.testing.assert_array_equal(
+        T.vmap(lambda v: lax.pbroadcast(v, "i", 1), axis_name="i")(np.arange(3.0)), [1, 1, 1])
+    assert lax.platform_dependent(2.0, cpu=lambda x: x * 3, default=lambda x: x) == 6.0
+    assert lax.platform_dependent(2.0, tpu=lambda x: x * 3, default=lambda x: x) == 2.0
+    x = np.ones(3)
+    assert lax.with_sharding_constraint(x, None) is x
+    assert float(lax.composite(lambda v: v * 2, "my.double")(2.0)) == 4.0
+    np.testing.assert_array_equal(lax.broadcast_like(np.arange(3), np.zeros((2, 3))),
+                                  np.broadcast_to(np.arange(3), (2, 3)))
