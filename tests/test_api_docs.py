@@ -17,7 +17,7 @@ MODULES = ["transforms", "transforms.numpy", "transforms.lax", "transforms.rando
            "transforms.tree", "transforms.tree_util", "transforms.nn", "transforms.numpy.linalg",
            "transforms.numpy.fft", "transforms.scipy", "transforms.debug",
            "transforms.distributed", "transforms.ad_checkpoint", "transforms.ops",
-           "transforms.dtypes", "transforms.experimental", "transforms.image",
+           "transforms.dtypes", "transforms.experimental", "transforms.image", "transforms.experimental.ode",
            "transforms.custom_batching", "fnn", "fnn.optim",
            "fnn.checkpoint", "fnn.losses", "fnn.layers", "fnn.sequence", "fnn.data"]
 # fnn.models and fnn.interop join the list where they exist (they land separately)

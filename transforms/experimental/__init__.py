@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 
-__all__ = ["enable_x64", "disable_x64"]
+from . import ode  # noqa: F401,E402
+
+__all__ = ["enable_x64", "disable_x64", "ode"]
 
 
 @contextlib.contextmanager
