@@ -351,3 +351,15 @@ def test_small_device_names():
     assert float(lax.composite(lambda v: v * 2, "my.double")(2.0)) == 4.0
     np.testing.assert_array_equal(lax.broadcast_like(np.arange(3), np.zeros((2, 3))),
                                   np.broadcast_to(np.arange(3), (2, 3)))
+
+
+def test_enums_permutations_and_bitcast():
+    assert lax.conv_general_permutations(("NHWC", "HWIO", "NHWC")) == \
+        ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
+    assert lax.GatherScatterMode.from_any("clip") is lax.GatherScatterMode.CLIP
+    assert lax.GatherScatterMode.from_any(None) is lax.GatherScatterMode.FILL_OR_DROP
+    np.testing.assert_array_equal(lax.bitcast_convert_type(np.float32([1.0, -2.0]), np.int32),
+                                  np.float32([1.0, -2.0]).view(np.int32))
+    np.testing.assert_array_equal(
+        T.jit(lambda v: lax.bitcast_convert_type(v, np.uint32))(np.float32([1.0])),
+        np.float32([1.0]).view(np.uint32))

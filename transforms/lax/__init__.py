@@ -51,9 +51,11 @@ from .more import (acosh, approx_max_k, approx_min_k, batch_matmul, broadcast,  
 from .conv_more import (conv_general_dilated_patches, conv_shape_tuple,  # noqa: F401,E402
                         conv_transpose_shape_tuple)
 from .special_more import betainc, igamma, igamma_grad_a, igammac, zeta  # noqa: F401,E402
-from .misc_more import (RoundingMethod, after_all, broadcast_like, composite,  # noqa: F401,E402
-                        create_token, pbroadcast, platform_dependent, ragged_dot,
-                        shape_as_value, with_sharding_constraint)
+from .misc_more import (GatherScatterMode, RoundingMethod, after_all,  # noqa: F401,E402
+                        bitcast_convert_type, broadcast_like, composite,
+                        conv_general_permutations, create_token, pbroadcast, pcast,
+                        platform_dependent, ragged_dot, shape_as_value,
+                        with_sharding_constraint)
 from .solvers import custom_linear_solve, custom_root  # noqa: F401,E402
 from .collectives_more import (all_to_all, axis_size, pshuffle, psum_scatter,  # noqa: F401,E402
                                pswapaxes)

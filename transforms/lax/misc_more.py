@@ -14,7 +14,8 @@ from ._util import as_array
 
 __all__ = ["with_sharding_constraint", "platform_dependent", "composite", "ragged_dot",
            "pbroadcast", "broadcast_like", "create_token", "after_all", "shape_as_value",
-           "RoundingMethod"]
+           "RoundingMethod", "GatherScatterMode", "conv_general_permutations", "pcast",
+           "bitcast_convert_type"]
 
 
 class RoundingMethod(enum.IntEnum):
@@ -108,3 +109,50 @@ def after_all(*operands):
 def shape_as_value(shape):
     """`shape` as an int64 array."""
     return np.asarray(tuple(shape), np.int64)
+
+
+class GatherScatterMode(enum.Enum):
+    """How gathers and scatters treat out-of-bounds indices (`from_any("clip")`)."""
+    CLIP = 1
+    FILL_OR_DROP = 2
+    PROMISE_IN_BOUNDS = 3
+    ONE_HOT = 4
+
+    @staticmethod
+    def from_any(s):
+        """The mode named `s` ("clip", "fill"/"drop", "promise_in_bounds", "one_hot"), a
+        mode, or None (FILL_OR_DROP, JAX's default)."""
+        if isinstance(s, GatherScatterMode):
+            return s
+        if s is None or s in ("fill", "drop"):
+            return GatherScatterMode.FILL_OR_DROP
+        try:
+            return GatherScatterMode[str(s).upper()]
+        except KeyError:
+            raise ValueError(f"Unknown gather mode {s!r}") from None
+
+
+def conv_general_permutations(dimension_numbers):
+    """For `(lhs_spec, rhs_spec, out_spec)` strings such as `("NHWC", "HWIO", "NHWC")`: the
+    axis permutations taking each operand to the (N, C, spatial...) / (O, I, spatial...)
+    order, spatial dims in the kernel's order."""
+    from .conv import conv_dimension_numbers
+    specs = tuple(dimension_numbers)
+    if len(specs) != 3 or not all(isinstance(s, str) for s in specs):
+        raise TypeError(f"conv_general_permutations: dimension_numbers must be three strings, "
+                        f"got {dimension_numbers!r}")
+    n = len(specs[0])
+    return tuple(conv_dimension_numbers((1,) * n, (1,) * n, specs))
+
+
+def pcast(x, axis_name, *, to):
+    """`x` unchanged: JAX's varying/invariant type casts have no effect on values."""
+    del axis_name, to
+    return x
+
+
+def bitcast_convert_type(operand, new_dtype):
+    """Reinterpret the bits of `operand` as `new_dtype` (of the same width; see
+    `transforms.random.bitcast_convert_type`)."""
+    from ..random import bitcast_convert_type as _bc
+    return _bc(operand, new_dtype)
