@@ -381,3 +381,19 @@ def test_odeint_matches_jax():
     g = T.grad(lambda k: tnp.sum(odeint(f, y0, t, k)))(np.float32(0.7))
     gj = jax.grad(lambda k: jax.numpy.sum(jode(jf, y0, t, k)))(np.float32(0.7))
     np.testing.assert_allclose(g, gj, rtol=1e-4)
+
+
+def test_single_device_array_constructors():
+    x = T.make_array_from_callback((2, 3), None, lambda idx: np.arange(6.0).reshape(2, 3)[idx])
+    np.testing.assert_array_equal(x, np.arange(6.0).reshape(2, 3))
+    y = T.make_array_from_single_device_arrays((2,), None, [np.ones(2)])
+    np.testing.assert_array_equal(y, np.ones(2))
+    with pytest.raises(ValueError, match="one array"):
+        T.make_array_from_single_device_arrays((2,), None, [np.ones(2), np.ones(2)])
+    np.testing.assert_array_equal(T.make_array_from_process_local_data(None, np.ones(3)),
+                                  np.ones(3))
+    assert T.effects_barrier() is None
+    with T.threefry_partitionable(True), T.checking_leaks(True):
+        assert T.config.jax_check_tracer_leaks is True
+    assert T.default_prng_impl.value == "threefry2x32"
+    assert T.scipy.special.gammaln(1.0) == 0.0

@@ -19,7 +19,10 @@ __all__ = ["Device", "devices", "local_devices", "device_count", "local_device_c
            "debug_infs", "log_compiles", "default_matmul_precision", "numpy_dtype_promotion",
            "numpy_rank_promotion", "check_tracer_leaks", "enable_checks", "explain_cache_misses",
            "transfer_guard", "transfer_guard_host_to_device", "transfer_guard_device_to_host",
-           "transfer_guard_device_to_device", "default_device"]
+           "transfer_guard_device_to_device", "default_device", "default_prng_impl",
+           "threefry_partitionable", "checking_leaks", "effects_barrier",
+           "make_array_from_callback", "make_array_from_single_device_arrays",
+           "make_array_from_process_local_data"]
 
 
 class Device:
@@ -224,3 +227,61 @@ def default_device(device):
     process's CPU device, so `device` must be None, "cpu" or a `Device`; no effect."""
     _check_backend(device)
     yield
+
+
+default_prng_impl = ConfigState(
+    "jax_default_prng_impl", "only 'threefry2x32' exists (other values are rejected).")
+threefry_partitionable = ConfigState(
+    "jax_threefry_partitionable", "accepted; keys are always split and drawn the way JAX's "
+    "partitionable threefry mode (JAX's default) does.")
+checking_leaks = check_tracer_leaks
+
+
+def effects_barrier():
+    """Wait for pending side effects (callbacks) to finish: they always run synchronously
+    here, so there is nothing to wait for."""
+
+
+def _one_device_sharding(sharding, what):
+    if sharding is not None and isinstance(sharding, Device) and sharding.id != 0:
+        raise ValueError(f"{what}: only device 0 exists in this process")
+
+
+def make_array_from_callback(shape, sharding, data_callback, dtype=None):
+    """The array of `shape` whose (only) shard is `data_callback(index)` with `index` the
+    tuple of full slices (one device holds everything), as `jax.make_array_from_callback`."""
+    import numpy as np
+    _one_device_sharding(sharding, "make_array_from_callback")
+    shape = tuple(shape)
+    out = np.asarray(data_callback(tuple(slice(None) for _ in shape)), dtype=dtype)
+    if out.shape != shape:
+        raise ValueError(f"make_array_from_callback: the callback returned shape {out.shape}, "
+                         f"expected {shape}")
+    return out
+
+
+def make_array_from_single_device_arrays(shape, sharding, arrays, *, dtype=None):
+    """The global array from per-device arrays: with one device, its one array (checked to
+    have `shape`)."""
+    import numpy as np
+    arrays = list(arrays)
+    if len(arrays) != 1:
+        raise ValueError(f"make_array_from_single_device_arrays: one device, so one array is "
+                         f"expected, got {len(arrays)}")
+    out = np.asarray(arrays[0], dtype=dtype)
+    if out.shape != tuple(shape):
+        raise ValueError(f"make_array_from_single_device_arrays: array of shape {out.shape}, "
+                         f"expected {tuple(shape)}")
+    return out
+
+
+def make_array_from_process_local_data(sharding, local_data, global_shape=None):
+    """The global array from this process's data: with one device per process and no
+    cross-process sharding here, the local data itself."""
+    import numpy as np
+    out = np.asarray(local_data)
+    if global_shape is not None and out.shape != tuple(global_shape):
+        raise ValueError(f"make_array_from_process_local_data: local data of shape "
+                         f"{out.shape} but global_shape {tuple(global_shape)} (data is not "
+                         f"sharded across processes here)")
+    return out
