@@ -35,6 +35,11 @@ CASES = {
     "beta": lambda m, k: m.beta(k, 2.0, 3.0, (100,)),
     "chisquare": lambda m, k: m.chisquare(k, 3.0, (100,)),
     "dirichlet": lambda m, k: m.dirichlet(k, np.float32([1.0, 2.0, 3.0]), (30,)),
+    "poisson": lambda m, k: m.poisson(k, np.float32([0.5, 3.0, 20.0, 100.0] * 100)),
+    "binomial": lambda m, k: m.binomial(k, np.float32([5.0, 20.0, 1000.0, 20.0] * 100),
+                                        np.float32([0.05, 0.3, 0.3, 0.8] * 100)),
+    "multinomial": lambda m, k: m.multinomial(k, 10.0, np.float32([0.2, 0.3, 0.5]),
+                                              shape=(200, 3)),
 }
 EXACT = [n for n in CASES if R.STREAM_NOTES.get(n) == "exact"]
 
@@ -131,12 +136,16 @@ def test_discrete_distributions():
     _moments(g, 1 / 0.3, 0.7 / 0.09)
     r = np.asarray(R.rademacher(k, N))
     assert set(np.unique(r)) == {-1, 1} and abs(r.mean()) < 0.02
-    p = np.asarray(R.poisson(k, 3.0, N))
+    with np.errstate(all="raise"):      # the branch not taken must not warn
+        p = np.asarray(R.poisson(k, 3.0, N))
     assert p.dtype == np.int32
     _moments(p, 3.0, 3.0)
     _moments(R.poisson(k, 40.0, N), 40.0, 40.0, tol=0.02)
     lam = np.float32([0.0, 0.5, 20.0])
     assert np.asarray(R.poisson(k, lam, (100, 3)))[:, 0].max() == 0
+    edge = np.asarray(R.binomial(k, np.float32([10.0, -1.0, np.inf, 4.0]),
+                                 np.float32([1.0, 0.5, 0.5, 0.0])))
+    assert edge[0] == 10 and np.isnan(edge[1]) and edge[2] == np.inf and edge[3] == 0
     b = np.asarray(R.binomial(k, 20.0, 0.3, N))
     assert b.min() >= 0 and b.max() <= 20 and np.all(b == np.round(b))
     _moments(b, 6.0, 4.2)

@@ -34,7 +34,7 @@ STREAM_NOTES = {
     "multivariate_normal": "ulp", "orthogonal": "ulp",
     "gamma": "ulp", "loggamma": "ulp", "beta": "ulp", "dirichlet": "ulp", "chisquare": "ulp",
     "f": "ulp", "generalized_normal": "ulp", "ball": "ulp",
-    "poisson": "distribution", "binomial": "distribution", "multinomial": "distribution",
+    "poisson": "exact", "binomial": "exact", "multinomial": "exact",
 }
 
 
@@ -566,8 +566,13 @@ def ball(key, d, p=2, shape=(), dtype=np.float32):
 
 def poisson(key, lam, shape=None, dtype=np.int32):
     """Poisson(`lam`) counts: Knuth's multiplication method for `lam < 10`, Hormann's
-    transformed rejection (PTRS) above, as JAX and NumPy choose; whole-array while loops. The
-    distribution is JAX's; the stream is not guaranteed to match it."""
+    transformed rejection (PTRS) above, as JAX and NumPy choose; whole-array while loops
+    drawing from `key` as JAX's do (the counts equal JAX's)."""
+    with np.errstate(all="ignore"):     # eagerly both samplers run on every element
+        return _poisson(key, lam, shape, dtype)
+
+
+def _poisson(key, lam, shape, dtype):
     R = _R()
     key = R._check_key("poisson", key)
     lam = as_array(lam)
@@ -578,9 +583,9 @@ def poisson(key, lam, shape=None, dtype=np.int32):
     use_knuth = lax.bitwise_or(lax.ne(lam, lam), lax.lt(lam, np.asarray(10, fdt)))
     lam_k = lax.select(use_knuth, lam, lax.full(shape, 0, fdt))
     lam_r = lax.select(use_knuth, lax.full(shape, 1e5, fdt), lam)
-    k1, k2 = R._split2(key)
-    res = lax.select(use_knuth, _poisson_knuth(k1, lam_k, shape, fdt),
-                     _poisson_rejection(k2, lam_r, shape, fdt))
+    # both branches draw from the same key (as JAX), each element keeps one of them
+    res = lax.select(use_knuth, _poisson_knuth(key, lam_k, shape, fdt),
+                     _poisson_rejection(key, lam_r, shape, fdt))
     res = lax.select(lax.eq(lam, np.asarray(0, fdt)), lax.full(shape, 0, fdt), res)
     return lax.convert_element_type(res, dtype)
 
@@ -609,8 +614,8 @@ def _poisson_rejection(key, lam, shape, fdt):
     R = _R()
     c_ = (lambda v: np.asarray(v, fdt))
     log_lam = _log(lam, fdt)
-    b = lax.add(c_(0.931), lax.mul(c_(2.53), lax.sqrt(lam)))
-    a = lax.add(c_(-0.059), lax.mul(c_(0.02483), b))
+    b = _fma(c_(2.53), lax.sqrt(lam), c_(0.931), fdt)
+    a = _fma(c_(0.02483), b, c_(-0.059), fdt)
     inv_alpha = lax.add(c_(1.1239), lax.div(c_(1.1328), lax.sub(b, c_(3.4))))
     v_r = lax.sub(c_(0.9277), lax.div(c_(3.6224), lax.sub(b, c_(2))))
 
@@ -620,11 +625,10 @@ def _poisson_rejection(key, lam, shape, fdt):
         u = lax.sub(_u(ks[1], shape, fdt, 0.0, 1.0), c_(0.5))
         v = _u(ks[2], shape, fdt, 0.0, 1.0)
         us = lax.sub(c_(0.5), lax.abs(u))
-        k = lax.floor(lax.add(lax.add(lax.mul(lax.add(lax.div(lax.mul(c_(2), a), us), b), u),
-                                      lam), c_(0.43)))
+        k = lax.floor(lax.add(_fma(lax.add(lax.div(lax.mul(c_(2), a), us), b), u, lam, fdt),
+                              c_(0.43)))
         s = _log(lax.div(lax.mul(v, inv_alpha), lax.add(lax.div(a, lax.mul(us, us)), b)), fdt)
-        tt = lax.sub(lax.add(lax.neg(lam), lax.mul(k, log_lam)),
-                     lax.lgamma(lax.add(k, c_(1))))
+        tt = lax.sub(_fma(k, log_lam, lax.neg(lam), fdt), lax.lgamma(lax.add(k, c_(1))))
         accept1 = lax.bitwise_and(lax.ge(us, c_(0.07)), lax.le(v, v_r))
         reject = lax.bitwise_or(lax.lt(k, c_(0)),
                                 lax.bitwise_and(lax.lt(us, c_(0.013)), lax.gt(v, us)))
@@ -640,49 +644,146 @@ def _poisson_rejection(key, lam, shape, fdt):
 
 
 def binomial(key, n, p, shape=None, dtype=np.float32):
-    """Binomial(`n`, `p`) counts, as floats of `dtype` (as JAX). Sampled by inversion (the
-    number of geometric waiting times that fit in `n` trials, a whole-array while loop whose
-    length is about `n * min(p, 1-p)`): the distribution is JAX's, the stream is not."""
+    """Binomial(`n`, `p`) counts, as floats of `dtype` (as JAX): for `n * min(p, 1-p) <= 10`
+    by inversion (counting geometric waiting times), above by Hormann's BTRS rejection
+    sampler, both as whole-array while loops drawing from `key` as JAX does (the counts equal
+    JAX's). NaN for a NaN or negative `n` or an invalid `p`, inf for an infinite `n`."""
+    with np.errstate(all="ignore"):     # eagerly both samplers run on every element
+        return _binomial(key, n, p, shape, dtype)
+
+
+def _binomial(key, n, p, shape, dtype):
     R = _R()
+    tnp = _tnp()
     key, dtype = R._check_key("binomial", key), R._float_dtype(dtype, "binomial")
     shape = _bshape(shape, "binomial", n, p)
-    n = _param(n, dtype, "binomial", shape)
-    p = _param(p, dtype, "binomial", shape)
-    flip = lax.gt(p, np.asarray(0.5, dtype))
-    q = lax.select(flip, lax.sub(np.asarray(1, dtype), p), p)
-    log1mq = _log1p(lax.neg(q), dtype)
+    weak = isinstance(p, (int, float))
+    p = as_array(p)
+    pdt = get_aval(p).dtype
+    fdt = pdt if (np.issubdtype(pdt, np.floating) and not weak) else np.dtype(np.float32)
+    prob = _param(p, fdt, "binomial", shape)
+    count = _param(n, fdt, "binomial", shape)
+    c_ = (lambda v: np.asarray(v, fdt))
+    p_lt_half = lax.lt(prob, c_(0.5))
+    q = lax.select(p_lt_half, prob, lax.sub(c_(1), prob))
+    count_bad = lax.bitwise_or(lax.ne(count, count), lax.lt(count, c_(0)))
+    count_inf = lax.eq(lax.abs(count), c_(np.inf))
+    q_nan = lax.ne(q, q)
+    q_neg = lax.lt(q, c_(0))
+    q = lax.select(lax.bitwise_or(q_nan, q_neg), lax.full(shape, 0.01, fdt), q)
+    use_inv = lax.bitwise_or(count_bad, lax.le(lax.mul(count, q), c_(10)))
+    count = lax.floor(count)
+    count_inv = lax.select(use_inv, count, lax.full(shape, 0, fdt))
+    count_btrs = lax.select(use_inv, lax.full(shape, 1e4, fdt), count)
+    q_btrs = lax.select(use_inv, lax.full(shape, 0.5, fdt), q)
+    samples = lax.select(use_inv, _binomial_inversion(key, count_inv, q, shape, fdt),
+                         _btrs(key, count_btrs, q_btrs, shape, fdt))
+    invalid = lax.bitwise_or(lax.bitwise_or(q_neg, q_nan), count_bad)
+    samples = lax.select(invalid, lax.full(shape, np.nan, fdt), samples)
+    samples = lax.select(lax.bitwise_and(count_inf, lax.bitwise_not(invalid)),
+                         lax.full(shape, np.inf, fdt), samples)
+    keep = lax.bitwise_or(lax.bitwise_or(p_lt_half, count_bad), lax.bitwise_or(q_nan, count_inf))
+    samples = lax.select(keep, samples, lax.sub(count, samples))
+    del tnp
+    return lax.convert_element_type(samples, dtype)
+
+
+def _binomial_inversion(key, count, prob, shape, fdt):
+    R = _R()
+    # log1p(-0) must be -0 so that log(u) / it is +inf (no trials can succeed): keep the sign
+    log1mp = lax.select(lax.eq(prob, np.asarray(0, fdt)), lax.full(shape, -0.0, fdt),
+                        _log1p(lax.neg(prob), fdt))
     axes = tuple(range(len(shape)))
 
-    # count geometric(q) waiting times until their sum exceeds n
     def cond(c):
-        _, _, total, _ = c
-        return lax.reduce_or(lax.le(total, n), axes)
+        return lax.reduce_or(lax.le(c[2], count), axes)
 
     def body(c):
-        rng, cnt, total, _ = c
+        i, num, total, rng = c
         ks = R.split(rng, 2)
-        u = _u(ks[1], shape, dtype, np.finfo(dtype).tiny, 1.0)
-        g = lax.add(lax.floor(lax.div(_log(u, dtype), log1mq)), np.asarray(1, dtype))
-        new_total = lax.add(total, g)
-        live = lax.le(total, n)
-        cnt = lax.select(lax.bitwise_and(live, lax.le(new_total, n)),
-                         lax.add(cnt, np.asarray(1, dtype)), cnt)
-        total = lax.select(live, new_total, total)
-        return ks[0], cnt, total, c[3]
+        sub, rng = ks[0], ks[1]
+        num = lax.select(lax.le(total, count), lax.add(num, np.asarray(1, fdt)), num)
+        u = _u(sub, shape, fdt, 0.0, 1.0)
+        geom = lax.ceil(lax.div(_log(u, fdt), log1mp))
+        return i + 1, num, lax.add(total, geom), rng
 
-    zero = lax.full(shape, 0, dtype)
-    degenerate = lax.bitwise_or(lax.le(q, np.asarray(0, dtype)), lax.le(n, np.asarray(0, dtype)))
-    total0 = lax.select(degenerate, lax.full(shape, np.inf, dtype), zero)
-    _, cnt, _, _ = lax.while_loop(cond, body, (key, zero, total0, zero))
-    out = lax.select(flip, lax.sub(n, cnt), cnt)
-    bad = lax.bitwise_or(lax.bitwise_or(lax.ne(p, p), lax.lt(p, np.asarray(0, dtype))),
-                         lax.gt(p, np.asarray(1, dtype)))
-    return lax.select(bad, lax.full(shape, np.nan, dtype), out)
+    zero = lax.full(shape, 0, fdt)
+    k = lax.while_loop(cond, body, (np.asarray(0, np.int32), zero, zero, key))[1]
+    return lax.sub(k, np.asarray(1, fdt))
+
+
+_STIRLING_TAIL = (0.0810614667953272, 0.0413406959554092, 0.0276779256849983,
+                  0.02079067210376509, 0.0166446911898211, 0.0138761288230707,
+                  0.0118967099458917, 0.0104112652619720, 0.00925546218271273,
+                  0.00833056343336287)
+
+
+def _stirling_tail(k, fdt):
+    """log(k!) minus its Stirling approximation: tabulated for k <= 9, series above."""
+    from .lax.more import clamp
+    c_ = (lambda v: np.asarray(v, fdt))
+    small = lax.le(k, c_(9))
+    kc = clamp(c_(0), k, c_(9))
+    kp1 = lax.add(kc, c_(1))
+    kp1sq = lax.mul(kp1, kp1)
+    approx = lax.div(lax.sub(c_(1.0 / 12), lax.div(lax.sub(c_(1.0 / 360),
+                                                           lax.div(c_(1.0 / 1260), kp1sq)),
+                                                   kp1sq)), kp1)
+    idx = lax.convert_element_type(lax.floor(kc), np.int32)
+    table = np.asarray(_STIRLING_TAIL, fdt)
+    from . import numpy as tnp
+    return lax.select(small, tnp.take(table, idx), approx)
+
+
+def _btrs(key, count, prob, shape, fdt):
+    R = _R()
+    c_ = (lambda v: np.asarray(v, fdt))
+    one = c_(1)
+    stddev = lax.sqrt(lax.mul(lax.mul(count, prob), lax.sub(one, prob)))
+    b = _fma(c_(2.53), stddev, c_(1.15), fdt)
+    a = _fma(c_(0.01), prob, _fma(c_(0.0248), b, c_(-0.0873), fdt), fdt)
+    c = _fma(count, prob, c_(0.5), fdt)
+    v_r = lax.sub(c_(0.92), lax.div(c_(4.2), b))
+    r = lax.div(prob, lax.sub(one, prob))
+    alpha = lax.mul(lax.add(c_(2.83), lax.div(c_(5.1), b)), stddev)
+    m = lax.floor(lax.mul(lax.add(count, one), prob))
+    axes = tuple(range(len(shape)))
+    log = (lambda v: _log(v, fdt))
+
+    def body(cst):
+        i, k_out, accepted, rng = cst
+        ks = R.split(rng, 3)
+        rng = ks[0]
+        u = lax.sub(_u(ks[1], shape, fdt, 0.0, 1.0), c_(0.5))
+        v = _u(ks[2], shape, fdt, 0.0, 1.0)
+        us = lax.sub(c_(0.5), lax.abs(u))
+        accept1 = lax.bitwise_and(lax.ge(us, c_(0.07)), lax.le(v, v_r))
+        k = lax.floor(_fma(lax.add(lax.div(lax.mul(c_(2), a), us), b), u, c, fdt))
+        reject = lax.bitwise_or(lax.lt(k, c_(0)), lax.gt(k, count))
+        lv = log(lax.div(lax.mul(v, alpha), lax.add(lax.div(a, lax.mul(us, us)), b)))
+        cm1 = lax.add(lax.sub(count, m), one)
+        ck1 = lax.add(lax.sub(count, k), one)
+        t1 = lax.mul(lax.add(m, c_(0.5)), log(lax.div(lax.add(m, one), lax.mul(r, cm1))))
+        t2 = _fma(lax.add(count, one), log(lax.div(cm1, ck1)), t1, fdt)
+        t3 = _fma(lax.add(k, c_(0.5)), log(lax.div(lax.mul(r, ck1), lax.add(k, one))), t2, fdt)
+        ub = lax.sub(lax.sub(lax.add(lax.add(t3, _stirling_tail(m, fdt)),
+                                     _stirling_tail(lax.sub(count, m), fdt)),
+                             _stirling_tail(k, fdt)),
+                     _stirling_tail(lax.sub(count, k), fdt))
+        accept = lax.bitwise_or(accept1, lax.bitwise_and(lax.bitwise_not(reject), lax.le(lv, ub)))
+        return i + 1, lax.select(accept, k, k_out), lax.bitwise_or(accepted, accept), rng
+
+    def cond(cst):
+        return lax.reduce_or(lax.bitwise_not(cst[2]), axes)
+
+    init = (np.asarray(0, np.int32), lax.full(shape, -1, fdt), lax.full(shape, False, np.bool_),
+            key)
+    return lax.while_loop(cond, body, init)[1]
 
 
 def multinomial(key, n, p, *, shape=None, dtype=np.float32, unroll=1):
     """Multinomial counts of `n` trials over the outcomes on `p`'s last axis: one binomial per
-    outcome on the remaining trials, along a `scan` (as JAX). Result shape `p.shape` (or
+    outcome on the remaining trials, along a `scan` (as JAX; the counts equal JAX's). Result shape `p.shape` (or
     `shape`, whose last entry is the number of outcomes)."""
     R = _R()
     tnp = _tnp()
@@ -703,5 +804,6 @@ def multinomial(key, n, p, *, shape=None, dtype=np.float32, unroll=1):
         cnt = binomial(k, rem, tnp.clip(ratio, 0, 1), dtype=dtype)
         return rem - cnt, cnt
 
-    _, counts = lax.scan(step, n, (ratios, keys))
+    with np.errstate(all="ignore"):
+        _, counts = lax.scan(step, n, (ratios, keys))
     return tnp.moveaxis(counts, 0, -1)
