@@ -110,7 +110,7 @@ def test_moments_of_continuous_distributions():
 
 
 def test_moments_of_gamma_family():
-    k, n = R.key(7), (10000,)       # a rejection loop per sample: fewer draws, looser bounds
+    k, n = R.key(7), (5000,)        # a rejection loop per sample: fewer draws, looser bounds
     _moments(R.gamma(k, 2.5, n), 2.5, 2.5, tol=0.08)
     _moments(R.gamma(k, 0.5, n), 0.5, 0.5, tol=0.08)
     _moments(R.beta(k, 2.0, 3.0, n), 0.4, 6 / (25 * 6), tol=0.08)

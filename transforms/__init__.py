@@ -32,7 +32,7 @@ from .dtypes import float0  # noqa: F401
 from .callback import pure_callback  # noqa: F401
 from .pmap import pmap  # noqa: F401
 from .api_more import closure_convert, ensure_compile_time_eval, named_call  # noqa: F401
-from .platform import (Device, check_tracer_leaks, checking_leaks, debug_infs,  # noqa: F401
+from .environment import (Device, check_tracer_leaks, checking_leaks, debug_infs,  # noqa: F401
                        debug_nans, default_backend, default_device, default_matmul_precision,
                        default_prng_impl, device_count, devices, effects_barrier,
                        enable_checks, enable_x64, explain_cache_misses, host_count, host_id,

@@ -15,7 +15,7 @@ __all__ = ["enable_x64", "disable_x64", "ode"]
 @contextlib.contextmanager
 def enable_x64(new_val: bool = True):
     """Set `jax_enable_x64` to `new_val` for the block (see `transforms.config`)."""
-    from ..platform import enable_x64 as _state
+    from ..environment import enable_x64 as _state
     with _state(bool(new_val)):
         yield
 

@@ -8,7 +8,7 @@ what it does.
 from __future__ import annotations
 
 import contextlib
-import platform as _platform
+import platform as _platform  # the standard library module
 import sys
 
 from .config import config
