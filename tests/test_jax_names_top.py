@@ -397,3 +397,18 @@ def test_single_device_array_constructors():
         assert T.config.jax_check_tracer_leaks is True
     assert T.default_prng_impl.value == "threefry2x32"
     assert T.scipy.special.gammaln(1.0) == 0.0
+
+
+def test_pure_callback_inside_compiled_control_flow():
+    sds = T.ShapeDtypeStruct
+
+    def body(c, x):
+        y = T.pure_callback(lambda a, b: np.float64(a * b + 1), sds((), np.float64), c, x)
+        return y, y
+    last, ys = T.jit(lambda xs: lax.scan(body, 1.0, xs))(np.arange(4.0))
+    np.testing.assert_array_equal(ys, [1.0, 2.0, 5.0, 16.0])
+    g = T.jit(lambda p, x: lax.cond(p, lambda v: T.pure_callback(np.cos, sds(v.shape, v.dtype), v),
+                                    lambda v: v * 2, x))
+    np.testing.assert_allclose(g(True, np.ones(2)), np.cos(1.0))
+    np.testing.assert_array_equal(g(False, np.ones(2)), 2.0)
+    assert float(T.jit(lambda: T.pure_callback(lambda: np.float32(3), sds((), np.float32)))()) == 3
