@@ -332,7 +332,8 @@ def _gamma_one(key, alpha, log_space):
     alpha_orig = alpha
     alpha = lax.select(boost_mask, alpha, lax.add(alpha, one))
     d = lax.sub(alpha, c_(1.0 / 3.0))
-    c = lax.div(c_(1.0 / 3.0), lax.sqrt(d))
+    # XLA rewrites x / sqrt(d) as x * rsqrt(d), rsqrt(d) being 1 / sqrt(d) rounded
+    c = lax.mul(c_(1.0 / 3.0), lax.div(one, lax.sqrt(d)))
 
     def cond_fn(s):
         _, X, V, U = s
