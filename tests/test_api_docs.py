@@ -20,7 +20,9 @@ MODULES = ["transforms", "transforms.numpy", "transforms.lax", "transforms.rando
            "transforms.scipy.optimize", "transforms.scipy.sparse.linalg",
            "transforms.scipy.ndimage", "transforms.scipy.integrate", "transforms.scipy.fft",
            "transforms.scipy.interpolate", "transforms.scipy.cluster.vq", "transforms.debug",
-           "transforms.distributed", "transforms.ad_checkpoint", "fnn", "fnn.optim",
+           "transforms.distributed", "transforms.ad_checkpoint", "transforms.ops",
+           "transforms.dtypes", "transforms.experimental", "transforms.image",
+           "transforms.experimental.ode", "transforms.custom_batching", "fnn", "fnn.optim",
            "fnn.checkpoint", "fnn.losses", "fnn.layers", "fnn.sequence", "fnn.data"]
 # fnn.models and fnn.interop join the list where they exist (they land separately)
 MODULES += [m for m in ("fnn.models", "fnn.interop") if importlib.util.find_spec(m)]
