@@ -61,7 +61,7 @@ import os
 import numpy as np
 
 from ...ir import ClosedJaxpr, _pp
-from . import fusion, tabulate
+from . import fusion, tabulate, views
 from .fusion import Nest, RowGroup, ScalarStep
 
 # The pieces of the backend, re-exported: rules and other modules import them from here.
@@ -252,7 +252,8 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     head += ["import math as _math", "import numpy as _np", "import numba as _numba",
              "from numba import prange as _prange, types as _t",
              "from transforms.backend.numba.cache import njit as _njit",
-             "from transforms.backend.numba.lowering import parallel_guard as _parallel_guard"]
+             "from transforms.backend.numba.lowering import parallel_guard as _parallel_guard",
+             views.IMPORT]
     head += [f"from transforms.backend.numba.kernels import {k} as _k_{k}"
              for k in sorted(mod.imports)]
     if addressed:
@@ -261,7 +262,7 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     head += mod.const_lines + tables.lines
     head.append("")
     for src in mod.helpers.values():
-        head += [src, ""]
+        head += [_cheap_views(src), ""]
     head.append("_SIG = _t.none(")
     head += [f"    {t}," for t in arg_types]
     head += [")", "", ""]
@@ -272,8 +273,8 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
         "cache=True, nogil=True, error_model='numpy', no_cpython_wrapper=True, "
         "no_cfunc_wrapper=True")
     for src in pieces:
-        head += [src, ""]
-    fn_lines = fn_text.splitlines()
+        head += [_cheap_views(src), ""]
+    fn_lines = (fn_text if main_parallel else views.rewrite(fn_text)).splitlines()
     head += ["", f"@_njit(_SIG, {flags})", fn_lines[0]]
     body = fn_lines[1:]
 
@@ -384,6 +385,13 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     return Lowered(source, text + "\n" + _plan_text(fl, mod), key, consts + extra_consts,
                    [v.aval for v in jaxpr.invars], [a.aval for a in jaxpr.outvars],
                    ws_spec, mod.parallel)
+
+
+def _cheap_views(source):
+    """Helper `source` with its static slices and reshapes as `views` intrinsics (fewer,
+    cheaper statements for Numba; a ``parallel=True`` function is left as written, for
+    Numba's parallel analysis)."""
+    return source if "parallel=True" in source.split("\n", 1)[0] else views.rewrite(source)
 
 
 def _backend_fingerprint():
