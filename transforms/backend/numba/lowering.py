@@ -274,7 +274,8 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
         "no_cfunc_wrapper=True")
     for src in pieces:
         head += [_cheap_views(src), ""]
-    fn_lines = (fn_text if main_parallel else views.rewrite(fn_text)).splitlines()
+    fn_lines = (fn_text if main_parallel or not views.ENABLED else
+                views.rewrite(fn_text)).splitlines()
     head += ["", f"@_njit(_SIG, {flags})", fn_lines[0]]
     body = fn_lines[1:]
 
@@ -391,7 +392,9 @@ def _cheap_views(source):
     """Helper `source` with its static slices and reshapes as `views` intrinsics (fewer,
     cheaper statements for Numba; a ``parallel=True`` function is left as written, for
     Numba's parallel analysis)."""
-    return source if "parallel=True" in source.split("\n", 1)[0] else views.rewrite(source)
+    if not views.ENABLED or "parallel=True" in source.split("\n", 1)[0]:
+        return source
+    return views.rewrite(source)
 
 
 def _backend_fingerprint():

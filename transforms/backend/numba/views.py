@@ -38,6 +38,9 @@ from numba.np.arrayobj import _empty_nd_impl, make_array
 
 __all__ = ["rows", "shaped", "empty", "rewrite", "IMPORT"]
 
+# False: generated code keeps NumPy's spelling (to compare run times side by side)
+ENABLED = True
+
 # the import line generated modules need for the rewritten code
 IMPORT = "from transforms.backend.numba.views import empty as _em, rows as _sl, shaped as _nd"
 
