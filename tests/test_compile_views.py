@@ -136,3 +136,17 @@ def test_empty_intrinsic_allocates_like_numpy():
                                    "    _t = _em((2, 3), _np.bool_)")
     assert views.rewrite("    q = _np.empty(n, _np.float32)") == \
         "    q = _np.empty(n, _np.float32)"                      # computed sizes stay
+
+
+def test_gather_indices_convert_without_int_overload():
+    """Index conversions are NumPy casts (``int()`` is an overload Numba compiles afresh in
+    every process); gathers stay exact, out-of-range fills included."""
+    def f(h, labels):
+        return tnp.take_along_axis(h, labels[:, None], axis=1, mode="fill")[:, 0]
+
+    h = np.arange(12.0).reshape(4, 3)
+    labels = np.array([0, 2, -1, 5])
+    src = T.jit(f).lower(h, labels).compile().source
+    fn_src = src[src.index("\ndef _fn("):src.index("\ndef make_runner")]
+    assert "_np.int64(" in fn_src and " int(" not in fn_src
+    np.testing.assert_array_equal(T.jit(f)(h, labels), f(h, labels))

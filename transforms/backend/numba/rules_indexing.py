@@ -43,7 +43,7 @@ def _gather(ctx, eqn):
     with ctx.block(f"for _b in {ctx.range(nb)}:"):
         for d, n in enumerate(lead):
             if n > 1:
-                ctx.emit(f"_j{d} = min(max(int({ix}[{io} + {k} * _b + {d}]), 0), {n - 1})")
+                ctx.emit(f"_j{d} = min(max(_np.int64({ix}[{io} + {k} * _b + {d}]), 0), {n - 1})")
         ctx.emit(f"_r = {xo} + {_row_expr(lead, strides, w)}")
         if w == 1:
             ctx.emit(f"{out}[{oo} + _b] = {x}[_r]")
@@ -63,7 +63,7 @@ def _gather_fill(ctx, eqn, x, xo, ix, io, out, oo, k, nb, lead, strides, w):
     with ctx.block(f"for _b in {ctx.range(nb)}:"):
         conds = []
         for d, n in enumerate(lead):
-            ctx.emit(f"_j{d} = int({ix}[{io} + {k} * _b + {d}])")
+            ctx.emit(f"_j{d} = _np.int64({ix}[{io} + {k} * _b + {d}])")
             conds.append(f"0 <= _j{d} < {n}")
         ctx.emit(f"_ok = {' and '.join(conds) if conds else 'True'}")
         ctx.emit(f"_r = {xo} + ({_row_expr(lead, strides, w)} if _ok else 0)")
@@ -89,7 +89,7 @@ def _scatter(name, combine):
         with ctx.block(f"for _b in {ctx.range(nb)}:"):
             conds = []
             for d, n in enumerate(lead):
-                ctx.emit(f"_j{d} = int({ix}[{io} + {k} * _b + {d}])")
+                ctx.emit(f"_j{d} = _np.int64({ix}[{io} + {k} * _b + {d}])")
                 conds.append(f"0 <= _j{d} < {n}")
             with ctx.block(f"if {' and '.join(conds) if conds else 'True'}:",
                            "out-of-bounds updates are dropped"):

@@ -172,7 +172,7 @@ def _clamped_starts(ctx, first, shape, sizes):
     for d, (n, k) in enumerate(zip(shape, sizes)):
         # as lax.shape._clamp_starts: a negative start counts from the end, then clamp
         s = ctx.fresh("_s")
-        ctx.emit(f"{s} = int({ctx.scalar(first + d)})")
+        ctx.emit(f"{s} = _np.int64({ctx.scalar(first + d)})")  # (int(): an overload to compile)
         ctx.emit(f"{s} = min(max({s} + {n} if {s} < 0 else {s}, 0), {n - k})")
         starts.append(s)
     return starts

@@ -34,7 +34,7 @@ from numba import types
 from numba.core import cgutils
 from numba.core.imputils import impl_ret_borrowed, impl_ret_new_ref
 from numba.extending import intrinsic
-from numba.np.arrayobj import _empty_nd_impl, make_array
+from numba.np.arrayobj import make_array
 
 __all__ = ["rows", "shaped", "empty", "rewrite", "IMPORT"]
 
@@ -109,8 +109,8 @@ def shaped(typingctx, arr, shape):
 def empty(typingctx, shape, dtype):
     """``np.empty(shape, dtype)`` (C order; `shape` an integer or a tuple of integers,
     `dtype` a NumPy scalar type such as ``np.float32``). Allocated inline: Numba's
-    ``np.empty`` is a function it compiles afresh in every process (with its allocator
-    helper, ~0.1 s of a first compile)."""
+    ``np.empty`` is a function it compiles afresh in every process, with two allocator
+    helpers (~0.1 s of a first compile)."""
     if isinstance(dtype, types.NumberClass):
         dt = dtype.instance_type
     elif isinstance(dtype, types.DType):
@@ -133,12 +133,26 @@ def empty(typingctx, shape, dtype):
         else:
             dims = [context.cast(builder, builder.extract_value(args[0], i), t, types.intp)
                     for i, t in enumerate(sig.args[0])]
-        ary = _empty_nd_impl(context, builder, sig.return_type, dims)
-        return impl_ret_new_ref(context, builder, sig.return_type, ary._getvalue())
+        # (what Numba's np.empty does, without the allocator function it compiles; sizes
+        # come from the buffer plan, so the byte count cannot overflow)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(
+            context.get_data_type(dt)))
+        strides, nbytes = [], itemsize
+        for d in reversed(dims):
+            strides.append(nbytes)
+            nbytes = builder.mul(nbytes, d)
+        align = context.get_constant(types.uint32, context.get_preferred_array_alignment(dt))
+        meminfo = context.nrt.meminfo_alloc_aligned(builder, size=nbytes, align=align)
+        data = context.nrt.meminfo_data(builder, meminfo)
+        out = make_array(sig.return_type)(context, builder)
+        context.populate_array(out, data=builder.bitcast(data, out.data.type), shape=dims,
+                               strides=strides[::-1], itemsize=itemsize, meminfo=meminfo)
+        return impl_ret_new_ref(context, builder, sig.return_type, out._getvalue())
     return sig, codegen
 
 
-_SLICE = re.compile(r"(?<![\w.\])])([A-Za-z_]\w*)\[(\d+):(\d+)\](?!\s*(?:[-+*/%&|^@]|\*\*|//|<<|>>)?=(?!=))")
+_STORE = r"(?!\s*(?:[-+*/%&|^@]|\*\*|//|<<|>>)?=(?!=))"      # not followed by (augmented) =
+_SLICE = re.compile(r"(?<![\w.\])])([A-Za-z_]\w*)\[(\d+):(\d+)\]" + _STORE)
 _RESHAPE = re.compile(r"(?<![\w.])([A-Za-z_]\w*|_sl\([^()]*\))\.reshape\(")
 _EMPTY = re.compile(r"(?<![\w.])_np\.empty\((\d+|\(\s*\d+\s*(?:,\s*\d+\s*)*,?\s*\)), "
                     r"(_np\.[a-z]+\d*_?)\)")
