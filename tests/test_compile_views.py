@@ -46,8 +46,8 @@ def test_rewrite_reads_only_and_literal_shapes_only():
     ])
     out = views.rewrite(src).splitlines()
     assert out[0] == "    x = _sl(_wf32, 0, 10) + _sl(y, 3, 5)  # keeps a[1:2] in the comment"
-    assert out[1] == "    _wf32[0:10] = _sl(_s, 1, 4)"          # stores stay slices
-    assert out[2] == "    q[0:3] += 1"
+    assert out[1] == "    _st(_wf32, 0, 10, _sl(_s, 1, 4))"      # a slice store
+    assert out[2] == "    q[0:3] += 1"                           # augmented: as written
     assert out[3] == "    v = _nd(_sl(_wf32, 4, 100), (2, 3, 4))"
     assert out[4] == "    w = _nd(v, v.size)"
     assert out[5] == "    z = v.reshape(-1)"                     # not a literal shape
@@ -150,3 +150,28 @@ def test_gather_indices_convert_without_int_overload():
     fn_src = src[src.index("\ndef _fn("):src.index("\ndef make_runner")]
     assert "_np.int64(" in fn_src and " int(" not in fn_src
     np.testing.assert_array_equal(T.jit(f)(h, labels), f(h, labels))
+
+
+@numba.njit
+def _use_store(a, b, c, d):
+    views.store(a, 2, 5, 7)                       # scalar fill (cast to float32)
+    views.store(a, 10, 14, views.rows(a, 8, 12))  # overlapping copy: as NumPy
+    views.store(b, 0, 2, 1.5)                     # a 2-D target: Numba's own assignment
+    views.store(c, 1, 3, d)                       # another dtype: Numba's own assignment
+    views.store(d, 0, len(d), 0)                  # `x[:] = 0`
+
+
+def test_store_intrinsic_matches_numpy_slice_assignment():
+    a = np.arange(20, dtype=np.float32)
+    b = np.zeros((3, 2))
+    c = np.zeros(4)
+    d = np.array([4, 5], np.int32)
+    want_a = a.copy()
+    want_a[2:5] = 7
+    want_a[10:14] = want_a[8:12]
+    _use_store(a, b, c, d)
+    np.testing.assert_array_equal(a, want_a)
+    np.testing.assert_array_equal(b, [[1.5, 1.5], [1.5, 1.5], [0, 0]])
+    np.testing.assert_array_equal(c, [0, 4, 5, 0])
+    np.testing.assert_array_equal(d, [0, 0])
+    assert views.rewrite("    p0[:] = _C1_f32  # fill") == "    _st(p0, 0, len(p0), _C1_f32)  # fill"

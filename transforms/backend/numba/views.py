@@ -19,15 +19,17 @@ referenced exactly as a NumPy slice would):
 * ``shaped(a, shape)``: ``a.reshape(shape)`` of a C array (``shape`` an integer or a tuple of
   integers), no copy;
 * ``empty(shape, dtype)``: ``np.empty`` allocated inline (Numba compiles its own ``np.empty``
-  afresh in every process).
+  afresh in every process);
+* ``store(a, start, stop, value)``: ``a[start:stop] = value`` (a scalar fill or a copy).
 
-`rewrite` turns the static slices that generated code reads (``name[<int>:<int>]``, not a
-store target), its reshapes to literal shapes and its ``_np.empty`` of literal shapes into
-calls of these. Anything else is left as written (stores into slices, computed bounds,
-negative bounds, ``reshape(-1)``).
+`rewrite` turns the static slices that generated code reads (``name[<int>:<int>]``), the
+statements assigning to one (or to ``name[:]``), its reshapes to literal shapes and its
+``_np.empty`` of literal shapes into calls of these. Anything else is left as written
+(computed bounds, negative bounds, augmented assignments, ``reshape(-1)``).
 """
 from __future__ import annotations
 
+import operator
 import re
 
 from numba import types
@@ -36,13 +38,14 @@ from numba.core.imputils import impl_ret_borrowed, impl_ret_new_ref
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array
 
-__all__ = ["rows", "shaped", "empty", "rewrite", "IMPORT"]
+__all__ = ["rows", "shaped", "empty", "store", "rewrite", "IMPORT"]
 
 # False: generated code keeps NumPy's spelling (to compare run times side by side)
 ENABLED = True
 
 # the import line generated modules need for the rewritten code
-IMPORT = "from transforms.backend.numba.views import empty as _em, rows as _sl, shaped as _nd"
+IMPORT = ("from transforms.backend.numba.views import empty as _em, rows as _sl, "
+          "shaped as _nd, store as _st")
 
 
 @intrinsic
@@ -151,6 +154,51 @@ def empty(typingctx, shape, dtype):
     return sig, codegen
 
 
+@intrinsic
+def store(typingctx, arr, start, stop, value):
+    """``arr[start:stop] = value`` with 0 <= start <= stop <= len(arr) (not checked): a loop
+    for a scalar `value`, a ``memmove`` for a C array of the same dtype (overlap-safe, as
+    NumPy), Numba's own slice assignment otherwise. Numba's slice assignment compiles
+    helpers per call site (~20 ms each) even for a scalar fill."""
+    if not (isinstance(arr, types.Array) and isinstance(start, types.Integer)
+            and isinstance(stop, types.Integer)):
+        return None
+    scalar = arr.ndim == 1 and isinstance(value, (types.Number, types.Boolean))
+    copy = (arr.ndim == 1 and arr.layout == "C" and isinstance(value, types.Array)
+            and value.ndim == 1 and value.layout == "C" and value.dtype == arr.dtype)
+    generic = None
+    if not (scalar or copy):
+        fnty = typingctx.resolve_value_type(operator.setitem)
+        generic = typingctx.resolve_function_type(fnty, (arr, types.slice2_type, value), {})
+        if generic is None:
+            return None
+    sig = types.none(arr, start, stop, value)
+
+    def codegen(context, builder, sig, args):
+        lo = context.cast(builder, args[1], sig.args[1], types.intp)
+        hi = context.cast(builder, args[2], sig.args[2], types.intp)
+        if generic is not None:
+            sl = context.make_helper(builder, types.slice2_type)
+            sl.start, sl.stop, sl.step = lo, hi, context.get_constant(types.intp, 1)
+            impl = context.get_function(operator.setitem, generic)
+            impl(builder, (args[0], sl._getvalue(), args[3]))
+            return context.get_dummy_value()
+        a = make_array(sig.args[0])(context, builder, args[0])
+        if scalar:
+            v = context.cast(builder, args[3], sig.args[3], sig.args[0].dtype)
+            v = context.get_value_as_data(builder, sig.args[0].dtype, v)
+            with cgutils.for_range_slice(builder, lo, hi, context.get_constant(types.intp, 1),
+                                         inc=True) as (i, _):
+                builder.store(v, builder.gep(a.data, [i]))
+        else:
+            src = make_array(sig.args[3])(context, builder, args[3])
+            cgutils.raw_memmove(builder, builder.gep(a.data, [lo]), src.data,
+                                builder.sub(hi, lo), a.itemsize)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+_SETSLICE = re.compile(r"^(\s*)([A-Za-z_]\w*)\[(?:(\d+):(\d+)|:)\] = (.+?)(\s*)$")
 _STORE = r"(?!\s*(?:[-+*/%&|^@]|\*\*|//|<<|>>)?=(?!=))"      # not followed by (augmented) =
 _SLICE = re.compile(r"(?<![\w.\])])([A-Za-z_]\w*)\[(\d+):(\d+)\]" + _STORE)
 _RESHAPE = re.compile(r"(?<![\w.])([A-Za-z_]\w*|_sl\([^()]*\))\.reshape\(")
@@ -160,6 +208,13 @@ _SHAPE_ARG = re.compile(r"\d+|[A-Za-z_]\w*\.size|\(\s*\d+\s*(?:,\s*\d+\s*)*,?\s*
 
 
 def _rewrite_code(code):
+    m = _SETSLICE.match(code)
+    if m and (m.group(3) is None or int(m.group(3)) <= int(m.group(4))):
+        pad, name, lo, hi, value, tail = m.groups()
+        value = _rewrite_code(value)
+        if lo is None:
+            return f"{pad}_st({name}, 0, len({name}), {value}){tail}"
+        return f"{pad}_st({name}, {lo}, {hi}, {value}){tail}"
     code = _SLICE.sub(lambda m: f"_sl({m.group(1)}, {m.group(2)}, {m.group(3)})"
                       if int(m.group(2)) <= int(m.group(3)) else m.group(0), code)
     code = _EMPTY.sub(r"_em(\1, \2)", code)
