@@ -51,17 +51,41 @@ mlp       3.0-9.5 / 3.0-3.7   2.06-2.13 / 2.0-2.1  0.09 / 0.09        0.60 / 0.6
 cnn       7.0-19.3 / 7.0-7.3  13.0-20.1 / 6.8-7.1  1.6-1.8 / 0.6-0.7  2.08 / 1.28
 ========  ==================  ===================  =================  ===============
 
-CPU ratios to JAX: MLP cold 4.5-5.5x, kernels cached 3.1x; CNN cold 5.5-5.7x, kernels
-cached 5.3-5.5x (before the shorter pipeline and the splitting of long functions, same
-machine: MLP 4.5x / 3.0x, CNN 6.9-8.7x / 6.4-6.7x). The CNN's warm first call is its first
-execution (loading takes 0.03 s): the threaded OpenBLAS gemm its convolutions call costs
-1-5 s wall (0.7-1.6 s CPU) per step on a loaded 2-core machine against 0.2 s (0.07 s CPU)
-with ``OPENBLAS_NUM_THREADS=1``. A cold MLP step is about 40% the backend's kernels (what
-``transforms.precompile`` removes), the CNN step's about 10%: its own generated function
-(convolution loops, 450 lines) is most of its compile, a little more in Numba's front end
-(SSA, liveness and lowering over its many blocks) than in LLVM. Lower LLVM optimisation
-levels for the main function (``NUMBA_OPT`` 2 / 1) saved 9% / 14% of the MLP's compile CPU
-and 0-4% of the CNN's, so they are not used.
+After the `views.py` intrinsics (static slices, slice stores, literal reshapes and
+``np.empty`` of generated code as Numba intrinsics; index casts without ``int()``), the
+parent commit and this one run back to back (``--only mlp,cnn --runs 1`` each, load average
+4.5-5.3; CPU seconds, JAX's CPU of the same run beside; a second pair at a higher load gave
+the same direction):
+
+========  ===================  ====================  ===================  ==============
+workload  cold CPU before/now  kernels CPU bef./now  warm CPU before/now  JAX CPU (runs)
+========  ===================  ====================  ===================  ==============
+mlp       2.87 / 2.31          1.92 / 1.45           0.08 / 0.08          0.63 / 0.58
+cnn       7.35 / 6.72          6.65 / 6.07           0.16 / 0.15          1.09 / 1.78
+========  ===================  ====================  ===================  ==============
+
+(MLP kernels-cached CPU ratio to JAX 3.1x -> 2.5x.) Where the MLP step's remaining
+kernels-cached compile goes (one process, CPU seconds): its main function's Numba lowering
+0.25, type inference 0.22, LLVM function passes 0.16, module passes 0.22 and machine code
+0.21, its Python wrapper (unboxing 31 arrays) 0.06 plus its share of LLVM (about 0.2 in
+all, measured by compiling without it), the three outlined helpers 0.25. The CNN step's: its
+two Winograd convolution helpers 1.1-1.4 each and six split pieces 0.15-0.45 each, compiled
+while its main function is typed, then the main function itself (lowering, LLVM) ~2.
+
+CPU ratios to JAX in the older table: MLP cold 4.5-5.5x, kernels cached 3.1x; CNN cold
+5.5-5.7x, kernels cached 5.3-5.5x (before the shorter pipeline and the splitting of long
+functions, same machine: MLP 4.5x / 3.0x, CNN 6.9-8.7x / 6.4-6.7x). The CNN's warm first
+call is its first execution (loading takes 0.03 s): the threaded OpenBLAS gemm its
+convolutions call costs 1-5 s wall (0.7-1.6 s CPU) per step on a loaded 2-core machine
+against 0.2 s (0.07 s CPU) with ``OPENBLAS_NUM_THREADS=1``. A cold MLP step is about 40% the
+backend's kernels (what ``transforms.precompile`` removes), the CNN step's about 10%: its
+own generated function (convolution loops, 450 lines) is most of its compile, a little more
+in Numba's front end (SSA, liveness and lowering over its many blocks) than in LLVM. Lower
+LLVM optimisation levels for the main function (``NUMBA_OPT`` 2 / 1) saved 9% / 14% of the
+MLP's compile CPU and 0-4% of the CNN's, so they are not used.
+Retried with the view intrinsics and the level set for the main function's own module only
+(callees kept at 3): O1 and O2 made the MLP main function's final optimisation and machine
+code slower (0.62-0.66 s against 0.38-0.43 s at O3), so still not used.
 
 Examples end to end (``--fast``; cold / kernels cached / cold with ``NUMBAX_TIERED=1`` /
 warm): per_example_grads 54.9 / 83.2 / 2.4 / 10.0 s, digits_cnn 17.2 / 21.8 / 5.5 / 2.2 s.
