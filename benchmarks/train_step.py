@@ -174,9 +174,11 @@ def main(argv=None):
     first = time.perf_counter() - t0
 
     # correctness: the compiled step equals the eager one and NumPy by hand
+    # (Adam's first update is lr * g / (|g| + eps): where |g| is near eps, float32 rounding
+    # differences of g between the fused compiled step and eager move it by up to ~lr/50)
     ref = step(params, state, x, labels)
     for a, b in zip(T.tree.leaves(out), T.tree.leaves(ref)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
     np_state = (T.tree.map(np.zeros_like, params), T.tree.map(np.zeros_like, params), 0)
     npo = numpy_step(params, np_state, x, labels)
     np.testing.assert_allclose(out[2], npo[2], rtol=1e-5)
