@@ -17,7 +17,9 @@ MODULES = ["transforms", "transforms.numpy", "transforms.lax", "transforms.rando
            "transforms.tree", "transforms.tree_util", "transforms.nn", "transforms.numpy.linalg",
            "transforms.numpy.fft", "transforms.scipy", "transforms.debug",
            "transforms.distributed", "transforms.ad_checkpoint", "fnn", "fnn.optim",
-           "fnn.checkpoint", "fnn.losses", "fnn.layers", "fnn.sequence", "fnn.data"]
+           "fnn.checkpoint", "fnn.optim.losses", "fnn.optim.tree_utils", "fnn.optim.tree",
+           "fnn.optim.projections", "fnn.optim.second_order", "fnn.optim.schedules",
+           "fnn.losses", "fnn.layers", "fnn.sequence", "fnn.data"]
 # fnn.models and fnn.interop join the list where they exist (they land separately)
 MODULES += [m for m in ("fnn.models", "fnn.interop") if importlib.util.find_spec(m)]
 

@@ -16,6 +16,15 @@ from . import base, schedules, updates  # noqa: F401
 from . import transformations  # noqa: F401  (the building blocks)
 from . import combine, alias  # noqa: F401
 from ._flatten import flatten  # noqa: F401  (optax.flatten)
+from . import losses, tree_utils, tree, projections, second_order  # noqa: F401  (optax's)
+from .losses import (convex_kl_divergence, cosine_distance,  # noqa: F401
+                     cosine_similarity, ctc_loss, ctc_loss_with_forward_probs,
+                     generalized_kl_divergence, hinge_loss, huber_loss, kl_divergence,
+                     l2_loss, log_cosh, ntxent, safe_softmax_cross_entropy,
+                     sigmoid_binary_cross_entropy, sigmoid_focal_loss, smooth_labels,
+                     softmax_cross_entropy, softmax_cross_entropy_with_integer_labels,
+                     squared_error)
+from .tree_utils import tree_map_params  # noqa: F401
 
 from .base import (EmptyState, GradientTransformation,  # noqa: F401
                    GradientTransformationExtraArgs, NO_PARAMS_MSG, OptState, Params,
@@ -36,6 +45,7 @@ from .transformations import (AddDecayedWeightsState, ClipByGlobalNormState,  # 
                          scale_by_lion, scale_by_radam, scale_by_rms, scale_by_rss,
                          scale_by_schedule, scale_by_sign, scale_by_stddev,
                          scale_by_trust_ratio, scale_by_yogi, trace, zero_nans)
+from .inject import WrappedSchedule, inject_stateful_hyperparams  # noqa: F401
 from .combine import (ApplyIfFiniteState, InjectHyperparamsState,  # noqa: F401
                       InjectStatefulHyperparamsState, MaskedNode,
                       MaskedState, MultiSteps, MultiStepsState, MultiTransformState,
