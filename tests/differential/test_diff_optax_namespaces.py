@@ -239,8 +239,11 @@ def test_tree_get_set_match_optax():
 
 PROJ = {
     "projection_non_negative": lambda m, a, b: m.projection_non_negative(a),
-    "projection_box": lambda m, a, b: m.projection_box(a, -0.3, 0.2),
-    "projection_hypercube": lambda m, a, b: m.projection_hypercube(a, 0.5),
+    # optax's box takes bounds shaped as the tree (scalars only for a one-array tree)
+    "projection_box": lambda m, a, b: m.projection_box(a, m.projection_non_negative(b),
+                                                       m.projection_non_negative(b)),
+    "projection_box_scalar": lambda m, a, b: m.projection_box(a["w"], -0.3, 0.2),
+    "projection_hypercube": lambda m, a, b: m.projection_hypercube(a["w"], 0.5),
     "projection_simplex": lambda m, a, b: m.projection_simplex(a, 2.0),
     "projection_l1_sphere": lambda m, a, b: m.projection_l1_sphere(a, 1.5),
     "projection_l1_ball": lambda m, a, b: m.projection_l1_ball(a, 1.5),
