@@ -25,6 +25,37 @@ from .losses import (convex_kl_divergence, cosine_distance,  # noqa: F401
                      softmax_cross_entropy, softmax_cross_entropy_with_integer_labels,
                      squared_error)
 from .tree_utils import tree_map_params  # noqa: F401
+from . import transforms  # noqa: F401  (optax.transforms: a namespace, not the engine)
+from .scalers import (AddNoiseState, ApplyEvery, FactoredState,  # noqa: F401
+                      ScaleByAdaDeltaState, ScaleByAdanState,
+                      ScaleByDistanceOverGradientsState, ScaleByNovogradState,
+                      ScaleByOptimisticGradientState, ScaleByRpropState, ScaleBySM3State,
+                      add_noise, apply_every, centralize, normalize_by_update_norm,
+                      safe_root_mean_squares, scale_by_adadelta, scale_by_adan,
+                      scale_by_distance_over_gradients, scale_by_factored_rms,
+                      scale_by_novograd, scale_by_optimistic_gradient,
+                      scale_by_param_block_norm, scale_by_param_block_rms, scale_by_polyak,
+                      scale_by_rprop, scale_by_sm3)
+from .clipping import (adaptive_grad_clip, per_example_global_norm_clip,  # noqa: F401
+                       per_example_layer_norm_clip)
+from .conditionality import (ConditionallyMaskState,  # noqa: F401
+                             ConditionallyTransformState, conditionally_mask,
+                             conditionally_transform)
+from .monitoring import (MonitorState, SnapshotState, measure_with_ema,  # noqa: F401
+                         monitor, snapshot)
+from .lookahead import LookaheadParams, LookaheadState, lookahead  # noqa: F401
+from .linear_algebra import matrix_inverse_pth_root, power_iteration  # noqa: F401
+from .utils import (bias_correction, scale_gradient, update_infinity_moment,  # noqa: F401
+                    update_moment, update_moment_per_elem_norm)
+from .alias_extra import (adadelta, adafactor, adan, fromage, noisy_sgd,  # noqa: F401
+                          novograd, optimistic_adam, optimistic_adam_v2,
+                          optimistic_gradient_descent, polyak_sgd, rprop, sign_sgd, signum,
+                          sm3)
+from .transformations import WeightDecaySchedule  # noqa: F401
+from .transforms import NonNegativeParamsState  # noqa: F401
+from .combine import ShouldSkipUpdateFunction  # noqa: F401
+from .base import MaskOrFn, TransformUpdateExtraArgsFn  # noqa: F401
+from .clipping import AdaptiveGradClipState  # noqa: F401
 
 from .base import (EmptyState, GradientTransformation,  # noqa: F401
                    GradientTransformationExtraArgs, NO_PARAMS_MSG, OptState, Params,
@@ -32,7 +63,7 @@ from .base import (EmptyState, GradientTransformation,  # noqa: F401
                    identity, init_empty_state, set_to_zero, stateless, stateless_with_tree_map,
                    with_extra_args_support)
 from .updates import (apply_updates, global_norm, incremental_update,  # noqa: F401
-                      periodic_update, safe_int32_increment, safe_norm)
+                      periodic_update, safe_increment, safe_int32_increment, safe_norm)
 from .transformations import (AddDecayedWeightsState, ClipByGlobalNormState,  # noqa: F401
                          ClipState, EmaState, ScaleByAdamState, ScaleByAmsgradState,
                          ScaleByBeliefState, ScaleByLionState, ScaleByRmsState,

@@ -1,0 +1,261 @@
+"""fnn.optim's optimisers and transformations beyond the Adam family, without optax: the
+first step(s) computed here by hand from the published formulas, the states' optax field
+names (they are the paths in checkpoints), and `update` under `transforms.jit`
+(tests/differential/test_diff_optax_more.py compares them with optax itself)."""
+import math
+
+import numpy as np
+import pytest
+
+import transforms as T
+from fnn import optim
+
+P = {"w": np.array([[1.0, -2.0], [0.5, 3.0]]), "b": np.array([0.25, -1.0])}
+G = {"w": np.array([[0.5, 1.0], [-2.0, 0.1]]), "b": np.array([-0.3, 0.7])}
+
+
+def close(a, b, rtol=1e-10, atol=1e-12):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol)
+
+
+def first(opt, g=G, p=P, **kw):
+    st = opt.init(p)
+    return opt.update(g, st, p, **kw)
+
+
+def gnorm(t):
+    return math.sqrt(sum(float(np.sum(np.square(x))) for x in t.values()))
+
+
+def test_adadelta_first_step():
+    rho, eps, lr = 0.9, 1e-6, 0.5
+    u, st = first(optim.adadelta(lr, rho=rho, eps=eps))
+    for k in G:
+        eg = (1 - rho) * G[k] ** 2
+        step = math.sqrt(eps) / np.sqrt(eg + eps) * G[k]
+        close(u[k], -lr * step)
+        close(st[1].e_x[k], (1 - rho) * step ** 2)
+    assert type(st[1]).__name__ == "ScaleByAdaDeltaState" and st[1]._fields == ("e_g", "e_x")
+
+
+def test_adan_first_step():
+    b1, b2, b3, eps, eps_root = 0.98, 0.92, 0.99, 1e-8, 1e-8
+    u, st = first(optim.adan(0.1))
+    for k in G:
+        # first step: no difference term, every moment debiased back to g (resp. g^2)
+        m_hat, n_hat = G[k], G[k] ** 2
+        close(u[k], -0.1 * m_hat / (np.sqrt(n_hat + eps_root) + eps), rtol=1e-9)
+    assert st[0]._fields == ("m", "v", "n", "g", "t") and int(st[0].t) == 1
+
+
+def test_novograd_two_steps():
+    b1, b2, eps, wd = 0.9, 0.25, 1e-6, 0.01
+    opt = optim.novograd(0.1, b1=b1, b2=b2, eps=eps, weight_decay=wd)
+    st = opt.init(P)
+    u1, st = opt.update(G, st, P)
+    G2 = {k: 2 * v for k, v in G.items()}
+    u2, st = opt.update(G2, st, P)
+    for k in G:
+        nu1 = np.sum(G[k] ** 2)
+        m1 = G[k] / (np.sqrt(nu1) + eps) + wd * P[k]
+        close(u1[k], -0.1 * m1)
+        nu2 = b2 * nu1 + (1 - b2) * np.sum(G2[k] ** 2)
+        m2 = b1 * m1 + G2[k] / (np.sqrt(nu2) + eps) + wd * P[k]
+        close(u2[k], -0.1 * m2)
+    assert st[0]._fields == ("count", "mu", "nu") and np.shape(st[0].nu["w"]) == ()
+
+
+def test_rprop_steps_lag_one_update():
+    opt = optim.rprop(0.1, eta_minus=0.5, eta_plus=1.2)
+    st = opt.init(P)
+    u1, st = opt.update(G, st, P)
+    close(u1["w"], np.zeros((2, 2)))          # optax emits the previous signed step: none yet
+    close(st[0].prev_updates["w"], 0.1 * np.sign(G["w"]))
+    G2 = {"w": G["w"] * np.array([[1.0, -1.0], [1.0, 1.0]]), "b": G["b"]}
+    u2, st = opt.update(G2, st, P)
+    close(u2["w"], -0.1 * np.sign(G["w"]) * np.array([[1, 0], [1, 1]]))
+    close(st[0].step_sizes["w"], [[0.12, 0.05], [0.12, 0.12]])
+
+
+def test_sm3_first_step():
+    u, st = first(optim.sm3(0.1, momentum=0.9))
+    a = G["w"] ** 2                        # b2 = 1: accumulator = g^2 + min(0, 0)
+    close(u["w"], -0.1 * 0.1 * G["w"] / np.sqrt(a + 1e-8))
+    close(st[0].mu["w"][0], a.max(axis=1))
+    close(st[0].mu["w"][1], a.max(axis=0))
+    assert len(st[0].mu["b"]) == 1 and st[0]._fields == ("mu", "nu")
+
+
+def test_adafactor_unfactored_first_step():
+    # leaves below min_dim_size_to_factor keep a full second moment; decay at step 0 is 0
+    u, st = first(optim.adafactor(0.1, clipping_threshold=None,
+                                  multiply_by_parameter_scale=False))
+    for k in G:
+        close(u[k], -0.1 * G[k] / np.sqrt(G[k] ** 2 + 1e-30), rtol=1e-9)
+    assert st[0]._fields == ("count", "v_row", "v_col", "v")
+
+
+def test_adafactor_factored_first_step():
+    g = {"w": np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])}
+    p = {"w": np.ones((2, 3))}
+    opt = optim.scale_by_factored_rms(min_dim_size_to_factor=2)
+    u, st = opt.update(g, opt.init(p), p)
+    s = g["w"] ** 2 + 1e-30
+    r, c = s.mean(axis=1), s.mean(axis=0)        # the largest axis (3) is reduced for rows
+    v = np.outer(r / r.mean(), c)
+    close(u["w"], g["w"] / np.sqrt(v), rtol=1e-9)
+    close(st.v_row["w"], r)
+    close(st.v_col["w"], c)
+
+
+def test_fromage_and_sign_methods():
+    lr = 0.2
+    u, _ = first(optim.fromage(lr))
+    mult = 1 / math.sqrt(1 + lr ** 2)
+    for k in G:
+        trust = np.linalg.norm(P[k]) / np.linalg.norm(G[k])
+        close(u[k], -lr * mult * G[k] * trust + (mult - 1) * P[k])
+    u, _ = first(optim.sign_sgd(0.1))
+    close(u["w"], -0.1 * np.sign(G["w"]))
+    u, _ = first(optim.signum(0.1, beta=0.9))
+    close(u["b"], -0.1 * np.sign(0.1 * G["b"]))
+
+
+def test_optimistic_gradient_descent_two_steps():
+    opt = optim.optimistic_gradient_descent(0.1, alpha=0.5, beta=0.7)
+    st = opt.init(P)
+    u1, st = opt.update(G, st, P)
+    close(u1["w"], -0.1 * 0.5 * G["w"])        # g_prev = g on the first step
+    G2 = {k: -v for k, v in G.items()}
+    u2, _ = opt.update(G2, st, P)
+    close(u2["w"], -0.1 * (1.2 * G2["w"] - 0.7 * G["w"]))
+
+
+def test_polyak_sgd_step():
+    u, _ = first(optim.polyak_sgd(max_learning_rate=10.0, f_min=0.5), value=2.5)
+    step = 2.0 / gnorm(G) ** 2
+    close(u["w"], -step * G["w"])
+    with pytest.raises(TypeError):
+        first(optim.polyak_sgd())               # the loss value is required
+
+
+def test_noise_is_gaussian_with_annealed_scale():
+    opt = optim.noisy_sgd(1.0, eta=0.04, gamma=0.55, key=0)
+    big = {"w": np.zeros((200, 100))}
+    u, st = first(opt, g=big, p=big)
+    assert abs(np.std(np.asarray(u["w"])) - 0.2) < 0.01
+    assert st[0]._fields == ("count", "rng_key")
+    u2, _ = opt.update(big, st, big)
+    assert abs(np.std(np.asarray(u2["w"])) - math.sqrt(0.04 / 2 ** 0.55)) < 0.01
+
+
+def test_apply_every_centralize_normalize():
+    opt = optim.apply_every(2)
+    st = opt.init(P)
+    u1, st = opt.update(G, st)
+    close(u1["w"], np.zeros((2, 2)))
+    u2, st = opt.update(G, st)
+    close(u2["w"], 2 * G["w"])
+    assert int(st.count) == 0 and type(st).__name__ == "ApplyEvery"
+    u, _ = first(optim.centralize())
+    close(u["w"], G["w"] - G["w"].mean(axis=1, keepdims=True))
+    close(u["b"], G["b"])
+    u, _ = first(optim.normalize_by_update_norm(2.0))
+    close(u["w"], 2.0 * G["w"] / (gnorm(G) + 1e-6))
+
+
+def test_param_block_scaling_and_adaptive_clip():
+    u, _ = first(optim.scale_by_param_block_norm())
+    close(u["w"], G["w"] * np.linalg.norm(P["w"]))
+    u, _ = first(optim.scale_by_param_block_rms())
+    close(u["b"], G["b"] * np.sqrt(np.mean(P["b"] ** 2)))
+    u, _ = first(optim.adaptive_grad_clip(0.5))
+    gn = np.sqrt((G["w"] ** 2).sum(0))
+    mx = 0.5 * np.maximum(np.sqrt((P["w"] ** 2).sum(0)), 1e-3)
+    close(u["w"], np.where(gn < mx, G["w"], G["w"] * mx / gn))
+
+
+def test_per_example_clipping():
+    g = {"a": np.array([[3.0, 4.0], [0.3, 0.4]])}
+    s, n = optim.per_example_global_norm_clip(g, 1.0)
+    close(s["a"], [0.6 + 0.3, 0.8 + 0.4])
+    assert int(n) == 1
+    s, n = optim.per_example_layer_norm_clip({"a": g["a"], "b": g["a"]}, math.sqrt(2))
+    close(s["b"], [0.9, 1.2])
+    assert int(n["a"]) == 1
+
+
+def test_conditional_wrappers_and_monitoring():
+    opt = optim.conditionally_mask(optim.sgd(1.0), lambda step: step >= 1)
+    st = opt.init(P)
+    u, st = opt.update(G, st)
+    close(u["w"], np.zeros((2, 2)))
+    u, st = opt.update(G, st)
+    close(u["w"], -G["w"])
+    assert st._fields == ("step", "inner_state")
+    opt = optim.conditionally_transform(optim.sgd(1.0), lambda step: step >= 1)
+    u, st = first(opt)
+    close(u["w"], G["w"])
+    assert st._fields == ("inner_state", "step")
+    opt = optim.chain(optim.monitor({"n": optim.tree.norm, "e": optim.measure_with_ema(
+        optim.tree.norm, 0.5)}), optim.snapshot("g", lambda u: u["b"]), optim.sgd(1.0))
+    u, st = first(opt)
+    close(u["w"], -G["w"])
+    close(st[0].measurements["n"], gnorm(G))
+    close(st[0].measurements["e"], gnorm(G))     # debiased EMA of one value
+    close(st[1].measurement["g"], G["b"])
+
+
+def test_lookahead_syncs_every_period():
+    opt = optim.lookahead(optim.sgd(1.0), sync_period=2, slow_step_size=0.5)
+    lp = optim.LookaheadParams.init_synced(P)
+    st = opt.init(lp)
+    u, st = opt.update(G, st, lp)
+    lp = optim.apply_updates(lp, u)
+    close(lp.fast["w"], P["w"] - G["w"])
+    close(lp.slow["w"], P["w"])
+    u, st = opt.update(G, st, lp)
+    lp = optim.apply_updates(lp, u)
+    close(lp.slow["w"], P["w"] - G["w"])         # halfway to the fast P - 2G
+    close(lp.fast["w"], lp.slow["w"])
+    with pytest.raises(ValueError, match="LookaheadParams"):
+        opt.update(G, st, P)
+
+
+def test_add_decayed_weights_schedule_state():
+    opt = optim.add_decayed_weights(lambda c: 0.1 * (c + 1))
+    st = opt.init(P)
+    u, st = opt.update(G, st, P)
+    close(u["b"], G["b"] + 0.1 * P["b"])
+    u, st = opt.update(G, st, P)
+    close(u["b"], G["b"] + 0.2 * P["b"])
+    assert type(st).__name__ == "WeightDecaySchedule" and int(st.count) == 2
+
+
+def test_linear_algebra_and_scale_gradient():
+    ev, vec = optim.power_iteration(np.diag([1.0, 4.0, 2.0]))
+    close(ev, 4.0, rtol=1e-5)
+    close(np.abs(vec), [0.0, 1.0, 0.0], atol=1e-3)
+    a = np.array([[4.0, 1.0], [1.0, 3.0]], np.float32)
+    h, _ = optim.matrix_inverse_pth_root(a, 2, ridge_epsilon=0.0)
+    close(np.asarray(h) @ np.asarray(h) @ a, np.eye(2), rtol=1e-4, atol=1e-4)
+    g = T.grad(lambda x: (optim.scale_gradient(x, 0.25) ** 2).sum())(np.array([1.0, 2.0]))
+    close(g, [0.5, 1.0])
+    close(optim.safe_root_mean_squares(np.zeros(3), 0.1), 0.1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: optim.adafactor(0.1, min_dim_size_to_factor=2), lambda: optim.sm3(0.1),
+    lambda: optim.novograd(0.1), lambda: optim.adan(0.1), lambda: optim.rprop(0.1),
+    lambda: optim.conditionally_transform(optim.sgd(0.1), lambda s: s % 2 == 0)],
+    ids=["adafactor", "sm3", "novograd", "adan", "rprop", "conditionally_transform"])
+def test_update_under_jit_equals_eager(make):
+    opt = make()
+    st_e = st_j = opt.init(P)
+    upd = T.jit(opt.update)
+    for i in range(3):
+        g = {k: v * (1 + i) for k, v in G.items()}
+        ue, st_e = opt.update(g, st_e, P)
+        uj, st_j = upd(g, st_j, P)
+        for k in ue:
+            close(uj[k], ue[k], rtol=1e-9, atol=1e-12)
