@@ -259,3 +259,107 @@ def test_update_under_jit_equals_eager(make):
         uj, st_j = upd(g, st_j, P)
         for k in ue:
             close(uj[k], ue[k], rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# L-BFGS and line searches
+# ---------------------------------------------------------------------------------------------
+
+A = np.array([[3.0, 0.5], [0.5, 1.0]])
+B = np.array([1.0, -2.0])
+
+
+def quad_loss(p):
+    import transforms.numpy as tnp
+    x = p["x"]
+    return 0.5 * tnp.sum(x * (tnp.asarray(A) @ x)) - tnp.sum(tnp.asarray(B) * x)
+
+
+def test_lbfgs_first_direction_and_memory():
+    opt = optim.lbfgs(0.1, linesearch=None)
+    p = {"x": np.array([1.0, 1.0])}
+    st = opt.init(p)
+    g = {"x": A @ p["x"] - B}
+    u, st = opt.update(g, st, p)
+    # no pairs yet: gamma = min(1, 1/||g||) times the gradient, times -lr
+    close(u["x"], -0.1 * min(1.0, 1.0 / np.linalg.norm(g["x"])) * g["x"])
+    lb = st[0]
+    assert lb._fields == ("count", "params", "updates", "diff_params_memory",
+                          "diff_updates_memory", "weights_memory")
+    assert lb.diff_params_memory["x"].shape == (10, 2)
+    p2 = optim.apply_updates(p, u)
+    g2 = {"x": A @ p2["x"] - B}
+    u2, st = opt.update(g2, st, p2)
+    s, y = p2["x"] - p["x"], g2["x"] - g["x"]
+    rho, gamma = 1 / (y @ s), (y @ s) / (y @ y)
+    a = rho * (s @ g2["x"])
+    r = gamma * (g2["x"] - a * y)
+    r = r + (a - rho * (y @ r)) * s          # the two-loop recursion with one pair
+    close(u2["x"], -0.1 * r)
+    close(st[0].weights_memory[0], rho, rtol=1e-6)
+
+
+@pytest.mark.parametrize("linesearch", ["zoom", "backtracking"])
+def test_lbfgs_solves_a_quadratic(linesearch):
+    ls = None if linesearch == "zoom" else optim.scale_by_backtracking_linesearch(
+        20, store_grad=True)
+    opt = optim.lbfgs() if ls is None else optim.lbfgs(linesearch=ls)
+    p = {"x": np.array([2.0, -3.0])}
+    st = opt.init(p)
+    vg = optim.value_and_grad_from_state(quad_loss)
+    for _ in range(12):
+        v, g = vg(p, state=st)
+        u, st = opt.update(g, st, p, value=v, grad=g, value_fn=quad_loss)
+        p = optim.apply_updates(p, u)
+    close(p["x"], np.linalg.solve(A, B), rtol=1e-6, atol=1e-8)
+    # the search keeps the value and gradient at the accepted point for the next step
+    close(optim.tree.get(st, "value"), float(quad_loss(p)), rtol=1e-9)
+
+
+def test_zoom_linesearch_satisfies_strong_wolfe():
+    ls = optim.scale_by_zoom_linesearch(max_linesearch_steps=30, initial_guess_strategy="one")
+    p = {"x": np.array([2.0, -3.0])}
+    v, g = T.value_and_grad(quad_loss)(p)
+    d = {"x": -10.0 * g["x"]}                         # a too-long first guess: must zoom
+    u, st = ls.update(d, ls.init(p), p, value=v, grad=g, value_fn=quad_loss)
+    s = float(st.learning_rate)
+    new = {"x": p["x"] + u["x"]}
+    slope0 = float(g["x"] @ d["x"])
+    assert float(quad_loss(new)) <= float(v) + 1e-4 * s * slope0
+    g_new = A @ new["x"] - B
+    assert abs(g_new @ d["x"]) <= 0.9 * abs(slope0)
+    assert type(st.info).__name__ == "ZoomLinesearchInfo" and int(st.info.num_linesearch_steps) > 1
+
+
+def _staged(fn):
+    """Trace `fn` to the IR and evaluate the IR: what jit does, minus the compile (the zoom
+    search's loop of conditionals takes a minute to compile on a loaded machine)."""
+    from transforms import tree
+    from transforms.ir import eval_jaxpr
+
+    def run(*args):
+        closed, shapes = T.make_jaxpr(fn, return_shape=True)(*args)
+        out = eval_jaxpr(closed.jaxpr, closed.consts, *tree.leaves(args))
+        return tree.unflatten(tree.structure(shapes), out)
+    return run
+
+
+@pytest.mark.parametrize("how", ["jit_backtracking", "traced_zoom"])
+def test_lbfgs_update_traced(how):
+    if how == "jit_backtracking":
+        opt = optim.lbfgs(memory_size=3, linesearch=optim.scale_by_backtracking_linesearch(
+            8, store_grad=True))
+        wrap = T.jit
+    else:
+        opt = optim.lbfgs(memory_size=3)
+        wrap = _staged
+    p = {"x": np.array([2.0, -3.0])}
+    st_e = st_j = opt.init(p)
+    step = wrap(lambda g, st, p, v: opt.update(g, st, p, value=v, grad=g, value_fn=quad_loss))
+    pe = pj = p
+    for _ in range(3):
+        v, g = T.value_and_grad(quad_loss)(pe)
+        ue, st_e = opt.update(g, st_e, pe, value=v, grad=g, value_fn=quad_loss)
+        uj, st_j = step(g, st_j, pj, v)
+        close(uj["x"], ue["x"], rtol=1e-9, atol=1e-12)
+        pe, pj = optim.apply_updates(pe, ue), optim.apply_updates(pj, uj)

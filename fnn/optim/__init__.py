@@ -52,6 +52,10 @@ from .alias_extra import (adadelta, adafactor, adan, fromage, noisy_sgd,  # noqa
                           optimistic_gradient_descent, polyak_sgd, rprop, sign_sgd, signum,
                           sm3)
 from .transformations import WeightDecaySchedule  # noqa: F401
+from .lbfgs import (ScaleByBacktrackingLinesearchState, ScaleByLBFGSState,  # noqa: F401
+                    ScaleByZoomLinesearchState, ZoomLinesearchInfo, lbfgs, scale_by_lbfgs,
+                    scale_by_backtracking_linesearch, scale_by_zoom_linesearch,
+                    value_and_grad_from_state)
 from .transforms import NonNegativeParamsState  # noqa: F401
 from .combine import ShouldSkipUpdateFunction  # noqa: F401
 from .base import MaskOrFn, TransformUpdateExtraArgsFn  # noqa: F401
