@@ -363,3 +363,46 @@ def test_lbfgs_update_traced(how):
         uj, st_j = step(g, st_j, pj, v)
         close(uj["x"], ue["x"], rtol=1e-9, atol=1e-12)
         pe, pj = optim.apply_updates(pe, ue), optim.apply_updates(pj, uj)
+
+
+# ---------------------------------------------------------------------------------------------
+# contrib
+# ---------------------------------------------------------------------------------------------
+
+def test_reduce_on_plateau_schedule_of_scales():
+    opt = optim.contrib.reduce_on_plateau(factor=0.5, patience=2, cooldown=1, min_scale=0.2)
+    st = opt.init(P)
+    scales = []
+    for v in [5.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]:
+        u, st = opt.update(G, st, P, value=v)
+        scales.append(float(st.scale))
+    # two non-improving steps drop the scale; one cooldown step; floor at min_scale
+    assert scales == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.2]
+    close(u["w"], 0.2 * G["w"])
+    assert st._fields == ("scale", "best_value", "plateau_count", "cooldown_count", "count",
+                          "avg_value")
+    with pytest.raises(ValueError, match="factor"):
+        optim.contrib.reduce_on_plateau(factor=1.5)
+
+
+def test_schedule_free_sgd_first_steps():
+    lr, b1 = 0.1, 0.9
+    opt = optim.contrib.schedule_free_sgd(lr, b1=b1)
+    st = opt.init(P)
+    u, st = opt.update(G, st, P)
+    # step 1: c = 1, so x = z = y - lr g, and y' = x
+    close(u["w"], -lr * G["w"])
+    y1 = optim.apply_updates(P, u)
+    u2, st = opt.update(G, st, y1)
+    z2 = y1["w"] - lr * G["w"]
+    x1 = (y1["w"] - (1 - b1) * y1["w"]) / b1       # z1 = y1
+    x2 = 0.5 * x1 + 0.5 * z2                         # equal weights lr^2: c = 1/2
+    close(optim.apply_updates(y1, u2)["w"], b1 * x2 + (1 - b1) * z2)
+    close(optim.contrib.schedule_free_eval_params(st, optim.apply_updates(y1, u2))["w"], x2)
+
+
+def test_ademamix_first_step():
+    u, st = first(optim.contrib.ademamix(0.1, b3=0.99, alpha=5.0))
+    # m1^ = g, nu^ = g^2, m2 = (1 - b3) g (not debiased)
+    close(u["w"], -0.1 * (G["w"] + 5.0 * 0.01 * G["w"]) / (np.abs(G["w"]) + 1e-8), rtol=1e-9)
+    assert st[0]._fields == ("count", "count_m2", "m1", "m2", "nu")

@@ -7,10 +7,22 @@
     params = optim.apply_updates(params, updates)
 
 Layout (as optax): `base` holds the contract, `transformations` the building blocks
-(optax's `transform` module; named so it is not read as the `transforms` package), `combine` the
-combinators (chain, masked, multi_transform, freeze, MultiSteps, inject_hyperparams), `alias`
-the named optimisers, `schedules` the learning-rate schedules, `updates` apply_updates and
-tree helpers. Every state is a pytree of arrays and every `update` is pure and jittable.
+(optax's `transform` module; named so it is not read as the `transforms` package) and
+`scalers` the further rescalers (AdaDelta, Adan, Rprop, SM3, NovoGrad, Adafactor's factored
+RMS, ...), `combine` the combinators (chain, masked, multi_transform, freeze, MultiSteps),
+`inject` inject_hyperparams, `clipping`/`conditionality`/`monitoring`/`lookahead` the wrappers
+of those names, `alias` and `alias_extra` the named optimisers, `lbfgs` L-BFGS with its line
+searches, `schedules` the learning-rate schedules, `updates` apply_updates and tree helpers,
+`linear_algebra` power iteration and matrix roots.
+
+optax's sub-namespaces exist under their names, so `from fnn import optim as optax` ports
+programs: `optim.losses`, `optim.tree_utils` and `optim.tree`, `optim.transforms`,
+`optim.projections`, `optim.second_order`, `optim.schedules` (with inject_hyperparams). Every
+state is a pytree of arrays with optax's NamedTuple class and field names (the paths in a
+checkpoint), and every `update` is pure and jittable.
+
+Not provided: `optax.contrib` beyond what `optim.contrib` lists, `optax.experimental`,
+`optax.microbatching`, `optax.assignment`, `optax.perturbations`, `multi_normal`, `nnls`.
 """
 from . import base, schedules, updates  # noqa: F401
 from . import transformations  # noqa: F401  (the building blocks)
@@ -26,6 +38,7 @@ from .losses import (convex_kl_divergence, cosine_distance,  # noqa: F401
                      squared_error)
 from .tree_utils import tree_map_params  # noqa: F401
 from . import transforms  # noqa: F401  (optax.transforms: a namespace, not the engine)
+from . import contrib  # noqa: F401  (a part of optax.contrib)
 from .scalers import (AddNoiseState, ApplyEvery, FactoredState,  # noqa: F401
                       ScaleByAdaDeltaState, ScaleByAdanState,
                       ScaleByDistanceOverGradientsState, ScaleByNovogradState,

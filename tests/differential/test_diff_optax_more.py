@@ -288,3 +288,52 @@ def test_lbfgs_and_linesearches_match_optax(name):
     # Rosenbrock amplifies float32 rounding step by step: 1e-4 after five steps
     _close(f"{name} values and params", res[0][0], res[1][0], rtol=1e-4, atol=1e-5)
     assert skeleton(res[0][1]) == skeleton(res[1][1]), f"{name}: state layout"
+
+
+CONTRIB = {
+    "schedule_free_adamw": lambda m: m.contrib.schedule_free_adamw(1e-2, warmup_steps=2,
+                                                                   weight_decay=1e-3),
+    "schedule_free_sgd": lambda m: m.contrib.schedule_free_sgd(0.1, weight_decay=1e-3),
+    "schedule_free": lambda m: m.contrib.schedule_free(m.adam(_sched(m)), _sched(m), b1=0.8),
+    "ademamix": lambda m: m.contrib.ademamix(1e-2, b3=lambda c: 0.99 - 0.01 * c,
+                                             weight_decay=1e-3),
+    "simplified_ademamix": lambda m: m.contrib.simplified_ademamix(1e-2, alpha=2.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONTRIB))
+def test_contrib_matches_optax(name):
+    rng = np.random.default_rng(6)
+    p0 = _params(rng)
+    grads = [_grads(rng, p0, i) for i in range(STEPS)]
+    res = []
+    for lib in (fo, optax):
+        opt = CONTRIB[name](lib)
+        st, p, out = opt.init(p0), p0, []
+        for g in grads:
+            u, st = opt.update(g, st, p)
+            p = lib.apply_updates(p, u)
+            out.append(p)
+        if name.startswith("schedule_free"):
+            out.append(lib.contrib.schedule_free_eval_params(st, p))
+        res.append((out, st))
+    _close(f"contrib.{name} params", res[0][0], res[1][0], atol=1e-6)
+    assert skeleton(res[0][1]) == skeleton(res[1][1]), f"contrib.{name}: state layout"
+    _close(f"contrib.{name} state", res[0][1], res[1][1], atol=1e-6)
+
+
+def test_reduce_on_plateau_matches_optax():
+    p0 = _params(np.random.default_rng(7))
+    losses = [5.0, 4.0, 4.0, 4.1, 3.99, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 3.0, 3.0, 3.0]
+    res = []
+    for lib in (fo, optax):
+        opt = lib.contrib.reduce_on_plateau(factor=0.5, patience=2, cooldown=1,
+                                            accumulation_size=1, min_scale=0.1)
+        st, sc = opt.init(p0), []
+        for v in losses:
+            u, st = opt.update(p0, st, p0, value=np.float32(v))
+            sc.append(np.asarray(st.scale))
+        res.append((sc, st))
+    _close("reduce_on_plateau scales", res[0][0], res[1][0])
+    assert skeleton(res[0][1]) == skeleton(res[1][1])
+    _close("reduce_on_plateau state", res[0][1], res[1][1])
