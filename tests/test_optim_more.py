@@ -406,3 +406,21 @@ def test_ademamix_first_step():
     # m1^ = g, nu^ = g^2, m2 = (1 - b3) g (not debiased)
     close(u["w"], -0.1 * (G["w"] + 5.0 * 0.01 * G["w"]) / (np.abs(G["w"]) + 1e-8), rtol=1e-9)
     assert st[0]._fields == ("count", "count_m2", "m1", "m2", "nu")
+
+
+@pytest.mark.parametrize("name", ["prodigy", "dadapt_adamw"])
+def test_distance_adaptive_first_step_and_growth(name):
+    opt = getattr(optim.contrib, name)()
+    st = opt.init(P)
+    u, st = opt.update(G, st, P)
+    d, b2 = 1e-6, 0.999
+    # no distance travelled yet: d stays at estim_lr0 and the step is d times Adam's first
+    close(u["w"], -d * math.sqrt(1 - b2) * G["w"] / (math.sqrt(1 - b2) * np.abs(G["w"])
+                                                    + 1e-8), rtol=1e-9)
+    close(st.estim_lr, d)
+    p = optim.apply_updates(P, u)
+    for _ in range(20):                     # a steady gradient: the estimate must grow
+        u, st = opt.update(G, st, p)
+        p = optim.apply_updates(p, u)
+    assert float(st.estim_lr) > 10 * d
+    assert st._fields[-3:] == ("estim_lr", "numerator_weighted", "count")

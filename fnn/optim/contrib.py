@@ -1,6 +1,6 @@
-"""A part of `optax.contrib`: `reduce_on_plateau`, the schedule-free optimisers and AdEMAMix,
-with optax's signatures, formulas and state layouts. The rest of optax.contrib (SAM, Prodigy,
-D-Adaptation, Muon, COCOB, DoG, Mechanic, Sophia, ...) is not provided.
+"""A part of `optax.contrib`: `reduce_on_plateau`, the schedule-free optimisers, AdEMAMix,
+Prodigy and D-Adaptation AdamW, with optax's signatures, formulas and state layouts. The rest
+of optax.contrib (SAM, Muon, COCOB, DoG, Mechanic, Sophia, ...) is not provided.
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ __all__ = ["ReduceLROnPlateauState", "reduce_on_plateau", "ScheduleFreeState", "
            "schedule_free_adamw", "schedule_free_sgd", "schedule_free_eval_params",
            "ScaleByAdemamixState", "scale_by_ademamix", "ademamix",
            "ScaleBySimplifiedAdEMAMixState", "scale_by_simplified_ademamix",
-           "simplified_ademamix"]
+           "simplified_ademamix", "ProdigyState", "prodigy", "DAdaptAdamWState",
+           "dadapt_adamw"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,3 +290,123 @@ def simplified_ademamix(learning_rate, b1=0.99, b2=0.95, alpha=0.0, eps=1e-8, ep
     return chain(scale_by_simplified_ademamix(b1=b1, b2=b2, alpha=alpha, eps=eps,
                                               eps_root=eps_root),
                  add_decayed_weights(weight_decay, mask), scale_by_learning_rate(learning_rate))
+
+
+# ---------------------------------------------------------------------------------------------
+# learning-rate-free Adam variants
+# ---------------------------------------------------------------------------------------------
+
+def _bias_correction_factor(beta1, beta2, count, dt):
+    """`sqrt(1 - beta2^t) / (1 - beta1^t)` in the state's dtype (as JAX computes a weak
+    float to an int32 power without x64)."""
+    t = tnp.asarray(count, dt)
+    return tnp.sqrt(1 - tnp.power(tnp.asarray(beta2, dt), t)) \
+        / (1 - tnp.power(tnp.asarray(beta1, dt), t))
+
+
+class ProdigyState(NamedTuple):
+    """Adam's moments of the scaled gradients, the weighted gradient sum, the initial
+    parameters, the distance estimate `estim_lr`, its weighted numerator and the count."""
+    exp_avg: Any
+    exp_avg_sq: Any
+    grad_sum: Any
+    params0: Any
+    estim_lr: Any
+    numerator_weighted: Any
+    count: Any
+
+
+def prodigy(learning_rate=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8, estim_lr0=1e-6,
+            estim_lr_coef=1.0, weight_decay=0.0,
+            safeguard_warmup: bool = False) -> GradientTransformationExtraArgs:
+    """Prodigy (Mishchenko & Defazio, 2023): Adam whose step is `d * lr`, with the distance
+    to the solution `d` estimated on the fly from `<g, p0 - p>` against the weighted sum of
+    past gradients (`d` never decreases; starts at `estim_lr0`)."""
+    beta1, beta2 = betas
+    if beta3 is None:
+        beta3 = beta2 ** 0.5
+
+    def init_fn(params):
+        dt = tree_dtype(params, "lowest")
+        z = tree_zeros_like(params)
+        return ProdigyState(z, z, z, params, np.asarray(estim_lr0, dt), np.zeros((), dt),
+                            np.zeros((), np.int32))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError("prodigy needs params")
+        dt = state.estim_lr.dtype
+        count = safe_increment(state.count)
+        sched = learning_rate(state.count) if callable(learning_rate) else learning_rate
+        d = state.estim_lr
+        dlr = tnp.asarray(d * sched * _bias_correction_factor(beta1, beta2, count, dt), dt)
+        dg = tree.map(lambda g: d * g, updates)
+        num_acc = sum(tnp.sum(g * (p0 - p)) for g, p0, p in zip(
+            tree.leaves(updates), tree.leaves(state.params0), tree.leaves(params)))
+        exp_avg = tree.map(lambda ea, x: beta1 * ea + (1 - beta1) * x, state.exp_avg, dg)
+        exp_avg_sq = tree.map(lambda es, x: beta2 * es + (1 - beta2) * x * x,
+                              state.exp_avg_sq, dg)
+        step = d if safeguard_warmup else dlr
+        grad_sum = tree.map(lambda s, x: beta3 * s + step * x / estim_lr0, state.grad_sum, dg)
+        numer = beta3 * state.numerator_weighted + d / estim_lr0 * dlr * num_acc
+        denom = sum(tnp.sum(tnp.abs(s)) for s in tree.leaves(grad_sum))
+        new_d = tnp.maximum(d, estim_lr_coef * numer / denom)
+        out = tree.map(lambda ea, es, p: -weight_decay * dlr * p
+                       - dlr * ea / (tnp.sqrt(es) + new_d * eps), exp_avg, exp_avg_sq, params)
+        return out, ProdigyState(exp_avg, exp_avg_sq, grad_sum, state.params0,
+                                 tnp.asarray(new_d, dt), tnp.asarray(numer, dt), count)
+    return GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+class DAdaptAdamWState(NamedTuple):
+    """Adam's moments, the weighted gradient sum, the distance estimate `estim_lr`, its
+    weighted numerator and the count."""
+    exp_avg: Any
+    exp_avg_sq: Any
+    grad_sum: Any
+    estim_lr: Any
+    numerator_weighted: Any
+    count: Any
+
+
+def dadapt_adamw(learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim_lr0=1e-6,
+                 weight_decay=0.0) -> GradientTransformationExtraArgs:
+    """D-Adaptation AdamW (Defazio & Mishchenko, 2023): AdamW with step `d * lr * bias
+    correction`, `d` a non-decreasing lower bound on the distance to the solution estimated
+    from the gradients (starting at `estim_lr0`)."""
+    beta1, beta2 = betas
+    sb2 = beta2 ** 0.5
+
+    def init_fn(params):
+        dt = tree_dtype(params, "lowest")
+        z = tree_zeros_like(params)
+        return DAdaptAdamWState(z, z, z, np.asarray(estim_lr0, dt), np.zeros([], dt),
+                                np.zeros([], np.int32))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError("dadapt_adamw needs params")
+        dt = state.numerator_weighted.dtype
+        sched = learning_rate(state.count) if callable(learning_rate) else learning_rate
+        count = safe_increment(state.count)
+        dlr = tnp.asarray(state.estim_lr * sched * _bias_correction_factor(beta1, beta2, count,
+                                                                           dt), dt)
+        s_w = tree.map(lambda s, es: s / (tnp.sqrt(es) + eps), state.grad_sum,
+                       state.exp_avg_sq)
+        num_acc = sum(tnp.sum(g * s) for g, s in zip(tree.leaves(updates), tree.leaves(s_w)))
+        exp_avg = tree.map(lambda ea, g: beta1 * ea + (1 - beta1) * dlr * g, state.exp_avg,
+                           updates)
+        exp_avg_sq = tree.map(lambda es, g: beta2 * es + (1 - beta2) * g * g,
+                              state.exp_avg_sq, updates)
+        grad_sum = tree.map(lambda s, g: sb2 * s + (1 - sb2) * dlr * g, state.grad_sum,
+                            updates)
+        l1 = sum(tnp.sum(tnp.abs(s)) for s in tree.leaves(grad_sum))
+        numer = sb2 * state.numerator_weighted + (1 - sb2) * dlr * num_acc
+        new_d = tnp.maximum(state.estim_lr, numer / ((1 - sb2) * l1))
+        out = tree.map(lambda ea, es, p: -weight_decay * dlr * p - ea / (tnp.sqrt(es) + eps),
+                       exp_avg, exp_avg_sq, params)
+        return out, DAdaptAdamWState(exp_avg, exp_avg_sq, grad_sum, tnp.asarray(new_d, dt),
+                                     tnp.asarray(numer, dt), count)
+    return GradientTransformationExtraArgs(init_fn, update_fn)
