@@ -424,3 +424,46 @@ def test_distance_adaptive_first_step_and_growth(name):
         p = optim.apply_updates(p, u)
     assert float(st.estim_lr) > 10 * d
     assert st._fields[-3:] == ("estim_lr", "numerator_weighted", "count")
+
+
+TRACED = {
+    "adadelta": lambda: optim.adadelta(0.5), "adafactor": lambda: optim.adafactor(0.1),
+    "adan": lambda: optim.adan(0.1), "novograd": lambda: optim.novograd(0.1),
+    "rprop": lambda: optim.rprop(0.1), "sm3": lambda: optim.sm3(0.1),
+    "fromage": lambda: optim.fromage(optim.linear_schedule(0.1, 0.01, 5)),
+    "sign_sgd": lambda: optim.sign_sgd(0.1), "signum": lambda: optim.signum(0.1),
+    "optimistic_adam_v2": lambda: optim.optimistic_adam_v2(0.1),
+    "noisy_sgd": lambda: optim.noisy_sgd(0.1, key=1),
+    "apply_every": lambda: optim.chain(optim.apply_every(2), optim.sgd(0.1)),
+    "centralize": lambda: optim.centralize(),
+    "normalize_by_update_norm": lambda: optim.normalize_by_update_norm(),
+    "scale_by_param_block_rms": lambda: optim.scale_by_param_block_rms(),
+    "scale_by_distance_over_gradients": lambda: optim.scale_by_distance_over_gradients(),
+    "adaptive_grad_clip": lambda: optim.adaptive_grad_clip(0.1),
+    "conditionally_mask": lambda: optim.conditionally_mask(optim.adam(0.1),
+                                                           lambda s: s % 2 == 0),
+    "monitor": lambda: optim.monitor({"n": optim.tree.norm}),
+    "inject_hyperparams": lambda: optim.inject_hyperparams(optim.adam)(
+        learning_rate=optim.linear_schedule(0.1, 0.01, 5)),
+    "schedule_free_adamw": lambda: optim.contrib.schedule_free_adamw(),
+    "ademamix": lambda: optim.contrib.ademamix(0.1),
+    "prodigy": lambda: optim.contrib.prodigy(),
+    "dadapt_adamw": lambda: optim.contrib.dadapt_adamw(),
+    "lbfgs_no_linesearch": lambda: optim.lbfgs(0.1, linesearch=None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRACED))
+def test_update_traces_to_the_same_values(name):
+    """`update` is pure and traceable: tracing it to the IR (what jit compiles) and
+    evaluating the IR gives the eager values, step after step, state included."""
+    from transforms import tree
+    opt = TRACED[name]()
+    st_e = st_t = opt.init(P)
+    upd = _staged(opt.update)
+    for i in range(3):
+        g = {k: v * (1 + i) - 0.1 * i for k, v in G.items()}
+        ue, st_e = opt.update(g, st_e, P)
+        ut, st_t = upd(g, st_t, P)
+        for a, b in zip(tree.leaves((ue, st_e)), tree.leaves((ut, st_t))):
+            close(b, a, rtol=1e-9, atol=1e-12)

@@ -18,7 +18,8 @@ import transforms.numpy as tnp
 __all__ = [
     "GradientTransformation", "GradientTransformationExtraArgs", "EmptyState", "OptState",
     "Params", "Updates", "Schedule", "ScalarOrSchedule", "TransformInitFn",
-    "TransformUpdateFn", "TransformUpdateExtraArgsFn", "MaskOrFn", "NO_PARAMS_MSG", "init_empty_state", "identity", "set_to_zero",
+    "TransformUpdateFn", "TransformUpdateExtraArgsFn", "MaskOrFn",
+    "NO_PARAMS_MSG", "init_empty_state", "identity", "set_to_zero",
     "stateless", "stateless_with_tree_map", "with_extra_args_support",
 ]
 

@@ -8,8 +8,7 @@ the predicate is a concrete NumPy value, so the same code runs eagerly, under `j
 from __future__ import annotations
 
 import functools
-import inspect
-from typing import Any, Callable, Dict, Hashable, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Hashable, NamedTuple, Optional, Union
 
 import numpy as np
 

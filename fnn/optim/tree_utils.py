@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import operator
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import numpy as np
 
