@@ -467,3 +467,20 @@ def test_update_traces_to_the_same_values(name):
         ut, st_t = upd(g, st_t, P)
         for a, b in zip(tree.leaves((ue, st_e)), tree.leaves((ut, st_t))):
             close(b, a, rtol=1e-9, atol=1e-12)
+
+
+def test_sam_transparent_cycle():
+    # an adversarial step up by rho along the normalised gradient, then the outer step from
+    # the cycle's start with the gradient taken at the adversarial point
+    rho, lr = 0.1, 0.5
+    opt = optim.contrib.sam(optim.sgd(lr), optim.chain(optim.contrib.normalize(),
+                                                       optim.sgd(rho)))
+    st = opt.init(P)
+    u1, st = opt.update(G, st, P)
+    close(u1["w"], rho * G["w"] / gnorm(G))
+    adv = optim.apply_updates(P, u1)
+    g_adv = {k: 2 * v for k, v in G.items()}
+    u2, st = opt.update(g_adv, st, adv)
+    close(optim.apply_updates(adv, u2)["w"], P["w"] - lr * g_adv["w"])
+    assert st._fields == ("steps_since_sync", "opt_state", "adv_state", "cache")
+    assert int(st.steps_since_sync) == 0

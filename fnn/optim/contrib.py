@@ -1,6 +1,6 @@
 """A part of `optax.contrib`: `reduce_on_plateau`, the schedule-free optimisers, AdEMAMix,
-Prodigy and D-Adaptation AdamW, with optax's signatures, formulas and state layouts. The rest
-of optax.contrib (SAM, Muon, COCOB, DoG, Mechanic, Sophia, ...) is not provided.
+Prodigy, D-Adaptation AdamW and SAM, with optax's signatures, formulas and state layouts. The
+rest of optax.contrib (Muon, COCOB, DoG, Mechanic, Sophia, GaLore, ...) is not provided.
 """
 from __future__ import annotations
 
@@ -8,24 +8,24 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from transforms import tree
+from transforms import lax, tree
 import transforms.numpy as tnp
 
-from .base import GradientTransformation, GradientTransformationExtraArgs, \
-    with_extra_args_support
+from .base import (EmptyState, GradientTransformation, GradientTransformationExtraArgs,
+                   init_empty_state, with_extra_args_support)
 from .combine import chain
 from .schedules import warmup_constant_schedule
 from .transformations import add_decayed_weights, scale_by_learning_rate, scale_by_rms
-from .tree_utils import (tree_add_scale, tree_bias_correction, tree_dtype,
+from .tree_utils import (tree_add_scale, tree_bias_correction, tree_dtype, tree_norm,
                          tree_update_moment, tree_update_moment_per_elem_norm, tree_zeros_like)
-from .updates import safe_increment
+from .updates import apply_updates, safe_increment
 
 __all__ = ["ReduceLROnPlateauState", "reduce_on_plateau", "ScheduleFreeState", "schedule_free",
            "schedule_free_adamw", "schedule_free_sgd", "schedule_free_eval_params",
            "ScaleByAdemamixState", "scale_by_ademamix", "ademamix",
            "ScaleBySimplifiedAdEMAMixState", "scale_by_simplified_ademamix",
            "simplified_ademamix", "ProdigyState", "prodigy", "DAdaptAdamWState",
-           "dadapt_adamw"]
+           "dadapt_adamw", "NormalizeState", "normalize", "SAMState", "sam"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,3 +410,92 @@ def dadapt_adamw(learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim_lr0=1e-6
         return out, DAdaptAdamWState(exp_avg, exp_avg_sq, grad_sum, tnp.asarray(new_d, dt),
                                      tnp.asarray(numer, dt), count)
     return GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+# ---------------------------------------------------------------------------------------------
+# sharpness-aware minimisation
+# ---------------------------------------------------------------------------------------------
+
+NormalizeState = EmptyState
+
+
+def normalize() -> GradientTransformation:
+    """`u = g / ||g||` (the norm of all updates together): SAM's usual adversarial step."""
+    def update_fn(updates, state, params=None):
+        del params
+        n = tree_norm(updates)
+        return tree.map(lambda g: g / tnp.asarray(n, g.dtype), updates), state
+    return GradientTransformation(init_empty_state, update_fn)
+
+
+class SAMState(NamedTuple):
+    """Steps since the last outer update, the outer and adversarial optimisers' states, and
+    the parameters at the start of the cycle (`cache`, None in opaque mode)."""
+    steps_since_sync: Any
+    opt_state: Any
+    adv_state: Any
+    cache: Any
+
+
+def sam(optimizer: GradientTransformation, adv_optimizer: GradientTransformation,
+        sync_period: int = 2, reset_state: bool = True, opaque_mode: bool = False,
+        batch_axis_name: Optional[str] = None) -> GradientTransformationExtraArgs:
+    """Sharpness-aware minimisation (Foret et al., 2021).
+
+    Transparent mode (default): of every `sync_period` calls, the first `sync_period - 1` move
+    the parameters *up* by `adv_optimizer` (e.g. `chain(normalize(), sgd(rho))`), and the last
+    returns the update that takes the parameters from wherever they are to the cycle's start
+    `cache` plus `optimizer`'s step for the gradient at the adversarial point.
+    `reset_state` re-initialises the adversarial state each cycle.
+
+    Opaque mode: one call does the whole cycle, calling `grad_fn(params, i)` (keyword
+    argument of `update`) for the gradients at the adversarial points; `batch_axis_name`
+    averages them over that mapped axis.
+    """
+    if sync_period < 1:
+        raise ValueError(f"sam: sync_period must be >= 1, got {sync_period}")
+
+    def init_fn(params):
+        return SAMState(steps_since_sync=np.zeros([], np.int32), opt_state=optimizer.init(params),
+                        adv_state=adv_optimizer.init(params),
+                        cache=None if opaque_mode else params)
+
+    def pick(cond, a, b):
+        return tree.map(lambda x, y: tnp.where(cond, x, y), a, b)
+
+    def transparent(updates, state, params=None, *, grad_fn=None):
+        del grad_fn
+        first = state.steps_since_sync == 0
+        last = state.steps_since_sync == sync_period - 1
+        adv_u, adv_st = adv_optimizer.update(updates, state.adv_state, params)
+        adv_u = tree.map(lambda x: -x, adv_u)
+        opt_u, opt_st = optimizer.update(updates, state.opt_state, state.cache)
+        opt_u = tree.map(lambda c, p, u: c - p + u, state.cache, params, opt_u)
+        cache = pick(first, params, state.cache)
+        out = pick(last, opt_u, adv_u)
+        if reset_state:
+            adv_st = pick(last, adv_optimizer.init(params), adv_st)
+        else:
+            adv_st = pick(last, state.adv_state, adv_st)
+        opt_st = pick(last, opt_st, state.opt_state)
+        return out, SAMState(steps_since_sync=(state.steps_since_sync + 1) % sync_period,
+                             opt_state=opt_st, adv_state=adv_st, cache=cache)
+
+    def opaque(updates, state, params=None, *, grad_fn=None):
+        if grad_fn is None:
+            raise ValueError("sam: opaque_mode needs update(..., grad_fn=fn(params, i))")
+        adv_params, adv_u, adv_st = params, updates, state.adv_state
+        for i in range(sync_period - 1):
+            adv_u, adv_st = adv_optimizer.update(adv_u, adv_st, adv_params)
+            adv_u = tree.map(lambda x: -x, adv_u)
+            adv_params = apply_updates(adv_params, adv_u)
+            adv_u = grad_fn(adv_params, i)
+            if batch_axis_name is not None:
+                adv_u = lax.pmean(adv_u, axis_name=batch_axis_name)
+        if reset_state:
+            adv_st = adv_optimizer.init(params)
+        out, opt_st = optimizer.update(adv_u, state.opt_state, params)
+        return out, SAMState(steps_since_sync=np.zeros([], np.int32), opt_state=opt_st,
+                             adv_state=adv_st, cache=None)
+
+    return GradientTransformationExtraArgs(init_fn, opaque if opaque_mode else transparent)

@@ -123,3 +123,32 @@ def test_reduce_on_plateau_matches_optax():
     _close("reduce_on_plateau scales", res[0][0], res[1][0])
     assert skeleton(res[0][1]) == skeleton(res[1][1])
     _close("reduce_on_plateau state", res[0][1], res[1][1])
+
+
+@pytest.mark.parametrize("mode", ["transparent", "transparent_3_keep", "opaque"])
+def test_sam_matches_optax(mode):
+    import transforms.numpy as tnp
+    p0 = _params(np.random.default_rng(8))
+    res = []
+    for lib, np_ in ((fo, tnp), (optax, jax.numpy)):
+        def loss(p):
+            return np_.sum(np_.tanh(p["w"]) ** 2) + np_.sum((p["b"] - 0.3) ** 2)
+        grad = (T.grad if lib is fo else jax.grad)(loss)
+        adv = lib.chain(lib.contrib.normalize(), lib.sgd(0.05))
+        if mode == "opaque":
+            opt = lib.contrib.sam(lib.adam(1e-2), adv, sync_period=3, opaque_mode=True)
+        elif mode == "transparent":
+            opt = lib.contrib.sam(lib.adam(1e-2), adv)
+        else:
+            opt = lib.contrib.sam(lib.sgd(0.1, momentum=0.9), adv, sync_period=3,
+                                  reset_state=False)
+        st, p, out = opt.init(p0), p0, []
+        for _ in range(6):
+            kw = {"grad_fn": lambda q, i: grad(q)} if mode == "opaque" else {}
+            u, st = opt.update(grad(p), st, p, **kw)
+            p = lib.apply_updates(p, u)
+            out.append(p)
+        res.append((out, st))
+    _close(f"sam {mode} params", res[0][0], res[1][0], atol=1e-6)
+    assert skeleton(res[0][1]) == skeleton(res[1][1])
+    _close(f"sam {mode} state", res[0][1], res[1][1], atol=1e-6)
