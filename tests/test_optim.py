@@ -890,3 +890,14 @@ def test_radam_rectification_matches_optax_at_small_counts():
         g = {"w": np.array([0.5, -1.25, 0.03], np.float32) * np.float32(1 + 0.1 * i)}
         u, s = o.update(g, s, p)
     np.testing.assert_allclose(u["w"], [0.02589938, -0.02589938, 0.02589937], rtol=1e-6)
+
+
+def test_apply_updates_zero_update_keeps_sign_and_nan_payload_eagerly():
+    p = np.array([-0.0, 0.0, 1.5], np.float32)
+    p[2] = np.array([0x7FC00123], np.uint32).view(np.float32)[0]       # a NaN with a payload
+    out = optim.apply_updates({"p": p, "q": np.float32([-0.0])},
+                              {"p": np.zeros(3, np.float32), "q": np.float32([1.0])})
+    assert out["p"] is p and out["p"].tobytes() == p.tobytes()
+    np.testing.assert_array_equal(out["q"], [1.0])
+    # a zero update of a bigger shape still broadcasts
+    assert optim.apply_updates(p[:1], np.zeros((2, 1), np.float32)).shape == (2, 1)

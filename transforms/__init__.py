@@ -27,6 +27,22 @@ from . import debug  # noqa: F401
 from . import distributed  # noqa: F401
 from .distributed import process_count, process_index  # noqa: F401
 from .lax.collectives import UnboundAxisNameError  # noqa: F401
+from . import custom_batching, dtypes, image, ops, typing, experimental  # noqa: F401
+from .dtypes import float0  # noqa: F401
+from .callback import pure_callback  # noqa: F401
+from .pmap import pmap  # noqa: F401
+from .api_more import closure_convert, ensure_compile_time_eval, named_call  # noqa: F401
+from .environment import (Device, check_tracer_leaks, checking_leaks, debug_infs,  # noqa: F401
+                       debug_nans, default_backend, default_device, default_matmul_precision,
+                       default_prng_impl, device_count, devices, effects_barrier,
+                       enable_checks, enable_x64, explain_cache_misses, host_count, host_id,
+                       host_ids, live_arrays, local_device_count, local_devices, log_compiles,
+                       make_array_from_callback, make_array_from_process_local_data,
+                       make_array_from_single_device_arrays, numpy_dtype_promotion,
+                       numpy_rank_promotion, print_environment_info, process_indices,
+                       threefry_partitionable, transfer_guard, transfer_guard_device_to_device,
+                       transfer_guard_device_to_host, transfer_guard_host_to_device)
+from . import scipy  # noqa: F401,E402
 
 from .ad_checkpoint import checkpoint_policies  # noqa: F401
 from .errors import (ConcretizationTypeError, NonDifferentiableError, ShapeError,  # noqa: F401
@@ -35,16 +51,9 @@ from .errors import (ConcretizationTypeError, NonDifferentiableError, ShapeError
 
 
 
-def _version() -> str:
-    """The installed distribution's version (one source of truth: pyproject.toml)."""
-    from importlib import metadata
-    try:
-        return metadata.version("numbax")
-    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
-        return "0+unknown"
+from . import version  # noqa: E402
 
-
-__version__: str = _version()
+__version__: str = version.__version__
 
 import types as _types_all  # noqa: E402
 
@@ -52,5 +61,6 @@ import types as _types_all  # noqa: E402
 __all__ = sorted([_n for _n, _v in globals().items()
                   if not _n.startswith("_") and not isinstance(_v, _types_all.ModuleType)]
                  + ["lax", "numpy", "random", "tree", "tree_util", "nn", "debug",
-                    "distributed", "ad_checkpoint"])
+                    "distributed", "ad_checkpoint", "custom_batching", "dtypes", "image", "scipy", "ops", "typing", "experimental",
+                    "version"])
 del _types_all

@@ -29,6 +29,19 @@ the caller must not use afterwards). A donated array that shares memory with ano
 training step `params, state = step(params, state, x)` so updates its parameters in place,
 saving memory traffic. Without donation, large outputs come
 from a pool of buffers recycled once their previous arrays are dropped.
+
+Outputs that are inputs: an output equal to an input array -- returned as it is, or through
+an identity the compiler drops (`x + 0`, `x - 0`, a same-dtype `astype`, a reshape to the
+same shape) -- is the caller's own array object, not a copy (so a frozen parameter costs
+nothing in a training step); an input returned at several places is the same object at
+each (an input the compiled code cannot take as it is -- read-only, misaligned, another
+byte order -- is converted first, and the converted copy is what comes back). Mutating such an
+output in place therefore mutates that input (and vice versa), as it
+would for a plain Python function returning its argument; `np.copy` it first to keep them
+apart. (JAX copies instead: its arrays are immutable.) No output ever shares memory with
+the compiled function's own buffers (pooled outputs are recycled only once nothing else
+refers to them; views of scratch memory and closed-over constants are copied out), so
+mutating an output never changes the results of other calls.
 """
 from __future__ import annotations
 

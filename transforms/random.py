@@ -992,3 +992,14 @@ def categorical(key, logits, axis=-1, shape=None):
     if prefix:
         expanded = lax.reshape(logits, (1,) * len(prefix) + la.shape)
     return tnp.argmax(tnp.add(g, expanded), axis=axis).astype(np.int32)
+
+
+# The other distributions of jax.random (built on the samplers above)
+from .random_dists import (  # noqa: E402,F401
+    STREAM_NOTES, ball, beta, binomial, cauchy, chisquare, clone, dirichlet, double_sided_maxwell,
+    f, gamma, generalized_normal, geometric, key_dtype, key_impl, laplace, loggamma, logistic,
+    lognormal, maxwell, multinomial, multivariate_normal, orthogonal, pareto, poisson,
+    rademacher, rayleigh, t, triangular, wald, weibull_min)
+from . import random_dists as _dists  # noqa: E402
+
+__all__ = __all__ + [n for n in _dists.__all__ if n != "STREAM_NOTES"]

@@ -93,17 +93,32 @@ def apply_updates(params, updates):
     """`params + updates` leafwise, each result cast back to its parameter's dtype.
 
     `None` leaves in `params` stay `None`. A frozen parameter (zero update) comes back
-    bit-identical.
+    bit-identical, `-0.0` and NaN payloads included (`-0.0 + 0.0` would be `+0.0`): eagerly
+    an all-zero update returns the parameter array itself; under `jit` the compiler drops
+    `p + zeros` when the zeros are known at trace time (`set_to_zero`, `freeze`), and the
+    compiled step returns the parameter array itself as well.
     """
     def f(p, u):
         if p is None:
             return None
+        if _zero_update(p, u):
+            return p
         out = tnp.add(p, u)
         pdt = dtype_of(p)
         if dtype_of(out) != pdt:
             out = tnp.asarray(out, dtype=pdt)
         return out
     return tree.map(f, params, updates, is_leaf=lambda x: x is None)
+
+
+def _zero_update(p, u):
+    """Whether concrete update `u` is zero everywhere and leaves `p`'s shape as it is (never
+    true for traced values: their zeros are the compiler's to drop)."""
+    if isinstance(p, Tracer) or isinstance(u, Tracer) or not isinstance(p, np.ndarray):
+        return False
+    u = np.asarray(u)
+    return u.dtype.kind in "biufc" and np.broadcast_shapes(p.shape, u.shape) == p.shape \
+        and not u.any()
 
 
 def incremental_update(new_tensors, old_tensors, step_size):

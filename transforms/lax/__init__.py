@@ -41,6 +41,25 @@ from .extras import (associative_scan, conv_general_shape_tuple,  # noqa: F401,E
                      dynamic_update_index_in_dim, dynamic_update_slice_in_dim, index_in_dim,
                      reduce_window_shape_tuple, slice_in_dim)
 
+from .more import (acosh, approx_max_k, approx_min_k, batch_matmul, broadcast,  # noqa: F401,E402
+                   broadcast_shapes, broadcast_to_rank, broadcasted_iota, clamp, clz, collapse,
+                   cumlogsumexp, cummax, cummin, dtype, empty, full_like, index_take, mulhi,
+                   nextafter, optimization_barrier, population_count, random_gamma_grad,
+                   reciprocal, reduce,
+                   reduce_precision, reduce_xor, scatter_apply, scatter_sub, split, square,
+                   stack, tile, unstack)
+from .conv_more import (conv_general_dilated_patches, conv_shape_tuple,  # noqa: F401,E402
+                        conv_transpose_shape_tuple)
+from .special_more import betainc, igamma, igamma_grad_a, igammac, zeta  # noqa: F401,E402
+from .misc_more import (GatherScatterMode, RoundingMethod, after_all,  # noqa: F401,E402
+                        bitcast_convert_type, broadcast_like, composite,
+                        conv_general_permutations, create_token, pbroadcast, pcast,
+                        platform_dependent, ragged_dot, shape_as_value,
+                        with_sharding_constraint)
+from .solvers import custom_linear_solve, custom_root  # noqa: F401,E402
+from .collectives_more import (all_to_all, axis_size, pshuffle, psum_scatter,  # noqa: F401,E402
+                               pswapaxes)
+
 from . import _docs as _docs_table  # noqa: E402
 
 _docs_table.install(globals())     # docstrings of the factory-made primitives' functions

@@ -6,7 +6,8 @@ they act on tracers.
 """
 import types as _types
 
-from . import _construct, _math_extra, _ops, _shape_ops, _sorting
+from . import (_aliases, _construct, _functional, _math_extra, _math_more, _ops,
+               _poly_windows, _rearrange, _setops, _shape_ops, _sorting)
 from . import linalg  # noqa: F401
 from . import fft  # noqa: F401
 from ._methods import install as _install
@@ -31,6 +32,12 @@ _export(_shape_ops)
 _export(_math_extra)
 _export(_sorting)
 _export(_construct)
+_export(_aliases)
+_export(_rearrange)
+_export(_functional)
+_export(_math_more)
+_export(_poly_windows)
+_export(_setops)      # last: its where/nonzero (with size=) replace _ops' ones
 _install()
 del _install, _export
 

@@ -44,9 +44,9 @@ _FAMILIES = {
     "shape": (
         "array_split atleast_1d atleast_2d broadcast_arrays broadcast_to concatenate copy diag "
         "diagonal expand_dims flip fliplr flipud hstack moveaxis pad ravel repeat reshape split "
-        "squeeze stack swapaxes take take_along_axis tile transpose tril triu vstack where clip",
+        "squeeze stack swapaxes take take_along_axis tile transpose tril triu vstack clip",
         "Differentiable (a structural or selecting operation: the derivative moves values, "
-        "and `clip`/`where` pass it only where the value was selected)."),
+        "and `clip` passes it only where the value was selected)."),
     "construct": (
         "arange empty eye full identity linspace ones zeros",
         "A new array from Python values: constant under `grad` (shape arguments must be "
@@ -80,17 +80,11 @@ _NOTES = {
     "take": "Out-of-bounds indices: NumPy's IndexError on NumPy input; inside transforms "
             "`mode=`/`fill_value=` as in JAX (default: fill).",
     "take_along_axis": "Out-of-bounds indices inside transforms are filled, as in JAX.",
-    "where": "The three-argument form; `where(cond)` alone is `nonzero(cond)` (eager only).",
     "can_cast": "NumPy's casting rules.",
 }
 
 # functions that are not in `_FAMILIES` because they behave differently
-_SPECIAL = {
-    "nonzero": "Mirrors `numpy.nonzero` (a tuple of index arrays). Eager only: under `jit` or "
-               "`vmap` its output shape would depend on the data, so it raises "
-               "`ConcretizationTypeError` (as JAX without `size=`); use `where(mask, x, 0)` "
-               "instead. No derivative (integer result).",
-}
+_SPECIAL: dict = {}   # (nonzero and where have their own docstrings, for size=)
 
 # aliases documented under their NumPy 2 / canonical name (same function object)
 _ALIASES = {"abs": "absolute", "conj": "conjugate", "round": "around", "mod": "remainder",

@@ -485,7 +485,10 @@ bitwise_not = invert
 
 
 def where(condition, x=None, y=None):
+    # the public `tnp.where` (with the one-argument `size=` form) is `_setops.where`; this is
+    # the three-argument selection the other modules build on
     if x is None and y is None:
+        from ._setops import nonzero
         return nonzero(condition)
     if x is None or y is None:
         raise ValueError("where: either both or neither of x and y should be given")
@@ -494,16 +497,6 @@ def where(condition, x=None, y=None):
     shape = np.broadcast_shapes(get_aval(c).shape, get_aval(a).shape)
     c, a, b = lax.broadcast_to(c, shape), lax.broadcast_to(a, shape), lax.broadcast_to(b, shape)
     return lax.select(c, a, b)
-
-
-def nonzero(a):
-    if isinstance(a, Tracer) and a.concrete_value() is None:
-        from ..errors import ConcretizationTypeError
-        raise ConcretizationTypeError(
-            "nonzero / one-argument where / boolean-mask indexing produce an array whose shape "
-            "depends on the data, which is not allowed under jit/vmap (as in JAX). Use "
-            "tnp.where(mask, x, 0) instead.")
-    return np.nonzero(np.asarray(a))
 
 
 def clip(a, a_min=None, a_max=None, *, min=None, max=None):  # noqa: A002

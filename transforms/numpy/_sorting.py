@@ -1,9 +1,8 @@
 """Sorting and order statistics: sort, argsort, partition, median, quantile, searchsorted,
-unique, digitize, histogram.
+digitize, histogram (`unique` is in `_setops`).
 
 Everything sorts through `lax.sort`'s stable argsort, so values carry gradients (a sorted
-value's derivative is its source element's) and compile. Shapes that depend on data
-(`unique` without `size=`) need concrete input, as in JAX.
+value's derivative is its source element's) and compile.
 """
 from __future__ import annotations
 
@@ -294,45 +293,3 @@ def histogram(a, bins=10, range=None, weights=None, density=None):
     if density:
         counts = counts / (_sum(counts) * np.diff(edges))
     return counts, edges
-
-
-def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None,
-           *, equal_nan=True, size=None, fill_value=None, sorted=True):
-    """`numpy.unique` of a flattened array. Data-dependent shapes need concrete input; under a
-    transformation pass `size=` (as JAX): the first `size` unique values in order, padded
-    with `fill_value` (default: the smallest value)."""
-    if axis is not None:
-        raise NotImplementedError("unique: axis= is not supported")
-    ar = asarray(ar)
-    if size is None:
-        v = concrete_or_error(ar, "unique without size= (its output shape depends on the data; "
-                                  "pass size=)") if isinstance(ar, Tracer) else ar
-        return np.unique(np.asarray(v), return_index=return_index,
-                         return_inverse=return_inverse, return_counts=return_counts,
-                         equal_nan=equal_nan)
-    if return_index or return_inverse or return_counts:
-        raise NotImplementedError("unique(size=...): return_index/inverse/counts are not "
-                                  "supported")
-    flat = ravel(ar)
-    n = get_aval(flat).shape[0]
-    srt = sort(flat)
-    if n == 0:
-        fill = np.zeros((), get_aval(flat).dtype) if fill_value is None else fill_value
-        return lax.broadcast_to(asarray(fill).astype(get_aval(flat).dtype), (size,))
-    from ._ops import cumsum, not_equal
-    from ._shape_ops import concatenate
-    first = np.ones((1,), np.bool_)
-    is_new = concatenate([first, not_equal(srt[1:], srt[:-1])])
-    if equal_nan and np.issubdtype(get_aval(flat).dtype, np.inexact):
-        from ._ops import isnan, logical_and, logical_not
-        both_nan = concatenate([np.zeros((1,), np.bool_), logical_and(isnan(srt[1:]),
-                                                                      isnan(srt[:-1]))])
-        is_new = logical_and(is_new, logical_not(both_nan))
-    slot = cumsum(lax.convert_element_type(is_new, np.int64)) - 1        # rank of each value
-    # output slot s holds the first sorted value of rank s: its position is the count of
-    # values of lower rank; slots past the last rank get the fill value
-    pos = searchsorted(slot, np.arange(size, dtype=np.int64))
-    from ._ops import minimum, less
-    picked = take_along_axis(srt, minimum(pos, n - 1), 0)
-    fill = srt[0] if fill_value is None else asarray(fill_value).astype(get_aval(flat).dtype)
-    return where(less(pos, n), picked, fill)

@@ -223,3 +223,21 @@ def expm(A, *, upper_triangular=False, max_squarings=_MAX_SQUARINGS):
     for k in range(max_squarings):
         R = tnp.where(tnp.greater(s, k)[..., None, None], tnp.matmul(R, R), R)
     return R
+
+
+# re-exported: special matrices and the further decompositions live in their own modules
+from ._linalg_special import (circulant, companion, convolution_matrix, dft,  # noqa: E402,F401
+                              fiedler, fiedler_companion, hadamard, hankel, helmert, hilbert,
+                              invhilbert, invpascal, leslie, pascal, toeplitz)
+from ._linalg_more import (eigh_tridiagonal, expm_frechet, funm, hessenberg,  # noqa: E402,F401
+                           polar, qr_multiply, rsf2csf, schur, solve_sylvester, sqrtm)
+
+
+# the public names (helpers such as get_aval are imported, not exported)
+__all__ = ["block_diag", "cho_factor", "cho_solve", "cholesky", "circulant", "companion",
+           "convolution_matrix", "det", "dft", "eigh", "eigh_tridiagonal", "expm",
+           "expm_frechet", "fiedler", "fiedler_companion", "funm", "hadamard", "hankel",
+           "helmert", "hessenberg", "hilbert", "inv", "invhilbert", "invpascal", "leslie",
+           "lu", "lu_factor", "lu_solve", "pascal", "polar", "qr", "qr_multiply",
+           "rsf2csf", "schur", "solve", "solve_sylvester", "solve_triangular", "sqrtm",
+           "svd", "toeplitz"]

@@ -55,3 +55,13 @@ def _correlate(a, v, mode, name):
     valid = tuple(x - y + 1 for x, y in zip(big, small))
     start = [(f - x) // 2 for f, x in zip(full, valid)]
     return out[tuple(slice(s, s + x) for s, x in zip(start, valid))]
+
+
+# re-exported: defined in their own module (it imports `convolve`/`correlate` lazily)
+from ._signal_more import convolve2d, correlate2d, detrend, fftconvolve  # noqa: E402,F401
+from ._spectral import csd, istft, stft, welch  # noqa: E402,F401
+
+
+# the public names (helpers such as get_aval are imported, not exported)
+__all__ = ["convolve", "convolve2d", "correlate", "correlate2d", "csd", "detrend",
+           "fftconvolve", "istft", "stft", "welch"]

@@ -3,6 +3,9 @@
 Primitives where a function needs its own kernel (`lax.lgamma`, `digamma`, `polygamma`,
 `erfc`, `erf_inv`, `bessel_i0e`, `bessel_i1e`), numerically stable compositions for the
 rest. Values follow SciPy (float64 accuracy); integer input is computed in float64.
+The incomplete gamma/beta functions and exponential integrals live in
+`_special_incomplete`, series-defined functions in `_special_series`, the other additions
+in `_special_more`; all are re-exported here.
 """
 from __future__ import annotations
 
@@ -13,33 +16,12 @@ import numpy as np
 from .. import lax
 from .. import numpy as tnp
 from ..core import get_aval
+from ._special_util import _f, _f2
 
 
 # Python floats (weak scalars): NumPy float64 scalars would promote float32 operands
 _SQRT2 = math.sqrt(2.0)
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
-
-
-def _f(x):
-    x = tnp.asarray(x)
-    dt = get_aval(x).dtype
-    return x if dt in (np.float32, np.float64) else tnp.astype(x, np.float64)
-
-
-def _is_python_scalar(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _f2(x, y):
-    # A Python scalar is weakly typed, as in JAX: betaln(float32 array, 2.5) stays float32.
-    weak_x, weak_y = _is_python_scalar(x), _is_python_scalar(y)
-    x, y = tnp.asarray(x), tnp.asarray(y)
-    dts = [get_aval(v).dtype for v, weak in ((x, weak_x), (y, weak_y)) if not weak]
-    dt = np.result_type(*dts, np.float32) if dts else np.dtype(np.float64)
-    if dt not in (np.float32, np.float64):
-        dt = np.dtype(np.float64)
-    x, y = tnp.astype(x, dt), tnp.astype(y, dt)
-    return tnp.broadcast_arrays(x, y)
 
 
 def gammaln(x):
@@ -252,3 +234,26 @@ def factorial(n, exact=False):
         raise NotImplementedError("factorial(exact=True) is not supported")
     n = _f(n)
     return tnp.where(tnp.less(n, 0), 0.0, tnp.exp(gammaln(n + 1)))
+
+
+# re-exported: defined in their own modules (they import only the helpers above)
+from ._special_incomplete import (betainc, exp1, expi, expn, gammainc,  # noqa: E402,F401
+                                  gammaincc)
+from ._special_more import (bernoulli, boxcox, boxcox1p, comb, dawsn, erfcx,  # noqa: E402,F401
+                            gammasgn, loggamma, poch, zeta)
+from ._special_series import (bessel_jn, hyp1f1, hyp2f1, owens_t,  # noqa: E402,F401
+                              spence)
+from ._special_trig import fresnel, sici  # noqa: E402,F401
+from ._special_sph import sph_harm_y  # noqa: E402,F401
+from ._special_wofz import wofz  # noqa: E402,F401
+
+
+# the public names (helpers such as get_aval are imported, not exported)
+__all__ = ["bernoulli", "bessel_jn", "beta", "betainc", "betaln", "boxcox", "boxcox1p",
+           "comb", "dawsn", "digamma", "entr", "erf", "erfc", "erfcx", "erfinv", "exp1",
+           "expi", "expit", "expn", "factorial", "fresnel", "gamma", "gammainc", "gammaincc",
+           "gammaln", "gammasgn", "hyp1f1", "hyp2f1", "i0", "i0e", "i1", "i1e", "kl_div",
+           "log_expit", "log_ndtr", "log_softmax", "loggamma", "logit", "logsumexp",
+           "multigammaln", "ndtr", "ndtri", "owens_t", "poch", "polygamma", "psi",
+           "rel_entr", "sici", "softmax", "spence", "sph_harm_y", "wofz", "xlog1py", "xlogy",
+           "zeta"]

@@ -277,3 +277,23 @@ def _dirichlet_logpdf(x, alpha):
 
 dirichlet = _ns("dirichlet", logpdf=_dirichlet_logpdf,
                 pdf=lambda *a, **k: tnp.exp(_dirichlet_logpdf(*a, **k)))
+
+
+# -- further distributions, CDFs through the incomplete gamma/beta functions, and functions
+from ._stats_dists import (betabinom, gennorm, gumbel_l, gumbel_r,  # noqa: E402,F401
+                           multinomial, nbinom, pareto, truncnorm, vonmises, wrapcauchy)
+from . import _stats_dists as _sd  # noqa: E402
+from ._stats_funcs import ModeResult, gaussian_kde, mode, rankdata, sem  # noqa: E402,F401
+
+gamma.cdf, gamma.sf = _sd.gamma_cdf, _sd.gamma_sf
+chi2.cdf, chi2.sf = _sd.chi2_cdf, _sd.chi2_sf
+beta.cdf, beta.sf = _sd.beta_cdf, _sd.beta_sf
+poisson.cdf = _sd.poisson_cdf
+
+
+# the public names (helpers such as get_aval are imported, not exported)
+__all__ = ["ModeResult", "bernoulli", "beta", "betabinom", "binom", "cauchy", "chi2",
+           "dirichlet", "expon", "gamma", "gaussian_kde", "gennorm", "geom", "gumbel_l",
+           "gumbel_r", "laplace", "logistic", "mode", "multinomial",
+           "multivariate_normal", "nbinom", "norm", "pareto", "poisson", "rankdata",
+           "sem", "t", "truncnorm", "uniform", "vonmises", "wrapcauchy"]

@@ -2,7 +2,8 @@
 
 `prepare` rewrites a closed jaxpr into the form the code generator wants: nested call
 primitives (`pjit`, `remat`, custom derivative calls) are inlined, identities are dropped,
-a transpose of a matmul result is folded into the matmul (operands swapped), dead code removed.
+`x + 0` and `x - 0` become `x` (`simplify`), a transpose of a matmul result is folded into
+the matmul (operands swapped), dead code removed.
 
 `plan` then walks the equations once, in order, and groups them into *steps*:
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from ...ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, dce_jaxpr
 # (register_inline_call: kept importable from here)
+from .simplify import ZeroValues, zero_operand_identity
 from .registry import (IDENTITIES, INLINE_CALLS, REDUCTIONS, SLOW_PATHS,  # noqa: F401
                        TRANSPOSE_FOLDS, VIEWS, load_rules, register_inline_call)
 
@@ -55,7 +57,8 @@ def _closed_of(p):
 
 
 def prepare(closed: ClosedJaxpr, has_rule=lambda name: False):
-    """Inline calls, drop identities, fold transposes of dots, DCE. Returns (jaxpr, consts)."""
+    """Inline calls, drop identities (`x + 0` too), fold transposes of dots, DCE. Returns
+    (jaxpr, consts)."""
     load_rules()
     jaxpr = closed.jaxpr
     constvars = list(jaxpr.constvars)
@@ -92,6 +95,7 @@ def prepare(closed: ClosedJaxpr, has_rule=lambda name: False):
             sub[v] = read(r(o))
 
     seen = {}
+    zeros = ZeroValues()
 
     def emit(e):
         name = e.prim.name
@@ -103,6 +107,10 @@ def prepare(closed: ClosedJaxpr, has_rule=lambda name: False):
         if _is_identity(e, ins):
             sub[e.outvars[0]] = ins[0]
             return
+        same = zero_operand_identity(e, ins, zeros)
+        if same is not None:
+            sub[e.outvars[0]] = same
+            return
         key = _cse_key(e, ins)          # common subexpressions: compute once
         if key is not None:
             prev = seen.get(key)
@@ -113,6 +121,7 @@ def prepare(closed: ClosedJaxpr, has_rule=lambda name: False):
         new = Eqn(e.prim, ins, e.outvars, e.params, e.source_info)
         if key is not None:
             seen[key] = new
+        zeros.note(new)
         eqns.append(new)
 
     for e in jaxpr.eqns:

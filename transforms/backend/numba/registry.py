@@ -14,7 +14,9 @@ next to its lowering, by one of
 * `register_identity(name, when)`: when an equation whose output aval equals its operand's
   is the identity (dropped by `fusion.prepare`);
 * `register_inline_call(name, param)`: a call of the closed jaxpr in parameter `param`,
-  inlined by `fusion.prepare`.
+  inlined by `fusion.prepare`;
+* `register_zero_identity(name, zero_at)` / `register_keeps_zero(name)`: `x + 0 -> x` and
+  the values known to be zero, for `simplify` (run by `fusion.prepare`).
 
 `load_rules()` imports every rules module (they register on import). This module imports
 nothing of the backend, so that every other module can import it.
@@ -35,6 +37,8 @@ VIEWS = {}              # name -> ViewRule
 REDUCTIONS = {}         # name -> ReductionRule
 IDENTITIES = {}         # name -> when(eqn) -> bool
 INLINE_CALLS = {}       # name -> name of the parameter holding the called ClosedJaxpr
+ZERO_IDENTITIES = {}    # name -> positions where a zero operand makes it return the other
+KEEPS_ZERO = set()      # primitives whose one output is zero wherever operand 0 is zero
 
 
 def register_lowering(name, calls_blas=False, aliases_operand=False, absorbs_transpose=None):
@@ -137,6 +141,19 @@ def register_identity(name, when):
     """`when(eqn)`: whether an equation of primitive `name` whose output aval equals its
     operand's is the identity (`fusion.prepare` then drops it)."""
     IDENTITIES[name] = when
+
+
+def register_zero_identity(name, zero_at):
+    """A binary primitive that returns its other operand unchanged when the operand at one of
+    the positions `zero_at` is zero everywhere (`add`: (0, 1); `sub`: (1,)). `simplify` then
+    drops its equations whose result has that other operand's shape and dtype."""
+    ZERO_IDENTITIES[name] = tuple(zero_at)
+
+
+def register_keeps_zero(name):
+    """Equations of primitive `name` (one output) give zeros when operand 0 is zeros
+    (broadcasts, reshapes, conversions): `simplify` follows zeros through them."""
+    KEEPS_ZERO.add(name)
 
 
 def register_inline_call(name, param="jaxpr"):

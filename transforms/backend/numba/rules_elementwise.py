@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UnsupportedDtypeError
-from .registry import POINTWISE, SlowPath, register_identity, register_pointwise  # noqa: F401
+from .registry import (POINTWISE, SlowPath, register_identity, register_keeps_zero,  # noqa: F401
+                       register_pointwise, register_zero_identity)
 
 
 _BOOL = np.dtype(np.bool_)
@@ -58,6 +59,9 @@ def _binop(name, op, bool_op=None):
 
 _binop("add", "+", "or")
 _binop("sub", "-")
+# x + 0, 0 + x and x - 0 are x (simplify.py drops them; -0.0 + 0.0 then stays -0.0)
+register_zero_identity("add", (0, 1))
+register_zero_identity("sub", (1,))
 _binop("mul", "*", "and")
 
 
@@ -441,6 +445,7 @@ def _select_n(ctx, which, *cases):
 
 # a conversion to the operand's own dtype is dropped before fusion
 register_identity("convert_element_type", lambda eqn: True)
+register_keeps_zero("convert_element_type")
 
 
 @register_pointwise("convert_element_type")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .fusion import View
 from .lowering import register_lowering
-from .registry import register_view
+from .registry import register_keeps_zero, register_view
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,6 +98,8 @@ def _reshape_terms(eqn):
 
 
 register_view("reshape", terms=_reshape_terms, identity=lambda eqn: True)
+for _name in ("broadcast_in_dim", "reshape"):      # zeros stay zeros (simplify.py)
+    register_keeps_zero(_name)
 
 
 def _iota_view(eqn):
