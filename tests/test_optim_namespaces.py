@@ -295,3 +295,15 @@ def test_inject_hyperparams_wraps_schedules_with_a_count():
     assert optim.inject_stateful_hyperparams is not None
     with pytest.raises(ValueError, match="static_args"):
         optim.inject_hyperparams(optim.sgd, static_args=("nope",))
+
+
+def test_namespaces_work_under_jit():
+    x = np.array([[0.5, -1.0, 2.0], [0.1, 0.2, 0.3]], np.float32)
+    lab = np.array([2, 0], np.int32)
+    f = T.jit(lambda a: (L.multiclass_sparsemax_loss(a, lab), optim.tree.max({"a": a}),
+                         optim.projections.projection_l1_ball({"a": a}, 1.0)["a"],
+                         L.dice_loss(a[None], np.eye(3, dtype=np.float32)[None, :2])))
+    for got, want in zip(f(x), (L.multiclass_sparsemax_loss(x, lab), optim.tree.max({"a": x}),
+                                optim.projections.projection_l1_ball({"a": x}, 1.0)["a"],
+                                L.dice_loss(x[None], np.eye(3, dtype=np.float32)[None, :2]))):
+        close(got, want, rtol=1e-6, atol=1e-7)

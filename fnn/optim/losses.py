@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 import transforms.numpy as tnp
-from transforms import lax
+from transforms import Tracer, lax
 from transforms import nn as _nn
 
 from ..losses import (cosine_distance, cosine_similarity, hinge_loss,  # noqa: F401
@@ -244,7 +244,8 @@ def dice_loss(predictions, targets, *, class_weights=None, smooth=1.0, alpha=0.5
         tgt = tgt[..., None]
     _same_shape(pred, tgt, "dice_loss", ("predictions", "targets"))
     if not apply_softmax:
-        sums = np.asarray(tnp.sum(pred, axis=-1)) if not hasattr(pred, "aval") else None
+        # checked when the values are known (eagerly); a traced input cannot be checked
+        sums = None if isinstance(pred, Tracer) else np.asarray(tnp.sum(pred, axis=-1))
         if sums is not None and not np.allclose(sums, 1.0, rtol=1e-5):
             raise ValueError("dice_loss: with apply_softmax=False the predictions must sum to "
                              f"1 over the class axis; sums range over [{sums.min():.6f}, "

@@ -94,7 +94,7 @@ def tree_sum(tree, associative_reduction: bool = False):
 
 
 def _nonempty(tree):
-    return [x for x in _tree.leaves(tree) if np.size(np.empty(tnp.shape(x))) > 0]
+    return [x for x in _tree.leaves(tree) if int(np.prod(tnp.shape(x), dtype=np.int64)) > 0]
 
 
 def tree_max(tree):
