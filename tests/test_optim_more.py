@@ -450,6 +450,9 @@ TRACED = {
     "prodigy": lambda: optim.contrib.prodigy(),
     "dadapt_adamw": lambda: optim.contrib.dadapt_adamw(),
     "lbfgs_no_linesearch": lambda: optim.lbfgs(0.1, linesearch=None),
+    "muon": lambda: optim.contrib.muon(0.1),
+    "sam": lambda: optim.contrib.sam(optim.sgd(0.1), optim.chain(optim.contrib.normalize(),
+                                                                  optim.sgd(0.05))),
 }
 
 
@@ -484,3 +487,28 @@ def test_sam_transparent_cycle():
     close(optim.apply_updates(adv, u2)["w"], P["w"] - lr * g_adv["w"])
     assert st._fields == ("steps_since_sync", "opt_state", "adv_state", "cache")
     assert int(st.steps_since_sync) == 0
+
+
+def test_muon_orthogonalises_matrix_updates():
+    from fnn.optim import muon as M
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 6))
+    o = np.asarray(M.orthogonalize_via_newton_schulz(x, M._STANDARD, ns_steps=10))
+    # Muon's quintic iteration pushes every singular value into roughly [0.7, 1.2]
+    s = np.linalg.svd(o, compute_uv=False)
+    assert np.all(s > 0.6) and np.all(s < 1.25), s
+    # the same left/right singular vectors as x: o ~ U V^T up to those values
+    u, _, vt = np.linalg.svd(x, full_matrices=False)
+    core = u.T @ o @ vt.T
+    assert np.allclose(core - np.diag(np.diag(core)), 0, atol=1e-9)
+    assert np.allclose(np.sort(np.abs(np.diag(core))), np.sort(s), rtol=1e-6)
+    opt = optim.contrib.muon(0.1, nesterov=False)
+    p = {"w": rng.normal(size=(4, 6)), "b": np.ones(6)}
+    g = {"w": x, "b": np.full(6, 0.5)}
+    u, st = opt.update(g, opt.init(p), p)
+    expect = M.orthogonalize_via_newton_schulz(x, M._STANDARD)     # m^ = g on step one
+    # the state keeps the coefficients in float32, as optax: 1e-6, not 1e-9
+    close(u["w"], -0.1 * math.sqrt(6 / 4) * np.asarray(expect), rtol=1e-5, atol=1e-9)
+    close(u["b"], -0.1 * np.ones(6) * 0.5 / (0.5 + 1e-8), rtol=1e-9)   # AdamW's first step
+    with pytest.raises(NotImplementedError, match="aol"):
+        M.orthogonalize_via_newton_schulz(x, M._STANDARD, preconditioning="aol")

@@ -1,6 +1,7 @@
 """A part of `optax.contrib`: `reduce_on_plateau`, the schedule-free optimisers, AdEMAMix,
-Prodigy, D-Adaptation AdamW and SAM, with optax's signatures, formulas and state layouts. The
-rest of optax.contrib (Muon, COCOB, DoG, Mechanic, Sophia, GaLore, ...) is not provided.
+Prodigy, D-Adaptation AdamW, SAM and Muon (from `muon.py`, with the limits listed there),
+with optax's signatures, formulas and state layouts. The rest of optax.contrib (COCOB, DoG,
+Mechanic, Sophia, GaLore, ...) is not provided.
 """
 from __future__ import annotations
 
@@ -19,13 +20,16 @@ from .transformations import add_decayed_weights, scale_by_learning_rate, scale_
 from .tree_utils import (tree_add_scale, tree_bias_correction, tree_dtype, tree_norm,
                          tree_update_moment, tree_update_moment_per_elem_norm, tree_zeros_like)
 from .updates import apply_updates, safe_increment
+from .muon import (MuonDimensionNumbers, MuonState, muon, scale_by_muon,  # noqa: F401
+                   scale_by_shape)
 
 __all__ = ["ReduceLROnPlateauState", "reduce_on_plateau", "ScheduleFreeState", "schedule_free",
            "schedule_free_adamw", "schedule_free_sgd", "schedule_free_eval_params",
            "ScaleByAdemamixState", "scale_by_ademamix", "ademamix",
            "ScaleBySimplifiedAdEMAMixState", "scale_by_simplified_ademamix",
            "simplified_ademamix", "ProdigyState", "prodigy", "DAdaptAdamWState",
-           "dadapt_adamw", "NormalizeState", "normalize", "SAMState", "sam"]
+           "dadapt_adamw", "NormalizeState", "normalize", "SAMState", "sam",
+           "MuonDimensionNumbers", "MuonState", "muon", "scale_by_muon"]
 
 
 # ---------------------------------------------------------------------------------------------

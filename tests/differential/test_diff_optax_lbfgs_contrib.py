@@ -152,3 +152,26 @@ def test_sam_matches_optax(mode):
     _close(f"sam {mode} params", res[0][0], res[1][0], atol=1e-6)
     assert skeleton(res[0][1]) == skeleton(res[1][1])
     _close(f"sam {mode} state", res[0][1], res[1][1], atol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [dict(weight_decay=1e-3),
+                                dict(ns_coeffs="dion", nesterov=False, adaptive=True),
+                                dict(preconditioning="spectral", consistent_rms=0.2)],
+                         ids=["default", "dion_adaptive", "spectral_rms"])
+def test_muon_matches_optax(kw):
+    rng = np.random.default_rng(9)
+    p0 = {"w": rng.normal(size=(3, 5)).astype(np.float32),
+          "k": rng.normal(size=(6, 2)).astype(np.float32),
+          "b": rng.normal(size=(5,)).astype(np.float32)}
+    res = []
+    for lib in (fo, optax):
+        opt = lib.contrib.muon(1e-2, **kw)
+        st, p, out = opt.init(p0), p0, []
+        for i in range(4):
+            u, st = opt.update({k: np.sin(v * (i + 1)) for k, v in p0.items()}, st, p)
+            p = lib.apply_updates(p, u)
+            out.append(u)
+        res.append((out, st))
+    _close(f"muon {kw} updates", res[0][0], res[1][0], rtol=1e-5, atol=1e-7)
+    assert skeleton(res[0][1]) == skeleton(res[1][1])
+    _close(f"muon {kw} state", res[0][1], res[1][1], rtol=1e-5, atol=1e-7)
