@@ -23,7 +23,10 @@ MODULES = ["transforms", "transforms.numpy", "transforms.lax", "transforms.rando
            "transforms.distributed", "transforms.ad_checkpoint", "transforms.ops",
            "transforms.dtypes", "transforms.experimental", "transforms.image",
            "transforms.experimental.ode", "transforms.custom_batching", "fnn", "fnn.optim",
-           "fnn.checkpoint", "fnn.losses", "fnn.layers", "fnn.sequence", "fnn.data"]
+           "fnn.checkpoint", "fnn.optim.losses", "fnn.optim.tree_utils", "fnn.optim.tree",
+           "fnn.optim.projections", "fnn.optim.second_order", "fnn.optim.schedules",
+           "fnn.optim.transforms", "fnn.optim.contrib",
+           "fnn.losses", "fnn.layers", "fnn.sequence", "fnn.data"]
 # fnn.models and fnn.interop join the list where they exist (they land separately)
 MODULES += [m for m in ("fnn.models", "fnn.interop") if importlib.util.find_spec(m)]
 

@@ -652,7 +652,7 @@ def test_inject_hyperparams_schedule_in_state():
     sched = optim.piecewise_constant_schedule(0.1, {2: 0.5, 4: 0.1})
     opt = optim.inject_hyperparams(optim.adam)(learning_rate=sched, b1=0.8)
     state = opt.init(P0)
-    assert isinstance(state, optim.InjectHyperparamsState)
+    assert isinstance(state, optim.InjectStatefulHyperparamsState)   # as optax returns
     np.testing.assert_allclose(state.hyperparams["learning_rate"], 0.1)
     np.testing.assert_allclose(state.hyperparams["b1"], 0.8)
     p_ref, _, _ = train(optim.adam(sched, b1=0.8), P0, 5)

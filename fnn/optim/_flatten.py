@@ -13,14 +13,16 @@ from .base import GradientTransformationExtraArgs, with_extra_args_support
 __all__ = ["flatten"]
 
 
-def _to_vector(t):
+def to_vector(t):
+    """Every leaf of `t` raveled and concatenated into one 1-D array."""
     leaves = tree.leaves(t)
     if not leaves:
         return tnp.zeros((0,), np.float32)
     return tnp.concatenate([tnp.ravel(tnp.asarray(x)) for x in leaves])
 
 
-def _from_vector(like, vec):
+def from_vector(like, vec):
+    """`vec` cut back into the shapes and structure of the tree `like`."""
     leaves, treedef = tree.flatten(like)
     out, off = [], 0
     for x in leaves:
@@ -42,11 +44,11 @@ def flatten(inner):
     inner = with_extra_args_support(inner)
 
     def init_fn(params):
-        return inner.init(_to_vector(params))
+        return inner.init(to_vector(params))
 
     def update_fn(updates, state, params=None, **extra_args):
-        flat_params = None if params is None else _to_vector(params)
-        new, state = inner.update(_to_vector(updates), state, flat_params, **extra_args)
-        return _from_vector(updates, new), state
+        flat_params = None if params is None else to_vector(params)
+        new, state = inner.update(to_vector(updates), state, flat_params, **extra_args)
+        return from_vector(updates, new), state
 
     return GradientTransformationExtraArgs(init_fn, update_fn)

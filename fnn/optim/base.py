@@ -18,7 +18,8 @@ import transforms.numpy as tnp
 __all__ = [
     "GradientTransformation", "GradientTransformationExtraArgs", "EmptyState", "OptState",
     "Params", "Updates", "Schedule", "ScalarOrSchedule", "TransformInitFn",
-    "TransformUpdateFn", "NO_PARAMS_MSG", "init_empty_state", "identity", "set_to_zero",
+    "TransformUpdateFn", "TransformUpdateExtraArgsFn", "MaskOrFn",
+    "NO_PARAMS_MSG", "init_empty_state", "identity", "set_to_zero",
     "stateless", "stateless_with_tree_map", "with_extra_args_support",
 ]
 
@@ -29,6 +30,8 @@ Schedule = Callable[[Any], Any]            # step count (int32 array) -> scalar
 ScalarOrSchedule = Union[float, Any, Schedule]
 TransformInitFn = Callable[[Params], OptState]
 TransformUpdateFn = Callable[..., "tuple[Updates, OptState]"]
+TransformUpdateExtraArgsFn = Callable[..., "tuple[Updates, OptState]"]
+MaskOrFn = Any         # a pytree of bools like the params, or a function params -> that tree
 
 NO_PARAMS_MSG = ("You are using a transformation that requires the current value of the "
                  "parameters, but you are not passing `params` when calling `update`.")

@@ -8,8 +8,7 @@ the predicate is a concrete NumPy value, so the same code runs eagerly, under `j
 from __future__ import annotations
 
 import functools
-import inspect
-from typing import Any, Callable, Dict, Hashable, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Hashable, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -20,6 +19,8 @@ import transforms.numpy as tnp
 from .base import (GradientTransformation, GradientTransformationExtraArgs, set_to_zero,
                    with_extra_args_support)
 from .updates import safe_int32_increment, tree_zeros_like
+from .inject import (InjectHyperparamsState, InjectStatefulHyperparamsState,  # noqa: F401
+                     inject_hyperparams)
 
 __all__ = [
     "chain", "named_chain", "MaskedNode", "MaskedState", "masked", "PartitionState",
@@ -367,106 +368,6 @@ class MultiSteps:
 
     def gradient_transformation(self) -> GradientTransformationExtraArgs:
         return GradientTransformationExtraArgs(self.init, self.update)
-
-
-# ---------------------------------------------------------------------------------------------
-# inject_hyperparams
-# ---------------------------------------------------------------------------------------------
-
-class InjectHyperparamsState(NamedTuple):
-    count: Any                # int32: number of updates so far
-    hyperparams: Any          # dict name -> scalar array (the values used by the last update)
-    hyperparams_states: Any   # dict (empty: schedules here are stateless), as in optax
-    inner_state: Any
-
-
-InjectStatefulHyperparamsState = InjectHyperparamsState
-
-
-def _convert_floats(x, dtype):
-    """Floating scalars as arrays of `dtype` (a no-op for ints/bools and for dtype None)."""
-    if isinstance(x, Tracer):
-        if np.issubdtype(x.dtype, np.floating) and dtype is not None and x.dtype != dtype:
-            return tnp.asarray(x, dtype=dtype)
-        return x
-    arr = np.asarray(x)
-    if np.issubdtype(arr.dtype, np.floating):
-        return np.asarray(arr, dtype=dtype) if dtype is not None else arr
-    return x
-
-
-def inject_hyperparams(inner_factory: Callable[..., GradientTransformation],
-                       static_args: Union[str, Sequence[str]] = (),
-                       hyperparam_dtype=None) -> Callable[..., GradientTransformationExtraArgs]:
-    """Make an optimiser's numeric hyperparameters part of its state.
-
-    `inject_hyperparams(adam)(learning_rate=schedule, b1=0.9)` returns a transformation whose
-    state is `InjectHyperparamsState(count, hyperparams, inner_state)`. Numbers become arrays
-    in `state.hyperparams` (and may be changed there between steps); callables (schedules)
-    are evaluated at `state.count` on every update, and the value used is stored, so
-    `state.hyperparams['learning_rate']` is the rate the last update used. Booleans, names in
-    `static_args` and other objects are passed to `inner_factory` unchanged. Floating
-    hyperparameters take the parameters' dtype unless `hyperparam_dtype` is given.
-    """
-    if isinstance(static_args, str):
-        static_args = (static_args,)
-    static_args = frozenset(static_args)
-    hparam_dtype = None if hyperparam_dtype is None else np.dtype(hyperparam_dtype)
-
-    def leaf_dtype(t):
-        if hparam_dtype is not None:
-            return hparam_dtype
-        lvs = tree.leaves(t)
-        if not lvs:
-            return None
-        dt = getattr(lvs[0], "dtype", None)
-        return dt if dt is not None and np.issubdtype(dt, np.floating) else None
-
-    @functools.wraps(inner_factory)
-    def wrapped(*args, **kwargs):
-        bound = inspect.signature(inner_factory).bind(*args, **kwargs)
-        bound.apply_defaults()
-        sched_hps, numeric_hps, other_hps = {}, {}, {}
-        for name, value in bound.arguments.items():
-            if name in static_args or isinstance(value, bool):
-                other_hps[name] = value
-            elif callable(value):
-                sched_hps[name] = value
-            elif isinstance(value, (int, float, np.ndarray, np.generic, Tracer)):
-                numeric_hps[name] = value
-            else:
-                other_hps[name] = value
-
-        def schedule_fn(count, dtype):
-            return {k: _convert_floats(f(count), dtype) for k, f in sched_hps.items()}
-
-        def init_fn(params):
-            count = np.zeros([], np.int32)
-            dtype = leaf_dtype(params)
-            hparams = {k: tnp.asarray(_convert_floats(v, dtype)) for k, v in numeric_hps.items()}
-            hparams.update(schedule_fn(count, dtype))
-            hparams = {k: tnp.asarray(v) for k, v in hparams.items()}
-            inner = with_extra_args_support(inner_factory(**other_hps, **hparams))
-            return InjectHyperparamsState(count=count, hyperparams=hparams,
-                                          hyperparams_states={},
-                                          inner_state=inner.init(params))
-
-        def update_fn(updates, state, params=None, **extra_args):
-            dtype = leaf_dtype(updates)
-            hparams = {k: _convert_floats(v, dtype) for k, v in state.hyperparams.items()}
-            hparams.update(schedule_fn(state.count, dtype))
-            hparams = {k: tnp.asarray(v) for k, v in hparams.items()}
-            inner = with_extra_args_support(inner_factory(**other_hps, **hparams))
-            updates, inner_state = inner.update(updates, state.inner_state, params,
-                                                **extra_args)
-            return updates, InjectHyperparamsState(count=safe_int32_increment(state.count),
-                                                   hyperparams=hparams,
-                                                   hyperparams_states=state.hyperparams_states,
-                                                   inner_state=inner_state)
-
-        return GradientTransformationExtraArgs(init_fn, update_fn)
-
-    return wrapped
 
 
 # ---------------------------------------------------------------------------------------------

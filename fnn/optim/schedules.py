@@ -279,3 +279,10 @@ def sgdr_schedule(cosine_kwargs: Iterable[dict]) -> Schedule:
         boundaries.append(step + kwargs["decay_steps"])
         step += kwargs["decay_steps"]
     return join_schedules(schedules, boundaries[:-1])
+
+
+# optax.schedules also holds the hyperparameter injection (imported last: inject does not
+# depend on this module, so there is no cycle); not in __all__, which lists the schedules
+from .inject import (InjectHyperparamsState, InjectStatefulHyperparamsState,  # noqa: E402,F401
+                     StatefulSchedule, WrappedSchedule, inject_hyperparams,
+                     inject_stateful_hyperparams)

@@ -27,8 +27,8 @@ __all__ = [
     "scale_by_yogi", "scale_by_radam", "ScaleByRmsState", "ScaleByRmsWithCountState",
     "scale_by_rms", "ScaleByRStdDevState", "ScaleByRStdDevWithCountState", "scale_by_stddev",
     "ScaleByRssState", "scale_by_rss", "TraceState", "trace", "EmaState", "ema",
-    "AddDecayedWeightsState", "add_decayed_weights", "ScaleByScheduleState",
-    "scale_by_schedule", "scale_by_learning_rate", "ScaleByTrustRatioState",
+    "AddDecayedWeightsState", "WeightDecaySchedule", "add_decayed_weights",
+    "ScaleByScheduleState", "scale_by_schedule", "scale_by_learning_rate", "ScaleByTrustRatioState",
     "scale_by_trust_ratio", "ScaleByLionState", "scale_by_lion", "scale_by_sign",
     "ClipState", "clip", "ClipByGlobalNormState", "clip_by_global_norm", "clip_by_block_rms",
     "ZeroNansState", "zero_nans", "keep_params_nonnegative", "identity", "set_to_zero",
@@ -92,8 +92,13 @@ def scale_by_schedule(step_size_fn: Callable[[Any], Any]) -> GradientTransformat
     return GradientTransformation(init_fn, update_fn)
 
 
-def scale_by_learning_rate(learning_rate, *, flip_sign: bool = True) -> GradientTransformation:
-    """`u = -learning_rate * g` (`+` when `flip_sign=False`); the rate may be a schedule."""
+def scale_by_learning_rate(learning_rate=None, *,
+                           flip_sign: bool = True) -> GradientTransformation:
+    """`u = -learning_rate * g` (`+` when `flip_sign=False`); the rate may be a schedule.
+
+    `learning_rate=None` is the identity (as optax: no sign flip either)."""
+    if learning_rate is None:
+        return identity()
     m = -1 if flip_sign else 1
     if callable(learning_rate):
         return scale_by_schedule(lambda count: m * learning_rate(count))
@@ -552,20 +557,38 @@ def ema(decay: float, debias: bool = True, accumulator_dtype=None) -> GradientTr
 AddDecayedWeightsState = EmptyState
 
 
+class WeightDecaySchedule(NamedTuple):
+    """`add_decayed_weights`' state when the decay is a schedule: the step count."""
+    count: Any
+
+
 def add_decayed_weights(weight_decay=0.0, mask=None) -> GradientTransformation:
     """Decoupled weight decay: `u = g + weight_decay * p`.
 
     Placed before `scale_by_learning_rate` (as in `adamw`) the decay is multiplied by the
-    learning rate. `mask` (a pytree of bools or a callable `params -> mask`) limits it to the
-    selected leaves; the others pass through unchanged.
+    learning rate. `weight_decay` may be a schedule of the step count (the state is then
+    `WeightDecaySchedule(count)`). `mask` (a pytree of bools or a callable `params -> mask`)
+    limits it to the selected leaves; the others pass through unchanged.
     """
+    scheduled = callable(weight_decay)
+
+    def init_fn(params):
+        del params
+        return WeightDecaySchedule(count=_zero_count()) if scheduled else EmptyState()
+
     def update_fn(updates, state, params=None):
         if params is None:
             raise ValueError(NO_PARAMS_MSG)
-        updates = tree.map(lambda g, p: g + cast_scalar(weight_decay, p) * p, updates, params)
-        return updates, state
+        new_state = WeightDecaySchedule(safe_int32_increment(state.count)) if scheduled \
+            else state
+        if is_number(weight_decay) and weight_decay == 0.0:
+            return updates, new_state
+        s = weight_decay(state.count) if scheduled else weight_decay
+        updates = tree.map(lambda g, p: None if g is None else g + cast_scalar(s, p) * p,
+                           updates, params, is_leaf=lambda x: x is None)
+        return updates, new_state
 
-    tx = GradientTransformation(init_empty_state, update_fn)
+    tx = GradientTransformation(init_fn, update_fn)
     if mask is not None:
         from .combine import masked
         return masked(tx, mask)
