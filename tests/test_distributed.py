@@ -180,6 +180,11 @@ def test_lower_shows_segments_and_mpi_calls():
         "float32[6] buffer" in text, text
     assert "MPI Allreduce(sum) over 'data': 1 value(s)" in text, text
     assert "host: axis_index" in text and "def " in lo.source
+    # from 256 kB a sum is not packed: it says so (reduce-scatter from the values, all-gather)
+    big = T.jit(lambda g: lax.pmean(g, "data")).lower(
+        {"w": np.ones((300, 300), np.float32), "b": np.ones(3, np.float32)}).as_text()
+    assert "# MPI sum (scaled by 1/n) over 'data': 2 value(s) reduced into one float32[90003] " \
+        "buffer without packing: a reduce-scatter straight from the values" in big, big
 
 
 def test_unbound_axis_name():
