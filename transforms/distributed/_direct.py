@@ -199,10 +199,15 @@ class DirectSum:
     def _operands(self, values):
         """The operands as sent: the large ones flat as they are, the small ones staged."""
         dt = self.dtype
-        vflats = [np.ascontiguousarray(values[i], dt).reshape(-1) for i in self.big]
+        vflats = []
+        for i in self.big:
+            v = values[i]
+            # the usual case (a compiled segment's output, a jit argument) costs one view
+            vflats.append(v.reshape(-1) if type(v) is np.ndarray and v.dtype == dt and
+                          v.flags.c_contiguous else np.ascontiguousarray(v, dt).reshape(-1))
         if self.stage is not None:
             for i, part in self.stage_parts:
-                np.copyto(part, np.reshape(values[i], -1), casting="same_kind")
+                part[...] = np.asarray(values[i]).reshape(-1)
             vflats.append(self.stage)
         return vflats
 

@@ -114,14 +114,15 @@ class _Group:
     def reduce(self, comm, values):
         """(buffer, offsets): the reduced values are views of the buffer at the offsets."""
         name, dt = self.name, self.dtype
+        ds = self.direct
+        if ds is not None and ds.comm is comm:          # planned by an earlier call
+            return ds.run(values), ds.offsets
         if name in ("psum", "pmean") and comm.direct_sum_ok(dt, self.nbytes):
-            ds = self.direct
-            if ds is None or ds.comm is not comm:
-                n = comm.size
-                exact = name == "pmean" and n & (n - 1) == 0
-                ds = self.direct = comm.direct_sum(
-                    dt, self.sizes, scale=np.asarray(1.0 / n, dt) if exact else None,
-                    divide=np.asarray(n, dt) if name == "pmean" and not exact else None)
+            n = comm.size
+            exact = name == "pmean" and n & (n - 1) == 0
+            ds = self.direct = comm.direct_sum(
+                dt, self.sizes, scale=np.asarray(1.0 / n, dt) if exact else None,
+                divide=np.asarray(n, dt) if name == "pmean" and not exact else None)
             return ds.run(values), ds.offsets
         pool = self.pool
         free = _free_buffer(pool)
