@@ -32,7 +32,9 @@ what it has registered), which is why buffers are kept at all.
 """
 from __future__ import annotations
 
+import atexit
 import sys
+import weakref
 
 import numpy as np
 
@@ -67,6 +69,17 @@ def plan_chunks(n, sizes):
                 mine.append((i, lo - s, lo - a, hi - lo))
         pieces.append(mine)
     return counts, offs, pieces
+
+
+_LIVE = weakref.WeakSet()       # every DirectSum, for freeing their requests at exit
+
+
+@atexit.register
+def _free_all():
+    """Free the persistent requests before MPI is finalised (mpi4py finalises after Python's
+    exit handlers; MPICH warns about every persistent request still allocated then)."""
+    for ds in list(_LIVE):
+        ds.free()
 
 
 def _addr_buffer(MPI, addr, nbytes):
@@ -130,6 +143,26 @@ class DirectSum:
                 self.sends_of[j].append((d, a, m, self._tag(k)))
         self.send_cache = [None] * len(vsizes)       # j -> (address, persistent requests)
         self.slots = []
+        _LIVE.add(self)
+
+    def free(self):
+        """Free every persistent request (the object stays usable: they are made again)."""
+        for slot in self.slots:
+            for req in slot.recvs + slot.gather:
+                req.Free()
+        self.slots = []
+        for j, cached in enumerate(self.send_cache):
+            if cached is not None:
+                for req in cached[1]:
+                    req.Free()
+                self.send_cache[j] = None
+
+    def __del__(self):
+        try:
+            if R.mpi() is not None and not R.mpi().Is_finalized():
+                self.free()
+        except Exception:               # at interpreter exit MPI may be gone
+            pass
 
     def _tag(self, k):
         return R._TAG + 1 + k % _TAGS
