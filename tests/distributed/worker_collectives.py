@@ -252,6 +252,12 @@ with mesh:
 if n == 4:
     with dist.Mesh({"data": 2, "model": 2}):
         check_mixed("model", [rank - rank % 2, rank - rank % 2 + 1])
+# on the world's own group too (its requests outlive every mesh: freed at exit, no warning)
+world_sum = R.world_comm().direct_sum(np.float32, [70000, 3000, 5])
+got = world_sum.run([np.full(70000, rank, np.float32), np.full((30, 100), 1, np.float32),
+                     np.arange(5, dtype=np.float32) * rank])
+assert got[world_sum.offsets[0]] == sum(range(n)) and got[world_sum.offsets[1]] == n
+assert got[world_sum.offsets[2] + 4] == 4 * sum(range(n))
 ok("large sums with small leaves")
 
 # --- collectives inside scan / while / cond under jit: compiled bodies, not the NumPy impls ---
