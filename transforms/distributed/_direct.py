@@ -17,7 +17,8 @@ What is planned once, so that a repeated call (a training loop) does no planning
 - the chunks and their pieces (operand, offset, length);
 - the layout: operands under `_SMALL_BYTES` (biases, a last layer) are copied into one staging
   buffer and travel as one message, the others are sent from where they are (the MLP's 6-leaf
-  gradient: 4 messages a step instead of 7); the results are views at `offsets`;
+  gradient on 2 processes: 4 reduce-scatter messages instead of 7); the results are views at
+  `offsets`;
 - persistent MPI requests (`Recv_init`/`Send_init`, started together by `Startall`): into each
   pooled output buffer, out of the staging buffer, and out of each operand's memory for as
   long as the operand comes at the same address (a step whose gradients the allocator puts
