@@ -12,8 +12,9 @@ one-process run with two BLAS threads) and prints their numbers in one table:
     * ``bare Allreduce``: ``comm.Allreduce(IN_PLACE, buf, SUM)`` on one preallocated contiguous
       buffer - the floor (no packing, no division, no outputs);
     * ``jit pmean``: ``T.jit(lambda g: lax.pmean(g, "data"))(grads)`` - no packing pass: a
-      reduce-scatter straight from the six leaves (the 1/n applied in the reducing add) and an
-      in-place all-gather into one pooled buffer whose views are the results (target: within
+      reduce-scatter straight from the leaves (the four small ones staged as one message; the
+      1/n applied in the reducing add) and an all-gather into one pooled buffer whose views
+      are the results, with persistent MPI requests planned on the first call (target: within
       1.2x of the bare Allreduce; small trees are packed for one Allreduce instead);
     * ``eager pmean``, ``pack+Allreduce+divide by hand`` (what any pmean must do with NumPy and
       mpi4py), ``per-leaf Allreduce`` (six in-place calls), and ``torch.distributed (gloo)``

@@ -180,6 +180,11 @@ def test_lower_shows_segments_and_mpi_calls():
         "float32[6] buffer" in text, text
     assert "MPI Allreduce(sum) over 'data': 1 value(s)" in text, text
     assert "host: axis_index" in text and "def " in lo.source
+    # from 256 kB a sum is not packed: it says so (reduce-scatter from the values, all-gather)
+    big = T.jit(lambda g: lax.pmean(g, "data")).lower(
+        {"w": np.ones((300, 300), np.float32), "b": np.ones(3, np.float32)}).as_text()
+    assert "# MPI sum (scaled by 1/n) over 'data': 2 value(s) reduced into one float32[90003] " \
+        "buffer without packing: a reduce-scatter straight from the values" in big, big
 
 
 def test_unbound_axis_name():
@@ -329,6 +334,8 @@ def test_multiprocess_collectives_match_the_vmap_simulation():
     r = launch(4, os.path.join(WORKERS, "worker_collectives.py"), timeout=240)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ALL OK" in r.stdout and "OK 2-D mesh" in r.stdout, r.stdout + r.stderr
+    # the planned sums' persistent requests are freed before MPI is finalised (MPICH warns)
+    assert "persistent request" not in r.stderr, r.stderr
 
 
 def test_multiprocess_fnn_batches_and_checkpoints(tmp_path):

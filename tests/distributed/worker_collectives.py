@@ -208,6 +208,58 @@ if n == 4:                                     # over a 2-member axis of a 2x2 m
         close(got, big_sum(1, members, mean=True), "large pmean over model", tol=0)
 ok("large sums")
 
+# --- a large sum with small leaves (staged, one message) and planned, persistent requests -----
+def mixed(r, k):        # two large leaves, four small ones (one a scalar); exact integer sums
+    return {"w1": np.full((300, 277), r + 10 * k, np.float32),
+            "b1": np.full(277, r - k, np.float32),
+            "w2": np.arange(277 * 300, dtype=np.float32).reshape(277, 300) + r * k,
+            "b2": np.full(300, 2 * r + k, np.float32), "s": np.array(r * 3 + k, np.float32),
+            "w3": np.full((300, 10), r + 100 * k, np.float32)}
+
+
+def mixed_mean(k, members):
+    return T.tree.map(lambda *xs: sum(xs) / len(members), *[mixed(r, k) for r in members])
+
+
+def check_mixed(axis, members):
+    f = T.jit(lambda g: lax.pmean(g, axis))
+    assert "reduced into one float32[" in f.lower(mixed(rank, 0)).as_text()
+    me = members.index(rank)
+    kept = [f(mixed(rank, k)) for k in range(5)]    # more than the pool: the oldest forgotten
+    for k, got in enumerate(kept):
+        close(got, mixed_mean(k, members), f"mixed pmean {k} over {axis}", tol=0)
+        assert got["s"].shape == () and got["w2"].shape == (277, 300)
+    same = mixed(rank, 7)                           # the same arrays again, changed in place:
+    for k in range(3):                              # what is sent is what they hold now
+        for v in same.values():
+            v[...] = np.asarray(v) + (me + 1)
+        got = f(same)
+        expect = T.tree.map(lambda a: a + sum(range(1, len(members) + 1)) * (k + 1) /
+                            len(members), mixed_mean(7, members))
+        close(got, expect, f"mixed pmean, operands changed in place {k}", tol=0)
+        del got
+    g = mixed(rank, 1)
+    for k in range(4):                              # the usual loop: the last result alive
+        g = f(g)
+    close(g, mixed_mean(1, members), f"mixed pmean loop over {axis}", tol=0)
+    mine = digest_of(f(mixed(rank, 3)))             # the same bits on every member
+    every = lax.all_gather(mine, axis)
+    assert all(np.array_equal(mine, d) for d in every)
+
+
+with mesh:
+    check_mixed("data", list(range(n)))
+if n == 4:
+    with dist.Mesh({"data": 2, "model": 2}):
+        check_mixed("model", [rank - rank % 2, rank - rank % 2 + 1])
+# on the world's own group too (its requests outlive every mesh: freed at exit, no warning)
+world_sum = R.world_comm().direct_sum(np.float32, [70000, 3000, 5])
+got = world_sum.run([np.full(70000, rank, np.float32), np.full((30, 100), 1, np.float32),
+                     np.arange(5, dtype=np.float32) * rank])
+assert got[world_sum.offsets[0]] == sum(range(n)) and got[world_sum.offsets[1]] == n
+assert got[world_sum.offsets[2] + 4] == 4 * sum(range(n))
+ok("large sums with small leaves")
+
 # --- collectives inside scan / while / cond under jit: compiled bodies, not the NumPy impls ---
 from transforms.lax.control_flow import conditionals as _cf_cond  # noqa: E402
 from transforms.lax.control_flow import loops as _cf_loops  # noqa: E402

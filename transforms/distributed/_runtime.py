@@ -5,6 +5,7 @@ launcher (`mpiexec`); otherwise the world is one process and every operation is 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -194,15 +195,15 @@ def _install_failure_policy():
 # ---------------------------------------------------------------------------------------------
 
 _OPS = ("sum", "max", "min")
-# reductions that went over MPI (a packed Allreduce or a sum_leaves_into each count one; the
+# reductions that went over MPI (a packed Allreduce or a DirectSum run each count one; the
 # agreement checks of first calls do not): how tests count a step's collectives, not by timing
 COUNTS = {"reductions": 0}
-# `Comm.sum_leaves_into` is used from this many bytes (below, one Allreduce's latency wins: the
+# a `_direct.DirectSum` is used from this many bytes (below, one Allreduce's latency wins: the
 # crossover on 2 processes was between 100 and 400 kB) and up to this many members (above, MPI's
 # tuned Allreduce wins; its messages are n - 1 per member)
 _DIRECT_MIN_BYTES = 1 << 18
 _DIRECT_MAX_MEMBERS = 8
-_TAG = 1 << 12              # its messages' tag (ppermute uses 7); pieces match in send order
+_TAG = 1 << 12              # its messages' first tag (ppermute uses 7); see _direct
 _checks = threading.local()       # .off: a compiled program past its first (checked) call
 
 
@@ -221,6 +222,18 @@ def _fingerprint(desc: str) -> int:
     return int.from_bytes(hashlib.blake2b(desc.encode(), digest_size=7).digest(), "little")
 
 
+def direct_sum_fits(dtype, nbytes: int) -> bool:
+    """True if a sum of `nbytes` of `dtype` is large enough that packing it for one Allreduce
+    costs more than the extra latency of a reduce-scatter and an all-gather, in a dtype NumPy
+    adds as MPI would (bool and float16 are reduced in a wider wire type)."""
+    return nbytes >= _DIRECT_MIN_BYTES and _direct_dtype(np.dtype(dtype))
+
+
+@functools.lru_cache(maxsize=None)
+def _direct_dtype(dt):
+    return dt.kind in "iufc" and _wire(np.empty(0, dt), "sum") is None
+
+
 def _wire(x: np.ndarray, op: str):
     """The dtype MPI reduces `x` in (MPI has no MAX for bool, no float16)."""
     if x.dtype == np.bool_:
@@ -236,8 +249,7 @@ class Comm:
     def __init__(self, comm, rank, size, label):
         self.comm, self.rank, self.size, self.label = comm, rank, size, label
         self._pools = {}
-        self._plans = {}           # leaf sizes -> how sum_leaves_into splits them into chunks
-        self._scratch_buf = None
+        self._direct = {}          # layout -> its planned DirectSum
 
     def pooled(self, dtype, size) -> np.ndarray:
         """A 1-D buffer for a packed reduction whose results will be views of it: one of a
@@ -301,100 +313,32 @@ class Comm:
         return buf
 
     def direct_sum_ok(self, dtype, nbytes: int) -> bool:
-        """True if a sum of `nbytes` of `dtype` should go through `sum_leaves_into` rather than
-        a packed buffer and MPI's Allreduce: large enough that the packing pass costs more than
-        the extra latency of two phases, few enough members that n - 1 messages per member
-        stay cheap (past that, MPI's own tuned Allreduce is the better algorithm), and a dtype
-        NumPy adds as MPI would (bool and float16 are reduced in a wider wire type)."""
-        return (1 < self.size <= _DIRECT_MAX_MEMBERS and nbytes >= _DIRECT_MIN_BYTES
-                and np.dtype(dtype).kind in "iufc" and _wire(np.empty(0, dtype), "sum") is None)
+        """True if a sum of `nbytes` of `dtype` over this group should go through a
+        `_direct.DirectSum` rather than a packed buffer and MPI's Allreduce: a sum that
+        `direct_sum_fits`, and few enough members that n - 1 messages per member stay cheap
+        (past that, MPI's own tuned Allreduce is the better algorithm)."""
+        return 1 < self.size <= _DIRECT_MAX_MEMBERS and direct_sum_fits(dtype, nbytes)
 
-    def _plan(self, sizes):
-        """Per member c: the pieces (leaf, start in leaf, start in c's chunk, length) of the
-        chunk that c reduces, for leaves of `sizes` elements packed end to end."""
-        key = tuple(sizes)
-        plan = self._plans.get(key)
-        if plan is not None:
-            return plan
-        n, total = self.size, sum(sizes)
-        counts = [total // n + (c < total % n) for c in range(n)]
-        offs = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64).tolist()
-        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
-        pieces = []
-        for c in range(n):
-            a, b, mine = offs[c], offs[c + 1], []
-            for i, (s, k) in enumerate(zip(starts, sizes)):
-                lo, hi = max(a, s), min(b, s + k)
-                if lo < hi:
-                    mine.append((i, lo - s, lo - a, hi - lo))
-            pieces.append(mine)
-        if len(self._plans) >= 16:
-            self._plans.pop(next(iter(self._plans)))
-        plan = self._plans[key] = (counts, offs, pieces)
-        return plan
+    def direct_sum(self, dtype, sizes, scale=None, divide=None, pack_small=True):
+        """The `_direct.DirectSum` of this group for operands of `sizes` elements of `dtype`
+        (planned once per layout and kept: a repeated reduction does no planning)."""
+        key = (np.dtype(dtype).str, tuple(int(s) for s in sizes),
+               None if scale is None else float(scale), None if divide is None else float(divide),
+               pack_small)
+        ds = self._direct.get(key)
+        if ds is None:
+            from ._direct import DirectSum
+            if len(self._direct) >= 16:
+                self._direct.pop(next(iter(self._direct)))
+            ds = self._direct[key] = DirectSum(self, dtype, sizes, scale, divide, pack_small)
+        return ds
 
     def sum_leaves_into(self, flats, out: np.ndarray, scale=None, divide=None) -> np.ndarray:
         """`out` (1-D, C-contiguous, the leaves' total size) = the sum over the group of the
-        1-D `flats` laid end to end, times `scale` or divided by `divide` if given.
-
-        Reduce-scatter then all-gather, both straight from the leaves: member c receives
-        every other member's part of chunk c (contiguous slices of the leaves, sent as they
-        are), adds its own part and scales in one pass while the chunk is in cache, then
-        `Allgatherv` in place hands the reduced chunks round. Against packing the leaves
-        into one buffer for `Allreduce` this saves the packing pass over the whole tree (a
-        memcpy of it, a third of the all-reduce's time for 2.7 MB on 2 processes; measured
-        in benchmarks/distributed.py), and it moves the same bytes as MPI's own
-        reduce-scatter/all-gather algorithm for large messages. (An MPI derived datatype over
-        the leaves cannot be the send buffer of a reduction - MPI applies one datatype to
-        both buffers - and sending through one was measured slower: MPI packs it.)
-        Every member ends with the same bits: each chunk is reduced by one member only."""
-        n, r, MPI = self.size, self.rank, _state["MPI"]
-        COUNTS["reductions"] += 1
-        counts, offs, pieces = self._plan([f.size for f in flats])
-        dt = out.dtype
-        mine = out[offs[r]:offs[r + 1]]
-        scratch = None
-        if n > 2:
-            scratch = self._scratch(dt, (n - 2) * counts[r]).reshape(n - 2, counts[r])
-        reqs = []
-        others = [s for s in range(n) if s != r]
-        for k, s in enumerate(others):
-            dst = mine if k == 0 else scratch[k - 1]
-            for i, a, c, m in pieces[r]:
-                reqs.append(self.comm.Irecv(dst[c:c + m].view(np.uint8), source=s,
-                                            tag=_TAG))
-        for d in others:
-            for i, a, c, m in pieces[d]:
-                reqs.append(self.comm.Isend(flats[i][a:a + m].view(np.uint8), dest=d,
-                                            tag=_TAG))
-        MPI.Request.Waitall(reqs)
-        from ._kernels import add_scaled
-        for i, a, c, m in pieces[r]:                 # piece by piece, while it is in cache
-            dst = mine[c:c + m]
-            if n == 2:
-                add_scaled(flats[i][a:a + m], dst, dst, scale, divide)
-                continue
-            np.add(flats[i][a:a + m], dst, out=dst)
-            for k in range(n - 3):
-                np.add(dst, scratch[k, c:c + m], out=dst)
-            add_scaled(dst, scratch[n - 3, c:c + m], dst, scale, divide)
-        if n == 2:              # one exchange; measured faster than MPI's Allgatherv for 2
-            p = 1 - r
-            self.comm.Sendrecv(mine.view(np.uint8), p, _TAG,
-                               out[offs[p]:offs[p + 1]].view(np.uint8), p, _TAG)
-            return out
-        isz = dt.itemsize
-        raw = out.view(np.uint8)
-        self.comm.Allgatherv(MPI.IN_PLACE, [raw, [c * isz for c in counts],
-                                            [o * isz for o in offs[:-1]], MPI.BYTE])
-        return out
-
-    def _scratch(self, dtype, size):
-        """A scratch buffer (contents dead after the call that asked for it), kept."""
-        buf = self._scratch_buf
-        if buf is None or buf.nbytes < size * np.dtype(dtype).itemsize:
-            buf = self._scratch_buf = np.empty(size * np.dtype(dtype).itemsize, np.uint8)
-        return buf[:size * np.dtype(dtype).itemsize].view(dtype)
+        1-D `flats` laid end to end, times `scale` or divided by `divide` if given (see
+        `_direct.DirectSum`: a reduce-scatter straight from the leaves, then an all-gather)."""
+        ds = self.direct_sum(out.dtype, [f.size for f in flats], scale, divide, False)
+        return ds.run_into(flats, out)
 
     def allgather(self, x: np.ndarray) -> np.ndarray:
         """(size,) + x.shape: every member's `x` in coordinate order."""

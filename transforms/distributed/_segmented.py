@@ -15,10 +15,11 @@ it, read by later segments or returned to the caller as they are (no copy out). 
 (and max/min, and groups over many processes) are packed - one pass, which also applies
 pmean's 1/n when that is exact - and reduced by ONE in-place `Allreduce`; a large sum over a
 few processes skips the packing pass: a reduce-scatter straight from the operands and an
-in-place all-gather (`Comm.sum_leaves_into`). A pytree of gradients therefore costs one
-reduction per dtype, not one per leaf (`benchmarks/distributed.py` measures it against a bare
-Allreduce). The
-buffers are pooled and reused once no earlier result refers to them. Axis names
+in-place all-gather, planned once per group with persistent MPI requests (`_direct.DirectSum`;
+its results sit at its own offsets, small operands staged together). A pytree of gradients
+therefore costs one reduction per dtype, not one per leaf (`benchmarks/distributed.py`
+measures it against a bare Allreduce). The buffers are pooled and reused once no earlier
+result refers to them. Axis names
 resolve against the mesh active at call time; the first call checks that every member agrees
 on the collectives' shapes and dtypes.
 A `scan`, `while` or `cond` whose body holds collectives runs its loop (or picks its branch)
@@ -78,6 +79,61 @@ class _Host:
     __slots__ = ("groups", "others")
 
 
+class _Group:
+    """The reductions of one stage with the same (op, axis, dtype): reduced together into one
+    buffer whose views are their results."""
+    __slots__ = ("name", "axis", "dtype", "eqns", "invars", "outvars", "shapes", "sizes",
+                 "offsets", "nbytes", "desc", "pool", "direct")
+
+    def __init__(self, name, axis, dt, es):
+        self.name, self.axis, self.dtype, self.eqns = name, axis, dt, es
+        self.invars = [e.invars[0] for e in es]
+        self.outvars = [e.outvars[0] for e in es]
+        self.shapes = [e.outvars[0].aval.shape for e in es]
+        self.sizes = [int(np.prod(sh, dtype=np.int64)) for sh in self.shapes]
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(int).tolist()
+        self.nbytes = sum(self.sizes) * dt.itemsize
+        self.desc = f"{name} {dt.str} " + " ".join(str(list(sh)) for sh in self.shapes)
+        self.pool = []            # buffers a packed Allreduce has reduced in
+        self.direct = None        # the DirectSum of the last group of processes, if direct
+
+    def describe(self):
+        """The MPI calls of this group, as `jit(...).lower()` shows them."""
+        mean = self.name == "pmean"
+        what = f"{len(self.eqns)} value(s)"
+        buf = f"one {self.dtype.name}[{sum(self.sizes)}] buffer"
+        packed = (f"MPI Allreduce({_REDUCE_OP[self.name]}{', scaled by 1/n' if mean else ''}) "
+                  f"over {self.axis!r}: {what} packed in {buf}")
+        if self.name not in ("psum", "pmean") or not R.direct_sum_fits(self.dtype, self.nbytes):
+            return "# " + packed
+        return (f"# MPI sum{' (scaled by 1/n)' if mean else ''} over {self.axis!r}: {what} "
+                f"reduced into {buf} without packing: a reduce-scatter straight from the "
+                f"values, then an all-gather, on 2 to {R._DIRECT_MAX_MEMBERS} processes (on "
+                f"more: {packed})")
+
+    def reduce(self, comm, values):
+        """(buffer, offsets): the reduced values are views of the buffer at the offsets."""
+        name, dt = self.name, self.dtype
+        ds = self.direct
+        if ds is not None and ds.comm is comm:          # planned by an earlier call
+            return ds.run(values), ds.offsets
+        if name in ("psum", "pmean") and comm.direct_sum_ok(dt, self.nbytes):
+            n = comm.size
+            exact = name == "pmean" and n & (n - 1) == 0
+            ds = self.direct = comm.direct_sum(
+                dt, self.sizes, scale=np.asarray(1.0 / n, dt) if exact else None,
+                divide=np.asarray(n, dt) if name == "pmean" and not exact else None)
+            return ds.run(values), ds.offsets
+        pool = self.pool
+        free = _free_buffer(pool)
+        buf = _reduce_packed(comm, name, dt, values, self.sizes, free)
+        if buf is not free:
+            pool.append(buf)
+            if len(pool) > _POOL:
+                pool.pop(0)
+        return buf, self.offsets
+
+
 class SegmentedExecutable:
     """Callable like `backend.numba.Executable`: `exe(*arrays) -> list of outputs`."""
 
@@ -92,7 +148,6 @@ class SegmentedExecutable:
         self.invars = list(jaxpr.invars)
         self.outvars = list(jaxpr.outvars)
         self.checked = False
-        self.buffers = {}         # (stage, group) -> the buffers MPI has reduced in (a pool)
 
         # stage of each collective = collectives on its longest dependency chain (ASAP, so
         # independent collectives share a stage and a buffer)
@@ -181,12 +236,7 @@ class SegmentedExecutable:
             if k < n_stages:
                 host = _Host()
                 groups, host.others = stage_plan[k]
-                host.groups = []
-                for gi, ((name, axis, dt), es) in enumerate(groups):
-                    shapes = [e.outvars[0].aval.shape for e in es]
-                    sizes = [int(np.prod(sh, dtype=np.int64)) for sh in shapes]
-                    desc = f"{name} {dt.str} " + " ".join(str(list(sh)) for sh in shapes)
-                    host.groups.append((name, axis, dt, es, shapes, sizes, desc))
+                host.groups = [_Group(name, axis, dt, es) for (name, axis, dt), es in groups]
             self.steps.append((seg, host))
         # scan/while/cond whose bodies hold collectives: run with compiled bodies (each body
         # split at its collectives in turn), the loop or the branch choice in Python
@@ -202,9 +252,8 @@ class SegmentedExecutable:
         # while the caller holds it (see `_free_buffer`); decided once, here
         small = set()
         for _, host in self.steps:
-            for name, axis, dt, es, shapes, sizes, desc in (host.groups if host else ()):
-                small.update(e.outvars[0] for e, size in zip(es, sizes)
-                             if size * 8 < sum(sizes))
+            for g in (host.groups if host else ()):
+                small.update(v for v, size in zip(g.outvars, g.sizes) if size * 8 < sum(g.sizes))
         self.copy_out = [isinstance(a, Var) and a in small for a in self.outvars]
 
     def __call__(self, *args):
@@ -230,21 +279,12 @@ class SegmentedExecutable:
                 env.update(zip(seg.outvars, seg.exe(*[env[v] for v in seg.invars])))
             if host is None:
                 continue
-            for gi, (name, axis, dt, es, shapes, sizes, desc) in enumerate(host.groups):
-                comm = _comm(axis)
-                comm.check_same(desc, f"lax.{name}")
-                pool = self.buffers.setdefault((id(host), gi), [])
-                free = _free_buffer(pool)
-                buf = _reduce_packed(comm, name, dt, [read(e.invars[0]) for e in es], sizes,
-                                     free)
-                if buf is not free:
-                    pool.append(buf)
-                    if len(pool) > _POOL:
-                        pool.pop(0)
-                off = 0
-                for e, shape, size in zip(es, shapes, sizes):
-                    env[e.outvars[0]] = buf[off:off + size].reshape(shape)
-                    off += size
+            for g in host.groups:
+                comm = _comm(g.axis)
+                comm.check_same(g.desc, f"lax.{g.name}")
+                buf, offsets = g.reduce(comm, [read(v) for v in g.invars])
+                for v, shape, size, off in zip(g.outvars, g.shapes, g.sizes, offsets):
+                    env[v] = buf[off:off + size].reshape(shape)
             for e in host.others:
                 runner = self.runners.get(id(e))
                 if runner is not None:
@@ -272,11 +312,7 @@ class SegmentedLowered:
                 sources.append(f"# ---- compiled segment {k} ----\n{low.source}")
             if host is not None:
                 lines = []
-                for name, axis, dt, es, shapes, sizes, desc in host.groups:
-                    scale = ", scaled by 1/n" if name == "pmean" else ""
-                    lines.append(f"# MPI Allreduce({_REDUCE_OP[name]}{scale}) over {axis!r}: "
-                                 f"{len(es)} value(s) packed in one {dt.name}[{sum(sizes)}] "
-                                 "buffer")
+                lines += [g.describe() for g in host.groups]
                 for e in host.others:
                     lines.append(f"# host: {e.prim.name} {e.params.get('axis_name', '')}")
                 texts.append("\n".join(lines))
@@ -309,19 +345,15 @@ def _free_buffer(pool):
 
 
 def _reduce_packed(comm, name, dt, values, sizes, buf=None):
-    """Pack `values` into one contiguous buffer (`buf` if given, else a new one) in one pass (a
-    pmean scales as it copies when 1/n is exact, else divides after), reduce it in place over
-    `comm` and return it; the results are views of it."""
+    """Pack `values` (of a group that `_Group.reduce` does not sum directly) into one
+    contiguous buffer (`buf` if given, else a new one) in one pass (a pmean scales as it copies
+    when 1/n is exact, else divides after), reduce it in place over `comm` and return it; the
+    results are views of it."""
     if buf is None or buf.dtype != dt or buf.size != sum(sizes):
         buf = np.empty(sum(sizes), dt)
     n = comm.size
     exact = name == "pmean" and n & (n - 1) == 0          # 1/n a power of two: x/n == x*(1/n)
     inv = np.asarray(1.0 / n, dt) if exact else None
-    if name in ("psum", "pmean") and comm.direct_sum_ok(dt, buf.nbytes):
-        # no packing pass: reduced straight from the leaves into `buf` (see sum_leaves_into)
-        flats = [np.ascontiguousarray(v, dt).reshape(-1) for v in values]
-        divide = np.asarray(n, dt) if name == "pmean" and not exact else None
-        return comm.sum_leaves_into(flats, buf, scale=inv, divide=divide)
     off = 0
     for v, size in zip(values, sizes):
         piece = buf[off:off + size]
