@@ -10,6 +10,19 @@ from transforms import lax
 X = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0])
 
 
+@pytest.fixture(autouse=True)
+def _jax_default_precision():
+    """JAX's 32-bit defaults for the comparisons: other test modules switch JAX to 64 bits
+    when pytest imports them (collection imports every module into each worker)."""
+    try:
+        import jax
+    except ImportError:
+        yield
+        return
+    with jax.enable_x64(False):
+        yield
+
+
 def _fd(f, x, eps=1e-6):
     g = np.zeros_like(x)
     for i in np.ndindex(x.shape):
@@ -363,3 +376,15 @@ def test_enums_permutations_and_bitcast():
     np.testing.assert_array_equal(
         T.jit(lambda v: lax.bitcast_convert_type(v, np.uint32))(np.float32([1.0])),
         np.float32([1.0]).view(np.uint32))
+
+
+def test_pswapaxes_swaps_the_mapped_axis_with_a_data_axis():
+    x = np.arange(3 * 3 * 2, dtype=np.float32).reshape(3, 3, 2)
+    for axis, want in ((0, x.transpose(1, 0, 2)), (1, None)):
+        got = T.vmap(lambda v: lax.pswapaxes(v, "i", axis), axis_name="i")
+        if want is None:           # mapped size 3 against data axis 1 of size 2: refused
+            with pytest.raises(Exception):
+                got(x)
+            continue
+        np.testing.assert_array_equal(got(x), want)
+        np.testing.assert_array_equal(T.jit(got)(x), want)

@@ -68,6 +68,20 @@ def _debug_empty(x):
     return x
 
 
+def _callback_double(x):
+    return T.pure_callback(lambda a: a * 2, T.ShapeDtypeStruct(x.shape, x.dtype), x)
+
+
+@T.custom_batching.custom_vmap
+def _cvmap_double(x):
+    return x * 2
+
+
+@_cvmap_double.def_vmap
+def _cvmap_double_rule(axis_size, in_batched, x):
+    return x * 2, in_batched[0]
+
+
 def _pool_grad(x):
     return T.grad(lambda x: lax.max_pool(x, (2, 2)).sum())(x)
 
@@ -203,6 +217,8 @@ CASES = [
     # -- debugging and naming primitives carry empty values through unchanged
     ("debug_callback", lambda x: _debug_empty(x) * 2, (arr(E03),)),
     ("checkpoint_name", lambda x: checkpoint_name(x, "h") + 1, (arr(E03),)),
+    ("pure_callback", lambda x: _callback_double(x) + 1, (arr(E03),)),
+    ("custom_vmap_call", lambda x: _cvmap_double(x) + 1, (arr(E03),)),
     # -- control flow and calls
     ("cond", lambda p, x: lax.cond(p, lambda x: x + 1, lambda x: x * 2, x),
      (np.bool_(True), arr(E03))),
