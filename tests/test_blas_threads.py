@@ -167,3 +167,15 @@ def test_cached_program_reads_the_count_in_a_new_process(tmp_path):
         lines.append(out.stdout.strip().splitlines()[-1])
     assert lines == ["False [2, 1, 3]", "True [2, 1, 3]"]
 
+
+def test_bad_switch_fails_the_call(monkeypatch, restore):
+    f = T.jit(lambda a: a * 2)
+    a = np.ones(3, np.float32)
+    f(a)
+    monkeypatch.setenv(bt.ENV, "lots")
+    bt._next = 0.0
+    with pytest.raises(ValueError, match="NUMBAX_BLAS_THREADS"):
+        f(a)
+    monkeypatch.setenv(bt.ENV, "2")
+    np.testing.assert_array_equal(f(a), 2 * a)
+    assert bt.wanted() == 2
