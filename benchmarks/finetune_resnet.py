@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/finetune_resnet.py [--width 64] [--batch 32] [--repeats 20]
+    python benchmarks/finetune_resnet.py [--width 64] [--batch 32] [--repeats 20] [--blas-serial]
 
 The step: a ResNet-18 (torchvision's layout, `--width` channels in the first stage) with a
 frozen body (inference-mode batch norm) and a new 10-class head trained with Adam, on a batch
@@ -71,6 +71,9 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--blas-serial", action="store_true",
+                   help="also time fnn with its mid-sized products on one BLAS thread (as "
+                        "NUMBAX_BLAS_THREADS=1), interleaved with the default")
     args = p.parse_args(argv)
 
     rng = np.random.default_rng(0)
@@ -107,6 +110,13 @@ def main(argv=None):
     carry["params"], carry["opt_state"] = params, opt.init(params)      # undo that step
 
     fns = {"fnn (jit)": fnn_step}
+    if args.blas_serial:
+        from transforms.backend.numba import blas_threads
+
+        def fnn_serial():
+            with blas_threads.forced(1):
+                return fnn_step()
+        fns["fnn 1 thread"] = fnn_serial
     if torch is not None:
         for n, prm in net.named_parameters():
             prm.requires_grad_(n.startswith("fc."))
@@ -136,6 +146,11 @@ def main(argv=None):
     if "torch (eager)" in times:
         ratio = times["fnn (jit)"] / times["torch (eager)"]
         print(f"  ratio fnn / torch: {ratio:.2f} ({'faster' if ratio < 1 else 'slower'})")
+        if "fnn 1 thread" in times:
+            print(f"  ratio fnn 1 thread / torch: "
+                  f"{times['fnn 1 thread'] / times['torch (eager)']:.2f}")
+    from transforms.backend.numba import blas_threads
+    print(f"  fnn: {blas_threads.describe()}")
     return times
 
 

@@ -70,6 +70,14 @@ def test_count_follows_the_switch_and_the_probe(monkeypatch, restore):
     bt._next = 0.0
     bt.refresh()
     assert bt.wanted() == 1
+    # forced(n): the count of a block, whatever the probe says (for A/B timings)
+    with bt.forced(2):
+        bt.refresh(force=True)
+        assert bt.wanted() == 2
+    assert bt.wanted() == 1 and bt._next == 0.0
+    with pytest.raises(ValueError, match="positive"):
+        with bt.forced(0):
+            pass
 
 
 def test_probe_subtracts_our_own_cpu_time(monkeypatch):

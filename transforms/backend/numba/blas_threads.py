@@ -21,6 +21,7 @@ OpenBLAS's own thread count. Without `/proc/stat` (not Linux) ``auto`` means one
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import time
@@ -75,6 +76,13 @@ def wanted():
 def last_used():
     """The thread count the last mid-sized product (of any compiled program) ran with."""
     return _USED.value
+
+
+def describe():
+    """One line for benchmarks: the current count and how it was chosen."""
+    n = setting()
+    how = f"{ENV}={n}" if n is not None else "auto: one per core other processes left free"
+    return f"BLAS threads of mid-sized products: {wanted()} ({how})"
 
 
 def set_wanted(n):
@@ -199,6 +207,27 @@ def choose(free):
     return max(1, min(pool_size(), int(free + BUSY_FRACTION)))
 
 
+_forced = None
+
+
+@contextlib.contextmanager
+def forced(n):
+    """Within the block, mid-sized products run on `n` BLAS threads whatever the switch
+    and the load say (process-wide: calls from other threads too). For A/B measurements."""
+    global _forced, _next
+    if int(n) < 1:
+        raise ValueError(f"forced: the thread count must be positive, got {n!r}")
+    prev = _forced, _WANTED.value
+    _forced = int(n)
+    _WANTED.value = _forced
+    try:
+        yield
+    finally:
+        _forced = prev[0]
+        _WANTED.value = prev[1]
+        _next = 0.0                 # the next call decides afresh
+
+
 def refresh(force=False):
     """Set the thread count from `NUMBAX_BLAS_THREADS` and, in ``auto`` mode, the load
     measured since the previous measurement; a no-op until `PERIOD` seconds have passed
@@ -206,6 +235,8 @@ def refresh(force=False):
     global _next
     now = time.monotonic()
     if now < _next and not force:
+        return
+    if _forced is not None:
         return
     n = setting()               # a bad value raises at every call, not once
     _next = now + PERIOD
