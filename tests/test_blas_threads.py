@@ -47,7 +47,10 @@ def test_count_follows_the_switch_and_the_probe(monkeypatch, restore):
     monkeypatch.setattr(bt, "free_cores", lambda: free["v"])
     monkeypatch.delenv(bt.ENV, raising=False)
     two = min(bt.pool_size(), 2)
-    for cores, want in [(2.0, two), (0.2, 1), (1.6, two), (1.4, 1), (0.0, 1)]:
+    bt.set_wanted(1)
+    # fewer threads at once, more after two measurements in a row found a core free
+    for cores, want in [(2.0, 1), (2.0, two), (1.8, two), (0.2, 1), (1.8, 1), (1.4, 1),
+                        (1.9, 1), (1.9, two), (1.5, 1), (0.0, 1)]:
         free["v"] = cores
         bt.refresh(force=True)
         assert bt.wanted() == want, cores
@@ -62,6 +65,7 @@ def test_count_follows_the_switch_and_the_probe(monkeypatch, restore):
         assert bt.wanted() == want
     # rate-limited: within PERIOD of the last measurement nothing is re-read
     free["v"] = 2.0
+    bt.refresh(force=True)
     bt.refresh(force=True)
     assert bt.wanted() == two
     free["v"] = 0.0

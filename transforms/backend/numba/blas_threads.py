@@ -17,7 +17,9 @@ count. In ``auto`` mode the runner of each compiled call calls `refresh()`, whic
 every `PERIOD` seconds measures the CPU time other processes used on the cores this process
 may run on (`/proc/stat`'s busy time minus this process's own CPU time, over the time since
 the previous measurement) and allows one BLAS thread per core they left free, up to
-OpenBLAS's own thread count. Without `/proc/stat` (not Linux) ``auto`` means one thread.
+OpenBLAS's own thread count: fewer threads at once, more only after `CALM_WINDOWS`
+measurements in a row found the core free (a thread too many costs far more than one too
+few). Without `/proc/stat` (not Linux) ``auto`` means one thread.
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ MIN_WINDOW = 0.05         # shorter: keep the previous choice
 MAX_WINDOW = 2.0          # a longer gap between calls: the load is measured afresh
 # a core counts as free when other processes used less than this fraction of a core on
 # average: beyond, the second BLAS thread waits for the scheduler more than it helps
-BUSY_FRACTION = 0.5
+BUSY_FRACTION = 0.3
+CALM_WINDOWS = 2          # measurements in a row with a free core before threads are added
 
 # Start serial: until the first measurement nothing is known about the other processes.
 _WANTED = ctypes.c_int(1)
@@ -81,8 +84,10 @@ def last_used():
 def describe():
     """One line for benchmarks: the current count and how it was chosen."""
     n = setting()
-    how = f"{ENV}={n}" if n is not None else "auto: one per core other processes left free"
-    return f"BLAS threads of mid-sized products: {wanted()} ({how})"
+    how = f"{ENV}={n}" if n is not None else (
+        f"auto: one per core other processes left free; more than one after "
+        f"{STATS['threaded']} of {STATS['measured']} measurements")
+    return f"BLAS threads of mid-sized products: {wanted()} now ({how})"
 
 
 def set_wanted(n):
@@ -241,7 +246,30 @@ def refresh(force=False):
     n = setting()               # a bad value raises at every call, not once
     _next = now + PERIOD
     if n is None:
-        n = choose(free_cores())
+        n = _settle(choose(free_cores()))
         if n is None:               # unknown: keep the previous choice
             return
     _WANTED.value = n
+
+
+_calm = 0                 # consecutive measurements that allowed more threads than now
+STATS = {"measured": 0, "threaded": 0}
+
+
+def _settle(n):
+    """Fewer threads at once, more only after CALM_WINDOWS measurements in a row allowed
+    them: a thread too many on a busy core costs 5-50x, one too few at most 2x."""
+    global _calm
+    if n is None:
+        return None
+    STATS["measured"] += 1
+    cur = _WANTED.value
+    if n > cur:
+        _calm += 1
+        if _calm < CALM_WINDOWS:
+            n = cur
+    else:
+        _calm = 0
+    if n > 1:
+        STATS["threaded"] += 1
+    return n
