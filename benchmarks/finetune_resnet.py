@@ -29,6 +29,13 @@ gemms stay on one thread (the threaded BLAS cost 10-25 ms per convolution under 
 convolutions alone, single-threaded: 13 ms against oneDNN's 22 ms (1 thread). Profiled, the
 step is now 72% convolutions and 26% `apply_updates` writing all 11M parameters anew (the
 frozen ones + 0), which PyTorch never touches.
+Since then mid-sized products (2^20 to 2^28 multiply-adds) run on a BLAS thread count chosen
+before each call (NUMBAX_BLAS_THREADS, default auto: two threads while the other processes
+leave a core free, one otherwise; see transforms/backend/numba/blas_threads.py), so the idle
+machine gets the NUMBAX_BLAS_PARALLEL_MIN=1048576 speed above without losing the serial
+speed on a busy one. `--blas-serial` times the step on one thread in the same run: at load
+6-9 (other sessions' test suites) fnn 36.3 ms/step against 37.1 serial (auto never found a
+core free), PyTorch 197.
 Compiling the step takes 1-4 minutes on the loaded machine (~1 s from the cache).
 """
 from __future__ import annotations

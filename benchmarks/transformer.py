@@ -17,7 +17,10 @@ All candidates start from the same parameters and batch; ours and JAX's losses a
 parameters are compared first, and PyTorch's first loss is printed. Times are medians of
 alternating rounds (see _timing.py), so the ratios are from the same run. A candidate whose
 library is missing is skipped; `torch.compile` is skipped (with its error) where it fails.
-Threads: every library runs with its defaults.
+Threads: every library runs with its defaults; ours picks the BLAS threads of its mid-sized
+products before each call (NUMBAX_BLAS_THREADS=auto: two while other processes leave a core
+free) and says at the end how often it chose more than one; `--blas-serial` also times ours
+with one thread, interleaved.
 """
 from __future__ import annotations
 
