@@ -6,7 +6,7 @@ kernel reads the process-wide C int exported here as ``numbax_blas_threads`` (re
 symbol name when the machine code is linked, so a program loaded from Numba's disk cache in
 another process reads this process's int) and runs the product on that many BLAS threads.
 
-Why at run time: on idle cores OpenBLAS's second thread makes a training step 1.2-1.5x
+Why at run time: on idle cores OpenBLAS's second thread makes a training step 1.2-1.4x
 faster, but when the cores are shared (other processes, a test suite under xdist) each of
 its synchronisations can wait a scheduler time slice and the same products run 5-50x
 slower. The same compiled program must therefore run threaded on an idle machine and serial
@@ -20,6 +20,10 @@ the previous measurement) and allows one BLAS thread per core they left free, up
 OpenBLAS's own thread count: fewer threads at once, more only after `CALM_WINDOWS`
 measurements in a row found the core free (a thread too many costs far more than one too
 few). Without `/proc/stat` (not Linux) ``auto`` means one thread.
+
+The probe counts all of this process's threads as its own: several Python threads calling
+compiled programs at once each get the count chosen for the idle cores (set
+``NUMBAX_BLAS_THREADS=1`` there).
 """
 from __future__ import annotations
 
