@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/finetune_resnet.py [--width 64] [--batch 32] [--repeats 20]
+    python benchmarks/finetune_resnet.py [--width 64] [--batch 32] [--repeats 20] [--blas-serial]
 
 The step: a ResNet-18 (torchvision's layout, `--width` channels in the first stage) with a
 frozen body (inference-mode batch norm) and a new 10-class head trained with Adam, on a batch
@@ -32,6 +32,14 @@ frozen ones + 0), which PyTorch never touches. The backend now drops `x + 0` (fr
 parameters come back as the very input arrays, nothing written): in one interleaved run (load
 ~5) the step took 33 ms against 49 ms without that rewrite (0.68), PyTorch 62 ms with 1
 thread; profiled, it is now all convolutions and the batch-norm/ReLU loops between them.
+Mid-sized products (2^20 to 2^28 multiply-adds) run on a BLAS thread count chosen before each
+call (NUMBAX_BLAS_THREADS, default auto: two threads while the other processes leave a core
+free, one otherwise; see transforms/backend/numba/blas_threads.py), so an idle machine gets
+the second core without losing the serial speed on a busy one. `--blas-serial` times the step
+on one thread in the same run: at load 6-9 fnn 36.3 ms/step against 37.1 serial (auto never
+found a core free), PyTorch 197; on a quiet machine (load 0.6-1.3, before the `x + 0`
+rewrite) auto chose two threads: 27.6-28.6 ms/step against 29.5-31.3 serial and PyTorch's
+21.8-21.9.
 Compiling the step takes 1-4 minutes on the loaded machine (~1 s from the cache).
 """
 from __future__ import annotations
@@ -74,6 +82,9 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--blas-serial", action="store_true",
+                   help="also time fnn with its mid-sized products on one BLAS thread (as "
+                        "NUMBAX_BLAS_THREADS=1), interleaved with the default")
     args = p.parse_args(argv)
 
     rng = np.random.default_rng(0)
@@ -110,6 +121,13 @@ def main(argv=None):
     carry["params"], carry["opt_state"] = params, opt.init(params)      # undo that step
 
     fns = {"fnn (jit)": fnn_step}
+    if args.blas_serial:
+        from transforms.backend.numba import blas_threads
+
+        def fnn_serial():
+            with blas_threads.forced(1):
+                return fnn_step()
+        fns["fnn 1 thread"] = fnn_serial
     if torch is not None:
         for n, prm in net.named_parameters():
             prm.requires_grad_(n.startswith("fc."))
@@ -139,6 +157,11 @@ def main(argv=None):
     if "torch (eager)" in times:
         ratio = times["fnn (jit)"] / times["torch (eager)"]
         print(f"  ratio fnn / torch: {ratio:.2f} ({'faster' if ratio < 1 else 'slower'})")
+        if "fnn 1 thread" in times:
+            print(f"  ratio fnn 1 thread / torch: "
+                  f"{times['fnn 1 thread'] / times['torch (eager)']:.2f}")
+    from transforms.backend.numba import blas_threads
+    print(f"  fnn: {blas_threads.describe()}")
     return times
 
 

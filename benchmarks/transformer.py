@@ -5,7 +5,7 @@ Usage::
 
     python benchmarks/transformer.py [--config default|small|both] [--repeats 20]
                                      [--batch 32] [--context 64] [--layers 2] [--no-compile]
-                                     [--torch-threads N]
+                                     [--torch-threads N] [--blas-serial]
 
 Configs: ``default`` is examples/char_lm.py's model: token + learned position embeddings, 2
 causal pre-norm blocks (d=128, 4 heads, MLP 512, GELU), LayerNorm, linear head over 94
@@ -17,7 +17,10 @@ All candidates start from the same parameters and batch; ours and JAX's losses a
 parameters are compared first, and PyTorch's first loss is printed. Times are medians of
 alternating rounds (see _timing.py), so the ratios are from the same run. A candidate whose
 library is missing is skipped; `torch.compile` is skipped (with its error) where it fails.
-Threads: every library runs with its defaults.
+Threads: every library runs with its defaults; ours picks the BLAS threads of its mid-sized
+products before each call (NUMBAX_BLAS_THREADS=auto: two while other processes leave a core
+free) and says at the end how often it chose more than one; `--blas-serial` also times ours
+with one thread, interleaved.
 """
 from __future__ import annotations
 
@@ -182,8 +185,9 @@ def _flatten(tree, prefix=""):
 CONFIGS = {"small": dict(batch=8, context=32, layers=2, d_model=64, heads=2)}
 
 
-def run_config(cfg, repeats, compile_torch=True):
-    """Time every available candidate on one model/batch config; {name: seconds per step}."""
+def run_config(cfg, repeats, compile_torch=True, blas_serial=False):
+    """Time every available candidate on one model/batch config; {name: seconds per step}.
+    `blas_serial`: also ours with every mid-sized product on one BLAS thread."""
     model = CharTransformer(VOCAB, cfg["context"], cfg["d_model"], cfg["heads"], cfg["layers"])
     params = model.init(random.key(0), np.zeros((1, cfg["context"]), np.int32))
     rng = np.random.default_rng(0)
@@ -205,6 +209,13 @@ def run_config(cfg, repeats, compile_torch=True):
         carry[0], carry[1] = p, s
 
     fns = {"ours": ours}
+    if blas_serial:
+        from transforms.backend.numba import blas_threads
+
+        def ours_serial():
+            with blas_threads.forced(1):
+                ours()
+        fns["ours 1 thread"] = ours_serial
     jx = make_jax(params, cfg["heads"], x, y)
     if jx is not None:
         jstep, jp, js, jxx, jyy = jx
@@ -237,6 +248,8 @@ def run_config(cfg, repeats, compile_torch=True):
     for other in ("jax", "torch", "torch.compile"):
         if other in t:
             print(f"  ours / {other:<13s} = {t['ours'] / t[other]:.2f}")
+    from transforms.backend.numba import blas_threads
+    print(f"  ours: {blas_threads.describe()}")
     return t
 
 
@@ -250,6 +263,9 @@ def main(argv=None):
     ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    ap.add_argument("--blas-serial", action="store_true",
+                    help="also time ours with its mid-sized products on one BLAS thread "
+                         "(as NUMBAX_BLAS_THREADS=1), interleaved with the default")
     ap.add_argument("--torch-threads", type=int, default=0,
                     help="torch.set_num_threads(N) first (default: PyTorch's own choice); on "
                          "shared cores PyTorch's spinning threads can cost it several times")
@@ -263,7 +279,8 @@ def main(argv=None):
     configs = {"default": dict(batch=args.batch, context=args.context, layers=args.layers,
                                d_model=args.d_model, heads=args.heads), **CONFIGS}
     names = ["default", "small"] if args.config == "both" else [args.config]
-    return {n: run_config(configs[n], args.repeats, not args.no_compile) for n in names}
+    return {n: run_config(configs[n], args.repeats, not args.no_compile, args.blas_serial)
+            for n in names}
 
 
 if __name__ == "__main__":

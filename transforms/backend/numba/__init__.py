@@ -21,6 +21,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import cache
+from .blas_threads import refresh as _blas_refresh
 from .cache import STATS, cache_dir
 from .lowering import Lowered, register_lowering
 from .rules_elementwise import register_pointwise
@@ -68,6 +69,9 @@ class Executable:
         return "\n".join(f"{c / total:6.1%} {c:>14,d}  {lab}" for c, lab in rows)
 
     def __call__(self, *args):
+        # the BLAS threads of mid-sized products for this call: threaded while a core is free
+        # (re-measured at most every blas_threads.PERIOD seconds; a clock read otherwise)
+        _blas_refresh()
         try:
             return self.run(*args)
         except TypeError:

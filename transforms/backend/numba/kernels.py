@@ -180,8 +180,17 @@ def _find_numpy_cblas():
                     break
                 except AttributeError:
                     continue
+            pool = 1
+            for gname in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads",
+                          "scipy_openblas_get_num_threads"):
+                try:
+                    pool = int(getattr(lib, gname)())
+                    break
+                except AttributeError:
+                    continue
             return (ctypes.cast(sf, ctypes.c_void_p).value,
-                    ctypes.cast(df, ctypes.c_void_p).value, bits, os.path.basename(path), tl)
+                    ctypes.cast(df, ctypes.c_void_p).value, bits, os.path.basename(path), tl,
+                    pool)
     return None
 
 
@@ -192,18 +201,27 @@ def _register_blas():
     if found is None:
         return None
     import llvmlite.binding as llb
-    s_addr, d_addr, bits, name, tl_addr = found
+    s_addr, d_addr, bits, name, tl_addr, pool = found
     llb.add_symbol("numbax_cblas_sgemm", s_addr)
     llb.add_symbol("numbax_cblas_dgemm", d_addr)
     if tl_addr is not None:
         llb.add_symbol("numbax_blas_threads_local", tl_addr)
-    return bits, name, tl_addr is not None
+        blas_threads.register()
+    return bits, name, tl_addr is not None, pool
 
 
 import os  # noqa: E402
 
-# (int bits, library name, has openblas_set_num_threads_local) of NumPy's CBLAS, or None
+from . import blas_threads  # noqa: E402
+
+# (int bits, library name, has openblas_set_num_threads_local, OpenBLAS's thread count) of
+# NumPy's CBLAS, or None
 BLAS = _register_blas()
+
+
+def blas_pool_size():
+    """The number of threads NumPy's OpenBLAS was started with (1 when unknown)."""
+    return BLAS[3] if BLAS is not None else 1
 
 
 @intrinsic
@@ -296,6 +314,56 @@ def gemm_cblas_serial(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta
         _blas_threads_local(prev)
 
 
+def _load_int_symbol(builder, name):
+    """Load the C int exported as `name` (see `blas_threads`): declared by name, resolved
+    when the machine code is linked, so code from the disk cache reads this process's int."""
+    i32 = ir.IntType(32)
+    mod = builder.module
+    gv = mod.globals.get(name)
+    if gv is None:
+        gv = ir.GlobalVariable(mod, i32, name)
+        gv.linkage = "external"
+    return gv
+
+
+@intrinsic
+def _blas_threads_wanted(typingctx):
+    """The thread count the runner chose for mid-sized products (`blas_threads`)."""
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        if BLAS is None or not BLAS[2]:
+            return ir.Constant(i64, 1)
+        return builder.sext(builder.load(_load_int_symbol(builder, blas_threads.SYMBOL)), i64)
+    return types.int64(), codegen
+
+
+@intrinsic
+def _blas_threads_note_used(typingctx, n):
+    """Record `n` as the thread count of the last mid-sized product (`blas_threads`)."""
+    if not isinstance(n, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        if BLAS is not None and BLAS[2]:
+            builder.store(builder.trunc(args[0], ir.IntType(32)) if args[0].type.width > 32
+                          else args[0], _load_int_symbol(builder, blas_threads.SYMBOL_USED))
+        return context.get_dummy_value()
+    return types.none(n), codegen
+
+
+@_jit
+def gemm_cblas_auto(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off,
+                    ldc):
+    """`gemm_cblas` on as many BLAS threads as the runner chose for this call
+    (`blas_threads`: threaded on idle cores, the calling thread only on busy ones)."""
+    nt = _blas_threads_wanted()
+    _blas_threads_note_used(nt)
+    prev = _blas_threads_local(nt)
+    gemm_cblas(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc)
+    if prev > 0 and prev != nt:
+        _blas_threads_local(prev)
+
+
 @_jit
 def gemm_scipy(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
     """Row-major gemm on flat storage through the BLAS SciPy provides to Numba (see `gemm`)."""
@@ -321,6 +389,8 @@ GEMM = "gemm_cblas" if BLAS is not None else "gemm_scipy"
 gemm = gemm_cblas if BLAS is not None else gemm_scipy
 # The same product on the calling thread only (where the BLAS allows choosing; else GEMM).
 GEMM_SERIAL = "gemm_cblas_serial" if BLAS is not None and BLAS[2] else GEMM
+# The same product on as many threads as the runner chose at run time (else GEMM).
+GEMM_AUTO = "gemm_cblas_auto" if BLAS is not None and BLAS[2] else GEMM
 
 
 # ---------------------------------------------------------------------------------------------

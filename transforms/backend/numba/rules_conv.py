@@ -147,28 +147,26 @@ def _gemm(ctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, beta=0, com
     """Emit C = A @ B (+ C if beta) on flat 1-D arrays (row-major, with element offsets and
     row strides) through the backend's BLAS gemm kernel (A stored k x m and transposed if
     `trans_a`). `max_macs` bounds m * n * k when a size is a run-time expression (a partial
-    block): products below `blas_parallel_min` run on the calling thread only. (Without the
-    bound, blocked products went to the threaded BLAS: the 7x7 stem convolution of a ResNet
-    step took 20 ms instead of 1.2 under load, waiting for the BLAS threads.)"""
+    block): products below `blas_parallel_min` run on the calling thread only, larger ones on
+    the threads chosen at run time (`rules_linalg.gemm_kernel`). (Without the bound, blocked
+    products went to the threaded BLAS: the 7x7 stem convolution of a ResNet step took 20 ms
+    instead of 1.2 under load, waiting for the BLAS threads.)"""
     dt = ctx.eqn.outvars[0].aval.dtype
     one, b_lit = ctx.literal(1, dt), ctx.literal(beta, dt)
-    from .kernels import GEMM_SERIAL
-    from .rules_linalg import blas_parallel_min
+    from .rules_linalg import gemm_kernel
     if max_macs is None and all(isinstance(x, (int, np.integer)) for x in (m, n, k)):
         max_macs = m * n * k
-    small = max_macs is not None and max_macs < blas_parallel_min()
-    g = ctx.kernel(GEMM_SERIAL) if small else ctx.kernel('gemm')
+    g = ctx.kernel(gemm_kernel(max_macs))
     ctx.emit(f"{g}({trans_a}, 0, {m}, {n}, {k}, {one}, {a}, {a_off}, {lda}, {b}, "
              f"{b_off}, {ldb}, {b_lit}, {c}, {c_off}, {ldc})", comment)
 
 
 def _gemm_beta(ctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, beta, max_macs):
     """`_gemm` with run-time sizes and a `beta` expression; `max_macs` (an int) bounds
-    m * n * k, which picks the serial or the threaded BLAS call."""
-    from .kernels import GEMM_SERIAL
-    from .rules_linalg import blas_parallel_min
+    m * n * k, which picks the gemm kernel (`rules_linalg.gemm_kernel`)."""
+    from .rules_linalg import gemm_kernel
     one = ctx.literal(1, ctx.eqn.outvars[0].aval.dtype)
-    g = ctx.kernel(GEMM_SERIAL) if max_macs < blas_parallel_min() else ctx.kernel('gemm')
+    g = ctx.kernel(gemm_kernel(max_macs))
     ctx.emit(f"{g}(0, 0, {m}, {n}, {k}, {one}, {a}, {a_off}, {lda}, {b}, {b_off}, {ldb}, "
              f"{beta}, {c}, {c_off}, {ldc})", "BLAS gemm")
 

@@ -15,18 +15,36 @@ from .lowering import register_lowering
 SMALL_DOT = 4096
 
 
+# Products with at least this many multiply-adds let the BLAS choose its threads (as many as
+# it has): big enough that its threads synchronise rarely, so they gain even on shared cores.
+BLAS_THREADED_MIN = 1 << 28
+
+
 def blas_parallel_min():
     """Products (one gemm call) with fewer multiply-adds than this run BLAS on the calling
     thread only (`kernels.gemm_cblas_serial`); `NUMBAX_BLAS_PARALLEL_MIN` overrides the default
-    2**28 (0: always let the BLAS choose). Below about that size a second thread gains at
-    most 2x on an idle 2-core machine but loses 5-50x when the cores are shared, which they
-    are while a training step runs its BLAS calls between other work (measured in
-    benchmarks/transformer.py)."""
+    2**20. Larger ones, up to `BLAS_THREADED_MIN`, run on the number of threads the runner
+    chose before the call (`kernels.gemm_cblas_auto`, `blas_threads`: one per free core).
+    Below about 2**20 a second thread gains little even on idle cores (the fine-tune and
+    Transformer steps were fastest with this threshold on an idle 2-core machine), and
+    costs 5-50x whenever another process takes a core between the synchronisations."""
     v = os.environ.get("NUMBAX_BLAS_PARALLEL_MIN", "").strip()
     try:
-        return int(v) if v else 1 << 28
+        return int(v) if v else 1 << 20
     except ValueError:
         raise ValueError(f"NUMBAX_BLAS_PARALLEL_MIN must be an integer, got {v!r}") from None
+
+
+def gemm_kernel(macs):
+    """The name of the gemm kernel for a product of `macs` multiply-adds (None: a run-time
+    size with no bound): the calling thread only, the run-time thread count, or all the
+    BLAS's threads (see `blas_parallel_min`)."""
+    from .kernels import GEMM, GEMM_AUTO, GEMM_SERIAL
+    if macs is not None and macs < blas_parallel_min():
+        return GEMM_SERIAL
+    if macs is not None and macs >= BLAS_THREADED_MIN:
+        return GEMM
+    return GEMM_AUTO
 
 
 def _c_strides(shape):
@@ -196,8 +214,7 @@ def _dot_general(ctx, eqn):
         st = {d: ost[j] for j, d in enumerate(layout)}
         nbd = len(lb)
         ldc, obs = st[nbd], [st[t] for t in range(nbd)]
-    from .kernels import GEMM, GEMM_SERIAL
-    g = ctx.kernel(GEMM_SERIAL if M * N * K < blas_parallel_min() else GEMM)
+    g = ctx.kernel(gemm_kernel(M * N * K))
     one, zero = ctx.literal(1, oa.dtype), ctx.literal(0, oa.dtype)
     if nb == 1:
         ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {lo}, {lda}, {ra_}, {ro}, {ldb}, "
