@@ -27,3 +27,19 @@ def _per_test_rng(request):
     for name in _RNG_NAMES:
         if isinstance(getattr(module, name, None), np.random.Generator):
             setattr(module, name, op_rng(module.__name__, request.node.name))
+
+
+@pytest.fixture
+def jax_x32():
+    """JAX with its 32-bit defaults for the duration of a test (when JAX is importable).
+
+    Several differential modules switch JAX to 64 bits when pytest imports them, and
+    collection imports every module into each worker; comparisons against JAX's default
+    float32/int32 results use this (`pytestmark = pytest.mark.usefixtures("jax_x32")`)."""
+    try:
+        import jax
+    except ImportError:
+        yield
+        return
+    with jax.enable_x64(False):
+        yield

@@ -10,17 +10,8 @@ from transforms import lax
 X = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0])
 
 
-@pytest.fixture(autouse=True)
-def _jax_default_precision():
-    """JAX's 32-bit defaults for the comparisons: other test modules switch JAX to 64 bits
-    when pytest imports them (collection imports every module into each worker)."""
-    try:
-        import jax
-    except ImportError:
-        yield
-        return
-    with jax.enable_x64(False):
-        yield
+# compared with JAX at its 32-bit defaults (see conftest.jax_x32)
+pytestmark = pytest.mark.usefixtures("jax_x32")
 
 
 def _fd(f, x, eps=1e-6):

@@ -11,17 +11,8 @@ KEY = R.key(42)
 S = (2000,)
 
 
-@pytest.fixture(autouse=True)
-def _jax_default_precision():
-    """JAX's 32-bit defaults for the comparisons: other test modules switch JAX to 64 bits
-    when pytest imports them (collection imports every module into each worker)."""
-    try:
-        import jax
-    except ImportError:
-        yield
-        return
-    with jax.enable_x64(False):
-        yield
+# compared with JAX at its 32-bit defaults (see conftest.jax_x32)
+pytestmark = pytest.mark.usefixtures("jax_x32")
 
 
 def _jax():

@@ -11,11 +11,11 @@ since it is declared pure, a call whose results are unused may be dropped.
 """
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 
 from . import tree as tree_util
+from ._keyed_registry import KeyedRegistry
 from .core import Primitive, ShapedArray, Tracer, as_leaf, get_aval
 
 __all__ = ["pure_callback", "pure_callback_p"]
@@ -190,27 +190,15 @@ def pure_callback(callback, result_shape_dtypes, *args, sharding=None, vmap_meth
 # Compiled code: an object-mode helper calls `dispatch(key, *operands)`, which returns the
 # results as flat C-contiguous arrays of the declared dtypes; the helper reshapes them.
 
-_REGISTRY: dict = {}
-_KEYS: dict = {}
-_LOCK = threading.Lock()
+_CALLBACKS = KeyedRegistry()
 _REGISTERED = []
-
-
-def register(fn) -> int:
-    """The integer key under which compiled code finds callback `fn` (stable for the process)."""
-    with _LOCK:
-        k = _KEYS.get(id(fn))
-        if k is None or _REGISTRY[k] is not fn:
-            k = len(_REGISTRY)
-            _REGISTRY[k] = fn
-            _KEYS[id(fn)] = k
-        return k
+register = _CALLBACKS.register
 
 
 def dispatch(key, *arrays):
     """Entry point of compiled code (inside `numba.objmode`): run callback `key`, return its
     results flattened."""
-    fn, avals = _REGISTRY[key]
+    fn, avals = _CALLBACKS[key]
     outs = fn(*arrays)
     res = []
     for o, a in zip(outs, avals):

@@ -13,12 +13,12 @@ to other callbacks. Callbacks are never removed as dead code nor merged.
 from __future__ import annotations
 
 import builtins
-import threading
 import warnings
 
 import numpy as np
 
 from . import tree as tree_util
+from ._keyed_registry import KeyedRegistry
 from .core import Primitive, Tracer, as_leaf
 from .ir import EFFECTFUL
 from .source_info import register_library_dir  # noqa: F401 (public: see __all__)
@@ -114,22 +114,10 @@ def print(fmt, *args, ordered=False, **kwargs):  # noqa: A001 - the JAX name
 # Compiled code calls back through a per-process registry of integer keys (the key is part of
 # the generated source, so a disk-cached executable always finds this process's callback).
 
-_REGISTRY: dict = {}
-_KEYS: dict = {}
-_LOCK = threading.Lock()
-
-
-def register(fn) -> int:
-    """The integer key under which compiled code finds `fn` (stable for the process)."""
-    with _LOCK:
-        k = _KEYS.get(id(fn))
-        if k is None or _REGISTRY[k] is not fn:
-            k = len(_REGISTRY)
-            _REGISTRY[k] = fn
-            _KEYS[id(fn)] = k
-        return k
+_CALLBACKS = KeyedRegistry()
+register = _CALLBACKS.register
 
 
 def dispatch(key, *arrays):
     """Entry point of compiled code (inside `numba.objmode`): run callback `key`."""
-    _REGISTRY[key](*arrays)
+    _CALLBACKS[key](*arrays)
