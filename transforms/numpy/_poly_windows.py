@@ -232,53 +232,40 @@ def poly(seq_of_zeros):
 
 # --- windows: the length is static; `kaiser`'s beta may be traced ------------------------------
 
-def _window_n(M, name):
+def _window(M, name, shape):
+    """A window of static length `M` as NumPy builds it: empty for M < 1, [1.] for M == 1,
+    else `shape(n, M - 1)` over the symmetric positions n = 1-M, 3-M, ..., M-1 (float64)."""
     M = int(concrete_or_error(M, f"{name}: M (the window length)"))
-    return M, np.arange(1 - M, M, 2, dtype=np.float64)
+    if M < 1:
+        return np.zeros((0,))
+    if M == 1:
+        return np.ones((1,))
+    return shape(np.arange(1 - M, M, 2, dtype=np.float64), M - 1)
 
 
 def bartlett(M):
     """Mirrors `numpy.bartlett`: the triangular window of length `M` (static), float64.
     A constant: nothing to differentiate or batch."""
-    M, n = _window_n(M, "bartlett")
-    if M < 1:
-        return np.zeros((0,))
-    if M == 1:
-        return np.ones((1,))
-    return np.where(n <= 0, 1 + n / (M - 1), 1 - n / (M - 1))
+    return _window(M, "bartlett", lambda n, d: np.where(n <= 0, 1 + n / d, 1 - n / d))
 
 
 def blackman(M):
     """Mirrors `numpy.blackman`: the Blackman window of length `M` (static), float64.
     A constant: nothing to differentiate or batch."""
-    M, n = _window_n(M, "blackman")
-    if M < 1:
-        return np.zeros((0,))
-    if M == 1:
-        return np.ones((1,))
-    return 0.42 + 0.5 * np.cos(np.pi * n / (M - 1)) + 0.08 * np.cos(2.0 * np.pi * n / (M - 1))
+    return _window(M, "blackman", lambda n, d: 0.42 + 0.5 * np.cos(np.pi * n / d)
+                   + 0.08 * np.cos(2.0 * np.pi * n / d))
 
 
 def hamming(M):
     """Mirrors `numpy.hamming`: the Hamming window of length `M` (static), float64.
     A constant: nothing to differentiate or batch."""
-    M, n = _window_n(M, "hamming")
-    if M < 1:
-        return np.zeros((0,))
-    if M == 1:
-        return np.ones((1,))
-    return 0.54 + 0.46 * np.cos(np.pi * n / (M - 1))
+    return _window(M, "hamming", lambda n, d: 0.54 + 0.46 * np.cos(np.pi * n / d))
 
 
 def hanning(M):
     """Mirrors `numpy.hanning`: the Hann window of length `M` (static), float64.
     A constant: nothing to differentiate or batch."""
-    M, n = _window_n(M, "hanning")
-    if M < 1:
-        return np.zeros((0,))
-    if M == 1:
-        return np.ones((1,))
-    return 0.5 + 0.5 * np.cos(np.pi * n / (M - 1))
+    return _window(M, "hanning", lambda n, d: 0.5 + 0.5 * np.cos(np.pi * n / d))
 
 
 def kaiser(M, beta):
