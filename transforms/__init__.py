@@ -28,6 +28,7 @@ from . import distributed  # noqa: F401
 from .distributed import process_count, process_index  # noqa: F401
 from .lax.collectives import UnboundAxisNameError  # noqa: F401
 from . import custom_batching, dtypes, image, ops, typing, experimental  # noqa: F401
+from . import flatten_util  # noqa: F401
 from .dtypes import float0  # noqa: F401
 from .callback import pure_callback  # noqa: F401
 from .pmap import pmap  # noqa: F401
