@@ -386,6 +386,19 @@ def _promoted_pair(ar1, ar2):
     return _ops.astype(a, dt), _ops.astype(b, dt)
 
 
+def _set_op_eager(np_fn, name, ar1, ar2, size, *np_args):
+    """The shared start of the two-array set operations: `(NumPy's result, None)` when they
+    run eagerly (no `size=`, no tracer), else `(None, the checked size)`. Without `size=` a
+    concrete tracer (under grad) takes the sized path at the exact size of NumPy's result, so
+    the values stay connected to the inputs and carry their derivatives."""
+    if size is None:
+        res = np_fn(_concrete(asarray(ar1), name), _concrete(asarray(ar2), name), *np_args)
+        if not _any_tracer(ar1, ar2):
+            return res, None
+        size = len(res[0] if isinstance(res, tuple) else res)
+    return None, _check_size(size)
+
+
 def union1d(ar1, ar2, *, size=None, fill_value=None):
     """Mirrors `jax.numpy.union1d` / `numpy.union1d`: the sorted unique values of both arrays.
     Eager only without `size=` (as JAX); with `size=` padded with `fill_value` (default: the
@@ -399,13 +412,9 @@ def setdiff1d(ar1, ar2, assume_unique=False, *, size=None, fill_value=None):
     in `ar2` (with `assume_unique=True`, the values of `ar1` not in `ar2` in their order, as
     NumPy). Eager only without `size=` (as JAX); with `size=` padded with `fill_value` (default
     0, as JAX), which compiles and batches."""
+    res, size = _set_op_eager(np.setdiff1d, "setdiff1d", ar1, ar2, size, assume_unique)
     if size is None:
-        res = np.setdiff1d(_concrete(asarray(ar1), "setdiff1d"),
-                           _concrete(asarray(ar2), "setdiff1d"), assume_unique)
-        if not _any_tracer(ar1, ar2):
-            return res
-        size = len(res)               # concrete tracers (grad): stay differentiable
-    size = _check_size(size)
+        return res
     a, b = _promoted_pair(ar1, ar2)
     if assume_unique:
         vals, keep = a, isin(a, b, invert=True)
@@ -421,13 +430,9 @@ def setxor1d(ar1, ar2, assume_unique=False, *, size=None, fill_value=None):
     """Mirrors `jax.numpy.setxor1d` / `numpy.setxor1d`: the sorted unique values in exactly
     one of the arrays. Eager only without `size=` (as JAX); with `size=` padded with
     `fill_value` (default: the smallest result), which compiles and batches."""
+    res, size = _set_op_eager(np.setxor1d, "setxor1d", ar1, ar2, size, assume_unique)
     if size is None:
-        res = np.setxor1d(_concrete(asarray(ar1), "setxor1d"),
-                          _concrete(asarray(ar2), "setxor1d"), assume_unique)
-        if not _any_tracer(ar1, ar2):
-            return res
-        size = len(res)               # concrete tracers (grad): stay differentiable
-    size = _check_size(size)
+        return res
     a, b = _promoted_pair(ar1, ar2)
     parts, keeps = [], []
     for x, other in ((a, b), (b, a)):
@@ -455,14 +460,10 @@ def intersect1d(ar1, ar2, assume_unique=False, return_indices=False, *, size=Non
     (default: the smallest result) and the indices with the arrays' lengths (as JAX); this
     compiles and batches. `assume_unique` is accepted; with `size=` the inputs are
     de-duplicated anyway (same result for unique inputs)."""
+    res, size = _set_op_eager(np.intersect1d, "intersect1d", ar1, ar2, size, assume_unique,
+                              return_indices)
     if size is None:
-        res = np.intersect1d(_concrete(asarray(ar1), "intersect1d"),
-                             _concrete(asarray(ar2), "intersect1d"), assume_unique,
-                             return_indices)
-        if not _any_tracer(ar1, ar2):
-            return res
-        size = len(res[0] if return_indices else res)   # concrete tracers (grad)
-    size = _check_size(size)
+        return res
     a, b = _promoted_pair(ar1, ar2)
     n1, n2 = get_aval(a).shape[0], get_aval(b).shape[0]
     if n1 == 0 or n2 == 0:
