@@ -258,6 +258,7 @@ class EvalTrace(Trace):
         for a in args:
             if isinstance(a, Tracer):
                 raise leaked_tracer_error(a)
+        quiet = _fp_warnings_off()
         try:
             return prim.impl(*args, **params)
         except Exception:
@@ -265,6 +266,32 @@ class EvalTrace(Trace):
             if prim.abstract_eval is not None:
                 prim.abstract_eval(*[get_aval(a) for a in args], **params)
             raise
+        finally:
+            _fp_warnings_restore(quiet)
+
+
+def _make_fp_quiet():
+    """(off, restore): switch NumPy's floating-point warnings off for the calling context
+    and back. Eager primitives return IEEE results (inf, nan) silently, as XLA does: JAX
+    users see no "divide by zero" warning from, say, sqrt's derivative at 0. NumPy keeps
+    its error state in a context variable; setting it directly costs ~0.2 us against ~0.8
+    us for entering `np.errstate`, which matters on every eager primitive. Without that
+    variable (another NumPy), `np.errstate` does the same."""
+    try:
+        from numpy._core import _ufunc_config
+        var = _ufunc_config._extobj_contextvar
+        with np.errstate(all="ignore"):
+            quiet = var.get()
+        return (lambda: var.set(quiet)), var.reset
+    except Exception:                       # noqa: BLE001 -- any other NumPy layout
+        def off():
+            state = np.errstate(all="ignore")
+            state.__enter__()
+            return state
+        return off, (lambda state: state.__exit__(None, None, None))
+
+
+_fp_warnings_off, _fp_warnings_restore = _make_fp_quiet()
 
 
 class _State(threading.local):

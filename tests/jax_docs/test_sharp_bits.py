@@ -164,6 +164,20 @@ def test_gradient_of_sqrt_at_zero_and_the_double_where_trick():
     assert float(T.jit(T.grad(safe))(4.0)) == pytest.approx(0.25)
 
 
+
+def test_eager_infinities_and_nans_are_silent_and_numpy_state_is_untouched():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")              # any RuntimeWarning fails the test
+        assert float(T.grad(tnp.sqrt)(0.0)) == np.inf
+        assert float(tnp.log(0.0)) == -np.inf
+        assert np.isnan(float(T.grad(lambda x: tnp.where(x > 0, tnp.sqrt(x), 0.0))(0.0)))
+        assert np.all(np.isinf(tnp.divide(np.array([1.0, -1.0]), 0.0)))
+        # the user's own NumPy calls (also `/` on the plain arrays we return) still warn as
+        # NumPy decides
+        with pytest.raises(RuntimeWarning, match="divide by zero"):
+            np.log(np.float64(0.0))
+
 # --- random numbers: explicit keys ---------------------------------------------------------
 
 def test_reusing_a_key_repeats_the_numbers_and_split_keys_differ():
