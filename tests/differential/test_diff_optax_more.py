@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 
 import fnn.optim as fo  # noqa: E402
 import transforms as T  # noqa: E402
+from _state_layout import skeleton  # noqa: E402
 
 RTOL, ATOL = 2e-6, 1e-7
 STEPS = 5
@@ -25,21 +26,6 @@ def _jax_x32():
         warnings.simplefilter("ignore", DeprecationWarning)
         yield
 
-
-def skeleton(x):
-    """NamedTuple class/field names, dict keys, sequence lengths; leaves as (dtype, shape)."""
-    if isinstance(x, tuple) and hasattr(x, "_fields"):
-        return (type(x).__name__, {f: skeleton(getattr(x, f)) for f in x._fields})
-    if isinstance(x, dict):
-        return {k: skeleton(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [skeleton(v) for v in x]
-    if x is None:
-        return None
-    if "key" in str(getattr(x, "dtype", "")):
-        x = jax.random.key_data(x)
-    a = np.asarray(x)
-    return (str(a.dtype), a.shape)
 
 
 def _close(what, ours, theirs, rtol=RTOL, atol=ATOL):

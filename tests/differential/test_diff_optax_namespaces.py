@@ -8,6 +8,7 @@ jax = pytest.importorskip("jax")
 import numpy as np  # noqa: E402
 
 import fnn.optim as fo  # noqa: E402
+from _state_layout import skeleton  # noqa: E402
 
 jnp = jax.numpy
 
@@ -288,20 +289,6 @@ def test_second_order_matches_optax():
         _close("fisher_diag", fo.second_order.fisher_diag(loss(tnp), params, x, y),
                optax.second_order.fisher_diag(loss(jnp), params, x, y), rtol=1e-4)
 
-
-def skeleton(x):
-    """The layout of a state: NamedTuple class and field names, dict keys, sequence lengths
-    (what a checkpoint's paths are made of), leaves as dtype and shape."""
-    if isinstance(x, tuple) and hasattr(x, "_fields"):
-        return (type(x).__name__, {f: skeleton(getattr(x, f)) for f in x._fields})
-    if isinstance(x, dict):
-        return {k: skeleton(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [skeleton(v) for v in x]
-    if x is None:
-        return None
-    a = np.asarray(x)
-    return (str(a.dtype), a.shape)
 
 
 def test_inject_hyperparams_state_matches_optax():
