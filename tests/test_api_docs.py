@@ -23,6 +23,8 @@ MODULES = ["transforms", "transforms.numpy", "transforms.lax", "transforms.rando
            "transforms.distributed", "transforms.ad_checkpoint", "transforms.ops",
            "transforms.dtypes", "transforms.experimental", "transforms.image",
            "transforms.experimental.ode", "transforms.custom_batching", "transforms.flatten_util",
+           "transforms.sharding", "transforms.experimental.shard_map",
+           "transforms.experimental.mesh_utils",
            "fnn", "fnn.optim",
            "fnn.checkpoint", "fnn.optim.losses", "fnn.optim.tree_utils", "fnn.optim.tree",
            "fnn.optim.projections", "fnn.optim.second_order", "fnn.optim.schedules",

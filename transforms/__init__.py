@@ -32,6 +32,9 @@ from . import flatten_util  # noqa: F401
 from .dtypes import float0  # noqa: F401
 from .callback import pure_callback  # noqa: F401
 from .pmap import pmap  # noqa: F401
+from . import sharding  # noqa: F401
+from .sharding import NamedSharding, P, make_mesh, reshard, set_mesh  # noqa: F401
+from .shard_map import shard_map  # noqa: F401
 from .api_more import closure_convert, ensure_compile_time_eval, named_call  # noqa: F401
 from .environment import (Device, check_tracer_leaks, checking_leaks, debug_infs,  # noqa: F401
                        debug_nans, default_backend, default_device, default_matmul_precision,

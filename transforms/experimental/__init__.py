@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import contextlib
 
-from . import ode  # noqa: F401,E402
+from . import mesh_utils, ode, shard_map  # noqa: F401,E402
 
-__all__ = ["enable_x64", "disable_x64", "ode"]
+__all__ = ["enable_x64", "disable_x64", "ode", "shard_map", "mesh_utils"]
 
 
 @contextlib.contextmanager
