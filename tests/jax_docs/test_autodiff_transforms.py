@@ -355,3 +355,58 @@ def test_complex_derivatives_like_jax():
     same_as_jax((out, f_vjp(Z)), (jout, jf_vjp(Z)), rtol=1e-5)
     same_as_jax(T.jvp(lambda z: tnp.sin(z) * z, (Z,), (Z,)),
                 jax.jvp(lambda z: jnp.sin(z) * z, (Z,), (Z,)), rtol=1e-5)
+
+
+# --- integer inputs, tangent dtypes, linearize with has_aux -----------------------------------
+
+def test_integer_inputs_to_jacobians_are_an_error_as_in_jax():
+    for jac in (T.jacfwd, T.jacrev, T.hessian):
+        with pytest.raises(TypeError, match="int32"):
+            jac(lambda n: n * 2.0)(np.int32(3))
+
+
+def test_allow_int_gives_zero_gradients_for_integer_arguments():
+    gx, gn = T.grad(lambda x, n: x * n, argnums=(0, 1), allow_int=True)(2.0, np.int32(3))
+    assert float(gx) == 3.0
+    # JAX's zeros have dtype float0, which cannot cross jit here: the integer's own dtype
+    assert np.asarray(gn).dtype == np.int32 and int(gn) == 0
+    J = T.jacrev(lambda x, n: x * n, argnums=(0, 1), allow_int=True)(X3, np.int32(2))
+    np.testing.assert_allclose(J[0], 2 * np.eye(3))
+    np.testing.assert_array_equal(J[1], np.zeros(3))
+    gn = T.jit(T.grad(lambda x, n: x * n, argnums=1, allow_int=True))(2.0, np.int32(3))
+    assert int(gn) == 0
+
+
+def test_jvp_tangents_take_the_primal_dtype():
+    # JAX requires equal dtypes; a float64 tangent (NumPy's default) for a float32 primal
+    # must not turn the output float64
+    y, t = T.jvp(tnp.sin, (X3,), (np.ones(3),))
+    assert y.dtype == t.dtype == np.float32
+    np.testing.assert_allclose(t, np.cos(X3), rtol=1e-6)
+    y, t = T.jvp(lambda a: a * 2, (np.float32(1.0),), (1.0,))
+    assert np.asarray(t).dtype == np.float32 and float(t) == 2.0
+    with pytest.raises(TypeError, match="complex64 tangent for a float32 primal"):
+        T.jvp(tnp.sin, (X3,), (X3.astype(np.complex64),))
+
+
+def test_linearize_with_has_aux():
+    def f(x):
+        y = tnp.sin(x) * 2.0
+        return tnp.sum(y), {"y": y}
+
+    out, f_jvp, aux = T.linearize(f, X3, has_aux=True)
+    np.testing.assert_allclose(out, np.sum(2 * np.sin(X3)), rtol=1e-6)
+    np.testing.assert_allclose(aux["y"], 2 * np.sin(X3), rtol=1e-6)
+    np.testing.assert_allclose(f_jvp(np.ones(3, np.float32)), np.sum(2 * np.cos(X3)), rtol=1e-6)
+    with pytest.raises(TypeError, match="pair"):
+        T.linearize(lambda x: x, X3, has_aux=True)
+
+
+@needs_jax
+def test_linearize_has_aux_like_jax():
+    def f(x, np_=tnp):
+        return np_.tanh(x) * x, np_.cos(x)
+
+    ours = T.linearize(f, X3, has_aux=True)
+    theirs = jax.linearize(lambda x: f(x, jnp), X3, has_aux=True)
+    same_as_jax((ours[0], ours[2], ours[1](X3)), (theirs[0], theirs[2], theirs[1](X3)))
