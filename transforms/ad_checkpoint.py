@@ -131,6 +131,21 @@ def save_from_both_policies(policy_1, policy_2):
     return policy
 
 
+def save_and_offload_only_these_names(*, names_which_can_be_saved, names_which_can_be_offloaded,
+                                      offload_src="device", offload_dst="pinned_host"):
+    """Save the values tagged with a name in either list. JAX moves the second list's values
+    to host memory; here the device is the host, so offloading a value is saving it."""
+    del offload_src, offload_dst
+    return _Names(tuple(names_which_can_be_saved) + tuple(names_which_can_be_offloaded), True)
+
+
+def offload_dot_with_no_batch_dims(offload_src="device", offload_dst="pinned_host"):
+    """`dots_with_no_batch_dims_saveable` (JAX offloads those products to the host; here
+    the device is the host, so they are simply saved)."""
+    del offload_src, offload_dst
+    return dots_with_no_batch_dims_saveable
+
+
 class _Policies:
     """`checkpoint_policies`: the policy namespace (as `jax.checkpoint_policies`)."""
     everything_saveable = staticmethod(everything_saveable)
@@ -142,6 +157,8 @@ class _Policies:
     save_any_names_but_these = staticmethod(save_any_names_but_these)
     save_anything_except_these_names = staticmethod(save_anything_except_these_names)
     save_from_both_policies = staticmethod(save_from_both_policies)
+    save_and_offload_only_these_names = staticmethod(save_and_offload_only_these_names)
+    offload_dot_with_no_batch_dims = staticmethod(offload_dot_with_no_batch_dims)
 
 
 checkpoint_policies = _Policies()

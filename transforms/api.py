@@ -184,27 +184,44 @@ def _check_outputs(fname, out, holomorphic):
                             "functions of complex outputs, use vjp/jvp directly.")
 
 
+def _check_differentiable_inputs(fname, args, nums, allow_int):
+    """Integer and boolean leaves of the differentiated arguments are an error unless
+    `allow_int` (as JAX); their derivatives are then zeros."""
+    if allow_int:
+        return
+    for i in nums:
+        for path, leaf in tree_util.leaves_with_path(args[i]):
+            dt = get_aval(as_leaf(leaf)).dtype
+            if not is_float_dtype(dt):
+                raise NonDifferentiableError(
+                    f"{fname} requires real- or complex-valued (floating point) inputs, but "
+                    f"argument {i}{tree_util.keystr(path)} has dtype {dt}. Convert it with "
+                    ".astype(float), exclude it from argnums, or pass allow_int=True (its "
+                    "derivative is then zero).")
+
+
 def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
-                   holomorphic: bool = False) -> Callable[..., tuple]:
+                   holomorphic: bool = False, allow_int: bool = False,
+                   reduce_axes: Sequence = ()) -> Callable[..., tuple]:
     """`(value, grad)`; with `has_aux`, `((value, aux), grad)`.
 
     Complex inputs follow JAX: for a real-valued `f(z)`, the gradient is
     `df/dx - i df/dy` (z = x + iy); with `holomorphic=True` (complex inputs and output) it is
-    the complex derivative `f'(z)`."""
+    the complex derivative `f'(z)`. Integer inputs are an error unless `allow_int=True`; their
+    gradient is then zero, with the input's own integer dtype (JAX gives `float0` zeros,
+    which cannot cross `jit` here). `reduce_axes` is accepted for old JAX programs and must be
+    empty (as in JAX, which removed it)."""
+    if reduce_axes:
+        raise NotImplementedError("grad: reduce_axes is not supported (JAX removed it too); "
+                                  "sum over the named axis inside the function instead")
+
     @functools.wraps(fun)
     def value_and_grad_fun(*args, **kwargs):
         single, nums = _normalize_argnums(argnums, len(args), "grad")
         if holomorphic:
             for i in nums:
                 _check_holomorphic_inputs("grad", tree_util.leaves_with_path(args[i]))
-        for i in nums:
-            for path, leaf in tree_util.leaves_with_path(args[i]):
-                dt = get_aval(as_leaf(leaf)).dtype
-                if not is_float_dtype(dt):
-                    raise NonDifferentiableError(
-                        f"grad requires real-valued (floating point) inputs, but argument {i}"
-                        f"{tree_util.keystr(path)} has dtype {dt}. Convert it with "
-                        ".astype(float) or exclude it from argnums.")
+        _check_differentiable_inputs("grad", args, nums, allow_int)
 
         def partial_fun(*diff_args):
             full = list(args)
@@ -226,10 +243,11 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
 
 
 def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
-         holomorphic: bool = False) -> Callable:
+         holomorphic: bool = False, allow_int: bool = False,
+         reduce_axes: Sequence = ()) -> Callable:
     """Reverse-mode gradient of a scalar-output function (with respect to `argnums`); see
-    `value_and_grad` for complex inputs and `holomorphic`."""
-    vg = value_and_grad(fun, argnums, has_aux, holomorphic)
+    `value_and_grad` for complex inputs, `holomorphic` and `allow_int`."""
+    vg = value_and_grad(fun, argnums, has_aux, holomorphic, allow_int, reduce_axes)
 
     @functools.wraps(fun)
     def grad_fun(*args, **kwargs):
@@ -244,6 +262,20 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
 # ---------------------------------------------------------------------------------------------
 # jvp / linearize
 # ---------------------------------------------------------------------------------------------
+
+def _tangent_as_primal_dtype(p, t):
+    """A tangent has its primal's dtype (JAX requires equal dtypes; NumPy's float64 default
+    would otherwise turn `jvp(f, (float32 x,), (1.0,))` into float64 outputs). A complex
+    tangent for a real primal is an error, as in JAX."""
+    pd, td = get_aval(p).dtype, get_aval(t).dtype
+    if pd == td or not is_float_dtype(pd) or not is_float_dtype(td):
+        return t
+    if np.issubdtype(td, np.complexfloating) and not np.issubdtype(pd, np.complexfloating):
+        raise TypeError(f"jvp: a {td.name} tangent for a {pd.name} primal; primal and tangent "
+                        "dtypes must match")
+    from .lax import convert_element_type
+    return convert_element_type(t, pd)
+
 
 def jvp(fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = False) -> tuple:
     """Forward mode: `(fun(*primals), tangent_out)`."""
@@ -261,6 +293,7 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = Fa
         if get_aval(p).shape != get_aval(t).shape:
             raise ValueError(f"jvp: primal shape {get_aval(p).shape} and tangent shape "
                              f"{get_aval(t).shape} differ")
+    flat_t = [_tangent_as_primal_dtype(p, t) for p, t in zip(flat_p, flat_t)]
     store = {}
 
     def flat_fun(*args):
@@ -279,15 +312,23 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = Fa
     return res + (store["aux"],) if has_aux else res
 
 
-def linearize(fun, *primals):
-    """`(out, f_jvp)` where `f_jvp(*tangents)` evaluates the JVP at `primals` (staged once)."""
+def linearize(fun, *primals, has_aux=False):
+    """`(out, f_jvp)` where `f_jvp(*tangents)` evaluates the JVP at `primals` (staged once);
+    with `has_aux` (`fun` returns `(out, aux)`), `(out, f_jvp, aux)`, as JAX."""
     flat, in_tree = tree_util.flatten(tuple(primals))
     flat = [as_leaf(x) for x in flat]
     store = {}
     diff = [is_float_dtype(get_aval(x).dtype) for x in flat]
 
     def flat_fun(*args):
-        out_flat, store["tree"] = tree_util.flatten(fun(*tree_util.unflatten(in_tree, list(args))))
+        out = fun(*tree_util.unflatten(in_tree, list(args)))
+        if has_aux:
+            if not (isinstance(out, (tuple, list)) and len(out) == 2):
+                raise TypeError("linearize: a function with has_aux=True must return a pair "
+                                f"(out, aux), got {type(out).__name__}")
+            out, aux = out
+            store["aux"] = _unwrap_aux(aux, current_trace())
+        out_flat, store["tree"] = tree_util.flatten(out)
         return [as_leaf(o) for o in out_flat]
 
     out_p, linear, out_nz = linearize_flat(flat_fun, flat, diff)
@@ -302,7 +343,8 @@ def linearize(fun, *primals):
         res = [next(outs) if nz else _zeros_like(p) for p, nz in zip(out_p, out_nz)]
         return tree_util.unflatten(store["tree"], res)
 
-    return tree_util.unflatten(store["tree"], out_p), f_jvp
+    out = tree_util.unflatten(store["tree"], out_p)
+    return (out, f_jvp, store["aux"]) if has_aux else (out, f_jvp)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,6 +378,11 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
             _check_holomorphic_inputs("jacfwd", tree_util.leaves_with_path(dyn))
         else:
             for a in avals:
+                if not is_float_dtype(a.dtype):
+                    raise TypeError(
+                        f"jacfwd requires real-valued inputs (input dtype that is a sub-dtype "
+                        f"of np.floating), but got {a.dtype.name}. Convert integer inputs with "
+                        ".astype(float) or leave them out of argnums.")
                 if np.issubdtype(a.dtype, np.complexfloating):
                     raise TypeError(
                         f"jacfwd requires real-valued inputs (input dtype that is a sub-dtype "
@@ -376,13 +423,15 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
     return jac_fun
 
 
-def jacrev(fun, argnums=0, has_aux=False, holomorphic=False):
+def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
     """Jacobian by reverse mode: one batched VJP over the output basis (vmap). Complex
-    outputs need `holomorphic=True` (as JAX)."""
+    outputs need `holomorphic=True` (as JAX); integer inputs need `allow_int=True` (their
+    blocks are then zero)."""
     from .interpreters.batching import vmap
 
     def jac_fun(*args, **kwargs):
         single, nums = _normalize_argnums(argnums, len(args), "jacrev")
+        _check_differentiable_inputs("jacrev", args, nums, allow_int)
 
         def f_dyn(*d):
             full = list(args)
