@@ -237,7 +237,7 @@ if MODE == "tiered":
 f = T.jit(fn)
 t3 = time.perf_counter()
 c3 = time.process_time()
-closed = f.trace(*args)
+closed = f.trace(*args).jaxpr
 t4 = time.perf_counter()
 low = lower(closed)
 t5 = time.perf_counter()

@@ -153,7 +153,7 @@ CACHED = textwrap.dedent("""
     rng = np.random.default_rng(1)
     a = rng.standard_normal((160, 384)).astype(np.float32)
     b = rng.standard_normal((384, 96)).astype(np.float32)
-    exe = compile(T.jit(lambda a, b: (a @ b) * 3).trace(a, b))
+    exe = compile(T.jit(lambda a, b: (a @ b) * 3).trace(a, b).jaxpr)
     bt._next = float("inf")
     used = []
     for n in (2, 1, 3):

@@ -19,6 +19,13 @@ class TracerIntegerConversionError(ConcretizationTypeError):
     pass it as a static argument or use `lax.fori_loop`/`lax.dynamic_slice`, as in JAX."""
 
 
+class NonConcreteBooleanIndexError(IndexError, ConcretizationTypeError):
+    """A boolean mask whose value is only known at run time used as an index (`x[mask]`,
+    `x.at[mask].set(v)` inside `jit`/`vmap`): the result's shape would depend on the data.
+    Use `tnp.where(mask, ...)`, as in JAX (an IndexError there; a ConcretizationTypeError
+    here too, which it used to be)."""
+
+
 class TracerArrayConversionError(TypeError):
     """A traced value was handed to code that needs a real NumPy array."""
 

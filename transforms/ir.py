@@ -42,6 +42,12 @@ class Eqn:
         self.prim, self.invars, self.outvars = prim, invars, outvars
         self.params, self.source_info = params, source_info
 
+    @property
+    def primitive(self):
+        """The equation's primitive (JAX's name for `prim`: code walking a jaxpr reads
+        `eqn.primitive.name`)."""
+        return self.prim
+
     def __repr__(self):
         return f"Eqn({self.prim.name}, {len(self.invars)} in, {len(self.outvars)} out)"
 

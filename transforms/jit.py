@@ -63,6 +63,7 @@ from .core import Tracer, as_leaf, get_aval
 from .interpreters.partial_eval import convert_constvars, trace_to_jaxpr, weakened
 from .ir import ClosedJaxpr, Jaxpr
 from . import tiered as _tiered
+from .stages import Compiled, Lowered, Traced  # noqa: F401  (re-exported)
 
 logger = logging.getLogger("transforms.jit")
 
@@ -144,37 +145,25 @@ def _leaf_sig(x):
     return None
 
 
+def _concrete_stand_in(x):
+    """An argument for tracing: a `ShapeDtypeStruct` (any shape-and-dtype description that
+    is not an array) becomes a zero-strided array of that shape and dtype (no memory)."""
+    if isinstance(x, core.ShapeAndDtype) and not isinstance(x, (np.ndarray, Tracer)):
+        return np.broadcast_to(np.zeros((), x.dtype), x.shape)
+    return x
+
+
 def _as_array(x):
     if type(x) is np.ndarray:
         return x
     return np.asarray(x)
 
 
-class Lowered:
-    """Result of `jit(f).lower(*args)`: the IR after fusion (`as_text()`) and the generated
-    source (`.source`); `compile()` returns the compiled callable (flat arrays in, list out)."""
-
-    def __init__(self, backend_lowered, closed):
-        self._lowered = backend_lowered
-        self.jaxpr = closed
-        self.source = backend_lowered.source
-
-    def as_text(self):
-        return self._lowered.as_text()
-
-    def compile(self):
-        from .backend.numba import Executable
-        return Executable(self._lowered)
-
-    def __str__(self):
-        return self.as_text()
-
-
 class JitFunction:
     """A jitted function (see the module docstring)."""
 
     def __init__(self, fun, static_argnums=(), static_argnames=(), donate_argnums=(),
-                 tiered=None):
+                 tiered=None, donate_argnames=()):
         if not callable(fun):
             raise TypeError(f"jit expects a callable, got {type(fun).__name__}")
         functools.update_wrapper(self, fun)
@@ -196,6 +185,12 @@ class JitFunction:
                 pos_names[n] for n in nums if 0 <= n < len(pos_names))))
             nums = tuple(dict.fromkeys(nums + tuple(
                 pos_names.index(n) for n in names if n in pos_names)))
+            # donated names become positions (an argument passed by keyword is not donated:
+            # donation only lets the outputs reuse memory, it never changes a result)
+            dnames = (donate_argnames,) if isinstance(donate_argnames, str) \
+                else tuple(donate_argnames)
+            donate = tuple(dict.fromkeys(donate + tuple(
+                pos_names.index(n) for n in dnames if n in pos_names)))
         self._static_nums = nums
         self._static_names = frozenset(names)
         self._donate = donate
@@ -491,23 +486,23 @@ class JitFunction:
         return "; ".join(parts)
 
     # -- introspection --------------------------------------------------------------------------
-    def lower(self, *args, **kwargs):
-        """Trace and lower for these arguments (no compilation)."""
+    def trace(self, *args, **kwargs):
+        """Trace for these arguments (arrays, or `ShapeDtypeStruct`s standing for arrays):
+        a `transforms.stages.Traced` with `.jaxpr`, `.out_info` and `.lower()`."""
         dyn_args, dyn_kw, statics = self._split(args, kwargs)
+        dyn_args, dyn_kw = optree.tree_map(_concrete_stand_in, (dyn_args, dyn_kw),
+                                           namespace=_NS)
         leaves, treedef = optree.tree_flatten((dyn_args, dyn_kw), namespace=_NS)
         sig = self._signature(leaves, treedef, dyn_args, dyn_kw)
-        key = (treedef, sig, _statics_key(statics))
-        entry = self._lookup(key, treedef)
+        entry = self._lookup((treedef, sig, _statics_key(statics)), treedef)
         if entry is None:
             entry = self._trace(leaves, treedef, statics, args, kwargs)
-        from .backend.numba import lower as backend_lower
-        return Lowered(backend_lower(entry.closed, entry.donate), entry.closed)
+        return Traced(self._name, entry.closed, treedef, entry.out_tree, entry.donate)
 
-    def trace(self, *args, **kwargs):
-        """The ClosedJaxpr traced for these arguments."""
-        dyn_args, dyn_kw, statics = self._split(args, kwargs)
-        leaves, treedef = optree.tree_flatten((dyn_args, dyn_kw), namespace=_NS)
-        return self._trace(leaves, treedef, statics, args, kwargs).closed
+    def lower(self, *args, **kwargs):
+        """Trace and lower for these arguments (no compilation): a `transforms.stages.Lowered`
+        (`.as_text()`, `.source`, `.out_info`, `.compile()`)."""
+        return self.trace(*args, **kwargs).lower()
 
     def clear_cache(self):
         self._caches.clear()
@@ -745,6 +740,7 @@ def _describe_sig(sig):
 def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
         static_argnames: str | Sequence[str] = (),
         donate_argnums: int | Sequence[int] = (),
+        donate_argnames: str | Sequence[str] = (),
         tiered: bool | None = None) -> JitFunction | Callable[[Callable], JitFunction]:
     """Compile `fun` through Numba.
 
@@ -757,20 +753,23 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
         each distinct value compiles separately).
       static_argnames: the same, by keyword name.
       donate_argnums: positions of arguments whose buffers the outputs may reuse.
+      donate_argnames: the same, by parameter name (donated when passed positionally).
       tiered: `True`: while a new signature is compiled in a background process, calls run
         in the eager interpreter, then switch to the compiled code (see `transforms.tiered`;
         the first steps may then differ in the last bits from a compiled run). Default: off,
         unless ``NUMBAX_TIERED=1``; off keeps runs bit-reproducible.
 
     Returns:
-      A `JitFunction`: call it like `fun`; `.lower(*args)` gives the generated source and
-      IR, `.cache_misses` the recompilations and their reasons, `.clear_cache()` forgets the
+      A `JitFunction`: call it like `fun`; `.trace(*args)` / `.lower(*args)` /
+      `.lower(*args).compile()` are the ahead-of-time stages (`transforms.stages`; arguments
+      may be `ShapeDtypeStruct`s), `.lower(*args)` gives the generated source and IR, `.cache_misses` the recompilations and their reasons, `.clear_cache()` forgets the
       compiled signatures.
     """
     if fun is None:
         return lambda f: JitFunction(f, static_argnums, static_argnames, donate_argnums,
-                                     tiered)
-    return JitFunction(fun, static_argnums, static_argnames, donate_argnums, tiered)
+                                     tiered, donate_argnames)
+    return JitFunction(fun, static_argnums, static_argnames, donate_argnums, tiered,
+                       donate_argnames)
 
 
 # `transforms.jit` (the name) is this function, which shadows this module in the package

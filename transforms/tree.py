@@ -256,10 +256,23 @@ def structure(tree, is_leaf=None):
     return canonical(optree.tree_structure(tree, is_leaf=is_leaf, **_ns))
 
 
+def _up_to(spec, tree, rest, is_leaf, what):
+    """The leaves of each of `rest` cut at `spec` (the first tree's structure); a tree of
+    another structure is a ValueError naming the key path where they differ (as JAX)."""
+    try:
+        return [spec.flatten_up_to(r) for r in rest]
+    except ValueError:
+        for r in rest:
+            errs = optree.prefix_errors(tree, r, is_leaf=is_leaf, **_ns)
+            if errs:
+                raise errs[0](f"{what} tree") from None
+        raise
+
+
 def map(f, tree, *rest, is_leaf=None):  # noqa: A001 - the JAX name
     """Apply `f` leafwise; `rest` trees must have `tree`'s structure (or it as a prefix)."""
     lvs, spec = optree.tree_flatten(tree, is_leaf=is_leaf, **_ns)
-    others = [spec.flatten_up_to(r) for r in rest]
+    others = _up_to(spec, tree, rest, is_leaf, "tree_map") if rest else ()
     return optree.tree_unflatten(canonical(spec), [f(*xs) for xs in zip(lvs, *others)])
 
 
@@ -289,7 +302,7 @@ def map_with_path(f, tree, *rest, is_leaf=None, is_leaf_takes_path=False):
     """`f(path, leaf, *others)` leafwise, `path` a tuple of key objects; `keystr(path)` prints it."""
     _no_path_leaf(is_leaf_takes_path)
     lvs, spec = optree.tree_flatten(tree, is_leaf=is_leaf, **_ns)
-    others = [spec.flatten_up_to(r) for r in rest]
+    others = _up_to(spec, tree, rest, is_leaf, "tree_map_with_path") if rest else ()
     outs = [f(p, *xs) for p, *xs in zip(_paths(spec), lvs, *others)]
     return optree.tree_unflatten(canonical(spec), outs)
 

@@ -12,7 +12,7 @@ from builtins import max as builtins_max
 
 from .. import lax
 from ..core import Tracer, get_aval
-from ..errors import ConcretizationTypeError, InvalidIndexError
+from ..errors import InvalidIndexError, NonConcreteBooleanIndexError
 
 _SCALAR_INT = (int, np.integer)
 
@@ -25,6 +25,21 @@ def _is_array_index(i):
     return False
 
 
+def _concrete_mask(m, update=False):
+    """A boolean index as a NumPy array; a mask only known at run time is an error."""
+    if isinstance(m, Tracer):
+        v = m.concrete_value()
+        if v is None:
+            fix = ("x.at[mask].set(v) -> tnp.where(mask, v, x)" if update else
+                   "x[mask] -> tnp.where(mask, x, 0), or a reduction such as "
+                   "tnp.sum(x, where=mask)")
+            raise NonConcreteBooleanIndexError(
+                f"boolean indices must be concrete: got {m.aval} under jit/vmap, where the "
+                f"result's shape would depend on the data (as in JAX). Use {fix}.")
+        return np.asarray(v)
+    return np.asarray(m)
+
+
 def _expand(idx, ndim):
     """Normalise to a tuple without Ellipsis; booleans masks are converted (concrete only)."""
     if not isinstance(idx, tuple):
@@ -34,11 +49,7 @@ def _expand(idx, ndim):
         if isinstance(i, list):
             i = np.asarray(i)
         if isinstance(i, (np.ndarray, Tracer)) and i.dtype == np.bool_:
-            if isinstance(i, Tracer) and i.concrete_value() is None:
-                raise ConcretizationTypeError(
-                    "boolean-mask indexing gives an array whose shape depends on the data; it "
-                    "is not allowed under jit/vmap (as in JAX). Use tnp.where(mask, x, 0).")
-            out.extend(np.nonzero(np.asarray(i.concrete_value() if isinstance(i, Tracer) else i)))
+            out.extend(np.nonzero(_concrete_mask(i)))
             continue
         out.append(i)
     n_real = sum(1 for i in out if i is not None and i is not Ellipsis)
@@ -336,6 +347,15 @@ def _scatter_operands(x, idx, mode):
     index) or `x` (traced index); a scatter of updates shaped `batch + window` at `indices`
     performs the update of `x[idx]`. `unique`: no position is addressed twice (known)."""
     clip = mode == "clip"
+    if _has_tracer(idx):
+        # a traced boolean mask with a known value is its nonzero() positions (as on NumPy)
+        items, fixed = idx if isinstance(idx, tuple) else (idx,), []
+        for i in items:
+            if isinstance(i, Tracer) and i.dtype == np.bool_:
+                fixed.extend(np.nonzero(_concrete_mask(i, update=True)))
+            else:
+                fixed.append(i)
+        idx = tuple(fixed)
     if not _has_tracer(idx):
         if not isinstance(x, Tracer) and mode is None:
             # eagerly on NumPy input, NumPy's own arithmetic (and its IndexError)

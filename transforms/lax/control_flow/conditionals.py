@@ -257,15 +257,23 @@ def switch(index, branches, *operands):
     return tree_util.unflatten(out_tree, outs)
 
 
-def cond(pred, true_fun, false_fun, *operands):
+_NO_OPERAND = object()
+
+
+def cond(pred, true_fun, false_fun, *operands, operand=_NO_OPERAND):
     """`true_fun(*operands)` if `pred` else `false_fun(*operands)`, as a single primitive.
 
+    `operand=` is JAX's older spelling of a single operand (`cond(p, f, g, operand=x)`).
     Both branches are traced (their outputs must match in structure, shape and dtype); only
     the taken branch runs. Differentiable in both modes; under `vmap` with a batched `pred`
     both branches run and a select picks per example.
     """
     if not (callable(true_fun) and callable(false_fun)):
         raise TypeError("cond: true_fun and false_fun must be callable")
+    if operand is not _NO_OPERAND:
+        if operands:
+            raise TypeError("cond: pass the operands positionally or as operand=, not both")
+        operands = (operand,)
     lax = _lax()
     pred = _leaf(pred)
     a = _check_scalar(pred, "cond predicate")
