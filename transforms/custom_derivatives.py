@@ -50,6 +50,29 @@ def _as_leaves(xs):
     return [as_leaf(x) for x in xs]
 
 
+def _tangent_like_primal(name, o, t):
+    """A custom_jvp rule's output tangent, checked against its primal output: the same
+    shape (else a TypeError, as JAX); a floating tangent of another precision is cast to the
+    primal's dtype (JAX requires equal dtypes, but NumPy's float64 defaults (`tnp.ones(3)`) in
+    a rule would otherwise turn float32 tangents float64); a complex tangent for a real
+    output is an error."""
+    oa, ta = get_aval(o), get_aval(t)
+    if oa.shape != ta.shape:
+        raise TypeError(f"custom_jvp rule of {name}: tangent shape {ta.shape} != primal shape "
+                        f"{oa.shape}; the rule must produce primal and tangent outputs with "
+                        "corresponding shapes and dtypes")
+    if ta.dtype == oa.dtype or not np.issubdtype(oa.dtype, np.inexact):
+        return t
+    if (np.issubdtype(ta.dtype, np.complexfloating)
+            and not np.issubdtype(oa.dtype, np.complexfloating)) or not np.issubdtype(
+                ta.dtype, np.inexact):
+        raise TypeError(f"custom_jvp rule of {name}: a {ta.dtype.name} tangent for a "
+                        f"{oa.dtype.name} primal output; the rule must produce primal and "
+                        "tangent outputs with corresponding shapes and dtypes")
+    from .lax import convert_element_type
+    return convert_element_type(t, oa.dtype)
+
+
 class _FlatCall:
     """One call of a custom_jvp/custom_vjp function on flat leaves: the arguments split into
     the non-differentiable ones (`static`: position -> value) and the differentiable ones
@@ -291,10 +314,8 @@ class custom_jvp:
                                 f"outputs of different structures: {tree_o} vs {tree_t}")
             store["out_tree"] = tree_o
             out_flat, tout_flat = _as_leaves(out_flat), _as_leaves(tout_flat)
-            for o, t_ in zip(out_flat, tout_flat):
-                if get_aval(o).shape != get_aval(t_).shape:
-                    raise TypeError(f"custom_jvp rule of {self.__name__}: tangent shape "
-                                    f"{get_aval(t_).shape} != primal shape {get_aval(o).shape}")
+            tout_flat = [_tangent_like_primal(self.__name__, o, t_)
+                         for o, t_ in zip(out_flat, tout_flat)]
             return out_flat, tout_flat
 
         leaves = _as_leaves(flat)
@@ -411,6 +432,43 @@ def _custom_vjp_batch(args, dims, *, fun, fwd, bwd, call_jaxpr=None, **params):
 custom_vjp_call_p.def_batch(_custom_vjp_batch)
 
 
+def _check_bwd_cotangents(name, dyn, dyn_cts, in_avals):
+    """The flat cotangent leaves of a bwd result, checked against the arguments as JAX does:
+    one entry per argument with the argument's tree structure (`None` stands for zeros, for a
+    whole argument or a leaf) and each leaf's shape; floating cotangents take the argument's
+    dtype."""
+    from .lax import convert_element_type, zeros_like_aval
+    leaves, avals = [], iter(in_avals)
+    for i, (arg, ct) in enumerate(zip(dyn, dyn_cts)):
+        arg_tree = tree_util.structure(arg)
+        if ct is None:
+            leaves += [zeros_like_aval(next(avals)) for _ in range(arg_tree.num_leaves)]
+            continue
+        ct_flat, ct_tree = tree_util.flatten(ct, is_leaf=lambda x: x is None)
+        if len(ct_flat) != arg_tree.num_leaves or (
+                ct_tree != arg_tree and tree_util.structure(
+                    tree_util.unflatten(ct_tree, [0] * len(ct_flat))) != arg_tree):
+            raise TypeError(f"custom_vjp bwd of {name} must return cotangents with the "
+                            f"structure of the arguments: for argument {i} it returned "
+                            f"{ct_tree}, the argument is {arg_tree}")
+        for j, c in enumerate(ct_flat):
+            a = next(avals)
+            if c is None:
+                leaves.append(zeros_like_aval(a))
+                continue
+            ca = get_aval(as_leaf(c))
+            if ca.shape != a.shape:
+                raise ValueError(f"custom_vjp bwd of {name} produced a cotangent of shape "
+                                 f"{ca.shape} for an input of shape {a.shape} (output[{i}]"
+                                 f"{'' if arg_tree.num_leaves == 1 else f', leaf {j}'}): "
+                                 "the shapes must match")
+            if (ca.dtype != a.dtype and np.issubdtype(a.dtype, np.inexact)
+                    and np.issubdtype(ca.dtype, np.inexact)):
+                c = convert_element_type(c, a.dtype)
+            leaves.append(c)
+    return leaves
+
+
 class custom_vjp:
     """Decorate a function to give it a custom VJP (`f.defvjp(fwd, bwd)`), as `jax.custom_vjp`.
 
@@ -459,14 +517,7 @@ class custom_vjp:
             if len(dyn_cts) != len(dyn):
                 raise TypeError(f"custom_vjp bwd of {self.__name__} returned {len(dyn_cts)} "
                                 f"cotangents for {len(dyn)} arguments")
-            ct_flat, _ = tree_util.flatten(tuple(dyn_cts), is_leaf=lambda x: x is None)
-            leaves = []
-            for c, a in zip(ct_flat, in_avals):
-                if c is None:
-                    from .lax import zeros_like_aval
-                    c = zeros_like_aval(a)
-                leaves.append(c)
-            return leaves
+            return _check_bwd_cotangents(self.__name__, dyn, dyn_cts, in_avals)
 
         leaves = _as_leaves(flat)
         conv = (_closure_convert(fun_flat, in_avals)

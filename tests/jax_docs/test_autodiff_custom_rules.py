@@ -379,3 +379,79 @@ def test_custom_vjp_under_vmap_of_grad_and_jit_agree():
     np.testing.assert_allclose(T.vmap(T.grad(f))(xs), -np.cos(xs))
     np.testing.assert_allclose(T.jit(T.vmap(T.grad(f)))(xs), -np.cos(xs))
     np.testing.assert_allclose(T.grad(lambda x: tnp.sum(f(x)))(xs), -np.cos(xs))
+
+
+# --- what JAX checks in the rules' outputs -----------------------------------------------------
+
+def test_custom_vjp_bwd_cotangent_of_the_wrong_shape_is_a_value_error():
+    @T.custom_vjp
+    def f(x):
+        return x * 2.0
+
+    f.defvjp(lambda x: (x * 2.0, None), lambda res, g: (tnp.ones(3),))
+    with pytest.raises(ValueError, match=r"shape \(3,\) for an input of shape \(2,\)"):
+        T.grad(lambda x: tnp.sum(f(x)))(np.ones(2))
+
+
+def test_custom_vjp_bwd_cotangent_of_the_wrong_structure_is_a_type_error():
+    @T.custom_vjp
+    def f(p):
+        return p["a"] * p["b"]
+
+    f.defvjp(lambda p: (f(p), p), lambda p, g: ((g * p["b"], g * p["a"]),))  # tuple, not dict
+    with pytest.raises(TypeError, match="structure of the arguments"):
+        T.grad(f)({"a": 2.0, "b": 3.0})
+
+
+def test_custom_vjp_bwd_none_leaves_and_dtype_cast():
+    @T.custom_vjp
+    def f(p):
+        return p["a"] * p["b"]
+
+    # a None leaf is a zero; a float64 cotangent for a float32 input comes back float32
+    f.defvjp(lambda p: (f(p), p), lambda p, g: ({"a": (g * p["b"]).astype(np.float64),
+                                                 "b": None},))
+    g = T.grad(f)({"a": np.float32(2.0), "b": np.float32(3.0)})
+    assert np.asarray(g["a"]).dtype == np.float32 and float(g["a"]) == 3.0
+    assert float(g["b"]) == 0.0
+
+
+def test_custom_jvp_rule_tangent_dtype_follows_the_primal():
+    @T.custom_jvp
+    def f(x):
+        return x * 2.0
+
+    # a float16 (or NumPy-default float64) tangent for a float32 output is cast to float32
+    f.defjvp(lambda p, t: (f(p[0]), (t[0] * 2.0).astype(np.float16)))
+    y, t = T.jvp(f, (np.ones(2, np.float32),), (np.ones(2, np.float32),))
+    assert t.dtype == np.float32
+    np.testing.assert_array_equal(t, [2.0, 2.0])
+
+    @T.custom_jvp
+    def g(x):
+        return x * 2.0
+
+    g.defjvp(lambda p, t: (g(p[0]), t[0] * 1j))
+    with pytest.raises(TypeError, match="complex128 tangent for a float64 primal"):
+        T.jvp(g, (1.0,), (1.0,))
+
+
+def test_python_control_flow_inside_custom_rules_on_concrete_values():
+    # outside jit the function and its rules see concrete values, as in JAX
+    @T.custom_jvp
+    def f(x):
+        return tnp.sin(x) if x > 0 else tnp.cos(x)
+
+    @f.defjvp
+    def _f_jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return f(x), (2.0 if x > 0 else 3.0) * t
+
+    @T.custom_vjp
+    def g(x):
+        return tnp.sin(x) if x > 0 else tnp.cos(x)
+
+    g.defvjp(lambda x: (g(x), x), lambda x, ct: ((2.0 if x > 0 else 3.0) * ct,))
+    for fn in (f, g):
+        assert float(T.grad(fn)(1.0)) == 2.0
+        assert float(T.grad(fn)(-1.0)) == 3.0
