@@ -73,10 +73,21 @@ class _VJPPullback:
         if ct_tree != out_tree:
             raise ValueError(f"vjp: cotangent structure {ct_tree} does not match the output "
                              f"structure {out_tree}")
-        for c, a in zip(ct_flat, out_avals):
-            if get_aval(c).shape != a.shape:
-                raise ValueError(f"vjp: cotangent of shape {get_aval(c).shape} for an output of "
-                                 f"shape {a.shape}")
+        paths = [p for p, _ in tree_util.leaves_with_path(ct)]
+        for path, c, a in zip(paths, ct_flat, out_avals):
+            ca = get_aval(as_leaf(c))
+            if ca.shape != a.shape:
+                raise ValueError(f"vjp: cotangent of shape {ca.shape} for an output of "
+                                 f"shape {a.shape}{tree_util.keystr(path)}")
+            # as JAX: a float output needs a float cotangent (any precision: it is cast), a
+            # real output a real one
+            if is_float_dtype(a.dtype) and (
+                    not is_float_dtype(ca.dtype) or (np.issubdtype(ca.dtype, np.complexfloating)
+                                                     and not np.issubdtype(a.dtype,
+                                                                           np.complexfloating))):
+                raise ValueError(f"vjp: a {ca.dtype.name} cotangent for a {a.dtype.name} output"
+                                 f"{tree_util.keystr(path)}: the cotangent must have the "
+                                 "output's dtype")
         cts = [as_leaf(c) for c, nz in zip(ct_flat, out_nz) if nz]
         args = [UndefinedPrimal(a) for a, d in zip(in_avals, diff) if d]
         res = backward_pass(self.jaxpr, consts, args, cts)
@@ -445,6 +456,13 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
         res = _vjp(f_dyn, [args[i] for i in nums], has_aux)
         out, vjp_fn = res[0], res[1]
         _check_outputs("jacrev", out, holomorphic)
+        for path, leaf in tree_util.leaves_with_path(out):
+            dt = get_aval(as_leaf(leaf)).dtype
+            if not is_float_dtype(dt):
+                raise TypeError(f"jacrev requires real-valued outputs (output dtype that is a "
+                                f"sub-dtype of np.floating), but got {dt.name}"
+                                f"{tree_util.keystr(path)}. For functions with integer outputs, "
+                                "use vjp directly (or jacfwd, whose blocks for them are zero).")
         out_flat, out_tree = tree_util.flatten(out)
         out_avals = [get_aval(as_leaf(o)) for o in out_flat]
         basis, total = _std_basis(out_avals)

@@ -410,3 +410,27 @@ def test_linearize_has_aux_like_jax():
     ours = T.linearize(f, X3, has_aux=True)
     theirs = jax.linearize(lambda x: f(x, jnp), X3, has_aux=True)
     same_as_jax((ours[0], ours[2], ours[1](X3)), (theirs[0], theirs[2], theirs[1](X3)))
+
+
+def test_jacrev_of_an_integer_output_is_an_error_but_jacfwd_gives_zeros():
+    def f(x):
+        return x * 2.0, tnp.argmax(x)
+
+    with pytest.raises(TypeError, match=r"jacrev requires real-valued outputs.*int64\[1\]"):
+        T.jacrev(f)(X3)
+    J, Jn = T.jacfwd(f)(X3)
+    np.testing.assert_array_equal(J, 2 * np.eye(3))
+    np.testing.assert_array_equal(Jn, np.zeros(3))
+
+
+def test_vjp_cotangent_of_the_wrong_kind_is_a_value_error():
+    _, f_vjp = T.vjp(lambda x: {"y": x * 2.0}, X3)
+    with pytest.raises(ValueError, match=r"int32 cotangent for a float32 output\['y'\]"):
+        f_vjp({"y": np.ones(3, np.int32)})
+    with pytest.raises(ValueError, match="complex64 cotangent for a float32 output"):
+        f_vjp({"y": np.ones(3, np.complex64)})
+    # another float precision is cast, a Python float stands for a scalar cotangent
+    (g,) = f_vjp({"y": np.ones(3)})
+    assert g.dtype == np.float32
+    (g,) = T.vjp(tnp.sum, X3)[1](1.0)
+    np.testing.assert_array_equal(g, np.ones(3))
