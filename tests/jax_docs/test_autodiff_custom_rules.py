@@ -455,3 +455,87 @@ def test_python_control_flow_inside_custom_rules_on_concrete_values():
     for fn in (f, g):
         assert float(T.grad(fn)(1.0)) == 2.0
         assert float(T.grad(fn)(-1.0)) == 3.0
+
+
+# --- containers: namedtuples and dicts through the rules -----------------------------------
+
+from collections import namedtuple  # noqa: E402
+
+Point = namedtuple("Point", ["x", "y"])
+
+
+def make_point_fun(M, np_):
+    """A custom_jvp function from a Point to a dict holding a tuple, as in the tutorial's
+    containers section, built for either library."""
+    @M.custom_jvp
+    def f(pt):
+        return {"a": pt.x ** 2, "b": (np_.sin(pt.x), np_.cos(pt.y))}
+
+    @f.defjvp
+    def _f_jvp(primals, tangents):
+        (pt,), (dp,) = primals, tangents
+        return f(pt), {"a": 2 * pt.x * dp.x,
+                       "b": (np_.cos(pt.x) * dp.x, -np_.sin(pt.y) * dp.y)}
+    return f
+
+
+def test_custom_jvp_with_namedtuple_in_and_dict_out():
+    f = make_point_fun(T, tnp)
+    pt = Point(1.0, 2.0)
+    g = T.grad(lambda p: f(p)["a"] + f(p)["b"][1])(pt)
+    assert isinstance(g, Point)
+    np.testing.assert_allclose(g.x, 2.0)
+    np.testing.assert_allclose(g.y, -np.sin(2.0))
+    _, t = T.jvp(f, (pt,), (Point(1.0, 0.0),))
+    np.testing.assert_allclose(t["b"][0], np.cos(1.0))
+    assert float(t["b"][1]) == 0.0
+
+
+@needs_jax
+def test_custom_jvp_containers_like_jax():
+    f, jf = make_point_fun(T, tnp), make_point_fun(jax, jnp)
+    pts = Point(np.arange(3, dtype=np.float32), np.ones(3, np.float32))
+
+    def loss(f):
+        return lambda p: f(p)["a"] + f(p)["b"][0] * f(p)["b"][1]
+    same_as_jax(T.vmap(T.grad(loss(f)))(pts), jax.vmap(jax.grad(loss(jf)))(pts))
+    same_as_jax(T.jvp(f, (pts,), (pts,)), jax.jvp(jf, (pts,), (pts,)))
+
+
+# --- closure_convert: a solver whose function closes over the parameters -----------------------
+
+@functools.partial(T.custom_vjp, nondiff_argnums=(0,))
+def _fixed_point_consts(f, x0, *consts):
+    return fixed_point_iterate(lambda a, x: f(x, *a), consts, x0)
+
+
+def _fpc_fwd(f, x0, *consts):
+    x_star = _fixed_point_consts(f, x0, *consts)
+    return x_star, (x_star, consts)
+
+
+def _fpc_bwd(f, res, x_bar):
+    x_star, consts = res
+    _, vjp_c = T.vjp(lambda *c: f(x_star, *c), *consts)
+    _, vjp_x = T.vjp(lambda x: f(x, *consts), x_star)
+    w = fixed_point_iterate(lambda v, w: v + vjp_x(w)[0], x_bar, x_bar)
+    return (tnp.zeros_like(x_star),) + tuple(vjp_c(w))
+
+
+_fixed_point_consts.defvjp(_fpc_fwd, _fpc_bwd)
+
+
+def solve_fixed_point(f, x0):
+    """`f(x)` may close over differentiated values: `closure_convert` turns them into explicit
+    arguments, which the custom_vjp rule differentiates."""
+    converted, consts = T.closure_convert(f, x0)
+    return _fixed_point_consts(converted, x0, *consts)
+
+
+def test_closure_convert_lets_a_custom_vjp_solver_differentiate_closed_over_values():
+    def sqrt_via_newton(a):
+        return solve_fixed_point(lambda x: 0.5 * (x + a / x), 1.0)
+
+    np.testing.assert_allclose(sqrt_via_newton(2.0), np.sqrt(2.0), rtol=1e-12)
+    np.testing.assert_allclose(T.grad(sqrt_via_newton)(2.0), 0.5 / np.sqrt(2.0), rtol=1e-9)
+    np.testing.assert_allclose(T.jit(T.grad(sqrt_via_newton))(25.0), 0.1, rtol=1e-9)

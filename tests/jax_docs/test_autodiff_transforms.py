@@ -434,3 +434,11 @@ def test_vjp_cotangent_of_the_wrong_kind_is_a_value_error():
     assert g.dtype == np.float32
     (g,) = T.vjp(tnp.sum, X3)[1](1.0)
     np.testing.assert_array_equal(g, np.ones(3))
+
+
+def test_the_vjp_function_is_a_pytree_that_crosses_jit_and_vmap():
+    _, f_vjp = T.vjp(lambda x: tnp.sin(x) * x[0], X3)
+    # its leaves are the residuals: it can be an argument of a jitted function
+    assert len(T.tree.leaves(f_vjp)) >= 1
+    rows = T.jit(lambda fn, cts: T.vmap(fn)(cts))(f_vjp, np.eye(3, dtype=np.float32))[0]
+    np.testing.assert_allclose(rows, T.jacrev(lambda x: tnp.sin(x) * x[0])(X3), rtol=1e-6)
