@@ -442,3 +442,37 @@ def test_the_vjp_function_is_a_pytree_that_crosses_jit_and_vmap():
     assert len(T.tree.leaves(f_vjp)) >= 1
     rows = T.jit(lambda fn, cts: T.vmap(fn)(cts))(f_vjp, np.eye(3, dtype=np.float32))[0]
     np.testing.assert_allclose(rows, T.jacrev(lambda x: tnp.sin(x) * x[0])(X3), rtol=1e-6)
+
+
+# --- matrix-Jacobian and Jacobian-matrix products; checking against finite differences -------
+
+def test_matrix_jacobian_products_by_vmap_of_vjp_and_jvp():
+    def f(x, np_=tnp):
+        return np_.tanh(M @ x) * x[0]
+
+    J = T.jacfwd(f)(X3)
+    rows = rng.normal(size=(2, 3)).astype(np.float32)        # row vectors (cotangents)
+    cols = rng.normal(size=(3, 4)).astype(np.float32)        # column vectors (tangents)
+    _, f_vjp = T.vjp(f, X3)
+    mjp = T.vmap(lambda c: f_vjp(c)[0])(rows)
+    jmp = T.vmap(lambda t: T.jvp(f, (X3,), (t,))[1], in_axes=1, out_axes=1)(cols)
+    np.testing.assert_allclose(mjp, rows @ J, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(jmp, J @ cols, rtol=1e-5, atol=1e-6)
+    if jax is not None:
+        _, jf_vjp = jax.vjp(lambda x: f(x, jnp), X3)
+        same_as_jax(mjp, jax.vmap(lambda c: jf_vjp(c)[0])(rows), rtol=1e-5)
+
+
+def test_check_grads_accepts_correct_and_rejects_wrong_derivatives():
+    from transforms.test_util import check_grads
+
+    check_grads(lambda x, y: tnp.sum(tnp.sin(x) * y), (np.array([0.3, 1.2]), 2.0), order=2)
+    check_grads(energy, (X3.astype(np.float64),), order=2, modes=("rev",))
+
+    @T.custom_jvp
+    def wrong_sin(x):
+        return tnp.sin(x)
+
+    wrong_sin.defjvp(lambda p, t: (wrong_sin(p[0]), 2.0 * t[0]))    # not cos(x)
+    with pytest.raises(AssertionError):
+        check_grads(wrong_sin, (np.array([0.3, 1.2]),), order=1, modes=("fwd",))
