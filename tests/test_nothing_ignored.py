@@ -34,10 +34,17 @@ def test_checkpoint_policy_decides_what_is_saved():
 
 # ---- symbolic_zeros= ----------------------------------------------------------------------
 
-def test_defjvp_symbolic_zeros_is_rejected():
-    f = T.custom_jvp(lambda x: x * 2.0)
-    with pytest.raises(NotImplementedError, match="symbolic_zeros=True"):
-        f.defjvp(lambda p, t: (p[0] * 2.0, t[0] * 2.0), symbolic_zeros=True)
+def test_defjvp_symbolic_zeros_is_honoured():
+    from transforms.custom_derivatives import SymbolicZero
+    f = T.custom_jvp(lambda x, y: x * y)
+    kinds = []
+
+    def rule(p, t):
+        kinds.append([isinstance(v, SymbolicZero) for v in t])
+        return p[0] * p[1], sum(v * o for v, o in zip(t, p[::-1]) if not isinstance(v, SymbolicZero))
+    f.defjvp(rule, symbolic_zeros=True)
+    assert T.grad(f)(2.0, 5.0) == 5.0
+    assert kinds == [[False, True]]
 
 
 def test_defvjp_symbolic_zeros_is_rejected():

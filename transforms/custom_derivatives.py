@@ -225,11 +225,43 @@ def _staging_rule(prim):
 custom_jvp_call_p.def_abstract_eval(_call_abstract)
 
 
+class SymbolicZero:
+    """The tangent of an input that is not being differentiated, as `jax.custom_derivatives.
+    SymbolicZero`: what a `custom_jvp` rule defined with `symbolic_zeros=True` receives in
+    place of a zero array (so it can skip work). It has `.shape`, `.dtype` and `.aval`;
+    `instantiate()` makes the zero array. A rule may also return one as an output tangent."""
+
+    def __init__(self, aval):
+        self.aval = aval
+
+    shape = property(lambda self: self.aval.shape)
+    dtype = property(lambda self: self.aval.dtype)
+    ndim = property(lambda self: len(self.aval.shape))
+
+    def instantiate(self):
+        """The zero array this stands for."""
+        from .lax import zeros_like_aval
+        return zeros_like_aval(self.aval)
+
+    @staticmethod
+    def from_primal_value(x):
+        """The symbolic zero tangent of the primal value `x`."""
+        return SymbolicZero(get_aval(as_leaf(x)))
+
+    def __repr__(self):
+        return f"SymbolicZero({self.aval.str_short()})"
+
+
+def _instantiate(ts):
+    return [t.instantiate() if isinstance(t, SymbolicZero) else t for t in ts]
+
+
 def _custom_jvp_jvp_rule(trace, primals, tangents, *, fun, jvp, num_consts=0, name="", **_):
-    from .lax import zeros_like_aval
     if any(t is not None for t in tangents[:num_consts]):
         raise _closed_over_error("custom_jvp", name)
-    tangents = [zeros_like_aval(get_aval(p)) if t is None else t for p, t in zip(primals, tangents)]
+    # unperturbed inputs: symbolic zeros, which every rule wrapper below instantiates unless
+    # the user's rule asked for them (symbolic_zeros=True)
+    tangents = [SymbolicZero(get_aval(p)) if t is None else t for p, t in zip(primals, tangents)]
     out, tout = jvp(list(primals), tangents)
     return out, tout
 
@@ -245,6 +277,7 @@ def _custom_jvp_batch(args, dims, *, fun, jvp, call_jaxpr=None, **params):
     bfun = vmap(lambda *a: list(fun(*a)), in_axes=tuple(dims), out_axes=0)
 
     def bjvp(primals, tangents):
+        tangents = _instantiate(tangents)
         out = vmap(lambda p, t: tuple(map(list, jvp(list(p), list(t)))),
                    in_axes=(list(dims), list(dims)), out_axes=0)(list(primals), list(tangents))
         return out[0], out[1]
@@ -264,13 +297,16 @@ class custom_jvp:
         self.fun = fun
         self.nondiff_argnums = tuple(nondiff_argnums)
         self.jvp = None
+        self.symbolic_zeros = False
 
     def defjvp(self, jvp, symbolic_zeros=False):
         """Set the JVP rule `jvp(primals, tangents) -> (primal_out, tangent_out)`. Zero
-        tangents reach it as zero arrays; `symbolic_zeros=True` (JAX's `SymbolicZero`
-        objects) is not supported and raises rather than being ignored."""
-        _no_symbolic_zeros("custom_jvp.defjvp", symbolic_zeros)
+        tangents reach it as zero arrays; with `symbolic_zeros=True` the tangents of inputs
+        that are not being differentiated may arrive as `SymbolicZero` objects instead (as in
+        JAX: under `vmap` of the rule they are zero arrays), and the rule may return
+        `SymbolicZero`s."""
         self.jvp = jvp
+        self.symbolic_zeros = bool(symbolic_zeros)
         return jvp
 
     def defjvps(self, *jvps):
@@ -280,14 +316,20 @@ class custom_jvp:
             acc = None
             from . import numpy as tnp
             for f, t in zip(jvps, tangents):
-                if f is None:
+                leaves = tree_util.leaves(t)
+                # as JAX: the rule of an argument that is not being differentiated is skipped
+                # (so e.g. an inf in it times a zero tangent cannot make a NaN)
+                if f is None or (leaves and all(isinstance(x, SymbolicZero) for x in leaves)):
                     continue
+                t = tree_util.map(lambda x: x.instantiate() if isinstance(x, SymbolicZero)
+                                  else x, t)
                 c = f(t, out, *primals)
                 acc = c if acc is None else tree_util.map(tnp.add, acc, c)
             if acc is None:
                 acc = tree_util.map(tnp.zeros_like, out)
             return out, acc
         self.jvp = jvp
+        self.symbolic_zeros = True
         return jvp
 
     def __call__(self, *args, **kwargs):
@@ -299,6 +341,8 @@ class custom_jvp:
         fun_flat = call.fun_flat
 
         def jvp_flat(primals, tangents):
+            if not self.symbolic_zeros:
+                tangents = _instantiate(tangents)
             p = call.args(primals)
             t_dyn = tree_util.unflatten(in_tree, list(tangents))
             t = [t_dyn[i] for i in range(len(t_dyn))]
@@ -309,6 +353,7 @@ class custom_jvp:
                 out, tout = self.jvp(tuple(pdyn), tuple(t))
             out_flat, tree_o = tree_util.flatten(out)
             tout_flat, tree_t = tree_util.flatten(tout)
+            tout_flat = _instantiate(tout_flat)
             if tree_o != tree_t:
                 raise TypeError(f"custom_jvp rule of {self.__name__} returned primal and tangent "
                                 f"outputs of different structures: {tree_o} vs {tree_t}")
@@ -351,6 +396,7 @@ class custom_jvp:
             def jvp_pure(primals, tangents):
                 if jvp_j is None:
                     return jvp_flat(primals[nc:], tangents[nc:])
+                tangents = _instantiate(tangents)
                 outs = _run(jvp_j, *primals[nf:nc], *primals[nc:], *tangents[nc:])
                 return outs[:n_out], outs[n_out:]
             outs = custom_jvp_call_p.bind(*fun_c, *jvp_c, *leaves, fun=fun_pure, jvp=jvp_pure,

@@ -539,3 +539,74 @@ def test_closure_convert_lets_a_custom_vjp_solver_differentiate_closed_over_valu
     np.testing.assert_allclose(sqrt_via_newton(2.0), np.sqrt(2.0), rtol=1e-12)
     np.testing.assert_allclose(T.grad(sqrt_via_newton)(2.0), 0.5 / np.sqrt(2.0), rtol=1e-9)
     np.testing.assert_allclose(T.jit(T.grad(sqrt_via_newton))(25.0), 0.1, rtol=1e-9)
+
+
+# --- symbolic zeros ----------------------------------------------------------------------
+
+def make_symbolic_mul(M, np_, SymbolicZero, seen):
+    """`x * y` whose rule (symbolic_zeros=True) records which tangents were symbolic zeros
+    and skips their terms."""
+    @M.custom_jvp
+    def mul(x, y):
+        return x * y
+
+    def rule(primals, tangents):
+        (x, y), (tx, ty) = primals, tangents
+        seen.append((isinstance(tx, SymbolicZero), isinstance(ty, SymbolicZero)))
+        out = np_.zeros_like(x * y)
+        if not isinstance(tx, SymbolicZero):
+            out = out + tx * y
+        if not isinstance(ty, SymbolicZero):
+            out = out + x * ty
+        return mul(x, y), out
+
+    mul.defjvp(rule, symbolic_zeros=True)
+    return mul
+
+
+def run_symbolic_programs(M, mul):
+    x, y = np.float32(2.0), np.float32(3.0)
+    return (M.grad(mul)(x, y), M.grad(mul, 1)(x, y), M.grad(mul, (0, 1))(x, y),
+            M.jvp(lambda a: mul(a, y), (x,), (np.float32(1.0),)),
+            M.vmap(M.grad(mul))(np.arange(2, dtype=np.float32), np.ones(2, np.float32)))
+
+
+def test_symbolic_zeros_mark_the_inputs_not_being_differentiated():
+    from transforms.custom_derivatives import SymbolicZero
+
+    seen = []
+    mul = make_symbolic_mul(T, tnp, SymbolicZero, seen)
+    g0, g1, (gx, gy), (y, t), per_ex = run_symbolic_programs(T, mul)
+    assert (float(g0), float(g1), float(gx), float(gy)) == (3.0, 2.0, 3.0, 2.0)
+    assert (float(y), float(t)) == (6.0, 3.0)
+    np.testing.assert_array_equal(per_ex, [1.0, 1.0])
+    assert seen == [(False, True), (True, False), (False, False), (False, True), (False, True)]
+    assert float(T.jit(T.grad(mul))(2.0, 3.0)) == 3.0
+    z = SymbolicZero.from_primal_value(np.ones((2, 3), np.float32))
+    assert z.shape == (2, 3) and z.dtype == np.float32
+    np.testing.assert_array_equal(z.instantiate(), np.zeros((2, 3), np.float32))
+
+
+@needs_jax
+def test_symbolic_zeros_like_jax():
+    from jax.custom_derivatives import SymbolicZero as JaxSymbolicZero
+
+    from transforms.custom_derivatives import SymbolicZero
+
+    seen, jseen = [], []
+    ours = run_symbolic_programs(T, make_symbolic_mul(T, tnp, SymbolicZero, seen))
+    theirs = run_symbolic_programs(jax, make_symbolic_mul(jax, jnp, JaxSymbolicZero, jseen))
+    same_as_jax(ours, theirs)
+    assert seen == jseen
+
+
+def test_defjvps_skips_the_rule_of_an_argument_not_being_differentiated():
+    @T.custom_jvp
+    def x_log_y(x, y):
+        return x * tnp.log(y)
+
+    # at y = 0 the y-rule is inf * 0 = nan: JAX never calls it when y is not differentiated
+    x_log_y.defjvps(lambda tx, ans, x, y: tx * tnp.log(y), lambda ty, ans, x, y: x / y * ty)
+    with np.errstate(divide="ignore"):
+        assert float(T.grad(x_log_y)(2.0, 0.0)) == -np.inf
+        assert float(T.grad(x_log_y, 1)(0.0, 2.0)) == 0.0
