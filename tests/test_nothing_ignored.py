@@ -1,5 +1,5 @@
 """Arguments that change what JAX computes are honoured or rejected, never silently ignored:
-checkpoint(policy=), custom_jvp.defjvp / custom_vjp.defvjp(symbolic_zeros=), scan(unroll=),
+checkpoint(policy=), custom_jvp.defjvp / custom_vjp.defvjp(symbolic_zeros=) (honoured), scan(unroll=),
 precision= (validated; the CPU computes at full precision for every accepted value)."""
 import numpy as np
 import pytest
@@ -47,10 +47,16 @@ def test_defjvp_symbolic_zeros_is_honoured():
     assert kinds == [[False, True]]
 
 
-def test_defvjp_symbolic_zeros_is_rejected():
-    f = T.custom_vjp(lambda x: x * 2.0)
-    with pytest.raises(NotImplementedError, match="symbolic_zeros=True"):
-        f.defvjp(lambda x: (x * 2.0, None), lambda _, g: (g * 2.0,), symbolic_zeros=True)
+def test_defvjp_symbolic_zeros_is_honoured():
+    f = T.custom_vjp(lambda x, y: x * y)
+    flags = []
+
+    def fwd(x, y):
+        flags.append((x.perturbed, y.perturbed))
+        return x.value * y.value, (x.value, y.value)
+    f.defvjp(fwd, lambda r, g: (g * r[1], g * r[0]), symbolic_zeros=True)
+    assert T.grad(f, 1)(2.0, 5.0) == 2.0
+    assert flags == [(False, True)]
 
 
 def test_symbolic_zeros_false_still_works():

@@ -95,14 +95,6 @@ class _FlatCall:
         return _as_leaves(out_flat)
 
 
-def _no_symbolic_zeros(what, symbolic_zeros):
-    if symbolic_zeros:
-        raise NotImplementedError(
-            f"{what}(symbolic_zeros=True) is not supported: the rule always receives zero "
-            "tangents (or cotangents) as zero arrays; drop the argument and handle zeros as "
-            "arrays")
-
-
 def _closure_convert(flat_fun, in_avals):
     """If `flat_fun` reads traced values of an enclosing transformation that it does not
     receive as arguments (a Python closure over a tracer), return `(jaxpr, consts)`: a
@@ -250,6 +242,22 @@ class SymbolicZero:
 
     def __repr__(self):
         return f"SymbolicZero({self.aval.str_short()})"
+
+
+class CustomVJPPrimal(tuple):
+    """What a `custom_vjp` fwd defined with `symbolic_zeros=True` receives for each
+    differentiable argument leaf (as `jax.custom_derivatives.CustomVJPPrimal`): `.value` and
+    `.perturbed` (whether that input is being differentiated)."""
+    __slots__ = ()
+
+    def __new__(cls, value, perturbed):
+        return tuple.__new__(cls, (value, perturbed))
+
+    value = property(lambda self: self[0])
+    perturbed = property(lambda self: self[1])
+
+    def __repr__(self):
+        return f"CustomVJPPrimal(value={self.value!r}, perturbed={self.perturbed})"
 
 
 def _instantiate(ts):
@@ -430,9 +438,10 @@ custom_lin_p.def_abstract_eval(lambda *avals, num_res, bwd, out_avals: list(out_
 
 @custom_lin_p.def_transpose
 def _custom_lin_transpose(cts, *args, num_res, bwd, out_avals):
-    from .lax import zeros_like_aval
     res = args[:num_res]
-    cts = [zeros_like_aval(a) if c is None else c for c, a in zip(cts, out_avals)]
+    # zero cotangents: symbolic zeros, instantiated by every bwd wrapper unless the user's
+    # bwd asked for them (custom_vjp.defvjp(symbolic_zeros=True))
+    cts = [SymbolicZero(a) if c is None else c for c, a in zip(cts, out_avals)]
     cts_in = bwd(list(res), cts)
     return [None] * num_res + list(cts_in)
 
@@ -442,7 +451,10 @@ def _custom_vjp_jvp_rule(trace, primals, tangents, *, fun, fwd, bwd, num_consts=
     from .lax import zeros_like_aval
     if any(t is not None for t in tangents[:num_consts]):
         raise _closed_over_error("custom_vjp", name)
-    out, res = fwd(*primals)
+    if getattr(fwd, "takes_perturbed", False):     # symbolic_zeros=True: fwd learns which
+        out, res = fwd(*primals, perturbed=[t is not None for t in tangents])
+    else:
+        out, res = fwd(*primals)
     tangents = [zeros_like_aval(get_aval(p)) if t is None else t for p, t in zip(primals, tangents)]
     tout = custom_lin_p.bind(*res, *tangents, num_res=len(res), bwd=bwd,
                              out_avals=tuple(get_aval(o) for o in out))
@@ -464,6 +476,7 @@ def _custom_vjp_batch(args, dims, *, fun, fwd, bwd, call_jaxpr=None, **params):
         return out, res
 
     def bbwd(res, cts):
+        cts = _instantiate(cts)
         out = vmap(lambda r, c: list(bwd(list(r), list(c))), in_axes=(0, 0), out_axes=0)(
             list(res), list(cts))
         # cotangents for unbatched inputs must be summed over the batch
@@ -527,12 +540,17 @@ class custom_vjp:
         self.fun = fun
         self.nondiff_argnums = tuple(nondiff_argnums)
         self.fwd = self.bwd = None
+        self.symbolic_zeros = False
 
     def defvjp(self, fwd, bwd, symbolic_zeros=False):
         """Set `fwd(*args) -> (out, residuals)` and `bwd(residuals, ct) -> cotangents`.
-        `symbolic_zeros=True` is not supported and raises rather than being ignored."""
-        _no_symbolic_zeros("custom_vjp.defvjp", symbolic_zeros)
+
+        With `symbolic_zeros=True` (as JAX), `fwd` receives each differentiable argument leaf
+        as a `CustomVJPPrimal(value, perturbed)` (`perturbed` False when it is not being
+        differentiated; conservatively True under `vmap` and for rules closing over traced
+        values), and `bwd` may receive `SymbolicZero` objects for zero output cotangents."""
         self.fwd, self.bwd = fwd, bwd
+        self.symbolic_zeros = bool(symbolic_zeros)
 
     def __call__(self, *args, **kwargs):
         if self.fwd is None:
@@ -543,7 +561,10 @@ class custom_vjp:
         statics = [call.static[i] for i in self.nondiff_argnums]
         in_avals = [get_aval(x) for x in _as_leaves(flat)]
 
-        def fwd_flat(*leaves):
+        def fwd_flat(*leaves, perturbed=None):
+            if self.symbolic_zeros:
+                flags = [True] * len(leaves) if perturbed is None else perturbed
+                leaves = [CustomVJPPrimal(v, bool(f)) for v, f in zip(leaves, flags)]
             res = self.fwd(*call.args(leaves))
             if not (isinstance(res, (tuple, list)) and len(res) == 2):
                 raise TypeError(f"custom_vjp fwd of {self.__name__} must return (out, residuals)")
@@ -553,6 +574,8 @@ class custom_vjp:
             return _as_leaves(out_flat), _as_leaves(r_flat)
 
         def bwd_flat(res, cts):
+            if not self.symbolic_zeros:
+                cts = _instantiate(cts)
             r = tree_util.unflatten(store["res_tree"], list(res))
             ct = tree_util.unflatten(store["out_tree"], list(cts))
             out = self.bwd(*statics, r, ct)
@@ -568,6 +591,7 @@ class custom_vjp:
         leaves = _as_leaves(flat)
         conv = (_closure_convert(fun_flat, in_avals)
                 if _may_close_over(self.fun, self.fwd, self.bwd) else None)
+        fwd_flat.takes_perturbed = self.symbolic_zeros
         if conv is None:
             outs = custom_vjp_call_p.bind(*leaves, fun=fun_flat, fwd=fwd_flat, bwd=bwd_flat)
         else:
@@ -615,6 +639,7 @@ class custom_vjp:
             return outs[:n_out], list(a[nw:nb]) + list(outs[n_out:])
 
         def bwd_pure(res, cts):
+            cts = _instantiate(cts)
             cts_in = _run(bwd_j, *res[:nb - nw], *res[nb - nw:], *cts)
             return [None] * nb + list(cts_in)
         return custom_vjp_call_p.bind(*fun_c, *fwd_c, *bwd_c, *leaves, fun=fun_pure,
@@ -622,4 +647,5 @@ class custom_vjp:
                                       name=self.__name__)
 
 
-__all__ = ["custom_jvp", "custom_vjp", "custom_jvp_call_p", "custom_vjp_call_p", "custom_lin_p"]
+__all__ = ["custom_jvp", "custom_vjp", "custom_jvp_call_p", "custom_vjp_call_p", "custom_lin_p",
+           "SymbolicZero", "CustomVJPPrimal"]

@@ -610,3 +610,60 @@ def test_defjvps_skips_the_rule_of_an_argument_not_being_differentiated():
     with np.errstate(divide="ignore"):
         assert float(T.grad(x_log_y)(2.0, 0.0)) == -np.inf
         assert float(T.grad(x_log_y, 1)(0.0, 2.0)) == 0.0
+
+
+def make_symbolic_pair(M, SymbolicZero, seen):
+    """`(x * y, x + y)` with a custom_vjp (symbolic_zeros=True) recording the perturbed flags
+    its fwd sees and which output cotangents its bwd gets as symbolic zeros."""
+    @M.custom_vjp
+    def pair(x, y):
+        return x * y, x + y
+
+    def fwd(x, y):
+        seen.append(("fwd", x.perturbed, y.perturbed))
+        return pair(x.value, y.value), (x.value, y.value)
+
+    def bwd(res, cts):
+        (x, y), (c_prod, c_sum) = res, cts
+        seen.append(("bwd", isinstance(c_prod, SymbolicZero), isinstance(c_sum, SymbolicZero)))
+        c_prod = 0.0 if isinstance(c_prod, SymbolicZero) else c_prod
+        c_sum = 0.0 if isinstance(c_sum, SymbolicZero) else c_sum
+        return c_prod * y + c_sum, c_prod * x + c_sum
+
+    pair.defvjp(fwd, bwd, symbolic_zeros=True)
+    return pair
+
+
+def run_pair_programs(M, pair):
+    x, y = np.float32(2.0), np.float32(3.0)
+    return (M.grad(lambda x, y: pair(x, y)[0])(x, y),
+            M.grad(lambda x, y: pair(x, y)[1], 1)(x, y),
+            M.grad(lambda x, y: pair(x, y)[0] + pair(x, y)[1], (0, 1))(x, y),
+            M.vmap(M.grad(lambda x, y: pair(x, y)[0]))(np.arange(2, dtype=np.float32),
+                                                        np.ones(2, np.float32)))
+
+
+def test_custom_vjp_symbolic_zeros_perturbed_flags_and_zero_cotangents():
+    from transforms.custom_derivatives import SymbolicZero
+
+    seen = []
+    g0, g1, (gx, gy), per_ex = run_pair_programs(T, make_symbolic_pair(T, SymbolicZero, seen))
+    assert (float(g0), float(g1), float(gx), float(gy)) == (3.0, 1.0, 4.0, 3.0)
+    np.testing.assert_array_equal(per_ex, [1.0, 1.0])
+    assert seen[:4] == [("fwd", True, False), ("bwd", False, True),
+                        ("fwd", False, True), ("bwd", True, False)]
+    assert float(T.jit(T.grad(lambda x: make_symbolic_pair(T, SymbolicZero, [])(x, 3.0)[0]))(
+        2.0)) == 3.0
+
+
+@needs_jax
+def test_custom_vjp_symbolic_zeros_like_jax():
+    from jax.custom_derivatives import SymbolicZero as JaxSymbolicZero
+
+    from transforms.custom_derivatives import SymbolicZero
+
+    seen, jseen = [], []
+    ours = run_pair_programs(T, make_symbolic_pair(T, SymbolicZero, seen))
+    theirs = run_pair_programs(jax, make_symbolic_pair(jax, JaxSymbolicZero, jseen))
+    same_as_jax(ours, theirs)
+    assert seen == jseen
