@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["canonicalize_dtype", "issubdtype", "result_type", "float0", "finfo", "iinfo",
-           "scalar_type_of", "itemsize_bits", "TypePromotionError", "extended", "prng_key"]
+           "scalar_type_of", "itemsize_bits", "TypePromotionError", "extended", "prng_key", "is_weakly_typed"]
 
 #: The dtype of tangents/cotangents of integer and boolean values in JAX: a zero-size void
 #: type. Here such tangents are symbolic zeros, so `float0` only appears where user code
@@ -61,6 +61,16 @@ def _is_float0(d):
         return isinstance(d, (np.dtype, str)) and np.dtype(d) == float0
     except TypeError:
         return False
+
+
+def is_weakly_typed(x):
+    """Whether `x` is weakly typed (as `jax.dtypes.is_weakly_typed`): a Python scalar, or a
+    traced value standing for one (a Python scalar passed to `jit`, or arithmetic on such
+    values only). Concrete results are NumPy arrays, which are never weak."""
+    from .core import Tracer
+    if isinstance(x, Tracer):
+        return bool(x.weak_type)
+    return type(x) in (bool, int, float, complex)
 
 
 def result_type(*args, return_weak_type_flag=False):
