@@ -529,6 +529,11 @@ class JitFunction:
             entry = self._trace(leaves, treedef, statics, args, kwargs)
         return Traced(self._name, entry.closed, treedef, entry.out_tree, entry.donate)
 
+    def eval_shape(self, *args, **kwargs):
+        """The output pytree with a `ShapeDtypeStruct` per leaf, without compiling (as
+        `jax.jit(f).eval_shape`); arguments may be `ShapeDtypeStruct`s."""
+        return self.trace(*args, **kwargs).out_info
+
     def lower(self, *args, **kwargs):
         """Trace and lower for these arguments (no compilation): a `transforms.stages.Lowered`
         (`.as_text()`, `.source`, `.out_info`, `.compile()`)."""

@@ -161,6 +161,10 @@ def test_trace_gives_the_jaxpr_and_output_info():
     assert info["total"].shape == () and info["doubled"].shape == (3,)
     assert info["doubled"].dtype == np.float32
     assert traced.fun_name == "_dict_fn"
+    # jitted.eval_shape: the same information, from arrays or ShapeDtypeStructs
+    shapes = _DICT_JIT.eval_shape({"a": T.ShapeDtypeStruct((5,), np.float32)}, 3.0)
+    assert shapes == {"total": T.ShapeDtypeStruct((), np.float32),
+                      "doubled": T.ShapeDtypeStruct((5,), np.float32)}
 
 
 def test_lower_from_shape_dtype_structs_then_compile_and_call_with_the_pytree():
