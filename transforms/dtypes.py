@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["canonicalize_dtype", "issubdtype", "result_type", "float0", "finfo", "iinfo",
-           "scalar_type_of", "itemsize_bits", "TypePromotionError"]
+           "scalar_type_of", "itemsize_bits", "TypePromotionError", "extended", "prng_key", "is_weakly_typed"]
 
 #: The dtype of tangents/cotangents of integer and boolean values in JAX: a zero-size void
 #: type. Here such tangents are symbolic zeros, so `float0` only appears where user code
@@ -19,6 +19,18 @@ float0 = np.dtype([("float0", np.void, 0)])
 
 finfo = np.finfo
 iinfo = np.iinfo
+
+
+class extended:
+    """JAX's abstract class of extended (non-NumPy) dtypes. No array here has one: PRNG keys
+    are raw uint32[2] arrays, so `issubdtype(x.dtype, extended)` is False for every array."""
+
+
+class prng_key(extended):
+    """JAX's abstract dtype class of typed PRNG keys. Keys here are raw uint32[2] arrays
+    (`random.key(s)` is `random.PRNGKey(s)`), so `issubdtype(key.dtype, prng_key)` is False,
+    as JAX answers for its raw keys: code that wraps raw keys with `random.wrap_key_data`
+    when the test fails keeps working (wrapping is the identity here)."""
 
 
 class TypePromotionError(ValueError):
@@ -34,7 +46,11 @@ def canonicalize_dtype(dtype, allow_extended_dtype=False):
 
 
 def issubdtype(a, b):
-    """`numpy.issubdtype`, with `float0` a subtype of nothing but itself."""
+    """`numpy.issubdtype`, with `float0` a subtype of nothing but itself, and nothing a
+    subtype of `extended`/`prng_key` but those classes themselves."""
+    if isinstance(a, type) and issubclass(a, extended) or \
+            isinstance(b, type) and issubclass(b, extended):
+        return isinstance(a, type) and isinstance(b, type) and issubclass(a, b)
     if _is_float0(a) or _is_float0(b):
         return _is_float0(a) and _is_float0(b)
     return bool(np.issubdtype(a, b))
@@ -45,6 +61,16 @@ def _is_float0(d):
         return isinstance(d, (np.dtype, str)) and np.dtype(d) == float0
     except TypeError:
         return False
+
+
+def is_weakly_typed(x):
+    """Whether `x` is weakly typed (as `jax.dtypes.is_weakly_typed`): a Python scalar, or a
+    traced value standing for one (a Python scalar passed to `jit`, or arithmetic on such
+    values only). Concrete results are NumPy arrays, which are never weak."""
+    from .core import Tracer
+    if isinstance(x, Tracer):
+        return bool(x.weak_type)
+    return type(x) in (bool, int, float, complex)
 
 
 def result_type(*args, return_weak_type_flag=False):

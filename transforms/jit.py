@@ -159,6 +159,32 @@ def _as_array(x):
     return np.asarray(x)
 
 
+def _check_argnums(sig, nums, what):
+    """As JAX: positions beyond the function's positional parameters are an error (unless it
+    takes *args), when `jit` is called."""
+    ps = sig.parameters.values()
+    if any(p.kind is p.VAR_POSITIONAL for p in ps):
+        return
+    n = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in ps)
+    bad = [i for i in nums if not -n <= i < n]
+    if bad:
+        raise ValueError(f"jitted function has {what}={tuple(nums)}, but only accepts {n} "
+                         f"positional argument{'s' if n != 1 else ''}")
+
+
+def _check_argnames(sig, names, what):
+    """As JAX: names that are not parameters of the function are an error (unless it takes
+    **kwargs)."""
+    ps = sig.parameters
+    if any(p.kind is p.VAR_KEYWORD for p in ps.values()):
+        return
+    bad = sorted(n for n in names if n not in ps or
+                 ps[n].kind in (ps[n].VAR_POSITIONAL, ps[n].POSITIONAL_ONLY))
+    if bad:
+        raise ValueError(f"jitted function has invalid argnames {bad} in {what}: the function "
+                         f"takes no such arguments (its parameters: {', '.join(ps)})")
+
+
 class JitFunction:
     """A jitted function (see the module docstring)."""
 
@@ -171,6 +197,8 @@ class JitFunction:
         nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
         names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
         donate = (donate_argnums,) if isinstance(donate_argnums, int) else tuple(donate_argnums)
+        dnames = (donate_argnames,) if isinstance(donate_argnames, str) \
+            else tuple(donate_argnames)
         self._params = None
         try:
             sig = inspect.signature(fun)
@@ -179,6 +207,10 @@ class JitFunction:
         except (TypeError, ValueError):
             pass
         if self._params is not None:
+            _check_argnums(sig, nums, "static_argnums")
+            _check_argnums(sig, donate, "donate_argnums")
+            _check_argnames(sig, names, "static_argnames")
+            _check_argnames(sig, dnames, "donate_argnames")
             pos_names = [p.name for p in self._params]
             # as JAX: a static position also makes its name static, and vice versa
             names = tuple(dict.fromkeys(names + tuple(
@@ -187,8 +219,6 @@ class JitFunction:
                 pos_names.index(n) for n in names if n in pos_names)))
             # donated names become positions (an argument passed by keyword is not donated:
             # donation only lets the outputs reuse memory, it never changes a result)
-            dnames = (donate_argnames,) if isinstance(donate_argnames, str) \
-                else tuple(donate_argnames)
             donate = tuple(dict.fromkeys(donate + tuple(
                 pos_names.index(n) for n in dnames if n in pos_names)))
         self._static_nums = nums
@@ -498,6 +528,11 @@ class JitFunction:
         if entry is None:
             entry = self._trace(leaves, treedef, statics, args, kwargs)
         return Traced(self._name, entry.closed, treedef, entry.out_tree, entry.donate)
+
+    def eval_shape(self, *args, **kwargs):
+        """The output pytree with a `ShapeDtypeStruct` per leaf, without compiling (as
+        `jax.jit(f).eval_shape`); arguments may be `ShapeDtypeStruct`s."""
+        return self.trace(*args, **kwargs).out_info
 
     def lower(self, *args, **kwargs):
         """Trace and lower for these arguments (no compilation): a `transforms.stages.Lowered`

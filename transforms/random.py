@@ -46,6 +46,7 @@ import numpy as np
 
 from . import lax
 from .core import Primitive, ShapedArray, Tracer, concrete_or_error, get_aval
+from .errors import ConcretizationTypeError
 from .fma32 import fma32, fma32_numpy
 from .interpreters.batching import defvectorized
 from .interpreters.jvp import defjvp_zero
@@ -172,6 +173,8 @@ def _shape(shape, name):
         shape = (shape,)
     try:
         out = tuple(operator.index(concrete_or_error(d, f"{name}: a shape entry")) for d in shape)
+    except ConcretizationTypeError:
+        raise                    # a traced size: that error says what to make static
     except TypeError:
         raise TypeError(f"{name}: shape must be a tuple of ints, got {shape!r}") from None
     if any(d < 0 for d in out):

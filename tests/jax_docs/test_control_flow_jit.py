@@ -159,3 +159,13 @@ def test_where_gradients_match_jax():
             a = float(T.grad(ours)(np.float32(x)))
             b = float(jax.grad(theirs)(np.float32(x)))
             np.testing.assert_equal(a, b)
+
+
+def test_fori_loop_body_that_changes_the_value_names_fori_loop_and_the_path():
+    with pytest.raises(TypeError, match=r"fori_loop: body_fun must return a value of "
+                                        r"init_val's structure"):
+        lax.fori_loop(0, 3, lambda i, v: {"a": v["a"], "b": v["a"]}, {"a": 1.0})
+    with pytest.raises(TypeError, match=r"fori_loop: body_fun returned shape \(1,\) for "
+                                        r"val\['w'\], but init_val\['w'\] has shape \(2,\)"):
+        T.jit(lambda n: lax.fori_loop(0, n, lambda i, v: {"w": v["w"][:1]},
+                                      {"w": tnp.ones(2)}))(3)

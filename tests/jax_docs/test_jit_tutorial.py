@@ -161,6 +161,10 @@ def test_trace_gives_the_jaxpr_and_output_info():
     assert info["total"].shape == () and info["doubled"].shape == (3,)
     assert info["doubled"].dtype == np.float32
     assert traced.fun_name == "_dict_fn"
+    # jitted.eval_shape: the same information, from arrays or ShapeDtypeStructs
+    shapes = _DICT_JIT.eval_shape({"a": T.ShapeDtypeStruct((5,), np.float32)}, 3.0)
+    assert shapes == {"total": T.ShapeDtypeStruct((), np.float32),
+                      "doubled": T.ShapeDtypeStruct((5,), np.float32)}
 
 
 def test_lower_from_shape_dtype_structs_then_compile_and_call_with_the_pytree():
@@ -250,3 +254,22 @@ def test_donate_argnums_and_argnames_give_the_same_results():
     for jf in (T.jit(step, donate_argnums=0), T.jit(step, donate_argnames="params")):
         np.testing.assert_allclose(jf(p.copy(), g), want)
     assert T.jit(step, donate_argnames=("params",))._donate == (0,)
+
+
+def test_static_and_donated_arguments_that_do_not_exist_are_errors_at_jit_time():
+    def f(x, n=1, *, mode="a"):
+        return x * n
+
+    with pytest.raises(ValueError, match=r"static_argnums=\(3,\), but only accepts 2"):
+        T.jit(f, static_argnums=3)
+    with pytest.raises(ValueError, match=r"static_argnums=\(-3,\)"):
+        T.jit(f, static_argnums=-3)
+    with pytest.raises(ValueError, match=r"invalid argnames \['nn'\] in static_argnames"):
+        T.jit(f, static_argnames="nn")
+    with pytest.raises(ValueError, match="donate_argnums"):
+        T.jit(f, donate_argnums=2)
+    with pytest.raises(ValueError, match="donate_argnames"):
+        T.jit(f, donate_argnames="y")
+    # keyword-only names are fine, and *args/**kwargs accept anything, as in JAX
+    assert float(T.jit(f, static_argnames="mode")(2.0, mode="b")) == 2.0
+    T.jit(lambda *a, **k: a[0], static_argnums=5, static_argnames="anything")

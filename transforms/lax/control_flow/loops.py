@@ -611,6 +611,31 @@ def _static_int(x):
     return int(a)
 
 
+def _checked_fori_body(body_fun, init_val):
+    """`body_fun`, checked to return `init_val`'s tree structure and shapes: a mismatch is a
+    TypeError naming fori_loop and the value's path (not the scan/while_loop it lowers to,
+    whose carry has the loop index in front)."""
+    init_leaves, init_tree = tree_util.flatten(init_val)
+    init_shapes = [get_aval(_leaf(x)).shape for x in init_leaves]
+
+    def checked(i, val):
+        out = body_fun(i, val)
+        leaves, tree = tree_util.flatten(out)
+        if tree != init_tree:
+            raise TypeError(f"fori_loop: body_fun must return a value of init_val's structure "
+                            f"{init_tree}, got {tree}")
+        for k, (o, want) in enumerate(zip(leaves, init_shapes)):
+            have = get_aval(_leaf(o)).shape
+            if have != want:
+                path = tree_util.keystr(tree_util.leaves_with_path(init_val)[k][0])
+                raise TypeError(f"fori_loop: body_fun returned shape {have} for val{path}, but "
+                                f"init_val{path} has shape {want}: the loop value must keep its "
+                                "shapes")
+        return out
+
+    return checked
+
+
 def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
     """`for i in range(lower, upper): val = body_fun(i, val)` (jax.lax.fori_loop).
 
@@ -619,6 +644,7 @@ def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
     """
     if not callable(body_fun):
         raise TypeError("fori_loop: body_fun must be callable")
+    body_fun = _checked_fori_body(body_fun, init_val)
     lo, hi = _static_int(lower), _static_int(upper)
     if type(lower) is int and type(upper) is int:
         # as JAX: Python bounds give an int32 index, weakly typed (so `carry * i` keeps a
