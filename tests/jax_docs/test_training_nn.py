@@ -172,6 +172,34 @@ def test_activation_and_its_gradient_match_jax(name):
     np.testing.assert_allclose(y, theirs(x32), rtol=2e-6, atol=1e-6)
 
 
+def test_integer_inputs_keep_jax_result_dtypes():
+    xi = np.array([[-2, 0, 3], [1, 7, -1]], np.int32)
+    # relu / hard_tanh are clamps with integer bounds: integers stay integers
+    for name, expect in (("relu", [[0, 0, 3], [1, 7, 0]]), ("hard_tanh", [[-1, 0, 1], [1, 1, -1]])):
+        y = getattr(nn, name)(xi)
+        assert y.dtype == np.int32, name
+        np.testing.assert_array_equal(y, expect)
+    # relu6's bound is the float 6., so integers come out as floats
+    y = nn.relu6(xi)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, [[0, 0, 3], [1, 6, 0]])
+    assert nn.hard_sigmoid(xi).dtype == np.float32 and nn.gelu(xi).dtype == np.float32
+
+
+@needs_jax
+def test_integer_input_dtypes_match_jax():
+    xi = np.array([[-2, 0, 3], [1, 7, -1]], np.int32)
+    for name in ACTS + ["softmax", "log_softmax", "logsumexp", "standardize"]:
+        try:
+            theirs = getattr(jax.nn, name)(xi)
+        except TypeError:  # JAX refuses integers for the logistic family; we convert
+            continue
+        ours = getattr(nn, name)(xi)
+        assert np.asarray(ours).dtype == np.asarray(theirs).dtype, name
+        np.testing.assert_allclose(np.asarray(ours, np.float64), np.asarray(theirs, np.float64),
+                                   rtol=2e-6, atol=1e-6, err_msg=name)
+
+
 @needs_jax
 @pytest.mark.parametrize("kw", [{}, {"axis": 0}, {"axis": (0, 1)}, {"where": XA > -1}])
 def test_softmax_log_softmax_and_logsumexp_match_jax(kw):
