@@ -423,10 +423,20 @@ def _same_value(exact, plain):
 
 
 def normal(key, shape=(), dtype=np.float32):
-    """Standard normal floats: `sqrt(2) * erfinv(u)` with `u` uniform in (-1, 1)."""
+    """Standard normal floats: `sqrt(2) * erfinv(u)` with `u` uniform in (-1, 1). A complex
+    `dtype` gives the standard complex normal (as JAX): real and imaginary parts drawn from
+    the two halves of `split(key)`, each scaled by `1/sqrt(2)` so that `E|z|^2 = 1`."""
     key = _check_key("normal", key)
-    dtype = _float_dtype(dtype, "normal")
     shape = _shape(shape, "normal")
+    if np.issubdtype(np.dtype(dtype), np.complexfloating):
+        dtype = np.dtype(dtype)
+        real = np.finfo(dtype).dtype
+        k_re, k_im = _split2(key)
+        re = lax.convert_element_type(_normal(k_re, shape, real), dtype)
+        im = lax.convert_element_type(_normal(k_im, shape, real), dtype)
+        z = lax.add(re, lax.mul(np.asarray(1j, dtype), im))
+        return lax.div(z, np.asarray(np.sqrt(2.0), dtype))
+    dtype = _float_dtype(dtype, "normal")
     return _normal(key, shape, dtype)
 
 

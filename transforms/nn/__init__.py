@@ -59,8 +59,9 @@ def relu(x):
 
 
 def relu6(x):
-    """`min(max(x, 0), 6)`; derivative 0 at 0 and 6; NaN propagates."""
-    x = tnp.asarray(x)
+    """`min(max(x, 0), 6)`; derivative 0 at 0 and 6; NaN propagates. Integer input gives
+    floats, as JAX's `min(max(x, 0), 6.)` promotes with its float bound."""
+    x = _float(x)
     return tnp.where(x <= 0, tnp.zeros_like(x), tnp.where(x >= 6, tnp.full_like(x, 6), x))
 
 
@@ -193,7 +194,7 @@ def selu(x):
 
 def hard_tanh(x):
     """`-1` below -1, `1` above 1, `x` between."""
-    x = _float(x)
+    x = tnp.asarray(x)  # integers stay integers, as JAX's where(x > 1, 1, ...)
     return tnp.where(x > 1, tnp.ones_like(x), tnp.where(x < -1, -tnp.ones_like(x), x))
 
 

@@ -44,10 +44,11 @@ def _shape(shape):
 def compute_fans(shape, in_axis=-2, out_axis=-1, batch_axis=()):
     """(fan_in, fan_out) of a kernel shape, as JAX's `_compute_fans`."""
     shape = _shape(shape)
-    if len(shape) < 1:
-        raise ValueError(f"cannot compute fans of a scalar shape {shape}")
-    if len(shape) == 1:
-        return float(shape[0]), float(shape[0])
+    if isinstance(in_axis, (int, np.integer)) and in_axis == -2 and len(shape) <= 1:
+        # as JAX: a bias-like vector has no input axis, so the fans are undefined
+        raise ValueError(f"cannot compute the fans of a {len(shape)}-D weights shape {shape} "
+                         f"with the default in_axis=-2: the shape must be at least 2-D, or "
+                         f"in_axis/out_axis given explicitly")
     nd = len(shape)
     in_axes = (in_axis,) if isinstance(in_axis, int) else tuple(in_axis)
     out_axes = (out_axis,) if isinstance(out_axis, int) else tuple(out_axis)
@@ -76,15 +77,56 @@ def variance_scaling(scale, mode, distribution, in_axis=-2, out_axis=-1, batch_a
         fan_in, fan_out = compute_fans(shape, in_axis, out_axis, batch_axis)
         denom = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2,
                  "fan_geo_avg": math.sqrt(fan_in * fan_out)}[mode]
-        variance = scale / max(denom, 1.0)
+        # JAX divides by the fan as is; only an empty shape (fan 0, nothing drawn) is guarded
+        variance = scale / denom if denom else 0.0
+        if not np.issubdtype(dtype, np.inexact):
+            raise TypeError(f"variance_scaling: dtype must be a floating or complex type, "
+                            f"got {dtype}")
+        complex_ = np.issubdtype(dtype, np.complexfloating)
         if distribution == "truncated_normal":
+            if complex_:
+                std = np.asarray(math.sqrt(variance) / _COMPLEX_TRUNC_STD, dtype)
+                return _complex_truncated_normal(key, 2.0, shape, dtype) * std
             std = np.asarray(math.sqrt(variance) / _TRUNC_STD, dtype)
             return random.truncated_normal(key, -2.0, 2.0, shape, dtype) * std
         if distribution == "normal":
             return random.normal(key, shape, dtype) * np.asarray(math.sqrt(variance), dtype)
+        if complex_:
+            return _complex_disk(key, shape, dtype) * np.asarray(math.sqrt(variance), dtype)
         bound = np.asarray(math.sqrt(3.0 * variance), dtype)
         return random.uniform(key, shape, dtype, -1.0, 1.0) * bound
     return init
+
+
+# sqrt(E|z|^2) of the standard complex normal with its modulus truncated to 2: 1 - 4/(e^4 - 1)
+_COMPLEX_TRUNC_STD = 0.95311164380491208
+
+
+def _polar(key, shape, dtype, radius):
+    """`radius(u) * exp(i * 2 pi v)` for independent uniforms u, v in [0, 1) drawn from the two
+    halves of `split(key)` (the modulus from the first): a rotation-invariant complex sample
+    whose modulus follows the inverse CDF `radius`."""
+    import transforms.numpy as tnp
+    real = np.finfo(dtype).dtype
+    k_r, k_theta = random.split(key)
+    r = radius(random.uniform(k_r, shape, real).astype(dtype))
+    theta = np.asarray(2 * np.pi, real) * random.uniform(k_theta, shape, real).astype(dtype)
+    return r * tnp.exp(np.asarray(1j, dtype) * theta)
+
+
+def _complex_disk(key, shape, dtype):
+    """Uniform on the disk of radius sqrt(2) (unit variance): |z|^2 = 2u is uniform."""
+    import transforms.numpy as tnp
+    return _polar(key, shape, dtype, lambda u: tnp.sqrt(np.asarray(2.0, dtype) * u))
+
+
+def _complex_truncated_normal(key, upper, shape, dtype):
+    """The standard complex normal (before truncation `E|z|^2 = 1`, so |z|^2 ~ Exp(1)) with
+    |z| < `upper`: |z|^2 by inverting the truncated exponential CDF."""
+    import transforms.numpy as tnp
+    mass = np.asarray(1.0 - math.exp(-upper ** 2), dtype)
+    return _polar(key, shape, dtype,
+                  lambda u: tnp.sqrt(-tnp.log(np.asarray(1.0, dtype) - mass * u)))
 
 
 def glorot_uniform(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None):
