@@ -899,6 +899,9 @@ def source_version():
     import hashlib
     with open(__file__, "rb") as f:
         h = hashlib.sha1(f.read())
+    from . import small_gemm as _sg
+    with open(_sg.__file__, "rb") as f:
+        h.update(f.read())
     h.update(repr(BLAS).encode())
     return h.hexdigest()[:12]
 
@@ -906,3 +909,6 @@ def source_version():
 # special functions Numba's math lacks (own module; generated code imports them from here)
 from .kernels_special import (  # noqa: E402,F401
     bessel_i0e_f64, bessel_i1e_f64, digamma_f64, erf_inv_f64, polygamma_f64)
+
+# register-blocked gemm for small batched products (own module; emitted inline as LLVM IR)
+from .small_gemm import small_gemm  # noqa: E402,F401

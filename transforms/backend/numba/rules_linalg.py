@@ -9,6 +9,7 @@ import numpy as np
 
 from ...ir import Eqn
 from .fusion import View
+from . import small_gemm
 from .lowering import register_lowering
 
 # Products with fewer multiply-adds than this are generated loops (cheaper than a BLAS call).
@@ -214,9 +215,9 @@ def _dot_general(ctx, eqn):
         st = {d: ost[j] for j, d in enumerate(layout)}
         nbd = len(lb)
         ldc, obs = st[nbd], [st[t] for t in range(nbd)]
-    g = ctx.kernel(gemm_kernel(M * N * K))
     one, zero = ctx.literal(1, oa.dtype), ctx.literal(0, oa.dtype)
     if nb == 1:
+        g = ctx.kernel(gemm_kernel(M * N * K))
         ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {lo}, {lda}, {ra_}, {ro}, {ldb}, "
                  f"{zero}, {out}, {oo}, {ldc})", "BLAS gemm")
         return
@@ -227,7 +228,10 @@ def _dot_general(ctx, eqn):
             return f"{base} + {block} * _b"
         terms = [f"{s} * _b{t}" for t, s in enumerate(strides) if bshape[t] > 1 and s]
         return " + ".join([str(base)] + terms)
-    with ctx.block(f"for _b in {ctx.range(nb)}:", "batched BLAS gemm"):
+    small = small_gemm.supported(M, N, K, tb, oa.dtype.itemsize) and \
+        M * N * K <= small_gemm.small_gemm_max()
+    with ctx.block(f"for _b in {ctx.range(nb)}:",
+                   "batched small gemm" if small else "batched BLAS gemm"):
         if lbs is not None or rbs is not None or obs is not None:
             # the batch index in each batch dim (C order, as the output's leading dims)
             inner = nb
@@ -235,9 +239,17 @@ def _dot_general(ctx, eqn):
                 inner //= n
                 if n > 1:
                     ctx.emit(f"_b{t} = (_b // {inner}) % {n}" if inner > 1 else f"_b{t} = _b % {n}")
-        ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {offset(lo, lbs, M * K)}, "
-                 f"{lda}, {ra_}, {offset(ro, rbs, K * N)}, {ldb}, {zero}, {out}, "
-                 f"{offset(oo, obs, M * N)}, {ldc})")
+        if small:
+            # one register-blocked kernel per entry, sizes compiled in (small_gemm.py): a
+            # BLAS call per small matrix costs as much as its arithmetic in some layouts
+            ctx.emit(f"{ctx.kernel('small_gemm')}({ta}, {tb}, {M}, {N}, {K}, {la_}, "
+                     f"{offset(lo, lbs, M * K)}, {lda}, {ra_}, {offset(ro, rbs, K * N)}, "
+                     f"{ldb}, {out}, {offset(oo, obs, M * N)}, {ldc})")
+        else:
+            g = ctx.kernel(gemm_kernel(M * N * K))
+            ctx.emit(f"{g}({ta}, {tb}, {M}, {N}, {K}, {one}, {la_}, {offset(lo, lbs, M * K)}, "
+                     f"{lda}, {ra_}, {offset(ro, rbs, K * N)}, {ldb}, {zero}, {out}, "
+                     f"{offset(oo, obs, M * N)}, {ldc})")
 
 
 def _dot_loops(ctx, eqn, lc, rc, lb, rb, lf, rf):
