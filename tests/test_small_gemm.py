@@ -175,3 +175,53 @@ def test_batched_matmul_odd_sizes(shape):
     got_nt, got_tn = f(x, y)
     np.testing.assert_allclose(got_nt, x @ np.swapaxes(y, -1, -2), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got_tn, np.swapaxes(x, -1, -2) @ x, rtol=1e-12, atol=1e-12)
+
+
+def _batched_threads(spec):
+    src = (f"def f(nt, a, ao, b, bo, c, co):\n"
+           f"    small_gemm_batched(\"{spec}\", nt, a, ao, b, bo, c, co)\n")
+    g = {"small_gemm_batched": sg.small_gemm_batched}
+    exec(src, g)
+    return numba.njit(g["f"])
+
+
+@pytest.mark.parametrize("form, dtype", [("nt", np.float32), ("tn", np.float64)])
+def test_small_gemm_batched_threads(form, dtype):
+    """Batch (5, 3) with strided operands (A's batch dims swapped in memory, B broadcast over
+    the second batch dim, C padded): one thread and two (odd count: halves of 7 and 8)."""
+    ta, tb = int(form[0] == "t"), int(form[1] == "t")
+    m, n, k, p, q = 9, 21, 6, 5, 3
+    rng = np.random.default_rng(3)
+    ash = (k, m) if ta else (m, k)
+    bsh = (n, k) if tb else (k, n)
+    A = rng.standard_normal((q, p) + ash).astype(dtype)          # stored (q, p, ...)
+    B = rng.standard_normal((p,) + bsh).astype(dtype)            # shared over q
+    blk_a, blk_b = m * k, k * n
+    ldc = n + 3
+    spec = sg.batched_spec(ta, tb, m, n, k, ash[1], bsh[1], ldc, (p, q),
+                           (blk_a, p * blk_a), (blk_b, 0), (q * m * ldc, m * ldc))
+    f = _batched_threads(spec)
+    opA = np.swapaxes(A, -1, -2) if ta else A
+    opB = np.swapaxes(B, -1, -2) if tb else B
+    want = np.einsum("qpmk,pkn->pqmn", opA.astype(np.float64), opB.astype(np.float64))
+    rtol = 1e-5 if dtype == np.float32 else 1e-13
+    for nt in (1, 2):
+        c = np.full(2 + p * q * m * ldc, 7.0, dtype)
+        f(nt, np.concatenate([np.zeros(1, dtype), A.ravel()]), 1, B.ravel(), 0, c, 2)
+        got = c[2:].reshape(p, q, m, ldc)
+        assert np.all(got[..., n:] == 7.0) and np.all(c[:2] == 7.0)
+        np.testing.assert_allclose(got[..., :n], want, rtol=rtol, atol=rtol * 10)
+
+
+def test_attention_threaded_batched_product_matches_eager():
+    """Attention's size (64 x 64 x 32 per entry, 2**24 multiply-adds in all) takes the path
+    that splits the batch over the runner's threads; forced to two here."""
+    from transforms.backend.numba import blas_threads
+    rng = np.random.default_rng(4)
+    q, k = (rng.standard_normal((8, 4, 64, 32)).astype(np.float32) for _ in range(2))
+    f = T.jit(lambda q, k: tnp.matmul(q, tnp.swapaxes(k, -1, -2)))
+    assert "small_gemm_batched" in f.lower(q, k).source
+    with blas_threads.forced(2):
+        got = f(q, k)
+    want = q.astype(np.float64) @ np.swapaxes(k, -1, -2).astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)

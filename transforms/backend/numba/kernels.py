@@ -911,4 +911,7 @@ from .kernels_special import (  # noqa: E402,F401
     bessel_i0e_f64, bessel_i1e_f64, digamma_f64, erf_inv_f64, polygamma_f64)
 
 # register-blocked gemm for small batched products (own module; emitted inline as LLVM IR)
-from .small_gemm import small_gemm  # noqa: E402,F401
+from .small_gemm import small_gemm, small_gemm_batched  # noqa: E402,F401
+
+# the thread count the runner chose (`blas_threads`), for `small_gemm_batched`'s split
+blas_threads_wanted = _blas_threads_wanted

@@ -230,6 +230,22 @@ def _dot_general(ctx, eqn):
         return " + ".join([str(base)] + terms)
     small = small_gemm.supported(M, N, K, tb, oa.dtype.itemsize) and \
         M * N * K <= small_gemm.small_gemm_max()
+    if small and nb * M * N * K >= small_gemm.THREADED_MIN:
+        # the whole batch in one call that splits it over the threads the runner allows
+        inner, packed = nb, []
+        for n in bshape:
+            inner //= n
+            packed.append(inner)
+
+        def strides(st, block):
+            return list(st) if st is not None else [block * p for p in packed]
+        spec = small_gemm.batched_spec(ta, tb, M, N, K, lda, ldb, ldc, bshape,
+                                       strides(lbs, M * K), strides(rbs, K * N),
+                                       strides(obs, M * N))
+        ctx.emit(f"{ctx.kernel('small_gemm_batched')}(\"{spec}\", "
+                 f"{ctx.kernel('blas_threads_wanted')}(), {la_}, {lo}, {ra_}, {ro}, {out}, {oo})",
+                 "batched small gemm, split over the runner's BLAS threads")
+        return
     with ctx.block(f"for _b in {ctx.range(nb)}:",
                    "batched small gemm" if small else "batched BLAS gemm"):
         if lbs is not None or rbs is not None or obs is not None:
