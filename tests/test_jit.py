@@ -363,7 +363,8 @@ def test_batched_dot_reads_split_heads_in_place():
 
     src = T.jit(core).lower(x, y).source
     body = src[src.index("def _fn("):src.index("def make_runner(")]
-    assert "_np.empty(" not in body and body.count("batched BLAS gemm") == 3
+    # (small per-entry products: the register-blocked kernel, reading the same strides)
+    assert "_np.empty(" not in body and body.count("batched small gemm") == 3
     ref = core(x, y)
     for got, want in zip(T.jit(core)(x, y), ref):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
