@@ -67,6 +67,7 @@ VECTOR_BYTES = _vector_bytes()
 # 8 with 16), leaving room for the B vectors and the broadcast.
 ROWS = 4
 VECS = 4 if VECTOR_BYTES == 64 else 2
+MAX_ROWS = 16
 
 
 def supported(m, n, k, tb, itemsize):
@@ -180,12 +181,15 @@ def _emit_gemm(builder, fty, TA, TB, M, N, K, pa, lda_, pb, ldb_, pc, ldc_):
                 store_vec(builder.load(accs[r][p]), builder.gep(crow, [const(off)]), w)
 
     def row_tiles(j0, pieces):
-        full = M // ROWS
+        # narrow column blocks take more rows: the same number of accumulators (enough
+        # independent fused multiply-adds to hide their latency), fewer B loads per FMA
+        rows = max(ROWS, min(MAX_ROWS, (ROWS * VECS) // len(pieces)))
+        full = M // rows
         if full:
             with cgutils.for_range(builder, const(full)) as il:
-                tile(builder.mul(il.index, const(ROWS)), ROWS, j0, pieces)
-        if M % ROWS:
-            tile(const(full * ROWS), M % ROWS, j0, pieces)
+                tile(builder.mul(il.index, const(rows)), rows, j0, pieces)
+        if M % rows:
+            tile(const(full * rows), M % rows, j0, pieces)
 
     block = lanes * VECS
     nfull = N // block
