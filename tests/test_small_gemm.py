@@ -20,22 +20,25 @@ from transforms.backend.numba import small_gemm as sg
 _CACHE = {}
 
 
-def _batched(ta, tb, m, n, k):
+def _batched(ta, tb, m, n, k, fresh=False):
     """A compiled loop calling small_gemm once per batch entry, sizes as literals (as the
-    generated code does); offsets and leading dimensions are run-time arguments."""
+    generated code does); offsets and leading dimensions are run-time arguments. `fresh`:
+    compiled anew (not shared with other tests)."""
     key = (ta, tb, m, n, k)
-    if key not in _CACHE:
+    if fresh or key not in _CACHE:
         src = (f"def f(nb, a, sa, lda, b, sb, ldb, c, sc, ldc):\n"
                f"    for i in range(nb):\n"
                f"        small_gemm({ta}, {tb}, {m}, {n}, {k}, a, 3 + i * sa, lda, "
                f"b, 5 + i * sb, ldb, c, 7 + i * sc, ldc)\n")
         g = {"small_gemm": sg.small_gemm}
         exec(src, g)
+        if fresh:
+            return numba.njit(g["f"])
         _CACHE[key] = numba.njit(g["f"])
     return _CACHE[key]
 
 
-def _run(form, m, n, k, dtype, nb=3, pad=2, seed=0):
+def _run(form, m, n, k, dtype, nb=3, pad=2, seed=0, fresh=False):
     """Operands stored with padded rows (ld = natural + pad) at offsets 3/5/7 of flat arrays,
     batch entries `sa` apart; returns (result, reference, bound of the rounding error)."""
     ta, tb = int(form[0] == "t"), int(form[1] == "t")
@@ -48,7 +51,7 @@ def _run(form, m, n, k, dtype, nb=3, pad=2, seed=0):
     b = rng.standard_normal(5 + nb * sb + 4).astype(dtype)
     sentinel = dtype(12345.0)
     c = np.full(7 + nb * sc + 4, sentinel, dtype)
-    _batched(ta, tb, m, n, k)(nb, a, sa, lda, b, sb, ldb, c, sc, ldc)
+    _batched(ta, tb, m, n, k, fresh)(nb, a, sa, lda, b, sb, ldb, c, sc, ldc)
     got, want, bound = [], [], []
     for i in range(nb):
         A = np.lib.stride_tricks.as_strided(a[3 + i * sa:], (ar, ac), (lda * a.itemsize,
@@ -81,6 +84,17 @@ def test_small_gemm_values(form, dtype, m, n, k):
     got, want, bound = _run(form, m, n, k, dtype)
     rtol = 1e-5 if dtype == np.float32 else 1e-13
     assert np.all(np.abs(got - want) <= rtol * bound + 1e-30), np.abs(got - want).max()
+
+
+@pytest.mark.parametrize("vector_bytes, vecs", [(32, 2), (16, 2)])
+@pytest.mark.parametrize("form", ["nn", "nt"])
+def test_small_gemm_narrower_vectors(vector_bytes, vecs, form, monkeypatch):
+    """The tiles CPUs without AVX-512 get (AVX2, SSE2 widths), compiled here by setting the
+    module's width: every tail shape is still exact."""
+    monkeypatch.setattr(sg, "VECTOR_BYTES", vector_bytes)
+    monkeypatch.setattr(sg, "VECS", vecs)
+    got, want, bound = _run(form, 11, 23, 7, np.float32, fresh=True)
+    assert np.all(np.abs(got - want) <= 1e-5 * bound), np.abs(got - want).max()
 
 
 def test_small_gemm_zero_contraction_writes_zeros():

@@ -50,12 +50,13 @@ def small_gemm_max():
 def _vector_bytes():
     """Bytes in one vector register of the CPU Numba compiles for."""
     feats = config.CPU_FEATURES
-    if feats is None and not config.CPU_NAME:
+    if feats is None and config.CPU_NAME in (None, "", "host"):
         from llvmlite import binding as llb
         host = llb.get_host_cpu_features()
         if host.get("avx512f"):
             return 64
         return 32 if host.get("avx") else 16
+    # a named CPU without a feature list: SSE2's width, correct everywhere (only slower)
     feats = feats or ""
     if "+avx512f" in feats:
         return 64
