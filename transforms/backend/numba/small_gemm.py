@@ -16,6 +16,10 @@ generated function, with M, N, K and the transpose flags known when it is compil
   first copied into a contiguous K x N scratch on the stack; A is read one element at a time,
   so either layout of A is read in place.
 
+`small_gemm_batched` runs a whole batch of such products from one call, through a worker
+function emitted into the module; when the runner allows two threads (`blas_threads`) the
+second half of the batch runs on a thread started for the call and joined before it returns.
+
 The vector width and the register budget follow the CPU Numba compiles for (AVX-512: 16
 float32 lanes and 32 registers; else AVX2-sized vectors and 16 registers). The contraction runs
 in order k = 0, 1, ..., K-1 with one rounding per fused multiply-add, so results differ from
