@@ -97,6 +97,23 @@ def test_small_gemm_narrower_vectors(vector_bytes, vecs, form, monkeypatch):
     assert np.all(np.abs(got - want) <= 1e-5 * bound), np.abs(got - want).max()
 
 
+def test_small_gemm_inner_loop_is_vector_fma():
+    """LLVM keeps the tile in vector registers: the compiled loop has the full tile's fused
+    multiply-adds on full-width registers (zmm with AVX-512, ymm with AVX2)."""
+    import re
+    from llvmlite import binding as llb
+    feats = llb.get_host_cpu_features()
+    if numba.config.CPU_NAME not in (None, "", "host") or not feats.get("fma"):
+        pytest.skip("needs a host CPU with FMA")
+    reg = {64: "zmm", 32: "ymm"}.get(sg.VECTOR_BYTES)
+    if reg is None:
+        pytest.skip("no wide vectors")
+    _run("nn", 64, 64, 32, np.float32)
+    asm = next(iter(_CACHE[(0, 0, 64, 64, 32)].inspect_asm().values()))
+    fmas = re.findall(r"vfmadd\w*ps\s+[^\n]*" + reg, asm)
+    assert len(fmas) >= sg.ROWS * sg.VECS, asm[:2000]
+
+
 def test_small_gemm_zero_contraction_writes_zeros():
     got, want, _ = _run("nn", 5, 9, 0, np.float32)
     assert np.all(got == 0) and np.all(want == 0)

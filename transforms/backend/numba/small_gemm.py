@@ -22,7 +22,8 @@ second half of the batch runs on a thread started for the call and joined before
 
 The vector width and the register budget follow the CPU Numba compiles for (AVX-512: 16
 float32 lanes and 32 registers; else AVX2-sized vectors and 16 registers). The contraction runs
-in order k = 0, 1, ..., K-1 with one rounding per fused multiply-add, so results differ from
+in order k = 0, 1, ..., K-1 with one rounding per fused multiply-add (two on a CPU without
+FMA), so results differ from
 BLAS (whose blocking orders the sum differently) by float rounding only.
 """
 from __future__ import annotations
@@ -128,8 +129,10 @@ def _emit_gemm(builder, fty, TA, TB, M, N, K, pa, lda_, pb, ldb_, pc, ldc_):
     def vty(w):
         if w not in vtys:
             vtys[w] = ir.VectorType(fty, w) if w > 1 else fty
-            # llvm.fma.v<w>f<bits> (llvmlite's declare_intrinsic knows no vector types)
-            name = f"llvm.fma.{'v%d' % w if w > 1 else ''}f{isz * 8}"
+            # llvm.fmuladd.v<w>f<bits>: one fused multiply-add where the CPU has it, else a
+            # multiply and an add (llvm.fma would become a libm call per lane there);
+            # llvmlite's declare_intrinsic knows no vector types
+            name = f"llvm.fmuladd.{'v%d' % w if w > 1 else ''}f{isz * 8}"
             fmas[w] = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vtys[w], [vtys[w]] * 3), name)
         return vtys[w]
