@@ -273,3 +273,31 @@ def test_static_and_donated_arguments_that_do_not_exist_are_errors_at_jit_time()
     # keyword-only names are fine, and *args/**kwargs accept anything, as in JAX
     assert float(T.jit(f, static_argnames="mode")(2.0, mode="b")) == 2.0
     T.jit(lambda *a, **k: a[0], static_argnums=5, static_argnames="anything")
+
+
+@T.tree_util.register_pytree_node_class
+class _Scale:
+    """The tutorial's third route for methods: the object is a pytree, so jit traces its
+    array fields and keeps its static ones in the structure."""
+
+    def __init__(self, w, mode):
+        self.w, self.mode = w, mode
+
+    def tree_flatten(self):
+        return (self.w,), self.mode
+
+    @classmethod
+    def tree_unflatten(cls, mode, children):
+        return cls(children[0], mode)
+
+    @T.jit
+    def apply(self, x):
+        return x * self.w if self.mode == "mul" else x + self.w
+
+
+def test_jit_of_a_method_on_a_pytree_object():
+    np.testing.assert_array_equal(_Scale(np.float32(2.0), "mul").apply(X3), X3 * 2)
+    np.testing.assert_array_equal(_Scale(np.float32(2.0), "add").apply(X3), X3 + 2)
+    # a new weight value reuses the trace; a new mode (aux data) retraces
+    _Scale(np.float32(5.0), "mul").apply(X3)
+    assert _Scale.apply._cache_size() == 2
