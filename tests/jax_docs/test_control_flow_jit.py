@@ -169,3 +169,32 @@ def test_fori_loop_body_that_changes_the_value_names_fori_loop_and_the_path():
                                         r"val\['w'\], but init_val\['w'\] has shape \(2,\)"):
         T.jit(lambda n: lax.fori_loop(0, n, lambda i, v: {"w": v["w"][:1]},
                                       {"w": tnp.ones(2)}))(3)
+
+
+# the tutorial's summary: which constructs differentiate in which mode
+_CONSTRUCTS = {
+    "cond": (lambda x: lax.cond(x > 0, lambda v: v * v, lambda v: -v, x), True),
+    "switch": (lambda x: lax.switch(1, [lambda v: v, lambda v: v * v * v], x), True),
+    "fori static": (lambda x: lax.fori_loop(0, 3, lambda i, v: v * x, 1.0), True),
+    # under jit the bound 3 is traced: the loop is a while_loop
+    "fori traced": (lambda x: T.jit(lambda x, n: lax.fori_loop(0, n, lambda i, v: v * x, 1.0))(
+        x, 3), False),
+    "while": (lambda x: lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * x),
+                                       (0, 1.0))[1], False),
+    "scan": (lambda x: lax.scan(lambda c, _: (c * x, None), 1.0, None, length=3)[0], True),
+}
+
+
+@pytest.mark.parametrize("name", list(_CONSTRUCTS))
+def test_forward_mode_everywhere_reverse_mode_where_the_trip_count_is_static(name):
+    f, reverse = _CONSTRUCTS[name]
+    x = 2.0
+    h = 1e-6
+    fd = (float(f(x + h)) - float(f(x - h))) / (2 * h)
+    _, tangent = T.jvp(f, (x,), (1.0,))
+    np.testing.assert_allclose(float(tangent), fd, rtol=1e-5)
+    if reverse:
+        np.testing.assert_allclose(float(T.grad(f)(x)), fd, rtol=1e-5)
+    else:
+        with pytest.raises(errors.ReverseModeLoopError, match="Reverse-mode"):
+            T.grad(f)(x)
