@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["canonicalize_dtype", "issubdtype", "result_type", "float0", "finfo", "iinfo",
-           "scalar_type_of", "itemsize_bits", "TypePromotionError", "extended", "prng_key", "is_weakly_typed"]
+           "scalar_type_of", "itemsize_bits", "TypePromotionError", "extended", "prng_key",
+           "is_weakly_typed"]
 
 #: The dtype of tangents/cotangents of integer and boolean values in JAX: a zero-size void
 #: type. Here such tangents are symbolic zeros, so `float0` only appears where user code

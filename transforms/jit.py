@@ -797,8 +797,9 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
     Returns:
       A `JitFunction`: call it like `fun`; `.trace(*args)` / `.lower(*args)` /
       `.lower(*args).compile()` are the ahead-of-time stages (`transforms.stages`; arguments
-      may be `ShapeDtypeStruct`s), `.lower(*args)` gives the generated source and IR, `.cache_misses` the recompilations and their reasons, `.clear_cache()` forgets the
-      compiled signatures.
+      may be `ShapeDtypeStruct`s; a Lowered has the generated source and IR),
+      `.eval_shape(*args)` the output's shapes and dtypes, `.cache_misses` the
+      recompilations and their reasons, `.clear_cache()` forgets the compiled signatures.
     """
     if fun is None:
         return lambda f: JitFunction(f, static_argnums, static_argnames, donate_argnums,

@@ -76,7 +76,8 @@ def test_out_of_bounds_rules_of_each_route_match_jax():
     progs = [
         (lambda x: x[11], lambda x: x[11]),                                   # clamp
         (lambda x: tnp.take(x, np.array([10, -1])), lambda x: jnp.take(x, np.array([10, -1]))),
-        (lambda x: lax.dynamic_slice(x, (3,), (3,)), lambda x: jax.lax.dynamic_slice(x, (3,), (3,))),
+        (lambda x: lax.dynamic_slice(x, (3,), (3,)),
+         lambda x: jax.lax.dynamic_slice(x, (3,), (3,))),
         (lambda x: lax.dynamic_update_slice(x, np.ones(2, np.float32), (4,)),
          lambda x: jax.lax.dynamic_update_slice(x, np.ones(2, np.float32), (4,))),
         (lambda x: tnp.take_along_axis(x, np.array([0, 9]), axis=0),

@@ -124,7 +124,8 @@ def test_split_discipline_in_a_training_like_loop():
 
 def test_a_traced_number_of_keys_or_shape_says_to_make_it_static():
     from transforms import errors
-    with pytest.raises(errors.ConcretizationTypeError, match="split: a shape entry.*static_argnums"):
+    with pytest.raises(errors.ConcretizationTypeError,
+                       match="split: a shape entry.*static_argnums"):
         T.jit(lambda k, n: random.split(k, n))(random.key(0), 3)
     split3 = T.jit(lambda k, n: random.split(k, n), static_argnums=1)
     np.testing.assert_array_equal(split3(random.key(0), 3), random.split(random.key(0), 3))
