@@ -899,6 +899,11 @@ def source_version():
     import hashlib
     with open(__file__, "rb") as f:
         h = hashlib.sha1(f.read())
+    # the kernel modules imported at the end of this one are linked into generated code too
+    import os
+    for name in ("kernels_special.py", "kernels_xla_f32.py"):
+        with open(os.path.join(os.path.dirname(__file__), name), "rb") as f:
+            h.update(f.read())
     h.update(repr(BLAS).encode())
     return h.hexdigest()[:12]
 
@@ -906,3 +911,6 @@ def source_version():
 # special functions Numba's math lacks (own module; generated code imports them from here)
 from .kernels_special import (  # noqa: E402,F401
     bessel_i0e_f64, bessel_i1e_f64, digamma_f64, erf_inv_f64, polygamma_f64)
+# XLA's float32 log/log1p/erf and JAX's float32 erf_inv (the samplers' `xla_*_f32` primitives)
+from .kernels_xla_f32 import (  # noqa: E402,F401
+    xla_erf_f32, xla_erfinv_f32, xla_log1p_f32, xla_log_f32)
