@@ -22,6 +22,7 @@ _ERFINV32_SMALL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-
 _ERFINV32_LARGE = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844,
                    0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
 
+
 def _f32c(bits):
     return np.asarray(np.uint32(bits)).view(np.float32)
 
@@ -101,6 +102,7 @@ def _log1p_f32_value(y):
     return _branches(lax.lt(lax.abs(y), _f32c(0x3ED413CD)), _log1p_small,
                      lambda v: _log_f32_value(lax.add(v, np.float32(1.0))), y)
 
+
 _ERF_P = [_f32c(b) for b in (0x39702D51, 0x3B5F5DA2, 0x3D50B6EB, 0x3E3DA740, 0x3F906EBA)]
 _ERF_Q = [_f32c(b) for b in (0xB3FD3906, 0x37C588DF, 0x3A856D28, 0x3C6687D4, 0x3DE34C21,
                              0x3EFEB44A)] + [np.float32(1.0)]
@@ -122,14 +124,13 @@ def _erf_f32_value(x):
                      lax.full(shape, 1.0, np.float32))
     return lax.select(lax.ge(lax.abs(x), _f32c(0x407547CB)), one, r)
 
+
 def _horner_fma32(coeffs, w):
     """Horner's rule with every step one FMA (as XLA's CPU backend contracts it)."""
     p = lax.full(get_aval(w).shape, np.float32(coeffs[0]), np.float32)
     for c in coeffs[1:]:
         p = _fma32(p, w, np.float32(c))
     return p
-
-
 
 
 def erfinv_f32(x):
