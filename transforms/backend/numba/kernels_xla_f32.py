@@ -9,7 +9,9 @@ reinterpretation through the kernels' intrinsics. A branch is taken per element 
 NumPy code computes a branch only on the elements selecting it (same values).
 
 Imported by `kernels.py` (generated code imports every kernel from there), after it has
-defined `fma32` and the intrinsics used here.
+defined `fma32` and the intrinsics used here. The constants come from `transforms.xla_f32`
+and are frozen into these kernels' disk cache, which Numba stamps with THIS file: a change to
+a constant there must come with an edit here (tests/test_random_xla_f32.py fails otherwise).
 """
 from __future__ import annotations
 
