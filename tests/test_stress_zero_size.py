@@ -16,7 +16,7 @@ import pytest
 
 import transforms as T
 import transforms.numpy as tnp
-from transforms import lax, random
+from transforms import lax, random, xla_f32
 from transforms.ad_checkpoint import checkpoint_name
 from transforms.core import Primitive
 from transforms.ir import ClosedJaxpr, Jaxpr
@@ -116,6 +116,9 @@ CASES = [
     ("threefry2x32", lambda a, b, c, d: random.threefry2x32(a, b, c, d),
      tuple(arr(E0, u32) for _ in range(4))),
     ("uniform_empty", lambda k: random.uniform(k, (0, 3)), (random.key(0),)),
+    ("xla_f32", lambda x: (xla_f32.xla_log_f32(x), xla_f32.xla_log1p_f32(x),
+                           xla_f32.xla_erf_f32(x), xla_f32.xla_erfinv_f32(x)), (arr(E03),)),
+    ("normal_empty", lambda k: random.normal(k, (3, 0)), (random.key(0),)),
     ("argsort", lambda x: (random.argsort(x, axis=1), random.argsort(x.T, axis=0)),
      (arr(E03),)),
     # -- views

@@ -25,8 +25,9 @@ single/double-precision approximations, built from `lax` operations so it traces
 Float32 samples are bit-identical to JAX's on x86-64 CPU, eagerly and under jit: the
 arithmetic JAX's samplers compile to is reproduced step by step, including what XLA's CPU
 backend does to it: a multiply feeding an add is one fused multiply-add (`_fma32`, exact via
-float64), float32 `log`/`log1p`/`erf` are XLA's own polynomial/rational kernels (`_xla_log_f32`
-and friends), and `x / sqrt2` is `x * float32(1/sqrt2)`. Known limits: XLA flushes float32
+float64), float32 `log`/`log1p`/`erf` are XLA's own polynomial/rational kernels and float32
+`erfinv` is JAX's (one primitive each, `transforms.xla_f32`, so that a sampler traces to a few
+equations), and `x / sqrt2` is `x * float32(1/sqrt2)`. Known limits: XLA flushes float32
 denormals to zero, we do not (no sampler produces them from a key, but user-given bounds
 could); inside a user's jit with constant bounds XLA may constant-fold `erf` with another
 implementation (JAX's own eager and traced-bounds results are the ones matched); float64
@@ -51,6 +52,7 @@ from .fma32 import fma32, fma32_numpy
 from .interpreters.batching import defvectorized
 from .interpreters.jvp import defjvp_zero
 from .lax._util import as_array, bind_new_dtype
+from .xla_f32 import xla_erf_f32, xla_erfinv_f32, xla_log1p_f32, xla_log_f32
 
 __all__ = [
     "PRNGKey", "key", "key_data", "wrap_key_data", "split", "fold_in", "bits", "uniform",
@@ -416,12 +418,6 @@ def _fma32(a, b, c):
     return _fma32_value(a, b, c)
 
 
-def _same_value(exact, plain):
-    """`exact`'s value with `plain`'s derivatives (`plain` within a factor 2 of `exact`, so
-    `plain + (exact - plain)` is `exact` to the last bit)."""
-    return lax.add(plain, lax.stop_gradient(lax.sub(exact, plain)))
-
-
 def normal(key, shape=(), dtype=np.float32):
     """Standard normal floats: `sqrt(2) * erfinv(u)` with `u` uniform in (-1, 1). A complex
     `dtype` gives the standard complex normal (as JAX): real and imaginary parts drawn from
@@ -528,10 +524,6 @@ def exponential(key, shape=(), dtype=np.float32):
 # erfinv (Giles, "Approximating the erfinv function", GPU Computing Gems Jade, 2011)
 # ---------------------------------------------------------------------------------------------
 
-_ERFINV32_SMALL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06,
-                   0.00021858087, -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
-_ERFINV32_LARGE = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844,
-                   0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
 _ERFINV64_A = (-3.6444120640178196996e-21, -1.685059138182016589e-19, 1.2858480715256400167e-18,
                1.115787767802518096e-17, -1.333171662854620906e-16, 2.0972767875968561637e-17,
                6.6376381343583238325e-15, -4.0545662729752068639e-14, -8.1519341976054721522e-14,
@@ -555,153 +547,19 @@ _ERFINV64_C = (-2.7109920616438573243e-11, -2.5556418169965252055e-10, 1.5076572
                1.0103004648645343977, 4.8499064014085844221)
 
 
-# ---------------------------------------------------------------------------------------------
-# float32 log and log1p as XLA's CPU backend computes them (JAX's values to the last bit)
-#
-# JAX's samplers use log/log1p (exponential, gumbel, erfinv inside normal and truncated_normal).
-# XLA's CPU backend evaluates float32 log with a Cephes-style polynomial (mantissa in
-# [sqrt(1/2), sqrt(2)) around 1, exponent times ln 2 in two parts) and log1p with a rational
-# approximation for |x| < sqrt(2) - 1, and contracts every multiply feeding an add into an
-# FMA. These replicate that evaluation order with exactly rounded float32 steps (`_fma32`
-# for the contracted ones), so eager and jitted samples equal JAX's on x86-64.
-# ---------------------------------------------------------------------------------------------
-
-def _f32c(bits):
-    return np.asarray(np.uint32(bits)).view(np.float32)
-
-
-_LOG_P = [_f32c(b) for b in (0x3D9021BB, 0xBDEBD1B8, 0x3DEF251A, 0xBDFE5D4F, 0x3E11E9BF,
-                             0xBE2AAE50, 0x3E4CCEAC, 0xBE7FFFFC, 0x3EAAAAAA)]
-_LOG_Q1, _LOG_Q2 = _f32c(0xB95E8083), _f32c(0x3F318000)      # ln 2 = Q2 - Q1 (two parts)
-_LOG1P_P = [np.float32(4.527e-05)] + [_f32c(b) for b in (
-    0x3EFF40C5, 0x40D284FA, 0x41EF4B9C, 0x4273CC76, 0x426473AD, 0x41A05101)]
-_LOG1P_Q = [np.float32(1.0)] + [_f32c(b) for b in (
-    0x417101AD, 0x42A6185B, 0x435DC32D, 0x439A8CA3, 0x43586D8A, 0x42707982)]
-
-
-def _log_f32_value(v):
-    f32, i32 = np.float32, np.int32
-    shape = get_aval(v).shape
-    full = lambda x: lax.full(shape, x, np.float32)  # noqa: E731
-    tiny = np.finfo(np.float32).tiny
-    vv = lax.select(lax.gt(v, f32(tiny)), v, full(tiny))
-    bits = bitcast_convert_type(vv, i32)
-    e = lax.add(lax.convert_element_type(
-        lax.sub(lax.shift_right_logical(bits, np.asarray(23, i32)), np.asarray(127, i32)),
-        np.float32), f32(1.0))
-    m = bitcast_convert_type(lax.bitwise_or(lax.bitwise_and(bits, np.asarray(-2139095041, i32)),
-                                            np.asarray(0x3F000000, i32)), np.float32)
-    below = lax.lt(m, _f32c(0x3F3504F3))
-    x = lax.add(lax.sub(m, f32(1.0)), lax.select(below, m, full(0.0)))
-    e = lax.sub(e, lax.select(below, full(1.0), full(0.0)))
-    x2 = lax.mul(x, x)
-    x3 = lax.mul(x2, x)
-    p = _LOG_P
-    y = _fma32_value(x, p[0], p[1])
-    y1 = _fma32_value(x, p[3], p[4])
-    y2 = _fma32_value(x, p[6], p[7])
-    y = _fma32_value(y, x, p[2])
-    y1 = _fma32_value(y1, x, p[5])
-    y2 = _fma32_value(y2, x, p[8])
-    y = _fma32_value(y, x3, y1)
-    y = _fma32_value(y, x3, y2)
-    y = _fma32_value(y, x3, lax.mul(e, _LOG_Q1))
-    r = lax.add(_fma32_value(x2, f32(-0.5), x), y)
-    r = _fma32_value(e, _LOG_Q2, r)
-    # log(0) = -inf, log(inf) = inf, log(negative or NaN) = NaN
-    r = lax.select(lax.eq(v, f32(np.inf)), full(np.inf), r)
-    r = lax.select(lax.bitwise_or(lax.lt(v, f32(0.0)), lax.ne(v, v)), full(np.nan), r)
-    return lax.select(lax.eq(v, f32(0.0)), full(-np.inf), r)
-
-
-def _branches(cond, if_true, if_false, x):
-    """`select(cond, if_true(x), if_false(x))`; on NumPy input each branch runs only on the
-    elements it is selected for (same values, less work)."""
-    if isinstance(x, Tracer) or isinstance(cond, Tracer):
-        return lax.select(cond, if_true(x), if_false(x))
-    x, cond = np.asarray(x), np.asarray(cond)
-    out = np.empty(x.shape, np.float32)
-    if cond.any():
-        out[cond] = if_true(x[cond])
-    if not cond.all():
-        out[~cond] = if_false(x[~cond])
-    return out
-
-
-def _log1p_small(y):
-    f32 = np.float32
-    shape = get_aval(y).shape
-    num = lax.full(shape, _LOG1P_P[0], np.float32)
-    den = lax.full(shape, _LOG1P_Q[0], np.float32)
-    for cp, cq in zip(_LOG1P_P[1:], _LOG1P_Q[1:]):
-        num = _fma32_value(num, y, cp)
-        den = _fma32_value(den, y, cq)
-    y2 = lax.mul(y, y)
-    b = lax.mul(lax.mul(y, y2), lax.div(num, den))
-    return lax.add(y, _fma32_value(y2, f32(-0.5), b))
-
-
-def _log1p_f32_value(y):
-    return _branches(lax.lt(lax.abs(y), _f32c(0x3ED413CD)), _log1p_small,
-                     lambda v: _log_f32_value(lax.add(v, np.float32(1.0))), y)
-
-
-def _xla_f32(value, lax_fn, v):
-    """float32 `lax_fn(v)` with XLA's CPU evaluation `value(v)` (see above); differentiates
-    as `lax_fn`."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        exact = value(v)
-        if not isinstance(v, Tracer):
-            return exact
-        return _same_value(exact, lax_fn(v))
-
-
 def _xla_log_f32(v):
-    """float32 `log(v)` as XLA's CPU evaluates it."""
-    return _xla_f32(_log_f32_value, lax.log, v)
+    """float32 `log(v)` as XLA's CPU evaluates it (the `xla_log_f32` primitive)."""
+    return xla_log_f32(v)
 
 
 def _xla_log1p_f32(y):
-    """float32 `log1p(y)` as XLA's CPU evaluates it."""
-    return _xla_f32(_log1p_f32_value, lax.log1p, y)
-
-
-_ERF_P = [_f32c(b) for b in (0x39702D51, 0x3B5F5DA2, 0x3D50B6EB, 0x3E3DA740, 0x3F906EBA)]
-_ERF_Q = [_f32c(b) for b in (0xB3FD3906, 0x37C588DF, 0x3A856D28, 0x3C6687D4, 0x3DE34C21,
-                             0x3EFEB44A)] + [np.float32(1.0)]
-
-
-def _erf_f32_value(x):
-    """XLA's CPU float32 erf: `x P(x^2) / Q(x^2)` with FMA Horner steps, +-1 from |x| >=
-    3.832 (0x407547CB)."""
-    shape = get_aval(x).shape
-    x2 = lax.mul(x, x)
-    p = _fma32_value(x2, _ERF_P[0], _ERF_P[1])
-    for c in _ERF_P[2:]:
-        p = _fma32_value(x2, p, c)
-    q = _fma32_value(x2, _ERF_Q[0], _ERF_Q[1])
-    for c in _ERF_Q[2:]:
-        q = _fma32_value(x2, q, c)
-    r = lax.div(lax.mul(x, p), q)
-    one = lax.select(lax.lt(x, np.float32(0.0)), lax.full(shape, -1.0, np.float32),
-                     lax.full(shape, 1.0, np.float32))
-    return lax.select(lax.ge(lax.abs(x), _f32c(0x407547CB)), one, r)
+    """float32 `log1p(y)` as XLA's CPU evaluates it (the `xla_log1p_f32` primitive)."""
+    return xla_log1p_f32(y)
 
 
 def _xla_erf_f32(x):
-    """float32 `erf(x)` with XLA's CPU evaluation; differentiates as `erf`."""
-    exact = _erf_f32_value(x)
-    if not isinstance(x, Tracer):
-        return exact
-    return _same_value(exact, lax.erf(x))
-
-
-def _horner_fma32(coeffs, w):
-    """Horner's rule with every step one FMA (as XLA's CPU backend contracts it)."""
-    p = lax.full(get_aval(w).shape, np.float32(coeffs[0]), np.float32)
-    for c in coeffs[1:]:
-        p = _fma32(p, w, np.float32(c))
-    return p
+    """float32 `erf(x)` as XLA's CPU evaluates it (the `xla_erf_f32` primitive)."""
+    return xla_erf_f32(x)
 
 
 def _horner(coeffs, w, dtype):
@@ -713,9 +571,10 @@ def _horner(coeffs, w, dtype):
 
 
 def erfinv(x):
-    """The inverse error function on (-1, 1) (±inf at ±1), built from `lax` operations so it
-    traces, differentiates and compiles. Float32 (and narrower, computed in float32) uses
-    Giles' single-precision approximation; float64 his double-precision one."""
+    """The inverse error function on (-1, 1) (±inf at ±1). Float32 (and narrower, computed in
+    float32) is JAX's, to the bit: Giles' single-precision approximation, the `xla_erfinv_f32`
+    primitive, differentiating as `lax.erf_inv`; float64 is his double-precision one, built
+    from `lax` operations."""
     x = as_array(x)
     dtype = get_aval(x).dtype
     if not np.issubdtype(dtype, np.floating):
@@ -723,36 +582,20 @@ def erfinv(x):
         dtype = get_aval(x).dtype
     if dtype.itemsize < 4:
         return lax.convert_element_type(erfinv(lax.convert_element_type(x, np.float32)), dtype)
+    if dtype == np.float32:
+        # JAX's float32 erf_inv to the last bit: Giles' single-precision approximation on
+        # w = -log1p(-x^2) with XLA's float32 log1p and FMA Horner steps, as ONE primitive
+        return xla_erfinv_f32(x)
     c = lambda v: np.asarray(v, dtype)  # noqa: E731
     with np.errstate(divide="ignore", invalid="ignore"):
-        if dtype == np.float32:
-            # w = -log1p(-x^2), with XLA's float32 log1p and FMA Horner steps below: JAX's
-            # float32 erf_inv to the last bit
-            w = lax.neg(_xla_log1p_f32(lax.neg(lax.mul(x, x))))
-        else:
-            # (1 - x)(1 + x) has exact factors: full float64 precision near |x| = 1
-            w = lax.neg(lax.log(lax.mul(lax.sub(c(1.0), x), lax.add(c(1.0), x))))
-        # Each branch sees only inputs in its own range (the other lanes get a harmless
-        # stand-in), so no inf/NaN derivative of an unselected branch leaks into gradients.
-        if dtype == np.float32:
-            small = lax.lt(w, c(5.0))
-            p = _branches(
-                small,
-                lambda w: _horner_fma32(_ERFINV32_SMALL,
-                                        lax.sub(lax.select(small, w, c(2.5)), c(2.5))
-                                        if isinstance(w, Tracer) else lax.sub(w, c(2.5))),
-                lambda w: _horner_fma32(_ERFINV32_LARGE,
-                                        lax.sub(lax.sqrt(lax.select(small, c(9.0), w)
-                                                         if isinstance(w, Tracer) else w),
-                                                c(3.0))),
-                w)
-        else:
-            small = lax.lt(w, c(6.25))
-            pa = _horner(_ERFINV64_A, lax.sub(lax.select(small, w, c(3.125)), c(3.125)), dtype)
-            sw = lax.sqrt(lax.select(small, c(10.5625), w))
-            pb = _horner(_ERFINV64_B, lax.sub(sw, c(3.25)), dtype)
-            pc = _horner(_ERFINV64_C, lax.sub(sw, c(5.0)), dtype)
-            p = lax.select(small, pa, lax.select(lax.lt(w, c(16.0)), pb, pc))
+        # (1 - x)(1 + x) has exact factors: full float64 precision near |x| = 1
+        w = lax.neg(lax.log(lax.mul(lax.sub(c(1.0), x), lax.add(c(1.0), x))))
+        small = lax.lt(w, c(6.25))
+        pa = _horner(_ERFINV64_A, lax.sub(lax.select(small, w, c(3.125)), c(3.125)), dtype)
+        sw = lax.sqrt(lax.select(small, c(10.5625), w))
+        pb = _horner(_ERFINV64_B, lax.sub(sw, c(3.25)), dtype)
+        pc = _horner(_ERFINV64_C, lax.sub(sw, c(5.0)), dtype)
+        p = lax.select(small, pa, lax.select(lax.lt(w, c(16.0)), pb, pc))
         out = lax.mul(p, x)
         # erfinv(±1) = ±inf
         shape = get_aval(x).shape

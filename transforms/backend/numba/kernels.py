@@ -899,9 +899,11 @@ def source_version():
     import hashlib
     with open(__file__, "rb") as f:
         h = hashlib.sha1(f.read())
-    from . import small_gemm as _sg
-    with open(_sg.__file__, "rb") as f:
-        h.update(f.read())
+    # the kernel modules imported at the end of this one are linked into generated code too
+    import os
+    for name in ("kernels_special.py", "kernels_xla_f32.py", "small_gemm.py"):
+        with open(os.path.join(os.path.dirname(__file__), name), "rb") as f:
+            h.update(f.read())
     h.update(repr(BLAS).encode())
     return h.hexdigest()[:12]
 
@@ -915,3 +917,7 @@ from .small_gemm import small_gemm, small_gemm_batched  # noqa: E402,F401
 
 # the thread count the runner chose (`blas_threads`), for `small_gemm_batched`'s split
 blas_threads_wanted = _blas_threads_wanted
+
+# XLA's float32 log/log1p/erf and JAX's float32 erf_inv (the samplers' `xla_*_f32` primitives)
+from .kernels_xla_f32 import (  # noqa: E402,F401
+    xla_erf_f32, xla_erfinv_f32, xla_log1p_f32, xla_log_f32)

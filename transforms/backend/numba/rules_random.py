@@ -1,6 +1,8 @@
 """Numba lowering of `argsort` (defined in `transforms.random`; used by `random.permutation`,
 `random.choice(replace=False)` and anything that shuffles), and of the pointwise `fma32`
-(one call of the scalar kernel per element: the samplers' exactly rounded multiply-adds).
+(one call of the scalar kernel per element: the samplers' exactly rounded multiply-adds) and
+`xla_log_f32`/`xla_log1p_f32`/`xla_erf_f32`/`xla_erfinv_f32` (the samplers' float32 functions
+as XLA evaluates them, `transforms.xla_f32`: one scalar kernel call per element too).
 
 `threefry2x32` and `bitcast_convert_type` are pointwise and live in `rules_elementwise`.
 The operand is viewed as (outer, n, inner) around the sorted axis; each line of n values is
@@ -41,3 +43,16 @@ def _lower_argsort(ctx, eqn):
 @register_pointwise("fma32")
 def _fma32(ctx, a, b, c):
     return f"{ctx.kernel('fma32')}({a}, {b}, {c})"
+
+
+def _xla_f32_rule(name):
+    # one call of the float32 scalar kernel per element (kernels_xla_f32: the same steps as
+    # the primitive's NumPy implementation, so jit and eager agree to the bit)
+    @register_pointwise(name)
+    def rule(ctx, x):
+        return f"{ctx.kernel(name)}({x})"
+    return rule
+
+
+for _name in ("xla_log_f32", "xla_log1p_f32", "xla_erf_f32", "xla_erfinv_f32"):
+    _xla_f32_rule(_name)
