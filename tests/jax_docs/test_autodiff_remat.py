@@ -11,7 +11,7 @@ import transforms.numpy as tnp
 from transforms import ad_checkpoint, lax
 from transforms.ad_checkpoint import checkpoint_name, saved_residuals
 
-from .test_autodiff_transforms import jax, jnp, needs_jax, same_as_jax
+from .test_autodiff_transforms import jax, jax_jit, jnp, needs_jax, same_as_jax
 
 cp = T.checkpoint_policies
 rng = np.random.default_rng(3)
@@ -145,7 +145,7 @@ def test_saved_residuals_like_jax(policy):
                 f, policy=jax.checkpoint_policies.save_only_these_names("pre"))), W1, W2, XB))
     assert kinds(saved_residuals(ours(policy), W1, W2, XB)) == theirs
     same_as_jax(T.grad(ours(policy), argnums=(0, 1))(W1, W2, XB),
-                jax.grad(jnet, argnums=(0, 1))(W1, W2, XB), rtol=1e-4)
+                jax_jit(jax.grad(jnet, argnums=(0, 1)))(W1, W2, XB), rtol=1e-4)
 
 
 def test_checkpoint_of_a_scan_body_recomputes_per_step():
