@@ -668,3 +668,13 @@ def test_custom_vjp_symbolic_zeros_like_jax():
     theirs = run_pair_programs(jax, make_symbolic_pair(jax, JaxSymbolicZero, jseen))
     same_as_jax(ours, theirs)
     assert seen == jseen
+
+
+def test_defvjp_accepts_optimize_remat_without_changing_values():
+    @T.custom_vjp
+    def f(x):
+        return tnp.sin(x)
+
+    f.defvjp(lambda x: (tnp.sin(x), tnp.cos(x)), lambda c, g: (c * g,), optimize_remat=True)
+    np.testing.assert_allclose(T.grad(f)(0.5), np.cos(0.5))
+    np.testing.assert_allclose(T.grad(T.checkpoint(lambda x: f(x) * 2.0))(0.5), 2 * np.cos(0.5))
