@@ -238,6 +238,9 @@ def policy_staging_rule(trace, args, params):
 # --------------------------------------------------------------------------------------------
 # print_saved_residuals
 
+_CALLS = frozenset({"pjit", "remat", "custom_jvp_call", "custom_vjp_call"})
+
+
 def _origin(jaxpr, var):
     """('arg', i) | ('const', None) | ('eqn', eqn) for where `var` of `jaxpr` comes from."""
     while True:
@@ -253,6 +256,10 @@ def _origin(jaxpr, var):
                 if isinstance(inner, ClosedJaxpr) and len(inner.jaxpr.outvars) == len(e.outvars):
                     kind, what = _origin(inner.jaxpr, inner.jaxpr.outvars[e.outvars.index(var)])
                     if kind == "arg":
+                        # only a call's inputs are its jaxpr's inputs: a scan output passing a
+                        # body input through is a stacked carry, not that argument
+                        if e.prim.name not in _CALLS:
+                            return ("eqn", e)
                         var = e.invars[what]
                         break
                     return kind, what

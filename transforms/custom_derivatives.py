@@ -542,13 +542,18 @@ class custom_vjp:
         self.fwd = self.bwd = None
         self.symbolic_zeros = False
 
-    def defvjp(self, fwd, bwd, symbolic_zeros=False):
+    def defvjp(self, fwd, bwd, symbolic_zeros=False, optimize_remat=False):
         """Set `fwd(*args) -> (out, residuals)` and `bwd(residuals, ct) -> cotangents`.
+
+        `optimize_remat` is accepted for JAX programs: JAX uses it to rerun a cheap `fwd`
+        inside `checkpoint` instead of saving its residuals; it never changes a value, and
+        here residuals of a custom_vjp are saved either way.
 
         With `symbolic_zeros=True` (as JAX), `fwd` receives each differentiable argument leaf
         as a `CustomVJPPrimal(value, perturbed)` (`perturbed` False when it is not being
         differentiated; conservatively True under `vmap` and for rules closing over traced
         values), and `bwd` may receive `SymbolicZero` objects for zero output cotangents."""
+        del optimize_remat
         self.fwd, self.bwd = fwd, bwd
         self.symbolic_zeros = bool(symbolic_zeros)
 
