@@ -375,4 +375,6 @@ def sigmoid_binary_cross_entropy(logits, labels):
     logits' dtype, broadcasting), computed stably as `max(x, 0) - x z + log1p(exp(-|x|))`."""
     x = _float(logits)
     z = tnp.asarray(labels).astype(x.dtype)
-    return tnp.maximum(x, 0) - x * z + tnp.log1p(tnp.exp(-tnp.abs(x)))
+    # -|x| as min(x, -x) (see binary_cross_entropy): the gradient at x = 0 is then
+    # sigmoid(0) - z = 0.5 - z, as optax's, not abs's one-sided 1 - z
+    return tnp.maximum(x, 0) - x * z + tnp.log1p(tnp.exp(tnp.minimum(x, -x)))

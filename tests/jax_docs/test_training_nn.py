@@ -153,7 +153,7 @@ def test_mlp_tutorial_agrees_with_jax_step_by_step():
 
 ACTS = ["relu", "gelu", "sigmoid", "softplus", "silu", "log_sigmoid", "elu", "selu", "celu",
         "leaky_relu", "relu6", "hard_tanh", "hard_sigmoid", "hard_silu", "soft_sign", "mish",
-        "squareplus", "sparse_plus", "tanh"]
+        "squareplus", "sparse_plus", "sparse_sigmoid", "tanh"]
 XA = np.random.default_rng(3).normal(size=(4, 6)) * 3
 
 
@@ -172,6 +172,35 @@ def test_activation_and_its_gradient_match_jax(name):
     np.testing.assert_allclose(y, theirs(x32), rtol=2e-6, atol=1e-6)
 
 
+KINKS = np.array([-6.0, -3.0, -1.0, 0.0, 1.0, 3.0, 6.0])  # where the piecewise ones switch
+
+
+def test_derivatives_at_the_kinks_split_ties_as_jax():
+    # at a kink JAX's max/min/clip give each side half of the derivative
+    d = T.vmap(T.grad(nn.sparse_sigmoid))(KINKS)
+    np.testing.assert_allclose(d, [0, 0, 0.25, 0.5, 0.25, 0, 0])
+    d2 = T.vmap(T.grad(T.grad(lambda x: nn.celu(x, 2.0))))(KINKS)
+    np.testing.assert_allclose(d2, [np.exp(-3.0) / 2, np.exp(-1.5) / 2, np.exp(-0.5) / 2,
+                                    1 / 8, 0, 0, 0], rtol=1e-12)
+    np.testing.assert_allclose(T.vmap(T.grad(nn.celu))(KINKS)[2:5], [np.exp(-1.0), 1, 1])
+    np.testing.assert_allclose(nn.celu(np.array([-1e5, 1e5])), [-1.0, 1e5])  # no overflow
+
+
+PIECEWISE = ["relu", "relu6", "leaky_relu", "elu", "celu", "selu", "hard_tanh", "hard_sigmoid",
+             "hard_silu", "soft_sign", "sparse_plus", "sparse_sigmoid"]
+
+
+@needs_jax
+@pytest.mark.parametrize("name", PIECEWISE)
+def test_first_and_second_derivatives_at_kinks_match_jax(name):
+    ours, theirs = getattr(nn, name), getattr(jax.nn, name)
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(T.vmap(T.grad(ours))(KINKS),
+                                   jax.vmap(jax.grad(theirs))(KINKS), atol=1e-12)
+        np.testing.assert_allclose(T.vmap(T.grad(T.grad(ours)))(KINKS),
+                                   jax.vmap(jax.grad(jax.grad(theirs)))(KINKS), atol=1e-10)
+
+
 def test_integer_inputs_keep_jax_result_dtypes():
     xi = np.array([[-2, 0, 3], [1, 7, -1]], np.int32)
     # relu / hard_tanh are clamps with integer bounds: integers stay integers
@@ -187,6 +216,7 @@ def test_integer_inputs_keep_jax_result_dtypes():
 
 
 @needs_jax
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # JAX's own int -> float casts
 def test_integer_input_dtypes_match_jax():
     xi = np.array([[-2, 0, 3], [1, 7, -1]], np.int32)
     for name in ACTS + ["softmax", "log_softmax", "logsumexp", "standardize"]:

@@ -378,6 +378,34 @@ def test_losses_are_per_example_hand_values():
     np.testing.assert_allclose(fl.cross_entropy(LOGITS, LABELS, reduction="none"), expect)
 
 
+def test_sigmoid_losses_gradient_at_a_zero_logit_is_sigmoid_minus_label():
+    z, y = np.array([0.0, 0.0, 2.0]), np.array([1.0, 0.0, 1.0])
+    g = T.grad(lambda z: optim.losses.sigmoid_binary_cross_entropy(z, y).sum())(z)
+    np.testing.assert_allclose(g, [-0.5, 0.5, 1 / (1 + np.exp(-2.0)) - 1], rtol=1e-12)
+    # the focal loss with gamma = 0 is the cross-entropy, kink included
+    g = T.grad(lambda z: optim.losses.sigmoid_focal_loss(z, y, gamma=0.0).sum())(z)
+    np.testing.assert_allclose(g, [-0.5, 0.5, 1 / (1 + np.exp(-2.0)) - 1], rtol=1e-12)
+
+
+@needs_optax
+def test_loss_gradients_at_kinks_agree_with_optax():
+    pts = np.array([-3.0, -1.0, 0.0, 1.0, 3.0])
+    y = np.array([1.0, 0.0, 1.0, 0.0, 1.0])
+    cases = [
+        lambda L, z: L.sigmoid_binary_cross_entropy(z, y),
+        lambda L, z: L.sigmoid_focal_loss(z, y, alpha=0.25),
+        lambda L, z: L.huber_loss(z, delta=1.0),
+        lambda L, z: L.hinge_loss(z, 2 * y - 1),
+        lambda L, z: L.perceptron_loss(z, 2 * y - 1),
+        lambda L, z: L.log_cosh(z),
+    ]
+    with jax.enable_x64(True):
+        for case in cases:
+            np.testing.assert_allclose(
+                T.grad(lambda z: case(optim.losses, z).sum())(pts),
+                jax.grad(lambda z: case(optax.losses, z).sum())(pts), atol=1e-12)
+
+
 @needs_optax
 def test_losses_agree_with_optax_in_float32():
     lg = LOGITS.astype(np.float32)

@@ -158,6 +158,19 @@ def test_unbound_axis_name_is_a_name_error():
         T.vmap(lambda v: lax.psum(v, "j"), axis_name="i")(np.ones(3))
 
 
+@pytest.mark.parametrize("name", ["psum", "pmean", "pmax", "pmin", "all_gather"])
+def test_axis_index_groups_is_a_clear_not_implemented_error(name):
+    # pmap-era code passes JAX's keyword; like jax.vmap's collectives we do not support groups
+    f = getattr(lax, name)
+    with pytest.raises(NotImplementedError, match=f"{name}: axis_index_groups"):
+        T.vmap(lambda v: f(v, "i", axis_index_groups=[[0, 1], [2, 3]]), axis_name="i")(
+            np.arange(4.0))
+    # None is the default and changes nothing
+    np.testing.assert_allclose(
+        T.vmap(lambda v: f(v, "i", axis_index_groups=None), axis_name="i")(np.arange(4.0)),
+        T.vmap(lambda v: f(v, "i"), axis_name="i")(np.arange(4.0)))
+
+
 @needs_jax
 def test_gradients_through_collectives_match_jax():
     x = np.arange(1.0, 9.0).reshape(4, 2)

@@ -252,18 +252,30 @@ def _tree_collective(p, x, axis_name):
     return tree.map(one, x)
 
 
-def psum(x, axis_name):
+def _no_groups(name, axis_index_groups):
+    """JAX's keyword is accepted for porting, but groups are not supported (as in JAX's vmap,
+    which is what our pmap is): say so instead of an unexpected-keyword TypeError."""
+    if axis_index_groups is not None:
+        raise NotImplementedError(f"{name}: axis_index_groups is not supported (as in "
+                                  f"jax.vmap's collectives); reduce over a separate named "
+                                  f"axis for each group instead")
+
+
+def psum(x, axis_name, *, axis_index_groups=None):
     """Sum of `x` over all examples of the mapped axis `axis_name` (a pytree of arrays)."""
+    _no_groups("psum", axis_index_groups)
     return _tree_collective(psum_p, x, axis_name)
 
 
-def pmax(x, axis_name):
+def pmax(x, axis_name, *, axis_index_groups=None):
     """Maximum of `x` over the mapped axis `axis_name`."""
+    _no_groups("pmax", axis_index_groups)
     return _tree_collective(pmax_p, x, axis_name)
 
 
-def pmin(x, axis_name):
+def pmin(x, axis_name, *, axis_index_groups=None):
     """Minimum of `x` over the mapped axis `axis_name`."""
+    _no_groups("pmin", axis_index_groups)
     return _tree_collective(pmin_p, x, axis_name)
 
 
@@ -304,9 +316,10 @@ pmean_p.def_jvp(lambda p, t, *, axis_name: (pmean_p.bind(p[0], axis_name=axis_na
 pmean_p.def_transpose(lambda ct, x, *, axis_name: [pmean_p.bind(ct, axis_name=axis_name)])
 
 
-def pmean(x, axis_name):
+def pmean(x, axis_name, *, axis_index_groups=None):
     """Mean of `x` over the mapped axis `axis_name` (integers and bools averaged as float64)."""
     from .. import tree
+    _no_groups("pmean", axis_index_groups)
     names = _names(axis_name)
     _check_bound(names)
     comms = _eager_mesh(names)
@@ -396,10 +409,11 @@ def _all_gather_transpose(ct, x, *, axis_name, axis, tiled, axis_size):
     return [S.reshape(piece, x.aval.shape)]
 
 
-def all_gather(x, axis_name, *, axis=0, tiled=False):
+def all_gather(x, axis_name, *, axis_index_groups=None, axis=0, tiled=False):
     """Every example's `x`, stacked along a new axis `axis` (or concatenated along `axis` when
     `tiled`); the result is the same for all examples."""
     from .. import tree
+    _no_groups("all_gather", axis_index_groups)
     names = _names(axis_name)
     sizes = [_axis_size(n) for n in names]
 
