@@ -390,7 +390,8 @@ def test_softmax_rows_vectorisable_loops():
     exp_line = next(ln for ln in body.splitlines() if "= sub " in ln)
     assert re.search(r"- _ld\d+", exp_line), exp_line          # hoisted row max
     sum_line = next(ln for ln in body.splitlines() if "= reduce_sum" in ln)
-    assert "_k_exp" not in sum_line and re.search(r"= (\w+) \+ _", sum_line), sum_line
+    assert "_k_exp" not in sum_line and re.search(r"= _k_add_reassoc\((\w+), _", sum_line), \
+        sum_line
     xm = np.where(mask, x, np.float32(-1e30))
     e = np.exp(xm - xm.max(-1, keepdims=True))
     np.testing.assert_allclose(T.jit(softmax)(x), e / e.sum(-1, keepdims=True), rtol=1e-6,
@@ -461,8 +462,8 @@ def test_attention_heads_merge_without_copies():
 def test_row_sums_beside_column_sums_add_up_after_the_row_loop():
     """A loop nest holding both column sums and a float row sum (a layer norm's gradient),
     or a row sum beside stored work: the row's summands go to a row buffer and are added up
-    after the inner loop, in the same order, so the inner loop carries no dependence from
-    one iteration to the next; values as eager, float64 sums in running-sum order."""
+    after the inner loop, so the inner loop carries no dependence from one iteration to the
+    next; values as eager."""
     x = RNG.standard_normal((6, 5, 40)).astype(np.float32)
     g = RNG.standard_normal((40,)).astype(np.float32)
 
@@ -471,13 +472,13 @@ def test_row_sums_beside_column_sums_add_up_after_the_row_loop():
         return tnp.sum(y, axis=(0, 1)), tnp.sum(x * y, axis=2), tnp.sum(y * 2.0, axis=(0, 2))
 
     src = T.jit(f).lower(x, g).source
-    assert re.search(r"for _j in range\(40\): _sum\d+ = _sum\d+ \+ _rs\d+\[_j\]", src), src
+    assert re.search(r"for _j in range\(40\): _sum\d+ = _k_add_reassoc\(_sum\d+, _rs\d+\[_j\]\)",
+                     src), src
     for got, want in zip(T.jit(f)(x, g), f(x, g)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    # float64: the same order of additions as a running sum
     x64, g64 = x.astype(np.float64), g.astype(np.float64)
-    running = np.cumsum(x64 * (x64 * g64), axis=2)[..., -1]
-    np.testing.assert_array_equal(T.jit(f)(x64, g64)[1], running)
+    np.testing.assert_allclose(T.jit(f)(x64, g64)[1], np.sum(x64 * (x64 * g64), axis=2),
+                               rtol=1e-13, atol=1e-13)
 
     # a row sum alone over the rows (row form) whose summands are not stored, beside a
     # stored elementwise result (softmax's backward): the same row buffer
@@ -485,10 +486,56 @@ def test_row_sums_beside_column_sums_add_up_after_the_row_loop():
         y = x * g
         return y, tnp.sum(-(y * x), axis=-1)
     src = T.jit(h).lower(x, g).source
-    assert re.search(r"for _j in range\(40\): \w+_ = \w+_ \+ _rs\d+\[_j\]", src), src
+    assert re.search(r"for _j in range\(40\): \w+_ = _k_add_reassoc\(\w+_, _rs\d+\[_j\]\)",
+                     src), src
     for got, want in zip(T.jit(h)(x, g), h(x, g)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(T.jit(h)(x64, g64)[1], -running)
+    np.testing.assert_allclose(T.jit(h)(x64, g64)[1], np.sum(-(x64 * g64 * x64), axis=-1),
+                               rtol=1e-13, atol=1e-13)
+
+
+def test_float_sums_accumulate_reassociably():
+    """Float sum reductions accumulate through kernels.add_reassoc (an `fadd reassoc`), so
+    LLVM vectorises a row sum or a full sum (a gradient's squared norm) instead of waiting on
+    every addition in order; integer and boolean sums stay exact plain additions. Values as
+    NumPy's, including long rows, NaN/inf and empty rows."""
+    x = RNG.standard_normal((7, 300)).astype(np.float32)
+    xi = RNG.integers(-5, 5, (7, 300)).astype(np.int32)
+
+    def f(x, xi):
+        return (tnp.sum(x * x), tnp.sum(x, axis=1), tnp.mean(x, axis=0), tnp.sum(xi, axis=1),
+                tnp.sum(xi > 0, axis=0))
+    src = T.jit(f).lower(x, xi).source
+    sums = [ln for ln in src.splitlines() if "= reduce_sum" in ln and "#" in ln
+            and not ln.lstrip().startswith("#")]
+    f32 = [ln for ln in sums if ":f32[" in ln.split("#")[1]]
+    ints = [ln for ln in sums if ":i64[" in ln.split("#")[1]]
+    # each float sum accumulates through add_reassoc, or stores its summand in a row buffer
+    # that a `for _j` line adds up through add_reassoc
+    assert len(f32) == 3 and all("_k_add_reassoc(" in ln or re.match(r"\s*_rs\d+\[", ln)
+                                 for ln in f32), sums
+    assert all("_k_add_reassoc(" in ln for ln in src.splitlines() if "for _j in" in ln)
+    assert len(ints) == 2 and not any("_k_add_reassoc(" in ln for ln in ints), sums
+    got = T.jit(f)(x, xi)
+    want = (np.sum(x * x), x.sum(1), x.mean(0), xi.sum(1), (xi > 0).sum(0))
+    for g_, w_ in zip(got, want):
+        if np.asarray(w_).dtype.kind == "f":
+            np.testing.assert_allclose(g_, w_, rtol=2e-6, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(g_, w_)
+    # float64: a long sum to near double precision
+    x64 = RNG.standard_normal(100_003)
+    np.testing.assert_allclose(T.jit(lambda v: tnp.sum(v * v))(x64), np.sum(x64 * x64),
+                               rtol=1e-13)
+    # NaN and inf propagate as in NumPy; an empty row sums to 0
+    y = x.copy()
+    y[2, 17], y[4, 250], y[5, 3] = np.nan, np.inf, -np.inf
+    rows = T.jit(lambda v: tnp.sum(v, axis=1))(y)
+    np.testing.assert_array_equal(np.isnan(rows), np.isnan(y.sum(1)))    # rows 2 and 5
+    assert rows[4] == np.inf
+    np.testing.assert_allclose(rows[[0, 1, 3, 6]], y.sum(1)[[0, 1, 3, 6]], rtol=2e-6,
+                               atol=1e-5)
+    assert T.jit(lambda v: tnp.sum(v, axis=1))(np.zeros((3, 0), np.float32)).tolist() == [0, 0, 0]
 
 
 def test_indexing_gather_scatter_dynamic():

@@ -131,9 +131,10 @@ def register_reduction(name, init, combine, add_apart=False):
     `combine(mod, acc, x, dtype)`: source of accumulator `acc` combined with element `x`;
     `mod.lit(value, dtype)` and `mod.kernel(name)` give literals and kernels.
 
-    `add_apart`: for floats, the combine is a chain LLVM may not reorder, which keeps every
-    other statement of its loop scalar; the loop-nest writer then accumulates it in a loop
-    of its own after the row's loop, in the same order (same result)."""
+    `add_apart`: for floats, the combine is a chain that kept every other statement of its
+    loop scalar; the loop-nest writer then accumulates it in a loop of its own after the
+    row's loop (float sums combine through kernels.add_reassoc, which LLVM may reorder and
+    so vectorises)."""
     REDUCTIONS[name] = ReductionRule(init, combine, add_apart)
 
 

@@ -24,6 +24,9 @@ def _arith(op, bool_op, identity):
         dtype = np.dtype(dtype)
         if dtype == np.bool_:
             return f"({acc} {bool_op} {v})"
+        if op == "+" and dtype in (np.float32, np.float64):
+            # reassociable: LLVM vectorises the sum (kernels.add_reassoc)
+            return f"{mod.kernel('add_reassoc')}({acc}, {v})"
         e = f"{acc} {op} {v}"
         return f"{dtype_ctor(dtype)}({e})" if _small_int(dtype) else e
     return init, combine
