@@ -494,6 +494,26 @@ def test_row_sums_beside_column_sums_add_up_after_the_row_loop():
                                rtol=1e-13, atol=1e-13)
 
 
+def test_add_reassoc_sum_loop_vectorises():
+    """kernels.add_reassoc lets LLVM's loop vectoriser turn a float running sum into vector
+    partial sums (what the fused reductions rely on): the compiled loop holds a vector
+    `fadd reassoc`, and the sum is the array's sum."""
+    from numba import njit
+
+    from transforms.backend.numba.kernels import add_reassoc
+
+    @njit(cache=False)
+    def total(a):
+        acc = np.float32(0.0)
+        for i in range(a.shape[0]):
+            acc = add_reassoc(acc, a[i])
+        return acc
+    a = RNG.standard_normal(1000).astype(np.float32)
+    np.testing.assert_allclose(total(a), a.astype(np.float64).sum(), rtol=1e-5, atol=1e-4)
+    ir = "\n".join(total.inspect_llvm().values())
+    assert re.search(r"fadd reassoc <\d+ x float>", ir), "the sum loop did not vectorise"
+
+
 def test_float_sums_accumulate_reassociably():
     """Float sum reductions accumulate through kernels.add_reassoc (an `fadd reassoc`), so
     LLVM vectorises a row sum or a full sum (a gradient's squared norm) instead of waiting on
