@@ -13,24 +13,14 @@ import transforms.numpy as tnp
 from transforms import lax
 
 from .test_autodiff_transforms import jax, jax_jit, jnp, needs_jax, same_as_jax
+# the tutorial's stable log(1 + e^x) and gradient clipper, defined once for both ports
+from .test_custom_derivatives import clip_gradient, log1pexp  # noqa: F401
 
 
 # --- numerical stability: log(1 + exp(x)) --------------------------------------------------
 
 def naive_log1pexp(x):
     return tnp.log(1.0 + tnp.exp(x))
-
-
-@T.custom_jvp
-def log1pexp(x):
-    return tnp.log1p(tnp.exp(x))
-
-
-@log1pexp.defjvp
-def _log1pexp_jvp(primals, tangents):
-    (x,), (t,) = primals, tangents
-    # d/dx log(1 + e^x) = 1 - 1/(1 + e^x), written so large x does not overflow to inf/inf
-    return log1pexp(x), (1.0 - 1.0 / (1.0 + tnp.exp(x))) * t
 
 
 @np.errstate(over="ignore", invalid="ignore")
@@ -96,24 +86,6 @@ def test_convention_at_the_singular_point():
 
 
 # --- gradient clipping with custom_vjp --------------------------------------------------------
-
-@T.custom_vjp
-def clip_gradient(lo, hi, x):
-    return x
-
-
-def _clip_fwd(lo, hi, x):
-    return x, (lo, hi)
-
-
-def _clip_bwd(res, g):
-    lo, hi = res
-    # no gradient for the bounds: None stands for zero, as in JAX
-    return (None, None, tnp.clip(g, lo, hi))
-
-
-clip_gradient.defvjp(_clip_fwd, _clip_bwd)
-
 
 def test_gradient_clipping_in_the_backward_pass_only():
     f = lambda x: clip_gradient(-0.5, 0.5, x) ** 3  # noqa: E731
