@@ -1,0 +1,193 @@
+"""Compiling a program's helper modules on two cores: a worker process takes some.
+
+Numba compiles one function at a time and holds the GIL while it does, so a second core helps
+only through a second process. Before a new program's main function is compiled, its helper
+modules (`helpers.py`) that the disk cache does not hold yet are shared between this process
+and one worker process: the worker compiles its share into the disk cache while this process
+compiles the rest; this process then loads the worker's share from the disk (and compiles
+any the worker did not deliver) and compiles the main function.
+
+The worker is a new Python process (``python -m transforms.backend.numba.background
+--worker``), never a fork: this process may already run OpenBLAS, OpenMP or user threads,
+and a forked child would inherit their locks in whatever state they were. Starting it costs
+about as much as compiling `STARTUP_LINES` lines of helpers, so the work is shared only when
+that pays; once started it stays for later programs (it exits with this process, or when its
+input closes). Entry locks (`cache._EntryLock`) make two processes wanting one helper compile
+it once; each entry is written atomically, so the cache holds the same files whichever
+process compiled what.
+
+Serial (no worker) when ``NUMBAX_COMPILE_WORKERS=0``, on one core, without a writable cache
+directory, or when the worker cannot be started or fails (then silently: this process
+compiles what is missing).
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import select
+import subprocess
+import sys
+
+from . import cache
+
+STARTUP_LINES = 190       # a new worker's start-up (imports, Numba's set-up) in helper lines
+PER_FUNCTION_LINES = 6    # a function's fixed cost (wrapping, its module) in lines
+MIN_SAVING_LINES = 40     # share only when the estimated wall-time saving is at least this
+TIMEOUT = 900             # seconds to wait for the worker's answer before giving up on it
+
+_worker = None            # the running worker process, or None
+_disabled = False         # the worker failed: serial from now on
+
+
+def workers_enabled():
+    """Whether compile work may go to a worker process (``NUMBAX_COMPILE_WORKERS``, default
+    1; 0 turns it off) on this machine."""
+    raw = os.environ.get("NUMBAX_COMPILE_WORKERS", "").strip()
+    try:
+        n = int(raw) if raw else 1
+    except ValueError:
+        raise ValueError(f"NUMBAX_COMPILE_WORKERS must be an integer, got {raw!r}") from None
+    return n > 0 and (os.cpu_count() or 1) >= 2 and not _disabled
+
+
+def _cost(h):
+    return h.lines + PER_FUNCTION_LINES
+
+
+def partition(missing, startup):
+    """Split helper modules `missing` between this process and a worker that starts after
+    `startup` line-equivalents: longest first, each to whichever finishes it sooner. Returns
+    (ours, the worker's); the worker's is empty when sharing would not save
+    `MIN_SAVING_LINES`."""
+    ours, theirs, t_ours, t_theirs = [], [], 0, startup
+    for h in sorted(missing, key=_cost, reverse=True):
+        if t_ours <= t_theirs:
+            ours.append(h)
+            t_ours += _cost(h)
+        else:
+            theirs.append(h)
+            t_theirs += _cost(h)
+    serial = sum(_cost(h) for h in missing)
+    if not theirs or serial - max(t_ours, t_theirs) < MIN_SAVING_LINES:
+        return list(missing), []
+    return ours, theirs
+
+
+def compile_helpers(hs):
+    """Load helper modules `hs` (callees first) into this process, compiling what the disk
+    cache lacks; a worker process compiles part of it when that pays (see the module
+    docstring)."""
+    st = cache._resolve()
+    todo = [h for h in hs if h.key not in cache._helper_modules]
+    theirs = []
+    if len(todo) > 1 and st.path is not None and st.writable and workers_enabled():
+        missing = [h for h in todo if not cache.helper_on_disk(h, st.path)]
+        alive = _worker is not None and _worker.poll() is None
+        _, theirs = partition(missing, 0 if alive else STARTUP_LINES)
+    job = _send(theirs, hs, st.path) if theirs else None
+    skip = {h.key for h in theirs} if job else set()
+    for h in todo:                      # ours (the worker's are loaded after it answered)
+        if h.key not in skip and not any(d in skip for d in _closure(h, hs)):
+            cache.helper(h.key, h.source, h.name)
+    if job:
+        done = _wait()
+        if done:
+            cache.STATS["helpers_by_worker"] += len(theirs)
+    for h in todo:                      # the worker's share: from the disk (or compiled here)
+        cache.helper(h.key, h.source, h.name)
+
+
+def _closure(h, hs):
+    """Keys of the helper modules `h` calls, directly or not."""
+    by_key = {x.key: x for x in hs}
+    out, stack = set(), list(h.deps)
+    while stack:
+        k = stack.pop()
+        if k not in out:
+            out.add(k)
+            stack += list(by_key[k].deps) if k in by_key else []
+    return out
+
+
+def _send(theirs, hs, d):
+    """Hand `theirs` (with the modules they call) to the worker; False if it cannot run."""
+    global _worker, _disabled
+    by_key = {h.key: h for h in hs}
+    keys = set()
+    for h in theirs:
+        keys |= {h.key} | _closure(h, hs)
+    items = [[h.key, h.source, h.name] for h in hs if h.key in keys and h.key in by_key]
+    try:
+        if _worker is None or _worker.poll() is not None:
+            _worker = _start()
+        _worker.stdin.write(json.dumps({"dir": d, "helpers": items}) + "\n")
+        _worker.stdin.flush()
+        return True
+    except (OSError, ValueError):
+        _stop()
+        _disabled = True
+        return False
+
+
+def _start():
+    env = dict(os.environ, NUMBAX_COMPILE_WORKERS="0", NUMBAX_PRECOMPILE="0",
+               OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", NUMBAX_TIERED="0")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    p = subprocess.Popen([sys.executable, "-m", "transforms.backend.numba.background",
+                          "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env=env, text=True)
+    if not getattr(_start, "registered", False):
+        atexit.register(_stop)
+        _start.registered = True
+    return p
+
+
+def _wait():
+    """The worker's answer to the last request: True if it compiled everything."""
+    global _disabled
+    p = _worker
+    try:
+        ready, _, _ = select.select([p.stdout], [], [], TIMEOUT)
+        line = p.stdout.readline() if ready else ""
+        ok = bool(line) and json.loads(line).get("ok", False)
+    except (OSError, ValueError):
+        ok = False
+    if not ok:                            # dead, hung or failing: serial from now on
+        _stop()
+        _disabled = True
+    return ok
+
+
+def _stop():
+    """End the worker (at exit, or after a failure)."""
+    global _worker
+    p, _worker = _worker, None
+    if p is None:
+        return
+    try:
+        p.stdin.close()
+    except OSError:
+        pass
+    try:
+        p.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def serve(stdin=sys.stdin, stdout=sys.stdout):
+    """The worker's loop: one JSON request per line ({"dir", "helpers": [[key, source,
+    name], ...]}), each helper compiled into that cache directory; one answer per line."""
+    for line in stdin:
+        try:
+            msg = json.loads(line)
+            os.environ["NUMBAX_CACHE_DIR"] = msg["dir"]
+            for key, source, name in msg["helpers"]:
+                cache.helper(key, source, name)
+            stdout.write(json.dumps({"ok": True}) + "\n")
+        except Exception as e:                       # noqa: BLE001 - reported to the parent
+            stdout.write(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}) + "\n")
+        stdout.flush()
