@@ -250,12 +250,21 @@ leaves = T.tree.leaves(args)
 exe(*leaves)
 t7 = time.perf_counter()
 c7 = time.process_time()
+try:                          # the compile worker's CPU (workers.py) counts as ours
+    from transforms.backend.numba import workers
+    workers._stop()
+except ImportError:
+    pass
+import resource
+wcpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+wcpu = wcpu.ru_utime + wcpu.ru_stime
 numba_total = compile_l.duration if compile_l.done else 0.0
 llvm = llvm_l.duration if llvm_l.done else 0.0
 print(json.dumps(dict(imports=t1 - t0, numba_init=t2 - t1, trace=t4 - t3, lower=t5 - t4,
                       typing=max(numba_total - llvm, 0.0), llvm=llvm,
                       load=max((t6 - t5) - max(numba_total, llvm), 0.0), exec=t7 - t6,
-                      build=t6 - t5, from_disk=exe.loaded_from_disk, cpu=c7 - c3,
+                      build=t6 - t5, from_disk=exe.loaded_from_disk, cpu=c7 - c3 + wcpu,
+                      worker_cpu=wcpu,
                       source_lines=low.source.count(chr(10)))))
 """
 
@@ -372,7 +381,8 @@ def main(argv=None):
                        else f"{r['cpu']:7.2f}{'-':>7s}{'-':>6s}")
                 print(f"  {w:>8s} {kind:>7s}" + "".join(f"{r[k]:8.3f}" for k in keys) +
                       f"{_first(r):8.3f}{jx}{ratio}{cpu}  "
-                      f"{r['source_lines']} source lines, from disk: {r['from_disk']}")
+                      f"{r['source_lines']} source lines, from disk: {r['from_disk']}, "
+                      f"worker CPU {r.get('worker_cpu', 0.0):.2f}")
         for r in res["tiered"]:
             print(f"  {w:>8s} tiered: first call {r['first']:.3f} s, eager step "
                   f"{r['eager']:.3f} s (ratio {r['first'] / r['eager']:.2f}); compiled code "

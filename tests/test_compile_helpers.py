@@ -196,6 +196,7 @@ def test_worker_that_cannot_start_falls_back_to_serial(tmp_path, monkeypatch):
     def no_process():
         raise OSError("cannot start a process here")
     monkeypatch.setattr(workers, "_start", no_process)
+    monkeypatch.setenv("NUMBAX_COMPILE_WORKERS", "1")
     before = _stats()
     import warnings
     with warnings.catch_warnings():
@@ -214,6 +215,17 @@ def test_worker_switch_and_sharing_rule(monkeypatch):
     monkeypatch.setenv("NUMBAX_COMPILE_WORKERS", "several")
     with pytest.raises(ValueError, match="NUMBAX_COMPILE_WORKERS"):
         workers.workers_enabled()
+    monkeypatch.setattr(workers, "_disabled", False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setenv("NUMBAX_COMPILE_WORKERS", "1")
+    assert workers.workers_enabled()
+    monkeypatch.setenv("NUMBAX_COMPILE_WORKERS", "auto")       # by the load: busy -> serial
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.0, 2.0, 2.0))
+    assert not workers.workers_enabled()
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    assert workers.workers_enabled()
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert not workers.workers_enabled()
 
     class H:
         def __init__(self, lines):
@@ -233,6 +245,7 @@ def test_no_writable_cache_directory_compiles_helpers_in_memory(tmp_path, monkey
     _split_everything(monkeypatch)
     _fresh(monkeypatch, tmp_path)
     monkeypatch.setattr(cache, "_resolve", lambda: cache._State("x", None, False))
+    monkeypatch.setenv("NUMBAX_COMPILE_WORKERS", "1")
     monkeypatch.setattr(workers, "STARTUP_LINES", 0)
     monkeypatch.setattr(workers, "MIN_SAVING_LINES", -10 ** 6)
     before = _stats()

@@ -16,8 +16,10 @@ input closes). Entry locks (`cache._EntryLock`) make two processes wanting one h
 it once; each entry is written atomically, so the cache holds the same files whichever
 process compiled what.
 
-Serial (no worker) when ``NUMBAX_COMPILE_WORKERS=0``, on one core, without a writable cache
-directory, or when the worker cannot be started or fails (then silently: this process
+Serial (no worker) when ``NUMBAX_COMPILE_WORKERS=0``, on one core, by default when no core is
+idle (measured on the shared 2-core development machine at load 7-9, the worker's start-up
+and the wait for it made the CNN step's first call slower, not faster), without a writable
+cache directory, or when the worker cannot be started or fails (then silently: this process
 compiles what is missing).
 """
 from __future__ import annotations
@@ -41,14 +43,29 @@ _disabled = False         # the worker failed: serial from now on
 
 
 def workers_enabled():
-    """Whether compile work may go to a worker process (``NUMBAX_COMPILE_WORKERS``, default
-    1; 0 turns it off) on this machine."""
-    raw = os.environ.get("NUMBAX_COMPILE_WORKERS", "").strip()
-    try:
-        n = int(raw) if raw else 1
-    except ValueError:
-        raise ValueError(f"NUMBAX_COMPILE_WORKERS must be an integer, got {raw!r}") from None
-    return n > 0 and (os.cpu_count() or 1) >= 2 and not _disabled
+    """Whether compile work may go to a worker process now. ``NUMBAX_COMPILE_WORKERS``:
+    unset or ``auto`` -- when this machine has two or more cores and one is idle (the load
+    average, which counts this compiling process, is below the cores minus one half: on a
+    machine whose cores are all busy a worker only adds its start-up); ``1`` -- always on two
+    or more cores; ``0`` -- never."""
+    raw = os.environ.get("NUMBAX_COMPILE_WORKERS", "").strip().lower()
+    if raw in ("", "auto"):
+        n = None
+    else:
+        try:
+            n = int(raw)
+        except ValueError:
+            raise ValueError("NUMBAX_COMPILE_WORKERS must be 'auto', 0 or 1, got "
+                             f"{raw!r}") from None
+    cores = os.cpu_count() or 1
+    if _disabled or cores < 2 or n == 0:
+        return False
+    if n is None:
+        try:
+            return os.getloadavg()[0] < cores - 0.5
+        except (AttributeError, OSError):
+            return False
+    return True
 
 
 def _cost(h):
