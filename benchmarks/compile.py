@@ -32,8 +32,9 @@ Phases of our first call:
   generated module);
 * ``exec``: the first execution itself.
 
-``cpu`` is the CPU time of this process over the same span (less sensitive than wall time to
-other processes on a shared machine; JAX's ``cpu`` counts all its compiler threads).
+``cpu`` is the CPU time of this process over the same span, plus its compile worker's
+(``workers.py``; less sensitive than wall time to other processes on a shared machine;
+JAX's ``cpu`` counts all its compiler threads).
 ``first`` is their sum: what a user waits for on the first call, after the one-off imports
 (``imports``, ``numba_init``: Numba's own start-up, paid by any Numba program). JAX's
 ``first`` is the first call of the ``jax.jit`` function (trace + XLA compile + run), after
@@ -86,6 +87,33 @@ MLP's compile CPU and 0-4% of the CNN's, so they are not used.
 Retried with the view intrinsics and the level set for the main function's own module only
 (callees kept at 3): O1 and O2 made the MLP main function's final optimisation and machine
 code slower (0.62-0.66 s against 0.38-0.43 s at O3), so still not used.
+
+Helpers as modules of their own (``helpers.py``: outlined nests, split pieces and Winograd
+convolutions with written signatures, cached by content) and the compile worker
+(``workers.py``). ``cpu`` now includes the worker's CPU (``worker CPU`` in the notes). The
+parent commit and this branch in one session, alternated (``--only mlp,cnn --runs 1``; load
+average 6.6-9.0 on the 2 cores, so wall times say little; the worker was then always on):
+
+========  ===================  ====================  ==================  ===============
+workload  cold CPU before/now  kernels CPU bef./now  warm CPU before/now JAX CPU (runs)
+========  ===================  ====================  ==================  ===============
+mlp       4.05 / 4.72, 4.27    2.57 / 3.04, 2.71     0.13 / 0.15, 0.14   1.19 / 1.13, 1.26
+cnn       10.60 / 13.67, 13.34 9.02 / 11.26, 11.32   0.25 / 0.42, 0.27   1.96 / 1.80, 1.78
+========  ===================  ====================  ==================  ===============
+
+(CNN now: worker CPU 4.9 cold and 4.2 kernels-cached of those totals; the parent's own CPU
+fell to 8.4-8.8 cold and 7.1 kernels-cached.) The worker costs about 2.4 CPU-seconds to
+start (imports, Numba's set-up, loading the kernels its helpers call), so it only pays when
+a core is idle: on this loaded machine (where the scheduler gives one session one share,
+however many processes it runs) the CNN's kernels-cached first call took 38-39 s wall with
+the worker against 19-28 s without (same run, alternated), hence ``NUMBAX_COMPILE_WORKERS``
+defaults to ``auto``: a worker only while the load average leaves a core idle.
+
+What the helper modules buy: a program that changes a line but not its convolutions or
+loops (the CNN step with another learning rate, compiled into the directory of the first)
+compiled its main function and one helper, loading the other 8 helpers from the disk cache:
+3.3 CPU-seconds (9.2 s wall) against 8.5-9.2 (18.6-27.8 s wall) for the first program,
+kernels cached in both.
 
 Examples end to end (``--fast``; cold / kernels cached / cold with ``NUMBAX_TIERED=1`` /
 warm): per_example_grads 54.9 / 83.2 / 2.4 / 10.0 s, digits_cnn 17.2 / 21.8 / 5.5 / 2.2 s.
