@@ -254,3 +254,33 @@ def test_no_writable_cache_directory_compiles_helpers_in_memory(tmp_path, monkey
     assert not [n for n in os.listdir(tmp_path) if n.startswith("nbx_")]
     v_e, _ = T.value_and_grad(_loss)(*_loss_args())
     np.testing.assert_allclose(v, v_e, rtol=1e-5)
+
+
+SPLIT_FN = """def _fn(a, _wf32, _z):
+    _v1 = _wf32[0:12].reshape((3, 4))
+    _f2 = _v1.reshape(_v1.size)
+    for i in range(12):
+        _f2[i] = a[i] * 2.0
+    s_ = 0.0
+    for i in range(12):
+        s_ = s_ + _f2[i]
+    q = _f2[0] * s_
+    for i in range(3):
+        _f2[i] = q
+"""
+
+
+def test_split_writes_signatures_only_for_known_types(monkeypatch):
+    monkeypatch.setenv("NUMBAX_SPLIT_LINES", "1")
+    monkeypatch.setattr(split, "MIN_PIECE", 1)
+    arr = "_t.Array(_t.float32, 1, 'C')"
+    known = {"a": arr, "_wf32": arr, "_z": "_t.int64", "s_": "_t.float32"}
+    pieces, text = split.split("import numpy as _np\n", SPLIT_FN, "cache=False", known)
+    # the first loop reads a view built by a slice and two reshapes: typed, signed
+    assert pieces[0].startswith(f"@_njit(_t.none({arr}, {arr}), cache=False)")
+    # the second updates an IR scalar: cast to its dtype at the call and on return
+    assert pieces[1].startswith(f"@_njit(_t.Tuple((_t.float32,))({arr}, _t.float32)")
+    assert "return _np.float32(s_)," in pieces[1]
+    assert "s_, = _p1(_f2, _np.float32(s_))" in text
+    # the third reads `q`, whose type only Numba knows: typed from the call
+    assert pieces[2].startswith("@_njit(cache=False)")
