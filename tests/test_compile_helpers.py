@@ -75,7 +75,7 @@ def test_outlined_helper_is_one_module_shared_by_two_programs(tmp_path, monkeypa
 
 def _helpers(fn, *args):
     from transforms.backend.numba import lower
-    return lower(T.jit(fn).trace(*args)).helpers
+    return lower(T.jit(fn).trace(*args).jaxpr).helpers
 
 
 CHILD = PROGRAMS + textwrap.dedent("""
