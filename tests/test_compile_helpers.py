@@ -170,6 +170,7 @@ def test_parallel_compile_matches_serial(tmp_path, monkeypatch):
     monkeypatch.setattr(workers, "MIN_SAVING_LINES", -10 ** 6)
     monkeypatch.setattr(workers, "_disabled", False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(workers, "STEAL", False)       # the worker's share stays its own
     before = _stats()
     v_par, g_par = T.jit(f)(*args)
     d = _delta(before)
@@ -182,6 +183,13 @@ def test_parallel_compile_matches_serial(tmp_path, monkeypatch):
     v_e, g_e = f(*args)
     np.testing.assert_allclose(v_par, v_e, rtol=1e-5)
     np.testing.assert_allclose(g_par, g_e, rtol=1e-4, atol=1e-6)
+    # by default this process takes over what the worker has not started: same results
+    _fresh(monkeypatch, tmp_path / "stealing")
+    monkeypatch.setattr(workers, "STEAL", True)
+    v_st, g_st = T.jit(f)(*args)
+    np.testing.assert_array_equal(v_st, v_serial)
+    np.testing.assert_array_equal(g_st, g_serial)
+    assert _files(tmp_path / "stealing") == _files(tmp_path / "serial")
 
 
 def test_worker_that_cannot_start_falls_back_to_serial(tmp_path, monkeypatch):

@@ -508,6 +508,7 @@ def helper(key, source, name):
                 fn = getattr(mod, name)
                 hit = bool(getattr(fn, "stats", None) and sum(fn.stats.cache_hits.values()))
                 STATS["helper_disk_hits" if hit else "helper_compiled"] += 1
+                mod._nbx_from_disk = hit
                 _helper_modules[key] = mod
     else:
         STATS["helper_memory_hits"] += 1

@@ -33,13 +33,15 @@ import sys
 
 from . import cache
 
-STARTUP_LINES = 190       # a new worker's start-up (imports, Numba's set-up) in helper lines
+STARTUP_LINES = 290       # a new worker's start-up (imports, Numba's set-up, kernels): ~2.3 s
 PER_FUNCTION_LINES = 6    # a function's fixed cost (wrapping, its module) in lines
 MIN_SAVING_LINES = 40     # share only when the estimated wall-time saving is at least this
 TIMEOUT = 900             # seconds to wait for the worker's answer before giving up on it
 
 _worker = None            # the running worker process, or None
 _disabled = False         # the worker failed: serial from now on
+_pending = []             # requests the worker has not answered yet
+STEAL = True              # False: wait for the worker's answer before loading its share
 
 
 def workers_enabled():
@@ -104,15 +106,24 @@ def compile_helpers(hs):
         _, theirs = partition(missing, 0 if alive else STARTUP_LINES)
     job = _send(theirs, hs, st.path) if theirs else None
     skip = {h.key for h in theirs} if job else set()
-    for h in todo:                      # ours (the worker's are loaded after it answered)
-        if h.key not in skip and not any(d in skip for d in _closure(h, hs)):
+    for h in todo:                      # ours first
+        if h.key not in skip and not (_closure(h, hs) & skip):
             cache.helper(h.key, h.source, h.name)
-    if job:
-        done = _wait()
-        if done:
-            cache.STATS["helpers_by_worker"] += len(theirs)
-    for h in todo:                      # the worker's share: from the disk (or compiled here)
+    # then the worker's share from its far end (the worker starts at the near end): each is
+    # loaded from the disk if the worker compiled it, waited for if the worker is compiling
+    # it (its entry lock), or compiled here if the worker has not reached it -- so this
+    # process never idles while the worker still starts up
+    if job and not STEAL:
+        _drain()
+    by_key = {h.key: h for h in hs}
+    for h in reversed([h for h in todo if h.key in skip or _closure(h, hs) & skip]):
+        for k in [x.key for x in hs if x.key in _closure(h, hs)]:
+            cache.helper(k, by_key[k].source, by_key[k].name)
         cache.helper(h.key, h.source, h.name)
+    if job:
+        cache.STATS["helpers_by_worker"] += sum(
+            1 for h in theirs if cache._helper_modules.get(h.key) is not None and
+            getattr(cache._helper_modules[h.key], "_nbx_from_disk", False))
 
 
 def _closure(h, hs):
@@ -135,11 +146,14 @@ def _send(theirs, hs, d):
     for h in theirs:
         keys |= {h.key} | _closure(h, hs)
     items = [[h.key, h.source, h.name] for h in hs if h.key in keys and h.key in by_key]
+    if _worker is not None and _pending and not _drain():
+        return False
     try:
         if _worker is None or _worker.poll() is not None:
             _worker = _start()
         _worker.stdin.write(json.dumps({"dir": d, "helpers": items}) + "\n")
         _worker.stdin.flush()
+        _pending.append(1)
         return True
     except (OSError, ValueError):
         _stop()
@@ -162,27 +176,38 @@ def _start():
     return p
 
 
-def _wait():
-    """The worker's answer to the last request: True if it compiled everything."""
+def _drain():
+    """Read the worker's answers to earlier requests (it answers once it has compiled or
+    loaded everything asked); False (and serial from now on) if it failed."""
     global _disabled
     p = _worker
-    try:
-        ready, _, _ = select.select([p.stdout], [], [], TIMEOUT)
-        line = p.stdout.readline() if ready else ""
-        ok = bool(line) and json.loads(line).get("ok", False)
-    except (OSError, ValueError):
-        ok = False
-    if not ok:                            # dead, hung or failing: serial from now on
-        _stop()
-        _disabled = True
-    return ok
+    while _pending:
+        try:
+            ready, _, _ = select.select([p.stdout], [], [], TIMEOUT)
+            line = p.stdout.readline() if ready else ""
+            ok = bool(line) and json.loads(line).get("ok", False)
+        except (OSError, ValueError):
+            ok = False
+        _pending.pop()
+        if not ok:                        # dead, hung or failing: serial from now on
+            _pending.clear()
+            _stop()
+            _disabled = True
+            return False
+    return True
 
 
 def _stop():
     """End the worker (at exit, or after a failure)."""
     global _worker
     p, _worker = _worker, None
+    busy = bool(_pending)
+    _pending.clear()
     if p is None:
+        return
+    if busy:                  # whatever it still does, this process did or no longer needs
+        p.kill()
+        p.wait()
         return
     try:
         p.stdin.close()
