@@ -102,12 +102,16 @@ cnn       10.60 / 13.67, 13.34 9.02 / 11.26, 11.32   0.25 / 0.42, 0.27   1.96 / 
 ========  ===================  ====================  ==================  ===============
 
 (CNN now: worker CPU 4.9 cold and 4.2 kernels-cached of those totals; the parent's own CPU
-fell to 8.4-8.8 cold and 7.1 kernels-cached.) The worker costs about 2.4 CPU-seconds to
+fell to 8.4-8.8 cold and 7.1 kernels-cached.) The worker costs about 2.3 CPU-seconds to
 start (imports, Numba's set-up, loading the kernels its helpers call), so it only pays when
-a core is idle: on this loaded machine (where the scheduler gives one session one share,
-however many processes it runs) the CNN's kernels-cached first call took 38-39 s wall with
-the worker against 19-28 s without (same run, alternated), hence ``NUMBAX_COMPILE_WORKERS``
-defaults to ``auto``: a worker only while the load average leaves a core idle.
+a core is idle. On this loaded machine the kernel's autogroup scheduling gives one session
+one share however many processes it runs, so the worker took CPU from its own parent: the
+CNN step's build (kernels cached, one process each, alternated) took 38-39 s wall with the
+worker against 19-28 s without at load 7-9; with the parent taking over the worker's
+unstarted helpers (the final version), at load 4.6: 15.8-16.0 s wall (parent 7.2-7.4 CPU-s,
+worker 3.3-3.5) against 12.8-13.0 s (8.5-8.7 CPU-s) serial. Hence ``NUMBAX_COMPILE_WORKERS``
+defaults to ``auto``: a worker only while the load average leaves a core idle. The gain on
+an idle 2-core machine (both cores ours) is not measured: the machine was never idle.
 
 What the helper modules buy: a program that changes a line but not its convolutions or
 loops (the CNN step with another learning rate, compiled into the directory of the first)

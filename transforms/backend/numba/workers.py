@@ -11,14 +11,18 @@ The worker is a new Python process (``python -m transforms.backend.numba.backgro
 --worker``), never a fork: this process may already run OpenBLAS, OpenMP or user threads,
 and a forked child would inherit their locks in whatever state they were. Starting it costs
 about as much as compiling `STARTUP_LINES` lines of helpers, so the work is shared only when
-that pays; once started it stays for later programs (it exits with this process, or when its
+that pays; this process starts on its own share and then takes over the worker's from its far
+end (loading what the worker finished, waiting on an entry lock for what it is compiling),
+so it never idles while the worker starts up. Once started, the worker stays for later
+programs (it exits with this process, or when its
 input closes). Entry locks (`cache._EntryLock`) make two processes wanting one helper compile
 it once; each entry is written atomically, so the cache holds the same files whichever
 process compiled what.
 
 Serial (no worker) when ``NUMBAX_COMPILE_WORKERS=0``, on one core, by default when no core is
-idle (measured on the shared 2-core development machine at load 7-9, the worker's start-up
-and the wait for it made the CNN step's first call slower, not faster), without a writable
+idle (on the shared 2-core development machine at load 4-9 the worker made the CNN step's
+first call slower, not faster: with autogroup scheduling a session's processes share one
+share of the CPU, so a worker takes from its own parent), without a writable
 cache directory, or when the worker cannot be started or fails (then silently: this process
 compiles what is missing).
 """
