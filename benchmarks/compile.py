@@ -113,6 +113,19 @@ worker 3.3-3.5) against 12.8-13.0 s (8.5-8.7 CPU-s) serial. Hence ``NUMBAX_COMPI
 defaults to ``auto``: a worker only while the load average leaves a core idle. The gain on
 an idle 2-core machine (both cores ours) is not measured: the machine was never idle.
 
+The final version (worker ``auto``: serial at this load) against main, back to back at load
+2.5-3.0 (``--only mlp,cnn --runs 1``; wall / CPU seconds, JAX of the same run beside):
+
+========  ======================  ======================  =================  ===========
+workload  cold now / main         kernels now / main      warm now / main    JAX
+========  ======================  ======================  =================  ===========
+mlp       3.39/3.30 / 3.33/3.31   2.12/2.08 / 2.14/2.08   0.12 / 0.14        0.83-0.88
+cnn       7.79/7.70 / 8.34/8.13   7.07/6.85 / 7.28/7.20   0.25 / 0.41        1.49-1.51
+========  ======================  ======================  =================  ===========
+
+(CNN kernels-cached CPU ratio to JAX 4.83 -> 4.55: the Winograd helpers lost their Python
+and C wrappers; the MLP is unchanged, its three helpers were already compiled on their own.)
+
 What the helper modules buy: a program that changes a line but not its convolutions or
 loops (the CNN step with another learning rate, compiled into the directory of the first)
 compiled its main function and one helper, loading the other 8 helpers from the disk cache:
