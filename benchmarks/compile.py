@@ -32,8 +32,9 @@ Phases of our first call:
   generated module);
 * ``exec``: the first execution itself.
 
-``cpu`` is the CPU time of this process over the same span (less sensitive than wall time to
-other processes on a shared machine; JAX's ``cpu`` counts all its compiler threads).
+``cpu`` is the CPU time of this process over the same span, plus its compile worker's
+(``workers.py``; less sensitive than wall time to other processes on a shared machine;
+JAX's ``cpu`` counts all its compiler threads).
 ``first`` is their sum: what a user waits for on the first call, after the one-off imports
 (``imports``, ``numba_init``: Numba's own start-up, paid by any Numba program). JAX's
 ``first`` is the first call of the ``jax.jit`` function (trace + XLA compile + run), after
@@ -86,6 +87,50 @@ MLP's compile CPU and 0-4% of the CNN's, so they are not used.
 Retried with the view intrinsics and the level set for the main function's own module only
 (callees kept at 3): O1 and O2 made the MLP main function's final optimisation and machine
 code slower (0.62-0.66 s against 0.38-0.43 s at O3), so still not used.
+
+Helpers as modules of their own (``helpers.py``: outlined nests, split pieces and Winograd
+convolutions with written signatures, cached by content) and the compile worker
+(``workers.py``). ``cpu`` now includes the worker's CPU (``worker CPU`` in the notes). The
+parent commit and this branch in one session, alternated (``--only mlp,cnn --runs 1``; load
+average 6.6-9.0 on the 2 cores, so wall times say little; the worker was then always on):
+
+========  ===================  ====================  ==================  ===============
+workload  cold CPU before/now  kernels CPU bef./now  warm CPU before/now JAX CPU (runs)
+========  ===================  ====================  ==================  ===============
+mlp       4.05 / 4.72, 4.27    2.57 / 3.04, 2.71     0.13 / 0.15, 0.14   1.19 / 1.13, 1.26
+cnn       10.60 / 13.67, 13.34 9.02 / 11.26, 11.32   0.25 / 0.42, 0.27   1.96 / 1.80, 1.78
+========  ===================  ====================  ==================  ===============
+
+(CNN now: worker CPU 4.9 cold and 4.2 kernels-cached of those totals; the parent's own CPU
+fell to 8.4-8.8 cold and 7.1 kernels-cached.) The worker costs about 2.3 CPU-seconds to
+start (imports, Numba's set-up, loading the kernels its helpers call), so it only pays when
+a core is idle. On this loaded machine the kernel's autogroup scheduling gives one session
+one share however many processes it runs, so the worker took CPU from its own parent: the
+CNN step's build (kernels cached, one process each, alternated) took 38-39 s wall with the
+worker against 19-28 s without at load 7-9; with the parent taking over the worker's
+unstarted helpers (the final version), at load 4.6: 15.8-16.0 s wall (parent 7.2-7.4 CPU-s,
+worker 3.3-3.5) against 12.8-13.0 s (8.5-8.7 CPU-s) serial. Hence ``NUMBAX_COMPILE_WORKERS``
+defaults to ``auto``: a worker only while the load average leaves a core idle. The gain on
+an idle 2-core machine (both cores ours) is not measured: the machine was never idle.
+
+The final version (worker ``auto``: serial at this load) against main, back to back at load
+2.5-3.0 (``--only mlp,cnn --runs 1``; wall / CPU seconds, JAX of the same run beside):
+
+========  ======================  ======================  =================  ===========
+workload  cold now / main         kernels now / main      warm now / main    JAX
+========  ======================  ======================  =================  ===========
+mlp       3.39/3.30 / 3.33/3.31   2.12/2.08 / 2.14/2.08   0.12 / 0.14        0.83-0.88
+cnn       7.79/7.70 / 8.34/8.13   7.07/6.85 / 7.28/7.20   0.25 / 0.41        1.49-1.51
+========  ======================  ======================  =================  ===========
+
+(CNN kernels-cached CPU ratio to JAX 4.83 -> 4.55: the Winograd helpers lost their Python
+and C wrappers; the MLP is unchanged, its three helpers were already compiled on their own.)
+
+What the helper modules buy: a program that changes a line but not its convolutions or
+loops (the CNN step with another learning rate, compiled into the directory of the first)
+compiled its main function and one helper, loading the other 8 helpers from the disk cache:
+3.3 CPU-seconds (9.2 s wall) against 8.5-9.2 (18.6-27.8 s wall) for the first program,
+kernels cached in both.
 
 Examples end to end (``--fast``; cold / kernels cached / cold with ``NUMBAX_TIERED=1`` /
 warm): per_example_grads 54.9 / 83.2 / 2.4 / 10.0 s, digits_cnn 17.2 / 21.8 / 5.5 / 2.2 s.
@@ -250,12 +295,21 @@ leaves = T.tree.leaves(args)
 exe(*leaves)
 t7 = time.perf_counter()
 c7 = time.process_time()
+try:                          # the compile worker's CPU (workers.py) counts as ours
+    from transforms.backend.numba import workers
+    workers._stop()
+except ImportError:
+    pass
+import resource
+wcpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+wcpu = wcpu.ru_utime + wcpu.ru_stime
 numba_total = compile_l.duration if compile_l.done else 0.0
 llvm = llvm_l.duration if llvm_l.done else 0.0
 print(json.dumps(dict(imports=t1 - t0, numba_init=t2 - t1, trace=t4 - t3, lower=t5 - t4,
                       typing=max(numba_total - llvm, 0.0), llvm=llvm,
                       load=max((t6 - t5) - max(numba_total, llvm), 0.0), exec=t7 - t6,
-                      build=t6 - t5, from_disk=exe.loaded_from_disk, cpu=c7 - c3,
+                      build=t6 - t5, from_disk=exe.loaded_from_disk, cpu=c7 - c3 + wcpu,
+                      worker_cpu=wcpu,
                       source_lines=low.source.count(chr(10)))))
 """
 
@@ -372,7 +426,8 @@ def main(argv=None):
                        else f"{r['cpu']:7.2f}{'-':>7s}{'-':>6s}")
                 print(f"  {w:>8s} {kind:>7s}" + "".join(f"{r[k]:8.3f}" for k in keys) +
                       f"{_first(r):8.3f}{jx}{ratio}{cpu}  "
-                      f"{r['source_lines']} source lines, from disk: {r['from_disk']}")
+                      f"{r['source_lines']} source lines, from disk: {r['from_disk']}, "
+                      f"worker CPU {r.get('worker_cpu', 0.0):.2f}")
         for r in res["tiered"]:
             print(f"  {w:>8s} tiered: first call {r['first']:.3f} s, eager step "
                   f"{r['eager']:.3f} s (ratio {r['first'] / r['eager']:.2f}); compiled code "

@@ -15,6 +15,7 @@ Lowering rules for new primitives: see `registry` (one declaration per primitive
 """
 from __future__ import annotations
 
+import sys
 import threading
 from collections import OrderedDict
 
@@ -163,4 +164,7 @@ def clear_memory_cache():
         with cache._lock:
             for key in list(cache._modules):
                 cache.forget_module(key)
+            for key, mod in list(cache._helper_modules.items()):
+                cache._helper_modules.pop(key, None)
+                sys.modules.pop(mod.__name__, None)
     cache.POOL.clear()

@@ -1,10 +1,15 @@
-"""The child side of tiered execution (`jit(tiered=True)`, see `transforms.tiered`): a new
+"""The child side of tiered execution and of parallel compilation.
+
+Tiered execution (`jit(tiered=True)`, see `transforms.tiered`): a new
 Python process reads a generated module (its cache key and source) from stdin, writes it to
 the disk cache and compiles it there; Numba saves the machine code beside it, where the
 parent process then loads it from.
 
 A process, not a thread: Numba's type inference and code generation hold the GIL most of the
 time, so calls running meanwhile in the parent's eager interpreter would crawl.
+
+With ``--worker`` it is instead the compile worker of `workers.py`: it reads requests to
+compile helper modules into the disk cache, one JSON line each, until its input closes.
 """
 from __future__ import annotations
 
@@ -32,4 +37,8 @@ def compile_entry(msg):
 
 
 if __name__ == "__main__":
-    compile_entry(json.load(sys.stdin))
+    if sys.argv[1:] == ["--worker"]:        # a compile worker of workers.py
+        from . import workers
+        workers.serve()
+    else:
+        compile_entry(json.load(sys.stdin))

@@ -54,7 +54,8 @@ except ImportError:           # Windows: no entry locks; eviction skips recently
     fcntl = None
 
 STATS = {"lowered": 0, "imported": 0, "compiled": 0, "disk_hits": 0, "memory_hits": 0,
-         "evicted": 0}
+         "evicted": 0, "helper_compiled": 0, "helper_disk_hits": 0, "helper_memory_hits": 0,
+         "helpers_by_worker": 0}
 
 
 class CacheWarning(RuntimeWarning):
@@ -423,7 +424,9 @@ def _discard_numba_files(d, key):
 # ---------------------------------------------------------------------------------------------
 
 def load_module(lowered):
-    """Import (writing first if needed) the generated module of `lowered`."""
+    """Import (writing first if needed) the generated module of `lowered`; its helper
+    modules (`lowered.helpers`, see `helpers.py`) are compiled first, some of them by a worker
+    process when that pays (`workers.py`)."""
     key = lowered.key
     mod = _modules.get(key)
     if mod is not None:
@@ -433,26 +436,11 @@ def load_module(lowered):
         mod = _modules.get(key)
         if mod is not None:
             return mod
-        st = _resolve()
-        d, writable = st.path, st.writable
-        data = lowered.source.encode()
-        path = None
-        wrote = False
-        lock = _EntryLock(d, key) if (d is not None and writable) else None
-        if lock is not None:
-            lock.__enter__()
-        try:
-            if d is not None:
-                path = os.path.join(d, f"nbx_{key}.py")
-                path, wrote = _verified_file(path, data, writable, d, key)
-                if wrote:           # a new program: kernels may compile beside it (warmup.py)
-                    from . import warmup
-                    warmup.maybe_start(d)
-            mod = _exec_module(key, lowered.source, path)
-        finally:
-            if lock is not None:
-                lock.__exit__()
-        STATS["imported"] += 1
+        hs = getattr(lowered, "helpers", ())
+        if hs:
+            from . import workers
+            workers.compile_helpers(hs)
+        mod, wrote = _load_source(key, lowered.source)
         fn = getattr(mod, "_fn", None)
         hits = sum(fn.stats.cache_hits.values()) if fn is not None else 0
         mod.loaded_from_disk = bool(hits)
@@ -465,11 +453,83 @@ def load_module(lowered):
         while len(_modules) > n:
             forget_module(next(iter(_modules)))
         if wrote:
+            d = _resolve().path
             try:
-                evict(d, keep=(key,))
+                evict(d, keep=(key,) + tuple(h.key for h in hs))
             except OSError as e:
                 _warn(("evict", d), f"cannot trim the cache directory {d!r} ({e})")
         return mod
+
+
+def _load_source(key, source):
+    """Write (if needed, under the entry's lock) and execute generated module `source` whose
+    key is `key`; Numba loads its functions' machine code from the disk or compiles and saves
+    it. Returns (module, whether the source file was written now)."""
+    with _lock:
+        st = _resolve()
+        d, writable = st.path, st.writable
+        data = source.encode()
+        path = None
+        wrote = False
+        lock = _EntryLock(d, key) if (d is not None and writable) else None
+        if lock is not None:
+            lock.__enter__()
+        try:
+            if d is not None:
+                path = os.path.join(d, f"nbx_{key}.py")
+                path, wrote = _verified_file(path, data, writable, d, key)
+                if wrote:           # a new program: kernels may compile beside it (warmup.py)
+                    from . import warmup
+                    warmup.maybe_start(d)
+            mod = _exec_module(key, source, path)
+        finally:
+            if lock is not None:
+                lock.__exit__()
+        STATS["imported"] += 1
+        return mod, wrote
+
+
+_helper_modules = {}      # key -> helper module loaded in this process (see helpers.py)
+
+
+def helper(key, source, name):
+    """The function `name` of helper module `key` (generated modules bind their helpers with
+    this): loaded, or compiled into the disk cache, from `source` on first use in this
+    process; `source` None: a module the caller's main module has bound before."""
+    mod = _helper_modules.get(key)
+    if mod is None:
+        if source is None:
+            raise RuntimeError(f"helper module nbx_{key} is not loaded (a generated helper "
+                               "module was imported without its program)")
+        with _lock:
+            mod = _helper_modules.get(key)
+            if mod is None:
+                mod, _ = _load_source(key, source)
+                fn = getattr(mod, name)
+                hit = bool(getattr(fn, "stats", None) and sum(fn.stats.cache_hits.values()))
+                STATS["helper_disk_hits" if hit else "helper_compiled"] += 1
+                mod._nbx_from_disk = hit
+                _helper_modules[key] = mod
+    else:
+        STATS["helper_memory_hits"] += 1
+    return getattr(mod, name)
+
+
+def helper_on_disk(h, d=None):
+    """Whether cache directory `d` holds helper module `h` (a `helpers.HelperModule`) with
+    Numba's index of its function (its machine code most likely loads from there)."""
+    d = d if d is not None else cache_dir()
+    if d is None:
+        return False
+    try:
+        with open(os.path.join(d, f"nbx_{h.key}.py"), "rb") as f:
+            if f.read() != h.source.encode():
+                return False
+        names = os.listdir(os.path.join(d, "__pycache__"))
+    except OSError:
+        return False
+    prefix = f"nbx_{h.key}.{h.name}-"
+    return any(n.startswith(prefix) and n.endswith(".nbi") for n in names)
 
 
 def on_disk(lowered, d=None):

@@ -90,8 +90,18 @@ def lower_conv_winograd(ctx, eqn, G, gemm, x, x_off):
     body = "\n".join(src.lines)
     key = hashlib.sha1(body.encode()).hexdigest()[:12]
     name = f"_wg_conv_{key}"
+    # a written signature: the helper compiles on its own (a module of its own, cached by
+    # content, possibly compiled by a worker process: helpers.py), and without the Python
+    # and C wrappers only compiled callers need not
+    def arr(dtype, ndim=1):
+        return f"_t.Array({ctx.numba_type(dtype)}, {ndim}, 'C')"
+    xdt, wdt = ctx.eqn.invars[0].aval.dtype, ctx.eqn.invars[1].aval.dtype
+    sig = (f"_t.none({arr(xdt)}, _t.int64, {arr(wdt, 1 if hwio else 4)}, _t.int64, "
+           f"{arr(ctx.eqn.outvars[0].aval.dtype)}, _t.int64, {arr(dt)}, {arr(dt)}, {arr(dt)}, "
+           f"{arr(dt)})")
     ctx.add_helper(name, "\n".join([
-        "@_njit(cache=True, nogil=True, error_model='numpy')",
+        f"@_njit({sig}, cache=True, nogil=True, error_model='numpy', "
+        "no_cpython_wrapper=True, no_cfunc_wrapper=True)",
         f"def {name}(x, x_off, w, w_off, out, o_off, u, v, m, xp):", body]))
     ctx.emit(f"{name}({x}, {x_off}, {w}, {w_off}, {of}, {o_off}, {u}, {v}, {m}, {xp})",
              "Winograd F(2x2, 3x3)")

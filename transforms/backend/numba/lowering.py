@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 import numpy as np
 
@@ -71,6 +72,7 @@ from .emit import (SMALL_LOOP, Binding, Emitter, ModuleBuilder, _all_outputs_emp
                    _eqn_text, _lin, _nbytes, _profiling, _shape_str, _size, _sub_jaxprs,
                    dtype_ctor, format_literal, loop_range, numba_type_name, unsupported_dtype)
 from .function import FunctionLowerer  # noqa: F401
+from . import helpers as helper_modules
 from .split import split as split_long_function
 from .loops import NestWriter  # noqa: F401
 from .memory import (POOL_MIN_BYTES, _arena_name, _donations, _plan_arena,  # noqa: F401
@@ -91,6 +93,7 @@ class Lowered:
         self.in_avals, self.out_avals = in_avals, out_avals
         self.workspace = workspace          # ((dtype name, elements), ...) of the scratch arrays
         self.parallel = parallel
+        self.helpers = ()                   # helpers.HelperModule, callees first
 
     def as_text(self):
         return self.text
@@ -261,19 +264,49 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     head.append("")
     head += mod.const_lines + tables.lines
     head.append("")
+    signed, unsigned = {}, []
     for src in mod.helpers.values():
-        head += [_cheap_views(src), ""]
-    head.append("_SIG = _t.none(")
-    head += [f"    {t}," for t in arg_types]
-    head += [")", "", ""]
+        src = _cheap_views(src)
+        name = _helper_name(src)
+        if name is not None and helper_modules.is_signed(src):
+            signed[name] = src
+        else:
+            unsigned.append(src)
+    for src in unsigned:
+        head += [src, ""]
+    sig_head = ["_SIG = _t.none("] + [f"    {t}," for t in arg_types] + [")", "", ""]
     # a long body is split into helper functions (Numba's front end is superlinear: split.py)
+    known = dict(zip(params, arg_types))
+    for n, (kind, dt) in mod.vtypes.items():
+        if n not in known:
+            known[n] = (f"_t.Array({numba_type_name(dt)}, 1, 'C')" if kind == "arr"
+                        else numba_type_name(dt))
     pieces, fn_text = split_long_function(
-        "\n".join(head), "\n".join([f"def {fn_name}({', '.join(params)}):"] +
-                                    (em.lines if em.lines else ["    pass"])),
+        "\n".join(head + list(signed.values()) + sig_head),
+        "\n".join([f"def {fn_name}({', '.join(params)}):"] +
+                   (em.lines if em.lines else ["    pass"])),
         "cache=True, nogil=True, error_model='numpy', no_cpython_wrapper=True, "
-        "no_cfunc_wrapper=True")
+        "no_cfunc_wrapper=True", known)
+    pieces = [_cheap_views(src) for src in pieces]
     for src in pieces:
-        head += [_cheap_views(src), ""]
+        name = _helper_name(src)
+        if helper_modules.is_signed(src):
+            signed[name] = src
+        else:
+            unsigned.append(src)
+    # helpers with a signature become modules of their own, cached by content (helpers.py)
+    hmods = helper_modules.build("\n".join(head), signed)
+    if hmods:
+        head.append("from transforms.backend.numba.cache import helper as _helper")
+        head += [h.binding(name) for name, h in hmods.items()]
+        head.append("")
+    for name, src in signed.items():
+        if name not in hmods:
+            head += [src, ""]
+    head += sig_head
+    for src in pieces:
+        if _helper_name(src) not in hmods:
+            head += [src, ""]
     fn_lines = (fn_text if main_parallel or not views.ENABLED else
                 views.rewrite(fn_text)).splitlines()
     head += ["", f"@_njit(_SIG, {flags})", fn_lines[0]]
@@ -383,9 +416,17 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     source = "\n".join(head + body + run) + "\n"
     key = hashlib.sha1(source.encode()).hexdigest()[:20]
     ws_spec = tuple((dn, n) for dn, n in sorted(ws.items()))
-    return Lowered(source, text + "\n" + _plan_text(fl, mod), key, consts + extra_consts,
-                   [v.aval for v in jaxpr.invars], [a.aval for a in jaxpr.outvars],
-                   ws_spec, mod.parallel)
+    low = Lowered(source, text + "\n" + _plan_text(fl, mod), key, consts + extra_consts,
+                  [v.aval for v in jaxpr.invars], [a.aval for a in jaxpr.outvars],
+                  ws_spec, mod.parallel)
+    low.helpers = tuple(hmods.values())
+    return low
+
+
+def _helper_name(source):
+    """The name of the function a helper's `source` defines (None: not one function)."""
+    m = re.search(r"^def (\w+)\(", source, re.M)
+    return m.group(1) if m and source.lstrip().startswith("@_njit(") else None
 
 
 def _cheap_views(source):

@@ -151,8 +151,7 @@ def outline(em: Emitter, mod: ModuleBuilder):
             ret = f"_t.Tuple(({', '.join(rt)},))" if rt else "_t.none"
             sig = f"{ret}({', '.join(types)})"
             src = [f"@_njit({sig}, {flags})", f"def {h}({', '.join(params)}):",
-                   f'    """A fused loop nest used {counts[key]} times '
-                   '(comments: its first use)."""']
+                   '    """A fused loop nest used in several places."""']
             src += ["    " + ln for ln in body]
             if outs:
                 src.append(f"    return ({', '.join(outs)},)")

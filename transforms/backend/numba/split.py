@@ -13,14 +13,23 @@ becomes a helper function of its own, called once at the same place:
 * it returns the names it assigns that later code reads before assigning them;
 * module-level names (constants, kernels, other helpers) stay global.
 
-Helpers are typed from the call (no signature is written), compiled with the same flags as
-the main function and cached with the module. A piece that uses ``prange`` is not moved (a
+A piece whose parameters and results all have a type known before Numba types the main
+function gets its signature written (``@_njit(<signature>, ...)``), so it compiles on its own:
+as a module of its own, cached by content and possibly by another process (`helpers.py`,
+`workers.py`). Known are the main function's parameters, the values of the IR (`vtypes`:
+flat arrays and scalars of their dtype; scalars are cast to it at the call and on return, so
+the piece sees the IR's dtype), and the names the main function binds before the piece by
+the statements generated code uses for views and buffers (a static slice or a reshape of a
+C-contiguous array, ``_np.empty``, an integer literal). Other pieces are typed from the call
+(no signature) and stay in the main module. A piece that uses ``prange`` is not moved (a
 helper would run it serially).
 """
 from __future__ import annotations
 
 import ast
 import os
+import re
+from collections import ChainMap
 
 MIN_PIECE = 20
 
@@ -72,11 +81,73 @@ def _exposed(stmts, defined):
     return out
 
 
-def split(head_source, fn_source, flags):
+def _array_t(dtype_text, ndim):
+    return f"_t.Array({dtype_text}, {ndim}, 'C')"
+
+
+_ARRAY_T = re.compile(r"_t\.Array\((_t\.\w+), (\d+), 'C'\)$")
+
+
+def _np_dtype(node):
+    """`_np.<name>` as a dtype argument -> its Numba type text, or None."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+            node.value.id == "_np":
+        name = {"bool_": "boolean"}.get(node.attr, node.attr)
+        return f"_t.{name}"
+    return None
+
+
+def _ndim_of(node):
+    """Number of dimensions of a shape argument (an int expression: 1, a tuple: its length)."""
+    if isinstance(node, ast.Tuple):
+        return len(node.elts)
+    if isinstance(node, ast.Starred):
+        return None
+    return 1
+
+
+def _value_type(node, types):
+    """The Numba type text of expression `node` when generated code builds it the usual way
+    (a view of, or a buffer like, a typed array; an integer literal), else None."""
+    if isinstance(node, ast.Name):
+        return types.get(node.id)
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return "_t.int64"
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and \
+            isinstance(node.slice, ast.Slice) and node.slice.step is None:
+        return types.get(node.value.id) if _ARRAY_T.match(types.get(node.value.id, "")) \
+            else None                      # a range of rows of a C array stays C
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        f = node.func
+        if f.attr == "reshape" and not node.keywords:
+            m = _ARRAY_T.match(_value_type(f.value, types) or "")
+            if m is None or not node.args:
+                return None
+            nd = _ndim_of(node.args[0]) if len(node.args) == 1 else len(node.args)
+            return _array_t(m.group(1), nd) if nd else None
+        if f.attr == "empty" and isinstance(f.value, ast.Name) and f.value.id == "_np" and \
+                len(node.args) == 2 and not node.keywords:
+            dt, nd = _np_dtype(node.args[1]), _ndim_of(node.args[0])
+            return _array_t(dt, nd) if dt and nd else None
+    return None
+
+
+def _ctor(type_text):
+    """The NumPy scalar constructor of a scalar Numba type text (None for arrays)."""
+    if type_text.startswith("_t.Array"):
+        return None
+    name = type_text[3:]
+    return "_np.bool_" if name == "boolean" else f"_np.{name}"
+
+
+def split(head_source, fn_source, flags, types=None):
     """Split `fn_source` (``def _fn(...):`` and its body) if it is long. Returns
     (helper sources, new fn source); no helpers when nothing was split. `head_source`: the
     module's code before the function (its top-level names stay global); `flags`: the
-    ``@_njit`` flags of the main function, reused for the helpers."""
+    ``@_njit`` flags of the main function, reused for the helpers; `types`: name -> Numba
+    type text of the names whose type is known whatever the code does (the main function's
+    parameters, the IR's values): pieces whose inputs and results are all known get a
+    signature."""
     limit = split_lines()
     body_lines = [ln for ln in fn_source.splitlines()[1:]
                   if ln.strip() and not ln.lstrip().startswith("#")]
@@ -94,6 +165,10 @@ def split(head_source, fn_source, flags):
     module_names |= {"range", "min", "max", "int", "float", "abs", "len", "bool", "complex",
                      "print", "True", "False", "None"}
     defined = {a.arg for a in fn.args.args}
+    fixed = dict(types or {})              # known whatever is assigned
+    local = {}                             # known from the statements so far
+    bad = set()                            # assigned with two types: never known
+    known = ChainMap(fixed, local)
     lines = fn_source.splitlines()
     helpers, out = [], [lines[0]]
     stmts = fn.body
@@ -113,20 +188,53 @@ def split(head_source, fn_source, flags):
         if not movable:
             out += seg
             defined |= _names(st, ast.Store)
+            _track(st, local, bad, known)
             continue
         # parameters: what it reads from before, and what it may (conditionally) update
         params = sorted(((_exposed([st], set()) - module_names) | set(rets)) & defined)
         name = f"_p{len(helpers)}"
         indent = " " * st.col_offset
         body = [ln[st.col_offset:] if ln.startswith(indent) else ln.lstrip() for ln in seg]
-        src = [f"@_njit({flags})", f"def {name}({', '.join(params)}):"]
+        ptypes = [fixed.get(p) or local.get(p) for p in params]
+        rtypes = [fixed.get(r) or local.get(r) for r in rets]
+        signed = all(ptypes) and all(rtypes)
+        args, results = list(params), list(rets)
+        if signed:
+            # scalars are cast to the IR's dtype at the call and on return (the piece then
+            # sees exactly the types its signature says)
+            args = [f"{_ctor(t)}({p})" if _ctor(t) else p for p, t in zip(params, ptypes)]
+            results = [f"{_ctor(t)}({r})" if _ctor(t) else r for r, t in zip(rets, rtypes)]
+            ret = f"_t.Tuple(({', '.join(rtypes)},))" if rets else "_t.none"
+            src = [f"@_njit({ret}({', '.join(ptypes)}), {flags})"]
+        else:
+            src = [f"@_njit({flags})"]
+        src += [f"def {name}({', '.join(params)}):"]
         src += ["    " + ln for ln in body]
         if rets:
-            src.append(f"    return {', '.join(rets)}{',' if len(rets) == 1 else ''}")
+            src.append(f"    return {', '.join(results)}{',' if len(rets) == 1 else ''}")
         helpers.append("\n".join(src))
-        call = f"{name}({', '.join(params)})"
+        for r in rets:                     # (a result's type is what the piece returns)
+            if not (fixed.get(r) or local.get(r)):
+                local.pop(r, None)
+        call = f"{name}({', '.join(args)})"
         if rets:
             call = f"{', '.join(rets)}{',' if len(rets) == 1 else ''} = {call}"
         out.append(f"{indent}{call}  # split: {n} lines compiled as {name}")
     out += lines[prev_end:]
     return helpers, "\n".join(out)
+
+
+def _track(st, local, bad, known):
+    """Update `local` (name -> type text) with what top-level statement `st` binds: a name
+    assigned by a recognised expression has its type (the same each time); anything else
+    assigned becomes unknown for good (`bad`)."""
+    if isinstance(st, ast.Assign) and len(st.targets) == 1 and \
+            isinstance(st.targets[0], ast.Name):
+        name = st.targets[0].id
+        t = _value_type(st.value, known)
+        if t is not None and name not in bad and local.get(name, t) == t:
+            local[name] = t
+            return
+    for n in _names(st, ast.Store):
+        local.pop(n, None)
+        bad.add(n)
