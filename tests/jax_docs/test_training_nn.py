@@ -20,6 +20,8 @@ except ImportError:  # the JAX comparisons skip, the hand-checked ones still run
     jax = jnp = None
 
 needs_jax = pytest.mark.skipif(jax is None, reason="JAX is not installed")
+# other modules switch JAX to 64 bits when collected: compare with its 32-bit defaults
+pytestmark = pytest.mark.usefixtures("jax_x32")
 
 
 def _digits():
