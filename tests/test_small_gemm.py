@@ -247,10 +247,15 @@ def test_small_gemm_batched_threads(form, dtype):
         np.testing.assert_allclose(got[..., :n], want, rtol=rtol, atol=rtol * 10)
 
 
-def test_attention_threaded_batched_product_matches_eager():
+def test_attention_threaded_batched_product_matches_eager(monkeypatch):
     """Attention's size (64 x 64 x 32 per entry, 2**24 multiply-adds in all) takes the path
-    that splits the batch over the runner's threads; forced to two here."""
+    that splits the batch over the runner's threads when NUMBAX_SMALL_GEMM_SPLIT asks for it
+    (off by default); forced to two threads here."""
     from transforms.backend.numba import blas_threads
+    q0 = np.zeros((8, 4, 64, 32), np.float32)
+    default = T.jit(lambda q, k: tnp.matmul(q, tnp.swapaxes(k, -1, -2)))
+    assert "small_gemm_batched" not in default.lower(q0, q0).source
+    monkeypatch.setenv("NUMBAX_SMALL_GEMM_SPLIT", str(1 << 21))
     rng = np.random.default_rng(4)
     q, k = (rng.standard_normal((8, 4, 64, 32)).astype(np.float32) for _ in range(2))
     f = T.jit(lambda q, k: tnp.matmul(q, tnp.swapaxes(k, -1, -2)))

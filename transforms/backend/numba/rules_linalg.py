@@ -230,7 +230,8 @@ def _dot_general(ctx, eqn):
         return " + ".join([str(base)] + terms)
     small = small_gemm.supported(M, N, K, tb, oa.dtype.itemsize) and \
         M * N * K <= small_gemm.small_gemm_max()
-    if small and nb * M * N * K >= small_gemm.THREADED_MIN:
+    split = small_gemm.split_min() if small else None
+    if split is not None and nb * M * N * K >= split:
         # the whole batch in one call that splits it over the threads the runner allows
         inner, packed = nb, []
         for n in bshape:

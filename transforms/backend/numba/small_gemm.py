@@ -240,10 +240,24 @@ def small_gemm(typingctx, ta, tb, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_of
     return sig, codegen
 
 
-# Batched products with at least this many multiply-adds in all (`small_gemm_batched`) are
-# split over two threads when the runner allows two (`blas_threads`): starting and joining a
-# thread costs some tens of microseconds, about 2**20 multiply-adds of this kernel.
-THREADED_MIN = 1 << 21
+def split_min():
+    """Batched products with at least this many multiply-adds in all run as one
+    `small_gemm_batched` call that splits the batch over two threads when the runner allows
+    two (`blas_threads`); None (the default): never, each entry is a kernel call in a loop.
+    `NUMBAX_SMALL_GEMM_SPLIT` sets it (e.g. 2097152: starting and joining a thread costs some
+    tens of microseconds, about 2**20 multiply-adds of this kernel).
+
+    Off by default because it lost on the idle 2-core machine it was measured on: the
+    Transformer benchmark's step took 70-72 ms with the split against 58-60 ms without
+    (the second thread competes with OpenBLAS's own threads, which keep spinning for a while
+    after each threaded product of the same step)."""
+    v = os.environ.get("NUMBAX_SMALL_GEMM_SPLIT", "").strip()
+    if not v or v == "0":
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        raise ValueError(f"NUMBAX_SMALL_GEMM_SPLIT must be an integer, got {v!r}") from None
 
 
 def batched_spec(ta, tb, m, n, k, lda, ldb, ldc, bshape, astrides, bstrides, cstrides):
