@@ -126,6 +126,14 @@ def rotary_embedding(x, positions=None, base=10000.0):
     return tnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
 
 
+def _every_row_attends(mask):
+    """Whether `mask` is a concrete array in which every query row allows at least one key."""
+    if isinstance(mask, np.ndarray) or (isinstance(mask, (bool, np.bool_))):
+        m = np.asarray(mask)
+        return bool(m.ndim == 0 and m) or bool(m.ndim > 0 and m.any(axis=-1).all())
+    return False
+
+
 def dot_product_attention(q, k, v, mask=None, dropout_rate=0.0, key=None):
     """Scaled dot-product attention over (B, H, T, D) queries and (B, H, S, D) keys/values:
     `softmax(q k^T / sqrt(D)) v`, with `mask` (boolean, broadcastable to (B, H, T, S), True =
@@ -142,7 +150,10 @@ def dot_product_attention(q, k, v, mask=None, dropout_rate=0.0, key=None):
     if mask is not None:
         logits = tnp.where(mask, logits, np.asarray(np.finfo(dt).min / 2, dt))
     weights = activations.softmax(logits, axis=-1)
-    if mask is not None:
+    if mask is not None and not _every_row_attends(mask):
+        # a row with no allowed key would otherwise spread its weight evenly: give it zeros.
+        # Where every row allows a key (a causal mask) the masked weights are already exact
+        # zeros (exp of a huge negative number), so this pass is skipped
         weights = tnp.where(mask, weights, tnp.zeros_like(weights))
     if dropout_rate > 0.0:
         if key is None:

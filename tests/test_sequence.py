@@ -118,6 +118,39 @@ def test_attention_stable_softmax_and_empty_rows():
     assert all(np.all(np.isfinite(a)) for a in tree.leaves(g))
 
 
+
+def test_causal_attention_skips_the_empty_row_pass_with_the_same_bits():
+    """Every row of a causal mask allows a key, so the masked weights are already exact zeros
+    and the pass that zeroes empty rows is left out; values and gradients keep their bits."""
+    import transforms.numpy as tnp
+    r = np.random.default_rng(7)
+    q, k, v = (r.standard_normal((2, 3, 6, 4)).astype(np.float32) for _ in range(3))
+    causal = fnn.causal_mask(6)
+
+    def explicit(q, k, v):          # the general path: empty rows zeroed by a where
+        logits = tnp.matmul(q, tnp.swapaxes(k, -1, -2)) * np.float32(0.5)
+        logits = tnp.where(causal, logits, np.float32(np.finfo(np.float32).min / 2))
+        w = fnn.activations.softmax(logits, axis=-1)
+        w = tnp.where(causal, w, tnp.zeros_like(w))
+        return tnp.matmul(w, v), w
+
+    ours = lambda q, k, v: fnn.dot_product_attention(q, k, v, mask=causal)  # noqa: E731
+    for f in (lambda *a: a, T.jit(lambda *a: a)):
+        got, want = ours(*f(q, k, v)), explicit(q, k, v)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    loss = lambda f: lambda q, k, v: tnp.sum(f(q, k, v)[0] ** 2)  # noqa: E731
+    for a, b in zip(T.jit(T.grad(loss(ours), argnums=(0, 1, 2)))(q, k, v),
+                    T.jit(T.grad(loss(explicit), argnums=(0, 1, 2)))(q, k, v)):
+        np.testing.assert_array_equal(a, b)
+    n_select = lambda f: str(T.make_jaxpr(f)(q, k, v)).count("select_n")  # noqa: E731
+    assert n_select(ours) == n_select(explicit) - 1
+    # a mask with an empty row keeps the pass (zeros there, not an even spread)
+    holes = causal.copy()
+    holes[3] = False
+    w = fnn.dot_product_attention(q, k, v, mask=holes)[1]
+    assert np.all(np.asarray(w)[:, :, 3] == 0)
+
 def test_causal_mask_never_sees_the_future():
     r = rng(3)
     x = r.randn(2, 7, 8).astype(np.float32)
