@@ -18,6 +18,7 @@ import transforms.numpy as tnp
 from transforms import random as _random
 from transforms import tree as _tree
 
+from .updates import tree_full_like, tree_ones_like, tree_zeros_like  # noqa: F401
 from .updates import (dtype_of, is_number, tree_bias_correction, tree_cast,  # noqa: F401
                       tree_update_infinity_moment, tree_update_moment)
 
@@ -148,21 +149,6 @@ def tree_norm(tree, ord=None, squared: bool = False):  # noqa: A002 - optax's na
 def tree_batch_shape(tree, shape: tuple = ()):
     """Every leaf broadcast to `(*shape, *leaf.shape)`."""
     return _tree.map(lambda x: tnp.broadcast_to(x, (*shape, *tnp.shape(x))), tree)
-
-
-def tree_zeros_like(tree, dtype=None):
-    """Zeros shaped like every leaf (in `dtype` if given)."""
-    return _tree.map(lambda x: tnp.zeros_like(x, dtype=dtype), tree)
-
-
-def tree_ones_like(tree, dtype=None):
-    """Ones shaped like every leaf (in `dtype` if given)."""
-    return _tree.map(lambda x: tnp.ones_like(x, dtype=dtype), tree)
-
-
-def tree_full_like(tree, fill_value, dtype=None):
-    """`fill_value` shaped like every leaf (in `dtype` if given)."""
-    return _tree.map(lambda x: tnp.full_like(x, fill_value, dtype=dtype), tree)
 
 
 def tree_clip(tree, min_value=None, max_value=None):

@@ -145,14 +145,17 @@ tree_l2_norm = global_norm
 
 
 def tree_zeros_like(t, dtype=None):
+    """Zeros shaped like every leaf (in `dtype` if given)."""
     return tree.map(lambda x: tnp.zeros_like(x, dtype=dtype), t)
 
 
 def tree_ones_like(t, dtype=None):
+    """Ones shaped like every leaf (in `dtype` if given)."""
     return tree.map(lambda x: tnp.ones_like(x, dtype=dtype), t)
 
 
 def tree_full_like(t, fill_value, dtype=None):
+    """`fill_value` shaped like every leaf (in `dtype` if given)."""
     return tree.map(lambda x: tnp.full_like(x, fill_value, dtype=dtype), t)
 
 

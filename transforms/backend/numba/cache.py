@@ -518,36 +518,30 @@ def helper(key, source, name):
 def helper_on_disk(h, d=None):
     """Whether cache directory `d` holds helper module `h` (a `helpers.HelperModule`) with
     Numba's index of its function (its machine code most likely loads from there)."""
-    d = d if d is not None else cache_dir()
-    if d is None:
-        return False
-    try:
-        with open(os.path.join(d, f"nbx_{h.key}.py"), "rb") as f:
-            if f.read() != h.source.encode():
-                return False
-        names = os.listdir(os.path.join(d, "__pycache__"))
-    except OSError:
-        return False
-    prefix = f"nbx_{h.key}.{h.name}-"
-    return any(n.startswith(prefix) and n.endswith(".nbi") for n in names)
+    return _indexed_on_disk(h.key, h.source, h.name, d)
 
 
 def on_disk(lowered, d=None):
     """Whether cache directory `d` (default: the current one) holds the generated module of
     `lowered` and Numba's index of its main function: a load will then most likely find the
     machine code (a stale index is still possible; loading then compiles)."""
+    return _indexed_on_disk(lowered.key, lowered.source, "_fn", d)
+
+
+def _indexed_on_disk(key, source, fn_name, d):
+    """Whether `d` (default: the current cache directory) holds module `nbx_<key>.py` with
+    exactly `source` and a Numba index file of its function `fn_name`."""
     d = d if d is not None else cache_dir()
     if d is None:
         return False
-    key = lowered.key
     try:
         with open(os.path.join(d, f"nbx_{key}.py"), "rb") as f:
-            if f.read() != lowered.source.encode():
+            if f.read() != source.encode():
                 return False
         names = os.listdir(os.path.join(d, "__pycache__"))
     except OSError:
         return False
-    prefix = f"nbx_{key}._fn-"
+    prefix = f"nbx_{key}.{fn_name}-"
     return any(n.startswith(prefix) and n.endswith(".nbi") for n in names)
 
 
