@@ -11,7 +11,7 @@ JAX's flags are accepted under their JAX names; what each does here:
 | `jax_numpy_rank_promotion` | "allow" | accepted; implicit rank promotion is always allowed |
 | `jax_numpy_dtype_promotion` | "standard" | accepted; promotion is NumPy 2's (NEP 50) |
 | `jax_default_prng_impl` | "threefry2x32" | only threefry2x32 exists |
-| `jax_debug_nans`, `jax_debug_infs` | False | accepted; no checks are inserted |
+| `jax_debug_nans`, `jax_debug_infs` | False | `FloatingPointError` when an eager primitive makes a NaN (inf), naming it; a jitted call whose outputs hold one runs again de-optimized to name the primitive (`transforms.float_checks`) |
 | `jax_log_compiles`, `jax_explain_cache_misses` | False | accepted; `jit(f).cache_misses` always records recompilations |
 | `jax_traceback_filtering` | "auto" | accepted; errors always name the user's own source line |
 | `jax_enable_checks` | False | every jaxpr a transformation builds (tracing, jvp, partial evaluation, transpose, batching, closure conversion, jit before compiling) is type-checked by `transforms.ir.check_jaxpr`; the test suite turns it on |
@@ -52,6 +52,9 @@ class Config:
 
     def __init__(self):
         object.__setattr__(self, "_values", dict(_FLAGS))
+        # jax_debug_nans or jax_debug_infs: read on every eager primitive, so kept as one
+        # plain attribute
+        object.__setattr__(self, "debug_floats", False)
 
     def update(self, name, value):
         """Set flag `name` (a JAX flag name) to `value`."""
@@ -66,6 +69,9 @@ class Config:
         if name in ("jax_enable_x64", "jax_disable_jit"):
             value = bool(value)
         self._values[name] = value
+        if name in ("jax_debug_nans", "jax_debug_infs"):
+            object.__setattr__(self, "debug_floats", bool(
+                self._values["jax_debug_nans"] or self._values["jax_debug_infs"]))
 
     def read(self, name):
         """The current value of flag `name`."""

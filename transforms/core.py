@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 
+from .config import config as _config
 from .errors import (ConcretizationTypeError, ImmutableTracerError, TracerArrayConversionError,
                      TracerBoolConversionError, TracerIntegerConversionError,
                      UnexpectedTracerError)
@@ -260,7 +261,7 @@ class EvalTrace(Trace):
                 raise leaked_tracer_error(a)
         quiet = _fp_warnings_off()
         try:
-            return prim.impl(*args, **params)
+            out = prim.impl(*args, **params)
         except Exception:
             # NumPy's own message lacks the user's line: let the shape rule explain instead
             if prim.abstract_eval is not None:
@@ -268,6 +269,10 @@ class EvalTrace(Trace):
             raise
         finally:
             _fp_warnings_restore(quiet)
+        if _config.debug_floats:           # jax_debug_nans / jax_debug_infs
+            from .float_checks import check_outputs
+            check_outputs(prim.name, out)
+        return out
 
 
 def _make_fp_quiet():

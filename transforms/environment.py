@@ -183,9 +183,11 @@ enable_x64 = ConfigState(
     "jax_enable_x64", "64-bit defaults of `nn.one_hot` and `nn.initializers` (tnp follows "
     "NumPy 2's float64 / int64 defaults either way).")
 debug_nans = ConfigState(
-    "jax_debug_nans", "accepted for portability; no NaN checks are inserted.")
+    "jax_debug_nans", "FloatingPointError where a primitive makes a NaN (see "
+    "transforms.float_checks).")
 debug_infs = ConfigState(
-    "jax_debug_infs", "accepted for portability; no inf checks are inserted.")
+    "jax_debug_infs", "FloatingPointError where a primitive makes an inf (see "
+    "transforms.float_checks).")
 log_compiles = ConfigState(
     "jax_log_compiles", "accepted; `jit(f).cache_misses` always records recompilations and "
     "the `transforms.jit` logger logs them.")

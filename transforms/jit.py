@@ -311,6 +311,8 @@ class JitFunction:
     def __call__(self, *args, **kwargs):
         if _config._values["jax_disable_jit"]:      # T.disable_jit(): run eagerly
             return self._fun(*args, **kwargs)
+        if _config.debug_floats and core._state.trace is core.EVAL_TRACE:
+            return self._call_checked(args, kwargs)
         if not kwargs and not self._static_nums and core._state.trace is core.EVAL_TRACE:
             # fast path: positional plain arrays, already compiled
             key = []
@@ -378,6 +380,16 @@ class JitFunction:
                 closed, extra = convert_constvars(closed, entry.hoisted)
             outs = pjit_p.bind(*extra, *leaves, jaxpr=closed, name=self._name)
         return optree.tree_unflatten(entry.out_tree, outs)
+
+    def _call_checked(self, args, kwargs):
+        """A call under jax_debug_nans / jax_debug_infs (`transforms.float_checks`)."""
+        from .float_checks import check_jit_outputs
+        out = self._call(args, kwargs)
+        dyn_args, dyn_kw, _ = self._split(args, kwargs)
+        leaves = optree.tree_leaves((dyn_args, dyn_kw), namespace=_NS)
+        check_jit_outputs(self._name, optree.tree_leaves(out, namespace=_NS),
+                          self.trace(*args, **kwargs).jaxpr, leaves)
+        return out
 
     def _compile(self, entry, dyn=None):
         from .backend.numba import compile as backend_compile

@@ -8,6 +8,14 @@ import transforms as T
 import transforms.numpy as tnp
 from transforms import errors, lax
 
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError:   # pragma: no cover
+    jax = None
+
+needs_jax = pytest.mark.skipif(jax is None, reason="JAX not importable")
+
 
 # --- pure functions: side effects happen at trace time only ----------------------------------
 
@@ -190,3 +198,90 @@ def test_reusing_a_key_repeats_the_numbers_and_split_keys_differ():
     assert not np.array_equal(c, d) and not np.array_equal(a, c)
     # the same under jit
     np.testing.assert_array_equal(T.jit(lambda k: random.normal(k, (3,)))(k1), c)
+
+
+# --- NumPy functions on traced values -------------------------------------------------------
+
+def test_numpy_ufuncs_on_traced_values_are_jaxs_conversion_error_but_operators_work():
+    a = np.arange(3.0)
+    with pytest.raises(errors.TracerArrayConversionError, match=r"numpy\.sin.*tnp"):
+        T.jit(lambda x: np.sin(x))(a)
+    with pytest.raises(errors.TracerArrayConversionError):
+        T.grad(lambda x: np.exp(x))(1.0)
+    with pytest.raises(errors.TracerArrayConversionError, match=r"numpy\.add\.reduce"):
+        T.jit(lambda x: np.add.reduce(x))(a)
+    # a NumPy operand on the left of an operator is fine: it means the tracer's operator
+    f = T.jit(lambda x: (a - x, np.float32(2) * x, a < x, a @ x, divmod(a, x + 1.0)))
+    d, m, lt, dot, (q, r) = f(np.ones(3))
+    np.testing.assert_array_equal(d, [-1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(m, [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(lt, [True, False, False])
+    assert float(dot) == 3.0
+    np.testing.assert_array_equal(q, [0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(r, [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(T.grad(lambda x: (a * x).sum())(np.ones(3)), a)
+
+
+# --- jax_debug_nans / jax_debug_infs ----------------------------------------------------------
+
+def _nan_programs(np_, jit):
+    """(name, thunk) pairs making a NaN at a known primitive, spelled with np_ (tnp or jnp)."""
+    return [
+        ("eager log", lambda: np_.log(-1.0)),
+        ("jit log", lambda: jit(lambda x: np_.log(x) * 2.0)(-1.0)),
+        ("grad sqrt", lambda: (T if np_ is tnp else jax).grad(np_.sqrt)(-1.0)),
+        ("jit grad of the naive where", lambda: jit((T if np_ is tnp else jax).grad(
+            lambda x: np_.where(x > 0, np_.sqrt(x), 0.0)))(0.0)),
+    ]
+
+
+_NAN_PRIMS = {"eager log": "log", "jit log": "log", "grad sqrt": "sqrt",
+              "jit grad of the naive where": "mul"}
+
+
+@pytest.mark.parametrize("name", list(_NAN_PRIMS))
+def test_debug_nans_raises_naming_the_primitive(name):
+    thunk = dict(_nan_programs(tnp, T.jit))[name]
+    assert np.isnan(thunk())                       # off by default: NaN is a value
+    with T.debug_nans(True):
+        with pytest.raises(FloatingPointError,
+                           match=rf"invalid value \(nan\) encountered in {_NAN_PRIMS[name]}$"):
+            thunk()
+    assert np.isnan(thunk())                       # the context manager restored the flag
+
+
+@needs_jax
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_debug_nans_names_the_same_primitive_as_jax():
+    with jax.debug_nans(True):
+        for name, thunk in _nan_programs(jnp, jax.jit):
+            with pytest.raises(FloatingPointError) as theirs:
+                thunk()
+            assert str(theirs.value).endswith(f"encountered in {_NAN_PRIMS[name]}"), name
+
+
+def test_debug_nans_in_a_jitted_numpy_expression_names_the_primitive_and_clean_calls_pass():
+    f = T.jit(lambda x, y: (x / y, x + y))
+    x = np.zeros(2)
+    T.config.update("jax_debug_nans", True)
+    try:
+        q, s = f(np.ones(2), np.ones(2))            # no NaN: results as usual
+        np.testing.assert_array_equal(q, [1.0, 1.0])
+        with pytest.raises(FloatingPointError, match=r"\(nan\) encountered in div$"):
+            f(x, x)
+        # infinities are not NaNs; integer results are never checked
+        assert np.all(np.isinf(f(np.ones(2), x)[0]))
+        assert T.jit(lambda i: i // 0)(np.int32(3)).dtype == np.int32
+    finally:
+        T.config.update("jax_debug_nans", False)
+    assert np.all(np.isnan(f(x, x)[0]))
+
+
+def test_debug_infs_catches_infinities():
+    assert float(tnp.log(0.0)) == -np.inf
+    with T.debug_infs(True):
+        with pytest.raises(FloatingPointError, match=r"\(inf\) encountered in log"):
+            tnp.log(0.0)
+        with pytest.raises(FloatingPointError, match=r"\(inf\) encountered in div"):
+            T.jit(lambda x: 1.0 / x)(np.zeros(2))
+        assert float(tnp.log(1.0)) == 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import Tracer
+from ..errors import TracerArrayConversionError
 from . import _indexing, _ops, _shape_ops
 
 
@@ -77,6 +78,37 @@ _METHODS = {
 }
 
 
+# NumPy's operators between an ndarray (or NumPy scalar) and a tracer reach the tracer as
+# these ufuncs' calls: they mean the operator, computed by tnp.
+_OPERATOR_UFUNCS = {
+    np.add: _ops.add, np.subtract: _ops.subtract, np.multiply: _ops.multiply,
+    np.true_divide: _ops.true_divide, np.floor_divide: _ops.floor_divide,
+    np.remainder: _ops.remainder, np.divmod: _ops.divmod, np.power: _ops.power,
+    np.matmul: _shape_ops.matmul, np.bitwise_and: _ops.bitwise_and,
+    np.bitwise_or: _ops.bitwise_or, np.bitwise_xor: _ops.bitwise_xor,
+    np.left_shift: _ops.left_shift, np.right_shift: _ops.right_shift,
+    np.equal: _ops.equal, np.not_equal: _ops.not_equal, np.less: _ops.less,
+    np.less_equal: _ops.less_equal, np.greater: _ops.greater,
+    np.greater_equal: _ops.greater_equal,
+}
+
+
+def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    """`ndarray + tracer` and the other operators with a NumPy operand first compute with tnp;
+    any other NumPy ufunc on a traced value (`np.sin(x)` inside `jit`) is JAX's
+    TracerArrayConversionError, naming the tnp function to use."""
+    fn = _OPERATOR_UFUNCS.get(ufunc)
+    if (fn is not None and method == "__call__" and not kwargs and len(inputs) == 2
+            and not isinstance(inputs[0], Tracer)):
+        return fn(*inputs)
+    from ..source_info import where
+    call = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+    raise TracerArrayConversionError(
+        f"{call} was applied to a traced value {self.aval.str_short()}{where()}: NumPy "
+        f"functions cannot compute on traced values. Use transforms.numpy.{ufunc.__name__} "
+        "(tnp) instead, or move the NumPy code outside the transformed function.")
+
+
 def install():
     for name, fn in _METHODS.items():
         setattr(Tracer, name, fn)
@@ -86,5 +118,4 @@ def install():
     Tracer.real = property(_ops.real)
     Tracer.imag = property(_ops.imag)
     Tracer.conj = Tracer.conjugate = _ops.conjugate
-    # NumPy must defer to the tracer's reflected operators (ndarray + tracer -> __radd__)
-    Tracer.__array_ufunc__ = None
+    Tracer.__array_ufunc__ = _array_ufunc
