@@ -87,6 +87,16 @@ def _prep(x, y):
         y = _scalar_as(y, get_aval(x).dtype)
     ax, ay = get_aval(x), get_aval(y)
     if ax.dtype != ay.dtype:
+        # a weakly typed tracer (a Python scalar passed to jit) adapts as the scalar does
+        # eagerly: jit(lax.add)(x_f32, 2.0) is float32 like lax.add(x_f32, 2.0)
+        wx, wy = _is_weak(x), _is_weak(y)
+        if wx != wy:
+            weak, strong = (x, ay.dtype) if wx else (y, ax.dtype)
+            _scalar_as(_WEAK_STANDIN[get_aval(weak).dtype.kind], strong)   # kind check
+            weak = convert_element_type(weak, strong)
+            x, y = (weak, y) if wx else (x, weak)
+            ax, ay = get_aval(x), get_aval(y)
+    if ax.dtype != ay.dtype:
         dt = np.result_type(ax.dtype, ay.dtype)
         x, y = convert_element_type(x, dt), convert_element_type(y, dt)
     if ax.shape != ay.shape:
@@ -103,6 +113,13 @@ def _prep(x, y):
 
 
 _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+_WEAK_STANDIN = {"b": False, "i": 0, "u": 0, "f": 0.0, "c": 0j}
+
+
+def _is_weak(x):
+    return isinstance(x, Tracer) and x.weak_type
 
 
 def _scalar_as(v, dtype):
@@ -617,7 +634,17 @@ def _select_n_abstract(which, *cases):
 defvectorized(select_n_p)
 
 
+def _check_which(which):
+    """The predicate's dtype, checked eagerly too (the shape rule runs only when tracing)."""
+    dt = get_aval(which).dtype
+    if dt != _BOOL and not np.issubdtype(dt, np.integer):
+        raise TypeError(f"select: the predicate must be bool or integer, got {dt}{where()}")
+
+
 def select_n(which, *cases):
+    """`cases[which]` elementwise (lax.select_n): `which` bool or integer."""
+    which = as_array(which)
+    _check_which(which)
     return select_n_p.bind(which, *cases)
 
 
@@ -625,6 +652,7 @@ def select(pred, on_true, on_false):
     """`on_true` where `pred` else `on_false` (lax.select); operands broadcast."""
     on_true, on_false = _prep(on_true, on_false)
     pred = as_array(pred)
+    _check_which(pred)
     a = get_aval(on_true)
     if get_aval(pred).shape != a.shape:
         from .shape import broadcast_to
