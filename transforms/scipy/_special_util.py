@@ -28,3 +28,17 @@ def _f2(x, y):
         dt = np.dtype(np.float64)
     x, y = tnp.astype(x, dt), tnp.astype(y, dt)
     return tnp.broadcast_arrays(x, y)
+
+
+def stats_args(*xs):
+    """The arguments of a `stats` distribution function, as arrays of one floating dtype:
+    NumPy's promotion with Python scalars and weakly typed tracers weak (JAX:
+    `norm.logpdf(x_f32, 0, 1.35)` is float32), integers and bools joined with float32
+    (int8 -> float32, int32/int64 -> float64), other dtypes float64."""
+    from ..numpy._promote import result_type
+    dt = result_type(*xs)
+    if dt.kind in "biu":
+        dt = np.result_type(dt, np.float32)
+    if dt not in (np.float32, np.float64):
+        dt = np.dtype(np.float64)
+    return [tnp.astype(tnp.asarray(x), dt) for x in xs]

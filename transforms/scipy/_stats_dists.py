@@ -11,19 +11,15 @@ import types
 import numpy as np
 
 from .. import numpy as tnp
-from ..core import get_aval
 from . import special as sp
+from ._special_util import stats_args
 
 _LOG_2PI = math.log(2 * math.pi)
 _LOG_SQRT_2PI = 0.5 * _LOG_2PI
 
 
 def _f(*xs):
-    xs = [tnp.asarray(x) for x in xs]
-    dt = np.result_type(*[get_aval(x).dtype for x in xs], np.float32)
-    if dt not in (np.float32, np.float64):
-        dt = np.dtype(np.float64)
-    return [tnp.astype(x, dt) for x in xs]
+    return stats_args(*xs)
 
 
 def _ns(name, doc, **fns):

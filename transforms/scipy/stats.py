@@ -10,16 +10,13 @@ import numpy as np
 from .. import numpy as tnp
 from ..core import get_aval
 from . import special as sp
+from ._special_util import stats_args
 
 _LOG_2PI = float(np.log(2 * np.pi))
 
 
 def _f(*xs):
-    xs = [tnp.asarray(x) for x in xs]
-    dt = np.result_type(*[get_aval(x).dtype for x in xs], np.float32)
-    if dt not in (np.float32, np.float64):
-        dt = np.dtype(np.float64)
-    return [tnp.astype(x, dt) for x in xs]
+    return stats_args(*xs)
 
 
 def _ns(name, **fns):
@@ -297,3 +294,15 @@ __all__ = ["ModeResult", "bernoulli", "beta", "betabinom", "binom", "cauchy", "c
            "gumbel_r", "laplace", "logistic", "mode", "multinomial",
            "multivariate_normal", "nbinom", "norm", "pareto", "poisson", "rankdata",
            "sem", "t", "truncnorm", "uniform", "vonmises", "wrapcauchy"]
+
+
+def _register_distribution_modules():
+    """JAX's distributions are modules, imported as `import jax.scipy.stats.norm as norm`:
+    each namespace here is importable under its module name too."""
+    import sys
+    for name, value in list(globals().items()):
+        if isinstance(value, types.SimpleNamespace) and not name.startswith("_"):
+            sys.modules.setdefault(f"{__name__}.{name}", value)
+
+
+_register_distribution_modules()
