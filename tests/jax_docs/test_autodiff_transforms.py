@@ -483,3 +483,58 @@ def test_check_grads_accepts_correct_and_rejects_wrong_derivatives():
     wrong_sin.defjvp(lambda p, t: (wrong_sin(p[0]), 2.0 * t[0]))    # not cos(x)
     with pytest.raises(AssertionError):
         check_grads(wrong_sin, (np.array([0.3, 1.2]),), order=1, modes=("fwd",))
+
+
+# --- the cookbook's remaining forms, each compared with JAX -----------------------------------
+
+def _cookbook(d, np_, lax_):
+    """(name, thunk) for forms the sections above do not run: every HVP spelling, HVPs of a
+    batch of vectors, complex cotangents/tangents, derivatives of a complex function's real
+    and imaginary parts, holomorphic Hessians. `d` is T or jax."""
+    f = lambda x: np_.sum(np_.tanh(x) ** 3 * x[::-1])             # noqa: E731
+    v = np.array([1.0, -2.0, 0.5], np.float32)
+    vs = np.eye(3, dtype=np.float32)[:2]
+    return [
+        ("hvp reverse-over-forward", lambda: d.grad(lambda x: d.jvp(f, (x,), (v,))[1])(X3)),
+        ("hvp reverse-over-reverse", lambda: d.grad(lambda x: np_.vdot(d.grad(f)(x), v))(X3)),
+        ("hvp by linearize", lambda: d.linearize(d.grad(f), X3)[1](v)),
+        ("hessian-matrix product by vmap", lambda: d.vmap(
+            lambda u: d.jvp(d.grad(f), (X3,), (u,))[1])(vs)),
+        ("jacobian-matrix product by vmap of jvp", lambda: d.vmap(
+            lambda u: d.jvp(lambda x: np_.sin(x) * x[0], (X3,), (u,))[1])(vs)),
+        ("straight-through rounding", lambda: d.grad(lambda x: np_.sum(
+            (x + lax_.stop_gradient(np_.round(x) - x)) ** 2))(X3)),
+        ("grad of a real part", lambda: d.grad(lambda z: np_.real(np_.sum(z * z)))(Z)),
+        ("grad of an imaginary part", lambda: d.grad(
+            lambda z: np_.imag(np_.sum(np_.exp(z))))(Z)),
+        ("vjp with an imaginary cotangent", lambda: d.vjp(lambda z: np_.conj(z) * z, Z)[1](
+            np.full(2, 1j, np.complex64))),
+        ("jvp with an imaginary tangent", lambda: d.jvp(lambda z: np_.conj(z) * z, (Z,),
+                                                        (np.full(2, 1j, np.complex64),))),
+        ("holomorphic hessian", lambda: d.hessian(lambda z: np_.sum(z ** 3),
+                                                  holomorphic=True)(Z)),
+        ("jacrev of a real function of complex input", lambda: d.jacrev(
+            lambda z: np_.abs(z) ** 2)(Z)),
+        ("grad of a complex norm", lambda: d.grad(lambda z: np_.linalg.norm(z))(Z)),
+    ]
+
+
+@needs_jax
+@pytest.mark.parametrize("name", [n for n, _ in _cookbook(T, tnp, T)])
+def test_cookbook_forms_match_jax(name):
+    with jax.enable_x64(False):
+        theirs = jax_jit(dict(_cookbook(jax, jnp, jax.lax))[name])()
+    same_as_jax(dict(_cookbook(T, tnp, T))[name](), theirs, rtol=2e-5, atol=2e-6)
+
+
+@needs_jax
+def test_complex_jacobians_without_holomorphic_are_rejected_as_in_jax():
+    for jac in (T.jacfwd, jax.jacfwd):
+        with pytest.raises(TypeError, match="holomorphic=True"):
+            jac(lambda z: z * 2)(Z)
+    for jac in (T.jacrev, jax.jacrev):
+        with pytest.raises(TypeError, match="holomorphic=True"):
+            jac(lambda z: z * 2)(Z)
+    for grad in (T.grad, jax.grad):
+        with pytest.raises(TypeError, match="complex dtype"):
+            grad(lambda x: (x * 1j).sum(), holomorphic=True)(X3)
