@@ -32,6 +32,7 @@ import re
 import llvmlite.binding as _llvm
 from numba import types
 from numba.core import cgutils
+from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
 __all__ = ["register", "symbol_of", "call", "rewrite", "IMPORT"]
@@ -70,12 +71,12 @@ def call(typingctx, fn, *args):
     disp = getattr(fn, "dispatcher", None)
     sym = getattr(disp, _ATTR, None)
     if not isinstance(fn, types.Dispatcher) or sym is None:
-        raise TypeError(f"calls.call: {fn} is not a helper registered with calls.register")
+        raise TypingError(f"calls.call: {fn} is not a helper registered with calls.register")
     cres = disp.overloads[disp.signatures[0]]
     formal, rt = cres.signature.args, cres.signature.return_type
     if len(args) != len(formal) or any(
             typingctx.can_convert(a, f) is None for a, f in zip(args, formal)):
-        raise TypeError(f"calls.call: helper {disp.py_func.__name__} takes {formal}, "
+        raise TypingError(f"calls.call: helper {disp.py_func.__name__} takes {formal}, "
                         f"called with {args}")
     sig = rt(fn, types.StarArgTuple.from_types(args))
 
