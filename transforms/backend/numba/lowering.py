@@ -314,6 +314,13 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
         head.insert(head.index("from transforms.backend.numba.cache import helper as _helper"),
                     calls.IMPORT)
         fn_text = calls.rewrite(fn_text, list(hmods))
+    if not main_parallel and calls.ENABLED:
+        # big kernels too (the gemm family): one published ref per kernel and dtype
+        fn_text, binds = calls.rewrite_kernels(fn_text, mod.imports)
+        if binds:
+            if calls.IMPORT not in head:
+                head.append(calls.IMPORT)
+            head += [calls.KERNEL_IMPORT] + binds + [""]
     fn_lines = fn_text.splitlines()
     head += ["", f"@_njit(_SIG, {flags})", fn_lines[0]]
     body = fn_lines[1:]
