@@ -509,6 +509,8 @@ def helper(key, source, name):
                 hit = bool(getattr(fn, "stats", None) and sum(fn.stats.cache_hits.values()))
                 STATS["helper_disk_hits" if hit else "helper_compiled"] += 1
                 mod._nbx_from_disk = hit
+                from .calls import register          # callers find it by symbol (calls.py)
+                register(fn, key, name)
                 _helper_modules[key] = mod
     else:
         STATS["helper_memory_hits"] += 1

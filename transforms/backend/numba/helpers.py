@@ -16,9 +16,9 @@ does not need the main function to be typed first, so it becomes a module of its
 * independent helpers can be compiled by another process into the disk cache while this
   one compiles the rest (`workers.py`).
 
-The main function still links the helpers' machine code into its own (Numba's calls between
-compiled functions), so a warm process that loads the main function from the disk cache runs
-it without the helpers' code; it only loads the helper modules, from their own entries.
+The main function calls the helpers by symbol (`calls.py`): their machine code is not linked
+into its own, so it is neither re-optimised nor re-emitted with every program; a warm process
+loads the helper modules (which publishes their symbols) before the main function.
 """
 from __future__ import annotations
 

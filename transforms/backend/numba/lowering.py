@@ -62,7 +62,7 @@ import re
 import numpy as np
 
 from ...ir import ClosedJaxpr, _pp
-from . import fusion, tabulate, views
+from . import calls, fusion, tabulate, views
 from .fusion import Nest, RowGroup, ScalarStep
 
 # The pieces of the backend, re-exported: rules and other modules import them from here.
@@ -307,8 +307,21 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     for src in pieces:
         if _helper_name(src) not in hmods:
             head += [src, ""]
-    fn_lines = (fn_text if main_parallel or not views.ENABLED else
-                views.rewrite(fn_text)).splitlines()
+    if not main_parallel and views.ENABLED:
+        fn_text = views.rewrite(fn_text)
+    if hmods and not main_parallel and calls.ENABLED:
+        # helper modules are called through their symbols, not linked in (calls.py)
+        head.insert(head.index("from transforms.backend.numba.cache import helper as _helper"),
+                    calls.IMPORT)
+        fn_text = calls.rewrite(fn_text, list(hmods))
+    if not main_parallel and calls.ENABLED:
+        # big kernels too (the gemm family): one published ref per kernel and dtype
+        fn_text, binds = calls.rewrite_kernels(fn_text, mod.imports)
+        if binds:
+            if calls.IMPORT not in head:
+                head.append(calls.IMPORT)
+            head += [calls.KERNEL_IMPORT] + binds + [""]
+    fn_lines = fn_text.splitlines()
     head += ["", f"@_njit(_SIG, {flags})", fn_lines[0]]
     body = fn_lines[1:]
 

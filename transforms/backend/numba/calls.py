@@ -1,0 +1,278 @@
+"""Calls from a generated main function to its helper modules by symbol, not by linking.
+
+A plain call between two Numba functions links the callee's LLVM module into the caller's:
+the caller's full-module optimisation (O3: inlining, loop vectorisation, unrolling) and its
+machine-code emission then run again over every helper it calls -- helpers that `helpers.py`
+compiled, optimised and cached on their own, often in another process. Measured on the MLP
+training step (kernels and helpers cached, CPU seconds of compiling the main function alone):
+its three outlined loop nests, linked, were a fifth of the optimised module's IR.
+
+Here a helper module's function, once loaded (`cache.helper`), is published to LLVM's
+symbol table under a name made of its content key (`register`), and the main function calls
+it through `call` (imported as ``_hc``)::
+
+    _hc(_h0, _sl(_wf32, 0, 65536), a, 128, 512)      # was: _h0(_sl(_wf32, 0, 65536), a, ...)
+
+`call` emits a declaration of that symbol and a call in Numba's own calling convention (the
+same arguments, return value and error status as the linked call), so the helper's code is
+not copied into the caller: LLVM resolves the symbol when it loads the caller's machine code,
+in this process after a compile and in any later process after loading it from the disk cache
+(the module binds, hence registers, its helpers before its main function loads). The name
+holds the helper's content key, so it is the same in every process and a cached caller finds
+it.
+
+Large kernels of `kernels.py` (the gemm family, `KERNELS`) are called the same way: the module
+binds one `ref` per kernel and dtype it calls (``_kr0 = _kref(_k_gemm_cblas_auto,
+'float32')``, compiled or loaded from the kernels' disk cache, published under a name made of
+the kernels' source version and the signature) and calls ``_hc(_kr0, ...)``; a call whose
+argument types differ from that signature stays a linked call (`call` falls back).
+
+What the caller loses is inlining of the helper into it: the helpers are loop nests over
+thousands of elements (sizes passed as arguments) or whole pieces of a split function, where
+one call per step costs nothing measurable.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+
+import llvmlite.binding as _llvm
+import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.core.datamodel import models
+from numba.core.errors import TypingError
+from numba.core.imputils import lower_constant
+from numba.np import numpy_support
+from numba.extending import intrinsic, register_model, typeof_impl
+
+__all__ = ["register", "symbol_of", "call", "rewrite", "ref", "rewrite_kernels", "KERNELS",
+           "IMPORT", "KERNEL_IMPORT"]
+
+# False: helper calls stay linked calls (to compare compile and run times side by side)
+ENABLED = True
+
+IMPORT = "from transforms.backend.numba.calls import call as _hc"
+KERNEL_IMPORT = "from transforms.backend.numba.calls import ref as _kref"
+
+
+def _gemm_types(dt):
+    i, arr = types.int64, types.Array(dt, 1, "C")
+    return (i, i, i, i, i, dt, arr, i, i, arr, i, i, dt, arr, i, i)
+
+
+# kernels called by symbol: name -> (position of the argument whose type is the dtype, the
+# argument types for a dtype). Large kernels only: small ones (exp, max, ...) must be inlined
+# into the loops calling them.
+KERNELS = {"gemm_cblas": (5, _gemm_types), "gemm_cblas_serial": (5, _gemm_types),
+           "gemm_cblas_auto": (5, _gemm_types)}
+
+_ATTR = "_nbx_symbol"
+
+
+def symbol_of(key, name):
+    """The symbol of function `name` of helper module `key` (the same in every process)."""
+    return f"numbax_helper_{key}_{name}"
+
+
+def register(fn, key, name):
+    """Publish the machine code of helper `fn` (a dispatcher compiled for exactly one
+    signature, function `name` of helper module `key`) under `symbol_of(key, name)`, so code
+    calling it through `call` links to it. Returns `fn`."""
+    sigs = getattr(fn, "signatures", None)
+    if not sigs or len(sigs) != 1:
+        return fn                  # (not a signed helper: callers keep the linked call)
+    cres = fn.overloads[sigs[0]]
+    sym = symbol_of(key, name)
+    _llvm.add_symbol(sym, cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name))
+    setattr(fn, _ATTR, sym)
+    return fn
+
+
+@intrinsic
+def call(typingctx, fn, *args):
+    """``fn(*args)`` for a registered helper `fn`, through its symbol (see the module
+    docstring). The arguments must convert to the helper's signature."""
+    if isinstance(fn, KernelRefType):
+        return _kernel_call(typingctx, fn, args)
+    disp = getattr(fn, "dispatcher", None)
+    sym = getattr(disp, _ATTR, None)
+    if not isinstance(fn, types.Dispatcher) or sym is None:
+        raise TypingError(f"calls.call: {fn} is not a helper registered with calls.register")
+    cres = disp.overloads[disp.signatures[0]]
+    formal, rt = cres.signature.args, cres.signature.return_type
+    if len(args) != len(formal) or any(
+            typingctx.can_convert(a, f) is None for a, f in zip(args, formal)):
+        raise TypingError(f"calls.call: helper {disp.py_func.__name__} takes {formal}, "
+                        f"called with {args}")
+    return _by_symbol(fn, args, sym, formal, rt)
+
+
+def _by_symbol(fn, args, sym, formal, rt):
+    """(signature, codegen) of a call of `sym` (Numba's calling convention, argument types
+    `formal`, returning `rt`) with `args` (converted)."""
+    sig = rt(fn, types.StarArgTuple.from_types(args))
+
+    def codegen(context, builder, sig, llargs):
+        vals = [context.cast(builder, v, a, f) for v, a, f in
+                zip(cgutils.unpack_tuple(builder, llargs[1]), args, formal)]
+        fnty = context.call_conv.get_function_type(rt, formal)
+        callee = cgutils.get_or_insert_function(builder.module, fnty, sym)
+        status, res = context.call_conv.call_function(builder, callee, rt, formal, vals)
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return res
+    return sig, codegen
+
+
+def _kernel_call(typingctx, fn, args):
+    plain = tuple(types.unliteral(a) for a in args)
+    if plain == fn.sig.args:
+        return _by_symbol(fn, args, fn.symbol, fn.sig.args, fn.sig.return_type)
+    # other argument types: Numba's own (linked) call of the kernel
+    dty = types.Dispatcher(fn.dispatcher)
+    ksig = typingctx.resolve_function_type(dty, plain, {})
+    if ksig is None:
+        raise TypingError(f"calls.call: kernel {fn.dispatcher.py_func.__name__} cannot take "
+                          f"{plain}")
+    sig = ksig.return_type(fn, types.StarArgTuple.from_types(args))
+
+    def codegen(context, builder, sig, llargs):
+        vals = [context.cast(builder, v, a, f) for v, a, f in
+                zip(cgutils.unpack_tuple(builder, llargs[1]), args, ksig.args)]
+        return context.get_function(dty, ksig)(builder, vals)
+    return sig, codegen
+
+
+class KernelRef:
+    """A kernel compiled for one signature and published under `symbol` (see `ref`)."""
+
+    def __init__(self, dispatcher, sig, symbol):
+        self.dispatcher, self.sig, self.symbol = dispatcher, sig, symbol
+
+
+class KernelRefType(types.Dummy):
+    """Numba's type of a `KernelRef` (a compile-time constant: nothing at run time)."""
+
+    def __init__(self, ref):
+        self.dispatcher, self.sig, self.symbol = ref.dispatcher, ref.sig, ref.symbol
+        super().__init__(name=f"KernelRef({ref.symbol})")
+
+
+@typeof_impl.register(KernelRef)
+def _typeof_ref(val, c):
+    return KernelRefType(val)
+
+
+register_model(KernelRefType)(models.OpaqueModel)
+
+
+@lower_constant(KernelRefType)
+def _lower_ref(context, builder, ty, pyval):
+    return context.get_dummy_value()
+
+
+_refs = {}
+
+
+def ref(kernel, dtype):
+    """Kernel `kernel` (a dispatcher of `kernels.py` named in `KERNELS`) compiled (or loaded
+    from its disk cache) for NumPy `dtype` and published under a symbol (see the module
+    docstring): what generated code calls with ``_hc(<ref>, ...)``."""
+    from . import kernels
+    name = kernel.py_func.__name__
+    pos, argtypes = KERNELS[name]
+    dt = numpy_support.from_dtype(np.dtype(dtype))
+    key = (name, dt)
+    r = _refs.get(key)
+    if r is None:
+        args = argtypes(dt)
+        kernel.compile(args)
+        cres = kernel.overloads[args]
+        h = hashlib.sha1(f"{kernels.source_version()} {name} {cres.signature}".encode())
+        sym = f"numbax_kernel_{name}_{h.hexdigest()[:16]}"
+        _llvm.add_symbol(sym, cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name))
+        r = _refs[key] = KernelRef(kernel, cres.signature, sym)
+    return r
+
+
+_DTYPE_ARG = {"f32": "float32", "f64": "float64"}
+
+
+def rewrite_kernels(source, imported):
+    """Function `source` with its calls of the `KERNELS` among `imported` (kernel names the
+    module imports as ``_k_<name>``) written as ``_hc(_krN, ...)``, and the module-level lines
+    binding the refs. A call whose dtype argument is not a float32/float64 constant or a float
+    literal stays as written."""
+    names = [k for k in imported if k in KERNELS]
+    if not names:
+        return source, []
+    pat = re.compile(r"(?<![\w.])_k_(" + "|".join(map(re.escape, sorted(names))) + r")\(")
+    refs, binds, lines = {}, [], source.split("\n")
+    for i, line in enumerate(lines):
+        code, sep, comment = line.partition("#")
+        if not code.strip() or code.lstrip().startswith(("def ", "@")):
+            continue
+        out, pos = [], 0
+        for m in pat.finditer(code):
+            args = _split_args(code, m.end())
+            if args is None or len(args) <= KERNELS[m.group(1)][0]:
+                continue
+            dt = _dtype_of(args[KERNELS[m.group(1)][0]])
+            if dt is None:
+                continue
+            key = (m.group(1), dt)
+            if key not in refs:
+                refs[key] = f"_kr{len(refs)}"
+                binds.append(f"{refs[key]} = _kref(_k_{m.group(1)}, {dt!r})")
+            out += [code[pos:m.start()], f"_hc({refs[key]}, "]
+            pos = m.end()
+        if out:
+            lines[i] = "".join(out) + code[pos:] + sep + comment
+    return "\n".join(lines), binds
+
+
+def _split_args(code, start):
+    """The top-level arguments of the call whose '(' ends just before `start` (None: the call
+    does not close on this line)."""
+    depth, cur, args = 1, [], []
+    for ch in code[start:]:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+            if depth == 0:
+                args.append("".join(cur).strip())
+                return args
+        if ch == "," and depth == 1:
+            args.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    return None
+
+
+def _dtype_of(arg):
+    m = re.fullmatch(r"_C\d+_(f32|f64)", arg)
+    if m:
+        return _DTYPE_ARG[m.group(1)]
+    if re.fullmatch(r"-?\d+\.\d*(e[-+]?\d+)?", arg):
+        return "float64"
+    return None
+
+
+def rewrite(source, names):
+    """Function `source` (generated code) with its calls of the helpers `names` written as
+    `call` (``_hc(name, ...)``). Comment lines and comments are left alone."""
+    if not names:
+        return source
+    pat = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(names))) + r")\(")
+    lines = source.split("\n")
+    for i, line in enumerate(lines):
+        code, sep, comment = line.partition("#")
+        if not code.strip() or code.lstrip().startswith(("def ", "@")):
+            continue
+        new = pat.sub(r"_hc(\1, ", code)
+        if new != code:
+            lines[i] = new + sep + comment
+    return "\n".join(lines)
