@@ -440,6 +440,30 @@ def test_numpy_dtype_defaults_where_jax_uses_32_bits():
         T.jit(lambda x: x + 300)(np.ones(1, np.uint8))
 
 
+def test_arrays_made_from_python_scalars_are_strong_numpy_values():
+    # JAX: jnp.array(2.0) is a weakly typed float32, so x_f32 * jnp.array(2.0) stays float32.
+    # Our eager results are plain NumPy arrays, which cannot carry a weak flag, and jit must
+    # compute what eager code computes: README row "tnp.array(2.0)". A Python scalar itself
+    # stays weak everywhere.
+    x = np.ones(2, np.float32)
+    for f in (lambda x: x * tnp.array(2.0), T.jit(lambda x: x * tnp.array(2.0))):
+        assert f(x).dtype == np.float64
+    for f in (lambda x: x * 2.0, T.jit(lambda x: x * 2.0),
+              lambda x: x * tnp.array(2.0, x.dtype), lambda x: T.jit(lambda x, s: x * s)(x, 2.0)):
+        assert f(x).dtype == np.float32
+
+
+def test_integer_division_by_zero_gives_numpys_zero():
+    # JAX/XLA: lax.div(x, 0) = -1 and lax.rem(x, 0) = x (jnp's // then gives -2): garbage
+    # values either way; ours are NumPy's 0, the same eagerly and under jit (README row)
+    x, z = np.array([7, -7], np.int32), np.zeros(2, np.int32)
+    f = lambda x, z: (lax.div(x, z), lax.rem(x, z), tnp.floor_divide(x, z),    # noqa: E731
+                      tnp.remainder(x, z))
+    for g in (f, T.jit(f)):
+        for out in g(x, z):
+            np.testing.assert_array_equal(out, [0, 0])
+
+
 def test_lists_to_tnp_functions_compute_as_numpy():
     # JAX raises TypeError for `jnp.sum([1, 2, 3])` (a list would be traced element by
     # element). tnp keeps NumPy's answer on non-traced input (README: "tnp on NumPy input
