@@ -57,6 +57,18 @@ def test_lax_add_of_two_typed_arrays_of_different_dtypes_is_promoted():
     assert out.dtype == np.float64
 
 
+def test_eager_results_are_numpy_arrays_and_traced_ones_are_immutable():
+    # JAX's eager arrays reject `x[0] = 10` too; ours are plain NumPy arrays (README:
+    # "results are plain numpy.ndarrays"), so only traced values are immutable, and a JAX
+    # program (which never assigns in place) ports unchanged
+    x = tnp.arange(5)
+    assert type(x) is np.ndarray
+    y = tnp.at(x)[0].set(10)
+    assert int(x[0]) == 0 and int(y[0]) == 10
+    with pytest.raises(TypeError, match=r"immutable"):
+        T.jit(lambda x: x.__setitem__(0, 10))(x)
+
+
 # --- convolutions ----------------------------------------------------------------------------
 
 _X = np.linspace(0, 10, 50).astype(np.float32)
