@@ -67,6 +67,24 @@ def test_eager_results_are_numpy_arrays_and_traced_ones_are_immutable():
     assert int(x[0]) == 0 and int(y[0]) == 10
     with pytest.raises(TypeError, match=r"immutable"):
         T.jit(lambda x: x.__setitem__(0, 10))(x)
+    # the one way this shows in JAX-style code: augmented assignment updates a NumPy array in
+    # place (README row "x += v"), where JAX rebinds the name to a new array
+    a = tnp.zeros(2)
+    alias = a
+    a += 1.0
+    np.testing.assert_array_equal(alias, [1.0, 1.0])
+    b = tnp.zeros(2)
+    alias_b = b
+    b = b + 1.0                       # the spelling that keeps the old value
+    np.testing.assert_array_equal(alias_b, [0.0, 0.0])
+
+    def step(p):                      # under jit the traced value is rebound, as in JAX
+        q = p
+        p += 1.0
+        return q, p
+    q, p = T.jit(step)(np.zeros(2))
+    np.testing.assert_array_equal(q, [0.0, 0.0])
+    np.testing.assert_array_equal(p, [1.0, 1.0])
 
 
 # --- convolutions ----------------------------------------------------------------------------
