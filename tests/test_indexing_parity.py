@@ -121,13 +121,32 @@ def test_out_of_bounds_indices_as_jax(way, name, f, args, want):
     np.testing.assert_array_equal(np.asarray(got, np.float64), np.asarray(want, np.float64))
 
 
+def test_at_out_of_bounds_follows_jax_eagerly_too():
+    """`.at` exists only in JAX's API, so JAX's rules hold on eager NumPy input as under jit:
+    an out-of-bounds get clamps, out-of-bounds updates are dropped (in-bounds ones kept)."""
+    x = np.arange(10.0)
+    assert tnp.at(x)[11].get() == 9.0
+    assert tnp.at(x)[-11].get() == 0.0
+    np.testing.assert_array_equal(tnp.at(x)[np.array([2, 11])].get(), [2.0, 9.0])
+    np.testing.assert_array_equal(tnp.at(x)[11].set(1.0), x)
+    want = x.copy(); want[2] += 5.0
+    np.testing.assert_array_equal(tnp.at(x)[np.array([2, 11])].add(5.0), want)
+    want = x.copy(); want[3] *= 2.0
+    np.testing.assert_array_equal(tnp.at(x)[np.array([3, 12])].multiply(2.0), want)
+    np.testing.assert_array_equal(tnp.at(x)[10].divide(2.0), x)
+    np.testing.assert_array_equal(tnp.at(x)[10].apply(tnp.negative), x)
+    np.testing.assert_array_equal(tnp.at(x)[10].set(1.0, mode="clip")[-1], 1.0)
+    # the same under jit
+    jg = T.jit(lambda a: (a.at[11].get(), a.at[np.array([2, 11])].add(5.0)))
+    got = jg(x)
+    assert float(got[0]) == 9.0
+    np.testing.assert_array_equal(got[1], tnp.at(x)[2].add(5.0))
+    np.testing.assert_array_equal(x, np.arange(10.0))       # the input is never written
+
+
 def test_out_of_bounds_static_index_on_numpy_input_is_numpy_error():
     with pytest.raises(IndexError):
         tnp.take(R, 11)
-    with pytest.raises(IndexError):
-        tnp.at(R)[11].get()
-    with pytest.raises(IndexError):
-        tnp.at(R)[11].set(1.0)
     with pytest.raises(IndexError):
         tnp.take_along_axis(R, np.array([11]), 0)
     # an explicit mode asks for JAX's semantics, eagerly too

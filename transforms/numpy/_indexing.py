@@ -237,30 +237,44 @@ class _IndexUpdateHelper:
         return _IndexUpdateRef(self.array, idx)
 
 
+def _jax_out_of_bounds(run, array, mode, default):
+    """`run(mode)` with JAX's out-of-bounds semantics for `.at` (a JAX-only API, so JAX's
+    rules hold eagerly too): without a `mode`, an eager NumPy operand first takes NumPy's own
+    fast path, and only an out-of-bounds index (NumPy's IndexError) reruns it in `default`
+    mode -- "clip" for gets (JAX clamps), "drop" for updates (JAX drops them)."""
+    if mode is not None or isinstance(array, Tracer):
+        return run(mode)
+    try:
+        return run(None)
+    except IndexError:
+        return run(default)
+
+
 class _IndexUpdateRef:
-    """`x.at[idx]`: the JAX update methods. Out-of-bounds updates are dropped inside
-    transforms (`mode='clip'` clamps them instead), as in JAX; eagerly on a NumPy array a
-    static out-of-bounds index is NumPy's IndexError."""
+    """`x.at[idx]`: the JAX update methods, with JAX's out-of-bounds rules also eagerly:
+    an out-of-bounds get clamps (`mode='fill'` gives `fill_value`), out-of-bounds updates
+    are dropped (`mode='clip'` clamps them instead)."""
     __slots__ = ("array", "index")
 
     def __init__(self, array, index):
         self.array, self.index = array, index
 
     def get(self, *, mode=None, fill_value=None, **kwargs):
-        return getitem(self.array, self.index, mode, fill_value)
+        return _jax_out_of_bounds(lambda m: getitem(self.array, self.index, m, fill_value),
+                                  self.array, mode, "clip")
 
     def set(self, values, *, mode=None, **kwargs):
-        return _update(self.array, self.index, values, "set", mode)
+        return self._update(values, "set", mode)
 
     def add(self, values, *, mode=None, **kwargs):
-        return _update(self.array, self.index, values, "add", mode)
+        return self._update(values, "add", mode)
 
     def subtract(self, values, *, mode=None, **kwargs):
         from ._ops import negative
-        return _update(self.array, self.index, negative(values), "add", mode)
+        return self._update(negative(values), "add", mode)
 
     def multiply(self, values, *, mode=None, **kwargs):
-        return _update(self.array, self.index, values, "multiply", mode)
+        return self._update(values, "multiply", mode)
 
     mul = multiply
 
@@ -269,23 +283,30 @@ class _IndexUpdateRef:
         # so an integer array gives a floating-point result (NumPy's true division)
         from ._ops import ones_like, true_divide
         x = _asarray(self.array)
-        return true_divide(x, _update(ones_like(x), self.index, values, "multiply", mode))
+        return true_divide(x, _IndexUpdateRef(ones_like(x), self.index)._update(
+            values, "multiply", mode))
 
     def power(self, values, *, mode=None, **kwargs):
         from ._ops import ones_like, power
         x = _asarray(self.array)
-        return power(x, _update(ones_like(x), self.index, values, "multiply", mode))
+        return power(x, _IndexUpdateRef(ones_like(x), self.index)._update(
+            values, "multiply", mode))
 
     def min(self, values, *, mode=None, **kwargs):
-        return _update(self.array, self.index, values, "min", mode)
+        return self._update(values, "min", mode)
 
     def max(self, values, *, mode=None, **kwargs):
-        return _update(self.array, self.index, values, "max", mode)
+        return self._update(values, "max", mode)
 
     def apply(self, func, *, mode=None, **kwargs):
         """`func` (elementwise) applied at the indexed positions, once per time a position
         is indexed (as JAX)."""
-        return _apply(self.array, self.index, func, mode)
+        return _jax_out_of_bounds(lambda m: _apply(self.array, self.index, func, m),
+                                  self.array, mode, "drop")
+
+    def _update(self, values, op, mode):
+        return _jax_out_of_bounds(lambda m: _update(self.array, self.index, values, op, m),
+                                  self.array, mode, "drop")
 
 
 def _asarray(x):
