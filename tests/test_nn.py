@@ -295,7 +295,7 @@ def test_variance_scaling_draws_equal_jax_bit_for_bit(name):
     dtype), so the same key gives JAX's weights exactly (stax's parameters rely on it)."""
     jax = pytest.importorskip("jax")
     theirs = getattr(jax.nn.initializers, name)()
-    for seed, shape in [(0, (3, 4)), (1, (4, 2)), (2, (2, 3, 5)), (3, (3, 3, 3, 4))]:
+    for seed, shape in [(0, (3, 4)), (3, (3, 3, 3, 4))]:   # (JAX compiles once per shape)
         np.testing.assert_array_equal(
             getattr(init, name)()(random.PRNGKey(seed), shape),
             np.asarray(theirs(jax.random.PRNGKey(seed), shape)), err_msg=f"{shape}")
