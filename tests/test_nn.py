@@ -287,6 +287,20 @@ def test_simple_initializers():
     assert abs(v.var() * 200 - 1) < 0.05
 
 
+@pytest.mark.usefixtures("jax_x32")
+@pytest.mark.parametrize("name", ["glorot_normal", "glorot_uniform", "he_normal", "lecun_normal",
+                                  "lecun_uniform"])
+def test_variance_scaling_draws_equal_jax_bit_for_bit(name):
+    """The PRNG is JAX's and the scale factor is rounded as JAX rounds it (in the draw's
+    dtype), so the same key gives JAX's weights exactly (stax's parameters rely on it)."""
+    jax = pytest.importorskip("jax")
+    theirs = getattr(jax.nn.initializers, name)()
+    for seed, shape in [(0, (3, 4)), (3, (3, 3, 3, 4))]:   # (JAX compiles once per shape)
+        np.testing.assert_array_equal(
+            getattr(init, name)()(random.PRNGKey(seed), shape),
+            np.asarray(theirs(jax.random.PRNGKey(seed), shape)), err_msg=f"{shape}")
+
+
 def test_orthogonal_and_delta_orthogonal():
     for shape in [(6, 4), (4, 6), (3, 3, 5)]:
         w = init.orthogonal(scale=2.0)(KEY, shape)

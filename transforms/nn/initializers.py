@@ -83,17 +83,23 @@ def variance_scaling(scale, mode, distribution, in_axis=-2, out_axis=-1, batch_a
             raise TypeError(f"variance_scaling: dtype must be a floating or complex type, "
                             f"got {dtype}")
         complex_ = np.issubdtype(dtype, np.complexfloating)
-        if distribution == "truncated_normal":
-            if complex_:
+        if complex_:
+            if distribution == "truncated_normal":
                 std = np.asarray(math.sqrt(variance) / _COMPLEX_TRUNC_STD, dtype)
                 return _complex_truncated_normal(key, 2.0, shape, dtype) * std
-            std = np.asarray(math.sqrt(variance) / _TRUNC_STD, dtype)
+            std = np.asarray(math.sqrt(variance), dtype)
+            if distribution == "normal":
+                return random.normal(key, shape, dtype) * std
+            return _complex_disk(key, shape, dtype) * std
+        # the scale factor rounded step by step in `dtype`, as JAX computes it (variance
+        # rounded, then its sqrt, then the division), so the draws are JAX's to the bit
+        var = np.asarray(variance, dtype)
+        if distribution == "truncated_normal":
+            std = np.sqrt(var) / np.asarray(_TRUNC_STD, dtype)
             return random.truncated_normal(key, -2.0, 2.0, shape, dtype) * std
         if distribution == "normal":
-            return random.normal(key, shape, dtype) * np.asarray(math.sqrt(variance), dtype)
-        if complex_:
-            return _complex_disk(key, shape, dtype) * np.asarray(math.sqrt(variance), dtype)
-        bound = np.asarray(math.sqrt(3.0 * variance), dtype)
+            return random.normal(key, shape, dtype) * np.sqrt(var)
+        bound = np.sqrt(np.asarray(3, dtype) * var)
         return random.uniform(key, shape, dtype, -1.0, 1.0) * bound
     return init
 
