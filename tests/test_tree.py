@@ -149,3 +149,23 @@ def test_structure_of_leaf_and_empty_containers():
     assert tree.structure(1).num_leaves == 1
     assert tree.leaves([]) == [] and tree.leaves({}) == [] and tree.leaves(()) == []
     assert tree.structure([]) != tree.structure(())
+
+
+def test_register_namedtuple_subclass_is_silent_and_overrides():
+    """Registering a namedtuple subclass (as jax.example_libraries' OptimizerState does) takes
+    effect without the tree backend's warning, as in JAX."""
+    import collections
+    import warnings
+
+    Base = collections.namedtuple("Base", "a b")
+
+    class Node(Base):
+        __slots__ = ()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        T.tree_util.register_pytree_node(Node, lambda n: ((n.a,), n.b),
+                                         lambda aux, ch: Node(ch[0], aux))
+    assert T.tree_util.tree_leaves(Node(1, 2)) == [1]        # b is static data now
+    back = T.tree_util.tree_map(lambda v: v * 10, Node(1, 2))
+    assert back == Node(10, 2)

@@ -444,8 +444,19 @@ def register_pytree_node(nodetype, flatten_func, unflatten_func, flatten_with_ke
     def _unflatten(aux, children):
         return unflatten_func(aux, children)
 
-    optree.register_pytree_node(nodetype, _flatten, _unflatten, **_ns)
+    _register_quietly(nodetype, _flatten, _unflatten)
     return nodetype
+
+
+def _register_quietly(nodetype, flatten, unflatten):
+    """Register with the tree backend, without its warning that a namedtuple (or
+    PyStructSequence) subclass is a container already: overriding that is what registering
+    such a class asks for, and JAX registers it silently."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*namedtuple", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*PyStructSequence", category=UserWarning)
+        optree.register_pytree_node(nodetype, flatten, unflatten, **_ns)
 
 
 def register_pytree_with_keys(nodetype, flatten_with_keys, unflatten_func, flatten_func=None):
@@ -464,7 +475,7 @@ def register_pytree_with_keys(nodetype, flatten_with_keys, unflatten_func, flatt
     def _unflatten(aux_keys, children):
         return unflatten_func(aux_keys[0], children)
 
-    optree.register_pytree_node(nodetype, _flatten, _unflatten, **_ns)
+    _register_quietly(nodetype, _flatten, _unflatten)
     _KEY_RULES[nodetype] = _WITH_KEYS
     return nodetype
 

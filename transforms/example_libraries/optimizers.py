@@ -29,7 +29,6 @@ defaults (JAX with `jax_enable_x64` would promote them).
 from __future__ import annotations
 
 import functools
-import warnings
 from collections import namedtuple
 from typing import Any, Callable, NamedTuple
 
@@ -60,14 +59,12 @@ class OptimizerState(namedtuple("OptimizerState", ["packed_state", "tree_def", "
     __slots__ = ()
 
 
-with warnings.catch_warnings():
-    # the tree backend warns that namedtuples are containers already: overriding that is the
-    # point (the two structures are static data, not children)
-    warnings.filterwarnings("ignore", message=".*namedtuple", category=UserWarning)
-    register_pytree_node(
-        OptimizerState,
-        lambda s: ((s.packed_state,), (s.tree_def, s.subtree_defs)),
-        lambda aux, children: OptimizerState(children[0], aux[0], aux[1]))
+# (the tree backend's warning that namedtuples are containers already is silenced by
+# register_pytree_node: overriding that is the point -- the two structures are static data)
+register_pytree_node(
+    OptimizerState,
+    lambda s: ((s.packed_state,), (s.tree_def, s.subtree_defs)),
+    lambda aux, children: OptimizerState(children[0], aux[0], aux[1]))
 
 
 # Type names JAX's module exports (annotations only).
