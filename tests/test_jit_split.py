@@ -85,3 +85,22 @@ def test_threshold_must_be_an_integer(monkeypatch):
     monkeypatch.setenv("NUMBAX_SPLIT_LINES", "many")
     with pytest.raises(ValueError, match="NUMBAX_SPLIT_LINES"):
         split.split_lines()
+
+
+def test_one_backward_pass_finds_what_later_code_reads():
+    # the splitter asks, for each loop, what the statements after it read before assigning
+    # them; it answers all at once (one pass from the end) and must agree with asking each
+    import ast
+    fn = ast.parse(FN + "    b[0] = v\n    v = 2.0\n    x = u\n    x += 1.0\n").body[0]
+    stmts = fn.body
+    names = split._NameSets()
+    got = split._exposed_after(stmts, set(range(len(stmts))), names)
+    for k in range(len(stmts)):
+        assert got[k] == split._exposed(stmts[k + 1:], set()), k
+    assert got[0] >= {"s", "a", "b", "_C0", "v", "w"} and "t" not in got[0]
+    assert got[len(stmts) - 3] == {"u"}          # `x += 1.0` reads the x assigned before it
+    assert got[len(stmts) - 2] == {"x"}
+    # each node's names are collected once, however often they are asked for
+    loads = names(stmts[1], ast.Load)
+    assert names(stmts[1], ast.Load) is loads and loads == {"range", "a", "b", "s", "i"}
+    assert names(stmts[1], ast.Store) == {"i", "s"}

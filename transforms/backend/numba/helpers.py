@@ -67,8 +67,9 @@ def is_signed(source):
     return bool(_SIGNED.match(source.lstrip()))
 
 
-def _globals(head_source):
-    """name -> (kind, source text of the top-level statement of `head_source` defining it)."""
+def module_globals(head_source):
+    """name -> (kind, source text of the top-level statement of `head_source` defining it);
+    kind is "import", "assign", "def" or, for any other statement, "other"."""
     out = {}
     tree = ast.parse(head_source)
     lines = head_source.splitlines()
@@ -84,19 +85,27 @@ def _globals(head_source):
                         out[n.id] = ("assign", text)
         elif isinstance(node, ast.FunctionDef):
             out[node.name] = ("def", text)
+        else:                   # (generated code has none: kept in the main module if read)
+            for n in ast.walk(node):
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                    out[n.id] = ("other", text)
+            if isinstance(node, ast.ClassDef):
+                out[node.name] = ("other", text)
     return out
 
 
 _STD = frozenset({"_math", "_np", "_numba", "_prange", "_t", "_njit", "_helper"})
 
 
-def build(head_source, sources):
+def build(head_source, sources, defs=None):
     """Turn the signed helper `sources` (name -> ``@_njit(sig, ...)`` decorated source) into
     HelperModules. `head_source`: the program's module-level code they may read (imports,
-    constants, other helpers). Returns {name: HelperModule} in dependency order (callees
-    first). A helper that reads a module-level name other than an import, a constant or a
-    signed helper (or is part of a cycle) stays in the main module: it is not returned."""
-    defs = _globals(head_source)
+    constants, other helpers); `defs`: its `module_globals`, when the caller has them.
+    Returns {name: HelperModule} in dependency order (callees first). A helper that reads a
+    module-level name other than an import, a constant or a signed helper (or is part of a
+    cycle) stays in the main module: it is not returned."""
+    if defs is None:
+        defs = module_globals(head_source)
     modules = {}
     pending = dict(sources)
     while pending:

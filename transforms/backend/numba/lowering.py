@@ -281,12 +281,15 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
         if n not in known:
             known[n] = (f"_t.Array({numba_type_name(dt)}, 1, 'C')" if kind == "arr"
                         else numba_type_name(dt))
+    # the module-level names (parsed once: the splitter and the helper modules need them)
+    head_text = "\n".join(head)
+    defs = helper_modules.module_globals(head_text)
     pieces, fn_text = split_long_function(
-        "\n".join(head + list(signed.values()) + sig_head),
+        "\n".join([head_text] + list(signed.values()) + sig_head),
         "\n".join([f"def {fn_name}({', '.join(params)}):"] +
                    (em.lines if em.lines else ["    pass"])),
         "cache=True, nogil=True, error_model='numpy', no_cpython_wrapper=True, "
-        "no_cfunc_wrapper=True", known)
+        "no_cfunc_wrapper=True", known, module_names=set(defs) | set(signed) | {"_SIG"})
     pieces = [_cheap_views(src) for src in pieces]
     for src in pieces:
         name = _helper_name(src)
@@ -295,7 +298,7 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
         else:
             unsigned.append(src)
     # helpers with a signature become modules of their own, cached by content (helpers.py)
-    hmods = helper_modules.build("\n".join(head), signed)
+    hmods = helper_modules.build(head_text, signed, defs)
     if hmods:
         head.append("from transforms.backend.numba.cache import helper as _helper")
         head += [h.binding(name) for name, h in hmods.items()]

@@ -43,41 +43,125 @@ def split_lines():
         raise ValueError(f"NUMBAX_SPLIT_LINES must be an integer, got {raw!r}") from None
 
 
-def _names(node, ctx):
+class _NameSets:
+    """The names a node loads and stores (``ast.Name`` nodes anywhere in it), each node
+    walked once however often it is asked about (the analysis asks about every statement
+    several times: as a statement, as part of a loop, as what later code reads)."""
+
+    def __init__(self):
+        self.memo = {}
+
+    def __call__(self, node, ctx):
+        got = self.memo.get(id(node))
+        if got is None:
+            loads, stores = set(), set()
+            if type(node) in _PARTS:           # from its parts, which are asked about too
+                for part in _PARTS[type(node)](node):
+                    loads |= self(part, ast.Load)
+                    stores |= self(part, ast.Store)
+            else:
+                _collect(node, loads, stores)
+            # (the node is kept alive in the tuple: its id cannot be reused meanwhile)
+            got = self.memo[id(node)] = (loads, stores, node)
+        return got[1] if ctx is ast.Store else got[0]
+
+
+# statements whose names are those of the parts the analysis also asks about
+_PARTS = {
+    ast.For: lambda n: [n.target, n.iter, *n.body, *n.orelse],
+    ast.While: lambda n: [n.test, *n.body, *n.orelse],
+    ast.If: lambda n: [n.test, *n.body, *n.orelse],
+    ast.Assign: lambda n: [n.value, *n.targets],
+    ast.AugAssign: lambda n: [n.target, n.value],
+}
+
+
+def _collect(node, loads, stores):
+    """Add the names `node` loads and stores to the two sets (`ast.walk`, without its
+    generators: this runs over every node of a long function)."""
+    stack = [node]
+    pop, push, AST, Name, Load, Store = stack.pop, stack.append, ast.AST, ast.Name, \
+        ast.Load, ast.Store
+    while stack:
+        n = pop()
+        if type(n) is Name:
+            if type(n.ctx) is Load:
+                loads.add(n.id)
+            elif type(n.ctx) is Store:
+                stores.add(n.id)
+            continue
+        for f in n._fields:
+            v = getattr(n, f, None)
+            if type(v) is list:
+                for x in v:
+                    if isinstance(x, AST):
+                        push(x)
+            elif isinstance(v, AST):
+                push(v)
+
+
+def _names(node, ctx, names=None):
+    """Names of `node` loaded (`ctx` ast.Load) or stored (ast.Store)."""
+    if names is not None:
+        return names(node, ctx)
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ctx)}
 
 
-def _exposed(stmts, defined):
+def _exposed(stmts, defined, names=None):
     """Names the statements `stmts` may read before assigning them (with `defined` already
     assigned); a loop or branch body may not run, so what it assigns is not counted after
-    it."""
+    it. `names`: a `_NameSets` to share between calls."""
+    names = names or _NameSets()
     d = set(defined)
     out = set()
     for s in stmts:
-        if isinstance(s, ast.For):
-            out |= _names(s.iter, ast.Load) - d
-            out |= _exposed(s.body, d | _names(s.target, ast.Store))
-            out |= _exposed(s.orelse, d)
-        elif isinstance(s, (ast.If, ast.While)):
-            out |= _names(s.test, ast.Load) - d
-            out |= _exposed(s.body, d) | _exposed(s.orelse, d)
-        elif isinstance(s, ast.Assign):
-            out |= _names(s.value, ast.Load) - d
-            for t in s.targets:
-                out |= _names(t, ast.Load) - d
-                d |= _names(t, ast.Store)
-        elif isinstance(s, ast.AugAssign):
-            out |= (_names(s.value, ast.Load) | _names(s.target, ast.Load)) - d
-            if isinstance(s.target, ast.Name) and s.target.id not in d:
-                out.add(s.target.id)
-        elif isinstance(s, ast.With):
-            for item in s.items:
-                out |= _names(item.context_expr, ast.Load) - d
-            out |= _exposed(s.body, d)
-            d |= _names(s, ast.Store)
-        else:
-            out |= _names(s, ast.Load) - d
-            d |= _names(s, ast.Store)
+        _statement(s, d, out, names)
+    return out
+
+
+def _statement(s, d, out, names):
+    """Add to `out` what statement `s` may read before assigning it (given `d`, the names
+    assigned before it), and to `d` what it certainly assigns."""
+    if isinstance(s, ast.For):
+        out |= names(s.iter, ast.Load) - d
+        out |= _exposed(s.body, d | names(s.target, ast.Store), names)
+        out |= _exposed(s.orelse, d, names)
+    elif isinstance(s, (ast.If, ast.While)):
+        out |= names(s.test, ast.Load) - d
+        out |= _exposed(s.body, d, names) | _exposed(s.orelse, d, names)
+    elif isinstance(s, ast.Assign):
+        out |= names(s.value, ast.Load) - d
+        for t in s.targets:
+            out |= names(t, ast.Load) - d
+            d |= names(t, ast.Store)
+    elif isinstance(s, ast.AugAssign):
+        out |= (names(s.value, ast.Load) | names(s.target, ast.Load)) - d
+        if isinstance(s.target, ast.Name) and s.target.id not in d:
+            out.add(s.target.id)
+    elif isinstance(s, ast.With):
+        for item in s.items:
+            out |= names(item.context_expr, ast.Load) - d
+        out |= _exposed(s.body, d, names)
+        d |= names(s, ast.Store)
+    else:
+        out |= names(s, ast.Load) - d
+        d |= names(s, ast.Store)
+
+
+def _exposed_after(stmts, wanted, names):
+    """{k: the names ``stmts[k + 1:]`` may read before assigning them} for each k in
+    `wanted`, in one backward pass: what a suffix exposes is what its first statement reads
+    (before assigning) plus what the rest exposes minus what that statement certainly
+    assigns (`_exposed` only ever subtracts the names assigned so far)."""
+    out = {}
+    acc = set()
+    for k in range(len(stmts) - 1, -1, -1):
+        if k in wanted:
+            out[k] = set(acc)
+        reads, assigned = set(), set()
+        _statement(stmts[k], assigned, reads, names)
+        acc -= assigned
+        acc |= reads
     return out
 
 
@@ -140,28 +224,24 @@ def _ctor(type_text):
     return "_np.bool_" if name == "boolean" else f"_np.{name}"
 
 
-def split(head_source, fn_source, flags, types=None):
+def split(head_source, fn_source, flags, types=None, module_names=None):
     """Split `fn_source` (``def _fn(...):`` and its body) if it is long. Returns
     (helper sources, new fn source); no helpers when nothing was split. `head_source`: the
     module's code before the function (its top-level names stay global); `flags`: the
     ``@_njit`` flags of the main function, reused for the helpers; `types`: name -> Numba
     type text of the names whose type is known whatever the code does (the main function's
     parameters, the IR's values): pieces whose inputs and results are all known get a
-    signature."""
+    signature. `module_names`: the names `head_source` binds at the top level, when the
+    caller knows them (else `head_source` is parsed for them)."""
     limit = split_lines()
     body_lines = [ln for ln in fn_source.splitlines()[1:]
                   if ln.strip() and not ln.lstrip().startswith("#")]
     if not limit or len(body_lines) <= limit:
         return [], fn_source
     fn = ast.parse(fn_source).body[0]
-    module_names = set()
-    for node in ast.parse(head_source).body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            module_names |= {a.asname or a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            module_names.add(node.name)
-        else:
-            module_names |= _names(node, ast.Store)
+    names = _NameSets()
+    module_names = set(module_names) if module_names is not None else \
+        top_level_names(head_source)
     module_names |= {"range", "min", "max", "int", "float", "abs", "len", "bool", "complex",
                      "print", "True", "False", "None"}
     defined = {a.arg for a in fn.args.args}
@@ -172,26 +252,31 @@ def split(head_source, fn_source, flags, types=None):
     lines = fn_source.splitlines()
     helpers, out = [], [lines[0]]
     stmts = fn.body
+    sizes = [sum(1 for ln in lines[st.lineno - 1:st.end_lineno]
+                 if ln.strip() and not ln.lstrip().startswith("#")) for st in stmts]
+    candidates = {k for k, st in enumerate(stmts)
+                  if isinstance(st, (ast.For, ast.While, ast.If)) and sizes[k] >= MIN_PIECE
+                  and "_prange" not in names(st, ast.Load)}
+    later_reads = _exposed_after(stmts, candidates, names)
     prev_end = 1                                   # lines[:prev_end] are already placed
     for k, st in enumerate(stmts):
         out += lines[prev_end:st.lineno - 1]       # comments (the IR) between statements
         prev_end = st.end_lineno
         seg = lines[st.lineno - 1:st.end_lineno]
-        n = sum(1 for ln in seg if ln.strip() and not ln.lstrip().startswith("#"))
-        movable = isinstance(st, (ast.For, ast.While, ast.If)) and n >= MIN_PIECE and \
-            "_prange" not in _names(st, ast.Load)
+        n = sizes[k]
+        movable = k in candidates
         if movable:
-            rets = sorted(_names(st, ast.Store) & _exposed(stmts[k + 1:], set()))
+            rets = sorted(names(st, ast.Store) & later_reads[k])
             # a name first assigned inside a loop or branch may be unset after it: such a
             # statement stays in place rather than return an undefined name
             movable = all(r in defined for r in rets)
         if not movable:
             out += seg
-            defined |= _names(st, ast.Store)
-            _track(st, local, bad, known)
+            defined |= names(st, ast.Store)
+            _track(st, local, bad, known, names)
             continue
         # parameters: what it reads from before, and what it may (conditionally) update
-        params = sorted(((_exposed([st], set()) - module_names) | set(rets)) & defined)
+        params = sorted(((_exposed([st], set(), names) - module_names) | set(rets)) & defined)
         name = f"_p{len(helpers)}"
         indent = " " * st.col_offset
         body = [ln[st.col_offset:] if ln.startswith(indent) else ln.lstrip() for ln in seg]
@@ -224,7 +309,7 @@ def split(head_source, fn_source, flags, types=None):
     return helpers, "\n".join(out)
 
 
-def _track(st, local, bad, known):
+def _track(st, local, bad, known, names=None):
     """Update `local` (name -> type text) with what top-level statement `st` binds: a name
     assigned by a recognised expression has its type (the same each time); anything else
     assigned becomes unknown for good (`bad`)."""
@@ -235,6 +320,20 @@ def _track(st, local, bad, known):
         if t is not None and name not in bad and local.get(name, t) == t:
             local[name] = t
             return
-    for n in _names(st, ast.Store):
+    for n in _names(st, ast.Store, names):
         local.pop(n, None)
         bad.add(n)
+
+
+def top_level_names(source):
+    """The names module `source` binds at its top level (imports, functions, classes and
+    whatever other statements assign)."""
+    out = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            out |= {a.asname or a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        else:
+            out |= _names(node, ast.Store)
+    return out
