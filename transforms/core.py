@@ -29,6 +29,16 @@ _SHORT_DTYPE = {
 }
 
 
+_SHORT_NAMES = {}         # dtype -> its short name (NumPy computes `dtype.name` on each call)
+
+
+def _short_name(dtype):
+    name = _SHORT_NAMES.get(dtype)
+    if name is None:
+        name = _SHORT_NAMES[dtype] = _SHORT_DTYPE.get(dtype.name, dtype.name)
+    return name
+
+
 class ShapeAndDtype:
     """What `ShapedArray` and `ShapeDtypeStruct` share: a `shape` tuple and a `dtype`, and the
     `ndim` and `size` they imply."""
@@ -59,7 +69,7 @@ class ShapedArray(ShapeAndDtype):
         return hash((self.shape, self.dtype))
 
     def str_short(self):
-        return f"{_SHORT_DTYPE.get(self.dtype.name, self.dtype.name)}[{','.join(map(str, self.shape))}]"
+        return f"{_short_name(self.dtype)}[{','.join(map(str, self.shape))}]"
 
     __str__ = str_short
 

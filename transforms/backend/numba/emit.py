@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import keyword
+import math
 import os
 
 import numpy as np
@@ -124,7 +125,7 @@ def format_literal(value, dtype):
 
 
 def _size(shape):
-    return int(np.prod(shape, dtype=np.int64))
+    return math.prod(int(d) for d in shape)      # (np.prod: ~15 us a call, hundreds a program)
 
 
 def _nbytes(aval):

@@ -165,8 +165,10 @@ def _module(name, src, used, defs, modules):
 
 
 def _rename(src, rename):
+    # the names to rename as whole identifiers (what `_NAME` matches), one pattern for all
+    pat = re.compile(r"(?<![\w.])(?:" + "|".join(map(re.escape, rename)) + r")(?!\w)")
     out = []
     for ln in src.splitlines():
         code, sep, comment = ln.partition("#")
-        out.append(_NAME.sub(lambda m: rename.get(m.group(0), m.group(0)), code) + sep + comment)
+        out.append(pat.sub(lambda m: rename[m.group(0)], code) + sep + comment)
     return "\n".join(out)
