@@ -54,6 +54,18 @@ def test_new_process_loads_from_disk_cache(tmp_path):
     assert second["disk"] is True                             # machine code loaded, not compiled
     assert second["stats"]["disk_hits"] == 1 and second["stats"]["compiled"] == 0
     assert second["s"] == first["s"] and second["w"] == first["w"]
+    # the generated module's Python code too: compiled once, then read back
+    assert first["stats"]["sources_compiled"] == 1
+    assert second["stats"]["sources_compiled"] == 0
+    (code,) = [f for f in os.listdir(tmp_path / "__pycache__") if f.endswith(".code")]
+    assert code.startswith(files[0][:-3] + ".")
+    # a damaged code file is compiled anew (and rewritten), the machine code still loads
+    with open(tmp_path / "__pycache__" / code, "r+b") as f:
+        f.truncate(20)
+    third = _run(tmp_path)
+    assert third["disk"] is True and third["stats"]["sources_compiled"] == 1
+    assert third["s"] == first["s"] and third["w"] == first["w"]
+    assert _run(tmp_path)["stats"]["sources_compiled"] == 0
 
 
 def test_unwritable_cache_dir_falls_back_with_warning(tmp_path, monkeypatch):

@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import importlib.util
 import linecache
+import marshal
 import math
 import os
 import pickle
@@ -55,7 +57,7 @@ except ImportError:           # Windows: no entry locks; eviction skips recently
 
 STATS = {"lowered": 0, "imported": 0, "compiled": 0, "disk_hits": 0, "memory_hits": 0,
          "evicted": 0, "helper_compiled": 0, "helper_disk_hits": 0, "helper_memory_hits": 0,
-         "helpers_by_worker": 0}
+         "helpers_by_worker": 0, "sources_compiled": 0}
 
 
 class CacheWarning(RuntimeWarning):
@@ -481,7 +483,7 @@ def _load_source(key, source):
                 if wrote:           # a new program: kernels may compile beside it (warmup.py)
                     from . import warmup
                     warmup.maybe_start(d)
-            mod = _exec_module(key, source, path)
+            mod = _exec_module(key, source, path, d if writable else None)
         finally:
             if lock is not None:
                 lock.__exit__()
@@ -594,14 +596,18 @@ def _read_all(fd):
         chunks.append(b)
 
 
-def _exec_module(key, source, path):
+def _exec_module(key, source, path, root=None):
     """Execute `source` as module ``_numbax_generated.nbx_<key>``; its code's file name is
-    `path` (its functions are then cached on disk beside it) or a placeholder."""
+    `path` (its functions are then cached on disk beside it) or a placeholder. `root`: the
+    writable cache directory holding `path`, where its compiled code is cached too."""
     name = f"_numbax_generated.nbx_{key}"
     filename = path or f"<numbax-generated nbx_{key}>"
     if path is None:                     # tracebacks and Numba's messages show the source
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    code = compile(source, filename, "exec")
+        STATS["sources_compiled"] += 1
+        code = compile(source, filename, "exec")
+    else:
+        code = _compiled(key, source, path, root)
     mod = types.ModuleType(name)
     mod.__file__ = filename
     sys.modules[name] = mod
@@ -611,6 +617,43 @@ def _exec_module(key, source, path):
         sys.modules.pop(name, None)
         raise
     return mod
+
+
+_CODE_MAGIC = b"nbxcode1" + importlib.util.MAGIC_NUMBER   # this format, this bytecode
+
+
+def _code_path(key, path):
+    return os.path.join(os.path.dirname(path), "__pycache__",
+                        f"nbx_{key}.{sys.implementation.cache_tag}.code")
+
+
+def _compiled(key, source, path, root):
+    """The code object of generated module `source` (saved at `path`, whose content
+    `_verified_file` checked): read from ``__pycache__/nbx_<key>.<tag>.code`` beside it when
+    that holds the code compiled from this source under this file name and this Python's
+    bytecode, else compiled (and saved there when `root`, the writable cache directory, is
+    given). Python's own .pyc cache never sees these modules (we execute them ourselves), and
+    compiling a program's modules took 10-30 ms of every warm start. The module's name is the
+    hash of its source, so the file name and the recorded path identify the code."""
+    cpath = _code_path(key, path)
+    try:
+        with _open_trusted(cpath) as f:
+            data = f.read()
+        if data.startswith(_CODE_MAGIC):
+            recorded, code = marshal.loads(data[len(_CODE_MAGIC):])
+            if recorded == path and isinstance(code, types.CodeType):
+                return code
+    except (OSError, _UntrustedFile, EOFError, ValueError, TypeError):
+        pass                                # missing, foreign or damaged: compiled anew
+    STATS["sources_compiled"] += 1
+    code = compile(source, path, "exec")
+    if root is not None and _roots.get(root, False):
+        try:
+            _ensure_dir(os.path.dirname(cpath))
+        except OSError:
+            return code
+        _atomic_write(cpath, _CODE_MAGIC + marshal.dumps((path, code)), root)
+    return code
 
 
 # ---------------------------------------------------------------------------------------------
