@@ -137,6 +137,30 @@ warm): per_example_grads 54.9 / 83.2 / 2.4 / 10.0 s, digits_cnn 17.2 / 21.8 / 5.
 The DP-SGD step of per_example_grads is one 5,000-line generated function (four inlined
 normal samplers); splitting it (``NUMBAX_SPLIT_LINES``) took its compile from 90 to 38
 CPU-seconds (kernels cached).
+
+Where the CNN step's warm first call goes (fresh process, program in the disk cache, helpers
+called by symbol; CPU seconds, the machine at load 5-9 throughout, so wall times were 1.5-4x
+these): ``trace`` 0.007; ``lower`` 0.12-0.14, of which 0.05-0.06 is importing the backend
+modules first used there (the twelve rules modules, kernels.py and what it imports) -- this
+environment sets PYTHONDONTWRITEBYTECODE=1 and the checkout has no .pyc files, so every
+process compiles them from source (with bytecode, ``lower`` took 0.056 instead of 0.107) --
+and split.py's name analysis took 0.034; ``load`` (building the executable) 0.07-0.085:
+Numba loads 12 libraries (the main function, 9 helper modules, 2 gemm kernel refs), about
+40% of it parsing each library's bitcode and listing its symbols, 0.009 compiling the
+modules' Python source; ``exec`` 0.08 against 0.065-0.07 for later calls (first-touch
+page faults of the 56 MB workspace and fresh pooled outputs, ~1,200 minor faults with the
+kernel's large folios; faulting the workspace in from a background thread during the load,
+MADV_POPULATE_WRITE, halved the first call's faults but did not lower its CPU measurably,
+so it is not used). Since then: split.py analyses names in one backward pass (34 -> 10 ms),
+dtype short names, ``_size`` and views/helper rewriting cost less (lowering without imports
+40 -> 34 ms), and the generated modules' compiled Python code is cached beside their machine
+code. Warm rows, main and this branch alternated in one run (``--only mlp,cnn --runs 1``,
+load 6-9; wall / CPU): CNN main 1.07/0.45, 1.51/0.49, 0.83/0.34 against 1.07/0.43,
+0.59/0.29, 0.54/0.27; MLP main 0.54/0.18, 0.54/0.18, 0.33/0.17 against 0.39/0.16, 0.40/0.17,
+0.27/0.15. The first-call phases alone, alternated in one process pair each (CPU; load
+5.8-6.0): CNN 0.288, 0.316, 0.317 -> 0.255, 0.272, 0.277; MLP 0.163, 0.165, 0.171 -> 0.154,
+0.157, 0.148. The generated code is byte for byte the same, so run time is unchanged
+(cnn.py alternated at load 6: ours / JAX 0.28, 0.27 -> 0.27, 0.27).
 """
 from __future__ import annotations
 
