@@ -124,7 +124,8 @@ def test_gemm_kernels_called_by_symbol(fresh, dtype):
     body = _main_body(low.source)
     assert "_hc(_kr" in body and "_k_gemm" not in body
     dt = np.dtype(dtype).name
-    assert re.search(rf"^_kr\d+ = _kref\(_k_gemm_cblas_\w+, '{dt}'\)$", low.source, re.M)
+    assert re.search(rf"^_kr_gemm_cblas_\w+ = _kref\(_k_gemm_cblas_\w+, '{dt}'\)$", low.source,
+                     re.M)
     exe = Executable(low)
     (got,) = exe(x, w1, w2)
     want = np.tanh(x.astype(np.float64) @ w1) @ w2
@@ -145,12 +146,12 @@ def test_kernel_rewrite_keeps_calls_it_cannot_type():
            "    _k_exp_f32(_C0_f32)\n")
     out, binds = calls.rewrite_kernels(src, {"gemm_cblas_auto", "gemm_cblas_serial", "exp_f32"})
     lines = out.splitlines()
-    assert lines[1].startswith("    _hc(_kr0, 0, 0, 2, 2, 2, _C0_f32, a,")
+    assert lines[1].startswith("    _hc(_kr_gemm_cblas_auto_f32, 0, 0, 2, 2, 2, _C0_f32, a,")
     assert lines[2] == src.splitlines()[2]          # a run-time alpha: dtype unknown, linked
-    assert lines[3].startswith("    _hc(_kr1, 0, 0, 2, 2, 2, 1.0,")
+    assert lines[3].startswith("    _hc(_kr_gemm_cblas_serial_f64, 0, 0, 2, 2, 2, 1.0,")
     assert lines[4] == "    _k_exp_f32(_C0_f32)"      # small kernels stay inlined
-    assert binds == ["_kr0 = _kref(_k_gemm_cblas_auto, 'float32')",
-                     "_kr1 = _kref(_k_gemm_cblas_serial, 'float64')"]
+    assert binds == ["_kr_gemm_cblas_auto_f32 = _kref(_k_gemm_cblas_auto, 'float32')",
+                     "_kr_gemm_cblas_serial_f64 = _kref(_k_gemm_cblas_serial, 'float64')"]
 
 
 def test_kernel_ref_falls_back_to_a_linked_call_for_other_types():
@@ -177,3 +178,47 @@ def test_kernel_ref_falls_back_to_a_linked_call_for_other_types():
     run32(a32, b32, c32)
     np.testing.assert_allclose(c32[2:], (a.reshape(2, 2) @ b.reshape(2, 2)).ravel())
     assert not c32[:2].any()
+
+
+CHILD = """
+import json, numpy as np, transforms as T, transforms.numpy as tnp
+from transforms.backend.numba import STATS
+
+def f(x, w1, w2):
+    a = tnp.tanh(x @ w1) @ w2
+    return a, tnp.tanh(a) * 2.0 + 1.0, tnp.tanh(x) * 2.0 + 1.0
+
+rng = np.random.default_rng(2)
+x, w1, w2 = (rng.standard_normal(s).astype(np.float32) for s in ((64, 48), (48, 96), (96, 40)))
+out = T.jit(f)(x, w1, w2)
+print(json.dumps({"stats": dict(STATS), "out": [o.tolist() for o in out]}))
+"""
+
+
+def test_warm_process_resolves_the_symbols(tmp_path):
+    """A new process loads the main function's machine code from the disk cache: its calls of
+    helpers and gemm kernels by symbol resolve to the modules it loads first."""
+    import json
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, NUMBAX_CACHE_DIR=str(tmp_path),
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    runs = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True,
+                             text=True, timeout=600, cwd=root)
+        assert out.returncode == 0, out.stderr
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    cold, warm = runs
+    assert cold["stats"]["compiled"] == 1
+    assert warm["stats"]["compiled"] == 0 and warm["stats"]["disk_hits"] == 1
+    assert warm["out"] == cold["out"]
+    rng = np.random.default_rng(2)
+    x, w1, w2 = (rng.standard_normal(s).astype(np.float32)
+                 for s in ((64, 48), (48, 96), (96, 40)))
+    a = np.tanh(x.astype(np.float64) @ w1) @ w2
+    np.testing.assert_allclose(np.array(warm["out"][0]), a, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.array(warm["out"][2]), np.tanh(x) * 2 + 1, rtol=1e-5,
+                               atol=1e-6)

@@ -22,9 +22,9 @@ holds the helper's content key, so it is the same in every process and a cached 
 it.
 
 Large kernels of `kernels.py` (the gemm family, `KERNELS`) are called the same way: the module
-binds one `ref` per kernel and dtype it calls (``_kr0 = _kref(_k_gemm_cblas_auto,
+binds one `ref` per kernel and dtype it calls (``_kr_gemm_cblas_auto_f32 = _kref(_k_gemm_cblas_auto,
 'float32')``, compiled or loaded from the kernels' disk cache, published under a name made of
-the kernels' source version and the signature) and calls ``_hc(_kr0, ...)``; a call whose
+the kernels' source version and the signature) and calls ``_hc(_kr_gemm_cblas_auto_f32, ...)``; a call whose
 argument types differ from that signature stays a linked call (`call` falls back).
 
 What the caller loses is inlining of the helper into it: the helpers are loop nests over
@@ -197,11 +197,12 @@ def ref(kernel, dtype):
 
 
 _DTYPE_ARG = {"f32": "float32", "f64": "float64"}
+_SHORT = {v: k for k, v in _DTYPE_ARG.items()}
 
 
 def rewrite_kernels(source, imported):
     """Function `source` with its calls of the `KERNELS` among `imported` (kernel names the
-    module imports as ``_k_<name>``) written as ``_hc(_krN, ...)``, and the module-level lines
+    module imports as ``_k_<name>``) written as ``_hc(_kr_<name>_<dtype>, ...)``, and the module-level lines
     binding the refs. A call whose dtype argument is not a float32/float64 constant or a float
     literal stays as written."""
     names = [k for k in imported if k in KERNELS]
@@ -222,8 +223,8 @@ def rewrite_kernels(source, imported):
             if dt is None:
                 continue
             key = (m.group(1), dt)
-            if key not in refs:
-                refs[key] = f"_kr{len(refs)}"
+            if key not in refs:                  # (named so the source says which kernel)
+                refs[key] = f"_kr_{m.group(1)}_{_SHORT[dt]}"
                 binds.append(f"{refs[key]} = _kref(_k_{m.group(1)}, {dt!r})")
             out += [code[pos:m.start()], f"_hc({refs[key]}, "]
             pos = m.end()
