@@ -42,7 +42,7 @@ def test_main_function_calls_helpers_by_symbol_not_linked(fresh):
     (h,) = low.helpers
     body = _main_body(low.source)
     # every call of the helper goes through `_hc`, none is a plain (linked) call
-    assert body.count("_hc(_h0, ") == 2
+    assert body.count("_hc(_r_h0, ") == 2 and "\n_r_h0 = _href(_h0)\n" in low.source
     assert not re.search(r"(?<![\w.(])_h0\(", body)
     exe = Executable(low)
     got = exe(a, b)
@@ -67,32 +67,58 @@ def test_disabled_keeps_linked_calls(fresh, monkeypatch):
     np.testing.assert_allclose(got[1], np.tanh(b) * 2 + 1, rtol=1e-5)
 
 
-def test_call_needs_a_registered_helper_with_matching_arguments():
+def test_call_needs_a_symbol_ref_and_falls_back_for_other_types():
     @numba.njit("float64(float64)")
     def plain(x):
         return x + 1.0
 
     @numba.njit
-    def uses_unregistered(x):
+    def uses_dispatcher(x):
         return calls.call(plain, x)
 
-    with pytest.raises(numba.core.errors.TypingError, match="not a helper registered"):
-        uses_unregistered(1.0)
-
-    calls.register(plain, "test0000", "plain")
+    with pytest.raises(numba.core.errors.TypingError, match="not a SymbolRef"):
+        uses_dispatcher(1.0)
+    with pytest.raises(RuntimeError, match="not a helper registered"):
+        calls.helper_ref(plain)
+    ref = calls.helper_ref(calls.register(plain, "test0000", "plain"))
+    assert ref.symbol == calls.symbol_of("test0000", "plain")
 
     @numba.njit
-    def uses_registered(x):
-        return calls.call(plain, x)
+    def uses_ref(x):
+        return calls.call(ref, x)
 
-    assert uses_registered(2.0) == 3.0
+    assert uses_ref(2.0) == 3.0
+    ir = uses_ref.inspect_llvm(uses_ref.signatures[0])
+    assert re.search(rf"declare .*@\"?{ref.symbol}\"?\(", ir)
+
+    @numba.njit
+    def other_type(x):                 # an int64 argument: Numba's own call (converts)
+        return calls.call(ref, x)
+
+    assert other_type(2) == 3.0
 
     @numba.njit
     def wrong_arity(x):
-        return calls.call(plain, x, x)
+        return calls.call(ref, x, x)
 
-    with pytest.raises(numba.core.errors.TypingError, match="takes"):
+    with pytest.raises(numba.core.errors.TypingError, match="too many positional"):
         wrong_arity(1.0)
+
+
+def test_long_helper_calls_do_not_warn(fresh):
+    """A call of more than 30 arguments reaches Numba as one tuple: with a dispatcher in it
+    Numba warns about first-class functions (the ref avoids that)."""
+    import warnings
+
+    def many(*xs):
+        return tuple(tnp.tanh(x) * 2.0 + 1.0 for x in xs)
+
+    xs = [np.full(5 + i, i, np.float32) for i in range(40)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", numba.NumbaExperimentalFeatureWarning)
+        got = T.jit(many)(*xs)
+    for x, g in zip(xs, got):
+        np.testing.assert_allclose(g, np.tanh(x) * 2 + 1, rtol=1e-5)
 
 
 def test_rewrite_touches_calls_only():
@@ -106,10 +132,10 @@ def test_rewrite_touches_calls_only():
     assert out.splitlines() == [
         "def _fn(a):",
         "    # _h0(a) in a comment",
-        "    _hc(_h0, a, _hc(_h1, a))  # _h0(x)",
+        "    _hc(_r_h0, a, _hc(_r_h1, a))  # _h0(x)",
         "    x._h0(a)",
         "    _h01(a)",
-        "    _hc(_h1, )"]
+        "    _hc(_r_h1, )"]
 
 
 def _mlp(x, w1, w2):                     # two products big enough for BLAS
