@@ -78,14 +78,20 @@ def _kernel_dispatchers():
 
 def _compile_dtype(dt):
     """Compile the representative program of `dt` in this process; returns the kernel
-    signatures now compiled: {qualified kernel name: [pickled signature, ...]}."""
+    signatures now compiled: {qualified kernel name: [pickled signature, ...]}. Signatures
+    loaded from the cache are left out (a cached program still loads the kernels it calls
+    by symbol, `calls.ref`)."""
     import pickle
 
     import transforms as T
     prog, args = _program(dt)
     T.jit(prog).lower(*args).compile()
-    return {name: [pickle.dumps(s).hex() for s in d.signatures]
-            for name, d in _kernel_dispatchers().items() if d.signatures}
+    out = {}
+    for name, d in _kernel_dispatchers().items():
+        new = [pickle.dumps(s).hex() for s in d.signatures if not d.stats.cache_hits.get(s)]
+        if new:
+            out[name] = new
+    return out
 
 
 def _child(dt, timeout):

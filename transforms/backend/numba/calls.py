@@ -4,14 +4,17 @@ A plain call between two Numba functions links the callee's LLVM module into the
 the caller's full-module optimisation (O3: inlining, loop vectorisation, unrolling) and its
 machine-code emission then run again over every helper it calls -- helpers that `helpers.py`
 compiled, optimised and cached on their own, often in another process. Measured on the MLP
-training step (kernels and helpers cached, CPU seconds of compiling the main function alone):
-its three outlined loop nests, linked, were a fifth of the optimised module's IR.
+training step (kernels and helpers cached, CPU seconds of compiling the main function alone,
+alternating processes on a loaded machine): 1.9-2.2 s -> 1.5-1.7 s with the helpers and gemm
+kernels called by symbol, its optimised module 6,081 -> 3,985 lines of IR; the CNN step's
+main function 2.8-3.2 s -> 2.05-2.1 s, 10,515 -> 3,596 lines.
 
 Here a helper module's function, once loaded (`cache.helper`), is published to LLVM's
 symbol table under a name made of its content key (`register`), and the main function calls
 it through `call` (imported as ``_hc``)::
 
-    _hc(_h0, _sl(_wf32, 0, 65536), a, 128, 512)      # was: _h0(_sl(_wf32, 0, 65536), a, ...)
+    _r_h0 = _href(_h0)                               # (module level, once)
+    _hc(_r_h0, _sl(_wf32, 0, 65536), a, 128, 512)    # was: _h0(_sl(_wf32, 0, 65536), a, ...)
 
 `call` emits a declaration of that symbol and a call in Numba's own calling convention (the
 same arguments, return value and error status as the linked call), so the helper's code is
@@ -22,10 +25,14 @@ holds the helper's content key, so it is the same in every process and a cached 
 it.
 
 Large kernels of `kernels.py` (the gemm family, `KERNELS`) are called the same way: the module
-binds one `ref` per kernel and dtype it calls (``_kr0 = _kref(_k_gemm_cblas_auto,
-'float32')``, compiled or loaded from the kernels' disk cache, published under a name made of
-the kernels' source version and the signature) and calls ``_hc(_kr0, ...)``; a call whose
-argument types differ from that signature stays a linked call (`call` falls back).
+binds one `ref` per kernel and dtype it calls::
+
+    _kr_gemm_cblas_auto_f32 = _kref(_k_gemm_cblas_auto, 'float32')
+
+(compiled, or loaded from the kernels' disk cache, and published under a name made of the
+kernels' source version and the signature) and calls ``_hc(_kr_gemm_cblas_auto_f32, ...)``;
+a call whose argument types differ from that signature is Numba's linked call (`call` falls
+back).
 
 What the caller loses is inlining of the helper into it: the helpers are loop nests over
 thousands of elements (sizes passed as arguments) or whole pieces of a split function, where
@@ -52,7 +59,7 @@ __all__ = ["register", "symbol_of", "call", "rewrite", "ref", "rewrite_kernels",
 # False: helper calls stay linked calls (to compare compile and run times side by side)
 ENABLED = True
 
-IMPORT = "from transforms.backend.numba.calls import call as _hc"
+IMPORT = "from transforms.backend.numba.calls import call as _hc, helper_ref as _href"
 KERNEL_IMPORT = "from transforms.backend.numba.calls import ref as _kref"
 
 
@@ -85,27 +92,45 @@ def register(fn, key, name):
     cres = fn.overloads[sigs[0]]
     sym = symbol_of(key, name)
     _llvm.add_symbol(sym, cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name))
-    setattr(fn, _ATTR, sym)
+    setattr(fn, _ATTR, SymbolRef(fn, cres.signature, sym))
     return fn
+
+
+def helper_ref(fn):
+    """The `SymbolRef` of helper `fn` (registered by `register`): what generated code calls
+    with ``_hc(<ref>, ...)``. (Not the dispatcher itself: CPython passes a call of more than
+    30 arguments as one tuple, and a dispatcher in a tuple makes Numba warn about its
+    experimental first-class functions.)"""
+    r = getattr(fn, _ATTR, None)
+    if r is None:
+        raise RuntimeError(f"calls.helper_ref: {fn} is not a helper registered with "
+                           "calls.register")
+    return r
 
 
 @intrinsic
 def call(typingctx, fn, *args):
-    """``fn(*args)`` for a registered helper `fn`, through its symbol (see the module
-    docstring). The arguments must convert to the helper's signature."""
-    if isinstance(fn, KernelRefType):
-        return _kernel_call(typingctx, fn, args)
-    disp = getattr(fn, "dispatcher", None)
-    sym = getattr(disp, _ATTR, None)
-    if not isinstance(fn, types.Dispatcher) or sym is None:
-        raise TypingError(f"calls.call: {fn} is not a helper registered with calls.register")
-    cres = disp.overloads[disp.signatures[0]]
-    formal, rt = cres.signature.args, cres.signature.return_type
-    if len(args) != len(formal) or any(
-            typingctx.can_convert(a, f) is None for a, f in zip(args, formal)):
-        raise TypingError(f"calls.call: helper {disp.py_func.__name__} takes {formal}, "
-                        f"called with {args}")
-    return _by_symbol(fn, args, sym, formal, rt)
+    """``fn(*args)`` for a `SymbolRef` `fn` (a helper's, `helper_ref`, or a kernel's, `ref`):
+    through its symbol when the argument types are its signature's (see the module
+    docstring), else Numba's own linked call of its dispatcher."""
+    if not isinstance(fn, SymbolRefType):
+        raise TypingError(f"calls.call: {fn} is not a SymbolRef (calls.ref, calls.helper_ref)")
+    plain = tuple(types.unliteral(a) for a in args)
+    if plain == fn.sig.args:
+        return _by_symbol(fn, args, fn.symbol, fn.sig.args, fn.sig.return_type)
+    # other argument types: Numba's own (linked) call
+    dty = types.Dispatcher(fn.dispatcher)
+    ksig = typingctx.resolve_function_type(dty, plain, {})
+    if ksig is None:
+        raise TypingError(f"calls.call: {fn.dispatcher.py_func.__name__} takes "
+                          f"{fn.sig.args}, called with {plain}")
+    sig = ksig.return_type(fn, types.StarArgTuple.from_types(args))
+
+    def codegen(context, builder, sig, llargs):
+        vals = [context.cast(builder, v, a, f) for v, a, f in
+                zip(cgutils.unpack_tuple(builder, llargs[1]), args, ksig.args)]
+        return context.get_function(dty, ksig)(builder, vals)
+    return sig, codegen
 
 
 def _by_symbol(fn, args, sym, formal, rt):
@@ -125,49 +150,31 @@ def _by_symbol(fn, args, sym, formal, rt):
     return sig, codegen
 
 
-def _kernel_call(typingctx, fn, args):
-    plain = tuple(types.unliteral(a) for a in args)
-    if plain == fn.sig.args:
-        return _by_symbol(fn, args, fn.symbol, fn.sig.args, fn.sig.return_type)
-    # other argument types: Numba's own (linked) call of the kernel
-    dty = types.Dispatcher(fn.dispatcher)
-    ksig = typingctx.resolve_function_type(dty, plain, {})
-    if ksig is None:
-        raise TypingError(f"calls.call: kernel {fn.dispatcher.py_func.__name__} cannot take "
-                          f"{plain}")
-    sig = ksig.return_type(fn, types.StarArgTuple.from_types(args))
-
-    def codegen(context, builder, sig, llargs):
-        vals = [context.cast(builder, v, a, f) for v, a, f in
-                zip(cgutils.unpack_tuple(builder, llargs[1]), args, ksig.args)]
-        return context.get_function(dty, ksig)(builder, vals)
-    return sig, codegen
-
-
-class KernelRef:
-    """A kernel compiled for one signature and published under `symbol` (see `ref`)."""
+class SymbolRef:
+    """A kernel or helper compiled for one signature and published under `symbol` (see
+    `ref`, `register`)."""
 
     def __init__(self, dispatcher, sig, symbol):
         self.dispatcher, self.sig, self.symbol = dispatcher, sig, symbol
 
 
-class KernelRefType(types.Dummy):
-    """Numba's type of a `KernelRef` (a compile-time constant: nothing at run time)."""
+class SymbolRefType(types.Dummy):
+    """Numba's type of a `SymbolRef` (a compile-time constant: nothing at run time)."""
 
     def __init__(self, ref):
         self.dispatcher, self.sig, self.symbol = ref.dispatcher, ref.sig, ref.symbol
-        super().__init__(name=f"KernelRef({ref.symbol})")
+        super().__init__(name=f"SymbolRef({ref.symbol})")
 
 
-@typeof_impl.register(KernelRef)
+@typeof_impl.register(SymbolRef)
 def _typeof_ref(val, c):
-    return KernelRefType(val)
+    return SymbolRefType(val)
 
 
-register_model(KernelRefType)(models.OpaqueModel)
+register_model(SymbolRefType)(models.OpaqueModel)
 
 
-@lower_constant(KernelRefType)
+@lower_constant(SymbolRefType)
 def _lower_ref(context, builder, ty, pyval):
     return context.get_dummy_value()
 
@@ -192,18 +199,24 @@ def ref(kernel, dtype):
         h = hashlib.sha1(f"{kernels.source_version()} {name} {cres.signature}".encode())
         sym = f"numbax_kernel_{name}_{h.hexdigest()[:16]}"
         _llvm.add_symbol(sym, cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name))
-        r = _refs[key] = KernelRef(kernel, cres.signature, sym)
+        r = _refs[key] = SymbolRef(kernel, cres.signature, sym)
     return r
 
 
+def ref_lines(names):
+    """The module-level lines binding the refs `rewrite` calls helpers `names` through."""
+    return [f"_r{n} = _href({n})" for n in names]
+
+
 _DTYPE_ARG = {"f32": "float32", "f64": "float64"}
+_SHORT = {v: k for k, v in _DTYPE_ARG.items()}
 
 
 def rewrite_kernels(source, imported):
     """Function `source` with its calls of the `KERNELS` among `imported` (kernel names the
-    module imports as ``_k_<name>``) written as ``_hc(_krN, ...)``, and the module-level lines
-    binding the refs. A call whose dtype argument is not a float32/float64 constant or a float
-    literal stays as written."""
+    module imports as ``_k_<name>``) written as ``_hc(_kr_<name>_<dtype>, ...)``, and the
+    module-level lines binding those refs. A call whose dtype argument is not a
+    float32/float64 constant or a float literal stays as written."""
     names = [k for k in imported if k in KERNELS]
     if not names:
         return source, []
@@ -222,8 +235,8 @@ def rewrite_kernels(source, imported):
             if dt is None:
                 continue
             key = (m.group(1), dt)
-            if key not in refs:
-                refs[key] = f"_kr{len(refs)}"
+            if key not in refs:                  # (named so the source says which kernel)
+                refs[key] = f"_kr_{m.group(1)}_{_SHORT[dt]}"
                 binds.append(f"{refs[key]} = _kref(_k_{m.group(1)}, {dt!r})")
             out += [code[pos:m.start()], f"_hc({refs[key]}, "]
             pos = m.end()
@@ -263,7 +276,8 @@ def _dtype_of(arg):
 
 def rewrite(source, names):
     """Function `source` (generated code) with its calls of the helpers `names` written as
-    `call` (``_hc(name, ...)``). Comment lines and comments are left alone."""
+    `call` (``_hc(_r<name>, ...)``; the module binds ``_r<name> = _href(<name>)``, see
+    `ref_lines`). Comment lines and comments are left alone."""
     if not names:
         return source
     pat = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(names))) + r")\(")
@@ -272,7 +286,7 @@ def rewrite(source, names):
         code, sep, comment = line.partition("#")
         if not code.strip() or code.lstrip().startswith(("def ", "@")):
             continue
-        new = pat.sub(r"_hc(\1, ", code)
+        new = pat.sub(r"_hc(_r\1, ", code)
         if new != code:
             lines[i] = new + sep + comment
     return "\n".join(lines)

@@ -317,6 +317,7 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
         head.insert(head.index("from transforms.backend.numba.cache import helper as _helper"),
                     calls.IMPORT)
         fn_text = calls.rewrite(fn_text, list(hmods))
+        head[head.index(sig_head[0]):head.index(sig_head[0])] = calls.ref_lines(list(hmods))
     if not main_parallel and calls.ENABLED:
         # big kernels too (the gemm family): one published ref per kernel and dtype
         fn_text, binds = calls.rewrite_kernels(fn_text, mod.imports)
