@@ -5,7 +5,8 @@
 or ``transforms.precompile.precompile()`` from Python. The first compiled call of a program
 compiles, besides the program itself, the backend kernels it calls (the vectorisable
 exp/log/tanh/logistic/sin/cos/pow, NaN-aware max/min, BLAS gemm for matrix products and
-convolutions, integer division, the random-bit generator): about half of a cold first call
+convolutions, integer division, the random-bit generator, the convolution kernels of
+`kernels_conv`): about half of a cold first call
 for a small training step. Kernels are typed per argument *type*, never per shape or
 constant, so one compiled copy in the cache directory (``NUMBAX_CACHE_DIR``) serves every
 later program of that dtype; this command compiles them for the given dtypes so that even
@@ -42,8 +43,8 @@ def _program(dt):
 
     dt = np.dtype(dt)
 
-    # (convolutions call the same gemm kernel as the large product: no convolution here,
-    # whose generated loops would only lengthen the program's own compile)
+    # (no convolution here, whose generated loops would only lengthen the program's own
+    # compile: the convolution kernels are compiled directly, see `_compile_dtype`)
     def prog(x, y, w, big_a, big_b, i, j, key):
         a = tnp.exp(x) + tnp.log(tnp.abs(y) + 1) + tnp.tanh(x) + T.nn.sigmoid(y)
         a = a + tnp.sin(x) * tnp.cos(y) + tnp.abs(x) ** y + tnp.round(x)
@@ -66,13 +67,14 @@ def _program(dt):
 def _kernel_dispatchers():
     from numba.core.dispatcher import Dispatcher
 
-    from .backend.numba import kernels, kernels_special
+    from .backend.numba import kernels, kernels_conv, kernels_special
     out = {}
     for mod in (kernels, kernels_special):
         for name, v in vars(mod).items():
             if isinstance(v, Dispatcher) and not name.startswith("_") and \
                     v.py_func.__module__ == mod.__name__:
                 out[f"{mod.__name__.rsplit('.', 1)[1]}.{name}"] = v
+    out.update(kernels_conv.dispatchers())      # (entry points of size-generic kernels)
     return out
 
 
@@ -84,8 +86,10 @@ def _compile_dtype(dt):
     import pickle
 
     import transforms as T
+    from .backend.numba import kernels_conv
     prog, args = _program(dt)
     T.jit(prog).lower(*args).compile()
+    kernels_conv.compile_all(dt)        # sizes are arguments: one compiled copy per dtype
     out = {}
     for name, d in _kernel_dispatchers().items():
         new = [pickle.dumps(s).hex() for s in d.signatures if not d.stats.cache_hits.get(s)]

@@ -918,7 +918,8 @@ def source_version():
         h = hashlib.sha1(f.read())
     # the kernel modules imported at the end of this one are linked into generated code too
     import os
-    for name in ("kernels_special.py", "kernels_xla_f32.py", "small_gemm.py"):
+    for name in ("kernels_special.py", "kernels_xla_f32.py", "small_gemm.py",
+                 "kernels_conv.py"):
         with open(os.path.join(os.path.dirname(__file__), name), "rb") as f:
             h.update(f.read())
     h.update(repr(BLAS).encode())
@@ -938,3 +939,14 @@ blas_threads_wanted = _blas_threads_wanted
 # XLA's float32 log/log1p/erf and JAX's float32 erf_inv (the samplers' `xla_*_f32` primitives)
 from .kernels_xla_f32 import (  # noqa: E402,F401
     xla_erf_f32, xla_erfinv_f32, xla_log1p_f32, xla_log_f32)
+
+
+def __getattr__(attr):
+    """Generated code imports the convolution kernels' callers lazily (`kernels_conv`): the
+    import compiles or loads the kernel's entry point and registers its symbol first."""
+    if attr.startswith("conv_"):
+        from . import kernels_conv
+        c = kernels_conv.resolve(attr)
+        if c is not None:
+            return c
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

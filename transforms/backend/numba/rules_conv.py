@@ -206,7 +206,7 @@ def _lower_conv(ctx, eqn):
         return _conv_direct(ctx, eqn, lhs, rhs, out)
     taps = use_taps(G)    # a small map: skip the window offsets that fall on padding
     if use_winograd(G, valid_fraction(G) * kp * op if taps else kp * op):
-        return lower_conv_winograd(ctx, eqn, G, _gemm_beta, *channels_last_input(ctx, G))
+        return lower_conv_winograd(ctx, eqn, G, *channels_last_input(ctx, G), rhs)
     if taps:
         return lower_conv_taps(ctx, eqn, G, _gemm_beta)
     gather_cost = n * op * kp * c

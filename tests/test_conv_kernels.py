@@ -1,0 +1,136 @@
+"""Size-generic convolution kernels (backend/numba/kernels_conv.py): generated code calls the
+library kernel compiled once per dtype (no per-shape helper), a second program with other
+convolution shapes compiles no convolution code (asserted through the kernels' compile
+counters and the helper statistics, never by timing), and the values at odd sizes match a
+direct convolution."""
+import numpy as np
+import pytest
+
+import transforms as T
+from transforms import lax
+
+pytest.importorskip("numba")
+from transforms.backend.numba import STATS, clear_memory_cache, kernels_conv, lower  # noqa: E402,E501
+from transforms.backend.numba import rules_conv  # noqa: E402
+
+DN = ("NHWC", "HWIO", "NHWC")
+rng = np.random.default_rng(3)
+
+
+def conv(padding):
+    def f(x, w):
+        return lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=DN)
+    return f
+
+
+def direct(x, w, padding):
+    """Direct NHWC x HWIO convolution in float64 (loops over the 3x3 offsets)."""
+    (plh, phh), (plw, phw) = padding
+    xp = np.pad(x.astype(np.float64), ((0, 0), (max(plh, 0), max(phh, 0)),
+                                       (max(plw, 0), max(phw, 0)), (0, 0)))
+    xp = xp[:, max(-plh, 0):xp.shape[1] - max(-phh, 0), max(-plw, 0):xp.shape[2] - max(-phw, 0)]
+    kh, kw = w.shape[:2]
+    ho, wo = xp.shape[1] - kh + 1, xp.shape[2] - kw + 1
+    out = np.zeros((x.shape[0], ho, wo, w.shape[3]))
+    for i in range(kh):
+        for j in range(kw):
+            out += np.einsum("nhwc,co->nhwo", xp[:, i:i + ho, j:j + wo], w[i, j])
+    return out
+
+
+@pytest.fixture
+def wino_calls(monkeypatch):
+    """The output shapes of the convolutions lowered by the Winograd path."""
+    calls = []
+    real = rules_conv.lower_conv_winograd
+
+    def spy(ctx, eqn, *a):
+        calls.append(eqn.outvars[0].aval.shape)
+        return real(ctx, eqn, *a)
+    monkeypatch.setattr(rules_conv, "lower_conv_winograd", spy)
+    return calls
+
+
+def _data(n, h, w, c, o, dtype):
+    return (rng.standard_normal((n, h, w, c)).astype(dtype),
+            rng.standard_normal((3, 3, c, o)).astype(dtype))
+
+
+def test_generated_source_calls_the_library_kernel(wino_calls):
+    x, w = _data(2, 8, 8, 64, 64, np.float32)
+    low = lower(T.jit(conv("SAME")).trace(x, w).jaxpr)
+    name = kernels_conv.name("winograd", np.float32)
+    assert wino_calls == [(2, 8, 8, 64)]
+    assert f"import {name} as _k_{name}" in low.source
+    calls = [ln for ln in low.source.splitlines() if f"_k_{name}(" in ln]
+    assert len(calls) == 1
+    # the sizes are the call's arguments: no per-shape Winograd helper anywhere
+    assert "(2, 8, 8, 1, 1, 8, 8, 64, 64," in calls[0]
+    assert "_wg_" not in low.source and not low.helpers
+
+
+def test_new_conv_shapes_compile_no_convolution_code(wino_calls, tmp_path, monkeypatch):
+    """Two programs, each of other shapes (batch, map, channels) than the one before: after
+    the first, the Winograd entry point is neither compiled nor loaded again, and no helper
+    module is compiled for any of them."""
+    monkeypatch.setenv("NUMBAX_CACHE_DIR", str(tmp_path))      # (the programs are new)
+    T.clear_caches()
+    clear_memory_cache()
+    d = kernels_conv.dispatchers()["kernels_conv.winograd"]
+    f = conv(((1, 1), (1, 1)))
+    x, w = _data(2, 6, 6, 32, 32, np.float64)
+    np.testing.assert_allclose(T.jit(f)(x, w), direct(x, w, ((1, 1), (1, 1))),
+                               rtol=1e-11, atol=1e-11)
+    compiled = sum(d.stats.cache_misses.values()) + sum(d.stats.cache_hits.values())
+    before = {k: STATS[k] for k in ("helper_compiled", "helper_disk_hits", "compiled")}
+    for n, h, c, o in ((3, 7, 40, 36), (1, 9, 33, 48)):
+        x, w = _data(n, h, h, c, o, np.float64)
+        got = T.jit(f)(x, w)
+        np.testing.assert_allclose(got, direct(x, w, ((1, 1), (1, 1))), rtol=1e-11, atol=1e-11)
+    assert [s[1:3] for s in wino_calls] == [(6, 6), (7, 7), (9, 9)]
+    assert sum(d.stats.cache_misses.values()) + sum(d.stats.cache_hits.values()) == compiled
+    assert STATS["helper_compiled"] == before["helper_compiled"]
+    assert STATS["helper_disk_hits"] == before["helper_disk_hits"]
+    assert STATS["compiled"] - before["compiled"] == 2       # the two main functions only
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_odd_sizes_against_direct_convolution(dtype, wino_calls):
+    """One image, odd output sizes (tiles over the edge), channel counts that are no multiple
+    of a vector width; value and input gradient (itself a Winograd convolution with the
+    flipped kernel, not stored HWIO)."""
+    pad = ((1, 1), (1, 1))
+    x, w = _data(1, 5, 7, 33, 35, dtype)
+    f = conv(pad)
+    ct = rng.standard_normal((1, 5, 7, 35)).astype(dtype)
+
+    def both(x, w, ct):
+        y, vjp = T.vjp(f, x, w)
+        return y, vjp(ct)[0]
+    y, dx = T.jit(both)(x, w, ct)
+    tol = dict(rtol=1e-11, atol=1e-11) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+    want = direct(x, w, pad)
+    assert y.dtype == dtype and y.shape == want.shape
+    np.testing.assert_allclose(y, want, **tol)
+    _, vjp = T.vjp(f, x.astype(np.float64), w.astype(np.float64))
+    np.testing.assert_allclose(dx, vjp(ct.astype(np.float64))[0], **tol)
+    assert wino_calls == [want.shape, x.shape]
+
+
+def test_uneven_padding_against_direct_convolution(wino_calls):
+    pad = ((0, 2), (2, -1))                    # uneven and negative
+    x, w = _data(2, 6, 7, 32, 34, np.float64)
+    want = direct(x, w, pad)
+    np.testing.assert_allclose(T.jit(conv(pad))(x, w), want, rtol=1e-11, atol=1e-11)
+    assert wino_calls == [want.shape]
+
+
+def test_against_jax_when_installed(wino_calls):
+    jax = pytest.importorskip("jax")
+    x, w = _data(3, 9, 5, 36, 32, np.float32)
+    want = np.asarray(jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                                   dimension_numbers=DN))
+    got = T.jit(conv("SAME"))(x, w)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    assert wino_calls == [(3, 9, 5, 32)]
