@@ -59,45 +59,54 @@ def _gemm(mode, m, n, k, a, a_off, b, b_off, c, c_off, one, zero):
 # ---------------------------------------------------------------------------------------------
 
 @_jit
+def _wino_kernel_pair(w, b, skh, skw, u, d, co, half):
+    """U[e, d] for the 3x3 kernel g[kh, kw] = w[b + kh * skh + kw * skw] of one pair."""
+    g00, g01, g02 = w[b], w[b + skw], w[b + 2 * skw]
+    b1 = b + skh
+    g10, g11, g12 = w[b1], w[b1 + skw], w[b1 + 2 * skw]
+    b2 = b + 2 * skh
+    g20, g21, g22 = w[b2], w[b2 + skw], w[b2 + 2 * skw]
+    # t = G g: 4 rows of 3
+    t00, t01, t02 = g00, g01, g02
+    t10 = (g00 + g10 + g20) * half
+    t11 = (g01 + g11 + g21) * half
+    t12 = (g02 + g12 + g22) * half
+    t20 = (g00 - g10 + g20) * half
+    t21 = (g01 - g11 + g21) * half
+    t22 = (g02 - g12 + g22) * half
+    t30, t31, t32 = g20, g21, g22
+    # U = t G^T
+    u[d] = t00
+    u[co + d] = (t00 + t01 + t02) * half
+    u[2 * co + d] = (t00 - t01 + t02) * half
+    u[3 * co + d] = t02
+    u[4 * co + d] = t10
+    u[5 * co + d] = (t10 + t11 + t12) * half
+    u[6 * co + d] = (t10 - t11 + t12) * half
+    u[7 * co + d] = t12
+    u[8 * co + d] = t20
+    u[9 * co + d] = (t20 + t21 + t22) * half
+    u[10 * co + d] = (t20 - t21 + t22) * half
+    u[11 * co + d] = t22
+    u[12 * co + d] = t30
+    u[13 * co + d] = (t30 + t31 + t32) * half
+    u[14 * co + d] = (t30 - t31 + t32) * half
+    u[15 * co + d] = t32
+
+
+@_jit
 def _wino_kernel_transform(w, skh, skw, si, so, c, o, u, half):
     """U[e, i, o] = (G g G^T)[e] for the 3x3 kernel g of each (in i, out o) pair, g[kh, kw]
     at w[kh * skh + kw * skw + i * si + o * so]."""
     co = c * o
-    for i in range(c):
-        for oo in range(o):
-            b = i * si + oo * so
-            g00, g01, g02 = w[b], w[b + skw], w[b + 2 * skw]
-            b1 = b + skh
-            g10, g11, g12 = w[b1], w[b1 + skw], w[b1 + 2 * skw]
-            b2 = b + 2 * skh
-            g20, g21, g22 = w[b2], w[b2 + skw], w[b2 + 2 * skw]
-            # t = G g: 4 rows of 3
-            t00, t01, t02 = g00, g01, g02
-            t10 = (g00 + g10 + g20) * half
-            t11 = (g01 + g11 + g21) * half
-            t12 = (g02 + g12 + g22) * half
-            t20 = (g00 - g10 + g20) * half
-            t21 = (g01 - g11 + g21) * half
-            t22 = (g02 - g12 + g22) * half
-            t30, t31, t32 = g20, g21, g22
-            # U = t G^T
-            d = i * o + oo
-            u[0 * co + d] = t00
-            u[1 * co + d] = (t00 + t01 + t02) * half
-            u[2 * co + d] = (t00 - t01 + t02) * half
-            u[3 * co + d] = t02
-            u[4 * co + d] = t10
-            u[5 * co + d] = (t10 + t11 + t12) * half
-            u[6 * co + d] = (t10 - t11 + t12) * half
-            u[7 * co + d] = t12
-            u[8 * co + d] = t20
-            u[9 * co + d] = (t20 + t21 + t22) * half
-            u[10 * co + d] = (t20 - t21 + t22) * half
-            u[11 * co + d] = t22
-            u[12 * co + d] = t30
-            u[13 * co + d] = (t30 + t31 + t32) * half
-            u[14 * co + d] = (t30 - t31 + t32) * half
-            u[15 * co + d] = t32
+    if so == 1:         # (HWIO: a unit-stride loop, which LLVM vectorises)
+        for i in range(c):
+            for oo in range(o):
+                _wino_kernel_pair(w, i * si + oo, skh, skw, u, i * o + oo, co, half)
+    else:
+        for i in range(c):
+            for oo in range(o):
+                _wino_kernel_pair(w, i * si + oo * so, skh, skw, u, i * o + oo, co, half)
 
 
 @_jit
