@@ -134,3 +134,23 @@ def test_against_jax_when_installed(wino_calls):
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     assert wino_calls == [(3, 9, 5, 32)]
+
+
+@pytest.mark.parametrize("strides,padding,rd", [((1, 1), "VALID", (1, 1)),
+                                                ((2, 1), ((1, 2), (0, 1)), (1, 2))])
+def test_kernel_gradient_calls_the_window_rows_kernel(strides, padding, rd):
+    """The kernel gradient of a 2-D convolution (a window larger than its output) is one
+    call of the `window_rows` kernel; values against the eager interpreter, float64, one
+    image and odd sizes, strided and dilated."""
+    x = rng.standard_normal((1, 9, 7, 5))
+    w = rng.standard_normal((3, 3, 5, 6))
+
+    def loss(w, x):
+        y = lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=rd,
+                                     dimension_numbers=DN)
+        return (y * y).sum()
+    g = T.grad(loss)
+    name = kernels_conv.name("window_rows", np.float64)
+    src = lower(T.jit(g).trace(w, x).jaxpr).source
+    assert len([ln for ln in src.splitlines() if f"_k_{name}(" in ln]) == 1
+    np.testing.assert_allclose(T.jit(g)(w, x), g(w, x), rtol=1e-11, atol=1e-11)

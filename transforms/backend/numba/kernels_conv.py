@@ -232,12 +232,75 @@ def _winograd_entry_py(x, w, out, u, v, m, xp, n, ph, pw, plh, plw, ho, wo, c, o
 
 
 # ---------------------------------------------------------------------------------------------
+# Window rows: the kernel gradient of a 2-D convolution (see rules_conv._conv_window_rows)
+# ---------------------------------------------------------------------------------------------
+
+@_jit
+def _pos(o, k, stride, rd, pad, ld, size):
+    """(input index, valid) of output position `o` and window offset `k` along one axis."""
+    p = o * stride + k * rd - pad
+    if ld == 1:
+        return p, p >= 0 and p < size
+    q = p // ld
+    return q, p >= 0 and p % ld == 0 and q < size
+
+
+@_jit
+def _window_rows(x, bm, at, cm, nb, c, o, k0n, k1n, o0n, o1n, p0n, p1n, s0, s1, rd0, rd1,
+                 pad0, pad1, ld0, ld1, bstr, cstr, hstr, wstr, rblk, mode, half):
+    one, zero = half + half, half - half
+    kp = k0n * k1n
+    cols = o0n * o1n * nb
+    rows = c * kp
+    for r0 in range(0, rows, rblk):
+        rn = min(rblk, rows - r0)
+        for rr in range(rn):
+            r = r0 + rr
+            cc = r // kp
+            k0 = (r // k1n) % k0n
+            k1 = r % k1n
+            for o0 in range(o0n):
+                q0, ok0 = _pos(o0, k0, s0, rd0, pad0, ld0, p0n)
+                for o1 in range(o1n):
+                    q1, ok1 = _pos(o1, k1, s1, rd1, pad1, ld1, p1n)
+                    base = rr * cols + (o0 * o1n + o1) * nb
+                    if ok0 and ok1:
+                        src = cc * cstr + q0 * hstr + q1 * wstr
+                        if bstr == 1:
+                            for b in range(nb):
+                                at[base + b] = x[src + b]
+                        else:
+                            for b in range(nb):
+                                at[base + b] = x[src + b * bstr]
+                    else:
+                        for b in range(nb):
+                            at[base + b] = zero
+        beta = zero if r0 == 0 else one
+        if mode == 0:
+            _gemm_serial(1, 0, cols, o, rn, one, at, 0, cols, bm, r0 * o, o, beta, cm, 0, o)
+        elif mode == 1:
+            _gemm_auto(1, 0, cols, o, rn, one, at, 0, cols, bm, r0 * o, o, beta, cm, 0, o)
+        else:
+            _gemm_threaded(1, 0, cols, o, rn, one, at, 0, cols, bm, r0 * o, o, beta, cm, 0, o)
+
+
+def _window_rows_entry_py(x, bm, at, cm, nb, c, o, k0n, k1n, o0n, o1n, p0n, p1n, s0, s1,
+                         rd0, rd1, pad0, pad1, ld0, ld1, bstr, cstr, hstr, wstr, xsize, rblk,
+                         mode, half):
+    kp, cols = k0n * k1n, o0n * o1n * nb
+    _window_rows(carray(x, xsize), carray(bm, c * kp * o), carray(at, rblk * cols),
+                 carray(cm, cols * o), nb, c, o, k0n, k1n, o0n, o1n, p0n, p1n, s0, s1, rd0,
+                 rd1, pad0, pad1, ld0, ld1, bstr, cstr, hstr, wstr, rblk, mode, half)
+
+
+# ---------------------------------------------------------------------------------------------
 # Entry points, symbols and the generated code's callers
 # ---------------------------------------------------------------------------------------------
 
 # kernel -> (C entry's Python function, number of pointer arguments, number of int64 sizes)
 _KERNELS = {
     "winograd": (_winograd_entry_py, 7, 16),
+    "window_rows": (_window_rows_entry_py, 4, 24),
 }
 DTYPES = {"f32": types.float32, "f64": types.float64}
 
@@ -290,11 +353,11 @@ def name(kernel, dtype):
 def resolve(attr):
     """The caller intrinsic for kernels-module attribute `attr` (a `name(...)`), its entry
     point compiled or loaded and registered; None if `attr` is not such a name."""
-    parts = attr.split("_")
-    if len(parts) != 4 or parts[0] != "conv" or parts[1] not in _KERNELS or \
-            parts[2] not in DTYPES or parts[3] != VERSION:
+    parts = attr[len("conv_"):].rsplit("_", 2) if attr.startswith("conv_") else ()
+    if len(parts) != 3 or parts[0] not in _KERNELS or parts[1] not in DTYPES or \
+            parts[2] != VERSION:
         return None
-    kernel, dt = parts[1], parts[2]
+    kernel, dt = parts[0], parts[1]
     key = (kernel, dt)
     c = _callers.get(key)
     if c is None:

@@ -423,6 +423,40 @@ def _conv_window_rows(ctx, eqn, zero):
     else:
         cm, c_off = ctx.scratch(cols * o, oa.dtype), 0
     bstride = lstr[lhs_spec[0]]
+    if nsp == 2:              # the library kernel: sizes as arguments, compiled once per dtype
+        from . import kernels_conv
+        from .kernels import GEMM, GEMM_SERIAL
+        from .rules_linalg import gemm_kernel
+        g = gemm_kernel(cols * o * rblk)
+        mode = 0 if g == GEMM_SERIAL else (2 if g == GEMM else 1)
+        sizes = (nb, c, o, *ksz, *osz, *psz, *strides, *rd, pads[0][0], pads[1][0], *ld,
+                 bstride, lstr[lhs_spec[1]], lstr[lhs_spec[2]], lstr[lhs_spec[3]], math.prod(la.shape),
+                 rblk, mode)
+        k = ctx.kernel(kernels_conv.name("window_rows", oa.dtype))
+        ctx.emit(f"{k}({x}, {x_off}, {bm}, {b_off}, {at}, 0, {cm}, {c_off}, "
+                 f"({', '.join(str(int(v)) for v in sizes)},))", "A^T blocks and gemms")
+    else:
+        _window_rows_loops(ctx, G, x, x_off, lstr, bm, b_off, at, cm, c_off, rows, rblk, cols,
+                           bstride, zero)
+    if not direct:
+        lp = _Loops(ctx)
+        for d in range(nsp):
+            lp.open(os_[d], osz[d])
+        lp.open("_cvb", nb)
+        lp.open("_cvoo", o)
+        out = ctx.out(0)
+        ctx.emit(f"{out}[{_index(out_spec, '_cvb', '_cvoo', os_)}] = "
+                 f"{cm}[(({_flat(os_, osz)}) * {nb} + _cvb) * {o} + _cvoo]")
+        lp.close()
+
+
+def _window_rows_loops(ctx, G, x, x_off, lstr, bm, b_off, at, cm, c_off, rows, rblk, cols,
+                       bstride, zero):
+    """The loops of `_conv_window_rows` as generated code (convolutions not 2-D)."""
+    lhs_spec, strides, pads, ld, rd = G.lhs_spec, G.strides, G.pads, G.ld, G.rd
+    nsp, nb, c, o, psz, ksz, osz, kp = G.nsp, G.n, G.c, G.o, G.psz, G.ksz, G.osz, G.kp
+    ks = [f"_cvk{d}" for d in range(nsp)]
+    os_ = [f"_cvo{d}" for d in range(nsp)]
     with ctx.block(f"for _cvr0 in range(0, {rows}, {rblk}):", "a block of A^T rows"):
         ctx.emit(f"_cvrn = min({rblk}, {rows} - _cvr0)")
         with ctx.block("for _cvrr in range(_cvrn):"):
@@ -456,16 +490,6 @@ def _conv_window_rows(ctx, eqn, zero):
                 _gemm(ctx, cols, o, "_cvrn", at, 0, cols, bm, f"{b_off} + _cvr0 * {o}", o,
                       cm, c_off, o, 0 if first else 1, "BLAS gemm", max_macs=cols * o * rblk,
                       trans_a=1)
-    if not direct:
-        lp = _Loops(ctx)
-        for d in range(nsp):
-            lp.open(os_[d], osz[d])
-        lp.open("_cvb", nb)
-        lp.open("_cvoo", o)
-        out = ctx.out(0)
-        ctx.emit(f"{out}[{_index(out_spec, '_cvb', '_cvoo', os_)}] = "
-                 f"{cm}[(({_flat(os_, osz)}) * {nb} + _cvb) * {o} + _cvoo]")
-        lp.close()
 
 
 def _conv_scatter(ctx, eqn, lhs, rhs, out, last_in, zero, ks, kflat):
