@@ -53,6 +53,9 @@ from .conv_winograd import lower_conv_winograd, use_winograd
 from .lowering import parallel_allowed, register_lowering
 
 SMALL_CONV = 4096          # fewer multiply-adds than this: direct loops
+# 2-D kernel gradients call the size-generic `kernels_conv` kernel (compiled once per dtype)
+# rather than loops generated per shape (False: the generated loops; for measurements)
+WINDOW_ROWS_KERNEL = True
 
 
 def _conv_geometry():
@@ -423,7 +426,7 @@ def _conv_window_rows(ctx, eqn, zero):
     else:
         cm, c_off = ctx.scratch(cols * o, oa.dtype), 0
     bstride = lstr[lhs_spec[0]]
-    if nsp == 2:              # the library kernel: sizes as arguments, compiled once per dtype
+    if nsp == 2 and WINDOW_ROWS_KERNEL:     # the library kernel, sizes as arguments
         from . import kernels_conv
         from .kernels import GEMM, GEMM_SERIAL
         from .rules_linalg import gemm_kernel
