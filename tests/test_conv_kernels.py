@@ -10,7 +10,8 @@ import transforms as T
 from transforms import lax
 
 pytest.importorskip("numba")
-from transforms.backend.numba import STATS, clear_memory_cache, kernels_conv, lower  # noqa: E402,E501
+from transforms.backend.numba import (STATS, clear_memory_cache, kernels_conv,  # noqa: E402
+                                      lower)
 from transforms.backend.numba import rules_conv  # noqa: E402
 
 DN = ("NHWC", "HWIO", "NHWC")
@@ -154,3 +155,46 @@ def test_kernel_gradient_calls_the_window_rows_kernel(strides, padding, rd):
     src = lower(T.jit(g).trace(w, x).jaxpr).source
     assert len([ln for ln in src.splitlines() if f"_k_{name}(" in ln]) == 1
     np.testing.assert_allclose(T.jit(g)(w, x), g(w, x), rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("strides,padding,rd,ld", [
+    ((1, 1), "VALID", (1, 1), (1, 1)),
+    ((2, 3), ((2, 1), (1, 2)), (2, 1), (1, 1)),        # strided, dilated, run over the border
+    ((1, 1), ((1, 1), (0, 0)), (1, 1), (2, 1))])       # input dilation along the first axis
+def test_forward_convolution_calls_the_im2col_kernel(strides, padding, rd, ld):
+    """A 2-D channels-last convolution with few channels (no Winograd, no taps) is one call
+    of the `im2col` kernel; values against the eager interpreter, odd sizes, channels no
+    multiple of a vector width."""
+    x = rng.standard_normal((2, 15, 13, 3))
+    w = rng.standard_normal((3, 2, 3, 8))
+
+    def f(x, w):
+        return lax.conv_general_dilated(x, w, strides, padding, lhs_dilation=ld,
+                                        rhs_dilation=rd, dimension_numbers=DN)
+    name = kernels_conv.name("im2col", np.float64)
+    src = lower(T.jit(f).trace(x, w).jaxpr).source
+    assert len([ln for ln in src.splitlines() if f"_k_{name}(" in ln]) == 1
+    np.testing.assert_allclose(T.jit(f)(x, w), f(x, w), rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("kind", ["max", "sum", "min"])
+def test_channels_last_pooling_calls_the_pool_kernel(kind, monkeypatch):
+    """Channels-last pooling (windows over the leading axes, padding, odd sizes, a NaN) is
+    one call of the `pool` kernel; values against the eager interpreter, float32."""
+    from transforms.backend.numba import lowering
+    monkeypatch.setattr(lowering, "parallel_allowed", lambda: False)
+    monkeypatch.setattr(rules_conv, "parallel_allowed", lambda: False)
+    x = rng.standard_normal((2, 7, 9, 5)).astype(np.float32)
+    x[1, 3, 4, 2] = np.nan
+    prim = {"max": lax.max, "min": lax.min, "sum": lax.add}[kind]
+    init = {"max": -np.inf, "min": np.inf, "sum": 0.0}[kind]
+
+    def f(x):
+        return lax.reduce_window(x, np.float32(init), prim, (1, 3, 2, 1), (1, 2, 2, 1),
+                                 ((0, 0), (1, 1), (0, 1), (0, 0)))
+    name = kernels_conv.name("pool", np.float32)
+    src = lower(T.jit(f).trace(x).jaxpr).source
+    assert len([ln for ln in src.splitlines() if f"_k_{name}(" in ln]) == 1
+    got, want = T.jit(f)(x), f(x)
+    assert np.isnan(got).sum() == np.isnan(want).sum() >= 1
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

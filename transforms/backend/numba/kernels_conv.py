@@ -294,6 +294,107 @@ def _window_rows_entry_py(x, bm, at, cm, nb, c, o, k0n, k1n, o0n, o1n, p0n, p1n,
 
 
 # ---------------------------------------------------------------------------------------------
+# im2col: a 2-D convolution of a channels-last input as blocked patch matrices and gemms (see
+# rules_conv: one group, channels not blocked, no dilation along the last spatial axis)
+# ---------------------------------------------------------------------------------------------
+
+@_jit
+def _im2col(x, wm, pm, out, n, ph, pw, c, k0n, k1n, ho, wo, o, s0, s1, rd0, pad0, pad1, ld0,
+            nbb, mode, half):
+    one, zero = half + half, half - half
+    run = k1n * c                   # (last window axis x channels): contiguous in both
+    cols = k0n * run
+    op = ho * wo
+    for b0 in range(0, n, nbb):
+        nb = min(nbb, n - b0)
+        for nn in range(nb):
+            img = b0 + nn
+            for o0 in range(ho):
+                for o1 in range(wo):
+                    row = (nn * ho + o0) * wo + o1
+                    p = o1 * s1 - pad1
+                    for k0 in range(k0n):
+                        q0, ok0 = _pos(o0, k0, s0, rd0, pad0, ld0, ph)
+                        base = row * cols + k0 * run
+                        if ok0:
+                            src = ((img * ph + q0) * pw + p) * c
+                            if p >= 0 and p + k1n <= pw:
+                                for i in range(run):
+                                    pm[base + i] = x[src + i]
+                            else:           # the run hangs over the border: offset by offset
+                                for kl in range(k1n):
+                                    if p + kl >= 0 and p + kl < pw:
+                                        for i in range(c):
+                                            pm[base + kl * c + i] = x[src + kl * c + i]
+                                    else:
+                                        for i in range(c):
+                                            pm[base + kl * c + i] = zero
+                        else:
+                            for i in range(run):
+                                pm[base + i] = zero
+        _gemm(mode, nb * op, o, cols, pm, 0, wm, 0, out, b0 * op * o, one, zero)
+
+
+def _im2col_entry_py(x, wm, pm, out, n, ph, pw, c, k0n, k1n, ho, wo, o, s0, s1, rd0, pad0,
+                     pad1, ld0, nbb, mode, half):
+    cols = k0n * k1n * c
+    _im2col(carray(x, n * ph * pw * c), carray(wm, cols * o), carray(pm, nbb * ho * wo * cols),
+            carray(out, n * ho * wo * o), n, ph, pw, c, k0n, k1n, ho, wo, o, s0, s1, rd0, pad0,
+            pad1, ld0, nbb, mode, half)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pooling: reduce_window max / min / sum over the leading three axes of a 4-D array whose last
+# axis is untouched (channels-last pooling), each output row a vector loop over that axis
+# ---------------------------------------------------------------------------------------------
+
+@_jit
+def _pool(x, out, d0, d1, d2, o0n, o1n, o2n, w0, w1, w2, s0, s1, s2, pl0, pl1, pl2, lanes,
+          kind, half):
+    init = half - half
+    if kind == 0:
+        init = -np.inf
+    elif kind == 1:
+        init = np.inf
+    for a in range(o0n):
+        for b in range(o1n):
+            for cc in range(o2n):
+                dst = ((a * o1n + b) * o2n + cc) * lanes
+                for lane in range(lanes):
+                    out[dst + lane] = init
+                for k0 in range(w0):
+                    p0 = a * s0 + k0 - pl0
+                    if p0 < 0 or p0 >= d0:
+                        continue
+                    for k1 in range(w1):
+                        p1 = b * s1 + k1 - pl1
+                        if p1 < 0 or p1 >= d1:
+                            continue
+                        for k2 in range(w2):
+                            p2 = cc * s2 + k2 - pl2
+                            if p2 < 0 or p2 >= d2:
+                                continue
+                            src = ((p0 * d1 + p1) * d2 + p2) * lanes
+                            if kind == 0:
+                                for lane in range(lanes):
+                                    out[dst + lane] = kernels.maxf(out[dst + lane],
+                                                                   x[src + lane])
+                            elif kind == 1:
+                                for lane in range(lanes):
+                                    out[dst + lane] = kernels.minf(out[dst + lane],
+                                                                   x[src + lane])
+                            else:
+                                for lane in range(lanes):
+                                    out[dst + lane] = out[dst + lane] + x[src + lane]
+
+
+def _pool_entry_py(x, out, d0, d1, d2, o0n, o1n, o2n, w0, w1, w2, s0, s1, s2, pl0, pl1, pl2,
+                   lanes, kind, half):
+    _pool(carray(x, d0 * d1 * d2 * lanes), carray(out, o0n * o1n * o2n * lanes), d0, d1, d2,
+          o0n, o1n, o2n, w0, w1, w2, s0, s1, s2, pl0, pl1, pl2, lanes, kind, half)
+
+
+# ---------------------------------------------------------------------------------------------
 # Entry points, symbols and the generated code's callers
 # ---------------------------------------------------------------------------------------------
 
@@ -301,6 +402,8 @@ def _window_rows_entry_py(x, bm, at, cm, nb, c, o, k0n, k1n, o0n, o1n, p0n, p1n,
 _KERNELS = {
     "winograd": (_winograd_entry_py, 7, 16),
     "window_rows": (_window_rows_entry_py, 4, 24),
+    "im2col": (_im2col_entry_py, 4, 17),
+    "pool": (_pool_entry_py, 2, 17),
 }
 DTYPES = {"f32": types.float32, "f64": types.float64}
 

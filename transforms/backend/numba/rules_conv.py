@@ -53,9 +53,12 @@ from .conv_winograd import lower_conv_winograd, use_winograd
 from .lowering import parallel_allowed, register_lowering
 
 SMALL_CONV = 4096          # fewer multiply-adds than this: direct loops
-# 2-D kernel gradients call the size-generic `kernels_conv` kernel (compiled once per dtype)
-# rather than loops generated per shape (False: the generated loops; for measurements)
+# 2-D kernel gradients, the common 2-D im2col convolution and channels-last pooling call the
+# size-generic `kernels_conv` kernels (compiled once per dtype) rather than loops generated
+# per shape (False: the generated loops; for measurements)
 WINDOW_ROWS_KERNEL = True
+IM2COL_KERNEL = True
+POOL_KERNEL = True
 
 
 def _conv_geometry():
@@ -280,6 +283,8 @@ def _lower_conv(ctx, eqn):
             and tuple(lhs_spec) == (0, nsp + 1) + channels_last)
     if runs:
         lhs = _flat_name(ctx, lhs)
+    if runs and direct_out and nsp == 2 and IM2COL_KERNEL:
+        return _im2col_kernel_call(ctx, G, lhs, wm, wm_off, pm, of, nbb, ib)
     bexpr = "_cvn" if bg == 1 else f"_cvg * {nb} + _cvn"
     fexpr = f"_cvg * {ic} + _cvi0 + _cvi" if g > 1 else "_cvi0 + _cvi"
     with ctx.block(f"for _cvg in range({groups}):"):
@@ -340,6 +345,22 @@ def _lower_conv(ctx, eqn):
                 ctx.emit(f"{out}[{_index(out_spec, '_cvb + _cvnn', f'_cvg * {og} + _cvoo', os_)}]"
                          f" = {res}[_cvrow * {og} + _cvoo]")
                 lp.close()
+
+
+def _im2col_kernel_call(ctx, G, xf, wm, wm_off, pm, of, nbb, ib):
+    """The blocked im2col loops and gemms of a 2-D channels-last convolution (one group,
+    channels not blocked, no dilation along the last spatial axis) as one call of the
+    `kernels_conv` im2col kernel: sizes as arguments, compiled once per dtype."""
+    from . import kernels_conv
+    from .kernels import GEMM, GEMM_SERIAL
+    from .rules_linalg import gemm_kernel
+    g = gemm_kernel(nbb * G.op * G.og * G.kp * ib)
+    mode = 0 if g == GEMM_SERIAL else (2 if g == GEMM else 1)
+    sizes = (G.n, *G.psz, G.c, *G.ksz, *G.osz, G.o, *G.strides, G.rd[0], G.pads[0][0],
+             G.pads[1][0], G.ld[0], nbb, mode)
+    k = ctx.kernel(kernels_conv.name("im2col", G.oa.dtype))
+    ctx.emit(f"{k}({xf}, 0, {wm}, {wm_off}, {pm}, 0, {of}, 0, "
+             f"({', '.join(str(int(v)) for v in sizes)},))", "im2col blocks and gemms")
 
 
 def _gather_runs(ctx, eqn, pm, xf, ks, os_, psz, ksz, c):
@@ -433,8 +454,8 @@ def _conv_window_rows(ctx, eqn, zero):
         g = gemm_kernel(cols * o * rblk)
         mode = 0 if g == GEMM_SERIAL else (2 if g == GEMM else 1)
         sizes = (nb, c, o, *ksz, *osz, *psz, *strides, *rd, pads[0][0], pads[1][0], *ld,
-                 bstride, lstr[lhs_spec[1]], lstr[lhs_spec[2]], lstr[lhs_spec[3]], math.prod(la.shape),
-                 rblk, mode)
+                 bstride, lstr[lhs_spec[1]], lstr[lhs_spec[2]], lstr[lhs_spec[3]],
+                 math.prod(la.shape), rblk, mode)
         k = ctx.kernel(kernels_conv.name("window_rows", oa.dtype))
         ctx.emit(f"{k}({x}, {x_off}, {bm}, {b_off}, {at}, 0, {cm}, {c_off}, "
                  f"({', '.join(str(int(v)) for v in sizes)},))", "A^T blocks and gemms")
@@ -725,9 +746,39 @@ def _window_loops(ctx, eqn, x_aval, out_aval, body_open, body_elem, body_close,
     lp.close()
 
 
+def _pool_kernel_call(ctx, eqn, kind):
+    """Channels-last float pooling (a 4-D operand, windows over its first three axes, the last
+    untouched, no dilation) as one call of the `kernels_conv` pool kernel (sizes as
+    arguments, each output row a vector loop over the last axis); False when the equation is
+    not of that form or the generated loops would run in parallel."""
+    xa, oa = eqn.invars[0].aval, eqn.outvars[0].aval
+    p = eqn.params
+    wd, ws, pads = p["window_dimensions"], p["window_strides"], p["padding"]
+    if not (POOL_KERNEL and kind in ("max", "min", "sum") and xa.ndim == 4 and
+            oa.dtype in (np.float32, np.float64) and xa.dtype == oa.dtype and
+            all(b == 1 for b in p["base_dilation"]) and
+            all(w == 1 for w in p["window_dilation"]) and wd[3] == 1 and ws[3] == 1 and
+            tuple(pads[3]) == (0, 0) and oa.size and xa.size):
+        return False
+    if (not ctx.mod.threaded_calls and parallel_allowed() and
+            oa.size * math.prod(wd) >= (1 << 16)):
+        return False            # (the generated loops run in parallel there)
+    from . import kernels_conv
+    x, x_off = ctx.flat(0)
+    of, o_off = ctx.out_flat(0)
+    sizes = (*xa.shape[:3], *oa.shape[:3], *wd[:3], *ws[:3], *(lo for lo, _ in pads[:3]),
+             xa.shape[3], {"max": 0, "min": 1, "sum": 2}[kind])
+    k = ctx.kernel(kernels_conv.name("pool", oa.dtype))
+    ctx.emit(f"{k}({x}, {x_off}, {of}, {o_off}, ({', '.join(str(int(v)) for v in sizes)},))",
+             f"pooling ({kind})")
+    return True
+
+
 def _lower_reduce_window(kind):
     def rule(ctx, eqn):
         xa, oa = eqn.invars[0].aval, eqn.outvars[0].aval
+        if _pool_kernel_call(ctx, eqn, kind):
+            return
         out = ctx.out(0)
         if oa.size == 0:
             return
