@@ -132,6 +132,26 @@ compiled its main function and one helper, loading the other 8 helpers from the 
 3.3 CPU-seconds (9.2 s wall) against 8.5-9.2 (18.6-27.8 s wall) for the first program,
 kernels cached in both.
 
+Convolutions as size-generic library kernels (``kernels_conv.py``: Winograd, im2col, the
+kernel gradient's window rows and channels-last pooling take their sizes as arguments, are
+compiled once per dtype -- by ``transforms.precompile`` -- and called through a registered
+symbol): the CNN step's source fell from 1,115 to 548 lines, its two per-shape Winograd
+helpers and the convolution pieces are gone. Main and this branch alternated (``--only cnn
+--runs 1``, twice, load 5.3-6.2; wall / CPU seconds, JAX of the same runs beside):
+
+========  ======================  ======================  ===============  ==============
+workload  cold main / branch      kernels main / branch   warm main / br.  JAX
+========  ======================  ======================  ===============  ==============
+cnn       10.8/8.06, 22.2/9.90    18.0/8.30, 18.7/8.46    0.31 / 0.29      4.0-5.0 / 1.92
+          33.4/13.3, 28.2/13.1    6.96/3.00, 7.34/3.04    0.29 / 0.30      -1.98
+========  ======================  ======================  ===============  ==============
+
+(first line main, second the branch.) Kernels cached, the CNN's first call went from 4.2x to
+1.6x JAX's CPU (1.7x its wall time). With an empty cache it costs 3-5 CPU-seconds more, once
+per machine and dtype: the four float32 kernels compile (more than one per-shape helper
+each, since their loops vectorise with run-time trip counts); the precompile step grew from
+33-37 s to 76-81 s wall for both dtypes at that load.
+
 Examples end to end (``--fast``; cold / kernels cached / cold with ``NUMBAX_TIERED=1`` /
 warm): per_example_grads 54.9 / 83.2 / 2.4 / 10.0 s, digits_cnn 17.2 / 21.8 / 5.5 / 2.2 s.
 The DP-SGD step of per_example_grads is one 5,000-line generated function (four inlined
