@@ -139,15 +139,17 @@ symbol): the CNN step's source fell from 1,115 to 548 lines, its two per-shape W
 helpers and the convolution pieces are gone. Main and this branch alternated (``--only cnn
 --runs 1``, twice, load 5.3-6.2; wall / CPU seconds, JAX of the same runs beside):
 
-========  ======================  ======================  ===============  ==============
-workload  cold main / branch      kernels main / branch   warm main / br.  JAX
-========  ======================  ======================  ===============  ==============
-cnn       10.8/8.06, 22.2/9.90    18.0/8.30, 18.7/8.46    0.31 / 0.29      4.0-5.0 / 1.92
-          33.4/13.3, 28.2/13.1    6.96/3.00, 7.34/3.04    0.29 / 0.30      -1.98
-========  ======================  ======================  ===============  ==============
+===========  ============  ============  ===========  ===========
+cnn          cold          kernels       warm         JAX
+===========  ============  ============  ===========  ===========
+main 1       10.8 / 8.06   18.0 / 8.30   0.76 / 0.31  4.96 / 1.98
+branch 1     33.4 / 13.3   6.96 / 3.00   0.66 / 0.29  4.00 / 1.92
+main 2       22.2 / 9.90   18.7 / 8.46   0.54 / 0.30  -
+branch 2     28.2 / 13.1   7.34 / 3.04   0.75 / 0.30  -
+===========  ============  ============  ===========  ===========
 
-(first line main, second the branch.) Kernels cached, the CNN's first call went from 4.2x to
-1.6x JAX's CPU (1.7x its wall time). With an empty cache it costs 3-5 CPU-seconds more, once
+Kernels cached, the CNN's first call went from 4.2x to 1.6x JAX's CPU (1.7x its wall
+time). With an empty cache it costs 3-5 CPU-seconds more, once
 per machine and dtype: the four float32 kernels compile (more than one per-shape helper
 each, since their loops vectorise with run-time trip counts); the precompile step grew from
 33-37 s to 76-81 s wall for both dtypes at that load.
