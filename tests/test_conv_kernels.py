@@ -198,3 +198,39 @@ def test_channels_last_pooling_calls_the_pool_kernel(kind, monkeypatch):
     got, want = T.jit(f)(x), f(x)
     assert np.isnan(got).sum() == np.isnan(want).sum() >= 1
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_cnn_gradient_of_new_shapes_compiles_no_convolution_kernel(tmp_path, monkeypatch):
+    """A small CNN's loss gradient (im2col and Winograd convolutions, max pooling, the kernel
+    gradients' window rows) at one batch/map size, then at another: the second program
+    neither compiles nor loads any convolution kernel, and its source names no per-shape
+    convolution helper."""
+    monkeypatch.setenv("NUMBAX_CACHE_DIR", str(tmp_path))
+    T.clear_caches()
+    clear_memory_cache()
+    import transforms.numpy as tnp
+
+    def loss(w1, w2, x):
+        h = tnp.maximum(lax.conv_general_dilated(x, w1, (1, 1), "VALID",
+                                                 dimension_numbers=DN), 0.0)
+        h = lax.conv_general_dilated(h, w2, (1, 1), "SAME", dimension_numbers=DN)
+        h = lax.reduce_window(h, -np.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+        return (h * h).sum()
+    g = T.grad(loss, argnums=(0, 1))
+    w1 = rng.standard_normal((3, 3, 2, 32)) * 0.3
+    w2 = rng.standard_normal((3, 3, 32, 32)) * 0.1
+    disps = kernels_conv.dispatchers().values()
+
+    def loads():
+        return sum(sum(d.stats.cache_misses.values()) + sum(d.stats.cache_hits.values())
+                   for d in disps)
+    for i, (n, h) in enumerate(((2, 10), (3, 12))):
+        x = rng.standard_normal((n, h, h, 2))
+        src = lower(T.jit(g).trace(w1, w2, x).jaxpr).source
+        assert "_k_conv_im2col" in src and "_k_conv_winograd" in src and "_wg_" not in src
+        before = loads()
+        got = T.jit(g)(w1, w2, x)
+        if i:
+            assert loads() == before
+        for a, b in zip(got, g(w1, w2, x)):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
