@@ -39,6 +39,15 @@ def direct(x, w, padding):
     return out
 
 
+@pytest.fixture(autouse=True)
+def library_kernels(monkeypatch):
+    """The Winograd and window-rows kernels are opt-in (conv_winograd.WINOGRAD_KERNEL,
+    rules_conv.WINDOW_ROWS_KERNEL): on for these tests."""
+    from transforms.backend.numba import conv_winograd
+    monkeypatch.setattr(conv_winograd, "WINOGRAD_KERNEL", True)
+    monkeypatch.setattr(rules_conv, "WINDOW_ROWS_KERNEL", True)
+
+
 @pytest.fixture
 def wino_calls(monkeypatch):
     """The output shapes of the convolutions lowered by the Winograd path."""

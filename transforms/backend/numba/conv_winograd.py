@@ -15,12 +15,13 @@ gemms with 16/36 of im2col's multiply-adds, plus the transforms (additions only,
 halvings of G; exact in binary except for the rounding of those sums, so the result differs
 from a direct sum by a few ulp of the tile's magnitudes).
 
-The loops are a library kernel (`kernels_conv` "winograd": sizes as run-time arguments,
-compiled once per dtype and precompiled by `transforms.precompile`); this module chooses the
-path and lays out its scratch. Against the per-shape generated helper it replaced (1.1-1.4 s
-of compile per new shape) it measured within +-1% on the convolutions below and the small
-CNN's (one process, alternated, one BLAS thread), once its HWIO kernel transform kept a
-unit-stride loop of its own.
+The loops are a helper generated per shape (1.1-1.4 s of compile per new shape) or, with
+`WINOGRAD_KERNEL`, the library kernel `kernels_conv` "winograd" (sizes as run-time
+arguments, compiled once per dtype, precompiled by `transforms.precompile`). Run in one
+process beside the generated helper, alternated, the kernel measured within +-1% on the
+convolutions below and the small CNN's (one BLAS thread and default threads, identical
+bits); in a process of its own, though, the CNN step's Winograd convolutions took 50-70%
+more cycles, so the kernel is off by default until that is understood.
 
 Layout: channels-last operands; the input is first copied into a zero-padded buffer covering
 every tile (no border tests in the transform loop); images are processed in blocks sized so
@@ -35,14 +36,23 @@ Measured single-threaded, batch 32: 8x8x64 -> 64 channels 1.39 ms (im2col) -> 1.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
+
+from .emit import Emitter
 
 WINO_MIN_CHANNELS = 32     # shallower gemms lose more to the transforms than they gain
 WINO_MAX_RATIO = 0.7       # tiles' multiply-adds over the other path's, at most
 WINO_BLOCK = 1 << 18       # elements of V (16 x tiles x in) for one block of images
 WINO_MAX_OUT = 64          # largest output map side handled (beyond: im2col's big gemms)
+# The size-generic library kernel (compiled once per dtype) instead of a helper generated per
+# shape: off by default. Its convolutions matched the generated helper's speed when both ran
+# in one process (+-1%, bit-identical results), but in a process of its own the CNN
+# benchmark's step took 84 ms of CPU against 69 (its two Winograd convolutions 50-70% more
+# cycles, NUMBAX_PROFILE); the cause is not found yet.
+WINOGRAD_KERNEL = False
 
 
 def winograd_cost(G):
@@ -63,14 +73,18 @@ def use_winograd(G, other_cost):
 
 
 def lower_conv_winograd(ctx, eqn, G, x, x_off, rhs=None):
-    """Emit the convolution (see the module docstring) as one call of the library kernel
-    `kernels_conv` "winograd" (compiled once per dtype, sizes as arguments). `x`, `x_off`:
-    the input as a flat channels-last array; `rhs`: the kernel as an N-d C-contiguous array
-    when the caller has it already (else taken here).
+    """Emit the convolution (see the module docstring): with `WINOGRAD_KERNEL` one call of
+    the library kernel `kernels_conv` "winograd" (compiled once per dtype, sizes as
+    arguments), else loops generated for this shape. `x`, `x_off`: the input as a flat
+    channels-last array; `rhs`: the kernel as an N-d C-contiguous array when the caller has
+    it already (else taken here).
 
     The kernel is a function of its own taking every array as an argument: the same loops
     inline in the generated function, on its local scratch arrays, ran 3-4x slower (an
     8x8x64 map: 3.4 ms against 0.95 ms)."""
+    if not WINOGRAD_KERNEL:
+        from .rules_conv import _gemm_beta
+        return _lower_generated(ctx, eqn, G, _gemm_beta, x, x_off, rhs)
     from . import kernels_conv
     from .rules_linalg import gemm_kernel
     from .kernels import GEMM, GEMM_SERIAL
@@ -104,3 +118,181 @@ def lower_conv_winograd(ctx, eqn, G, x, x_off, rhs=None):
     k = ctx.kernel(kernels_conv.name("winograd", dt))
     ctx.emit(f"{k}({x}, {x_off}, {w}, {w_off}, {of}, {o_off}, {u}, 0, {v}, 0, {m}, 0, "
              f"{xp}, 0, ({', '.join(str(int(s)) for s in sizes)},))", "Winograd F(2x2, 3x3)")
+
+
+def _lower_generated(ctx, eqn, G, gemm, x, x_off, rhs=None):
+    """Emit the convolution as loops generated for this shape, in a helper of its own (see
+    `WINOGRAD_KERNEL`). `x`, `x_off`: the input as a flat channels-last array; `gemm` as for
+    `conv_taps.lower_conv_taps`; `rhs`: the kernel as an N-d array if the caller has it.
+
+    The work is one helper function (per distinct geometry) taking every array as an
+    argument: the same loops inline in the generated function, on its local scratch arrays,
+    ran 3-4x slower (an 8x8x64 map: 3.4 ms against 0.95 ms)."""
+    n, c, o = G.n, G.c, G.o
+    ho, wo = G.osz
+    dt = G.oa.dtype
+    th, tw = -(-ho // 2), -(-wo // 2)
+    tiles = th * tw
+    hp, wp = 2 * th + 2, 2 * tw + 2            # padded input covering every tile
+    of, o_off = ctx.out_flat(0)
+    nbb = max(1, min(n, WINO_BLOCK // (16 * tiles * max(c, o))))
+    rows = nbb * tiles                          # gemm rows of a full block
+    u = ctx.scratch(16 * c * o, dt)
+    v = ctx.scratch(16 * rows * c, dt)
+    m = ctx.scratch(16 * rows * o, dt)
+    xp = ctx.scratch(nbb * hp * wp * c, dt)
+    hwio = tuple(G.rhs_spec) == (3, 2, 0, 1)
+    w, w_off = ctx.flat(1) if hwio else ((rhs if rhs is not None else ctx.array(1)), 0)
+    lits = {"half": ctx.literal(0.5, dt), "zero": ctx.literal(0, dt), "one": ctx.literal(1, dt)}
+    src = Emitter()
+
+    class _Gemm:            # the gemm emitter bound to the helper's source
+        eqn = ctx.eqn
+        emit, block = src.emit, src.block
+        kernel, literal = ctx.kernel, ctx.literal
+    _kernel_transform(src, G, "w", "w_off", "u", lits["half"], hwio)
+    _blocks(src, _Gemm, G, gemm, nbb, rows, th, tw, hp, wp, lits)
+    body = "\n".join(src.lines)
+    key = hashlib.sha1(body.encode()).hexdigest()[:12]
+    name = f"_wg_conv_{key}"
+    # a written signature: the helper compiles on its own (a module of its own, cached by
+    # content, possibly compiled by a worker process: helpers.py), and without the Python
+    # and C wrappers only compiled callers need not
+    def arr(dtype, ndim=1):
+        return f"_t.Array({ctx.numba_type(dtype)}, {ndim}, 'C')"
+    xdt, wdt = ctx.eqn.invars[0].aval.dtype, ctx.eqn.invars[1].aval.dtype
+    sig = (f"_t.none({arr(xdt)}, _t.int64, {arr(wdt, 1 if hwio else 4)}, _t.int64, "
+           f"{arr(ctx.eqn.outvars[0].aval.dtype)}, _t.int64, {arr(dt)}, {arr(dt)}, {arr(dt)}, "
+           f"{arr(dt)})")
+    ctx.add_helper(name, "\n".join([
+        f"@_njit({sig}, cache=True, nogil=True, error_model='numpy', "
+        "no_cpython_wrapper=True, no_cfunc_wrapper=True)",
+        f"def {name}(x, x_off, w, w_off, out, o_off, u, v, m, xp):", body]))
+    ctx.emit(f"{name}({x}, {x_off}, {w}, {w_off}, {of}, {o_off}, {u}, {v}, {m}, {xp})",
+             "Winograd F(2x2, 3x3)")
+
+
+def _blocks(src, gctx, G, gemm, nbb, rows, th, tw, hp, wp, lits):
+    """The loop over blocks of images: pad, transform, 16 gemms, transform back."""
+    n, c, o = G.n, G.c, G.o
+    (ph, pw), (ho, wo) = G.psz, G.osz
+    (plh, _), (plw, _) = G.pads
+    tiles = th * tw
+    zero = lits["zero"]
+    # the input rows/columns of the padded buffer that hold input data
+    y_lo, y_hi = max(0, plh), min(hp, ph + plh)
+    x_lo, x_hi = max(0, plw), min(wp, pw + plw)
+    with src.block(f"for _wgb in range(0, {n}, {nbb}):", "a block of images"):
+        src.emit(f"_wgnb = min({nbb}, {n} - _wgb)")
+        src.emit(f"_wgrows = _wgnb * {tiles}")
+        # zero-padded copy of the block's images
+        with src.block(f"for _wgi in range(_wgnb * {hp * wp * c}):"):
+            src.emit(f"xp[_wgi] = {zero}")
+        with src.block("for _wgn in range(_wgnb):"):
+            with src.block(f"for _wgy in range({y_lo}, {y_hi}):"):
+                src.emit(f"_wgd = ((_wgn * {hp} + _wgy) * {wp} + {x_lo}) * {c}")
+                src.emit(f"_wgs = x_off + (((_wgb + _wgn) * {ph} + _wgy - {plh}) * {pw} + "
+                         f"{x_lo} - {plw}) * {c}")
+                with src.block(f"for _wgi in range({(x_hi - x_lo) * c}):"):
+                    src.emit("xp[_wgd + _wgi] = x[_wgs + _wgi]")
+        _input_transform(src, c, hp, wp, th, tw, "xp", "v")
+        with src.block("for _wge in range(16):", "one gemm per tile element"):
+            gemm(gctx, "_wgrows", o, c, "v", f"_wge * _wgrows * {c}", c, "u", f"_wge * {c * o}",
+                 o, "m", f"_wge * _wgrows * {o}", o, zero, rows * c * o)
+        _output_transform(src, o, ho, wo, th, tw, "m", "out", "o_off")
+
+
+def _kernel_transform(src, G, w, w_off, u, half, hwio):
+    """U[e, i, o] = (G g G^T)[e] for the 3x3 kernel g of each (in i, out o) pair; `w` is the
+    flat HWIO kernel (from `w_off`) or, if not `hwio`, the N-d kernel in its own layout."""
+    c, o = G.c, G.o
+    if hwio:                # g[kh, kw] at ((kh*3 + kw)*c + i)*o + o
+
+        def g(kh, kw):
+            return f"{w}[{w_off} + {(kh * 3 + kw) * c * o} + _wgi * {o} + _wgo]"
+    else:
+
+        def g(kh, kw):
+            idx = [None] * 4
+            idx[G.rhs_spec[0]], idx[G.rhs_spec[1]] = "_wgo", "_wgi"
+            idx[G.rhs_spec[2]], idx[G.rhs_spec[3]] = str(kh), str(kw)
+            return f"{w}[{', '.join(idx)}]"
+    with src.block(f"for _wgi in range({c}):"):
+        with src.block(f"for _wgo in range({o}):"):
+            for r in range(3):                   # t = G g: 4 rows of 3
+                g0, g1, g2 = g(r, 0), g(r, 1), g(r, 2)
+                src.emit(f"_wgg{r}0, _wgg{r}1, _wgg{r}2 = {g0}, {g1}, {g2}")
+            for j in range(3):
+                src.emit(f"_wgt0{j} = _wgg0{j}")
+                src.emit(f"_wgt1{j} = (_wgg0{j} + _wgg1{j} + _wgg2{j}) * {half}")
+                src.emit(f"_wgt2{j} = (_wgg0{j} - _wgg1{j} + _wgg2{j}) * {half}")
+                src.emit(f"_wgt3{j} = _wgg2{j}")
+            for r in range(4):                   # U = t G^T: 4 columns
+                vals = [f"_wgt{r}0", f"(_wgt{r}0 + _wgt{r}1 + _wgt{r}2) * {half}",
+                        f"(_wgt{r}0 - _wgt{r}1 + _wgt{r}2) * {half}", f"_wgt{r}2"]
+                for j, val in enumerate(vals):
+                    src.emit(f"{u}[{(r * 4 + j) * c * o} + _wgi * {o} + _wgo] = {val}")
+
+
+def _input_transform(src, c, hp, wp, th, tw, xp, v):
+    """V[e, tile, i] = (B^T d B)[e] for the 4x4 input tile d of each tile and channel."""
+    with src.block("for _wgn in range(_wgnb):"):
+        with src.block(f"for _wgty in range({th}):"):
+            with src.block(f"for _wgtx in range({tw}):"):
+                src.emit(f"_wgrow = (_wgn * {th} + _wgty) * {tw} + _wgtx")
+                src.emit(f"_wgs = ((_wgn * {hp} + 2 * _wgty) * {wp} + 2 * _wgtx) * {c}")
+                with src.block(f"for _wgi in range({c}):"):
+                    for r in range(4):
+                        for j in range(4):
+                            src.emit(f"_wgd{r}{j} = {xp}[_wgs + {(r * wp + j) * c} + _wgi]")
+                    for j in range(4):          # B^T d (rows)
+                        src.emit(f"_wgt0{j} = _wgd0{j} - _wgd2{j}")
+                        src.emit(f"_wgt1{j} = _wgd1{j} + _wgd2{j}")
+                        src.emit(f"_wgt2{j} = _wgd2{j} - _wgd1{j}")
+                        src.emit(f"_wgt3{j} = _wgd1{j} - _wgd3{j}")
+                    for r in range(4):          # (.) B (columns)
+                        vals = [f"_wgt{r}0 - _wgt{r}2", f"_wgt{r}1 + _wgt{r}2",
+                                f"_wgt{r}2 - _wgt{r}1", f"_wgt{r}1 - _wgt{r}3"]
+                        for j, val in enumerate(vals):
+                            src.emit(f"{v}[({r * 4 + j} * _wgrows + _wgrow) * {c} + _wgi] = "
+                                     f"{val}")
+
+
+def _output_transform(src, o, ho, wo, th, tw, m, of, o_off):
+    """out[2x2 tile] = A^T m A for the 4x4 product tile m of each tile and out channel; tiles
+    hanging over an odd-sized output keep their first row / column only."""
+    with src.block("for _wgn in range(_wgnb):"):
+        with src.block(f"for _wgty in range({th}):"):
+            with src.block(f"for _wgtx in range({tw}):"):
+                src.emit(f"_wgrow = (_wgn * {th} + _wgty) * {tw} + _wgtx")
+                src.emit(f"_wgd = {o_off} + (((_wgb + _wgn) * {ho} + 2 * _wgty) * {wo} + "
+                         f"2 * _wgtx) * {o}")
+                full = f"2 * _wgty + 1 < {ho} and 2 * _wgtx + 1 < {wo}"
+                for edge in (False, True):
+                    with src.block("else:" if edge else f"if {full}:"):
+                        _output_tile(src, o, ho, wo, m, of, edge)
+
+
+def _output_tile(src, o, ho, wo, m, of, edge):
+    """The loop over out channels of one tile (`edge`: the tile may hang over the output)."""
+    if edge:
+        src.emit(f"_wgy1 = 2 * _wgty + 1 < {ho}")
+        src.emit(f"_wgx1 = 2 * _wgtx + 1 < {wo}")
+    with src.block(f"for _wgo in range({o}):"):
+        for r in range(4):
+            for j in range(4):
+                src.emit(f"_wgm{r}{j} = {m}[({r * 4 + j} * _wgrows + _wgrow) * {o} + _wgo]")
+        for j in range(4):                      # A^T m (rows)
+            src.emit(f"_wgt0{j} = _wgm0{j} + _wgm1{j} + _wgm2{j}")
+            src.emit(f"_wgt1{j} = _wgm1{j} - _wgm2{j} - _wgm3{j}")
+        outs = [("0", "_wgt00 + _wgt01 + _wgt02", None),
+                (f"{o}", "_wgt01 - _wgt02 - _wgt03", "_wgx1"),
+                (f"{wo * o}", "_wgt10 + _wgt11 + _wgt12", "_wgy1"),
+                (f"{(wo + 1) * o}", "_wgt11 - _wgt12 - _wgt13", "_wgy1 and _wgx1")]
+        for off, val, cond in outs:
+            line = f"{of}[_wgd + {off} + _wgo] = {val}"
+            if edge and cond:
+                with src.block(f"if {cond}:"):
+                    src.emit(line)
+            else:
+                src.emit(line)

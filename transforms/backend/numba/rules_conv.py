@@ -56,7 +56,10 @@ SMALL_CONV = 4096          # fewer multiply-adds than this: direct loops
 # 2-D kernel gradients, the common 2-D im2col convolution and channels-last pooling call the
 # size-generic `kernels_conv` kernels (compiled once per dtype) rather than loops generated
 # per shape (False: the generated loops; for measurements)
-WINDOW_ROWS_KERNEL = True
+# (window rows off by default: the CNN benchmark's step took 4.5 ms more CPU with it in a
+# process of its own, though not when both versions ran in one process; im2col and pooling
+# measured within 0-2% both ways)
+WINDOW_ROWS_KERNEL = False
 IM2COL_KERNEL = True
 POOL_KERNEL = True
 
