@@ -20,8 +20,8 @@ The loops are a helper generated per shape (1.1-1.4 s of compile per new shape) 
 arguments, compiled once per dtype, precompiled by `transforms.precompile`). Run in one
 process beside the generated helper, alternated, the kernel measured within +-1% on the
 convolutions below and the small CNN's (one BLAS thread and default threads, identical
-bits); in a process of its own, though, the CNN step's Winograd convolutions took 50-70%
-more cycles, so the kernel is off by default until that is understood.
+bits); called repeatedly on its own, though, the CNN step's Winograd convolutions took
+50-70% more cycles, so the kernel is off by default (see `WINOGRAD_KERNEL`).
 
 Layout: channels-last operands; the input is first copied into a zero-padded buffer covering
 every tile (no border tests in the transform loop); images are processed in blocks sized so
@@ -48,10 +48,12 @@ WINO_MAX_RATIO = 0.7       # tiles' multiply-adds over the other path's, at most
 WINO_BLOCK = 1 << 18       # elements of V (16 x tiles x in) for one block of images
 WINO_MAX_OUT = 64          # largest output map side handled (beyond: im2col's big gemms)
 # The size-generic library kernel (compiled once per dtype) instead of a helper generated per
-# shape: off by default. Its convolutions matched the generated helper's speed when both ran
-# in one process (+-1%, bit-identical results), but in a process of its own the CNN
-# benchmark's step took 84 ms of CPU against 69 (its two Winograd convolutions 50-70% more
-# cycles, NUMBAX_PROFILE); the cause is not found yet.
+# shape: off by default. Timed alternately with the generated helper in one process it
+# matched it (+-1%, bit-identical results), but in steady state (repeated calls of one
+# version, whichever else is compiled in the process) the CNN benchmark's step took 86 ms of
+# CPU against 70 (its two Winograd convolutions 50-70% more cycles, NUMBAX_PROFILE). Not
+# verified: with run-time sizes the 16 store streams of the transforms each need their own
+# run-time alias check, beyond LLVM's vectoriser limit, so those loops may stay scalar.
 WINOGRAD_KERNEL = False
 
 

@@ -24,9 +24,12 @@ called from non-parallel main functions), the C entry point works from any calle
 main functions and split or outlined helpers too.
 
 Each kernel is the loop nest the generated code had (the same operations in the same
-order), its sizes run-time values; measured against the per-shape code it replaced (one
-process, alternated, one BLAS thread, CPU time) within +-1.5% (conv_winograd.py and the
-commit messages give the figures). Compiling them costs once per machine and dtype
+order), its sizes run-time values. Timed alternately against the per-shape code in one
+process every kernel was within +-1.5%; timed in steady state (repeated calls, the CNN
+benchmark's step) the Winograd and window-rows kernels were slower (86 against 70 ms of CPU
+for the step; window rows 4.5 ms more), so those two are opt-in
+(`conv_winograd.WINOGRAD_KERNEL`, `rules_conv.WINDOW_ROWS_KERNEL`); im2col and pooling
+measured within 0-2% both ways and are on. Compiling them costs once per machine and dtype
 (CPU-seconds on the loaded 2-core machine, the gemm kernels already compiled): Winograd
 3.0, window rows 1.1, im2col 1.2, pooling 1.5 -- more than one per-shape helper each (their
 loops are vectorised with run-time trip counts and alias checks; inlining the parts into the
