@@ -149,11 +149,12 @@ branch 2     28.2 / 13.1   7.34 / 3.04   0.75 / 0.30  -
 ===========  ============  ============  ===========  ===========
 
 Kernels cached, the CNN's first call went from 4.2x to 1.6x JAX's CPU (1.7x its wall
-time) with every kernel on. The Winograd and window-rows kernels then proved slower at run
-time when called repeatedly (the CNN step 86 against 70 ms of CPU: see conv_winograd.py)
-and are opt-in; by default (im2col and pooling kernels only) the same pair at load 3.0-3.2
-gave kernels cached 6.27 / 6.18 (main) against 5.84 / 5.53 (wall / CPU), cold 7.24 / 7.11
-against 9.66 / 9.43. With an empty cache it costs 3-5 CPU-seconds more, once
+time) with every kernel on. The kernels then proved slower at run time when called
+repeatedly in a process of their own (the CNN step 86 against 70 ms of CPU with the
+Winograd kernel: see kernels_conv.py), so all are opt-in and the default is main's code;
+with the im2col and pooling kernels only, the same pair at load 3.0-3.2 gave kernels cached
+6.27 / 6.18 (main) against 5.84 / 5.53 (wall / CPU), cold 7.24 / 7.11 against 9.66 / 9.43.
+With an empty cache it costs 3-5 CPU-seconds more, once
 per machine and dtype: the four float32 kernels compile (more than one per-shape helper
 each, since their loops vectorise with run-time trip counts); the precompile step grew from
 33-37 s to 76-81 s wall for both dtypes at that load.

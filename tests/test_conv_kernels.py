@@ -41,11 +41,12 @@ def direct(x, w, padding):
 
 @pytest.fixture(autouse=True)
 def library_kernels(monkeypatch):
-    """The Winograd and window-rows kernels are opt-in (conv_winograd.WINOGRAD_KERNEL,
-    rules_conv.WINDOW_ROWS_KERNEL): on for these tests."""
+    """The library kernels are opt-in (conv_winograd.WINOGRAD_KERNEL, rules_conv's
+    WINDOW_ROWS_KERNEL, IM2COL_KERNEL, POOL_KERNEL): on for these tests."""
     from transforms.backend.numba import conv_winograd
     monkeypatch.setattr(conv_winograd, "WINOGRAD_KERNEL", True)
-    monkeypatch.setattr(rules_conv, "WINDOW_ROWS_KERNEL", True)
+    for flag in ("WINDOW_ROWS_KERNEL", "IM2COL_KERNEL", "POOL_KERNEL"):
+        monkeypatch.setattr(rules_conv, flag, True)
 
 
 @pytest.fixture
@@ -243,3 +244,14 @@ def test_cnn_gradient_of_new_shapes_compiles_no_convolution_kernel(tmp_path, mon
             assert loads() == before
         for a, b in zip(got, g(w1, w2, x)):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_kernels_are_off_by_default():
+    """Generated code keeps its per-shape loops unless a kernel is switched on (they were
+    slower in steady state: kernels_conv's docstring); precompile then compiles none."""
+    from transforms.backend.numba import conv_winograd
+    import importlib
+    src = importlib.util.find_spec("transforms.backend.numba.rules_conv").origin
+    text = open(src).read() + open(conv_winograd.__file__).read()
+    for flag in ("WINOGRAD_KERNEL", "WINDOW_ROWS_KERNEL", "IM2COL_KERNEL", "POOL_KERNEL"):
+        assert f"\n{flag} = False\n" in text

@@ -6,7 +6,7 @@ or ``transforms.precompile.precompile()`` from Python. The first compiled call o
 compiles, besides the program itself, the backend kernels it calls (the vectorisable
 exp/log/tanh/logistic/sin/cos/pow, NaN-aware max/min, BLAS gemm for matrix products and
 convolutions, integer division, the random-bit generator, the convolution kernels of
-`kernels_conv`): about half of a cold first call
+`kernels_conv` that are switched on): about half of a cold first call
 for a small training step. Kernels are typed per argument *type*, never per shape or
 constant, so one compiled copy in the cache directory (``NUMBAX_CACHE_DIR``) serves every
 later program of that dtype; this command compiles them for the given dtypes so that even
@@ -89,7 +89,7 @@ def _compile_dtype(dt):
     from .backend.numba import kernels_conv
     prog, args = _program(dt)
     T.jit(prog).lower(*args).compile()
-    kernels_conv.compile_all(dt)        # sizes are arguments: one compiled copy per dtype
+    kernels_conv.compile_all(dt)        # (the convolution kernels switched on, if any)
     out = {}
     for name, d in _kernel_dispatchers().items():
         new = [pickle.dumps(s).hex() for s in d.signatures if not d.stats.cache_hits.get(s)]

@@ -24,12 +24,14 @@ called from non-parallel main functions), the C entry point works from any calle
 main functions and split or outlined helpers too.
 
 Each kernel is the loop nest the generated code had (the same operations in the same
-order), its sizes run-time values. Timed alternately against the per-shape code in one
-process every kernel was within +-1.5%; timed in steady state (repeated calls, the CNN
-benchmark's step) the Winograd and window-rows kernels were slower (86 against 70 ms of CPU
-for the step; window rows 4.5 ms more), so those two are opt-in
-(`conv_winograd.WINOGRAD_KERNEL`, `rules_conv.WINDOW_ROWS_KERNEL`); im2col and pooling
-measured within 0-2% both ways and are on. Compiling them costs once per machine and dtype
+order, identical results), its sizes run-time values. Timed alternately against the
+per-shape code in one process every kernel was within +-1.5%; called repeatedly in a process
+of its own each was slower (the CNN step 86 against 70 ms of CPU with the Winograd kernel,
+window rows 4.5 ms more; a 2x2 max-pool of 64x24x24x64 2.7 ms against 0.46; the ResNet
+stem's im2col 2.59 against 1.88). The cause is not found (the pooling kernel's machine code
+vectorises and inlines `maxf`); so every kernel is opt-in (`conv_winograd.WINOGRAD_KERNEL`,
+`rules_conv.WINDOW_ROWS_KERNEL`, `IM2COL_KERNEL`, `POOL_KERNEL`), and
+`transforms.precompile` compiles only those switched on. Compiling them costs once per machine and dtype
 (CPU-seconds on the loaded 2-core machine, the gemm kernels already compiled): Winograd
 3.0, window rows 1.1, im2col 1.2, pooling 1.5 -- more than one per-shape helper each (their
 loops are vectorised with run-time trip counts and alias checks; inlining the parts into the
@@ -486,9 +488,19 @@ def resolve(attr):
     return c
 
 
+def enabled():
+    """The kernels generated code calls now (each has a switch: see the module docstring)."""
+    from . import conv_winograd, rules_conv
+    on = {"winograd": conv_winograd.WINOGRAD_KERNEL,
+          "window_rows": rules_conv.WINDOW_ROWS_KERNEL,
+          "im2col": rules_conv.IM2COL_KERNEL, "pool": rules_conv.POOL_KERNEL}
+    return [k for k in _KERNELS if on[k]]
+
+
 def compile_all(dtype):
-    """Compile (or load) every entry point for float `dtype`; returns their names."""
-    return [resolve(name(k, dtype)) and name(k, dtype) for k in _KERNELS]
+    """Compile (or load) the entry points switched on (`enabled`) for float `dtype`; returns
+    their names."""
+    return [resolve(name(k, dtype)) and name(k, dtype) for k in enabled()]
 
 
 def _make_caller(kernel, dt):

@@ -56,12 +56,13 @@ SMALL_CONV = 4096          # fewer multiply-adds than this: direct loops
 # 2-D kernel gradients, the common 2-D im2col convolution and channels-last pooling call the
 # size-generic `kernels_conv` kernels (compiled once per dtype) rather than loops generated
 # per shape (False: the generated loops; for measurements)
-# (window rows off by default: the CNN benchmark's step took 4.5 ms more CPU with it in a
-# process of its own, though not when both versions ran in one process; im2col and pooling
-# measured within 0-2% both ways)
+# All off by default: timed alternately with the generated loops in one process they
+# matched them, but called repeatedly in a process of their own they were slower (the CNN
+# step's window rows 4.5 ms more CPU; a 2x2 max-pool of 64x24x24x64 2.7 ms against 0.46, the
+# ResNet stem's im2col 2.59 against 1.88): see kernels_conv.py.
 WINDOW_ROWS_KERNEL = False
-IM2COL_KERNEL = True
-POOL_KERNEL = True
+IM2COL_KERNEL = False
+POOL_KERNEL = False
 
 
 def _conv_geometry():
