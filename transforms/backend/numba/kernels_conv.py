@@ -28,8 +28,9 @@ order, identical results), its sizes run-time values. Timed alternately against 
 per-shape code in one process every kernel was within +-1.5%; called repeatedly in a process
 of its own each was slower (the CNN step 86 against 70 ms of CPU with the Winograd kernel,
 window rows 4.5 ms more; a 2x2 max-pool of 64x24x24x64 2.7 ms against 0.46; the ResNet
-stem's im2col 2.59 against 1.88). The cause is not found (the pooling kernel's machine code
-vectorises and inlines `maxf`); so every kernel is opt-in (`conv_winograd.WINOGRAD_KERNEL`,
+stem's im2col 2.59 against 1.88). The cause is not found; it is the kernels' own code, not
+the symbol call: the pooling kernel called as a plain Numba function from Python took 3.4
+ms too, and its machine code inlines `maxf`. So every kernel is opt-in (`conv_winograd.WINOGRAD_KERNEL`,
 `rules_conv.WINDOW_ROWS_KERNEL`, `IM2COL_KERNEL`, `POOL_KERNEL`), and
 `transforms.precompile` compiles only those switched on. Compiling them costs once per machine and dtype
 (CPU-seconds on the loaded 2-core machine, the gemm kernels already compiled): Winograd
