@@ -1,8 +1,8 @@
 """Helper functions compiled as modules of their own, cached on disk by their content.
 
-A generated program calls helper functions: the outlined loop nests (`outline.py`) and the
-pieces of a long main function (`split.py`). (Convolutions call size-generic library
-kernels instead: `kernels_conv.py`.) A helper whose signature is written out (``@_njit(<signature>, ...)``)
+A generated program calls helper functions: the outlined loop nests (`outline.py`), the
+pieces of a long main function (`split.py`) and the Winograd convolutions
+(`conv_winograd.py`). A helper whose signature is written out (``@_njit(<signature>, ...)``)
 does not need the main function to be typed first, so it becomes a module of its own:
 
 * its source is the helper (without its comments) plus exactly the module-level names it reads (the standard
