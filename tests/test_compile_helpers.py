@@ -292,3 +292,18 @@ def test_split_writes_signatures_only_for_known_types(monkeypatch):
     assert "s_, = _p1(_f2, _np.float32(s_))" in text
     # the third reads `q`, whose type only Numba knows: typed from the call
     assert pieces[2].startswith("@_njit(cache=False)")
+
+
+def test_helper_key_carries_the_backend_fingerprint(monkeypatch):
+    """A helper's cached machine code holds the kernels it calls (linked in), so its cache key
+    must change with the backend, as the main module's does: the same helper text under
+    another backend fingerprint is another module."""
+    from transforms.backend.numba import lowering
+    a, b, _ = _args()
+    (h,) = _helpers(first, a, b)
+    real = lowering.BACKEND_FINGERPRINT
+    assert f"# backend {real}" in h.source
+    monkeypatch.setattr(lowering, "BACKEND_FINGERPRINT", "0" * 16)
+    (h2,) = _helpers(first, a, b)
+    assert h2.key != h.key
+    assert h2.source.replace("0" * 16, real) == h.source
