@@ -24,6 +24,7 @@ written into every generated module, so editing this file invalidates old cache 
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -910,9 +911,11 @@ def pow_f32(x, y):
     return np.float32(r)
 
 
+@functools.lru_cache(maxsize=None)
 def source_version():
     """A short hash of this file and of the BLAS in use: generated modules embed it, so
-    editing the kernels or switching BLAS invalidates cached machine code."""
+    editing the kernels or switching BLAS invalidates cached machine code. Computed once per
+    process (as the backend's fingerprint is), not on every lowering."""
     import hashlib
     with open(__file__, "rb") as f:
         h = hashlib.sha1(f.read())
