@@ -74,6 +74,26 @@ def use_winograd(G, other_cost):
     return winograd_cost(G) <= WINO_MAX_RATIO * other_cost
 
 
+def _tiling(ctx, G):
+    """The tiling both lowerings share: sizes, 2x2 output tiles (th x tw), the padded input
+    (hp x wp), images per block (nbb) and gemm rows per block, the output, and the scratch
+    arrays U (kernel), V (input tiles), M (products) and the padded input block."""
+    n, c, o = G.n, G.c, G.o
+    ho, wo = G.osz
+    dt = G.oa.dtype
+    th, tw = -(-ho // 2), -(-wo // 2)
+    tiles = th * tw
+    hp, wp = 2 * th + 2, 2 * tw + 2            # padded input covering every tile
+    of, o_off = ctx.out_flat(0)
+    nbb = max(1, min(n, WINO_BLOCK // (16 * tiles * max(c, o))))
+    rows = nbb * tiles                          # gemm rows of a full block
+    u = ctx.scratch(16 * c * o, dt)
+    v = ctx.scratch(16 * rows * c, dt)
+    m = ctx.scratch(16 * rows * o, dt)
+    xp = ctx.scratch(nbb * hp * wp * c, dt)
+    return n, c, o, ho, wo, dt, th, tw, hp, wp, of, o_off, nbb, rows, u, v, m, xp
+
+
 def lower_conv_winograd(ctx, eqn, G, x, x_off, rhs=None):
     """Emit the convolution (see the module docstring): with `WINOGRAD_KERNEL` one call of
     the library kernel `kernels_conv` "winograd" (compiled once per dtype, sizes as
@@ -90,19 +110,8 @@ def lower_conv_winograd(ctx, eqn, G, x, x_off, rhs=None):
     from . import kernels_conv
     from .rules_linalg import gemm_kernel
     from .kernels import GEMM, GEMM_SERIAL
-    n, c, o = G.n, G.c, G.o
-    ho, wo = G.osz
-    dt = G.oa.dtype
-    th, tw = -(-ho // 2), -(-wo // 2)
-    tiles = th * tw
-    hp, wp = 2 * th + 2, 2 * tw + 2            # padded input covering every tile
-    of, o_off = ctx.out_flat(0)
-    nbb = max(1, min(n, WINO_BLOCK // (16 * tiles * max(c, o))))
-    rows = nbb * tiles                          # gemm rows of a full block
-    u = ctx.scratch(16 * c * o, dt)
-    v = ctx.scratch(16 * rows * c, dt)
-    m = ctx.scratch(16 * rows * o, dt)
-    xp = ctx.scratch(nbb * hp * wp * c, dt)
+    (n, c, o, ho, wo, dt, th, tw, hp, wp, of, o_off, nbb, rows, u, v, m,
+     xp) = _tiling(ctx, G)
     if tuple(G.rhs_spec) == (3, 2, 0, 1):       # HWIO: the kernel's storage as it is
         w, w_off = ctx.flat(1)
     else:
@@ -130,19 +139,8 @@ def _lower_generated(ctx, eqn, G, gemm, x, x_off, rhs=None):
     The work is one helper function (per distinct geometry) taking every array as an
     argument: the same loops inline in the generated function, on its local scratch arrays,
     ran 3-4x slower (an 8x8x64 map: 3.4 ms against 0.95 ms)."""
-    n, c, o = G.n, G.c, G.o
-    ho, wo = G.osz
-    dt = G.oa.dtype
-    th, tw = -(-ho // 2), -(-wo // 2)
-    tiles = th * tw
-    hp, wp = 2 * th + 2, 2 * tw + 2            # padded input covering every tile
-    of, o_off = ctx.out_flat(0)
-    nbb = max(1, min(n, WINO_BLOCK // (16 * tiles * max(c, o))))
-    rows = nbb * tiles                          # gemm rows of a full block
-    u = ctx.scratch(16 * c * o, dt)
-    v = ctx.scratch(16 * rows * c, dt)
-    m = ctx.scratch(16 * rows * o, dt)
-    xp = ctx.scratch(nbb * hp * wp * c, dt)
+    (n, c, o, ho, wo, dt, th, tw, hp, wp, of, o_off, nbb, rows, u, v, m,
+     xp) = _tiling(ctx, G)
     hwio = tuple(G.rhs_spec) == (3, 2, 0, 1)
     w, w_off = ctx.flat(1) if hwio else ((rhs if rhs is not None else ctx.array(1)), 0)
     lits = {"half": ctx.literal(0.5, dt), "zero": ctx.literal(0, dt), "one": ctx.literal(1, dt)}
