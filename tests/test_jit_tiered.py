@@ -129,3 +129,51 @@ def test_untiered_jit_never_runs_eagerly(fresh_cache):
     f(np.ones(3))
     assert f.tier_stats["eager_calls"] == 0 and f.tier_stats["background_compiles"] == 0
     assert f.wait_compiled(timeout=1)
+
+
+def test_first_tiered_call_runs_the_function_itself_then_the_interpreter(fresh_cache,
+                                                                         monkeypatch):
+    """The first call of a new signature runs the Python function eagerly (its results cast
+    to the traced outputs' dtypes) and traces it; the calls after it, until the switch,
+    interpret the traced program."""
+    runs = []
+    interpreted = []
+
+    def model(params, x, scale):
+        runs.append(type(x).__name__)                 # 'ndarray' eagerly, a tracer traced
+        h = tnp.tanh(x @ params["w"] + params["b"]) * scale
+        return {"out": h, "half": 0.5}                # a Python float among the outputs
+
+    real_eager = tiered.eager
+
+    def counting_eager(caches, entry, leaves):
+        interpreted.append(1)
+        return real_eager(caches, entry, leaves)
+
+    monkeypatch.setattr(tiered, "eager", counting_eager)
+    params, x = _args()
+    f = T.jit(model, tiered=True)
+    first = f(params, x, 2.0)
+    assert runs[0] == "ndarray" and len(runs) == 2 and runs[1] != "ndarray"
+    assert interpreted == [] and f.tier_stats["eager_calls"] == 1
+    assert f.tier_stats["background_compiles"] == 1
+    second = f(params, x, 2.0)
+    if f.tier_stats["switches"] == 0:                 # still compiling: interpreted
+        assert interpreted == [1] and f.tier_stats["eager_calls"] == 2
+    assert len(runs) == 2                             # the function itself ran once only
+    traced = T.jit(model)(params, x, 2.0)           # plain jit: the dtypes to expect
+    for k in traced:
+        assert np.asarray(first[k]).dtype == np.asarray(traced[k]).dtype
+        np.testing.assert_allclose(first[k], traced[k], rtol=RTOL, atol=1e-6)
+    np.testing.assert_allclose(second["out"], traced["out"], rtol=RTOL, atol=1e-6)
+    assert f.wait_compiled(timeout=600)
+
+
+def test_first_tiered_call_that_raises_raises_as_jit_does(fresh_cache):
+    def bad(x):
+        return tnp.reshape(x, (7,))
+
+    with pytest.raises(Exception) as plain:
+        T.jit(bad)(np.ones(4, np.float32))
+    with pytest.raises(type(plain.value)):
+        T.jit(bad, tiered=True)(np.ones(4, np.float32))

@@ -355,14 +355,21 @@ class JitFunction:
                 sig.append(s)
         key = (treedef, tuple(sig), _statics_key(statics))
         entry = self._lookup(key, treedef)
-        if entry is None:
-            entry = self._miss(key, leaves, treedef, statics, args, kwargs)
         trace = core._state.trace
+        first = None
+        if entry is None:
+            if self._tiered and trace is core.EVAL_TRACE:
+                # tiered, a new signature: this call runs the Python function itself eagerly
+                # (as without jit: cheaper than interpreting its traced program), then traces
+                first = _tiered.first_call(self._fun, args, kwargs)
+            entry = self._miss(key, leaves, treedef, statics, args, kwargs)
         if trace is core.EVAL_TRACE:
             exe = entry.call
             if exe is None:
                 if self._tiered and not _tiered.ready(self._caches, entry, self._name):
-                    outs = _tiered.eager(self._caches, entry, leaves)
+                    outs = None if first is None else _tiered.adopt(self._caches, entry, first)
+                    if outs is None:
+                        outs = _tiered.eager(self._caches, entry, leaves)
                     return optree.tree_unflatten(entry.out_tree, outs)
                 exe = self._compile(entry, (dyn_args, dyn_kw))
                 if not kwargs and not statics and entry.dict_keys is None and \

@@ -1,10 +1,15 @@
 """Tiered execution for `jit(f, tiered=True)`: never wait for a compile.
 
-The first call of a new signature traces `f` as usual, then runs the jaxpr through the eager
-NumPy interpreter (the primitives' own implementations, as outside `jit`) and starts building
-the compiled version in a background process (`backend.numba.background`), which writes it to
-the disk cache. Calls keep running eagerly until that process has finished; the next call then
-loads the machine code from the disk cache and every later call runs compiled.
+The first call of a new signature runs `f` itself eagerly (as without `jit`), then traces it
+and starts building the compiled version in a background process (`backend.numba.background`),
+which writes it to the disk cache; its results are converted to the traced outputs' dtypes (if
+they do not have the traced structure and shapes, or `f` raised, the traced program is
+interpreted instead, as below). Later calls run the jaxpr through the eager NumPy interpreter
+(the primitives' own implementations, as outside `jit`) until that process has finished; the
+next call then loads the machine code from the disk cache and every later call runs compiled.
+(Running `f` itself first spares that call the interpreter's overhead: it returns in about the
+time of an eager step plus the trace. Python side effects of `f`, like a `print`, then happen
+once more than under plain `jit`: on that call and when it is traced.)
 
 * Results: both tiers compute the same function, but not with the same floating-point
   operations (the compiled code fuses and reorders them), so a run's first steps can differ
@@ -105,6 +110,50 @@ def eager(caches, entry, leaves):
         outs = eval_jaxpr(closed.jaxpr, closed.consts, *args)
     outs = [o if type(o) is np.ndarray and o.dtype == a.dtype else np.asarray(o, a.dtype)
             for o, a in zip(outs, closed.out_avals)]
+    caches.tier["eager_calls"] += 1
+    st = entry.tier
+    if st.bc is None and not st.failed:
+        _start(caches, entry)
+    return outs
+
+
+class _Failed:
+    """The first eager call raised: the traced program's interpreter gives the error."""
+
+
+def first_call(fun, args, kwargs):
+    """The first call of a new signature under tiering: `fun` run eagerly, before it is traced
+    (its traced program then starts compiling). An exception is not raised here: the
+    interpreter of the traced program runs instead and reports it as jit would."""
+    try:
+        return fun(*args, **kwargs)
+    except Exception:                    # noqa: BLE001 -- rerun through the traced program
+        return _Failed
+
+
+def adopt(caches, entry, result):
+    """The eager result of `first_call` as the flat outputs of `entry` (each leaf a NumPy
+    array of the traced output's dtype), counted as an eager call, and the background compile
+    started; None when it does not have the traced output's structure and shapes (then the
+    traced program is interpreted instead)."""
+    import optree
+
+    from .tree import NAMESPACE
+    if result is _Failed:
+        return None
+    try:
+        flat, tree = optree.tree_flatten(result, namespace=NAMESPACE)
+    except Exception:                    # noqa: BLE001
+        return None
+    avals = entry.closed.out_avals
+    if tree != entry.out_tree or len(flat) != len(avals):
+        return None
+    outs = []
+    for x, a in zip(flat, avals):
+        x = np.asarray(x)
+        if x.shape != tuple(a.shape):
+            return None
+        outs.append(x if x.dtype == a.dtype else x.astype(a.dtype))
     caches.tier["eager_calls"] += 1
     st = entry.tier
     if st.bc is None and not st.failed:
