@@ -47,7 +47,6 @@ from .environment import (Device, check_tracer_leaks, checking_leaks, debug_infs
                        threefry_partitionable, transfer_guard, transfer_guard_device_to_device,
                        transfer_guard_device_to_host, transfer_guard_host_to_device)
 from . import scipy  # noqa: F401,E402
-from . import example_libraries  # noqa: F401,E402  (jax.example_libraries: stax, optimizers)
 
 from .ad_checkpoint import checkpoint_policies  # noqa: F401
 from .errors import (ConcretizationTypeError, NonDifferentiableError, ShapeError,  # noqa: F401
@@ -67,6 +66,15 @@ __all__ = sorted([_n for _n, _v in globals().items()
                   if not _n.startswith("_") and not isinstance(_v, _types_all.ModuleType)]
                  + ["lax", "numpy", "random", "tree", "tree_util", "nn", "debug",
                     "distributed", "ad_checkpoint", "custom_batching", "dtypes", "image", "scipy", "ops", "typing", "experimental",
-                    "example_libraries",
+                    "example_libraries",     # imported on use, as jax.example_libraries
                     "version"])
 del _types_all
+
+
+def __getattr__(name):
+    # `transforms.example_libraries` is imported on first use: `import transforms` need not
+    # pay for it (JAX does not import jax.example_libraries either)
+    if name == "example_libraries":
+        import importlib
+        return importlib.import_module(".example_libraries", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
