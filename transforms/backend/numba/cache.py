@@ -878,6 +878,13 @@ def njit(sig=None, *, cache=False, **options):
     def deco(py_func):
         opts = options
         fname = os.path.basename(py_func.__code__.co_filename)
+        if sig is not None and fname.startswith(("nbx_", "<numbax-generated")):
+            from . import direct                      # generated code: without Numba?
+            fn = direct.try_compile(py_func, sig)
+            if fn is not None:
+                return fn
+            from .calls import resolve_refs    # Numba's code (maybe cached) links to them
+            resolve_refs(py_func.__globals__)
         if fname.startswith(("nbx_", "<numbax-generated")) and "pipeline_class" not in opts:
             from .pipeline import pipeline_for        # generated code: a shorter pipeline
             pc = pipeline_for(py_func)

@@ -86,6 +86,9 @@ def register(fn, key, name):
     """Publish the machine code of helper `fn` (a dispatcher compiled for exactly one
     signature, function `name` of helper module `key`) under `symbol_of(key, name)`, so code
     calling it through `call` links to it. Returns `fn`."""
+    if getattr(fn, "direct", False):          # compiled directly: already published
+        setattr(fn, _ATTR, SymbolRef(fn, None, fn.symbol))
+        return fn
     sigs = getattr(fn, "signatures", None)
     if not sigs or len(sigs) != 1:
         return fn                  # (not a signed helper: callers keep the linked call)
@@ -116,6 +119,8 @@ def call(typingctx, fn, *args):
     if not isinstance(fn, SymbolRefType):
         raise TypingError(f"calls.call: {fn} is not a SymbolRef (calls.ref, calls.helper_ref)")
     plain = tuple(types.unliteral(a) for a in args)
+    if getattr(fn.dispatcher, "direct", False):
+        return _direct_call(fn, args, plain)
     if plain == fn.sig.args:
         return _by_symbol(fn, args, fn.symbol, fn.sig.args, fn.sig.return_type)
     # other argument types: Numba's own (linked) call
@@ -150,12 +155,73 @@ def _by_symbol(fn, args, sym, formal, rt):
     return sig, codegen
 
 
+def _direct_call(fn, args, plain):
+    """A call from Numba-compiled code of a helper the direct compiler compiled (`direct`:
+    arrays passed as data pointer and length, scalars as themselves, nothing returned)."""
+    from llvmlite import ir as llir
+    from .direct.lower import ArrT, param_types
+    target = fn.dispatcher
+    if len(plain) != len(target.argtypes):
+        raise TypingError(f"calls.call: {target.__name__} takes {len(target.argtypes)} "
+                          f"arguments, called with {len(plain)}")
+    formal = []
+    for a, t in zip(plain, target.argtypes):
+        if isinstance(t, ArrT):
+            if not (isinstance(a, types.Array) and a.ndim == t.ndim and a.layout == "C" and
+                    numpy_support.as_dtype(a.dtype) == t.dtype):
+                raise TypingError(f"calls.call: {target.__name__} takes {t}, given {a}")
+            formal.append(a)
+        else:
+            formal.append(numpy_support.from_dtype(t))
+    sig = types.none(fn, types.StarArgTuple.from_types(args))
+
+    def codegen(context, builder, sig, llargs):
+        vals = []
+        for v, a, f, t in zip(cgutils.unpack_tuple(builder, llargs[1]), args, formal,
+                              target.argtypes):
+            if isinstance(t, ArrT):
+                ary = context.make_array(f)(context, builder, v)
+                vals += [ary.data] + [builder.extract_value(ary.shape, i)
+                                      for i in range(t.ndim)]
+            else:
+                vals.append(context.cast(builder, v, a, f))
+        params = [p for t in target.argtypes for p in param_types(t)]
+        fnty = llir.FunctionType(llir.VoidType(), params)
+        callee = cgutils.get_or_insert_function(builder.module, fnty, target.symbol)
+        builder.call(callee, [builder.bitcast(x, p) if x.type != p else x
+                              for x, p in zip(vals, params)])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
 class SymbolRef:
     """A kernel or helper compiled for one signature and published under `symbol` (see
     `ref`, `register`)."""
 
     def __init__(self, dispatcher, sig, symbol):
         self.dispatcher, self.sig, self.symbol = dispatcher, sig, symbol
+
+
+class _KernelRef(SymbolRef):
+    """`ref`'s reference: the kernel is compiled (or loaded) and published only when
+    Numba-compiled code first needs its signature or symbol -- code the direct compiler
+    compiles (`direct`) compiles the kernel's source itself and never asks."""
+
+    def __init__(self, kernel, dtype):
+        self.dispatcher, self._dtype, self._resolved = kernel, dtype, None
+
+    def _resolve(self):
+        if self._resolved is None:
+            self._resolved = _publish(self.dispatcher, self._dtype)
+        return self._resolved
+
+    @property
+    def sig(self):
+        return self._resolve()[0]
+
+    @property
+    def symbol(self):
+        return self._resolve()[1]
 
 
 class SymbolRefType(types.Dummy):
@@ -186,21 +252,34 @@ def ref(kernel, dtype):
     """Kernel `kernel` (a dispatcher of `kernels.py` named in `KERNELS`) compiled (or loaded
     from its disk cache) for NumPy `dtype` and published under a symbol (see the module
     docstring): what generated code calls with ``_hc(<ref>, ...)``."""
+    key = (kernel.py_func.__name__, np.dtype(dtype))
+    r = _refs.get(key)
+    if r is None:
+        r = _refs[key] = _KernelRef(kernel, np.dtype(dtype))
+    return r
+
+
+def resolve_refs(namespace):
+    """Compile (or load) and publish every kernel `ref` bound in `namespace` (a generated
+    module's globals) that is not yet: Numba-compiled code loaded from the disk cache links to
+    their symbols without typing the calls that would resolve them."""
+    for v in list(namespace.values()):
+        if isinstance(v, _KernelRef):
+            v._resolve()
+
+
+def _publish(kernel, dtype):
+    """(signature, symbol) of `kernel` compiled (or loaded) for `dtype` and published."""
     from . import kernels
     name = kernel.py_func.__name__
     pos, argtypes = KERNELS[name]
-    dt = numpy_support.from_dtype(np.dtype(dtype))
-    key = (name, dt)
-    r = _refs.get(key)
-    if r is None:
-        args = argtypes(dt)
-        kernel.compile(args)
-        cres = kernel.overloads[args]
-        h = hashlib.sha1(f"{kernels.source_version()} {name} {cres.signature}".encode())
-        sym = f"numbax_kernel_{name}_{h.hexdigest()[:16]}"
-        _llvm.add_symbol(sym, cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name))
-        r = _refs[key] = SymbolRef(kernel, cres.signature, sym)
-    return r
+    args = argtypes(numpy_support.from_dtype(dtype))
+    kernel.compile(args)
+    cres = kernel.overloads[args]
+    h = hashlib.sha1(f"{kernels.source_version()} {name} {cres.signature}".encode())
+    sym = f"numbax_kernel_{name}_{h.hexdigest()[:16]}"
+    _llvm.add_symbol(sym, cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name))
+    return cres.signature, sym
 
 
 def ref_lines(names):

@@ -1,0 +1,217 @@
+"""A generated function compiled directly: the callable that replaces Numba's dispatcher,
+and its compile (or load from the disk cache).
+
+The machine code of a function is one object file in the cache directory,
+``__pycache__/nbx_<module key>.<function>.<hash>.dobj`` (an entry of its module, so eviction
+removes it with the module's other files). The hash covers the module key (the hash of the
+module's source, which names its constants, kernels and helpers), the function's name, the
+direct compiler's and the kernels' sources and the host CPU, so code compiled for another
+machine or by another version is never loaded.
+
+A function called from Python (the main function) gets an entry point taking each array as
+the NumPy array object itself (its data pointer and length are read from the object: one
+load each, far cheaper than ctypes' conversions) and each scalar as a C value, called
+through ctypes (which releases the GIL, as Numba's ``nogil`` functions do).
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+
+import numpy as np
+from llvmlite import ir
+
+from . import engine
+from . import scalars as S
+from .lower import I64, ArrT, FunctionCompiler, ModuleBuilder, function_ast, param_types
+from .scalars import Unsupported
+
+_CTYPES = {S.BOOL: ctypes.c_bool, np.dtype(np.int8): ctypes.c_int8,
+           np.dtype(np.int16): ctypes.c_int16, np.dtype(np.int32): ctypes.c_int32,
+           S.I64: ctypes.c_int64, np.dtype(np.uint8): ctypes.c_uint8,
+           np.dtype(np.uint16): ctypes.c_uint16, np.dtype(np.uint32): ctypes.c_uint32,
+           S.U64: ctypes.c_uint64, S.F32: ctypes.c_float, S.F64: ctypes.c_double}
+
+
+@functools.lru_cache(maxsize=None)
+def _array_layout():
+    """(offset of the data pointer, offset of the dimensions pointer) in a NumPy array
+    object, checked on a live array; None when they are not where this build expects."""
+    a = np.arange(7, dtype=np.int64)
+    base = id(a)
+    try:
+        data = ctypes.c_void_p.from_address(base + 16).value
+        dims = ctypes.c_void_p.from_address(base + 32).value
+        nd = ctypes.c_int.from_address(base + 24).value
+        n0 = ctypes.c_int64.from_address(dims).value if dims else None
+    except (ValueError, OSError):
+        return None
+    if data == a.ctypes.data and nd == 1 and n0 == 7:
+        return 16, 32
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def version():
+    """A hash of the direct compiler's source (part of every machine-code key)."""
+    h = hashlib.sha1()
+    d = os.path.dirname(__file__)
+    for name in sorted(os.listdir(d)):
+        if name.endswith(".py"):
+            with open(os.path.join(d, name), "rb") as f:
+                h.update(f.read())
+    h.update(engine.host_fingerprint().encode())
+    return h.hexdigest()[:16]
+
+
+class _Stats:
+    def __init__(self, sig, hit):
+        self.cache_hits = {sig: int(hit)}
+
+
+class DirectFunction:
+    """A generated function compiled directly (see the package docstring); calling it from
+    Python runs its machine code. `symbol` is its internal entry (called by other directly
+    compiled code); `argtypes`/`rettype` its signature in the direct compiler's types."""
+
+    def __init__(self, py_func, sig, argtypes, rettype, symbol, addrs, from_disk):
+        self.py_func = py_func
+        self.__name__ = py_func.__name__
+        self.argtypes, self.rettype, self.symbol = argtypes, rettype, symbol
+        self.signatures = [sig.args]
+        self.stats = _Stats(sig.args, from_disk)
+        self.from_disk = from_disk
+        self.direct = True
+        py_addr = addrs.get(symbol + "_py")
+        self._c = None
+        if py_addr:
+            res = None if rettype is None else _CTYPES[rettype]
+            args = [ctypes.py_object if isinstance(t, ArrT) else _CTYPES[t] for t in argtypes]
+            self._c = ctypes.CFUNCTYPE(res, *args)(py_addr)
+
+    def __call__(self, *args):
+        if self._c is None:
+            raise TypeError(f"{self.__name__} is called only from compiled code")
+        return self._c(*args)
+
+    def __repr__(self):
+        return f"<directly compiled {self.__name__}>"
+
+
+def _argtypes(sig):
+    from numba import types as nt
+    from numba.np import numpy_support
+    out = []
+    for t in sig.args:
+        if isinstance(t, nt.Array):
+            if t.layout != "C" or t.ndim < 1:
+                raise Unsupported(f"array argument {t}")
+            out.append(ArrT(S.check(numpy_support.as_dtype(t.dtype)), t.ndim))
+        elif isinstance(t, (nt.Integer, nt.Float, nt.Boolean)):
+            out.append(S.check(numpy_support.as_dtype(t)))
+        else:
+            raise Unsupported(f"argument type {t}")
+    if sig.return_type != nt.none:
+        raise Unsupported("a function returning a value")
+    return out
+
+
+def _python_entry(mb, fn, argtypes, name):
+    """`name`: `fn` taking arrays as NumPy objects (data and length read from them)."""
+    data_off, dims_off = _array_layout()
+    params = [ir.IntType(8).as_pointer() if isinstance(t, ArrT) else S.ll_abi(t)
+              for t in argtypes]
+    entry = ir.Function(mb.module, ir.FunctionType(ir.VoidType(), params), name)
+    b = ir.IRBuilder(entry.append_basic_block("entry"))
+    args = []
+    for p, t in zip(entry.args, argtypes):
+        if isinstance(t, ArrT):
+            ety = S.ll_mem(t.dtype).as_pointer()
+            data = b.load(b.bitcast(b.gep(p, [ir.Constant(I64, data_off)]),
+                                    ety.as_pointer()))
+            dims = b.load(b.bitcast(b.gep(p, [ir.Constant(I64, dims_off)]),
+                                    I64.as_pointer().as_pointer()))
+            args += [data] + [b.load(b.gep(dims, [ir.Constant(I64, i)]))
+                              for i in range(t.ndim)]
+        else:
+            args.append(b.trunc(p, ir.IntType(1)) if t.kind == "b" else p)
+    b.call(fn, args)
+    b.ret_void()
+
+
+def _cache_path(py_func, key):
+    """The object file of `py_func` in the cache directory, or None (no directory or not a
+    generated module's function)."""
+    from .. import cache
+    fname = py_func.__code__.co_filename
+    base = os.path.basename(fname)
+    if not base.startswith("nbx_") or not base.endswith(".py"):
+        return None
+    st = cache._resolve()
+    if st.path is None or os.path.dirname(fname) != st.path:
+        return None
+    return os.path.join(st.path, "__pycache__",
+                        f"{base[:-3]}.{py_func.__name__}.{key}.dobj"), st
+
+
+def compile_function(py_func, sig, module_key):
+    """`py_func` (a generated function with Numba signature `sig`) compiled directly, or
+    loaded from the disk cache: a `DirectFunction`. Raises `Unsupported` when it uses
+    something outside the subset."""
+    if _array_layout() is None:
+        raise Unsupported("NumPy array objects are not laid out as expected")
+    argtypes = _argtypes(sig)
+    key = hashlib.sha1(f"{module_key} {py_func.__name__} {version()} "
+                       f"{_kernels_version()}".encode()).hexdigest()[:20]
+    symbol = f"nbxd_{key}"
+    names = [symbol, symbol + "_py"]
+    where = _cache_path(py_func, key)
+    obj = None
+    if where is not None:
+        obj = _read_trusted(where[0])
+    if obj is not None:
+        try:
+            addrs = engine.load_object(obj, names)
+            return DirectFunction(py_func, sig, argtypes, None, symbol, addrs, True)
+        except RuntimeError:
+            obj = None                         # damaged: compiled again below
+    triple, layout = engine.triple_and_layout()
+    mb = ModuleBuilder(symbol, triple, layout)
+    fc = FunctionCompiler(mb, function_ast(py_func), py_func.__globals__, argtypes, symbol)
+    fn = fc.compile()
+    if fc.ret_type is not None:
+        raise Unsupported("a generated function returning a value")
+    _python_entry(mb, fn, argtypes, symbol + "_py")
+    obj = engine.optimise_and_emit(str(mb.module))
+    if where is not None:
+        _write(where, obj)
+    addrs = engine.load_object(obj, names)
+    return DirectFunction(py_func, sig, argtypes, None, symbol, addrs, False)
+
+
+def _kernels_version():
+    from .. import kernels
+    return kernels.source_version()
+
+
+def _read_trusted(path):
+    from .. import cache
+    try:
+        with cache._open_trusted(path) as f:
+            return f.read()
+    except (OSError, cache._UntrustedFile):
+        return None
+
+
+def _write(where, data):
+    from .. import cache
+    path, st = where
+    if not st.writable:
+        return
+    try:
+        cache._ensure_dir(os.path.dirname(path))
+        cache._atomic_write(path, data, st.path)
+    except OSError:
+        pass                                    # (the cache warns about its directory)
