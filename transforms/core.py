@@ -236,6 +236,13 @@ class Trace:
     def process_primitive(self, prim, args, params):
         raise NotImplementedError
 
+    def lift(self, val):
+        """`val` (a concrete NumPy array) as a value of this trace that keeps its concrete
+        value: the counterpart of a JAX array inside a transformation, which can be indexed by
+        a tracer and has `.at`. The eager traces keep `val` itself; `JVPTrace` gives it a zero
+        tangent, `BatchTrace` leaves it unmapped, `StagingTrace` makes it a constant."""
+        return val
+
     def is_own(self, x):
         """True if `x` is one of this trace's tracers; raises on a leaked tracer."""
         if isinstance(x, Tracer):
@@ -383,6 +390,13 @@ class Tracer:
         """A concrete NumPy value if this tracer has one (e.g. under grad), else None."""
         return None
 
+    def constant_value(self):
+        """The concrete value when this tracer is a constant of its transformation (a value
+        `Trace.lift` made, or computed from such values only), else None. Unlike
+        `concrete_value`, a tracer under `grad` that carries a derivative has none: NumPy
+        may compute on constants, never on differentiated or mapped values."""
+        return None
+
     shape = property(lambda self: self.aval.shape)
     dtype = property(lambda self: self.aval.dtype)
     ndim = property(lambda self: len(self.aval.shape))
@@ -431,7 +445,9 @@ class Tracer:
             raise TracerArrayConversionError(
                 f"A traced value {self.aval.str_short()} was converted to a NumPy array{where()}. "
                 "Inside transformed functions use transforms.numpy (tnp) instead of numpy, "
-                "or move the NumPy code outside the transformed function.")
+                "or move the NumPy code outside the transformed function. Indexing a NumPy "
+                "array by a traced value (`c[i]`) lands here too: convert the array first "
+                "(`tnp.asarray(c)[i]`), as with JAX.")
         return np.asarray(v, dtype=dtype)
 
     def __setitem__(self, idx, value):
@@ -448,6 +464,27 @@ class Tracer:
         return f"Traced<{self.aval.str_short()}>with<{type(self._trace).__name__}>"
 
     __str__ = __repr__
+
+
+def lift_concrete(out):
+    """`out` (a `transforms.numpy` function's result) with every NumPy array or scalar in it
+    (through tuples and lists) lifted into the current trace (`Trace.lift`): outside every
+    transformation it is `out` itself, inside one `tnp.arange(10)[i]` indexes by a tracer,
+    as a JAX array does."""
+    trace = _state.trace
+    if trace is EVAL_TRACE or isinstance(out, Tracer):
+        return out
+    if isinstance(out, (np.ndarray, np.generic)):
+        return trace.lift(out)
+    if isinstance(out, (tuple, list)) and out:
+        items = [lift_concrete(o) for o in out]
+        if type(out) is list:
+            return items
+        if type(out) is tuple:
+            return tuple(items)
+        if hasattr(out, "_make"):              # a named tuple (linalg.svd's result, ...)
+            return out._make(items)
+    return out
 
 
 def full_lower(x):

@@ -67,12 +67,24 @@ class BatchTracer(Tracer):
         a = self._aval
         if a is None:
             va = get_aval(self.val)
-            shape = va.shape[:self.batch_dim] + va.shape[self.batch_dim + 1:]
-            a = self._aval = ShapedArray(shape, va.dtype)
+            d = self.batch_dim
+            if d is None:                       # unmapped: a lifted constant
+                a = self._aval = va
+            else:
+                a = self._aval = ShapedArray(va.shape[:d] + va.shape[d + 1:], va.dtype)
         return a
 
     def concrete_value(self):
-        return None
+        if self.batch_dim is not None:
+            return None
+        v = self.val
+        return v.concrete_value() if isinstance(v, Tracer) else v
+
+    def constant_value(self):
+        if self.batch_dim is not None:
+            return None
+        v = self.val
+        return v.constant_value() if isinstance(v, Tracer) else v
 
 
 class BatchTrace(Trace):
@@ -92,15 +104,24 @@ class BatchTrace(Trace):
             return x.val, x.batch_dim
         return x, None
 
-    def wrap(self, val, dim):
-        return val if dim is None else BatchTracer(self, val, dim)
+    def wrap(self, val, dim, own=False):
+        """`val` with batch axis `dim` as a value of this trace; an unbatched `val` is
+        returned as it is, unless it was computed from values of this trace (`own`), which
+        keeps lifted constants values of this trace (`tnp.arange(10)[::2][i]`)."""
+        if dim is None and not own:
+            return val
+        return BatchTracer(self, val, dim)
+
+    def lift(self, val):
+        return BatchTracer(self, val, None)         # a constant: the same for every example
 
     def process_primitive(self, prim, args, params):
-        vals, dims = [], []
+        vals, dims, own = [], [], False
         for a in args:
             if self.is_own(a):
                 vals.append(a.val)
                 dims.append(a.batch_dim)
+                own = True
             else:
                 vals.append(a)
                 dims.append(None)
@@ -110,14 +131,19 @@ class BatchTrace(Trace):
                 out, out_dim = custom(self, vals, dims, **params)
         else:
             if all(d is None for d in dims):
-                return bind_in(self.parent, prim, *vals, **params)
-            if prim.batch is None:
-                raise NotImplementedError(f"batching rule for '{prim.name}' not implemented")
-            with set_current_trace(self.parent):
-                out, out_dim = prim.batch(vals, dims, **params)
+                out = bind_in(self.parent, prim, *vals, **params)
+                if not own:
+                    return out
+                out_dim = [None] * len(out) if prim.multiple_results else None
+            else:
+                if prim.batch is None:
+                    raise NotImplementedError(
+                        f"batching rule for '{prim.name}' not implemented")
+                with set_current_trace(self.parent):
+                    out, out_dim = prim.batch(vals, dims, **params)
         if prim.multiple_results:
-            return [self.wrap(o, d) for o, d in zip(out, out_dim)]
-        return self.wrap(out, out_dim)
+            return [self.wrap(o, d, own) for o, d in zip(out, out_dim)]
+        return self.wrap(out, out_dim, own)
 
 
 def find_axis(axis_name, trace=None):

@@ -22,20 +22,37 @@ class JVPTracer(Tracer):
         p = self.primal
         return p.concrete_value() if isinstance(p, Tracer) else p
 
+    def constant_value(self):
+        if self.tangent is not None:
+            return None
+        p = self.primal
+        return p.constant_value() if isinstance(p, Tracer) else p
+
 
 class JVPTrace(Trace):
+    def lift(self, val):
+        return JVPTracer(self, val, None)          # a constant: zero tangent
+
     def process_primitive(self, prim, args, params):
-        primals, tangents, any_tangent = [], [], False
+        primals, tangents, any_tangent, any_own = [], [], False, False
         for a in args:
             if self.is_own(a):
                 primals.append(a.primal)
                 tangents.append(a.tangent)
                 any_tangent = any_tangent or a.tangent is not None
+                any_own = True
             else:
                 primals.append(a)
                 tangents.append(None)
         if not any_tangent:
-            return bind_in(self.parent, prim, *primals, **params)
+            out = bind_in(self.parent, prim, *primals, **params)
+            if not any_own:
+                return out
+            # computed from lifted constants: the result stays a value of this trace, so
+            # that it can still be indexed by a tracer (`tnp.arange(3.)[i] * x`)
+            if prim.multiple_results:
+                return [JVPTracer(self, o, None) for o in out]
+            return JVPTracer(self, out, None)
         custom = prim.jvp_trace_rule           # higher-order primitives
         if custom is not None:
             with set_current_trace(self.parent):

@@ -36,6 +36,22 @@ class WeakStagingTracer(StagingTracer):
     weak_type = True
 
 
+class ConstStagingTracer(StagingTracer):
+    """A constant of the jaxpr made by `StagingTrace.lift`: it keeps its concrete value, as
+    a JAX array created under `jit` does (`int(tnp.array(3))`, `bool(tnp.array(True))`),
+    while operations on it are staged like those on any other tracer."""
+    __slots__ = ("_value",)
+
+    def __init__(self, trace, var, value):
+        self._trace, self._var, self._value = trace, var, value
+
+    def concrete_value(self):
+        return self._value
+
+    def constant_value(self):
+        return self._value
+
+
 def weakened(t):
     """`t` marked weakly typed when it is a staging tracer (others are returned as they are)."""
     return WeakStagingTracer(t._trace, t._var) if type(t) is StagingTracer else t
@@ -48,6 +64,39 @@ class StagingTrace(Trace):
         self.eqns = []
         self.const_vars = {}     # id(value) -> (value, Var)
         self.invars = []
+        self.lifted = False      # whether `lift` made a constant (then `_folded` is tried)
+
+    def lift(self, val):
+        if self.partial:
+            # this trace's own values are the unknown (tangent-dependent) ones: a constant is
+            # known, so it belongs to the enclosing trace
+            return self.parent.lift(val)
+        self.lifted = True
+        return ConstStagingTracer(self, self.var_of(val), val)
+
+    def _folded(self, prim, args, params):
+        """`prim` computed now, by the parent trace, when its operands are lifted constants
+        and NumPy values only (at least one lifted): the result is a lifted constant again,
+        so `int(tnp.array(x.shape).prod())` works under jit (README: operations on constants
+        only run in NumPy while tracing). None when the equation must be staged: an operand
+        is traced, or the primitive has effects or a body (control flow, callbacks,
+        collectives), which run when the program runs, not while it is traced."""
+        vals, lifted = [], False
+        for a in args:
+            if isinstance(a, Tracer):
+                if type(a) is not ConstStagingTracer or a._trace is not self:
+                    return None
+                vals.append(a._value)
+                lifted = True
+            else:
+                vals.append(a)
+        if not lifted or prim.staging_rule is not None or "axis_name" in params \
+                or prim.name.endswith("callback"):
+            return None
+        out = bind_in(self.parent, prim, *vals, **params)
+        if prim.multiple_results:
+            return [self.lift(o) for o in out]
+        return self.lift(out)
 
     # -- building blocks ------------------------------------------------------------------------
     def new_arg(self, aval):
@@ -83,6 +132,10 @@ class StagingTrace(Trace):
     def process_primitive(self, prim, args, params):
         if self.partial and not any([self.is_own(a) for a in args]):
             return bind_in(self.parent, prim, *args, **params)
+        if self.lifted:
+            out = self._folded(prim, args, params)
+            if out is not None:
+                return out
         custom = prim.staging_rule
         if custom is not None:
             return custom(self, args, params)

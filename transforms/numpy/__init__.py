@@ -11,6 +11,7 @@ from . import (_aliases, _construct, _functional, _math_extra, _math_more, _ops,
 from . import linalg  # noqa: F401
 from . import fft  # noqa: F401
 from ._methods import install as _install
+from ._lift import lifting as _lifting
 
 
 _INTERNAL = {"EVAL_TRACE", "ShapeError", "Tracer", "asarray_of", "concrete_or_error",
@@ -24,7 +25,7 @@ def _export(module):
             continue
         if getattr(_val, "__module__", module.__name__) in ("builtins", "typing", "__future__"):
             continue
-        globals()[_name] = _val
+        globals()[_name] = _lifting(_val)
 
 
 _export(_ops)
@@ -39,7 +40,7 @@ _export(_math_more)
 _export(_poly_windows)
 _export(_setops)      # last: its where/nonzero (with size=) replace _ops' ones
 _install()
-del _install, _export
+del _install, _export, _lifting
 
 from . import _docs as _docs_table  # noqa: E402
 

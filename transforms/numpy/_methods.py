@@ -13,7 +13,8 @@ def _swap(f):
 
 
 def _reshape_method(self, *shape, order="C"):
-    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)) and \
+            not (isinstance(shape[0], Tracer) and shape[0].ndim == 0):
         shape = shape[0]
     return _shape_ops.reshape(self, shape, order)
 
@@ -93,6 +94,19 @@ _OPERATOR_UFUNCS = {
 }
 
 
+def _constants(inputs):
+    """`inputs` with every tracer replaced by its constant value, or None when some tracer
+    is not a constant of its transformation (mapped, differentiated or staged)."""
+    out = []
+    for x in inputs:
+        if isinstance(x, Tracer):
+            x = x.constant_value()
+            if x is None:
+                return None
+        out.append(x)
+    return out
+
+
 def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
     """`ndarray + tracer` and the other operators with a NumPy operand first compute with tnp;
     any other NumPy ufunc on a traced value (`np.sin(x)` inside `jit`) is JAX's
@@ -101,6 +115,11 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
     if (fn is not None and method == "__call__" and not kwargs and len(inputs) == 2
             and not isinstance(inputs[0], Tracer)):
         return fn(*inputs)
+    consts = _constants(inputs)
+    if consts is not None:
+        # a lifted constant (`np.sin(tnp.arange(3))` inside vmap): NumPy computes on its
+        # value and returns a NumPy array, as it does on a concrete JAX array
+        return getattr(ufunc, method)(*consts, **kwargs)
     from ..source_info import where
     call = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
     raise TracerArrayConversionError(

@@ -30,6 +30,10 @@ def reshape(a, shape=None, order="C", *, newshape=None):
         shape = newshape
     if order != "C":
         raise NotImplementedError("only order='C' reshapes are supported")
+    if isinstance(shape, Tracer):       # a concrete traced shape (a lifted constant)
+        shape = concrete_or_error(shape, "a reshape shape")
+        if np.ndim(shape) == 0:
+            shape = (shape,)
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     return lax.reshape(_arr(a), tuple(int(concrete_or_error(s, "a reshape dimension"))
