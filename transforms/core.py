@@ -244,17 +244,30 @@ class Trace:
         return val
 
     def is_own(self, x):
-        """True if `x` is one of this trace's tracers; raises on a leaked tracer."""
+        """True if `x` is one of this trace's tracers; raises on a leaked tracer (a constant
+        lifted by a transformation that has returned is no leak: it is a foreign constant,
+        which the trace that finally computes on it replaces by its value, `dead_constant`)."""
         if isinstance(x, Tracer):
             t = x._trace
             if t is self:
                 return True
             if not t.alive or t.level >= self.level:
-                raise leaked_tracer_error(x)
+                if dead_constant(x) is None:
+                    raise leaked_tracer_error(x)
         return False
 
     def __repr__(self):
         return f"{type(self).__name__}(level={self.level})"
+
+
+def dead_constant(x):
+    """The value of tracer `x` when it is a constant lifted (`Trace.lift`) by a
+    transformation that has returned, else None. Such a value, kept in a global or a cache
+    by the function being transformed, is used as the NumPy array it stands for, as a JAX
+    array created inside a transformation outlives it."""
+    if x._trace.alive:
+        return None
+    return x.constant_value()
 
 
 def leaked_tracer_error(x):
@@ -275,7 +288,8 @@ class EvalTrace(Trace):
     def process_primitive(self, prim, args, params):
         for a in args:
             if isinstance(a, Tracer):
-                raise leaked_tracer_error(a)
+                args = [_eager_operand(x) for x in args]
+                break
         quiet = _fp_warnings_off()
         try:
             out = prim.impl(*args, **params)
@@ -290,6 +304,17 @@ class EvalTrace(Trace):
             from .float_checks import check_outputs
             check_outputs(prim.name, out)
         return out
+
+
+def _eager_operand(x):
+    """`x`, a lifted constant of a returned transformation replaced by its value; any other
+    tracer reaching the eager trace has leaked."""
+    if isinstance(x, Tracer):
+        v = dead_constant(x)
+        if v is None:
+            raise leaked_tracer_error(x)
+        return v
+    return x
 
 
 def _make_fp_quiet():

@@ -238,3 +238,29 @@ def test_a_lifted_value_is_no_input_of_the_derivative():
     y, t = T.jvp(lambda x: tnp.arange(3.) + x, (1.0,), (1.0,))
     np.testing.assert_array_equal(y, [1., 2., 3.])
     np.testing.assert_array_equal(t, [1., 1., 1.])
+
+
+def test_a_lifted_value_kept_after_its_transformation_is_its_constant():
+    # a table built on first use inside a transformation and cached (as with a JAX array)
+    store = {}
+
+    def f(i):
+        if "table" not in store:
+            store["table"] = tnp.arange(10.) * 2
+        return store["table"][i]
+    np.testing.assert_array_equal(T.vmap(f)(np.arange(3)), [0., 2., 4.])
+    np.testing.assert_array_equal(T.vmap(f)(np.arange(3)), [0., 2., 4.])   # reused
+    assert float(T.jit(f)(2)) == 4.0 and float(f(4)) == 8.0
+    assert float(T.grad(lambda x: x * f(3))(1.)) == 6.0
+    np.testing.assert_array_equal(np.asarray(store["table"])[:3], [0., 2., 4.])
+    # a value that depends on the transformation's input has still leaked
+    leaked = {}
+
+    def g(x):
+        leaked["x"] = x * 2
+        return x
+    T.vmap(g)(np.arange(3.))
+    with pytest.raises(errors.UnexpectedTracerError):
+        leaked["x"] + 1
+    with pytest.raises(errors.UnexpectedTracerError):
+        T.jit(lambda y: y + leaked["x"])(1.)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import config
-from ..core import Trace, Tracer, bind_in, get_aval, new_trace
+from ..core import Trace, Tracer, bind_in, dead_constant, get_aval, new_trace
 from ..ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, check_jaxpr
 from ..source_info import replayed, user_frame
 
@@ -109,6 +109,9 @@ class StagingTrace(Trace):
         if isinstance(x, Tracer):
             if self.is_own(x):
                 return x._var
+            v = dead_constant(x)
+            if v is not None:           # a constant lifted by a transformation that returned
+                return self.var_of(v)
         elif isinstance(x, (bool, int, float)):
             return Literal(np.asarray(x))
         elif isinstance(x, (np.ndarray, np.generic)) and np.ndim(x) == 0:

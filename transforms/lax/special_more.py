@@ -144,7 +144,7 @@ def _no_derivative(name, what, *vals):
     """Raise if any of `vals` is being differentiated (a forward-mode tracer): the custom
     rule covers only the other operands."""
     from ..interpreters.jvp import JVPTracer
-    if any(isinstance(v, JVPTracer) for v in vals):
+    if any(isinstance(v, JVPTracer) and v.tangent is not None for v in vals):
         raise NotImplementedError(f"{name}: differentiation with respect to {what} is not "
                                   f"implemented (as in JAX)")
 
