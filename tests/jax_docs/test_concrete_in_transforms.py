@@ -264,3 +264,14 @@ def test_a_lifted_value_kept_after_its_transformation_is_its_constant():
         leaked["x"] + 1
     with pytest.raises(errors.UnexpectedTracerError):
         T.jit(lambda y: y + leaked["x"])(1.)
+
+
+def test_linalg_and_fft_results_are_lifted_too():
+    out = T.vmap(lambda i: tnp.fft.fftfreq(8)[i])(np.arange(3))
+    np.testing.assert_allclose(
+        _same_as_jax(out, lambda: jax.vmap(lambda i: jnp.fft.fftfreq(8)[i])(jnp.arange(3))),
+        [0., .125, .25])
+    out = T.vmap(lambda i: tnp.linalg.inv(np.eye(3) * 2.)[i])(np.arange(2))
+    np.testing.assert_allclose(out, np.eye(3)[:2] / 2)
+    out = T.jit(lambda i: tnp.linalg.svd(np.diag([3., 2., 1.])).S[i])(1)   # a named tuple
+    assert float(out) == pytest.approx(2.0)

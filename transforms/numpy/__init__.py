@@ -40,7 +40,11 @@ _export(_math_more)
 _export(_poly_windows)
 _export(_setops)      # last: its where/nonzero (with size=) replace _ops' ones
 _install()
-del _install, _export, _lifting
+for _sub in (linalg, fft):      # their public functions too (internal calls then lift as well)
+    for _name, _val in list(vars(_sub).items()):
+        if not _name.startswith("_") and not isinstance(_val, _types.ModuleType):
+            setattr(_sub, _name, _lifting(_val))
+del _install, _export, _lifting, _sub, _name, _val
 
 from . import _docs as _docs_table  # noqa: E402
 
