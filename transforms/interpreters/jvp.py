@@ -48,8 +48,9 @@ class JVPTrace(Trace):
             out = bind_in(self.parent, prim, *primals, **params)
             if not any_own:
                 return out
-            # computed from lifted constants: the result stays a value of this trace, so
-            # that it can still be indexed by a tracer (`tnp.arange(3.)[i] * x`)
+            # computed from values of this trace without tangents (lifted constants): the
+            # result stays a value of this trace, so that it can still be indexed by a
+            # tracer and has `.at`, as a JAX array (`(tnp.arange(3.) * 2)[i]`)
             if prim.multiple_results:
                 return [JVPTracer(self, o, None) for o in out]
             return JVPTracer(self, out, None)
