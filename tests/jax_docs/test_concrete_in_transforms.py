@@ -275,4 +275,3 @@ def test_linalg_and_fft_results_are_lifted_too():
     np.testing.assert_allclose(out, np.eye(3)[:2] / 2)
     out = T.jit(lambda i: tnp.linalg.svd(np.diag([3., 2., 1.])).S[i])(1)   # a named tuple
     assert float(out) == pytest.approx(2.0)
-
