@@ -161,6 +161,8 @@ def test_concrete_values_inside_vmap_and_grad():
     out = T.vmap(lambda x: x + np.sin(tnp.arange(3.)).sum())(np.arange(2.))
     np.testing.assert_allclose(out, np.arange(2.) + np.sin(np.arange(3.)).sum())
     assert float(T.grad(lambda x: x * int(tnp.arange(3).sum()))(2.)) == 3.0
+    np.testing.assert_array_equal(
+        T.vmap(lambda i: i * 2 if tnp.arange(3).sum() > 1 else i)(np.arange(3)), [0, 2, 4])
     assert float(T.grad(lambda x: x * 2 if tnp.arange(3).sum() > 1 else x)(1.)) == 2.0
     g = T.grad(lambda x: x * np.asarray(tnp.arange(3.)).sum())(2.)
     assert float(_same_as_jax(g, lambda: jax.grad(
