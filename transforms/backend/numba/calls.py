@@ -155,43 +155,91 @@ def _by_symbol(fn, args, sym, formal, rt):
     return sig, codegen
 
 
-def _direct_call(fn, args, plain):
-    """A call from Numba-compiled code of a helper the direct compiler compiled (`direct`:
-    arrays passed as data pointer and length, scalars as themselves, nothing returned)."""
-    from llvmlite import ir as llir
-    from .direct.lower import ArrT, param_types
-    target = fn.dispatcher
+def _direct_formal(target, plain):
+    """Numba's types of directly compiled `target`'s parameters for argument types `plain`
+    (a TypingError when they do not fit)."""
+    from .direct.lower import ArrT
     if len(plain) != len(target.argtypes):
-        raise TypingError(f"calls.call: {target.__name__} takes {len(target.argtypes)} "
-                          f"arguments, called with {len(plain)}")
+        raise TypingError(f"{target.__name__} takes {len(target.argtypes)} arguments, "
+                          f"called with {len(plain)}")
     formal = []
     for a, t in zip(plain, target.argtypes):
         if isinstance(t, ArrT):
             if not (isinstance(a, types.Array) and a.ndim == t.ndim and a.layout == "C" and
                     numpy_support.as_dtype(a.dtype) == t.dtype):
-                raise TypingError(f"calls.call: {target.__name__} takes {t}, given {a}")
+                raise TypingError(f"{target.__name__} takes {t}, given {a}")
             formal.append(a)
         else:
             formal.append(numpy_support.from_dtype(t))
+    return formal
+
+
+def _emit_direct(context, builder, target, argtys, vals_in):
+    """Numba codegen of a call of directly compiled `target` (see `direct`: arrays passed
+    as data pointer and dimensions, scalars as themselves, nothing returned)."""
+    from llvmlite import ir as llir
+    from .direct.lower import ArrT, param_types
+    formal = _direct_formal(target, argtys)
+    vals = []
+    for v, a, f, t in zip(vals_in, argtys, formal, target.argtypes):
+        if isinstance(t, ArrT):
+            ary = context.make_array(f)(context, builder, v)
+            vals += [ary.data] + [builder.extract_value(ary.shape, i) for i in range(t.ndim)]
+        else:
+            vals.append(context.cast(builder, v, a, f))
+    params = [p for t in target.argtypes for p in param_types(t)]
+    callee = cgutils.get_or_insert_function(
+        builder.module, llir.FunctionType(llir.VoidType(), params), target.symbol)
+    builder.call(callee, [builder.bitcast(x, p) if x.type != p else x
+                          for x, p in zip(vals, params)])
+    return context.get_dummy_value()
+
+
+def _direct_call(fn, args, plain):
+    """`call` of a helper the direct compiler compiled, from Numba-compiled code."""
+    _direct_formal(fn.dispatcher, plain)
     sig = types.none(fn, types.StarArgTuple.from_types(args))
+    target = fn.dispatcher
 
     def codegen(context, builder, sig, llargs):
-        vals = []
-        for v, a, f, t in zip(cgutils.unpack_tuple(builder, llargs[1]), args, formal,
-                              target.argtypes):
-            if isinstance(t, ArrT):
-                ary = context.make_array(f)(context, builder, v)
-                vals += [ary.data] + [builder.extract_value(ary.shape, i)
-                                      for i in range(t.ndim)]
-            else:
-                vals.append(context.cast(builder, v, a, f))
-        params = [p for t in target.argtypes for p in param_types(t)]
-        fnty = llir.FunctionType(llir.VoidType(), params)
-        callee = cgutils.get_or_insert_function(builder.module, fnty, target.symbol)
-        builder.call(callee, [builder.bitcast(x, p) if x.type != p else x
-                              for x, p in zip(vals, params)])
-        return context.get_dummy_value()
+        return _emit_direct(context, builder, target, args,
+                            cgutils.unpack_tuple(builder, llargs[1]))
     return sig, codegen
+
+
+def numba_type_of_direct(target):
+    """Numba's type of directly compiled function `target`, so that Numba-compiled code
+    (a function the direct compiler left to Numba) can call it by name."""
+    t = getattr(target, "_numba_type", None)
+    if t is not None:
+        return t
+    from numba.core.imputils import lower_builtin
+    from numba.core.typing.templates import AbstractTemplate
+
+    class _Template(AbstractTemplate):
+        key = target
+
+        def generic(self, args, kws):
+            if kws:
+                return None
+            plain = tuple(types.unliteral(a) for a in args)
+            _direct_formal(target, plain)
+            return types.none(*args)
+
+    @lower_builtin(target, types.VarArg(types.Any))
+    def _impl(context, builder, sig, llargs):
+        return _emit_direct(context, builder, target, sig.args, llargs)
+
+    t = target._numba_type = types.Function(_Template)
+    return t
+
+
+def _register_direct_typeof():
+    from .direct.function import DirectFunction
+
+    @typeof_impl.register(DirectFunction)
+    def _typeof_direct(val, c):
+        return numba_type_of_direct(val)
 
 
 class SymbolRef:
@@ -238,6 +286,7 @@ def _typeof_ref(val, c):
 
 
 register_model(SymbolRefType)(models.OpaqueModel)
+_register_direct_typeof()
 
 
 @lower_constant(SymbolRefType)

@@ -364,9 +364,12 @@ class FunctionCompiler:
             for d, sl in zip(val.shape, slots[1]):
                 self.b.store(d, sl)
             return
-        vt = t if old is None else S.unify(old, t)
-        if old is not None and vt != old:
-            self.widened = True
+        if old is not None and old != t:
+            # Numba types each assignment on its own (SSA) and unifies only where control
+            # flow joins; one type per variable, as here, would differ from it (an int64
+            # value rounded through float64): leave such functions to Numba
+            raise Unsupported(f"variable {name} assigned values of types {old} and {t}")
+        vt = t
         self.var_types[name] = vt
         if self.dry:
             return
@@ -630,6 +633,11 @@ class FunctionCompiler:
         if isinstance(v, np.generic):
             t = S.check(v.dtype)
             return Sc(const(t, v.item()), t)
+        if isinstance(v, tuple) and v and all(
+                isinstance(x, (bool, int, float, np.generic)) for x in v):
+            items = [self.from_python(x) for x in v]
+            if all(isinstance(x, Sc) for x in items):
+                return Tup(items)
         if isinstance(v, np.ndarray):
             if v.ndim != 1 or not v.flags.c_contiguous or v.nbytes > (1 << 20):
                 raise Unsupported("global array constant")
@@ -653,14 +661,17 @@ class FunctionCompiler:
             if S.is_float(v.t):
                 return Sc(b.fneg(v.v), v.t)
             t = S.U64 if v.t.kind == "u" else S.I64
-            return Sc(b.neg(self.cast(v, t).v), t)
+            if v.t.kind == "b":
+                return Sc(b.neg(self.cast(v, t).v), t)
+            # Numba negates in the operand's own width, then widens (-uint32(1) is 2**32-1)
+            return self.cast(Sc(b.neg(v.v), v.t), t)
         if isinstance(e.op, ast.Invert):
             if v.t.kind == "b":
                 return Sc(b.not_(v.v), S.BOOL)
             if S.is_float(v.t):
                 raise Unsupported("~ of a float")
             t = S.U64 if v.t.kind == "u" else S.I64
-            return Sc(b.not_(self.cast(v, t).v), t)
+            return self.cast(Sc(b.not_(v.v), v.t), t)
         raise Unsupported("unary operator")
 
     def _ex_BinOp(self, e):

@@ -1,0 +1,313 @@
+"""The direct compiler (backend/numba/direct) against Numba on the same Python source.
+
+Generated code is compiled by the direct compiler when it is within its subset and by Numba
+otherwise, so the two must agree to the bit: each case here is a small function in the
+subset, compiled both ways for the same signature and run on the same inputs (edge values
+included: negative operands of // and %, zero divisors, integer overflow, NaN and infinities,
+out-of-range casts excluded where the result is undefined in both). Then whole programs:
+`jit` with the direct compiler on and off gives identical outputs, and a function outside the
+subset falls back to Numba.
+"""
+from __future__ import annotations
+
+import itertools
+import linecache
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+from numba import types as nt  # noqa: E402
+
+import transforms as T  # noqa: E402
+import transforms.numpy as tnp  # noqa: E402
+from transforms.backend.numba import direct  # noqa: E402
+from transforms.backend.numba.direct.function import compile_function  # noqa: E402
+from transforms.backend.numba.direct.scalars import Unsupported  # noqa: E402
+
+_counter = itertools.count()
+rng = np.random.default_rng(0)     # replaced per test (conftest)
+
+
+def _define(src, name="f", extra=None):
+    """A function defined from `src` whose source `inspect` can find (as generated modules
+    register theirs)."""
+    filename = f"<direct-test-{next(_counter)}>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+    ns = {"np": np, "math": __import__("math")}
+    ns.update(extra or {})
+    exec(compile(src, filename, "exec"), ns)
+    return ns[name]
+
+
+def _both(py_func, sig):
+    """(direct, numba) compilations of `py_func` for signature `sig`."""
+    d = compile_function(py_func, sig, "test")
+    n = numba.njit(sig, error_model="numpy")(py_func)
+    return d, n
+
+
+def _arr(dt, ndim=1):
+    return nt.Array(numba.from_dtype(np.dtype(dt)), ndim, "C")
+
+
+def _same(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8))
+
+
+def _values(dt, n, rng):
+    dt = np.dtype(dt)
+    if dt.kind == "b":
+        return rng.integers(0, 2, n).astype(bool)
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        edge = [0, 1, -1, 2, -2, 7, -7, info.min, info.max, info.max - 1]
+        vals = [v for v in edge if info.min <= v <= info.max]
+        r = rng.integers(max(info.min, -1000), min(info.max, 1000), n - len(vals), dtype=dt)
+        return np.concatenate([np.array(vals, dt), r])
+    edge = [0.0, -0.0, 1.0, -1.5, 2.5, np.inf, -np.inf, np.nan, 1e30, -3e-30]
+    r = rng.standard_normal(n - len(edge)) * 10
+    return np.concatenate([np.array(edge), r]).astype(dt)
+
+
+DTYPES = [np.bool_, np.int8, np.int32, np.int64, np.uint8, np.uint32, np.uint64, np.float32,
+          np.float64]
+ARITH = ["+", "-", "*", "/", "//", "%", "&", "|", "^", "<<", ">>", "<", "<=", "==", "!=",
+         ">", ">="]
+
+
+# every pair of DTYPES was checked for every operator (1,139 cases, ~4 min: set
+# NUMBAX_TEST_FULL_MATRIX=1); by default the pairs where Numba's rules are least obvious
+_DEFAULT_PAIRS = [(np.int32, np.int32), (np.uint32, np.int64), (np.int64, np.uint64),
+                  (np.uint64, np.uint64), (np.float32, np.int64), (np.float32, np.uint8),
+                  (np.bool_, np.bool_), (np.int8, np.uint8), (np.float64, np.float32)]
+
+
+def _pair_cases():
+    import os
+    full = os.environ.get("NUMBAX_TEST_FULL_MATRIX") == "1"
+    pairs = list(itertools.product(DTYPES, repeat=2)) if full else _DEFAULT_PAIRS
+    out = []
+    for op in ARITH:
+        for a, b in pairs:
+            fa, fb = np.dtype(a).kind == "f", np.dtype(b).kind == "f"
+            if op in ("&", "|", "^", "<<", ">>") and (fa or fb):
+                continue                      # a typing error in Numba too
+            if op in ("//", "%") and (fa or fb):
+                continue                      # float // and % are outside the subset
+            if op in ("<<", ">>") and np.dtype(b).kind == "b":
+                continue
+            out.append((op, a, b))
+    return out
+
+
+@pytest.mark.parametrize("op,a,b", _pair_cases(),
+                         ids=lambda v: v if isinstance(v, str) else np.dtype(v).name)
+def test_binary_operators_match_numba(op, a, b):
+    """Every operator on pairs of dtypes computes in Numba's result type to the bit (the
+    result is stored into float64 and int64 outputs, so overflow and rounding show)."""
+    src = (f"def f(x, y, of, oi):\n"
+           f"    for i in range(len(x)):\n"
+           f"        r = x[i] {op} y[i]\n"
+           f"        of[i] = r\n"
+           f"        oi[i] = np.int64(r) if r == r and -1e18 < r < 1e18 else 0\n")
+    f = _define(src)
+    n = 64
+    x, y = _values(a, n, rng), _values(b, n, rng)[::-1].copy()
+    if op in ("<<", ">>"):
+        y = (np.abs(y.astype(np.int64)) % 31).astype(b)
+    sig = nt.none(_arr(a), _arr(b), _arr(np.float64), _arr(np.int64))
+    d, nb = _both(f, sig)
+    outs = []
+    for fn in (d, nb):
+        of, oi = np.zeros(n), np.zeros(n, np.int64)
+        with np.errstate(all="ignore"):
+            fn(x, y, of, oi)
+        outs.append((of, oi))
+    _same(outs[0][0], outs[1][0])
+    _same(outs[0][1], outs[1][1])
+
+
+UNARY = [
+    "-x[i]", "abs(x[i])", "~x[i] if x[i] == x[i] else 0", "not x[i]", "np.float32(x[i])",
+    "np.sqrt(x[i])", "np.abs(x[i])", "np.floor(x[i])", "np.ceil(x[i])", "np.rint(x[i])",
+    "np.trunc(x[i])", "np.isnan(x[i])", "np.isinf(x[i])", "np.isfinite(x[i])",
+    "np.exp(x[i])", "np.log(x[i])", "math.exp(x[i])", "math.tanh(x[i])",
+    "math.log1p(x[i])", "math.sqrt(x[i])", "np.copysign(x[i], -1.0)", "math.pow(x[i], 2.5)",
+    "math.atan2(x[i], 0.5)", "min(x[i], 3)", "max(x[i], x[i] * 2)", "x[i] if x[i] > 1 else 0",
+    "np.int32(x[i]) if -1e9 < x[i] < 1e9 else 0", "int(x[i]) if -1e9 < x[i] < 1e9 else 0",
+    "np.uint8(x[i]) if 0 <= x[i] < 200 else 0", "np.fmod(x[i], 1.5)", "np.exp2(x[i])",
+    "math.floor(x[i]) if -1e9 < x[i] < 1e9 else 0", "bool(x[i])", "float(x[i])",
+]
+# (Numba types neither; the direct compiler leaves math.floor of integers and float(bool)
+# to Numba)
+_UNARY_SKIP = {"f": ("~x[i]",), "i": ("math.floor",), "u": ("math.floor",),
+               "b": ("math.floor", "float(")}
+
+
+@pytest.mark.parametrize("dt", [np.bool_, np.int32, np.int64, np.uint32, np.float32,
+                                np.float64], ids=lambda d: np.dtype(d).name)
+def test_unary_functions_match_numba(dt):
+    """Scalar functions, casts and builtins on each dtype (one function per dtype holding
+    every expression: one compile each way)."""
+    exprs = [e for e in UNARY if not e.startswith(_UNARY_SKIP[np.dtype(dt).kind])]
+    body = ["def f(x, o):", "    n = len(x)", "    for i in range(n):"]
+    body += [f"        o[{k} * n + i] = {e}" for k, e in enumerate(exprs)]
+    f = _define("\n".join(body) + "\n")
+    x = _values(dt, 40, rng)
+    sig = nt.none(_arr(dt), _arr(np.float64))
+    d, nb = _both(f, sig)
+    o1, o2 = np.zeros(40 * len(exprs)), np.zeros(40 * len(exprs))
+    with np.errstate(all="ignore"):
+        d(x, o1)
+        nb(x, o2)
+    for k, e in enumerate(exprs):          # (which expression, when one differs)
+        assert o1[40 * k:40 * (k + 1)].tobytes() == o2[40 * k:40 * (k + 1)].tobytes(), e
+
+
+CONTROL = {
+    "while_break_continue": """
+def f(x, o):
+    i = 0
+    total = 0.0
+    while True:
+        if i >= len(x):
+            break
+        v = x[i]
+        i += 1
+        if v < 0:
+            continue
+        total += v
+    o[0] = total
+""",
+    "chained_and_short_circuit": """
+def f(x, o):
+    n = len(x)
+    for i in range(-2, n + 2):
+        ok = 0 <= i < n and x[i] > 0.5
+        o[i + 2] = 1.0 if ok else (2.0 if (i < 0 or i >= n) else 0.0)
+""",
+    "negative_indices_and_steps": """
+def f(x, o):
+    for i in range(len(x) - 1, -1, -2):
+        o[i] = x[-1 - i] * 2
+    o[-1] = x[-2]
+""",
+    "nested_loops_2d_index": """
+def f(x, o):
+    m = _nd(x, (4, 5))
+    for i in range(4):
+        for j in range(5):
+            o[i * 5 + j] = m[i, j] - m[-1, -j]
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONTROL))
+def test_control_flow_matches_numba(name):
+    from transforms.backend.numba.views import shaped
+    f = _define(CONTROL[name], extra={"_nd": shaped})
+    x = rng.standard_normal(20)
+    sig = nt.none(_arr(np.float64), _arr(np.float64))
+    d, nb = _both(f, sig)
+    o1, o2 = np.full(24, -7.0), np.full(24, -7.0)
+    d(x, o1)
+    nb(x, o2)
+    _same(o1, o2)
+
+
+def test_kernels_tuples_and_views_match_numba():
+    """Calls of kernels.py (compiled from their source, tuple results included) and the
+    views of views.py."""
+    from transforms.backend.numba import kernels
+    from transforms.backend.numba.views import empty, rows, store
+    src = """
+def f(x, k, o, u):
+    buf = _em(8, np.float32)
+    store(buf, 0, 8, np.float32(0.5))
+    s = rows(o, 8, 16)
+    for i in range(8):
+        s[i] = _k.exp_f32(x[i]) + _k.log_f32(buf[i]) + _k.tanh_f32(x[i] * np.float32(3))
+        s[i] = _k.add_reassoc(s[i], _k.sin_f32(x[i]))
+    for i in range(4):
+        a, b = _k.threefry2x32(k[0], k[1], np.uint32(i), np.uint32(7))
+        u[2 * i] = a
+        u[2 * i + 1] = b
+    store(o, 0, 8, rows(o, 8, 16))
+"""
+    f = _define(src, extra={"_k": kernels, "_em": empty, "rows": rows, "store": store})
+    x = rng.standard_normal(8).astype(np.float32)
+    key = np.array([12, 345], np.uint32)
+    sig = nt.none(_arr(np.float32), _arr(np.uint32), _arr(np.float32), _arr(np.uint32))
+    d, nb = _both(f, sig)
+    outs = []
+    for fn in (d, nb):
+        o, u = np.zeros(16, np.float32), np.zeros(8, np.uint32)
+        fn(x, key, o, u)
+        outs.append((o, u))
+    _same(outs[0][0], outs[1][0])
+    _same(outs[0][1], outs[1][1])
+    np.testing.assert_allclose(outs[0][0][:8], np.exp(x) + np.log(0.5) + np.tanh(3 * x) +
+                               np.sin(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("src", [
+    "def f(x, o):\n    o[0] = x[1:3].sum()\n",
+    # one variable holding two types: Numba types each assignment on its own (SSA) and
+    # unifies at joins; the direct compiler leaves such functions to Numba
+    "def f(x, o):\n    acc = 0\n    for i in range(len(x)):\n        acc = acc + x[i]\n"
+    "    o[0] = acc\n",
+    "def f(x, o):\n    r = len(x)\n    o[0] = r\n    r = x[0]\n    o[1] = r\n",
+    "def f(x, o):\n    with open('f'):\n        pass\n",
+], ids=["slice", "joined_types", "retyped", "with"])
+def test_outside_the_subset_raises_unsupported(src):
+    f = _define(src)
+    with pytest.raises(Unsupported):
+        compile_function(f, nt.none(_arr(np.float64), _arr(np.float64)), "test")
+
+
+def _mlp_step():
+    def loss(p, x, y):
+        h = tnp.tanh(x @ p["w1"] + p["b1"])
+        logits = h @ p["w2"]
+        lse = tnp.log(tnp.sum(tnp.exp(logits - logits.max(1, keepdims=True)), 1))
+        return tnp.mean(lse - tnp.take_along_axis(logits, y[:, None], 1)[:, 0])
+
+    def step(p, x, y):
+        v, g = T.value_and_grad(loss)(p, x, y)
+        return T.tree.map(lambda a, b: a - 0.1 * b, p, g), v
+    return step
+
+
+def _mlp_data(rng):
+    p = {"w1": rng.standard_normal((20, 16)).astype(np.float32),
+         "b1": np.zeros(16, np.float32),
+         "w2": rng.standard_normal((16, 5)).astype(np.float32)}
+    x = rng.standard_normal((32, 20)).astype(np.float32)
+    y = rng.integers(0, 5, 32)
+    return p, x, y
+
+
+def test_jit_with_and_without_the_direct_compiler_agree_bitwise(monkeypatch, tmp_path):
+    monkeypatch.setenv("NUMBAX_CACHE_DIR", str(tmp_path))
+    p, x, y = _mlp_data(rng)
+    outs = {}
+    for mode in ("1", "0"):
+        monkeypatch.setenv("NUMBAX_DIRECT", mode)
+        T.clear_caches()
+        before = dict(direct.STATS)
+        step = T.jit(_mlp_step())
+        q, v = step(p, x, y)
+        for _ in range(3):
+            q, v = step(q, x, y)
+        outs[mode] = T.tree.leaves((q, v))
+        if mode == "1":
+            assert direct.STATS["compiled"] + direct.STATS["loaded"] > \
+                before["compiled"] + before["loaded"]
+    T.clear_caches()
+    for a, b in zip(outs["1"], outs["0"]):
+        _same(np.asarray(a), np.asarray(b))
+    eager = _mlp_step()(p, x, y)
+    for a, b in zip(T.tree.leaves(T.jit(_mlp_step())(p, x, y)), T.tree.leaves(eager)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
