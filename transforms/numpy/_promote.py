@@ -46,6 +46,8 @@ def result_type(*args):
             parts.append(a)
         elif isinstance(a, (np.dtype, type)):
             parts.append(a)
+        elif isinstance(a, str):
+            parts.append(np.dtype(a))   # a dtype name ("int8"), as NumPy and JAX read it
         else:
             parts.append(np.asarray(a).dtype)
     return np.result_type(*parts)
