@@ -293,3 +293,42 @@ def test_integer_true_division_follows_numpy():
             # (a bool array with the weak 2 is a weak int64 there, hence float64)
             wide = np.dtype(a).itemsize == 8 or a == "bool"
             assert theirs == (np.float64 if wide else np.float32), a
+
+
+# ---------------------------------------------------------------------------------------------
+# Operations NumPy (and JAX) reject: the same TypeError eagerly and while tracing
+# ---------------------------------------------------------------------------------------------
+
+def _raises_both(f, *args, match):
+    with pytest.raises(TypeError, match=match):
+        f(*args)
+    with pytest.raises(TypeError, match=match):
+        T.make_jaxpr(f)(*args)
+
+
+def test_boolean_subtract_is_an_error():
+    b = np.array([True, False])
+    _raises_both(lambda u: u - u, b, match="subtract|sub")
+    _raises_both(lambda u: tnp.subtract(u, True), b, match="subtract|sub")
+    _raises_both(lambda u: T.lax.sub(u, u), b, match="sub")
+    # bool with a Python int is an integer subtraction
+    assert (b - 1).dtype == np.int64
+    assert _traced(lambda u: u - 1, b) == (np.int64, False)
+    if jnp is not None:
+        with pytest.raises(TypeError):
+            jnp.asarray(b) - jnp.asarray(b)
+
+
+@pytest.mark.parametrize("op", [operator.floordiv, operator.mod, tnp.fmod, tnp.divmod],
+                         ids=["floordiv", "mod", "fmod", "divmod"])
+def test_complex_floor_division_is_an_error(op):
+    z = np.array([1 + 2j, 3.0], np.complex64)
+    for other in (2, 1.5, np.ones(2, np.int32), np.ones(2, np.float64), z):
+        _raises_both(lambda u: op(u, other), z, match="complex|not supported")
+        _raises_both(lambda u: op(other, u), z, match="complex|not supported")
+    x = np.array([7.0, -7.0], np.float32)
+    _raises_both(lambda u: op(u, 1j), x, match="complex|not supported")
+    _raises_both(lambda u: T.lax.rem(u, u), z, match="rem")
+    if jnp is not None and op is not tnp.divmod:
+        with pytest.raises(TypeError):
+            (jnp.fmod if op is tnp.fmod else op)(jnp.asarray(z), 2)
