@@ -487,8 +487,11 @@ def convolve(a, v, mode="full"):
 
 
 def correlate(a, v, mode="valid"):
-    """`numpy.correlate` of two 1-D arrays: c[k] = sum_n a[n + k] v[n] (real inputs)."""
-    return _correlate(asarray(a), asarray(v), mode, "correlate")
+    """`numpy.correlate` of two 1-D arrays: c[k] = sum_n a[n + k] conj(v[n])."""
+    v = asarray(v)
+    if get_aval(v).dtype.kind == "c":
+        v = _ops.conjugate(v)           # NumPy's (and JAX's) definition for complex v
+    return _correlate(asarray(a), v, mode, "correlate")
 
 
 def _correlate(a, v, mode, name):

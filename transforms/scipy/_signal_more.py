@@ -35,9 +35,10 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, precision=N
     SciPy's (whose 'same' window is centred differently from `correlate`'s for even
     kernels: it is computed here as flip(convolve(flip(in1), in2))). Differentiates,
     batches and compiles."""
-    from .signal import convolve
+    from .signal import _conj, convolve
     in1, in2 = tnp.asarray(in1), tnp.asarray(in2)
     _check2d("correlate2d", in1, in2, boundary, fillvalue)
+    in2 = _conj(in2)                   # SciPy conjugates the second operand
     s1, s2 = get_aval(in1).shape, get_aval(in2).shape
     swap = all(a <= b for a, b in zip(s1, s2)) and s1 != s2
     if mode != "same" and swap:

@@ -12,8 +12,13 @@ from ..core import get_aval
 
 
 def correlate(in1, in2, mode="full", method="auto"):
-    """z[k] = Σ_n in1[n + k] in2[n] (real inputs), as `scipy.signal.correlate`."""
-    return _correlate(tnp.asarray(in1), tnp.asarray(in2), mode, "correlate")
+    """z[k] = Σ_n in1[n + k] conj(in2[n]), as `scipy.signal.correlate`."""
+    return _correlate(tnp.asarray(in1), _conj(tnp.asarray(in2)), mode, "correlate")
+
+
+def _conj(x):
+    """`x` conjugated when complex (correlation conjugates its second operand, as SciPy)."""
+    return tnp.conjugate(x) if get_aval(x).dtype.kind == "c" else x
 
 
 def convolve(in1, in2, mode="full", method="auto"):
