@@ -333,6 +333,9 @@ def test_transposed_convolution_from_input_dilation():
         return lax.conv_general_dilated(x, k, (2, 2), "SAME", dimension_numbers=DN_2D)
     _, pullback = T.vjp(down, np.zeros((1, 40, 36, 3), np.float32))
     close(pullback(img)[0], out, 1e-6, 1e-6)
+    # string padding cannot size a dilated input: refused (as JAX), explicit pairs are needed
+    with pytest.raises(ValueError, match="lhs_dilation"):
+        lax.conv_general_dilated(img, k, (1, 1), "SAME", (2, 2), (1, 1), DN_2D)
     if jlax is not None:
         close(out, jlax.conv_general_dilated(img, k_rot, (1, 1), ((2, 1), (2, 1)), (2, 2),
                                              (1, 1), DN_2D), 1e-6, 1e-6)

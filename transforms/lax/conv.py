@@ -366,6 +366,12 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
         if any(s < 1 for s in v):
             raise ValueError(f"conv_general_dilated: {name} must be positive, got {v}")
     if isinstance(padding, str):
+        if any(d != 1 for d in lhs_dilation):
+            # the string rules size the padding from the undilated input, which is not what a
+            # transposed convolution needs (JAX refuses too): explicit pairs say what is meant
+            raise ValueError(f"conv_general_dilated: padding {padding!r} cannot be used with "
+                             f"lhs_dilation {lhs_dilation}; give explicit (low, high) pairs, or "
+                             "use lax.conv_transpose")
         in_sp = [la.shape[d] for d in dn.lhs_spec[2:]]
         k_sp = [_dilate_dim(ra.shape[d], r) for d, r in zip(dn.rhs_spec[2:], rhs_dilation)]
         padding = padtype_to_pads(in_sp, k_sp, window_strides, padding)
