@@ -235,6 +235,8 @@ def test_scipy_signal_refuses_what_jax_refuses():
     for boundary in ("wrap", "symm"):
         with pytest.raises(NotImplementedError, match="boundary"):
             tsig.convolve2d(A, K, boundary=boundary)
+    with pytest.raises(ValueError, match="dimensionality"):
+        tsig.convolve(A, K[0])
     with pytest.raises(ValueError, match="mode"):
         tnp.convolve(A[0], K[0], mode="middle")
 

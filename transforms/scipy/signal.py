@@ -25,6 +25,9 @@ def convolve(in1, in2, mode="full", method="auto"):
     """z[k] = Σ_n in1[n] in2[k − n], as `scipy.signal.convolve`."""
     in1, in2 = tnp.asarray(in1), tnp.asarray(in2)
     nd = get_aval(in1).ndim
+    if get_aval(in2).ndim != nd:      # checked before flipping in2 over in1's axes
+        raise ValueError("convolve: in1 and in2 should have the same dimensionality, got "
+                         f"shapes {get_aval(in1).shape} and {get_aval(in2).shape}")
     return _correlate(in1, tnp.flip(in2, axis=tuple(range(nd))) if nd else in2, mode,
                       "convolve")
 
