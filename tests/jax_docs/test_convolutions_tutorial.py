@@ -511,3 +511,44 @@ def test_gradients_of_signal_convolutions():
         close(T.grad(f1)(a), jax.grad(lambda u: jnp.sum(jnp.convolve(u, v, mode="same") ** 2))(a))
         close(T.grad(f2)(K), jax.grad(
             lambda k: jnp.sum(jnp.sin(jsig.correlate2d(A, k, mode="valid"))))(K))
+
+
+def test_conv_transpose_dtypes_and_preferred_element_type():
+    r = np.random.default_rng(11)
+    xt, wt = r.normal(size=(1, 6, 5, 3)), r.normal(size=(3, 3, 3, 2))
+    dn = ("NHWC", "HWIO", "NHWC")
+    # conv_transpose is the input-dilated convolution (kernel flipped and I/O swapped with
+    # transpose_kernel=True)
+    out = lax.conv_transpose(xt, wt, (2, 2), "SAME", dimension_numbers=dn)
+    assert out.shape == (1, 12, 10, 2)
+    wt2 = wt.transpose(0, 1, 3, 2)                   # O and I swapped: HWOI read as HWIO
+    out2 = lax.conv_transpose(xt, wt2, (2, 1), ((1, 1), (2, 0)), dimension_numbers=dn,
+                              transpose_kernel=True)
+    want2 = ref_conv_layout(xt, wt2[::-1, ::-1].transpose(0, 1, 3, 2), dn, (1, 1),
+                            ((1, 1), (2, 0)), (2, 1), (1, 1))
+    close(out2, want2)
+    # integers stay integers; preferred_element_type widens the accumulation and result
+    xi = r.integers(-3, 4, size=(2, 4, 6, 5)).astype(np.int32)
+    wi = r.integers(-3, 4, size=(6, 2, 3, 2)).astype(np.int32)
+    yi = lax.conv_general_dilated(xi, wi, (1, 1), "SAME", feature_group_count=2)
+    assert yi.dtype == np.int32
+    np.testing.assert_array_equal(yi, ref_conv(xi, wi, (1, 1), ((1, 1), (0, 1)), (1, 1),
+                                               (1, 1), groups=2))
+    x32, w32 = xi.astype(np.float32), wi.astype(np.float32)
+    y64 = lax.conv_general_dilated(x32, w32, (2, 1), "VALID", feature_group_count=2,
+                                   preferred_element_type=np.float64)
+    assert y64.dtype == np.float64
+    # documented difference: operands of different dtypes are promoted (JAX: TypeError)
+    ymix = lax.conv_general_dilated(x32, wi.astype(np.float64), (1, 1), "SAME",
+                                    feature_group_count=2)
+    assert ymix.dtype == np.float64
+    close(ymix, yi.astype(np.float64))
+    if jlax is not None:
+        close(out, jlax.conv_transpose(xt, wt, (2, 2), "SAME", dimension_numbers=dn))
+        close(out2, jlax.conv_transpose(xt, wt2, (2, 1), ((1, 1), (2, 0)),
+                                        dimension_numbers=dn, transpose_kernel=True))
+        close(y64, jlax.conv_general_dilated(x32, w32, (2, 1), "VALID", feature_group_count=2,
+                                             preferred_element_type=np.float64))
+        with pytest.raises(TypeError):
+            jlax.conv_general_dilated(x32, wi.astype(np.float64), (1, 1), "SAME",
+                                      feature_group_count=2)

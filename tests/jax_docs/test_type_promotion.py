@@ -295,6 +295,21 @@ def test_integer_true_division_follows_numpy():
             assert theirs == (np.float64 if wide else np.float32), a
 
 
+def test_float16_is_eager_only():
+    # documented difference: the compiled backend has no float16, and NumPy's unary float
+    # functions of int8/uint8/bool arrays are float16 (JAX: float32)
+    h = np.array([0.5, 2.0], np.float16)
+    assert (h * 2.5).dtype == np.float16 and tnp.sqrt(np.arange(3, dtype=np.int8)).dtype == \
+        np.float16
+    assert _traced(lambda u: u * 2.5, h) == (np.float16, False)      # tracing is fine
+    with pytest.raises(T.errors.UnsupportedDtypeError, match="float16"):
+        T.jit(lambda u: u * 2.5)(h)
+    with pytest.raises(T.errors.UnsupportedDtypeError, match="float16"):
+        T.jit(tnp.sqrt)(np.arange(3, dtype=np.int8))
+    if jnp is not None:
+        assert jnp.sqrt(np.arange(3, dtype=np.int8)).dtype == np.float32
+
+
 # ---------------------------------------------------------------------------------------------
 # Operations NumPy (and JAX) reject: the same TypeError eagerly and while tracing
 # ---------------------------------------------------------------------------------------------
