@@ -347,3 +347,45 @@ def test_complex_floor_division_is_an_error(op):
     if jnp is not None and op is not tnp.divmod:
         with pytest.raises(TypeError):
             (jnp.fmod if op is tnp.fmod else op)(jnp.asarray(z), 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Strict dtype promotion
+# ---------------------------------------------------------------------------------------------
+
+def test_strict_promotion():
+    x, y = np.float32(1) * np.ones(3, np.float32), np.ones(3, np.int32)
+    err = tdtypes.TypePromotionError
+    with T.numpy_dtype_promotion("strict"):
+        assert T.config.jax_numpy_dtype_promotion == "strict"
+        for bad in [lambda: tnp.add(x, y), lambda: tnp.multiply(y, np.ones(3, np.int16)),
+                    lambda: tnp.add(y, 1.5), lambda: tnp.add(x, 1j),
+                    lambda: tnp.add(np.array([True]), 1), lambda: tnp.result_type(x, y),
+                    lambda: tnp.arctan2(x, y)]:
+            with pytest.raises(err, match="strict"):
+                bad()
+        # traced values follow the same rule, eagerly-written operators included
+        with pytest.raises(err, match="float32, int32"):
+            T.make_jaxpr(lambda a, b: a + b)(x, y)
+        with pytest.raises(err):
+            T.make_jaxpr(lambda a, s: a * s)(y, 0.5)    # a weak float does not fit int32
+        # Python scalars that fit the array's dtype, and equal dtypes, are allowed
+        z = tnp.add(x, 1.0)
+        assert z.dtype == np.float32 and list(z) == [2.0, 2.0, 2.0]
+        assert tnp.add(y, 2).dtype == np.int32 and tnp.add(x, 2).dtype == np.float32
+        assert T.jit(lambda a, s: a * s + 1)(x, 2.0).dtype == np.float32
+        np.testing.assert_array_equal(T.jit(lambda a, b: a * b)(y, y), y)
+        assert tnp.mean(x).dtype == np.float32      # library code inside is not affected
+        # explicit casts are the way out
+        assert tnp.add(x, y.astype(np.float32)).dtype == np.float32
+    assert T.config.jax_numpy_dtype_promotion == "standard"
+    assert tnp.add(x, y).dtype == np.float64                    # standard again
+    with pytest.raises(ValueError, match="strict"):
+        T.config.update("jax_numpy_dtype_promotion", "loose")
+    if jax is not None:
+        with jax.numpy_dtype_promotion("strict"):
+            with pytest.raises(jax.dtypes.TypePromotionError):
+                jnp.add(x, y)
+            with pytest.raises(jax.dtypes.TypePromotionError):
+                jnp.add(y, 1.5)
+            assert jnp.add(x, 1.0).dtype == np.float32
