@@ -24,12 +24,21 @@ from ._helpers import num_grad
 
 try:
     import jax
-    jax.config.update("jax_enable_x64", True)
     import jax.lax as jlax
     import jax.numpy as jnp
     import jax.scipy.signal as jsig
 except ImportError:                      # our own asserts still run
     jax = jlax = jnp = jsig = None
+
+
+@pytest.fixture(autouse=True)
+def _jax_x64():
+    """JAX's x64 mode (the reference for our 64-bit defaults) for each test only."""
+    if jax is None:
+        yield
+        return
+    with jax.enable_x64(True):
+        yield
 
 try:
     import scipy.signal as ssig

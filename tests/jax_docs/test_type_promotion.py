@@ -22,10 +22,19 @@ from transforms import dtypes as tdtypes
 
 try:
     import jax
-    jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 except ImportError:                      # our own asserts still run
     jax = jnp = None
+
+
+@pytest.fixture(autouse=True)
+def _jax_x64():
+    """JAX's x64 mode (the reference for our 64-bit defaults) for each test only."""
+    if jax is None:
+        yield
+        return
+    with jax.enable_x64(True):
+        yield
 
 needs_jax = pytest.mark.skipif(jax is None, reason="JAX is not installed")
 
