@@ -574,3 +574,41 @@ def test_conv_transpose_dtypes_and_preferred_element_type():
         with pytest.raises(TypeError):
             jlax.conv_general_dilated(x32, wi.astype(np.float64), (1, 1), "SAME",
                                       feature_group_count=2)
+
+
+def test_jax_keywords_are_accepted():
+    # JAX's signatures: precision (validated; exact on the CPU), preferred_element_type,
+    # out_sharding, use_consistent_padding
+    ai, vi = np.arange(5, dtype=np.int32), np.array([1, 2, 1], np.int32)
+    got = tnp.convolve(ai, vi, preferred_element_type=np.float64, precision="highest")
+    assert got.dtype == np.float64
+    close(got, _direct_convolve(ai, vi).astype(np.float64))
+    got = tnp.correlate(ai, vi, "full", preferred_element_type=np.float64)
+    assert got.dtype == np.float64
+    close(got, _direct_convolve(ai, vi[::-1]))
+    A, K = rng.normal(size=(4, 5)), rng.normal(size=(2, 2))
+    close(tsig.convolve(A, K, precision="highest"), tsig.convolve(A, K))
+    close(tsig.correlate(A, K, "same", "direct", None), tsig.correlate(A, K, "same"))
+    with pytest.raises(ValueError):
+        tsig.convolve(A, K, precision="no-such-precision")
+    x, w = rng.normal(size=(1, 2, 5, 4)), rng.normal(size=(3, 2, 3, 3))
+    close(lax.conv_general_dilated(x, w, (1, 1), "SAME", out_sharding=None),
+          lax.conv(x, w, (1, 1), "SAME"))
+    # use_consistent_padding: pairs are the forward convolution's padding, so the transposed
+    # convolution is that convolution's input gradient
+    xt, wt = rng.normal(size=(1, 6, 5, 3)), rng.normal(size=(3, 2, 4, 3))
+    dn = ("NHWC", "HWIO", "NHWC")
+    pads = ((1, 0), (2, 1))
+    up = lax.conv_transpose(xt, wt, (2, 3), pads, dimension_numbers=dn, transpose_kernel=True,
+                            use_consistent_padding=True)
+
+    def down(u):
+        return lax.conv_general_dilated(u, wt, (2, 3), pads, dimension_numbers=dn)
+    _, pullback = T.vjp(down, np.zeros(up.shape))
+    assert down(np.zeros(up.shape)).shape == xt.shape
+    close(up, pullback(xt)[0])
+    if jnp is not None:
+        close(tnp.convolve(ai, vi, preferred_element_type=np.float64),
+              jnp.convolve(ai, vi, preferred_element_type=np.float64))
+        close(up, jlax.conv_transpose(xt, wt, (2, 3), pads, dimension_numbers=dn,
+                                      transpose_kernel=True, use_consistent_padding=True))

@@ -337,14 +337,17 @@ def _conv_impl(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation,
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
-                         batch_group_count=1, precision=None, preferred_element_type=None):
+                         batch_group_count=1, precision=None, preferred_element_type=None,
+                         out_sharding=None):
     """General N-d convolution (jax.lax.conv_general_dilated).
 
     `padding`: 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) pairs per spatial
     dimension. `lhs_dilation` dilates the input (a transposed convolution), `rhs_dilation` the
     kernel (atrous). `dimension_numbers`: None (NCHW / OIHW / NCHW), a triple of strings such
-    as ('NHWC', 'HWIO', 'NHWC'), or a ConvDimensionNumbers.
+    as ('NHWC', 'HWIO', 'NHWC'), or a ConvDimensionNumbers. `out_sharding` is accepted (one
+    device).
     """
+    del out_sharding
     check_precision(precision)       # validated; the CPU computes at full precision
     lhs, rhs = as_array(lhs), as_array(rhs)
     la, ra = get_aval(lhs), get_aval(rhs)
@@ -572,8 +575,15 @@ def _conv_batch(args, dims, *, window_strides, padding, lhs_dilation, rhs_dilati
 
 
 def conv_transpose(lhs, rhs, strides, padding, rhs_dilation=None, dimension_numbers=None,
-                   transpose_kernel=False, precision=None, preferred_element_type=None):
-    """Transposed ("deconvolution") convolution via input dilation (jax.lax.conv_transpose)."""
+                   transpose_kernel=False, precision=None, preferred_element_type=None,
+                   use_consistent_padding=False):
+    """Transposed ("deconvolution") convolution via input dilation (jax.lax.conv_transpose).
+
+    'SAME'/'VALID' `padding` name the forward convolution's padding; (low, high) pairs are
+    the transposed convolution's own, unless `use_consistent_padding`, which reads them as
+    the forward convolution's too (each side then gets `window - 1 - pad`: the result is the
+    gradient of the forward `conv_general_dilated` with those pads, as PyTorch's)."""
+    check_precision(precision)
     lhs, rhs = as_array(lhs), as_array(rhs)
     la, ra = get_aval(lhs), get_aval(rhs)
     nsp = la.ndim - 2
@@ -596,6 +606,8 @@ def conv_transpose(lhs, rhs, strides, padding, rhs_dilation=None, dimension_numb
                 pad_len = k + s - 2 + max(k - s, 0)
                 lo = k - 1
             pads.append((lo, pad_len - lo))
+    elif use_consistent_padding:
+        pads = tuple((k - 1 - int(lo), k - 1 - int(hi)) for k, (lo, hi) in zip(eff, padding))
     else:
         pads = tuple(padding)
     if transpose_kernel:
