@@ -209,7 +209,6 @@ def test_gaussian_denoising_of_an_image():
     want = ref_conv(noisy[None, None], window[::-1, ::-1][None, None], (1, 1),
                     ((3, 3), (3, 3)), (1, 1), (1, 1))[0, 0]
     close(smooth, want)
-    close(T.jit(lambda a, b: tsig.convolve(a, b, mode="same"))(noisy, window), want)
     if jsig is not None:
         close(smooth, jsig.convolve(noisy, np.asarray(window), mode="same"))
     if ssig is not None:
@@ -229,6 +228,11 @@ def test_scipy_signal_against_scipy(mode):
                 if jsig is not None and method == "auto":     # SciPy checks the others
                     close(got, getattr(jsig, theirs_name)(a, k, mode=mode, method=method),
                           1e-9, 1e-9)
+        if a.ndim == 2 and a is A and mode == "same":     # compiled once: a small kernel
+            got = T.jit(lambda u, v: tsig.correlate2d(u, v, mode="same"))(a, k)
+            close(got, tsig.correlate2d(a, k, mode="same"))
+            if ssig is not None:
+                close(got, ssig.correlate2d(a, k, mode="same"))
         if a.ndim == 2:
             for ours, theirs_name in [(tsig.convolve2d, "convolve2d"),
                                       (tsig.correlate2d, "correlate2d")]:
