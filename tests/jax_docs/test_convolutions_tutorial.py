@@ -243,6 +243,23 @@ def test_scipy_signal_against_scipy(mode):
                     close(got, getattr(jsig, theirs_name)(a, k, mode=mode))
 
 
+def test_fftconvolve_of_complex_inputs():
+    # the FFT route equals the direct sum, complex operands included (they used to lose
+    # their imaginary part)
+    A, K = rng.normal(size=(5, 6)), rng.normal(size=(3, 2))
+    C = A + 1j * A[::-1]
+    for mode in ("full", "same", "valid"):
+        for a, k in [(C, K), (A, K - 1j), (C.astype(np.complex64), K.astype(np.float32))]:
+            got = tsig.fftconvolve(a, k, mode=mode)
+            assert got.dtype == np.result_type(a, k), (mode, a.dtype, k.dtype)
+            tol = 1e-5 if got.dtype == np.complex64 else 1e-10
+            close(got, tsig.convolve(a, k, mode=mode), tol, tol)
+            if ssig is not None:
+                close(got, ssig.fftconvolve(a, k, mode=mode), tol, tol)
+            if jsig is not None:
+                close(got, jsig.fftconvolve(a, k, mode=mode), tol, tol)
+
+
 def test_scipy_signal_refuses_what_jax_refuses():
     A, K = rng.normal(size=(4, 4)), rng.normal(size=(2, 2))
     for boundary in ("wrap", "symm"):
