@@ -167,6 +167,20 @@ def test_result_type_with_weak_python_scalars(scalar):
     assert tnp.result_type(np.int8, 300) == np.int8          # value ignored, as in JAX
 
 
+def test_python_types_as_dtype_arguments_are_numpys():
+    # documented difference: a Python type given as a dtype is NumPy's strong dtype here
+    # (int -> int64, float -> float64, complex -> complex128); JAX reads it as weak
+    for a, t, ours, theirs in [(np.int8, int, np.int64, np.int8),
+                               (np.float32, float, np.float64, np.float32),
+                               (np.float16, complex, np.complex128, np.complex64),
+                               (np.int8, float, np.float64, np.float64)]:
+        assert tnp.promote_types(a, t) == ours and tnp.result_type(a, t) == ours, (a, t)
+        # a Python *value* of that type is weak in both
+        assert tnp.result_type(a, t(1)) == theirs, (a, t)
+        if jnp is not None:
+            assert jnp.promote_types(a, t) == theirs and jnp.result_type(a, t) == theirs
+
+
 def test_result_type_of_python_scalars_alone():
     for s, t in itertools.product(SCALARS, SCALARS):
         j = _join(_weak_name(s), _weak_name(t))
