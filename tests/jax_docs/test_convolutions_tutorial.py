@@ -633,3 +633,24 @@ def test_jax_keywords_are_accepted():
               jnp.convolve(ai, vi, preferred_element_type=np.float64))
         close(up, jlax.conv_transpose(xt, wt, (2, 3), pads, dimension_numbers=dn,
                                       transpose_kernel=True, use_consistent_padding=True))
+
+
+def test_inconsistent_arguments_raise_eagerly_and_traced():
+    x, w = np.ones((1, 5, 5, 3)), np.ones((3, 3, 3, 2))
+
+    def conv(**kw):
+        args = dict(window_strides=(1, 1), padding="SAME", dimension_numbers=DN_2D)
+        args.update(kw)
+        return lambda u, v: lax.conv_general_dilated(u, v, **args)
+    for kw, err, match in [
+            (dict(batch_group_count=2), ValueError, "batch dimension 1 .* batch_group_count 2"),
+            (dict(feature_group_count=0), ValueError, "must be positive"),
+            (dict(feature_group_count=3, batch_group_count=2), ValueError, "at most one"),
+            (dict(dimension_numbers=5), TypeError, "triple of specs"),
+            (dict(dimension_numbers=("NHWC", "HWII", "NHWC")), TypeError, "'O' and 'I'"),
+            (dict(window_strides=(1,)), ValueError, "window_strides"),
+            (dict(padding="FULL"), ValueError, "padding")]:
+        with pytest.raises(err, match=match):
+            conv(**kw)(x, w)                                   # eager: no empty result
+        with pytest.raises(err, match=match):
+            T.make_jaxpr(conv(**kw))(x, w)

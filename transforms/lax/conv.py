@@ -85,7 +85,7 @@ def conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers):
         return ConvDimensionNumbers(iota, iota, iota)
     if isinstance(dimension_numbers, ConvDimensionNumbers):
         return dimension_numbers
-    if len(dimension_numbers) != 3:
+    if not isinstance(dimension_numbers, (tuple, list)) or len(dimension_numbers) != 3:
         raise TypeError("dimension_numbers must be None, a ConvDimensionNumbers or a triple of "
                         f"specs, got {dimension_numbers!r}")
     if all(isinstance(s, str) for s in dimension_numbers):
@@ -161,6 +161,9 @@ def _conv_shape(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation, rhs
     n, c = lhs_shape[lhs_spec[0]], lhs_shape[lhs_spec[1]]
     o, i = rhs_shape[rhs_spec[0]], rhs_shape[rhs_spec[1]]
     g, bg = feature_group_count, batch_group_count
+    if g < 1 or bg < 1:
+        raise ValueError(f"conv_general_dilated: feature_group_count ({g}) and "
+                         f"batch_group_count ({bg}) must be positive")
     if g > 1 and bg > 1:
         raise ValueError("conv_general_dilated: at most one of feature_group_count and "
                          "batch_group_count may exceed 1")
@@ -172,7 +175,7 @@ def _conv_shape(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation, rhs
                          f"multiple of the group count{where()}")
     if n % bg:
         raise ShapeError(f"conv_general_dilated: lhs batch dimension {n} must be a multiple of "
-                         f"batch_group_count {bg}")
+                         f"batch_group_count {bg}{where()}")
     sp = []
     for d, (ls, rs) in enumerate(zip(lhs_spec[2:], rhs_spec[2:])):
         sp.append(_conv_out_size(lhs_shape[ls], rhs_shape[rs], window_strides[d], padding[d][0],
@@ -384,6 +387,10 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
             raise ValueError(f"conv_general_dilated: padding {padding} must have {nsp} (low, high) "
                              "pairs")
     pet = None if preferred_element_type is None else np.dtype(preferred_element_type)
+    # checked here as well as in the abstract rule: eager calls run the implementation
+    # directly, which would return an empty or truncated result for inconsistent groups
+    _conv_shape(la.shape, ra.shape, window_strides, padding, lhs_dilation, rhs_dilation, dn,
+                int(feature_group_count), int(batch_group_count))
     return conv_general_dilated_p.bind(
         lhs, rhs, window_strides=window_strides, padding=padding, lhs_dilation=lhs_dilation,
         rhs_dilation=rhs_dilation, dimension_numbers=dn,
