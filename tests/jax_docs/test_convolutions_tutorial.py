@@ -654,3 +654,22 @@ def test_inconsistent_arguments_raise_eagerly_and_traced():
             conv(**kw)(x, w)                                   # eager: no empty result
         with pytest.raises(err, match=match):
             T.make_jaxpr(conv(**kw))(x, w)
+
+
+def test_vmap_of_convolutions_equals_a_loop():
+    r = np.random.default_rng(21)
+    xs, ws = r.normal(size=(3, 2, 4, 6, 5)), r.normal(size=(3, 6, 2, 3, 2))
+
+    def f(x, w):
+        return lax.conv_general_dilated(x, w, (2, 1), ((1, 0), (0, 1)), rhs_dilation=(1, 2),
+                                        feature_group_count=2)
+    for axes in [(0, 0), (0, None), (None, 0)]:
+        x_in = xs if axes[0] == 0 else xs[0]
+        w_in = ws if axes[1] == 0 else ws[0]
+        got = T.vmap(f, in_axes=axes)(x_in, w_in)
+        want = np.stack([f(xs[i] if axes[0] == 0 else xs[0], ws[i] if axes[1] == 0 else ws[0])
+                         for i in range(3)])
+        close(got, want)
+    a, v = r.normal(size=(4, 7)), r.normal(size=(4, 3)) + 1j
+    close(T.vmap(lambda p, q: tnp.correlate(p, q, "full"))(a, v),
+          np.stack([np.correlate(p, q, "full") for p, q in zip(a, v)]))
