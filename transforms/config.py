@@ -9,7 +9,7 @@ JAX's flags are accepted under their JAX names; what each does here:
 | `jax_platforms`, `jax_platform_name` | "cpu" | only the CPU (Numba) backend exists; other values are rejected |
 | `jax_default_matmul_precision` | None | accepted; matmuls are always full precision |
 | `jax_numpy_rank_promotion` | "allow" | accepted; implicit rank promotion is always allowed |
-| `jax_numpy_dtype_promotion` | "standard" | accepted; promotion is NumPy 2's (NEP 50) |
+| `jax_numpy_dtype_promotion` | "standard" | "standard": NumPy 2's promotion (NEP 50); "strict": `tnp` functions and traced values raise `dtypes.TypePromotionError` where operands of different dtypes meet, except Python scalars (and values traced from them) that fit the other operand's dtype, as JAX's strict mode (operators between two plain NumPy arrays are NumPy's) |
 | `jax_default_prng_impl` | "threefry2x32" | only threefry2x32 exists |
 | `jax_debug_nans`, `jax_debug_infs` | False | `FloatingPointError` when an eager primitive makes a NaN (inf), naming it; a jitted call whose outputs hold one runs again de-optimized to name the primitive (`transforms.float_checks`) |
 | `jax_log_compiles`, `jax_explain_cache_misses` | False | accepted; `jit(f).cache_misses` always records recompilations |
@@ -55,6 +55,8 @@ class Config:
         # jax_debug_nans or jax_debug_infs: read on every eager primitive, so kept as one
         # plain attribute
         object.__setattr__(self, "debug_floats", False)
+        # jax_numpy_dtype_promotion == "strict": read on every mixed-dtype tnp operation
+        object.__setattr__(self, "strict_promotion", False)
 
     def update(self, name, value):
         """Set flag `name` (a JAX flag name) to `value`."""
@@ -68,6 +70,10 @@ class Config:
             os.environ["NUMBAX_CACHE_DIR"] = os.fspath(value)
         if name in ("jax_enable_x64", "jax_disable_jit"):
             value = bool(value)
+        if name == "jax_numpy_dtype_promotion":
+            if value not in ("standard", "strict"):
+                raise ValueError(f"{name}={value!r}: expected 'standard' or 'strict'")
+            object.__setattr__(self, "strict_promotion", value == "strict")
         self._values[name] = value
         if name in ("jax_debug_nans", "jax_debug_infs"):
             object.__setattr__(self, "debug_floats", bool(

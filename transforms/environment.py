@@ -198,7 +198,8 @@ default_matmul_precision = ConfigState(
     "jax_default_matmul_precision", "accepted; on the CPU matmuls and convolutions are always "
     "computed in full precision, so it has no effect.")
 numpy_dtype_promotion = ConfigState(
-    "jax_numpy_dtype_promotion", "accepted; promotion is always NumPy 2's (NEP 50).")
+    "jax_numpy_dtype_promotion", "'standard' (NumPy 2's promotion, NEP 50) or 'strict' (no "
+    "implicit promotion between different dtypes; Python scalars that fit are allowed).")
 numpy_rank_promotion = ConfigState(
     "jax_numpy_rank_promotion", "accepted; implicit rank promotion is always allowed.")
 check_tracer_leaks = ConfigState(

@@ -85,7 +85,7 @@ def conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers):
         return ConvDimensionNumbers(iota, iota, iota)
     if isinstance(dimension_numbers, ConvDimensionNumbers):
         return dimension_numbers
-    if len(dimension_numbers) != 3:
+    if not isinstance(dimension_numbers, (tuple, list)) or len(dimension_numbers) != 3:
         raise TypeError("dimension_numbers must be None, a ConvDimensionNumbers or a triple of "
                         f"specs, got {dimension_numbers!r}")
     if all(isinstance(s, str) for s in dimension_numbers):
@@ -161,6 +161,9 @@ def _conv_shape(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation, rhs
     n, c = lhs_shape[lhs_spec[0]], lhs_shape[lhs_spec[1]]
     o, i = rhs_shape[rhs_spec[0]], rhs_shape[rhs_spec[1]]
     g, bg = feature_group_count, batch_group_count
+    if g < 1 or bg < 1:
+        raise ValueError(f"conv_general_dilated: feature_group_count ({g}) and "
+                         f"batch_group_count ({bg}) must be positive")
     if g > 1 and bg > 1:
         raise ValueError("conv_general_dilated: at most one of feature_group_count and "
                          "batch_group_count may exceed 1")
@@ -172,7 +175,7 @@ def _conv_shape(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation, rhs
                          f"multiple of the group count{where()}")
     if n % bg:
         raise ShapeError(f"conv_general_dilated: lhs batch dimension {n} must be a multiple of "
-                         f"batch_group_count {bg}")
+                         f"batch_group_count {bg}{where()}")
     sp = []
     for d, (ls, rs) in enumerate(zip(lhs_spec[2:], rhs_spec[2:])):
         sp.append(_conv_out_size(lhs_shape[ls], rhs_shape[rs], window_strides[d], padding[d][0],
@@ -337,14 +340,17 @@ def _conv_impl(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation,
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
-                         batch_group_count=1, precision=None, preferred_element_type=None):
+                         batch_group_count=1, precision=None, preferred_element_type=None,
+                         out_sharding=None):
     """General N-d convolution (jax.lax.conv_general_dilated).
 
     `padding`: 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) pairs per spatial
     dimension. `lhs_dilation` dilates the input (a transposed convolution), `rhs_dilation` the
     kernel (atrous). `dimension_numbers`: None (NCHW / OIHW / NCHW), a triple of strings such
-    as ('NHWC', 'HWIO', 'NHWC'), or a ConvDimensionNumbers.
+    as ('NHWC', 'HWIO', 'NHWC'), or a ConvDimensionNumbers. `out_sharding` is accepted (one
+    device).
     """
+    del out_sharding
     check_precision(precision)       # validated; the CPU computes at full precision
     lhs, rhs = as_array(lhs), as_array(rhs)
     la, ra = get_aval(lhs), get_aval(rhs)
@@ -366,6 +372,12 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
         if any(s < 1 for s in v):
             raise ValueError(f"conv_general_dilated: {name} must be positive, got {v}")
     if isinstance(padding, str):
+        if any(d != 1 for d in lhs_dilation):
+            # the string rules size the padding from the undilated input, which is not what a
+            # transposed convolution needs (JAX refuses too): explicit pairs say what is meant
+            raise ValueError(f"conv_general_dilated: padding {padding!r} cannot be used with "
+                             f"lhs_dilation {lhs_dilation}; give explicit (low, high) pairs, or "
+                             "use lax.conv_transpose")
         in_sp = [la.shape[d] for d in dn.lhs_spec[2:]]
         k_sp = [_dilate_dim(ra.shape[d], r) for d, r in zip(dn.rhs_spec[2:], rhs_dilation)]
         padding = padtype_to_pads(in_sp, k_sp, window_strides, padding)
@@ -375,6 +387,10 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
             raise ValueError(f"conv_general_dilated: padding {padding} must have {nsp} (low, high) "
                              "pairs")
     pet = None if preferred_element_type is None else np.dtype(preferred_element_type)
+    # checked here as well as in the abstract rule: eager calls run the implementation
+    # directly, which would return an empty or truncated result for inconsistent groups
+    _conv_shape(la.shape, ra.shape, window_strides, padding, lhs_dilation, rhs_dilation, dn,
+                int(feature_group_count), int(batch_group_count))
     return conv_general_dilated_p.bind(
         lhs, rhs, window_strides=window_strides, padding=padding, lhs_dilation=lhs_dilation,
         rhs_dilation=rhs_dilation, dimension_numbers=dn,
@@ -566,8 +582,15 @@ def _conv_batch(args, dims, *, window_strides, padding, lhs_dilation, rhs_dilati
 
 
 def conv_transpose(lhs, rhs, strides, padding, rhs_dilation=None, dimension_numbers=None,
-                   transpose_kernel=False, precision=None, preferred_element_type=None):
-    """Transposed ("deconvolution") convolution via input dilation (jax.lax.conv_transpose)."""
+                   transpose_kernel=False, precision=None, preferred_element_type=None,
+                   use_consistent_padding=False):
+    """Transposed ("deconvolution") convolution via input dilation (jax.lax.conv_transpose).
+
+    'SAME'/'VALID' `padding` name the forward convolution's padding; (low, high) pairs are
+    the transposed convolution's own, unless `use_consistent_padding`, which reads them as
+    the forward convolution's too (each side then gets `window - 1 - pad`: the result is the
+    gradient of the forward `conv_general_dilated` with those pads, as PyTorch's)."""
+    check_precision(precision)
     lhs, rhs = as_array(lhs), as_array(rhs)
     la, ra = get_aval(lhs), get_aval(rhs)
     nsp = la.ndim - 2
@@ -590,6 +613,8 @@ def conv_transpose(lhs, rhs, strides, padding, rhs_dilation=None, dimension_numb
                 pad_len = k + s - 2 + max(k - s, 0)
                 lo = k - 1
             pads.append((lo, pad_len - lo))
+    elif use_consistent_padding:
+        pads = tuple((k - 1 - int(lo), k - 1 - int(hi)) for k, (lo, hi) in zip(eff, padding))
     else:
         pads = tuple(padding)
     if transpose_kernel:

@@ -164,10 +164,12 @@ def _un_fn(p):
 # ---------------------------------------------------------------------------------------------
 
 add_p = _binary("add", np.add)
-sub_p = _binary("sub", np.subtract)
+# NumPy has no boolean subtract and no complex fmod: rejecting those kinds at tracing time makes
+# jit raise the TypeError eager code raises (JAX's lax rejects them too)
+sub_p = _binary("sub", np.subtract, kinds="iufc")
 mul_p = _binary("mul", np.multiply)
 div_p = _binary("div", lambda x, y: _div_impl(x, y))
-rem_p = _binary("rem", lambda x, y: np.fmod(x, y))
+rem_p = _binary("rem", lambda x, y: np.fmod(x, y), kinds="iuf")
 pow_p = _binary("pow", np.power)
 max_p = _binary("max", np.maximum)
 min_p = _binary("min", np.minimum)

@@ -478,17 +478,33 @@ def polyval(p, x):
     return out
 
 
-def convolve(a, v, mode="full"):
-    """`numpy.convolve` of two 1-D arrays (modes full, same, valid)."""
+def _conv_operands(a, v, precision, preferred_element_type):
+    """`a`, `v` as arrays, cast to `preferred_element_type` when given (JAX's keyword: the
+    dtype accumulated in and returned); `precision` is validated (the CPU is exact)."""
+    from ..lax.linalg import check_precision
+    check_precision(precision)
     a, v = asarray(a), asarray(v)
+    if preferred_element_type is not None:
+        a, v = _ops.astype(a, preferred_element_type), _ops.astype(v, preferred_element_type)
+    return a, v
+
+
+def convolve(a, v, mode="full", *, precision=None, preferred_element_type=None):
+    """`numpy.convolve` of two 1-D arrays (modes full, same, valid); `precision` and
+    `preferred_element_type` as `jax.numpy.convolve`."""
+    a, v = _conv_operands(a, v, precision, preferred_element_type)
     if get_aval(v).ndim == 1 and get_aval(a).ndim == 1 and get_aval(v).shape[0] > get_aval(a).shape[0]:
         a, v = v, a                     # convolution commutes; slide the shorter one
     return _correlate(a, _shape_ops.flip(v), mode, "convolve")
 
 
-def correlate(a, v, mode="valid"):
-    """`numpy.correlate` of two 1-D arrays: c[k] = sum_n a[n + k] v[n] (real inputs)."""
-    return _correlate(asarray(a), asarray(v), mode, "correlate")
+def correlate(a, v, mode="valid", *, precision=None, preferred_element_type=None):
+    """`numpy.correlate` of two 1-D arrays: c[k] = sum_n a[n + k] conj(v[n]); `precision`
+    and `preferred_element_type` as `jax.numpy.correlate`."""
+    a, v = _conv_operands(a, v, precision, preferred_element_type)
+    if get_aval(v).dtype.kind == "c":
+        v = _ops.conjugate(v)           # NumPy's (and JAX's) definition for complex v
+    return _correlate(a, v, mode, "correlate")
 
 
 def _correlate(a, v, mode, name):

@@ -8,8 +8,8 @@ import numpy as np
 from .. import lax
 from ..lax.complex import real_dtype as _real_dtype
 from ..core import EVAL_TRACE, Tracer, current_trace, get_aval
-from ._promote import (asarray_of, keep_weak, promote, result_type, to_float, ufunc_dtype,
-                       ufunc_result_dtype)
+from ._promote import (asarray_of, dtype_of, keep_weak, promote, result_type, to_float,
+                       ufunc_dtype, ufunc_result_dtype)
 
 
 
@@ -228,6 +228,17 @@ def _promote_no_bool(x1, x2):
     return promote(x1, x2, dtype=np.int8 if dt == np.bool_ else dt)
 
 
+def _promote_real(name, x1, x2):
+    """`_promote_no_bool` for NumPy's real-only ufuncs (//, %, divmod, fmod): complex operands
+    are NumPy's TypeError, traced or not (the rules below have no complex case)."""
+    dt = result_type(x1, x2)
+    if dt.kind == "c":
+        from ..source_info import where
+        raise TypeError(f"{name} does not support complex operands (got {dtype_of(x1).name} "
+                        f"and {dtype_of(x2).name}){where()}")
+    return promote(x1, x2, dtype=np.int8 if dt == np.bool_ else dt)
+
+
 def _signbit(x):
     """True where the sign bit of float `x` is set (-0.0 and negative NaNs included)."""
     from ..random import bitcast_convert_type
@@ -263,7 +274,7 @@ def _float_divmod(a, b):
 
 
 def floor_divide(x1, x2):
-    a, b = _promote_no_bool(x1, x2)
+    a, b = _promote_real("floor_divide", x1, x2)
     if np.issubdtype(a.dtype, np.inexact):
         return _float_divmod(a, b)[0]
     q = lax.div(a, b)            # truncates toward zero
@@ -272,7 +283,7 @@ def floor_divide(x1, x2):
 
 
 def remainder(x1, x2):
-    a, b = _promote_no_bool(x1, x2)
+    a, b = _promote_real("remainder", x1, x2)
     if np.issubdtype(a.dtype, np.inexact):
         return _float_divmod(a, b)[1]
     r = lax.rem(a, b)
@@ -285,14 +296,14 @@ mod = remainder
 
 def divmod(x1, x2):  # noqa: A001 - numpy's name
     """(x1 // x2, x1 % x2) as NumPy's divmod (one fmod for floats)."""
-    a, b = _promote_no_bool(x1, x2)
+    a, b = _promote_real("divmod", x1, x2)
     if np.issubdtype(a.dtype, np.inexact):
         return _float_divmod(a, b)
     return floor_divide(a, b), remainder(a, b)
 
 
 def fmod(x1, x2):
-    a, b = _promote_no_bool(x1, x2)
+    a, b = _promote_real("fmod", x1, x2)
     return lax.rem(a, b)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config import config
 from ..core import Tracer, get_aval
 from ..interpreters.partial_eval import StagingTracer, weakened
 from .. import lax
@@ -35,9 +36,41 @@ def _with_weak_standins(args):
             else a for a in args]
 
 
+def _check_strict(args):
+    """JAX's strict promotion (`jax_numpy_dtype_promotion='strict'`): every strongly typed
+    operand has one dtype, and weak values (Python scalars, tracers standing for them) must
+    fit it without changing it (a float scalar does not fit an integer array)."""
+    strong, weak = [], []
+    for a in args:
+        if isinstance(a, Tracer) and a.weak_type:
+            weak.append(_WEAK_STANDINS.get(a.dtype.kind, a))
+        elif isinstance(a, _PY_SCALARS):
+            weak.append(a)
+        elif isinstance(a, _ARRAYLIKE):
+            strong.append(a.dtype)
+        elif isinstance(a, (np.dtype, type, str)):
+            strong.append(np.dtype(a))
+        else:
+            strong.append(np.asarray(a).dtype)
+    kinds = set(strong)
+    ok = len(kinds) <= 1
+    if ok and strong and weak:
+        ok = np.result_type(strong[0], *weak) == strong[0]
+    if not ok:
+        from ..dtypes import TypePromotionError
+        from ..source_info import where
+        names = [str(d) for d in strong] + [f"Python {type(w).__name__}" for w in weak]
+        raise TypePromotionError(
+            f"Input dtypes ({', '.join(names)}) have no available implicit dtype promotion "
+            "path when jax_numpy_dtype_promotion=strict. Try explicitly casting inputs to the "
+            f"desired output type, or set jax_numpy_dtype_promotion=standard{where()}")
+
+
 def result_type(*args):
     """NumPy's result type, with Python scalars (and tracers standing for them) as weak
-    values (NEP 50)."""
+    values (NEP 50). Under strict promotion, mixed dtypes raise `TypePromotionError`."""
+    if config.strict_promotion:
+        _check_strict(args)
     parts = []
     for a in _with_weak_standins(args):
         if isinstance(a, _ARRAYLIKE):
@@ -46,6 +79,8 @@ def result_type(*args):
             parts.append(a)
         elif isinstance(a, (np.dtype, type)):
             parts.append(a)
+        elif isinstance(a, str):
+            parts.append(np.dtype(a))   # a dtype name ("int8"), as NumPy and JAX read it
         else:
             parts.append(np.asarray(a).dtype)
     return np.result_type(*parts)
@@ -123,6 +158,8 @@ def ufunc_result_dtype(ufunc, *args):
 
     Unlike promoting first, this follows NumPy's own loop selection (e.g. arctan2 of int8 and
     uint8 is float16, logaddexp of a float32 array and 2 is float32)."""
+    if config.strict_promotion:
+        _check_strict(args)
     key = tuple(type(a) if isinstance(a, _PY_SCALARS) else dtype_of(a)
                 for a in _with_weak_standins(args))
     dt = _UFUNC_DTYPES.get((ufunc, key))

@@ -35,9 +35,10 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, precision=N
     SciPy's (whose 'same' window is centred differently from `correlate`'s for even
     kernels: it is computed here as flip(convolve(flip(in1), in2))). Differentiates,
     batches and compiles."""
-    from .signal import convolve
+    from .signal import _conj, convolve
     in1, in2 = tnp.asarray(in1), tnp.asarray(in2)
     _check2d("correlate2d", in1, in2, boundary, fillvalue)
+    in2 = _conj(in2)                   # SciPy conjugates the second operand
     s1, s2 = get_aval(in1).shape, get_aval(in2).shape
     swap = all(a <= b for a, b in zip(s1, s2)) and s1 != s2
     if mode != "same" and swap:
@@ -50,15 +51,17 @@ def _float(x):
     return x if get_aval(x).dtype in (np.float32, np.float64) else tnp.astype(x, np.float64)
 
 
+def _inexact(x):
+    """`x` as a float (integers and bools: float64) or complex array."""
+    x = tnp.asarray(x)
+    return x if get_aval(x).dtype.kind == "c" else _float(x)
+
+
 def fftconvolve(in1, in2, mode="full", axes=None):
-    """Convolution through real FFTs of the full output size, as
+    """Convolution through FFTs of the full output size (real FFTs for real inputs), as
     `jax.scipy.signal.fftconvolve`: over `axes` (all by default); the other axes broadcast
-    (sizes equal or 1). Real inputs only (complex inputs raise). Differentiates, batches and
-    compiles."""
-    in1, in2 = _float(in1), _float(in2)
-    for v in (in1, in2):
-        if np.issubdtype(get_aval(v).dtype, np.complexfloating):
-            raise NotImplementedError("fftconvolve: complex inputs are not supported")
+    (sizes equal or 1). Differentiates, batches and compiles."""
+    in1, in2 = _inexact(in1), _inexact(in2)
     nd = get_aval(in1).ndim
     if get_aval(in2).ndim != nd:
         raise ValueError("fftconvolve: in1 and in2 should have the same dimensionality")
@@ -78,9 +81,14 @@ def fftconvolve(in1, in2, mode="full", axes=None):
     dt = np.result_type(get_aval(in1).dtype, get_aval(in2).dtype)
     in1, in2 = tnp.astype(in1, dt), tnp.astype(in2, dt)
     full = [s1[a] + s2[a] - 1 for a in axes]
-    f1 = tnp.fft.rfftn(in1, s=full, axes=axes)
-    f2 = tnp.fft.rfftn(in2, s=full, axes=axes)
-    out = tnp.astype(tnp.fft.irfftn(f1 * f2, s=full, axes=axes), dt)
+    if dt.kind == "c":          # complex: full FFTs (the real ones would drop the imaginary)
+        f1 = tnp.fft.fftn(in1, s=full, axes=axes)
+        f2 = tnp.fft.fftn(in2, s=full, axes=axes)
+        out = tnp.astype(tnp.fft.ifftn(f1 * f2, s=full, axes=axes), dt)
+    else:
+        f1 = tnp.fft.rfftn(in1, s=full, axes=axes)
+        f2 = tnp.fft.rfftn(in2, s=full, axes=axes)
+        out = tnp.astype(tnp.fft.irfftn(f1 * f2, s=full, axes=axes), dt)
     if mode == "full":
         return out
     if mode == "valid":

@@ -9,17 +9,30 @@ import numpy as np
 
 from .. import numpy as tnp
 from ..core import get_aval
+from ..lax.linalg import check_precision
 
 
-def correlate(in1, in2, mode="full", method="auto"):
-    """z[k] = Σ_n in1[n + k] in2[n] (real inputs), as `scipy.signal.correlate`."""
-    return _correlate(tnp.asarray(in1), tnp.asarray(in2), mode, "correlate")
+def correlate(in1, in2, mode="full", method="auto", precision=None):
+    """z[k] = Σ_n in1[n + k] conj(in2[n]), as `scipy.signal.correlate` (`method` and
+    `precision` are accepted: the sum is direct and exact on the CPU)."""
+    check_precision(precision)
+    return _correlate(tnp.asarray(in1), _conj(tnp.asarray(in2)), mode, "correlate")
 
 
-def convolve(in1, in2, mode="full", method="auto"):
-    """z[k] = Σ_n in1[n] in2[k − n], as `scipy.signal.convolve`."""
+def _conj(x):
+    """`x` conjugated when complex (correlation conjugates its second operand, as SciPy)."""
+    return tnp.conjugate(x) if get_aval(x).dtype.kind == "c" else x
+
+
+def convolve(in1, in2, mode="full", method="auto", precision=None):
+    """z[k] = Σ_n in1[n] in2[k − n], as `scipy.signal.convolve` (`method` and `precision`
+    are accepted: the sum is direct and exact on the CPU)."""
+    check_precision(precision)
     in1, in2 = tnp.asarray(in1), tnp.asarray(in2)
     nd = get_aval(in1).ndim
+    if get_aval(in2).ndim != nd:      # checked before flipping in2 over in1's axes
+        raise ValueError("convolve: in1 and in2 should have the same dimensionality, got "
+                         f"shapes {get_aval(in1).shape} and {get_aval(in2).shape}")
     return _correlate(in1, tnp.flip(in2, axis=tuple(range(nd))) if nd else in2, mode,
                       "convolve")
 
