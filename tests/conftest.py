@@ -43,3 +43,15 @@ def jax_x32():
         return
     with jax.enable_x64(False):
         yield
+
+
+@pytest.fixture
+def numba_path(monkeypatch):
+    """Compile with Numba only (NUMBAX_DIRECT=0): for tests of the Numba path's own machinery
+    (its cache files, pipeline, linked and symbol calls, kernels, workers). In-memory caches
+    are cleared before and after, so no program compiled the other way is reused."""
+    import transforms as T
+    monkeypatch.setenv("NUMBAX_DIRECT", "0")
+    T.clear_caches()
+    yield
+    T.clear_caches()

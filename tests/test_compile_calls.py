@@ -210,6 +210,8 @@ CHILD = """
 import json, numpy as np, transforms as T, transforms.numpy as tnp
 from transforms.backend.numba import STATS
 
+pytestmark = pytest.mark.usefixtures("numba_path")   # the Numba path's machinery (NUMBAX_DIRECT=0)
+
 def f(x, w1, w2):
     a = tnp.tanh(x @ w1) @ w2
     return a, tnp.tanh(a) * 2.0 + 1.0, tnp.tanh(x) * 2.0 + 1.0

@@ -15,6 +15,8 @@ import transforms as T
 import transforms.numpy as tnp
 from transforms.backend.numba import STATS, clear_memory_cache, split, workers
 
+pytestmark = pytest.mark.usefixtures("numba_path")   # the Numba path's machinery (NUMBAX_DIRECT=0)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # two leaves of different sizes, updated by the same loop nest: one outlined helper `_h0`

@@ -8,8 +8,12 @@ import warnings
 
 import numpy as np
 
+import pytest
+
 import transforms as T
 import transforms.numpy as tnp
+
+pytestmark = pytest.mark.usefixtures("numba_path")   # the Numba path's machinery (NUMBAX_DIRECT=0)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -9,8 +9,12 @@ import textwrap
 
 import numpy as np
 
+import pytest
+
 import transforms as T
 import transforms.numpy as tnp
+
+pytestmark = pytest.mark.usefixtures("numba_path")   # the Numba path's machinery (NUMBAX_DIRECT=0)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

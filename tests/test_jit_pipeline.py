@@ -2,9 +2,13 @@
 when they hold no nested code objects, and give the same values."""
 import numpy as np
 
+import pytest
+
 import transforms as T
 import transforms.numpy as tnp
 from transforms.backend.numba import pipeline
+
+pytestmark = pytest.mark.usefixtures("numba_path")   # the Numba path's machinery (NUMBAX_DIRECT=0)
 
 
 def test_generated_function_uses_the_short_pipeline_and_computes_the_same():

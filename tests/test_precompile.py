@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("numba_path")   # the Numba path's machinery (NUMBAX_DIRECT=0)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A program the precompile step never saw: other ops, other shapes, a gradient.

@@ -96,6 +96,10 @@ def _fix_arg(x, aval):
                         f"{x.shape}")
     if not x.flags.c_contiguous or not x.flags.writeable or not x.flags.aligned:
         x = np.array(x, order="C", copy=True)
+    if x.dtype.kind in "biuf" and x.dtype.num != np.dtype(x.dtype.name).num:
+        # the same dtype under another C type (long long for int64): code compiled by the
+        # direct compiler recognises the canonical one
+        x = x.view(np.dtype(x.dtype.name))
     return x
 
 

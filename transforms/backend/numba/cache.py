@@ -546,7 +546,13 @@ def _indexed_on_disk(key, source, fn_name, d):
     except OSError:
         return False
     prefix = f"nbx_{key}.{fn_name}-"
-    return any(n.startswith(prefix) and n.endswith(".nbi") for n in names)
+    if any(n.startswith(prefix) and n.endswith(".nbi") for n in names):
+        return True
+    from . import direct                        # or the direct compiler's machine code
+    if direct.enabled():
+        from .direct.function import object_file_name
+        return object_file_name(key, fn_name) in names
+    return False
 
 
 def _verified_file(path, data, writable, d, key):

@@ -35,22 +35,46 @@ _CTYPES = {S.BOOL: ctypes.c_bool, np.dtype(np.int8): ctypes.c_int8,
            S.U64: ctypes.c_uint64, S.F32: ctypes.c_float, S.F64: ctypes.c_double}
 
 
+# offsets in a NumPy array object (PyArrayObject_fields): its type, data pointer, number of
+# dimensions, dimensions pointer, dtype (descr) and flags; in a dtype (PyArray_Descr): its
+# byte order character and type number
+_OFFSETS = {"type": 8, "data": 16, "nd": 24, "dims": 32, "descr": 56, "flags": 64,
+            "byteorder": 26, "type_num": 28}
+_FLAGS = 0x1 | 0x100 | 0x400         # C-contiguous, aligned, writeable
+_SWAPPED = ord(">") if np.little_endian else ord("<")
+
+
 @functools.lru_cache(maxsize=None)
 def _array_layout():
-    """(offset of the data pointer, offset of the dimensions pointer) in a NumPy array
-    object, checked on a live array; None when they are not where this build expects."""
+    """The offsets of `_OFFSETS`, checked on a live array (and the symbols the entry points
+    compare against published), or None when this NumPy is not laid out as expected."""
+    import llvmlite.binding as llb
     a = np.arange(7, dtype=np.int64)
     base = id(a)
+    o = _OFFSETS
     try:
-        data = ctypes.c_void_p.from_address(base + 16).value
-        dims = ctypes.c_void_p.from_address(base + 32).value
-        nd = ctypes.c_int.from_address(base + 24).value
+        tp = ctypes.c_void_p.from_address(base + o["type"]).value
+        data = ctypes.c_void_p.from_address(base + o["data"]).value
+        nd = ctypes.c_int.from_address(base + o["nd"]).value
+        dims = ctypes.c_void_p.from_address(base + o["dims"]).value
         n0 = ctypes.c_int64.from_address(dims).value if dims else None
+        descr = ctypes.c_void_p.from_address(base + o["descr"]).value
+        flags = ctypes.c_int.from_address(base + o["flags"]).value
     except (ValueError, OSError):
         return None
-    if data == a.ctypes.data and nd == 1 and n0 == 7:
-        return 16, 32
-    return None
+    if not (tp == id(np.ndarray) and data == a.ctypes.data and nd == 1 and n0 == 7 and
+            descr == id(a.dtype) and flags == a.flags.num):
+        return None
+    for t in list(S.SUPPORTED) + [np.dtype(">f4"), np.dtype("<f8")]:
+        try:
+            num = ctypes.c_int.from_address(id(t) + o["type_num"]).value
+            order = ctypes.c_char.from_address(id(t) + o["byteorder"]).value
+        except (ValueError, OSError):
+            return None
+        if num != t.num or order != t.byteorder.encode():
+            return None
+    llb.add_symbol("numbax_ndarray_type", id(np.ndarray))
+    return o
 
 
 @functools.lru_cache(maxsize=None)
@@ -87,14 +111,22 @@ class DirectFunction:
         py_addr = addrs.get(symbol + "_py")
         self._c = None
         if py_addr:
-            res = None if rettype is None else _CTYPES[rettype]
             args = [ctypes.py_object if isinstance(t, ArrT) else _CTYPES[t] for t in argtypes]
-            self._c = ctypes.CFUNCTYPE(res, *args)(py_addr)
+            self._c = ctypes.CFUNCTYPE(ctypes.c_int, *args)(py_addr)
 
     def __call__(self, *args):
         if self._c is None:
             raise TypeError(f"{self.__name__} is called only from compiled code")
-        return self._c(*args)
+        if len(args) != len(self.argtypes):
+            raise TypeError(f"{self.__name__} takes {len(self.argtypes)} arguments, "
+                            f"got {len(args)}")
+        bad = self._c(*args)
+        if bad:
+            a, t = args[bad - 1], self.argtypes[bad - 1]
+            raise TypeError(f"{self.__name__}: argument {bad - 1} is not a writeable aligned "
+                            f"C-contiguous {t.ndim}-d {t.dtype} array (got "
+                            f"{type(a).__name__} {getattr(a, 'dtype', '')} "
+                            f"{getattr(a, 'shape', '')})")
 
     def __repr__(self):
         return f"<directly compiled {self.__name__}>"
@@ -119,26 +151,70 @@ def _argtypes(sig):
 
 
 def _python_entry(mb, fn, argtypes, name):
-    """`name`: `fn` taking arrays as NumPy objects (data and length read from them)."""
-    data_off, dims_off = _array_layout()
-    params = [ir.IntType(8).as_pointer() if isinstance(t, ArrT) else S.ll_abi(t)
-              for t in argtypes]
-    entry = ir.Function(mb.module, ir.FunctionType(ir.VoidType(), params), name)
+    """`name`: `fn` taking arrays as NumPy objects. Returns 0, or k + 1 when argument k is not
+    an array of the signature's kind (exactly an ndarray, its dtype in native byte order, its
+    number of dimensions, C-contiguous, aligned, writeable) -- then nothing ran and the
+    caller raises TypeError, as Numba's dispatcher does for arguments its signature does not
+    accept (the executable converts them then). Data pointer and dimensions are read from
+    the object; the type and dtype are compared with symbols published in each process (no
+    address is compiled in: the code is cached on disk)."""
+    o = _array_layout()
+    i8p = ir.IntType(8).as_pointer()
+    i32 = ir.IntType(32)
+    params = [i8p if isinstance(t, ArrT) else S.ll_abi(t) for t in argtypes]
+    entry = ir.Function(mb.module, ir.FunctionType(i32, params), name)
     b = ir.IRBuilder(entry.append_basic_block("entry"))
+    bad = entry.append_basic_block("bad")
+
+    def field(p, key, ty):
+        return b.load(b.bitcast(b.gep(p, [ir.Constant(I64, o[key])]), ty.as_pointer()))
+    ndarray_type = mb.external_global("numbax_ndarray_type", ir.IntType(8))
     args = []
-    for p, t in zip(entry.args, argtypes):
-        if isinstance(t, ArrT):
-            ety = S.ll_mem(t.dtype).as_pointer()
-            data = b.load(b.bitcast(b.gep(p, [ir.Constant(I64, data_off)]),
-                                    ety.as_pointer()))
-            dims = b.load(b.bitcast(b.gep(p, [ir.Constant(I64, dims_off)]),
-                                    I64.as_pointer().as_pointer()))
-            args += [data] + [b.load(b.gep(dims, [ir.Constant(I64, i)]))
-                              for i in range(t.ndim)]
-        else:
+    incoming = []
+    for k, (p, t) in enumerate(zip(entry.args, argtypes)):
+        if not isinstance(t, ArrT):
             args.append(b.trunc(p, ir.IntType(1)) if t.kind == "b" else p)
+            continue
+        ok = b.icmp_unsigned("==", field(p, "type", i8p), ndarray_type)
+        descr = field(p, "descr", i8p)
+        # the dtype by its type number, in native byte order (an unpickled array's dtype is
+        # an equal object of its own, so not compared by identity)
+        ok = b.and_(ok, b.icmp_signed("==", field(descr, "type_num", i32),
+                                      ir.Constant(i32, t.dtype.num)))
+        ok = b.and_(ok, b.icmp_unsigned("!=", field(descr, "byteorder", ir.IntType(8)),
+                                        ir.Constant(ir.IntType(8), _SWAPPED)))
+        ok = b.and_(ok, b.icmp_signed("==", field(p, "nd", i32), ir.Constant(i32, t.ndim)))
+        fl = b.and_(field(p, "flags", i32), ir.Constant(i32, _FLAGS))
+        ok = b.and_(ok, b.icmp_signed("==", fl, ir.Constant(i32, _FLAGS)))
+        nxt = entry.append_basic_block(f"arg{k}")
+        incoming.append((ir.Constant(i32, k + 1), b.block))
+        b.cbranch(ok, nxt, bad)
+        b.position_at_end(nxt)
+        ety = S.ll_mem(t.dtype).as_pointer()
+        dims = field(p, "dims", I64.as_pointer())
+        args += [field(p, "data", ety)] + [b.load(b.gep(dims, [ir.Constant(I64, i)]))
+                                           for i in range(t.ndim)]
     b.call(fn, args)
-    b.ret_void()
+    b.ret(ir.Constant(i32, 0))
+    b.position_at_end(bad)
+    if incoming:
+        phi = b.phi(i32)
+        for v, blk in incoming:
+            phi.add_incoming(v, blk)
+        b.ret(phi)
+    else:
+        b.unreachable()
+
+
+def object_key(module_key, fname):
+    """The key of the machine code of function `fname` of generated module `module_key`."""
+    return hashlib.sha1(f"{module_key} {fname} {version()} "
+                        f"{_kernels_version()}".encode()).hexdigest()[:20]
+
+
+def object_file_name(module_key, fname):
+    """Its file name in the cache directory's ``__pycache__``."""
+    return f"nbx_{module_key}.{fname}.{object_key(module_key, fname)}.dobj"
 
 
 def _cache_path(py_func, key):
@@ -163,8 +239,7 @@ def compile_function(py_func, sig, module_key):
     if _array_layout() is None:
         raise Unsupported("NumPy array objects are not laid out as expected")
     argtypes = _argtypes(sig)
-    key = hashlib.sha1(f"{module_key} {py_func.__name__} {version()} "
-                       f"{_kernels_version()}".encode()).hexdigest()[:20]
+    key = object_key(module_key, py_func.__name__)
     symbol = f"nbxd_{key}"
     names = [symbol, symbol + "_py"]
     where = _cache_path(py_func, key)

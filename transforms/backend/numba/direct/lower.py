@@ -299,7 +299,8 @@ class FunctionCompiler:
         entry = fn.append_basic_block("entry")
         body = fn.append_basic_block("body")
         self.exit = fn.append_basic_block("exit")
-        self.entry_b = ir.IRBuilder(entry)
+        self._entry_block = entry
+        self._entry_builder = ir.IRBuilder(entry)
         self.b = ir.IRBuilder(body)
         self.slots = {}
         self.statics = {}
@@ -334,6 +335,13 @@ class FunctionCompiler:
         else:
             xb.ret(xb.load(self.ret_slot))
         return fn
+
+    @property
+    def entry_b(self):
+        """A builder at the end of the entry block (where allocas go). Re-positioned on each
+        use: code such as small_gemm's inserts there too, through `goto_entry_block`."""
+        self._entry_builder.position_at_end(self._entry_block)
+        return self._entry_builder
 
     # -- variables -----------------------------------------------------------------------
 
