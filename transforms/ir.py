@@ -125,6 +125,27 @@ def eval_jaxpr(jaxpr: Jaxpr, consts, *args):
 # Primitives with effects are never removed, even when their outputs are unused.
 EFFECTFUL = set()
 
+# Primitives a compiled program must not contain, name -> the ValueError's message: they only
+# exist to be rewritten by a transformation first (checkify's `check`).
+NOT_COMPILABLE = {}
+
+
+def not_compilable(jaxpr) -> str | None:
+    """The message of the first `NOT_COMPILABLE` equation in `jaxpr` (bodies included)."""
+    if not NOT_COMPILABLE:
+        return None
+    for eqn in (jaxpr.jaxpr if isinstance(jaxpr, ClosedJaxpr) else jaxpr).eqns:
+        msg = NOT_COMPILABLE.get(eqn.prim.name)
+        if msg is not None:
+            return msg
+        for v in eqn.params.values():
+            for j in (v if isinstance(v, (tuple, list)) else (v,)):
+                if isinstance(j, (Jaxpr, ClosedJaxpr)):
+                    msg = not_compilable(j)
+                    if msg is not None:
+                        return msg
+    return None
+
 
 def dce_jaxpr(jaxpr: Jaxpr, used_outputs=None, prune_invars=False):
     """Drop equations whose results are unused. Returns (new_jaxpr, used_invars mask)."""

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import tree as tree_util
 from ..core import Primitive, Tracer, get_aval
-from ..ir import EFFECTFUL
+from ..ir import EFFECTFUL, NOT_COMPILABLE
 
 __all__ = ["JaxException", "JaxRuntimeError", "FailedCheckError", "NaNError", "OOBError",
            "DivisionByZeroError", "BatchedError", "ErrorEffect", "Error", "init_error",
@@ -330,6 +330,9 @@ FUNCTIONALIZATION_ERROR = (
 
 check_p = Primitive("check", multiple_results=True)
 EFFECTFUL.add("check")          # never dead code: it has no outputs
+# a jitted function first traced inside checkify keeps its `check` in the cached jaxpr:
+# compiling that outside checkify is the functionalization error, not a missing lowering
+NOT_COMPILABLE["check"] = FUNCTIONALIZATION_ERROR
 
 
 @check_p.def_impl

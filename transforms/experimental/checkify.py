@@ -60,7 +60,8 @@ def _validate_errors(errors):
                         f"checkify.user_checks | checkify.nan_checks, got {errors!r}") from None
     bad = [e for e in errors if not (isinstance(e, type) and issubclass(e, JaxException))]
     if bad:
-        raise TypeError(f"checkify: errors must contain error categories ({sorted(c.__name__ for c in all_checks)}), "
+        names = sorted(c.__name__ for c in all_checks)
+        raise TypeError(f"checkify: errors must contain error categories ({names}), "
                         f"got {bad!r}")
     return errors
 
