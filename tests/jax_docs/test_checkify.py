@@ -427,3 +427,30 @@ def test_error_is_a_pytree_of_flags_and_codes():
     assert str(err).startswith("Error(out-of-bounds")
     rebuilt = T.tree.unflatten(T.tree.structure(err), leaves)
     assert rebuilt.get() == err.get()
+
+
+def _count_to(k):
+    def body(c):
+        ck.check(c < k, "body ran past the end: {c}", c=c)
+        return c + 1
+    return T.lax.while_loop(lambda c: c < k, body, np.int32(0))
+
+
+def test_vmap_of_checkify_of_while_masks_finished_elements():
+    err, out = T.vmap(ck.checkify(_count_to))(np.array([1, 3], np.int32))
+    assert err.get() is None
+    np.testing.assert_array_equal(out, [1, 3])
+
+
+def test_checkify_of_batched_while_is_refused_as_in_jax():
+    # its body would run on finished elements and fire on their stale values
+    with pytest.raises(ValueError, match="batched while-loops"):
+        ck.checkify(T.vmap(_count_to))(np.array([1, 3], np.int32))
+    if jax is not None:
+        def jcount(k):
+            def body(c):
+                jck.check(c < k, "body ran past the end: {c}", c=c)
+                return c + 1
+            return jax.lax.while_loop(lambda c: c < k, body, 0)
+        with pytest.raises(ValueError, match="batched while-loops"):
+            jck.checkify(jax.vmap(jcount))(jnp.array([1, 3]))

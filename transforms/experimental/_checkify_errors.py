@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import tree as tree_util
 from ..core import Primitive, Tracer, get_aval
-from ..ir import EFFECTFUL, NOT_COMPILABLE
+from ..ir import EFFECTFUL, NOT_COMPILABLE, NOT_MASKABLE
 
 __all__ = ["JaxException", "JaxRuntimeError", "FailedCheckError", "NaNError", "OOBError",
            "DivisionByZeroError", "BatchedError", "ErrorEffect", "Error", "init_error",
@@ -333,6 +333,11 @@ EFFECTFUL.add("check")          # never dead code: it has no outputs
 # a jitted function first traced inside checkify keeps its `check` in the cached jaxpr:
 # compiling that outside checkify is the functionalization error, not a missing lowering
 NOT_COMPILABLE["check"] = FUNCTIONALIZATION_ERROR
+# a vmapped while_loop with a batched predicate runs its body on finished elements too, where
+# a check would fire on stale values: refused, as JAX refuses checkify of a batched while
+NOT_MASKABLE["check"] = (
+    "Checkify does not support batched while-loops (checkify-of-vmap-of-while). \nHint: if "
+    "possible, move the vmap to the outer level to get vmap-of-checkify-of-while.")
 
 
 @check_p.def_impl
