@@ -454,3 +454,10 @@ def test_checkify_of_batched_while_is_refused_as_in_jax():
             return jax.lax.while_loop(lambda c: c < k, body, 0)
         with pytest.raises(ValueError, match="batched while-loops"):
             jck.checkify(jax.vmap(jcount))(jnp.array([1, 3]))
+
+
+def test_constant_check_inside_checkify_is_functionalized():
+    err, out = ck.checkify(lambda x: (ck.check(False, "always"), x + 1)[1])(F32(1))
+    assert err.get() == "always (`check` failed)" and out == 2
+    err, _ = T.jit(ck.checkify(lambda x: (ck.check(True, "never"), x)[1]))(F32(1))
+    assert err.get() is None

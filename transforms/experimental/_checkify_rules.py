@@ -246,6 +246,10 @@ class _Body:
     def run(self, err_leaves, args):
         err = Error.from_leaves(self.effects, list(err_leaves), self.metadata)
         err, outs = checkify_jaxpr(self.jaxpr, self.consts, self.enabled, err, list(args))
+        extra = set(err._pred) - set(self.effects)
+        if extra:       # effects_of must foresee every slot a body adds (carries keep shape)
+            raise AssertionError(f"checkify: body added error slots {extra} that effects_of "
+                                 "did not foresee")
         err = err.with_placeholders(self.effects)
         self.metadata.update(err._metadata)
         return err.leaves(self.effects), outs
