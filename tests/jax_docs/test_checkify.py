@@ -269,6 +269,23 @@ def test_checkify_of_vmap():
         assert jerr.get() == msg
 
 
+def test_checkify_of_vmap_index_check():
+    """vmap turns x[i] into one gather, which sees the batch's index as given."""
+    f = ck.checkify(T.vmap(lambda x, i: x[i]), errors=ck.index_checks)
+    err, out = f(np.arange(15, dtype=F32).reshape(3, 5), np.array([1, 100, -7], np.int32))
+    msg = ("out-of-bounds indexing for array of shape (3, 5): index 100 is out of bounds for "
+           "axis 1 with size 5. ")
+    assert err.get() == msg
+    np.testing.assert_array_equal(out, [1, 9, 10])      # clamped, as without checkify
+    err, out = f(np.arange(15, dtype=F32).reshape(3, 5), np.array([1, 4, -5], np.int32))
+    assert err.get() is None
+    np.testing.assert_array_equal(out, [1, 9, 10])
+    if jax is not None:
+        jerr, _ = jck.checkify(jax.vmap(lambda x, i: x[i]), errors=jck.index_checks)(
+            jnp.arange(15.0).reshape(3, 5), jnp.array([1, 100, -7]))
+        assert jerr.get() == msg
+
+
 def test_checkify_of_grad_instruments_backward_pass():
     def f(x):
         return x / (1 + tnp.sqrt(x))
