@@ -478,3 +478,26 @@ def test_constant_check_inside_checkify_is_functionalized():
     assert err.get() == "always (`check` failed)" and out == 2
     err, _ = T.jit(ck.checkify(lambda x: (ck.check(True, "never"), x)[1]))(F32(1))
     assert err.get() is None
+
+
+def test_grad_and_pmap_of_checkify():
+    def g(x):
+        ck.check(x > 0, "pos {x}", x=x)
+        return tnp.sin(x) * x
+
+    d = T.grad(lambda x: ck.checkify(g)(x)[1])(F32(1))
+    assert d == pytest.approx(np.cos(1.0) + np.sin(1.0), rel=1e-6)
+    errs, out = T.pmap(ck.checkify(g))(np.array([1, -2], F32))
+    assert errs.get() == "at mapped index 1: pos -2.0 (`check` failed)"
+    np.testing.assert_allclose(out, np.sin([1, -2]) * [1, -2], rtol=1e-6)
+
+
+def test_custom_jvp_rule_kept_when_its_body_cannot_fail():
+    @T.custom_jvp
+    def f(x):
+        return tnp.sin(x)
+
+    f.defjvp(lambda p, t: (f(p[0]), 10.0 * t[0]))
+    assert T.grad(lambda x: ck.checkify(f)(x)[1])(F32(1)) == 10.0
+    err, d = ck.checkify(T.grad(f), errors=ck.all_checks)(F32(1))
+    assert err.get() is None and d == 10.0

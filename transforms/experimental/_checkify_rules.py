@@ -8,8 +8,9 @@ error. Higher-order primitives are rebuilt through their public functions with t
 extra operand/carry (`lax.switch`, `lax.scan`, `lax.while_loop`, `jit`), their bodies running
 this interpreter; the error entering a body already has a (never fired) slot for every kind of
 error the body can add (`effects_of`, a static walk), so carries keep one structure.
-Custom-derivative calls and `remat` are inlined: checkify runs after differentiation when it is
-outermost (`checkify(grad(f))`), which is where their rules matter.
+Custom-derivative calls and `remat` whose bodies can fail are inlined (`grad(checkify(f))` then
+differentiates their bodies rather than using their rules; `checkify(grad(f))`, where checkify
+runs after differentiation, is unaffected); the others are bound unchanged.
 """
 from __future__ import annotations
 
@@ -362,15 +363,13 @@ def _pjit(error, enabled, eqn, invals):
     return _rebuild(effects, leaves, {**error._metadata, **metadata}), list(outs)
 
 
-@_rule("custom_jvp_call", "custom_vjp_call")
-def _custom_call(error, enabled, eqn, invals):
-    jaxpr, consts = _closed(eqn.params["call_jaxpr"])
-    return checkify_jaxpr(jaxpr, consts, enabled, error, invals)
-
-
-@_rule("remat")
-def _remat(error, enabled, eqn, invals):
-    jaxpr, consts = _closed(eqn.params["jaxpr"])
+@_rule("custom_jvp_call", "custom_vjp_call", "remat")
+def _inlined_call(error, enabled, eqn, invals):
+    # bound as it is when its body cannot fail (it keeps its custom rule or its
+    # rematerialization under an enclosing grad), else inlined with the checks
+    jaxpr, consts = _closed(eqn.params["jaxpr" if eqn.prim.name == "remat" else "call_jaxpr"])
+    if not effects_of(jaxpr, enabled):
+        return error, _bind(eqn, invals)
     return checkify_jaxpr(jaxpr, consts, enabled, error, invals)
 
 
