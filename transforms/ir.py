@@ -125,6 +125,36 @@ def eval_jaxpr(jaxpr: Jaxpr, consts, *args):
 # Primitives with effects are never removed, even when their outputs are unused.
 EFFECTFUL = set()
 
+# Primitives a compiled program must not contain, name -> the ValueError's message: they only
+# exist to be rewritten by a transformation first (checkify's `check`).
+NOT_COMPILABLE = {}
+# Primitives whose effect cannot be masked per batch element, name -> the ValueError's
+# message: a vmapped while_loop with a batched predicate keeps running the body on finished
+# elements, so such an equation in its body would act on stale values (checkify's `check`).
+NOT_MASKABLE = {}
+
+
+def first_listed(jaxpr, table) -> str | None:
+    """`table[name]` for the first equation of `jaxpr` (bodies included) named in `table`."""
+    if not table:
+        return None
+    for eqn in (jaxpr.jaxpr if isinstance(jaxpr, ClosedJaxpr) else jaxpr).eqns:
+        msg = table.get(eqn.prim.name)
+        if msg is not None:
+            return msg
+        for v in eqn.params.values():
+            for j in (v if isinstance(v, (tuple, list)) else (v,)):
+                if isinstance(j, (Jaxpr, ClosedJaxpr)):
+                    msg = first_listed(j, table)
+                    if msg is not None:
+                        return msg
+    return None
+
+
+def not_compilable(jaxpr) -> str | None:
+    """The message of the first `NOT_COMPILABLE` equation in `jaxpr` (bodies included)."""
+    return first_listed(jaxpr, NOT_COMPILABLE)
+
 
 def dce_jaxpr(jaxpr: Jaxpr, used_outputs=None, prune_invars=False):
     """Drop equations whose results are unused. Returns (new_jaxpr, used_invars mask)."""

@@ -402,6 +402,10 @@ class JitFunction:
         from .backend.numba import compile as backend_compile
         from .backend.numba.lowering import unsupported_dtype
         from .errors import UnsupportedDtypeError
+        from .ir import not_compilable
+        msg = not_compilable(entry.closed)
+        if msg is not None:         # e.g. a `check` traced inside checkify, called outside it
+            raise ValueError(msg)
         try:
             if entry.tier is not None:          # tiered: switching to the compiled code
                 entry.exe = backend_compile(entry.closed, entry.donate,

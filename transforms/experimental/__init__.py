@@ -1,4 +1,5 @@
-"""`jax.experimental`: the names tutorials still import from it.
+"""`jax.experimental`: the names tutorials still import from it (`checkify` is the
+run-time error-checking transformation).
 
 `enable_x64()` / `disable_x64()` are context managers setting the `jax_enable_x64` flag for a
 block (older JAX's `jax.experimental.enable_x64`; newer code writes `with T.enable_x64(True):`).
@@ -7,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 
-from . import mesh_utils, ode, shard_map  # noqa: F401,E402
+from . import checkify, mesh_utils, ode, shard_map  # noqa: F401,E402
 
-__all__ = ["enable_x64", "disable_x64", "ode", "shard_map", "mesh_utils"]
+__all__ = ["enable_x64", "disable_x64", "ode", "shard_map", "mesh_utils", "checkify"]
 
 
 @contextlib.contextmanager

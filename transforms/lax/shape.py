@@ -471,14 +471,18 @@ def _dynamic_slice_transpose(ct, x, *idx, slice_sizes):
     return [dynamic_update_slice(zeros_like_aval(x.aval), ct, idx)] + [None] * len(idx)
 
 
-def _batched_starts(idx, didx, shape, sizes, size):
-    """Start indices clamped as dynamic_slice clamps them, each as an int64 (B,) array."""
+def _batched_starts(idx, didx, shape, sizes, size, clamp_unit=True):
+    """Start indices clamped as dynamic_slice clamps them, each as an int64 (B,) array.
+    `clamp_unit=False` leaves the starts of unit windows unclamped, for a clip-mode gather,
+    which clamps those itself: the gather then sees the index as given, which is what
+    checkify's index check reports (`checkify(vmap(lambda x, i: x[i]))`, as JAX)."""
     from .elementwise import add, convert_element_type, lt, max as lmax, min as lmin, select
     out = []
     for s, d, n, k in zip(idx, didx, shape, sizes):
         s = convert_element_type(s, np.int64)
         s = select(lt(s, np.int64(0)), add(s, np.int64(n)), s)       # from the end
-        s = lmax(lmin(s, np.int64(n - k)), np.int64(0))
+        if clamp_unit or k != 1:
+            s = lmax(lmin(s, np.int64(n - k)), np.int64(0))
         out.append(B.move_dim(s, d, 0, size))
     return out
 
@@ -523,9 +527,10 @@ def _dynamic_slice_batch(args, dims, *, slice_sizes):
         pre_idx = [zero] * (lead + m) + list(idx[m:])
         pre_sizes = ((size,) if lead else ()) + tuple(shape[:m]) + tuple(slice_sizes[m:])
         x = dynamic_slice_p.bind(x, *pre_idx, slice_sizes=pre_sizes)
-    starts = _batched_starts(idx[:m], didx[:m], shape[:m], slice_sizes[:m], size)
+    starts = _batched_starts(idx[:m], didx[:m], shape[:m], slice_sizes[:m], size,
+                             clamp_unit=False)
     grid = _index_grid(starts, slice_sizes[:m], size, batch_component=dx is not None)
-    return gather(x, grid), 0
+    return gather(x, grid, mode="clip"), 0
 
 
 dynamic_update_slice_p = Primitive("dynamic_update_slice")

@@ -14,7 +14,7 @@ from ...interpreters.jvp import jvp_jaxpr as _jvp_jaxpr
 from ...interpreters.partial_eval import partial_eval_jaxpr as _partial_eval
 from ...interpreters.partial_eval import weakened
 from ...interpreters.transpose import UndefinedPrimal, backward_pass, is_undefined
-from ...ir import ClosedJaxpr, Jaxpr, Var, dce_jaxpr, eval_jaxpr
+from ...ir import NOT_MASKABLE, ClosedJaxpr, Jaxpr, Var, dce_jaxpr, eval_jaxpr, first_listed
 from .common import (_is_weak, _leaf, _lax, _zeros, _stacked, _unstacked, _trace, _trace_jaxpr,
                       _permute, _batch_jaxpr, _instantiate, _Split, _register_split, _split3,
                       _check_operands, _check_carry)
@@ -513,6 +513,9 @@ def _while_batch(trace, args, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts, bod
                             cond_nconsts=cn, body_nconsts=bn)
         return outs, [0 if b else None for b in carry_b]
     # batched predicate: loop while any example is running; finished examples keep their carry
+    msg = first_listed(body_b, NOT_MASKABLE)
+    if msg is not None:
+        raise ValueError(msg)
     lax = _lax()
     c_avals = cond_b.in_avals
     k_avals = body_b.in_avals[bn:]
