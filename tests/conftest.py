@@ -4,7 +4,11 @@
   by the `jax_enable_checks` flag), so a rule that builds an ill-typed equation fails the test
   that exercises it, naming the equation.
 * No random state is shared between tests: see `_per_test_rng`.
+* The direct compiler runs in strict mode (``NUMBAX_DIRECT=strict``, unless the environment
+  says otherwise): an internal error of it fails the test instead of falling back to Numba.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -12,6 +16,7 @@ import transforms
 from op_table import op_rng
 
 transforms.config.update("jax_enable_checks", True)
+os.environ.setdefault("NUMBAX_DIRECT", "strict")
 
 # the names test modules give their module-level generator
 _RNG_NAMES = ("rng", "RNG", "_rng", "_RNG")

@@ -11,6 +11,8 @@ import transforms as T
 import transforms.numpy as tnp
 from transforms.backend.numba import Executable, calls, clear_memory_cache, lower
 
+pytestmark = pytest.mark.usefixtures("numba_path")   # the Numba path's machinery (NUMBAX_DIRECT=0)
+
 
 def _two_leaves(a, b):         # the same loop nest over two leaves: one outlined helper `_h0`
     return tnp.tanh(a) * 2.0 + 1.0, tnp.tanh(b) * 2.0 + 1.0
@@ -209,8 +211,6 @@ def test_kernel_ref_falls_back_to_a_linked_call_for_other_types():
 CHILD = """
 import json, numpy as np, transforms as T, transforms.numpy as tnp
 from transforms.backend.numba import STATS
-
-pytestmark = pytest.mark.usefixtures("numba_path")   # the Numba path's machinery (NUMBAX_DIRECT=0)
 
 def f(x, w1, w2):
     a = tnp.tanh(x @ w1) @ w2

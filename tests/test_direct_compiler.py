@@ -311,3 +311,63 @@ def test_jit_with_and_without_the_direct_compiler_agree_bitwise(monkeypatch, tmp
     eager = _mlp_step()(p, x, y)
     for a, b in zip(T.tree.leaves(T.jit(_mlp_step())(p, x, y)), T.tree.leaves(eager)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+_CHILD = """
+import json, sys, numpy as np
+import transforms as T, transforms.numpy as tnp
+from transforms.backend.numba import direct
+x = np.linspace(-2, 2, 12).astype(np.float32).reshape(3, 4)
+w = np.linspace(0, 1, 20).astype(np.float32).reshape(4, 5)
+out = T.jit(lambda x, w: tnp.tanh(x @ w).sum(0) * 2)(x, w)
+print(json.dumps({"out": out.tolist(), "stats": direct.STATS}))
+"""
+
+
+def _child(cache_dir):
+    import json
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, NUMBAX_CACHE_DIR=str(cache_dir), NUMBAX_DIRECT="strict")
+    r = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_machine_code_is_cached_on_disk_and_a_damaged_file_is_recompiled(tmp_path):
+    """A new process loads the object file the first one wrote (no compile); a damaged one
+    (its checksum fails) is compiled again and rewritten, never handed to LLVM."""
+    first = _child(tmp_path)
+    assert first["stats"]["compiled"] >= 1 and first["stats"]["loaded"] == 0
+    objs = sorted((tmp_path / "__pycache__").glob("nbx_*._fn.*.dobj"))
+    assert len(objs) == 1
+    second = _child(tmp_path)
+    assert second["stats"]["loaded"] >= 1 and second["stats"]["compiled"] == 0
+    assert second["out"] == first["out"]
+    data = bytearray(objs[0].read_bytes())
+    data[len(data) // 2] ^= 0xFF                       # one flipped byte
+    objs[0].write_bytes(bytes(data))
+    third = _child(tmp_path)
+    assert third["stats"]["compiled"] >= 1 and third["out"] == first["out"]
+    assert objs[0].read_bytes() != bytes(data)         # rewritten
+    objs[0].write_bytes(b"")                           # truncated to nothing
+    assert _child(tmp_path)["out"] == first["out"]
+
+
+def test_arguments_the_signature_does_not_take_are_converted():
+    """Big-endian, strided, read-only and unpickled arrays reach compiled code converted (the
+    entry point reports them; the executable converts them, as for Numba's dispatcher)."""
+    import pickle
+    f = T.jit(lambda x, y: x * 2 + y)
+    x = np.arange(6, dtype=np.float32)
+    y = np.ones(6, np.float32)
+    want = x * 2 + y
+    ro = x.copy()
+    ro.flags.writeable = False
+    for arg in (x.astype(">f4"), np.repeat(x, 2)[::2], ro,
+                pickle.loads(pickle.dumps(x)), np.asarray(x, dtype=np.float32)):
+        np.testing.assert_array_equal(f(arg, y), want)
+    g = T.jit(lambda i: i + 1)
+    np.testing.assert_array_equal(g(np.arange(3, dtype=np.longlong)), [1, 2, 3])

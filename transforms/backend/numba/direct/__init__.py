@@ -21,7 +21,7 @@ REASONS = {}          # why functions fell back to Numba (reason -> count), for 
 
 
 def mode():
-    raw = os.environ.get("NUMBAX_DIRECT", "0").strip().lower()
+    raw = os.environ.get("NUMBAX_DIRECT", "1").strip().lower()
     return "off" if raw in ("0", "off", "false", "no") else (
         "strict" if raw == "strict" else "on")
 

@@ -245,7 +245,7 @@ def compile_function(py_func, sig, module_key):
     where = _cache_path(py_func, key)
     obj = None
     if where is not None:
-        obj = _read_trusted(where[0])
+        obj = _unpack(_read_trusted(where[0]))
     if obj is not None:
         try:
             addrs = engine.load_object(obj, names)
@@ -261,9 +261,21 @@ def compile_function(py_func, sig, module_key):
     _python_entry(mb, fn, argtypes, symbol + "_py")
     obj = engine.optimise_and_emit(str(mb.module))
     if where is not None:
-        _write(where, obj)
+        _write(where, _MAGIC + hashlib.sha256(obj).digest() + obj)
     addrs = engine.load_object(obj, names)
     return DirectFunction(py_func, sig, argtypes, None, symbol, addrs, False)
+
+
+_MAGIC = b"nbxdobj1"
+
+
+def _unpack(data):
+    """The object file in cache file content `data`, or None when it is missing, truncated
+    or damaged (its SHA-256 is checked before LLVM ever parses it)."""
+    if data is None or not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + 32:
+        return None
+    digest, obj = data[len(_MAGIC):len(_MAGIC) + 32], data[len(_MAGIC) + 32:]
+    return obj if hashlib.sha256(obj).digest() == digest else None
 
 
 def _kernels_version():
