@@ -40,6 +40,7 @@ from . import cache
 STARTUP_LINES = 290       # a new worker's start-up (imports, Numba's set-up, kernels): ~2.3 s
 PER_FUNCTION_LINES = 6    # a function's fixed cost (wrapping, its module) in lines
 MIN_SAVING_LINES = 40     # share only when the estimated wall-time saving is at least this
+DIRECT_SPEEDUP = 8        # how much faster the direct compiler compiles a line than Numba
 TIMEOUT = 900             # seconds to wait for the worker's answer before giving up on it
 
 _worker = None            # the running worker process, or None
@@ -107,7 +108,13 @@ def compile_helpers(hs):
     if len(todo) > 1 and st.path is not None and st.writable and workers_enabled():
         missing = [h for h in todo if not cache.helper_on_disk(h, st.path)]
         alive = _worker is not None and _worker.poll() is None
-        _, theirs = partition(missing, 0 if alive else STARTUP_LINES)
+        startup = 0 if alive else STARTUP_LINES
+        from . import direct
+        if direct.enabled():
+            # the direct compiler compiles a line several times faster than Numba: a
+            # worker's start-up is worth that many more lines (only big programs share)
+            startup *= DIRECT_SPEEDUP
+        _, theirs = partition(missing, startup)
     job = _send(theirs, hs, st.path) if theirs else None
     skip = {h.key for h in theirs} if job else set()
     for h in todo:                      # ours first

@@ -56,15 +56,16 @@ def host_fingerprint():
 def optimise_and_emit(ir_text):
     """Parse, verify, optimise (O3) and emit the module `ir_text`: its object file's bytes."""
     st = _init()
-    mod = llb.parse_assembly(ir_text)
-    mod.verify()
-    pto = llb.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
-    pb = llb.create_pass_builder(st["tm"], pto)
-    pm = pb.getModulePassManager()
-    pm.run(mod, pb)
-    return st["tm"].emit_object(mod)
+    with _lock:                      # (one target machine: not shared between threads)
+        mod = llb.parse_assembly(ir_text)
+        mod.verify()
+        pto = llb.create_pipeline_tuning_options(speed_level=3)
+        pto.loop_vectorization = True
+        pto.slp_vectorization = True
+        pb = llb.create_pass_builder(st["tm"], pto)
+        pm = pb.getModulePassManager()
+        pm.run(mod, pb)
+        return st["tm"].emit_object(mod)
 
 
 def load_object(obj, names):
