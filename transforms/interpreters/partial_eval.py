@@ -52,10 +52,56 @@ class ConstStagingTracer(StagingTracer):
         return self._value
 
 
+class WeakConstStagingTracer(ConstStagingTracer):
+    """A constant of the jaxpr computed from weakly typed values only (`tnp.zeros_like(s)` of
+    a weak `s`): weak, as the JAX array would be."""
+    __slots__ = ()
+    weak_type = True
+
+
 def weakened(t):
     """`t` marked weakly typed when it is a staging tracer (others are returned as they are)."""
-    return WeakStagingTracer(t._trace, t._var) if type(t) is StagingTracer else t
+    if type(t) is StagingTracer:
+        return WeakStagingTracer(t._trace, t._var)
+    if type(t) is ConstStagingTracer:
+        return WeakConstStagingTracer(t._trace, t._var, t._value)
+    return t
 
+
+def strengthened(t):
+    """`t` with its weak type dropped (a result JAX casts explicitly: reductions, astype)."""
+    if type(t) is WeakStagingTracer:
+        return StagingTracer(t._trace, t._var)
+    if type(t) is WeakConstStagingTracer:
+        return ConstStagingTracer(t._trace, t._var, t._value)
+    return t
+
+
+
+_PY_SCALARS = (bool, int, float, complex)
+
+
+def all_weak(*args):
+    """Every operand is a Python scalar or a weakly typed tracer, and one is a tracer: the
+    result of combining them is weak too (as in JAX)."""
+    tracer = False
+    for a in args:
+        if isinstance(a, Tracer):
+            if not a.weak_type:
+                return False
+            tracer = True
+        elif not isinstance(a, _PY_SCALARS):
+            return False
+    return tracer
+
+
+def keep_weak(out, *args):
+    """`out`, marked weakly typed when it is a staging tracer (or a constant of the staging
+    trace) computed from weak values only; eager results and other tracers are returned at the
+    cost of one type check."""
+    if type(out) is not StagingTracer and type(out) is not ConstStagingTracer:
+        return out
+    return weakened(out) if all_weak(*args) else out
 
 class StagingTrace(Trace):
     def __init__(self, parent, partial=False):
@@ -84,7 +130,7 @@ class StagingTrace(Trace):
         vals, lifted = [], False
         for a in args:
             if isinstance(a, Tracer):
-                if type(a) is not ConstStagingTracer or a._trace is not self:
+                if not isinstance(a, ConstStagingTracer) or a._trace is not self:
                     return None
                 vals.append(a._value)
                 lifted = True
