@@ -76,20 +76,32 @@ def _leaves(x, out):
     return out
 
 
-def _all_weak(operands, args, kwargs):
-    """Every array among `operands` is a weak tracer or a Python scalar (one tracer at least),
-    and no dtype is given (by name, or by position as a NumPy dtype or type)."""
-    if kwargs.get("dtype") is not None or any(isinstance(a, (np.dtype, type)) for a in args):
-        return False
-    tracer = False
-    for a in _leaves(operands, []):
+def _weakness(xs):
+    """True when some leaf of `xs` (through lists and tuples) is a weak tracer and none is a
+    strong array (a strong tracer, a NumPy array or scalar, a dtype); False when one is
+    strong; None when there is no array at all. Returns at the first strong leaf."""
+    found = None
+    for a in xs:
         if isinstance(a, Tracer):
             if not a.weak_type:
                 return False
-            tracer = True
+            found = True
+        elif isinstance(a, (list, tuple)):
+            w = _weakness(a)
+            if w is False:
+                return False
+            found = found or w
         elif isinstance(a, (np.ndarray, np.generic, np.dtype, type)):
-            return False          # a NumPy array, or a dtype given by position
-    return tracer
+            return False
+    return found
+
+
+def _all_weak(operands, args, kwargs):
+    """Every array among `operands` is a weak tracer or a Python scalar (one tracer at least),
+    and no dtype is given (by name, or by position as a NumPy dtype or type)."""
+    if _weakness(operands) is not True or kwargs.get("dtype") is not None:
+        return False
+    return not any(isinstance(a, (np.dtype, type)) for a in args)
 
 
 def _lift_weak(out, operands):
@@ -113,12 +125,12 @@ def _mark(out, weak):
 def _keeping(f, positions):
     @functools.wraps(f)
     def keeps(*args, **kwargs):
+        if _state.trace is EVAL_TRACE:
+            return f(*args, **kwargs)          # eager: NumPy's rules, nothing is weak
         out = f(*args, **kwargs)
         const = isinstance(out, (np.ndarray, np.generic))
         if type(out) not in _STAGED and not isinstance(out, tuple) and not const:
             return out                         # another transformation's tracer
-        if const and _state.trace is EVAL_TRACE:
-            return out                         # eager
         if positions is None:
             operands = (args, [v for k, v in kwargs.items() if k != "dtype"])
         else:
@@ -135,6 +147,8 @@ def _keeping(f, positions):
 def _strong(f):
     @functools.wraps(f)
     def strong(*args, **kwargs):
+        if _state.trace is EVAL_TRACE:
+            return f(*args, **kwargs)
         out = f(*args, **kwargs)
         if type(out) in _WEAK:
             return strengthened(out)
