@@ -10,6 +10,8 @@ staged. That staged part is the linear function that `transpose` turns into the 
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..config import config
@@ -102,6 +104,30 @@ def keep_weak(out, *args):
     if type(out) is not StagingTracer and type(out) is not ConstStagingTracer:
         return out
     return weakened(out) if all_weak(*args) else out
+
+
+def _operands(args, positions):
+    out = []
+    for i in positions:
+        if i < len(args):
+            a = args[i]
+            out.extend(a) if isinstance(a, (list, tuple)) else out.append(a)
+    return out
+
+
+def weak_through(*positions):
+    """Decorator: the function's staged result is weak when its operands at `positions` (a
+    list there counts element by element) are all weak, as JAX's structural primitives
+    (reshape, broadcast, slice, concatenate...) propagate weak types."""
+    def deco(f):
+        @functools.wraps(f)
+        def keeps(*args, **kwargs):
+            out = f(*args, **kwargs)
+            if type(out) is not StagingTracer and type(out) is not ConstStagingTracer:
+                return out
+            return weakened(out) if all_weak(*_operands(args, positions)) else out
+        return keeps
+    return deco
 
 class StagingTrace(Trace):
     def __init__(self, parent, partial=False):
