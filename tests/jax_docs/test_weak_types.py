@@ -268,3 +268,21 @@ def test_python_bool_arguments_are_weak_here():
     if jax is not None:
         assert _jax(lambda b: b, True) == (np.dtype(np.bool_), False)
         assert _jax(lambda b: b + i8, True) == (np.dtype(np.int8), False)
+
+
+def test_mapped_values_are_strong_here():
+    # documented difference (README): inside vmap only the values staged by jit/make_jaxpr
+    # carry weakness; a mapped value derived from a weak scalar is strong (JAX: weak)
+    i8 = np.ones((2, 3), np.int8)
+
+    def mapped(m, vmap):
+        return lambda s, x: vmap(lambda t: m.square(t) * x[0])(m.stack([s, s]))
+
+    def unmapped(m, vmap):
+        return lambda s, x: vmap(lambda r: abs(s) * r)(x)
+
+    assert T.eval_shape(mapped(tnp, T.vmap), 2, i8).dtype == np.int64
+    assert T.eval_shape(unmapped(tnp, T.vmap), 2, i8).dtype == np.int8
+    if jax is not None:
+        assert jax.eval_shape(mapped(jnp, jax.vmap), 2, i8).dtype == np.int8
+        assert jax.eval_shape(unmapped(jnp, jax.vmap), 2, i8).dtype == np.int8
