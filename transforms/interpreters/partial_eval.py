@@ -10,6 +10,8 @@ staged. That staged part is the linear function that `transpose` turns into the 
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..config import config
@@ -52,10 +54,80 @@ class ConstStagingTracer(StagingTracer):
         return self._value
 
 
+class WeakConstStagingTracer(ConstStagingTracer):
+    """A constant of the jaxpr computed from weakly typed values only (`tnp.zeros_like(s)` of
+    a weak `s`): weak, as the JAX array would be."""
+    __slots__ = ()
+    weak_type = True
+
+
 def weakened(t):
     """`t` marked weakly typed when it is a staging tracer (others are returned as they are)."""
-    return WeakStagingTracer(t._trace, t._var) if type(t) is StagingTracer else t
+    if type(t) is StagingTracer:
+        return WeakStagingTracer(t._trace, t._var)
+    if type(t) is ConstStagingTracer:
+        return WeakConstStagingTracer(t._trace, t._var, t._value)
+    return t
 
+
+def strengthened(t):
+    """`t` with its weak type dropped (a result JAX casts explicitly: reductions, astype)."""
+    if type(t) is WeakStagingTracer:
+        return StagingTracer(t._trace, t._var)
+    if type(t) is WeakConstStagingTracer:
+        return ConstStagingTracer(t._trace, t._var, t._value)
+    return t
+
+
+
+_PY_SCALARS = (bool, int, float, complex)
+
+
+def all_weak(*args):
+    """Every operand is a Python scalar or a weakly typed tracer, and one is a tracer: the
+    result of combining them is weak too (as in JAX)."""
+    tracer = False
+    for a in args:
+        if isinstance(a, Tracer):
+            if not a.weak_type:
+                return False
+            tracer = True
+        elif not isinstance(a, _PY_SCALARS):
+            return False
+    return tracer
+
+
+def keep_weak(out, *args):
+    """`out`, marked weakly typed when it is a staging tracer (or a constant of the staging
+    trace) computed from weak values only; eager results and other tracers are returned at the
+    cost of one type check."""
+    if type(out) is not StagingTracer and type(out) is not ConstStagingTracer:
+        return out
+    return weakened(out) if all_weak(*args) else out
+
+
+def _operands(args, positions):
+    out = []
+    for i in positions:
+        if i < len(args):
+            a = args[i]
+            out.extend(a) if isinstance(a, (list, tuple)) else out.append(a)
+    return out
+
+
+def weak_through(*positions):
+    """Decorator: the function's staged result is weak when its operands at `positions` (a
+    list there counts element by element) are all weak, as JAX's structural primitives
+    (reshape, broadcast, slice, concatenate...) propagate weak types."""
+    def deco(f):
+        @functools.wraps(f)
+        def keeps(*args, **kwargs):
+            out = f(*args, **kwargs)
+            if type(out) is not StagingTracer and type(out) is not ConstStagingTracer:
+                return out
+            return weakened(out) if all_weak(*_operands(args, positions)) else out
+        return keeps
+    return deco
 
 class StagingTrace(Trace):
     def __init__(self, parent, partial=False):
@@ -84,7 +156,7 @@ class StagingTrace(Trace):
         vals, lifted = [], False
         for a in args:
             if isinstance(a, Tracer):
-                if type(a) is not ConstStagingTracer or a._trace is not self:
+                if not isinstance(a, ConstStagingTracer) or a._trace is not self:
                     return None
                 vals.append(a._value)
                 lifted = True

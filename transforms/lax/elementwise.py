@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ..core import Primitive, ShapedArray, Tracer, get_aval
+from ..interpreters.partial_eval import keep_weak
 from ..interpreters.batching import defvectorized
 from ..source_info import where
 from ._util import as_array, bind_new_dtype, check_same_dtypes, check_same_shapes, is_undefined
@@ -146,15 +147,16 @@ def _scalar_kind_error(v, dtype):
 
 
 def _bin_fn(p):
+    # JAX's primitives keep weak types: the result of weak operands only is weak
     def fn(x, y):
-        return p.bind(*_prep(x, y))
+        return keep_weak(p.bind(*_prep(x, y)), x, y)
     fn.__name__ = p.name
     return fn
 
 
 def _un_fn(p):
     def fn(x):
-        return p.bind(as_array(x))
+        return keep_weak(p.bind(as_array(x)), x)
     fn.__name__ = p.name
     return fn
 
@@ -515,7 +517,7 @@ defvectorized(integer_pow_p)
 
 
 def integer_pow(x, y: int):
-    return integer_pow_p.bind(as_array(x), y=int(y))
+    return keep_weak(integer_pow_p.bind(as_array(x), y=int(y)), x)
 
 
 @integer_pow_p.def_jvp
@@ -647,7 +649,7 @@ def select_n(which, *cases):
     """`cases[which]` elementwise (lax.select_n): `which` bool or integer."""
     which = as_array(which)
     _check_which(which)
-    return select_n_p.bind(which, *cases)
+    return keep_weak(select_n_p.bind(which, *cases), *cases)   # the predicate does not count
 
 
 def select(pred, on_true, on_false):
@@ -659,7 +661,7 @@ def select(pred, on_true, on_false):
     if get_aval(pred).shape != a.shape:
         from .shape import broadcast_to
         pred = broadcast_to(pred, a.shape)
-    return select_n_p.bind(pred, on_false, on_true)
+    return keep_weak(select_n_p.bind(pred, on_false, on_true), on_true, on_false)
 
 
 @select_n_p.def_jvp

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..core import Primitive, ShapedArray, get_aval
 from ..interpreters.batching import shift_axis
+from ..interpreters.partial_eval import keep_weak
 from . import elementwise as E
 from . import shape as S
 from ._util import as_array
@@ -33,7 +34,7 @@ def _reduction(name, np_fn, dtype=None):
         axes = tuple(sorted(int(a) % nd for a in axes)) if nd else ()
         if not axes:
             return x
-        return p.bind(x, axes=axes)
+        return keep_weak(p.bind(x, axes=axes), x)       # JAX's reductions keep weak types
     fn.__name__ = name
     return p, fn
 
@@ -179,7 +180,7 @@ def _cumulative(name, np_fn):
 
     def fn(x, axis, reverse=False):
         x = as_array(x)
-        return p.bind(x, axis=int(axis) % get_aval(x).ndim, reverse=bool(reverse))
+        return keep_weak(p.bind(x, axis=int(axis) % get_aval(x).ndim, reverse=bool(reverse)), x)
     return p, fn
 
 

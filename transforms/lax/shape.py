@@ -8,6 +8,7 @@ from ..core import Primitive, ShapedArray, get_aval
 from ..errors import ShapeError
 from ..interpreters import batching as B
 from ..interpreters.jvp import deflinear
+from ..interpreters.partial_eval import weak_through
 from ..source_info import where
 from ._util import as_array, is_undefined
 
@@ -37,6 +38,7 @@ def _broadcast_in_dim_abstract(x, *, shape, broadcast_dimensions):
     return ShapedArray(shape, x.dtype)
 
 
+@weak_through(0)
 def broadcast_in_dim(x, shape, broadcast_dimensions):
     x = as_array(x)
     shape = tuple(int(s) for s in shape)
@@ -45,6 +47,7 @@ def broadcast_in_dim(x, shape, broadcast_dimensions):
     return broadcast_in_dim_p.bind(x, shape=shape, broadcast_dimensions=tuple(broadcast_dimensions))
 
 
+@weak_through(0)
 def broadcast_to(x, shape):
     """NumPy-style broadcast (trailing dimensions aligned)."""
     x = as_array(x)
@@ -110,6 +113,7 @@ def _reshape_abstract(x, *, new_sizes):
     return ShapedArray(new_sizes, x.dtype)
 
 
+@weak_through(0)
 def reshape(x, new_sizes, dimensions=None):
     x = as_array(x)
     if dimensions is not None and tuple(dimensions) != tuple(range(get_aval(x).ndim)):
@@ -148,6 +152,7 @@ def _transpose_abstract(x, *, permutation):
     return ShapedArray(tuple(x.shape[p] for p in permutation), x.dtype)
 
 
+@weak_through(0)
 def transpose(x, permutation):
     x = as_array(x)
     permutation = tuple(int(p) for p in permutation)
@@ -180,6 +185,7 @@ def _squeeze_abstract(x, *, dimensions):
     return ShapedArray(tuple(s for i, s in enumerate(x.shape) if i not in dimensions), x.dtype)
 
 
+@weak_through(0)
 def squeeze(x, dimensions):
     x = as_array(x)
     nd = get_aval(x).ndim
@@ -199,6 +205,7 @@ def _squeeze_batch(args, dims, *, dimensions):
     return squeeze_p.bind(x, dimensions=new), d - sum(k < d for k in dimensions)
 
 
+@weak_through(0)
 def expand_dims(x, dimensions):
     x = as_array(x)
     a = get_aval(x)
@@ -232,6 +239,7 @@ def _concatenate_abstract(*xs, dimension):
     return ShapedArray(s0, xs[0].dtype)
 
 
+@weak_through(0)
 def concatenate(xs, dimension):
     xs = [as_array(x) for x in xs]
     if len(xs) == 1:
@@ -308,6 +316,7 @@ def _pad_abstract(x, padding_value, *, padding_config):
     return ShapedArray(shape, x.dtype)
 
 
+@weak_through(0, 1)
 def pad(x, padding_value, padding_config):
     x = as_array(x)
     padding_value = as_array(padding_value, get_aval(x).dtype) \
@@ -380,6 +389,7 @@ def _slice_abstract(x, *, start_indices, limit_indices, strides):
     return ShapedArray(shape, x.dtype)
 
 
+@weak_through(0)
 def slice(x, start_indices, limit_indices, strides=None):  # noqa: A001 - lax name
     x = as_array(x)
     start = tuple(int(s) for s in start_indices)
@@ -455,6 +465,7 @@ def _dynamic_slice_abstract(x, *idx, slice_sizes):
     return ShapedArray(slice_sizes, x.dtype)
 
 
+@weak_through(0)
 def dynamic_slice(x, start_indices, slice_sizes):
     """Slice of size `slice_sizes` at traced `start_indices`: a negative start counts from the
     end, then the window is clamped into bounds (as JAX)."""
@@ -642,6 +653,7 @@ rev_p.def_impl(lambda x, *, dimensions: np.flip(x, dimensions) if dimensions els
 rev_p.def_abstract_eval(lambda x, *, dimensions: x)
 
 
+@weak_through(0)
 def rev(x, dimensions):
     dims = tuple(sorted(int(d) for d in dimensions))
     if not dims:

@@ -6,8 +6,8 @@ they act on tracers.
 """
 import types as _types
 
-from . import (_aliases, _construct, _functional, _math_extra, _math_more, _ops,
-               _poly_windows, _rearrange, _setops, _shape_ops, _sorting)
+from . import (_aliases, _construct, _functional, _indexing, _math_extra, _math_more, _ops,
+               _poly_windows, _rearrange, _setops, _shape_ops, _sorting, _weak)
 from . import linalg  # noqa: F401
 from . import fft  # noqa: F401
 from ._methods import install as _install
@@ -28,6 +28,9 @@ def _export(module):
         globals()[_name] = _lifting(_val)
 
 
+# JAX's weak-type rules for traced values, on every path to the functions (before export)
+_weak.apply([_ops, _shape_ops, _indexing, _math_extra, _sorting, _construct, _aliases,
+             _rearrange, _functional, _math_more, _poly_windows, _setops])
 _export(_ops)
 _export(_shape_ops)
 _export(_math_extra)

@@ -15,7 +15,7 @@ from .. import lax
 from ..core import concrete_or_error, get_aval
 from . import _ops
 from ._ops import asarray, where
-from ._promote import dtype_of, ufunc_result_dtype
+from ._promote import dtype_of, ufunc_dtype, ufunc_result_dtype
 from ._shape_ops import concatenate, moveaxis, ravel, reshape
 
 
@@ -70,7 +70,8 @@ def ldexp(x1, x2, /):
     x2 = asarray(x2)
     if get_aval(x2).dtype.kind not in "iub":
         raise TypeError(f"ldexp: x2 must be an integer array, got {get_aval(x2).dtype}")
-    dt = _ufunc_dtype(np.ldexp, x1, x2)
+    # by the operands' dtypes: a weak int64 x1 (a Python int passed to jit) is float64 too
+    dt = ufunc_dtype(np.ldexp, get_aval(x1).dtype, get_aval(x2).dtype)
     e = _ops.astype(_ops.clip(_ops.astype(x2, np.int64), -2200, 2200), np.float64)
     return _ops.astype(_times_pow2(_ops.astype(x1, np.float64), e), dt)
 

@@ -48,50 +48,57 @@ def _accepts_out(f):
     return method
 
 
-_METHODS = {
-    "__add__": _ops.add, "__radd__": _swap(_ops.add),
-    "__sub__": _ops.subtract, "__rsub__": _swap(_ops.subtract),
-    "__mul__": _ops.multiply, "__rmul__": _swap(_ops.multiply),
-    "__truediv__": _ops.true_divide, "__rtruediv__": _swap(_ops.true_divide),
-    "__floordiv__": _ops.floor_divide, "__rfloordiv__": _swap(_ops.floor_divide),
-    "__mod__": _ops.remainder, "__rmod__": _swap(_ops.remainder),
-    "__pow__": _ops.power, "__rpow__": _swap(_ops.power),
-    "__matmul__": _shape_ops.matmul, "__rmatmul__": _swap(_shape_ops.matmul),
-    "__neg__": _ops.negative, "__pos__": _ops.positive, "__abs__": _ops.abs,
-    "__invert__": _ops.invert,
-    "__and__": _ops.bitwise_and, "__rand__": _swap(_ops.bitwise_and),
-    "__or__": _ops.bitwise_or, "__ror__": _swap(_ops.bitwise_or),
-    "__xor__": _ops.bitwise_xor, "__rxor__": _swap(_ops.bitwise_xor),
-    "__lshift__": _ops.left_shift, "__rlshift__": _swap(_ops.left_shift),
-    "__rshift__": _ops.right_shift, "__rrshift__": _swap(_ops.right_shift),
-    "__eq__": _ops.equal, "__ne__": _ops.not_equal,
-    "__lt__": _ops.less, "__le__": _ops.less_equal,
-    "__gt__": _ops.greater, "__ge__": _ops.greater_equal,
-    "__getitem__": _indexing.getitem,
-    "reshape": _reshape_method, "transpose": _transpose_method,
-    **{name: _accepts_out(getattr(_ops, name)) for name in (
-        "sum", "mean", "max", "min", "prod", "var", "std", "argmax", "argmin", "cumsum",
-        "cumprod", "all", "any", "clip", "round")},
-    "astype": _ops.astype, "ravel": _shape_ops.ravel, "flatten": _shape_ops.ravel,
-    "squeeze": _shape_ops.squeeze, "swapaxes": _shape_ops.swapaxes, "dot": _shape_ops.dot,
-    "copy": _ops.copy, "item": _item, "tolist": _tolist,
-    "take": _shape_ops.take, "repeat": _shape_ops.repeat,
-}
+def _methods():
+    """The methods, read from the tnp modules when installed (after `_weak.apply` wrapped
+    them)."""
+    return {
+        "__add__": _ops.add, "__radd__": _swap(_ops.add),
+        "__sub__": _ops.subtract, "__rsub__": _swap(_ops.subtract),
+        "__mul__": _ops.multiply, "__rmul__": _swap(_ops.multiply),
+        "__truediv__": _ops.true_divide, "__rtruediv__": _swap(_ops.true_divide),
+        "__floordiv__": _ops.floor_divide, "__rfloordiv__": _swap(_ops.floor_divide),
+        "__mod__": _ops.remainder, "__rmod__": _swap(_ops.remainder),
+        "__pow__": _ops.power, "__rpow__": _swap(_ops.power),
+        "__matmul__": _shape_ops.matmul, "__rmatmul__": _swap(_shape_ops.matmul),
+        "__neg__": _ops.negative, "__pos__": _ops.positive, "__abs__": _ops.abs,
+        "__invert__": _ops.invert,
+        "__and__": _ops.bitwise_and, "__rand__": _swap(_ops.bitwise_and),
+        "__or__": _ops.bitwise_or, "__ror__": _swap(_ops.bitwise_or),
+        "__xor__": _ops.bitwise_xor, "__rxor__": _swap(_ops.bitwise_xor),
+        "__lshift__": _ops.left_shift, "__rlshift__": _swap(_ops.left_shift),
+        "__rshift__": _ops.right_shift, "__rrshift__": _swap(_ops.right_shift),
+        "__eq__": _ops.equal, "__ne__": _ops.not_equal,
+        "__lt__": _ops.less, "__le__": _ops.less_equal,
+        "__gt__": _ops.greater, "__ge__": _ops.greater_equal,
+        "__getitem__": _indexing.getitem,
+        "reshape": _reshape_method, "transpose": _transpose_method,
+        **{name: _accepts_out(getattr(_ops, name)) for name in (
+            "sum", "mean", "max", "min", "prod", "var", "std", "argmax", "argmin", "cumsum",
+            "cumprod", "all", "any", "clip", "round")},
+        "astype": _ops.astype, "ravel": _shape_ops.ravel, "flatten": _shape_ops.ravel,
+        "squeeze": _shape_ops.squeeze, "swapaxes": _shape_ops.swapaxes, "dot": _shape_ops.dot,
+        "copy": _ops.copy, "item": _item, "tolist": _tolist,
+        "take": _shape_ops.take, "repeat": _shape_ops.repeat,
+    }
 
 
 # NumPy's operators between an ndarray (or NumPy scalar) and a tracer reach the tracer as
 # these ufuncs' calls: they mean the operator, computed by tnp.
-_OPERATOR_UFUNCS = {
-    np.add: _ops.add, np.subtract: _ops.subtract, np.multiply: _ops.multiply,
-    np.true_divide: _ops.true_divide, np.floor_divide: _ops.floor_divide,
-    np.remainder: _ops.remainder, np.divmod: _ops.divmod, np.power: _ops.power,
-    np.matmul: _shape_ops.matmul, np.bitwise_and: _ops.bitwise_and,
-    np.bitwise_or: _ops.bitwise_or, np.bitwise_xor: _ops.bitwise_xor,
-    np.left_shift: _ops.left_shift, np.right_shift: _ops.right_shift,
-    np.equal: _ops.equal, np.not_equal: _ops.not_equal, np.less: _ops.less,
-    np.less_equal: _ops.less_equal, np.greater: _ops.greater,
-    np.greater_equal: _ops.greater_equal,
-}
+_OPERATOR_UFUNCS = {}        # filled by `install`, from the (wrapped) tnp functions
+
+
+def _operator_ufuncs():
+    return {
+        np.add: _ops.add, np.subtract: _ops.subtract, np.multiply: _ops.multiply,
+        np.true_divide: _ops.true_divide, np.floor_divide: _ops.floor_divide,
+        np.remainder: _ops.remainder, np.divmod: _ops.divmod, np.power: _ops.power,
+        np.matmul: _shape_ops.matmul, np.bitwise_and: _ops.bitwise_and,
+        np.bitwise_or: _ops.bitwise_or, np.bitwise_xor: _ops.bitwise_xor,
+        np.left_shift: _ops.left_shift, np.right_shift: _ops.right_shift,
+        np.equal: _ops.equal, np.not_equal: _ops.not_equal, np.less: _ops.less,
+        np.less_equal: _ops.less_equal, np.greater: _ops.greater,
+        np.greater_equal: _ops.greater_equal,
+    }
 
 
 def _constants(inputs):
@@ -129,7 +136,8 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
 
 
 def install():
-    for name, fn in _METHODS.items():
+    _OPERATOR_UFUNCS.update(_operator_ufuncs())
+    for name, fn in _methods().items():
         setattr(Tracer, name, fn)
     Tracer.T = property(lambda self: _shape_ops.transpose(self))
     Tracer.mT = property(lambda self: _shape_ops.swapaxes(self, -1, -2))

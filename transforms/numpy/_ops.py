@@ -8,6 +8,7 @@ import numpy as np
 from .. import lax
 from ..lax.complex import real_dtype as _real_dtype
 from ..core import EVAL_TRACE, Tracer, current_trace, get_aval
+from ..interpreters.partial_eval import strengthened
 from ._promote import (asarray_of, dtype_of, keep_weak, promote, result_type, to_float,
                        ufunc_dtype, ufunc_result_dtype)
 
@@ -308,7 +309,10 @@ def fmod(x1, x2):
 
 
 def power(x1, x2):
-    return keep_weak(_power(x1, x2), x1, x2)
+    out = _power(x1, x2)
+    if isinstance(x2, Tracer) and out.dtype.kind in "iu":
+        return strengthened(out)   # JAX: an integer power with a traced exponent is strong
+    return keep_weak(out, x1, x2)
 
 
 def _power(x1, x2):

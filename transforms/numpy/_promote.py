@@ -5,7 +5,7 @@ import numpy as np
 
 from ..config import config
 from ..core import Tracer, get_aval
-from ..interpreters.partial_eval import StagingTracer, weakened
+from ..interpreters.partial_eval import keep_weak  # noqa: F401 - the tnp modules' import
 from .. import lax
 
 _ARRAYLIKE = (Tracer, np.ndarray, np.generic)
@@ -93,28 +93,6 @@ def asarray_of(x, dtype):
     if isinstance(x, (np.ndarray, np.generic)) and x.dtype == dtype:
         return x
     return np.asarray(x, dtype=dtype)
-
-
-def all_weak(*args):
-    """Every operand is a Python scalar or a weakly typed tracer, and one is a tracer: the
-    result of combining them is weak too (as in JAX)."""
-    tracer = False
-    for a in args:
-        if isinstance(a, Tracer):
-            if not a.weak_type:
-                return False
-            tracer = True
-        elif not isinstance(a, _PY_SCALARS):
-            return False
-    return tracer
-
-
-def keep_weak(out, *args):
-    """`out`, marked weakly typed when it is a staging tracer computed from weak values only
-    (eager results and other tracers are returned at the cost of one type check)."""
-    if type(out) is not StagingTracer:
-        return out
-    return weakened(out) if all_weak(*args) else out
 
 
 def promote(*args, dtype=None):
