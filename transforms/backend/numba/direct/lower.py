@@ -166,7 +166,20 @@ def const(t, value):
 
 def function_ast(py_func):
     """The FunctionDef of `py_func` (its source through linecache: generated modules
-    register theirs)."""
+    register theirs). Kernels' trees are kept: every module calling a kernel compiles it."""
+    code = getattr(py_func, "__code__", None)
+    tree = _ASTS.get(code)
+    if tree is None:
+        tree = _ASTS[code] = _parse_function(py_func)
+        if len(_ASTS) > 512:
+            _ASTS.pop(next(iter(_ASTS)))
+    return tree
+
+
+_ASTS = {}      # code object -> FunctionDef (a kernel's code object lives as long as it)
+
+
+def _parse_function(py_func):
     try:
         src = textwrap.dedent(inspect.getsource(py_func))
     except (OSError, TypeError) as e:
@@ -847,12 +860,33 @@ class FunctionCompiler:
         arr = self.expr(e.value)
         if isinstance(arr, Tup):
             i = self.static_int(e.slice)
-            if i is None or not -len(arr.items) <= i < len(arr.items):
-                raise Unsupported("tuple index not a constant in range")
-            return arr.items[i]
+            if i is not None:
+                if not -len(arr.items) <= i < len(arr.items):
+                    raise Unsupported("tuple index out of range")
+                return arr.items[i]
+            return self._tuple_lookup(arr, e.slice)
         if not isinstance(arr, Arr):
             raise Unsupported("subscript of a non-array")
         return self._load_elem(arr.dtype, self._elem_ptr(arr, e.slice))
+
+    def _tuple_lookup(self, tup, index_node):
+        """A tuple of constants (a kernel's coefficient table) indexed at run time: read
+        from a constant array of their common type."""
+        if not tup.items or not all(isinstance(x.v, ir.Constant) for x in tup.items):
+            raise Unsupported("run-time index into a tuple of non-constants")
+        t = tup.items[0].t
+        for x in tup.items[1:]:
+            t = S.unify(t, x.t)
+        if t.kind == "b":
+            raise Unsupported("run-time index into a tuple of bools")
+        vals = []
+        for x in tup.items:
+            c = x.v.constant
+            vals.append(int(c) if S.is_int(x.t) else float(c))
+        arr = np.array(vals, dtype=t)
+        if S.is_int(t) and any(int(v) != int(c) for v, c in zip(arr.tolist(), vals)):
+            raise Unsupported("tuple constants do not fit their common type")
+        return self._load_elem(t, self._elem_ptr(self.from_python(arr), index_node))
 
     def _elem_ptr(self, arr, index_node):
         nodes = index_node.elts if isinstance(index_node, ast.Tuple) else [index_node]
