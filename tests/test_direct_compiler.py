@@ -194,6 +194,17 @@ def f(x, o):
         o[i] = x[-1 - i] * 2
     o[-1] = x[-2]
 """,
+    "conditions_and_slice_fill": """
+def f(x, o):
+    n = len(x)
+    t = (1.5, -2.0, 3.0)
+    for i in range(n):
+        o[i] = 1.0 if (i % 3 == 0 and 1) or (x[i] > 0 and 0) else math.copysign(2.0, x[i])
+    o[n:n + 2] = 7.0
+    o[-2:] = t[1] * len(t)
+    o[n + 2:n] = 99.0
+    o[:-30] = 5.0
+""",
     "nested_loops_2d_index": """
 def f(x, o):
     m = _nd(x, (4, 5))

@@ -286,6 +286,8 @@ class FunctionCompiler:
         Returns the LLVM function."""
         self.locals = {n.id for n in ast.walk(self.fdef)
                        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        self._check_loop_buffers()
+        self.nonneg = self._nonneg_variables()
         for _ in range(8):
             before = (dict(self.var_types), self.ret_type)
             self.widened = False
@@ -296,6 +298,142 @@ class FunctionCompiler:
         else:
             raise Unsupported(f"{self.fdef.name}: variable types do not settle")
         return self._emit(dry=False)
+
+    def _nonneg_variables(self):
+        """Names whose every value is a non-negative integer, by the form of their
+        assignments (loop variables of ``range`` counting up from a non-negative start,
+        sums and products of such values and non-negative constants): their array indices
+        need no test for Python's negative indices, which would keep LLVM from seeing
+        consecutive accesses (and vectorising them as such)."""
+        assigns = {}
+        for n in ast.walk(self.fdef):
+            if isinstance(n, ast.Assign):
+                for t in n.targets:
+                    if isinstance(t, ast.Name):
+                        assigns.setdefault(t.id, []).append(("expr", n.value))
+                    else:
+                        for m in ast.walk(t):
+                            if isinstance(m, ast.Name) and isinstance(m.ctx, ast.Store):
+                                assigns.setdefault(m.id, []).append(("opaque", None))
+            elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+                assigns.setdefault(n.target.id, []).append(
+                    ("expr", ast.BinOp(n.target, n.op, n.value)))
+            elif isinstance(n, ast.For):
+                for m in ast.walk(n.target):
+                    if isinstance(m, ast.Name):
+                        assigns.setdefault(m.id, []).append(("for", n.iter))
+        params = {a.arg for a in self.fdef.args.args}
+        good = {k for k in assigns if k not in params}
+        changed = True
+        while changed:
+            changed = False
+            for k in list(good):
+                if not all(self._nonneg_def(kind, v, good) for kind, v in assigns[k]):
+                    good.discard(k)
+                    changed = True
+        return good
+
+    def _nonneg_def(self, kind, v, good):
+        if kind == "expr":
+            return self._nonneg_expr(v, good)
+        if kind == "for":
+            if not (isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and
+                    v.func.id == "range" and not v.keywords and 1 <= len(v.args) <= 3):
+                return False
+            if len(v.args) == 3 and not (isinstance(v.args[2], ast.Constant) and
+                                         isinstance(v.args[2].value, int) and
+                                         v.args[2].value > 0):
+                return False
+            return len(v.args) == 1 or self._nonneg_expr(v.args[0], good)
+        return False
+
+    def _nonneg_expr(self, e, good):
+        """Whether integer expression `e` is non-negative whatever the values of its
+        names in `good` (all non-negative)."""
+        if isinstance(e, ast.Constant):
+            return isinstance(e.value, int) and not isinstance(e.value, bool) and e.value >= 0
+        if isinstance(e, ast.Name):
+            if e.id in good:
+                return True
+            if e.id not in self.locals:
+                v = self.globs.get(e.id)
+                return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0
+            return False
+        if isinstance(e, ast.BinOp):
+            if isinstance(e.op, (ast.Add, ast.Mult)):
+                return self._nonneg_expr(e.left, good) and self._nonneg_expr(e.right, good)
+            if isinstance(e.op, (ast.FloorDiv, ast.Mod, ast.RShift)):
+                return (self._nonneg_expr(e.left, good) and isinstance(e.right, ast.Constant)
+                        and isinstance(e.right.value, int) and e.right.value > 0)
+            return False
+        if isinstance(e, ast.Call) and len(e.args) == 1 and not e.keywords and \
+                isinstance(e.func, ast.Attribute) and e.func.attr == "int64" and \
+                isinstance(e.func.value, ast.Name) and self.globs.get(e.func.value.id) is np:
+            return self._nonneg_expr(e.args[0], good)
+        return False
+
+    def _check_loop_buffers(self):
+        """`views.empty` gives one buffer per call site (see the module docstring), which is
+        Python's meaning only while a buffer allocated in a loop stays within its iteration.
+        Leave the function to Numba when one may outlive it: the buffer, or a name assigned
+        from an expression reading it, is read in the loop before that iteration assigns it
+        (carried to the next iteration) or read after the loop."""
+        from .. import views
+
+        def is_empty_call(v):
+            return (isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and
+                    self.globs.get(v.func.id) is views.empty)
+
+        def names_read(node):
+            return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and
+                    isinstance(n.ctx, ast.Load)}
+
+        body_nodes = list(ast.walk(self.fdef))
+        for loop in (n for n in body_nodes if isinstance(n, (ast.For, ast.While))):
+            stmts = [n for st in loop.body for n in ast.walk(st) if isinstance(n, ast.stmt)]
+            tainted = {st.targets[0].id for st in stmts if isinstance(st, ast.Assign) and
+                       isinstance(st.targets[0], ast.Name) and is_empty_call(st.value)}
+            if not tainted:
+                continue
+            def alias(v):                    # an expression naming (a view of) a buffer
+                if isinstance(v, ast.Name):
+                    return v.id in tainted
+                if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.args and \
+                        self.globs.get(v.func.id) in (views.rows, views.shaped):
+                    return alias(v.args[0])
+                if isinstance(v, ast.IfExp):
+                    return alias(v.body) or alias(v.orelse)
+                return False
+
+            changed = True
+            while changed:                   # names bound to the buffers, transitively
+                changed = False
+                for st in stmts:
+                    if isinstance(st, ast.Assign) and alias(st.value):
+                        for t in st.targets:
+                            if isinstance(t, ast.Name) and t.id not in tainted:
+                                tainted.add(t.id)
+                                changed = True
+            inside = set(map(id, ast.walk(loop)))
+            outside_reads = {n.id for n in body_nodes if id(n) not in inside and
+                             isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+            if tainted & outside_reads:
+                raise Unsupported("a loop's buffer may be read after the loop")
+            assigned = set()
+            for st in stmts:                 # in order: a read before the first assignment
+                if isinstance(st, (ast.Assign, ast.AugAssign)):
+                    val = st.value
+                    if names_read(val) & tainted - assigned:
+                        raise Unsupported("a loop's buffer may be carried to the next "
+                                          "iteration")
+                    for t in (st.targets if isinstance(st, ast.Assign) else [st.target]):
+                        if isinstance(t, ast.Name):
+                            assigned.add(t.id)
+                        elif (names_read(t) & tainted) - assigned:
+                            raise Unsupported("a loop's buffer may be carried to the next "
+                                              "iteration")
+                elif isinstance(st, ast.Expr) and names_read(st) & tainted - assigned:
+                    raise Unsupported("a loop's buffer may be carried to the next iteration")
 
     def _emit(self, dry):
         self.dry = dry
@@ -462,6 +600,8 @@ class FunctionCompiler:
                 raise Unsupported("tuple unpacking of a non-tuple")
             for t, v in zip(tgt.elts, val.items):
                 self._store_to(t, v)
+        elif isinstance(tgt, ast.Subscript) and isinstance(tgt.slice, ast.Slice):
+            self._store_slice(tgt, val)
         elif isinstance(tgt, ast.Subscript):
             arr = self.expr(tgt.value)
             if not isinstance(arr, Arr) or not isinstance(val, Sc):
@@ -470,6 +610,31 @@ class FunctionCompiler:
             self._store_elem(arr.dtype, ptr, val)
         else:
             raise Unsupported(f"assignment to {type(tgt).__name__}")
+
+    def _store_slice(self, tgt, val):
+        """``a[lo:hi] = scalar`` on a 1-D array, with Python's slice bounds (negative ones
+        count from the end, both clipped to the array)."""
+        arr, sl = self.expr(tgt.value), tgt.slice
+        if not isinstance(arr, Arr) or len(arr.shape) != 1 or not isinstance(val, Sc) or \
+                sl.step is not None:
+            raise Unsupported("slice assignment other than a scalar fill of a 1-D range")
+        b = self.b
+        n = arr.shape[0]
+        zero = const(S.I64, 0)
+
+        def bound(node, default):
+            if node is None:
+                return default
+            v = self.expr(node)
+            if not (isinstance(v, Sc) and S.is_int(v.t) and v.t.kind != "b"):
+                raise Unsupported("slice bound not an integer")
+            x = self.cast(v, S.I64).v
+            x = b.select(b.icmp_signed("<", x, zero), b.add(x, n), x)
+            x = b.select(b.icmp_signed("<", x, zero), zero, x)
+            return b.select(b.icmp_signed(">", x, n), n, x)
+        lo, hi = bound(sl.lower, zero), bound(sl.upper, n)
+        from .natives import fill
+        fill(self, arr, lo, hi, val)
 
     def _st_AugAssign(self, st):
         tgt = st.target
@@ -514,7 +679,7 @@ class FunctionCompiler:
         self.b.branch(self.exit)
 
     def _st_If(self, st):
-        cond = self.truth(self.expr(st.test))
+        cond = self.cond(st.test)
         then = self.fn.append_basic_block("then")
         other = self.fn.append_basic_block("else") if st.orelse else None
         merge = self.fn.append_basic_block("endif")
@@ -584,7 +749,7 @@ class FunctionCompiler:
         done = self.fn.append_basic_block("while.end")
         self.b.branch(head)
         self.b.position_at_end(head)
-        self.b.cbranch(self.truth(self.expr(st.test)), body, done)
+        self.b.cbranch(self.cond(st.test), body, done)
         self.b.position_at_end(body)
         self.loops.append(_Loop(head, done))
         self._block(st.body)
@@ -822,7 +987,7 @@ class FunctionCompiler:
 
     def _ex_IfExp(self, e):
         b = self.b
-        cond = self.truth(self.expr(e.test))
+        cond = self.cond(e.test)
         then = self.fn.append_basic_block("ifx.then")
         other = self.fn.append_basic_block("ifx.else")
         done = self.fn.append_basic_block("ifx.end")
@@ -899,7 +1064,8 @@ class FunctionCompiler:
             if not (isinstance(i, Sc) and i.t.kind in "iu"):
                 raise Unsupported("non-integer index")
             iv = self.cast(i, S.I64).v
-            if i.t.kind == "i":       # Python's negative indices, as Numba's basic indexing
+            if i.t.kind == "i" and not self._nonneg_expr(node, self.nonneg):
+                # Python's negative indices, as Numba's basic indexing
                 iv = b.select(b.icmp_signed("<", iv, const(S.I64, 0)), b.add(iv, dim), iv)
             flat = iv if flat is None else b.add(b.mul(flat, dim), iv)
         return b.gep(arr.ptr, [flat])
@@ -926,6 +1092,35 @@ class FunctionCompiler:
             raise Unsupported("starred arguments")
         from .natives import call_static
         return call_static(self, f.obj, e.args)
+
+    def cond(self, node):
+        """The i1 truth of test expression `node` (of an if, while or conditional
+        expression): `and`/`or` there need only their operands' truth, whatever their types
+        (``x == 0 and 1``), short-circuited as in Python."""
+        if not isinstance(node, ast.BoolOp):
+            return self.truth(self.expr(node))
+        b = self.b
+        is_and = isinstance(node.op, ast.And)
+        done = self.fn.append_basic_block("cond.end")
+        incoming = []
+        for i, operand in enumerate(node.values):
+            c = self.cond(operand)
+            if i == len(node.values) - 1:
+                incoming.append((c, b.block))
+                b.branch(done)
+            else:
+                nxt = self.fn.append_basic_block("cond.next")
+                incoming.append((ir.Constant(I1, 0 if is_and else 1), b.block))
+                if is_and:
+                    b.cbranch(c, nxt, done)
+                else:
+                    b.cbranch(c, done, nxt)
+                b.position_at_end(nxt)
+        b.position_at_end(done)
+        phi = b.phi(I1)
+        for v, blk in incoming:
+            phi.add_incoming(v, blk)
+        return phi
 
     # -- conversions ---------------------------------------------------------------------
 

@@ -79,6 +79,8 @@ def call_static(fc, obj, arg_nodes):
         a = args[0]
         return fc.cast(a, S.I64 if (S.is_float(a.t) or a.t.kind == "b") else a.t)
     if obj is builtins.len:
+        if len(args) == 1 and isinstance(args[0], Tup):
+            return Sc(const(S.I64, len(args[0].items)), S.I64)
         if len(args) != 1 or not isinstance(args[0], Arr):
             raise Unsupported("len of a non-array")
         return Sc(args[0].shape[0], S.I64)
@@ -210,6 +212,11 @@ def _math(fc, obj, args):
                           y.t if S.is_float(y.t) else S.float_of_int(y.t))
             return Sc(b.frem(fc.cast(x, t).v, fc.cast(y, t).v), t)
         raise Unsupported("np.fmod of integers")
+    if name == "copysign" and not is_np:
+        x, y = _scalars(args, 2, name)
+        t = S.F32 if (x.t == S.F32 and y.t == S.F32) else S.F64
+        f = fc.mb.intrinsic(f"llvm.copysign.{_sfx(t)}", S.ll(t), [S.ll(t), S.ll(t)])
+        return Sc(b.call(f, [fc.cast(x, t).v, fc.cast(y, t).v]), t)
     if name in ("pow", "atan2") and not is_np:
         x, y = _scalars(args, 2, name)
         t = S.F32 if (x.t == S.F32 and y.t == S.F32) else S.F64
@@ -386,6 +393,13 @@ def _store(fc, args):
         return Static(None)
     if not isinstance(v, Sc):
         raise Unsupported("store value")
+    fill(fc, a, lo64, hi64, v)
+    return Static(None)
+
+
+def fill(fc, a, lo64, hi64, v):
+    """a[lo64:hi64] = scalar v (bounds: i64 values within the array; empty if lo >= hi)."""
+    b = fc.b
     val = fc.cast(v, a.dtype).v
     if a.dtype.kind == "b":
         val = b.zext(val, I8)
@@ -403,7 +417,6 @@ def _store(fc, args):
     b.store(b.add(iv, const(S.I64, 1)), i)
     b.branch(head)
     b.position_at_end(done)
-    return Static(None)
 
 
 def _empty(fc, arg_nodes):
