@@ -382,3 +382,42 @@ def test_arguments_the_signature_does_not_take_are_converted():
         np.testing.assert_array_equal(f(arg, y), want)
     g = T.jit(lambda i: i + 1)
     np.testing.assert_array_equal(g(np.arange(3, dtype=np.longlong)), [1, 2, 3])
+
+
+_MIXED = """
+import json, os, numpy as np, transforms as T, transforms.numpy as tnp
+from transforms.backend.numba.direct import lower as L
+if os.environ.get("REFUSE_MAIN") == "1":      # the main function left to Numba, helpers not
+    orig = L.FunctionCompiler.compile
+    def compile(self):
+        if self.fdef.name == "_fn":
+            raise L.Unsupported("test: main function refused")
+        return orig(self)
+    L.FunctionCompiler.compile = compile
+def f(a, b):
+    return tnp.tanh(a) * 2.0 + 1.0, tnp.tanh(b) * 2.0 + 1.0
+a = np.linspace(-1, 1, 50).astype(np.float32)
+b = np.linspace(0, 1, 30).astype(np.float32)
+r = T.jit(f)(a, b)
+print(json.dumps([r[0].tolist(), r[1].tolist()]))
+"""
+
+
+def test_numba_code_calling_direct_helpers_is_never_cached_across_modes(tmp_path):
+    """A Numba-compiled main function calling directly compiled helpers is not written to
+    (nor loaded from) Numba's disk cache: the same module compiled with the direct compiler
+    off calls Numba-compiled helpers under other symbols, and loading one process's machine
+    code in the other crashed. All four runs on one cache directory agree."""
+    import json
+    import os
+    import subprocess
+    import sys
+    outs = []
+    for refuse, mode in (("1", "strict"), ("0", "0"), ("1", "strict"), ("0", "0")):
+        env = dict(os.environ, NUMBAX_CACHE_DIR=str(tmp_path), NUMBAX_DIRECT=mode,
+                   REFUSE_MAIN=refuse)
+        r = subprocess.run([sys.executable, "-c", _MIXED], env=env, capture_output=True,
+                           text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        outs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    assert all(o == outs[0] for o in outs)

@@ -883,6 +883,7 @@ def njit(sig=None, *, cache=False, **options):
 
     def deco(py_func):
         opts = options
+        use_cache = cache
         fname = os.path.basename(py_func.__code__.co_filename)
         if sig is not None and fname.startswith(("nbx_", "<numbax-generated")):
             from . import direct                      # generated code: without Numba?
@@ -891,6 +892,11 @@ def njit(sig=None, *, cache=False, **options):
                 return fn
             from .calls import resolve_refs    # Numba's code (maybe cached) links to them
             resolve_refs(py_func.__globals__)
+            if direct.enabled() and direct.links_direct(py_func):
+                # it will call helpers the direct compiler compiled: its machine code must
+                # not be cached (nor a cached one loaded), since the same source compiled
+                # with the direct compiler off calls them under Numba's symbols instead
+                use_cache = False
         if fname.startswith(("nbx_", "<numbax-generated")) and "pipeline_class" not in opts:
             from .pipeline import pipeline_for        # generated code: a shorter pipeline
             pc = pipeline_for(py_func)
@@ -899,7 +905,7 @@ def njit(sig=None, *, cache=False, **options):
         disp = numba.njit(**opts)(py_func)
         if not hasattr(disp, "compile"):          # NUMBA_DISABLE_JIT=1: the plain function
             return disp
-        if cache:
+        if use_cache:
             disp._cache = _DiskCache(py_func)
         if sig is not None:
             from numba.core import typeinfer

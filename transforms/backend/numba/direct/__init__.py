@@ -63,3 +63,24 @@ def try_compile(py_func, sig):
         return None
     STATS["loaded" if fn.from_disk else "compiled"] += 1
     return fn
+
+
+def links_direct(py_func, _seen=None):
+    """Whether Numba-compiled `py_func` would call (or link a function that calls) a
+    function the direct compiler compiled: through a name bound to it, or a `calls` ref."""
+    from .function import DirectFunction
+    seen = _seen if _seen is not None else set()
+    code = getattr(py_func, "__code__", None)
+    if code is None or code in seen:
+        return False
+    seen.add(code)
+    g = getattr(py_func, "__globals__", {})
+    for name in code.co_names:
+        v = g.get(name)
+        if isinstance(v, DirectFunction) or isinstance(getattr(v, "dispatcher", None),
+                                                         DirectFunction):
+            return True
+        inner = getattr(v, "py_func", None)
+        if inner is not None and links_direct(inner, seen):
+            return True
+    return False
