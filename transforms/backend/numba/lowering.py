@@ -337,7 +337,9 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
     if cn:
         run.append(f"    {', '.join(cn)}{',' if len(cn) == 1 else ''} = "
                    f"[c.reshape(-1) for c in consts]")
-    run.append(f"    fn = {fn_name}")
+    # a directly compiled function's C-level entry (`direct`): None, or which argument its
+    # signature does not take (then TypeError: the executable converts the arguments)
+    run.append(f"    fn = getattr({fn_name}, 'fast', {fn_name})")
     if prof:
         run.append(f"    prof = _np.zeros({len(fl.plan.steps)}, _np.int64)")
     if ws:
@@ -371,13 +373,17 @@ def lower(closed: ClosedJaxpr, fn_name="_fn", donate=()):
         # dynamic scheduling of parallel loops in chunks: a core busy with other work simply
         # takes fewer chunks (the default static split waits for the slowest core); `guard`:
         # see lowering.parallel_guard (a lock only on a layer that cannot take concurrency)
-        run.insert(run.index(f"    fn = {fn_name}") + 1, "    guard = _parallel_guard()")
+        run.insert(run.index(f"    fn = getattr({fn_name}, 'fast', {fn_name})") + 1,
+                   "    guard = _parallel_guard()")
         run.append("        with guard:")
         run.append(f"            chunk = _numba.set_parallel_chunksize({PARALLEL_CHUNK})")
         run.append(f"            fn({', '.join(call_args)})")
         run.append("            _numba.set_parallel_chunksize(chunk)")
     else:
-        run.append(f"        fn({', '.join(call_args)})")
+        run.append(f"        _bad = fn({', '.join(call_args)})")
+        run.append("        if _bad is not None:")
+        run.append("            raise TypeError(f'compiled function: argument {_bad} is not of "
+                   "the kind its signature takes')")
     outs = []
     pool_index = {n: k for k, (n, _) in enumerate(pooled)}
     ws_index = {_ws_name(dn): i for i, dn in enumerate(sorted(ws))}

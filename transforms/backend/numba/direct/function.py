@@ -8,10 +8,12 @@ module's source, which names its constants, kernels and helpers), the function's
 direct compiler's and the kernels' sources and the host CPU, so code compiled for another
 machine or by another version is never loaded.
 
-A function called from Python (the main function) gets an entry point taking each array as
-the NumPy array object itself (its data pointer and length are read from the object: one
-load each, far cheaper than ctypes' conversions) and each scalar as a C value, called
-through ctypes (which releases the GIL, as Numba's ``nogil`` functions do).
+A function called from Python (the main function) gets an entry point that is a CPython
+builtin function (METH_FASTCALL, made with ``PyCFunction_NewEx``): it takes each array as the
+NumPy array object itself (data pointer, dimensions, dtype and flags read from the object,
+one load each) and each scalar as a Python number, and releases the GIL while the function
+runs, as Numba's ``nogil`` functions do. A call costs about what a call of Numba's
+dispatcher does (ctypes' foreign calls cost twice that).
 """
 from __future__ import annotations
 
@@ -27,13 +29,6 @@ from . import engine
 from . import scalars as S
 from .lower import I64, ArrT, FunctionCompiler, ModuleBuilder, function_ast, param_types
 from .scalars import Unsupported
-
-_CTYPES = {S.BOOL: ctypes.c_bool, np.dtype(np.int8): ctypes.c_int8,
-           np.dtype(np.int16): ctypes.c_int16, np.dtype(np.int32): ctypes.c_int32,
-           S.I64: ctypes.c_int64, np.dtype(np.uint8): ctypes.c_uint8,
-           np.dtype(np.uint16): ctypes.c_uint16, np.dtype(np.uint32): ctypes.c_uint32,
-           S.U64: ctypes.c_uint64, S.F32: ctypes.c_float, S.F64: ctypes.c_double}
-
 
 # offsets in a NumPy array object (PyArrayObject_fields): its type, data pointer, number of
 # dimensions, dimensions pointer, dtype (descr) and flags; in a dtype (PyArray_Descr): its
@@ -109,21 +104,20 @@ class DirectFunction:
         self.from_disk = from_disk
         self.direct = True
         py_addr = addrs.get(symbol + "_py")
-        self._c = None
-        if py_addr:
-            args = [ctypes.py_object if isinstance(t, ArrT) else _CTYPES[t] for t in argtypes]
-            self._c = ctypes.CFUNCTYPE(ctypes.c_int, *args)(py_addr)
+        # `fast`: the C-level entry (a builtin function; generated runners call it and
+        # check its result themselves)
+        self.fast, self._def = _builtin(self.__name__, py_addr) if py_addr else (None, None)
 
     def __call__(self, *args):
-        if self._c is None:
+        if self.fast is None:
             raise TypeError(f"{self.__name__} is called only from compiled code")
-        if len(args) != len(self.argtypes):
-            raise TypeError(f"{self.__name__} takes {len(self.argtypes)} arguments, "
-                            f"got {len(args)}")
-        bad = self._c(*args)
-        if bad:
-            a, t = args[bad - 1], self.argtypes[bad - 1]
-            raise TypeError(f"{self.__name__}: argument {bad - 1} is not a writeable aligned "
+        bad = self.fast(*args)
+        if bad is not None:
+            if bad < 0:
+                raise TypeError(f"{self.__name__} takes {len(self.argtypes)} arguments, "
+                                f"got {len(args)}")
+            a, t = args[bad], self.argtypes[bad]
+            raise TypeError(f"{self.__name__}: argument {bad} is not a writeable aligned "
                             f"C-contiguous {t.ndim}-d {t.dtype} array (got "
                             f"{type(a).__name__} {getattr(a, 'dtype', '')} "
                             f"{getattr(a, 'shape', '')})")
@@ -150,30 +144,94 @@ def _argtypes(sig):
     return out
 
 
+_CAPI = {   # C-API functions the entry point calls, published under these names
+    "numbax_capi_long_from": ("PyLong_FromLongLong", ctypes.c_void_p),
+    "numbax_capi_as_longlong": ("PyLong_AsLongLong", None),
+    "numbax_capi_as_ulonglong": ("PyLong_AsUnsignedLongLong", None),
+    "numbax_capi_as_double": ("PyFloat_AsDouble", None),
+    "numbax_capi_is_true": ("PyObject_IsTrue", None),
+    "numbax_capi_err_occurred": ("PyErr_Occurred", None),
+    "numbax_capi_save_thread": ("PyEval_SaveThread", None),
+    "numbax_capi_restore_thread": ("PyEval_RestoreThread", None),
+    "numbax_capi_incref": ("Py_IncRef", None),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _publish_capi():
+    import llvmlite.binding as llb
+    for sym, (name, _) in _CAPI.items():
+        llb.add_symbol(sym, ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value)
+    llb.add_symbol("numbax_py_none", id(None))
+    return True
+
+
 def _python_entry(mb, fn, argtypes, name):
-    """`name`: `fn` taking arrays as NumPy objects. Returns 0, or k + 1 when argument k is not
-    an array of the signature's kind (exactly an ndarray, its dtype in native byte order, its
-    number of dimensions, C-contiguous, aligned, writeable) -- then nothing ran and the
-    caller raises TypeError, as Numba's dispatcher does for arguments its signature does not
-    accept (the executable converts them then). Data pointer and dimensions are read from
-    the object; the type and dtype are compared with symbols published in each process (no
-    address is compiled in: the code is cached on disk)."""
+    """`name`: `fn` as a CPython function (METH_FASTCALL: ``(self, args, nargs)``) taking
+    arrays as NumPy objects and scalars as Python numbers. It returns None after running
+    `fn` with the GIL released, or -- nothing having run -- the index of the first argument
+    its signature does not take (exactly an ndarray, its dtype in native byte order, its
+    number of dimensions, C-contiguous, aligned, writeable; -1: the wrong number of
+    arguments): the caller then raises TypeError, as Numba's dispatcher does for arguments
+    its signature does not accept, and the executable converts them. Data pointer and
+    dimensions are read from the object; the ndarray type and the C-API functions are
+    symbols published in each process (no address is compiled in: the code is cached on
+    disk)."""
     o = _array_layout()
-    i8p = ir.IntType(8).as_pointer()
+    i8 = ir.IntType(8)
+    i8p = i8.as_pointer()
     i32 = ir.IntType(32)
-    params = [i8p if isinstance(t, ArrT) else S.ll_abi(t) for t in argtypes]
-    entry = ir.Function(mb.module, ir.FunctionType(i32, params), name)
+    dbl = ir.DoubleType()
+    entry = ir.Function(mb.module, ir.FunctionType(i8p, [i8p, i8p.as_pointer(), I64]), name)
     b = ir.IRBuilder(entry.append_basic_block("entry"))
-    bad = entry.append_basic_block("bad")
+
+    def capi(sym, ret, args):
+        return mb.declare(sym, ir.FunctionType(ret, args))
 
     def field(p, key, ty):
         return b.load(b.bitcast(b.gep(p, [ir.Constant(I64, o[key])]), ty.as_pointer()))
-    ndarray_type = mb.external_global("numbax_ndarray_type", ir.IntType(8))
+
+    def reject(k):
+        """Return the Python int k."""
+        blk = entry.append_basic_block(f"reject{k}")
+        with b.goto_block(blk):
+            b.ret(b.call(capi("numbax_capi_long_from", i8p, [I64]), [ir.Constant(I64, k)]))
+        return blk
+
+    fail = entry.append_basic_block("fail")             # a conversion raised: NULL
+    with b.goto_block(fail):
+        b.ret(ir.Constant(i8p, None))
+    args_ptr = entry.args[1]
+    nxt = entry.append_basic_block("args")
+    b.cbranch(b.icmp_signed("==", entry.args[2], ir.Constant(I64, len(argtypes))), nxt,
+              reject(-1))
+    b.position_at_end(nxt)
+    ndarray_type = mb.external_global("numbax_ndarray_type", i8)
     args = []
-    incoming = []
-    for k, (p, t) in enumerate(zip(entry.args, argtypes)):
+    for k, t in enumerate(argtypes):
+        p = b.load(b.gep(args_ptr, [ir.Constant(I64, k)]))
         if not isinstance(t, ArrT):
-            args.append(b.trunc(p, ir.IntType(1)) if t.kind == "b" else p)
+            if t.kind == "f":
+                v = b.call(capi("numbax_capi_as_double", dbl, [i8p]), [p])
+                bad = b.fcmp_ordered("==", v, ir.Constant(dbl, -1.0))
+                v = b.fptrunc(v, S.ll(t)) if t == S.F32 else v
+            elif t.kind == "b":
+                r = b.call(capi("numbax_capi_is_true", i32, [i8p]), [p])
+                bad = b.icmp_signed("<", r, ir.Constant(i32, 0))
+                v = b.icmp_signed(">", r, ir.Constant(i32, 0))
+            else:
+                conv = "numbax_capi_as_ulonglong" if t.kind == "u" else "numbax_capi_as_longlong"
+                v = b.call(capi(conv, I64, [i8p]), [p])
+                bad = b.icmp_signed("==", v, ir.Constant(I64, -1))
+                v = b.trunc(v, S.ll(t)) if t.itemsize < 8 else v
+            check = entry.append_basic_block(f"check{k}")
+            ok_blk = entry.append_basic_block(f"arg{k}")
+            b.cbranch(bad, check, ok_blk)
+            with b.goto_block(check):                  # -1 may be a value or an error
+                err = b.call(capi("numbax_capi_err_occurred", i8p, []), [])
+                b.cbranch(b.icmp_unsigned("!=", err, ir.Constant(i8p, None)), fail, ok_blk)
+            b.position_at_end(ok_blk)
+            args.append(v)
             continue
         ok = b.icmp_unsigned("==", field(p, "type", i8p), ndarray_type)
         descr = field(p, "descr", i8p)
@@ -181,29 +239,42 @@ def _python_entry(mb, fn, argtypes, name):
         # an equal object of its own, so not compared by identity)
         ok = b.and_(ok, b.icmp_signed("==", field(descr, "type_num", i32),
                                       ir.Constant(i32, t.dtype.num)))
-        ok = b.and_(ok, b.icmp_unsigned("!=", field(descr, "byteorder", ir.IntType(8)),
-                                        ir.Constant(ir.IntType(8), _SWAPPED)))
+        ok = b.and_(ok, b.icmp_unsigned("!=", field(descr, "byteorder", i8),
+                                        ir.Constant(i8, _SWAPPED)))
         ok = b.and_(ok, b.icmp_signed("==", field(p, "nd", i32), ir.Constant(i32, t.ndim)))
         fl = b.and_(field(p, "flags", i32), ir.Constant(i32, _FLAGS))
         ok = b.and_(ok, b.icmp_signed("==", fl, ir.Constant(i32, _FLAGS)))
         nxt = entry.append_basic_block(f"arg{k}")
-        incoming.append((ir.Constant(i32, k + 1), b.block))
-        b.cbranch(ok, nxt, bad)
+        b.cbranch(ok, nxt, reject(k))
         b.position_at_end(nxt)
         ety = S.ll_mem(t.dtype).as_pointer()
         dims = field(p, "dims", I64.as_pointer())
         args += [field(p, "data", ety)] + [b.load(b.gep(dims, [ir.Constant(I64, i)]))
                                            for i in range(t.ndim)]
+    ts = b.call(capi("numbax_capi_save_thread", i8p, []), [])     # nogil, as Numba's
     b.call(fn, args)
-    b.ret(ir.Constant(i32, 0))
-    b.position_at_end(bad)
-    if incoming:
-        phi = b.phi(i32)
-        for v, blk in incoming:
-            phi.add_incoming(v, blk)
-        b.ret(phi)
-    else:
-        b.unreachable()
+    b.call(capi("numbax_capi_restore_thread", ir.VoidType(), [i8p]), [ts])
+    none = mb.external_global("numbax_py_none", i8)
+    b.call(capi("numbax_capi_incref", ir.VoidType(), [i8p]), [none])
+    b.ret(none)
+
+
+class _PyMethodDef(ctypes.Structure):
+    _fields_ = [("ml_name", ctypes.c_char_p), ("ml_meth", ctypes.c_void_p),
+                ("ml_flags", ctypes.c_int), ("ml_doc", ctypes.c_char_p)]
+
+
+_METH_FASTCALL = 0x80
+
+
+def _builtin(name, addr):
+    """A CPython builtin function object calling the METH_FASTCALL entry at `addr` (and the
+    method definition it points at, which must live as long as it)."""
+    md = _PyMethodDef(name.encode(), addr, _METH_FASTCALL, None)
+    new = ctypes.pythonapi.PyCFunction_NewEx
+    new.restype = ctypes.py_object
+    new.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
+    return new(ctypes.addressof(md), None, None), md
 
 
 def object_key(module_key, fname):
@@ -238,6 +309,7 @@ def compile_function(py_func, sig, module_key):
     something outside the subset."""
     if _array_layout() is None:
         raise Unsupported("NumPy array objects are not laid out as expected")
+    _publish_capi()
     argtypes = _argtypes(sig)
     key = object_key(module_key, py_func.__name__)
     symbol = f"nbxd_{key}"
