@@ -100,6 +100,9 @@ def _compile_dtype(dt):
 
 def _child(dt, timeout):
     env = dict(os.environ)
+    # Numba's kernels: what programs the direct compiler leaves to Numba link (the direct
+    # compiler compiles the kernels' source into each program itself)
+    env["NUMBAX_DIRECT"] = "0"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen([sys.executable, "-m", "transforms.precompile", "--child", dt],
