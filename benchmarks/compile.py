@@ -41,6 +41,26 @@ JAX's ``cpu`` counts all its compiler threads).
 importing JAX. ``--tiered`` also times the first and later calls with ``jit(tiered=True)``
 against the eager step (the same function without jit).
 
+With the direct compiler (``backend/numba/direct``, the default since session 9), Numba's
+front end does not run: ``typing`` is 0, ``llvm`` is LLVM's optimisation and machine-code
+emission, and ``load`` includes the direct compiler's own lowering (source to LLVM IR).
+Measured on the quiet 2-core machine (load 1.2; ``--only mlp,cnn --runs 1 --tiered`` and
+``--only example --no-jax``, JAX 0.10.2 in the same run; seconds):
+
+========  =====  =======  =====  =====  ===========================  ====================
+workload  cold   kernels  warm   JAX    tiered first / eager step    examples cold / warm
+========  =====  =======  =====  =====  ===========================  ====================
+mlp       0.698  0.709    0.110  0.541  0.037 / 0.026 (1.41)         per_example_grads
+                                                                      3.08 / 1.38 (2.24)
+cnn       1.526  1.353    0.182  1.047  0.238 / 0.246 (0.97)         digits_cnn
+                                                                      4.65 / 1.21 (3.85)
+========  =====  =======  =====  =====  ===========================  ====================
+
+(MLP 1.29x JAX's first call, CNN 1.46x; with Numba compiling everything, ``NUMBAX_DIRECT=0``,
+the same rows were about 3.5 s and 5.7 s cold. The examples' cold runs are mostly LLVM now:
+13 modules, 2.1 s of LLVM and 0.55 s of the direct compiler's lowering for digits_cnn; with
+``NUMBAX_TIERED=1`` they end within 1.25x and 1.34x of warm.) Older measurements, with Numba:
+
 Measured (``--only mlp,cnn --runs 2`` and ``--only example``, the same commit, on the shared
 2-core machine at a load average of 3.4-5.5, so wall times swing run to run; CPU seconds are
 steadier; JAX ran in the same run, best of its runs; seconds):
