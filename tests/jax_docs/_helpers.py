@@ -51,3 +51,16 @@ def require_namespace(modname):
         pytest.skip(f"{modname} comes from another checkout ({mod.__file__}): {why}",
                     allow_module_level=True)
     return mod
+
+
+def jax_x64_each_test():
+    """An autouse fixture body for test modules comparing with JAX in x64 mode (the reference
+    for our 64-bit defaults), switched on for each test only: a module binds it with
+    ``_jax_x64 = pytest.fixture(autouse=True)(jax_x64_each_test)``."""
+    try:
+        import jax
+    except ImportError:                  # our own asserts still run
+        yield
+        return
+    with jax.enable_x64(True):
+        yield

@@ -20,7 +20,7 @@ import transforms.scipy.signal as tsig
 import transforms.scipy.stats as tstats
 from transforms import lax
 
-from ._helpers import num_grad
+from ._helpers import jax_x64_each_test, num_grad
 
 try:
     import jax
@@ -31,14 +31,7 @@ except ImportError:                      # our own asserts still run
     jax = jlax = jnp = jsig = None
 
 
-@pytest.fixture(autouse=True)
-def _jax_x64():
-    """JAX's x64 mode (the reference for our 64-bit defaults) for each test only."""
-    if jax is None:
-        yield
-        return
-    with jax.enable_x64(True):
-        yield
+_jax_x64 = pytest.fixture(autouse=True)(jax_x64_each_test)   # JAX in x64, per test
 
 try:
     import scipy.signal as ssig

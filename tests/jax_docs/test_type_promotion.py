@@ -20,6 +20,8 @@ import transforms as T
 import transforms.numpy as tnp
 from transforms import dtypes as tdtypes
 
+from ._helpers import jax_x64_each_test
+
 try:
     import jax
     import jax.numpy as jnp
@@ -27,14 +29,7 @@ except ImportError:                      # our own asserts still run
     jax = jnp = None
 
 
-@pytest.fixture(autouse=True)
-def _jax_x64():
-    """JAX's x64 mode (the reference for our 64-bit defaults) for each test only."""
-    if jax is None:
-        yield
-        return
-    with jax.enable_x64(True):
-        yield
+_jax_x64 = pytest.fixture(autouse=True)(jax_x64_each_test)   # JAX in x64, per test
 
 needs_jax = pytest.mark.skipif(jax is None, reason="JAX is not installed")
 
