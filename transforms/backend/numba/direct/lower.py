@@ -27,7 +27,6 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
-import math
 import textwrap
 
 import numpy as np
@@ -920,27 +919,40 @@ class FunctionCompiler:
         left = self.expr(e.left)
         if len(e.ops) == 1:
             return self.compare(e.ops[0], left, self.expr(e.comparators[0]))
-        # a chain: short-circuit, each middle operand evaluated once
+        # a chain is an `and` of its comparisons, each middle operand evaluated once
+        state = [left]
+
+        def link(op, rhs):
+            def emit():
+                right = self.expr(rhs)
+                c = self.compare(op, state[0], right).v
+                state[0] = right
+                return c
+            return emit
+        return Sc(self._short_circuit([link(op, rhs) for op, rhs in
+                                       zip(e.ops, e.comparators)], True), S.BOOL)
+
+    def _short_circuit(self, parts, is_and):
+        """The i1 of Python's `and` (`is_and`) or `or` over `parts`: callables each emitting
+        one operand's i1 where the builder stands, the later ones only when needed."""
         b = self.b
-        done = self.fn.append_basic_block("cmp.end")
+        done = self.fn.append_basic_block("sc.end")
         incoming = []
-        for i, (op, rhs) in enumerate(zip(e.ops, e.comparators)):
-            right = self.expr(rhs)
-            c = self.compare(op, left, right).v
-            if i == len(e.ops) - 1:
+        for i, part in enumerate(parts):
+            c = part()
+            if i == len(parts) - 1:
                 incoming.append((c, b.block))
                 b.branch(done)
             else:
-                nxt = self.fn.append_basic_block("cmp.next")
-                incoming.append((ir.Constant(I1, 0), b.block))
-                b.cbranch(c, nxt, done)
+                nxt = self.fn.append_basic_block("sc.next")
+                incoming.append((ir.Constant(I1, 0 if is_and else 1), b.block))
+                b.cbranch(c, nxt, done) if is_and else b.cbranch(c, done, nxt)
                 b.position_at_end(nxt)
-            left = right
         b.position_at_end(done)
         phi = b.phi(I1)
         for v, blk in incoming:
             phi.add_incoming(v, blk)
-        return Sc(phi, S.BOOL)
+        return phi
 
     def compare(self, op, x, y):
         if not (isinstance(x, Sc) and isinstance(y, Sc)):
@@ -960,30 +972,15 @@ class FunctionCompiler:
         return Sc(b.icmp_unsigned(sym, u, w), S.BOOL)
 
     def _ex_BoolOp(self, e):
-        b = self.b
-        is_and = isinstance(e.op, ast.And)
-        done = self.fn.append_basic_block("bool.end")
-        incoming = []
-        for i, operand in enumerate(e.values):
-            v = self.expr(operand)
-            if not (isinstance(v, Sc) and v.t.kind == "b"):
-                raise Unsupported("and/or of non-bool values")
-            if i == len(e.values) - 1:
-                incoming.append((v.v, b.block))
-                b.branch(done)
-            else:
-                nxt = self.fn.append_basic_block("bool.next")
-                incoming.append((ir.Constant(I1, 0 if is_and else 1), b.block))
-                if is_and:
-                    b.cbranch(v.v, nxt, done)
-                else:
-                    b.cbranch(v.v, done, nxt)
-                b.position_at_end(nxt)
-        b.position_at_end(done)
-        phi = b.phi(I1)
-        for v, blk in incoming:
-            phi.add_incoming(v, blk)
-        return Sc(phi, S.BOOL)
+        def operand(node):
+            def emit():
+                v = self.expr(node)
+                if not (isinstance(v, Sc) and v.t.kind == "b"):
+                    raise Unsupported("and/or of non-bool values")
+                return v.v
+            return emit
+        return Sc(self._short_circuit([operand(v) for v in e.values],
+                                      isinstance(e.op, ast.And)), S.BOOL)
 
     def _ex_IfExp(self, e):
         b = self.b
@@ -1099,28 +1096,8 @@ class FunctionCompiler:
         (``x == 0 and 1``), short-circuited as in Python."""
         if not isinstance(node, ast.BoolOp):
             return self.truth(self.expr(node))
-        b = self.b
-        is_and = isinstance(node.op, ast.And)
-        done = self.fn.append_basic_block("cond.end")
-        incoming = []
-        for i, operand in enumerate(node.values):
-            c = self.cond(operand)
-            if i == len(node.values) - 1:
-                incoming.append((c, b.block))
-                b.branch(done)
-            else:
-                nxt = self.fn.append_basic_block("cond.next")
-                incoming.append((ir.Constant(I1, 0 if is_and else 1), b.block))
-                if is_and:
-                    b.cbranch(c, nxt, done)
-                else:
-                    b.cbranch(c, done, nxt)
-                b.position_at_end(nxt)
-        b.position_at_end(done)
-        phi = b.phi(I1)
-        for v, blk in incoming:
-            phi.add_incoming(v, blk)
-        return phi
+        return self._short_circuit([lambda v=v: self.cond(v) for v in node.values],
+                                   isinstance(node.op, ast.And))
 
     # -- conversions ---------------------------------------------------------------------
 
@@ -1203,4 +1180,4 @@ class FunctionCompiler:
 
 
 __all__ = ["ArrT", "Arr", "Sc", "Static", "Tup", "TupT", "FunctionCompiler", "ModuleBuilder",
-           "Unsupported", "function_ast", "param_types", "const", "math"]
+           "Unsupported", "function_ast", "param_types", "const"]

@@ -8,6 +8,7 @@ library's function where Numba calls that (`tanh`, `tanhf`, ...).
 """
 from __future__ import annotations
 
+import ast
 import builtins
 import math
 
@@ -143,15 +144,7 @@ def _minmax(fc, args, is_min):
     return res
 
 
-class _Op:
-    def __init__(self, cls):
-        self.cls = cls
-
-
-import ast as _ast  # noqa: E402
-ast = _ast
-
-_LT, _GT = _ast.Lt(), _ast.Gt()
+_LT, _GT = ast.Lt(), ast.Gt()
 
 
 def _sfx(t):
