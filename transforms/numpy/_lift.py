@@ -32,11 +32,14 @@ def lifting(f):
     if done is not None:                # an alias (`tnp.acos is tnp.arccos`) stays one object
         return done
 
+    # a weak-type wrapper (`_weak.py`) only calls its function eagerly: eager calls skip it,
+    # so a `tnp` call outside transformations costs one wrapper, not two
+    eager = getattr(f, "_tnp_eager", f)
+
     def lifted(*args, **kwargs):
-        out = f(*args, **kwargs)
         if _state.trace is EVAL_TRACE:
-            return out
-        return lift_concrete(out)
+            return eager(*args, **kwargs)
+        return lift_concrete(f(*args, **kwargs))
 
     try:
         functools.update_wrapper(lifted, f)

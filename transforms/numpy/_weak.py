@@ -141,6 +141,7 @@ def _keeping(f, positions):
             return out if lifted is None else lifted
         return _mark(out, weak)
     keeps._tnp_weak = True
+    keeps._tnp_eager = f                # what an eager call runs (see _lift.lifting)
     return keeps
 
 
@@ -154,6 +155,7 @@ def _strong(f):
             return strengthened(out)
         return _mark(out, False) if isinstance(out, tuple) else out
     strong._tnp_weak = True
+    strong._tnp_eager = f
     return strong
 
 
