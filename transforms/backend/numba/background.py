@@ -34,6 +34,16 @@ def compile_entry(msg):
     if st.path is None or not st.writable:
         raise SystemExit("no writable cache directory")
     cache.load_module(_Entry(msg["key"], msg["source"]))   # Numba saves what it compiles
+    finish_direct()
+
+
+def finish_direct():
+    """Wait for the machine code the direct compiler is still compiling (it is saved to the
+    disk cache as each function finishes), so that this process can exit."""
+    from .direct import enabled
+    if enabled():
+        from .direct.function import load_pending
+        load_pending()
 
 
 if __name__ == "__main__":

@@ -887,11 +887,15 @@ def njit(sig=None, *, cache=False, **options):
         fname = os.path.basename(py_func.__code__.co_filename)
         if sig is not None and fname.startswith(("nbx_", "<numbax-generated")):
             from . import direct                      # generated code: without Numba?
-            fn = direct.try_compile(py_func, sig)
+            fn = direct.try_compile(py_func, sig,
+                                    entry=not options.get("no_cpython_wrapper", False))
             if fn is not None:
                 return fn
             from .calls import resolve_refs    # Numba's code (maybe cached) links to them
             resolve_refs(py_func.__globals__)
+            if direct.enabled():               # ... and to directly compiled helpers
+                from .direct.function import load_pending
+                load_pending()
             if direct.enabled() and direct.links_direct(py_func):
                 # it will call helpers the direct compiler compiled: its machine code must
                 # not be cached (nor a cached one loaded), since the same source compiled

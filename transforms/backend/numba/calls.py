@@ -239,6 +239,8 @@ def _register_direct_typeof():
 
     @typeof_impl.register(DirectFunction)
     def _typeof_direct(val, c):
+        from .direct.function import load_pending
+        load_pending(val)            # Numba's code will link its symbol: loaded by then
         return numba_type_of_direct(val)
 
 

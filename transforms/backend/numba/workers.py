@@ -240,6 +240,8 @@ def serve(stdin=sys.stdin, stdout=sys.stdout):
             os.environ["NUMBAX_CACHE_DIR"] = msg["dir"]
             for key, source, name in msg["helpers"]:
                 cache.helper(key, source, name)
+            from .background import finish_direct
+            finish_direct()
             stdout.write(json.dumps({"ok": True}) + "\n")
         except Exception as e:                       # noqa: BLE001 - reported to the parent
             stdout.write(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}) + "\n")

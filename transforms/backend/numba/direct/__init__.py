@@ -39,8 +39,10 @@ def module_key(py_func):
     return None
 
 
-def try_compile(py_func, sig):
-    """`py_func` compiled directly for Numba signature `sig`, or None (Numba's turn)."""
+def try_compile(py_func, sig, entry=True):
+    """`py_func` compiled directly for Numba signature `sig`, or None (Numba's turn).
+    `entry`: whether Python calls it (else it gets no CPython entry point, as Numba's
+    ``no_cpython_wrapper``)."""
     if not enabled():
         return None
     key = module_key(py_func)
@@ -48,7 +50,7 @@ def try_compile(py_func, sig):
         return None
     from .function import compile_function
     try:
-        fn = compile_function(py_func, sig, key)
+        fn = compile_function(py_func, sig, key, entry)
     except Unsupported as e:
         STATS["unsupported"] += 1
         r = str(e)

@@ -1,10 +1,10 @@
-"""LLVM for the direct compiler: one target machine and one MCJIT engine per process, O3 over
-a module, machine code to and from the disk cache, symbols published by name.
+"""LLVM for the direct compiler in this process: one target machine and one MCJIT engine,
+machine code loaded and its symbols published by name.
 
-Everything here is llvmlite's binding layer only (no Numba): a module is optimised with the
-new pass manager at speed level 3 with loop and SLP vectorisation (Numba's settings for its
-final module), emitted as an object file, and that object is what is loaded -- after a
-compile as after reading it back from the disk cache -- so both paths run the same bytes.
+Everything here is llvmlite's binding layer only (no Numba). A module is optimised and
+emitted as an object file (`codegen.py`, here or in the compile worker), and that object is
+what is loaded -- after a compile as after reading it back from the disk cache -- so both
+paths run the same bytes.
 """
 from __future__ import annotations
 
@@ -12,8 +12,16 @@ import threading
 
 import llvmlite.binding as llb
 
-_lock = threading.RLock()
+from . import codegen
+
+_lock = threading.RLock()          # the engine (loading objects) and set-up
+_tm_lock = threading.Lock()        # the target machine (not shared between threads)
 _state = {}
+
+
+def host_cpu():
+    """(CPU name, feature string) machine code is compiled for: this host's."""
+    return llb.get_host_cpu_name(), llb.get_host_cpu_features().flatten()
 
 
 def _init():
@@ -23,14 +31,7 @@ def _init():
     with _lock:
         if "tm" in _state:
             return _state
-        llb.initialize_native_target()
-        llb.initialize_native_asmprinter()
-        target = llb.Target.from_triple(llb.get_process_triple())
-        # JIT code on x86 needs the static relocation model (as Numba's CPU target)
-        reloc = "static" if target.name.startswith("x86") else "default"
-        tm = target.create_target_machine(
-            cpu=llb.get_host_cpu_name(), features=llb.get_host_cpu_features().flatten(),
-            opt=3, reloc=reloc, codemodel="jitdefault", jit=True)
+        tm = codegen.target_machine(*host_cpu())
         empty = llb.parse_assembly("")
         empty.triple = llb.get_process_triple()
         engine = llb.create_mcjit_compiler(empty, tm)
@@ -54,18 +55,11 @@ def host_fingerprint():
 
 
 def optimise_and_emit(ir_text):
-    """Parse, verify, optimise (O3) and emit the module `ir_text`: its object file's bytes."""
+    """Module `ir_text` optimised (O3) and emitted in this process: its object file's bytes
+    (`codegen.optimise_and_emit`; `lanes.py` runs it on a thread or in the worker)."""
     st = _init()
-    with _lock:                      # (one target machine: not shared between threads)
-        mod = llb.parse_assembly(ir_text)
-        mod.verify()
-        pto = llb.create_pipeline_tuning_options(speed_level=3)
-        pto.loop_vectorization = True
-        pto.slp_vectorization = True
-        pb = llb.create_pass_builder(st["tm"], pto)
-        pm = pb.getModulePassManager()
-        pm.run(mod, pb)
-        return st["tm"].emit_object(mod)
+    with _tm_lock:
+        return codegen.optimise_and_emit(st["tm"], ir_text)
 
 
 def load_object(obj, names):

@@ -17,15 +17,17 @@ dispatcher does (ctypes' foreign calls cost twice that).
 """
 from __future__ import annotations
 
+import collections
 import ctypes
 import functools
 import hashlib
 import os
+import threading
 
 import numpy as np
 from llvmlite import ir
 
-from . import engine
+from . import engine, lanes
 from . import scalars as S
 from .lower import I64, ArrT, FunctionCompiler, ModuleBuilder, function_ast, param_types
 from .scalars import Unsupported
@@ -93,7 +95,11 @@ class _Stats:
 class DirectFunction:
     """A generated function compiled directly (see the package docstring); calling it from
     Python runs its machine code. `symbol` is its internal entry (called by other directly
-    compiled code); `argtypes`/`rettype` its signature in the direct compiler's types."""
+    compiled code); `argtypes`/`rettype` its signature in the direct compiler's types.
+
+    Its machine code may still be compiling (`lanes.py`) when it is made: it is loaded, after
+    the code of every function compiled before it, on its first call from Python or when
+    Numba-compiled code is about to link it (`load_pending`)."""
 
     def __init__(self, py_func, sig, argtypes, rettype, symbol, addrs, from_disk):
         self.py_func = py_func
@@ -103,15 +109,33 @@ class DirectFunction:
         self.stats = _Stats(sig.args, from_disk)
         self.from_disk = from_disk
         self.direct = True
-        py_addr = addrs.get(symbol + "_py")
-        # `fast`: the C-level entry (a builtin function; generated runners call it and
-        # check its result themselves)
-        self.fast, self._def = _builtin(self.__name__, py_addr) if py_addr else (None, None)
+        self._fast, self._def = None, None
+        self._pending, self._entry = None, True
+        if addrs is not None:
+            self._loaded(addrs)
+
+    def _loaded(self, addrs):
+        py_addr = addrs.get(self.symbol + "_py")
+        if py_addr:
+            self._fast, self._def = _builtin(self.__name__, py_addr)
+        self._pending = None
+
+    @property
+    def fast(self):
+        """The C-level entry (a builtin function; generated runners call it and check its
+        result themselves), its machine code loaded first if pending; None for a function
+        called only from compiled code."""
+        if self._pending is not None:
+            load_pending(self)
+        return self._fast
 
     def __call__(self, *args):
-        if self.fast is None:
-            raise TypeError(f"{self.__name__} is called only from compiled code")
-        bad = self.fast(*args)
+        fast = self._fast
+        if fast is None:
+            fast = self.fast
+            if fast is None:
+                raise TypeError(f"{self.__name__} is called only from compiled code")
+        bad = fast(*args)
         if bad is not None:
             if bad < 0:
                 raise TypeError(f"{self.__name__} takes {len(self.argtypes)} arguments, "
@@ -124,6 +148,58 @@ class DirectFunction:
 
     def __repr__(self):
         return f"<directly compiled {self.__name__}>"
+
+
+class _Pending:
+    """What a `DirectFunction` waits for: its object file read from the disk cache (`obj`),
+    or the `lanes` job compiling it; `where` its cache file, `lower` its LLVM IR made again
+    (when a cached object turns out damaged)."""
+
+    __slots__ = ("obj", "job", "where", "lower")
+
+    def __init__(self, obj, job, where, lower):
+        self.obj, self.job, self.where, self.lower = obj, job, where, lower
+
+
+_unloaded = collections.deque()     # DirectFunctions with pending machine code, in order
+_load_lock = threading.RLock()
+
+
+def load_pending(upto=None):
+    """Load the machine code of the directly compiled functions still pending, in the order
+    they were compiled (a function's code links the symbols of the helpers compiled before
+    it), up to and including `upto` (default: all)."""
+    with _load_lock:
+        while _unloaded:
+            fn = _unloaded[0]
+            _load(fn)
+            _unloaded.popleft()
+            if fn is upto:
+                return
+
+
+def _load(fn):
+    p = fn._pending
+    names = [fn.symbol, fn.symbol + "_py"] if fn._entry else [fn.symbol]
+    if p.obj is not None:
+        try:
+            fn._loaded(engine.load_object(p.obj, names))
+            return
+        except RuntimeError:                   # damaged: compiled again
+            p.job = lanes.submit(p.lower(), _writer(p.where))
+            fn.from_disk = False
+    try:
+        obj = lanes.result(p.job)
+    except RuntimeError as e:
+        raise RuntimeError(f"{fn.__name__}: {e}") from None
+    fn._loaded(engine.load_object(obj, names))
+
+
+def _writer(where):
+    """What saves a compiled object file to cache file `where` (None: nothing)."""
+    if where is None:
+        return None
+    return lambda obj: _write(where, _MAGIC + hashlib.sha256(obj).digest() + obj)
 
 
 def _argtypes(sig):
@@ -303,39 +379,44 @@ def _cache_path(py_func, key):
                         f"{base[:-3]}.{py_func.__name__}.{key}.dobj"), st
 
 
-def compile_function(py_func, sig, module_key):
+def compile_function(py_func, sig, module_key, entry=True):
     """`py_func` (a generated function with Numba signature `sig`) compiled directly, or
-    loaded from the disk cache: a `DirectFunction`. Raises `Unsupported` when it uses
-    something outside the subset."""
+    loaded from the disk cache: a `DirectFunction` (its machine code possibly still being
+    compiled, see `load_pending`). `entry`: whether it gets a Python entry point (a helper
+    called only from compiled code does not: less for LLVM to compile). Raises `Unsupported`
+    when it uses something outside the subset."""
     if _array_layout() is None:
         raise Unsupported("NumPy array objects are not laid out as expected")
     _publish_capi()
     argtypes = _argtypes(sig)
     key = object_key(module_key, py_func.__name__)
     symbol = f"nbxd_{key}"
-    names = [symbol, symbol + "_py"]
     where = _cache_path(py_func, key)
-    obj = None
-    if where is not None:
-        obj = _unpack(_read_trusted(where[0]))
+
+    def lower():
+        triple, layout = engine.triple_and_layout()
+        mb = ModuleBuilder(symbol, triple, layout)
+        fc = FunctionCompiler(mb, function_ast(py_func), py_func.__globals__, argtypes,
+                              symbol)
+        fn = fc.compile()
+        if fc.ret_type is not None:
+            raise Unsupported("a generated function returning a value")
+        if entry:
+            _python_entry(mb, fn, argtypes, symbol + "_py")
+        return str(mb.module)
+
+    obj = _unpack(_read_trusted(where[0])) if where is not None else None
     if obj is not None:
-        try:
-            addrs = engine.load_object(obj, names)
-            return DirectFunction(py_func, sig, argtypes, None, symbol, addrs, True)
-        except RuntimeError:
-            obj = None                         # damaged: compiled again below
-    triple, layout = engine.triple_and_layout()
-    mb = ModuleBuilder(symbol, triple, layout)
-    fc = FunctionCompiler(mb, function_ast(py_func), py_func.__globals__, argtypes, symbol)
-    fn = fc.compile()
-    if fc.ret_type is not None:
-        raise Unsupported("a generated function returning a value")
-    _python_entry(mb, fn, argtypes, symbol + "_py")
-    obj = engine.optimise_and_emit(str(mb.module))
-    if where is not None:
-        _write(where, _MAGIC + hashlib.sha256(obj).digest() + obj)
-    addrs = engine.load_object(obj, names)
-    return DirectFunction(py_func, sig, argtypes, None, symbol, addrs, False)
+        pending = _Pending(obj, None, where, lower)
+    else:       # (saved to the disk as soon as compiled, whether or not ever loaded here)
+        pending = _Pending(None, lanes.submit(lower(), _writer(where)), where, None)
+    fn = DirectFunction(py_func, sig, argtypes, None, symbol, None, obj is not None)
+    fn._pending, fn._entry = pending, entry
+    with _load_lock:
+        _unloaded.append(fn)
+    if obj is not None and len(_unloaded) == 1:
+        load_pending(fn)            # from the disk, nothing before it pending: load it now
+    return fn
 
 
 _MAGIC = b"nbxdobj1"

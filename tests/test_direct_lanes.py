@@ -1,0 +1,193 @@
+"""The direct compiler's two LLVM lanes (`direct/lanes.py`): a thread of this process and a
+compile worker process share a program's modules; what they make is the same machine code,
+loaded in order, and losing the worker loses no work."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from transforms.backend.numba.direct import codegen, engine, lanes
+
+_IR = """
+define void @"lanes_test_axpy"(float* %x, float* %y, i64 %n) {
+entry:
+  br label %loop
+loop:
+  %i = phi i64 [0, %entry], [%i1, %loop]
+  %px = getelementptr float, float* %x, i64 %i
+  %py = getelementptr float, float* %y, i64 %i
+  %a = load float, float* %px
+  %b = load float, float* %py
+  %m = fmul float %a, 2.5
+  %s = fadd float %m, %b
+  store float %s, float* %py
+  %i1 = add i64 %i, 1
+  %c = icmp slt i64 %i1, %n
+  br i1 %c, label %loop, label %done
+done:
+  ret void
+}
+"""
+
+
+def _module(name="lanes_test_axpy"):
+    triple, layout = engine.triple_and_layout()
+    return (f'target triple = "{triple}"\ntarget datalayout = "{layout}"\n' +
+            _IR.replace("lanes_test_axpy", name))
+
+
+def test_worker_process_emits_the_same_object_bytes_as_this_process():
+    proc = lanes._start_worker()
+    assert proc is not None, "the compile worker did not start"
+    try:
+        codegen.write_frame(proc.stdin, codegen.REQUEST, _module().encode())
+        tag, obj = codegen.read_frame(proc.stdout)
+    finally:
+        lanes._stop(proc)
+    assert tag == codegen.OK
+    assert obj == engine.optimise_and_emit(_module())
+    assert proc.poll() is not None                  # its input closed: it exited
+
+
+def test_worker_reports_llvm_errors_and_keeps_serving():
+    proc = lanes._start_worker()
+    try:
+        codegen.write_frame(proc.stdin, codegen.REQUEST, b"define void @broken( {")
+        tag, msg = codegen.read_frame(proc.stdout)
+        assert tag == codegen.ERROR and msg
+        codegen.write_frame(proc.stdin, codegen.REQUEST, _module().encode())
+        assert codegen.read_frame(proc.stdout)[0] == codegen.OK
+    finally:
+        lanes._stop(proc)
+
+
+def test_a_job_that_llvm_rejects_raises_with_its_message():
+    job = lanes.submit("define void @broken( {")
+    with pytest.raises(RuntimeError, match="LLVM failed"):
+        lanes.result(job)
+
+
+def test_jobs_compile_and_load_in_this_process():
+    jobs = [lanes.submit(_module(f"lanes_test_axpy_{k}")) for k in range(4)]
+    objs = [lanes.result(j) for j in jobs]
+    assert all(j.lane in ("local", "worker") for j in jobs)
+    import ctypes
+    addr = engine.load_object(objs[2], ["lanes_test_axpy_2"])["lanes_test_axpy_2"]
+    f = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)(addr)
+    x = np.arange(5, dtype=np.float32)
+    y = np.ones(5, dtype=np.float32)
+    f(x.ctypes.data, y.ctypes.data, 5)
+    np.testing.assert_array_equal(y, 2.5 * np.arange(5, dtype=np.float32) + 1)
+
+
+_PROGRAM = """
+import json, os, sys
+import numpy as np
+import transforms as T
+from transforms.backend.numba.direct import lanes, STATS
+
+def step(w, x):
+    h = T.numpy.tanh(x @ w["a"] + w["b"])
+    return T.numpy.sum(T.nn.softmax(h @ w["c"], axis=-1) ** 2)
+
+rng = np.random.default_rng(0)
+w = {"a": rng.standard_normal((6, 8)).astype(np.float32),
+     "b": rng.standard_normal(8).astype(np.float32),
+     "c": rng.standard_normal((8, 3)).astype(np.float32)}
+x = rng.standard_normal((5, 6)).astype(np.float32)
+g = T.jit(T.grad(step))(w, x)
+v = T.jit(T.vmap(lambda r: step(w, r[None])))(x)
+{after}
+print(json.dumps({"g": {k: np.asarray(a).tolist() for k, a in g.items()},
+                  "v": np.asarray(v).tolist(), "lanes": lanes.STATS, "direct": STATS}))
+"""
+
+
+def _run(tmp_path, workers, cache, after=""):
+    env = dict(os.environ, NUMBAX_COMPILE_WORKERS=str(workers), NUMBAX_CACHE_DIR=str(cache),
+               NUMBAX_DIRECT="strict")
+    p = subprocess.run([sys.executable, "-c", _PROGRAM.replace("{after}", after)], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _objects(cache):
+    d = cache / "__pycache__"
+    return sorted(n for n in os.listdir(d) if n.endswith(".dobj"))
+
+
+def test_a_program_compiled_on_two_lanes_equals_one_compiled_on_one(tmp_path):
+    one = _run(tmp_path, 0, tmp_path / "one")
+    two = _run(tmp_path, 1, tmp_path / "two")
+    assert one["lanes"]["worker"] == 0 and one["lanes"]["local"] > 0
+    assert two["lanes"]["worker_started"] == 1 and two["lanes"]["worker"] > 0
+    assert one["g"] == two["g"] and one["v"] == two["v"]            # bit for bit
+    assert _objects(tmp_path / "one") == _objects(tmp_path / "two")
+    for name in _objects(tmp_path / "one"):                          # the same machine code
+        a = (tmp_path / "one" / "__pycache__" / name).read_bytes()
+        b = (tmp_path / "two" / "__pycache__" / name).read_bytes()
+        assert a == b, name
+    warm = _run(tmp_path, 1, tmp_path / "two")                       # loaded, not compiled
+    assert warm["g"] == two["g"] and warm["direct"]["compiled"] == 0
+    assert warm["lanes"]["local"] == warm["lanes"]["worker"] == 0
+
+
+def test_a_killed_worker_loses_no_work(tmp_path):
+    # the worker is killed after the first program; the second program (new shapes)
+    # compiles on the local lane, and its results are right
+    after = textwrap.dedent("""
+        proc = lanes.worker_process()
+        assert proc is not None
+        proc.kill(); proc.wait()
+        from transforms.backend.numba.direct import engine
+        triple, layout = engine.triple_and_layout()
+        ir = f'target triple = "{triple}"\\ndefine void @"f{{}}"() {{{{ ret void }}}}'
+        for k in range(50):                 # until the worker lane has met the dead worker
+            jobs = [lanes.submit(ir.format(f"{k}_{j}")) for j in range(2)]
+            assert all(lanes.result(j) for j in jobs)
+            if lanes.STATS["worker_failed"]:
+                break
+        x2 = rng.standard_normal((7, 6)).astype(np.float32)
+        g2 = T.jit(T.grad(step))(w, x2)
+        from transforms import grad
+        e2 = grad(step)(w, x2)
+        for k in g2:
+            np.testing.assert_allclose(g2[k], e2[k], rtol=2e-5, atol=1e-6)
+    """)
+    out = _run(tmp_path, 1, tmp_path / "c", after=after)
+    assert out["lanes"]["worker_failed"] == 1
+
+
+def test_a_forked_child_finishes_its_parents_pending_compiles(tmp_path):
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork")
+    script = textwrap.dedent(f"""
+        import os, sys
+        import numpy as np
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_direct_lanes import _module
+        from transforms.backend.numba.direct import engine, lanes
+        jobs = [lanes.submit(_module(f"fork_axpy_{{k}}")) for k in range(6)]
+        pid = os.fork()
+        if pid == 0:
+            try:
+                objs = [lanes.result(j) for j in jobs]
+                ok = all(o == engine.optimise_and_emit(_module(f"fork_axpy_{{k}}"))
+                         for k, o in enumerate(objs))
+            except BaseException:
+                ok = False
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0, status
+        assert all(lanes.result(j) for j in jobs)
+        print("ok")
+    """)
+    env = dict(os.environ, NUMBAX_COMPILE_WORKERS="1")
+    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-3000:]
