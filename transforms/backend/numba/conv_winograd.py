@@ -152,12 +152,13 @@ def _lower_generated(ctx, eqn, G, gemm, x, x_off, rhs=None):
     taking every array as an argument: the same loops inline in the generated function, on
     its local scratch arrays, ran 3-4x slower (an 8x8x64 map: 3.4 ms against 0.95 ms).
 
-    Every index in the helper is a sum of products of loop counters and constants (V and M
-    rows strided by a full block's, whatever the batch): the direct compiler then proves
-    them non-negative and emits no test for Python's negative indices. With the block's
-    actual row count as their stride, a run-time value once the batch is an argument, LLVM
-    took 0.4 s over the helper instead of 0.26, and a batch of 50 8x8x64 maps (partial
-    blocks) ran in 4.7 ms instead of 2.1."""
+    Every index in the helper is a sum of products of loop counters and constants (the
+    operands passed as slices, not with offsets; V and M rows strided by a full block's,
+    whatever the batch): the direct compiler then proves them non-negative and emits no
+    test for Python's negative indices. LLVM took 0.4 s over the helper with the block's
+    actual row count as the stride of V and M (a run-time value once the batch is an
+    argument), 0.26 s with a constant stride, 0.2 s (half the machine code) without the
+    offsets as well; the run time stayed the same (+-1%)."""
     (n, c, o, ho, wo, dt, th, tw, hp, wp, of, o_off, nbb, rows, u, v, m,
      xp) = _tiling(ctx, G, full_block=True)
     hwio = tuple(G.rhs_spec) == (3, 2, 0, 1)
@@ -169,7 +170,7 @@ def _lower_generated(ctx, eqn, G, gemm, x, x_off, rhs=None):
         eqn = ctx.eqn
         emit, block = src.emit, src.block
         kernel, literal = ctx.kernel, ctx.literal
-    _kernel_transform(src, G, "w", "w_off", "u", lits["half"], hwio)
+    _kernel_transform(src, G, "w", "u", lits["half"], hwio)
     _blocks(src, _Gemm, G, gemm, block_images(G), rows, th, tw, hp, wp, lits)
     body = "\n".join(src.lines)
     # a written signature: the helper compiles on its own (a module of its own, cached by
@@ -178,19 +179,28 @@ def _lower_generated(ctx, eqn, G, gemm, x, x_off, rhs=None):
     def arr(dtype, ndim=1):
         return f"_t.Array({ctx.numba_type(dtype)}, {ndim}, 'C')"
     xdt, wdt = ctx.eqn.invars[0].aval.dtype, ctx.eqn.invars[1].aval.dtype
-    sig = (f"_t.none({arr(xdt)}, _t.int64, {arr(wdt, 1 if hwio else 4)}, _t.int64, "
-           f"{arr(ctx.eqn.outvars[0].aval.dtype)}, _t.int64, {arr(dt)}, {arr(dt)}, {arr(dt)}, "
-           f"{arr(dt)}, _t.int64)")
+    sig = (f"_t.none({arr(xdt)}, {arr(wdt, 1 if hwio else 4)}, "
+           f"{arr(ctx.eqn.outvars[0].aval.dtype)}, {arr(dt)}, {arr(dt)}, {arr(dt)}, {arr(dt)}, "
+           "_t.int64)")
     name = f"_wg_conv_{helper_key(sig, body)}"
     ctx.add_helper(name, "\n".join([
         f"@_njit({sig}, cache=True, nogil=True, error_model='numpy', "
         "no_cpython_wrapper=True, no_cfunc_wrapper=True)",
-        f"def {name}(x, x_off, w, w_off, out, o_off, u, v, m, xp, n):", body]))
+        f"def {name}(x, w, out, u, v, m, xp, n):", body]))
     # the batch is an argument: one compiled helper serves every batch size (a training step
     # and its evaluation, the last partial batch); the scratch arrays the caller passes hold
-    # min(n, block) images
-    ctx.emit(f"{name}({x}, {x_off}, {w}, {w_off}, {of}, {o_off}, {u}, {v}, {m}, {xp}, {n})",
-             "Winograd F(2x2, 3x3)")
+    # min(n, block) images. The operands are passed as slices (no offsets in the helper's
+    # indices, see above).
+    xs = _operand(x, x_off, n * G.pp * c)
+    ws = _operand(w, w_off, 9 * c * o) if hwio else w
+    ctx.emit(f"{name}({xs}, {ws}, {_operand(of, o_off, n * ho * wo * o)}, {u}, {v}, {m}, "
+             f"{xp}, {n})", "Winograd F(2x2, 3x3)")
+
+
+def _operand(flat, off, size):
+    """The elements [off, off + size) of the flat array `flat`: a slice the backend emits as
+    a view (`views.py`: literal bounds)."""
+    return f"{flat}[{off}:{off + size}]"
 
 
 # a program's module-level constant (``_C3_f32``): numbered in the order the program made them
@@ -230,27 +240,28 @@ def _blocks(src, gctx, G, gemm, nbb, rows, th, tw, hp, wp, lits):
         with src.block(f"for _wgi in range(_wgnb * {hp * wp * c}):"):
             src.emit(f"xp[_wgi] = {zero}")
         with src.block("for _wgn in range(_wgnb):"):
-            with src.block(f"for _wgy in range({y_lo}, {y_hi}):"):
-                src.emit(f"_wgd = ((_wgn * {hp} + _wgy) * {wp} + {x_lo}) * {c}")
-                src.emit(f"_wgs = x_off + (((_wgb + _wgn) * {ph} + _wgy - {plh}) * {pw} + "
-                         f"{x_lo} - {plw}) * {c}")
+            # (the offsets y_lo - plh and x_lo - plw are >= 0: indices without subtraction)
+            with src.block(f"for _wgy in range({y_hi - y_lo}):"):
+                src.emit(f"_wgd = ((_wgn * {hp} + _wgy + {y_lo}) * {wp} + {x_lo}) * {c}")
+                src.emit(f"_wgs = (((_wgb + _wgn) * {ph} + _wgy + {y_lo - plh}) * {pw} + "
+                         f"{x_lo - plw}) * {c}")
                 with src.block(f"for _wgi in range({(x_hi - x_lo) * c}):"):
                     src.emit("xp[_wgd + _wgi] = x[_wgs + _wgi]")
         _input_transform(src, c, hp, wp, th, tw, "xp", "v", rs)
         with src.block("for _wge in range(16):", "one gemm per tile element"):
             gemm(gctx, "_wgrows", o, c, "v", f"_wge * {rs * c}", c, "u", f"_wge * {c * o}",
                  o, "m", f"_wge * {rs * o}", o, zero, rows * c * o)
-        _output_transform(src, o, ho, wo, th, tw, "m", "out", "o_off", rs)
+        _output_transform(src, o, ho, wo, th, tw, "m", "out", rs)
 
 
-def _kernel_transform(src, G, w, w_off, u, half, hwio):
+def _kernel_transform(src, G, w, u, half, hwio):
     """U[e, i, o] = (G g G^T)[e] for the 3x3 kernel g of each (in i, out o) pair; `w` is the
-    flat HWIO kernel (from `w_off`) or, if not `hwio`, the N-d kernel in its own layout."""
+    flat HWIO kernel or, if not `hwio`, the N-d kernel in its own layout."""
     c, o = G.c, G.o
     if hwio:                # g[kh, kw] at ((kh*3 + kw)*c + i)*o + o
 
         def g(kh, kw):
-            return f"{w}[{w_off} + {(kh * 3 + kw) * c * o} + _wgi * {o} + _wgo]"
+            return f"{w}[{(kh * 3 + kw) * c * o} + _wgi * {o} + _wgo]"
     else:
 
         def g(kh, kw):
@@ -300,14 +311,14 @@ def _input_transform(src, c, hp, wp, th, tw, xp, v, rs):
                                      f"{val}")
 
 
-def _output_transform(src, o, ho, wo, th, tw, m, of, o_off, rs):
+def _output_transform(src, o, ho, wo, th, tw, m, of, rs):
     """out[2x2 tile] = A^T m A for the 4x4 product tile m of each tile and out channel; tiles
     hanging over an odd-sized output keep their first row / column only."""
     with src.block("for _wgn in range(_wgnb):"):
         with src.block(f"for _wgty in range({th}):"):
             with src.block(f"for _wgtx in range({tw}):"):
                 src.emit(f"_wgrow = (_wgn * {th} + _wgty) * {tw} + _wgtx")
-                src.emit(f"_wgd = {o_off} + (((_wgb + _wgn) * {ho} + 2 * _wgty) * {wo} + "
+                src.emit(f"_wgd = (((_wgb + _wgn) * {ho} + 2 * _wgty) * {wo} + "
                          f"2 * _wgtx) * {o}")
                 full = f"2 * _wgty + 1 < {ho} and 2 * _wgtx + 1 < {wo}"
                 for edge in (False, True):
