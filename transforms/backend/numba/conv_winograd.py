@@ -245,8 +245,15 @@ def _blocks(src, gctx, G, gemm, nbb, rows, th, tw, hp, wp, lits):
                 src.emit(f"_wgd = ((_wgn * {hp} + _wgy + {y_lo}) * {wp} + {x_lo}) * {c}")
                 src.emit(f"_wgs = (((_wgb + _wgn) * {ph} + _wgy + {y_lo - plh}) * {pw} + "
                          f"{x_lo - plw}) * {c}")
-                with src.block(f"for _wgi in range({(x_hi - x_lo) * c}):"):
-                    src.emit("xp[_wgd + _wgi] = x[_wgs + _wgi]")
+                run = max(0, x_hi - x_lo) * c
+                if G.la.dtype == G.oa.dtype and run:
+                    # one memmove per row: as a loop of constant length over provably
+                    # contiguous elements, LLVM vectorised and unrolled it completely (the
+                    # CNN's input gradient: 0.41 s of LLVM over the helper instead of 0.14)
+                    src.emit(f"_st(xp, _wgd, _wgd + {run}, _sl(x, _wgs, _wgs + {run}))")
+                else:
+                    with src.block(f"for _wgi in range({run}):"):
+                        src.emit("xp[_wgd + _wgi] = x[_wgs + _wgi]")
         _input_transform(src, c, hp, wp, th, tw, "xp", "v", rs)
         with src.block("for _wge in range(16):", "one gemm per tile element"):
             gemm(gctx, "_wgrows", o, c, "v", f"_wge * {rs * c}", c, "u", f"_wge * {c * o}",
