@@ -201,8 +201,10 @@ def _lower_generated(ctx, eqn, G, gemm, x, x_off, rhs=None):
 
 def _operand(flat, off, size):
     """The elements [off, off + size) of the flat array `flat`: a slice the backend emits as
-    a view (`views.py`: literal bounds)."""
-    return f"{flat}[{off}:{off + size}]"
+    a view (`views.py`: literal bounds; buffer offsets are integers)."""
+    if not isinstance(off, (int, np.integer)):
+        return f"{flat}[{off}:{off} + {size}]"    # (a computed offset: NumPy's slice)
+    return f"{flat}[{int(off)}:{int(off) + size}]"
 
 
 # a program's module-level constant (``_C3_f32``): numbered in the order the program made them
