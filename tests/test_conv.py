@@ -587,3 +587,52 @@ def test_conv_winograd_float32_resnet_stage(wino_calls):
     got = T.jit(f)(x, w)
     assert got.dtype == np.float32 and wino_calls == [ref.shape]
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+def _winograd_helper_modules(cache_dir):
+    """The helper modules (not main modules embedding them) defining a Winograd helper."""
+    return sorted(p.name for p in cache_dir.glob("nbx_*.py")
+                  if p.read_text().startswith("# a helper function") and
+                  "def _wg_conv_" in p.read_text())
+
+
+def test_conv_winograd_helper_shared_by_batch_sizes(tmp_path, monkeypatch, wino_calls):
+    """The batch is an argument of the Winograd helper: a second program on another batch
+    size (a training step and its evaluation) reuses the first one's compiled helper module
+    from the cache (asserted on the cache's files and counters), and both results match a
+    float64 reference, with full, partial and single-image blocks."""
+    wino = pytest.importorskip("transforms.backend.numba.conv_winograd")
+    from transforms.backend.numba import STATS, clear_memory_cache
+    monkeypatch.setattr(wino, "WINO_BLOCK", 16 * 4 * 64 * 2)    # two images of 4 tiles
+    monkeypatch.setenv("NUMBAX_CACHE_DIR", str(tmp_path))
+    T.clear_caches()
+    clear_memory_cache()
+    w = rng.normal(size=(3, 3, 32, 64)).astype(np.float32)
+
+    def f(x, w):
+        return lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def check(n):
+        x = rng.normal(size=(n, 4, 4, 32)).astype(np.float32)
+        before = {k: STATS[k] for k in ("compiled", "helper_compiled", "helpers_by_worker")}
+        got = T.jit(f)(x, w)
+        delta = {k: STATS[k] - v for k, v in before.items()}
+        want = ref_conv(x.transpose(0, 3, 1, 2).astype(np.float64),
+                        w.transpose(3, 2, 0, 1).astype(np.float64),
+                        (1, 1), ((1, 1), (1, 1)), (1, 1), (1, 1)).transpose(0, 2, 3, 1)
+        assert got.shape == (n, 4, 4, 64) and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+        return delta
+
+    first = check(5)                   # blocks of 2, 2 and 1 images
+    helpers = _winograd_helper_modules(tmp_path)
+    assert len(helpers) == 1 and first["compiled"] == 1
+    assert first["helper_compiled"] + first["helpers_by_worker"] >= 1
+    second = check(1)                  # a new program: its own main function, the same helper
+    assert second["compiled"] == 1
+    assert second["helper_compiled"] == 0 and second["helpers_by_worker"] == 0
+    assert _winograd_helper_modules(tmp_path) == helpers
+    assert wino_calls == [(5, 4, 4, 64), (1, 4, 4, 64)]
+    T.clear_caches()
+    clear_memory_cache()

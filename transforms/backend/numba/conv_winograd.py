@@ -15,7 +15,10 @@ gemms with 16/36 of im2col's multiply-adds, plus the transforms (additions only,
 halvings of G; exact in binary except for the rounding of those sums, so the result differs
 from a direct sum by a few ulp of the tile's magnitudes).
 
-The loops are a helper generated per shape (1.1-1.4 s of compile per new shape) or, with
+The loops are a helper generated per layout, dtype, channels and spatial sizes, the batch a
+run-time argument: a training step, its evaluation on another batch size and a last partial
+batch share one compiled helper (0.17 s of LLVM for the digits CNN's 4x4x32 -> 64 maps, where
+a helper per batch size took 0.26-0.34 s each); or, with
 `WINOGRAD_KERNEL`, the library kernel `kernels_conv` "winograd" (sizes as run-time
 arguments, compiled once per dtype, precompiled by `transforms.precompile`). Run in one
 process beside the generated helper, alternated, the kernel measured within +-1% on the
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 
 import numpy as np
 
@@ -74,7 +78,13 @@ def use_winograd(G, other_cost):
     return winograd_cost(G) <= WINO_MAX_RATIO * other_cost
 
 
-def _tiling(ctx, G):
+def block_images(G):
+    """Images per block of a batch of any size: V and M of a full block fill `WINO_BLOCK`."""
+    tiles = -(-G.osz[0] // 2) * -(-G.osz[1] // 2)
+    return max(1, WINO_BLOCK // (16 * tiles * max(G.c, G.o)))
+
+
+def _tiling(ctx, G, full_block=False):
     """The tiling both lowerings share: sizes, 2x2 output tiles (th x tw), the padded input
     (hp x wp), images per block (nbb) and gemm rows per block, the output, and the scratch
     arrays U (kernel), V (input tiles), M (products) and the padded input block."""
@@ -85,11 +95,14 @@ def _tiling(ctx, G):
     tiles = th * tw
     hp, wp = 2 * th + 2, 2 * tw + 2            # padded input covering every tile
     of, o_off = ctx.out_flat(0)
-    nbb = max(1, min(n, WINO_BLOCK // (16 * tiles * max(c, o))))
+    nbb = min(n, block_images(G))
     rows = nbb * tiles                          # gemm rows of a full block
+    # (`full_block`: V and M hold a block of `block_images` whatever the batch, their row
+    # stride a constant of the batch-generic helper)
+    vrows = block_images(G) * tiles if full_block else rows
     u = ctx.scratch(16 * c * o, dt)
-    v = ctx.scratch(16 * rows * c, dt)
-    m = ctx.scratch(16 * rows * o, dt)
+    v = ctx.scratch(16 * vrows * c, dt)
+    m = ctx.scratch(16 * vrows * o, dt)
     xp = ctx.scratch(nbb * hp * wp * c, dt)
     return n, c, o, ho, wo, dt, th, tw, hp, wp, of, o_off, nbb, rows, u, v, m, xp
 
@@ -136,11 +149,19 @@ def _lower_generated(ctx, eqn, G, gemm, x, x_off, rhs=None):
     `WINOGRAD_KERNEL`). `x`, `x_off`: the input as a flat channels-last array; `gemm` as for
     `conv_taps.lower_conv_taps`; `rhs`: the kernel as an N-d array if the caller has it.
 
-    The work is one helper function (per distinct geometry) taking every array as an
-    argument: the same loops inline in the generated function, on its local scratch arrays,
-    ran 3-4x slower (an 8x8x64 map: 3.4 ms against 0.95 ms)."""
+    The work is one helper function (per distinct geometry but the batch, an argument)
+    taking every array as an argument: the same loops inline in the generated function, on
+    its local scratch arrays, ran 3-4x slower (an 8x8x64 map: 3.4 ms against 0.95 ms).
+
+    Every index in the helper is a sum of products of loop counters and constants (the
+    operands passed as slices, not with offsets; V and M rows strided by a full block's,
+    whatever the batch): the direct compiler then proves them non-negative and emits no
+    test for Python's negative indices. LLVM took 0.4 s over the helper with the block's
+    actual row count as the stride of V and M (a run-time value once the batch is an
+    argument), 0.26 s with a constant stride, 0.2 s (half the machine code) without the
+    offsets as well; the run time stayed the same (+-1%)."""
     (n, c, o, ho, wo, dt, th, tw, hp, wp, of, o_off, nbb, rows, u, v, m,
-     xp) = _tiling(ctx, G)
+     xp) = _tiling(ctx, G, full_block=True)
     hwio = tuple(G.rhs_spec) == (3, 2, 0, 1)
     w, w_off = ctx.flat(1) if hwio else ((rhs if rhs is not None else ctx.array(1)), 0)
     lits = {"half": ctx.literal(0.5, dt), "zero": ctx.literal(0, dt), "one": ctx.literal(1, dt)}
@@ -150,73 +171,112 @@ def _lower_generated(ctx, eqn, G, gemm, x, x_off, rhs=None):
         eqn = ctx.eqn
         emit, block = src.emit, src.block
         kernel, literal = ctx.kernel, ctx.literal
-    _kernel_transform(src, G, "w", "w_off", "u", lits["half"], hwio)
-    _blocks(src, _Gemm, G, gemm, nbb, rows, th, tw, hp, wp, lits)
+    _kernel_transform(src, G, "w", "u", lits["half"])
+    _blocks(src, _Gemm, G, gemm, block_images(G), rows, th, tw, hp, wp, lits)
     body = "\n".join(src.lines)
-    key = hashlib.sha1(body.encode()).hexdigest()[:12]
-    name = f"_wg_conv_{key}"
     # a written signature: the helper compiles on its own (a module of its own, cached by
     # content, possibly compiled by a worker process: helpers.py), and without the Python
     # and C wrappers only compiled callers need not
     def arr(dtype, ndim=1):
         return f"_t.Array({ctx.numba_type(dtype)}, {ndim}, 'C')"
     xdt, wdt = ctx.eqn.invars[0].aval.dtype, ctx.eqn.invars[1].aval.dtype
-    sig = (f"_t.none({arr(xdt)}, _t.int64, {arr(wdt, 1 if hwio else 4)}, _t.int64, "
-           f"{arr(ctx.eqn.outvars[0].aval.dtype)}, _t.int64, {arr(dt)}, {arr(dt)}, {arr(dt)}, "
-           f"{arr(dt)})")
+    sig = (f"_t.none({arr(xdt)}, {arr(wdt)}, "
+           f"{arr(ctx.eqn.outvars[0].aval.dtype)}, {arr(dt)}, {arr(dt)}, {arr(dt)}, {arr(dt)}, "
+           "_t.int64)")
+    name = f"_wg_conv_{helper_key(sig, body)}"
     ctx.add_helper(name, "\n".join([
         f"@_njit({sig}, cache=True, nogil=True, error_model='numpy', "
         "no_cpython_wrapper=True, no_cfunc_wrapper=True)",
-        f"def {name}(x, x_off, w, w_off, out, o_off, u, v, m, xp):", body]))
-    ctx.emit(f"{name}({x}, {x_off}, {w}, {w_off}, {of}, {o_off}, {u}, {v}, {m}, {xp})",
-             "Winograd F(2x2, 3x3)")
+        f"def {name}(x, w, out, u, v, m, xp, n):", body]))
+    # the batch is an argument: one compiled helper serves every batch size (a training step
+    # and its evaluation, the last partial batch); the scratch arrays the caller passes hold
+    # min(n, block) images. The operands are passed as slices (no offsets in the helper's
+    # indices, see above).
+    xs = _operand(x, x_off, n * G.pp * c)
+    # (the kernel flat in any layout: constant strides index it, no run-time shape)
+    ws = _operand(w, w_off, 9 * c * o) if hwio else f"{w}.reshape({9 * c * o})"
+    ctx.emit(f"{name}({xs}, {ws}, {_operand(of, o_off, n * ho * wo * o)}, {u}, {v}, {m}, "
+             f"{xp}, {n})", "Winograd F(2x2, 3x3)")
+
+
+def _operand(flat, off, size):
+    """The elements [off, off + size) of the flat array `flat`: a slice the backend emits as
+    a view (`views.py`: literal bounds; buffer offsets are integers)."""
+    if not isinstance(off, (int, np.integer)):
+        return f"{flat}[{off}:{off} + {size}]"    # (a computed offset: NumPy's slice)
+    return f"{flat}[{int(off)}:{int(off) + size}]"
+
+
+# a program's module-level constant (``_C3_f32``): numbered in the order the program made them
+_CONST = re.compile(r"(?<![\w.])_C\d+_\w+")
+
+
+def helper_key(sig, body):
+    """The helper's name suffix: a hash of its signature and code, with the program's constant
+    names replaced by their order of use in `body` (their values follow from the dtypes in
+    `sig`), so every program emitting these loops names, and caches, one helper alike."""
+    order = {}
+    canon = _CONST.sub(lambda mt: order.setdefault(mt.group(0), f"_K{len(order)}"), body)
+    return hashlib.sha1(f"{sig}\n{canon}".encode()).hexdigest()[:12]
 
 
 def _blocks(src, gctx, G, gemm, nbb, rows, th, tw, hp, wp, lits):
-    """The loop over blocks of images: pad, transform, 16 gemms, transform back."""
-    n, c, o = G.n, G.c, G.o
+    """The loop over blocks of `nbb` images of the helper's argument `n` (the batch): pad,
+    transform, 16 gemms, transform back. `rows`: gemm rows of the largest block of this
+    batch (it bounds the products, which picks the gemm kernel)."""
+    c, o = G.c, G.o
     (ph, pw), (ho, wo) = G.psz, G.osz
     (plh, _), (plw, _) = G.pads
     tiles = th * tw
+    rs = nbb * tiles            # rows of V and M per tile element: a full block's
     zero = lits["zero"]
     # the input rows/columns of the padded buffer that hold input data
     y_lo, y_hi = max(0, plh), min(hp, ph + plh)
     x_lo, x_hi = max(0, plw), min(wp, pw + plw)
-    with src.block(f"for _wgb in range(0, {n}, {nbb}):", "a block of images"):
-        src.emit(f"_wgnb = min({nbb}, {n} - _wgb)")
+    # the batch `n` is the helper's argument (only these lines read it): every loop below
+    # runs over `_wgnb` images, a run-time count already. The block size stays a constant
+    # (it follows from the channels and the map): as an argument too, LLVM took 0.45 s
+    # over the helper instead of 0.26 (and the direct compiler takes constant steps only).
+    with src.block(f"for _wgb in range(0, n, {nbb}):", "a block of images"):
+        src.emit(f"_wgnb = min({nbb}, n - _wgb)")
         src.emit(f"_wgrows = _wgnb * {tiles}")
         # zero-padded copy of the block's images
         with src.block(f"for _wgi in range(_wgnb * {hp * wp * c}):"):
             src.emit(f"xp[_wgi] = {zero}")
         with src.block("for _wgn in range(_wgnb):"):
-            with src.block(f"for _wgy in range({y_lo}, {y_hi}):"):
-                src.emit(f"_wgd = ((_wgn * {hp} + _wgy) * {wp} + {x_lo}) * {c}")
-                src.emit(f"_wgs = x_off + (((_wgb + _wgn) * {ph} + _wgy - {plh}) * {pw} + "
-                         f"{x_lo} - {plw}) * {c}")
-                with src.block(f"for _wgi in range({(x_hi - x_lo) * c}):"):
-                    src.emit("xp[_wgd + _wgi] = x[_wgs + _wgi]")
-        _input_transform(src, c, hp, wp, th, tw, "xp", "v")
+            # (the offsets y_lo - plh and x_lo - plw are >= 0: indices without subtraction)
+            with src.block(f"for _wgy in range({y_hi - y_lo}):"):
+                src.emit(f"_wgd = ((_wgn * {hp} + _wgy + {y_lo}) * {wp} + {x_lo}) * {c}")
+                src.emit(f"_wgs = (((_wgb + _wgn) * {ph} + _wgy + {y_lo - plh}) * {pw} + "
+                         f"{x_lo - plw}) * {c}")
+                run = max(0, x_hi - x_lo) * c
+                if G.la.dtype == G.oa.dtype and run:
+                    # one memmove per row: as a loop of constant length over provably
+                    # contiguous elements, LLVM vectorised and unrolled it completely (the
+                    # CNN's input gradient: 0.41 s of LLVM over the helper instead of 0.14)
+                    src.emit(f"_st(xp, _wgd, _wgd + {run}, _sl(x, _wgs, _wgs + {run}))")
+                else:
+                    with src.block(f"for _wgi in range({run}):"):
+                        src.emit("xp[_wgd + _wgi] = x[_wgs + _wgi]")
+        _input_transform(src, c, hp, wp, th, tw, "xp", "v", rs)
         with src.block("for _wge in range(16):", "one gemm per tile element"):
-            gemm(gctx, "_wgrows", o, c, "v", f"_wge * _wgrows * {c}", c, "u", f"_wge * {c * o}",
-                 o, "m", f"_wge * _wgrows * {o}", o, zero, rows * c * o)
-        _output_transform(src, o, ho, wo, th, tw, "m", "out", "o_off")
+            gemm(gctx, "_wgrows", o, c, "v", f"_wge * {rs * c}", c, "u", f"_wge * {c * o}",
+                 o, "m", f"_wge * {rs * o}", o, zero, rows * c * o)
+        _output_transform(src, o, ho, wo, th, tw, "m", "out", rs)
 
 
-def _kernel_transform(src, G, w, w_off, u, half, hwio):
+def _kernel_transform(src, G, w, u, half):
     """U[e, i, o] = (G g G^T)[e] for the 3x3 kernel g of each (in i, out o) pair; `w` is the
-    flat HWIO kernel (from `w_off`) or, if not `hwio`, the N-d kernel in its own layout."""
+    kernel's C-contiguous storage, flat, in its own layout (`G.rhs_spec`)."""
     c, o = G.c, G.o
-    if hwio:                # g[kh, kw] at ((kh*3 + kw)*c + i)*o + o
+    # element strides of the kernel's (out, in, kh, kw) axes (indexed as 4-d, the direct
+    # compiler multiplies by the run-time shape: 10% more LLVM time over the helper)
+    shape = G.ra.shape
+    cs = [math.prod(shape[d + 1:]) for d in range(4)]
+    so, si, skh, skw = (cs[d] for d in G.rhs_spec)
 
-        def g(kh, kw):
-            return f"{w}[{w_off} + {(kh * 3 + kw) * c * o} + _wgi * {o} + _wgo]"
-    else:
-
-        def g(kh, kw):
-            idx = [None] * 4
-            idx[G.rhs_spec[0]], idx[G.rhs_spec[1]] = "_wgo", "_wgi"
-            idx[G.rhs_spec[2]], idx[G.rhs_spec[3]] = str(kh), str(kw)
-            return f"{w}[{', '.join(idx)}]"
+    def g(kh, kw):
+        return f"{w}[{kh * skh + kw * skw} + {_scaled('_wgi', si)} + {_scaled('_wgo', so)}]"
     with src.block(f"for _wgi in range({c}):"):
         with src.block(f"for _wgo in range({o}):"):
             for r in range(3):                   # t = G g: 4 rows of 3
@@ -234,8 +294,13 @@ def _kernel_transform(src, G, w, w_off, u, half, hwio):
                     src.emit(f"{u}[{(r * 4 + j) * c * o} + _wgi * {o} + _wgo] = {val}")
 
 
-def _input_transform(src, c, hp, wp, th, tw, xp, v):
-    """V[e, tile, i] = (B^T d B)[e] for the 4x4 input tile d of each tile and channel."""
+def _scaled(name, stride):
+    return name if stride == 1 else f"{name} * {stride}"
+
+
+def _input_transform(src, c, hp, wp, th, tw, xp, v, rs):
+    """V[e, tile, i] = (B^T d B)[e] for the 4x4 input tile d of each tile and channel (`rs`
+    rows per element e)."""
     with src.block("for _wgn in range(_wgnb):"):
         with src.block(f"for _wgty in range({th}):"):
             with src.block(f"for _wgtx in range({tw}):"):
@@ -254,26 +319,26 @@ def _input_transform(src, c, hp, wp, th, tw, xp, v):
                         vals = [f"_wgt{r}0 - _wgt{r}2", f"_wgt{r}1 + _wgt{r}2",
                                 f"_wgt{r}2 - _wgt{r}1", f"_wgt{r}1 - _wgt{r}3"]
                         for j, val in enumerate(vals):
-                            src.emit(f"{v}[({r * 4 + j} * _wgrows + _wgrow) * {c} + _wgi] = "
+                            src.emit(f"{v}[({(r * 4 + j) * rs} + _wgrow) * {c} + _wgi] = "
                                      f"{val}")
 
 
-def _output_transform(src, o, ho, wo, th, tw, m, of, o_off):
+def _output_transform(src, o, ho, wo, th, tw, m, of, rs):
     """out[2x2 tile] = A^T m A for the 4x4 product tile m of each tile and out channel; tiles
     hanging over an odd-sized output keep their first row / column only."""
     with src.block("for _wgn in range(_wgnb):"):
         with src.block(f"for _wgty in range({th}):"):
             with src.block(f"for _wgtx in range({tw}):"):
                 src.emit(f"_wgrow = (_wgn * {th} + _wgty) * {tw} + _wgtx")
-                src.emit(f"_wgd = {o_off} + (((_wgb + _wgn) * {ho} + 2 * _wgty) * {wo} + "
+                src.emit(f"_wgd = (((_wgb + _wgn) * {ho} + 2 * _wgty) * {wo} + "
                          f"2 * _wgtx) * {o}")
                 full = f"2 * _wgty + 1 < {ho} and 2 * _wgtx + 1 < {wo}"
                 for edge in (False, True):
                     with src.block("else:" if edge else f"if {full}:"):
-                        _output_tile(src, o, ho, wo, m, of, edge)
+                        _output_tile(src, o, ho, wo, m, of, edge, rs)
 
 
-def _output_tile(src, o, ho, wo, m, of, edge):
+def _output_tile(src, o, ho, wo, m, of, edge, rs):
     """The loop over out channels of one tile (`edge`: the tile may hang over the output)."""
     if edge:
         src.emit(f"_wgy1 = 2 * _wgty + 1 < {ho}")
@@ -281,7 +346,7 @@ def _output_tile(src, o, ho, wo, m, of, edge):
     with src.block(f"for _wgo in range({o}):"):
         for r in range(4):
             for j in range(4):
-                src.emit(f"_wgm{r}{j} = {m}[({r * 4 + j} * _wgrows + _wgrow) * {o} + _wgo]")
+                src.emit(f"_wgm{r}{j} = {m}[({(r * 4 + j) * rs} + _wgrow) * {o} + _wgo]")
         for j in range(4):                      # A^T m (rows)
             src.emit(f"_wgt0{j} = _wgm0{j} + _wgm1{j} + _wgm2{j}")
             src.emit(f"_wgt1{j} = _wgm1{j} - _wgm2{j} - _wgm3{j}")
