@@ -242,6 +242,57 @@ def _publish_capi():
     return True
 
 
+# how the entry converts each argument (the `kind` column of its argument table)
+_ARRAY, _FLOAT, _BOOL, _SIGNED, _UNSIGNED = range(5)
+_I8, _I32, _DBL = ir.IntType(8), ir.IntType(32), ir.DoubleType()
+_I8P = _I8.as_pointer()
+# an argument's slot in the entry's stack buffer: an array's data pointer (as an integer)
+# and its dimensions (a pointer into the array object, which the caller keeps alive); a
+# scalar converted to 64 bits (a double's bits, an integer, a bool 0/1) and nothing
+_SLOT = ir.LiteralStructType([I64, I64.as_pointer()])
+
+
+def _arg_kind(t):
+    if isinstance(t, ArrT):
+        return _ARRAY
+    return {"f": _FLOAT, "b": _BOOL, "u": _UNSIGNED}.get(t.kind, _SIGNED)
+
+
+def _arg_table(mb, argtypes, name):
+    """A private constant of the module: per argument (kind, dtype number, ndim) as three
+    i32. (Data of the module, no address: the object file relocates it when loaded.)"""
+    rec = ir.LiteralStructType([_I32] * 3)
+    rows = []
+    for t in argtypes:
+        arr = isinstance(t, ArrT)
+        rows.append(ir.Constant(rec, [_c32(_arg_kind(t)), _c32(t.dtype.num if arr else 0),
+                                      _c32(t.ndim if arr else 0)]))
+    ty = ir.ArrayType(rec, len(rows))
+    gv = ir.GlobalVariable(mb.module, ty, name + "_args")
+    gv.linkage = "private"
+    gv.global_constant = True
+    gv.unnamed_addr = True
+    gv.initializer = ir.Constant(ty, rows)
+    return gv
+
+
+def _c64(v):
+    return ir.Constant(I64, v)
+
+
+def _c32(v):
+    return ir.Constant(_I32, v)
+
+
+def _capi(mb, sym, ret, args):
+    return mb.declare(sym, ir.FunctionType(ret, args))
+
+
+def _field(b, p, key, ty):
+    """Load field `key` (of `_OFFSETS`) of the object at `p` as a `ty`."""
+    return b.load(b.bitcast(b.gep(p, [_c64(_array_layout()[key])]), ty.as_pointer()))
+
+
 def _python_entry(mb, fn, argtypes, name):
     """`name`: `fn` as a CPython function (METH_FASTCALL: ``(self, args, nargs)``) taking
     arrays as NumPy objects and scalars as Python numbers. It returns None after running
@@ -249,90 +300,140 @@ def _python_entry(mb, fn, argtypes, name):
     its signature does not take (exactly an ndarray, its dtype in native byte order, its
     number of dimensions, C-contiguous, aligned, writeable; -1: the wrong number of
     arguments): the caller then raises TypeError, as Numba's dispatcher does for arguments
-    its signature does not accept, and the executable converts them. Data pointer and
-    dimensions are read from the object; the ndarray type and the C-API functions are
-    symbols published in each process (no address is compiled in: the code is cached on
-    disk)."""
-    o = _array_layout()
-    i8 = ir.IntType(8)
-    i8p = i8.as_pointer()
-    i32 = ir.IntType(32)
-    dbl = ir.DoubleType()
-    entry = ir.Function(mb.module, ir.FunctionType(i8p, [i8p, i8p.as_pointer(), I64]), name)
+    its signature does not accept, and the executable converts them; NULL when converting
+    a scalar raised (arguments are taken in order: the first failure is reported). Data
+    pointer and dimensions are read from the object; the ndarray type and the C-API
+    functions are symbols published in each process (no address is compiled in: the code
+    is cached on disk).
+
+    Its IR does not grow with the number of arguments but for the call itself (a few loads
+    per argument): ONE loop over a constant table of the arguments (`_arg_table`, see
+    `_argument_loop`) checks each array and stores its data and dimensions pointers into
+    its slot of a stack buffer, or converts a scalar by its kind into its slot; the call
+    loads its arguments from the buffer. (Unrolled per argument, the entry of a 60-array
+    training step was a third of its module's IR.) LLVM still unrolls the loop of a
+    function of few arguments, whose entry then runs as an unrolled one."""
+    n = len(argtypes)
+    entry = ir.Function(mb.module, ir.FunctionType(_I8P, [_I8P, _I8P.as_pointer(), I64]),
+                        name)
     b = ir.IRBuilder(entry.append_basic_block("entry"))
+    slots = b.alloca(ir.ArrayType(_SLOT, max(n, 1)), name="slots")
+    wrong_count = entry.append_basic_block("wrong_count")
+    with b.goto_block(wrong_count):
+        b.ret(b.call(_capi(mb, "numbax_capi_long_from", _I8P, [I64]), [_c64(-1)]))
+    call = entry.append_basic_block("call")
+    first = entry.append_basic_block("loop") if n else call
+    b.cbranch(b.icmp_signed("==", entry.args[2], _c64(n)), first, wrong_count)
+    if n:
+        b.position_at_end(first)
+        _argument_loop(mb, b, entry, _arg_table(mb, argtypes, name), slots,
+                       sorted({_arg_kind(t) for t in argtypes}), call)
 
-    def capi(sym, ret, args):
-        return mb.declare(sym, ir.FunctionType(ret, args))
-
-    def field(p, key, ty):
-        return b.load(b.bitcast(b.gep(p, [ir.Constant(I64, o[key])]), ty.as_pointer()))
-
-    def reject(k):
-        """Return the Python int k."""
-        blk = entry.append_basic_block(f"reject{k}")
-        with b.goto_block(blk):
-            b.ret(b.call(capi("numbax_capi_long_from", i8p, [I64]), [ir.Constant(I64, k)]))
-        return blk
-
-    fail = entry.append_basic_block("fail")             # a conversion raised: NULL
-    with b.goto_block(fail):
-        b.ret(ir.Constant(i8p, None))
-    args_ptr = entry.args[1]
-    nxt = entry.append_basic_block("args")
-    b.cbranch(b.icmp_signed("==", entry.args[2], ir.Constant(I64, len(argtypes))), nxt,
-              reject(-1))
-    b.position_at_end(nxt)
-    ndarray_type = mb.external_global("numbax_ndarray_type", i8)
+    b.position_at_end(call)
     args = []
     for k, t in enumerate(argtypes):
-        p = b.load(b.gep(args_ptr, [ir.Constant(I64, k)]))
-        if not isinstance(t, ArrT):
-            if t.kind == "f":
-                v = b.call(capi("numbax_capi_as_double", dbl, [i8p]), [p])
-                bad = b.fcmp_ordered("==", v, ir.Constant(dbl, -1.0))
-                v = b.fptrunc(v, S.ll(t)) if t == S.F32 else v
-            elif t.kind == "b":
-                r = b.call(capi("numbax_capi_is_true", i32, [i8p]), [p])
-                bad = b.icmp_signed("<", r, ir.Constant(i32, 0))
-                v = b.icmp_signed(">", r, ir.Constant(i32, 0))
-            else:
-                conv = "numbax_capi_as_ulonglong" if t.kind == "u" else "numbax_capi_as_longlong"
-                v = b.call(capi(conv, I64, [i8p]), [p])
-                bad = b.icmp_signed("==", v, ir.Constant(I64, -1))
-                v = b.trunc(v, S.ll(t)) if t.itemsize < 8 else v
-            check = entry.append_basic_block(f"check{k}")
-            ok_blk = entry.append_basic_block(f"arg{k}")
-            b.cbranch(bad, check, ok_blk)
-            with b.goto_block(check):                  # -1 may be a value or an error
-                err = b.call(capi("numbax_capi_err_occurred", i8p, []), [])
-                b.cbranch(b.icmp_unsigned("!=", err, ir.Constant(i8p, None)), fail, ok_blk)
-            b.position_at_end(ok_blk)
-            args.append(v)
-            continue
-        ok = b.icmp_unsigned("==", field(p, "type", i8p), ndarray_type)
-        descr = field(p, "descr", i8p)
-        # the dtype by its type number, in native byte order (an unpickled array's dtype is
-        # an equal object of its own, so not compared by identity)
-        ok = b.and_(ok, b.icmp_signed("==", field(descr, "type_num", i32),
-                                      ir.Constant(i32, t.dtype.num)))
-        ok = b.and_(ok, b.icmp_unsigned("!=", field(descr, "byteorder", i8),
-                                        ir.Constant(i8, _SWAPPED)))
-        ok = b.and_(ok, b.icmp_signed("==", field(p, "nd", i32), ir.Constant(i32, t.ndim)))
-        fl = b.and_(field(p, "flags", i32), ir.Constant(i32, _FLAGS))
-        ok = b.and_(ok, b.icmp_signed("==", fl, ir.Constant(i32, _FLAGS)))
-        nxt = entry.append_basic_block(f"arg{k}")
-        b.cbranch(ok, nxt, reject(k))
-        b.position_at_end(nxt)
-        ety = S.ll_mem(t.dtype).as_pointer()
-        dims = field(p, "dims", I64.as_pointer())
-        args += [field(p, "data", ety)] + [b.load(b.gep(dims, [ir.Constant(I64, i)]))
-                                           for i in range(t.ndim)]
-    ts = b.call(capi("numbax_capi_save_thread", i8p, []), [])     # nogil, as Numba's
+        v = b.load(b.gep(slots, [_c64(0), _c64(k), _c32(0)]))
+        if isinstance(t, ArrT):
+            args.append(b.inttoptr(v, S.ll_mem(t.dtype).as_pointer()))
+            shape = b.load(b.gep(slots, [_c64(0), _c64(k), _c32(1)]))
+            args += [b.load(b.gep(shape, [_c64(i)])) for i in range(t.ndim)]
+        elif t.kind == "f":
+            v = b.bitcast(v, _DBL)
+            args.append(b.fptrunc(v, S.ll(t)) if t == S.F32 else v)
+        else:
+            args.append(b.trunc(v, S.ll(t)) if t.kind == "b" or t.itemsize < 8 else v)
+    ts = b.call(_capi(mb, "numbax_capi_save_thread", _I8P, []), [])     # nogil, as Numba's
     b.call(fn, args)
-    b.call(capi("numbax_capi_restore_thread", ir.VoidType(), [i8p]), [ts])
-    none = mb.external_global("numbax_py_none", i8)
-    b.call(capi("numbax_capi_incref", ir.VoidType(), [i8p]), [none])
+    b.call(_capi(mb, "numbax_capi_restore_thread", ir.VoidType(), [_I8P]), [ts])
+    none = mb.external_global("numbax_py_none", _I8)
+    b.call(_capi(mb, "numbax_capi_incref", ir.VoidType(), [_I8P]), [none])
     b.ret(none)
+
+
+def _argument_loop(mb, b, entry, table, slots, kinds, done):
+    """The entry's loop over its arguments, from the builder's block (the loop's head) to
+    `done` after the last: argument k is checked or converted by its row of `table` into
+    its slot. An argument not taken returns the Python int k; a scalar conversion that
+    raised returns NULL. `kinds`: the kinds present (only their cases are emitted: a
+    function of arrays only has no switch)."""
+    n = table.type.pointee.count
+    head = b.block
+    k = b.phi(I64, name="k")
+    k.add_incoming(_c64(0), entry.blocks[0])
+    row = b.gep(table, [_c64(0), k])
+
+    def column(j):
+        return b.load(b.gep(row, [_c32(0), _c32(j)]))
+
+    p = b.load(b.gep(entry.args[1], [k]))
+    slot = b.gep(slots, [_c64(0), k])
+    value = b.gep(slot, [_c32(0), _c32(0)])
+    nxt = entry.append_basic_block("next")
+    cases = {kind: entry.append_basic_block(f"kind{kind}") for kind in kinds}
+    if len(kinds) == 1:
+        b.branch(cases[kinds[0]])
+    else:
+        sw = b.switch(column(0), cases[kinds[0]])
+        for kind in kinds[1:]:
+            sw.add_case(_c32(kind), cases[kind])
+    if kinds != [_ARRAY]:
+        check_err = entry.append_basic_block("check_err")
+        fail = entry.append_basic_block("fail")
+        with b.goto_block(check_err):           # -1 may be a value or an error
+            err = b.call(_capi(mb, "numbax_capi_err_occurred", _I8P, []), [])
+            b.cbranch(b.icmp_unsigned("!=", err, ir.Constant(_I8P, None)), fail, nxt)
+        with b.goto_block(fail):
+            b.ret(ir.Constant(_I8P, None))
+
+    for kind, blk in cases.items():
+        b.position_at_end(blk)
+        if kind == _ARRAY:
+            _check_array(mb, b, entry, p, k, column, slot)
+            b.branch(nxt)
+            continue
+        if kind == _FLOAT:
+            v = b.call(_capi(mb, "numbax_capi_as_double", _DBL, [_I8P]), [p])
+            b.store(b.bitcast(v, I64), value)
+            bad = b.fcmp_ordered("==", v, ir.Constant(_DBL, -1.0))
+        elif kind == _BOOL:
+            r = b.call(_capi(mb, "numbax_capi_is_true", _I32, [_I8P]), [p])
+            b.store(b.zext(b.icmp_signed(">", r, _c32(0)), I64), value)
+            bad = b.icmp_signed("<", r, _c32(0))
+        else:
+            conv = "numbax_capi_as_ulonglong" if kind == _UNSIGNED else \
+                "numbax_capi_as_longlong"
+            v = b.call(_capi(mb, conv, I64, [_I8P]), [p])
+            b.store(v, value)
+            bad = b.icmp_signed("==", v, _c64(-1))
+        b.cbranch(bad, check_err, nxt)
+
+    b.position_at_end(nxt)
+    k1 = b.add(k, _c64(1))
+    k.add_incoming(k1, nxt)
+    b.cbranch(b.icmp_signed("==", k1, _c64(n)), done, head)
+
+
+def _check_array(mb, b, entry, p, k, column, slot):
+    """Argument k (object `p`) must be an array as its row says, else the entry returns k;
+    its data and dimensions pointers go to `slot`."""
+    ok = b.icmp_unsigned("==", _field(b, p, "type", _I8P),
+                         mb.external_global("numbax_ndarray_type", _I8))
+    descr = _field(b, p, "descr", _I8P)
+    # the dtype by its type number, in native byte order (an unpickled array's dtype is an
+    # equal object of its own, so not compared by identity)
+    ok = b.and_(ok, b.icmp_signed("==", _field(b, descr, "type_num", _I32), column(1)))
+    ok = b.and_(ok, b.icmp_unsigned("!=", _field(b, descr, "byteorder", _I8),
+                                    ir.Constant(_I8, _SWAPPED)))
+    ok = b.and_(ok, b.icmp_signed("==", _field(b, p, "nd", _I32), column(2)))
+    fl = b.and_(_field(b, p, "flags", _I32), _c32(_FLAGS))
+    ok = b.and_(ok, b.icmp_signed("==", fl, _c32(_FLAGS)))
+    taken, reject = entry.append_basic_block("array_ok"), entry.append_basic_block("reject")
+    b.cbranch(ok, taken, reject)
+    with b.goto_block(reject):
+        b.ret(b.call(_capi(mb, "numbax_capi_long_from", _I8P, [I64]), [k]))
+    b.position_at_end(taken)
+    b.store(b.ptrtoint(_field(b, p, "data", _I8P), I64), b.gep(slot, [_c32(0), _c32(0)]))
+    b.store(_field(b, p, "dims", I64.as_pointer()), b.gep(slot, [_c32(0), _c32(1)]))
 
 
 class _PyMethodDef(ctypes.Structure):
