@@ -421,3 +421,224 @@ def test_numba_code_calling_direct_helpers_is_never_cached_across_modes(tmp_path
         assert r.returncode == 0, r.stderr[-3000:]
         outs.append(json.loads(r.stdout.strip().splitlines()[-1]))
     assert all(o == outs[0] for o in outs)
+
+
+# -- the entry point of a function of many arguments ----------------------------------------
+# (array arguments as (dtype, ndim), scalars as dtype; interleaved so every kind of argument
+# sits between others, 46 in all)
+_MANY_ARRAYS = [(np.float32, 1), (np.float64, 2), (np.int8, 1), (np.int16, 3), (np.int32, 2),
+                (np.int64, 1), (np.uint8, 2), (np.uint16, 1), (np.uint32, 3), (np.uint64, 2),
+                (np.bool_, 1), (np.float32, 3)] * 3
+_MANY_SCALARS = [np.int64, np.float64, np.bool_, np.float32, np.int32, np.uint64, np.uint8,
+                 np.int8]
+# the scalars' values: -1 and -1.0 are also the C API's error returns (the entry must then
+# ask whether an error was raised, and go on)
+_SCALAR_VALUES = {np.int64: -1, np.float64: -1.0, np.bool_: True, np.float32: 0.1,
+                  np.int32: -2 ** 31, np.uint64: 2 ** 63 + 12345, np.uint8: 255, np.int8: -128}
+
+
+def _many_args_function():
+    """(py_func, signature, argument kinds, expected outputs from NumPy): the function writes
+    a weighted sum and the shape of each array, and the value of each scalar, to its two
+    outputs (the last two arguments)."""
+    kinds = []
+    for k, a in enumerate(_MANY_ARRAYS):
+        kinds.append(a)
+        if k % 4 == 1:
+            kinds.append(_MANY_SCALARS[(k // 4) % len(_MANY_SCALARS)])
+    body = ["def f(" + ", ".join(f"a{k}" for k in range(len(kinds))) + ", o, oi):"]
+    for m, kd in enumerate(kinds):
+        a = f"a{m}"
+        if not isinstance(kd, tuple):
+            body.append(f"    o[{m}] = {a}")
+            if np.dtype(kd).kind in "bi":
+                body.append(f"    oi[{m}] = {a}")
+            continue
+        ndim = kd[1]
+        idx = [f"i{d}" for d in range(ndim)]
+        ind = "    "
+        for d, i in enumerate(idx):
+            body.append(f"{ind}for {i} in range({a}.shape[{d}]):")
+            ind += "    "
+        weight = " + ".join(f"{i} * {7 ** d}" for d, i in enumerate(idx)) + " + 1"
+        body.append(f"{ind}o[{m}] = o[{m}] + {a}[{', '.join(idx)}] * ({weight})")
+        body.append(f"    oi[{m}] = " + " + ".join(f"{a}.shape[{d}] * {100 ** d}"
+                                                   for d in range(ndim)))
+    f = _define("\n".join(body) + "\n")
+    sig = nt.none(*[_arr(kd[0], kd[1]) if isinstance(kd, tuple) else numba.from_dtype(
+        np.dtype(kd)) for kd in kinds], _arr(np.float64), _arr(np.int64))
+    return f, sig, kinds
+
+
+def _many_args_values(kinds, rng):
+    args = []
+    for m, kd in enumerate(kinds):
+        if not isinstance(kd, tuple):
+            args.append(_SCALAR_VALUES[kd])
+            continue
+        shape = (5, 4, 3)[:kd[1]] if m % 2 else (2, 6, 3)[:kd[1]]
+        dt = np.dtype(kd[0])
+        a = (rng.integers(0, 2, shape).astype(bool) if dt.kind == "b" else
+             rng.integers(0 if dt.kind == "u" else -50, 50, shape).astype(dt))
+        args.append(a)
+    return args
+
+
+def _many_args_expected(kinds, args):
+    n = len(kinds)
+    o, oi = np.zeros(n), np.zeros(n, np.int64)
+    for m, (kd, a) in enumerate(zip(kinds, args)):
+        if not isinstance(kd, tuple):
+            o[m] = np.float64(np.dtype(kd).type(a))
+            oi[m] = int(a) if np.dtype(kd).kind in "bi" else 0
+            continue
+        w = sum(np.indices(a.shape)[d] * 7 ** d for d in range(a.ndim)) + 1
+        o[m] = (a.astype(np.float64) * w).sum()
+        oi[m] = sum(s * 100 ** d for d, s in enumerate(a.shape))
+    return o, oi
+
+
+def test_entry_of_many_arguments_of_mixed_kinds_matches_numba():
+    """46 arguments -- arrays of ten dtypes and one to three dimensions, int/uint/float/bool
+    scalars of several widths (-1 among them: the C API's error value) -- reach the compiled
+    function as Numba's dispatcher passes them: outputs equal to the bit, and to NumPy."""
+    f, sig, kinds = _many_args_function()
+    d, nb = _both(f, sig)
+    args = _many_args_values(kinds, rng)
+    outs = []
+    for fn in (d, nb):
+        o, oi = np.zeros(len(kinds)), np.zeros(len(kinds), np.int64)
+        fn(*args, o, oi)
+        outs.append((o, oi))
+    _same(outs[0][0], outs[1][0])
+    _same(outs[0][1], outs[1][1])
+    want_o, want_oi = _many_args_expected(kinds, args)
+    np.testing.assert_allclose(outs[0][0], want_o, rtol=1e-6)
+    np.testing.assert_array_equal(outs[0][1], want_oi)
+    # a float32 scalar is rounded to float32 on the way in; -1 went through as a value
+    m32 = kinds.index(np.float32)
+    assert outs[0][0][m32] == np.float64(np.float32(0.1)) != 0.1
+    assert outs[0][1][kinds.index(np.int64)] == -1
+
+
+class _BadBool:
+    def __bool__(self):
+        raise ValueError("no truth value here")
+
+
+def test_entry_reports_the_first_argument_it_does_not_take():
+    """The entry's result for arguments it does not take (nothing runs): the index k of the
+    first such argument at any position, -1 for a wrong count; a scalar whose conversion
+    raises raises that error, unless an array before it was not taken."""
+    f, sig, kinds = _many_args_function()
+    d = compile_function(f, sig, "test")
+    args = _many_args_values(kinds, rng)
+    n = len(kinds)
+    o, oi = np.zeros(n), np.zeros(n, np.int64)
+    assert d.fast(*args, o, oi) is None and oi.any()
+    arrays = [m for m, kd in enumerate(kinds) if isinstance(kd, tuple)]
+    big = np.dtype(">f4") if np.little_endian else np.dtype("<f4")
+
+    def bad_versions(a):
+        yield a.astype(np.complex64)                       # a dtype outside the signature
+        yield a.reshape(-1)[:1].reshape((1,) * (a.ndim + 1))   # one dimension too many
+        yield np.repeat(a, 2, axis=-1)[..., ::2]           # strided
+        ro = a.copy()
+        ro.flags.writeable = False
+        yield ro
+        yield a.tolist()                                   # not an array
+        yield a.view(type("Sub", (np.ndarray,), {}))       # a subclass
+        if a.dtype == np.float32:
+            yield a.astype(big)                            # swapped byte order
+        if a.dtype != np.int64:
+            yield a.astype(np.int64)
+
+    for k in (arrays[1], arrays[7], arrays[-1], n):        # n: the first output
+        base = args + [o, oi]
+        for bad in bad_versions(base[k]):
+            o[:] = 0
+            oi[:] = 0
+            call = base[:k] + [bad] + base[k + 1:]
+            assert d.fast(*call) == k
+            assert not o.any() and not oi.any()            # nothing ran
+            with pytest.raises(TypeError, match=f"argument {k} is not"):
+                d(*call)
+    # the first of two
+    call = args + [o, oi]
+    call[arrays[3]], call[arrays[9]] = call[arrays[3]].tolist(), None
+    assert d.fast(*call) == arrays[3]
+    # scalar conversions that raise
+    pos = {kd: kinds.index(kd) for kd in (np.float64, np.int64, np.uint64, np.bool_)}
+    for kd, bad, err in ((np.float64, "x", TypeError), (np.int64, 2 ** 70, OverflowError),
+                         (np.uint64, -1, OverflowError), (np.bool_, _BadBool(), ValueError),
+                         (np.int64, 1.5, TypeError)):
+        call = args + [o, oi]
+        call[pos[kd]] = bad
+        with pytest.raises(err):
+            d.fast(*call)
+        later = [m for m in arrays if m > pos[kd]][0]
+        earlier = [m for m in arrays if m < pos[kd]][-1]
+        call[later] = None                                 # after it: the error still
+        with pytest.raises(err):
+            d.fast(*call)
+        call[earlier] = None                               # before it: reported first
+        assert d.fast(*call) == earlier
+    # wrong counts
+    for call in (args + [o], args + [o, oi, oi], []):
+        assert d.fast(*call) == -1
+        with pytest.raises(TypeError, match=f"takes {n + 2} arguments"):
+            d(*call)
+
+
+def test_entry_of_a_function_of_no_arguments():
+    f = _define("def f():\n    x = 1\n")
+    d = compile_function(f, nt.none(), "test")
+    assert d.fast() is None
+    assert d.fast(1) == -1
+
+
+def test_jit_of_many_mixed_arguments_agrees_with_numba(monkeypatch, tmp_path):
+    """A jitted function of 18 arrays (seven dtypes, one to three dimensions) and Python
+    scalars gives the same bits with the direct compiler (its entry taking inputs, outputs
+    and scalars: over 20 arguments) as compiled by Numba only (NUMBAX_DIRECT=0)."""
+    from transforms.backend.numba.direct import function as dfunction
+    monkeypatch.setenv("NUMBAX_CACHE_DIR", str(tmp_path))
+    entries = []
+    real_entry = dfunction._python_entry
+
+    def spy(mb, fn, argtypes, name):
+        entries.append(len(argtypes))
+        return real_entry(mb, fn, argtypes, name)
+
+    monkeypatch.setattr(dfunction, "_python_entry", spy)
+    specs = [(np.float32, (3,)), (np.float64, (2, 3)), (np.int32, (4,)),
+             (np.int64, (2, 2, 3)), (np.uint8, (5,)), (np.int16, (3, 2)),
+             (np.bool_, (4,))] * 2 + [(np.float32, (2, 3, 2)), (np.float64, (6,)),
+                                      (np.int32, (3, 3)), (np.bool_, (2, 2))]
+    xs = []
+    for dt, shape in specs:
+        dt = np.dtype(dt)
+        xs.append(rng.integers(0, 2, shape).astype(bool) if dt.kind == "b" else
+                  (rng.standard_normal(shape) * 10).astype(dt))
+
+    def f(xs, s, t):
+        outs = [~x if x.dtype == np.bool_ else x * 2 + 1 for x in xs]
+        total = sum(tnp.sum(x.astype(np.float32)) for x in xs)
+        return outs, total * s + t
+
+    results = {}
+    for mode in ("strict", "0"):
+        monkeypatch.setenv("NUMBAX_DIRECT", mode)
+        T.clear_caches()
+        before = direct.STATS["compiled"]
+        results[mode] = T.tree.leaves(T.jit(f)(xs, 1.5, 3))
+        if mode == "strict":
+            assert direct.STATS["compiled"] > before and max(entries) > 20
+        else:
+            assert direct.STATS["compiled"] == before
+    T.clear_caches()
+    assert len(results["0"]) == len(xs) + 1
+    for a, b in zip(results["strict"], results["0"]):
+        _same(np.asarray(a), np.asarray(b))
+    for x, got in zip(xs, results["0"]):
+        np.testing.assert_array_equal(got, ~x if x.dtype == bool else x * 2 + 1)
