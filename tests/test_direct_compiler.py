@@ -423,29 +423,34 @@ def test_numba_code_calling_direct_helpers_is_never_cached_across_modes(tmp_path
     assert all(o == outs[0] for o in outs)
 
 
-# -- the entry point of a function of many arguments ----------------------------------------
-# (array arguments as (dtype, ndim), scalars as dtype; interleaved so every kind of argument
-# sits between others, 46 in all)
-_MANY_ARRAYS = [(np.float32, 1), (np.float64, 2), (np.int8, 1), (np.int16, 3), (np.int32, 2),
-                (np.int64, 1), (np.uint8, 2), (np.uint16, 1), (np.uint32, 3), (np.uint64, 2),
-                (np.bool_, 1), (np.float32, 3)] * 3
-_MANY_SCALARS = [np.int64, np.float64, np.bool_, np.float32, np.int32, np.uint64, np.uint8,
-                 np.int8]
+# -- the entry point of functions of many and of few arguments ------------------------------
+# (array arguments as (dtype, ndim), scalars as dtype; the function's two outputs follow)
+def _interleaved(arrays, scalars):
+    kinds = []
+    for k, a in enumerate(arrays):
+        kinds.append(a)
+        if k % 4 == 1:
+            kinds.append(scalars[(k // 4) % len(scalars)])
+    return kinds
+
+
+# 46 inputs: arrays of ten dtypes and one to three dimensions, every kind of scalar between
+# them (the entry takes them in its loop); 6 inputs (taken one by one)
+_MANY = _interleaved([(np.float32, 1), (np.float64, 2), (np.int8, 1), (np.int16, 3),
+                      (np.int32, 2), (np.int64, 1), (np.uint8, 2), (np.uint16, 1),
+                      (np.uint32, 3), (np.uint64, 2), (np.bool_, 1), (np.float32, 3)] * 3,
+                     [np.int64, np.float64, np.bool_, np.float32, np.int32, np.uint64,
+                      np.uint8, np.int8])
+_FEW = [(np.float32, 2), np.int64, np.float64, np.bool_, np.uint64, np.float32]
 # the scalars' values: -1 and -1.0 are also the C API's error returns (the entry must then
 # ask whether an error was raised, and go on)
 _SCALAR_VALUES = {np.int64: -1, np.float64: -1.0, np.bool_: True, np.float32: 0.1,
                   np.int32: -2 ** 31, np.uint64: 2 ** 63 + 12345, np.uint8: 255, np.int8: -128}
 
 
-def _many_args_function():
-    """(py_func, signature, argument kinds, expected outputs from NumPy): the function writes
-    a weighted sum and the shape of each array, and the value of each scalar, to its two
-    outputs (the last two arguments)."""
-    kinds = []
-    for k, a in enumerate(_MANY_ARRAYS):
-        kinds.append(a)
-        if k % 4 == 1:
-            kinds.append(_MANY_SCALARS[(k // 4) % len(_MANY_SCALARS)])
+def _kinds_function(kinds):
+    """(py_func, signature) of a function of arguments `kinds` and two outputs: it writes a
+    weighted sum and the shape of each array, and the value of each scalar, to them."""
     body = ["def f(" + ", ".join(f"a{k}" for k in range(len(kinds))) + ", o, oi):"]
     for m, kd in enumerate(kinds):
         a = f"a{m}"
@@ -454,8 +459,7 @@ def _many_args_function():
             if np.dtype(kd).kind in "bi":
                 body.append(f"    oi[{m}] = {a}")
             continue
-        ndim = kd[1]
-        idx = [f"i{d}" for d in range(ndim)]
+        idx = [f"i{d}" for d in range(kd[1])]
         ind = "    "
         for d, i in enumerate(idx):
             body.append(f"{ind}for {i} in range({a}.shape[{d}]):")
@@ -463,14 +467,14 @@ def _many_args_function():
         weight = " + ".join(f"{i} * {7 ** d}" for d, i in enumerate(idx)) + " + 1"
         body.append(f"{ind}o[{m}] = o[{m}] + {a}[{', '.join(idx)}] * ({weight})")
         body.append(f"    oi[{m}] = " + " + ".join(f"{a}.shape[{d}] * {100 ** d}"
-                                                   for d in range(ndim)))
+                                                   for d in range(kd[1])))
     f = _define("\n".join(body) + "\n")
     sig = nt.none(*[_arr(kd[0], kd[1]) if isinstance(kd, tuple) else numba.from_dtype(
         np.dtype(kd)) for kd in kinds], _arr(np.float64), _arr(np.int64))
-    return f, sig, kinds
+    return f, sig
 
 
-def _many_args_values(kinds, rng):
+def _kinds_values(kinds, rng):
     args = []
     for m, kd in enumerate(kinds):
         if not isinstance(kd, tuple):
@@ -481,10 +485,11 @@ def _many_args_values(kinds, rng):
         a = (rng.integers(0, 2, shape).astype(bool) if dt.kind == "b" else
              rng.integers(0 if dt.kind == "u" else -50, 50, shape).astype(dt))
         args.append(a)
-    return args
+    n = len(kinds)
+    return args + [np.zeros(n), np.zeros(n, np.int64)]
 
 
-def _many_args_expected(kinds, args):
+def _kinds_expected(kinds, args):
     n = len(kinds)
     o, oi = np.zeros(n), np.zeros(n, np.int64)
     for m, (kd, a) in enumerate(zip(kinds, args)):
@@ -498,26 +503,31 @@ def _many_args_expected(kinds, args):
     return o, oi
 
 
-def test_entry_of_many_arguments_of_mixed_kinds_matches_numba():
-    """46 arguments -- arrays of ten dtypes and one to three dimensions, int/uint/float/bool
-    scalars of several widths (-1 among them: the C API's error value) -- reach the compiled
-    function as Numba's dispatcher passes them: outputs equal to the bit, and to NumPy."""
-    f, sig, kinds = _many_args_function()
+def test_the_entry_takes_few_and_many_arguments_in_two_ways():
+    from transforms.backend.numba.direct.function import _UNROLL
+    assert len(_FEW) + 2 <= _UNROLL < len(_MANY) + 2
+
+
+@pytest.mark.parametrize("kinds", [_MANY, _FEW], ids=["many", "few"])
+def test_entry_of_arguments_of_mixed_kinds_matches_numba(kinds):
+    """Arrays of many dtypes and one to three dimensions, int/uint/float/bool scalars of
+    several widths (-1 among them: the C API's error value) reach the compiled function as
+    Numba's dispatcher passes them: outputs equal to the bit, and to NumPy."""
+    f, sig = _kinds_function(kinds)
     d, nb = _both(f, sig)
-    args = _many_args_values(kinds, rng)
+    args = _kinds_values(kinds, rng)
     outs = []
     for fn in (d, nb):
-        o, oi = np.zeros(len(kinds)), np.zeros(len(kinds), np.int64)
-        fn(*args, o, oi)
-        outs.append((o, oi))
+        call = args[:-2] + [np.zeros_like(args[-2]), np.zeros_like(args[-1])]
+        fn(*call)
+        outs.append(call[-2:])
     _same(outs[0][0], outs[1][0])
     _same(outs[0][1], outs[1][1])
-    want_o, want_oi = _many_args_expected(kinds, args)
+    want_o, want_oi = _kinds_expected(kinds, args)
     np.testing.assert_allclose(outs[0][0], want_o, rtol=1e-6)
     np.testing.assert_array_equal(outs[0][1], want_oi)
     # a float32 scalar is rounded to float32 on the way in; -1 went through as a value
-    m32 = kinds.index(np.float32)
-    assert outs[0][0][m32] == np.float64(np.float32(0.1)) != 0.1
+    assert outs[0][0][kinds.index(np.float32)] == np.float64(np.float32(0.1)) != 0.1
     assert outs[0][1][kinds.index(np.int64)] == -1
 
 
@@ -526,67 +536,64 @@ class _BadBool:
         raise ValueError("no truth value here")
 
 
-def test_entry_reports_the_first_argument_it_does_not_take():
+def _not_taken(a):
+    """Versions of array `a` an entry taking `a`'s dtype and ndim does not take."""
+    yield a.astype(np.complex64)                           # a dtype outside the signature
+    yield a.reshape(-1)[:1].reshape((1,) * (a.ndim + 1))   # one dimension too many
+    yield np.repeat(a, 2, axis=-1)[..., ::2]               # strided
+    ro = a.copy()
+    ro.flags.writeable = False
+    yield ro
+    yield a.tolist()                                       # not an array
+    yield a.view(type("Sub", (np.ndarray,), {}))           # a subclass
+    if a.dtype.itemsize > 1:
+        yield a.astype(a.dtype.newbyteorder())             # swapped byte order
+    if a.dtype != np.int64:
+        yield a.astype(np.int64)
+
+
+@pytest.mark.parametrize("kinds", [_MANY, _FEW], ids=["many", "few"])
+def test_entry_reports_the_first_argument_it_does_not_take(kinds):
     """The entry's result for arguments it does not take (nothing runs): the index k of the
     first such argument at any position, -1 for a wrong count; a scalar whose conversion
     raises raises that error, unless an array before it was not taken."""
-    f, sig, kinds = _many_args_function()
+    f, sig = _kinds_function(kinds)
     d = compile_function(f, sig, "test")
-    args = _many_args_values(kinds, rng)
-    n = len(kinds)
-    o, oi = np.zeros(n), np.zeros(n, np.int64)
-    assert d.fast(*args, o, oi) is None and oi.any()
-    arrays = [m for m, kd in enumerate(kinds) if isinstance(kd, tuple)]
-    big = np.dtype(">f4") if np.little_endian else np.dtype("<f4")
-
-    def bad_versions(a):
-        yield a.astype(np.complex64)                       # a dtype outside the signature
-        yield a.reshape(-1)[:1].reshape((1,) * (a.ndim + 1))   # one dimension too many
-        yield np.repeat(a, 2, axis=-1)[..., ::2]           # strided
-        ro = a.copy()
-        ro.flags.writeable = False
-        yield ro
-        yield a.tolist()                                   # not an array
-        yield a.view(type("Sub", (np.ndarray,), {}))       # a subclass
-        if a.dtype == np.float32:
-            yield a.astype(big)                            # swapped byte order
-        if a.dtype != np.int64:
-            yield a.astype(np.int64)
-
-    for k in (arrays[1], arrays[7], arrays[-1], n):        # n: the first output
-        base = args + [o, oi]
-        for bad in bad_versions(base[k]):
+    args = _kinds_values(kinds, rng)
+    n = len(args)
+    o, oi = args[-2:]
+    assert d.fast(*args) is None and oi.any()
+    arrays = [m for m, a in enumerate(args) if isinstance(a, np.ndarray)]
+    for k in sorted({arrays[1], arrays[len(arrays) // 2], arrays[-1]}):
+        for bad in _not_taken(args[k]):
             o[:] = 0
             oi[:] = 0
-            call = base[:k] + [bad] + base[k + 1:]
+            call = args[:k] + [bad] + args[k + 1:]
             assert d.fast(*call) == k
             assert not o.any() and not oi.any()            # nothing ran
             with pytest.raises(TypeError, match=f"argument {k} is not"):
                 d(*call)
-    # the first of two
-    call = args + [o, oi]
-    call[arrays[3]], call[arrays[9]] = call[arrays[3]].tolist(), None
-    assert d.fast(*call) == arrays[3]
+    call = list(args)                                      # the first of two
+    call[arrays[1]], call[arrays[-1]] = call[arrays[1]].tolist(), None
+    assert d.fast(*call) == arrays[1]
     # scalar conversions that raise
-    pos = {kd: kinds.index(kd) for kd in (np.float64, np.int64, np.uint64, np.bool_)}
     for kd, bad, err in ((np.float64, "x", TypeError), (np.int64, 2 ** 70, OverflowError),
                          (np.uint64, -1, OverflowError), (np.bool_, _BadBool(), ValueError),
                          (np.int64, 1.5, TypeError)):
-        call = args + [o, oi]
-        call[pos[kd]] = bad
+        call = list(args)
+        at = kinds.index(kd)
+        call[at] = bad
         with pytest.raises(err):
             d.fast(*call)
-        later = [m for m in arrays if m > pos[kd]][0]
-        earlier = [m for m in arrays if m < pos[kd]][-1]
-        call[later] = None                                 # after it: the error still
+        call[[m for m in arrays if m > at][0]] = None     # an array after it: the error
         with pytest.raises(err):
             d.fast(*call)
-        call[earlier] = None                               # before it: reported first
+        earlier = [m for m in arrays if m < at][-1]
+        call[earlier] = None                               # one before it: reported first
         assert d.fast(*call) == earlier
-    # wrong counts
-    for call in (args + [o], args + [o, oi, oi], []):
+    for call in (args[:-1], args + [oi], []):              # wrong counts
         assert d.fast(*call) == -1
-        with pytest.raises(TypeError, match=f"takes {n + 2} arguments"):
+        with pytest.raises(TypeError, match=f"takes {n} arguments"):
             d(*call)
 
 

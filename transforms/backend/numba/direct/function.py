@@ -258,15 +258,17 @@ def _arg_kind(t):
     return {"f": _FLOAT, "b": _BOOL, "u": _UNSIGNED}.get(t.kind, _SIGNED)
 
 
+def _arg_row(t):
+    """(kind, dtype number, ndim) of an argument of type `t` (0 where they do not apply)."""
+    arr = isinstance(t, ArrT)
+    return _arg_kind(t), t.dtype.num if arr else 0, t.ndim if arr else 0
+
+
 def _arg_table(mb, argtypes, name):
     """A private constant of the module: per argument (kind, dtype number, ndim) as three
     i32. (Data of the module, no address: the object file relocates it when loaded.)"""
     rec = ir.LiteralStructType([_I32] * 3)
-    rows = []
-    for t in argtypes:
-        arr = isinstance(t, ArrT)
-        rows.append(ir.Constant(rec, [_c32(_arg_kind(t)), _c32(t.dtype.num if arr else 0),
-                                      _c32(t.ndim if arr else 0)]))
+    rows = [ir.Constant(rec, [_c32(v) for v in _arg_row(t)]) for t in argtypes]
     ty = ir.ArrayType(rec, len(rows))
     gv = ir.GlobalVariable(mb.module, ty, name + "_args")
     gv.linkage = "private"
@@ -293,6 +295,11 @@ def _field(b, p, key, ty):
     return b.load(b.bitcast(b.gep(p, [_c64(_array_layout()[key])]), ty.as_pointer()))
 
 
+# up to this many arguments the entry takes them in straight-line code (LLVM optimises and
+# emits that faster than the loop, which it would unroll anyway); beyond, in the loop
+_UNROLL = 8
+
+
 def _python_entry(mb, fn, argtypes, name):
     """`name`: `fn` as a CPython function (METH_FASTCALL: ``(self, args, nargs)``) taking
     arrays as NumPy objects and scalars as Python numbers. It returns None after running
@@ -306,13 +313,13 @@ def _python_entry(mb, fn, argtypes, name):
     functions are symbols published in each process (no address is compiled in: the code
     is cached on disk).
 
-    Its IR does not grow with the number of arguments but for the call itself (a few loads
-    per argument): ONE loop over a constant table of the arguments (`_arg_table`, see
-    `_argument_loop`) checks each array and stores its data and dimensions pointers into
-    its slot of a stack buffer, or converts a scalar by its kind into its slot; the call
-    loads its arguments from the buffer. (Unrolled per argument, the entry of a 60-array
-    training step was a third of its module's IR.) LLVM still unrolls the loop of a
-    function of few arguments, whose entry then runs as an unrolled one."""
+    Each argument is taken (`_take_argument`) into its slot of a stack buffer: an array
+    checked, its data and dimensions pointers stored; a scalar converted by its kind; the
+    call then loads its arguments from the buffer. Beyond `_UNROLL` arguments this is ONE
+    loop over a constant table of the arguments (`_arg_table`, `_argument_loop`), so the
+    entry's IR does not grow with them but for the call itself (a few loads each): taken
+    one by one, the entry of a 44-argument training step was a quarter of its module's
+    IR."""
     n = len(argtypes)
     entry = ir.Function(mb.module, ir.FunctionType(_I8P, [_I8P, _I8P.as_pointer(), I64]),
                         name)
@@ -321,15 +328,23 @@ def _python_entry(mb, fn, argtypes, name):
     wrong_count = entry.append_basic_block("wrong_count")
     with b.goto_block(wrong_count):
         b.ret(b.call(_capi(mb, "numbax_capi_long_from", _I8P, [I64]), [_c64(-1)]))
-    call = entry.append_basic_block("call")
-    first = entry.append_basic_block("loop") if n else call
-    b.cbranch(b.icmp_signed("==", entry.args[2], _c64(n)), first, wrong_count)
-    if n:
-        b.position_at_end(first)
-        _argument_loop(mb, b, entry, _arg_table(mb, argtypes, name), slots,
-                       sorted({_arg_kind(t) for t in argtypes}), call)
+    fail = None
+    if any(_arg_kind(t) != _ARRAY for t in argtypes):
+        fail = entry.append_basic_block("fail")        # a conversion raised: NULL
+        with b.goto_block(fail):
+            b.ret(ir.Constant(_I8P, None))
+    take = entry.append_basic_block("args")
+    b.cbranch(b.icmp_signed("==", entry.args[2], _c64(n)), take, wrong_count)
+    b.position_at_end(take)
+    if n > _UNROLL:
+        _argument_loop(mb, b, _arg_table(mb, argtypes, name), slots,
+                       sorted({_arg_kind(t) for t in argtypes}), fail)
+    else:
+        for k, t in enumerate(argtypes):
+            row = _arg_row(t)
+            _take_argument(mb, b, _c64(k), row[0], lambda j, row=row: _c32(row[j]),
+                           slots, fail)
 
-    b.position_at_end(call)
     args = []
     for k, t in enumerate(argtypes):
         v = b.load(b.gep(slots, [_c64(0), _c64(k), _c32(0)]))
@@ -343,20 +358,22 @@ def _python_entry(mb, fn, argtypes, name):
         else:
             args.append(b.trunc(v, S.ll(t)) if t.kind == "b" or t.itemsize < 8 else v)
     ts = b.call(_capi(mb, "numbax_capi_save_thread", _I8P, []), [])     # nogil, as Numba's
-    b.call(fn, args)
+    # never inlined: `fn` is compiled (and optimised) once as its own function; LLVM inlined
+    # a 400-line one into a 7-argument entry, doubling the module's optimise+emit time
+    b.call(fn, args, attrs=("noinline",))
     b.call(_capi(mb, "numbax_capi_restore_thread", ir.VoidType(), [_I8P]), [ts])
     none = mb.external_global("numbax_py_none", _I8)
     b.call(_capi(mb, "numbax_capi_incref", ir.VoidType(), [_I8P]), [none])
     b.ret(none)
 
 
-def _argument_loop(mb, b, entry, table, slots, kinds, done):
-    """The entry's loop over its arguments, from the builder's block (the loop's head) to
-    `done` after the last: argument k is checked or converted by its row of `table` into
-    its slot. An argument not taken returns the Python int k; a scalar conversion that
-    raised returns NULL. `kinds`: the kinds present (only their cases are emitted: a
-    function of arrays only has no switch)."""
+def _argument_loop(mb, b, table, slots, kinds, fail):
+    """The entry's loop over its arguments, from the builder's block (the loop's head, its
+    predecessor the entry block) to a block after the last argument, where the builder is
+    left: argument k is taken by its row of `table`. `kinds`: the kinds present (only their
+    cases are emitted: a function of arrays only has no switch)."""
     n = table.type.pointee.count
+    entry = b.function
     head = b.block
     k = b.phi(I64, name="k")
     k.add_incoming(_c64(0), entry.blocks[0])
@@ -365,9 +382,6 @@ def _argument_loop(mb, b, entry, table, slots, kinds, done):
     def column(j):
         return b.load(b.gep(row, [_c32(0), _c32(j)]))
 
-    p = b.load(b.gep(entry.args[1], [k]))
-    slot = b.gep(slots, [_c64(0), k])
-    value = b.gep(slot, [_c32(0), _c32(0)])
     nxt = entry.append_basic_block("next")
     cases = {kind: entry.append_basic_block(f"kind{kind}") for kind in kinds}
     if len(kinds) == 1:
@@ -376,64 +390,65 @@ def _argument_loop(mb, b, entry, table, slots, kinds, done):
         sw = b.switch(column(0), cases[kinds[0]])
         for kind in kinds[1:]:
             sw.add_case(_c32(kind), cases[kind])
-    if kinds != [_ARRAY]:
-        check_err = entry.append_basic_block("check_err")
-        fail = entry.append_basic_block("fail")
-        with b.goto_block(check_err):           # -1 may be a value or an error
-            err = b.call(_capi(mb, "numbax_capi_err_occurred", _I8P, []), [])
-            b.cbranch(b.icmp_unsigned("!=", err, ir.Constant(_I8P, None)), fail, nxt)
-        with b.goto_block(fail):
-            b.ret(ir.Constant(_I8P, None))
-
     for kind, blk in cases.items():
         b.position_at_end(blk)
-        if kind == _ARRAY:
-            _check_array(mb, b, entry, p, k, column, slot)
-            b.branch(nxt)
-            continue
-        if kind == _FLOAT:
-            v = b.call(_capi(mb, "numbax_capi_as_double", _DBL, [_I8P]), [p])
-            b.store(b.bitcast(v, I64), value)
-            bad = b.fcmp_ordered("==", v, ir.Constant(_DBL, -1.0))
-        elif kind == _BOOL:
-            r = b.call(_capi(mb, "numbax_capi_is_true", _I32, [_I8P]), [p])
-            b.store(b.zext(b.icmp_signed(">", r, _c32(0)), I64), value)
-            bad = b.icmp_signed("<", r, _c32(0))
-        else:
-            conv = "numbax_capi_as_ulonglong" if kind == _UNSIGNED else \
-                "numbax_capi_as_longlong"
-            v = b.call(_capi(mb, conv, I64, [_I8P]), [p])
-            b.store(v, value)
-            bad = b.icmp_signed("==", v, _c64(-1))
-        b.cbranch(bad, check_err, nxt)
-
+        _take_argument(mb, b, k, kind, column, slots, fail)
+        b.branch(nxt)
     b.position_at_end(nxt)
     k1 = b.add(k, _c64(1))
     k.add_incoming(k1, nxt)
+    done = entry.append_basic_block("taken")
     b.cbranch(b.icmp_signed("==", k1, _c64(n)), done, head)
+    b.position_at_end(done)
 
 
-def _check_array(mb, b, entry, p, k, column, slot):
-    """Argument k (object `p`) must be an array as its row says, else the entry returns k;
-    its data and dimensions pointers go to `slot`."""
-    ok = b.icmp_unsigned("==", _field(b, p, "type", _I8P),
-                         mb.external_global("numbax_ndarray_type", _I8))
-    descr = _field(b, p, "descr", _I8P)
-    # the dtype by its type number, in native byte order (an unpickled array's dtype is an
-    # equal object of its own, so not compared by identity)
-    ok = b.and_(ok, b.icmp_signed("==", _field(b, descr, "type_num", _I32), column(1)))
-    ok = b.and_(ok, b.icmp_unsigned("!=", _field(b, descr, "byteorder", _I8),
-                                    ir.Constant(_I8, _SWAPPED)))
-    ok = b.and_(ok, b.icmp_signed("==", _field(b, p, "nd", _I32), column(2)))
-    fl = b.and_(_field(b, p, "flags", _I32), _c32(_FLAGS))
-    ok = b.and_(ok, b.icmp_signed("==", fl, _c32(_FLAGS)))
-    taken, reject = entry.append_basic_block("array_ok"), entry.append_basic_block("reject")
-    b.cbranch(ok, taken, reject)
-    with b.goto_block(reject):
-        b.ret(b.call(_capi(mb, "numbax_capi_long_from", _I8P, [I64]), [k]))
+def _take_argument(mb, b, k, kind, column, slots, fail):
+    """Take argument `k` (an i64 value) of kind `kind` into its slot of `slots`; `column(j)`:
+    column j of its row of the argument table (dtype number, ndim). An array not taken
+    returns k, a scalar conversion that raised branches to `fail`; the builder is left
+    where the argument was taken."""
+    entry = b.function
+    p = b.load(b.gep(entry.args[1], [k]))
+    value = b.gep(slots, [_c64(0), k, _c32(0)])
+    if kind == _ARRAY:
+        ok = b.icmp_unsigned("==", _field(b, p, "type", _I8P),
+                             mb.external_global("numbax_ndarray_type", _I8))
+        descr = _field(b, p, "descr", _I8P)
+        # the dtype by its type number, in native byte order (an unpickled array's dtype is
+        # an equal object of its own, so not compared by identity)
+        ok = b.and_(ok, b.icmp_signed("==", _field(b, descr, "type_num", _I32), column(1)))
+        ok = b.and_(ok, b.icmp_unsigned("!=", _field(b, descr, "byteorder", _I8),
+                                        ir.Constant(_I8, _SWAPPED)))
+        ok = b.and_(ok, b.icmp_signed("==", _field(b, p, "nd", _I32), column(2)))
+        fl = b.and_(_field(b, p, "flags", _I32), _c32(_FLAGS))
+        ok = b.and_(ok, b.icmp_signed("==", fl, _c32(_FLAGS)))
+        taken, reject = entry.append_basic_block("array"), entry.append_basic_block("reject")
+        b.cbranch(ok, taken, reject)
+        with b.goto_block(reject):
+            b.ret(b.call(_capi(mb, "numbax_capi_long_from", _I8P, [I64]), [k]))
+        b.position_at_end(taken)
+        b.store(b.ptrtoint(_field(b, p, "data", _I8P), I64), value)
+        b.store(_field(b, p, "dims", I64.as_pointer()), b.gep(slots, [_c64(0), k, _c32(1)]))
+        return
+    if kind == _FLOAT:
+        v = b.call(_capi(mb, "numbax_capi_as_double", _DBL, [_I8P]), [p])
+        b.store(b.bitcast(v, I64), value)
+        bad = b.fcmp_ordered("==", v, ir.Constant(_DBL, -1.0))
+    elif kind == _BOOL:
+        r = b.call(_capi(mb, "numbax_capi_is_true", _I32, [_I8P]), [p])
+        b.store(b.zext(b.icmp_signed(">", r, _c32(0)), I64), value)
+        bad = b.icmp_signed("<", r, _c32(0))
+    else:
+        conv = "numbax_capi_as_ulonglong" if kind == _UNSIGNED else "numbax_capi_as_longlong"
+        v = b.call(_capi(mb, conv, I64, [_I8P]), [p])
+        b.store(v, value)
+        bad = b.icmp_signed("==", v, _c64(-1))
+    check, taken = entry.append_basic_block("check_err"), entry.append_basic_block("scalar")
+    b.cbranch(bad, check, taken)
+    with b.goto_block(check):                  # -1 may be a value or an error
+        err = b.call(_capi(mb, "numbax_capi_err_occurred", _I8P, []), [])
+        b.cbranch(b.icmp_unsigned("!=", err, ir.Constant(_I8P, None)), fail, taken)
     b.position_at_end(taken)
-    b.store(b.ptrtoint(_field(b, p, "data", _I8P), I64), b.gep(slot, [_c32(0), _c32(0)]))
-    b.store(_field(b, p, "dims", I64.as_pointer()), b.gep(slot, [_c32(0), _c32(1)]))
 
 
 class _PyMethodDef(ctypes.Structure):
