@@ -318,8 +318,8 @@ def _python_entry(mb, fn, argtypes, name):
     call then loads its arguments from the buffer. Beyond `_UNROLL` arguments this is ONE
     loop over a constant table of the arguments (`_arg_table`, `_argument_loop`), so the
     entry's IR does not grow with them but for the call itself (a few loads each): taken
-    one by one, the entry of a 44-argument training step was a quarter of its module's
-    IR."""
+    one by one, the entry of a CNN training step (44 arguments) was 1,833 of its module's
+    6,227 lines of IR, in the loop it is 396."""
     n = len(argtypes)
     entry = ir.Function(mb.module, ir.FunctionType(_I8P, [_I8P, _I8P.as_pointer(), I64]),
                         name)
