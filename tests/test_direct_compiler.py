@@ -649,3 +649,45 @@ def test_jit_of_many_mixed_arguments_agrees_with_numba(monkeypatch, tmp_path):
         _same(np.asarray(a), np.asarray(b))
     for x, got in zip(xs, results["0"]):
         np.testing.assert_array_equal(got, ~x if x.dtype == bool else x * 2 + 1)
+
+
+_CHILD_MANY = """
+import json, sys, numpy as np
+import transforms as T
+from transforms.backend.numba import direct
+from transforms.backend.numba.direct import function as F
+taken = [0]
+real = F._python_entry
+def spy(mb, fn, argtypes, name):
+    taken[0] = max(taken[0], len(argtypes))
+    return real(mb, fn, argtypes, name)
+F._python_entry = spy
+xs = [np.linspace(-1, 1, 6 + k).astype(np.float32 if k % 2 else np.float64) for k in range(10)]
+out = T.jit(lambda xs: [x * 3 - 1 for x in xs])(xs)
+print(json.dumps({"out": [o.tolist() for o in out], "stats": direct.STATS,
+                  "entry_args": taken[0], "unroll": F._UNROLL}))
+"""
+
+
+def test_an_entry_with_its_argument_table_is_loaded_from_disk_in_another_process(tmp_path):
+    """The entry of a function of many arguments reads a constant table of the module (no
+    address compiled in): its object file, written by one process, runs in another."""
+    import json
+    import os
+    import subprocess
+    import sys
+    runs = []
+    for _ in range(2):
+        env = dict(os.environ, NUMBAX_CACHE_DIR=str(tmp_path), NUMBAX_DIRECT="strict")
+        r = subprocess.run([sys.executable, "-c", _CHILD_MANY], env=env, capture_output=True,
+                           text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    assert runs[0]["stats"]["compiled"] >= 1 and runs[0]["stats"]["loaded"] == 0
+    assert runs[1]["stats"]["loaded"] >= 1 and runs[1]["stats"]["compiled"] == 0
+    assert runs[1]["out"] == runs[0]["out"]
+    for k, o in enumerate(runs[1]["out"]):
+        x = np.linspace(-1, 1, 6 + k).astype(np.float32 if k % 2 else np.float64)
+        np.testing.assert_array_equal(o, x * 3 - 1)
+    # (the entry took more arguments than it takes one by one: it has the table)
+    assert runs[0]["entry_args"] > runs[0]["unroll"]
