@@ -429,16 +429,16 @@ def _interleaved(arrays, scalars):
     kinds = []
     for k, a in enumerate(arrays):
         kinds.append(a)
-        if k % 4 == 1:
-            kinds.append(scalars[(k // 4) % len(scalars)])
+        if k % 3 == 1:
+            kinds.append(scalars[(k // 3) % len(scalars)])
     return kinds
 
 
-# 46 inputs: arrays of ten dtypes and one to three dimensions, every kind of scalar between
+# 32 inputs: arrays of ten dtypes and one to three dimensions, every kind of scalar between
 # them (the entry takes them in its loop); 6 inputs (taken one by one)
 _MANY = _interleaved([(np.float32, 1), (np.float64, 2), (np.int8, 1), (np.int16, 3),
                       (np.int32, 2), (np.int64, 1), (np.uint8, 2), (np.uint16, 1),
-                      (np.uint32, 3), (np.uint64, 2), (np.bool_, 1), (np.float32, 3)] * 3,
+                      (np.uint32, 3), (np.uint64, 2), (np.bool_, 1), (np.float32, 3)] * 2,
                      [np.int64, np.float64, np.bool_, np.float32, np.int32, np.uint64,
                       np.uint8, np.int8])
 _FEW = [(np.float32, 2), np.int64, np.float64, np.bool_, np.uint64, np.float32]
