@@ -104,3 +104,48 @@ def test_one_backward_pass_finds_what_later_code_reads():
     loads = names(stmts[1], ast.Load)
     assert names(stmts[1], ast.Load) is loads and loads == {"range", "a", "b", "s", "i"}
     assert names(stmts[1], ast.Store) == {"i", "s"}
+
+
+GROUP_FN = """def _fn(a, b, _z):
+    for i in range(4):
+        b[i] = a[i] + 1.0
+    v = b
+    for i in range(4):
+        v[i] = v[i] * 2.0
+    t = a[0] + _C0
+    for i in range(3):
+        b[i] = b[i] + a[i + 1]
+    for i in range(2):
+        b[i] = b[i] - 0.5
+    for i in range(4):
+        b[i] = b[i] + t
+"""
+
+
+def test_runs_of_short_statements_become_pieces_that_return_nothing(monkeypatch):
+    # no statement is long enough to be a piece of its own; runs of them are gathered,
+    # cut only where nothing they assign is read later
+    monkeypatch.setenv("NUMBAX_SPLIT_LINES", "1")
+    monkeypatch.setattr(split, "MIN_PIECE", 4)
+    monkeypatch.setattr(split, "GROUP_LINES", 5)
+    arr = "_t.Array(_t.float64, 1, 'C')"
+    types = {"a": arr, "b": arr, "_z": "_t.int64", "t": "_t.float64"}
+    pieces, text = split.split(HEAD, GROUP_FN, "cache=False", types)
+    assert len(pieces) == 2, pieces
+    for p in pieces:
+        assert p.startswith("@_njit(_t.none(") and "return" not in p
+    assert "def _p0(a, b):" in pieces[0] and "v = b" in pieces[0]
+    # `t = ...` alone is too short to start a run that may end before its reader (a run
+    # ends within GROUP_LINES): it stays, and the three loops after it are the second piece
+    assert "    t = a[0] + _C0" in text
+    assert "def _p1(a, b, t):" in pieces[1] and "b[i] = b[i] + t" in pieces[1]
+    assert "_p0(a, b)" in text and "_p1(a, b, _np.float64(t))" in text
+    ns = {}
+    exec(HEAD + "\n".join("\n".join(p.splitlines()[1:]) for p in pieces) + "\n" + text, ns)
+    ref = {}
+    exec(HEAD + GROUP_FN, ref)
+    a = np.arange(1.0, 5.0)
+    b1, b2 = np.zeros(4), np.zeros(4)
+    ns["_fn"](a, b1, 0)
+    ref["_fn"](a, b2, 0)
+    np.testing.assert_array_equal(b1, b2)

@@ -6,7 +6,8 @@ so one 5,000-line function (the DP-SGD step of examples/per_example_grads.py: pe
 gradients plus four inlined normal samplers) takes minutes where its parts take seconds. When
 the main function's body is longer than ``NUMBAX_SPLIT_LINES`` statement lines (default
 300; 0 turns splitting off), every top-level loop or ``if`` of at least ``MIN_PIECE`` lines
-becomes a helper function of its own, called once at the same place:
+becomes a helper function of its own, called once at the same place (and, with the direct
+compiler, runs of shorter statements are gathered into pieces too, see `_groups`):
 
 * its parameters are the names it reads that the main function defined before it (arrays
   are passed by reference, so its stores into workspaces and outputs are seen);
@@ -32,6 +33,7 @@ import re
 from collections import ChainMap
 
 MIN_PIECE = 20
+GROUP_LINES = 60     # consecutive smaller statements are gathered into pieces about this long
 
 
 def split_lines():
@@ -257,10 +259,39 @@ def split(head_source, fn_source, flags, types=None, module_names=None):
     candidates = {k for k, st in enumerate(stmts)
                   if isinstance(st, (ast.For, ast.While, ast.If)) and sizes[k] >= MIN_PIECE
                   and "_prange" not in names(st, ast.Load)}
-    later_reads = _exposed_after(stmts, candidates, names)
+    later_reads = _exposed_after(stmts, set(range(len(stmts))), names)
+    from .direct import enabled as direct_enabled
+    groups = _groups(stmts, sizes, candidates, later_reads, names, module_names, defined) \
+        if direct_enabled() else {}      # (for Numba, every function has a fixed cost)
     prev_end = 1                                   # lines[:prev_end] are already placed
-    for k, st in enumerate(stmts):
+    k = 0
+    while k < len(stmts):
+        st = stmts[k]
         out += lines[prev_end:st.lineno - 1]       # comments (the IR) between statements
+        if k in groups:
+            end = groups[k]
+            run = stmts[k:end + 1]
+            params = sorted((_exposed(run, set(), names) - module_names) & defined)
+            ptypes = [fixed.get(p) or local.get(p) for p in params]
+            if all(ptypes):
+                name = f"_p{len(helpers)}"
+                indent = " " * st.col_offset
+                seg = lines[st.lineno - 1:run[-1].end_lineno]
+                body = [ln[st.col_offset:] if ln.startswith(indent) else ln.lstrip()
+                        for ln in seg]
+                args = [f"{_ctor(t)}({p})" if _ctor(t) else p for p, t in zip(params, ptypes)]
+                helpers.append("\n".join(
+                    [f"@_njit(_t.none({', '.join(ptypes)}), {flags})",
+                     f"def {name}({', '.join(params)}):"] + ["    " + ln for ln in body]))
+                out.append(f"{indent}{name}({', '.join(args)})  # split: "
+                           f"{sum(sizes[k:end + 1])} lines in {len(run)} statements "
+                           f"compiled as {name}")
+                for r in run:
+                    defined |= names(r, ast.Store)
+                    _track(r, local, bad, known, names)
+                prev_end = run[-1].end_lineno
+                k = end + 1
+                continue
         prev_end = st.end_lineno
         seg = lines[st.lineno - 1:st.end_lineno]
         n = sizes[k]
@@ -274,6 +305,7 @@ def split(head_source, fn_source, flags, types=None, module_names=None):
             out += seg
             defined |= names(st, ast.Store)
             _track(st, local, bad, known, names)
+            k += 1
             continue
         # parameters: what it reads from before, and what it may (conditionally) update
         params = sorted(((_exposed([st], set(), names) - module_names) | set(rets)) & defined)
@@ -305,8 +337,50 @@ def split(head_source, fn_source, flags, types=None, module_names=None):
         if rets:
             call = f"{', '.join(rets)}{',' if len(rets) == 1 else ''} = {call}"
         out.append(f"{indent}{call}  # split: {n} lines compiled as {name}")
+        k += 1
     out += lines[prev_end:]
     return helpers, "\n".join(out)
+
+
+def _groups(stmts, sizes, candidates, later_reads, names, module_names, defined):
+    """{first: last} index ranges of runs of consecutive statements to move into one piece
+    together: statements shorter than `MIN_PIECE` (loops, views, helper calls), gathered up
+    to about `GROUP_LINES` lines. A run may end only where nothing it assigns is read after
+    it (the piece returns nothing, so the direct compiler takes it) and everything it reads
+    from the main function is certainly assigned before it. Small pieces are what lets a
+    long main function's LLVM work spread over both compile lanes (`direct/lanes.py`)."""
+    out = {}
+    d = set(defined)
+    k = 0
+    n = len(stmts)
+    while k < n:
+        if not _groupable(stmts[k], k, candidates, names):
+            d |= names(stmts[k], ast.Store)
+            k += 1
+            continue
+        stores, size, best = set(), 0, None
+        j = k
+        while j < n and _groupable(stmts[j], j, candidates, names) and size < GROUP_LINES:
+            stores |= names(stmts[j], ast.Store)
+            size += sizes[j]
+            if size >= MIN_PIECE and not (stores & later_reads[j]) and \
+                    (_exposed(stmts[k:j + 1], set(), names) - module_names) <= d:
+                best = j
+            j += 1
+        if best is None:
+            d |= names(stmts[k], ast.Store)
+            k += 1
+            continue
+        out[k] = best
+        for st in stmts[k:best + 1]:
+            d |= names(st, ast.Store)
+        k = best + 1
+    return out
+
+
+def _groupable(st, k, candidates, names):
+    return (k not in candidates and not isinstance(st, (ast.Return, ast.FunctionDef)) and
+            "_prange" not in names(st, ast.Load))
 
 
 def _track(st, local, bad, known, names=None):
