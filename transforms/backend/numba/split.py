@@ -5,7 +5,7 @@ lowering) grows faster than linearly with the number of blocks and variables of 
 so one 5,000-line function (the DP-SGD step of examples/per_example_grads.py: per-example
 gradients plus four inlined normal samplers) takes minutes where its parts take seconds. When
 the main function's body is longer than ``NUMBAX_SPLIT_LINES`` statement lines (default
-300; 0 turns splitting off), every top-level loop or ``if`` of at least ``MIN_PIECE`` lines
+300, 120 with the direct compiler; 0 turns splitting off), every top-level loop or ``if`` of at least ``MIN_PIECE`` lines
 becomes a helper function of its own, called once at the same place (and, with the direct
 compiler, runs of shorter statements are gathered into pieces too, see `_groups`):
 
@@ -37,10 +37,15 @@ GROUP_LINES = 60     # consecutive smaller statements are gathered into pieces a
 
 
 def split_lines():
-    """The threshold from ``NUMBAX_SPLIT_LINES`` (0: never split)."""
+    """The threshold from ``NUMBAX_SPLIT_LINES`` (0: never split); by default 300 lines for
+    Numba, 120 for the direct compiler (which gains from splitting only its compile lanes'
+    parallelism, but gains it from shorter functions too)."""
     raw = os.environ.get("NUMBAX_SPLIT_LINES", "").strip()
+    if not raw:
+        from .direct import enabled
+        return 120 if enabled() else 300
     try:
-        return int(raw) if raw else 300
+        return int(raw)
     except ValueError:
         raise ValueError(f"NUMBAX_SPLIT_LINES must be an integer, got {raw!r}") from None
 
