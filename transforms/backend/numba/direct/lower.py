@@ -277,16 +277,27 @@ class FunctionCompiler:
             raise Unsupported(f"{fdef.name}: parameters")
         self.var_types = {}
         self.ret_type = None          # None: no value returned (void)
+        self._late = None             # globals only the emitting pass adds (_emit_in_order)
 
     # -- driver --------------------------------------------------------------------------
 
     def compile(self):
         """Type the function (passes until every variable's type is settled), then emit it.
-        Returns the LLVM function."""
-        self.locals = {n.id for n in ast.walk(self.fdef)
+        Returns the LLVM function.
+
+        A function returning no value is emitted in one pass: a variable has one type, set by
+        its first assignment in program order (a read before it raises `Unsupported` in any
+        pass), so a typing pass could only find the types the emitting pass finds itself.
+        A value-returning function first needs its return type (its LLVM signature): typing
+        passes over a scratch module until the types settle, then the emitting pass."""
+        nodes = list(ast.walk(self.fdef))
+        self.locals = {n.id for n in nodes
                        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        self._check_loop_buffers()
-        self.nonneg = self._nonneg_variables()
+        self._check_loop_buffers(nodes)
+        self.nonneg = self._nonneg_variables(nodes)
+        if not any(isinstance(n, ast.Return) and n.value is not None and not (
+                isinstance(n.value, ast.Constant) and n.value.value is None) for n in nodes):
+            return self._emit_in_order()
         for _ in range(8):
             before = (dict(self.var_types), self.ret_type)
             self.widened = False
@@ -298,14 +309,30 @@ class FunctionCompiler:
             raise Unsupported(f"{self.fdef.name}: variable types do not settle")
         return self._emit(dry=False)
 
-    def _nonneg_variables(self):
+    def _emit_in_order(self):
+        """The one emitting pass of a function returning no value, its module's globals then
+        put in the order the typing pass and the emitting pass would have left them (what
+        kernels and declarations the typing pass adds come before the function, what only
+        emitting adds -- constant arrays, malloc, free -- after it), so that LLVM is given the
+        same module."""
+        g = self.mb.module.globals
+        before = set(g)
+        self._late = []
+        fn = self._emit(dry=False)
+        late = set(self._late)
+        g.move_to_end(fn.name)
+        for name in [k for k in g if k not in before and k in late]:
+            g.move_to_end(name)
+        return fn
+
+    def _nonneg_variables(self, nodes):
         """Names whose every value is a non-negative integer, by the form of their
         assignments (loop variables of ``range`` counting up from a non-negative start,
         sums and products of such values and non-negative constants): their array indices
         need no test for Python's negative indices, which would keep LLVM from seeing
         consecutive accesses (and vectorising them as such)."""
         assigns = {}
-        for n in ast.walk(self.fdef):
+        for n in nodes:
             if isinstance(n, ast.Assign):
                 for t in n.targets:
                     if isinstance(t, ast.Name):
@@ -371,7 +398,7 @@ class FunctionCompiler:
             return self._nonneg_expr(e.args[0], good)
         return False
 
-    def _check_loop_buffers(self):
+    def _check_loop_buffers(self, nodes):
         """`views.empty` gives one buffer per call site (see the module docstring), which is
         Python's meaning only while a buffer allocated in a loop stays within its iteration.
         Leave the function to Numba when one may outlive it: the buffer, or a name assigned
@@ -387,7 +414,9 @@ class FunctionCompiler:
             return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and
                     isinstance(n.ctx, ast.Load)}
 
-        body_nodes = list(ast.walk(self.fdef))
+        if not any(is_empty_call(n) for n in nodes):
+            return                           # (most functions: no walk of each loop)
+        body_nodes = nodes
         for loop in (n for n in body_nodes if isinstance(n, (ast.For, ast.While))):
             stmts = [n for st in loop.body for n in ast.walk(st) if isinstance(n, ast.stmt)]
             tainted = {st.targets[0].id for st in stmts if isinstance(st, ast.Assign) and
@@ -474,6 +503,8 @@ class FunctionCompiler:
         free = None
         for p in self.frees:
             if free is None:
+                if not dry and "free" not in self.mb.module.globals:
+                    self._late_global("free")
                 free = self.mb.intrinsic("free", ir.VoidType(), [VOIDP]) if not dry else \
                     ir.Function(module, ir.FunctionType(ir.VoidType(), [VOIDP]), "free")
             xb.call(free, [xb.bitcast(p, VOIDP)])
@@ -485,6 +516,11 @@ class FunctionCompiler:
         else:
             xb.ret(xb.load(self.ret_slot))
         return fn
+
+    def _late_global(self, name):
+        """Note global `name`, added by the emitting pass only (see `_emit_in_order`)."""
+        if self._late is not None:
+            self._late.append(name)
 
     @property
     def entry_b(self):
@@ -827,6 +863,8 @@ class FunctionCompiler:
             if v.ndim != 1 or not v.flags.c_contiguous or v.nbytes > (1 << 20):
                 raise Unsupported("global array constant")
             gv = self.mb.constant_array(v) if not self.dry else None
+            if gv is not None:
+                self._late_global(gv.name)
             ety = S.ll_mem(S.check(v.dtype))
             ptr = (self.b.bitcast(gv, ety.as_pointer()) if gv is not None
                    else ir.Constant(ety.as_pointer(), None))
@@ -1154,6 +1192,8 @@ class FunctionCompiler:
             p = self.entry_b.alloca(ety, size=max(n, 1))
             p.align = 32
             return p
+        if "malloc" not in self.mb.module.globals:
+            self._late_global("malloc")
         malloc = self.mb.intrinsic("malloc", VOIDP, [I64])
         raw = self.entry_b.call(malloc, [const(S.I64, max(nbytes, 1))])
         self.frees.append(raw)
