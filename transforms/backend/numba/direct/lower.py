@@ -17,7 +17,8 @@ Conventions of the code emitted here:
 * scalars are LLVM values of their dtype (bool is i1);
 * a function compiled here returns its value directly (no status code: the subset cannot
   raise); kernels it calls are compiled into the same module as internal functions
-  (inlined by LLVM where small, as Numba's linked calls are);
+  (inlined by LLVM where small, as Numba's linked calls are), each lowered once per process
+  and argument types and pasted into later modules as text (`kernel_ir.py`);
 * `views.empty` of a constant size is one buffer per call site, allocated once at function
   entry (on the stack when small) and released at exit: generated code uses such a buffer
   within one iteration of the loop that allocates it.
@@ -191,19 +192,22 @@ def _parse_function(py_func):
 
 
 class ModuleBuilder:
-    """One LLVM module: the functions compiled into it and the kernels they call."""
+    """One LLVM module: the functions compiled into it and the kernels they call. `prefix`
+    begins the names `unique` makes (a kernel lowered on its own names its constants after
+    itself: see `kernel_ir`)."""
 
-    def __init__(self, name, triple, layout):
+    def __init__(self, name, triple, layout, prefix=""):
         self.module = ir.Module(name)
         self.module.triple = triple
         self.module.data_layout = layout
         self._kernels = {}
         self._compiling = set()
         self._n = 0
+        self._prefix = prefix
 
     def unique(self, base):
         self._n += 1
-        return f"{base}.{self._n}"
+        return f"{self._prefix}{base}.{self._n}"
 
     def declare(self, name, fnty):
         fn = self.module.globals.get(name)
@@ -222,24 +226,30 @@ class ModuleBuilder:
         return gv
 
     def kernel(self, py_func, argtypes):
-        """(LLVM function, return type) of kernel `py_func` compiled for `argtypes`."""
+        """(LLVM function, return type) of kernel `py_func` compiled for `argtypes` (lowered
+        once per process and pasted into each module: `kernel_ir`)."""
         key = (py_func, tuple(argtypes))
         got = self._kernels.get(key)
-        if got is not None:
-            return got
+        if got is None:
+            from .kernel_ir import kernel_into
+            got = self._kernels[key] = kernel_into(self, py_func, key[1])
+        return got
+
+    def compile_kernel(self, py_func, argtypes, name):
+        """Kernel `py_func` compiled for `argtypes` into this module as internal function
+        `name`: (LLVM function, return type)."""
+        key = (py_func, tuple(argtypes))
         if key in self._compiling:
             raise Unsupported(f"recursive kernel {py_func.__name__}")
         self._compiling.add(key)
         try:
             fc = FunctionCompiler(self, function_ast(py_func), py_func.__globals__,
-                                  list(argtypes), self.unique("k_" + py_func.__name__),
-                                  linkage="internal",
+                                  list(argtypes), name, linkage="internal",
                                   inline=not any(isinstance(t, ArrT) for t in argtypes))
             fn = fc.compile()
         finally:
             self._compiling.discard(key)
-        got = self._kernels[key] = (fn, fc.ret_type)
-        return got
+        return fn, fc.ret_type
 
     def constant_array(self, arr):
         """A global constant holding the 1-D array `arr`."""
