@@ -286,6 +286,50 @@ def fill(o, v):
 """
 
 
+def test_functions_returning_nothing_are_emitted_in_one_pass(monkeypatch):
+    """A function returning no value is typed by its emitting pass alone (no typing pass
+    over a scratch module); one returning a value first has typing passes (for its
+    signature). The collector is back on afterwards."""
+    import gc
+    from transforms.backend.numba.direct import lower
+    passes = []
+    emit = lower.FunctionCompiler._emit
+
+    def counting(self, dry):
+        passes.append((self.fdef.name, dry, gc.isenabled()))
+        return emit(self, dry)
+    monkeypatch.setattr(lower.FunctionCompiler, "_emit", counting)
+    ns = _define("""
+import numba as nb
+
+
+@nb.njit
+def half_up(v):
+    if v > 0:
+        return v * 0.5
+    return v
+
+
+def f(x, o):
+    s = np.float32(0)
+    for i in range(len(x)):
+        s = s + x[i]
+        o[i] = half_up(s)
+""").__globals__
+    d, nb = _both(ns["f"], nt.none(_arr(np.float32), _arr(np.float64)))
+    x = rng.standard_normal(16).astype(np.float32)
+    o1, o2 = np.zeros(16), np.zeros(16)
+    d(x, o1)
+    nb(x, o2)
+    _same(o1, o2)
+    c = np.cumsum(x, dtype=np.float32).astype(np.float64)
+    np.testing.assert_array_equal(o1, np.where(c > 0, c * 0.5, c))
+    assert [p[:2] for p in passes if p[0] == "f"] == [("f", False)]
+    assert [p[:2] for p in passes if p[0] == "half_up"] == [("half_up", True),
+                                                          ("half_up", False)]
+    assert not any(p[2] for p in passes) and gc.isenabled()
+
+
 def test_a_kernel_lowered_once_is_pasted_into_later_modules():
     """A kernel is lowered once per process and argument types (`kernel_ir`): one kernel
     called with two argument types in one module gives two functions, and a second module

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import gc
 import inspect
 import textwrap
 
@@ -299,7 +300,23 @@ class FunctionCompiler:
         its first assignment in program order (a read before it raises `Unsupported` in any
         pass), so a typing pass could only find the types the emitting pass finds itself.
         A value-returning function first needs its return type (its LLVM signature): typing
-        passes over a scratch module until the types settle, then the emitting pass."""
+        passes over a scratch module until the types settle, then the emitting pass.
+
+        The cyclic garbage collector is off meanwhile (when it was on): the IR is tens of
+        thousands of llvmlite objects in reference cycles, and collections while it is being
+        built promote them towards the oldest generation, whose growth triggers full
+        collections -- over everything the process holds, ~0.15 s each in the digits CNN
+        example, most of its collection time landing in the compile. Built with the
+        collector off, the objects are still young when the module is done with."""
+        if not gc.isenabled():
+            return self._compile()
+        gc.disable()
+        try:
+            return self._compile()
+        finally:
+            gc.enable()
+
+    def _compile(self):
         nodes = list(ast.walk(self.fdef))
         self.locals = {n.id for n in nodes
                        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
