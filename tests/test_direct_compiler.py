@@ -330,6 +330,30 @@ def f(x, o):
     assert not any(p[2] for p in passes) and gc.isenabled()
 
 
+def test_parameters_read_directly_or_through_their_slot_after_reassignment():
+    """Parameters the body never assigns are read as the arguments themselves; one it
+    reassigns (an array to a view of itself, a scalar in a loop) goes through its slot:
+    both as Numba, to the bit."""
+    from transforms.backend.numba.views import rows
+    f = _define("""
+def f(x, k, o):
+    n = len(x)
+    for i in range(n):
+        o[i] = x[i] * k
+    x = rows(x, 2, n)
+    for i in range(len(x)):
+        k = k + 1
+        o[n + i] = x[i] - k
+""", extra={"rows": rows})
+    d, nb = _both(f, nt.none(_arr(np.float64), nt.int64, _arr(np.float64)))
+    x = rng.standard_normal(6)
+    o1, o2 = np.zeros(10), np.zeros(10)
+    d(x, 3, o1)
+    nb(x, 3, o2)
+    _same(o1, o2)
+    np.testing.assert_array_equal(o1, np.concatenate([x * 3, x[2:] - np.arange(4, 8)]))
+
+
 def test_a_kernel_lowered_once_is_pasted_into_later_modules():
     """A kernel is lowered once per process and argument types (`kernel_ir`): one kernel
     called with two argument types in one module gives two functions, and a second module

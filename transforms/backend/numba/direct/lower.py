@@ -513,13 +513,22 @@ class FunctionCompiler:
         self.frees = []
         self.loops = []
         self.ret_slot = self.entry_b.alloca(ret_ll) if self.ret_type is not None else None
+        self.fixed = {}
         it = iter(fn.args)
         for name, t in zip((a.arg for a in self.fdef.args.args), self.argtypes):
             if isinstance(t, ArrT):
                 ptr = next(it)
-                self._assign(name, Arr(ptr, [next(it) for _ in range(t.ndim)], t.dtype))
+                v = Arr(ptr, [next(it) for _ in range(t.ndim)], t.dtype)
             else:
-                self._assign(name, Sc(next(it), t))
+                v = Sc(next(it), t)
+            if name in self.locals:
+                self._assign(name, v)
+            else:
+                # a parameter the body never assigns is read as the argument itself, not
+                # through a stack slot (which LLVM's first passes would remove: the same
+                # code, fewer instructions to build and print)
+                self.var_types[name] = t
+                self.fixed[name] = v
         self._block(self.fdef.body)
         if not self.b.block.is_terminated:
             if self.ret_type is not None and not dry:
@@ -612,6 +621,9 @@ class FunctionCompiler:
     def _read(self, name):
         if name in self.statics:
             return self.statics[name]
+        v = self.fixed.get(name)
+        if v is not None:              # (a new Arr: `size` caches a value of one block)
+            return Arr(v.ptr, v.shape, v.dtype) if isinstance(v, Arr) else v
         t = self.var_types.get(name)
         if t is None:
             return None
