@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import gc
 import inspect
 import textwrap
@@ -165,6 +166,24 @@ def const(t, value):
     return ir.Constant(S.ll(t), float(value))
 
 
+@contextlib.contextmanager
+def collector_paused():
+    """The cyclic garbage collector off within (when it was on). A module's IR is tens of
+    thousands of llvmlite objects in reference cycles: collections while it is being built
+    and compiled promote them towards the oldest generation, whose growth triggers full
+    collections -- over everything the process holds, ~0.15 s each in the digits CNN
+    example, most of its collection time landing in compiles. With the collector off, the
+    objects are still young when the module is done with, and die in a young collection."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def function_ast(py_func):
     """The FunctionDef of `py_func` (its source through linecache: generated modules
     register theirs). Kernels' trees are kept: every module calling a kernel compiles it."""
@@ -301,20 +320,9 @@ class FunctionCompiler:
         pass), so a typing pass could only find the types the emitting pass finds itself.
         A value-returning function first needs its return type (its LLVM signature): typing
         passes over a scratch module until the types settle, then the emitting pass.
-
-        The cyclic garbage collector is off meanwhile (when it was on): the IR is tens of
-        thousands of llvmlite objects in reference cycles, and collections while it is being
-        built promote them towards the oldest generation, whose growth triggers full
-        collections -- over everything the process holds, ~0.15 s each in the digits CNN
-        example, most of its collection time landing in the compile. Built with the
-        collector off, the objects are still young when the module is done with."""
-        if not gc.isenabled():
+        (With the garbage collector paused: `collector_paused`.)"""
+        with collector_paused():
             return self._compile()
-        gc.disable()
-        try:
-            return self._compile()
-        finally:
-            gc.enable()
 
     def _compile(self):
         nodes = list(ast.walk(self.fdef))
@@ -1259,4 +1267,4 @@ class FunctionCompiler:
 
 
 __all__ = ["ArrT", "Arr", "Sc", "Static", "Tup", "TupT", "FunctionCompiler", "ModuleBuilder",
-           "Unsupported", "function_ast", "param_types", "const"]
+           "Unsupported", "collector_paused", "function_ast", "param_types", "const"]
