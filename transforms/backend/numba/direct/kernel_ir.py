@@ -141,9 +141,3 @@ def _build(mb, py_func, argtypes):
     STATS["built"] += 1
     return _Entry(name, ret_type, tuple(items))
 
-
-def clear():
-    """Forget every lowered kernel (tests)."""
-    with _lock:
-        _cache.clear()
-        _names.clear()
