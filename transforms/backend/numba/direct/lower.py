@@ -170,7 +170,7 @@ def const(t, value):
 def collector_paused():
     """The cyclic garbage collector off within (when it was on). A module's IR is tens of
     thousands of llvmlite objects in reference cycles: collections while it is being built
-    and compiled promote them towards the oldest generation, whose growth triggers full
+    and printed promote them towards the oldest generation, whose growth triggers full
     collections -- over everything the process holds, ~0.15 s each in the digits CNN
     example, most of its collection time landing in compiles. With the collector off, the
     objects are still young when the module is done with, and die in a young collection."""
