@@ -263,6 +263,154 @@ def f(x, k, o, u):
                                np.sin(x), rtol=1e-5, atol=1e-6)
 
 
+_KERNELS_SRC = """
+import numba as nb
+
+_TABLE = (0.25, -1.5, 3.0, 7.25)
+
+
+@nb.njit
+def table(i):
+    return _TABLE[i & 3]
+
+
+@nb.njit
+def scaled(a, b):
+    return a * b + table(3)
+
+
+@nb.njit
+def fill(o, v):
+    for i in range(len(o)):
+        o[i] = scaled(v, v) + table(i)
+"""
+
+
+def test_functions_returning_nothing_are_emitted_in_one_pass(monkeypatch):
+    """A function returning no value is typed by its emitting pass alone (no typing pass
+    over a scratch module); one returning a value first has typing passes (for its
+    signature). The collector is back on afterwards."""
+    import gc
+    from transforms.backend.numba.direct import lower
+    passes = []
+    emit = lower.FunctionCompiler._emit
+
+    def counting(self, dry):
+        passes.append((self.fdef.name, dry, gc.isenabled()))
+        return emit(self, dry)
+    monkeypatch.setattr(lower.FunctionCompiler, "_emit", counting)
+    ns = _define("""
+import numba as nb
+
+
+@nb.njit
+def half_up(v):
+    if v > 0:
+        return v * 0.5
+    return v
+
+
+def f(x, o):
+    s = np.float32(0)
+    for i in range(len(x)):
+        s = s + x[i]
+        o[i] = half_up(s)
+""").__globals__
+    d, nb = _both(ns["f"], nt.none(_arr(np.float32), _arr(np.float64)))
+    x = rng.standard_normal(16).astype(np.float32)
+    o1, o2 = np.zeros(16), np.zeros(16)
+    d(x, o1)
+    nb(x, o2)
+    _same(o1, o2)
+    c = np.cumsum(x, dtype=np.float32).astype(np.float64)
+    np.testing.assert_array_equal(o1, np.where(c > 0, c * 0.5, c))
+    assert [p[:2] for p in passes if p[0] == "f"] == [("f", False)]
+    assert [p[:2] for p in passes if p[0] == "half_up"] == [("half_up", True),
+                                                          ("half_up", False)]
+    assert not any(p[2] for p in passes) and gc.isenabled()
+
+
+def test_parameters_read_directly_or_through_their_slot_after_reassignment():
+    """Parameters the body never assigns are read as the arguments themselves; one it
+    reassigns (an array to a view of itself, a scalar in a loop) goes through its slot:
+    both as Numba, to the bit."""
+    from transforms.backend.numba.views import rows
+    f = _define("""
+def f(x, k, o):
+    n = len(x)
+    for i in range(n):
+        o[i] = x[i] * k
+    x = rows(x, 2, n)
+    for i in range(len(x)):
+        k = k + 1
+        o[n + i] = x[i] - k
+""", extra={"rows": rows})
+    d, nb = _both(f, nt.none(_arr(np.float64), nt.int64, _arr(np.float64)))
+    x = rng.standard_normal(6)
+    o1, o2 = np.zeros(10), np.zeros(10)
+    d(x, 3, o1)
+    nb(x, 3, o2)
+    _same(o1, o2)
+    np.testing.assert_array_equal(o1, np.concatenate([x * 3, x[2:] - np.arange(4, 8)]))
+
+
+def test_a_kernel_lowered_once_is_pasted_into_later_modules():
+    """A kernel is lowered once per process and argument types (`kernel_ir`): one kernel
+    called with two argument types in one module gives two functions, and a second module
+    calling it gets the lowered text pasted in (a nested kernel and a constant table of its
+    own included); every result as Numba's, to the bit."""
+    import types
+    from transforms.backend.numba.direct import kernel_ir
+    ns = _define(_KERNELS_SRC, "fill").py_func.__globals__      # one set of kernels
+    k = types.ModuleType("kern")
+    k.scaled, k.fill = ns["scaled"], ns["fill"]
+    first = _define("""
+def f(x, n, o, p):
+    for i in range(len(x)):
+        o[i] = _k.scaled(x[i], np.float32(2))
+        p[i] = _k.scaled(n[i], 3)
+""", extra={"_k": k})
+    second = _define("""
+def f(x, o):
+    _k.fill(o, x[0])
+    for i in range(len(x)):
+        o[i] += _k.scaled(x[i], x[i])
+""", extra={"_k": k})
+    x = rng.standard_normal(8).astype(np.float32)
+    n = np.array([0, 1, -3, 2**40, -(2**60), 7, 5, 9], np.int64)
+
+    built = kernel_ir.STATS["built"]
+    d, nb = _both(first, nt.none(_arr(np.float32), _arr(np.int64), _arr(np.float32),
+                                 _arr(np.float64)))
+    outs = []
+    for fn in (d, nb):
+        o, q = np.zeros(8, np.float32), np.zeros(8, np.float64)
+        fn(x, n, o, q)
+        outs.append((o, q))
+    _same(outs[0][0], outs[1][0])
+    _same(outs[0][1], outs[1][1])
+    np.testing.assert_array_equal(outs[0][1], n * 3 + 7.25)
+    np.testing.assert_allclose(outs[0][0], x * 2 + 7.25, rtol=1e-6)
+    # scaled for (float32, float32) and for (int64, int64), table for int64
+    assert set(kernel_ir._cache[ns["scaled"].py_func]) == {
+        (np.dtype(np.float32),) * 2, (np.dtype(np.int64),) * 2}
+    assert kernel_ir.STATS["built"] == built + 3
+
+    built, pasted = kernel_ir.STATS["built"], kernel_ir.STATS["pasted"]
+    d, nb = _both(second, nt.none(_arr(np.float32), _arr(np.float32)))
+    outs = []
+    for fn in (d, nb):
+        o = np.zeros(8, np.float32)
+        fn(x, o)
+        outs.append(o)
+    _same(outs[0], outs[1])
+    table = np.array(ns["_TABLE"])[np.arange(8) & 3]
+    np.testing.assert_allclose(outs[0], x[0] ** 2 + 7.25 + table + x * x + 7.25, rtol=1e-5)
+    # only `fill` was lowered; scaled (twice: in fill and in f) and table were pasted
+    assert kernel_ir.STATS["built"] == built + 1
+    assert kernel_ir.STATS["pasted"] >= pasted + 3
+
+
 @pytest.mark.parametrize("src", [
     "def f(x, o):\n    o[0] = x[1:3].sum()\n",
     # one variable holding two types: Numba types each assignment on its own (SSA) and

@@ -49,8 +49,10 @@ def try_compile(py_func, sig, entry=True):
     if key is None:
         return None
     from .function import compile_function
+    from .lower import collector_paused
     try:
-        fn = compile_function(py_func, sig, key, entry)
+        with collector_paused():          # building and printing the IR
+            fn = compile_function(py_func, sig, key, entry)
     except Unsupported as e:
         STATS["unsupported"] += 1
         r = str(e)

@@ -17,7 +17,8 @@ Conventions of the code emitted here:
 * scalars are LLVM values of their dtype (bool is i1);
 * a function compiled here returns its value directly (no status code: the subset cannot
   raise); kernels it calls are compiled into the same module as internal functions
-  (inlined by LLVM where small, as Numba's linked calls are);
+  (inlined by LLVM where small, as Numba's linked calls are), each lowered once per process
+  and argument types and pasted into later modules as text (`kernel_ir.py`);
 * `views.empty` of a constant size is one buffer per call site, allocated once at function
   entry (on the stack when small) and released at exit: generated code uses such a buffer
   within one iteration of the loop that allocates it.
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
+import gc
 import inspect
 import textwrap
 
@@ -163,6 +166,24 @@ def const(t, value):
     return ir.Constant(S.ll(t), float(value))
 
 
+@contextlib.contextmanager
+def collector_paused():
+    """The cyclic garbage collector off within (when it was on). A module's IR is tens of
+    thousands of llvmlite objects in reference cycles: collections while it is being built
+    and printed promote them towards the oldest generation, whose growth triggers full
+    collections -- over everything the process holds, ~0.15 s each in the digits CNN
+    example, most of its collection time landing in compiles. With the collector off, the
+    objects are still young when the module is done with, and die in a young collection."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def function_ast(py_func):
     """The FunctionDef of `py_func` (its source through linecache: generated modules
     register theirs). Kernels' trees are kept: every module calling a kernel compiles it."""
@@ -191,19 +212,22 @@ def _parse_function(py_func):
 
 
 class ModuleBuilder:
-    """One LLVM module: the functions compiled into it and the kernels they call."""
+    """One LLVM module: the functions compiled into it and the kernels they call. `prefix`
+    begins the names `unique` makes (a kernel lowered on its own names its constants after
+    itself: see `kernel_ir`)."""
 
-    def __init__(self, name, triple, layout):
+    def __init__(self, name, triple, layout, prefix=""):
         self.module = ir.Module(name)
         self.module.triple = triple
         self.module.data_layout = layout
         self._kernels = {}
         self._compiling = set()
         self._n = 0
+        self._prefix = prefix
 
     def unique(self, base):
         self._n += 1
-        return f"{base}.{self._n}"
+        return f"{self._prefix}{base}.{self._n}"
 
     def declare(self, name, fnty):
         fn = self.module.globals.get(name)
@@ -222,24 +246,30 @@ class ModuleBuilder:
         return gv
 
     def kernel(self, py_func, argtypes):
-        """(LLVM function, return type) of kernel `py_func` compiled for `argtypes`."""
+        """(LLVM function, return type) of kernel `py_func` compiled for `argtypes` (lowered
+        once per process and pasted into each module: `kernel_ir`)."""
         key = (py_func, tuple(argtypes))
         got = self._kernels.get(key)
-        if got is not None:
-            return got
+        if got is None:
+            from .kernel_ir import kernel_into
+            got = self._kernels[key] = kernel_into(self, py_func, key[1])
+        return got
+
+    def compile_kernel(self, py_func, argtypes, name):
+        """Kernel `py_func` compiled for `argtypes` into this module as internal function
+        `name`: (LLVM function, return type)."""
+        key = (py_func, tuple(argtypes))
         if key in self._compiling:
             raise Unsupported(f"recursive kernel {py_func.__name__}")
         self._compiling.add(key)
         try:
             fc = FunctionCompiler(self, function_ast(py_func), py_func.__globals__,
-                                  list(argtypes), self.unique("k_" + py_func.__name__),
-                                  linkage="internal",
+                                  list(argtypes), name, linkage="internal",
                                   inline=not any(isinstance(t, ArrT) for t in argtypes))
             fn = fc.compile()
         finally:
             self._compiling.discard(key)
-        got = self._kernels[key] = (fn, fc.ret_type)
-        return got
+        return fn, fc.ret_type
 
     def constant_array(self, arr):
         """A global constant holding the 1-D array `arr`."""
@@ -277,16 +307,32 @@ class FunctionCompiler:
             raise Unsupported(f"{fdef.name}: parameters")
         self.var_types = {}
         self.ret_type = None          # None: no value returned (void)
+        self._late = None             # globals only the emitting pass adds (_emit_in_order)
 
     # -- driver --------------------------------------------------------------------------
 
     def compile(self):
         """Type the function (passes until every variable's type is settled), then emit it.
-        Returns the LLVM function."""
-        self.locals = {n.id for n in ast.walk(self.fdef)
+        Returns the LLVM function.
+
+        A function returning no value is emitted in one pass: a variable has one type, set by
+        its first assignment in program order (a read before it raises `Unsupported` in any
+        pass), so a typing pass could only find the types the emitting pass finds itself.
+        A value-returning function first needs its return type (its LLVM signature): typing
+        passes over a scratch module until the types settle, then the emitting pass.
+        (With the garbage collector paused: `collector_paused`.)"""
+        with collector_paused():
+            return self._compile()
+
+    def _compile(self):
+        nodes = list(ast.walk(self.fdef))
+        self.locals = {n.id for n in nodes
                        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        self._check_loop_buffers()
-        self.nonneg = self._nonneg_variables()
+        self._check_loop_buffers(nodes)
+        self.nonneg = self._nonneg_variables(nodes)
+        if not any(isinstance(n, ast.Return) and n.value is not None and not (
+                isinstance(n.value, ast.Constant) and n.value.value is None) for n in nodes):
+            return self._emit_in_order()
         for _ in range(8):
             before = (dict(self.var_types), self.ret_type)
             self.widened = False
@@ -298,14 +344,30 @@ class FunctionCompiler:
             raise Unsupported(f"{self.fdef.name}: variable types do not settle")
         return self._emit(dry=False)
 
-    def _nonneg_variables(self):
+    def _emit_in_order(self):
+        """The one emitting pass of a function returning no value, its module's globals then
+        put in the order the typing pass and the emitting pass would have left them (what
+        kernels and declarations the typing pass adds come before the function, what only
+        emitting adds -- constant arrays, malloc, free -- after it), so that LLVM is given the
+        same module."""
+        g = self.mb.module.globals
+        before = set(g)
+        self._late = []
+        fn = self._emit(dry=False)
+        late = set(self._late)
+        g.move_to_end(fn.name)
+        for name in [k for k in g if k not in before and k in late]:
+            g.move_to_end(name)
+        return fn
+
+    def _nonneg_variables(self, nodes):
         """Names whose every value is a non-negative integer, by the form of their
         assignments (loop variables of ``range`` counting up from a non-negative start,
         sums and products of such values and non-negative constants): their array indices
         need no test for Python's negative indices, which would keep LLVM from seeing
         consecutive accesses (and vectorising them as such)."""
         assigns = {}
-        for n in ast.walk(self.fdef):
+        for n in nodes:
             if isinstance(n, ast.Assign):
                 for t in n.targets:
                     if isinstance(t, ast.Name):
@@ -371,7 +433,7 @@ class FunctionCompiler:
             return self._nonneg_expr(e.args[0], good)
         return False
 
-    def _check_loop_buffers(self):
+    def _check_loop_buffers(self, nodes):
         """`views.empty` gives one buffer per call site (see the module docstring), which is
         Python's meaning only while a buffer allocated in a loop stays within its iteration.
         Leave the function to Numba when one may outlive it: the buffer, or a name assigned
@@ -387,7 +449,9 @@ class FunctionCompiler:
             return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and
                     isinstance(n.ctx, ast.Load)}
 
-        body_nodes = list(ast.walk(self.fdef))
+        if not any(is_empty_call(n) for n in nodes):
+            return                           # (most functions: no walk of each loop)
+        body_nodes = nodes
         for loop in (n for n in body_nodes if isinstance(n, (ast.For, ast.While))):
             stmts = [n for st in loop.body for n in ast.walk(st) if isinstance(n, ast.stmt)]
             tainted = {st.targets[0].id for st in stmts if isinstance(st, ast.Assign) and
@@ -457,13 +521,22 @@ class FunctionCompiler:
         self.frees = []
         self.loops = []
         self.ret_slot = self.entry_b.alloca(ret_ll) if self.ret_type is not None else None
+        self.fixed = {}
         it = iter(fn.args)
         for name, t in zip((a.arg for a in self.fdef.args.args), self.argtypes):
             if isinstance(t, ArrT):
                 ptr = next(it)
-                self._assign(name, Arr(ptr, [next(it) for _ in range(t.ndim)], t.dtype))
+                v = Arr(ptr, [next(it) for _ in range(t.ndim)], t.dtype)
             else:
-                self._assign(name, Sc(next(it), t))
+                v = Sc(next(it), t)
+            if name in self.locals:
+                self._assign(name, v)
+            else:
+                # a parameter the body never assigns is read as the argument itself, not
+                # through a stack slot (which LLVM's first passes would remove: the same
+                # code, fewer instructions to build and print)
+                self.var_types[name] = t
+                self.fixed[name] = v
         self._block(self.fdef.body)
         if not self.b.block.is_terminated:
             if self.ret_type is not None and not dry:
@@ -474,6 +547,8 @@ class FunctionCompiler:
         free = None
         for p in self.frees:
             if free is None:
+                if not dry and "free" not in self.mb.module.globals:
+                    self._late_global("free")
                 free = self.mb.intrinsic("free", ir.VoidType(), [VOIDP]) if not dry else \
                     ir.Function(module, ir.FunctionType(ir.VoidType(), [VOIDP]), "free")
             xb.call(free, [xb.bitcast(p, VOIDP)])
@@ -485,6 +560,11 @@ class FunctionCompiler:
         else:
             xb.ret(xb.load(self.ret_slot))
         return fn
+
+    def _late_global(self, name):
+        """Note global `name`, added by the emitting pass only (see `_emit_in_order`)."""
+        if self._late is not None:
+            self._late.append(name)
 
     @property
     def entry_b(self):
@@ -549,6 +629,9 @@ class FunctionCompiler:
     def _read(self, name):
         if name in self.statics:
             return self.statics[name]
+        v = self.fixed.get(name)
+        if v is not None:              # (a new Arr: `size` caches a value of one block)
+            return Arr(v.ptr, v.shape, v.dtype) if isinstance(v, Arr) else v
         t = self.var_types.get(name)
         if t is None:
             return None
@@ -827,6 +910,8 @@ class FunctionCompiler:
             if v.ndim != 1 or not v.flags.c_contiguous or v.nbytes > (1 << 20):
                 raise Unsupported("global array constant")
             gv = self.mb.constant_array(v) if not self.dry else None
+            if gv is not None:
+                self._late_global(gv.name)
             ety = S.ll_mem(S.check(v.dtype))
             ptr = (self.b.bitcast(gv, ety.as_pointer()) if gv is not None
                    else ir.Constant(ety.as_pointer(), None))
@@ -1154,6 +1239,8 @@ class FunctionCompiler:
             p = self.entry_b.alloca(ety, size=max(n, 1))
             p.align = 32
             return p
+        if "malloc" not in self.mb.module.globals:
+            self._late_global("malloc")
         malloc = self.mb.intrinsic("malloc", VOIDP, [I64])
         raw = self.entry_b.call(malloc, [const(S.I64, max(nbytes, 1))])
         self.frees.append(raw)
@@ -1180,4 +1267,4 @@ class FunctionCompiler:
 
 
 __all__ = ["ArrT", "Arr", "Sc", "Static", "Tup", "TupT", "FunctionCompiler", "ModuleBuilder",
-           "Unsupported", "function_ast", "param_types", "const"]
+           "Unsupported", "collector_paused", "function_ast", "param_types", "const"]
