@@ -129,9 +129,17 @@ class _Loops:
             self.stack.pop().__exit__(None, None, None)
 
 
-def _input_pos(ctx, o, k, stride, rd, lo, ld, size, tag):
+def _input_pos(ctx, o, k, stride, rd, lo, ld, size, tag, o_count=None, k_count=None):
     """Emit the input index for output position `o` and kernel offset `k` of one spatial
-    dimension; returns (index_name, ok_name)."""
+    dimension; returns (index_name, ok_name). `o_count`/`k_count`: how many values the loops
+    give `o` and `k` (from 0), when known: if every position they reach is a real element,
+    `ok` is the constant ``True`` (less for the compiler to prove)."""
+    if o_count and k_count and ld == 1 and lo <= 0 and \
+            (o_count - 1) * stride + (k_count - 1) * rd - lo < size:
+        p = ctx.fresh(f"_p{tag}")
+        terms = [f"{o} * {stride}" if stride != 1 else o, f"{k} * {rd}" if rd != 1 else k]
+        ctx.emit(f"{p} = {' + '.join(terms)}" + (f" + {-lo}" if lo else ""))
+        return p, "True"
     p, q, ok = ctx.fresh(f"_p{tag}"), ctx.fresh(f"_q{tag}"), ctx.fresh(f"_ok{tag}")
     terms = []
     if stride != 1:
@@ -741,9 +749,10 @@ def _window_loops(ctx, eqn, x_aval, out_aval, body_open, body_elem, body_close,
             continue
         inner.open(ks[d], wdims[d])
         q, ok = _input_pos(ctx, os_[d], ks[d], ws[d], wd[d], pads[d][0], bd[d], x_aval.shape[d],
-                           d)
+                           d, out_aval.shape[d], wdims[d])
         qs.append(q)
-        oks.append(ok)
+        if ok != "True":
+            oks.append(ok)
     body_elem(qs, " and ".join(oks) or "True")
     inner.close()
     body_close(os_)
