@@ -175,6 +175,8 @@ def test_a_forked_child_finishes_its_parents_pending_compiles(tmp_path):
         jobs = [lanes.submit(_module(f"fork_axpy_{{k}}")) for k in range(6)]
         pid = os.fork()
         if pid == 0:
+            import faulthandler
+            faulthandler.dump_traceback_later(120, exit=True)     # never left hanging
             try:
                 objs = [lanes.result(j) for j in jobs]
                 ok = all(o == engine.optimise_and_emit(_module(f"fork_axpy_{{k}}"))
