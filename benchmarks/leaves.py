@@ -2,7 +2,9 @@
 fresh compile cache): a `tree.map(v * 2 + 1)` and an Adam step over N small parameter
 arrays. Before runs of identical helper calls became table-driven loops, 250 / 500 / 1,000
 leaves took 29 / 78 / 299 s for the tree map; the target is linear growth and a 1,000-leaf
-Adam step in under 5 s.
+Adam step in under 5 s. "per call" is the median of 7 calls after the first: a mean let one
+collection of Python's oldest generation (~0.1 s with Numba's objects in the heap, falling
+on whichever call happens to allocate past its threshold) decide the figure.
 
     python benchmarks/leaves.py [N ...]
 """
@@ -34,10 +36,12 @@ else:
 t1 = time.perf_counter()
 f(*args)
 t2 = time.perf_counter()
-for _ in range(5):
+calls = []
+for _ in range(7):
+    t = time.perf_counter()
     f(*args)
-t3 = time.perf_counter()
-print(f"{t2 - t1:.2f} {(t3 - t2) / 5 * 1e3:.2f}")
+    calls.append(time.perf_counter() - t)
+print(f"{t2 - t1:.2f} {sorted(calls)[3] * 1e3:.2f}")
 """
 
 
