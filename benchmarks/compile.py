@@ -521,6 +521,7 @@ def main(argv=None):
         # and would take a core from the runs after them
         for name in EXAMPLES:
             r = results[name]
+            time.sleep(5)         # (the previous tiered run's background compile finishing)
             with tempfile.TemporaryDirectory(prefix="numbax-bench-") as d:
                 r["tiered"] = run_example(name, d, tiered=True)
             print(f"  examples/{name}.py {' '.join(EXAMPLES[name])} end to end: "
