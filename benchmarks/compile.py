@@ -44,8 +44,28 @@ against the eager step (the same function without jit).
 With the direct compiler (``backend/numba/direct``, the default since session 9), Numba's
 front end does not run: ``typing`` is 0, ``llvm`` is LLVM's optimisation and machine-code
 emission, and ``load`` includes the direct compiler's own lowering (source to LLVM IR).
-Measured on the quiet 2-core machine (load 1.2; ``--only mlp,cnn --runs 1 --tiered`` and
-``--only example --no-jax``, JAX 0.10.2 in the same run; seconds):
+Session 10 (two LLVM lanes, a thread and a compile worker process; main functions split into
+pieces for them; the batch a run-time argument of the Winograd helper; a table-driven Python
+entry; one-pass lowering) on the quiet 2-core machine (load 0.9; ``--tiered``, JAX 0.10.2 in
+the same run; the examples row from ``--only example --no-jax`` and repeated runs; seconds):
+
+========  =====  =======  =====  =====  ===========================  ====================
+workload  cold   kernels  warm   JAX    tiered first / eager step    examples cold / warm
+========  =====  =======  =====  =====  ===========================  ====================
+mlp       0.426  0.460    0.120  0.574  0.039 / 0.027 (1.45)         per_example_grads
+                                                                      2.3-2.7 / 1.5-1.6
+                                                                      (1.48-1.66)
+cnn       0.877  0.730    0.196  1.158  0.267 / 0.231 (1.15)         digits_cnn
+                                                                      2.5-2.8 / 1.3-1.45
+                                                                      (1.80-2.03)
+========  =====  =======  =====  =====  ===========================  ====================
+
+(MLP 0.74x JAX's first call, CNN 0.76x; session 9: 0.698 and 1.526 s. The examples' cold
+runs are bound by LLVM's CPU time on the two cores: 1.4 s of it over 19 modules for
+digits_cnn, 1.4 s over 13 for per_example_grads; with ``NUMBAX_TIERED=1`` they end within
+1.25x and 1.36x of warm.)
+
+Session 9 (the direct compiler, LLVM in the compiling thread; quiet machine, load 1.2):
 
 ========  =====  =======  =====  =====  ===========================  ====================
 workload  cold   kernels  warm   JAX    tiered first / eager step    examples cold / warm
@@ -56,10 +76,7 @@ cnn       1.526  1.353    0.182  1.047  0.238 / 0.246 (0.97)         digits_cnn
                                                                       4.65 / 1.21 (3.85)
 ========  =====  =======  =====  =====  ===========================  ====================
 
-(MLP 1.29x JAX's first call, CNN 1.46x; with Numba compiling everything, ``NUMBAX_DIRECT=0``,
-the same rows were about 3.5 s and 5.7 s cold. The examples' cold runs are mostly LLVM now:
-13 modules, 2.1 s of LLVM and 0.55 s of the direct compiler's lowering for digits_cnn; with
-``NUMBAX_TIERED=1`` they end within 1.25x and 1.34x of warm.) Older measurements, with Numba:
+Older measurements, with Numba:
 
 Measured (``--only mlp,cnn --runs 2`` and ``--only example``, the same commit, on the shared
 2-core machine at a load average of 3.4-5.5, so wall times swing run to run; CPU seconds are
