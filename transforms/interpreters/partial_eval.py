@@ -79,7 +79,6 @@ def strengthened(t):
     return t
 
 
-
 _PY_SCALARS = (bool, int, float, complex)
 
 
@@ -124,10 +123,11 @@ def weak_through(*positions):
         def keeps(*args, **kwargs):
             out = f(*args, **kwargs)
             if type(out) is not StagingTracer and type(out) is not ConstStagingTracer:
-                return out
-            return weakened(out) if all_weak(*_operands(args, positions)) else out
+                return out                     # (eager: no operand list built)
+            return keep_weak(out, *_operands(args, positions))
         return keeps
     return deco
+
 
 class StagingTrace(Trace):
     def __init__(self, parent, partial=False):

@@ -150,10 +150,7 @@ def _strong(f):
     def strong(*args, **kwargs):
         if _state.trace is EVAL_TRACE:
             return f(*args, **kwargs)
-        out = f(*args, **kwargs)
-        if type(out) in _WEAK:
-            return strengthened(out)
-        return _mark(out, False) if isinstance(out, tuple) else out
+        return _mark(f(*args, **kwargs), False)
     strong._tnp_weak = True
     strong._tnp_eager = f
     return strong

@@ -280,17 +280,11 @@ def split(head_source, fn_source, flags, types=None, module_names=None):
             ptypes = [fixed.get(p) or local.get(p) for p in params]
             if all(ptypes):
                 name = f"_p{len(helpers)}"
-                indent = " " * st.col_offset
-                seg = lines[st.lineno - 1:run[-1].end_lineno]
-                body = [ln[st.col_offset:] if ln.startswith(indent) else ln.lstrip()
-                        for ln in seg]
-                args = [f"{_ctor(t)}({p})" if _ctor(t) else p for p, t in zip(params, ptypes)]
-                helpers.append("\n".join(
-                    [f"@_njit(_t.none({', '.join(ptypes)}), {flags})",
-                     f"def {name}({', '.join(params)}):"] + ["    " + ln for ln in body]))
-                out.append(f"{indent}{name}({', '.join(args)})  # split: "
-                           f"{sum(sizes[k:end + 1])} lines in {len(run)} statements "
-                           f"compiled as {name}")
+                src, call = _piece(name, lines[st.lineno - 1:run[-1].end_lineno],
+                                   st.col_offset, params, ptypes, [], [], flags)
+                helpers.append(src)
+                out.append(f"{' ' * st.col_offset}{call}  # split: {sum(sizes[k:end + 1])} "
+                           f"lines in {len(run)} statements compiled as {name}")
                 for r in run:
                     defined |= names(r, ast.Store)
                     _track(r, local, bad, known, names)
@@ -315,36 +309,42 @@ def split(head_source, fn_source, flags, types=None, module_names=None):
         # parameters: what it reads from before, and what it may (conditionally) update
         params = sorted(((_exposed([st], set(), names) - module_names) | set(rets)) & defined)
         name = f"_p{len(helpers)}"
-        indent = " " * st.col_offset
-        body = [ln[st.col_offset:] if ln.startswith(indent) else ln.lstrip() for ln in seg]
         ptypes = [fixed.get(p) or local.get(p) for p in params]
         rtypes = [fixed.get(r) or local.get(r) for r in rets]
-        signed = all(ptypes) and all(rtypes)
-        args, results = list(params), list(rets)
-        if signed:
-            # scalars are cast to the IR's dtype at the call and on return (the piece then
-            # sees exactly the types its signature says)
-            args = [f"{_ctor(t)}({p})" if _ctor(t) else p for p, t in zip(params, ptypes)]
-            results = [f"{_ctor(t)}({r})" if _ctor(t) else r for r, t in zip(rets, rtypes)]
-            ret = f"_t.Tuple(({', '.join(rtypes)},))" if rets else "_t.none"
-            src = [f"@_njit({ret}({', '.join(ptypes)}), {flags})"]
-        else:
-            src = [f"@_njit({flags})"]
-        src += [f"def {name}({', '.join(params)}):"]
-        src += ["    " + ln for ln in body]
-        if rets:
-            src.append(f"    return {', '.join(results)}{',' if len(rets) == 1 else ''}")
-        helpers.append("\n".join(src))
+        src, call = _piece(name, seg, st.col_offset, params, ptypes, rets, rtypes, flags)
+        helpers.append(src)
         for r in rets:                     # (a result's type is what the piece returns)
             if not (fixed.get(r) or local.get(r)):
                 local.pop(r, None)
-        call = f"{name}({', '.join(args)})"
-        if rets:
-            call = f"{', '.join(rets)}{',' if len(rets) == 1 else ''} = {call}"
-        out.append(f"{indent}{call}  # split: {n} lines compiled as {name}")
+        out.append(f"{' ' * st.col_offset}{call}  # split: {n} lines compiled as {name}")
         k += 1
     out += lines[prev_end:]
     return helpers, "\n".join(out)
+
+
+def _piece(name, seg, col, params, ptypes, rets, rtypes, flags):
+    """(source of piece `name`, the call replacing it): the statements `seg` (source lines
+    indented by `col`) as a function of `params` returning `rets`. With every type known
+    (`ptypes`, `rtypes`) it gets a signature, and scalars are cast to the IR's dtype at the
+    call and on return (the piece then sees exactly the types its signature says)."""
+    indent = " " * col
+    body = [ln[col:] if ln.startswith(indent) else ln.lstrip() for ln in seg]
+    args, results = list(params), list(rets)
+    if all(ptypes) and all(rtypes):
+        args = [f"{_ctor(t)}({p})" if _ctor(t) else p for p, t in zip(params, ptypes)]
+        results = [f"{_ctor(t)}({r})" if _ctor(t) else r for r, t in zip(rets, rtypes)]
+        ret = f"_t.Tuple(({', '.join(rtypes)},))" if rets else "_t.none"
+        src = [f"@_njit({ret}({', '.join(ptypes)}), {flags})"]
+    else:
+        src = [f"@_njit({flags})"]
+    src += [f"def {name}({', '.join(params)}):"]
+    src += ["    " + ln for ln in body]
+    if rets:
+        src.append(f"    return {', '.join(results)}{',' if len(rets) == 1 else ''}")
+    call = f"{name}({', '.join(args)})"
+    if rets:
+        call = f"{', '.join(rets)}{',' if len(rets) == 1 else ''} = {call}"
+    return "\n".join(src), call
 
 
 def _groups(stmts, sizes, candidates, later_reads, names, module_names, defined):

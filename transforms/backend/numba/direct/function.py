@@ -101,18 +101,16 @@ class DirectFunction:
     the code of every function compiled before it, on its first call from Python or when
     Numba-compiled code is about to link it (`load_pending`)."""
 
-    def __init__(self, py_func, sig, argtypes, rettype, symbol, addrs, from_disk):
+    def __init__(self, py_func, sig, argtypes, symbol, pending, entry):
         self.py_func = py_func
         self.__name__ = py_func.__name__
-        self.argtypes, self.rettype, self.symbol = argtypes, rettype, symbol
+        self.argtypes, self.rettype, self.symbol = argtypes, None, symbol
         self.signatures = [sig.args]
-        self.stats = _Stats(sig.args, from_disk)
-        self.from_disk = from_disk
+        self.from_disk = pending.obj is not None
+        self.stats = _Stats(sig.args, self.from_disk)
         self.direct = True
         self._fast, self._def = None, None
-        self._pending, self._entry = None, True
-        if addrs is not None:
-            self._loaded(addrs)
+        self._pending, self._entry = pending, entry     # (`entry`: has a Python entry)
 
     def _loaded(self, addrs):
         py_addr = addrs.get(self.symbol + "_py")
@@ -526,8 +524,7 @@ def compile_function(py_func, sig, module_key, entry=True):
         pending = _Pending(obj, None, where, lower)
     else:       # (saved to the disk as soon as compiled, whether or not ever loaded here)
         pending = _Pending(None, lanes.submit(lower(), _writer(where)), where, None)
-    fn = DirectFunction(py_func, sig, argtypes, None, symbol, None, obj is not None)
-    fn._pending, fn._entry = pending, entry
+    fn = DirectFunction(py_func, sig, argtypes, symbol, pending, entry)
     with _load_lock:
         _unloaded.append(fn)
     if obj is not None and len(_unloaded) == 1:
