@@ -494,6 +494,29 @@ def test_fma32_is_exact():
     assert np.any(naive != want)          # the cases above do exercise the tie fix-up
 
 
+@pytest.mark.parametrize("compiler", ["direct", "numba"])
+def test_compiled_fma32_matches_the_emulation(compiler, request):
+    # compiled code uses LLVM's fma (the FMA instruction); eager code the float64 emulation
+    # of fma32_numpy: both round once, so they agree to the bit, over every exponent range
+    if compiler == "numba":
+        request.getfixturevalue("numba_path")
+    from transforms.fma32 import fma32, fma32_numpy
+    rng = np.random.default_rng(7)
+    n = 200_000
+
+    def draw(e):
+        return (rng.standard_normal(n) * np.exp2(rng.integers(-e, e, n))).astype(np.float32)
+    f = T.jit(fma32)
+    for e in (2, 30, 126):
+        a, b, c = draw(e), draw(e), draw(e)
+        with np.errstate(over="ignore"):
+            want = fma32_numpy(a, b, c)
+        got = np.asarray(f(a, b, c))
+        assert np.isnan(got).sum() == np.isnan(want).sum()
+        ok = np.isnan(want)
+        np.testing.assert_array_equal(got.view(np.uint32)[~ok], want.view(np.uint32)[~ok])
+
+
 def test_fma32_primitive_rules():
     from transforms.fma32 import fma32
     a = np.array([1.5, -2.0, 0.25], np.float32)

@@ -46,7 +46,7 @@ def _specials():
     table = {
         kernels.i32_as_f32: _i32_as_f32, kernels.f32_as_i32: _f32_as_i32,
         kernels.i64_as_f64: _i64_as_f64, kernels.f64_as_i64: _f64_as_i64,
-        kernels.add_reassoc: _add_reassoc,
+        kernels.add_reassoc: _add_reassoc, kernels.fma32: _fma32,
         kernels.max_reduce: lambda fc, a: _extreme(fc, a, "llvm.maximum"),
         kernels.min_reduce: lambda fc, a: _extreme(fc, a, "llvm.minimum"),
         kernels._cblas_gemm: _cblas_gemm,
@@ -262,6 +262,15 @@ def _add_reassoc(fc, args):
     if not S.is_float(a.t):
         raise Unsupported("add_reassoc of a non-float")
     return Sc(fc.b.fadd(a.v, fc.cast(b_, a.t).v, flags=("reassoc",)), a.t)
+
+
+def _fma32(fc, args):
+    a, b_, c = _scalars(args, 3, "fma32")
+    if not all(x.t == S.F32 for x in (a, b_, c)):
+        raise Unsupported("fma32 of a non-float32")
+    ty = S.ll(S.F32)
+    f = fc.mb.intrinsic("llvm.fma.f32", ty, [ty, ty, ty])
+    return Sc(fc.b.call(f, [a.v, b_.v, c.v]), S.F32)
 
 
 def _extreme(fc, args, llvm_name):
