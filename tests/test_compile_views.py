@@ -175,3 +175,46 @@ def test_store_intrinsic_matches_numpy_slice_assignment():
     np.testing.assert_array_equal(c, [0, 4, 5, 0])
     np.testing.assert_array_equal(d, [0, 0])
     assert views.rewrite("    p0[:] = _C1_f32  # fill") == "    _st(p0, 0, len(p0), _C1_f32)  # fill"
+
+
+def _loops_of_fn(f, *args):
+    src = T.jit(f).lower(*args).source
+    body = src[src.index("\ndef _fn("):src.index("\ndef make_runner")]
+    return sum(1 for ln in body.splitlines() if ln.lstrip().startswith("for "))
+
+
+@pytest.mark.parametrize("case", ["flat", "flat3d", "transposed", "row_index", "col_index"])
+def test_reshaped_iota_reads_in_place(case):
+    # issue 17: random's counters are iota(n).reshape(shape); read in place, a sampler over a
+    # 2-D shape is one loop (the counter is the flat index) and compiles to the same helper
+    # as the 1-D sampler, instead of writing the counter out first
+    from transforms import lax
+    x = np.arange(24, dtype=np.int32).reshape(4, 6) * 7
+    flat = np.arange(24, dtype=np.int32)
+    cases = {   # f, its value, whether the iota fuses into the loop reading it
+        "flat": (lambda x: lax.iota(np.int32, 24).reshape(4, 6) * 3 + x,
+                 flat.reshape(4, 6) * 3 + x, True),
+        "flat3d": (lambda x: lax.iota(np.int32, 24).reshape(2, 3, 4) + 5 + x.reshape(2, 3, 4),
+                   flat.reshape(2, 3, 4) + 5 + x.reshape(2, 3, 4), True),
+        "transposed": (lambda x: lax.iota(np.int32, 24).reshape(6, 4).T + x,
+                       flat.reshape(6, 4).T + x, None),
+        # not a function of the flat index: still correct (not a view)
+        "row_index": (lambda x: lax.broadcasted_iota(np.int32, (4, 6), 0).reshape(6, 4) + 1,
+                      np.repeat(np.arange(4, dtype=np.int32), 6).reshape(6, 4) + 1, False),
+        "col_index": (lambda x: lax.broadcasted_iota(np.int32, (4, 6), 1).reshape(24) - x.reshape(24),
+                      np.tile(np.arange(6, dtype=np.int32), 4) - x.reshape(24), False),
+    }
+    f, want, fused = cases[case]
+    np.testing.assert_array_equal(T.jit(f)(x), want)
+    np.testing.assert_array_equal(f(x), want)
+    if fused:
+        assert _loops_of_fn(f, x) == 1
+
+
+def test_sampler_over_a_matrix_is_one_loop():
+    from transforms import random
+    k = random.key(3)
+    for shape in [(64, 64), (3, 5, 7), (1, 64), (64, 1, 3)]:
+        f = lambda k: random.normal(k, shape)       # noqa: E731
+        np.testing.assert_array_equal(T.jit(f)(k), f(k))
+        assert _loops_of_fn(f, k) == 1, shape

@@ -153,8 +153,8 @@ class FunctionLowerer:
         if vw.kind == "lit":
             return self.lit(vw.value, dtype if dtype is not None else vw.dtype)
         if vw.kind == "iota":
-            c, d, a = vw.terms[0]
-            e = _lin([(a, idx[d])] if d is not None else [], c)
+            e = _lin([(a, idx[d]) for _, d, a in vw.terms if d is not None],
+                     sum(c for c, _, _ in vw.terms))
             return f"{dtype_ctor(vw.dtype)}({e})"
         v = vw.var
         if self.env[v].kind != "arr":
@@ -254,7 +254,7 @@ class FunctionLowerer:
             cs = _c_strides(v.aval.shape)
             return self.elem(v, [], sum(c * s for (c, _, _), s in zip(src.terms, cs)))
         if src.kind == "iota":
-            return f"{dtype_ctor(src.dtype)}({src.terms[0][0]})"
+            return f"{dtype_ctor(src.dtype)}({sum(c for c, _, _ in src.terms)})"
         raise AssertionError(src.kind)
 
     def emit_scalar_step(self, step):

@@ -260,8 +260,9 @@ class View:
     """How to read a value at an index of its own shape.
 
     kind 'var': base Var read at base index [c + a * idx[d] for (c, d, a) in terms] (d None:
-    constant c); kind 'lit': a scalar literal; kind 'iota': the integer c + a * idx[d] cast to
-    dtype (a single term)."""
+    constant c); kind 'lit': a scalar literal; kind 'iota': the integer
+    sum(c + a * idx[d] for (c, d, a) in terms) cast to dtype (an iota has one term; a
+    reshaped one, a term per dim)."""
     __slots__ = ("kind", "var", "value", "dtype", "terms", "shape")
 
     def __init__(self, kind, shape, var=None, value=None, dtype=None, terms=()):
@@ -287,7 +288,7 @@ class View:
         if self.kind == "lit":
             return View("lit", shape, value=self.value, dtype=self.dtype)
         if self.kind == "iota":
-            return View("iota", shape, dtype=self.dtype, terms=(sub(self.terms[0]),))
+            return View("iota", shape, dtype=self.dtype, terms=tuple(sub(t) for t in self.terms))
         return View("var", shape, var=self.var, terms=tuple(sub(t) for t in self.terms))
 
 
@@ -454,6 +455,11 @@ def plan(jaxpr: Jaxpr, is_pointwise, is_opaque):
                 terms = rule.terms(e)
                 if terms is not None and isinstance(e.invars[0], (Var, Literal)):
                     k = "view"
+                elif rule.of_iota is not None and view_of(e.invars[0]).kind == "iota":
+                    iota = rule.of_iota(e, view_of(e.invars[0]))
+                    if iota is not None:
+                        k = "view"
+                        views[e.outvars[0]] = iota
         if k is None:
             if e.prim.name in REDUCTIONS:
                 k = "reduce"
@@ -462,7 +468,7 @@ def plan(jaxpr: Jaxpr, is_pointwise, is_opaque):
             else:
                 k = "opaque"
         kinds.append(k)
-        if k == "view":
+        if k == "view" and e.outvars[0] not in views:
             out = e.outvars[0].aval
             if rule.source is not None:
                 views[e.outvars[0]] = rule.source(e)

@@ -44,14 +44,15 @@ class NestWriter:
             self._write_empty()
             return
         loop_dims = [d for d in range(1 if self.row else 0, nd) if S[d] > 1]
+        # dims are merged into one loop where every buffer read and every iota value moves
+        # by the same flat step (a 1-D iota of one dim never merges; a reshaped one may)
         accesses = []
-        iota_dims = set()
         for m in nest.members:
             for s in m.srcs:
                 if s.kind == "buf":
                     accesses.append(self._strides(s.var.aval.shape, s.terms)[1])
-                elif s.kind == "iota" and s.terms[0][1] is not None:
-                    iota_dims.add(s.terms[0][1])
+                elif s.kind == "iota":
+                    accesses.append(self._iota_strides(s.terms)[1])
         if nest.store:
             accesses.append(_c_strides(S))
         red_axes = []
@@ -69,8 +70,7 @@ class NestWriter:
             accesses.append(tuple(st))
         groups = []
         for d in loop_dims:
-            if groups and d not in iota_dims and groups[-1][-1] not in iota_dims and all(
-                    a[groups[-1][-1]] == a[d] * S[d] for a in accesses):
+            if groups and all(a[groups[-1][-1]] == a[d] * S[d] for a in accesses):
                 groups[-1].append(d)
             else:
                 groups.append([d])
@@ -254,6 +254,14 @@ class NestWriter:
                 st[d] += a * s
         return off, tuple(st)
 
+    def _iota_strides(self, terms):
+        """(constant, step per nest dim) of an iota's value read through `terms`."""
+        st = [0] * len(self.nest.shape)
+        for c, d, a in terms:
+            if d is not None and self.nest.shape[d] > 1:
+                st[d] += a
+        return sum(c for c, _, _ in terms), tuple(st)
+
     def _parts(self, st):
         parts = [(st[g[-1]], f"_i{gi}") for gi, g in enumerate(self.groups)]
         if self.row and st:
@@ -329,13 +337,9 @@ class NestWriter:
         if s.kind == "local":
             return self.local_expr[s.var], self.local_depth[s.var]
         if s.kind == "iota":
-            c, d, a = s.terms[0]
-            if d is None or self.nest.shape[d] == 1:
-                return f"{dtype_ctor(s.dtype)}({c})", 0
-            if self.row and d == 0:
-                return f"{dtype_ctor(s.dtype)}({_lin([(a, '_r0')], c)})", 0
-            gi = self.group_of[d]
-            return f"{dtype_ctor(s.dtype)}({_lin([(a, f'_i{gi}')], c)})", gi + 1
+            off, st = self._iota_strides(s.terms)
+            depth = max((gi + 1 for gi, g in enumerate(self.groups) if st[g[-1]]), default=0)
+            return f"{dtype_ctor(s.dtype)}({_lin(self._parts(st), off)})", depth
         b = fl.env[s.var]
         if b.kind != "arr":
             return self._scalar(s.var), 0

@@ -96,13 +96,13 @@ def slow_path(eqn):
 
 
 class ViewRule:
-    __slots__ = ("terms", "source")
+    __slots__ = ("terms", "source", "of_iota")
 
-    def __init__(self, terms, source):
-        self.terms, self.source = terms, source
+    def __init__(self, terms, source, of_iota=None):
+        self.terms, self.source, self.of_iota = terms, source, of_iota
 
 
-def register_view(name, terms=None, source=None, identity=None):
+def register_view(name, terms=None, source=None, identity=None, of_iota=None):
     """Equations of primitive `name` (one output) are index maps: their readers read the
     operand in place, so they are neither steps nor copies.
 
@@ -110,10 +110,12 @@ def register_view(name, terms=None, source=None, identity=None):
     dim: the operand's index there is `c + a * out_index[d]` (`d` None: the constant `c`);
     or None when this equation is not a view (e.g. a reshape that moves elements, which an
     opaque rule then lowers). `source(eqn)`: for a view of no operand (iota), its
-    `fusion.View`. `identity(eqn)`: see `register_identity`."""
+    `fusion.View`. `of_iota(eqn, view)`: the `fusion.View` of this equation applied to an
+    iota (`view`) where `terms` gives None (e.g. any reshape of a row-major counter), or None.
+    `identity(eqn)`: see `register_identity`."""
     if (terms is None) == (source is None):
         raise TypeError(f"register_view({name!r}): give exactly one of terms= and source=")
-    VIEWS[name] = ViewRule(terms, source)
+    VIEWS[name] = ViewRule(terms, source, of_iota)
     if identity is not None:
         register_identity(name, identity)
 

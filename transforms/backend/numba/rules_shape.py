@@ -4,6 +4,7 @@ unit-axis reshape, stop_gradient and iota. Opaque rules: general reshape (free: 
 flat), concatenate, pad, dynamic_slice, dynamic_update_slice."""
 from __future__ import annotations
 
+from .emit import _c_strides
 from .fusion import View
 from .lowering import register_lowering
 from .registry import register_keeps_zero, register_view
@@ -97,7 +98,31 @@ def _reshape_terms(eqn):
     return tuple(terms)
 
 
-register_view("reshape", terms=_reshape_terms, identity=lambda eqn: True)
+def _reshape_of_iota(eqn, iota):
+    """Any reshape of an iota whose value is an affine function of its row-major flat index
+    (a 1-D iota, say: random's counters) is the same function of the new shape's flat index:
+    a view, so it fuses into the nest reading it instead of being written out (None: other
+    iotas)."""
+    src, out = eqn.invars[0].aval, eqn.outvars[0].aval
+    coef = [0] * src.ndim
+    const = 0
+    for c, d, a in iota.terms:
+        const += c
+        if d is not None and src.shape[d] > 1:
+            coef[d] += a
+    dims = [d for d in range(src.ndim) if src.shape[d] > 1]
+    step = coef[dims[-1]] if dims else 0    # the change per step of the flat index
+    strides = _c_strides(src.shape)
+    if any(coef[d] != step * strides[d] for d in dims):
+        return None
+    terms = [(const, None, 0)] + [(0, d, step * st)
+                                  for d, st in enumerate(_c_strides(out.shape))
+                                  if out.shape[d] > 1]
+    return View("iota", out.shape, dtype=iota.dtype, terms=tuple(terms))
+
+
+register_view("reshape", terms=_reshape_terms, identity=lambda eqn: True,
+              of_iota=_reshape_of_iota)
 for _name in ("broadcast_in_dim", "reshape"):      # zeros stay zeros (simplify.py)
     register_keeps_zero(_name)
 
