@@ -332,10 +332,13 @@ def _output_transform(src, o, ho, wo, th, tw, m, of, rs):
                 src.emit(f"_wgrow = (_wgn * {th} + _wgty) * {tw} + _wgtx")
                 src.emit(f"_wgd = (((_wgb + _wgn) * {ho} + 2 * _wgty) * {wo} + "
                          f"2 * _wgtx) * {o}")
-                full = f"2 * _wgty + 1 < {ho} and 2 * _wgtx + 1 < {wo}"
-                for edge in (False, True):
-                    with src.block("else:" if edge else f"if {full}:"):
-                        _output_tile(src, o, ho, wo, m, of, edge, rs)
+                if ho % 2 == 0 and wo % 2 == 0:     # no tile hangs over: no edge branch
+                    _output_tile(src, o, ho, wo, m, of, False, rs)   # (less for LLVM)
+                else:
+                    full = f"2 * _wgty + 1 < {ho} and 2 * _wgtx + 1 < {wo}"
+                    for edge in (False, True):
+                        with src.block("else:" if edge else f"if {full}:"):
+                            _output_tile(src, o, ho, wo, m, of, edge, rs)
 
 
 def _output_tile(src, o, ho, wo, m, of, edge, rs):
