@@ -101,15 +101,17 @@ w = {"a": rng.standard_normal((6, 8)).astype(np.float32),
 x = rng.standard_normal((5, 6)).astype(np.float32)
 g = T.jit(T.grad(step))(w, x)
 v = T.jit(T.vmap(lambda r: step(w, r[None])))(x)
+n = T.jit(lambda k: T.numpy.sum(T.random.normal(k, (40, 40)), axis=0))(T.random.key(1))
 {after}
 print(json.dumps({"g": {k: np.asarray(a).tolist() for k, a in g.items()},
-                  "v": np.asarray(v).tolist(), "lanes": lanes.STATS, "direct": STATS}))
+                  "v": np.asarray(v).tolist(), "n": np.asarray(n).tolist(),
+                  "lanes": lanes.STATS, "direct": STATS}))
 """
 
 
-def _run(tmp_path, workers, cache, after=""):
+def _run(tmp_path, workers, cache, after="", **env_vars):
     env = dict(os.environ, NUMBAX_COMPILE_WORKERS=str(workers), NUMBAX_CACHE_DIR=str(cache),
-               NUMBAX_DIRECT="strict")
+               NUMBAX_DIRECT="strict", **env_vars)
     p = subprocess.run([sys.executable, "-c", _PROGRAM.replace("{after}", after)], env=env,
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -135,6 +137,26 @@ def test_a_program_compiled_on_two_lanes_equals_one_compiled_on_one(tmp_path):
     warm = _run(tmp_path, 1, tmp_path / "two")                       # loaded, not compiled
     assert warm["g"] == two["g"] and warm["direct"]["compiled"] == 0
     assert warm["lanes"]["local"] == warm["lanes"]["worker"] == 0
+
+
+def test_llvm_options_change_machine_code_not_results(tmp_path, monkeypatch):
+    # the default options (no loop strength reduction, full unrolling up to size 100) make
+    # other machine code than LLVM's own defaults, with the same results to the bit
+    assert codegen.DEFAULT_LLVM_OPTIONS == ("-disable-lsr", "-unroll-threshold=100")
+    monkeypatch.setenv("NUMBAX_LLVM_OPTIONS", " -disable-lsr  ")
+    assert codegen.llvm_options() == ("-disable-lsr",)
+    monkeypatch.setenv("NUMBAX_LLVM_OPTIONS", "")
+    assert codegen.llvm_options() == ()
+    monkeypatch.delenv("NUMBAX_LLVM_OPTIONS")
+    assert codegen.llvm_options() == codegen.DEFAULT_LLVM_OPTIONS
+    ours = _run(tmp_path, 1, tmp_path / "ours")
+    llvms = _run(tmp_path, 1, tmp_path / "llvm", NUMBAX_LLVM_OPTIONS="")
+    for k in ("g", "v", "n"):
+        assert ours[k] == llvms[k], k
+    names = _objects(tmp_path / "ours")
+    assert names == _objects(tmp_path / "llvm")
+    assert any((tmp_path / "ours" / "__pycache__" / n).read_bytes() !=
+               (tmp_path / "llvm" / "__pycache__" / n).read_bytes() for n in names)
 
 
 def test_a_killed_worker_loses_no_work(tmp_path):
