@@ -523,6 +523,7 @@ def compile_function(py_func, sig, module_key, entry=True):
     if obj is not None:
         pending = _Pending(obj, None, where, lower)
     else:       # (saved to the disk as soon as compiled, whether or not ever loaded here)
+        lanes.start()
         pending = _Pending(None, lanes.submit(lower(), _writer(where)), where, None)
     fn = DirectFunction(py_func, sig, argtypes, symbol, pending, entry)
     with _load_lock:

@@ -64,6 +64,13 @@ class Job:
         self.done.set()
 
 
+def start():
+    """Start the lanes (and the compile worker) if they are not running: called before
+    lowering the first function that is not in the disk cache, so the worker process is
+    starting up while that function is lowered."""
+    _lanes()
+
+
 def submit(ir_text, on_done=None):
     """Queue module `ir_text` for compilation: its `Job` (see there for `on_done`)."""
     job = Job(ir_text, on_done)

@@ -30,6 +30,7 @@ import builtins
 import contextlib
 import gc
 import inspect
+import linecache
 import textwrap
 
 import numpy as np
@@ -199,8 +200,42 @@ def function_ast(py_func):
 _ASTS = {}      # code object -> FunctionDef (a kernel's code object lives as long as it)
 
 
+_FILES = {}     # (file name, source text) -> {(function name, first line): FunctionDef}
+
+
+def _file_functions(code):
+    """The top-level functions of the file defining `code` (one `ast.parse` of the file, kept:
+    `inspect.getsource` tokenizes each function in Python, a tenth of a cold start's lowering
+    time), or None when linecache has no source for it."""
+    lines = linecache.getlines(code.co_filename)
+    if not lines:
+        return None
+    key = (code.co_filename, "".join(lines))
+    defs = _FILES.get(key)
+    if defs is None:
+        try:
+            tree = ast.parse(key[1])
+        except SyntaxError:
+            return None
+        defs = {}
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef):
+                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                defs[(node.name, first)] = node
+        if len(_FILES) > 64:
+            _FILES.pop(next(iter(_FILES)))
+        _FILES[key] = defs
+    return defs
+
+
 def _parse_function(py_func):
-    try:
+    code = getattr(py_func, "__code__", None)
+    if code is not None:
+        defs = _file_functions(code)
+        node = defs.get((py_func.__name__, code.co_firstlineno)) if defs else None
+        if node is not None:
+            return node
+    try:                     # (a nested function, or a file that changed since it was loaded)
         src = textwrap.dedent(inspect.getsource(py_func))
     except (OSError, TypeError) as e:
         raise Unsupported(f"no source for {py_func!r} ({e})") from None
