@@ -14,10 +14,20 @@ from ...errors import UnsupportedDtypeError
 from ...ir import ClosedJaxpr, Jaxpr, _Namer
 
 
-# Loops shorter than this run to `n + _z` (_z: a run-time zero argument). LLVM fully unrolls
-# loops of small known length; with many of them that makes compile time explode (the unrolled
-# straight-line code is scheduled superlinearly) while saving next to nothing at run time.
+# With Numba (NUMBAX_DIRECT=0), loops shorter than this run to `n + _z` (_z: a run-time zero
+# argument). Numba's LLVM fully unrolls loops of small known length; with many of them that
+# makes compile time explode (the unrolled straight-line code is scheduled superlinearly)
+# while saving next to nothing at run time. The direct compiler's LLVM unrolls fully only up
+# to size 100 (direct/codegen.py), and there constant bounds compile faster -- no trip-count
+# checks and vector epilogues: a sixth less LLVM time for the digits CNN, a fifth for the
+# DP-SGD example -- and ran as fast (benchmarks/, same run, within 3%).
 SMALL_LOOP = 1024
+
+
+def small_loop():
+    """The length below which generated loops get a run-time bound (see SMALL_LOOP)."""
+    from .direct import enabled
+    return 0 if enabled() else SMALL_LOOP
 
 
 def _profiling():
@@ -27,7 +37,7 @@ def _profiling():
 
 def loop_stop(n, start=0):
     """Source of the stop of a generated loop over [start, n) (see SMALL_LOOP)."""
-    return f"{n} + _z" if n - start < SMALL_LOOP else str(n)
+    return f"{n} + _z" if n - start < small_loop() else str(n)
 
 
 def loop_range(n, start=0):
