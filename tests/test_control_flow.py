@@ -565,3 +565,58 @@ def test_jit_grad_of_scan_with_checkpointed_body_outputting_views(policy):
     np.testing.assert_allclose(T.jit(T.grad(loss))(W33, XS53), want, rtol=1e-10)
     np.testing.assert_allclose(T.jit(T.grad(loss, argnums=1))(W33, XS53),
                                T.grad(loss, argnums=1)(W33, XS53), rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# loops the direct compiler takes (issue 17: the carries used to go to Numba)
+# ---------------------------------------------------------------------------------------------
+
+def _direct_reasons():
+    from transforms.backend.numba import direct
+    return dict(direct.REASONS)
+
+
+def _scan_swap(c, xs):
+    def body(carry, x):
+        a, b, k, s = carry                      # a 0-d carry (s) and a passthrough (k)
+        a2 = b * 0.5 + x[0]
+        b2 = a - x[1:].sum()
+        return (a2, b2, k, s + a2.sum()), (a2 * 2.0, s)
+    return lax.scan(body, c, xs)
+
+
+def _while_vectors(a, b):
+    def cond(c):
+        return c[2] < 7
+
+    def body(c):
+        x, y, i = c
+        return (y + 1.0, x * 0.5, i + 1)             # swapped: each reads the other's old value
+    return lax.while_loop(cond, body, (a, b, np.int32(0)))
+
+
+@pytest.mark.parametrize("case", ["scan", "scan_reverse", "while", "fori"])
+def test_loops_with_array_carries_compile_directly_and_match_eager(case):
+    a = rng.normal(size=(2, 3)).astype(np.float32)
+    b = rng.normal(size=(2, 3)).astype(np.float32)
+    xs = rng.normal(size=(5, 4)).astype(np.float32)
+    if case == "scan":
+        f, args = _scan_swap, ((a, b, np.arange(3.0, dtype=np.float32), np.float32(0)), xs)
+    elif case == "scan_reverse":
+        f = lambda c, xs: lax.scan(lambda h, x: (h[::-1] * 0.5 + x, h * x), c, xs,  # noqa: E731
+                                   reverse=True)
+        args = (xs[0], xs)
+    elif case == "while":
+        f, args = _while_vectors, (a, b)
+    else:
+        f = lambda a, b: lax.fori_loop(0, 6, lambda i, c: (c[1] - i, c[0] * 2.0), (a, b))  # noqa: E731,E501
+        args = (a, b)
+    before = _direct_reasons()
+    got = T.jit(f)(*args)
+    assert _direct_reasons() == before                  # nothing left to Numba
+    want = f(*args)
+    for g, w in zip(T.tree_util.tree_leaves(got), T.tree_util.tree_leaves(want)):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+    # the inputs are not written through (the carries are copies)
+    assert np.array_equal(args[0][0] if case == "scan" else args[0],
+                          (a if case in ("scan", "while", "fori") else xs[0]))

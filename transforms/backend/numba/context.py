@@ -165,7 +165,10 @@ class RuleContext:
 
     def empty(self, shape, dtype):
         t = self.fresh("_w")
-        self.emit(f"{t} = _np.empty({tuple(shape)!r}, {dtype_ctor(dtype)})")
+        if tuple(shape) == ():          # (as a view of one element: both compilers take it)
+            self.emit(f"{t} = _nd(_np.empty(1, {dtype_ctor(dtype)}), ())")
+        else:
+            self.emit(f"{t} = _np.empty({tuple(shape)!r}, {dtype_ctor(dtype)})")
         return t
 
     def scratch(self, size, dtype):
@@ -237,6 +240,6 @@ class RuleContext:
             self.emit(f"{f} = _np.empty({_size(aval.shape)}, {dtype_ctor(aval.dtype)})")
             sub.emit_copy(vw, f, 0, aval.shape, aval.dtype)
             out = self.fresh("_r")
-            self.emit(f"{out} = {f}.reshape({tuple(aval.shape)!r})")
+            self.emit(f"{out} = _nd({f}, {tuple(aval.shape)!r})")
             outs.append(out)
         return outs

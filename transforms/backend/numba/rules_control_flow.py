@@ -2,12 +2,17 @@
 cond, scan and while: native `if` / `for` / `while` in the generated function,
 with each body lowered inline ONCE (so a 10,000-step scan compiles to the size of one step).
 
-Loop carries are plain local names rebound every iteration (the lowered body returns fresh
-arrays, never aliases of its arguments); scan's stacked outputs are written row by row into
-their output buffers; a scalar slice of an `xs` goes through one reused 0-d buffer.
+Loop carries are buffers allocated once, before the loop: each iteration's results (fresh
+arrays, never aliases of the body's arguments) are copied into them once the body is done.
+Rebinding the carry names to the results instead would let a buffer allocated inside the
+loop outlive its iteration, which the direct compiler (one buffer per allocation site) does
+not allow: such loops went to Numba, a 1,000-step scan's first call taking 7x JAX's. Scan's
+stacked outputs are written row by row into their output buffers; a scalar slice of an `xs`
+goes through one reused 0-d buffer.
 """
 from __future__ import annotations
 
+from .emit import _size
 from .lowering import register_lowering
 from .registry import register_inline_call
 
@@ -20,14 +25,23 @@ register_inline_call("checkpoint", "jaxpr")
 register_inline_call("core_call", "jaxpr")
 
 
-def _carry_copies(ctx, names):
-    """Fresh copies of the initial carries (so no output aliases an input)."""
+def _carry_copies(ctx, names, avals):
+    """The carry buffers, holding copies of the initial carries `names` (so no output
+    aliases an input)."""
     out = []
-    for n in names:
-        c = ctx.fresh("_cfcarry")
-        ctx.emit(f"{c} = {n}.copy()")
+    for name, a in zip(names, avals):
+        c = ctx.empty(a.shape, a.dtype)
+        _store_carries(ctx, [c], [name], [a])
         out.append(c)
     return out
+
+
+def _store_carries(ctx, carry, results, avals):
+    """Copy an iteration's `results` into the `carry` buffers (all results are computed
+    before the first copy, so a result computed from another carry reads its old value)."""
+    for c, r, a in zip(carry, results, avals):
+        n = _size(a.shape)
+        ctx.emit(f"_st({c}.reshape({n}), 0, {n}, {r}.reshape({n}))")
 
 
 @register_lowering("cond")
@@ -62,7 +76,8 @@ def _lower_scan(ctx, eqn):
                                      p["reverse"])
     nx = len(eqn.invars) - nc - nk
     consts = [ctx.array(i) for i in range(nc)]
-    carry = _carry_copies(ctx, [ctx.array(i) for i in range(nc, nc + nk)])
+    carry = _carry_copies(ctx, [ctx.array(i) for i in range(nc, nc + nk)],
+                          [eqn.invars[i].aval for i in range(nc, nc + nk)])
     xs = [ctx.array(i) for i in range(nc + nk, nc + nk + nx)]
     x_avals = [eqn.invars[i].aval for i in range(nc + nk, nc + nk + nx)]
     ys = [ctx.out(nk + j) for j in range(len(eqn.outvars) - nk)]
@@ -79,15 +94,19 @@ def _lower_scan(ctx, eqn):
             if j in scalar_bufs:
                 ctx.emit(f"{scalar_bufs[j]}[()] = {x}[{i}]")
                 x_names.append(scalar_bufs[j])
-            else:
+            else:                 # row i, as a view (the views intrinsics: both compilers)
                 xn = ctx.fresh("_cfx")
-                ctx.emit(f"{xn} = {x}[{i}]")
+                ctx.emit(f"{xn} = _nd(_sl({x}, {i}, {i} + 1), {tuple(x_avals[j].shape[1:])!r})")
                 x_names.append(xn)
         res = ctx.lower_jaxpr(body, consts + carry + x_names)
-        for c, r in zip(carry, res[:nk]):
-            ctx.emit(f"{c} = {r}")
+        _store_carries(ctx, carry, res[:nk], [v.aval for v in eqn.outvars[:nk]])
         for y, r, a in zip(ys, res[nk:], y_avals):
-            ctx.emit(f"{y}[{i}] = {r}[()]" if a.ndim == 1 else f"{y}[{i}] = {r}")
+            if a.ndim == 1:
+                ctx.emit(f"{y}[{i}] = {r}[()]")
+            else:
+                m = _size(a.shape[1:])
+                ctx.emit(f"_st(_nd({y}, {_size(a.shape)}), {i} * {m}, {i} * {m} + {m}, "
+                         f"{r}.reshape({m}))")
     for j, c in enumerate(carry):
         ctx.set_out(j, c)
 
@@ -98,14 +117,14 @@ def _lower_while(ctx, eqn):
     cj, bj, cn, bn = p["cond_jaxpr"], p["body_jaxpr"], p["cond_nconsts"], p["body_nconsts"]
     cc = [ctx.array(i) for i in range(cn)]
     bc = [ctx.array(i) for i in range(cn, cn + bn)]
-    carry = _carry_copies(ctx, [ctx.array(i) for i in range(cn + bn, len(eqn.invars))])
+    carry = _carry_copies(ctx, [ctx.array(i) for i in range(cn + bn, len(eqn.invars))],
+                          [eqn.invars[i].aval for i in range(cn + bn, len(eqn.invars))])
     with ctx.block("while True:", "while_loop"):
         pred = ctx.lower_jaxpr(cj, cc + carry)[0]
         with ctx.block(f"if not {pred}[()]:"):
             ctx.emit("break")
         res = ctx.lower_jaxpr(bj, bc + carry)
-        for c, r in zip(carry, res):
-            ctx.emit(f"{c} = {r}")
+        _store_carries(ctx, carry, res, [v.aval for v in eqn.outvars])
     for j, c in enumerate(carry):
         ctx.set_out(j, c)
 

@@ -82,8 +82,8 @@ def shaped(typingctx, arr, shape):
         return None
     if isinstance(shape, types.Integer):
         dims_t = [shape]
-    elif isinstance(shape, types.BaseTuple) and len(shape) and \
-            all(isinstance(t, types.Integer) for t in shape):
+    elif isinstance(shape, types.BaseTuple) and \
+            all(isinstance(t, types.Integer) for t in shape):       # (): a 0-d array
         dims_t = list(shape)
     else:
         return None
@@ -204,7 +204,7 @@ _SLICE = re.compile(r"(?<![\w.\])])([A-Za-z_]\w*)\[(\d+):(\d+)\]" + _STORE)
 _RESHAPE = re.compile(r"(?<![\w.])([A-Za-z_]\w*|_sl\([^()]*\))\.reshape\(")
 _EMPTY = re.compile(r"(?<![\w.])_np\.empty\((\d+|\(\s*\d+\s*(?:,\s*\d+\s*)*,?\s*\)), "
                     r"(_np\.[a-z]+\d*_?)\)")
-_SHAPE_ARG = re.compile(r"\d+|[A-Za-z_]\w*\.size|\(\s*\d+\s*(?:,\s*\d+\s*)*,?\s*\)")
+_SHAPE_ARG = re.compile(r"\d+|[A-Za-z_]\w*\.size|\(\s*\d+\s*(?:,\s*\d+\s*)*,?\s*\)|\(\s*\)")
 
 
 def _rewrite_code(code):

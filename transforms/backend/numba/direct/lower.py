@@ -1185,7 +1185,7 @@ class FunctionCompiler:
                 # Python's negative indices, as Numba's basic indexing
                 iv = b.select(b.icmp_signed("<", iv, const(S.I64, 0)), b.add(iv, dim), iv)
             flat = iv if flat is None else b.add(b.mul(flat, dim), iv)
-        return b.gep(arr.ptr, [flat])
+        return b.gep(arr.ptr, [const(S.I64, 0) if flat is None else flat])   # (x[()]: 0-d)
 
     def _load_elem(self, dtype, ptr):
         v = self.b.load(ptr)
