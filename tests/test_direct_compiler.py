@@ -515,6 +515,22 @@ def test_machine_code_is_cached_on_disk_and_a_damaged_file_is_recompiled(tmp_pat
     assert _child(tmp_path)["out"] == first["out"]
 
 
+def test_the_python_entry_is_a_module_of_its_own_and_a_damaged_one_is_recompiled(tmp_path):
+    """The entry is compiled as its own module (both lanes share a program's last compile),
+    cached in a file of its own beside its function's and loaded after it; a damaged entry
+    file alone sends the function to be compiled again, with the same result."""
+    first = _child(tmp_path)
+    fns = sorted((tmp_path / "__pycache__").glob("nbx_*._fn.*.dobj"))
+    entries = sorted((tmp_path / "__pycache__").glob("nbx_*._fn_py.*.dobj"))
+    assert len(fns) == 1 and len(entries) == 1
+    assert fns[0].name.split(".")[2] == entries[0].name.split(".")[2]     # one key
+    entries[0].write_bytes(entries[0].read_bytes()[:-7])               # truncated
+    second = _child(tmp_path)
+    assert second["stats"]["compiled"] >= 1 and second["out"] == first["out"]
+    third = _child(tmp_path)                                           # rewritten: loaded
+    assert third["stats"]["compiled"] == 0 and third["out"] == first["out"]
+
+
 def test_arguments_the_signature_does_not_take_are_converted():
     """Big-endian, strided, read-only and unpickled arrays reach compiled code converted (the
     entry point reports them; the executable converts them, as for Numba's dispatcher)."""

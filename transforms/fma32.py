@@ -11,7 +11,9 @@ The value is computed in float64, where the product of two float32 values is exa
 sum's own rounding error (two-sum) breaks the one case in which rounding that float64 sum to
 float32 would round twice wrongly: a sum exactly halfway between two float32 values (the 29
 bits below float32 precision equal to 1 followed by zeros), nudged one float64 ulp towards
-the exact sum. It differentiates as `a * b + c` and batches elementwise.
+the exact sum (that is the eager implementation; jitted code uses LLVM's `fma`, the FMA
+instruction, which rounds once too and so gives the same bits). It differentiates as
+`a * b + c` and batches elementwise.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Numba lowering of `argsort` (defined in `transforms.random`; used by `random.permutation`,
 `random.choice(replace=False)` and anything that shuffles), and of the pointwise `fma32`
-(one call of the scalar kernel per element: the samplers' exactly rounded multiply-adds) and
+(LLVM's `fma` per element through the `kernels.fma32` intrinsic: the samplers' exactly
+rounded multiply-adds) and
 `xla_log_f32`/`xla_log1p_f32`/`xla_erf_f32`/`xla_erfinv_f32` (the samplers' float32 functions
 as XLA evaluates them, `transforms.xla_f32`: one scalar kernel call per element too).
 

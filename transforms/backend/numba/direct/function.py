@@ -106,7 +106,7 @@ class DirectFunction:
         self.__name__ = py_func.__name__
         self.argtypes, self.rettype, self.symbol = argtypes, None, symbol
         self.signatures = [sig.args]
-        self.from_disk = pending.obj is not None
+        self.from_disk = pending.from_disk
         self.stats = _Stats(sig.args, self.from_disk)
         self.direct = True
         self._fast, self._def = None, None
@@ -148,15 +148,31 @@ class DirectFunction:
         return f"<directly compiled {self.__name__}>"
 
 
+class _Part:
+    """One object file of a `DirectFunction`: read from the disk cache (`obj`) or being
+    compiled (the `lanes` job `job`); `where` its cache file, `names` the symbols it
+    defines."""
+
+    __slots__ = ("obj", "job", "where", "names")
+
+    def __init__(self, obj, job, where, names):
+        self.obj, self.job, self.where, self.names = obj, job, where, names
+
+
 class _Pending:
-    """What a `DirectFunction` waits for: its object file read from the disk cache (`obj`),
-    or the `lanes` job compiling it; `where` its cache file, `lower` its LLVM IR made again
-    (when a cached object turns out damaged)."""
+    """What a `DirectFunction` waits for: its parts (the function; then its Python entry,
+    a module of its own, so the two compile on both lanes at once -- the main function is
+    the last module of a program, its compile the tail of a cold start), loaded in that
+    order; `lower` makes their LLVM IR again (when a cached object turns out damaged)."""
 
-    __slots__ = ("obj", "job", "where", "lower")
+    __slots__ = ("parts", "lower")
 
-    def __init__(self, obj, job, where, lower):
-        self.obj, self.job, self.where, self.lower = obj, job, where, lower
+    def __init__(self, parts, lower):
+        self.parts, self.lower = parts, lower
+
+    @property
+    def from_disk(self):
+        return all(p.obj is not None for p in self.parts)
 
 
 _unloaded = collections.deque()     # DirectFunctions with pending machine code, in order
@@ -178,19 +194,22 @@ def load_pending(upto=None):
 
 def _load(fn):
     p = fn._pending
-    names = [fn.symbol, fn.symbol + "_py"] if fn._entry else [fn.symbol]
-    if p.obj is not None:
+    addrs = {}
+    for k, part in enumerate(p.parts):
+        if part.obj is not None:
+            try:
+                addrs.update(engine.load_object(part.obj, part.names))
+                continue
+            except RuntimeError:               # damaged: compiled again
+                part.obj = None
+                part.job = lanes.submit(p.lower()[k], _writer(part.where))
+                fn.from_disk = False
         try:
-            fn._loaded(engine.load_object(p.obj, names))
-            return
-        except RuntimeError:                   # damaged: compiled again
-            p.job = lanes.submit(p.lower(), _writer(p.where))
-            fn.from_disk = False
-    try:
-        obj = lanes.result(p.job)
-    except RuntimeError as e:
-        raise RuntimeError(f"{fn.__name__}: {e}") from None
-    fn._loaded(engine.load_object(obj, names))
+            obj = lanes.result(part.job)
+        except RuntimeError as e:
+            raise RuntimeError(f"{fn.__name__}: {e}") from None
+        addrs.update(engine.load_object(obj, part.names))
+    fn._loaded(addrs)
 
 
 def _writer(where):
@@ -508,6 +527,7 @@ def compile_function(py_func, sig, module_key, entry=True):
     where = _cache_path(py_func, key)
 
     def lower():
+        """The LLVM IR of the function's module, then (with `entry`) of its entry's."""
         triple, layout = engine.triple_and_layout()
         mb = ModuleBuilder(symbol, triple, layout)
         fc = FunctionCompiler(mb, function_ast(py_func), py_func.__globals__, argtypes,
@@ -515,22 +535,37 @@ def compile_function(py_func, sig, module_key, entry=True):
         fn = fc.compile()
         if fc.ret_type is not None:
             raise Unsupported("a generated function returning a value")
-        if entry:
-            _python_entry(mb, fn, argtypes, symbol + "_py")
-        return str(mb.module)
+        if not entry:
+            return [str(mb.module)]
+        eb = ModuleBuilder(symbol + "_py", triple, layout)
+        _python_entry(eb, eb.declare(symbol, fn.function_type), argtypes, symbol + "_py")
+        return [str(mb.module), str(eb.module)]
 
-    obj = _unpack(_read_trusted(where[0])) if where is not None else None
-    if obj is not None:
-        pending = _Pending(obj, None, where, lower)
+    wheres = [where, _entry_path(where)] if entry else [where]
+    names = [[symbol], [symbol + "_py"]]
+    objs = [_unpack(_read_trusted(w[0])) if w is not None else None for w in wheres]
+    if all(o is not None for o in objs):
+        pending = _Pending([_Part(o, None, w, n) for o, w, n in zip(objs, wheres, names)],
+                           lower)
     else:       # (saved to the disk as soon as compiled, whether or not ever loaded here)
         lanes.start()
-        pending = _Pending(None, lanes.submit(lower(), _writer(where)), where, None)
+        pending = _Pending([_Part(None, lanes.submit(ir_text, _writer(w)), w, n)
+                            for ir_text, w, n in zip(lower(), wheres, names)], None)
     fn = DirectFunction(py_func, sig, argtypes, symbol, pending, entry)
     with _load_lock:
         _unloaded.append(fn)
-    if obj is not None and len(_unloaded) == 1:
+    if pending.from_disk and len(_unloaded) == 1:
         load_pending(fn)            # from the disk, nothing before it pending: load it now
     return fn
+
+
+def _entry_path(where):
+    """The cache file of the Python entry of the function whose cache file is `where`."""
+    if where is None:
+        return None
+    path, st = where
+    head, fname, key, ext = path.rsplit(".", 3)
+    return f"{head}.{fname}_py.{key}.{ext}", st
 
 
 _MAGIC = b"nbxdobj1"
