@@ -2,9 +2,10 @@
 
 This module imports nothing but llvmlite, so it is also the program of the compile worker
 process (``python codegen.py CPU FEATURES``, started by `lanes.py`): a new Python process
-reaches its loop in about 0.15 s. The process that compiles and its worker build their
-target machines from the same CPU name and feature string with `target_machine`, and both
-run `optimise_and_emit`, so an object file is the same bytes whichever compiled it.
+reaches its loop in 0.05-0.15 s (importing llvmlite is most of it). The process that
+compiles and its worker build their target machines from the same CPU name and feature
+string with `target_machine`, and both run `optimise_and_emit`, so an object file is the
+same bytes whichever compiled it.
 
 The worker's protocol on its standard streams (binary, lengths as 8-byte little-endian):
 it writes ``R`` once ready; then for each request (``C``, length, LLVM IR text) it answers

@@ -8,7 +8,7 @@ Hence two lanes, each taking jobs (modules) in order from one queue:
 - the *local* lane, a thread of this process: LLVM runs there while the main thread goes on
   lowering the program's next functions;
 - the *worker* lane: a thread feeding a compile worker process (``codegen.py``: Python and
-  llvmlite only, ready about 0.15 s after it starts), which compiles for the same CPU and
+  llvmlite only, ready 0.05-0.15 s after it starts), which compiles for the same CPU and
   features, so its object files are the bytes this process would have made. It is started
   on the first job, stays for the process's later programs and exits when this process does
   (its input closes).
@@ -120,7 +120,7 @@ def _lanes():
 def _worker_wanted():
     """Whether to start the compile worker: on two or more cores unless
     ``NUMBAX_COMPILE_WORKERS=0``. Unlike Numba's helper worker (`workers.py`, 2.3 s to
-    start), it is not held back on a busy machine: it costs 0.15 s to start, and a compile
+    start), it is not held back on a busy machine: it costs 0.05-0.15 s to start, and a compile
     it takes would otherwise wait for this process's one lane."""
     raw = os.environ.get("NUMBAX_COMPILE_WORKERS", "").strip().lower()
     return raw not in ("0", "off", "false", "no") and (os.cpu_count() or 1) >= 2
