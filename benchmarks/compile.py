@@ -46,26 +46,27 @@ front end does not run: ``typing`` is 0, ``llvm`` is LLVM's optimisation and mac
 emission, and ``load`` includes the direct compiler's own lowering (source to LLVM IR).
 Session 11 (less for LLVM to do: LLVM's fma for the samplers' multiply-adds, uint32 Threefry,
 reshaped counters fused, no loop strength reduction, full unrolling only up to size 100,
-constant loop bounds; scan and while loops compiled directly) on the quiet 2-core machine
-(JAX 0.10.2 in the same run; examples from repeated runs, five each; seconds):
+constant loop bounds; scan and while loops compiled directly; each Python entry a module of
+its own; the collector paused over a whole compile) on the 2-core machine (load 1-2; JAX
+0.10.2 in the same runs; examples from repeated runs, five each; seconds):
 
 ========  ===========  =====  =====  ===========================  ====================
 workload  cold         warm   JAX    tiered first / eager step    examples cold / warm
 ========  ===========  =====  =====  ===========================  ====================
-mlp       0.263-0.296  0.095  0.437  0.023 / 0.016 (1.45)         per_example_grads
-                                                                   1.42 / 1.06 (1.34)
-cnn       0.431-0.567  0.149  0.815  0.170 / 0.147 (1.16)         digits_cnn
-                                                                   1.51 / 0.94 (1.60)
-scan      0.116-0.131  0.052  0.098  0.021 / 0.020 (1.06)
-pex       0.195-0.225  0.072  0.198  0.018 / 0.015 (1.21)
+mlp       0.245-0.296  0.094  0.398  0.023 / 0.015-0.017 (1.40-   per_example_grads
+                                     1.48)                         1.39 / 1.03 (1.35)
+cnn       0.431-0.567  0.148  0.771  0.170-0.182 / 0.147-0.175    digits_cnn
+                                     (1.04-1.16)                   1.45 / 0.93 (1.56)
+scan      0.110-0.131  0.053  0.084  0.018 / 0.017 (1.07)
+pex       0.178-0.225  0.065  0.218  0.018 / 0.014 (1.21-1.30)
 ========  ===========  =====  =====  ===========================  ====================
 
-(MLP 0.6-0.7x JAX's first call, CNN 0.5-0.7x, the scan 1.2x (6.8x through Numba). LLVM's CPU
-time for the examples: digits_cnn 0.61 s over 19 modules (session 10's code in the same run:
-1.19 s), per_example_grads 0.34 s over 11 (1.07 s over 13); their cold / warm ratios with
-session 10's code in the same run: 1.94 and 1.72. With .pyc files written (no
-PYTHONDONTWRITEBYTECODE), warm runs take 0.52 and 0.64 s and the ratios are 2.1 and 1.5: the
-compile work is the same, the warm run shorter.)
+(MLP 0.6-0.7x JAX's first call, CNN 0.5-0.7x, the scan 1.2-1.3x (6.8x through Numba). LLVM's
+CPU time for the examples: digits_cnn 0.61 s over 19 modules (session 10's code in the same
+run: 1.19 s), per_example_grads 0.34 s over 11 (1.07 s over 13); their cold / warm ratios with
+session 10's code in the same run: 1.94 and 1.72; ``--only example`` gave 1.50 and 1.37. With
+.pyc files written (no PYTHONDONTWRITEBYTECODE), warm runs take 0.52 and 0.64 s and the
+ratios are about 2.0 and 1.5: the compile work is the same, the warm run shorter.)
 
 Session 10 (two LLVM lanes, a thread and a compile worker process; main functions split into
 pieces for them; the batch a run-time argument of the Winograd helper; a table-driven Python
