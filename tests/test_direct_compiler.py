@@ -56,6 +56,19 @@ def _same(a, b):
     np.testing.assert_array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8))
 
 
+def _run_both(d, nb, inputs, outputs):
+    """Run the direct (`d`) and Numba (`nb`) compilations on `inputs` followed by zeroed
+    arrays like `outputs`; assert both wrote the same bytes; the direct compiler's outputs."""
+    results = []
+    for fn in (d, nb):
+        outs = [np.zeros_like(o) for o in outputs]
+        fn(*inputs, *outs)
+        results.append(outs)
+    for a, b in zip(*results):
+        _same(a, b)
+    return results[0]
+
+
 def _values(dt, n, rng):
     dt = np.dtype(dt)
     if dt.kind == "b":
@@ -119,14 +132,8 @@ def test_binary_operators_match_numba(op, a, b):
         y = (np.abs(y.astype(np.int64)) % 31).astype(b)
     sig = nt.none(_arr(a), _arr(b), _arr(np.float64), _arr(np.int64))
     d, nb = _both(f, sig)
-    outs = []
-    for fn in (d, nb):
-        of, oi = np.zeros(n), np.zeros(n, np.int64)
-        with np.errstate(all="ignore"):
-            fn(x, y, of, oi)
-        outs.append((of, oi))
-    _same(outs[0][0], outs[1][0])
-    _same(outs[0][1], outs[1][1])
+    with np.errstate(all="ignore"):
+        _run_both(d, nb, [x, y], [np.zeros(n), np.zeros(n, np.int64)])
 
 
 UNARY = [
@@ -252,14 +259,8 @@ def f(x, k, o, u):
     key = np.array([12, 345], np.uint32)
     sig = nt.none(_arr(np.float32), _arr(np.uint32), _arr(np.float32), _arr(np.uint32))
     d, nb = _both(f, sig)
-    outs = []
-    for fn in (d, nb):
-        o, u = np.zeros(16, np.float32), np.zeros(8, np.uint32)
-        fn(x, key, o, u)
-        outs.append((o, u))
-    _same(outs[0][0], outs[1][0])
-    _same(outs[0][1], outs[1][1])
-    np.testing.assert_allclose(outs[0][0][:8], np.exp(x) + np.log(0.5) + np.tanh(3 * x) +
+    o, _ = _run_both(d, nb, [x, key], [np.zeros(16, np.float32), np.zeros(8, np.uint32)])
+    np.testing.assert_allclose(o[:8], np.exp(x) + np.log(0.5) + np.tanh(3 * x) +
                                np.sin(x), rtol=1e-5, atol=1e-6)
 
 
@@ -382,15 +383,9 @@ def f(x, o):
     built = kernel_ir.STATS["built"]
     d, nb = _both(first, nt.none(_arr(np.float32), _arr(np.int64), _arr(np.float32),
                                  _arr(np.float64)))
-    outs = []
-    for fn in (d, nb):
-        o, q = np.zeros(8, np.float32), np.zeros(8, np.float64)
-        fn(x, n, o, q)
-        outs.append((o, q))
-    _same(outs[0][0], outs[1][0])
-    _same(outs[0][1], outs[1][1])
-    np.testing.assert_array_equal(outs[0][1], n * 3 + 7.25)
-    np.testing.assert_allclose(outs[0][0], x * 2 + 7.25, rtol=1e-6)
+    o, q = _run_both(d, nb, [x, n], [np.zeros(8, np.float32), np.zeros(8, np.float64)])
+    np.testing.assert_array_equal(q, n * 3 + 7.25)
+    np.testing.assert_allclose(o, x * 2 + 7.25, rtol=1e-6)
     # scaled for (float32, float32) and for (int64, int64), table for int64
     assert set(kernel_ir._cache[ns["scaled"].py_func]) == {
         (np.dtype(np.float32),) * 2, (np.dtype(np.int64),) * 2}
@@ -398,14 +393,9 @@ def f(x, o):
 
     built, pasted = kernel_ir.STATS["built"], kernel_ir.STATS["pasted"]
     d, nb = _both(second, nt.none(_arr(np.float32), _arr(np.float32)))
-    outs = []
-    for fn in (d, nb):
-        o = np.zeros(8, np.float32)
-        fn(x, o)
-        outs.append(o)
-    _same(outs[0], outs[1])
+    o, = _run_both(d, nb, [x], [np.zeros(8, np.float32)])
     table = np.array(ns["_TABLE"])[np.arange(8) & 3]
-    np.testing.assert_allclose(outs[0], x[0] ** 2 + 7.25 + table + x * x + 7.25, rtol=1e-5)
+    np.testing.assert_allclose(o, x[0] ** 2 + 7.25 + table + x * x + 7.25, rtol=1e-5)
     # only `fill` was lowered; scaled (twice: in fill and in f) and table were pasted
     assert kernel_ir.STATS["built"] == built + 1
     assert kernel_ir.STATS["pasted"] >= pasted + 3
@@ -680,19 +670,13 @@ def test_entry_of_arguments_of_mixed_kinds_matches_numba(kinds):
     f, sig = _kinds_function(kinds)
     d, nb = _both(f, sig)
     args = _kinds_values(kinds, rng)
-    outs = []
-    for fn in (d, nb):
-        call = args[:-2] + [np.zeros_like(args[-2]), np.zeros_like(args[-1])]
-        fn(*call)
-        outs.append(call[-2:])
-    _same(outs[0][0], outs[1][0])
-    _same(outs[0][1], outs[1][1])
+    o, oi = _run_both(d, nb, args[:-2], args[-2:])
     want_o, want_oi = _kinds_expected(kinds, args)
-    np.testing.assert_allclose(outs[0][0], want_o, rtol=1e-6)
-    np.testing.assert_array_equal(outs[0][1], want_oi)
+    np.testing.assert_allclose(o, want_o, rtol=1e-6)
+    np.testing.assert_array_equal(oi, want_oi)
     # a float32 scalar is rounded to float32 on the way in; -1 went through as a value
-    assert outs[0][0][kinds.index(np.float32)] == np.float64(np.float32(0.1)) != 0.1
-    assert outs[0][1][kinds.index(np.int64)] == -1
+    assert o[kinds.index(np.float32)] == np.float64(np.float32(0.1)) != 0.1
+    assert oi[kinds.index(np.int64)] == -1
 
 
 class _BadBool:

@@ -165,10 +165,7 @@ class RuleContext:
 
     def empty(self, shape, dtype):
         t = self.fresh("_w")
-        if tuple(shape) == ():          # (as a view of one element: both compilers take it)
-            self.emit(f"{t} = _nd(_np.empty(1, {dtype_ctor(dtype)}), ())")
-        else:
-            self.emit(f"{t} = _np.empty({tuple(shape)!r}, {dtype_ctor(dtype)})")
+        self.emit(f"{t} = _np.empty({tuple(shape)!r}, {dtype_ctor(dtype)})")
         return t
 
     def scratch(self, size, dtype):

@@ -447,33 +447,27 @@ def plan(jaxpr: Jaxpr, is_pointwise, is_opaque):
     kinds = []
     for e in jaxpr.eqns:
         rule = VIEWS.get(e.prim.name)
-        k = terms = None
+        view = None
         if rule is not None and len(e.outvars) == 1:
             if rule.source is not None:
-                k = "view"
+                view = rule.source(e)
             else:
                 terms = rule.terms(e)
+                operand = view_of(e.invars[0])
                 if terms is not None and isinstance(e.invars[0], (Var, Literal)):
-                    k = "view"
-                elif rule.of_iota is not None and view_of(e.invars[0]).kind == "iota":
-                    iota = rule.of_iota(e, view_of(e.invars[0]))
-                    if iota is not None:
-                        k = "view"
-                        views[e.outvars[0]] = iota
-        if k is None:
-            if e.prim.name in REDUCTIONS:
-                k = "reduce"
-            elif is_pointwise(e):
-                k = "pointwise"
-            else:
-                k = "opaque"
+                    view = operand.compose(terms, e.outvars[0].aval.shape)
+                elif rule.of_iota is not None and operand.kind == "iota":
+                    view = rule.of_iota(e, operand)
+        if view is not None:
+            views[e.outvars[0]] = view
+            k = "view"
+        elif e.prim.name in REDUCTIONS:
+            k = "reduce"
+        elif is_pointwise(e):
+            k = "pointwise"
+        else:
+            k = "opaque"
         kinds.append(k)
-        if k == "view" and e.outvars[0] not in views:
-            out = e.outvars[0].aval
-            if rule.source is not None:
-                views[e.outvars[0]] = rule.source(e)
-            else:
-                views[e.outvars[0]] = view_of(e.invars[0]).compose(terms, out.shape)
 
     consumers = {}
     for e, k in zip(jaxpr.eqns, kinds):

@@ -605,10 +605,13 @@ def _publish_fmaf():
     import llvmlite.binding as llb
     if llb.address_of_symbol("fmaf"):
         return
-    for name in (ctypes.util.find_library("m"), None):
+    # this process's own symbols first (Python links the C math library): looking libm up
+    # by name runs a subprocess, a few ms of every import
+    for name in (None, "m"):
         try:
-            addr = ctypes.cast(ctypes.CDLL(name).fmaf, ctypes.c_void_p).value
-        except (OSError, AttributeError):
+            lib = ctypes.CDLL(name if name is None else ctypes.util.find_library(name))
+            addr = ctypes.cast(lib.fmaf, ctypes.c_void_p).value
+        except (OSError, AttributeError, TypeError):
             continue
         llb.add_symbol("fmaf", addr)
         return

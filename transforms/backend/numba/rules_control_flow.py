@@ -28,12 +28,9 @@ register_inline_call("core_call", "jaxpr")
 def _carry_copies(ctx, names, avals):
     """The carry buffers, holding copies of the initial carries `names` (so no output
     aliases an input)."""
-    out = []
-    for name, a in zip(names, avals):
-        c = ctx.empty(a.shape, a.dtype)
-        _store_carries(ctx, [c], [name], [a])
-        out.append(c)
-    return out
+    carry = [ctx.empty(a.shape, a.dtype) for a in avals]
+    _store_carries(ctx, carry, names, avals)
+    return carry
 
 
 def _store_carries(ctx, carry, results, avals):

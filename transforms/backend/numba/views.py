@@ -202,7 +202,7 @@ _SETSLICE = re.compile(r"^(\s*)([A-Za-z_]\w*)\[(?:(\d+):(\d+)|:)\] = (.+?)(\s*)$
 _STORE = r"(?!\s*(?:[-+*/%&|^@]|\*\*|//|<<|>>)?=(?!=))"      # not followed by (augmented) =
 _SLICE = re.compile(r"(?<![\w.\])])([A-Za-z_]\w*)\[(\d+):(\d+)\]" + _STORE)
 _RESHAPE = re.compile(r"(?<![\w.])([A-Za-z_]\w*|_sl\([^()]*\))\.reshape\(")
-_EMPTY = re.compile(r"(?<![\w.])_np\.empty\((\d+|\(\s*\d+\s*(?:,\s*\d+\s*)*,?\s*\)), "
+_EMPTY = re.compile(r"(?<![\w.])_np\.empty\((\d+|\(\s*\d+\s*(?:,\s*\d+\s*)*,?\s*\)|\(\s*\)), "
                     r"(_np\.[a-z]+\d*_?)\)")
 _SHAPE_ARG = re.compile(r"\d+|[A-Za-z_]\w*\.size|\(\s*\d+\s*(?:,\s*\d+\s*)*,?\s*\)|\(\s*\)")
 

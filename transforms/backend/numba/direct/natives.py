@@ -428,7 +428,7 @@ def _empty(fc, arg_nodes):
     dims = [fc.static_int(x) for x in (
         shape_node.elts if isinstance(shape_node, ast.Tuple) else [shape_node])]
     dt = fc.expr(arg_nodes[1])
-    if any(d is None or d < 0 for d in dims) or not dims:
+    if any(d is None or d < 0 for d in dims):          # (no dims: a 0-d array)
         raise Unsupported("empty of a size not known at compile time")
     n = 1
     for d in dims:
