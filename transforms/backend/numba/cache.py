@@ -602,11 +602,14 @@ def _read_all(fd):
         chunks.append(b)
 
 
+GENERATED_PACKAGE = "_numbax_generated"     # the (virtual) package of generated modules
+
+
 def _exec_module(key, source, path, root=None):
     """Execute `source` as module ``_numbax_generated.nbx_<key>``; its code's file name is
     `path` (its functions are then cached on disk beside it) or a placeholder. `root`: the
     writable cache directory holding `path`, where its compiled code is cached too."""
-    name = f"_numbax_generated.nbx_{key}"
+    name = f"{GENERATED_PACKAGE}.nbx_{key}"
     filename = path or f"<numbax-generated nbx_{key}>"
     if path is None:                     # tracebacks and Numba's messages show the source
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)

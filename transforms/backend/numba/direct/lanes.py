@@ -141,10 +141,14 @@ def _start_worker(cpu=None):
     """The compile worker process for `cpu` (name, features; default this host's), ready
     (it has said so), or None."""
     cpu, features = cpu or engine.host_cpu()
-    # run codegen.py by path without putting its directory first on the worker's sys.path
-    boot = ("import sys, importlib.util as u; s = u.spec_from_file_location('numbax_codegen', "
-            "sys.argv[1]); m = u.module_from_spec(s); s.loader.exec_module(m); "
-            "m.serve(sys.argv[2], sys.argv[3], sys.stdin.buffer, sys.stdout.buffer)")
+    # run codegen.py by path without putting its directory first on the worker's sys.path;
+    # when its input closes it leaves at once (every answer is flushed as written): Python's
+    # own shutdown, 15 ms, would be waited for by this process's exit (`_stop`)
+    boot = ("import os, sys, importlib.util as u; s = u.spec_from_file_location("
+            "'numbax_codegen', sys.argv[1]); m = u.module_from_spec(s); "
+            "s.loader.exec_module(m); "
+            "m.serve(sys.argv[2], sys.argv[3], sys.stdin.buffer, sys.stdout.buffer); "
+            "os._exit(0)")
     try:
         proc = subprocess.Popen([sys.executable, "-c", boot, codegen.__file__, cpu, features],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -187,7 +187,12 @@ def collector_paused():
 
 def function_ast(py_func):
     """The FunctionDef of `py_func` (its source through linecache: generated modules
-    register theirs). Kernels' trees are kept: every module calling a kernel compiles it."""
+    register theirs). Kernels' trees are kept: every module calling a kernel compiles it.
+    A generated function's tree is not: it is compiled once. (The trees of a program's
+    functions were a quarter of the objects alive after a cold start: each is one more for
+    every later collection of Python's oldest generation, at exit too, to traverse.)"""
+    if _generated(py_func):
+        return _parse_function(py_func, keep=False)
     code = getattr(py_func, "__code__", None)
     tree = _ASTS.get(code)
     if tree is None:
@@ -197,44 +202,51 @@ def function_ast(py_func):
     return tree
 
 
+def _generated(py_func):
+    """Whether `py_func` is a function of a generated module (`cache._exec_module`)."""
+    from ..cache import GENERATED_PACKAGE
+    return (getattr(py_func, "__module__", None) or "").startswith(GENERATED_PACKAGE + ".")
+
+
 _ASTS = {}      # code object -> FunctionDef (a kernel's code object lives as long as it)
 
 
-_FILES = {}     # (file name, source text) -> {(function name, first line): FunctionDef}
+_SPANS = {}     # (file name, source text) -> {(function name, first line): (first, last)}
 
 
-def _file_functions(code):
-    """The top-level functions of the file defining `code` (one `ast.parse` of the file, kept:
-    `inspect.getsource` tokenizes each function in Python, a tenth of a cold start's lowering
-    time), or None when linecache has no source for it."""
-    lines = linecache.getlines(code.co_filename)
-    if not lines:
-        return None
-    key = (code.co_filename, "".join(lines))
-    defs = _FILES.get(key)
-    if defs is None:
-        try:
-            tree = ast.parse(key[1])
-        except SyntaxError:
-            return None
-        defs = {}
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef):
-                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-                defs[(node.name, first)] = node
-        if len(_FILES) > 64:
-            _FILES.pop(next(iter(_FILES)))
-        _FILES[key] = defs
-    return defs
-
-
-def _parse_function(py_func):
+def _parse_function(py_func, keep=True):
+    """The FunctionDef of `py_func`, parsed from its file's lines: only its own lines once
+    the file's top-level functions are known (`_SPANS`, unless not `keep`;
+    `inspect.getsource` tokenizes in Python, a tenth of a cold start's lowering time)."""
     code = getattr(py_func, "__code__", None)
-    if code is not None:
-        defs = _file_functions(code)
-        node = defs.get((py_func.__name__, code.co_firstlineno)) if defs else None
-        if node is not None:
-            return node
+    lines = linecache.getlines(code.co_filename) if code is not None else None
+    if lines:
+        key = (code.co_filename, "".join(lines))
+        spans = _SPANS.get(key)
+        want = (py_func.__name__, code.co_firstlineno)
+        if spans is None:
+            try:
+                tree = ast.parse(key[1])
+            except SyntaxError:
+                tree = None
+            if tree is not None:
+                spans, found = {}, None
+                for node in tree.body:
+                    if isinstance(node, ast.FunctionDef):
+                        first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                        spans[(node.name, first)] = (first, node.end_lineno)
+                        if (node.name, first) == want:
+                            found = node
+                if keep:
+                    if len(_SPANS) > 64:
+                        _SPANS.pop(next(iter(_SPANS)))
+                    _SPANS[key] = spans
+                if found is not None:
+                    return found
+        span = spans.get(want) if spans else None
+        if span is not None:
+            node = ast.parse("".join(lines[span[0] - 1:span[1]])).body[0]
+            return ast.increment_lineno(node, span[0] - 1)
     try:                     # (a nested function, or a file that changed since it was loaded)
         src = textwrap.dedent(inspect.getsource(py_func))
     except (OSError, TypeError) as e:
