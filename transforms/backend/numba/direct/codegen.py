@@ -1,30 +1,17 @@
-"""One LLVM module to machine code: the step of the direct compiler that can run anywhere.
+"""One LLVM module to machine code: the step of the direct compiler that `lanes.py` runs on
+its threads (and `engine.py` in the calling thread).
 
-This module imports nothing but llvmlite, so it is also the program of the compile worker
-process (``python codegen.py CPU FEATURES``, started by `lanes.py`): a new Python process
-reaches its loop in 0.05-0.15 s (importing llvmlite is most of it). The process that
-compiles and its worker build their target machines from the same CPU name and feature
-string with `target_machine`, and both run `optimise_and_emit`, so an object file is the
-same bytes whichever compiled it.
-
-The worker's protocol on its standard streams (binary, lengths as 8-byte little-endian):
-it writes ``R`` once ready; then for each request (``C``, length, LLVM IR text) it answers
-``O`` (length, object file) or ``E`` (length, the error's text), until its input closes.
+Every lane builds its target machine from the same CPU name and feature string with
+`target_machine` and runs `optimise_and_emit`, so an object file is the same bytes whichever
+compiled it.
 """
 from __future__ import annotations
 
 import os
-import struct
-import sys
 
 import llvmlite.binding as llb
 
-READY, REQUEST, OK, ERROR = b"R", b"C", b"O", b"E"
-_LEN = struct.Struct("<Q")
-
-
-# LLVM command-line options of every process that compiles (this one and the worker); see
-# `_set_llvm_options`
+# LLVM command-line options of every process that compiles; see `_set_llvm_options`
 DEFAULT_LLVM_OPTIONS = ("-disable-lsr", "-unroll-threshold=100")
 _options_set = []
 
@@ -72,63 +59,23 @@ def target_machine(cpu, features):
                                         codemodel="jitdefault", jit=True)
 
 
-def optimise_and_emit(tm, ir_text):
-    """Parse, verify, optimise (the new pass manager at speed level 3 with loop and SLP
-    vectorisation, Numba's settings for its final module) and emit module `ir_text`: its
-    object file's bytes."""
-    mod = llb.parse_assembly(ir_text)
-    mod.verify()
-    pto = llb.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
-    pb = llb.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(mod, pb)
-    return tm.emit_object(mod)
-
-
-def read_exact(stream, n):
-    """`n` bytes from `stream`, or None at its end."""
-    parts = []
-    while n:
-        chunk = stream.read(n)
-        if not chunk:
-            return None
-        parts.append(chunk)
-        n -= len(chunk)
-    return b"".join(parts)
-
-
-def write_frame(stream, tag, payload):
-    stream.write(tag + _LEN.pack(len(payload)) + payload)
-    stream.flush()
-
-
-def read_frame(stream):
-    """(tag, payload) of the next frame of `stream`, or None at its end."""
-    tag = read_exact(stream, 1)
-    if tag is None:
-        return None
-    head = read_exact(stream, _LEN.size)
-    if head is None:
-        return None
-    payload = read_exact(stream, _LEN.unpack(head)[0])
-    return None if payload is None else (tag, payload)
-
-
-def serve(cpu, features, inp, out):
-    """The worker's loop: compile each module read from `inp`, answer on `out`."""
-    tm = target_machine(cpu, features)
-    out.write(READY)
-    out.flush()
-    while True:
-        frame = read_frame(inp)
-        if frame is None or frame[0] != REQUEST:
-            return
-        try:
-            write_frame(out, OK, optimise_and_emit(tm, frame[1].decode()))
-        except Exception as e:                 # noqa: BLE001 - reported to the parent
-            write_frame(out, ERROR, f"{type(e).__name__}: {e}".encode())
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1], sys.argv[2], sys.stdin.buffer, sys.stdout.buffer)
+def optimise_and_emit(tm, ir_text, context=None):
+    """Parse (into `context`, default llvmlite's global one), verify, optimise (the new pass
+    manager at speed level 3 with loop and SLP vectorisation, Numba's settings for its final
+    module) and emit module `ir_text`: its object file's bytes. Everything made here is
+    disposed of here, in the calling thread (see `lanes.py`)."""
+    mod = llb.parse_assembly(ir_text, context)
+    pto = pb = mpm = None
+    try:
+        mod.verify()
+        pto = llb.create_pipeline_tuning_options(speed_level=3)
+        pto.loop_vectorization = True
+        pto.slp_vectorization = True
+        pb = llb.create_pass_builder(tm, pto)
+        mpm = pb.getModulePassManager()
+        mpm.run(mod, pb)
+        return tm.emit_object(mod)
+    finally:
+        for obj in (mpm, pb, pto, mod):
+            if obj is not None:
+                obj.close()

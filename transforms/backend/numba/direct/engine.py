@@ -2,7 +2,7 @@
 machine code loaded and its symbols published by name.
 
 Everything here is llvmlite's binding layer only (no Numba). A module is optimised and
-emitted as an object file (`codegen.py`, here or in the compile worker), and that object is
+emitted as an object file (`codegen.py`, here or on a lane thread), and that object is
 what is loaded -- after a compile as after reading it back from the disk cache -- so both
 paths run the same bytes.
 """
@@ -56,7 +56,7 @@ def host_fingerprint():
 
 def optimise_and_emit(ir_text):
     """Module `ir_text` optimised (O3) and emitted in this process: its object file's bytes
-    (`codegen.optimise_and_emit`; `lanes.py` runs it on a thread or in the worker)."""
+    (`codegen.optimise_and_emit`; `lanes.py` runs it on its threads)."""
     st = _init()
     with _tm_lock:
         return codegen.optimise_and_emit(st["tm"], ir_text)

@@ -1,43 +1,49 @@
-"""Where the direct compiler's LLVM work runs: two lanes, so both cores work on a cold start.
+"""Where the direct compiler's LLVM work runs: lanes, threads of this process taking modules
+in order from one queue, so both cores work on a cold start.
 
 Lowering a function to LLVM IR is Python (it holds the GIL); optimising and emitting it is
-LLVM (`codegen.py`), called through ctypes, which releases the GIL -- but llvmlite guards every
-call into LLVM with one process-wide lock, so two LLVM jobs never overlap in one process.
-Hence two lanes, each taking jobs (modules) in order from one queue:
+LLVM (`codegen.py`), called through ctypes, which releases the GIL. llvmlite guards every
+call into LLVM with one process-wide lock, which would keep two lanes from ever overlapping.
+LLVM itself lets threads work at once on modules of different LLVM contexts with different
+target machines, so:
 
-- the *local* lane, a thread of this process: LLVM runs there while the main thread goes on
-  lowering the program's next functions;
-- the *worker* lane: a thread feeding a compile worker process (``codegen.py``: Python and
-  llvmlite only, ready 0.05-0.15 s after it starts), which compiles for the same CPU and
-  features, so its object files are the bytes this process would have made. It is started
-  on the first job, stays for the process's later programs and exits when this process does
-  (its input closes).
+- each lane has an LLVM context and a target machine of its own, made (under llvmlite's
+  lock) before the lane starts, for this host's CPU and features: an object file is the
+  same bytes whichever lane compiled it, and the bytes `engine.optimise_and_emit` makes;
+- a call into LLVM from a lane thread does not take llvmlite's lock (`_let_lanes_pass`);
+  every other thread's calls still do, so Numba's compiles and the loading of machine code
+  (`engine.py`) are serialised as llvmlite means them to be;
+- what a lane makes in its context (parsed modules) it disposes of itself: a module freed
+  by another thread would race with the lane's use of the context.
+
+A separate compile worker process did the second lane's share before; starting it (a new
+Python importing llvmlite) cost 0.06-0.07 CPU-seconds of every cold start.
 
 `submit` returns at once; `result` waits for a job's object file. What is loaded, and in what
 order, is `function.py`'s business (a function's code must be loaded after that of the
 helpers it calls).
 
-The worker lane is on with two or more cores unless ``NUMBAX_COMPILE_WORKERS=0``. If the
-worker cannot start or dies, its job goes back to the queue and the local lane does the
-rest: nothing is lost, only time.
-A forked child starts its own lanes and recompiles what its parent had not finished.
+Two lanes run with two or more cores unless ``NUMBAX_COMPILE_WORKERS=0``, one otherwise (or
+if llvmlite's lock is not laid out as this module expects: then its one lane takes the lock
+like any other thread). A forked child starts its own lanes and recompiles what its parent
+had not finished.
 """
 from __future__ import annotations
 
-import atexit
 import os
 import queue
-import subprocess
-import sys
 import threading
+
+import llvmlite.binding as llb
 
 from . import codegen, engine
 
-STATS = {"local": 0, "worker": 0, "worker_started": 0, "worker_failed": 0}
+STATS = {"lanes": 0, "lane0": 0, "lane1": 0}
 
 _lock = threading.Lock()
-_state = {}              # "queue", "pid" (the process that started the lanes), "proc"
+_state = {}              # "queue", "pid" (the process that started the lanes), "busy"
 _outstanding = set()     # jobs submitted and not finished (re-queued in a forked child)
+_in_lane = threading.local()      # .active: this thread is a lane (see `_let_lanes_pass`)
 
 
 class Job:
@@ -53,7 +59,7 @@ class Job:
 
     def _finish(self, lane, obj=None, error=None):
         self.obj, self.error, self.lane, self.ir = obj, error, lane, None
-        STATS[lane] += 1
+        STATS[f"lane{lane}"] += 1
         if obj is not None and self.on_done is not None:
             try:
                 self.on_done(obj)
@@ -65,9 +71,8 @@ class Job:
 
 
 def start():
-    """Start the lanes (and the compile worker) if they are not running: called before
-    lowering the first function that is not in the disk cache, so the worker process is
-    starting up while that function is lowered."""
+    """Start the lanes if they are not running: called before lowering the first function
+    that is not in the disk cache."""
     _lanes()
 
 
@@ -92,6 +97,12 @@ def result(job):
     return job.obj
 
 
+def lane_count():
+    """How many lanes this process runs (starting them if they were not)."""
+    _lanes()
+    return len(_state["busy"])
+
+
 def _lanes():
     """The job queue, the lanes serving it started in this process if they were not."""
     st = _state
@@ -104,108 +115,86 @@ def _lanes():
         for job in list(_outstanding):        # a forked child: the parent's unfinished jobs
             if job.ir is not None:
                 q.put(job)
-        st.clear()
-        st.update(queue=q, proc=None, pid=os.getpid())
-        # llvmlite's calls outside the target machine's lock happen here, never in a lane
-        # thread (see `_before_fork`)
+        # the target machines and contexts are made here, under llvmlite's lock, never in a
+        # lane thread (see `_before_fork`)
         engine._init()
+        n = 2 if _second_lane_wanted() and _let_lanes_pass() else 1
+        busy = [threading.Lock() for _ in range(n)]
+        st.clear()
+        st.update(queue=q, pid=os.getpid(), busy=busy)
         cpu = engine.host_cpu()
-        threading.Thread(target=_local_lane, args=(q,), name="numbax-llvm", daemon=True).start()
-        if _worker_wanted():
-            threading.Thread(target=_worker_lane, args=(q, cpu), name="numbax-llvm-worker",
-                             daemon=True).start()
+        for k in range(n):
+            tm, context = codegen.target_machine(*cpu), llb.create_context()
+            threading.Thread(target=_lane, args=(q, k, busy[k], tm, context, n > 1),
+                             name=f"numbax-llvm-{k}", daemon=True).start()
+        STATS["lanes"] = n
         return q
 
 
-def _worker_wanted():
-    """Whether to start the compile worker: on two or more cores unless
-    ``NUMBAX_COMPILE_WORKERS=0``. Unlike Numba's helper worker (`workers.py`, 2.3 s to
-    start), it is not held back on a busy machine: it costs 0.05-0.15 s to start, and a compile
-    it takes would otherwise wait for this process's one lane."""
+def _second_lane_wanted():
+    """Whether to run a second lane: on two or more cores unless
+    ``NUMBAX_COMPILE_WORKERS=0``."""
     raw = os.environ.get("NUMBAX_COMPILE_WORKERS", "").strip().lower()
     return raw not in ("0", "off", "false", "no") and (os.cpu_count() or 1) >= 2
 
 
-def _local_lane(q):
+def _lane(q, k, busy, tm, context, unlocked):
+    _in_lane.active = unlocked
     while True:
         job = q.get()
-        try:
-            obj = engine.optimise_and_emit(job.ir)
-        except Exception as e:                 # noqa: BLE001 - reported by `result`
-            job._finish("local", error=f"{type(e).__name__}: {e}")
-        else:
-            job._finish("local", obj=obj)
+        with busy:
+            try:
+                obj = codegen.optimise_and_emit(tm, job.ir, context)
+            except Exception as e:             # noqa: BLE001 - reported by `result`
+                job._finish(k, error=f"{type(e).__name__}: {e}")
+            else:
+                job._finish(k, obj=obj)
 
 
-def _start_worker(cpu=None):
-    """The compile worker process for `cpu` (name, features; default this host's), ready
-    (it has said so), or None."""
-    cpu, features = cpu or engine.host_cpu()
-    # run codegen.py by path without putting its directory first on the worker's sys.path;
-    # when its input closes it leaves at once (every answer is flushed as written): Python's
-    # own shutdown, 15 ms, would be waited for by this process's exit (`_stop`)
-    boot = ("import os, sys, importlib.util as u; s = u.spec_from_file_location("
-            "'numbax_codegen', sys.argv[1]); m = u.module_from_spec(s); "
-            "s.loader.exec_module(m); "
-            "m.serve(sys.argv[2], sys.argv[3], sys.stdin.buffer, sys.stdout.buffer); "
-            "os._exit(0)")
+def _let_lanes_pass():
+    """Make llvmlite's process-wide lock let lane threads through (their calls go to their
+    own context and target machine); False, leaving it alone, when it is not laid out as
+    expected (the one lane then takes it). Once per process, and only ever for the threads
+    `_lane` marks."""
     try:
-        proc = subprocess.Popen([sys.executable, "-c", boot, codegen.__file__, cpu, features],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, close_fds=True)
-    except OSError:
-        return None
-    _state["proc"] = proc
-    atexit.register(_stop, proc)
-    if codegen.read_exact(proc.stdout, 1) != codegen.READY:
-        _stop(proc)
-        return None
-    STATS["worker_started"] += 1
-    return proc
+        from llvmlite.binding import ffi
+        base, lock = ffi._LLVMLock, ffi.lib._lock
+    except (ImportError, AttributeError):
+        return False
+    if getattr(type(lock), "_numbax_lanes_pass", False):
+        return True
+    if type(lock) is not base or not hasattr(lock, "_lock"):
+        return False
 
+    class LanesPass(base):
+        """llvmlite's lock, not taken by a lane thread."""
+        _numbax_lanes_pass = True
 
-def _worker_lane(q, cpu):
-    proc = _start_worker(cpu)
-    if proc is None:
-        STATS["worker_failed"] += 1
-        return
-    while True:
-        job = q.get()
-        try:
-            codegen.write_frame(proc.stdin, codegen.REQUEST, job.ir.encode())
-            frame = codegen.read_frame(proc.stdout)
-        except (OSError, ValueError):
-            frame = None
-        if frame is None:                      # the worker is gone: the local lane goes on
-            q.put(job)
-            STATS["worker_failed"] += 1
-            _stop(proc)
-            return
-        tag, payload = frame
-        if tag == codegen.OK:
-            job._finish("worker", obj=payload)
-        else:
-            job._finish("worker", error=payload.decode(errors="replace"))
+        def __enter__(self):
+            if not getattr(_in_lane, "active", False):
+                base.__enter__(self)
 
+        def __exit__(self, *exc):
+            if not getattr(_in_lane, "active", False):
+                base.__exit__(self, *exc)
 
-def _stop(proc):
-    if proc.poll() is None:
-        try:
-            proc.stdin.close()
-            proc.wait(timeout=2)
-        except (OSError, ValueError, subprocess.TimeoutExpired):
-            proc.kill()
+    lock.__class__ = LanesPass
+    return True
 
 
 def _before_fork():
-    # no lock (ours, the target machine's, and so llvmlite's global one, which a lane thread
-    # takes only inside the target machine's) may be held by a lane thread at the fork: the
-    # child would wait for it forever
+    # no lock (ours, a lane's, the engine's target machine's) may be held by a lane thread
+    # at the fork, and no lane may be inside LLVM: the child would wait forever for a lock
+    # held by a thread it does not have
     engine._tm_lock.acquire()
     _lock.acquire()
+    for b in _state.get("busy", ()):
+        b.acquire()
 
 
 def _after_fork():
+    for b in _state.get("busy", ()):
+        b.release()
     _lock.release()
     engine._tm_lock.release()
 
@@ -213,9 +202,3 @@ def _after_fork():
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork,
                         after_in_child=_after_fork)
-
-
-def worker_process():
-    """The running compile worker (a `subprocess.Popen`), or None (for tests)."""
-    proc = _state.get("proc") if _state.get("pid") == os.getpid() else None
-    return proc if proc is not None and proc.poll() is None else None
