@@ -609,6 +609,34 @@ def test_numba_code_calling_direct_helpers_is_never_cached_across_modes(tmp_path
     assert all(o == outs[0] for o in outs)
 
 
+def test_a_function_compiled_on_first_call_that_calls_direct_helpers_is_not_cached():
+    """Generated code compiled by Numba on its first call (no signature: a `while_loop`'s
+    body) that calls a directly compiled helper gets no disk cache either: its cached code
+    would link the helper's symbol of this version of the direct compiler, which the next
+    one does not define (LLVM then aborted the process). One that calls none is cached."""
+    from transforms.backend.numba import cache
+    from transforms.backend.numba.direct.function import load_pending
+    h = _define("def h(x, o):\n    o[0] = x[0] * 2.0\n", "h")
+    sig = nt.none(_arr(np.float64), _arr(np.float64))
+    d = compile_function(h, sig, "lazy-test", entry=False)
+
+    def generated(src, name, extra):
+        filename = f"<numbax-generated nbx_lazy{next(_counter)}>"
+        linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+        ns = dict(extra)
+        exec(compile(src, filename, "exec"), ns)
+        return cache.njit(cache=True, nogil=True)(ns[name])
+
+    g = generated("def g(x, o):\n    h(x, o)\n    o[1] = x[1]\n", "g", {"h": d})
+    plain = generated("def p(x, o):\n    o[1] = x[1]\n", "p", {})
+    assert not isinstance(g._cache, cache._DiskCache)
+    assert isinstance(plain._cache, cache._DiskCache)
+    load_pending()
+    o = np.zeros(2)
+    g(np.array([1.5, 4.0]), o)
+    np.testing.assert_array_equal(o, [3.0, 4.0])
+
+
 # -- the entry point of functions of many and of few arguments ------------------------------
 # (array arguments as (dtype, ndim), scalars as dtype; the function's two outputs follow)
 def _interleaved(arrays, scalars):

@@ -888,7 +888,8 @@ def njit(sig=None, *, cache=False, **options):
         opts = options
         use_cache = cache
         fname = os.path.basename(py_func.__code__.co_filename)
-        if sig is not None and fname.startswith(("nbx_", "<numbax-generated")):
+        generated = fname.startswith(("nbx_", "<numbax-generated"))
+        if sig is not None and generated:
             from . import direct                      # generated code: without Numba?
             fn = direct.try_compile(py_func, sig,
                                     entry=not options.get("no_cpython_wrapper", False))
@@ -899,10 +900,16 @@ def njit(sig=None, *, cache=False, **options):
             if direct.enabled():               # ... and to directly compiled helpers
                 from .direct.function import load_pending
                 load_pending()
+        if generated:
+            from . import direct
             if direct.enabled() and direct.links_direct(py_func):
                 # it will call helpers the direct compiler compiled: its machine code must
                 # not be cached (nor a cached one loaded), since the same source compiled
-                # with the direct compiler off calls them under Numba's symbols instead
+                # with the direct compiler off -- or by another version of it, whose
+                # symbols differ -- calls them under other names. (So too a function
+                # compiled on its first call, without a signature: a loop body of a
+                # `while_loop` calling helpers, whose cached code once linked to symbols
+                # the next version did not define, and LLVM aborted the process.)
                 use_cache = False
         if fname.startswith(("nbx_", "<numbax-generated")) and "pipeline_class" not in opts:
             from .pipeline import pipeline_for        # generated code: a shorter pipeline
