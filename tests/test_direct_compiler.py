@@ -355,6 +355,62 @@ def f(x, k, o):
     np.testing.assert_array_equal(o1, np.concatenate([x * 3, x[2:] - np.arange(4, 8)]))
 
 
+def test_values_assigned_once_and_read_after_need_no_stack_slot():
+    """A variable assigned once and read only after its assignment in the statements that
+    follow it (or inside them), and a loop's target read only in its body, are used as the
+    values they hold: no stack slot. Reads the assignment does not dominate -- after a loop
+    that may not run, after an `if` assigning it, a target read after its loop, a value
+    carried to the next iteration -- go through a slot. Every result as Numba's, to the
+    bit."""
+    from transforms.backend.numba.direct import engine
+    from transforms.backend.numba.direct.function import _argtypes
+    from transforms.backend.numba.direct.lower import (FunctionCompiler, ModuleBuilder,
+                                                       function_ast)
+    from transforms.backend.numba.views import rows
+    f = _define("""
+def f(x, n, o):
+    a = x[0] * 2.0
+    v = rows(x, 1, 4)
+    for i in range(n):
+        b = x[i] + a
+        for j in range(2):
+            o[i] += b * j + v[j]
+    last = -1.0
+    for k in range(n):
+        last = x[k]
+    for m in range(n):
+        pass
+    o[5] = last
+    o[6] = m if n > 0 else -2.0
+    if n > 3:
+        c = 1.0
+    else:
+        c = 2.0
+    o[7] = c
+    carried = 0.5
+    for q in range(3):
+        o[8] += carried
+        carried = x[q]
+""", extra={"rows": rows})
+    sig = nt.none(_arr(np.float64), nt.int64, _arr(np.float64))
+    triple, layout = engine.triple_and_layout()
+    mb = ModuleBuilder("ssa_test", triple, layout)
+    fc = FunctionCompiler(mb, function_ast(f), f.__globals__, _argtypes(sig),
+                          "ssa_test_f")
+    fc.compile()
+    text = str(mb.module)
+    assert fc.single == {"a", "v", "i", "b", "j", "k", "q"}
+    slots = {line.split('"')[1].split(".")[0] for line in text.splitlines()
+             if "alloca" in line and '"' in line}
+    assert {"a", "v", "i", "b", "j", "k", "q"}.isdisjoint(slots)
+    assert {"last", "m", "c", "carried"} <= slots
+    d, nb = _both(f, sig)
+    x = rng.standard_normal(8)
+    for n in (0, 2, 5):
+        o, = _run_both(d, nb, [x, n], [np.zeros(9)])
+        assert o[5] == (x[n - 1] if n else -1.0)
+
+
 def test_a_kernel_lowered_once_is_pasted_into_later_modules():
     """A kernel is lowered once per process and argument types (`kernel_ir`): one kernel
     called with two argument types in one module gives two functions, and a second module

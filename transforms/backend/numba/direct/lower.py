@@ -377,6 +377,7 @@ class FunctionCompiler:
                        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         self._check_loop_buffers(nodes)
         self.nonneg = self._nonneg_variables(nodes)
+        self.single = self._single_assignments(nodes)
         if not any(isinstance(n, ast.Return) and n.value is not None and not (
                 isinstance(n.value, ast.Constant) and n.value.value is None) for n in nodes):
             return self._emit_in_order()
@@ -439,6 +440,60 @@ class FunctionCompiler:
                 if not all(self._nonneg_def(kind, v, good) for kind, v in assigns[k]):
                     good.discard(k)
                     changed = True
+        return good
+
+    def _single_assignments(self, nodes):
+        """Names whose one value can be used as it is, without a stack slot: assigned once
+        (a plain assignment, or the target of one loop), and read only after that in the
+        statements following it in its own block, or inside them (a loop's target: inside
+        its body), so that the assignment dominates every read. A slot costs a store and a
+        load per read, which LLVM's first passes remove again: without them a module has
+        fewer instructions to build, print and optimise.
+
+        (By source positions: a read is dominated when it lies after the assignment and
+        before the end of the assignment's block.)"""
+        stores = {}
+        for n in nodes:
+            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+                stores[n.id] = stores.get(n.id, 0) + 1
+        params = {a.arg for a in self.fdef.args.args}
+        once = {k for k, c in stores.items() if c == 1 and k not in params}
+        if not once:
+            return once
+        spans = {}          # name -> (position its value is set, end of where it is valid)
+
+        def end(st):
+            return st.end_lineno, st.end_col_offset
+
+        def block(stmts):
+            if not stmts:
+                return
+            last = end(stmts[-1])
+            for st in stmts:
+                if isinstance(st, ast.Assign):
+                    for t in st.targets:
+                        if isinstance(t, (ast.Name, ast.Tuple)):
+                            for m in ast.walk(t):
+                                if isinstance(m, ast.Name) and m.id in once:
+                                    spans[m.id] = (end(st), last)
+                elif isinstance(st, ast.For):
+                    if isinstance(st.target, ast.Name) and st.target.id in once and st.body:
+                        first = st.body[0]
+                        spans[st.target.id] = ((first.lineno, first.col_offset - 1),
+                                               end(st.body[-1]))
+                    block(st.body)
+                    block(st.orelse)
+                elif isinstance(st, (ast.While, ast.If)):
+                    block(st.body)
+                    block(st.orelse)
+
+        block(self.fdef.body)
+        good = set(spans)
+        for n in nodes:
+            if isinstance(n, ast.Name) and n.id in good and isinstance(n.ctx, ast.Load):
+                after, last = spans[n.id]
+                if not after < (n.lineno, n.col_offset) <= last:
+                    good.discard(n.id)
         return good
 
     def _nonneg_def(self, kind, v, good):
@@ -644,6 +699,9 @@ class FunctionCompiler:
             if old is not None and old != t:
                 raise Unsupported(f"array variable {name} changes type")
             self.var_types[name] = t
+            if name in self.single and not self.dry:
+                self.fixed[name] = Arr(val.ptr, list(val.shape), val.dtype)
+                return
             slots = self._slot(name, t)
             self.b.store(val.ptr, slots[0])
             for d, sl in zip(val.shape, slots[1]):
@@ -657,6 +715,9 @@ class FunctionCompiler:
         vt = t
         self.var_types[name] = vt
         if self.dry:
+            return
+        if name in self.single:
+            self.fixed[name] = Sc(self.cast(val, vt).v, vt)
             return
         self.b.store(self.cast(val, vt).v, self._slot(name, vt))
 
@@ -847,15 +908,17 @@ class FunctionCompiler:
                 step = s.value
             if not isinstance(step, int) or isinstance(step, bool) or step == 0:
                 raise Unsupported("range step not a nonzero integer constant")
-        counter = self.entry_b.alloca(I64, name=st.target.id + ".i")
-        self.b.store(start, counter)
         head = self.fn.append_basic_block("for.head")
         body = self.fn.append_basic_block("for.body")
         latch = self.fn.append_basic_block("for.latch")
         done = self.fn.append_basic_block("for.end")
+        before = self.b.block
         self.b.branch(head)
         self.b.position_at_end(head)
-        i = self.b.load(counter)
+        # the counter is a phi of the head (its start from before the loop, its next value
+        # from the latch), not a stack slot
+        i = self.b.phi(I64, name=st.target.id + ".i")
+        i.add_incoming(start, before)
         ok = self.b.icmp_signed("<" if step > 0 else ">", i, stop)
         self.b.cbranch(ok, body, done)
         self.b.position_at_end(body)
@@ -866,7 +929,7 @@ class FunctionCompiler:
         if not self.b.block.is_terminated:
             self.b.branch(latch)
         self.b.position_at_end(latch)
-        self.b.store(self.b.add(self.b.load(counter), const(S.I64, step)), counter)
+        i.add_incoming(self.b.add(i, const(S.I64, step)), latch)
         self.b.branch(head)
         self.b.position_at_end(done)
 
