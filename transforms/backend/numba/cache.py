@@ -872,17 +872,21 @@ class _DiskCache(_nc.Cache):
                   "caching")
 
 
-def njit(sig=None, *, cache=False, **options):
+def njit(sig=None, *, cache=False, noalias=False, **options):
     """``numba.njit`` whose ``cache=True`` uses the numbax cache directory (see above).
 
     ``njit(sig, cache=True, ...)`` compiles `sig` now (like ``numba.njit(sig, ...)``);
-    ``njit(cache=True, ...)`` returns a decorator compiling on first call."""
+    ``njit(cache=True, ...)`` returns a decorator compiling on first call.
+
+    ``noalias=True``: the generator promises that no array argument overlaps one the
+    function writes through another (its calls pass distinct buffers or disjoint slices).
+    The direct compiler then marks the arrays LLVM ``noalias``; Numba ignores it."""
     import inspect
 
     import numba
 
     if inspect.isfunction(sig):
-        return njit(cache=cache, **options)(sig)
+        return njit(cache=cache, noalias=noalias, **options)(sig)
 
     def deco(py_func):
         opts = options
@@ -892,7 +896,8 @@ def njit(sig=None, *, cache=False, **options):
         if sig is not None and generated:
             from . import direct                      # generated code: without Numba?
             fn = direct.try_compile(py_func, sig,
-                                    entry=not options.get("no_cpython_wrapper", False))
+                                    entry=not options.get("no_cpython_wrapper", False),
+                                    noalias=noalias)
             if fn is not None:
                 return fn
             from .calls import resolve_refs    # Numba's code (maybe cached) links to them

@@ -176,7 +176,10 @@ def _lower_generated(ctx, eqn, G, gemm, x, x_off, rhs=None):
     body = "\n".join(src.lines)
     # a written signature: the helper compiles on its own (a module of its own, cached by
     # content, possibly compiled by a worker process: helpers.py), and without the Python
-    # and C wrappers only compiled callers need not
+    # and C wrappers only compiled callers need not. Its arrays never overlap (the input,
+    # the kernel, the output and four scratch arrays of their own), so they are `noalias`:
+    # LLVM then vectorises the transforms with no run-time overlap checks (the digits CNN's
+    # helper: 18% less LLVM time, a third less machine code)
     def arr(dtype, ndim=1):
         return f"_t.Array({ctx.numba_type(dtype)}, {ndim}, 'C')"
     xdt, wdt = ctx.eqn.invars[0].aval.dtype, ctx.eqn.invars[1].aval.dtype
@@ -186,7 +189,7 @@ def _lower_generated(ctx, eqn, G, gemm, x, x_off, rhs=None):
     name = f"_wg_conv_{helper_key(sig, body)}"
     ctx.add_helper(name, "\n".join([
         f"@_njit({sig}, cache=True, nogil=True, error_model='numpy', "
-        "no_cpython_wrapper=True, no_cfunc_wrapper=True)",
+        "no_cpython_wrapper=True, no_cfunc_wrapper=True, noalias=True)",
         f"def {name}(x, w, out, u, v, m, xp, n):", body]))
     # the batch is an argument: one compiled helper serves every batch size (a training step
     # and its evaluation, the last partial batch); the scratch arrays the caller passes hold

@@ -39,10 +39,10 @@ def module_key(py_func):
     return None
 
 
-def try_compile(py_func, sig, entry=True):
+def try_compile(py_func, sig, entry=True, noalias=False):
     """`py_func` compiled directly for Numba signature `sig`, or None (Numba's turn).
     `entry`: whether Python calls it (else it gets no CPython entry point, as Numba's
-    ``no_cpython_wrapper``)."""
+    ``no_cpython_wrapper``); `noalias`: see `cache.njit`."""
     if not enabled():
         return None
     key = module_key(py_func)
@@ -52,7 +52,7 @@ def try_compile(py_func, sig, entry=True):
     from .lower import collector_paused
     try:
         with collector_paused():          # building and printing the IR
-            fn = compile_function(py_func, sig, key, entry)
+            fn = compile_function(py_func, sig, key, entry, noalias)
     except Unsupported as e:
         STATS["unsupported"] += 1
         r = str(e)

@@ -512,12 +512,13 @@ def _cache_path(py_func, key):
                         f"{base[:-3]}.{py_func.__name__}.{key}.dobj"), st
 
 
-def compile_function(py_func, sig, module_key, entry=True):
+def compile_function(py_func, sig, module_key, entry=True, noalias=False):
     """`py_func` (a generated function with Numba signature `sig`) compiled directly, or
     loaded from the disk cache: a `DirectFunction` (its machine code possibly still being
     compiled, see `load_pending`). `entry`: whether it gets a Python entry point (a helper
-    called only from compiled code does not: less for LLVM to compile). Raises `Unsupported`
-    when it uses something outside the subset."""
+    called only from compiled code does not: less for LLVM to compile); `noalias`: its
+    array parameters never overlap one it writes (`cache.njit`). Raises `Unsupported` when
+    it uses something outside the subset."""
     if _array_layout() is None:
         raise Unsupported("NumPy array objects are not laid out as expected")
     _publish_capi()
@@ -531,7 +532,7 @@ def compile_function(py_func, sig, module_key, entry=True):
         triple, layout = engine.triple_and_layout()
         mb = ModuleBuilder(symbol, triple, layout)
         fc = FunctionCompiler(mb, function_ast(py_func), py_func.__globals__, argtypes,
-                              symbol)
+                              symbol, noalias=noalias)
         fn = fc.compile()
         if fc.ret_type is not None:
             raise Unsupported("a generated function returning a value")

@@ -341,13 +341,15 @@ class _Loop:
 
 class FunctionCompiler:
     """One Python function (`fdef`, with module globals `globs`) compiled for argument
-    types `argtypes` into `mb`'s module as LLVM function `name`."""
+    types `argtypes` into `mb`'s module as LLVM function `name`. `noalias`: its array
+    parameters are LLVM ``noalias`` (the caller promises that none overlaps one written
+    through another: LLVM then needs no run-time overlap checks before vectorising)."""
 
     def __init__(self, mb, fdef, globs, argtypes, name, *, linkage="external",
-                 inline=False):
+                 inline=False, noalias=False):
         self.mb, self.fdef, self.globs = mb, fdef, globs
         self.argtypes, self.name = argtypes, name
-        self.linkage, self.inline = linkage, inline
+        self.linkage, self.inline, self.noalias = linkage, inline, noalias
         a = fdef.args
         if (a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs
                 or len(a.args) != len(argtypes)):
@@ -628,6 +630,8 @@ class FunctionCompiler:
         for name, t in zip((a.arg for a in self.fdef.args.args), self.argtypes):
             if isinstance(t, ArrT):
                 ptr = next(it)
+                if self.noalias and not dry:
+                    ptr.add_attribute("noalias")
                 v = Arr(ptr, [next(it) for _ in range(t.ndim)], t.dtype)
             else:
                 v = Sc(next(it), t)
