@@ -44,6 +44,29 @@ against the eager step (the same function without jit).
 With the direct compiler (``backend/numba/direct``, the default since session 9), Numba's
 front end does not run: ``typing`` is 0, ``llvm`` is LLVM's optimisation and machine-code
 emission, and ``load`` includes the direct compiler's own lowering (source to LLVM IR).
+Session 12 (the second LLVM lane a thread of this process, past llvmlite's lock, with a
+0.5 ms switch interval while jobs are outstanding; single-assignment values without stack
+slots; noalias Winograd helpers; generated syntax trees dropped after lowering; the lanes'
+CPU now counts in ``cpu``) on the 2-core machine (load about 1; JAX 0.10.2 in the same run;
+examples also from eight alternated fresh-process pairs against session 11's code, medians;
+seconds):
+
+========  =====  =====  =====  ===========================  ====================
+workload  cold   warm   JAX    tiered first / eager step    examples cold / warm
+========  =====  =====  =====  ===========================  ====================
+mlp       0.237  0.098  0.435  0.025 / 0.017 (1.42)         per_example_grads
+                                                             1.35 / 1.05 (1.29;
+                                                             session 11: 1.37)
+cnn       0.472  0.152  0.839  0.196 / 0.189 (1.03)         digits_cnn
+                                                             1.33 / 0.91 (1.46;
+                                                             session 11: 1.55)
+scan      0.109  0.057  0.096  0.021 / 0.020 (1.04)
+pex       0.228  0.073  0.223  0.019 / 0.016 (1.19)
+========  =====  =====  =====  ===========================  ====================
+
+(MLP 0.54x JAX's first call, CNN 0.56x, per-example gradients 1.02x, the scan 1.14x. This
+run's ``--only example`` pairs: 1.29 and 1.47.)
+
 Session 11 (less for LLVM to do: LLVM's fma for the samplers' multiply-adds, uint32 Threefry,
 reshaped counters fused, no loop strength reduction, full unrolling only up to size 100,
 constant loop bounds; scan and while loops compiled directly; each Python entry a module of

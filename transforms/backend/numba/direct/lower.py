@@ -355,6 +355,7 @@ class FunctionCompiler:
                 or len(a.args) != len(argtypes)):
             raise Unsupported(f"{fdef.name}: parameters")
         self.var_types = {}
+        self.single = frozenset()     # variables used as values, not slots (`_compile`)
         self.ret_type = None          # None: no value returned (void)
         self._late = None             # globals only the emitting pass adds (_emit_in_order)
 
