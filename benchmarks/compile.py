@@ -48,9 +48,8 @@ Session 12 (the second LLVM lane a thread of this process, past llvmlite's lock,
 0.5 ms switch interval while jobs are outstanding; single-assignment values without stack
 slots; noalias Winograd helpers; generated syntax trees dropped after lowering; the lanes'
 CPU now counts in ``cpu``) on the 2-core machine (load about 1; JAX 0.10.2 in the same run;
-examples also from alternated fresh-process pairs against session 11's code, eight for digits_cnn
-and five for per_example_grads, medians;
-seconds):
+examples also from fresh-process pairs alternated with session 11's code, eight for
+digits_cnn and five for per_example_grads, medians; seconds):
 
 ========  =====  =====  =====  ===========================  ====================
 workload  cold   warm   JAX    tiered first / eager step    examples cold / warm
