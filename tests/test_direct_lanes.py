@@ -101,6 +101,42 @@ def test_the_switch_interval_is_short_while_jobs_are_outstanding():
     assert sys.getswitchinterval() == pytest.approx(before)
 
 
+def test_an_llvmlite_lock_laid_out_otherwise_leaves_one_lane_that_takes_it():
+    """If llvmlite's lock is not the class `lanes` knows, it is left alone: one lane, whose
+    calls take the lock like any other thread's, and the same object bytes."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        import threading
+        from llvmlite.binding import ffi
+        from test_direct_lanes import _module
+        from transforms.backend.numba.direct import engine, lanes
+
+        class OtherLock:                       # an llvmlite of another layout
+            def __init__(self):
+                self.inner = threading.RLock()
+            def __enter__(self):
+                self.inner.acquire()
+            def __exit__(self, *exc):
+                self.inner.release()
+
+        lock = OtherLock()
+        ffi.lib._lock = lock
+        for w in ffi.lib._fntab.values():
+            w._lock = lock
+        assert lanes.lane_count() == 1
+        assert type(ffi.lib._lock) is OtherLock
+        jobs = [lanes.submit(_module(f"other_lock_{{k}}")) for k in range(3)]
+        assert all(lanes.result(j) == engine.optimise_and_emit(_module(f"other_lock_{{k}}"))
+                   for k, j in enumerate(jobs))
+        assert {{j.lane for j in jobs}} == {{0}}
+        print("ok")
+    """)
+    p = subprocess.run([sys.executable, "-c", script], env=dict(os.environ),
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-3000:]
+
+
 def test_a_job_that_llvm_rejects_raises_with_its_message():
     job = lanes.submit("define void @broken( {")
     with pytest.raises(RuntimeError, match="LLVM failed"):
