@@ -360,8 +360,8 @@ def test_values_assigned_once_and_read_after_need_no_stack_slot():
     follow it (or inside them), and a loop's target read only in its body, are used as the
     values they hold: no stack slot. Reads the assignment does not dominate -- after a loop
     that may not run, after an `if` assigning it, a target read after its loop, a value
-    carried to the next iteration -- go through a slot. Every result as Numba's, to the
-    bit."""
+    carried to the next iteration, a name a later tuple assignment only subscripts -- go
+    through a slot. Every result as Numba's, to the bit."""
     from transforms.backend.numba.direct import engine
     from transforms.backend.numba.direct.function import _argtypes
     from transforms.backend.numba.direct.lower import (FunctionCompiler, ModuleBuilder,
@@ -391,6 +391,10 @@ def f(x, n, o):
     for q in range(3):
         o[8] += carried
         carried = x[q]
+    if n >= 0:
+        buf = rows(o, 9, 12)
+    e, buf[0] = x[3], x[4]
+    buf[1] = e
 """, extra={"rows": rows})
     sig = nt.none(_arr(np.float64), nt.int64, _arr(np.float64))
     triple, layout = engine.triple_and_layout()
@@ -399,16 +403,17 @@ def f(x, n, o):
                           "ssa_test_f")
     fc.compile()
     text = str(mb.module)
-    assert fc.single == {"a", "v", "i", "b", "j", "k", "q"}
+    assert fc.single == {"a", "v", "i", "b", "j", "k", "q", "e"}
     slots = {line.split('"')[1].split(".")[0] for line in text.splitlines()
              if "alloca" in line and '"' in line}
     assert {"a", "v", "i", "b", "j", "k", "q"}.isdisjoint(slots)
-    assert {"last", "m", "c", "carried"} <= slots
+    assert {"last", "m", "c", "carried", "buf"} <= slots
     d, nb = _both(f, sig)
     x = rng.standard_normal(8)
     for n in (0, 2, 5):
-        o, = _run_both(d, nb, [x, n], [np.zeros(9)])
+        o, = _run_both(d, nb, [x, n], [np.zeros(12)])
         assert o[5] == (x[n - 1] if n else -1.0)
+        assert o[9] == x[4] and o[10] == x[3]
 
 
 def test_noalias_marks_array_parameters_and_changes_no_result():

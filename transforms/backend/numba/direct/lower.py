@@ -476,8 +476,9 @@ class FunctionCompiler:
                 if isinstance(st, ast.Assign):
                     for t in st.targets:
                         if isinstance(t, (ast.Name, ast.Tuple)):
-                            for m in ast.walk(t):
-                                if isinstance(m, ast.Name) and m.id in once:
+                            for m in ast.walk(t):     # (the names it binds, not a
+                                if isinstance(m, ast.Name) and m.id in once and \
+                                        isinstance(m.ctx, ast.Store):   # subscript's array)
                                     spans[m.id] = (end(st), last)
                 elif isinstance(st, ast.For):
                     if isinstance(st.target, ast.Name) and st.target.id in once and st.body:
