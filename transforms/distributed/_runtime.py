@@ -10,6 +10,7 @@ import hashlib
 import os
 import sys
 import threading
+import time
 import traceback
 
 import numpy as np
@@ -132,6 +133,17 @@ def _keep_freed_memory():
 # Failure policy: an uncaught exception on any process ends the whole job
 # ---------------------------------------------------------------------------------------------
 
+# seconds between writing why a process aborts the job and aborting it: the launcher forwards
+# a process's output on its own time, and an abort right after the write once tore the job
+# down before the message reached the terminal (CI, under load: an empty stderr)
+_ABORT_GRACE = 0.2
+
+
+def _abort(code):
+    time.sleep(_ABORT_GRACE)
+    _state["world"].Abort(code)
+
+
 def _abort_with(exc_type, exc, tb, where="") -> None:
     rank, size = _state["rank"], _state["size"]
     try:
@@ -142,7 +154,7 @@ def _abort_with(exc_type, exc, tb, where="") -> None:
         sys.stderr.flush()
         sys.stdout.flush()
     finally:
-        _state["world"].Abort(1)
+        _abort(1)
 
 
 def _install_failure_policy():
@@ -185,7 +197,7 @@ def _install_failure_policy():
                          "the MPI job so that no other process waits for this one\n")
         sys.stderr.flush()
         sys.stdout.flush()
-        _state["world"].Abort(code)
+        _abort(code)
 
     atexit.register(abort_on_failure_status)
 
