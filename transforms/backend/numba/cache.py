@@ -602,14 +602,11 @@ def _read_all(fd):
         chunks.append(b)
 
 
-GENERATED_PACKAGE = "_numbax_generated"     # the (virtual) package of generated modules
-
-
 def _exec_module(key, source, path, root=None):
     """Execute `source` as module ``_numbax_generated.nbx_<key>``; its code's file name is
     `path` (its functions are then cached on disk beside it) or a placeholder. `root`: the
     writable cache directory holding `path`, where its compiled code is cached too."""
-    name = f"{GENERATED_PACKAGE}.nbx_{key}"
+    name = f"_numbax_generated.nbx_{key}"
     filename = path or f"<numbax-generated nbx_{key}>"
     if path is None:                     # tracebacks and Numba's messages show the source
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -893,8 +890,9 @@ def njit(sig=None, *, cache=False, noalias=False, **options):
         use_cache = cache
         fname = os.path.basename(py_func.__code__.co_filename)
         generated = fname.startswith(("nbx_", "<numbax-generated"))
-        if sig is not None and generated:
-            from . import direct                      # generated code: without Numba?
+        if generated:
+            from . import direct
+        if sig is not None and generated:     # generated code: without Numba?
             fn = direct.try_compile(py_func, sig,
                                     entry=not options.get("no_cpython_wrapper", False),
                                     noalias=noalias)
@@ -906,7 +904,6 @@ def njit(sig=None, *, cache=False, noalias=False, **options):
                 from .direct.function import load_pending
                 load_pending()
         if generated:
-            from . import direct
             if direct.enabled() and direct.links_direct(py_func):
                 # it will call helpers the direct compiler compiled: its machine code must
                 # not be cached (nor a cached one loaded), since the same source compiled
@@ -916,7 +913,7 @@ def njit(sig=None, *, cache=False, noalias=False, **options):
                 # `while_loop` calling helpers, whose cached code once linked to symbols
                 # the next version did not define, and LLVM aborted the process.)
                 use_cache = False
-        if fname.startswith(("nbx_", "<numbax-generated")) and "pipeline_class" not in opts:
+        if generated and "pipeline_class" not in opts:
             from .pipeline import pipeline_for        # generated code: a shorter pipeline
             pc = pipeline_for(py_func)
             if pc is not None:

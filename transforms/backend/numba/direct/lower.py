@@ -203,9 +203,9 @@ def function_ast(py_func):
 
 
 def _generated(py_func):
-    """Whether `py_func` is a function of a generated module (`cache._exec_module`)."""
-    from ..cache import GENERATED_PACKAGE
-    return (getattr(py_func, "__module__", None) or "").startswith(GENERATED_PACKAGE + ".")
+    """Whether `py_func` is a function of a generated module (by its file name)."""
+    from . import module_key
+    return getattr(py_func, "__code__", None) is not None and module_key(py_func) is not None
 
 
 _ASTS = {}      # code object -> FunctionDef (a kernel's code object lives as long as it)
@@ -706,7 +706,7 @@ class FunctionCompiler:
                 raise Unsupported(f"array variable {name} changes type")
             self.var_types[name] = t
             if name in self.single and not self.dry:
-                self.fixed[name] = Arr(val.ptr, list(val.shape), val.dtype)
+                self.fixed[name] = Arr(val.ptr, val.shape, val.dtype)
                 return
             slots = self._slot(name, t)
             self.b.store(val.ptr, slots[0])
