@@ -170,13 +170,13 @@ def _lane(q, k, busy, tm, context, unlocked):
     _in_lane.active = unlocked
     while True:
         job = q.get()
-        with busy:
-            try:
+        obj = error = None
+        with busy:              # (only around LLVM: `_finish` takes `_lock`, which
+            try:                # `_before_fork` takes before the lanes' `busy` locks)
                 obj = codegen.optimise_and_emit(tm, job.ir, context)
             except Exception as e:             # noqa: BLE001 - reported by `result`
-                job._finish(k, error=f"{type(e).__name__}: {e}")
-            else:
-                job._finish(k, obj=obj)
+                error = f"{type(e).__name__}: {e}"
+        job._finish(k, obj=obj, error=error)
 
 
 def _let_lanes_pass():
